@@ -1,0 +1,116 @@
+/**
+ * A counting semaphore with FIFO waiters, abortable acquisition and a limit
+ * that can change at run time (adaptive concurrency).
+ */
+
+/** Options for {@linkcode Semaphore}. */
+export interface SemaphoreOptions {
+  /** Max concurrent holders; an integer >= 1. */
+  limit: number;
+}
+
+interface Waiter {
+  resolve: (release: () => void) => void;
+  reject: (reason: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: () => void;
+}
+
+function checkLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`semaphore limit must be an integer >= 1, got ${limit}`);
+  }
+  return limit;
+}
+
+/** Limits how many holders run at once; waiters are served first come, first served. */
+export class Semaphore {
+  #limit: number;
+  #active = 0;
+  #waiters: Waiter[] = [];
+
+  /** Creates a semaphore; throws a RangeError if `limit` is not an integer >= 1. */
+  constructor(options: SemaphoreOptions) {
+    this.#limit = checkLimit(options.limit);
+  }
+
+  /** Max concurrent holders. */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** Holders right now (may briefly exceed `limit` after it was lowered). */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Callers waiting for a slot. */
+  get pending(): number {
+    return this.#waiters.length;
+  }
+
+  /**
+   * Resolves with a release function (idempotent) once a slot is free; rejects
+   * with `signal.reason` if aborted while waiting (and leaves the queue). FIFO.
+   */
+  acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    // Only take a slot directly when nobody queues ahead of us, to stay FIFO.
+    if (this.#waiters.length === 0 && this.#active < this.#limit) {
+      return Promise.resolve(this.#take());
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          const index = this.#waiters.indexOf(waiter);
+          if (index !== -1) this.#waiters.splice(index, 1);
+          reject(signal?.reason);
+        },
+      };
+      signal?.addEventListener("abort", waiter.onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Acquires a slot, runs `fn` and releases the slot in `finally`. */
+  async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const release = await this.acquire(signal);
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Changes the limit at run time; raising it wakes waiters. Lowering it never
+   * interrupts current holders: new ones wait until `active` drops below it.
+   */
+  setLimit(limit: number): void {
+    this.#limit = checkLimit(limit);
+    this.#drain();
+  }
+
+  #take(): () => void {
+    this.#active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#active--;
+      this.#drain();
+    };
+  }
+
+  #drain(): void {
+    while (this.#active < this.#limit) {
+      const waiter = this.#waiters.shift();
+      if (waiter === undefined) return;
+      waiter.signal?.removeEventListener("abort", waiter.onAbort);
+      waiter.resolve(this.#take());
+    }
+  }
+}
