@@ -1,0 +1,271 @@
+/**
+ * AWS credential chain: environment variables, then the shared credentials file, then the EC2
+ * instance role through IMDSv2. Runtime-neutral: file reading, the environment and the home
+ * directory are injected by the face layer, so this runs the same under Deno and Bun.
+ */
+
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  /** epoch ms; absent for long-lived keys */
+  expiration?: number;
+}
+
+export interface CredentialChainOptions {
+  /**
+   * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_SHARED_CREDENTIALS_FILE,
+   * AWS_PROFILE, AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254),
+   * AWS_EC2_METADATA_DISABLED ("true" skips IMDS).
+   */
+  env: Record<string, string | undefined>;
+  /** For ~/.aws/credentials when AWS_SHARED_CREDENTIALS_FILE is unset; no default (no file lookup). */
+  homeDir?: string;
+  /** Injected file reader (Deno.readTextFile / node:fs); without it the shared file is skipped. */
+  readTextFile?: (path: string) => Promise<string>;
+  /** Transport for IMDS, default the global fetch. */
+  fetch?: typeof fetch;
+  /** Clock for expiry decisions, default Date.now. */
+  now?: () => number;
+  /** IMDS timeout per request, default 1000 ms, so a non-EC2 host fails fast */
+  imdsTimeoutMs?: number;
+  /** refresh this long before Expiration, default 5 min */
+  refreshBeforeMs?: number;
+}
+
+export type CredentialSource = "env" | "shared-file" | "imds";
+
+interface Resolved {
+  credentials: AwsCredentials;
+  source: CredentialSource;
+}
+
+/**
+ * returns a provider: call it for current credentials (cached; refreshed before expiry; concurrent
+ * calls share one refresh). Throws a clear Error naming every source tried when none works. Never
+ * logs secrets.
+ */
+export function credentialChain(
+  options: CredentialChainOptions,
+): { get(): Promise<AwsCredentials>; source(): Promise<CredentialSource> } {
+  const env = options.env;
+  const doFetch: typeof fetch = options.fetch ?? ((input, init) => fetch(input, init));
+  const now = options.now ?? Date.now;
+  const imdsTimeoutMs = options.imdsTimeoutMs ?? 1000;
+  const refreshBeforeMs = options.refreshBeforeMs ?? 5 * 60_000;
+
+  let cached: Resolved | undefined;
+  let refreshing: Promise<Resolved> | undefined;
+
+  function isFresh(r: Resolved): boolean {
+    const exp = r.credentials.expiration;
+    return exp === undefined || now() < exp - refreshBeforeMs;
+  }
+
+  async function resolveChain(): Promise<Resolved> {
+    const tried: string[] = [];
+
+    const fromEnv = envCredentials(env, tried);
+    if (fromEnv) return { credentials: fromEnv, source: "env" };
+
+    const fromFile = await fileCredentials(env, options, tried);
+    if (fromFile) return { credentials: fromFile, source: "shared-file" };
+
+    if (/^true$/i.test(env.AWS_EC2_METADATA_DISABLED ?? "")) {
+      tried.push("EC2 instance metadata (disabled by AWS_EC2_METADATA_DISABLED)");
+    } else {
+      const endpoint = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || "http://169.254.169.254")
+        .replace(/\/+$/, "");
+      try {
+        const credentials = await imdsCredentials(endpoint, doFetch, imdsTimeoutMs);
+        return { credentials, source: "imds" };
+      } catch (err) {
+        tried.push(`EC2 instance metadata at ${endpoint} (${messageOf(err)})`);
+      }
+    }
+    throw new Error(`no AWS credentials found; tried: ${tried.join("; ")}`);
+  }
+
+  async function current(): Promise<Resolved> {
+    if (cached && isFresh(cached)) return cached;
+    // Everyone who arrives during a refresh waits for the same one.
+    refreshing ??= resolveChain()
+      .then((r) => (cached = r))
+      .catch((err) => {
+        // Keep serving credentials that have not actually expired yet: a refresh may fail briefly.
+        const exp = cached?.credentials.expiration;
+        if (cached && exp !== undefined && now() < exp) return cached;
+        throw err;
+      })
+      .finally(() => {
+        refreshing = undefined;
+      });
+    return await refreshing;
+  }
+
+  return {
+    async get() {
+      return (await current()).credentials;
+    },
+    async source() {
+      return (await current()).source;
+    },
+  };
+}
+
+function envCredentials(
+  env: Record<string, string | undefined>,
+  tried: string[],
+): AwsCredentials | undefined {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (accessKeyId && secretAccessKey) {
+    const credentials: AwsCredentials = { accessKeyId, secretAccessKey };
+    if (env.AWS_SESSION_TOKEN) credentials.sessionToken = env.AWS_SESSION_TOKEN;
+    return credentials;
+  }
+  const missing = [
+    accessKeyId ? "" : "AWS_ACCESS_KEY_ID",
+    secretAccessKey ? "" : "AWS_SECRET_ACCESS_KEY",
+  ].filter(Boolean);
+  tried.push(`environment (${missing.join(" and ")} not set)`);
+  return undefined;
+}
+
+async function fileCredentials(
+  env: Record<string, string | undefined>,
+  options: CredentialChainOptions,
+  tried: string[],
+): Promise<AwsCredentials | undefined> {
+  const path = env.AWS_SHARED_CREDENTIALS_FILE ||
+    (options.homeDir ? `${options.homeDir.replace(/\/+$/, "")}/.aws/credentials` : undefined);
+  const profile = env.AWS_PROFILE || "default";
+  if (!path) {
+    tried.push("shared credentials file (no AWS_SHARED_CREDENTIALS_FILE and no home directory)");
+    return undefined;
+  }
+  if (!options.readTextFile) {
+    tried.push(`shared credentials file ${path} (no file reader)`);
+    return undefined;
+  }
+  let text: string;
+  try {
+    text = await options.readTextFile(path);
+  } catch (err) {
+    tried.push(`shared credentials file ${path} (cannot read: ${messageOf(err)})`);
+    return undefined;
+  }
+  const sections = parseIni(text);
+  const section = sections.get(profile) ?? sections.get(`profile ${profile}`);
+  if (!section) {
+    tried.push(`shared credentials file ${path} (no profile [${profile}])`);
+    return undefined;
+  }
+  const accessKeyId = section.get("aws_access_key_id");
+  const secretAccessKey = section.get("aws_secret_access_key");
+  if (!accessKeyId || !secretAccessKey) {
+    tried.push(
+      `shared credentials file ${path} (profile [${profile}] lacks aws_access_key_id or aws_secret_access_key)`,
+    );
+    return undefined;
+  }
+  const credentials: AwsCredentials = { accessKeyId, secretAccessKey };
+  const token = section.get("aws_session_token");
+  if (token) credentials.sessionToken = token;
+  return credentials;
+}
+
+/** Minimal INI: [section] headers, key = value lines, # and ; comment lines. */
+export function parseIni(text: string): Map<string, Map<string, string>> {
+  const sections = new Map<string, Map<string, string>>();
+  let current: Map<string, string> | undefined;
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
+    const header = /^\[([^\]]+)\]$/.exec(line);
+    if (header) {
+      const name = (header[1] ?? "").trim();
+      current = sections.get(name) ?? new Map();
+      sections.set(name, current);
+      continue;
+    }
+    const eq = line.indexOf("=");
+    if (eq < 0 || !current) continue;
+    current.set(line.slice(0, eq).trim().toLowerCase(), line.slice(eq + 1).trim());
+  }
+  return sections;
+}
+
+/** IMDSv2: a session token first, then the role name, then the role's credentials. */
+async function imdsCredentials(
+  endpoint: string,
+  doFetch: typeof fetch,
+  timeoutMs: number,
+): Promise<AwsCredentials> {
+  const token = await imdsRequest(doFetch, `${endpoint}/latest/api/token`, {
+    method: "PUT",
+    headers: { "x-aws-ec2-metadata-token-ttl-seconds": "21600" },
+  }, timeoutMs);
+  const auth = { "x-aws-ec2-metadata-token": token.trim() };
+  const base = `${endpoint}/latest/meta-data/iam/security-credentials/`;
+  const roles = await imdsRequest(doFetch, base, { method: "GET", headers: auth }, timeoutMs);
+  const role = roles.split("\n")[0]?.trim();
+  if (!role) throw new Error("no instance role attached");
+  const text = await imdsRequest(
+    doFetch,
+    base + encodeURIComponent(role),
+    { method: "GET", headers: auth },
+    timeoutMs,
+  );
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new Error(`role ${role}: credentials document is not JSON`);
+  }
+  if (typeof doc.Code === "string" && doc.Code !== "Success") {
+    throw new Error(`role ${role}: ${doc.Code}`);
+  }
+  const { AccessKeyId, SecretAccessKey, Token, Expiration } = doc;
+  if (typeof AccessKeyId !== "string" || typeof SecretAccessKey !== "string") {
+    throw new Error(`role ${role}: credentials document lacks AccessKeyId/SecretAccessKey`);
+  }
+  const credentials: AwsCredentials = {
+    accessKeyId: AccessKeyId,
+    secretAccessKey: SecretAccessKey,
+  };
+  if (typeof Token === "string" && Token) credentials.sessionToken = Token;
+  if (typeof Expiration === "string") {
+    const ms = Date.parse(Expiration);
+    if (Number.isFinite(ms)) credentials.expiration = ms;
+  }
+  return credentials;
+}
+
+async function imdsRequest(
+  doFetch: typeof fetch,
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+): Promise<string> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const path = new URL(url).pathname;
+  try {
+    const response = await doFetch(url, { ...init, signal: controller.signal });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${init.method} ${path} answered HTTP ${response.status}`);
+    return text;
+  } catch (err) {
+    if (controller.signal.aborted) {
+      throw new Error(`${init.method} ${path} timed out after ${timeoutMs} ms`, { cause: err });
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
