@@ -1,0 +1,104 @@
+/**
+ * A size-bounded LRU cache whose entries expire after a time to live, and may
+ * still be served as stale for a while after that (stale-if-error).
+ */
+
+/** Options for {@linkcode TtlCache}. */
+export interface TtlCacheOptions {
+  /** Default time to live for `set()`, in ms. */
+  ttlMs: number;
+  /** Max entries; the least recently used one is evicted beyond it. Default 100000. */
+  maxSize?: number;
+  /** How long past expiry an entry may still be served by `peek()`, in ms. Default 0. */
+  staleMs?: number;
+  /** Clock in ms. Default `Date.now`. */
+  now?: () => number;
+}
+
+interface Entry<V> {
+  value: V;
+  expiresAt: number;
+}
+
+/** A TTL + LRU cache. Expiry is lazy: old entries are removed when touched or evicted. */
+export class TtlCache<K, V> {
+  readonly #ttlMs: number;
+  readonly #maxSize: number;
+  readonly #staleMs: number;
+  readonly #now: () => number;
+  // Map iteration order is insertion order, so re-inserting on a hit keeps it LRU-ordered.
+  readonly #entries = new Map<K, Entry<V>>();
+
+  /** Creates an empty cache; throws a RangeError if `maxSize` is below 1. */
+  constructor(options: TtlCacheOptions) {
+    this.#ttlMs = options.ttlMs;
+    this.#maxSize = options.maxSize ?? 100_000;
+    this.#staleMs = options.staleMs ?? 0;
+    this.#now = options.now ?? Date.now;
+    if (!(this.#maxSize >= 1)) throw new RangeError(`maxSize must be >= 1, got ${this.#maxSize}`);
+  }
+
+  /** Entries held, including expired ones not removed yet. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * The fresh value, or undefined. Entries older than ttl + staleMs are
+   * deleted on access; a hit makes the entry the most recently used.
+   */
+  get(key: K): V | undefined {
+    const entry = this.#live(key);
+    if (entry === undefined || this.#now() >= entry.expiresAt) return undefined;
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return entry.value;
+  }
+
+  /**
+   * The value even if expired but still within `staleMs`, with whether it is
+   * fresh; undefined otherwise. Does not change the LRU order.
+   */
+  peek(key: K): { value: V; fresh: boolean } | undefined {
+    const entry = this.#live(key);
+    if (entry === undefined) return undefined;
+    return { value: entry.value, fresh: this.#now() < entry.expiresAt };
+  }
+
+  /** Stores `value` for `ttlMs` (default: the cache's `ttlMs`), evicting the LRU entry if full. */
+  set(key: K, value: V, ttlMs: number = this.#ttlMs): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, { value, expiresAt: this.#now() + ttlMs });
+    if (this.#entries.size > this.#maxSize) {
+      const oldest = this.#entries.keys().next();
+      if (!oldest.done) this.#entries.delete(oldest.value);
+    }
+  }
+
+  /** Whether a fresh value is cached. Does not change the LRU order. */
+  has(key: K): boolean {
+    const entry = this.#live(key);
+    return entry !== undefined && this.#now() < entry.expiresAt;
+  }
+
+  /** Removes an entry; true if there was one. */
+  delete(key: K): boolean {
+    return this.#entries.delete(key);
+  }
+
+  /** Removes every entry. */
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  /** The entry if it is fresh or still within the stale window; deletes it otherwise. */
+  #live(key: K): Entry<V> | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (this.#now() >= entry.expiresAt + this.#staleMs) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+}
