@@ -1,0 +1,138 @@
+/**
+ * Micro-batching: callers add one item at a time and get one result back,
+ * while the work runs in batches (enrichment ids, SQS deletes, visibility
+ * changes).
+ */
+
+/** Options for {@linkcode Batcher}. */
+export interface BatcherOptions<I, O> {
+  /** Flush when this many items are queued; also the largest batch. Default 10. */
+  maxSize?: number;
+  /** Flush this long after the first queued item, in ms; 0 = next macrotask. Default 5. */
+  maxWaitMs?: number;
+  /**
+   * Handles one batch; returns one result per item, in order: the value, or an
+   * Error instance for that item. If it throws, every item of the batch
+   * rejects with that error.
+   */
+  run: (items: I[]) => Promise<Array<O | Error>>;
+  /** Cap on concurrent `run()` calls; batches beyond it wait. Default Infinity. */
+  maxConcurrentBatches?: number;
+}
+
+interface Entry<I, O> {
+  item: I;
+  resolve: (value: O) => void;
+  reject: (reason: unknown) => void;
+  done: Promise<unknown>;
+}
+
+/** Collects items into batches by size and time and hands each batch to `run`. */
+export class Batcher<I, O> {
+  readonly #maxSize: number;
+  readonly #maxWaitMs: number;
+  readonly #maxConcurrent: number;
+  readonly #run: (items: I[]) => Promise<Array<O | Error>>;
+  #queue: Entry<I, O>[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The queued items have waited long enough (timer fired or flush asked). */
+  #due = false;
+  readonly #inFlight = new Set<Promise<void>>();
+
+  /** Creates a batcher; throws a RangeError for a `maxSize` or `maxConcurrentBatches` below 1. */
+  constructor(options: BatcherOptions<I, O>) {
+    this.#maxSize = options.maxSize ?? 10;
+    this.#maxWaitMs = options.maxWaitMs ?? 5;
+    this.#maxConcurrent = options.maxConcurrentBatches ?? Infinity;
+    this.#run = options.run;
+    if (!Number.isInteger(this.#maxSize) || this.#maxSize < 1) {
+      throw new RangeError(`maxSize must be an integer >= 1, got ${this.#maxSize}`);
+    }
+    if (!(this.#maxConcurrent >= 1)) {
+      throw new RangeError(`maxConcurrentBatches must be >= 1, got ${this.#maxConcurrent}`);
+    }
+  }
+
+  /** Items queued and not yet handed to `run`. */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /** Queues one item; resolves with its result, rejects with its Error. */
+  add(item: I): Promise<O> {
+    let entry!: Entry<I, O>;
+    const promise = new Promise<O>((resolve, reject) => {
+      entry = { item, resolve, reject, done: Promise.resolve() };
+    });
+    // flush() waits on `done`, which must not reject or count as handling the caller's promise.
+    entry.done = promise.then(() => {}, () => {});
+    this.#queue.push(entry);
+    if (this.#timer === undefined && !this.#due) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#due = true;
+        this.#pump();
+      }, this.#maxWaitMs);
+    }
+    this.#pump();
+    return promise;
+  }
+
+  /**
+   * Runs everything queued now; resolves when those items and all batches in
+   * flight (including earlier ones) have settled.
+   */
+  async flush(): Promise<void> {
+    const waitFor = [...this.#inFlight, ...this.#queue.map((e) => e.done)];
+    if (this.#queue.length > 0) {
+      this.#due = true;
+      this.#pump();
+    }
+    await Promise.all(waitFor);
+  }
+
+  /** Starts as many batches as are ready and allowed. */
+  #pump(): void {
+    while (
+      this.#queue.length > 0 &&
+      this.#inFlight.size < this.#maxConcurrent &&
+      (this.#due || this.#queue.length >= this.#maxSize)
+    ) {
+      const batch = this.#queue.splice(0, this.#maxSize);
+      const running = this.#runBatch(batch).finally(() => {
+        this.#inFlight.delete(running);
+        this.#pump();
+      });
+      this.#inFlight.add(running);
+    }
+    if (this.#queue.length === 0) {
+      // The next item starts a fresh wait.
+      this.#due = false;
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  async #runBatch(batch: Entry<I, O>[]): Promise<void> {
+    let results: Array<O | Error>;
+    try {
+      results = await this.#run(batch.map((e) => e.item));
+    } catch (err) {
+      for (const entry of batch) entry.reject(err);
+      return;
+    }
+    if (!Array.isArray(results) || results.length !== batch.length) {
+      const err = new Error(
+        `batch run returned ${Array.isArray(results) ? results.length : "no"} results ` +
+          `for ${batch.length} items`,
+      );
+      for (const entry of batch) entry.reject(err);
+      return;
+    }
+    batch.forEach((entry, i) => {
+      const result = results[i] as O | Error;
+      if (result instanceof Error) entry.reject(result);
+      else entry.resolve(result);
+    });
+  }
+}
