@@ -1,0 +1,272 @@
+/**
+ * Validator simulator (contract section 3): the authority on the output
+ * document. It checks each submission field by field against what the
+ * generator sent and the dataset holds, answers 400 with a short reason when
+ * anything differs, and records accept times and duplicate acceptances for the
+ * lab summary.
+ */
+import type { Dataset } from "./dataset.ts";
+import type { ExpectedMessage } from "./generator.ts";
+import { createRng, deriveSeed } from "./prng.ts";
+import { type Scenario, SCENARIO_PROFILES } from "./scenario.ts";
+import { sleep as defaultSleep } from "./sleep.ts";
+
+export interface ValidatorSimOptions {
+  dataset: Dataset;
+  /** valid messages by message_id; anything else is rejected as unknown */
+  expected: ReadonlyMap<string, ExpectedMessage>;
+  /** decides the rare 5xx (flaky only), default "io_mild" */
+  scenario?: Scenario;
+  /** default 1 */
+  seed?: number;
+  /** no latency, no simulated 5xx */
+  instant?: boolean;
+  /** latency range per submission in ms, default [1, 4] */
+  latencyMs?: [number, number];
+  /** default Date.now; accept times use it */
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface ValidatorStats {
+  requests: number;
+  /** first acceptances (distinct message_ids) */
+  accepted: number;
+  /** acceptances of a message_id already accepted */
+  duplicates: number;
+  /** 400 answers */
+  rejected: number;
+  /** 400 answers by reason code */
+  rejectedByReason: Record<string, number>;
+  /** simulated 5xx answers */
+  errors5xx: number;
+}
+
+export interface Rejection {
+  messageId: string | undefined;
+  reason: string;
+  detail: string;
+}
+
+export interface ValidatorSim {
+  /** base URL without /ingest */
+  readonly url: string;
+  stats(): ValidatorStats;
+  /** first accept time (ms) per message_id */
+  readonly acceptedAt: ReadonlyMap<string, number>;
+  /** acceptances per message_id (2+ means a duplicate submission) */
+  readonly acceptCount: ReadonlyMap<string, number>;
+  /** every 400, oldest first (capped at 10000) */
+  readonly rejections: readonly Rejection[];
+  close(): Promise<void>;
+}
+
+/** The checks, without HTTP: a reason code and detail for the first difference, or undefined if valid. */
+export function checkDocument(
+  doc: unknown,
+  expected: ReadonlyMap<string, ExpectedMessage>,
+  dataset: Dataset,
+): { reason: string; detail: string } | undefined {
+  if (!isPlainObject(doc)) return { reason: "not_object", detail: "document is not a JSON object" };
+  const keys = Object.keys(doc).sort();
+  const wanted = ["enrichment", "event_ts", "message_id", "payload", "user", "user_id"];
+  if (keys.join(",") !== wanted.join(",")) {
+    const extra = keys.filter((k) => !wanted.includes(k));
+    const missing = wanted.filter((k) => !keys.includes(k));
+    return {
+      reason: "keys",
+      detail: `keys must be exactly ${wanted.join(",")}` +
+        (missing.length ? `; missing ${missing.join(",")}` : "") +
+        (extra.length ? `; unexpected ${extra.join(",")}` : ""),
+    };
+  }
+  if (typeof doc.message_id !== "string") {
+    return { reason: "message_id", detail: "message_id must be a string" };
+  }
+  const exp = expected.get(doc.message_id);
+  if (!exp) {
+    return { reason: "unknown_message_id", detail: `no such message: ${short(doc.message_id)}` };
+  }
+  if (doc.user_id !== exp.user_id) {
+    return {
+      reason: "user_id",
+      detail: `user_id must be the string ${JSON.stringify(exp.user_id)}, got ${
+        short(JSON.stringify(doc.user_id))
+      }`,
+    };
+  }
+  if (doc.event_ts !== exp.event_ts) {
+    return {
+      reason: "event_ts",
+      detail: `event_ts must be ${exp.event_ts}, got ${short(JSON.stringify(doc.event_ts))}`,
+    };
+  }
+  if (!deepEqual(doc.payload, exp.payload)) {
+    return { reason: "payload", detail: "payload differs from the input message" };
+  }
+  const enrichment = doc.enrichment;
+  if (!isPlainObject(enrichment) || typeof enrichment.status !== "string") {
+    return { reason: "enrichment", detail: "enrichment must be an object with a string status" };
+  }
+  if (!exp.known) {
+    if (doc.user !== null) {
+      return { reason: "user", detail: "user must be null for an unknown user" };
+    }
+    if (enrichment.status !== "unknown_user") {
+      return {
+        reason: "enrichment",
+        detail: `enrichment.status must be "unknown_user", got ${
+          short(JSON.stringify(enrichment.status))
+        }`,
+      };
+    }
+    return undefined;
+  }
+  if (enrichment.status !== "ok" && enrichment.status !== "stale") {
+    return {
+      reason: "enrichment",
+      detail: `enrichment.status must be "ok" or "stale", got ${
+        short(JSON.stringify(enrichment.status))
+      }`,
+    };
+  }
+  const profile = dataset.profile(exp.user_id);
+  if (!isPlainObject(doc.user)) {
+    return { reason: "user", detail: "user must be the profile object" };
+  }
+  if ("meta" in doc.user) {
+    return { reason: "user", detail: "user must not carry the enrichment meta" };
+  }
+  if (!deepEqual(doc.user, profile)) {
+    return {
+      reason: "user",
+      detail: `user differs from the profile of ${JSON.stringify(exp.user_id)}`,
+    };
+  }
+  return undefined;
+}
+
+/** Starts the validator on 127.0.0.1 with a free port. */
+export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? defaultSleep;
+  const instant = options.instant ?? false;
+  const [minMs, maxMs] = options.latencyMs ?? [1, 4];
+  const scenario = options.scenario ?? "io_mild";
+  const error5xx = instant ? 0 : SCENARIO_PROFILES[scenario].validator5xx;
+  const rng = createRng(deriveSeed(options.seed ?? 1, `validator:${scenario}`));
+  const acceptedAt = new Map<string, number>();
+  const acceptCount = new Map<string, number>();
+  const rejections: Rejection[] = [];
+  const stats: ValidatorStats = {
+    requests: 0,
+    accepted: 0,
+    duplicates: 0,
+    rejected: 0,
+    rejectedByReason: {},
+    errors5xx: 0,
+  };
+  const closing = new AbortController();
+
+  const reply = (status: number, body: unknown) =>
+    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+
+  const reject = (messageId: string | undefined, reason: string, detail: string) => {
+    stats.rejected++;
+    stats.rejectedByReason[reason] = (stats.rejectedByReason[reason] ?? 0) + 1;
+    if (rejections.length < 10_000) rejections.push({ messageId, reason, detail });
+    return reply(400, { status: "rejected", reason, detail });
+  };
+
+  const ingest = async (req: Request): Promise<Response> => {
+    const text = await req.text();
+    // Drawn before waiting so the stream order is arrival order.
+    const latency = instant ? 0 : rng.int(minMs, maxMs);
+    const fail = !instant && rng.chance(error5xx);
+    await sleep(latency, closing.signal);
+    if (fail) {
+      stats.errors5xx++;
+      return reply(503, { status: "error", reason: "simulated validator failure" });
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      return reject(undefined, "not_json", "body is not valid JSON");
+    }
+    const messageId = isPlainObject(doc) && typeof doc.message_id === "string"
+      ? doc.message_id
+      : undefined;
+    const problem = checkDocument(doc, options.expected, options.dataset);
+    if (problem) return reject(messageId, problem.reason, problem.detail);
+    const id = messageId!;
+    const count = (acceptCount.get(id) ?? 0) + 1;
+    acceptCount.set(id, count);
+    if (count === 1) {
+      acceptedAt.set(id, now());
+      stats.accepted++;
+    } else {
+      // Still 200: a real validator would not fail a retry, the lab just counts it against the worker.
+      stats.duplicates++;
+    }
+    return reply(200, { status: "accepted", duplicate: count > 1 });
+  };
+
+  const handler = async (req: Request): Promise<Response> => {
+    const path = new URL(req.url).pathname;
+    if (path === "/stats" && req.method === "GET") return reply(200, stats);
+    if (path === "/healthz") return reply(200, { status: "ok" });
+    if (path === "/ingest" || path === "/ingest/") {
+      if (req.method !== "POST") return reply(405, { status: "error", reason: "POST only" });
+      stats.requests++;
+      try {
+        return await ingest(req);
+      } catch (err) {
+        if (closing.signal.aborted) return new Response(null, { status: 503 });
+        throw err;
+      }
+    }
+    await req.body?.cancel();
+    return reply(404, {
+      status: "error",
+      reason: `no route ${req.method} ${path}; submit to /ingest`,
+    });
+  };
+
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    stats: () => ({ ...stats, rejectedByReason: { ...stats.rejectedByReason } }),
+    acceptedAt,
+    acceptCount,
+    rejections,
+    close: () => {
+      closing.abort();
+      return server.shutdown();
+    },
+  };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function short(s: string): string {
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** Structural equality of JSON values; key order does not matter, but key sets and types do. */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== "object") return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => deepEqual(x, bb[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao);
+  if (ak.length !== Object.keys(bo).length) return false;
+  return ak.every((k) => Object.hasOwn(bo, k) && deepEqual(ao[k], bo[k]));
+}
