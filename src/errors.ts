@@ -26,7 +26,11 @@ export class HttpError extends Error {
     target: string,
     status: number,
     body: string,
-    options: { retryAfterMs?: number | undefined; category?: ErrorCategory; cause?: unknown } = {},
+    options: {
+      retryAfterMs?: number | undefined;
+      category?: ErrorCategory | undefined;
+      cause?: unknown;
+    } = {},
   ) {
     super(`${target} answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ""}`, {
       cause: options.cause,
@@ -60,6 +64,11 @@ export class CircuitOpenError extends Error {
     super(`${target} circuit is open; next probe in ${Math.ceil(remainingMs)} ms`);
     this.target = target;
     this.remainingMs = remainingMs;
+  }
+
+  /** Lets retry() wait out the cooldown like a `Retry-After`. */
+  get retryAfterMs(): number {
+    return this.remainingMs;
   }
 }
 

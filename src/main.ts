@@ -1,0 +1,111 @@
+/**
+ * sluice's entry point: `deno task start`, or the built binary under systemd.
+ * Configured only by environment variables; subcommands live in cli.ts.
+ */
+import { runCli } from "./cli.ts";
+import { loadConfig } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+import type { Registry } from "./metrics.ts";
+import * as runtime from "./runtime.ts";
+import { startWorker } from "./worker.ts";
+
+type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+/** Serves `handler` with the runtime's own HTTP server; returns a closer. */
+function serve(
+  hostname: string,
+  port: number,
+  handler: FetchHandler,
+): { port: number; close(): Promise<void> } {
+  const g = globalThis as {
+    Deno?: typeof Deno;
+    Bun?: {
+      serve(o: { hostname: string; port: number; fetch: FetchHandler }): {
+        port: number;
+        stop(force?: boolean): Promise<void> | void;
+      };
+    };
+  };
+  if (g.Deno) {
+    const server = g.Deno.serve({ hostname, port, onListen: () => {} }, handler);
+    return { port: server.addr.port, close: () => server.shutdown() };
+  }
+  if (g.Bun) {
+    const server = g.Bun.serve({ hostname, port, fetch: handler });
+    return { port: server.port, close: async () => void (await server.stop(true)) };
+  }
+  throw new Error("no HTTP server in this runtime (need Deno or Bun)");
+}
+
+async function main(): Promise<number> {
+  const handled = await runCli(runtime.args());
+  if (handled !== undefined) return handled;
+
+  const env = runtime.env();
+  let config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      runtime.writeStderr(`sluice: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const worker = startWorker(config, {
+    env,
+    readTextFile: runtime.readTextFile,
+    homeDir: runtime.homeDir(),
+    write: (line) => runtime.writeStdout(`${line}\n`),
+  });
+  registerProcessMetrics(worker.metrics.registry);
+
+  let server;
+  try {
+    server = serve(config.httpHost, config.httpPort, worker.app.fetch);
+  } catch (error) {
+    worker.logger.error("cannot start the health server", {
+      error,
+      host: config.httpHost,
+      port: config.httpPort,
+    });
+    await worker.stop(0);
+    return 1;
+  }
+  worker.logger.info("health server listening", { host: config.httpHost, port: server.port });
+
+  let signals = 0;
+  const onSignal = (name: string) => () => {
+    signals++;
+    if (signals > 1) {
+      worker.logger.warn("second signal: exiting now", { signal: name });
+      runtime.exit(1);
+    }
+    worker.logger.info("signal received", { signal: name });
+    worker.stop();
+  };
+  runtime.onSignal("SIGTERM", onSignal("SIGTERM"));
+  runtime.onSignal("SIGINT", onSignal("SIGINT"));
+
+  await worker.done;
+  await server.close();
+  return 0;
+}
+
+/** process_* basics, read from the runtime at scrape time. */
+function registerProcessMetrics(registry: Registry): void {
+  const rss = registry.gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
+  const heap = registry.gauge("process_heap_bytes", "JavaScript heap in use, bytes.");
+  const cpu = registry.gauge("process_cpu_seconds_total", "User and system CPU time, seconds.");
+  const start = registry.gauge("process_start_time_seconds", "Start time, Unix seconds.");
+  start.set(undefined, Date.now() / 1000);
+  registry.onCollect(() => {
+    const memory = runtime.memoryUsage();
+    const used = runtime.cpuUsage();
+    rss.set(undefined, memory.rss);
+    heap.set(undefined, memory.heapUsed);
+    cpu.set(undefined, (used.user + used.system) / 1e6);
+  });
+}
+
+runtime.exit(await main());
