@@ -1,0 +1,198 @@
+/**
+ * A circuit breaker: stops calling a downstream whose failure rate over a
+ * rolling window is too high, then lets a few probe calls test its recovery.
+ */
+import { CircuitOpenError } from "./errors.ts";
+
+/** closed: calls pass; open: calls are refused; half_open: a few probes pass. */
+export type BreakerState = "closed" | "half_open" | "open";
+
+/** Options for {@linkcode CircuitBreaker}. */
+export interface CircuitBreakerOptions {
+  /** Name used in errors and metrics, e.g. "enrichment". */
+  name: string;
+  /** Failure ratio in the window that opens the breaker, in (0, 1]. Default 0.5. */
+  failureRateThreshold?: number;
+  /** Calls the window must hold before the ratio counts. Default 20. */
+  minimumCalls?: number;
+  /** Rolling window in ms, kept as 10 buckets. Default 10000. */
+  windowMs?: number;
+  /** How long the breaker stays open before it lets probes through, in ms. Default 5000. */
+  cooldownMs?: number;
+  /**
+   * Probe calls allowed in half_open (this many in total, concurrently or not);
+   * all succeed -> closed, any fails -> open again. Default 3.
+   */
+  halfOpenProbes?: number;
+  /** Clock in ms. Default `Date.now`. */
+  now?: () => number;
+  /** Called on every state change. */
+  onStateChange?: (to: BreakerState, from: BreakerState) => void;
+}
+
+const BUCKETS = 10;
+
+interface Bucket {
+  /** Which bucket-sized slice of time (now / bucketMs) these counts belong to. */
+  slot: number;
+  successes: number;
+  failures: number;
+}
+
+/** Guards calls to one downstream. */
+export class CircuitBreaker {
+  /** Name used in errors and metrics. */
+  readonly name: string;
+  readonly #threshold: number;
+  readonly #minimumCalls: number;
+  readonly #bucketMs: number;
+  readonly #cooldownMs: number;
+  readonly #probes: number;
+  readonly #now: () => number;
+  readonly #onStateChange: ((to: BreakerState, from: BreakerState) => void) | undefined;
+
+  #state: BreakerState = "closed";
+  /** Bumped on each state change so that results of calls admitted earlier are ignored. */
+  #generation = 0;
+  #openedAt = 0;
+  #probesInFlight = 0;
+  #probeSuccesses = 0;
+  #buckets: Bucket[] = [];
+
+  /** Creates a closed breaker; throws a RangeError for out-of-range options. */
+  constructor(options: CircuitBreakerOptions) {
+    this.name = options.name;
+    this.#threshold = options.failureRateThreshold ?? 0.5;
+    this.#minimumCalls = options.minimumCalls ?? 20;
+    this.#bucketMs = (options.windowMs ?? 10_000) / BUCKETS;
+    this.#cooldownMs = options.cooldownMs ?? 5000;
+    this.#probes = options.halfOpenProbes ?? 3;
+    this.#now = options.now ?? Date.now;
+    this.#onStateChange = options.onStateChange;
+    if (!(this.#threshold > 0 && this.#threshold <= 1)) {
+      throw new RangeError(`failureRateThreshold must be in (0, 1], got ${this.#threshold}`);
+    }
+    if (!(this.#minimumCalls >= 1)) throw new RangeError("minimumCalls must be >= 1");
+    if (!(this.#bucketMs > 0)) throw new RangeError("windowMs must be > 0");
+    if (!(this.#probes >= 1)) throw new RangeError("halfOpenProbes must be >= 1");
+    this.#resetWindow();
+  }
+
+  /** The current state; reading it moves open -> half_open once the cooldown has passed. */
+  get state(): BreakerState {
+    if (this.#state === "open" && this.#now() - this.#openedAt >= this.#cooldownMs) {
+      this.#transition("half_open");
+    }
+    return this.#state;
+  }
+
+  /** Ms until an open breaker lets a probe through (0 if not open). */
+  remainingCooldownMs(): number {
+    if (this.state !== "open") return 0;
+    return Math.max(0, this.#openedAt + this.#cooldownMs - this.#now());
+  }
+
+  /** Whether a call may pass now (does not consume a probe slot). */
+  canPass(): boolean {
+    const state = this.state;
+    if (state === "closed") return true;
+    if (state === "open") return false;
+    return this.#probesInFlight + this.#probeSuccesses < this.#probes;
+  }
+
+  /**
+   * Throws CircuitOpenError when the call may not pass; otherwise runs `fn`
+   * and records the result. `isFailure(err)` decides whether an error counts
+   * against the downstream (default: every error); errors it rejects count as
+   * successes, since the downstream did answer. Errors are always rethrown.
+   */
+  async run<T>(
+    fn: () => Promise<T>,
+    isFailure: (err: unknown) => boolean = () => true,
+  ): Promise<T> {
+    if (!this.canPass()) throw new CircuitOpenError(this.name, this.remainingCooldownMs());
+    const probe = this.#state === "half_open";
+    if (probe) this.#probesInFlight++;
+    const generation = this.#generation;
+    let result: T;
+    try {
+      result = await fn();
+    } catch (err) {
+      this.#settle(generation, probe, !isFailure(err));
+      throw err;
+    }
+    this.#settle(generation, probe, true);
+    return result;
+  }
+
+  /** Records a result for callers that cannot wrap the call (e.g. the receive loop). */
+  record(success: boolean): void {
+    const state = this.state;
+    if (state === "open") return;
+    if (state === "half_open") {
+      if (!success) this.#transition("open");
+      else if (++this.#probeSuccesses >= this.#probes) this.#transition("closed");
+      return;
+    }
+    this.#count(success);
+    if (!success) {
+      const { successes, failures } = this.#totals();
+      const calls = successes + failures;
+      if (calls >= this.#minimumCalls && failures / calls >= this.#threshold) {
+        this.#transition("open");
+      }
+    }
+  }
+
+  #settle(generation: number, probe: boolean, success: boolean): void {
+    // A call admitted before the last state change says nothing about the current state.
+    if (generation !== this.#generation) return;
+    if (probe) this.#probesInFlight--;
+    this.record(success);
+  }
+
+  #transition(to: BreakerState): void {
+    const from = this.#state;
+    if (from === to) return;
+    this.#state = to;
+    this.#generation++;
+    this.#probesInFlight = 0;
+    this.#probeSuccesses = 0;
+    if (to === "open") this.#openedAt = this.#now();
+    if (to !== "half_open") this.#resetWindow();
+    this.#onStateChange?.(to, from);
+  }
+
+  #resetWindow(): void {
+    this.#buckets = Array.from({ length: BUCKETS }, () => ({
+      slot: -Infinity,
+      successes: 0,
+      failures: 0,
+    }));
+  }
+
+  #count(success: boolean): void {
+    const slot = Math.floor(this.#now() / this.#bucketMs);
+    const bucket = this.#buckets[((slot % BUCKETS) + BUCKETS) % BUCKETS]!;
+    if (bucket.slot !== slot) {
+      bucket.slot = slot;
+      bucket.successes = 0;
+      bucket.failures = 0;
+    }
+    if (success) bucket.successes++;
+    else bucket.failures++;
+  }
+
+  #totals(): { successes: number; failures: number } {
+    const current = Math.floor(this.#now() / this.#bucketMs);
+    let successes = 0;
+    let failures = 0;
+    for (const bucket of this.#buckets) {
+      if (bucket.slot > current - BUCKETS) {
+        successes += bucket.successes;
+        failures += bucket.failures;
+      }
+    }
+    return { successes, failures };
+  }
+}
