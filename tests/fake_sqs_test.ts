@@ -1,0 +1,143 @@
+/** The fake SQS behaves like SQS where the worker depends on it (it backs the fault tests). */
+import assert from "node:assert/strict";
+import { SqsClient } from "../src/sqs_client.ts";
+import { SqsError } from "../src/errors.ts";
+import { startFakeSqs } from "./support/fake_sqs.ts";
+
+const T0 = Date.UTC(2025, 0, 2, 3, 4, 5);
+
+async function setup() {
+  const c = { t: T0 };
+  const sqs = await startFakeSqs({
+    now: () => c.t,
+    queues: {
+      dlq: {},
+      work: {
+        VisibilityTimeout: "30",
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
+          maxReceiveCount: 2,
+        }),
+      },
+    },
+  });
+  const client = new SqsClient({
+    region: "us-east-1",
+    credentials: () => Promise.resolve({ accessKeyId: "a", secretAccessKey: "b" }),
+    now: () => c.t,
+  });
+  const url = sqs.queueUrl("work");
+  const receive = (wait = 0) =>
+    client.receiveMessage({ queueUrl: url, maxNumberOfMessages: 10, waitTimeSeconds: wait });
+  return { c, sqs, client, url, receive };
+}
+
+async function sqsError(p: Promise<unknown>): Promise<SqsError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof SqsError, `expected SqsError, got ${err}`);
+  return err;
+}
+
+Deno.test("fake: visibility, receive counts and redrive after maxReceiveCount", async () => {
+  const { c, sqs, receive } = await setup();
+  try {
+    sqs.send("work", "poison");
+    assert.equal((await receive())[0]?.attributes.ApproximateReceiveCount, "1");
+    assert.deepEqual(await receive(), []); // in flight
+    c.t += 31_000;
+    assert.equal((await receive())[0]?.attributes.ApproximateReceiveCount, "2");
+    c.t += 31_000;
+    // Third receive: moved to the DLQ instead of being delivered.
+    assert.deepEqual(await receive(), []);
+    assert.equal(sqs.messages("work").length, 0);
+    assert.deepEqual(sqs.messages("dlq").map((m) => m.body), ["poison"]);
+  } finally {
+    await sqs.close();
+  }
+});
+
+Deno.test("fake: stale receipt handles delete nothing; visibility changes answer MessageNotInflight", async () => {
+  const { c, sqs, client, url, receive } = await setup();
+  try {
+    sqs.send("work", "m");
+    const [first] = await receive();
+    c.t += 31_000;
+    const [second] = await receive();
+    assert.ok(first && second);
+    const stale = await client.deleteMessageBatch(url, [
+      { id: "0", receiptHandle: first.receiptHandle },
+    ]);
+    assert.deepEqual(stale, { successful: ["0"], failed: [] });
+    assert.equal(sqs.messages("work").length, 1, "a stale delete succeeds without deleting");
+    const err = await sqsError(client.changeMessageVisibility(url, first.receiptHandle, 10));
+    assert.equal(err.code, "MessageNotInflight");
+
+    // 12-hour limit counted from the receive.
+    await client.changeMessageVisibility(url, second.receiptHandle, 43_000);
+    c.t += 42_900_000;
+    const limit = await sqsError(client.changeMessageVisibility(url, second.receiptHandle, 600));
+    assert.equal(limit.code, "InvalidParameterValue");
+    await client.changeMessageVisibility(url, second.receiptHandle, 43200 - 42_900 - 5);
+    await client.deleteMessageBatch(url, [{ id: "0", receiptHandle: second.receiptHandle }]);
+    assert.equal(sqs.messages("work").length, 0);
+  } finally {
+    await sqs.close();
+  }
+});
+
+Deno.test("fake: SQS validation of batches and message attributes", async () => {
+  const { sqs, client, url } = await setup();
+  try {
+    const dup = await sqsError(client.deleteMessageBatch(url, [
+      { id: "0", receiptHandle: "x" },
+      { id: "0", receiptHandle: "y" },
+    ]));
+    assert.equal(dup.code, "BatchEntryIdsNotDistinct");
+    const badId = await sqsError(
+      client.deleteMessageBatch(url, [{ id: "a.b", receiptHandle: "x" }]),
+    );
+    assert.equal(badId.code, "InvalidBatchEntryId");
+    const many = await sqsError(client.sendMessageBatch(
+      url,
+      Array.from({ length: 11 }, (_, i) => ({ id: String(i), body: "x" })),
+    ));
+    assert.equal(many.code, "TooManyEntriesInBatchRequest");
+    assert.equal((await sqsError(client.deleteMessageBatch(url, []))).code, "EmptyBatchRequest");
+
+    const tooMany = Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`a${i}`, "v"]));
+    const attrs = await sqsError(client.sendMessage(url, "x", tooMany));
+    assert.equal(attrs.code, "InvalidParameterValue");
+    const big = await sqsError(client.sendMessage(url, "x".repeat(1024 * 1024 + 1)));
+    assert.equal(big.code, "InvalidParameterValue");
+    assert.equal(sqs.messages("work").length, 0);
+  } finally {
+    await sqs.close();
+  }
+});
+
+Deno.test("fake: a long poll returns as soon as a message arrives; attributes; purge", async () => {
+  const { sqs, client, url, receive } = await setup();
+  try {
+    const polling = receive(20);
+    while (sqs.requestsFor("ReceiveMessage").length === 0) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await client.sendMessage(url, "late", { k: "v" });
+    const [m] = await polling;
+    assert.equal(m?.body, "late");
+    assert.deepEqual(m?.messageAttributes, { k: { DataType: "String", StringValue: "v" } });
+    sqs.send("work", "other");
+    const counts = await client.getQueueAttributes(url, [
+      "ApproximateNumberOfMessages",
+      "ApproximateNumberOfMessagesNotVisible",
+    ]);
+    assert.deepEqual(counts, {
+      ApproximateNumberOfMessages: "1",
+      ApproximateNumberOfMessagesNotVisible: "1",
+    });
+    await client.purgeQueue(url);
+    assert.equal(sqs.messages("work").length, 0);
+  } finally {
+    await sqs.close();
+  }
+});
