@@ -45,10 +45,11 @@ function help(): string {
 }
 
 function clientFor(config: Config, env: Record<string, string | undefined>): SqsClient {
+  const home = runtime.homeDir();
   const credentials = credentialChain({
     env,
     readTextFile: runtime.readTextFile,
-    homeDir: runtime.homeDir(),
+    ...(home ? { homeDir: home } : {}),
   });
   return new SqsClient({
     region: config.region,

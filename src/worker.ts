@@ -137,6 +137,19 @@ export async function discoverRedrive(
   }
 }
 
+/** Waits for `promise` at most `ms`; true when it settled in time. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise.then(() => true, () => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
@@ -368,19 +381,16 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       intake.abort(new DOMException("shutting down", "AbortError"));
       await running;
       if (pipeline) {
-        const drained = await Promise.race([
-          pipeline.drain().then(() => true),
-          sleep(graceMs).then(() => false),
-        ]);
+        const drained = await within(pipeline.drain(), graceMs);
         if (!drained) {
           logger.warn("grace period over; releasing unfinished messages", {
             in_flight: pipeline.inFlight,
           });
           work.abort(new DOMException("shutdown grace period over", "AbortError"));
-          await Promise.race([pipeline.drain(), sleep(10_000)]);
+          await within(pipeline.drain(), 10_000);
         }
       }
-      if (settler) await Promise.race([settler.flush(), sleep(10_000)]);
+      if (settler) await within(settler.flush(), 10_000);
       background.abort();
       logger.info("stopped");
     })();

@@ -1,0 +1,156 @@
+/**
+ * A small lab for tests: fauxqs in process with a main queue and a DLQ
+ * (RedrivePolicy maxReceiveCount 3), plus whatever downstreams the test starts.
+ * Everything binds 127.0.0.1 and closes in `close()`.
+ */
+import { buildApp } from "fauxqs";
+import { createSqsAdmin, type SqsAdmin } from "../../lab/sqs_admin.ts";
+import { type Config, loadConfig } from "../../src/config.ts";
+import { startWorker, type Worker } from "../../src/worker.ts";
+
+export interface LabEnv {
+  endpoint: string;
+  admin: SqsAdmin;
+  queueUrl: string;
+  dlqUrl: string;
+  /** Config for a worker against this lab; `overrides` are env vars. */
+  config(urls: { enrich: string; validator: string }, overrides?: Record<string, string>): Config;
+  /** Env vars for a worker process against this lab. */
+  env(
+    urls: { enrich: string; validator: string },
+    overrides?: Record<string, string>,
+  ): Record<string, string>;
+  /** Every message body in the DLQ with its sluice attributes (received, then deleted). */
+  drainDlq(): Promise<Array<{ body: string; error?: string; reason?: string }>>;
+  depth(url?: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function startLabEnv(
+  options: { redrive?: boolean; visibility?: number } = {},
+): Promise<LabEnv> {
+  const app = buildApp({ logger: false });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  const endpoint = `http://127.0.0.1:${port}`;
+  const admin = createSqsAdmin({ endpoint });
+  const suffix = crypto.randomUUID().slice(0, 8);
+  const dlqUrl = await admin.createQueue(`dlq-${suffix}`);
+  const attributes: Record<string, string> = {
+    VisibilityTimeout: String(options.visibility ?? 30),
+  };
+  if (options.redrive !== false) {
+    attributes.RedrivePolicy = JSON.stringify({
+      deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:dlq-${suffix}`,
+      maxReceiveCount: 3,
+    });
+  }
+  const queueUrl = await admin.createQueue(`main-${suffix}`, attributes);
+  const env = (
+    urls: { enrich: string; validator: string },
+    overrides: Record<string, string> = {},
+  ): Record<string, string> => ({
+    SQS_QUEUE_URL: queueUrl,
+    AWS_ENDPOINT_URL_SQS: endpoint,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    ENRICH_URL: urls.enrich,
+    VALIDATOR_URL: urls.validator,
+    SQS_RECEIVE_WAIT_SECONDS: "1",
+    HTTP_PORT: "0",
+    LOG_LEVEL: "error",
+    ...overrides,
+  });
+  return {
+    endpoint,
+    admin,
+    queueUrl,
+    dlqUrl,
+    env,
+    config: (urls, overrides) => loadConfig(env(urls, overrides)),
+    async drainDlq() {
+      const out: Array<{ body: string; error?: string; reason?: string }> = [];
+      for (;;) {
+        const answer = await admin.call<{ Messages?: Array<Record<string, unknown>> }>(
+          "ReceiveMessage",
+          {
+            QueueUrl: dlqUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: 0,
+            MessageAttributeNames: ["All"],
+          },
+        );
+        const messages = answer.Messages ?? [];
+        if (messages.length === 0) return out;
+        for (const m of messages) {
+          const attrs = (m.MessageAttributes ?? {}) as Record<string, { StringValue?: string }>;
+          out.push({
+            body: String(m.Body),
+            ...(attrs.sluice_error?.StringValue ? { error: attrs.sluice_error.StringValue } : {}),
+            ...(attrs.sluice_reason?.StringValue
+              ? { reason: attrs.sluice_reason.StringValue }
+              : {}),
+          });
+          await admin.call("DeleteMessage", { QueueUrl: dlqUrl, ReceiptHandle: m.ReceiptHandle });
+        }
+      }
+    },
+    async depth(url = queueUrl) {
+      const d = await admin.depth(url);
+      return d.visible + d.inFlight + d.delayed;
+    },
+    close: () => app.close(),
+  };
+}
+
+/** Sends bodies to a queue, 10 per call. */
+export async function sendBodies(
+  env: LabEnv,
+  bodies: string[],
+  queueUrl = env.queueUrl,
+): Promise<void> {
+  for (let i = 0; i < bodies.length; i += 10) {
+    const entries = bodies.slice(i, i + 10).map((body, j) => ({
+      Id: String(j),
+      MessageBody: body,
+    }));
+    const result = await env.admin.call<{ Failed?: unknown[] }>("SendMessageBatch", {
+      QueueUrl: queueUrl,
+      Entries: entries,
+    });
+    if (result.Failed?.length) throw new Error(`send failed: ${JSON.stringify(result.Failed)}`);
+  }
+}
+
+/** Polls `condition` every 50 ms until it holds or `timeoutMs` passes (then throws with `what`). */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Starts a worker in process, with its log lines collected. */
+export function runWorker(env: Record<string, string>): Worker & { lines: string[] } {
+  const lines: string[] = [];
+  const worker = startWorker(loadConfig(env), { env, write: (line) => lines.push(line) });
+  return Object.assign(worker, { lines });
+}
+
+/** A JSON HTTP server on 127.0.0.1 for fake downstreams. */
+export function serveJson(
+  handler: (request: Request, url: URL) => Response | Promise<Response>,
+): { url: string; close(): Promise<void> } {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) => handler(request, new URL(request.url)),
+  );
+  return { url: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
+}
