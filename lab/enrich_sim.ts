@@ -38,6 +38,8 @@ export interface EnrichSimOptions {
 export interface EnrichStats {
   /** every request, any path and status */
   requests: number;
+  /** GET /healthz requests (included in `requests`) */
+  healthRequests: number;
   singleRequests: number;
   batchRequests: number;
   /** ids asked for, single and batch */
@@ -84,6 +86,7 @@ export function startEnrichSim(options: EnrichSimOptions): EnrichSim {
   const startedAt = now();
   const stats: EnrichStats = {
     requests: 0,
+    healthRequests: 0,
     singleRequests: 0,
     batchRequests: 0,
     idsRequested: 0,
@@ -220,7 +223,10 @@ export function startEnrichSim(options: EnrichSimOptions): EnrichSim {
     stats.requests++;
     const seq = stats.requests;
     const path = new URL(req.url).pathname;
-    if (path === "/healthz") return json(200, { status: "ok", scenario });
+    if (path === "/healthz") {
+      stats.healthRequests++;
+      return json(200, { status: "ok", scenario });
+    }
     if (stats.inFlight >= maxInFlight) {
       await req.body?.cancel();
       return json(429, {

@@ -1,0 +1,246 @@
+/**
+ * `deno task lab`: parses flags, runs the lab with a live progress line, and
+ * prints the summary. Exit code 0 when the run is ok, 1 when not, 2 on bad flags.
+ */
+import { parseArgs } from "node:util";
+import {
+  type ChaosOptions,
+  DEFAULT_CHAOS,
+  type LabOptions,
+  type LabProgress,
+  type LabSummary,
+  runLab,
+} from "./lab.ts";
+import { isScenario, SCENARIOS } from "./scenario.ts";
+
+const USAGE = `usage: deno task lab [flags]
+  --scenario NAME           ${SCENARIOS.join(" | ")} (default io_mild)
+  --messages N              distinct messages, valid + poison (default 5000)
+  --rate N                  messages per second; 0 = preload all before the worker starts (default 0)
+  --users N                 known users (default 2000)
+  --seed N                  seed of everything random (default 1)
+  --poison-share X          (default 0.02)   --duplicate-share X  (default 0.01)
+  --unknown-share X         (default 0.01)   --hot-share X        (default 0.2)
+  --instant                 enrichment and validator answer at once, no errors (the ceiling)
+  --timeout S               give up after S seconds (default 120 + 0.04 per message)
+  --json                    print the summary as JSON on stdout
+  --infra-only              start the services, preload, print export lines, run until Ctrl-C
+  --worker-cmd "CMD ARGS"   the worker command (default: deno run ... src/main.ts)
+chaos:
+  --crash-rate P            probability per second of SIGKILLing the worker (restarted)
+  --crash-after-receive N   SIGKILL once after N messages received
+  --slow-every N            every Nth enrichment request is slow ...
+  --slow-seconds S          ... by S seconds (default 35)
+  --sqs-outage-seconds S    SQS fails for S seconds mid-run
+  --chaos                   a mix: crash rate ${DEFAULT_CHAOS.crashRate}/s, a crash after a third of the
+                            messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage`;
+
+class FlagError extends Error {}
+
+/** Flags to LabOptions; throws FlagError with a one-line message. */
+export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        scenario: { type: "string" },
+        messages: { type: "string" },
+        rate: { type: "string" },
+        users: { type: "string" },
+        seed: { type: "string" },
+        "poison-share": { type: "string" },
+        "duplicate-share": { type: "string" },
+        "unknown-share": { type: "string" },
+        "hot-share": { type: "string" },
+        instant: { type: "boolean" },
+        timeout: { type: "string" },
+        json: { type: "boolean" },
+        "infra-only": { type: "boolean" },
+        "worker-cmd": { type: "string" },
+        "crash-rate": { type: "string" },
+        "crash-after-receive": { type: "string" },
+        "slow-every": { type: "string" },
+        "slow-seconds": { type: "string" },
+        "sqs-outage-seconds": { type: "string" },
+        chaos: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    throw new FlagError((err as Error).message);
+  }
+  const v = parsed.values;
+  const num = (
+    name: string,
+    raw: string | undefined,
+    dflt: number,
+    min: number,
+    max: number,
+    int: boolean,
+  ) => {
+    if (raw === undefined) return dflt;
+    const n = Number(raw);
+    if (
+      raw.trim() === "" || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min ||
+      n > max
+    ) {
+      throw new FlagError(
+        `--${name}: got ${JSON.stringify(raw)}, expected ${
+          int ? "an integer" : "a number"
+        } from ${min} to ${max}`,
+      );
+    }
+    return n;
+  };
+  const scenario = v.scenario ?? "io_mild";
+  if (!isScenario(scenario)) {
+    throw new FlagError(
+      `--scenario: got ${JSON.stringify(scenario)}, expected one of ${SCENARIOS.join(", ")}`,
+    );
+  }
+  const messages = num("messages", v.messages, 5000, 1, 10_000_000, true);
+  const chaos: ChaosOptions = v.chaos
+    ? { ...DEFAULT_CHAOS, crashAfterReceive: Math.max(1, Math.floor(messages / 3)) }
+    : {};
+  const setChaos = <K extends keyof ChaosOptions>(key: K, value: number | undefined) => {
+    if (value !== undefined) chaos[key] = value;
+  };
+  const opt = (name: string, raw: string | undefined, min: number, max: number, int: boolean) =>
+    raw === undefined ? undefined : num(name, raw, 0, min, max, int);
+  setChaos("crashRate", opt("crash-rate", v["crash-rate"], 0, 1, false));
+  setChaos("crashAfterReceive", opt("crash-after-receive", v["crash-after-receive"], 0, 1e9, true));
+  setChaos("slowEvery", opt("slow-every", v["slow-every"], 0, 1e9, true));
+  setChaos("slowSeconds", opt("slow-seconds", v["slow-seconds"], 0, 3600, false));
+  setChaos("sqsOutageSeconds", opt("sqs-outage-seconds", v["sqs-outage-seconds"], 0, 3600, false));
+  const workerCmd = v["worker-cmd"]?.trim().split(/\s+/);
+  if (workerCmd && workerCmd.length === 0) throw new FlagError("--worker-cmd: empty command");
+  const timeout = opt("timeout", v.timeout, 1, 86_400, false);
+  return {
+    help: v.help ?? false,
+    scenario,
+    messages,
+    rate: num("rate", v.rate, 0, 0, 1_000_000, false),
+    users: num("users", v.users, 2000, 1, 10_000_000, true),
+    seed: num("seed", v.seed, 1, 0, 2 ** 32 - 1, true),
+    poisonShare: num("poison-share", v["poison-share"], 0.02, 0, 1, false),
+    duplicateShare: num("duplicate-share", v["duplicate-share"], 0.01, 0, 1, false),
+    unknownShare: num("unknown-share", v["unknown-share"], 0.01, 0, 1, false),
+    hotShare: num("hot-share", v["hot-share"], 0.2, 0, 1, false),
+    instant: v.instant ?? false,
+    infraOnly: v["infra-only"] ?? false,
+    json: v.json ?? false,
+    ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
+    ...(workerCmd ? { workerCmd } : {}),
+    chaos,
+  };
+}
+
+/** One progress line. */
+export function formatProgress(p: LabProgress, scenario: string): string {
+  return `[${scenario} ${p.elapsedSeconds.toFixed(1)}s ${p.phase}] sent ${p.sent}` +
+    ` | received ${p.received} | accepted ${p.accepted}/${p.valid} | rejected ${p.rejected}` +
+    ` | dead-lettered ${p.deadLettered}/${p.poison} | in flight ${p.inFlight}` +
+    ` | ${Math.round(p.msgPerSecond)} msg/s` + (p.kills ? ` | kills ${p.kills}` : "");
+}
+
+/** The summary as an aligned two-column table plus the problems. */
+export function formatSummary(s: LabSummary): string {
+  const rows: Array<[string, string | number]> = [
+    ["scenario", s.scenario],
+    ["messages (valid / poison)", `${s.messages} (${s.valid} / ${s.poison})`],
+    ["producer duplicates", s.producerDuplicates],
+    ["accepted", `${s.accepted} / ${s.valid}`],
+    ["lost", s.lost],
+    [
+      "duplicate submissions",
+      s.duplicateSubmissions + (s.killedInFlight ? ` (allowed up to ${s.killedInFlight})` : ""),
+    ],
+    ["wrongly rejected", s.wronglyRejected],
+    ["poison in DLQ", `${s.poisonInDlq} / ${s.poison} (DLQ holds ${s.deadLettered})`],
+    ["left in queue", s.leftInQueue],
+    ["worker kills (in flight)", `${s.kills} (${s.killedInFlight})`],
+    ["duration", `${s.durationSeconds.toFixed(2)} s`],
+    ["throughput", `${s.msgPerSecond} msg/s`],
+    ["receive→accept p50 / p99", `${s.p50Ms} ms / ${s.p99Ms} ms`],
+    ["SQS requests (per message)", `${s.sqsRequests} (${s.sqsRequestsPerMessage})`],
+    ["SQS by action", Object.entries(s.sqsRequestsByAction).map(([k, n]) => `${k}=${n}`).join(" ")],
+    ["enrich requests (per message)", `${s.enrichRequests} (${s.enrichRequestsPerMessage})`],
+    ["enrich ids per message", s.enrichIdsPerMessage],
+    ["peak RSS", `${s.peakRssMb} MB`],
+    ["worker log", s.logFile],
+    ["result", s.ok ? "OK" : "FAILED"],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
+  for (const p of s.problems) lines.push(`  ✗ ${p}`);
+  return lines.join("\n");
+}
+
+async function main(): Promise<number> {
+  let options: ReturnType<typeof parseLabFlags>;
+  try {
+    options = parseLabFlags(Deno.args);
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    console.error(`lab: ${err.message} (see --help)`);
+    return 2;
+  }
+  if (options.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const stop = new AbortController();
+  const onSignal = () => stop.abort(new Error("interrupted"));
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  const tty = Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  let lastPlain = 0;
+  let drawn = false;
+  const onProgress = (p: LabProgress) => {
+    const line = formatProgress(p, options.scenario);
+    if (tty) {
+      Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line}`));
+      drawn = true;
+    } else if (Date.now() - lastPlain >= 5000) {
+      lastPlain = Date.now();
+      console.error(line);
+    }
+  };
+  const endLine = () => {
+    if (drawn) Deno.stderr.writeSync(encoder.encode("\n"));
+    drawn = false;
+  };
+  try {
+    const summary = await runLab({
+      ...options,
+      onProgress,
+      signal: stop.signal,
+      onInfraReady: (env) => {
+        if (!options.infraOnly) return;
+        endLine();
+        for (const [k, v] of Object.entries(env)) console.log(`export ${k}=${shellQuote(v)}`);
+        console.error(
+          "lab: services running; start a worker with the variables above. Ctrl-C stops.",
+        );
+      },
+    });
+    endLine();
+    if (options.json) console.log(JSON.stringify(summary, null, 2));
+    else console.log(formatSummary(summary));
+    return summary.ok ? 0 : 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}
+
+function shellQuote(v: string): string {
+  return /^[A-Za-z0-9_./:@=-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+if (import.meta.main) Deno.exit(await main());
