@@ -20,6 +20,12 @@ export interface AdaptiveLimitOptions {
    * congestion: such a success does not grow the limit. Default 2.5.
    */
   latencyTolerance?: number;
+  /**
+   * Latency within this many ms of the best is never congestion, whatever the
+   * ratio: on loopback or a sub-millisecond downstream the best is ~0 and any
+   * scheduling jitter would otherwise stop the limit from ever growing. Default 100.
+   */
+  latencySlackMs?: number;
   /** Called with the new limit whenever it changes. */
   onChange?: (limit: number) => void;
 }
@@ -33,6 +39,7 @@ export class AdaptiveLimit {
   readonly #max: number;
   readonly #backoffRatio: number;
   readonly #latencyTolerance: number;
+  readonly #latencySlackMs: number;
   readonly #onChange: ((limit: number) => void) | undefined;
   #limit: number;
   /** Healthy successes since the last increase. */
@@ -49,6 +56,7 @@ export class AdaptiveLimit {
     this.#min = options.min ?? 1;
     this.#backoffRatio = options.backoffRatio ?? 0.7;
     this.#latencyTolerance = options.latencyTolerance ?? 2.5;
+    this.#latencySlackMs = options.latencySlackMs ?? 100;
     this.#onChange = options.onChange;
     if (!Number.isInteger(this.#min) || this.#min < 1) {
       throw new RangeError(`min must be an integer >= 1, got ${this.#min}`);
@@ -81,7 +89,7 @@ export class AdaptiveLimit {
   onSuccess(latencyMs: number, inFlight?: number): void {
     this.#completed();
     const best = this.#observe(latencyMs);
-    if (latencyMs > best * this.#latencyTolerance) return;
+    if (latencyMs > Math.max(best * this.#latencyTolerance, best + this.#latencySlackMs)) return;
     if (inFlight !== undefined && inFlight * 2 < this.#limit) return;
     if (++this.#successes >= this.#limit) {
       this.#successes = 0;

@@ -210,7 +210,8 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const limiter = (target: string, max: number) =>
     adaptiveSemaphore({
       max,
-      now,
+      // Start halfway: the limit finds the downstream's capacity from there in a few round trips.
+      initial: Math.max(1, Math.ceil(max / 2)),
       isOverload,
       onChange: (limit) => metrics.concurrencyLimit.set({ target }, limit),
     });

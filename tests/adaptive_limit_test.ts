@@ -47,11 +47,21 @@ Deno.test("AdaptiveLimit never grows past max", () => {
 });
 
 Deno.test("AdaptiveLimit does not grow on congested latency", () => {
-  const l = new AdaptiveLimit({ initial: 2, latencyTolerance: 2.5 });
+  const l = new AdaptiveLimit({ initial: 2, latencyTolerance: 2.5, latencySlackMs: 0 });
   l.onSuccess(10); // baseline 10 ms
   for (let i = 0; i < 20; i++) l.onSuccess(26); // above 2.5 x 10
   assert.equal(l.limit, 2);
   l.onSuccess(25); // within tolerance: 2 healthy successes now
+  assert.equal(l.limit, 3);
+});
+
+Deno.test("AdaptiveLimit treats latency within the slack of a ~0 ms best as healthy", () => {
+  const l = new AdaptiveLimit({ initial: 2 });
+  l.onSuccess(0); // loopback: the best is 0 ms
+  l.onSuccess(3);
+  l.onSuccess(40); // 40 ms is within the default 100 ms slack
+  assert.equal(l.limit, 3);
+  for (let i = 0; i < 10; i++) l.onSuccess(150); // past best + slack: congestion
   assert.equal(l.limit, 3);
 });
 
@@ -119,7 +129,7 @@ Deno.test("adaptiveSemaphore ignores errors that are not overload", async () => 
 
 Deno.test("adaptiveSemaphore grows under saturation and measures latency with now()", async () => {
   let t = 0;
-  const sem = adaptiveSemaphore({ initial: 2, now: () => t });
+  const sem = adaptiveSemaphore({ initial: 2, latencySlackMs: 50, now: () => t });
   /** Runs `n` rounds of 2 concurrent calls that each take `ms` on the fake clock. */
   const rounds = async (n: number, ms: number) => {
     for (let i = 0; i < n; i++) {
