@@ -185,7 +185,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
   const runsDir = `${REPO_ROOT}lab/.runs`;
   await Deno.mkdir(runsDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  const logFile = `${runsDir}/${stamp}-${options.scenario}-seed${options.seed}.log`;
+  const logFile = `${runsDir}/${stamp}-${options.scenario}-seed${options.seed}-${Deno.pid}.log`;
 
   const cleanups: Array<() => Promise<unknown> | unknown> = [];
   try {
