@@ -165,7 +165,7 @@ async function main(): Promise<number> {
       ], { cwd: root });
       if (result.code === 0) {
         used = "deno compile";
-      } else if (builder === "deno" || denortBin) {
+      } else if (builder === "deno" || denortBin || !runtimeUnavailable(result)) {
         console.error(`build: deno compile failed:\n${result.stderr}`);
         return 1;
       } else {
@@ -224,6 +224,11 @@ function relativeFrom(fromDir: string, to: string): string {
   const up = from.slice(i).map(() => "..");
   const rel = [...up, ...target.slice(i)].join("/");
   return up.length === 0 && !rel.startsWith(".") ? `./${rel}` : rel;
+}
+
+/** Whether deno compile failed for want of its runtime (offline), not because of our code. */
+function runtimeUnavailable(result: RunResult): boolean {
+  return /base binary|denort|error sending request|dns error/i.test(stripAnsi(result.stderr));
 }
 
 /** The most telling line of a failed deno compile: the first cause under "Caused by", else the error line. */

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# deploy.sh HOST: build sluice, install it on HOST over ssh, restart, verify /healthz.
+#
+# On HOST (as root, or through `sudo -n` for another ssh user):
+#   /usr/local/lib/sluice/sluice-<version>-<commit>   every deployed binary
+#   /usr/local/bin/sluice -> ../lib/sluice/sluice-...  switched atomically (ln -sfn + mv -T)
+#   /etc/systemd/system/sluice.service                 the unit (replaced)
+#   /etc/sluice/sluice.env                             kept; the example only when absent
+#   /etc/sluice/sluice.env.example                     the current example (replaced)
+# If the new binary does not answer /healthz in time, the symlink goes back to
+# the previous binary, which is restarted, and deploy.sh exits 1.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: ./deploy.sh [options] [user@]HOST
+
+  --binary PATH          deploy this binary instead of building dist/sluice
+  --port N               ssh port (default 22)
+  --identity FILE        ssh private key
+  --ssh-option OPT       extra ssh/scp option, e.g. StrictHostKeyChecking=accept-new (repeatable)
+  --root DIR             install under DIR on HOST instead of / (tests)
+  --health-timeout SECS  how long to wait for /healthz (default 30)
+  --keep N               old binaries to keep in /usr/local/lib/sluice (default 3)
+  --dry-run              print every step without doing it
+  -h, --help             this text
+
+environment:
+  SYSTEMCTL   systemctl command on HOST (default systemctl)
+  DENO        deno command for the build (default: deno if on PATH, else npx -y deno@2.9.6)
+EOF
+}
+
+log() { printf 'deploy: %s\n' "$*"; }
+die() {
+  printf 'deploy: error: %s\n' "$*" >&2
+  exit 1
+}
+
+binary=""
+ssh_port=22
+identity=""
+root=""
+health_timeout=30
+keep=3
+dry_run=0
+host=""
+ssh_extra=()
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --binary) binary="${2:?--binary needs a path}"; shift 2 ;;
+    --port) ssh_port="${2:?--port needs a number}"; shift 2 ;;
+    --identity) identity="${2:?--identity needs a file}"; shift 2 ;;
+    --ssh-option) ssh_extra+=(-o "${2:?--ssh-option needs an option}"); shift 2 ;;
+    --root) root="${2:?--root needs a directory}"; shift 2 ;;
+    --health-timeout) health_timeout="${2:?--health-timeout needs seconds}"; shift 2 ;;
+    --keep) keep="${2:?--keep needs a number}"; shift 2 ;;
+    --dry-run) dry_run=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    -*) usage >&2; die "unknown option $1" ;;
+    *)
+      [ -z "$host" ] || die "only one HOST, got $host and $1"
+      host="$1"; shift ;;
+  esac
+done
+[ -n "$host" ] || { usage >&2; die "HOST is required"; }
+case "$ssh_port$health_timeout$keep" in
+  *[!0-9]*) die "--port, --health-timeout and --keep take whole numbers" ;;
+esac
+root="${root%/}"
+systemctl_cmd="${SYSTEMCTL:-systemctl}"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# One multiplexed connection for every ssh and scp below: one handshake, not ten.
+control_dir="$(mktemp -d "${TMPDIR:-/tmp}/sluice-deploy-ssh.XXXXXX")"
+ssh_opts=(-o BatchMode=yes -o ConnectTimeout=10 -o ControlMaster=auto
+  -o "ControlPath=$control_dir/%C" -o ControlPersist=120 "${ssh_extra[@]}")
+[ -z "$identity" ] || ssh_opts+=(-i "$identity")
+tmp=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  if [ "$dry_run" = 0 ] && [ -n "$tmp" ]; then step cleanup >/dev/null 2>&1 || true; fi
+  ssh -p "$ssh_port" "${ssh_opts[@]}" -O exit "$host" >/dev/null 2>&1 || true
+  rm -rf "$control_dir"
+}
+trap cleanup EXIT
+
+# One word as a shell would read it back, quoted only when needed.
+quote() {
+  case "$1" in
+    "" | *[!A-Za-z0-9_./:@=+,-]*) printf "'%s'" "${1//\'/\'\\\'\'}" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
+
+# Prints a command; runs it unless --dry-run.
+run() {
+  local word line="+"
+  for word in "$@"; do line+=" $(quote "$word")"; done
+  printf '%s\n' "$line"
+  [ "$dry_run" = 1 ] || "$@"
+}
+
+remote() { run ssh -p "$ssh_port" "${ssh_opts[@]}" "$host" "$@"; }
+
+# --- 1. the binary and its version -------------------------------------------
+if [ -z "$binary" ]; then
+  binary="$repo/dist/sluice"
+  if [ -n "${DENO:-}" ]; then
+    read -r -a deno_cmd <<<"$DENO"
+  elif command -v deno >/dev/null 2>&1; then
+    deno_cmd=(deno)
+  else
+    deno_cmd=(npx -y deno@2.9.6)
+  fi
+  log "building $binary"
+  (cd "$repo" && run "${deno_cmd[@]}" task build)
+fi
+
+# "sluice 0.1.0 (commit 1a2b3c4d5e6f+dirty, built ...)" -> 0.1.0 and 1a2b3c4d5e6f+dirty
+version_line=""
+if [ -x "$binary" ]; then
+  version_line="$("$binary" --version 2>/dev/null | head -n 1)" || version_line=""
+elif [ "$dry_run" = 0 ]; then
+  die "$binary is not an executable file"
+fi
+if [[ "$version_line" =~ ^sluice\ ([^ ]+)\ \(commit\ ([^,\)]+) ]]; then
+  version="${BASH_REMATCH[1]}"
+  commit="${BASH_REMATCH[2]}"
+else
+  # Not runnable here (another architecture) or a dry run before the build.
+  version="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$repo/package.json" | head -n 1)"
+  commit="$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+fi
+suffix=""
+if [[ "$commit" == *dirty* ]] && [ -f "$binary" ]; then
+  # Two builds of a dirty tree share a commit: tell them apart by content.
+  suffix="-$(sha256sum "$binary" | cut -c1-8)"
+fi
+name="sluice-${version}-${commit}${suffix}"
+name="${name//[^A-Za-z0-9._-]/-}"
+log "deploying $name to $host${root:+ (root $root)}"
+
+# --- 2. copy, install, restart, verify ----------------------------------------
+remote_script="$repo/scripts/deploy_remote.sh"
+
+sudo=""
+# Runs one step of scripts/deploy_remote.sh on HOST, as root.
+step() {
+  local cmd="${sudo}bash" word
+  for word in "$tmp/deploy_remote.sh" "$1" "$root" "$name" "$tmp" "$keep" "$health_timeout" \
+    "$systemctl_cmd"; do
+    cmd+=" $(quote "$word")"
+  done
+  remote "$cmd" </dev/null
+}
+
+if [ "$dry_run" = 1 ]; then
+  tmp="/tmp/sluice-deploy.XXXXXX"
+  remote 'id -u; mktemp -d /tmp/sluice-deploy.XXXXXX'
+  log "dry run: assuming the ssh user is root (otherwise every step below runs under sudo -n)"
+else
+  printf '+ ssh ... %s %s\n' "$(quote "$host")" "'id -u; mktemp -d /tmp/sluice-deploy.XXXXXX'"
+  answer="$(ssh -p "$ssh_port" "${ssh_opts[@]}" "$host" 'id -u; mktemp -d /tmp/sluice-deploy.XXXXXX' \
+    </dev/null)" || die "cannot reach $host over ssh"
+  uid="$(printf '%s\n' "$answer" | sed -n 1p)"
+  tmp="$(printf '%s\n' "$answer" | sed -n 2p)"
+  [[ "$tmp" == /tmp/sluice-deploy.* ]] || die "could not create a temporary directory on $host"
+  [ "$uid" = 0 ] || sudo="sudo -n "
+fi
+
+log "copying the binary, unit, env example and install steps"
+run scp -q -P "$ssh_port" "${ssh_opts[@]}" "$binary" "$host:$tmp/sluice"
+run scp -q -P "$ssh_port" "${ssh_opts[@]}" "$repo/systemd/sluice.service" \
+  "$repo/systemd/sluice.env.example" "$remote_script" "$host:$tmp/"
+
+log "installing $name, daemon-reload, enable, restart"
+if step install; then
+  log "polling /healthz for up to ${health_timeout}s"
+  if step health; then
+    log "pruning old binaries (keeping $keep besides the current and previous)"
+    step prune
+    if [ "$dry_run" = 1 ]; then
+      log "dry run: had /healthz failed, these steps would have followed:"
+      step rollback
+      step health
+      log "dry run: nothing was done"
+    else
+      log "deployed $name to $host"
+    fi
+    exit 0
+  fi
+fi
+
+log "the new version did not come up healthy: rolling back"
+if step rollback && step health; then
+  log "rolled back; the previous version is healthy. Look at: journalctl -u sluice -n 100"
+else
+  log "rollback did not bring a healthy service back. Look at: journalctl -u sluice -n 100"
+fi
+exit 1

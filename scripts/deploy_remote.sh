@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The part of deploy.sh that runs on the target host, one step per call:
+#   bash deploy_remote.sh STEP ROOT NAME TMP KEEP TIMEOUT SYSTEMCTL
+# STEP is install, health, rollback, prune or cleanup; TMP holds the uploaded
+# sluice, sluice.service and sluice.env.example. Runs as root.
+set -euo pipefail
+step="$1" root="$2" name="$3" tmp="$4" keep="$5" timeout="$6"
+read -r -a systemctl <<<"$7"
+lib="$root/usr/local/lib/sluice"
+link="$root/usr/local/bin/sluice"
+envfile="$root/etc/sluice/sluice.env"
+
+switch_to() { # atomic: a new symlink renamed over the old one
+  ln -sfn "../lib/sluice/$1" "$link.new"
+  mv -T "$link.new" "$link"
+}
+
+health_url() {
+  local port host
+  port="$(sed -n 's/^[[:space:]]*HTTP_PORT=["'\'']\{0,1\}\([0-9]*\).*/\1/p' "$envfile" 2>/dev/null | tail -n 1)"
+  host="$(sed -n 's/^[[:space:]]*HTTP_HOST=["'\'']\{0,1\}\([^"'\''[:space:]]*\).*/\1/p' "$envfile" 2>/dev/null | tail -n 1)"
+  case "$host" in "" | 0.0.0.0 | "::" | "[::]") host=127.0.0.1 ;; *:*) host="[$host]" ;; esac
+  echo "http://$host:${port:-9400}/healthz"
+}
+
+case "$step" in
+  install)
+    mkdir -p "$lib" "$root/usr/local/bin" "$root/etc/sluice" "$root/etc/systemd/system"
+    chmod 0700 "$root/etc/sluice"
+    install -m 0755 "$tmp/sluice" "$lib/.$name.tmp"
+    mv -f "$lib/.$name.tmp" "$lib/$name"
+    install -m 0644 "$tmp/sluice.service" "$root/etc/systemd/system/.sluice.service.tmp"
+    mv -f "$root/etc/systemd/system/.sluice.service.tmp" "$root/etc/systemd/system/sluice.service"
+    install -m 0644 "$tmp/sluice.env.example" "$root/etc/sluice/sluice.env.example"
+    if [ -e "$envfile" ]; then
+      echo "kept existing $envfile"
+    else
+      install -m 0600 "$tmp/sluice.env.example" "$envfile"
+      echo "installed $envfile from the example: edit it, then restart sluice"
+    fi
+    previous="$(readlink "$link" 2>/dev/null || true)"
+    previous="${previous##*/}"
+    echo "$previous" >"$tmp/previous"
+    switch_to "$name"
+    echo "switched $link -> ../lib/sluice/$name (previous: ${previous:-none})"
+    "${systemctl[@]}" daemon-reload
+    "${systemctl[@]}" enable sluice.service
+    "${systemctl[@]}" restart sluice.service
+    ;;
+  health)
+    url="$(health_url)"
+    deadline=$((SECONDS + timeout))
+    while :; do
+      if command -v curl >/dev/null 2>&1; then
+        body="$(curl -fsS --max-time 2 "$url" 2>&1)" && ok=1 || ok=0
+      else
+        body="$(wget -q -T 2 -O - "$url" 2>&1)" && ok=1 || ok=0
+      fi
+      if [ "$ok" = 1 ]; then
+        echo "healthz ok: $url -> $body"
+        exit 0
+      fi
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "healthz failed after ${timeout}s: $url -> $body"
+        exit 1
+      fi
+      sleep 1
+    done
+    ;;
+  rollback)
+    if [ ! -e "$tmp/previous" ]; then
+      echo "the install stopped before switching the symlink: nothing to roll back"
+      exit 1
+    fi
+    previous="$(cat "$tmp/previous")"
+    if [ -z "$previous" ] || [ "$previous" = "$name" ] || [ ! -e "$lib/$previous" ]; then
+      echo "no previous binary to roll back to"
+      exit 1
+    fi
+    switch_to "$previous"
+    echo "rolled back $link -> ../lib/sluice/$previous"
+    "${systemctl[@]}" restart sluice.service
+    ;;
+  prune)
+    # Keep the current and previous binaries plus the newest $keep others.
+    current="$(readlink "$link" 2>/dev/null || true)"
+    previous="$(cat "$tmp/previous" 2>/dev/null || true)"
+    find "$lib" -maxdepth 1 -type f -name 'sluice-*' -printf '%T@ %f\n' | sort -rn | cut -d' ' -f2- |
+      while read -r file; do
+        [ "$file" = "${current##*/}" ] || [ "$file" = "$previous" ] && continue
+        if [ "$keep" -gt 0 ]; then keep=$((keep - 1)); continue; fi
+        rm -f "$lib/$file" && echo "removed old $file"
+      done
+    ;;
+  cleanup) rm -rf "$tmp" ;;
+  *) echo "unknown step $step" >&2; exit 2 ;;
+esac
