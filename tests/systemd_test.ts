@@ -1,0 +1,153 @@
+/**
+ * systemd/sluice.service and sluice.env.example: `systemd-analyze verify` and
+ * `systemd-analyze security` (Debian's `systemd` package), plus the promises
+ * of contract sections 4 and 8 that those tools do not check.
+ */
+import assert from "node:assert/strict";
+import { CONFIG_VARS } from "../src/config.ts";
+
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const UNIT = `${REPO}/systemd/sluice.service`;
+const ENV_EXAMPLE = `${REPO}/systemd/sluice.env.example`;
+/** systemd-analyze's exposure score runs 0 (locked down) to 10; "OK" ends at 3.9. */
+const MAX_EXPOSURE = 2.0;
+
+async function analyze(args: string[]) {
+  let out;
+  try {
+    out = await new Deno.Command("systemd-analyze", {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { SYSTEMD_COLORS: "0", SYSTEMD_PAGER: "", LC_ALL: "C.UTF-8" },
+    }).output();
+  } catch (error) {
+    throw new Error(
+      "systemd-analyze is not installed (Debian: apt-get install -y systemd)",
+      { cause: error },
+    );
+  }
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    output: (decoder.decode(out.stdout) + decoder.decode(out.stderr)).trim(),
+  };
+}
+
+/**
+ * `verify` checks that ExecStart= exists, so it runs against a scratch root
+ * holding the unit at its installed path, a stand-in /usr/local/bin/sluice and
+ * the host's own units (it follows After=/Wants= to them).
+ */
+async function verifyInRoot(unitText: string) {
+  const root = await Deno.makeTempDir({ prefix: "sluice_systemd_test_" });
+  try {
+    await Deno.mkdir(`${root}/usr/local/bin`, { recursive: true });
+    await Deno.mkdir(`${root}/etc/systemd/system`, { recursive: true });
+    await Deno.mkdir(`${root}/usr/lib/systemd/system`, { recursive: true });
+    await Deno.copyFile("/bin/true", `${root}/usr/local/bin/sluice`);
+    await Deno.chmod(`${root}/usr/local/bin/sluice`, 0o755);
+    await Deno.writeTextFile(`${root}/etc/systemd/system/sluice.service`, unitText);
+    for (const dir of ["/usr/lib/systemd/system", "/lib/systemd/system"]) {
+      const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+      for (const entry of entries) {
+        if (!entry.isFile || !/\.(target|service|socket|slice|mount)$/.test(entry.name)) continue;
+        await Deno.copyFile(`${dir}/${entry.name}`, `${root}/usr/lib/systemd/system/${entry.name}`)
+          .catch(() => {});
+      }
+    }
+    return await analyze(["verify", "--man=no", `--root=${root}`, "sluice.service"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+/** `Key=value` lines of the unit, later ones appended (systemd's list semantics). */
+function directives(unitText: string): Map<string, string[]> {
+  const map = new Map<string, string[]>();
+  for (const raw of unitText.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith("[")) continue;
+    const eq = line.indexOf("=");
+    const key = line.slice(0, eq);
+    map.set(key, [...(map.get(key) ?? []), line.slice(eq + 1)]);
+  }
+  return map;
+}
+
+Deno.test("systemd-analyze verify accepts sluice.service and rejects a broken copy", async () => {
+  const unit = await Deno.readTextFile(UNIT);
+  const good = await verifyInRoot(unit);
+  assert.equal(good.code, 0, good.output);
+  // verify exits 0 on ignored lines, so any output at all is a finding.
+  assert.equal(good.output, "", `systemd-analyze verify complained:\n${good.output}`);
+
+  // The control: the same check does see a mistake.
+  const bad = await verifyInRoot(unit.replace("KillSignal=SIGTERM", "KillSignal=SIGTERMINATE"));
+  assert.match(bad.output, /KillSignal|signal/i);
+});
+
+Deno.test("systemd-analyze security rates sluice.service OK", async () => {
+  const result = await analyze(["security", "--offline=yes", "--no-pager", UNIT]);
+  const match = result.output.match(/Overall exposure level for sluice\.service: ([\d.]+) (\w+)/);
+  assert.ok(match, `no exposure score in:\n${result.output}`);
+  const score = Number(match[1]);
+  console.log(`sluice.service exposure: ${score} ${match[2]} (threshold ${MAX_EXPOSURE})`);
+  assert.ok(score <= MAX_EXPOSURE, `exposure ${score} > ${MAX_EXPOSURE}:\n${result.output}`);
+});
+
+Deno.test("sluice.service keeps the contract's promises", async () => {
+  const unit = directives(await Deno.readTextFile(UNIT));
+  const one = (key: string) => unit.get(key)?.at(-1);
+  assert.equal(one("ExecStart"), "/usr/local/bin/sluice");
+  assert.equal(one("EnvironmentFile"), "/etc/sluice/sluice.env");
+  assert.equal(one("DynamicUser"), "yes");
+  assert.equal(one("Restart"), "on-failure");
+  assert.ok(Number(one("StartLimitBurst")) > 0 && Number(one("StartLimitIntervalSec")) > 0);
+  assert.equal(one("KillSignal"), "SIGTERM");
+  for (const key of ["NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices"]) {
+    assert.equal(one(key), "yes", key);
+  }
+  assert.equal(one("ProtectSystem"), "strict");
+  assert.equal(one("RestrictAddressFamilies"), "AF_INET AF_INET6 AF_UNIX");
+  assert.match(one("MemoryMax") ?? "", /^\d+[KMG]?$/);
+  assert.match(one("LimitNOFILE") ?? "", /^\d+$/);
+  // W^X would stop V8's and JavaScriptCore's JIT from working.
+  assert.equal(unit.has("MemoryDenyWriteExecute"), false);
+
+  // The stop timeout must outlast the drain, or systemd kills in-flight work.
+  const grace = CONFIG_VARS.find((v) => v.name === "SHUTDOWN_GRACE_SECONDS")?.default;
+  assert.ok(grace !== undefined);
+  const stop = Number(one("TimeoutStopSec"));
+  assert.ok(stop >= Number(grace) + 10, `TimeoutStopSec=${stop} vs drain ${grace}s`);
+  // A config error (exit 2) is not restarted in a loop.
+  assert.match(one("RestartPreventExitStatus") ?? "", /\b2\b/);
+});
+
+Deno.test("sluice.env.example documents every variable with its default", async () => {
+  const text = await Deno.readTextFile(ENV_EXAMPLE);
+  const lines = text.split("\n");
+  for (const v of CONFIG_VARS) {
+    if (v.default !== undefined) {
+      // Commented out, showing the default: uncommenting changes nothing.
+      assert.ok(lines.includes(`#${v.name}=${v.default}`), `missing "#${v.name}=${v.default}"`);
+    } else {
+      assert.ok(
+        lines.some((l) => l.startsWith(`#${v.name}=`) || l.startsWith(`${v.name}=`)),
+        `missing ${v.name}`,
+      );
+    }
+    if (v.secret) {
+      assert.ok(!lines.some((l) => l.startsWith(`${v.name}=`)), `${v.name} set in the example`);
+    }
+  }
+  // Every active line is NAME=value that systemd's EnvironmentFile= reads as is.
+  const known = new Set(CONFIG_VARS.map((v) => v.name));
+  for (const line of lines) {
+    if (line.trim() === "" || line.startsWith("#")) continue;
+    const m = line.match(/^([A-Z0-9_]+)=(\S*)$/);
+    assert.ok(m, `not NAME=value: ${JSON.stringify(line)}`);
+    assert.ok(known.has(m[1]!), `unknown variable ${m[1]}`);
+  }
+});
