@@ -14,7 +14,7 @@ import { generateMessages, sendMessages } from "./generator.ts";
 import { createRng, deriveSeed } from "./prng.ts";
 import type { Scenario } from "./scenario.ts";
 import { createSqsAdmin, type SqsAdmin } from "./sqs_admin.ts";
-import { startSqsProxy } from "./sqs_proxy.ts";
+import { messageIdOf, startSqsProxy } from "./sqs_proxy.ts";
 import { sleep } from "./sleep.ts";
 import { startValidatorSim } from "./validator_sim.ts";
 import { createLogSink, spawnWorker, type WorkerProcess } from "./worker_process.ts";
@@ -141,6 +141,8 @@ export interface LabSummary {
   sqsRequestsByAction: Record<string, number>;
   rejectedByReason: Record<string, number>;
   kills: number;
+  /** poison bodies found in the DLQ more than once (allowed up to killedInFlight) */
+  dlqExtraCopies: number;
   /** the worker's stdout/stderr */
   logFile: string;
 }
@@ -309,21 +311,23 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         !(r.messageId && set.expected.has(r.messageId))
       );
       const dlq = await readDlq(sqs, dlqUrl);
-      const poisonLeft = new Map<string, number>();
-      for (const b of set.poisonBodies) poisonLeft.set(b, (poisonLeft.get(b) ?? 0) + 1);
+      // Group DLQ copies by body: a kill between the DLQ send and the delete legitimately sends twice.
+      const copies = new Map<string, Array<Record<string, string>>>();
+      for (const m of dlq) copies.set(m.body, [...(copies.get(m.body) ?? []), m.attributes]);
       let poisonInDlq = 0;
       let withoutAttributes = 0;
-      let foreign = 0;
-      for (const m of dlq) {
-        const n = poisonLeft.get(m.body) ?? 0;
-        if (n === 0) {
-          foreign++;
-          continue;
-        }
-        poisonLeft.set(m.body, n - 1);
-        if (m.attributes.sluice_error && m.attributes.sluice_reason) poisonInDlq++;
+      let extraCopies = 0;
+      for (const body of new Set(set.poisonBodies)) {
+        const found = copies.get(body) ?? [];
+        copies.delete(body);
+        if (found.length === 0) continue;
+        extraCopies += found.length - 1;
+        if (found.some((a) => a.sluice_error && a.sluice_reason)) poisonInDlq++;
         else withoutAttributes++;
       }
+      // Whatever is left is not a poison body: most likely a valid message dead-lettered.
+      const foreignBodies = [...copies.keys()];
+      const foreign = [...copies.values()].reduce((n, c) => n + c.length, 0);
       const main = await sqs.depth(queueUrl);
       const leftInQueue = main.visible + main.inFlight + main.delayed;
       const pStats = proxy.stats();
@@ -362,9 +366,15 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         );
       }
       if (foreign > 0) {
+        const ids = foreignBodies.map((b) => messageIdOf(b) ?? b.slice(0, 40)).slice(0, 3);
         problems.push(
-          `${foreign} DLQ messages are not poison bodies (valid messages dead-lettered?)`,
+          `${foreign} DLQ messages are not poison bodies (e.g. ${
+            ids.join(", ")
+          }): valid messages dead-lettered`,
         );
+      }
+      if (extraCopies > run.killedInFlight) {
+        problems.push(`${extraCopies} poison messages were dead-lettered more than once`);
       }
       if (leftInQueue > 0) problems.push(`${leftInQueue} messages left in the queue`);
 
@@ -398,6 +408,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         sqsRequestsByAction: pStats.byAction,
         rejectedByReason: vStats.rejectedByReason,
         kills: run.kills,
+        dlqExtraCopies: extraCopies,
         logFile: options.infraOnly ? "" : logFile,
       };
     };
@@ -415,7 +426,14 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         }
       }
       await sending;
-      return await summarize({ killedInFlight: 0, kills: 0, peakRssKb: 0, doneAt: Date.now() });
+      // The worker is not ours to watch here: the run ends at its last acceptance.
+      const lastAccept = Math.max(0, ...validator.acceptedAt.values());
+      return await summarize({
+        killedInFlight: 0,
+        kills: 0,
+        peakRssKb: 0,
+        doneAt: lastAccept || Date.now(),
+      });
     }
 
     (options.onInfraReady ?? (() => {}))(env);

@@ -159,7 +159,10 @@ export function formatSummary(s: LabSummary): string {
       s.duplicateSubmissions + (s.killedInFlight ? ` (allowed up to ${s.killedInFlight})` : ""),
     ],
     ["wrongly rejected", s.wronglyRejected],
-    ["poison in DLQ", `${s.poisonInDlq} / ${s.poison} (DLQ holds ${s.deadLettered})`],
+    [
+      "poison in DLQ",
+      `${s.poisonInDlq} / ${s.poison} (DLQ holds ${s.deadLettered}, ${s.dlqExtraCopies} extra copies)`,
+    ],
     ["left in queue", s.leftInQueue],
     ["worker kills (in flight)", `${s.kills} (${s.killedInFlight})`],
     ["duration", `${s.durationSeconds.toFixed(2)} s`],

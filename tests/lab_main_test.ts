@@ -83,6 +83,7 @@ Deno.test("formatSummary: shows the result and every problem", () => {
     sqsRequestsByAction: {},
     rejectedByReason: {},
     kills: 0,
+    dlqExtraCopies: 0,
     logFile: "x.log",
   });
   assert.match(text, /result\s+FAILED/);
