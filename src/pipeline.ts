@@ -242,14 +242,19 @@ export class Pipeline {
     let done!: () => void;
     this.#working.set(id, new Promise<void>((resolve) => done = resolve));
     try {
-      for (;;) {
+      for (let holds = 1;; holds++) {
         const verdict = await this.#attempt(message, ctx, work);
         if (route(verdict, ctx).kind === "hold") {
-          // Its last allowed receive: keep it under the heartbeat and try again.
+          // Its last allowed receive: keep it under the heartbeat and try again. A round past
+          // the visibility has almost no budget (an open breaker or a Retry-After ends it at
+          // once), so wait between rounds or the message spins against the downstream.
+          const delayMs = Math.max(1000, backoffDelay(holds, 1000, 30_000, this.#random));
           this.#o.logger.info("holding a message on its last receive", {
             message_id: id,
             receive_count: ctx.receiveCount,
+            retry_in_ms: Math.round(delayMs),
           });
+          await this.#sleep(delayMs, work);
           continue;
         }
         await this.#settle(ctx, verdict);
