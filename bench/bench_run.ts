@@ -1,0 +1,123 @@
+/**
+ * The benchmark's record of one lab run and of the machine, shared by main.ts and the renderers.
+ */
+import type { LabSummary, Scenario } from "../lab/lab.ts";
+
+/** The workers the benchmark compares; "ceiling" is sluice against instant downstreams. */
+export type WorkerName = "sluice" | "naive" | "sqs-consumer" | "ceiling";
+
+/** One lab run as the report needs it. */
+export interface BenchRun {
+  scenario: Scenario;
+  worker: WorkerName;
+  /** messages generated for this run */
+  messages: number;
+  /** time cap from the worker's first receive, seconds (baselines), or undefined */
+  capSeconds?: number;
+  /** the lab's summary, or undefined when runLab threw */
+  summary?: LabSummary;
+  /** runLab's error, when it threw */
+  error?: string;
+}
+
+/** Facts about the machine and the invocation, printed at the top of the report. */
+export interface BenchContext {
+  date: string;
+  command: string;
+  nproc: number;
+  cpuModel: string;
+  memoryGb: number;
+  os: string;
+  runtime: string;
+  messages: number;
+  baselineMessages: number;
+  baselineSeconds: number;
+  users: number;
+  seed: number;
+}
+
+/** Row and legend labels. */
+export const WORKER_LABEL: Record<WorkerName, string> = {
+  sluice: "sluice",
+  naive: "naive",
+  "sqs-consumer": "sqs-consumer",
+  ceiling: "sluice, instant downstreams (ceiling)",
+};
+
+/** msg/s of a run, or undefined when it produced no summary. */
+export function throughput(run: BenchRun | undefined): number | undefined {
+  return run?.summary?.msgPerSecond;
+}
+
+/** a / b as "12.3×", or "–" when either side is missing or b is 0 */
+export function ratio(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || !(b > 0)) return "–";
+  return `${(a / b).toFixed(a / b >= 10 ? 0 : 1)}×`;
+}
+
+/** The run of one worker in one scenario. */
+export function find(
+  runs: BenchRun[],
+  scenario: Scenario,
+  worker: WorkerName,
+): BenchRun | undefined {
+  return runs.find((r) => r.scenario === scenario && r.worker === worker);
+}
+
+/** Whether the bench ended the run at its time cap (the lab then reports it as interrupted). */
+export function wasCapped(run: BenchRun): boolean {
+  return run.capSeconds !== undefined &&
+    (run.summary?.problems.some((p) => p.startsWith("interrupted")) ?? false);
+}
+
+/**
+ * Whether a capped run had accepted every valid message before the cap: its idle tail then
+ * counts in the duration, so its msg/s is a lower bound (give it more messages).
+ */
+export function drainedBeforeCap(run: BenchRun): boolean {
+  const s = run.summary;
+  // A message or two waiting out a visibility timeout after a failure still counts as drained.
+  return s !== undefined && wasCapped(run) && s.lost <= s.valid * 0.01;
+}
+
+/** Per-message request figures. */
+export interface PerMessage {
+  sqsRequests: number;
+  enrichRequests: number;
+  enrichIds: number;
+}
+
+/**
+ * Requests per message. The lab divides by every message it generated, which is right for a run
+ * that settled them all; a capped run only handled part of the queue, so its counts are divided
+ * by the messages it handled (accepted plus duplicate submissions) instead.
+ */
+export function perMessage(run: BenchRun): PerMessage | undefined {
+  const s = run.summary;
+  if (s === undefined) return undefined;
+  if (!wasCapped(run)) {
+    return {
+      sqsRequests: s.sqsRequestsPerMessage,
+      enrichRequests: s.enrichRequestsPerMessage,
+      enrichIds: s.enrichIdsPerMessage,
+    };
+  }
+  const handled = Math.max(1, s.accepted + s.duplicateSubmissions);
+  return {
+    sqsRequests: s.sqsRequests / handled,
+    enrichRequests: s.enrichRequests / handled,
+    // the lab reports ids per valid message; scale back to a count first
+    enrichIds: (s.enrichIdsPerMessage * s.valid) / handled,
+  };
+}
+
+/** Valid messages a run sent to the DLQ (the lab reports them as non-poison DLQ bodies). */
+export function validDeadLettered(run: BenchRun): number | undefined {
+  const s = run.summary;
+  if (s === undefined) return undefined;
+  for (const p of s.problems) {
+    const m = /^(\d+) DLQ messages are not poison bodies/.exec(p);
+    if (m) return Number(m[1]);
+  }
+  return 0;
+}

@@ -1,0 +1,280 @@
+/**
+ * `deno task bench`: runs the lab per scenario for sluice and the two baselines on the same
+ * seeded message stream, plus the ceiling run (sluice with instant downstreams on io_mild), then
+ * prints the report and writes bench/RESULTS.md and bench/throughput.svg (contract §9).
+ *
+ * Flags:
+ *   --scenarios a,b          scenarios to run (default io_mild,io_heavy,flaky,brownout)
+ *   --messages N             messages per run (default 20000)
+ *   --baseline-messages N    messages for each baseline run (default: --messages)
+ *   --baseline-seconds S     time cap of a baseline run, from its first receive (default 60)
+ *   --users N, --seed N      lab dataset (defaults 2000, 1)
+ *   --workers a,b            subset of sluice,naive,sqs-consumer,ceiling (default all)
+ *   --quick                  smoke run: 3000 messages, baselines capped at 10 s
+ *   --no-write               print only; leave RESULTS.md and throughput.svg alone
+ */
+import {
+  type LabOptions,
+  type LabProgress,
+  type LabSummary,
+  runLab,
+  type Scenario,
+} from "../lab/lab.ts";
+import { type BenchContext, type BenchRun, throughput, type WorkerName } from "./bench_run.ts";
+import { renderMarkdown } from "./results_markdown.ts";
+import { renderSvg } from "./throughput_svg.ts";
+
+const ALL_SCENARIOS: Scenario[] = ["io_mild", "io_heavy", "flaky", "brownout"];
+const ALL_WORKERS: WorkerName[] = ["sluice", "naive", "sqs-consumer", "ceiling"];
+
+/** Parsed command line. */
+export interface BenchFlags {
+  scenarios: Scenario[];
+  workers: WorkerName[];
+  messages: number;
+  baselineMessages: number;
+  baselineSeconds: number;
+  users: number;
+  seed: number;
+  quick: boolean;
+  write: boolean;
+}
+
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  Deno.exit(2);
+}
+
+function positiveInt(flag: string, value: string | undefined): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isSafeInteger(n) || n <= 0) {
+    fail(`${flag} needs a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** Parses argv; exits 2 with one line on a bad flag. */
+export function parseFlags(args: string[]): BenchFlags {
+  const quick = args.includes("--quick");
+  const flags: BenchFlags = {
+    scenarios: [...ALL_SCENARIOS],
+    workers: [...ALL_WORKERS],
+    messages: quick ? 3000 : 20000,
+    baselineMessages: 0, // 0: same as messages, resolved after parsing
+    baselineSeconds: quick ? 10 : 60,
+    users: 2000,
+    seed: 1,
+    quick,
+    write: true,
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const [name, inline] = arg.includes("=") ? arg.split("=", 2) as [string, string] : [arg];
+    const value = () => inline ?? args[++i];
+    switch (name) {
+      case "--quick":
+        break;
+      case "--no-write":
+        flags.write = false;
+        break;
+      case "--scenarios": {
+        const list = (value() ?? "").split(",").filter((s) => s !== "");
+        for (const s of list) {
+          if (!ALL_SCENARIOS.includes(s as Scenario)) {
+            fail(`unknown scenario ${JSON.stringify(s)}; allowed: ${ALL_SCENARIOS.join(", ")}`);
+          }
+        }
+        if (list.length === 0) fail("--scenarios needs a comma-separated list");
+        flags.scenarios = list as Scenario[];
+        break;
+      }
+      case "--workers": {
+        const list = (value() ?? "").split(",").filter((s) => s !== "");
+        for (const w of list) {
+          if (!ALL_WORKERS.includes(w as WorkerName)) {
+            fail(`unknown worker ${JSON.stringify(w)}; allowed: ${ALL_WORKERS.join(", ")}`);
+          }
+        }
+        if (list.length === 0) fail("--workers needs a comma-separated list");
+        flags.workers = list as WorkerName[];
+        break;
+      }
+      case "--messages":
+        flags.messages = positiveInt(name, value());
+        break;
+      case "--baseline-messages":
+        flags.baselineMessages = positiveInt(name, value());
+        break;
+      case "--baseline-seconds":
+        flags.baselineSeconds = positiveInt(name, value());
+        break;
+      case "--users":
+        flags.users = positiveInt(name, value());
+        break;
+      case "--seed":
+        flags.seed = positiveInt(name, value());
+        break;
+      default:
+        fail(`unknown flag ${JSON.stringify(arg)}`);
+    }
+  }
+  if (flags.baselineMessages === 0) flags.baselineMessages = flags.messages;
+  return flags;
+}
+
+async function machineContext(flags: BenchFlags, args: string[]): Promise<BenchContext> {
+  let cpuModel = "unknown CPU";
+  try {
+    const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+    cpuModel = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? cpuModel;
+  } catch {
+    // not Linux: keep "unknown CPU"
+  }
+  return {
+    date: new Date().toISOString(),
+    command: ["deno task bench", ...args].join(" "),
+    nproc: navigator.hardwareConcurrency,
+    cpuModel,
+    memoryGb: Deno.systemMemoryInfo().total / 1024 ** 3,
+    os: `${Deno.build.os} ${Deno.osRelease()} ${Deno.build.arch}`,
+    runtime: `Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`,
+    messages: flags.messages,
+    baselineMessages: flags.baselineMessages,
+    baselineSeconds: flags.baselineSeconds,
+    users: flags.users,
+    seed: flags.seed,
+  };
+}
+
+/** Lab options for one worker in one scenario; everything but the worker and count is shared. */
+function labOptions(flags: BenchFlags, scenario: Scenario, worker: WorkerName): LabOptions {
+  const base: LabOptions = {
+    scenario,
+    messages: flags.messages,
+    rate: 0,
+    users: flags.users,
+    seed: flags.seed,
+    poisonShare: 0.02,
+    duplicateShare: 0.01,
+    unknownShare: 0.01,
+    hotShare: 0.2,
+  };
+  switch (worker) {
+    case "sluice":
+      return base;
+    case "ceiling":
+      return { ...base, instant: true };
+    case "naive":
+    case "sqs-consumer":
+      return {
+        ...base,
+        messages: flags.baselineMessages,
+        workerCmd: [
+          Deno.execPath(),
+          "run",
+          "-A",
+          new URL(
+            worker === "naive" ? "./naive_worker.ts" : "./sqs_consumer_worker.ts",
+            import.meta.url,
+          ).pathname,
+        ],
+      };
+  }
+}
+
+function progressLine(label: string, p: LabProgress): string {
+  return `${label} ${p.phase} ${
+    p.elapsedSeconds.toFixed(0)
+  } s: accepted ${p.accepted}/${p.valid}, ` +
+    `in flight ${p.inFlight}, ${p.msgPerSecond.toFixed(0)} msg/s`;
+}
+
+async function runOne(flags: BenchFlags, scenario: Scenario, worker: WorkerName) {
+  const options = labOptions(flags, scenario, worker);
+  const label = `[${scenario} ${worker}]`;
+  const encoder = new TextEncoder();
+  const capSeconds = worker === "naive" || worker === "sqs-consumer"
+    ? flags.baselineSeconds
+    : undefined;
+  // The time cap starts at the worker's first receive, not at the lab's start, so preloading the
+  // queue does not eat into it; the lab then stops the worker and measures from its first receive.
+  const cap = new AbortController();
+  let capTimer: ReturnType<typeof setTimeout> | undefined;
+  if (capSeconds !== undefined) {
+    options.signal = cap.signal;
+    // A safety net only: the cap below ends the run long before this.
+    options.timeoutSeconds = capSeconds + 600;
+  }
+  let lastProgress = 0;
+  options.onProgress = (p) => {
+    if (capSeconds !== undefined && capTimer === undefined && p.received > 0) {
+      capTimer = setTimeout(() => cap.abort(new Error("time cap")), capSeconds * 1000);
+    }
+    const now = Date.now();
+    if (now - lastProgress < 1000 || !Deno.stderr.isTerminal()) return;
+    lastProgress = now;
+    Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${progressLine(label, p)}`));
+  };
+  const run: BenchRun = {
+    scenario,
+    worker,
+    messages: options.messages,
+    ...(capSeconds === undefined ? {} : { capSeconds }),
+  };
+  try {
+    const summary: LabSummary = await runLab(options);
+    run.summary = summary;
+  } catch (err) {
+    run.error = err instanceof Error ? err.message : String(err);
+  } finally {
+    clearTimeout(capTimer);
+  }
+  if (Deno.stderr.isTerminal()) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+  const s = run.summary;
+  console.error(
+    s === undefined
+      ? `${label} failed: ${run.error}`
+      : `${label} ${s.accepted}/${s.valid} accepted in ${s.durationSeconds.toFixed(1)} s: ` +
+        `${s.msgPerSecond.toFixed(1)} msg/s, p50 ${s.p50Ms.toFixed(0)} ms, p99 ${
+          s.p99Ms.toFixed(0)
+        } ms, SQS ${s.sqsRequestsPerMessage} req/msg, enrich ${s.enrichRequestsPerMessage} req/msg, ` +
+        `lost ${s.lost}, dup ${s.duplicateSubmissions}, RSS ${s.peakRssMb.toFixed(0)} MB` +
+        (s.problems.length > 0 ? `; ${s.problems.join("; ")}` : ""),
+  );
+  return run;
+}
+
+async function main(args: string[]): Promise<number> {
+  const flags = parseFlags(args);
+  const ctx = await machineContext(flags, args);
+  const runs: BenchRun[] = [];
+  for (const scenario of flags.scenarios) {
+    for (const worker of ["sluice", "naive", "sqs-consumer"] as const) {
+      if (flags.workers.includes(worker)) runs.push(await runOne(flags, scenario, worker));
+    }
+  }
+  if (flags.scenarios.includes("io_mild") && flags.workers.includes("ceiling")) {
+    runs.push(await runOne(flags, "io_mild", "ceiling"));
+  }
+
+  const markdown = renderMarkdown(ctx, runs, flags.scenarios);
+  console.log(markdown);
+  if (flags.write) {
+    const svg = renderSvg(runs, flags.scenarios);
+    await Deno.writeTextFile(new URL("./RESULTS.md", import.meta.url), markdown);
+    await Deno.writeTextFile(new URL("./throughput.svg", import.meta.url), svg);
+    console.error("bench: wrote bench/RESULTS.md and bench/throughput.svg");
+  }
+  // The bench fails only when sluice itself misbehaved; baselines are expected to be imperfect.
+  const sluiceBad = runs.filter((r) =>
+    (r.worker === "sluice" || r.worker === "ceiling") &&
+    (r.summary === undefined || r.summary.lost > 0 || r.summary.duplicateSubmissions > 0 ||
+      r.summary.wronglyRejected > 0 || throughput(r) === undefined)
+  );
+  for (const r of sluiceBad) {
+    console.error(`bench: sluice run ${r.scenario}/${r.worker} was not clean`);
+  }
+  return sluiceBad.length === 0 ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
