@@ -39,7 +39,7 @@ export interface ChaosOptions {
 export const DEFAULT_CHAOS: Readonly<Required<ChaosOptions>> = {
   crashRate: 0.05,
   crashAfterReceive: 0, // set from the message count by the caller: a third of the messages
-  slowEvery: 200,
+  slowEvery: 25,
   slowSeconds: 35,
   sqsOutageSeconds: 5,
 };

@@ -207,7 +207,14 @@ async function main(): Promise<number> {
   const onProgress = (p: LabProgress) => {
     const line = formatProgress(p, options.scenario);
     if (tty) {
-      Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line}`));
+      // A wrapped line could not be redrawn with \r: cut it to the terminal width.
+      let columns = 200;
+      try {
+        columns = Deno.consoleSize().columns;
+      } catch {
+        // not a console after all
+      }
+      Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line.slice(0, Math.max(20, columns - 1))}`));
       drawn = true;
     } else if (Date.now() - lastPlain >= 5000) {
       lastPlain = Date.now();
