@@ -9,7 +9,7 @@
  *   2. If that download fails (offline machines), `bun build --compile` with
  *      bun from npm (`npx -y bun@1.4.5`, or BUN_BIN).
  * `--builder deno|bun` forces one. The version and git commit are baked in by
- * a generated entry (dist/.build/entry.ts) that imports a stamp module before
+ * a generated entry (dist/.build/<pid>/entry.ts) that imports a stamp module before
  * src/main.ts; src/build_info.ts reads the stamp. The build refuses an entry
  * whose module graph reaches lab/, tests/, bench/ or scripts/, and smoke-tests
  * the result with `--version`.
@@ -128,7 +128,8 @@ async function main(): Promise<number> {
   const commit = await gitCommit(root);
   const builtAt = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
 
-  const buildDir = `${root}/dist/.build`;
+  // Per process, so two builds (a test and `deno task build`) never share files.
+  const buildDir = `${root}/dist/.build/${Deno.pid}`;
   await Deno.mkdir(buildDir, { recursive: true });
   const entryFile = `${buildDir}/entry.ts`;
   // Relative import so the generated files carry no machine-specific path.
@@ -148,6 +149,7 @@ async function main(): Promise<number> {
 
   const denortBin = Deno.env.get("DENORT_BIN");
   let used: Builder | undefined;
+  let version: RunResult;
   try {
     if (builder === "deno" || builder === "auto") {
       await writeStamp("deno compile");
@@ -196,18 +198,21 @@ async function main(): Promise<number> {
       }
       used = "bun build --compile";
     }
+    // Smoke-test before the rename, so a broken build never replaces a good binary.
+    version = await run([tmpOut, "--version"], { cwd: root, env: { LOG_LEVEL: "error" } });
+    if (version.code !== 0 || !version.stdout.startsWith(`sluice ${packageJson.version} `)) {
+      console.error(
+        `build: the ${used} binary fails \`--version\` (exit ${version.code}):\n` +
+          `${version.stdout}${version.stderr}`,
+      );
+      return 1;
+    }
     await Deno.rename(tmpOut, out);
   } finally {
     await Deno.remove(tmpOut).catch(() => {});
+    await Deno.remove(buildDir, { recursive: true }).catch(() => {});
   }
 
-  const version = await run([out, "--version"], { cwd: root, env: { LOG_LEVEL: "error" } });
-  if (version.code !== 0 || !version.stdout.includes(packageJson.version)) {
-    console.error(
-      `build: ${out} --version failed (exit ${version.code}):\n${version.stdout}${version.stderr}`,
-    );
-    return 1;
-  }
   const size = (await Deno.stat(out)).size;
   console.log(`build: builder   ${used}`);
   console.log(`build: binary    ${relativeFrom(root, out)}, ${formatSize(size)}`);
