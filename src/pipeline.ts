@@ -285,7 +285,11 @@ export class Pipeline {
     });
     let enrichment: Enrichment;
     try {
-      enrichment = await retry(() => this.#o.lookup(message.user_id), options("enrichment"));
+      // Past the shutdown grace a call in flight is abandoned, so the message is released now.
+      enrichment = await retry(
+        () => abortable(this.#o.lookup(message.user_id), work),
+        options("enrichment"),
+      );
     } catch (error) {
       if (work.aborted) throw error;
       return gaveUp("enrichment", error);
@@ -296,7 +300,10 @@ export class Pipeline {
     const document = buildOutputDocument(message, enrichment);
     let submission: Submission;
     try {
-      submission = await retry(() => this.#o.submit(document), options("validator"));
+      submission = await retry(
+        () => abortable(this.#o.submit(document), work),
+        options("validator"),
+      );
     } catch (error) {
       if (work.aborted) throw error;
       return gaveUp("validator", error);
@@ -393,8 +400,11 @@ function gaveUp(target: "enrichment" | "validator", error: unknown): Verdict {
 }
 
 /** Waits for `promise`, or rejects with the signal's reason when it aborts first. */
-function abortable(promise: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {}); // abandoned: its failure must not go unhandled
+    return Promise.reject(signal.reason);
+  }
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
