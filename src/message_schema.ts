@@ -22,7 +22,7 @@ export type ParseResult =
  * Deeper bodies are refused up front: `JSON.stringify` recurses and would throw
  * on the way out, long after the message was accepted for work.
  */
-export const MAX_DEPTH = 64;
+export const MAX_DEPTH = 512;
 
 // ISO-8601 date-time that names its zone: `Z` or an offset. Zone-less strings are
 // ambiguous (local time of whom?), so they are poison, as are numeric strings.

@@ -60,6 +60,9 @@ export interface PipelineOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
+/** How long a poller waits after a partial receive, ms: a little latency for fuller batches. */
+const PARTIAL_PAUSE_MS = 50;
+
 interface Context extends RouteContext {
   sqs: SqsMessage;
   receivedAt: number;
@@ -78,6 +81,8 @@ export class Pipeline {
   readonly #working = new Map<string, Promise<void>>();
   readonly #handlers = new Set<Promise<void>>();
   #pollersRunning = 0;
+  /** How many of the long polls run now; grows while receives come back full. */
+  #activePollers = 1;
 
   constructor(options: PipelineOptions) {
     this.#o = options;
@@ -112,7 +117,12 @@ export class Pipeline {
     // Each poller holds up to `batch` slots while it polls: never more pollers than fit.
     const pollers = this.#o.pollers ??
       Math.max(1, Math.min(10, Math.floor(this.#o.maxInFlight / batch)));
-    await Promise.all(Array.from({ length: pollers }, () => this.#poll(batch, intake, work)));
+    await Promise.all(
+      Array.from(
+        { length: pollers },
+        (_, index) => this.#poll(index, pollers, batch, intake, work),
+      ),
+    );
   }
 
   /** Resolves when every message taken has settled. */
@@ -120,7 +130,13 @@ export class Pipeline {
     while (this.#handlers.size > 0) await Promise.allSettled([...this.#handlers]);
   }
 
-  async #poll(batch: number, intake: AbortSignal, work: AbortSignal): Promise<void> {
+  async #poll(
+    index: number,
+    pollers: number,
+    batch: number,
+    intake: AbortSignal,
+    work: AbortSignal,
+  ): Promise<void> {
     this.#pollersRunning++;
     let failures = 0;
     try {
@@ -128,6 +144,12 @@ export class Pipeline {
         const pause = this.#o.pausedFor?.();
         if (pause) {
           await this.#sleep(Math.min(Math.max(pause.ms, 50), 1000), intake).catch(() => {});
+          continue;
+        }
+        // SQS economy: the extra long polls run only while receives come back full
+        // (a backlog); otherwise one long poll waits for the next messages.
+        if (index >= this.#activePollers) {
+          await this.#sleep(PARTIAL_PAUSE_MS, intake).catch(() => {});
           continue;
         }
         const slots: Array<() => void> = [];
@@ -165,6 +187,15 @@ export class Pipeline {
         }
         slots.splice(messages.length).forEach((release) => release());
         messages.forEach((message, i) => this.#start(message, slots[i]!, work));
+        // One more long poll per full receive, one fewer per partial one.
+        this.#activePollers = messages.length === batch
+          ? Math.min(this.#activePollers + 1, pollers)
+          : Math.max(1, this.#activePollers - 1);
+        if (messages.length > 0 && messages.length < batch) {
+          // A trickle: let a few more messages gather so the next receive (and the
+          // deletes after it) carry more than one or two.
+          await this.#sleep(PARTIAL_PAUSE_MS, intake).catch(() => {});
+        }
       }
     } finally {
       this.#pollersRunning--;

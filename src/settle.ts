@@ -26,7 +26,7 @@ export interface SettlerOptions {
   queueUrl: string;
   /** Where poison goes; undefined = no DLQ. */
   dlqUrl: string | undefined;
-  /** How long a partly filled delete/visibility batch waits, ms. Default 10. */
+  /** How long a partly filled delete/visibility batch waits, ms: longer fills batches at low rates. Default 25. */
   batchWaitMs?: number;
   /** How long an entry keeps being retried through an SQS outage, ms. Default 300000. */
   retryBudgetMs?: number;
@@ -73,7 +73,7 @@ export class Settler {
   constructor(options: SettlerOptions) {
     this.#options = options;
     const { sqs, queueUrl } = options;
-    const maxWaitMs = options.batchWaitMs ?? 10;
+    const maxWaitMs = options.batchWaitMs ?? 25;
     this.#deletes = new Batcher<Entry, void>({
       maxSize: 10,
       maxWaitMs,
