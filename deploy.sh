@@ -73,9 +73,12 @@ systemctl_cmd="${SYSTEMCTL:-systemctl}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # One multiplexed connection for every ssh and scp below: one handshake, not ten.
-control_dir="$(mktemp -d "${TMPDIR:-/tmp}/sluice-deploy-ssh.XXXXXX")"
+# In /tmp, not $TMPDIR: a socket path must stay under ~100 characters (macOS's $TMPDIR is long).
+control_dir="$(mktemp -d /tmp/sluice-deploy-ssh.XXXXXX)"
 ssh_opts=(-o BatchMode=yes -o ConnectTimeout=10 -o ControlMaster=auto
-  -o "ControlPath=$control_dir/%C" -o ControlPersist=120 "${ssh_extra[@]}")
+  -o "ControlPath=$control_dir/%C" -o ControlPersist=120)
+# (the +-form keeps bash 3.2, macOS's, quiet about an empty array under set -u)
+ssh_opts+=(${ssh_extra[@]+"${ssh_extra[@]}"})
 [ -z "$identity" ] || ssh_opts+=(-i "$identity")
 tmp=""
 # shellcheck disable=SC2317 # called by the EXIT trap
@@ -136,7 +139,11 @@ fi
 suffix=""
 if [[ "$commit" == *dirty* ]] && [ -f "$binary" ]; then
   # Two builds of a dirty tree share a commit: tell them apart by content.
-  suffix="-$(sha256sum "$binary" | cut -c1-8)"
+  if command -v sha256sum >/dev/null 2>&1; then
+    suffix="-$(sha256sum "$binary" | cut -c1-8)"
+  else
+    suffix="-$(shasum -a 256 "$binary" | cut -c1-8)"
+  fi
 fi
 name="sluice-${version}-${commit}${suffix}"
 name="${name//[^A-Za-z0-9._-]/-}"
