@@ -1,11 +1,15 @@
 /**
  * scripts/build.ts (`deno task build`): one executable that runs with no Deno,
  * no node_modules and an empty environment, reports its version and commit,
- * and refuses to package lab or test code. Builds into a temporary path, not
- * dist/sluice, so it never disturbs a binary someone is using.
+ * and refuses to package lab or test code. Then the issue's acceptance run:
+ * the binary, with no AWS keys and the instance metadata service on
+ * 127.0.0.1, drains a queue whose every request must be signed with the
+ * instance-role credentials. Builds into a temporary path, not dist/sluice,
+ * so it never disturbs a binary someone is using.
  */
 import assert from "node:assert/strict";
 import { CONFIG_VARS } from "../src/config.ts";
+import { startFakeSqs } from "./support/fake_sqs.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -26,52 +30,212 @@ async function run(cmd: string[], options: { cwd?: string; clearEnv?: boolean } 
   };
 }
 
-Deno.test("deno task build makes a self-contained dist binary", async () => {
+Deno.test("deno task build makes a self-contained binary that works on instance-role credentials", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "sluice_build_test_" });
   try {
     const binary = `${dir}/sluice`;
-    const build = await run([Deno.execPath(), "run", "-A", "scripts/build.ts", "--out", binary]);
-    const log = build.stdout + build.stderr;
-    assert.equal(build.code, 0, log);
-    const builder = log.match(/^build: builder +(deno compile|bun build --compile)$/m);
-    assert.ok(builder, log);
-    const size = log.match(/^build: binary .*, [\d.]+ MiB \((\d+) bytes\)$/m);
-    assert.ok(size, log);
-    assert.equal(Number(size[1]), (await Deno.stat(binary)).size);
+    await t.step("build", async () => {
+      const build = await run([Deno.execPath(), "run", "-A", "scripts/build.ts", "--out", binary]);
+      const log = build.stdout + build.stderr;
+      assert.equal(build.code, 0, log);
+      const builder = log.match(/^build: builder +(deno compile|bun build --compile)$/m);
+      assert.ok(builder, log);
+      const size = log.match(/^build: binary .*, [\d.]+ MiB \((\d+) bytes\)$/m);
+      assert.ok(size, log);
+      assert.equal(Number(size[1]), (await Deno.stat(binary)).size);
 
-    // Run from an empty directory with an empty environment: nothing of the
-    // repo, no deno or bun on PATH.
-    const version = await run([binary, "--version"], { cwd: dir, clearEnv: true });
-    assert.equal(version.code, 0, version.stderr);
-    const pkg = JSON.parse(await Deno.readTextFile(`${REPO}/package.json`)) as { version: string };
-    const commit = (await run(["git", "rev-parse", "--short=12", "HEAD"])).stdout.trim();
-    assert.match(
-      version.stdout,
-      new RegExp(
-        `^sluice ${pkg.version.replaceAll(".", "\\.")} \\(commit ${commit}(\\+dirty)?, ` +
-          `built \\d{4}-\\d\\d-\\d\\dT[\\d:]+Z with ${builder[1]}\\)\\n$`,
-      ),
-    );
+      // Run from an empty directory with an empty environment: nothing of the
+      // repo, no deno or bun on PATH.
+      const version = await run([binary, "--version"], { cwd: dir, clearEnv: true });
+      assert.equal(version.code, 0, version.stderr);
+      const pkg = JSON.parse(await Deno.readTextFile(`${REPO}/package.json`)) as {
+        version: string;
+      };
+      const commit = (await run(["git", "rev-parse", "--short=12", "HEAD"])).stdout.trim();
+      assert.match(
+        version.stdout,
+        new RegExp(
+          `^sluice ${pkg.version.replaceAll(".", "\\.")} \\(commit ${commit}(\\+dirty)?, ` +
+            `built \\d{4}-\\d\\d-\\d\\dT[\\d:]+Z with ${builder[1]}\\)\\n$`,
+        ),
+      );
+    });
 
-    const help = await run([binary, "--help"], { cwd: dir, clearEnv: true });
-    assert.equal(help.code, 0, help.stderr);
-    for (const v of CONFIG_VARS) assert.ok(help.stdout.includes(v.name), `--help lacks ${v.name}`);
+    await t.step("--help and a config error", async () => {
+      const help = await run([binary, "--help"], { cwd: dir, clearEnv: true });
+      assert.equal(help.code, 0, help.stderr);
+      for (const v of CONFIG_VARS) {
+        assert.ok(help.stdout.includes(v.name), `--help lacks ${v.name}`);
+      }
+      // A missing required variable is a config error: one line, exit 2.
+      const bare = await run([binary], { cwd: dir, clearEnv: true });
+      assert.equal(bare.code, 2, bare.stdout + bare.stderr);
+      assert.match(bare.stderr, /SQS_QUEUE_URL/);
+    });
 
-    // A missing required variable is a config error: one line, exit 2.
-    const bare = await run([binary], { cwd: dir, clearEnv: true });
-    assert.equal(bare.code, 2, bare.stdout + bare.stderr);
-    assert.match(bare.stderr, /SQS_QUEUE_URL/);
+    await t.step("no lab or test code inside", async () => {
+      const text = new TextDecoder("latin1").decode(await Deno.readFile(binary));
+      for (const marker of ["runLab", "enrich_sim", "validator_sim", "sqs_proxy", "fake_sqs"]) {
+        assert.equal(text.includes(marker), false, `binary contains ${marker}`);
+      }
+    });
 
-    // The binary's own code (not the runtime's) holds nothing of lab/ or tests/.
-    const bytes = await Deno.readFile(binary);
-    const text = new TextDecoder("latin1").decode(bytes);
-    for (const marker of ["runLab", "enrich_sim", "validator_sim", "sqs_proxy", "fake_sqs"]) {
-      assert.equal(text.includes(marker), false, `binary contains ${marker}`);
-    }
+    await t.step("drains a queue on instance-role credentials from IMDSv2", async () => {
+      await imdsEndToEnd(binary, dir);
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+const ROLE = {
+  accessKeyId: "ASIAROLEEXAMPLE00001",
+  secretAccessKey: "role/secret+EXAMPLE0000000000000000000",
+  sessionToken: "role-session-token-EXAMPLE",
+};
+
+/** IMDSv2 as EC2 serves it: a PUT for a token, then the role name and its credentials. */
+function startImds() {
+  const seen: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    const path = new URL(request.url).pathname;
+    seen.push(`${request.method} ${path}`);
+    if (request.method === "PUT" && path === "/latest/api/token") {
+      if (!request.headers.get("x-aws-ec2-metadata-token-ttl-seconds")) {
+        return new Response("missing ttl", { status: 400 });
+      }
+      return new Response("imds-token-1");
+    }
+    if (request.headers.get("x-aws-ec2-metadata-token") !== "imds-token-1") {
+      return new Response("unauthorized", { status: 401 });
+    }
+    if (path === "/latest/meta-data/iam/security-credentials/") return new Response("sluice-role");
+    if (path === "/latest/meta-data/iam/security-credentials/sluice-role") {
+      return Response.json({
+        Code: "Success",
+        LastUpdated: new Date().toISOString(),
+        Type: "AWS-HMAC",
+        AccessKeyId: ROLE.accessKeyId,
+        SecretAccessKey: ROLE.secretAccessKey,
+        Token: ROLE.sessionToken,
+        Expiration: new Date(Date.now() + 6 * 3600_000).toISOString(),
+      });
+    }
+    return new Response("not found", { status: 404 });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, seen, close: () => server.shutdown() };
+}
+
+/** Enrichment API and validator, just enough for the happy path. */
+function startDownstreams() {
+  const accepted = new Map<string, number>();
+  const profile = (id: string) => ({ user_id: id, segment: "casual", country: "DE", meta: {} });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const path = new URL(request.url).pathname;
+    if (request.method === "POST" && path === "/v1/users:batch") {
+      const { user_ids } = (await request.json()) as { user_ids: string[] };
+      return Response.json({ users: user_ids.map(profile), missing: [], errors: [], meta: {} });
+    }
+    if (request.method === "GET" && path.startsWith("/v1/users/")) {
+      return Response.json(profile(decodeURIComponent(path.slice("/v1/users/".length))));
+    }
+    if (request.method === "POST" && path === "/ingest") {
+      const doc = (await request.json()) as { message_id: string };
+      accepted.set(doc.message_id, (accepted.get(doc.message_id) ?? 0) + 1);
+      return Response.json({ status: "accepted" });
+    }
+    await request.body?.cancel();
+    return new Response("no route", { status: 404 });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, accepted, close: () => server.shutdown() };
+}
+
+async function imdsEndToEnd(binary: string, dir: string): Promise<void> {
+  const sqs = await startFakeSqs({ verifyWith: ROLE, queues: { work: {} } });
+  const imds = startImds();
+  const downstream = startDownstreams();
+  let child: Deno.ChildProcess | undefined;
+  let output: Promise<[string, string]> | undefined;
+  try {
+    const ids = Array.from({ length: 25 }, (_, i) => `m-${i}`);
+    for (const id of ids) {
+      sqs.send(
+        "work",
+        JSON.stringify({ message_id: id, user_id: `u-${id}`, event_ts: 1735689600, payload: {} }),
+      );
+    }
+    await Deno.mkdir(`${dir}/home`);
+    child = new Deno.Command(binary, {
+      cwd: dir,
+      clearEnv: true,
+      // Only what systemd's EnvironmentFile would give it; no AWS keys at all.
+      env: {
+        HOME: `${dir}/home`,
+        SQS_QUEUE_URL: sqs.queueUrl("work"),
+        AWS_REGION: "us-east-1",
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url,
+        ENRICH_URL: downstream.url,
+        VALIDATOR_URL: downstream.url,
+        HTTP_PORT: "0",
+        SQS_RECEIVE_WAIT_SECONDS: "1",
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()]);
+    let exited = false;
+    child.status.then(() => exited = true);
+    // Done when every message was accepted and deleted (or the worker died).
+    for (let i = 0; i < 1200 && !exited; i++) {
+      if (ids.every((id) => downstream.accepted.has(id)) && sqs.messages("work").length === 0) {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    if (!exited) child.kill("SIGTERM");
+    const status = await child.status;
+    const [stdout, stderr] = await output;
+    const log = `${stdout.slice(-3000)}\n${stderr.slice(-2000)}`;
+    assert.equal(status.code, 0, log);
+    assert.deepEqual(ids.filter((id) => downstream.accepted.get(id) !== 1), [], log);
+    assert.equal(sqs.messages("work").length, 0, "every message deleted");
+
+    // Credentials came from IMDSv2 (token first) and signed every request.
+    assert.equal(imds.seen[0], "PUT /latest/api/token");
+    assert.ok(imds.seen.includes("GET /latest/meta-data/iam/security-credentials/sluice-role"));
+    assert.ok(sqs.requests.length > 0);
+    const unsigned = sqs.requests.filter((r) => r.signatureValid !== true);
+    assert.deepEqual(unsigned.map((r) => `${r.action} ${r.status}`), [], "a request not signed");
+    assert.ok(
+      sqs.requests.every((r) => r.headers["x-amz-security-token"] === ROLE.sessionToken),
+      "the session token went with every request",
+    );
+    assert.ok(
+      sqs.requests.every((r) => r.headers["authorization"]?.includes(ROLE.accessKeyId)),
+      "the role's key id signed every request",
+    );
+    // Never logged.
+    for (const secret of [ROLE.secretAccessKey, ROLE.sessionToken]) {
+      assert.equal(
+        stdout.includes(secret) || stderr.includes(secret),
+        false,
+        "a secret was logged",
+      );
+    }
+  } finally {
+    if (child) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await child.status;
+      await output;
+    }
+    await downstream.close();
+    await imds.close();
+    await sqs.close();
+  }
+}
 
 Deno.test("the build refuses an entry that reaches lab/ or tests/", async () => {
   // Inside the repo so the entry resolves like src/main.ts would.
