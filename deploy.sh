@@ -183,7 +183,14 @@ run scp -q -P "$ssh_port" "${ssh_opts[@]}" "$repo/systemd/sluice.service" \
   "$repo/systemd/sluice.env.example" "$remote_script" "$host:$tmp/"
 
 log "installing $name, daemon-reload, enable, restart"
-if step install; then
+install_status=0
+step install || install_status=$?
+if [ "$install_status" = 10 ]; then
+  log "installed $name but did not start it: $root/etc/sluice/sluice.env was new."
+  log "edit it on $host (SQS_QUEUE_URL, ENRICH_URL, VALIDATOR_URL at least), then run deploy.sh again"
+  exit 0
+fi
+if [ "$install_status" = 0 ]; then
   log "polling /healthz for up to ${health_timeout}s"
   if step health; then
     log "pruning old binaries (keeping $keep besides the current and previous)"

@@ -2,7 +2,8 @@
 # The part of deploy.sh that runs on the target host, one step per call:
 #   bash deploy_remote.sh STEP ROOT NAME TMP KEEP TIMEOUT SYSTEMCTL
 # STEP is install, health, rollback, prune or cleanup; TMP holds the uploaded
-# sluice, sluice.service and sluice.env.example. Runs as root.
+# sluice, sluice.service and sluice.env.example. Runs as root. install exits 10
+# when it had to create sluice.env from the example: installed, not started.
 set -euo pipefail
 step="$1" root="$2" name="$3" tmp="$4" keep="$5" timeout="$6"
 read -r -a systemctl <<<"$7"
@@ -32,11 +33,13 @@ case "$step" in
     install -m 0644 "$tmp/sluice.service" "$root/etc/systemd/system/.sluice.service.tmp"
     mv -f "$root/etc/systemd/system/.sluice.service.tmp" "$root/etc/systemd/system/sluice.service"
     install -m 0644 "$tmp/sluice.env.example" "$root/etc/sluice/sluice.env.example"
+    configured=1
     if [ -e "$envfile" ]; then
       echo "kept existing $envfile"
     else
       install -m 0600 "$tmp/sluice.env.example" "$envfile"
-      echo "installed $envfile from the example: edit it, then restart sluice"
+      echo "installed $envfile from the example"
+      configured=0
     fi
     previous="$(readlink "$link" 2>/dev/null || true)"
     previous="${previous##*/}"
@@ -44,6 +47,10 @@ case "$step" in
     switch_to "$name"
     echo "switched $link -> ../lib/sluice/$name (previous: ${previous:-none})"
     "${systemctl[@]}" daemon-reload
+    if [ "$configured" = 0 ]; then
+      # Starting on the example's placeholders would only fail: wait for the operator.
+      exit 10
+    fi
     "${systemctl[@]}" enable sluice.service
     "${systemctl[@]}" restart sluice.service
     ;;

@@ -268,17 +268,24 @@ Deno.test({
       );
       assert.equal(await Deno.readTextFile(`${root}/etc/sluice/sluice.env`), envText);
 
-      // 3. A fresh host: the example becomes the env file, private to root.
+      // 3. A fresh host: the example becomes the env file, private to root, and
+      // the service is not started on its empty required values.
+      await Deno.remove(recorderLog);
       const fresh = `${dir}/fresh`;
-      const third = await deploy(`${dir}/sluice-a`, ["--health-timeout", "0"], fresh);
+      const third = await deploy(`${dir}/sluice-a`, [], fresh);
       const thirdOut = third.stdout + third.stderr;
-      assert.match(thirdOut, /installed .*sluice\.env from the example/, thirdOut);
+      assert.equal(third.code, 0, thirdOut);
+      assert.match(thirdOut, /installed .*sluice\.env from the example/);
+      assert.match(thirdOut, /did not start it/);
       assert.equal(
         await Deno.readTextFile(`${fresh}/etc/sluice/sluice.env`),
         await Deno.readTextFile(`${REPO}/systemd/sluice.env.example`),
       );
       assert.equal((await Deno.stat(`${fresh}/etc/sluice/sluice.env`)).mode! & 0o777, 0o600);
       assert.equal(await Deno.readLink(`${fresh}/usr/local/bin/sluice`), `../lib/sluice/${nameA}`);
+      assert.deepEqual((await Deno.readTextFile(recorderLog)).trim().split("\n"), [
+        "daemon-reload",
+      ]);
 
       // 4. --dry-run touches nothing.
       const dryRoot = `${dir}/dry`;
