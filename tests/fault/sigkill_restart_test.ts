@@ -1,0 +1,80 @@
+/**
+ * Fault: the worker process is SIGKILLed mid-run and a new one is started.
+ * Real processes (`deno run ... src/main.ts`) against fauxqs and fake
+ * downstreams on 127.0.0.1.
+ */
+import assert from "node:assert/strict";
+import { sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
+import {
+  msg,
+  pause,
+  spawnWorker,
+  startEnrichFake,
+  startValidatorFake,
+  type WorkerProcess,
+} from "../support/fault_kit.ts";
+
+Deno.test("SIGKILL mid-run, then a restart: nothing lost, duplicates only from in-flight work", async () => {
+  const lab = await startLabEnv({ visibility: 3 });
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  const ids = Array.from({ length: 60 }, (_, i) => `k${i}`);
+  enrich.delayMs = 300; // keeps about MAX_IN_FLIGHT messages in work at any moment
+  const workers: WorkerProcess[] = [];
+  try {
+    await sendBodies(lab, ids.map((id) => msg(id)));
+    const env = lab.env({ enrich: enrich.url, validator: validator.url }, {
+      SQS_VISIBILITY_TIMEOUT_SECONDS: "3",
+      MAX_IN_FLIGHT: "10",
+      LOG_LEVEL: "info",
+    });
+    const first = spawnWorker(env);
+    workers.push(first);
+    await waitFor(() => validator.accepted.size >= 15, "the first worker to accept 15", 60_000);
+    first.kill("SIGKILL");
+    const status = await first.status;
+    assert.equal(status.signal, "SIGKILL");
+    await pause(200); // a submission already on the wire may still land
+    const acceptedBeforeRestart = new Set(validator.accepted.keys());
+    const atKill = await lab.admin.depth(lab.queueUrl);
+    assert.ok(acceptedBeforeRestart.size < ids.length, "killed mid-run");
+    assert.ok(
+      atKill.inFlight >= 1,
+      `messages were in flight at the kill: ${JSON.stringify(atKill)}`,
+    );
+
+    const second = spawnWorker(env);
+    workers.push(second);
+    await waitFor(
+      async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
+      "the second worker to finish the queue",
+      60_000,
+    );
+    second.kill("SIGTERM");
+    assert.equal((await second.status).code, 0);
+
+    const lost = ids.filter((id) => !validator.accepted.has(id));
+    assert.deepEqual(lost, [], "no message lost");
+    const twice = [...validator.accepted].filter(([, n]) => n > 1).map(([id]) => id);
+    assert.ok(
+      [...validator.accepted.values()].every((n) => n <= 2),
+      "none submitted more than twice",
+    );
+    // A duplicate is a message the killed worker submitted but had not deleted yet: it was in
+    // flight (received, not deleted) when the process died.
+    for (const id of twice) {
+      assert.ok(acceptedBeforeRestart.has(id), `${id} was submitted twice but not in flight`);
+    }
+    assert.ok(
+      twice.length <= atKill.inFlight,
+      `${twice.length} duplicates, ${atKill.inFlight} in flight at the kill`,
+    );
+    assert.ok(twice.length <= 10, "at most MAX_IN_FLIGHT duplicates");
+    assert.deepEqual(await lab.drainDlq(), [], "nothing dead-lettered");
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    await enrich.close();
+    await validator.close();
+    await lab.close();
+  }
+});

@@ -1,0 +1,256 @@
+/**
+ * Fault: SQS itself fails. The worker runs in process against the programmable
+ * fake SQS (tests/support/fake_sqs.ts, in-memory queue, SigV4 checked) and fake
+ * downstreams, all on 127.0.0.1.
+ */
+import assert from "node:assert/strict";
+import { faults, startFakeSqs } from "../support/fake_sqs.ts";
+import { runWorker, waitFor } from "../support/lab_env.ts";
+import { loadConfig } from "../../src/config.ts";
+import { startWorker } from "../../src/worker.ts";
+import {
+  assertAcceptedOnce,
+  msg,
+  parsedLines,
+  pause,
+  startEnrichFake,
+  startValidatorFake,
+} from "../support/fault_kit.ts";
+
+const KEYS = { accessKeyId: "test", secretAccessKey: "test" };
+
+function fakeQueues(visibility: number) {
+  return {
+    dlq: {},
+    main: {
+      VisibilityTimeout: String(visibility),
+      // High enough that the fake's redrive never moves a message during the test.
+      RedrivePolicy: JSON.stringify({
+        deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
+        maxReceiveCount: 10,
+      }),
+    },
+  };
+}
+
+function workerEnv(
+  queueUrl: string,
+  urls: { enrich: string; validator: string },
+  overrides: Record<string, string>,
+): Record<string, string> {
+  return {
+    SQS_QUEUE_URL: queueUrl,
+    // GetQueueUrl (the DLQ's) has no queue URL to take the endpoint from.
+    AWS_ENDPOINT_URL_SQS: new URL(queueUrl).origin,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
+    ENRICH_URL: urls.enrich,
+    VALIDATOR_URL: urls.validator,
+    SQS_RECEIVE_WAIT_SECONDS: "1",
+    HTTP_PORT: "0",
+    LOG_LEVEL: "warn",
+    ...overrides,
+  };
+}
+
+Deno.test("SQS outage: every action answers 503 for 4 s mid-run; nothing lost, nothing submitted twice", async () => {
+  const sqs = await startFakeSqs({ verifyWith: KEYS, queues: fakeQueues(3) });
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  const ids = Array.from({ length: 30 }, (_, i) => `o${i}`);
+  enrich.delayMs = 300;
+  try {
+    for (const id of ids) sqs.send("main", msg(id));
+    const worker = runWorker(
+      workerEnv(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }, {
+        SQS_VISIBILITY_TIMEOUT_SECONDS: "3",
+        // Two pollers of 5: while one batch is in work the other keeps polling.
+        MAX_IN_FLIGHT: "10",
+        SQS_MAX_BATCH: "5",
+      }),
+    );
+    try {
+      // Start the outage while messages are inside their enrichment call: they are accepted
+      // during it, and their deletes meet the outage.
+      const inWork = () => {
+        const asked = new Set(enrich.requests.flatMap((r) => r.ids));
+        return ids.filter((id) => asked.has(`u-${id}`) && !validator.accepted.has(id));
+      };
+      await waitFor(
+        () => validator.accepted.size >= 5 && inWork().length > 0,
+        "5 accepted and more in work",
+        20_000,
+      );
+      sqs.setDefault("*", faults.serverError(503));
+      await waitFor(async () => {
+        const res = await worker.app.request("/readyz");
+        const body = await res.json() as { reasons?: string[] };
+        return res.status === 503 && (body.reasons ?? []).some((r) => /sqs|SQS/.test(r));
+      }, "/readyz to report SQS failing");
+      await pause(4000);
+      sqs.setDefault("*", undefined); // SQS is back
+      await waitFor(
+        () => validator.accepted.size === ids.length && sqs.messages("main").length === 0,
+        "every message accepted and deleted",
+        60_000,
+      );
+      const health = await worker.app.request("/healthz");
+      assert.equal(health.status, 200, "the worker kept running");
+      assert.deepEqual(await health.json(), { status: "ok" });
+      await waitFor(async () => (await worker.app.request("/readyz")).status === 200, "ready");
+    } finally {
+      await worker.stop();
+    }
+    assertAcceptedOnce(validator, ids);
+    assert.equal(sqs.messages("dlq").length, 0, "nothing dead-lettered");
+    const failedDeletes = sqs.requestsFor("DeleteMessageBatch").filter((r) => r.status === 503);
+    assert.ok(failedDeletes.length >= 1, "deletes met the outage (and were retried)");
+    const failedReceives = sqs.requestsFor("ReceiveMessage").filter((r) => r.status === 503);
+    // Receives back off, or pause while the SQS breaker is open: 4 s of outage is not a hot loop.
+    assert.ok(failedReceives.length < 60, `${failedReceives.length} failed receives`);
+    assert.ok(sqs.requests.every((r) => r.signatureValid), "every request signed correctly");
+  } finally {
+    await enrich.close();
+    await validator.close();
+    await sqs.close();
+  }
+});
+
+Deno.test("stale receipt handles on delete and visibility change: logged, counted, not fatal", async () => {
+  const sqs = await startFakeSqs({ verifyWith: KEYS, queues: fakeQueues(2) });
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  const ids = ["x1", "x2", "x3"];
+  enrich.delayMs = 3000; // past the 2 s visibility: the heartbeat must extend
+  const allFailed = (code: string) => ({
+    body: {
+      Successful: [],
+      Failed: Array.from({ length: 10 }, (_, i) => ({
+        Id: String(i),
+        Code: code,
+        Message: code,
+        SenderFault: true,
+      })),
+    },
+  });
+  // SQS answers these per entry when the handle is no longer the current receive.
+  sqs.respond("ChangeMessageVisibilityBatch", allFailed("MessageNotInflight"));
+  sqs.respond("DeleteMessageBatch", allFailed("ReceiptHandleIsInvalid"));
+  try {
+    for (const id of ids) sqs.send("main", msg(id));
+    const worker = runWorker(
+      workerEnv(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }, {
+        SQS_VISIBILITY_TIMEOUT_SECONDS: "2",
+        HTTP_TIMEOUT_MS: "10000",
+      }),
+    );
+    try {
+      await waitFor(
+        () => validator.accepted.size === ids.length && sqs.messages("main").length === 0,
+        "every message accepted and finally deleted",
+        30_000,
+      );
+      const health = await worker.app.request("/healthz");
+      assert.equal(health.status, 200, "the worker kept running");
+      await health.body?.cancel();
+      const metrics = await (await worker.app.request("/metrics")).text();
+      assert.match(metrics, /sluice_stale_receipts_total\{kind="delete"\} [1-9]/);
+      assert.match(metrics, /sluice_stale_receipts_total\{kind="visibility"\} [1-9]/);
+    } finally {
+      await worker.stop();
+    }
+    assert.ok(worker.metrics.staleReceipts.get({ kind: "delete" }) >= 1);
+    assert.ok(worker.metrics.staleReceipts.get({ kind: "visibility" }) >= 1);
+    const lines = parsedLines(worker.lines);
+    const stale = lines.filter((l) => l.msg === "stale receipt handle");
+    assert.ok(stale.some((l) => l.kind === "delete" && l.code === "ReceiptHandleIsInvalid"));
+    assert.ok(stale.some((l) => l.kind === "visibility" && l.code === "MessageNotInflight"));
+    assert.ok(!lines.some((l) => l.level === "error"), "no error logged");
+    // The copies that came back were recognised: submitted once, deleted as duplicates.
+    assertAcceptedOnce(validator, ids);
+    assert.ok(worker.metrics.messages.get({ outcome: "duplicate" }) >= 1);
+  } finally {
+    await enrich.close();
+    await validator.close();
+    await sqs.close();
+  }
+});
+
+Deno.test("partial DeleteMessageBatch failures (retriable InternalError) are retried per entry", async () => {
+  // A 30 s visibility: an entry that was not retried would only come back after the test.
+  const sqs = await startFakeSqs({ queues: fakeQueues(30) });
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  const ids = Array.from({ length: 10 }, (_, i) => `p${i}`);
+  const dropped: string[] = [];
+  let partialLeft = 3;
+  // Between the worker and the fake: the first batches lose their odd entries, which are
+  // reported Failed (InternalError, not the sender's fault); the even ones are really deleted.
+  const partialFetch: typeof fetch = async (input, init) => {
+    const headers = new Headers(init?.headers);
+    if (
+      headers.get("x-amz-target") !== "AmazonSQS.DeleteMessageBatch" || partialLeft === 0 ||
+      typeof init?.body !== "string"
+    ) {
+      return await fetch(input, init);
+    }
+    const request = JSON.parse(init.body) as {
+      Entries: Array<{ Id: string; ReceiptHandle: string }>;
+    };
+    if (request.Entries.length < 2) return await fetch(input, init);
+    partialLeft--;
+    const keep = request.Entries.filter((_, i) => i % 2 === 0);
+    const drop = request.Entries.filter((_, i) => i % 2 === 1);
+    dropped.push(...drop.map((e) => e.ReceiptHandle));
+    headers.delete("content-length");
+    const response = await fetch(input, {
+      ...init,
+      headers,
+      body: JSON.stringify({ ...request, Entries: keep }),
+    });
+    const answer = await response.json() as { Successful?: unknown[]; Failed?: unknown[] };
+    return Response.json({
+      Successful: answer.Successful ?? [],
+      Failed: [
+        ...(answer.Failed ?? []),
+        ...drop.map((e) => ({
+          Id: e.Id,
+          Code: "InternalError",
+          Message: "We encountered an internal error. Please try again.",
+          SenderFault: false,
+        })),
+      ],
+    }, { headers: { "content-type": "application/x-amz-json-1.0" } });
+  };
+  try {
+    for (const id of ids) sqs.send("main", msg(id));
+    const env = workerEnv(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }, {
+      SQS_VISIBILITY_TIMEOUT_SECONDS: "30",
+    });
+    const worker = startWorker(loadConfig(env), { env, fetch: partialFetch, write: () => {} });
+    try {
+      await waitFor(
+        () => validator.accepted.size === ids.length && sqs.messages("main").length === 0,
+        "every message deleted, long before the 30 s visibility",
+        15_000,
+      );
+    } finally {
+      await worker.stop();
+    }
+    assert.ok(dropped.length >= 1, "some entries failed");
+    const retried = new Set(
+      sqs.requestsFor("DeleteMessageBatch").flatMap((r) =>
+        ((r.body?.Entries ?? []) as Array<{ ReceiptHandle: string }>).map((e) => e.ReceiptHandle)
+      ),
+    );
+    for (const handle of dropped) assert.ok(retried.has(handle), "a failed entry was sent again");
+    assertAcceptedOnce(validator, ids);
+    assert.equal(worker.metrics.messages.get({ outcome: "duplicate" }), 0, "none came back");
+    assert.equal(worker.metrics.staleReceipts.get({ kind: "delete" }), 0);
+  } finally {
+    await enrich.close();
+    await validator.close();
+    await sqs.close();
+  }
+});
