@@ -29,6 +29,9 @@ export interface BenchContext {
   memoryGb: number;
   os: string;
   runtime: string;
+  /** /proc/loadavg (1, 5, 15 min) when the bench started and ended: other load skews figures */
+  loadAtStart: string;
+  loadAtEnd: string;
   messages: number;
   baselineMessages: number;
   baselineSeconds: number;

@@ -122,6 +122,15 @@ export function parseFlags(args: string[]): BenchFlags {
   return flags;
 }
 
+/** The 1/5/15-minute load averages, or "unknown" off Linux. */
+export async function loadAverage(): Promise<string> {
+  try {
+    return (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "unknown";
+  }
+}
+
 async function machineContext(flags: BenchFlags, args: string[]): Promise<BenchContext> {
   let cpuModel = "unknown CPU";
   try {
@@ -138,6 +147,8 @@ async function machineContext(flags: BenchFlags, args: string[]): Promise<BenchC
     memoryGb: Deno.systemMemoryInfo().total / 1024 ** 3,
     os: `${Deno.build.os} ${Deno.osRelease()} ${Deno.build.arch}`,
     runtime: `Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`,
+    loadAtStart: await loadAverage(),
+    loadAtEnd: "",
     messages: flags.messages,
     baselineMessages: flags.baselineMessages,
     baselineSeconds: flags.baselineSeconds,
@@ -257,12 +268,17 @@ async function main(args: string[]): Promise<number> {
     runs.push(await runOne(flags, "io_mild", "ceiling"));
   }
 
+  ctx.loadAtEnd = await loadAverage();
   const markdown = renderMarkdown(ctx, runs, flags.scenarios);
   console.log(markdown);
   if (flags.write) {
     const svg = renderSvg(runs, flags.scenarios);
     await Deno.writeTextFile(new URL("./RESULTS.md", import.meta.url), markdown);
-    await Deno.writeTextFile(new URL("./throughput.svg", import.meta.url), svg);
+    const svgPath = new URL("./throughput.svg", import.meta.url).pathname;
+    await Deno.writeTextFile(svgPath, svg);
+    // deno fmt formats SVG too: format the file now so `deno fmt --check` stays clean.
+    await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", svgPath] }).output()
+      .catch(() => undefined);
     console.error("bench: wrote bench/RESULTS.md and bench/throughput.svg");
   }
   // The bench fails only when sluice itself misbehaved; baselines are expected to be imperfect.

@@ -59,6 +59,9 @@ export function renderMarkdown(ctx: BenchContext, runs: BenchRun[], scenarios: S
     `- Machine: ${ctx.nproc} CPU (${ctx.cpuModel}), ${ctx.memoryGb.toFixed(1)} GB RAM, ${ctx.os}`,
   );
   lines.push(`- Runtime: ${ctx.runtime}`);
+  lines.push(
+    `- Load average (1/5/15 min): ${ctx.loadAtStart} at the start, ${ctx.loadAtEnd} at the end`,
+  );
   const sameCount = ctx.baselineMessages === ctx.messages;
   lines.push(
     `- Workload: ${ctx.messages} messages (2% poison, 1% producer duplicates, 1% unknown users, ` +
@@ -96,12 +99,16 @@ export function renderMarkdown(ctx: BenchContext, runs: BenchRun[], scenarios: S
     "  enrich req/msg counts HTTP calls to the enrichment API, ids/msg the user ids asked for.",
     "- Neither baseline deduplicates, so they submit the lab's producer duplicates twice (dup",
     "  submissions); neither retries in process, so a failed message waits out its 30 s",
-    "  visibility timeout and after three failed receives goes to the DLQ (lost).",
+    "  visibility timeout and after three failed receives goes to the DLQ (lost). A window",
+    "  of a minute or so is too short for that: the baselines' lost column stays near 0 here.",
+    "- brownout degrades the first 3 s of every 15 s: a run of a few seconds may see one",
+    "  brownout window or none, a capped baseline run sees several.",
     "- sluice ×: sluice's msg/s ÷ that baseline's msg/s in the same scenario.",
     "",
   );
 
   const ceiling = find(runs, "io_mild", "ceiling");
+  lines.push(...summaryLines(runs, scenarios), "");
   for (const scenario of scenarios) {
     const sluiceRate = throughput(find(runs, scenario, "sluice"));
     lines.push(`## ${scenario}`, "");
@@ -139,4 +146,46 @@ function isCapConsequence(problem: string): boolean {
   return problem.startsWith("interrupted") ||
     / valid messages were never accepted$/.test(problem) ||
     / messages left in the queue$/.test(problem);
+}
+
+/** The headline figures, in the terms issue 5 sets its targets in. */
+function summaryLines(runs: BenchRun[], scenarios: Scenario[]): string[] {
+  const out = ["## Summary", ""];
+  for (const scenario of scenarios) {
+    const sluice = find(runs, scenario, "sluice");
+    const rate = throughput(sluice);
+    if (rate === undefined) {
+      out.push(`- ${scenario}: sluice produced no result`);
+      continue;
+    }
+    const s = sluice!.summary!;
+    out.push(
+      `- ${scenario}: sluice ${rate.toFixed(0)} msg/s = ` +
+        `${ratio(rate, throughput(find(runs, scenario, "naive")))} naive, ` +
+        `${ratio(rate, throughput(find(runs, scenario, "sqs-consumer")))} sqs-consumer; ` +
+        `lost ${s.lost}, duplicate submissions ${s.duplicateSubmissions}, ` +
+        `wrongly rejected ${s.wronglyRejected}`,
+    );
+  }
+  const mild = find(runs, "io_mild", "sluice")?.summary;
+  const ceilingRate = throughput(find(runs, "io_mild", "ceiling"));
+  if (mild !== undefined) {
+    if (ceilingRate !== undefined && ceilingRate > 0) {
+      out.push(
+        `- io_mild: ${(100 * mild.msgPerSecond / ceilingRate).toFixed(0)}% of the lab's ceiling ` +
+          `(${ceilingRate.toFixed(0)} msg/s with instant downstreams)`,
+      );
+    }
+    out.push(
+      `- io_mild, ${mild.messages} messages: ${mild.sqsRequestsPerMessage.toFixed(3)} SQS ` +
+        `requests/msg, ${mild.enrichRequestsPerMessage.toFixed(3)} enrichment requests/msg`,
+    );
+  }
+  const rss = runs
+    .filter((r) => r.worker === "sluice" && r.summary !== undefined)
+    .map((r) => r.summary!.peakRssMb);
+  if (rss.length > 0) {
+    out.push(`- sluice peak RSS: ${Math.max(...rss).toFixed(0)} MB (highest run)`);
+  }
+  return out;
 }
