@@ -7,6 +7,7 @@
  * what a chaos kill stranded), nothing valid rejected, every poison body in
  * the DLQ with its reason.
  */
+import { startCommand } from "./start_command.ts";
 import { buildApp } from "fauxqs";
 import { buildDataset } from "./dataset.ts";
 import { startEnrichSim } from "./enrich_sim.ts";
@@ -62,7 +63,7 @@ export interface LabOptions {
   unknownShare: number;
   /** 0.2: share of messages on the 1% hottest users */
   hotShare: number;
-  /** the worker command; default [Deno.execPath(), "run", "--allow-net", "--allow-env", "--allow-read", "--allow-sys", "src/main.ts"]; env vars are added by the lab */
+  /** the worker command; default `deno task start` (startCommand()); env vars are added by the lab */
   workerCmd?: string[];
   /** extra env vars for the worker (override the lab's) */
   workerEnv?: Record<string, string>;
@@ -455,16 +456,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
           "\n",
         ) + "\n",
     );
-    const workerCmd = options.workerCmd ??
-      [
-        Deno.execPath(),
-        "run",
-        "--allow-net",
-        "--allow-env",
-        "--allow-read",
-        "--allow-sys",
-        "src/main.ts",
-      ];
+    const workerCmd = options.workerCmd ?? startCommand();
     const baseEnv = Object.fromEntries(
       Object.entries(Deno.env.toObject()).filter(([k]) =>
         !WORKER_ENV_PREFIXES.some((p) => k.startsWith(p))

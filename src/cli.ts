@@ -53,7 +53,7 @@ function clientFor(config: Config, env: Record<string, string | undefined>): Sqs
   });
   return new SqsClient({
     region: config.region,
-    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    endpoint: config.endpoint ?? new URL(config.queueUrl).origin,
     credentials: () => credentials.get(),
     timeoutMs: Math.max(config.httpTimeoutMs, 10_000),
   });

@@ -4,7 +4,7 @@
  * happens at the end is decided by `route()` (outcome.ts); this file only
  * carries it out.
  */
-import { categoryOf, HttpError } from "./errors.ts";
+import { categoryOf, CircuitOpenError, HttpError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { type InputMessage, parseMessage } from "./message_schema.ts";
 import {
@@ -297,29 +297,50 @@ export class Pipeline {
     }
   }
 
-  async #attempt(message: InputMessage, ctx: Context, work: AbortSignal): Promise<Verdict> {
+  /**
+   * Retries `fn` within a budget that ends before the visibility the receive
+   * granted would (the heartbeat covers the overrun of the request in flight).
+   * While the target's breaker is open the message waits under the heartbeat
+   * for it to close instead of spending its budget and being released.
+   */
+  async #withRetries<T>(
+    target: "enrichment" | "validator",
+    fn: () => Promise<T>,
+    ctx: Context,
+    work: AbortSignal,
+  ): Promise<T> {
     const vtMs = this.#o.visibilityTimeoutSeconds * 1000;
-    // Retries end before the visibility the receive granted would; the heartbeat
-    // covers the overrun of the request in flight.
-    const budgetMs = Math.max(1000, vtMs * 0.8 - (this.#now() - ctx.receivedAt));
-    const started = this.#now();
-    const options = (target: string) => ({
-      maxAttempts: Number.POSITIVE_INFINITY,
-      baseDelayMs: 100,
-      maxDelayMs: 5000,
-      budgetMs: Math.max(0, budgetMs - (this.#now() - started)),
-      signal: work,
-      now: this.#now,
-      random: this.#random,
-      sleep: this.#sleep,
-      onRetry: () => this.#o.metrics.retries.inc({ target }),
-    });
+    let budgetMs = Math.max(1000, vtMs * 0.8 - (this.#now() - ctx.receivedAt));
+    for (;;) {
+      try {
+        return await retry(() => abortable(fn(), work), {
+          maxAttempts: Number.POSITIVE_INFINITY,
+          baseDelayMs: 100,
+          maxDelayMs: 5000,
+          budgetMs,
+          signal: work,
+          now: this.#now,
+          random: this.#random,
+          sleep: this.#sleep,
+          onRetry: () => this.#o.metrics.retries.inc({ target }),
+        });
+      } catch (error) {
+        if (work.aborted || !(error instanceof CircuitOpenError)) throw error;
+        await this.#sleep(Math.max(error.remainingMs, 100), work);
+        budgetMs = Math.max(1000, vtMs * 0.8);
+      }
+    }
+  }
+
+  async #attempt(message: InputMessage, ctx: Context, work: AbortSignal): Promise<Verdict> {
     let enrichment: Enrichment;
     try {
       // Past the shutdown grace a call in flight is abandoned, so the message is released now.
-      enrichment = await retry(
-        () => abortable(this.#o.lookup(message.user_id), work),
-        options("enrichment"),
+      enrichment = await this.#withRetries(
+        "enrichment",
+        () => this.#o.lookup(message.user_id),
+        ctx,
+        work,
       );
     } catch (error) {
       if (work.aborted) throw error;
@@ -331,10 +352,7 @@ export class Pipeline {
     const document = buildOutputDocument(message, enrichment);
     let submission: Submission;
     try {
-      submission = await retry(
-        () => abortable(this.#o.submit(document), work),
-        options("validator"),
-      );
+      submission = await this.#withRetries("validator", () => this.#o.submit(document), ctx, work);
     } catch (error) {
       if (work.aborted) throw error;
       return gaveUp("validator", error);

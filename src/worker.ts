@@ -190,7 +190,8 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   });
   const sqs = new SqsClient({
     region: config.region,
-    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    // Calls that name no queue (GetQueueUrl for the DLQ) go where the queue lives.
+    endpoint: config.endpoint ?? new URL(config.queueUrl).origin,
     credentials: () => credentials.get(),
     fetch: doFetch,
     now,

@@ -3,6 +3,7 @@
  * validator fakes on 127.0.0.1, the worker as a real child process, and small
  * helpers to read its metrics. Everything binds 127.0.0.1 and closes in `close()`.
  */
+import { startCommand } from "../../lab/start_command.ts";
 import assert from "node:assert/strict";
 
 /** Resolves after `ms`, or early when `signal` aborts; never rejects, always clears its timer. */
@@ -204,7 +205,7 @@ export interface WorkerProcess {
 const PASS_ENV = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NPM_CONFIG_REGISTRY"];
 
 /**
- * Starts `deno run --allow-net --allow-env --allow-read --allow-sys src/main.ts`
+ * Starts the worker as `deno task start` does (startCommand())
  * directly (no shell, no npx) so signals reach the worker. `env` is its whole
  * configuration; LOG_LEVEL must be info or lower for `port` to resolve.
  */
@@ -214,8 +215,9 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
     const value = Deno.env.get(name);
     if (value !== undefined) passed[name] = value;
   }
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-sys", "src/main.ts"],
+  const [program, ...args] = startCommand();
+  const child = new Deno.Command(program!, {
+    args,
     cwd: new URL("../../", import.meta.url).pathname,
     env: { ...passed, NO_COLOR: "1", ...env },
     clearEnv: true,
