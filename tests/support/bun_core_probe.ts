@@ -1,0 +1,523 @@
+/**
+ * Run by tests/bun_core_test.ts under Bun: the core of sluice outside Deno.
+ * Pure parts (parseMessage, route, releaseVisibilitySeconds,
+ * buildOutputDocument) are run on fixed inputs and reported as they came out,
+ * so the test can compare them with Deno's answers. Then a whole worker
+ * (`startWorker`) drains a queue on a small in-memory SQS, enrichment API and
+ * validator served by `Bun.serve`, and the probe reports what each of them saw
+ * as one JSON line on stdout.
+ *
+ * Imports only src/ and node: builtins; no Deno API (it runs where there is none).
+ */
+import process from "node:process";
+import { loadConfig } from "../../src/config.ts";
+import { parseMessage } from "../../src/message_schema.ts";
+import {
+  releaseVisibilitySeconds,
+  route,
+  type RouteContext,
+  type Verdict,
+} from "../../src/outcome.ts";
+import { buildOutputDocument, type Enrichment } from "../../src/output_document.ts";
+import { startWorker } from "../../src/worker.ts";
+
+/** The little of Bun's API this probe uses (Deno type-checks this file without Bun's types). */
+interface BunServer {
+  readonly port: number;
+  stop(closeActiveConnections?: boolean): Promise<void> | void;
+}
+declare const Bun: {
+  readonly version: string;
+  serve(options: {
+    hostname: string;
+    port: number;
+    fetch: (request: Request) => Response | Promise<Response>;
+  }): BunServer;
+};
+
+if (typeof Bun === "undefined") throw new Error("run this probe with bun");
+
+const ACCOUNT = "000000000000";
+const REGION = "us-east-1";
+/** How long the worker may take to settle every message before the probe gives up and reports. */
+const SETTLE_DEADLINE_MS = 30_000;
+
+// ---------------------------------------------------------------------------
+// Pure parts: fixed inputs, outputs reported verbatim.
+
+/** Bodies for parseMessage: valid ones in each accepted form, and poison of each kind. */
+const PARSE_CASES: readonly string[] = [
+  JSON.stringify({ message_id: "a", user_id: "u1", event_ts: 1700000000, payload: { x: 1 } }),
+  JSON.stringify({
+    message_id: "b",
+    user_id: 42,
+    event_ts: "2024-02-29T12:30:45.999+02:00",
+    payload: {},
+  }),
+  '{"message_id":"c","user_id":"u2","event_ts":1.5,"payload":{"__proto__":{"p":1},"s":"é🙂"}}',
+  '{"message_id":"d","user_id":"u1","event_ts":"2023-02-29T00:00:00Z","payload":{}}',
+  '{"message_id":"e","user_id":"u1","event_ts":"2024-01-01T00:00:00","payload":{}}',
+  '{"message_id":"f","user_id":-1,"event_ts":1,"payload":{}}',
+  '{"message_id":"g","user_id":1.5,"event_ts":1,"payload":{}}',
+  '{"message_id":"","user_id":"u1","event_ts":1,"payload":{}}',
+  '{"message_id":"h","event_ts":1,"payload":{}}',
+  '{"message_id":"i","user_id":"u1","event_ts":1,"payload":[1]}',
+  '{"message_id":"j","user_id":"u1","event_ts":1,"payload":{}',
+  "[1,2,3]",
+  "null",
+  "",
+  "not json at all ✗",
+  `${"[".repeat(600)}${"]".repeat(600)}`,
+];
+
+const VERDICTS: readonly Verdict[] = [
+  { kind: "accepted" },
+  { kind: "duplicate" },
+  { kind: "poison", reason: "invalid JSON" },
+  { kind: "unknown_user" },
+  { kind: "rejected", reason: "schema mismatch" },
+  {
+    kind: "gave_up",
+    target: "enrichment",
+    category: "TRANSIENT",
+    reason: "timeout",
+    validator5xx: false,
+  },
+  {
+    kind: "gave_up",
+    target: "validator",
+    category: "TRANSIENT",
+    reason: "503",
+    validator5xx: true,
+  },
+  {
+    kind: "gave_up",
+    target: "enrichment",
+    category: "PERMANENT",
+    reason: "401",
+    validator5xx: false,
+  },
+];
+
+/** Every verdict under every combination of the context's switches. */
+function routeRows(): Array<{ verdict: Verdict; ctx: RouteContext; action: unknown }> {
+  const rows = [];
+  for (const verdict of VERDICTS) {
+    for (const receiveCount of [1, 5]) {
+      for (const maxReceiveCount of [5, undefined]) {
+        for (const hasDlq of [true, false]) {
+          for (const deleteOn4xx of [false, true]) {
+            for (const deleteOn5xx of [false, true]) {
+              for (const unknownUserPolicy of ["submit", "dead-letter", "drop"] as const) {
+                const ctx: RouteContext = {
+                  receiveCount,
+                  maxReceiveCount,
+                  hasDlq,
+                  deleteOn4xx,
+                  deleteOn5xx,
+                  unknownUserPolicy,
+                };
+                rows.push({ verdict, ctx, action: route(verdict, ctx) });
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return rows;
+}
+
+function visibilityRows(): Array<{ args: [number, number, boolean]; seconds: number }> {
+  const rows: Array<{ args: [number, number, boolean]; seconds: number }> = [];
+  for (const receiveCount of [0, 1, 2, 5, 30]) {
+    for (const since of [0, 100, 43190]) {
+      for (const longest of [false, true]) {
+        rows.push({
+          args: [receiveCount, since, longest],
+          seconds: releaseVisibilitySeconds(receiveCount, since, { longest }),
+        });
+      }
+    }
+  }
+  return rows;
+}
+
+function documents(): unknown[] {
+  const message = {
+    message_id: "m",
+    user_id: "7",
+    event_ts: 1700000000,
+    payload: { z: 1, a: [true, null], "ü": "✓" },
+  };
+  const profile = { user_id: "7", name: "Ada", tier: "gold" };
+  const cases: Enrichment[] = [
+    { status: "ok", profile },
+    { status: "stale", profile },
+    { status: "unknown_user" },
+  ];
+  // Serialised, so key order (part of the contract) reaches the test.
+  return cases.map((enrichment) => JSON.stringify(buildOutputDocument(message, enrichment)));
+}
+
+// ---------------------------------------------------------------------------
+// Fakes, in memory, served by Bun.
+
+interface QueuedMessage {
+  messageId: string;
+  body: string;
+  sentTimestamp: number;
+  receiveCount: number;
+  visibleAt: number;
+  /** Current receipt handle; undefined until received. */
+  handle: string | undefined;
+  attributes: Record<string, unknown> | undefined;
+}
+
+interface Queue {
+  name: string;
+  url: string;
+  messages: QueuedMessage[];
+  attributes: Record<string, string>;
+}
+
+function sqsError(status: number, type: string, message: string): Response {
+  return new Response(JSON.stringify({ __type: `com.amazonaws.sqs#${type}`, message }), {
+    status,
+    headers: { "content-type": "application/x-amz-json-1.0" },
+  });
+}
+
+function sqsOk(body: unknown): Response {
+  return new Response(JSON.stringify(body), {
+    headers: { "content-type": "application/x-amz-json-1.0" },
+  });
+}
+
+/** A minimal SQS (JSON protocol, no signature checks): what the worker calls, nothing more. */
+function fakeSqs() {
+  const queues = new Map<string, Queue>();
+  const requests: Record<string, number> = {};
+  const staleHandles: string[] = [];
+  let origin = "";
+  let sequence = 0;
+
+  const queue = (url: unknown): Queue | undefined => queues.get(String(url));
+  const create = (name: string, attributes: Record<string, string> = {}): Queue => {
+    const q: Queue = { name, url: `${origin}/${ACCOUNT}/${name}`, messages: [], attributes };
+    queues.set(q.url, q);
+    return q;
+  };
+  const send = (q: Queue, body: string, attributes?: Record<string, unknown>): string => {
+    const messageId = `sqs-${++sequence}`;
+    q.messages.push({
+      messageId,
+      body,
+      sentTimestamp: Date.now(),
+      receiveCount: 0,
+      visibleAt: 0,
+      handle: undefined,
+      attributes,
+    });
+    return messageId;
+  };
+  const byHandle = (q: Queue, handle: unknown) =>
+    q.messages.find((m) => m.handle !== undefined && m.handle === handle);
+
+  const receive = async (q: Queue, input: Record<string, unknown>, signal: AbortSignal) => {
+    const max = Number(input.MaxNumberOfMessages ?? 1);
+    const visibility = Number(input.VisibilityTimeout ?? q.attributes.VisibilityTimeout ?? 30);
+    const until = Date.now() + Number(input.WaitTimeSeconds ?? 0) * 1000;
+    for (;;) {
+      const now = Date.now();
+      const ready = q.messages.filter((m) => m.visibleAt <= now).slice(0, max);
+      if (ready.length > 0 || now >= until || signal.aborted) {
+        return ready.map((m) => {
+          m.receiveCount++;
+          m.visibleAt = now + visibility * 1000;
+          m.handle = `rh-${m.messageId}-${m.receiveCount}-${++sequence}`;
+          return {
+            MessageId: m.messageId,
+            ReceiptHandle: m.handle,
+            Body: m.body,
+            Attributes: {
+              ApproximateReceiveCount: String(m.receiveCount),
+              SentTimestamp: String(m.sentTimestamp),
+            },
+          };
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  };
+
+  const handle = async (request: Request): Promise<Response> => {
+    const target = request.headers.get("x-amz-target") ?? "";
+    const action = target.replace(/^AmazonSQS\./, "");
+    requests[action] = (requests[action] ?? 0) + 1;
+    const input = JSON.parse(await request.text()) as Record<string, unknown>;
+    if (action === "GetQueueUrl") {
+      const found = [...queues.values()].find((q) => q.name === input.QueueName);
+      return found
+        ? sqsOk({ QueueUrl: found.url })
+        : sqsError(400, "QueueDoesNotExist", "The specified queue does not exist.");
+    }
+    const q = queue(input.QueueUrl);
+    if (!q) return sqsError(400, "QueueDoesNotExist", "The specified queue does not exist.");
+    switch (action) {
+      case "GetQueueAttributes": {
+        const now = Date.now();
+        return sqsOk({
+          Attributes: {
+            ...q.attributes,
+            ApproximateNumberOfMessages: String(
+              q.messages.filter((m) => m.visibleAt <= now).length,
+            ),
+            ApproximateNumberOfMessagesNotVisible: String(
+              q.messages.filter((m) => m.visibleAt > now).length,
+            ),
+          },
+        });
+      }
+      case "ReceiveMessage":
+        return sqsOk({ Messages: await receive(q, input, request.signal) });
+      case "SendMessage":
+        return sqsOk({
+          MessageId: send(
+            q,
+            String(input.MessageBody),
+            input.MessageAttributes as Record<string, unknown> | undefined,
+          ),
+        });
+      case "DeleteMessageBatch":
+      case "ChangeMessageVisibilityBatch": {
+        const successful: unknown[] = [];
+        const failed: unknown[] = [];
+        for (const entry of (input.Entries ?? []) as Array<Record<string, unknown>>) {
+          const m = byHandle(q, entry.ReceiptHandle);
+          if (!m) {
+            staleHandles.push(String(entry.ReceiptHandle));
+            failed.push({
+              Id: entry.Id,
+              Code: "ReceiptHandleIsInvalid",
+              Message: "stale",
+              SenderFault: true,
+            });
+            continue;
+          }
+          if (action === "DeleteMessageBatch") q.messages.splice(q.messages.indexOf(m), 1);
+          else m.visibleAt = Date.now() + Number(entry.VisibilityTimeout) * 1000;
+          successful.push({ Id: entry.Id });
+        }
+        return sqsOk({ Successful: successful, Failed: failed });
+      }
+      default:
+        return sqsError(400, "InvalidAction", `not faked: ${action}`);
+    }
+  };
+
+  return {
+    handle,
+    queues,
+    requests,
+    staleHandles,
+    create,
+    send,
+    setOrigin(value: string) {
+      origin = value;
+    },
+  };
+}
+
+/** Known users; any other id is unknown (404 / `missing`). The first batch call answers 503. */
+function fakeEnrichment(known: ReadonlySet<string>) {
+  const batches: string[][] = [];
+  const singles: string[] = [];
+  const profile = (id: string) => ({ user_id: id, name: `user ${id}`, tier: "gold" });
+  const handle = async (request: Request): Promise<Response> => {
+    const url = new URL(request.url);
+    if (request.method === "POST" && url.pathname === "/v1/users:batch") {
+      const ids = (await request.json() as { user_ids: string[] }).user_ids;
+      batches.push(ids);
+      if (batches.length === 1) {
+        return new Response("overloaded", { status: 503, headers: { "retry-after": "0" } });
+      }
+      return Response.json({
+        users: ids.filter((id) => known.has(id)).map((id) => ({ ...profile(id), meta: { r: 1 } })),
+        missing: ids.filter((id) => !known.has(id)),
+        errors: [],
+        meta: { request_id: `b${batches.length}` },
+      });
+    }
+    const single = /^\/v1\/users\/([^/]+)$/.exec(url.pathname);
+    if (request.method === "GET" && single) {
+      const id = decodeURIComponent(single[1]!);
+      singles.push(id);
+      return known.has(id)
+        ? Response.json({ ...profile(id), meta: { r: 1 } })
+        : Response.json({ error: "not found" }, { status: 404 });
+    }
+    return new Response("no such route", { status: 404 });
+  };
+  return { handle, batches, singles };
+}
+
+/** Accepts every document; the first submission of `flaky` answers 503. */
+function fakeValidator(flaky: string) {
+  const submissions: string[] = [];
+  const accepted: unknown[] = [];
+  const handle = async (request: Request): Promise<Response> => {
+    if (request.method !== "POST" || new URL(request.url).pathname !== "/ingest") {
+      return new Response("no such route", { status: 404 });
+    }
+    const text = await request.text();
+    const doc = JSON.parse(text) as { message_id: string };
+    submissions.push(doc.message_id);
+    if (doc.message_id === flaky && submissions.filter((id) => id === flaky).length === 1) {
+      return Response.json({ error: "busy" }, { status: 503, headers: { "retry-after": "0" } });
+    }
+    // Raw text, so the test sees the exact key order the worker sent.
+    accepted.push(text);
+    return Response.json({ status: "accepted" }, { status: 202 });
+  };
+  return { handle, submissions, accepted };
+}
+
+function serve(handle: (request: Request) => Promise<Response>): BunServer {
+  return Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: async (request) => {
+      try {
+        return await handle(request);
+      } catch (error) {
+        return new Response(String(error), { status: 500 });
+      }
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The worker, end to end.
+
+/** The messages sent, in order: tag says what the test should expect of each. */
+function workload(): Array<{ tag: string; body: string }> {
+  const out: Array<{ tag: string; body: string }> = [];
+  for (let i = 1; i <= 24; i++) {
+    const id = `m${String(i).padStart(2, "0")}`;
+    const userId = i === 7 ? 42 : `u${(i % 6) + 1}`;
+    const eventTs = i === 9 ? "2024-05-01T10:00:00.5Z" : 1_700_000_000 + i;
+    out.push({
+      tag: "valid",
+      body: JSON.stringify({
+        message_id: id,
+        user_id: userId,
+        event_ts: eventTs,
+        payload: { n: i, note: "grüß dich ✓" },
+      }),
+    });
+  }
+  // Producer duplicates: the same bodies again.
+  for (const i of [0, 1, 2]) out.push({ tag: "duplicate", body: out[i]!.body });
+  out.push({ tag: "poison", body: '{"message_id":"p1","user_id":"u1", oops ✗ 🙂' });
+  out.push({
+    tag: "poison",
+    body: '{"message_id":"p2","user_id":"u1","event_ts":"yesterday","payload":{}}',
+  });
+  out.push({
+    tag: "unknown",
+    body: JSON.stringify({ message_id: "m25", user_id: "ghost", event_ts: 1, payload: {} }),
+  });
+  return out;
+}
+
+async function pipelineRun() {
+  const sqs = fakeSqs();
+  const enrichment = fakeEnrichment(new Set(["u1", "u2", "u3", "u4", "u5", "u6", "42"]));
+  const validator = fakeValidator("m05");
+  const servers = {
+    sqs: serve(sqs.handle),
+    enrichment: serve(enrichment.handle),
+    validator: serve(validator.handle),
+  };
+  const logs: string[] = [];
+  try {
+    sqs.setOrigin(`http://127.0.0.1:${servers.sqs.port}`);
+    const dlq = sqs.create("work-dlq");
+    const main = sqs.create("work", {
+      VisibilityTimeout: "30",
+      RedrivePolicy: JSON.stringify({
+        deadLetterTargetArn: `arn:aws:sqs:${REGION}:${ACCOUNT}:work-dlq`,
+        maxReceiveCount: 5,
+      }),
+    });
+    const sent = workload();
+    for (const item of sent) sqs.send(main, item.body);
+
+    const env: Record<string, string> = {
+      SQS_QUEUE_URL: main.url,
+      AWS_REGION: REGION,
+      AWS_ACCESS_KEY_ID: "AKIDPROBE",
+      AWS_SECRET_ACCESS_KEY: "probe-secret",
+      ENRICH_URL: `http://127.0.0.1:${servers.enrichment.port}`,
+      VALIDATOR_URL: `http://127.0.0.1:${servers.validator.port}`,
+      SQS_RECEIVE_WAIT_SECONDS: "1",
+      SHUTDOWN_GRACE_SECONDS: "5",
+      HTTP_TIMEOUT_MS: "5000",
+      LOG_LEVEL: "info",
+    };
+    const worker = startWorker(loadConfig(env), { env, write: (line) => logs.push(line) });
+    const started = Date.now();
+    let settled = false;
+    try {
+      while (Date.now() - started < SETTLE_DEADLINE_MS) {
+        if (main.messages.length === 0 && dlq.messages.length >= 2) {
+          settled = true;
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const probe = async (path: string) => {
+        const response = await worker.app.request(path);
+        return { status: response.status, body: await response.text() };
+      };
+      const healthz = await probe("/healthz");
+      const readyz = await probe("/readyz");
+      const metrics = await probe("/metrics");
+      await worker.stop(5_000);
+      await worker.done;
+      const healthzAfterStop = await probe("/healthz");
+      return {
+        settled,
+        sent,
+        accepted: validator.accepted,
+        submissions: validator.submissions,
+        dlq: dlq.messages.map((m) => ({ body: m.body, attributes: m.attributes })),
+        leftInQueue: main.messages.map((m) => m.body),
+        sqsRequests: sqs.requests,
+        staleHandles: sqs.staleHandles,
+        enrichBatches: enrichment.batches,
+        enrichSingles: enrichment.singles,
+        healthz,
+        readyz,
+        healthzAfterStop,
+        outcomes: metrics.body.split("\n").filter((l) => l.startsWith("sluice_messages_total{")),
+        logs: logs.map((line) => JSON.parse(line) as Record<string, unknown>),
+      };
+    } finally {
+      await worker.stop(1_000);
+    }
+  } finally {
+    await Promise.all(Object.values(servers).map((s) => s.stop(true)));
+  }
+}
+
+const report = {
+  bun: Bun.version,
+  parse: PARSE_CASES.map((body) => ({ body, result: parseMessage(body) })),
+  routes: routeRows(),
+  visibility: visibilityRows(),
+  documents: documents(),
+  pipeline: await pipelineRun(),
+};
+process.stdout.write(`${JSON.stringify(report)}\n`);
