@@ -31,6 +31,12 @@ Deno.test("SIGKILL mid-run, then a restart: nothing lost, duplicates only from i
     const first = spawnWorker(env);
     workers.push(first);
     await waitFor(() => validator.accepted.size >= 15, "the first worker to accept 15", 60_000);
+    // Kill while a receive wave is in work (with MAX_IN_FLIGHT 10 the waves can have gaps).
+    await waitFor(
+      async () => (await lab.admin.depth(lab.queueUrl)).inFlight >= 1,
+      "messages in flight",
+      30_000,
+    );
     first.kill("SIGKILL");
     const status = await first.status;
     assert.equal(status.signal, "SIGKILL");
