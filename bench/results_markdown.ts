@@ -127,6 +127,14 @@ export function renderMarkdown(ctx: BenchContext, runs: BenchRun[], scenarios: S
         ? "–"
         : `${(100 * sluiceRate / ceilingRate).toFixed(0)}%`;
       lines.push(`sluice reaches ${pct} of the lab's ceiling on io_mild.`, "");
+      if (sluiceRate !== undefined && sluiceRate >= 0.9 * ceilingRate) {
+        lines.push(
+          "At or near 100%, sluice and the ceiling run are bound by the machine (the worker, fauxqs",
+          "and the simulators share its CPUs), not by the downstreams' latency; the spread",
+          "between such runs is load noise.",
+          "",
+        );
+      }
     }
     const problems = runs
       .filter((r) => r.scenario === scenario && r.summary !== undefined)
