@@ -3,14 +3,13 @@
  * `check-config [--probe]`, `dlq peek|stats|redrive|purge`. With no arguments
  * the caller runs the worker.
  */
-import { credentialChain } from "./aws_credentials.ts";
 import { versionLine } from "./build_info.ts";
 import { type Config, CONFIG_VARS, loadConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { createLogger } from "./logger.ts";
 import * as runtime from "./runtime.ts";
-import { SqsClient } from "./sqs_client.ts";
-import { discoverRedrive } from "./worker.ts";
+import type { SqsClient } from "./sqs_client.ts";
+import { createSqsClient, discoverRedrive } from "./worker.ts";
 
 const out = (line: string) => runtime.writeStdout(`${line}\n`);
 const err = (line: string) => runtime.writeStderr(`${line}\n`);
@@ -45,17 +44,10 @@ function help(): string {
 }
 
 function clientFor(config: Config, env: Record<string, string | undefined>): SqsClient {
-  const home = runtime.homeDir();
-  const credentials = credentialChain({
+  return createSqsClient(config, {
     env,
     readTextFile: runtime.readTextFile,
-    ...(home ? { homeDir: home } : {}),
-  });
-  return new SqsClient({
-    region: config.region,
-    endpoint: config.endpoint ?? new URL(config.queueUrl).origin,
-    credentials: () => credentials.get(),
-    timeoutMs: Math.max(config.httpTimeoutMs, 10_000),
+    homeDir: runtime.homeDir(),
   });
 }
 
@@ -95,7 +87,8 @@ async function dlq(
   const sqs = clientFor(config, env);
   const logger = createLogger({ level: "warn", write: err });
   const controller = new AbortController();
-  const redrive = await discoverRedrive(sqs, config, logger, controller.signal);
+  // A command must fail, not wait forever, when SQS cannot be reached.
+  const redrive = await discoverRedrive(sqs, config, logger, controller.signal, 4);
   const dlqUrl = redrive.dlqUrl;
   if (!dlqUrl) {
     err("sluice: no dead-letter queue: set DLQ_QUEUE_URL or give the queue a RedrivePolicy");
@@ -118,6 +111,8 @@ async function dlq(
     case "peek": {
       const wanted = limit ?? 10;
       let shown = 0;
+      // Visibility 0 hands the same messages back: stop at the first repeat.
+      const seen = new Set<string>();
       while (shown < wanted) {
         // Visibility 0: peeking must not hide the messages from anyone.
         const batch = await sqs.receiveMessage({
@@ -126,8 +121,10 @@ async function dlq(
           waitTimeSeconds: 0,
           visibilityTimeout: 0,
         });
-        if (batch.length === 0) break;
-        for (const m of batch) {
+        const fresh = batch.filter((m) => !seen.has(m.messageId));
+        if (fresh.length === 0) break;
+        for (const m of fresh) {
+          seen.add(m.messageId);
           out(JSON.stringify({
             sqs_message_id: m.messageId,
             sluice_error: m.messageAttributes.sluice_error?.StringValue ?? null,
@@ -136,24 +133,40 @@ async function dlq(
             body: m.body.length > 500 ? `${m.body.slice(0, 500)}…` : m.body,
           }));
         }
-        shown += batch.length;
+        shown += fresh.length;
       }
       if (shown === 0) out("the dead-letter queue is empty");
       return 0;
     }
     case "redrive": {
       let moved = 0;
-      while (limit === undefined || moved < limit) {
+      // At most what is there now: a worker dead-lettering meanwhile must not keep this going.
+      const depth = Number(
+        (await sqs.getQueueAttributes(dlqUrl, ["ApproximateNumberOfMessages"]))
+          .ApproximateNumberOfMessages ?? 0,
+      );
+      const target = Math.min(limit ?? depth, depth);
+      while (moved < target) {
         const batch = await sqs.receiveMessage({
           queueUrl: dlqUrl,
-          maxNumberOfMessages: Math.min(10, limit === undefined ? 10 : limit - moved),
+          maxNumberOfMessages: Math.min(10, target - moved),
           waitTimeSeconds: 1,
           visibilityTimeout: 60,
         });
         if (batch.length === 0) break;
         for (const m of batch) {
           await sqs.sendMessage(config.queueUrl, m.body);
-          await sqs.deleteMessageBatch(dlqUrl, [{ id: "0", receiptHandle: m.receiptHandle }]);
+          const deleted = await sqs.deleteMessageBatch(dlqUrl, [
+            { id: "0", receiptHandle: m.receiptHandle },
+          ]);
+          if (deleted.failed.length > 0) {
+            err(
+              `sluice: sent ${m.messageId} back but could not delete it from the DLQ: ${
+                deleted.failed[0]?.code
+              }; it is now in both queues`,
+            );
+            return 1;
+          }
           moved++;
         }
       }

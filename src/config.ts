@@ -5,9 +5,9 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+import type { UnknownUserPolicy } from "./outcome.ts";
 import { regionFromQueueUrl } from "./sqs_client.ts";
 
-export type UnknownUserPolicy = "submit" | "dead-letter" | "drop";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 /** The worker's settings, parsed and checked. */
@@ -269,9 +269,8 @@ function required<T>(env: Record<string, string | undefined>, name: string): T {
 /** The validator's ingest URL, whether given as the base or with `/ingest`. */
 export function ingestUrl(base: string): string {
   const url = new URL(base);
-  if (!url.pathname.endsWith("/ingest")) {
-    url.pathname = `${url.pathname.replace(/\/+$/, "")}/ingest`;
-  }
+  const path = url.pathname.replace(/\/+$/, "");
+  url.pathname = path.endsWith("/ingest") ? path : `${path}/ingest`;
   return url.toString();
 }
 

@@ -4,7 +4,15 @@
  */
 import { HttpError } from "./errors.ts";
 import { httpCall, type HttpCallOptions } from "./http_call.ts";
-import { type Profile, profileFromResponse } from "./output_document.ts";
+
+/** A user profile: every field the API returned except `meta`. */
+export type Profile = Record<string, unknown>;
+
+/** Drops `meta`, which describes the request, not the user. */
+export function profileFromResponse(body: Record<string, unknown>): Profile {
+  const { meta: _meta, ...profile } = body;
+  return profile;
+}
 
 export interface EnrichClientOptions extends Omit<HttpCallOptions, "target"> {
   /** Base URL, e.g. `http://10.0.0.5:9102`. */
@@ -45,6 +53,16 @@ export class EnrichClient {
 
   /** One profile; `null` for an unknown user (404). Other statuses throw HttpError. */
   async getUser(userId: string, signal?: AbortSignal): Promise<Profile | null> {
+    if (userId === "." || userId === "..") {
+      // URL parsing removes these path segments even percent-encoded: ask by POST instead.
+      const answer = await this.getUsers([userId], signal);
+      const profile = answer.users.get(userId);
+      if (profile) return profile;
+      if (answer.missing.has(userId)) return null;
+      throw new HttpError("enrichment", 200, `lookup for ${userId} failed`, {
+        category: "TRANSIENT",
+      });
+    }
     const url = `${this.#options.baseUrl}/v1/users/${encodeURIComponent(userId)}`;
     const answer = await httpCall(this.#http, url, { method: "GET" }, signal);
     if (answer.status === 404) return null;
@@ -54,7 +72,9 @@ export class EnrichClient {
       });
     }
     const body = parseJson(answer.text, "profile");
-    if (!isObject(body)) throw new HttpError("enrichment", 200, "profile is not an object");
+    if (!isObject(body)) {
+      throw new HttpError("enrichment", 200, "profile is not an object", { category: "TRANSIENT" });
+    }
     return profileFromResponse(body);
   }
 
@@ -81,7 +101,11 @@ export class EnrichClient {
       });
     }
     const body = parseJson(answer.text, "batch answer");
-    if (!isObject(body)) throw new HttpError("enrichment", 200, "batch answer is not an object");
+    if (!isObject(body)) {
+      throw new HttpError("enrichment", 200, "batch answer is not an object", {
+        category: "TRANSIENT",
+      });
+    }
     const wanted = new Set(userIds);
     const result: BatchLookup = { users: new Map(), missing: new Set(), retry: new Map() };
     for (const user of Array.isArray(body.users) ? body.users : []) {

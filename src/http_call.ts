@@ -38,7 +38,10 @@ export async function httpCall(
 ): Promise<HttpAnswer> {
   const now = options.now ?? Date.now;
   const doFetch = options.fetch ?? fetch;
-  const timeout = AbortSignal.timeout(options.timeoutMs);
+  // A timer we clear when the answer is in (AbortSignal.timeout's cannot be cancelled).
+  const timer = new AbortController();
+  const handle = setTimeout(() => timer.abort(), options.timeoutMs);
+  const timeout = timer.signal;
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
   const started = now();
   let code = "network";
@@ -62,6 +65,7 @@ export async function httpCall(
       cause: error,
     });
   } finally {
+    clearTimeout(handle);
     options.onResponse?.(code, now() - started);
   }
 }

@@ -3,7 +3,9 @@
  * message can end. Pure, so every row is visible at once and tested one by one.
  */
 import type { ErrorCategory } from "./errors.ts";
-import type { UnknownUserPolicy } from "./config.ts";
+
+/** UNKNOWN_USER_POLICY: submit with `user: null`, dead-letter, or delete. */
+export type UnknownUserPolicy = "submit" | "dead-letter" | "drop";
 
 /** The `outcome` label of `sluice_messages_total` and the outcome log line. */
 export type Outcome =

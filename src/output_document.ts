@@ -22,12 +22,6 @@ export interface OutputDocument {
   enrichment: { status: Enrichment["status"] };
 }
 
-/** Every profile field except `meta`, which describes the request, not the user. */
-export function profileFromResponse(body: Record<string, unknown>): Profile {
-  const { meta: _meta, ...profile } = body;
-  return profile;
-}
-
 /** Builds the output document: exactly these keys, in this order. */
 export function buildOutputDocument(message: InputMessage, enrichment: Enrichment): OutputDocument {
   return {

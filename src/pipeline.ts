@@ -12,6 +12,7 @@ import {
   releaseVisibilitySeconds,
   route,
   type RouteContext,
+  type UnknownUserPolicy,
   type Verdict,
 } from "./outcome.ts";
 import { buildOutputDocument, type Enrichment, type OutputDocument } from "./output_document.ts";
@@ -23,7 +24,6 @@ import type { SqsClient, SqsMessage } from "./sqs_client.ts";
 import { TtlCache } from "./ttl_cache.ts";
 import type { Submission } from "./validator_client.ts";
 import type { VisibilityHeartbeat } from "./visibility_heartbeat.ts";
-import type { UnknownUserPolicy } from "./config.ts";
 
 export interface PipelineOptions {
   queueUrl: string;
@@ -77,8 +77,8 @@ export class Pipeline {
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #slots: Semaphore;
   readonly #accepted: TtlCache<string, true>;
-  /** message_id → settles when the copy being worked on is done. */
-  readonly #working = new Map<string, Promise<void>>();
+  /** message_id → resolves, when the copy being worked on is done, to whether it was accepted. */
+  readonly #working = new Map<string, Promise<boolean>>();
   readonly #handlers = new Set<Promise<void>>();
   #pollersRunning = 0;
   /** How many of the long polls run now; grows while receives come back full. */
@@ -92,7 +92,8 @@ export class Pipeline {
     this.#slots = new Semaphore({ limit: options.maxInFlight });
     this.#accepted = new TtlCache({
       ttlMs: options.dedupTtlSeconds * 1000,
-      maxSize: 1_000_000,
+      // ~150 bytes an id: a bound on memory whatever DEDUP_TTL_SECONDS says.
+      maxSize: 250_000,
       now: this.#now,
     });
   }
@@ -191,9 +192,13 @@ export class Pipeline {
         this.#activePollers = messages.length === batch
           ? Math.min(this.#activePollers + 1, pollers)
           : Math.max(1, this.#activePollers - 1);
-        if (messages.length > 0 && messages.length < batch) {
+        if (
+          (messages.length > 0 && messages.length < batch) ||
+          (messages.length === 0 && this.#o.receiveWaitSeconds === 0)
+        ) {
           // A trickle: let a few more messages gather so the next receive (and the
-          // deletes after it) carry more than one or two.
+          // deletes after it) carry more than one or two. Short polls on an empty
+          // queue (SQS_RECEIVE_WAIT_SECONDS=0) must not spin either.
           await this.#sleep(PARTIAL_PAUSE_MS, intake).catch(() => {});
         }
       }
@@ -247,12 +252,20 @@ export class Pipeline {
           message_id: ctx.messageId,
         });
       }
-      await o.settler.changeVisibility(sqs.receiptHandle, seconds).catch((e) => {
+      try {
+        await o.settler.changeVisibility(sqs.receiptHandle, seconds);
+        this.#record(
+          ctx,
+          "released",
+          "TRANSIENT",
+          work.aborted ? "shutdown" : String((error as Error)?.message ?? error).slice(0, 200),
+        );
+      } catch (e) {
         o.logger.warn("could not release a message; it reappears after its visibility timeout", {
           error: e,
           message_id: ctx.messageId,
         });
-      });
+      }
     } finally {
       o.heartbeat.untrack(sqs.receiptHandle);
     }
@@ -262,16 +275,17 @@ export class Pipeline {
   async #dedupe(message: InputMessage, ctx: Context, work: AbortSignal): Promise<void> {
     const id = message.message_id;
     for (;;) {
-      if (this.#accepted.has(id)) {
+      const first = this.#working.get(id);
+      // Asked of the first copy itself too, so this holds even with DEDUP_TTL_SECONDS=0.
+      if (this.#accepted.has(id) || (first && await abortable(first, work))) {
         await this.#settle(ctx, { kind: "duplicate" });
         return;
       }
-      const first = this.#working.get(id);
-      if (!first) break;
-      await abortable(first, work);
+      if (!this.#working.has(id)) break;
     }
-    let done!: () => void;
-    this.#working.set(id, new Promise<void>((resolve) => done = resolve));
+    let done!: (accepted: boolean) => void;
+    let accepted = false;
+    this.#working.set(id, new Promise<boolean>((resolve) => done = resolve));
     try {
       for (let holds = 1;; holds++) {
         const verdict = await this.#attempt(message, ctx, work);
@@ -288,12 +302,13 @@ export class Pipeline {
           await this.#sleep(delayMs, work);
           continue;
         }
+        accepted = verdict.kind === "accepted";
         await this.#settle(ctx, verdict);
         return;
       }
     } finally {
       this.#working.delete(id);
-      done();
+      done(accepted);
     }
   }
 
@@ -309,11 +324,15 @@ export class Pipeline {
     ctx: Context,
     work: AbortSignal,
   ): Promise<T> {
+    // Past the shutdown grace an enrichment call in flight is abandoned so the message is
+    // released at once; a submission is not: the validator may accept it, and releasing it
+    // meanwhile would let another worker submit it again. HTTP_TIMEOUT_MS bounds the wait.
+    const call = target === "enrichment" ? () => abortable(fn(), work) : fn;
     const vtMs = this.#o.visibilityTimeoutSeconds * 1000;
     let budgetMs = Math.max(1000, vtMs * 0.8 - (this.#now() - ctx.receivedAt));
     for (;;) {
       try {
-        return await retry(() => abortable(fn(), work), {
+        return await retry(call, {
           maxAttempts: Number.POSITIVE_INFINITY,
           baseDelayMs: 100,
           maxDelayMs: 5000,
@@ -335,7 +354,6 @@ export class Pipeline {
   async #attempt(message: InputMessage, ctx: Context, work: AbortSignal): Promise<Verdict> {
     let enrichment: Enrichment;
     try {
-      // Past the shutdown grace a call in flight is abandoned, so the message is released now.
       enrichment = await this.#withRetries(
         "enrichment",
         () => this.#o.lookup(message.user_id),
@@ -368,7 +386,8 @@ export class Pipeline {
     const o = this.#o;
     const handle = ctx.sqs.receiptHandle;
     const action = route(verdict, ctx);
-    o.heartbeat.untrack(handle);
+    // The heartbeat keeps covering a delete or DLQ send that SQS slows down; #release
+    // stops it first, since a later extension would undo the release.
     let outcome: Outcome;
     let category: string | undefined;
     let reason: string | undefined;
@@ -406,6 +425,7 @@ export class Pipeline {
   }
 
   async #release(ctx: Context, longest: boolean): Promise<void> {
+    this.#o.heartbeat.untrack(ctx.sqs.receiptHandle);
     const seconds = releaseVisibilitySeconds(
       ctx.receiveCount,
       (this.#now() - ctx.receivedAt) / 1000,

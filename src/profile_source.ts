@@ -32,6 +32,11 @@ export interface ProfileSourceOptions {
   batchMax: number;
   /** ENRICH_BATCH_WAIT_MS. */
   batchWaitMs: number;
+  /**
+   * Batches sent at once (ENRICH_CONCURRENCY): while they are all out, new ids
+   * gather into fuller batches instead of queueing as many small ones. Default Infinity.
+   */
+  maxConcurrentBatches?: number;
   /** Cache result per lookup: hit, miss or stale. */
   onCache?: (result: "hit" | "miss" | "stale") => void;
   /** Ids per batch request. */
@@ -75,6 +80,7 @@ export class ProfileSource {
     this.#batcher = new Batcher<string, Profile | null>({
       maxSize: Math.max(1, options.batchMax),
       maxWaitMs: options.batchWaitMs,
+      maxConcurrentBatches: options.maxConcurrentBatches ?? Number.POSITIVE_INFINITY,
       run: (ids) => this.#lookupMany(ids),
     });
   }

@@ -115,11 +115,19 @@ export class Settler {
     return this.#persist("delete", () => this.#deletes.add({ receiptHandle }));
   }
 
-  /** Sets a message's visibility (0 releases it now). */
-  changeVisibility(receiptHandle: string, visibilityTimeout: number): Promise<SettleResult> {
+  /**
+   * Sets a message's visibility (0 releases it now). `budgetMs` bounds the retries:
+   * a heartbeat extension that lands minutes late could undo a later release.
+   */
+  changeVisibility(
+    receiptHandle: string,
+    visibilityTimeout: number,
+    budgetMs?: number,
+  ): Promise<SettleResult> {
     return this.#persist(
       "visibility",
       () => this.#visibility.add({ receiptHandle, visibilityTimeout }),
+      budgetMs,
     );
   }
 
@@ -154,9 +162,13 @@ export class Settler {
     await Promise.all([this.#deletes.flush(), this.#visibility.flush()]);
   }
 
-  async #persist(kind: "delete" | "visibility", fn: () => Promise<void>): Promise<SettleResult> {
+  async #persist(
+    kind: "delete" | "visibility",
+    fn: () => Promise<void>,
+    budgetMs?: number,
+  ): Promise<SettleResult> {
     try {
-      await this.#retry(fn);
+      await this.#retry(fn, budgetMs);
       return "done";
     } catch (error) {
       if (error instanceof StaleEntry) {
@@ -167,13 +179,13 @@ export class Settler {
     }
   }
 
-  #retry<T>(fn: () => Promise<T>): Promise<T> {
+  #retry<T>(fn: () => Promise<T>, budgetMs?: number): Promise<T> {
     const o = this.#options;
     return retry(fn, {
       maxAttempts: Number.POSITIVE_INFINITY,
       baseDelayMs: 200,
       maxDelayMs: 10_000,
-      budgetMs: o.retryBudgetMs ?? 300_000,
+      budgetMs: budgetMs ?? o.retryBudgetMs ?? 300_000,
       isRetriable: (error) =>
         error instanceof SqsError ? error.retriable : !(error instanceof StaleEntry),
       ...(o.now ? { now: o.now } : {}),

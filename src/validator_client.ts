@@ -4,7 +4,6 @@
  */
 import { HttpError } from "./errors.ts";
 import { httpCall, type HttpCallOptions } from "./http_call.ts";
-import type { OutputDocument } from "./output_document.ts";
 
 export interface ValidatorClientOptions extends Omit<HttpCallOptions, "target"> {
   /** The full ingest URL (config normalises it to end in `/ingest`). */
@@ -26,7 +25,8 @@ export class ValidatorClient {
     this.#http = { ...options, target: "validator" };
   }
 
-  async submit(document: OutputDocument, signal?: AbortSignal): Promise<Submission> {
+  /** Posts one output document (any JSON object). */
+  async submit(document: object, signal?: AbortSignal): Promise<Submission> {
     const answer = await httpCall(
       this.#http,
       this.#url,

@@ -9,7 +9,7 @@ import { credentialChain } from "./aws_credentials.ts";
 import { type BreakerState, CircuitBreaker } from "./circuit_breaker.ts";
 import type { Config } from "./config.ts";
 import { EnrichClient } from "./enrich_client.ts";
-import { HttpError, isRetriable, TimeoutError } from "./errors.ts";
+import { isRetriable } from "./errors.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { Pipeline } from "./pipeline.ts";
 import { ProfileSource } from "./profile_source.ts";
@@ -55,11 +55,8 @@ function sqsFailed(result: string): boolean {
     /throttl|internal|unavailable|overloaded|5\d\d/i.test(result);
 }
 
-/** 429/503/timeouts mean "slow down" for the adaptive limits. */
-function isOverload(error: unknown): boolean {
-  return error instanceof TimeoutError ||
-    (error instanceof HttpError && (error.status === 429 || error.status === 503));
-}
+/** Request results about one receipt handle, not about SQS's health. */
+const STALE_RESULTS = new Set(["ReceiptHandleIsInvalid", "MessageNotInflight"]);
 
 export interface Redrive {
   dlqUrl: string | undefined;
@@ -72,13 +69,15 @@ export async function discoverRedrive(
   config: Config,
   logger: Logger,
   signal: AbortSignal,
+  /** Attempts while SQS is unreachable; the worker waits for it, a command does not. */
+  attempts = Number.POSITIVE_INFINITY,
 ): Promise<Redrive> {
   let attributes: Record<string, string>;
   try {
     attributes = await retry(
       () => sqs.getQueueAttributes(config.queueUrl, ["RedrivePolicy"], signal),
       {
-        maxAttempts: Number.POSITIVE_INFINITY,
+        maxAttempts: attempts,
         baseDelayMs: 500,
         maxDelayMs: 10_000,
         signal,
@@ -137,6 +136,33 @@ export async function discoverRedrive(
   }
 }
 
+/**
+ * The SQS client for a config: credentials from the chain, calls that name no
+ * queue (GetQueueUrl for the DLQ) sent where the queue lives.
+ */
+export function createSqsClient(
+  config: Config,
+  deps: WorkerDeps,
+  onRequest?: (action: string, result: string, durationMs: number) => void,
+): SqsClient {
+  const credentials = credentialChain({
+    env: deps.env,
+    ...(deps.readTextFile ? { readTextFile: deps.readTextFile } : {}),
+    ...(deps.homeDir ? { homeDir: deps.homeDir } : {}),
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  return new SqsClient({
+    region: config.region,
+    endpoint: config.endpoint ?? new URL(config.queueUrl).origin,
+    credentials: () => credentials.get(),
+    timeoutMs: Math.max(config.httpTimeoutMs, 10_000),
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(onRequest ? { onRequest } : {}),
+  });
+}
+
 /** Waits for `promise` at most `ms`; true when it settled in time. */
 async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -181,27 +207,15 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   for (const name of Object.keys(breakers)) metrics.breakerState.set({ target: name }, 0);
 
   let lastSqsError: string | undefined;
-  const credentials = credentialChain({
-    env: deps.env,
-    ...(deps.readTextFile ? { readTextFile: deps.readTextFile } : {}),
-    ...(deps.homeDir ? { homeDir: deps.homeDir } : {}),
-    fetch: doFetch,
-    now,
-  });
-  const sqs = new SqsClient({
-    region: config.region,
-    // Calls that name no queue (GetQueueUrl for the DLQ) go where the queue lives.
-    endpoint: config.endpoint ?? new URL(config.queueUrl).origin,
-    credentials: () => credentials.get(),
-    fetch: doFetch,
-    now,
-    timeoutMs: Math.max(config.httpTimeoutMs, 10_000),
-    onRequest: (action, result) => {
-      metrics.sqsRequests.inc({ action, result });
-      const failed = sqsFailed(result);
-      breakers.sqs.record(!failed);
-      lastSqsError = failed ? `${action}: ${result}` : undefined;
-    },
+  const sqs = createSqsClient(config, deps, (action, result) => {
+    metrics.sqsRequests.inc({ action, result });
+    const failed = sqsFailed(result);
+    breakers.sqs.record(!failed);
+    // Readiness means SQS answers us: credential and permission errors count too.
+    if (result === "ok") lastSqsError = undefined;
+    else if (result !== "aborted" && !STALE_RESULTS.has(result)) {
+      lastSqsError = `${action}: ${result}`;
+    }
   });
 
   const downstream = (target: string) => (code: string, ms: number) => {
@@ -213,7 +227,6 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       max,
       // Start halfway: the limit finds the downstream's capacity from there in a few round trips.
       initial: Math.max(1, Math.ceil(max / 2)),
-      isOverload,
       onChange: (limit) => metrics.concurrencyLimit.set({ target }, limit),
     });
   const enrichLimiter = limiter("enrichment", config.enrichConcurrency);
@@ -240,6 +253,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     cacheMaxEntries: config.cacheMaxEntries,
     batchMax: config.enrichBatchMax,
     batchWaitMs: config.enrichBatchWaitMs,
+    maxConcurrentBatches: config.enrichConcurrency,
     onCache: (result) => metrics.cacheRequests.inc({ result }),
     onBatch: (size) => metrics.enrichBatchSize.observe(undefined, size),
     now,
@@ -324,7 +338,9 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       },
     });
     const heartbeat = new VisibilityHeartbeat({
-      extend: (handle, seconds) => settler!.changeVisibility(handle, seconds),
+      // Retried only while it can still help: about the heartbeat's lead time.
+      extend: (handle, seconds) =>
+        settler!.changeVisibility(handle, seconds, config.visibilityTimeoutSeconds * 500),
       visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
       now,
       onExtend: () => metrics.visibilityExtensions.inc(),

@@ -123,5 +123,6 @@ Deno.test("config: validator URL given with or without /ingest", () => {
   assert.equal(ingestUrl("http://h:9200"), "http://h:9200/ingest");
   assert.equal(ingestUrl("http://h:9200/"), "http://h:9200/ingest");
   assert.equal(ingestUrl("http://h:9200/ingest"), "http://h:9200/ingest");
+  assert.equal(ingestUrl("http://h:9200/ingest/"), "http://h:9200/ingest");
   assert.equal(ingestUrl("http://h:9200/v2/"), "http://h:9200/v2/ingest");
 });
