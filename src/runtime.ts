@@ -120,29 +120,27 @@ export function cpuUsage(): CpuUsage {
 
 const encoder = new TextEncoder();
 
-/** Writes `text` to stdout exactly as given (no newline is added), synchronously under Deno. */
-export function writeStdout(text: string): void {
+/** Writes all of `text` to fd 1 or 2, synchronously under Deno; no newline is added. */
+function write(stream: "stdout" | "stderr", text: string): void {
   const d = deno();
   if (d) {
     const bytes = encoder.encode(text);
     // writeSync may write fewer bytes than asked (pipes): loop until done.
     let offset = 0;
-    while (offset < bytes.length) offset += d.stdout.writeSync(bytes.subarray(offset));
+    while (offset < bytes.length) offset += d[stream].writeSync(bytes.subarray(offset));
     return;
   }
-  nodeProcess.stdout.write(text);
+  nodeProcess[stream].write(text);
+}
+
+/** Writes `text` to stdout exactly as given (no newline is added). */
+export function writeStdout(text: string): void {
+  write("stdout", text);
 }
 
 /** Writes `text` to stderr exactly as given (no newline is added). */
 export function writeStderr(text: string): void {
-  const d = deno();
-  if (d) {
-    const bytes = encoder.encode(text);
-    let offset = 0;
-    while (offset < bytes.length) offset += d.stderr.writeSync(bytes.subarray(offset));
-    return;
-  }
-  nodeProcess.stderr.write(text);
+  write("stderr", text);
 }
 
 /** Whether stdout is a terminal (for the live progress line and LOG_FORMAT hints). */

@@ -6,16 +6,6 @@ async function tick(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 }
 
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
 Deno.test("AdaptiveLimit defaults and clamping of initial", () => {
   assert.equal(new AdaptiveLimit().limit, 8);
   assert.equal(new AdaptiveLimit({ max: 4 }).limit, 4);
@@ -97,7 +87,7 @@ Deno.test("AdaptiveLimit shrinks multiplicatively, once per burst, not below min
 
 Deno.test("adaptiveSemaphore shrinks its semaphore on overload errors", async () => {
   const sem = adaptiveSemaphore({ initial: 4, now: () => 0 });
-  const gates = Array.from({ length: 4 }, () => deferred<void>());
+  const gates = Array.from({ length: 4 }, () => Promise.withResolvers<void>());
   const calls = gates.map((g) => sem.run(() => g.promise));
   await tick();
   assert.equal(sem.active, 4);
@@ -106,7 +96,7 @@ Deno.test("adaptiveSemaphore shrinks its semaphore on overload errors", async ()
   assert.ok(settled.every((s) => s.status === "rejected"), "errors are rethrown");
   assert.equal(sem.limit, 2, "floor(4 * 0.7), once for the burst");
 
-  const held = Array.from({ length: 3 }, () => deferred<void>());
+  const held = Array.from({ length: 3 }, () => Promise.withResolvers<void>());
   const next = held.map((g) => sem.run(() => g.promise));
   await tick();
   assert.equal(sem.active, 2, "the semaphore follows the new limit");
@@ -133,7 +123,7 @@ Deno.test("adaptiveSemaphore grows under saturation and measures latency with no
   /** Runs `n` rounds of 2 concurrent calls that each take `ms` on the fake clock. */
   const rounds = async (n: number, ms: number) => {
     for (let i = 0; i < n; i++) {
-      const gates = [deferred<void>(), deferred<void>()];
+      const gates = [Promise.withResolvers<void>(), Promise.withResolvers<void>()];
       const calls = gates.map((g) => sem.run(() => g.promise));
       await tick();
       t += ms;
@@ -151,7 +141,7 @@ Deno.test("adaptiveSemaphore grows under saturation and measures latency with no
 
 Deno.test("adaptiveSemaphore run rejects with signal.reason when aborted while waiting", async () => {
   const sem = adaptiveSemaphore({ initial: 1, now: () => 0 });
-  const gate = deferred<void>();
+  const gate = Promise.withResolvers<void>();
   const first = sem.run(() => gate.promise);
   const controller = new AbortController();
   const reason = new Error("stop");

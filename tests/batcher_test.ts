@@ -6,16 +6,6 @@ async function tick(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 }
 
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
 /** A run() that records each batch and doubles every number. */
 function recorder() {
   const batches: number[][] = [];
@@ -110,7 +100,7 @@ Deno.test("Batcher rejects the batch when run() returns the wrong number of resu
 });
 
 Deno.test("Batcher flush runs queued items now and waits for earlier batches", async () => {
-  const gate = deferred<void>();
+  const gate = Promise.withResolvers<void>();
   const batches: number[][] = [];
   const b = new Batcher<number, number>({
     maxSize: 2,
@@ -147,7 +137,7 @@ Deno.test("Batcher flush resolves even when items are rejected", async () => {
 });
 
 Deno.test("Batcher respects maxConcurrentBatches", async () => {
-  const gates: Array<ReturnType<typeof deferred<void>>> = [];
+  const gates: Array<ReturnType<typeof Promise.withResolvers<void>>> = [];
   const batches: number[][] = [];
   let running = 0;
   let peak = 0;
@@ -159,7 +149,7 @@ Deno.test("Batcher respects maxConcurrentBatches", async () => {
       batches.push(items);
       running++;
       peak = Math.max(peak, running);
-      const gate = deferred<void>();
+      const gate = Promise.withResolvers<void>();
       gates.push(gate);
       await gate.promise;
       running--;

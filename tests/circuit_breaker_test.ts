@@ -26,16 +26,6 @@ function setup(options: Partial<CircuitBreakerOptions> = {}) {
 const ok = () => Promise.resolve("ok");
 const fail = () => Promise.reject(new Error("down"));
 
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
 /** Opens the breaker by recording failures. */
 function trip(breaker: CircuitBreaker) {
   for (let i = 0; i < 4; i++) breaker.record(false);
@@ -125,8 +115,8 @@ Deno.test("half_open admits at most halfOpenProbes probes; all succeed -> closed
   const { breaker, changes, advance } = setup();
   trip(breaker);
   advance(5000);
-  const d1 = deferred<string>();
-  const d2 = deferred<string>();
+  const d1 = Promise.withResolvers<string>();
+  const d2 = Promise.withResolvers<string>();
   const p1 = breaker.run(() => d1.promise);
   const p2 = breaker.run(() => d2.promise);
   assert.equal(breaker.canPass(), false);
@@ -171,7 +161,7 @@ Deno.test("isFailure decides which errors count; the error is still rethrown", a
 Deno.test("results of calls admitted before a state change are ignored", async () => {
   // One probe: a late success counted as a probe would close the breaker at once.
   const { breaker, advance } = setup({ halfOpenProbes: 1 });
-  const slow = deferred<string>();
+  const slow = Promise.withResolvers<string>();
   const early = breaker.run(() => slow.promise);
   trip(breaker);
   advance(5000);
