@@ -8,6 +8,7 @@ import { categoryOf, CircuitOpenError, HttpError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { type InputMessage, parseMessage } from "./message_schema.ts";
 import {
+  maxVisibilitySeconds,
   type Outcome,
   releaseVisibilitySeconds,
   route,
@@ -289,11 +290,22 @@ export class Pipeline {
     try {
       for (let holds = 1;; holds++) {
         const verdict = await this.#attempt(message, ctx, work);
-        if (route(verdict, ctx).kind === "hold") {
+        if (route(verdict, ctx).kind === "hold" && verdict.kind === "gave_up") {
           // Its last allowed receive: keep it under the heartbeat and try again. A round past
           // the visibility has almost no budget (an open breaker or a Retry-After ends it at
           // once), so wait between rounds or the message spins against the downstream.
           const delayMs = Math.max(1000, backoffDelay(holds, 1000, 30_000, this.#random));
+          const heldSeconds = (this.#now() - ctx.receivedAt + delayMs) / 1000;
+          if (maxVisibilitySeconds(heldSeconds) < this.#o.visibilityTimeoutSeconds) {
+            // SQS keeps no message invisible past 12 h after its receive: dead-letter it with
+            // the reason rather than let the redrive policy move it without one.
+            await this.#settle(ctx, verdict, {
+              kind: "dead_letter",
+              category: verdict.category,
+              reason: `still failing after 12 h on its last receive: ${verdict.reason}`,
+            });
+            return;
+          }
           this.#o.logger.info("holding a message on its last receive", {
             message_id: id,
             receive_count: ctx.receiveCount,
@@ -382,10 +394,9 @@ export class Pipeline {
     return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
   }
 
-  async #settle(ctx: Context, verdict: Verdict): Promise<void> {
+  async #settle(ctx: Context, verdict: Verdict, action = route(verdict, ctx)): Promise<void> {
     const o = this.#o;
     const handle = ctx.sqs.receiptHandle;
-    const action = route(verdict, ctx);
     // The heartbeat keeps covering a delete or DLQ send that SQS slows down; #release
     // stops it first, since a later extension would undo the release.
     let outcome: Outcome;
