@@ -18,6 +18,8 @@ export interface BenchRun {
   summary?: LabSummary;
   /** runLab's error, when it threw */
   error?: string;
+  /** msg/s of every repetition when the run was repeated (--repeat); this run is the median */
+  repeats?: number[];
 }
 
 /** Facts about the machine and the invocation, printed at the top of the report. */
@@ -35,6 +37,7 @@ export interface BenchContext {
   messages: number;
   baselineMessages: number;
   baselineSeconds: number;
+  repeat: number;
   users: number;
   seed: number;
 }

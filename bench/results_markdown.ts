@@ -34,7 +34,8 @@ function row(run: BenchRun, sluiceRate: number | undefined): string {
   return "| " + [
     label,
     `${s.accepted}/${s.valid}${note}`,
-    `${fixed(s.msgPerSecond, 1)}${drainedBeforeCap(run) ? " ≥" : ""}`,
+    `${fixed(s.msgPerSecond, 1)}${drainedBeforeCap(run) ? " ≥" : ""}` +
+    (run.repeats ? ` (median of ${run.repeats.map((r) => r.toFixed(0)).join(", ")})` : ""),
     fixed(s.p50Ms, 0),
     fixed(s.p99Ms, 0),
     fixed(per?.sqsRequests, 3),
@@ -69,7 +70,10 @@ export function renderMarkdown(ctx: BenchContext, runs: BenchRun[], scenarios: S
       (sameCount
         ? "every worker gets the same message set; "
         : `each baseline gets ${ctx.baselineMessages} messages from the same seed; `) +
-      `each baseline run is capped at ${ctx.baselineSeconds} s after its first receive.`,
+      `each baseline run is capped at ${ctx.baselineSeconds} s after its first receive` +
+      (ctx.repeat > 1
+        ? `; sluice and the ceiling ran ${ctx.repeat} times each (median shown).`
+        : "."),
   );
   lines.push("");
   lines.push(
