@@ -405,7 +405,8 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
             in_flight: pipeline.inFlight,
           });
           work.abort(new DOMException("shutdown grace period over", "AbortError"));
-          await within(pipeline.drain(), 10_000);
+          // Submissions in flight are waited for (never abandoned): up to one request timeout.
+          await within(pipeline.drain(), Math.max(10_000, config.httpTimeoutMs + 1000));
         }
       }
       if (settler) await within(settler.flush(), 10_000);
