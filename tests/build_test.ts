@@ -9,26 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { CONFIG_VARS } from "../src/config.ts";
+import { REPO, run } from "./support/command.ts";
 import { startFakeSqs } from "./support/fake_sqs.ts";
-
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-
-async function run(cmd: string[], options: { cwd?: string; clearEnv?: boolean } = {}) {
-  const out = await new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    cwd: options.cwd ?? REPO,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    ...(options.clearEnv ? { clearEnv: true, env: {} } : {}),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-}
 
 Deno.test("deno task build makes a self-contained binary that works on instance-role credentials", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "sluice_build_test_" });

@@ -8,6 +8,7 @@
  * requires them to agree, and checks every message's end in the worker run.
  */
 import assert from "node:assert/strict";
+import { BUN_VERSION, bunPath, REPO } from "./support/command.ts";
 import { parseMessage, type ParseResult } from "../src/message_schema.ts";
 import {
   releaseVisibilitySeconds,
@@ -17,9 +18,7 @@ import {
 } from "../src/outcome.ts";
 import { buildOutputDocument } from "../src/output_document.ts";
 
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PROBE = "tests/support/bun_core_probe.ts";
-const BUN_VERSION = "1.4.5";
 /** Bound on the whole probe run (it takes about 2 s; the probe's own deadline is 30 s). */
 const PROBE_TIMEOUT_MS = 120_000;
 
@@ -51,22 +50,6 @@ interface Report {
     outcomes: string[];
     logs: Array<Record<string, unknown>>;
   };
-}
-
-/** The bun binary itself (not npx), so the timeout's kill reaches the probe. */
-async function bunPath(): Promise<string> {
-  const out = await new Deno.Command("npx", {
-    args: ["-y", `bun@${BUN_VERSION}`, "-e", "console.log(process.execPath)"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(
-    out.code,
-    0,
-    `cannot run bun@${BUN_VERSION} from npm: ${new TextDecoder().decode(out.stderr)}`,
-  );
-  return new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
 }
 
 async function runProbe(): Promise<Report> {

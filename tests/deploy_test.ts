@@ -10,6 +10,7 @@
  * test is reported as ignored, with the reason, never as passed.
  */
 import assert from "node:assert/strict";
+import { run } from "./support/command.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const SSHD = "/usr/sbin/sshd";
@@ -23,22 +24,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function sh(cmd: string[], env?: Record<string, string>) {
-  const [program, ...args] = cmd;
-  const out = await new Deno.Command(program!, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    ...(env ? { env } : {}),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-}
+const sh = (cmd: string[], env?: Record<string, string>) => run(cmd, env ? { env } : {});
 
 /** sshd and ssh-keygen present, installing them when we can; else why not. */
 async function sshAvailable(): Promise<string | undefined> {

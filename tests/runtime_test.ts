@@ -5,27 +5,9 @@
  * SIGTERM reaches the handler registered with onSignal().
  */
 import assert from "node:assert/strict";
+import { bunPath, REPO } from "./support/command.ts";
 
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PROBE = `${REPO}/tests/support/runtime_probe.ts`;
-const BUN_VERSION = "1.4.5";
-
-/** The bun binary itself (not npx, so a signal reaches it directly). */
-async function bunPath(): Promise<string> {
-  const out = await new Deno.Command("npx", {
-    args: ["-y", `bun@${BUN_VERSION}`, "-e", "console.log(process.execPath)"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim();
-  assert.equal(
-    out.code,
-    0,
-    `cannot run bun@${BUN_VERSION} from npm: ${new TextDecoder().decode(out.stderr)}`,
-  );
-  return text.split("\n").at(-1)!;
-}
 
 /** Deno's cache directory, so a child with another HOME still finds its packages. */
 async function denoDir(): Promise<string> {
