@@ -192,6 +192,22 @@ async function dlq(
 }
 
 /**
+ * The Config, or undefined after printing the one-line reason for a bad value
+ * (the caller exits 2). Errors other than ConfigError propagate.
+ */
+export function loadConfigOrReport(env: Record<string, string | undefined>): Config | undefined {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      err(`sluice: ${error.message}`);
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+/**
  * Runs a subcommand and returns its exit code, or undefined when there is
  * none and the worker should start.
  */
@@ -211,16 +227,8 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
     return 2;
   }
   const env = runtime.env();
-  let config: Config;
-  try {
-    config = loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      err(`sluice: ${error.message}`);
-      return 2;
-    }
-    throw error;
-  }
+  const config = loadConfigOrReport(env);
+  if (!config) return 2;
   if (command === "dlq") return await dlq(config, env, rest);
   out("ok   configuration");
   if (!rest.includes("--probe")) return 0;

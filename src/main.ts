@@ -2,9 +2,7 @@
  * sluice's entry point: `deno task start`, or the built binary under systemd.
  * Configured only by environment variables; subcommands live in cli.ts.
  */
-import { runCli } from "./cli.ts";
-import { loadConfig } from "./config.ts";
-import { ConfigError } from "./errors.ts";
+import { loadConfigOrReport, runCli } from "./cli.ts";
 import type { Registry } from "./metrics.ts";
 import * as runtime from "./runtime.ts";
 import { startWorker } from "./worker.ts";
@@ -42,16 +40,8 @@ async function main(): Promise<number> {
   if (handled !== undefined) return handled;
 
   const env = runtime.env();
-  let config;
-  try {
-    config = loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      runtime.writeStderr(`sluice: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const config = loadConfigOrReport(env);
+  if (!config) return 2;
   const worker = startWorker(config, {
     env,
     readTextFile: runtime.readTextFile,
