@@ -7,7 +7,7 @@
 import type { Dataset } from "./dataset.ts";
 import { createRng, deriveSeed } from "./prng.ts";
 import { type Scenario, SCENARIO_PROFILES } from "./scenario.ts";
-import { sleep as defaultSleep } from "../src/retry.ts";
+import { sleep as defaultSleep } from "../src/lib/retry.ts";
 
 export interface EnrichSimOptions {
   /** the users to serve */

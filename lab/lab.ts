@@ -16,7 +16,7 @@ import { createRng, deriveSeed } from "./prng.ts";
 import type { Scenario } from "./scenario.ts";
 import { createSqsAdmin, type SqsAdmin } from "./sqs_admin.ts";
 import { messageIdOf, startSqsProxy } from "./sqs_proxy.ts";
-import { sleep } from "../src/retry.ts";
+import { sleep } from "../src/lib/retry.ts";
 import { startValidatorSim } from "./validator_sim.ts";
 import { createLogSink, spawnWorker, type WorkerProcess } from "./worker_process.ts";
 

@@ -4,7 +4,7 @@
  * see when each message was first received (for receive-to-accept latency),
  * estimate how many messages a killed worker held, and fake an SQS outage.
  */
-import { sleep } from "../src/retry.ts";
+import { sleep } from "../src/lib/retry.ts";
 
 export interface SqsProxyOptions {
   /** fauxqs base URL, e.g. http://127.0.0.1:4566 */

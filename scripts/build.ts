@@ -10,7 +10,7 @@
  *      bun from npm (`npx -y bun@1.4.5`, or BUN_BIN).
  * `--builder deno|bun` forces one. The version and git commit are baked in by
  * a generated entry (dist/.build/<pid>/entry.ts) that imports a stamp module before
- * src/main.ts; src/build_info.ts reads the stamp. The build refuses an entry
+ * src/main.ts; src/cli/build_info.ts reads the stamp. The build refuses an entry
  * whose module graph reaches lab/, tests/, bench/ or scripts/, and smoke-tests
  * the result with `--version`.
  *
@@ -18,7 +18,7 @@
  *        [--out dist/sluice]
  */
 import { parseArgs } from "node:util";
-import { BUILD_STAMP_GLOBAL } from "../src/build_info.ts";
+import { BUILD_STAMP_GLOBAL } from "../src/cli/build_info.ts";
 
 const BUN_VERSION = "1.4.5";
 /** Same permissions as `deno task start`: the worker needs nothing more. */

@@ -2,38 +2,10 @@
  * sluice's entry point: `deno task start`, or the built binary under systemd.
  * Configured only by environment variables; subcommands live in cli.ts.
  */
-import { loadConfigOrReport, runCli } from "./cli.ts";
-import type { Registry } from "./metrics.ts";
-import * as runtime from "./runtime.ts";
-import { startWorker } from "./worker.ts";
-
-type FetchHandler = (request: Request) => Response | Promise<Response>;
-
-/** Serves `handler` with the runtime's own HTTP server; returns a closer. */
-function serve(
-  hostname: string,
-  port: number,
-  handler: FetchHandler,
-): { port: number; close(): Promise<void> } {
-  const g = globalThis as {
-    Deno?: typeof Deno;
-    Bun?: {
-      serve(o: { hostname: string; port: number; fetch: FetchHandler }): {
-        port: number;
-        stop(force?: boolean): Promise<void> | void;
-      };
-    };
-  };
-  if (g.Deno) {
-    const server = g.Deno.serve({ hostname, port, onListen: () => {} }, handler);
-    return { port: server.addr.port, close: () => server.shutdown() };
-  }
-  if (g.Bun) {
-    const server = g.Bun.serve({ hostname, port, fetch: handler });
-    return { port: server.port, close: async () => void (await server.stop(true)) };
-  }
-  throw new Error("no HTTP server in this runtime (need Deno or Bun)");
-}
+import { loadConfigOrReport, runCli } from "./cli/cli.ts";
+import type { Registry } from "./lib/metrics.ts";
+import * as runtime from "./cli/runtime.ts";
+import { startWorker } from "./app/start_worker.ts";
 
 async function main(): Promise<number> {
   const handled = await runCli(runtime.args());
@@ -52,7 +24,7 @@ async function main(): Promise<number> {
 
   let server;
   try {
-    server = serve(config.httpHost, config.httpPort, worker.app.fetch);
+    server = runtime.serve(config.httpHost, config.httpPort, worker.app.fetch);
   } catch (error) {
     worker.logger.error("cannot start the health server", {
       error,

@@ -8,7 +8,7 @@
  * so it never disturbs a binary someone is using.
  */
 import assert from "node:assert/strict";
-import { CONFIG_VARS } from "../src/config.ts";
+import { CONFIG_VARS } from "../src/app/config.ts";
 import { REPO, run } from "./support/command.ts";
 import { startFakeSqs } from "./support/fake_sqs.ts";
 

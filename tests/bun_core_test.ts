@@ -9,14 +9,14 @@
  */
 import assert from "node:assert/strict";
 import { BUN_VERSION, bunPath, REPO } from "./support/command.ts";
-import { parseMessage, type ParseResult } from "../src/message_schema.ts";
+import { parseMessage, type ParseResult } from "../src/domain/message_schema.ts";
 import {
   releaseVisibilitySeconds,
   route,
   type RouteContext,
   type Verdict,
-} from "../src/outcome.ts";
-import { buildOutputDocument } from "../src/output_document.ts";
+} from "../src/domain/outcome.ts";
+import { buildOutputDocument } from "../src/domain/output_document.ts";
 
 const PROBE = "tests/support/bun_core_probe.ts";
 /** Bound on the whole probe run (it takes about 2 s; the probe's own deadline is 30 s). */

@@ -1,6 +1,6 @@
 /** The README's configuration table is the code's: every variable, every default. */
 import assert from "node:assert/strict";
-import { CONFIG_VARS } from "../src/config.ts";
+import { CONFIG_VARS } from "../src/app/config.ts";
 
 Deno.test("README lists every variable of CONFIG_VARS with its default", async () => {
   const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));

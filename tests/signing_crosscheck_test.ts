@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { AwsClient } from "aws4fetch";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { Sha256 } from "@aws-crypto/sha256-js";
-import { SqsClient } from "../src/sqs_client.ts";
+import { SqsClient } from "../src/adapters/sqs_client.ts";
 import { sigv4Signature } from "./support/fake_sqs.ts";
 
 const T0 = Date.UTC(2025, 5, 30, 23, 59, 58);

@@ -4,7 +4,7 @@
  * of contract sections 4 and 8 that those tools do not check.
  */
 import assert from "node:assert/strict";
-import { CONFIG_VARS } from "../src/config.ts";
+import { CONFIG_VARS } from "../src/app/config.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const UNIT = `${REPO}/systemd/sluice.service`;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createRng, type Rng } from "../../lab/prng.ts";
-import { MAX_DEPTH, parseMessage } from "../../src/message_schema.ts";
+import { MAX_DEPTH, parseMessage } from "../../src/domain/message_schema.ts";
 import { runWorker, startLabEnv, waitFor } from "../support/lab_env.ts";
 import { startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
 

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { faults, startFakeSqs } from "../support/fake_sqs.ts";
 import { runWorker, waitFor } from "../support/lab_env.ts";
-import { loadConfig } from "../../src/config.ts";
-import { startWorker } from "../../src/worker.ts";
+import { loadConfig } from "../../src/app/config.ts";
+import { startWorker } from "../../src/app/start_worker.ts";
 import {
   assertAcceptedOnce,
   msg,

@@ -10,16 +10,16 @@
  * Imports only src/ and node: builtins; no Deno API (it runs where there is none).
  */
 import process from "node:process";
-import { loadConfig } from "../../src/config.ts";
-import { parseMessage } from "../../src/message_schema.ts";
+import { loadConfig } from "../../src/app/config.ts";
+import { parseMessage } from "../../src/domain/message_schema.ts";
 import {
   releaseVisibilitySeconds,
   route,
   type RouteContext,
   type Verdict,
-} from "../../src/outcome.ts";
-import { buildOutputDocument, type Enrichment } from "../../src/output_document.ts";
-import { startWorker } from "../../src/worker.ts";
+} from "../../src/domain/outcome.ts";
+import { buildOutputDocument, type Enrichment } from "../../src/domain/output_document.ts";
+import { startWorker } from "../../src/app/start_worker.ts";
 
 /** The little of Bun's API this probe uses (Deno type-checks this file without Bun's types). */
 interface BunServer {

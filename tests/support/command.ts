@@ -12,6 +12,16 @@ export interface RunOptions {
   clearEnv?: boolean;
 }
 
+/** TLS trust and proxies come from the environment on these machines: a child started with
+ * `clearEnv` keeps them, or it cannot fetch a package. */
+const KEPT =
+  /^(PATH|SSL_CERT_FILE|SSL_CERT_DIR|DENO_CERT|DENO_TLS_CA_STORE|NODE_EXTRA_CA_CERTS|CURL_CA_BUNDLE|(HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy|NPM_CONFIG_[A-Z_]+|npm_config_[a-z_]+)$/;
+
+/** The parent's PATH, TLS and proxy variables: the base of a child's cleared environment. */
+export function keptEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => KEPT.test(k)));
+}
+
 /** Runs `cmd` to completion with stdin closed; returns its exit code and output. */
 export async function run(
   cmd: string[],
@@ -23,7 +33,9 @@ export async function run(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    ...(options.env ? { env: options.env } : {}),
+    ...(options.env || options.clearEnv
+      ? { env: { ...(options.clearEnv ? keptEnv() : {}), ...options.env } }
+      : {}),
     ...(options.clearEnv ? { clearEnv: true } : {}),
   }).output();
   const decoder = new TextDecoder();

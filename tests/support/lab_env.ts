@@ -5,8 +5,8 @@
  */
 import { buildApp } from "fauxqs";
 import { createSqsAdmin, type SqsAdmin } from "../../lab/sqs_admin.ts";
-import { type Config, loadConfig } from "../../src/config.ts";
-import { startWorker, type Worker } from "../../src/worker.ts";
+import { type Config, loadConfig } from "../../src/app/config.ts";
+import { startWorker, type Worker } from "../../src/app/start_worker.ts";
 
 export interface LabEnv {
   endpoint: string;

@@ -3,7 +3,7 @@
  * function of src/runtime.ts and reports what it saw as one JSON line, then
  * waits for SIGTERM, which it answers with "got SIGTERM" and exit code 3.
  */
-import * as runtime from "../../src/runtime.ts";
+import * as runtime from "../../src/cli/runtime.ts";
 
 const [path] = runtime.args();
 let missingCode: unknown;

@@ -1,0 +1,515 @@
+/**
+ * A small SQS client for the JSON protocol (`application/x-amz-json-1.0`), signed with SigV4 by
+ * aws4fetch and sent through an injected `fetch`. It does not retry on its own (except once after a
+ * clock-skew answer): callers wrap it in retry/breakers and decide per batch entry what to do.
+ */
+
+import { AwsClient } from "aws4fetch";
+import type { AwsCredentials } from "./aws_credentials.ts";
+import { SqsError, TimeoutError } from "../lib/errors.ts";
+
+/** A received message, with its system attributes and message attributes. */
+export interface SqsMessage {
+  messageId: string;
+  receiptHandle: string;
+  body: string;
+  md5OfBody?: string;
+  /** System attributes: ApproximateReceiveCount, SentTimestamp, ... */
+  attributes: Record<string, string>;
+  messageAttributes: Record<
+    string,
+    { DataType: string; StringValue?: string; BinaryValue?: string }
+  >;
+}
+
+/** Per-entry outcome of a batch call: ids that succeeded and the entries SQS refused. */
+export interface BatchResult {
+  successful: string[];
+  failed: Array<{ id: string; code: string; message: string; senderFault: boolean }>;
+}
+
+export interface SqsClientOptions {
+  /** Signing region, e.g. `eu-west-1`. */
+  region: string;
+  /**
+   * Endpoint override (AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL); default: the origin of each call's
+   * queue URL, or https://sqs.{region}.amazonaws.com for calls without one.
+   */
+  endpoint?: string;
+  /** Current credentials; called before every request (the provider caches). */
+  credentials: () => Promise<AwsCredentials>;
+  /** Transport, default the global fetch. */
+  fetch?: typeof fetch;
+  /** Clock for signing dates and durations, default Date.now. */
+  now?: () => number;
+  /** Per request, default 10000 ms; ReceiveMessage uses waitTimeSeconds*1000 + this. */
+  timeoutMs?: number;
+  /**
+   * Called after every request: action, result ("ok" or the error code, "timeout", "network",
+   * "aborted", "credentials"), duration ms.
+   */
+  onRequest?: (action: string, result: string, durationMs: number) => void;
+}
+
+/** Error codes that mean "slow down", retriable like a 429. */
+const THROTTLING_CODES = new Set([
+  "ThrottlingException",
+  "RequestThrottled",
+  "Throttling",
+  "KmsThrottled",
+]);
+
+/** What a request produced on the wire before we interpret it. */
+interface RawResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/** Raised internally so the skew retry can see the server's Date header. */
+interface ParsedFailure {
+  error: SqsError;
+  serverDate: number | undefined;
+  skewed: boolean;
+}
+
+export class SqsClient {
+  readonly #region: string;
+  readonly #endpoint: string | undefined;
+  readonly #credentials: () => Promise<AwsCredentials>;
+  readonly #fetch: typeof fetch;
+  readonly #now: () => number;
+  readonly #timeoutMs: number;
+  readonly #onRequest: ((action: string, result: string, durationMs: number) => void) | undefined;
+  /** Signing keys derived per day/region; shared across credential rotations (keyed by secret). */
+  readonly #signingKeyCache = new Map<string, ArrayBuffer>();
+  /** Server time minus our clock, learnt from a clock-skew answer; kept for later requests. */
+  #clockOffsetMs = 0;
+
+  constructor(options: SqsClientOptions) {
+    this.#region = options.region;
+    this.#endpoint = options.endpoint;
+    this.#credentials = options.credentials;
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#now = options.now ?? Date.now;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#onRequest = options.onRequest;
+  }
+
+  /** The clock offset currently applied when signing (server minus local, ms). */
+  get clockOffsetMs(): number {
+    return this.#clockOffsetMs;
+  }
+
+  async receiveMessage(p: {
+    queueUrl: string;
+    maxNumberOfMessages: number;
+    waitTimeSeconds: number;
+    visibilityTimeout?: number;
+    signal?: AbortSignal;
+  }): Promise<SqsMessage[]> {
+    const systemAttributes = ["ApproximateReceiveCount", "SentTimestamp"];
+    const payload: Record<string, unknown> = {
+      QueueUrl: p.queueUrl,
+      MaxNumberOfMessages: p.maxNumberOfMessages,
+      WaitTimeSeconds: p.waitTimeSeconds,
+      MessageSystemAttributeNames: systemAttributes,
+      // Older emulators only know the deprecated name.
+      AttributeNames: systemAttributes,
+      MessageAttributeNames: ["All"],
+    };
+    if (p.visibilityTimeout !== undefined) payload.VisibilityTimeout = p.visibilityTimeout;
+    const out = await this.#call("ReceiveMessage", p.queueUrl, payload, {
+      signal: p.signal,
+      // The long poll legitimately holds the connection for the whole wait.
+      timeoutMs: p.waitTimeSeconds * 1000 + this.#timeoutMs,
+    });
+    const messages = Array.isArray(out.Messages) ? out.Messages : [];
+    return messages.map(toMessage);
+  }
+
+  async deleteMessageBatch(
+    queueUrl: string,
+    entries: Array<{ id: string; receiptHandle: string }>,
+    signal?: AbortSignal,
+  ): Promise<BatchResult> {
+    const out = await this.#call("DeleteMessageBatch", queueUrl, {
+      QueueUrl: queueUrl,
+      Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.receiptHandle })),
+    }, { signal });
+    return toBatchResult(out);
+  }
+
+  async changeMessageVisibilityBatch(
+    queueUrl: string,
+    entries: Array<{ id: string; receiptHandle: string; visibilityTimeout: number }>,
+    signal?: AbortSignal,
+  ): Promise<BatchResult> {
+    const out = await this.#call("ChangeMessageVisibilityBatch", queueUrl, {
+      QueueUrl: queueUrl,
+      Entries: entries.map((e) => ({
+        Id: e.id,
+        ReceiptHandle: e.receiptHandle,
+        VisibilityTimeout: e.visibilityTimeout,
+      })),
+    }, { signal });
+    return toBatchResult(out);
+  }
+
+  async changeMessageVisibility(
+    queueUrl: string,
+    receiptHandle: string,
+    visibilityTimeout: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.#call("ChangeMessageVisibility", queueUrl, {
+      QueueUrl: queueUrl,
+      ReceiptHandle: receiptHandle,
+      VisibilityTimeout: visibilityTimeout,
+    }, { signal });
+  }
+
+  /** messageAttributes are sent as String attributes; empty values are skipped (SQS refuses them). */
+  async sendMessage(
+    queueUrl: string,
+    body: string,
+    messageAttributes?: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<{ messageId: string }> {
+    const payload: Record<string, unknown> = { QueueUrl: queueUrl, MessageBody: body };
+    const attributes: Record<string, { DataType: string; StringValue: string }> = {};
+    for (const [name, value] of Object.entries(messageAttributes ?? {})) {
+      if (value !== "") attributes[name] = { DataType: "String", StringValue: value };
+    }
+    if (Object.keys(attributes).length > 0) payload.MessageAttributes = attributes;
+    const out = await this.#call("SendMessage", queueUrl, payload, { signal });
+    return { messageId: str(out.MessageId) };
+  }
+
+  async sendMessageBatch(
+    queueUrl: string,
+    entries: Array<{ id: string; body: string }>,
+    signal?: AbortSignal,
+  ): Promise<BatchResult> {
+    const out = await this.#call("SendMessageBatch", queueUrl, {
+      QueueUrl: queueUrl,
+      Entries: entries.map((e) => ({ Id: e.id, MessageBody: e.body })),
+    }, { signal });
+    return toBatchResult(out);
+  }
+
+  async getQueueAttributes(
+    queueUrl: string,
+    names: string[],
+    signal?: AbortSignal,
+  ): Promise<Record<string, string>> {
+    const out = await this.#call("GetQueueAttributes", queueUrl, {
+      QueueUrl: queueUrl,
+      AttributeNames: names,
+    }, { signal });
+    return stringRecord(out.Attributes);
+  }
+
+  async getQueueUrl(
+    queueName: string,
+    ownerAccountId?: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const payload: Record<string, unknown> = { QueueName: queueName };
+    if (ownerAccountId !== undefined) payload.QueueOwnerAWSAccountId = ownerAccountId;
+    const out = await this.#call("GetQueueUrl", undefined, payload, { signal });
+    return str(out.QueueUrl);
+  }
+
+  /** For the lab and tests. */
+  async createQueue(name: string, attributes?: Record<string, string>): Promise<string> {
+    const payload: Record<string, unknown> = { QueueName: name };
+    if (attributes && Object.keys(attributes).length > 0) payload.Attributes = attributes;
+    const out = await this.#call("CreateQueue", undefined, payload, {});
+    return str(out.QueueUrl);
+  }
+
+  /** For the `dlq purge` command. */
+  async purgeQueue(queueUrl: string): Promise<void> {
+    await this.#call("PurgeQueue", queueUrl, { QueueUrl: queueUrl }, {});
+  }
+
+  #endpointFor(queueUrl: string | undefined): string {
+    if (this.#endpoint) return this.#endpoint;
+    if (queueUrl) {
+      try {
+        return new URL(queueUrl).origin + "/";
+      } catch {
+        // Fall through to the regional endpoint; SQS will answer about the bad URL itself.
+      }
+    }
+    return `https://sqs.${this.#region}.amazonaws.com/`;
+  }
+
+  /** One action, with at most one extra attempt after a clock-skew answer. */
+  async #call(
+    action: string,
+    queueUrl: string | undefined,
+    payload: Record<string, unknown>,
+    opts: { signal?: AbortSignal | undefined; timeoutMs?: number },
+  ): Promise<Record<string, unknown>> {
+    const endpoint = this.#endpointFor(queueUrl);
+    const body = JSON.stringify(payload);
+    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
+    for (let attempt = 1;; attempt++) {
+      const started = this.#now();
+      let raw: RawResponse;
+      try {
+        raw = await this.#send(action, endpoint, body, opts.signal, timeoutMs);
+      } catch (err) {
+        this.#report(action, transportLabel(err), started);
+        throw err;
+      }
+      if (raw.status >= 200 && raw.status < 300) {
+        const parsed = parseJsonObject(raw.text);
+        if (parsed === undefined) {
+          const error = new SqsError(
+            action,
+            "InvalidResponse",
+            raw.status,
+            raw.text.slice(0, 200),
+            {
+              retriable: false,
+            },
+          );
+          this.#report(action, error.code, started);
+          throw error;
+        }
+        this.#report(action, "ok", started);
+        return parsed;
+      }
+      const failure = parseFailure(action, raw);
+      this.#report(action, failure.error.code, started);
+      if (failure.skewed && failure.serverDate !== undefined && attempt === 1) {
+        // Sign again with the server's idea of now; keep the offset for later requests.
+        this.#clockOffsetMs = failure.serverDate - this.#now();
+        continue;
+      }
+      throw failure.error;
+    }
+  }
+
+  #report(action: string, result: string, started: number): void {
+    this.#onRequest?.(action, result, Math.max(0, this.#now() - started));
+  }
+
+  /** Signs and sends one request; reads the whole body inside the timeout window. */
+  async #send(
+    action: string,
+    endpoint: string,
+    body: string,
+    callerSignal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<RawResponse> {
+    callerSignal?.throwIfAborted();
+    let creds: AwsCredentials;
+    try {
+      creds = await this.#credentials();
+    } catch (err) {
+      throw new SqsError(action, "CredentialsError", 0, errorMessage(err), {
+        retriable: true,
+        cause: err,
+      });
+    }
+    const aws = new AwsClient({
+      accessKeyId: creds.accessKeyId,
+      secretAccessKey: creds.secretAccessKey,
+      ...(creds.sessionToken ? { sessionToken: creds.sessionToken } : {}),
+      service: "sqs",
+      region: this.#region,
+      cache: this.#signingKeyCache,
+      retries: 0,
+    });
+    const signed = await aws.sign(endpoint, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-amz-json-1.0",
+        "x-amz-target": `AmazonSQS.${action}`,
+      },
+      body,
+      aws: { datetime: amzDate(this.#now() + this.#clockOffsetMs) },
+    });
+
+    // A timer we can clear (AbortSignal.timeout cannot be cancelled), combined with the caller's.
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new TimeoutError(`SQS ${action}`, timeoutMs)),
+      timeoutMs,
+    );
+    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout.signal]) : timeout.signal;
+    try {
+      const response = await this.#fetch(signed.url, {
+        method: "POST",
+        headers: signed.headers,
+        body,
+        signal,
+      });
+      const text = await response.text();
+      return { status: response.status, headers: response.headers, text };
+    } catch (err) {
+      if (callerSignal?.aborted) throw callerSignal.reason;
+      if (timeout.signal.aborted) throw timeout.signal.reason;
+      throw new SqsError(action, "NetworkError", 0, errorMessage(err), {
+        retriable: true,
+        cause: err,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** region from a queue URL like https://sqs.eu-west-1.amazonaws.com/123/q (or sqs.<region>.localhost); undefined if none */
+export function regionFromQueueUrl(url: string): string | undefined {
+  let hostname: string;
+  try {
+    hostname = new URL(url).hostname.toLowerCase();
+  } catch {
+    return undefined;
+  }
+  const labels = hostname.split(".");
+  for (let i = 0; i < labels.length - 1; i++) {
+    const here = labels[i] ?? "";
+    const next = labels[i + 1] ?? "";
+    // sqs.<region>.amazonaws.com, sqs.<region>.localhost, vpce-x.sqs.<region>.vpce.amazonaws.com
+    if (here === "sqs" && isRegion(next)) return next;
+    // Legacy <region>.queue.amazonaws.com
+    if (next === "queue" && isRegion(here)) return here;
+  }
+  return undefined;
+}
+
+function isRegion(label: string): boolean {
+  return /^[a-z]{2}(?:-[a-z]+)+-\d+$/.test(label);
+}
+
+/** SigV4's basic ISO format, e.g. 20150830T123600Z. */
+function amzDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[:-]|\.\d{3}/g, "");
+}
+
+function transportLabel(err: unknown): string {
+  if (err instanceof TimeoutError) return "timeout";
+  if (err instanceof SqsError) return err.code === "NetworkError" ? "network" : "credentials";
+  return "aborted";
+}
+
+function parseFailure(action: string, raw: RawResponse): ParsedFailure {
+  const json = parseJsonObject(raw.text);
+  const typeCode = shortCode(json?.__type);
+  // x-amzn-query-error: "AWS.SimpleQueueService.NonExistentQueue;Sender"
+  const queryError = raw.headers.get("x-amzn-query-error") ?? "";
+  const queryCode = queryError.split(";")[0]?.trim() ?? "";
+  const code = typeCode || shortQueryCode(queryCode) || `Http${raw.status}`;
+  const message = str(json?.message ?? json?.Message ?? (json ? "" : raw.text.slice(0, 200)));
+  const retriable = raw.status === 429 || raw.status >= 500 || THROTTLING_CODES.has(code) ||
+    THROTTLING_CODES.has(shortQueryCode(queryCode));
+  const error = new SqsError(action, code, raw.status, message, { retriable });
+  const dateHeader = raw.headers.get("date");
+  const serverDate = dateHeader ? Date.parse(dateHeader) : NaN;
+  return {
+    error,
+    serverDate: Number.isFinite(serverDate) ? serverDate : undefined,
+    skewed: isSkewError(code, message),
+  };
+}
+
+function isSkewError(code: string, message: string): boolean {
+  if (code === "RequestTimeTooSkewed" || code === "RequestExpired") return true;
+  if (code === "SignatureDoesNotMatch" || code === "InvalidSignatureException") {
+    return /signature expired|not yet current|skew/i.test(message);
+  }
+  return false;
+}
+
+/** "com.amazonaws.sqs#QueueDoesNotExist" -> "QueueDoesNotExist" (some services append ":url"). */
+function shortCode(type: unknown): string {
+  if (typeof type !== "string" || type === "") return "";
+  const afterHash = type.slice(type.lastIndexOf("#") + 1);
+  return afterHash.split(":")[0] ?? "";
+}
+
+/** "AWS.SimpleQueueService.NonExistentQueue" -> "NonExistentQueue". */
+function shortQueryCode(code: string): string {
+  return code.startsWith("AWS.SimpleQueueService.")
+    ? code.slice("AWS.SimpleQueueService.".length)
+    : code;
+}
+
+function parseJsonObject(text: string): Record<string, unknown> | undefined {
+  // Void actions may answer with an empty body.
+  if (text.trim() === "") return {};
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      ? value as Record<string, unknown>
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function toMessage(raw: unknown): SqsMessage {
+  const m = (raw ?? {}) as Record<string, unknown>;
+  const message: SqsMessage = {
+    messageId: str(m.MessageId),
+    receiptHandle: str(m.ReceiptHandle),
+    body: str(m.Body),
+    attributes: stringRecord(m.Attributes),
+    messageAttributes: {},
+  };
+  if (typeof m.MD5OfBody === "string") message.md5OfBody = m.MD5OfBody;
+  const attrs = m.MessageAttributes;
+  if (attrs !== null && typeof attrs === "object") {
+    for (const [name, value] of Object.entries(attrs as Record<string, unknown>)) {
+      const v = (value ?? {}) as Record<string, unknown>;
+      const entry: { DataType: string; StringValue?: string; BinaryValue?: string } = {
+        DataType: str(v.DataType),
+      };
+      if (typeof v.StringValue === "string") entry.StringValue = v.StringValue;
+      if (typeof v.BinaryValue === "string") entry.BinaryValue = v.BinaryValue;
+      message.messageAttributes[name] = entry;
+    }
+  }
+  return message;
+}
+
+function toBatchResult(out: Record<string, unknown>): BatchResult {
+  const successful = Array.isArray(out.Successful) ? out.Successful : [];
+  const failed = Array.isArray(out.Failed) ? out.Failed : [];
+  return {
+    successful: successful.map((s) => str((s as Record<string, unknown> | null)?.Id)),
+    failed: failed.map((f) => {
+      const e = (f ?? {}) as Record<string, unknown>;
+      return {
+        id: str(e.Id),
+        code: str(e.Code),
+        message: str(e.Message),
+        senderFault: e.SenderFault === true,
+      };
+    }),
+  };
+}
+
+function stringRecord(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (value !== null && typeof value === "object") {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = str(v);
+  }
+  return out;
+}
+
+function str(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value === undefined || value === null) return "";
+  return String(value);
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,63 @@
+/**
+ * The validator (contract section 3): `POST /ingest`. 2xx accepts; 408, 425,
+ * 429 and 5xx are transient and thrown; any other 4xx is a rejection, returned.
+ */
+import { HttpError } from "../lib/errors.ts";
+import { httpCall, type HttpCallOptions } from "./http_call.ts";
+
+export interface ValidatorClientOptions extends Omit<HttpCallOptions, "target"> {
+  /** The full ingest URL (config normalises it to end in `/ingest`). */
+  url: string;
+}
+
+export type Submission =
+  | { accepted: true; status: number }
+  | { accepted: false; status: number; reason: string };
+
+const TRANSIENT_4XX = new Set([408, 425, 429]);
+
+export class ValidatorClient {
+  readonly #url: string;
+  readonly #http: HttpCallOptions;
+
+  constructor(options: ValidatorClientOptions) {
+    this.#url = options.url;
+    this.#http = { ...options, target: "validator" };
+  }
+
+  /** Posts one output document (any JSON object). */
+  async submit(document: object, signal?: AbortSignal): Promise<Submission> {
+    const answer = await httpCall(
+      this.#http,
+      this.#url,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(document),
+      },
+      signal,
+    );
+    if (answer.status >= 200 && answer.status < 300) {
+      return { accepted: true, status: answer.status };
+    }
+    if (answer.status >= 400 && answer.status < 500 && !TRANSIENT_4XX.has(answer.status)) {
+      return { accepted: false, status: answer.status, reason: shortReason(answer.text) };
+    }
+    throw new HttpError("validator", answer.status, answer.text, {
+      retryAfterMs: answer.retryAfterMs,
+      category: "TRANSIENT",
+    });
+  }
+}
+
+/** The validator's reason, from a JSON `reason`/`error`/`message` field or the text. */
+function shortReason(text: string): string {
+  try {
+    const body = JSON.parse(text);
+    const reason = body?.reason ?? body?.error ?? body?.message;
+    if (typeof reason === "string") return reason.slice(0, 256);
+  } catch {
+    // not JSON: use the text itself
+  }
+  return text.trim().slice(0, 256) || "rejected without a reason";
+}

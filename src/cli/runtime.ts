@@ -1,0 +1,192 @@
+/**
+ * The runtime shim: the only file under src/ that touches `Deno`, `Bun` or `process`. sluice runs under Deno and, when
+ * `deno compile` cannot fetch its runtime, as a `bun build --compile` binary
+ * (contract section 8), so each function uses `Deno` when present and the
+ * Node-compatible `process` otherwise. Nothing runs at import time.
+ */
+import nodeProcess from "node:process";
+import { readFile } from "node:fs/promises";
+
+/** Signals the worker reacts to. */
+export type RuntimeSignal = "SIGTERM" | "SIGINT" | "SIGHUP";
+
+/** Which runtime is executing us; "node" only for completeness (tests under plain Node). */
+export type RuntimeName = "deno" | "bun" | "node";
+
+/** Process memory in bytes. */
+export interface MemoryUsage {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+}
+
+/** CPU time consumed by this process so far, in microseconds. */
+export interface CpuUsage {
+  user: number;
+  system: number;
+}
+
+// Looked up on each call (not cached at import) so a test can stub it and so
+// importing this module stays free of side effects.
+function deno(): typeof Deno | undefined {
+  return (globalThis as { Deno?: typeof Deno }).Deno;
+}
+
+/** "deno", "bun" or "node". */
+export function runtimeName(): RuntimeName {
+  if (deno()) return "deno";
+  if ("Bun" in globalThis) return "bun";
+  return "node";
+}
+
+/** Version of the executing runtime, e.g. "2.9.6"; "unknown" if it does not say. */
+export function runtimeVersion(): string {
+  const d = deno();
+  if (d) return d.version.deno;
+  const versions = nodeProcess.versions as Record<string, string | undefined>;
+  return versions["bun"] ?? versions["node"] ?? "unknown";
+}
+
+/** A copy of the environment (a snapshot: later changes are not reflected). */
+export function env(): Record<string, string | undefined> {
+  const d = deno();
+  if (d) return d.env.toObject();
+  return { ...nodeProcess.env };
+}
+
+/** Command-line arguments after the program (and, when run from source, the script) name. */
+export function args(): string[] {
+  const d = deno();
+  if (d) return [...d.args];
+  // Both `bun run x.ts a` and a bun-compiled binary put [runtime, script] first.
+  return nodeProcess.argv.slice(2);
+}
+
+/** Ends the process now with `code`. */
+export function exit(code: number): never {
+  const d = deno();
+  if (d) d.exit(code);
+  return nodeProcess.exit(code);
+}
+
+/**
+ * Calls `fn` every time the process receives `signal`. Registering a handler
+ * replaces the default action (termination). Returns a function that removes it.
+ */
+export function onSignal(signal: RuntimeSignal, fn: () => void): () => void {
+  const d = deno();
+  if (d) {
+    d.addSignalListener(signal, fn);
+    return () => d.removeSignalListener(signal, fn);
+  }
+  nodeProcess.on(signal, fn);
+  return () => {
+    nodeProcess.off(signal, fn);
+  };
+}
+
+/**
+ * Reads a UTF-8 file. A missing file rejects with an error whose `code` is
+ * "ENOENT" under both runtimes, which is what callers should test.
+ */
+export function readTextFile(path: string): Promise<string> {
+  const d = deno();
+  if (d) return d.readTextFile(path);
+  return readFile(path, { encoding: "utf8" });
+}
+
+/** The user's home directory from HOME (USERPROFILE on Windows); undefined when unset, e.g. under systemd's DynamicUser without a home. */
+export function homeDir(): string | undefined {
+  const d = deno();
+  const get = (name: string) => d ? d.env.get(name) : nodeProcess.env[name];
+  const home = get("HOME") || get("USERPROFILE");
+  return home || undefined;
+}
+
+/** Resident set size and V8/JSC heap, in bytes. */
+export function memoryUsage(): MemoryUsage {
+  const d = deno();
+  const m = d ? d.memoryUsage() : nodeProcess.memoryUsage();
+  return { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external };
+}
+
+/** CPU time used by this process, in microseconds (node:process is implemented by both runtimes). */
+export function cpuUsage(): CpuUsage {
+  const c = nodeProcess.cpuUsage();
+  return { user: c.user, system: c.system };
+}
+
+const encoder = new TextEncoder();
+
+/** Writes all of `text` to fd 1 or 2, synchronously under Deno; no newline is added. */
+function write(stream: "stdout" | "stderr", text: string): void {
+  const d = deno();
+  if (d) {
+    const bytes = encoder.encode(text);
+    // writeSync may write fewer bytes than asked (pipes): loop until done.
+    let offset = 0;
+    while (offset < bytes.length) offset += d[stream].writeSync(bytes.subarray(offset));
+    return;
+  }
+  nodeProcess[stream].write(text);
+}
+
+/** Writes `text` to stdout exactly as given (no newline is added). */
+export function writeStdout(text: string): void {
+  write("stdout", text);
+}
+
+/** Writes `text` to stderr exactly as given (no newline is added). */
+export function writeStderr(text: string): void {
+  write("stderr", text);
+}
+
+/** Whether stdout is a terminal (for the live progress line and LOG_FORMAT hints). */
+export function stdoutIsTerminal(): boolean {
+  const d = deno();
+  if (d) return d.stdout.isTerminal();
+  return nodeProcess.stdout.isTTY === true;
+}
+
+/** Path of the running executable: the compiled binary, or the deno/bun binary when run from source. */
+export function execPath(): string {
+  const d = deno();
+  if (d) return d.execPath();
+  return nodeProcess.execPath;
+}
+
+/** This process's id. */
+export function pid(): number {
+  const d = deno();
+  if (d) return d.pid;
+  return nodeProcess.pid;
+}
+
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+/** Serves `handler` with the runtime's own HTTP server; returns a closer. */
+export function serve(
+  hostname: string,
+  port: number,
+  handler: FetchHandler,
+): { port: number; close(): Promise<void> } {
+  const g = globalThis as {
+    Deno?: typeof Deno;
+    Bun?: {
+      serve(o: { hostname: string; port: number; fetch: FetchHandler }): {
+        port: number;
+        stop(force?: boolean): Promise<void> | void;
+      };
+    };
+  };
+  if (g.Deno) {
+    const server = g.Deno.serve({ hostname, port, onListen: () => {} }, handler);
+    return { port: server.addr.port, close: () => server.shutdown() };
+  }
+  if (g.Bun) {
+    const server = g.Bun.serve({ hostname, port, fetch: handler });
+    return { port: server.port, close: async () => void (await server.stop(true)) };
+  }
+  throw new Error("no HTTP server in this runtime (need Deno or Bun)");
+}

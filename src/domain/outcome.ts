@@ -1,0 +1,145 @@
+/**
+ * The routing table of contract section 5: what happens on SQS for every way a
+ * message can end. Pure, so every row is visible at once and tested one by one.
+ */
+import type { ErrorCategory } from "../lib/errors.ts";
+
+/** UNKNOWN_USER_POLICY: submit with `user: null`, dead-letter, or delete. */
+export type UnknownUserPolicy = "submit" | "dead-letter" | "drop";
+
+/** The `outcome` label of `sluice_messages_total` and the outcome log line. */
+export type Outcome =
+  | "accepted"
+  | "dead_lettered"
+  | "released"
+  | "rejected_deleted"
+  | "dropped"
+  | "deleted_5xx"
+  | "duplicate";
+
+/** What processing found out about a message. */
+export type Verdict =
+  | { kind: "accepted" }
+  | { kind: "duplicate" }
+  | { kind: "poison"; reason: string }
+  | { kind: "unknown_user" }
+  | { kind: "rejected"; reason: string }
+  /** Retries ran out of budget (or the error cannot be retried). */
+  | {
+    kind: "gave_up";
+    target: "enrichment" | "validator";
+    category: ErrorCategory;
+    reason: string;
+    /** The last error was a validator 5xx (for DELETE_ON_5XX). */
+    validator5xx: boolean;
+  };
+
+/** What to do with it. */
+export type Action =
+  | { kind: "delete"; outcome: Outcome; category?: ErrorCategory; reason?: string }
+  | { kind: "dead_letter"; category: ErrorCategory; reason: string }
+  | { kind: "release"; category: ErrorCategory; reason: string; longest: boolean }
+  /** Unknown user under the `submit` policy: carry on with `user: null`. */
+  | { kind: "submit" }
+  /** Last allowed receive of a transient failure: keep it (heartbeat) and retry in process. */
+  | { kind: "hold" };
+
+export interface RouteContext {
+  receiveCount: number;
+  /** From the RedrivePolicy; undefined when the queue has none. */
+  maxReceiveCount: number | undefined;
+  hasDlq: boolean;
+  deleteOn4xx: boolean;
+  deleteOn5xx: boolean;
+  unknownUserPolicy: UnknownUserPolicy;
+}
+
+/** Dead-letter with a reason, or, with no DLQ, keep it away as long as SQS allows. */
+function deadLetter(ctx: RouteContext, category: ErrorCategory, reason: string): Action {
+  return ctx.hasDlq
+    ? { kind: "dead_letter", category, reason }
+    : { kind: "release", category, reason, longest: true };
+}
+
+/** The redrive policy would move it on its next failed receive. */
+export function isLastReceive(ctx: RouteContext): boolean {
+  return ctx.maxReceiveCount !== undefined && ctx.receiveCount >= ctx.maxReceiveCount;
+}
+
+export function route(verdict: Verdict, ctx: RouteContext): Action {
+  switch (verdict.kind) {
+    case "accepted":
+      return { kind: "delete", outcome: "accepted" };
+    case "duplicate":
+      return { kind: "delete", outcome: "duplicate" };
+    case "poison":
+      return deadLetter(ctx, "VALIDATION", verdict.reason);
+    case "unknown_user":
+      if (ctx.unknownUserPolicy === "submit") return { kind: "submit" };
+      if (ctx.unknownUserPolicy === "drop") {
+        return {
+          kind: "delete",
+          outcome: "dropped",
+          category: "UNKNOWN_USER",
+          reason: "unknown user",
+        };
+      }
+      return deadLetter(ctx, "UNKNOWN_USER", "unknown user");
+    case "rejected":
+      if (ctx.deleteOn4xx) {
+        return {
+          kind: "delete",
+          outcome: "rejected_deleted",
+          category: "REJECTED",
+          reason: verdict.reason,
+        };
+      }
+      // Released so a fixed build can retry it; on its last receive the DLQ copy says why.
+      return isLastReceive(ctx) && ctx.hasDlq
+        ? { kind: "dead_letter", category: "REJECTED", reason: verdict.reason }
+        : { kind: "release", category: "REJECTED", reason: verdict.reason, longest: false };
+    case "gave_up":
+      if (verdict.category === "PERMANENT") {
+        return isLastReceive(ctx) && ctx.hasDlq
+          ? { kind: "dead_letter", category: "PERMANENT", reason: verdict.reason }
+          : { kind: "release", category: "PERMANENT", reason: verdict.reason, longest: false };
+      }
+      if (verdict.validator5xx && ctx.deleteOn5xx) {
+        return {
+          kind: "delete",
+          outcome: "deleted_5xx",
+          category: verdict.category,
+          reason: verdict.reason,
+        };
+      }
+      // A transient failure is not poison: never let the redrive policy take it.
+      if (isLastReceive(ctx)) return { kind: "hold" };
+      return {
+        kind: "release",
+        category: verdict.category,
+        reason: verdict.reason,
+        longest: false,
+      };
+  }
+}
+
+/** Longest visibility a change may set: 12 h after the receive, less a margin. */
+export function maxVisibilitySeconds(secondsSinceReceive: number): number {
+  return Math.max(0, Math.floor(43200 - secondsSinceReceive - 5));
+}
+
+/**
+ * Visibility for a release: doubles with each receive (base, 2×base, …), capped at
+ * what SQS allows; `longest` takes the cap.
+ */
+export function releaseVisibilitySeconds(
+  receiveCount: number,
+  secondsSinceReceive: number,
+  options: { baseSeconds?: number; longest?: boolean } = {},
+): number {
+  const cap = maxVisibilitySeconds(secondsSinceReceive);
+  if (options.longest) return cap;
+  const base = options.baseSeconds ?? 10;
+  const exponent = Math.min(Math.max(receiveCount, 1) - 1, 20);
+  return Math.min(cap, base * 2 ** exponent);
+}

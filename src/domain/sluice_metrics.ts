@@ -1,0 +1,109 @@
+/**
+ * The metrics of contract section 6, registered once and handed to the
+ * components that count them. The server only renders the registry.
+ */
+import { type Counter, type Gauge, type Histogram, Registry } from "../lib/metrics.ts";
+
+export interface SluiceMetrics {
+  registry: Registry;
+  messages: Counter;
+  retries: Counter;
+  queueMessages: Gauge;
+  messageAge: Histogram;
+  messageDuration: Histogram;
+  downstreamRequests: Counter;
+  downstreamDuration: Histogram;
+  sqsRequests: Counter;
+  inFlight: Gauge;
+  breakerState: Gauge;
+  cacheRequests: Counter;
+  enrichBatchSize: Histogram;
+  staleReceipts: Counter;
+  visibilityExtensions: Counter;
+  concurrencyLimit: Gauge;
+}
+
+const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
+const AGE = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 43200, 86400, 345600];
+const BATCH = [1, 2, 5, 10, 20, 50, 100];
+
+/** Registers every sluice metric on a new (or the given) registry. */
+export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
+  return {
+    registry,
+    messages: registry.counter(
+      "sluice_messages_total",
+      "Messages by outcome (accepted, dead_lettered, released, rejected_deleted, dropped, deleted_5xx, duplicate).",
+      ["outcome"],
+    ),
+    retries: registry.counter(
+      "sluice_retries_total",
+      "In-process retries by downstream.",
+      ["target"],
+    ),
+    queueMessages: registry.gauge(
+      "sluice_queue_messages",
+      "Approximate messages per queue and state (visible, in_flight), polled every 30 s.",
+      ["queue", "state"],
+    ),
+    messageAge: registry.histogram(
+      "sluice_message_age_seconds",
+      "Seconds from SentTimestamp to the message's final outcome.",
+      [],
+      AGE,
+    ),
+    messageDuration: registry.histogram(
+      "sluice_message_duration_seconds",
+      "Seconds from receive to the message's final outcome.",
+      [],
+      SECONDS,
+    ),
+    downstreamRequests: registry.counter(
+      "sluice_downstream_requests_total",
+      "HTTP requests to the enrichment API and the validator by status code.",
+      ["target", "code"],
+    ),
+    downstreamDuration: registry.histogram(
+      "sluice_downstream_duration_seconds",
+      "Downstream request duration.",
+      ["target"],
+      SECONDS,
+    ),
+    sqsRequests: registry.counter(
+      "sluice_sqs_requests_total",
+      "SQS API requests by action and result.",
+      ["action", "result"],
+    ),
+    inFlight: registry.gauge("sluice_in_flight", "Messages between receive and settle."),
+    breakerState: registry.gauge(
+      "sluice_breaker_state",
+      "Circuit breaker state per downstream: 0 closed, 1 half-open, 2 open.",
+      ["target"],
+    ),
+    cacheRequests: registry.counter(
+      "sluice_cache_requests_total",
+      "Profile cache lookups by result (hit, miss, stale).",
+      ["result"],
+    ),
+    enrichBatchSize: registry.histogram(
+      "sluice_enrich_batch_size",
+      "User ids per enrichment request.",
+      [],
+      BATCH,
+    ),
+    staleReceipts: registry.counter(
+      "sluice_stale_receipts_total",
+      "Deletes and visibility changes SQS refused because the receipt handle was stale.",
+      ["kind"],
+    ),
+    visibilityExtensions: registry.counter(
+      "sluice_visibility_extensions_total",
+      "Visibility extensions sent by the heartbeat.",
+    ),
+    concurrencyLimit: registry.gauge(
+      "sluice_concurrency_limit",
+      "Current adaptive concurrency limit per downstream.",
+      ["target"],
+    ),
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * Where a message's user profile comes from: the profile cache first, then the
+ * enrichment API through a micro-batcher, one lookup per user id at a time
+ * (single-flight), behind the enrichment breaker and concurrency limit. When
+ * the API fails or its breaker is open, a cached profile past its TTL is served
+ * as `stale` (bounded by the cache's stale window).
+ */
+import { Batcher } from "../lib/batcher.ts";
+import { CircuitOpenError, HttpError, isRetriable } from "../lib/errors.ts";
+import type { BatchLookup, EnrichClient } from "../adapters/enrich_client.ts";
+import type { Enrichment, Profile } from "../domain/output_document.ts";
+import { TtlCache } from "../lib/ttl_cache.ts";
+
+export interface ProfileSourceOptions {
+  client: Pick<EnrichClient, "getUser" | "getUsers">;
+  /** Runs a request under the enrichment circuit breaker; throws CircuitOpenError. */
+  breaker: {
+    run<T>(fn: () => Promise<T>, isFailure?: (err: unknown) => boolean): Promise<T>;
+    canPass(): boolean;
+  };
+  /** Runs a request under the enrichment concurrency limit. */
+  limiter: { run<T>(fn: () => Promise<T>): Promise<T> };
+  /** Profile TTL, ms (CACHE_TTL_SECONDS). 0 turns the cache off. */
+  cacheTtlMs: number;
+  /** CACHE_MAX_ENTRIES. */
+  cacheMaxEntries: number;
+  /** How long past its TTL a profile may still be served as stale, ms. Default 3600000. */
+  maxStaleMs?: number;
+  /** How long "unknown user" is remembered, ms. Default min(60000, cacheTtlMs). */
+  negativeTtlMs?: number;
+  /** ENRICH_BATCH_MAX; 1 turns batching off. */
+  batchMax: number;
+  /** ENRICH_BATCH_WAIT_MS. */
+  batchWaitMs: number;
+  /**
+   * Batches sent at once (ENRICH_CONCURRENCY): while they are all out, new ids
+   * gather into fuller batches instead of queueing as many small ones. Default Infinity.
+   */
+  maxConcurrentBatches?: number;
+  /** Cache result per lookup: hit, miss or stale. */
+  onCache?: (result: "hit" | "miss" | "stale") => void;
+  /** Ids per batch request. */
+  onBatch?: (size: number) => void;
+  now?: () => number;
+}
+
+const UNKNOWN: Enrichment = { status: "unknown_user" };
+
+/** An id the batch answer listed under `errors` (or left out): ask again. */
+function retryLater(id: string, code: string): HttpError {
+  return new HttpError("enrichment", 200, `batch lookup for ${id} failed: ${code}`, {
+    category: "TRANSIENT",
+  });
+}
+
+export class ProfileSource {
+  readonly #o: ProfileSourceOptions;
+  readonly #profiles: TtlCache<string, Profile>;
+  readonly #unknown: TtlCache<string, true>;
+  readonly #inFlight = new Map<string, Promise<Profile | null>>();
+  readonly #batcher: Batcher<string, Profile | null>;
+  /** Set when the API has no batch endpoint (404/405): single lookups from then on. */
+  #singleOnly: boolean;
+
+  constructor(options: ProfileSourceOptions) {
+    this.#o = options;
+    const now = options.now ?? Date.now;
+    this.#profiles = new TtlCache({
+      ttlMs: options.cacheTtlMs,
+      maxSize: Math.max(1, options.cacheMaxEntries),
+      staleMs: options.maxStaleMs ?? 3_600_000,
+      now,
+    });
+    this.#unknown = new TtlCache({
+      ttlMs: options.negativeTtlMs ?? Math.min(60_000, options.cacheTtlMs),
+      maxSize: Math.max(1, Math.min(options.cacheMaxEntries, 100_000)),
+      now,
+    });
+    this.#singleOnly = options.batchMax <= 1;
+    this.#batcher = new Batcher<string, Profile | null>({
+      maxSize: Math.max(1, options.batchMax),
+      maxWaitMs: options.batchWaitMs,
+      maxConcurrentBatches: options.maxConcurrentBatches ?? Number.POSITIVE_INFINITY,
+      run: (ids) => this.#lookupMany(ids),
+    });
+  }
+
+  /**
+   * The enrichment for one user. Throws transient errors (HttpError,
+   * TimeoutError, CircuitOpenError) when no profile, not even a stale one, can be had.
+   */
+  async lookup(userId: string): Promise<Enrichment> {
+    const fresh = this.#profiles.get(userId);
+    if (fresh !== undefined) {
+      this.#o.onCache?.("hit");
+      return { status: "ok", profile: fresh };
+    }
+    if (this.#unknown.has(userId)) {
+      this.#o.onCache?.("hit");
+      return UNKNOWN;
+    }
+    const stale = this.#profiles.peek(userId);
+    if (stale && !this.#o.breaker.canPass()) {
+      this.#o.onCache?.("stale");
+      return { status: "stale", profile: stale.value };
+    }
+    this.#o.onCache?.("miss");
+    try {
+      const profile = await this.#singleFlight(userId);
+      return profile === null ? UNKNOWN : { status: "ok", profile };
+    } catch (error) {
+      const fallback = this.#profiles.peek(userId);
+      if (fallback && (isRetriable(error) || error instanceof CircuitOpenError)) {
+        this.#o.onCache?.("stale");
+        return { status: "stale", profile: fallback.value };
+      }
+      throw error;
+    }
+  }
+
+  #singleFlight(userId: string): Promise<Profile | null> {
+    let pending = this.#inFlight.get(userId);
+    if (!pending) {
+      pending = this.#batcher.add(userId).then((profile) => {
+        if (profile === null) this.#unknown.set(userId, true);
+        else if (this.#o.cacheTtlMs > 0) this.#profiles.set(userId, profile);
+        return profile;
+      }).finally(() => this.#inFlight.delete(userId));
+      this.#inFlight.set(userId, pending);
+    }
+    return pending;
+  }
+
+  #guarded<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#o.breaker.run(() => this.#o.limiter.run(fn), isRetriable);
+  }
+
+  async #lookupMany(ids: string[]): Promise<Array<Profile | null | Error>> {
+    if (ids.length === 1 || this.#singleOnly) {
+      return await Promise.all(ids.map((id) => this.#lookupOne(id)));
+    }
+    let answer: BatchLookup;
+    try {
+      this.#o.onBatch?.(ids.length);
+      answer = await this.#guarded(() => this.#o.client.getUsers(ids));
+    } catch (error) {
+      if (error instanceof HttpError && (error.status === 404 || error.status === 405)) {
+        this.#singleOnly = true;
+        return await this.#lookupMany(ids);
+      }
+      if (error instanceof HttpError && (error.status === 400 || error.status === 413)) {
+        const half = Math.ceil(ids.length / 2);
+        const [a, b] = await Promise.all([
+          this.#lookupMany(ids.slice(0, half)),
+          this.#lookupMany(ids.slice(half)),
+        ]);
+        return [...a, ...b];
+      }
+      throw error;
+    }
+    return ids.map((id) => {
+      const profile = answer.users.get(id);
+      if (profile !== undefined) return profile;
+      if (answer.missing.has(id)) return null;
+      return retryLater(id, answer.retry.get(id) ?? "not_answered");
+    });
+  }
+
+  async #lookupOne(id: string): Promise<Profile | null | Error> {
+    try {
+      this.#o.onBatch?.(1);
+      return await this.#guarded(() => this.#o.client.getUser(id));
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The SQS side of a message's end: batched deletes, batched visibility changes
+ * and dead-letter sends. Transient SQS failures are retried here, per entry, so
+ * the pipeline only learns "done" or "the receipt handle is stale".
+ */
+import { Batcher } from "../lib/batcher.ts";
+import { SqsError } from "../lib/errors.ts";
+import { retry } from "../lib/retry.ts";
+import type { BatchResult, SqsClient } from "../adapters/sqs_client.ts";
+
+/** SQS answers these for a receipt handle that no longer names an in-flight receive. */
+const STALE_CODES = new Set([
+  "ReceiptHandleIsInvalid",
+  "MessageNotInflight",
+  "InvalidReceiptHandle",
+  "AWS.SimpleQueueService.MessageNotInflight",
+]);
+
+/** An SQS message attribute may hold 256 KiB, but the reason is for humans. */
+const MAX_REASON = 256;
+/** A message plus its attributes must fit in 1 MiB. */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export interface SettlerOptions {
+  sqs: Pick<SqsClient, "deleteMessageBatch" | "changeMessageVisibilityBatch" | "sendMessage">;
+  queueUrl: string;
+  /** Where poison goes; undefined = no DLQ. */
+  dlqUrl: string | undefined;
+  /** How long a partly filled delete/visibility batch waits, ms: longer fills batches at low rates. Default 25. */
+  batchWaitMs?: number;
+  /** How long an entry keeps being retried through an SQS outage, ms. Default 300000. */
+  retryBudgetMs?: number;
+  /** Called per entry SQS reports stale (`delete` or `visibility`). */
+  onStale?: (kind: "delete" | "visibility", code: string) => void;
+  now?: () => number;
+  random?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export type SettleResult = "done" | "stale";
+
+interface Entry {
+  receiptHandle: string;
+  visibilityTimeout?: number;
+}
+
+class StaleEntry extends Error {
+  override name = "StaleEntry";
+  constructor(readonly code: string) {
+    super(`receipt handle is stale (${code})`);
+  }
+}
+
+function entryErrors(result: BatchResult, count: number, action: string): Array<void | Error> {
+  const out: Array<void | Error> = new Array(count).fill(undefined);
+  for (const failure of result.failed) {
+    const index = Number(failure.id);
+    if (!Number.isInteger(index) || index < 0 || index >= count) continue;
+    out[index] = STALE_CODES.has(failure.code)
+      ? new StaleEntry(failure.code)
+      : new SqsError(action, failure.code, failure.senderFault ? 400 : 500, failure.message, {
+        retriable: !failure.senderFault,
+      });
+  }
+  return out;
+}
+
+export class Settler {
+  readonly #options: SettlerOptions;
+  readonly #deletes: Batcher<Entry, void>;
+  readonly #visibility: Batcher<Entry, void>;
+
+  constructor(options: SettlerOptions) {
+    this.#options = options;
+    const { sqs, queueUrl } = options;
+    const maxWaitMs = options.batchWaitMs ?? 25;
+    this.#deletes = new Batcher<Entry, void>({
+      maxSize: 10,
+      maxWaitMs,
+      run: async (items) =>
+        entryErrors(
+          await sqs.deleteMessageBatch(
+            queueUrl,
+            items.map((item, i) => ({ id: String(i), receiptHandle: item.receiptHandle })),
+          ),
+          items.length,
+          "DeleteMessageBatch",
+        ),
+    });
+    this.#visibility = new Batcher<Entry, void>({
+      maxSize: 10,
+      maxWaitMs,
+      run: async (items) =>
+        entryErrors(
+          await sqs.changeMessageVisibilityBatch(
+            queueUrl,
+            items.map((item, i) => ({
+              id: String(i),
+              receiptHandle: item.receiptHandle,
+              visibilityTimeout: item.visibilityTimeout ?? 0,
+            })),
+          ),
+          items.length,
+          "ChangeMessageVisibilityBatch",
+        ),
+    });
+  }
+
+  get hasDlq(): boolean {
+    return this.#options.dlqUrl !== undefined;
+  }
+
+  /** Deletes a message; "stale" when SQS says the handle no longer applies. */
+  delete(receiptHandle: string): Promise<SettleResult> {
+    return this.#persist("delete", () => this.#deletes.add({ receiptHandle }));
+  }
+
+  /**
+   * Sets a message's visibility (0 releases it now). `budgetMs` bounds the retries:
+   * a heartbeat extension that lands minutes late could undo a later release.
+   */
+  changeVisibility(
+    receiptHandle: string,
+    visibilityTimeout: number,
+    budgetMs?: number,
+  ): Promise<SettleResult> {
+    return this.#persist(
+      "visibility",
+      () => this.#visibility.add({ receiptHandle, visibilityTimeout }),
+      budgetMs,
+    );
+  }
+
+  /**
+   * Sends the body byte for byte to the DLQ with `sluice_error` and
+   * `sluice_reason`, then deletes the original. Returns false (nothing deleted)
+   * when there is no DLQ or SQS refuses the copy for good, e.g. too large.
+   */
+  async deadLetter(
+    receiptHandle: string,
+    body: string,
+    category: string,
+    reason: string,
+  ): Promise<false | SettleResult> {
+    const dlqUrl = this.#options.dlqUrl;
+    if (dlqUrl === undefined) return false;
+    const attributes = { sluice_error: category, sluice_reason: truncate(reason, MAX_REASON) };
+    const size = new TextEncoder().encode(body).length +
+      Object.entries(attributes).reduce((n, [k, v]) => n + k.length + v.length + 6, 0);
+    if (size > MAX_MESSAGE_BYTES) return false;
+    try {
+      await this.#retry(() => this.#options.sqs.sendMessage(dlqUrl, body, attributes));
+    } catch (error) {
+      if (error instanceof SqsError && !error.retriable) return false;
+      throw error;
+    }
+    return await this.delete(receiptHandle);
+  }
+
+  /** Sends every queued delete and visibility change now and waits for them. */
+  async flush(): Promise<void> {
+    await Promise.all([this.#deletes.flush(), this.#visibility.flush()]);
+  }
+
+  async #persist(
+    kind: "delete" | "visibility",
+    fn: () => Promise<void>,
+    budgetMs?: number,
+  ): Promise<SettleResult> {
+    try {
+      await this.#retry(fn, budgetMs);
+      return "done";
+    } catch (error) {
+      if (error instanceof StaleEntry) {
+        this.#options.onStale?.(kind, error.code);
+        return "stale";
+      }
+      throw error;
+    }
+  }
+
+  #retry<T>(fn: () => Promise<T>, budgetMs?: number): Promise<T> {
+    const o = this.#options;
+    return retry(fn, {
+      maxAttempts: Number.POSITIVE_INFINITY,
+      baseDelayMs: 200,
+      maxDelayMs: 10_000,
+      budgetMs: budgetMs ?? o.retryBudgetMs ?? 300_000,
+      isRetriable: (error) =>
+        error instanceof SqsError ? error.retriable : !(error instanceof StaleEntry),
+      ...(o.now ? { now: o.now } : {}),
+      ...(o.random ? { random: o.random } : {}),
+      ...(o.sleep ? { sleep: o.sleep } : {}),
+    });
+  }
+}
+
+function truncate(text: string, max: number): string {
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`;
+}

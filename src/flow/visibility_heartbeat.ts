@@ -1,0 +1,104 @@
+/**
+ * Keeps messages that are still being worked on invisible: shortly before a
+ * message's visibility runs out, its visibility is extended (batched through the
+ * Settler). A message leaves the heartbeat before it is settled, so no
+ * extension is ever queued after its delete.
+ */
+import { maxVisibilitySeconds } from "../domain/outcome.ts";
+import { sleep as defaultSleep } from "../lib/retry.ts";
+import type { SettleResult } from "./settle.ts";
+
+export interface HeartbeatOptions {
+  /** Extends one message; the Settler's changeVisibility. */
+  extend: (receiptHandle: string, visibilityTimeout: number) => Promise<SettleResult>;
+  /** Visibility requested per extension, seconds (SQS_VISIBILITY_TIMEOUT_SECONDS). */
+  visibilityTimeoutSeconds: number;
+  /** How often it looks, ms. Default 1000. */
+  intervalMs?: number;
+  /** Extend when less than this remains, ms. Default half the visibility timeout, at least 2 s. */
+  leadMs?: number;
+  /** A message whose extension failed: it may be received again elsewhere. */
+  onLost?: (receiptHandle: string, reason: string) => void;
+  /** Called once per extension request. */
+  onExtend?: () => void;
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+interface Tracked {
+  receiptHandle: string;
+  receivedAt: number;
+  visibleUntil: number;
+}
+
+export class VisibilityHeartbeat {
+  readonly #options: HeartbeatOptions;
+  readonly #tracked = new Map<string, Tracked>();
+  readonly #now: () => number;
+
+  constructor(options: HeartbeatOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.#tracked.size;
+  }
+
+  /** Starts watching a message received at `receivedAt` (ms) with the queue's visibility. */
+  track(receiptHandle: string, receivedAt: number, visibilitySeconds: number): void {
+    this.#tracked.set(receiptHandle, {
+      receiptHandle,
+      receivedAt,
+      visibleUntil: receivedAt + visibilitySeconds * 1000,
+    });
+  }
+
+  /** Stops watching (before the message is settled). */
+  untrack(receiptHandle: string): void {
+    this.#tracked.delete(receiptHandle);
+  }
+
+  /** Extends every message that is about to become visible; returns how many. */
+  beat(): number {
+    const now = this.#now();
+    const vt = this.#options.visibilityTimeoutSeconds;
+    const lead = this.#options.leadMs ?? Math.max(2000, (vt * 1000) / 2);
+    let count = 0;
+    for (const entry of this.#tracked.values()) {
+      if (entry.visibleUntil - now > lead) continue;
+      const seconds = Math.min(vt, maxVisibilitySeconds((now - entry.receivedAt) / 1000));
+      if (seconds <= 0) continue; // past 12 h nothing can keep it
+      // Optimistic: a second beat must not send the same extension again.
+      entry.visibleUntil = now + seconds * 1000;
+      count++;
+      this.#options.onExtend?.();
+      this.#options.extend(entry.receiptHandle, seconds).then(
+        (result) => {
+          if (result === "stale") this.#lost(entry, "receipt handle is stale");
+        },
+        (error) => this.#lost(entry, (error as Error).message),
+      );
+    }
+    return count;
+  }
+
+  /** Beats every `intervalMs` until the signal aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const sleep = this.#options.sleep ?? defaultSleep;
+    const interval = this.#options.intervalMs ?? 1000;
+    while (!signal.aborted) {
+      this.beat();
+      try {
+        await sleep(interval, signal);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  #lost(entry: Tracked, reason: string): void {
+    if (!this.#tracked.has(entry.receiptHandle)) return; // settled meanwhile: nothing lost
+    this.#options.onLost?.(entry.receiptHandle, reason);
+  }
+}

@@ -1,0 +1,282 @@
+import assert from "node:assert/strict";
+import { credentialChain, parseIni } from "../../src/adapters/aws_credentials.ts";
+
+const T0 = Date.UTC(2025, 0, 2, 3, 0, 0);
+
+const noFetch: typeof fetch = () => Promise.reject(new Error("IMDS must not be called"));
+const noFile = (path: string) => Promise.reject(new Error(`ENOENT: ${path}`));
+
+const FILE = `
+# comment
+[default]
+aws_access_key_id = AKIDDEFAULT
+aws_secret_access_key = secretDefault
+
+[ci]
+aws_access_key_id=AKIDCI
+aws_secret_access_key=secret/CI+x==
+aws_session_token = tokenCI
+; another comment
+[broken]
+aws_access_key_id = AKIDBROKEN
+`;
+
+Deno.test("environment variables come first", async () => {
+  const reads: string[] = [];
+  const chain = credentialChain({
+    env: {
+      AWS_ACCESS_KEY_ID: "AKIDENV",
+      AWS_SECRET_ACCESS_KEY: "secretEnv",
+      AWS_SESSION_TOKEN: "tokenEnv",
+      AWS_SHARED_CREDENTIALS_FILE: "/creds",
+    },
+    readTextFile: (p) => {
+      reads.push(p);
+      return Promise.resolve(FILE);
+    },
+    fetch: noFetch,
+  });
+  assert.deepEqual(await chain.get(), {
+    accessKeyId: "AKIDENV",
+    secretAccessKey: "secretEnv",
+    sessionToken: "tokenEnv",
+  });
+  assert.equal(await chain.source(), "env");
+  assert.deepEqual(reads, []);
+});
+
+Deno.test("shared credentials file: AWS_PROFILE, default profile, home directory", async () => {
+  const reads: string[] = [];
+  const readTextFile = (p: string) => {
+    reads.push(p);
+    return Promise.resolve(FILE);
+  };
+  const ci = credentialChain({
+    env: { AWS_SHARED_CREDENTIALS_FILE: "/etc/sluice/credentials", AWS_PROFILE: "ci" },
+    readTextFile,
+    fetch: noFetch,
+  });
+  assert.deepEqual(await ci.get(), {
+    accessKeyId: "AKIDCI",
+    secretAccessKey: "secret/CI+x==",
+    sessionToken: "tokenCI",
+  });
+  assert.equal(await ci.source(), "shared-file");
+
+  // Only one key in the environment does not count; the default profile of ~/.aws is used.
+  const home = credentialChain({
+    env: { AWS_ACCESS_KEY_ID: "AKIDHALF" },
+    homeDir: "/home/sluice",
+    readTextFile,
+    fetch: noFetch,
+  });
+  assert.deepEqual(await home.get(), {
+    accessKeyId: "AKIDDEFAULT",
+    secretAccessKey: "secretDefault",
+  });
+  assert.deepEqual(reads, ["/etc/sluice/credentials", "/home/sluice/.aws/credentials"]);
+});
+
+Deno.test("parseIni reads sections and keys", () => {
+  const ini = parseIni(FILE);
+  assert.deepEqual([...ini.keys()], ["default", "ci", "broken"]);
+  assert.equal(ini.get("ci")?.get("aws_session_token"), "tokenCI");
+  assert.equal(ini.get("broken")?.get("aws_secret_access_key"), undefined);
+});
+
+interface Imds {
+  endpoint: string;
+  requests: Array<{ method: string; path: string; token: string | null; ttl: string | null }>;
+  /** Credentials served next; Expiration relative to the test clock. */
+  next: { key: string; expiration: number };
+  close(): Promise<void>;
+}
+
+/** A fake IMDSv2: PUT token first; every metadata GET must carry it. */
+async function startImds(options: { hang?: boolean } = {}): Promise<Imds> {
+  const closing = new AbortController();
+  const requests: Imds["requests"] = [];
+  const TOKEN = "imds-token-123";
+  const imds = {} as Imds;
+  imds.next = { key: "AKIDIMDS1", expiration: T0 + 3_600_000 };
+  imds.requests = requests;
+  const listening = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => listening.resolve() },
+    async (req) => {
+      await req.text();
+      const path = new URL(req.url).pathname;
+      requests.push({
+        method: req.method,
+        path,
+        token: req.headers.get("x-aws-ec2-metadata-token"),
+        ttl: req.headers.get("x-aws-ec2-metadata-token-ttl-seconds"),
+      });
+      if (options.hang) {
+        await new Promise<void>((resolve) =>
+          closing.signal.addEventListener("abort", () => resolve())
+        );
+        return new Response("late", { status: 503 });
+      }
+      if (path === "/latest/api/token") {
+        if (req.method !== "PUT" || !req.headers.get("x-aws-ec2-metadata-token-ttl-seconds")) {
+          return new Response("", { status: 400 });
+        }
+        return new Response(TOKEN);
+      }
+      if (req.headers.get("x-aws-ec2-metadata-token") !== TOKEN) {
+        return new Response("", { status: 401 });
+      }
+      if (path === "/latest/meta-data/iam/security-credentials/") {
+        return new Response("sluice-role\n");
+      }
+      if (path === "/latest/meta-data/iam/security-credentials/sluice-role") {
+        return Response.json({
+          Code: "Success",
+          Type: "AWS-HMAC",
+          AccessKeyId: imds.next.key,
+          SecretAccessKey: `secret-${imds.next.key}`,
+          Token: `token-${imds.next.key}`,
+          Expiration: new Date(imds.next.expiration).toISOString().replace(/\.\d{3}/, ""),
+        });
+      }
+      return new Response("", { status: 404 });
+    },
+  );
+  await listening.promise;
+  imds.endpoint = `http://127.0.0.1:${server.addr.port}`;
+  imds.close = async () => {
+    closing.abort();
+    await server.shutdown();
+  };
+  return imds;
+}
+
+Deno.test("IMDSv2: token first, role, credentials; cached; refreshed before expiry; shared refresh", async () => {
+  const imds = await startImds();
+  try {
+    let t = T0;
+    const chain = credentialChain({
+      env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint + "/" },
+      homeDir: "/home/nobody",
+      readTextFile: noFile,
+      now: () => t,
+    });
+    const first = await chain.get();
+    assert.deepEqual(first, {
+      accessKeyId: "AKIDIMDS1",
+      secretAccessKey: "secret-AKIDIMDS1",
+      sessionToken: "token-AKIDIMDS1",
+      expiration: T0 + 3_600_000,
+    });
+    assert.equal(await chain.source(), "imds");
+    assert.deepEqual(imds.requests, [
+      { method: "PUT", path: "/latest/api/token", token: null, ttl: "21600" },
+      {
+        method: "GET",
+        path: "/latest/meta-data/iam/security-credentials/",
+        token: "imds-token-123",
+        ttl: null,
+      },
+      {
+        method: "GET",
+        path: "/latest/meta-data/iam/security-credentials/sluice-role",
+        token: "imds-token-123",
+        ttl: null,
+      },
+    ]);
+
+    // Still fresh 54 minutes later (more than 5 minutes before Expiration): cached.
+    t = T0 + 54 * 60_000;
+    assert.equal((await chain.get()).accessKeyId, "AKIDIMDS1");
+    assert.equal(imds.requests.length, 3);
+
+    // Within 5 minutes of Expiration: refreshed, and concurrent callers share one refresh.
+    t = T0 + 56 * 60_000;
+    imds.next = { key: "AKIDIMDS2", expiration: T0 + 2 * 3_600_000 };
+    const all = await Promise.all([chain.get(), chain.get(), chain.get(), chain.get()]);
+    assert.deepEqual(all.map((c) => c.accessKeyId), [
+      "AKIDIMDS2",
+      "AKIDIMDS2",
+      "AKIDIMDS2",
+      "AKIDIMDS2",
+    ]);
+    assert.equal(imds.requests.length, 6);
+  } finally {
+    await imds.close();
+  }
+});
+
+Deno.test("a failed refresh keeps serving credentials that have not expired yet", async () => {
+  const imds = await startImds();
+  let t = T0;
+  const chain = credentialChain({
+    env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint },
+    now: () => t,
+    imdsTimeoutMs: 200,
+  });
+  try {
+    assert.equal((await chain.get()).accessKeyId, "AKIDIMDS1");
+  } finally {
+    await imds.close();
+  }
+  // IMDS is gone now.
+  t = T0 + 58 * 60_000;
+  assert.equal((await chain.get()).accessKeyId, "AKIDIMDS1");
+  t = T0 + 61 * 60_000;
+  await assert.rejects(chain.get(), /no AWS credentials found/);
+});
+
+Deno.test("nothing available: one clear error naming every source, without secrets", async () => {
+  const imds = await startImds({ hang: true });
+  try {
+    const chain = credentialChain({
+      env: {
+        AWS_SECRET_ACCESS_KEY: "do-not-print-me",
+        AWS_PROFILE: "prod",
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint,
+      },
+      homeDir: "/home/sluice",
+      readTextFile: () => Promise.resolve(FILE),
+      imdsTimeoutMs: 100,
+    });
+    const err = await chain.get().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof Error);
+    assert.match(err.message, /^no AWS credentials found; tried: /);
+    assert.match(err.message, /environment \(AWS_ACCESS_KEY_ID not set\)/);
+    assert.match(
+      err.message,
+      /shared credentials file \/home\/sluice\/\.aws\/credentials \(no profile \[prod\]\)/,
+    );
+    assert.match(
+      err.message,
+      /EC2 instance metadata at http:\/\/127\.0\.0\.1:\d+ \(PUT \/latest\/api\/token timed out after 100 ms\)/,
+    );
+    assert.doesNotMatch(err.message, /do-not-print-me/);
+    await assert.rejects(chain.source(), /no AWS credentials found/);
+  } finally {
+    await imds.close();
+  }
+});
+
+Deno.test("unreadable file, profile without keys, IMDS disabled", async () => {
+  const missing = credentialChain({
+    env: { AWS_SHARED_CREDENTIALS_FILE: "/nope", AWS_EC2_METADATA_DISABLED: "true" },
+    readTextFile: noFile,
+    fetch: noFetch,
+  });
+  await assert.rejects(
+    missing.get(),
+    /shared credentials file \/nope \(cannot read: ENOENT: \/nope\); EC2 instance metadata \(disabled/,
+  );
+  const broken = credentialChain({
+    env: { AWS_PROFILE: "broken", AWS_EC2_METADATA_DISABLED: "true" },
+    homeDir: "/h",
+    readTextFile: () => Promise.resolve(FILE),
+    fetch: noFetch,
+  });
+  await assert.rejects(
+    broken.get(),
+    /profile \[broken\] lacks aws_access_key_id or aws_secret_access_key/,
+  );
+});

@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { CONFIG_VARS, ingestUrl, loadConfig } from "../../src/app/config.ts";
+import { ConfigError } from "../../src/lib/errors.ts";
+
+const base = {
+  SQS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders",
+  ENRICH_URL: "http://10.0.0.5:9102/",
+  VALIDATOR_URL: "http://10.0.0.5:9200",
+};
+
+function failure(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig({ ...base, ...env });
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${error}`);
+    return error;
+  }
+  assert.fail("expected loadConfig to throw");
+}
+
+Deno.test("config: defaults of contract section 4", () => {
+  const c = loadConfig(base);
+  assert.equal(c.region, "eu-west-1");
+  assert.equal(c.receiveWaitSeconds, 20);
+  assert.equal(c.maxBatch, 10);
+  assert.equal(c.visibilityTimeoutSeconds, 30);
+  assert.equal(c.deleteOn4xx, false);
+  assert.equal(c.deleteOn5xx, false);
+  assert.equal(c.unknownUserPolicy, "submit");
+  assert.equal(c.maxInFlight, 500);
+  assert.equal(c.enrichConcurrency, 32);
+  assert.equal(c.validatorConcurrency, 64);
+  assert.equal(c.enrichBatchMax, 100);
+  assert.equal(c.enrichBatchWaitMs, 5);
+  assert.equal(c.dedupTtlSeconds, 3600);
+  assert.equal(c.cacheTtlSeconds, 300);
+  assert.equal(c.cacheMaxEntries, 100000);
+  assert.equal(c.httpTimeoutMs, 5000);
+  assert.equal(c.httpHost, "127.0.0.1");
+  assert.equal(c.httpPort, 9400);
+  assert.equal(c.shutdownGraceSeconds, 20);
+  assert.equal(c.logLevel, "info");
+  assert.equal(c.logFormat, "json");
+  assert.equal(c.endpoint, undefined);
+  assert.equal(c.dlqQueueUrl, undefined);
+  assert.equal(c.enrichUrl, "http://10.0.0.5:9102");
+  assert.equal(c.validatorUrl, "http://10.0.0.5:9200/ingest");
+});
+
+Deno.test("config: region and endpoint precedence", () => {
+  assert.equal(loadConfig({ ...base, AWS_DEFAULT_REGION: "us-west-2" }).region, "us-west-2");
+  assert.equal(
+    loadConfig({ ...base, AWS_REGION: "ap-south-1", AWS_DEFAULT_REGION: "us-west-2" }).region,
+    "ap-south-1",
+  );
+  const c = loadConfig({
+    ...base,
+    AWS_ENDPOINT_URL: "http://127.0.0.1:1",
+    AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:2",
+  });
+  assert.equal(c.endpoint, "http://127.0.0.1:2");
+  assert.equal(
+    loadConfig({ ...base, AWS_ENDPOINT_URL: "http://127.0.0.1:1" }).endpoint,
+    "http://127.0.0.1:1",
+  );
+});
+
+Deno.test("config: a bad value names the variable, the value and what is allowed", () => {
+  assert.equal(
+    failure({ SQS_MAX_BATCH: "abc" }).message,
+    'Cannot parse SQS_MAX_BATCH: received "abc", expected an integer 1-10',
+  );
+  assert.equal(failure({ SQS_MAX_BATCH: "11" }).variable, "SQS_MAX_BATCH");
+  assert.equal(failure({ SQS_RECEIVE_WAIT_SECONDS: "21" }).variable, "SQS_RECEIVE_WAIT_SECONDS");
+  assert.equal(failure({ MAX_IN_FLIGHT: "-1" }).variable, "MAX_IN_FLIGHT");
+  assert.equal(failure({ MAX_IN_FLIGHT: "1.5" }).variable, "MAX_IN_FLIGHT");
+  assert.equal(failure({ ENRICH_URL: "not a url" }).variable, "ENRICH_URL");
+  assert.equal(failure({ VALIDATOR_URL: "ftp://x" }).variable, "VALIDATOR_URL");
+  assert.equal(failure({ DELETE_ON_4XX: "maybe" }).variable, "DELETE_ON_4XX");
+  assert.equal(failure({ UNKNOWN_USER_POLICY: "ignore" }).variable, "UNKNOWN_USER_POLICY");
+  assert.equal(failure({ LOG_LEVEL: "trace" }).variable, "LOG_LEVEL");
+  assert.equal(failure({ HTTP_PORT: "70000" }).variable, "HTTP_PORT");
+  assert.match(failure({ SQS_QUEUE_URL: "" }).message, /^Missing SQS_QUEUE_URL/);
+});
+
+Deno.test("config: FIFO queues are refused", () => {
+  const error = failure({
+    SQS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo",
+  });
+  assert.equal(error.variable, "SQS_QUEUE_URL");
+  assert.match(error.message, /FIFO/);
+});
+
+Deno.test("config: no region anywhere is an error naming AWS_REGION", () => {
+  const error = failure({ SQS_QUEUE_URL: "http://127.0.0.1:9324/000000000000/q" });
+  assert.equal(error.variable, "AWS_REGION");
+});
+
+Deno.test("config: secrets are never echoed", () => {
+  const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+  const secretVar = CONFIG_VARS.find((v) => v.name === "AWS_SECRET_ACCESS_KEY");
+  assert.equal(secretVar?.secret, true);
+  // Every error path for a bad value hides secret values.
+  const error = failure({ SQS_MAX_BATCH: "x", AWS_SECRET_ACCESS_KEY: secret });
+  assert.ok(!error.message.includes(secret));
+});
+
+Deno.test("config: booleans and policies accept their spellings", () => {
+  const c = loadConfig({
+    ...base,
+    DELETE_ON_4XX: "TRUE",
+    DELETE_ON_5XX: "1",
+    UNKNOWN_USER_POLICY: "dead-letter",
+    LOG_FORMAT: "pretty",
+  });
+  assert.equal(c.deleteOn4xx, true);
+  assert.equal(c.deleteOn5xx, true);
+  assert.equal(c.unknownUserPolicy, "dead-letter");
+  assert.equal(c.logFormat, "pretty");
+});
+
+Deno.test("config: validator URL given with or without /ingest", () => {
+  assert.equal(ingestUrl("http://h:9200"), "http://h:9200/ingest");
+  assert.equal(ingestUrl("http://h:9200/"), "http://h:9200/ingest");
+  assert.equal(ingestUrl("http://h:9200/ingest"), "http://h:9200/ingest");
+  assert.equal(ingestUrl("http://h:9200/ingest/"), "http://h:9200/ingest");
+  assert.equal(ingestUrl("http://h:9200/v2/"), "http://h:9200/v2/ingest");
+});

@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import {
+  type Action,
+  releaseVisibilitySeconds,
+  route,
+  type RouteContext,
+  type Verdict,
+} from "../../src/domain/outcome.ts";
+
+const ctx: RouteContext = {
+  receiveCount: 1,
+  maxReceiveCount: 3,
+  hasDlq: true,
+  deleteOn4xx: false,
+  deleteOn5xx: false,
+  unknownUserPolicy: "submit",
+};
+const transient: Verdict = {
+  kind: "gave_up",
+  target: "enrichment",
+  category: "TRANSIENT",
+  reason: "503",
+  validator5xx: false,
+};
+const validator5xx: Verdict = { ...transient, target: "validator", validator5xx: true };
+
+// One row per line of contract section 5.
+const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
+  ["2xx deletes", { kind: "accepted" }, {}, { kind: "delete", outcome: "accepted" }],
+  ["duplicate deletes", { kind: "duplicate" }, {}, { kind: "delete", outcome: "duplicate" }],
+  [
+    "poison dead-letters",
+    { kind: "poison", reason: "bad" },
+    {},
+    { kind: "dead_letter", category: "VALIDATION", reason: "bad" },
+  ],
+  [
+    "poison without a DLQ is released for as long as possible",
+    { kind: "poison", reason: "bad" },
+    { hasDlq: false },
+    { kind: "release", category: "VALIDATION", reason: "bad", longest: true },
+  ],
+  [
+    "4xx is released for a fixed build",
+    { kind: "rejected", reason: "HTTP 400: x" },
+    {},
+    { kind: "release", category: "REJECTED", reason: "HTTP 400: x", longest: false },
+  ],
+  [
+    "4xx on the last receive dead-letters with the reason",
+    { kind: "rejected", reason: "HTTP 400: x" },
+    { receiveCount: 3 },
+    { kind: "dead_letter", category: "REJECTED", reason: "HTTP 400: x" },
+  ],
+  [
+    "4xx with DELETE_ON_4XX deletes",
+    { kind: "rejected", reason: "HTTP 400: x" },
+    { deleteOn4xx: true },
+    { kind: "delete", outcome: "rejected_deleted", category: "REJECTED", reason: "HTTP 400: x" },
+  ],
+  ["unknown user, submit", { kind: "unknown_user" }, {}, { kind: "submit" }],
+  [
+    "unknown user, dead-letter",
+    { kind: "unknown_user" },
+    { unknownUserPolicy: "dead-letter" },
+    { kind: "dead_letter", category: "UNKNOWN_USER", reason: "unknown user" },
+  ],
+  [
+    "unknown user, drop",
+    { kind: "unknown_user" },
+    { unknownUserPolicy: "drop" },
+    { kind: "delete", outcome: "dropped", category: "UNKNOWN_USER", reason: "unknown user" },
+  ],
+  [
+    "transient failure is released with backoff",
+    transient,
+    {},
+    { kind: "release", category: "TRANSIENT", reason: "503", longest: false },
+  ],
+  ["transient failure on the last receive is held", transient, { receiveCount: 3 }, {
+    kind: "hold",
+  }],
+  [
+    "validator 5xx with DELETE_ON_5XX deletes",
+    validator5xx,
+    { deleteOn5xx: true },
+    { kind: "delete", outcome: "deleted_5xx", category: "TRANSIENT", reason: "503" },
+  ],
+  [
+    "enrichment 5xx ignores DELETE_ON_5XX",
+    transient,
+    { deleteOn5xx: true },
+    { kind: "release", category: "TRANSIENT", reason: "503", longest: false },
+  ],
+  [
+    "no redrive policy: never held",
+    transient,
+    { receiveCount: 50, maxReceiveCount: undefined },
+    { kind: "release", category: "TRANSIENT", reason: "503", longest: false },
+  ],
+  [
+    "permanent enrichment error on the last receive dead-letters",
+    { ...transient, category: "PERMANENT", reason: "HTTP 400" },
+    { receiveCount: 3 },
+    { kind: "dead_letter", category: "PERMANENT", reason: "HTTP 400" },
+  ],
+];
+
+for (const [name, verdict, overrides, expected] of rows) {
+  Deno.test(`route: ${name}`, () => {
+    assert.deepEqual(route(verdict, { ...ctx, ...overrides }), expected);
+  });
+}
+
+Deno.test("release visibility grows with the receive count and stays under 12 h", () => {
+  assert.equal(releaseVisibilitySeconds(1, 0), 10);
+  assert.equal(releaseVisibilitySeconds(2, 0), 20);
+  assert.equal(releaseVisibilitySeconds(3, 0), 40);
+  assert.equal(releaseVisibilitySeconds(30, 0), 43195);
+  assert.equal(releaseVisibilitySeconds(30, 1000), 42195);
+  assert.equal(releaseVisibilitySeconds(1, 100, { longest: true }), 43095);
+  assert.equal(releaseVisibilitySeconds(1, 50000), 0);
+});

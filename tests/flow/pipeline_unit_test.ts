@@ -1,0 +1,122 @@
+/**
+ * Pipeline rows that need a clock: driven with fakes for SQS, the settler and
+ * the downstreams, and a clock that moves only when the pipeline sleeps.
+ */
+import assert from "node:assert/strict";
+import { HttpError } from "../../src/lib/errors.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { Pipeline, type PipelineOptions } from "../../src/flow/pipeline.ts";
+import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
+import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
+
+function harness(overrides: Partial<PipelineOptions> & { receiveCount?: number }) {
+  let clock = 1_000_000;
+  const settled: Array<{ kind: string; args: unknown[] }> = [];
+  const message: SqsMessage = {
+    messageId: "sqs-1",
+    receiptHandle: "h-1",
+    body: JSON.stringify({ message_id: "m-1", user_id: "7", event_ts: 1, payload: {} }),
+    attributes: {
+      ApproximateReceiveCount: String(overrides.receiveCount ?? 1),
+      SentTimestamp: "0",
+    },
+    messageAttributes: {},
+  };
+  let delivered = false;
+  const intake = new AbortController();
+  const options: PipelineOptions = {
+    queueUrl: "http://sqs.local/000/q",
+    maxBatch: 10,
+    receiveWaitSeconds: 0,
+    visibilityTimeoutSeconds: 30,
+    maxInFlight: 10,
+    deleteOn4xx: false,
+    deleteOn5xx: false,
+    unknownUserPolicy: "submit",
+    dedupTtlSeconds: 3600,
+    maxReceiveCount: 3,
+    pollers: 1,
+    sqs: {
+      receiveMessage: () => {
+        if (delivered) {
+          intake.abort();
+          return Promise.resolve([]);
+        }
+        delivered = true;
+        return Promise.resolve([message]);
+      },
+    },
+    settler: {
+      hasDlq: true,
+      delete: (...args) => (settled.push({ kind: "delete", args }), Promise.resolve("done")),
+      changeVisibility: (
+        ...args
+      ) => (settled.push({ kind: "visibility", args }), Promise.resolve("done")),
+      deadLetter: (
+        ...args
+      ) => (settled.push({ kind: "dead_letter", args }), Promise.resolve("done")),
+    },
+    heartbeat: { track: () => {}, untrack: () => {} },
+    lookup: () => Promise.resolve({ status: "ok", profile: { user_id: "7" } }),
+    submit: () => Promise.resolve({ accepted: true, status: 200 }),
+    metrics: createSluiceMetrics(),
+    logger: createLogger({ level: "error", write: () => {} }),
+    now: () => clock,
+    random: () => 0.5,
+    // Time passes only when the pipeline waits.
+    sleep: (ms) => {
+      clock += ms;
+      return Promise.resolve();
+    },
+    ...overrides,
+  };
+  const pipeline = new Pipeline(options);
+  return {
+    settled,
+    run: async () => {
+      const work = new AbortController();
+      await pipeline.run(intake.signal, work.signal);
+      await pipeline.drain();
+    },
+    elapsedMs: () => clock - 1_000_000,
+  };
+}
+
+const down = () => Promise.reject(new HttpError("validator", 503, "down"));
+
+Deno.test("pipeline: a transient failure on an early receive is released with backoff", async () => {
+  const h = harness({ submit: down, receiveCount: 1 });
+  await h.run();
+  assert.deepEqual(h.settled.map((s) => s.kind), ["visibility"]);
+  assert.equal(h.settled[0]?.args[1], 10, "first release: 10 s");
+});
+
+Deno.test("pipeline: on its last receive a failing message is held, then dead-lettered with a reason at 12 h", async () => {
+  const h = harness({ submit: down, receiveCount: 3 });
+  await h.run();
+  assert.deepEqual(
+    h.settled.map((s) => s.kind),
+    ["dead_letter"],
+    "never released to the redrive policy",
+  );
+  const [handle, body, category, reason] = h.settled[0]!.args as string[];
+  assert.equal(handle, "h-1");
+  assert.match(body!, /"message_id":"m-1"/);
+  assert.equal(category, "TRANSIENT");
+  assert.match(reason!, /after 12 h/);
+  assert.ok(
+    h.elapsedMs() > 11 * 3600_000 && h.elapsedMs() < 12 * 3600_000,
+    `${h.elapsedMs()} ms held`,
+  );
+});
+
+Deno.test("pipeline: a held message that recovers is accepted and deleted", async () => {
+  let calls = 0;
+  const h = harness({
+    receiveCount: 3,
+    submit: () => ++calls < 50 ? down() : Promise.resolve({ accepted: true, status: 200 }),
+  });
+  await h.run();
+  assert.deepEqual(h.settled.map((s) => s.kind), ["delete"]);
+  assert.equal(calls, 50);
+});

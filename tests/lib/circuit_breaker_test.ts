@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import {
+  type BreakerState,
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+} from "../../src/lib/circuit_breaker.ts";
+import { CircuitOpenError } from "../../src/lib/errors.ts";
+
+function setup(options: Partial<CircuitBreakerOptions> = {}) {
+  let t = 1_000_000;
+  const changes: Array<[BreakerState, BreakerState]> = [];
+  const breaker = new CircuitBreaker({
+    name: "enrichment",
+    minimumCalls: 4,
+    failureRateThreshold: 0.5,
+    windowMs: 1000,
+    cooldownMs: 5000,
+    halfOpenProbes: 2,
+    now: () => t,
+    onStateChange: (to, from) => changes.push([to, from]),
+    ...options,
+  });
+  return { breaker, changes, advance: (ms: number) => (t += ms) };
+}
+
+const ok = () => Promise.resolve("ok");
+const fail = () => Promise.reject(new Error("down"));
+
+/** Opens the breaker by recording failures. */
+function trip(breaker: CircuitBreaker) {
+  for (let i = 0; i < 4; i++) breaker.record(false);
+  assert.equal(breaker.state, "open");
+}
+
+Deno.test("breaker stays closed below minimumCalls even at 100% failures", async () => {
+  const { breaker, changes } = setup();
+  for (let i = 0; i < 3; i++) await assert.rejects(breaker.run(fail), /down/);
+  assert.equal(breaker.state, "closed");
+  assert.deepEqual(changes, []);
+});
+
+Deno.test("breaker opens when the failure rate reaches the threshold", async () => {
+  const { breaker, changes } = setup();
+  await breaker.run(ok);
+  await breaker.run(ok);
+  await assert.rejects(breaker.run(fail));
+  assert.equal(breaker.state, "closed", "3 calls are below minimumCalls");
+  await assert.rejects(breaker.run(fail));
+  assert.equal(breaker.state, "open", "2 failures of 4 calls = 0.5");
+  assert.deepEqual(changes, [["open", "closed"]]);
+});
+
+Deno.test("breaker stays closed while the failure rate is below the threshold", async () => {
+  const { breaker } = setup();
+  for (let i = 0; i < 3; i++) await breaker.run(ok);
+  await assert.rejects(breaker.run(fail));
+  for (let i = 0; i < 10; i++) {
+    await breaker.run(ok);
+    await assert.rejects(breaker.run(fail));
+    await breaker.run(ok);
+  }
+  assert.equal(breaker.state, "closed");
+});
+
+Deno.test("failures roll out of the window", () => {
+  const { breaker, advance } = setup();
+  breaker.record(false);
+  breaker.record(false);
+  breaker.record(false);
+  advance(1000); // a full window later
+  breaker.record(false);
+  assert.equal(breaker.state, "closed", "only 1 call is left in the window");
+  breaker.record(false);
+  breaker.record(false);
+  advance(500); // half a window: the last 3 still count
+  breaker.record(false);
+  assert.equal(breaker.state, "open");
+});
+
+Deno.test("an open breaker refuses calls with CircuitOpenError.remainingMs", async () => {
+  const { breaker, advance } = setup();
+  trip(breaker);
+  advance(1500);
+  let called = false;
+  await assert.rejects(
+    breaker.run(() => {
+      called = true;
+      return ok();
+    }),
+    (err) => {
+      assert.ok(err instanceof CircuitOpenError);
+      assert.equal(err.target, "enrichment");
+      assert.equal(err.remainingMs, 3500);
+      return true;
+    },
+  );
+  assert.equal(called, false);
+  assert.equal(breaker.canPass(), false);
+  assert.equal(breaker.remainingCooldownMs(), 3500);
+});
+
+Deno.test("open -> half_open after the cooldown", () => {
+  const { breaker, changes, advance } = setup();
+  trip(breaker);
+  advance(4999);
+  assert.equal(breaker.state, "open");
+  advance(1);
+  assert.equal(breaker.state, "half_open");
+  assert.equal(breaker.remainingCooldownMs(), 0);
+  assert.equal(breaker.canPass(), true);
+  assert.deepEqual(changes, [["open", "closed"], ["half_open", "open"]]);
+});
+
+Deno.test("half_open admits at most halfOpenProbes probes; all succeed -> closed", async () => {
+  const { breaker, changes, advance } = setup();
+  trip(breaker);
+  advance(5000);
+  const d1 = Promise.withResolvers<string>();
+  const d2 = Promise.withResolvers<string>();
+  const p1 = breaker.run(() => d1.promise);
+  const p2 = breaker.run(() => d2.promise);
+  assert.equal(breaker.canPass(), false);
+  await assert.rejects(breaker.run(ok), CircuitOpenError);
+  d1.resolve("a");
+  assert.equal(await p1, "a");
+  assert.equal(breaker.state, "half_open", "one probe is not enough");
+  assert.equal(breaker.canPass(), false, "the finished probe does not free a slot");
+  d2.resolve("b");
+  assert.equal(await p2, "b");
+  assert.equal(breaker.state, "closed");
+  assert.deepEqual(changes.at(-1), ["closed", "half_open"]);
+  // The window starts empty after closing.
+  breaker.record(false);
+  breaker.record(false);
+  assert.equal(breaker.state, "closed");
+});
+
+Deno.test("a failed probe opens the breaker again with a fresh cooldown", async () => {
+  const { breaker, changes, advance } = setup();
+  trip(breaker);
+  advance(6000);
+  await breaker.run(ok);
+  await assert.rejects(breaker.run(fail), /down/);
+  assert.equal(breaker.state, "open");
+  assert.equal(breaker.remainingCooldownMs(), 5000);
+  assert.deepEqual(changes, [["open", "closed"], ["half_open", "open"], ["open", "half_open"]]);
+});
+
+Deno.test("isFailure decides which errors count; the error is still rethrown", async () => {
+  const { breaker } = setup();
+  const notFound = Object.assign(new Error("404"), { status: 404 });
+  const isFailure = (err: unknown) => (err as { status?: number }).status !== 404;
+  for (let i = 0; i < 10; i++) {
+    await assert.rejects(breaker.run(() => Promise.reject(notFound), isFailure), /404/);
+  }
+  assert.equal(breaker.state, "closed");
+  for (let i = 0; i < 10; i++) await assert.rejects(breaker.run(fail, isFailure));
+  assert.equal(breaker.state, "open", "10 failures of 20 calls");
+});
+
+Deno.test("results of calls admitted before a state change are ignored", async () => {
+  // One probe: a late success counted as a probe would close the breaker at once.
+  const { breaker, advance } = setup({ halfOpenProbes: 1 });
+  const slow = Promise.withResolvers<string>();
+  const early = breaker.run(() => slow.promise);
+  trip(breaker);
+  advance(5000);
+  assert.equal(breaker.state, "half_open");
+  slow.resolve("late");
+  assert.equal(await early, "late");
+  assert.equal(breaker.state, "half_open", "a pre-open success is not a probe success");
+  await breaker.run(ok);
+  assert.equal(breaker.state, "closed");
+});
+
+Deno.test("record() drives the same transitions for manual callers", () => {
+  const { breaker, advance } = setup();
+  trip(breaker);
+  breaker.record(true); // ignored while open
+  assert.equal(breaker.state, "open");
+  advance(5000);
+  breaker.record(true);
+  assert.equal(breaker.state, "half_open");
+  breaker.record(true);
+  assert.equal(breaker.state, "closed");
+});
+
+Deno.test("breaker validates its options", () => {
+  assert.throws(() => new CircuitBreaker({ name: "x", failureRateThreshold: 0 }), RangeError);
+  assert.throws(() => new CircuitBreaker({ name: "x", failureRateThreshold: 1.5 }), RangeError);
+  assert.throws(() => new CircuitBreaker({ name: "x", halfOpenProbes: 0 }), RangeError);
+  assert.throws(() => new CircuitBreaker({ name: "x", windowMs: 0 }), RangeError);
+  const defaults = new CircuitBreaker({ name: "x" });
+  assert.equal(defaults.name, "x");
+  assert.equal(defaults.state, "closed");
+  for (let i = 0; i < 19; i++) defaults.record(false);
+  assert.equal(defaults.state, "closed", "default minimumCalls is 20");
+  defaults.record(false);
+  assert.equal(defaults.state, "open");
+});

@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { createLogger, type LoggerOptions } from "../../src/lib/logger.ts";
+
+const T = Date.parse("2025-03-04T05:06:07.089Z");
+
+function capture(options: LoggerOptions = {}) {
+  const lines: string[] = [];
+  const log = createLogger({ now: () => T, write: (l) => lines.push(l), ...options });
+  return { log, lines };
+}
+
+Deno.test("json lines have ts, level, msg first, then fields", () => {
+  const { log, lines } = capture();
+  log.info("message accepted", { message_id: "m1", receive_count: 2, ok: true });
+  assert.deepEqual(lines, [
+    '{"ts":"2025-03-04T05:06:07.089Z","level":"info","msg":"message accepted",' +
+    '"message_id":"m1","receive_count":2,"ok":true}',
+  ]);
+});
+
+Deno.test("level filter drops lines below the configured level", () => {
+  const { log, lines } = capture({ level: "warn" });
+  log.debug("d");
+  log.info("i");
+  log.warn("w");
+  log.error("e");
+  assert.deepEqual(lines.map((l) => JSON.parse(l).level), ["warn", "error"]);
+
+  const all = capture({ level: "debug" });
+  all.log.debug("d");
+  all.log.info("i");
+  assert.deepEqual(all.lines.map((l) => JSON.parse(l).msg), ["d", "i"]);
+
+  const byDefault = capture();
+  byDefault.log.debug("hidden");
+  byDefault.log.info("shown");
+  assert.deepEqual(byDefault.lines.map((l) => JSON.parse(l).msg), ["shown"]);
+});
+
+Deno.test("Error values render as {name, message}, also nested", () => {
+  const { log, lines } = capture();
+  const err = new TypeError("bad thing");
+  log.error("failed", { err, nested: { inner: new RangeError("too big") } });
+  const record = JSON.parse(lines[0]!);
+  assert.deepEqual(record.err, { name: "TypeError", message: "bad thing" });
+  assert.deepEqual(record.nested, { inner: { name: "RangeError", message: "too big" } });
+});
+
+Deno.test("fields cannot override ts, level or msg", () => {
+  const { log, lines } = capture();
+  log.warn("real", { msg: "fake", level: "error", ts: "never", extra: 1 });
+  assert.deepEqual(JSON.parse(lines[0]!), {
+    ts: "2025-03-04T05:06:07.089Z",
+    level: "warn",
+    msg: "real",
+    extra: 1,
+  });
+});
+
+Deno.test("child loggers add fields; call fields win; children nest", () => {
+  const { log, lines } = capture();
+  const child = log.child({ component: "receiver", queue: "main" });
+  child.info("a");
+  child.info("b", { queue: "dlq", n: 1 });
+  child.child({ worker: 3 }).info("c");
+  log.info("d");
+  assert.deepEqual(lines.map((l) => JSON.parse(l)), [
+    {
+      ts: "2025-03-04T05:06:07.089Z",
+      level: "info",
+      msg: "a",
+      component: "receiver",
+      queue: "main",
+    },
+    {
+      ts: "2025-03-04T05:06:07.089Z",
+      level: "info",
+      msg: "b",
+      component: "receiver",
+      queue: "dlq",
+      n: 1,
+    },
+    {
+      ts: "2025-03-04T05:06:07.089Z",
+      level: "info",
+      msg: "c",
+      component: "receiver",
+      queue: "main",
+      worker: 3,
+    },
+    { ts: "2025-03-04T05:06:07.089Z", level: "info", msg: "d" },
+  ]);
+});
+
+Deno.test("a circular field does not throw", () => {
+  const { log, lines } = capture();
+  const loop: Record<string, unknown> = {};
+  loop.self = loop;
+  log.info("loop", { loop, big: 1n });
+  const record = JSON.parse(lines[0]!);
+  assert.equal(record.msg, "loop");
+  assert.equal(record.log_error, "fields not serializable");
+  log.info("big", { big: 12n });
+  assert.equal(JSON.parse(lines[1]!).big, "12");
+});
+
+Deno.test("pretty format: HH:MM:SS.mmm LEVEL msg key=value", () => {
+  const { log, lines } = capture({ format: "pretty", level: "debug" });
+  log.info("started", { port: 9400, host: "127.0.0.1" });
+  log.debug("plain");
+  log.warn("odd values", { s: "two words", q: 'a"b', e: "", obj: { a: 1 }, err: new Error("x y") });
+  assert.deepEqual(lines, [
+    "05:06:07.089 INFO started port=9400 host=127.0.0.1",
+    "05:06:07.089 DEBUG plain",
+    '05:06:07.089 WARN odd values s="two words" q="a\\"b" e="" obj={"a":1} err="Error: x y"',
+  ]);
+});
