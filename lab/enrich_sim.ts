@@ -69,22 +69,9 @@ interface Plan {
   error: string | null;
 }
 
-/** Starts the simulator on 127.0.0.1 with a free port. */
-export function startEnrichSim(options: EnrichSimOptions): EnrichSim {
-  const dataset = options.dataset;
-  const scenario = options.scenario ?? "io_mild";
-  const profile = SCENARIO_PROFILES[scenario];
-  const instant = options.instant ?? false;
-  const maxInFlight = options.maxInFlight ?? 256;
-  const maxBatch = options.maxBatch ?? 100;
-  const hangMs = options.hangMs ?? 6000;
-  const slowEvery = options.slowEvery ?? 0;
-  const slowMs = options.slowMs ?? 35_000;
-  const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? defaultSleep;
-  const rng = createRng(deriveSeed(options.seed ?? 1, `enrich:${scenario}`));
-  const startedAt = now();
-  const stats: EnrichStats = {
+/** The simulator's state and behaviour; `startEnrichSim` serves its `handle`. */
+class EnrichService {
+  readonly stats: EnrichStats = {
     requests: 0,
     healthRequests: 0,
     singleRequests: 0,
@@ -95,17 +82,42 @@ export function startEnrichSim(options: EnrichSimOptions): EnrichSim {
     peakInFlight: 0,
     inFlight: 0,
   };
-  let requestSeq = 0;
   // Aborts every simulated delay on close, so shutdown never waits out a 35 s slow request.
-  const closing = new AbortController();
+  readonly closing = new AbortController();
+  readonly #o: Required<Omit<EnrichSimOptions, "seed">>;
+  readonly #profile;
+  readonly #rng;
+  readonly #startedAt: number;
+  #requestSeq = 0;
 
-  const plan = (ids: number): Plan => {
-    if (instant) return { latencyMs: 0, status: 200, hang: false, error: null };
+  constructor(options: EnrichSimOptions) {
+    this.#o = {
+      dataset: options.dataset,
+      scenario: options.scenario ?? "io_mild",
+      instant: options.instant ?? false,
+      maxInFlight: options.maxInFlight ?? 256,
+      maxBatch: options.maxBatch ?? 100,
+      hangMs: options.hangMs ?? 6000,
+      slowEvery: options.slowEvery ?? 0,
+      slowMs: options.slowMs ?? 35_000,
+      now: options.now ?? Date.now,
+      sleep: options.sleep ?? defaultSleep,
+    };
+    this.#profile = SCENARIO_PROFILES[this.#o.scenario];
+    this.#rng = createRng(deriveSeed(options.seed ?? 1, `enrich:${this.#o.scenario}`));
+    this.#startedAt = this.#o.now();
+  }
+
+  /** Latency and failure for one request, drawn before any waiting (arrival order). */
+  #plan(ids: number): Plan {
+    if (this.#o.instant) return { latencyMs: 0, status: 200, hang: false, error: null };
+    const profile = this.#profile;
+    const rng = this.#rng;
     let latencyMs = profile.latencyMedianMs === 0
       ? 0
       : rng.lognormal(profile.latencyMedianMs, profile.latencySigma) + profile.perIdMs * ids;
     const b = profile.brownout;
-    if (b && (now() - startedAt) % b.periodMs < b.windowMs) {
+    if (b && (this.#o.now() - this.#startedAt) % b.periodMs < b.windowMs) {
       latencyMs = rng.int(b.latencyMs[0], b.latencyMs[1]);
       if (rng.chance(b.error503)) {
         return {
@@ -119,7 +131,7 @@ export function startEnrichSim(options: EnrichSimOptions): EnrichSim {
     }
     const roll = rng.next();
     if (roll < profile.hang) {
-      return { latencyMs: hangMs, status: 500, hang: true, error: "timeout" };
+      return { latencyMs: this.#o.hangMs, status: 500, hang: true, error: "timeout" };
     }
     if (roll < profile.hang + profile.error500) {
       return { latencyMs, status: 500, hang: false, error: "internal_error" };
@@ -128,141 +140,161 @@ export function startEnrichSim(options: EnrichSimOptions): EnrichSim {
       return { latencyMs, status: 429, retryAfter: "1", hang: false, error: "rate_limited" };
     }
     return { latencyMs: Math.round(latencyMs * 10) / 10, status: 200, hang: false, error: null };
-  };
+  }
 
-  const meta = (p: Plan) => ({
-    request_id: `req-${(++requestSeq).toString(36).padStart(6, "0")}`,
-    scenario,
-    latency_ms: Math.round(p.latencyMs),
-    simulated_error: p.error,
-  });
+  #meta(p: Plan) {
+    return {
+      request_id: `req-${(++this.#requestSeq).toString(36).padStart(6, "0")}`,
+      scenario: this.#o.scenario,
+      latency_ms: Math.round(p.latencyMs),
+      simulated_error: p.error,
+    };
+  }
 
-  const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
-    stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+  #json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+    this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
     return new Response(JSON.stringify(body), {
       status,
       headers: { "content-type": "application/json", ...headers },
     });
-  };
+  }
 
   /** Waits out the plan's latency; returns an error response when the plan says fail. */
   // Delays end on close only: touching request.signal makes Deno 2.9 print a legacy-abort warning,
   // and a delay that outlives its client is what a real slow server does too.
-  const play = async (p: Plan, seq: number): Promise<Response | undefined> => {
+  async #play(p: Plan, seq: number): Promise<Response | undefined> {
     let delay = p.latencyMs;
-    if (slowEvery > 0 && seq % slowEvery === 0) delay = Math.max(delay, slowMs);
-    await sleep(delay, closing.signal);
+    if (this.#o.slowEvery > 0 && seq % this.#o.slowEvery === 0) {
+      delay = Math.max(delay, this.#o.slowMs);
+    }
+    await this.#o.sleep(delay, this.closing.signal);
     if (p.status === 200) return undefined;
     const headers: Record<string, string> = p.retryAfter ? { "retry-after": p.retryAfter } : {};
-    return json(p.status, { error: p.error, meta: meta(p) }, headers);
-  };
+    return this.#json(p.status, { error: p.error, meta: this.#meta(p) }, headers);
+  }
 
-  const single = async (rawId: string, seq: number): Promise<Response> => {
+  async #single(rawId: string, seq: number): Promise<Response> {
     let id: string;
     try {
       id = decodeURIComponent(rawId);
     } catch {
-      return json(400, { error: "bad_user_id", message: "user id is not valid percent-encoding" });
+      return this.#json(400, {
+        error: "bad_user_id",
+        message: "user id is not valid percent-encoding",
+      });
     }
-    stats.singleRequests++;
-    stats.idsRequested++;
-    const p = plan(1);
-    const failure = await play(p, seq);
+    this.stats.singleRequests++;
+    this.stats.idsRequested++;
+    const p = this.#plan(1);
+    const failure = await this.#play(p, seq);
     if (failure) return failure;
-    const user = dataset.profile(id);
-    if (!user) return json(404, { error: "not_found", user_id: id, meta: meta(p) });
-    stats.idsServed++;
-    return json(200, { ...user, meta: meta(p) });
-  };
+    const user = this.#o.dataset.profile(id);
+    if (!user) return this.#json(404, { error: "not_found", user_id: id, meta: this.#meta(p) });
+    this.stats.idsServed++;
+    return this.#json(200, { ...user, meta: this.#meta(p) });
+  }
 
-  const batch = async (req: Request, seq: number): Promise<Response> => {
-    stats.batchRequests++;
+  /** The batch body's ids, or the 400 answer for a bad body. */
+  async #batchIds(req: Request): Promise<string[] | Response> {
     let ids: unknown;
     try {
       ids = (await req.json() as { user_ids?: unknown })?.user_ids;
     } catch {
-      return json(400, { error: "bad_request", message: "body is not JSON" });
+      return this.#json(400, { error: "bad_request", message: "body is not JSON" });
     }
     if (!Array.isArray(ids) || !ids.every((id) => typeof id === "string" && id !== "")) {
-      return json(400, {
+      return this.#json(400, {
         error: "bad_request",
         message: "user_ids must be an array of non-empty strings",
       });
     }
-    if (ids.length > maxBatch) {
-      return json(400, {
+    if (ids.length > this.#o.maxBatch) {
+      return this.#json(400, {
         error: "batch_too_large",
-        message: `at most ${maxBatch} user_ids per call, got ${ids.length}`,
+        message: `at most ${this.#o.maxBatch} user_ids per call, got ${ids.length}`,
       });
     }
-    const unique = [...new Set(ids as string[])];
-    stats.idsRequested += unique.length;
-    const p = plan(unique.length);
-    const failure = await play(p, seq);
+    return [...new Set(ids as string[])];
+  }
+
+  async #batch(req: Request, seq: number): Promise<Response> {
+    this.stats.batchRequests++;
+    const unique = await this.#batchIds(req);
+    if (unique instanceof Response) return unique;
+    this.stats.idsRequested += unique.length;
+    const p = this.#plan(unique.length);
+    const failure = await this.#play(p, seq);
     if (failure) return failure;
     const users: unknown[] = [];
     const missing: string[] = [];
     const errors: Array<{ user_id: string; code: string; message: string }> = [];
     for (const id of unique) {
-      if (!instant && rng.chance(profile.batchIdError)) {
+      if (!this.#o.instant && this.#rng.chance(this.#profile.batchIdError)) {
         errors.push({ user_id: id, code: "upstream_error", message: "simulated per-id failure" });
         continue;
       }
-      const user = dataset.profile(id);
+      const user = this.#o.dataset.profile(id);
       if (user) {
         users.push(user);
-        stats.idsServed++;
+        this.stats.idsServed++;
       } else {
         missing.push(id);
       }
     }
-    return json(200, { users, missing, errors, meta: meta(p) });
-  };
+    return this.#json(200, { users, missing, errors, meta: this.#meta(p) });
+  }
 
-  const handler = async (req: Request): Promise<Response> => {
+  #route(req: Request, path: string, seq: number): Promise<Response> | Response {
+    if (path === "/v1/users:batch") {
+      if (req.method !== "POST") return this.#json(405, { error: "method_not_allowed" });
+      return this.#batch(req, seq);
+    }
+    if (path.startsWith("/v1/users/") && path.length > "/v1/users/".length) {
+      if (req.method !== "GET") return this.#json(405, { error: "method_not_allowed" });
+      return this.#single(path.slice("/v1/users/".length), seq);
+    }
+    return this.#json(404, { error: "no_route", path });
+  }
+
+  handle = async (req: Request): Promise<Response> => {
+    const stats = this.stats;
     stats.requests++;
     const seq = stats.requests;
     const path = new URL(req.url).pathname;
     if (path === "/healthz") {
       stats.healthRequests++;
-      return json(200, { status: "ok", scenario });
+      return this.#json(200, { status: "ok", scenario: this.#o.scenario });
     }
-    if (stats.inFlight >= maxInFlight) {
+    if (stats.inFlight >= this.#o.maxInFlight) {
       await req.body?.cancel();
-      return json(429, {
+      return this.#json(429, {
         error: "overloaded",
-        message: `more than ${maxInFlight} requests in flight`,
-      }, {
-        "retry-after": "1",
-      });
+        message: `more than ${this.#o.maxInFlight} requests in flight`,
+      }, { "retry-after": "1" });
     }
     stats.inFlight++;
     stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight);
     try {
-      if (path === "/v1/users:batch") {
-        if (req.method !== "POST") return json(405, { error: "method_not_allowed" });
-        return await batch(req, seq);
-      }
-      if (path.startsWith("/v1/users/") && path.length > "/v1/users/".length) {
-        if (req.method !== "GET") return json(405, { error: "method_not_allowed" });
-        return await single(path.slice("/v1/users/".length), seq);
-      }
-      return json(404, { error: "no_route", path });
+      return await this.#route(req, path, seq);
     } catch (err) {
       // Closing cut a simulated delay short; nobody reads this answer.
-      if (closing.signal.aborted) return new Response(null, { status: 503 });
+      if (this.closing.signal.aborted) return new Response(null, { status: 503 });
       throw err;
     } finally {
       stats.inFlight--;
     }
   };
+}
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+/** Starts the simulator on 127.0.0.1 with a free port. */
+export function startEnrichSim(options: EnrichSimOptions): EnrichSim {
+  const service = new EnrichService(options);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, service.handle);
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
-    stats: () => ({ ...stats, byStatus: { ...stats.byStatus } }),
+    stats: () => ({ ...service.stats, byStatus: { ...service.stats.byStatus } }),
     close: () => {
-      closing.abort();
+      service.closing.abort();
       return server.shutdown();
     },
   };
