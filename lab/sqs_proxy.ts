@@ -59,15 +59,9 @@ const HOP_HEADERS = new Set([
   "accept-encoding",
 ]);
 
-/** Starts the proxy on 127.0.0.1 with a free port. */
-export function startSqsProxy(options: SqsProxyOptions): SqsProxy {
-  const now = options.now ?? Date.now;
-  const doFetch = options.fetch ?? fetch;
-  const defaultVisibility = options.defaultVisibilitySeconds ?? 30;
-  const firstReceive = new Map<string, number>();
-  const seenMessageIds = new Set<string>();
-  const held = new Map<string, Held>();
-  const stats: SqsProxyStats = {
+/** The proxy's counters and behaviour; `startSqsProxy` serves its `handle`. */
+class CountingProxy {
+  readonly stats: SqsProxyStats = {
     requests: 0,
     byAction: {},
     messagesReceived: 0,
@@ -75,36 +69,46 @@ export function startSqsProxy(options: SqsProxyOptions): SqsProxy {
     deleted: 0,
     outageAnswers: 0,
   };
-  let outageUntil = 0;
-  let outageSeq = 0;
+  readonly firstReceive = new Map<string, number>();
+  readonly held = new Map<string, Held>();
   // Ends stalled outage requests and upstream long polls when the lab closes.
-  const closing = new AbortController();
+  readonly closing = new AbortController();
+  outageUntil = 0;
+  readonly now: () => number;
+  readonly #seenMessageIds = new Set<string>();
+  readonly #fetch: typeof fetch;
+  readonly #defaultVisibility: number;
+  readonly #target: string;
+  #outageSeq = 0;
 
-  const onReceive = (reqBody: Record<string, unknown>, resBody: Record<string, unknown>) => {
-    const t = now();
+  constructor(options: SqsProxyOptions) {
+    this.now = options.now ?? Date.now;
+    this.#fetch = options.fetch ?? fetch;
+    this.#defaultVisibility = options.defaultVisibilitySeconds ?? 30;
+    this.#target = options.target;
+  }
+
+  #onReceive(reqBody: Record<string, unknown>, resBody: Record<string, unknown>): void {
+    const t = this.now();
     const vis = typeof reqBody.VisibilityTimeout === "number"
       ? reqBody.VisibilityTimeout
-      : defaultVisibility;
+      : this.#defaultVisibility;
     const messages = Array.isArray(resBody.Messages) ? resBody.Messages : [];
     for (const m of messages as Array<Record<string, unknown>>) {
-      stats.messagesReceived++;
-      if (typeof m.MessageId === "string") seenMessageIds.add(m.MessageId);
+      this.stats.messagesReceived++;
+      if (typeof m.MessageId === "string") this.#seenMessageIds.add(m.MessageId);
       if (typeof m.ReceiptHandle === "string") {
-        held.set(m.ReceiptHandle, { visibleAt: t + vis * 1000 });
+        this.held.set(m.ReceiptHandle, { visibleAt: t + vis * 1000 });
       }
       const id = messageIdOf(m.Body);
-      if (id !== undefined && !firstReceive.has(id)) firstReceive.set(id, t);
+      if (id !== undefined && !this.firstReceive.has(id)) this.firstReceive.set(id, t);
     }
-    stats.distinctReceived = seenMessageIds.size;
-  };
+    this.stats.distinctReceived = this.#seenMessageIds.size;
+  }
 
   /** Applies deletes and visibility changes that succeeded to the held receipt handles. */
-  const onSettle = (
-    action: string,
-    reqBody: Record<string, unknown>,
-    resBody: Record<string, unknown>,
-  ) => {
-    const t = now();
+  #onSettle(action: string, reqBody: Record<string, unknown>, resBody: Record<string, unknown>) {
+    const t = this.now();
     const entries = Array.isArray(reqBody.Entries)
       ? reqBody.Entries as Array<Record<string, unknown>>
       : [];
@@ -114,13 +118,14 @@ export function startSqsProxy(options: SqsProxyOptions): SqsProxy {
     );
     const handle = (e: Record<string, unknown>) =>
       typeof e.ReceiptHandle === "string" ? e.ReceiptHandle : "";
+    const held = this.held;
     switch (action) {
       case "DeleteMessage":
-        if (held.delete(handle(reqBody))) stats.deleted++;
+        if (held.delete(handle(reqBody))) this.stats.deleted++;
         break;
       case "DeleteMessageBatch":
         for (const e of entries) {
-          if (okIds.has(String(e.Id)) && held.delete(handle(e))) stats.deleted++;
+          if (okIds.has(String(e.Id)) && held.delete(handle(e))) this.stats.deleted++;
         }
         break;
       case "ChangeMessageVisibility": {
@@ -137,13 +142,13 @@ export function startSqsProxy(options: SqsProxyOptions): SqsProxy {
         }
         break;
     }
-  };
+  }
 
-  const outageAnswer = async (): Promise<Response> => {
-    stats.outageAnswers++;
-    if (++outageSeq % 3 === 0) {
+  async #outageAnswer(): Promise<Response> {
+    this.stats.outageAnswers++;
+    if (++this.#outageSeq % 3 === 0) {
       // A stalled connection: the worker's own timeout has to fire.
-      await sleep(outageUntil - now(), closing.signal).catch(() => undefined);
+      await sleep(this.outageUntil - this.now(), this.closing.signal).catch(() => undefined);
     }
     return new Response(
       JSON.stringify({
@@ -158,80 +163,94 @@ export function startSqsProxy(options: SqsProxyOptions): SqsProxy {
         },
       },
     );
-  };
+  }
 
-  const handler = async (req: Request): Promise<Response> => {
-    stats.requests++;
+  /** Counts what a successful receive, delete or visibility change did. */
+  #count(action: string, reqBytes: Uint8Array, resBytes: Uint8Array): void {
+    if (
+      action !== "ReceiveMessage" && !action.startsWith("DeleteMessage") &&
+      !action.startsWith("ChangeMessageVisibility")
+    ) return;
+    // Tolerant: a body we cannot read is forwarded untouched and simply not counted.
+    try {
+      const decoder = new TextDecoder();
+      const reqBody = JSON.parse(decoder.decode(reqBytes)) as Record<string, unknown>;
+      const resBody = resBytes.length
+        ? JSON.parse(decoder.decode(resBytes)) as Record<string, unknown>
+        : {};
+      if (action === "ReceiveMessage") this.#onReceive(reqBody, resBody);
+      else this.#onSettle(action, reqBody, resBody);
+    } catch {
+      // not the JSON protocol; nothing to count
+    }
+  }
+
+  handle = async (req: Request): Promise<Response> => {
+    this.stats.requests++;
     const target = req.headers.get("x-amz-target") ?? "";
     const action = target.includes(".")
       ? target.slice(target.lastIndexOf(".") + 1)
       : target || "unknown";
-    stats.byAction[action] = (stats.byAction[action] ?? 0) + 1;
+    this.stats.byAction[action] = (this.stats.byAction[action] ?? 0) + 1;
     const bodyBytes = new Uint8Array(await req.arrayBuffer());
-    if (now() < outageUntil) return outageAnswer();
+    if (this.now() < this.outageUntil) return this.#outageAnswer();
 
-    const headers = new Headers();
-    req.headers.forEach((v, k) => {
-      if (!HOP_HEADERS.has(k)) headers.set(k, v);
-    });
     const url = new URL(req.url);
     let upstream: Response;
     let resBytes: Uint8Array<ArrayBuffer>;
     try {
-      upstream = await doFetch(`${options.target}${url.pathname}${url.search}`, {
+      upstream = await this.#fetch(`${this.#target}${url.pathname}${url.search}`, {
         method: req.method,
-        headers,
+        headers: withoutHopHeaders(req.headers),
         ...(req.method === "GET" || req.method === "HEAD" ? {} : { body: bodyBytes }),
-        signal: closing.signal,
+        signal: this.closing.signal,
       });
       resBytes = new Uint8Array(await upstream.arrayBuffer());
     } catch (err) {
       return new Response(`lab proxy: upstream failed: ${err}`, { status: 502 });
     }
-    if (
-      upstream.ok && (action === "ReceiveMessage" || action.startsWith("DeleteMessage") ||
-        action.startsWith("ChangeMessageVisibility"))
-    ) {
-      // Tolerant: a body we cannot read is forwarded untouched and simply not counted.
-      try {
-        const decoder = new TextDecoder();
-        const reqBody = JSON.parse(decoder.decode(bodyBytes)) as Record<string, unknown>;
-        const resBody = resBytes.length
-          ? JSON.parse(decoder.decode(resBytes)) as Record<string, unknown>
-          : {};
-        if (action === "ReceiveMessage") onReceive(reqBody, resBody);
-        else onSettle(action, reqBody, resBody);
-      } catch {
-        // not the JSON protocol; nothing to count
-      }
-    }
-    const outHeaders = new Headers();
-    upstream.headers.forEach((v, k) => {
-      if (!HOP_HEADERS.has(k)) outHeaders.set(k, v);
+    if (upstream.ok) this.#count(action, bodyBytes, resBytes);
+    return new Response(resBytes, {
+      status: upstream.status,
+      headers: withoutHopHeaders(upstream.headers),
     });
-    return new Response(resBytes, { status: upstream.status, headers: outHeaders });
   };
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+  /** Handles received, not deleted, whose visibility has not run out. */
+  inFlight(): number {
+    const t = this.now();
+    let n = 0;
+    for (const [handle, h] of this.held) {
+      if (h.visibleAt > t) n++;
+      // An expired handle can no longer be deleted by its holder; forget it.
+      else this.held.delete(handle);
+    }
+    return n;
+  }
+}
+
+function withoutHopHeaders(from: Headers): Headers {
+  const out = new Headers();
+  from.forEach((v, k) => {
+    if (!HOP_HEADERS.has(k)) out.set(k, v);
+  });
+  return out;
+}
+
+/** Starts the proxy on 127.0.0.1 with a free port. */
+export function startSqsProxy(options: SqsProxyOptions): SqsProxy {
+  const proxy = new CountingProxy(options);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, proxy.handle);
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
-    stats: () => ({ ...stats, byAction: { ...stats.byAction } }),
-    firstReceive,
-    inFlight: () => {
-      const t = now();
-      let n = 0;
-      for (const [handle, h] of held) {
-        if (h.visibleAt > t) n++;
-        // An expired handle can no longer be deleted by its holder; forget it.
-        else held.delete(handle);
-      }
-      return n;
-    },
+    stats: () => ({ ...proxy.stats, byAction: { ...proxy.stats.byAction } }),
+    firstReceive: proxy.firstReceive,
+    inFlight: () => proxy.inFlight(),
     startOutage: (ms) => {
-      outageUntil = now() + ms;
+      proxy.outageUntil = proxy.now() + ms;
     },
     close: () => {
-      closing.abort();
+      proxy.closing.abort();
       return server.shutdown();
     },
   };
