@@ -1,5 +1,6 @@
 // deno-lint-ignore-file no-explicit-any
 import assert from "node:assert/strict";
+import { FakeClock } from "./support/fake_clock.ts";
 import { buildDataset } from "../lab/dataset.ts";
 import { startEnrichSim } from "../lab/enrich_sim.ts";
 
@@ -141,18 +142,18 @@ Deno.test("enrich sim: overload limit answers 429 with Retry-After", async () =>
 
 Deno.test("enrich sim: flaky is deterministic from the seed and fails often", async () => {
   const run = async () => {
-    let t = 0;
+    const clock = new FakeClock({ start: 0 });
     const sim = startEnrichSim({
       dataset,
       scenario: "flaky",
       seed: 3,
-      now: () => t,
+      now: clock.now,
       sleep: () => Promise.resolve(),
     });
     try {
       const out: string[] = [];
       for (let i = 0; i < 60; i++) {
-        t += 10;
+        clock.advance(10);
         const res = await fetch(`${sim.url}/v1/users/${dataset.knownIds[i % 10]}`);
         const body = await res.json();
         out.push(
@@ -173,11 +174,11 @@ Deno.test("enrich sim: flaky is deterministic from the seed and fails often", as
 });
 
 Deno.test("enrich sim: brownout answers 503 with Retry-After inside its window only", async () => {
-  let t = 0;
+  const clock = new FakeClock({ start: 0 });
   const sim = startEnrichSim({
     dataset,
     scenario: "brownout",
-    now: () => t,
+    now: clock.now,
     sleep: () => Promise.resolve(),
   });
   try {
@@ -191,9 +192,9 @@ Deno.test("enrich sim: brownout answers 503 with Retry-After inside its window o
       }
       return out;
     };
-    t = 1000; // inside the first 3 s window
+    clock.set(1000); // inside the first 3 s window
     const inside = await statuses();
-    t = 7000; // outside
+    clock.set(7000); // outside
     const outside = await statuses();
     assert.ok(inside.filter((s) => s === 503).length >= 10, `503s in window: ${inside}`);
     assert.equal(outside.filter((s) => s === 503).length, 0);

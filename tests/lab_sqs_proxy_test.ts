@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { messageIdOf, startSqsProxy } from "../lab/sqs_proxy.ts";
+import { FakeClock } from "./support/fake_clock.ts";
 
 /** A fake SQS upstream that answers ReceiveMessage with two messages and acknowledges deletes. */
 function fakeSqs() {
@@ -50,13 +51,13 @@ const call = async (url: string, action: string, body: unknown) => {
 
 Deno.test("sqs proxy: forwards, counts by action, records first receive, tracks held messages", async () => {
   const upstream = fakeSqs();
-  let t = 10_000;
-  const proxy = startSqsProxy({ target: upstream.url, now: () => t });
+  const clock = new FakeClock({ start: 10_000 });
+  const proxy = startSqsProxy({ target: upstream.url, now: clock.now });
   try {
     const r1 = await call(proxy.url, "ReceiveMessage", { QueueUrl: "q", VisibilityTimeout: 30 });
     assert.equal(r1.status, 200);
     assert.equal(JSON.parse(r1.text).Messages.length, 2);
-    t = 11_000;
+    clock.set(11_000);
     await call(proxy.url, "ReceiveMessage", { QueueUrl: "q" });
     assert.equal(proxy.firstReceive.get("m-1"), 10_000, "first receive time kept");
     assert.equal(proxy.firstReceive.size, 1, "a poison body is tolerated and not recorded");
@@ -67,7 +68,7 @@ Deno.test("sqs proxy: forwards, counts by action, records first receive, tracks 
     });
     assert.equal(del.status, 200);
     assert.equal(proxy.inFlight(), 1, "only the entry SQS reported successful is settled");
-    t = 11_000 + 31_000;
+    clock.set(11_000 + 31_000);
     assert.equal(proxy.inFlight(), 0, "an expired visibility no longer counts");
     const bad = await call(proxy.url, "Nope", {});
     assert.equal(bad.status, 400, "errors pass through");
@@ -87,8 +88,8 @@ Deno.test("sqs proxy: forwards, counts by action, records first receive, tracks 
 
 Deno.test("sqs proxy: an outage answers 503 without reaching SQS, then recovers", async () => {
   const upstream = fakeSqs();
-  let t = 0;
-  const proxy = startSqsProxy({ target: upstream.url, now: () => t });
+  const clock = new FakeClock({ start: 0 });
+  const proxy = startSqsProxy({ target: upstream.url, now: clock.now });
   try {
     proxy.startOutage(5000);
     for (let i = 0; i < 2; i++) {
@@ -97,7 +98,7 @@ Deno.test("sqs proxy: an outage answers 503 without reaching SQS, then recovers"
       assert.match(r.text, /ServiceUnavailable/);
     }
     assert.equal(upstream.seen.length, 0);
-    t = 6000;
+    clock.set(6000);
     const ok = await call(proxy.url, "ReceiveMessage", { QueueUrl: "q" });
     assert.equal(ok.status, 200);
     assert.equal(proxy.stats().outageAnswers, 2);

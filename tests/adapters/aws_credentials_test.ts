@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { credentialChain, parseIni } from "../../src/adapters/aws_credentials.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 0, 0);
 
@@ -155,12 +156,12 @@ async function startImds(options: { hang?: boolean } = {}): Promise<Imds> {
 Deno.test("IMDSv2: token first, role, credentials; cached; refreshed before expiry; shared refresh", async () => {
   const imds = await startImds();
   try {
-    let t = T0;
+    const clock = new FakeClock({ start: T0 });
     const chain = credentialChain({
       env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint + "/" },
       homeDir: "/home/nobody",
       readTextFile: noFile,
-      now: () => t,
+      now: clock.now,
     });
     const first = await chain.get();
     assert.deepEqual(first, {
@@ -187,12 +188,12 @@ Deno.test("IMDSv2: token first, role, credentials; cached; refreshed before expi
     ]);
 
     // Still fresh 54 minutes later (more than 5 minutes before Expiration): cached.
-    t = T0 + 54 * 60_000;
+    clock.set(T0 + 54 * 60_000);
     assert.equal((await chain.get()).accessKeyId, "AKIDIMDS1");
     assert.equal(imds.requests.length, 3);
 
     // Within 5 minutes of Expiration: refreshed, and concurrent callers share one refresh.
-    t = T0 + 56 * 60_000;
+    clock.set(T0 + 56 * 60_000);
     imds.next = { key: "AKIDIMDS2", expiration: T0 + 2 * 3_600_000 };
     const all = await Promise.all([chain.get(), chain.get(), chain.get(), chain.get()]);
     assert.deepEqual(all.map((c) => c.accessKeyId), [
@@ -209,10 +210,10 @@ Deno.test("IMDSv2: token first, role, credentials; cached; refreshed before expi
 
 Deno.test("a failed refresh keeps serving credentials that have not expired yet", async () => {
   const imds = await startImds();
-  let t = T0;
+  const clock = new FakeClock({ start: T0 });
   const chain = credentialChain({
     env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint },
-    now: () => t,
+    now: clock.now,
     imdsTimeoutMs: 200,
   });
   try {
@@ -221,9 +222,9 @@ Deno.test("a failed refresh keeps serving credentials that have not expired yet"
     await imds.close();
   }
   // IMDS is gone now.
-  t = T0 + 58 * 60_000;
+  clock.set(T0 + 58 * 60_000);
   assert.equal((await chain.get()).accessKeyId, "AKIDIMDS1");
-  t = T0 + 61 * 60_000;
+  clock.set(T0 + 61 * 60_000);
   await assert.rejects(chain.get(), /no AWS credentials found/);
 });
 

@@ -7,22 +7,13 @@ import {
   type RetryOptions,
   sleep,
 } from "../../src/lib/retry.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
-/** A fake clock whose sleep advances time instantly and records each delay. */
+/** Options on a fake clock whose sleep advances time at once; each delay is kept. */
 function fakeTime(start = 1_000_000) {
-  let t = start;
-  const sleeps: number[] = [];
-  const options: RetryOptions = {
-    now: () => t,
-    random: () => 1,
-    sleep: (ms, signal) => {
-      if (signal?.aborted) return Promise.reject(signal.reason);
-      sleeps.push(ms);
-      t += ms;
-      return Promise.resolve();
-    },
-  };
-  return { options, sleeps, advance: (ms: number) => (t += ms) };
+  const clock = new FakeClock({ start });
+  const options: RetryOptions = { now: clock.now, random: () => 1, sleep: clock.sleep };
+  return { options, sleeps: clock.sleeps, advance: clock.advance };
 }
 
 const transient = () => new HttpError("enrichment", 503, "");
