@@ -7,7 +7,7 @@ import { AwsClient } from "aws4fetch";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SqsClient } from "../src/adapters/sqs_client.ts";
-import { sigv4Signature } from "./support/fake_sqs.ts";
+import { sigv4Signature } from "./support/fake_sqs/sigv4_verifier.ts";
 
 const T0 = Date.UTC(2025, 5, 30, 23, 59, 58);
 const AMZ_DATE = "20250630T235958Z";

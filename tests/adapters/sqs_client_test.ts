@@ -6,7 +6,8 @@ import {
 } from "../../src/adapters/sqs_client.ts";
 import { SqsError, TimeoutError } from "../../src/lib/errors.ts";
 import type { AwsCredentials } from "../../src/adapters/aws_credentials.ts";
-import { type FakeSqs, type FakeSqsOptions, faults, startFakeSqs } from "../support/fake_sqs.ts";
+import { type FakeSqs, type FakeSqsOptions, startFakeSqs } from "../support/fake_sqs.ts";
+import { faults } from "../support/fake_sqs/answers.ts";
 
 const KEYS = {
   accessKeyId: "AKIDEXAMPLE",

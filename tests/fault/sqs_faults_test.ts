@@ -4,7 +4,8 @@
  * downstreams, all on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { faults, startFakeSqs } from "../support/fake_sqs.ts";
+import { startFakeSqs } from "../support/fake_sqs.ts";
+import { faults } from "../support/fake_sqs/answers.ts";
 import { runWorker, waitFor } from "../support/lab_env.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
