@@ -20,6 +20,7 @@ import {
 } from "../../src/domain/outcome.ts";
 import { buildOutputDocument, type Enrichment } from "../../src/domain/output_document.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
+import { createFakeSqs } from "./fake_sqs.ts";
 
 /** The little of Bun's API this probe uses (Deno type-checks this file without Bun's types). */
 interface BunServer {
@@ -163,172 +164,6 @@ function documents(): unknown[] {
 // ---------------------------------------------------------------------------
 // Fakes, in memory, served by Bun.
 
-interface QueuedMessage {
-  messageId: string;
-  body: string;
-  sentTimestamp: number;
-  receiveCount: number;
-  visibleAt: number;
-  /** Current receipt handle; undefined until received. */
-  handle: string | undefined;
-  attributes: Record<string, unknown> | undefined;
-}
-
-interface Queue {
-  name: string;
-  url: string;
-  messages: QueuedMessage[];
-  attributes: Record<string, string>;
-}
-
-function sqsError(status: number, type: string, message: string): Response {
-  return new Response(JSON.stringify({ __type: `com.amazonaws.sqs#${type}`, message }), {
-    status,
-    headers: { "content-type": "application/x-amz-json-1.0" },
-  });
-}
-
-function sqsOk(body: unknown): Response {
-  return new Response(JSON.stringify(body), {
-    headers: { "content-type": "application/x-amz-json-1.0" },
-  });
-}
-
-/** A minimal SQS (JSON protocol, no signature checks): what the worker calls, nothing more. */
-function fakeSqs() {
-  const queues = new Map<string, Queue>();
-  const requests: Record<string, number> = {};
-  const staleHandles: string[] = [];
-  let origin = "";
-  let sequence = 0;
-
-  const queue = (url: unknown): Queue | undefined => queues.get(String(url));
-  const create = (name: string, attributes: Record<string, string> = {}): Queue => {
-    const q: Queue = { name, url: `${origin}/${ACCOUNT}/${name}`, messages: [], attributes };
-    queues.set(q.url, q);
-    return q;
-  };
-  const send = (q: Queue, body: string, attributes?: Record<string, unknown>): string => {
-    const messageId = `sqs-${++sequence}`;
-    q.messages.push({
-      messageId,
-      body,
-      sentTimestamp: Date.now(),
-      receiveCount: 0,
-      visibleAt: 0,
-      handle: undefined,
-      attributes,
-    });
-    return messageId;
-  };
-  const byHandle = (q: Queue, handle: unknown) =>
-    q.messages.find((m) => m.handle !== undefined && m.handle === handle);
-
-  const receive = async (q: Queue, input: Record<string, unknown>, signal: AbortSignal) => {
-    const max = Number(input.MaxNumberOfMessages ?? 1);
-    const visibility = Number(input.VisibilityTimeout ?? q.attributes.VisibilityTimeout ?? 30);
-    const until = Date.now() + Number(input.WaitTimeSeconds ?? 0) * 1000;
-    for (;;) {
-      const now = Date.now();
-      const ready = q.messages.filter((m) => m.visibleAt <= now).slice(0, max);
-      if (ready.length > 0 || now >= until || signal.aborted) {
-        return ready.map((m) => {
-          m.receiveCount++;
-          m.visibleAt = now + visibility * 1000;
-          m.handle = `rh-${m.messageId}-${m.receiveCount}-${++sequence}`;
-          return {
-            MessageId: m.messageId,
-            ReceiptHandle: m.handle,
-            Body: m.body,
-            Attributes: {
-              ApproximateReceiveCount: String(m.receiveCount),
-              SentTimestamp: String(m.sentTimestamp),
-            },
-          };
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  };
-
-  const handle = async (request: Request): Promise<Response> => {
-    const target = request.headers.get("x-amz-target") ?? "";
-    const action = target.replace(/^AmazonSQS\./, "");
-    requests[action] = (requests[action] ?? 0) + 1;
-    const input = JSON.parse(await request.text()) as Record<string, unknown>;
-    if (action === "GetQueueUrl") {
-      const found = [...queues.values()].find((q) => q.name === input.QueueName);
-      return found
-        ? sqsOk({ QueueUrl: found.url })
-        : sqsError(400, "QueueDoesNotExist", "The specified queue does not exist.");
-    }
-    const q = queue(input.QueueUrl);
-    if (!q) return sqsError(400, "QueueDoesNotExist", "The specified queue does not exist.");
-    switch (action) {
-      case "GetQueueAttributes": {
-        const now = Date.now();
-        return sqsOk({
-          Attributes: {
-            ...q.attributes,
-            ApproximateNumberOfMessages: String(
-              q.messages.filter((m) => m.visibleAt <= now).length,
-            ),
-            ApproximateNumberOfMessagesNotVisible: String(
-              q.messages.filter((m) => m.visibleAt > now).length,
-            ),
-          },
-        });
-      }
-      case "ReceiveMessage":
-        return sqsOk({ Messages: await receive(q, input, request.signal) });
-      case "SendMessage":
-        return sqsOk({
-          MessageId: send(
-            q,
-            String(input.MessageBody),
-            input.MessageAttributes as Record<string, unknown> | undefined,
-          ),
-        });
-      case "DeleteMessageBatch":
-      case "ChangeMessageVisibilityBatch": {
-        const successful: unknown[] = [];
-        const failed: unknown[] = [];
-        for (const entry of (input.Entries ?? []) as Array<Record<string, unknown>>) {
-          const m = byHandle(q, entry.ReceiptHandle);
-          if (!m) {
-            staleHandles.push(String(entry.ReceiptHandle));
-            failed.push({
-              Id: entry.Id,
-              Code: "ReceiptHandleIsInvalid",
-              Message: "stale",
-              SenderFault: true,
-            });
-            continue;
-          }
-          if (action === "DeleteMessageBatch") q.messages.splice(q.messages.indexOf(m), 1);
-          else m.visibleAt = Date.now() + Number(entry.VisibilityTimeout) * 1000;
-          successful.push({ Id: entry.Id });
-        }
-        return sqsOk({ Successful: successful, Failed: failed });
-      }
-      default:
-        return sqsError(400, "InvalidAction", `not faked: ${action}`);
-    }
-  };
-
-  return {
-    handle,
-    queues,
-    requests,
-    staleHandles,
-    create,
-    send,
-    setOrigin(value: string) {
-      origin = value;
-    },
-  };
-}
-
 /** Known users; any other id is unknown (404 / `missing`). The first batch call answers 503. */
 function fakeEnrichment(known: ReadonlySet<string>) {
   const batches: string[][] = [];
@@ -432,7 +267,7 @@ function workload(): Array<{ tag: string; body: string }> {
 }
 
 async function pipelineRun() {
-  const sqs = fakeSqs();
+  const sqs = createFakeSqs({ region: REGION, accountId: ACCOUNT });
   const enrichment = fakeEnrichment(new Set(["u1", "u2", "u3", "u4", "u5", "u6", "42"]));
   const validator = fakeValidator("m05");
   const servers = {
@@ -442,9 +277,9 @@ async function pipelineRun() {
   };
   const logs: string[] = [];
   try {
-    sqs.setOrigin(`http://127.0.0.1:${servers.sqs.port}`);
-    const dlq = sqs.create("work-dlq");
-    const main = sqs.create("work", {
+    sqs.listening(`http://127.0.0.1:${servers.sqs.port}`);
+    sqs.createQueue("work-dlq");
+    const mainUrl = sqs.createQueue("work", {
       VisibilityTimeout: "30",
       RedrivePolicy: JSON.stringify({
         deadLetterTargetArn: `arn:aws:sqs:${REGION}:${ACCOUNT}:work-dlq`,
@@ -452,10 +287,10 @@ async function pipelineRun() {
       }),
     });
     const sent = workload();
-    for (const item of sent) sqs.send(main, item.body);
+    for (const item of sent) sqs.send("work", item.body);
 
     const env: Record<string, string> = {
-      SQS_QUEUE_URL: main.url,
+      SQS_QUEUE_URL: mainUrl,
       AWS_REGION: REGION,
       AWS_ACCESS_KEY_ID: "AKIDPROBE",
       AWS_SECRET_ACCESS_KEY: "probe-secret",
@@ -471,7 +306,7 @@ async function pipelineRun() {
     let settled = false;
     try {
       while (Date.now() - started < SETTLE_DEADLINE_MS) {
-        if (main.messages.length === 0 && dlq.messages.length >= 2) {
+        if (sqs.messages("work").length === 0 && sqs.messages("work-dlq").length >= 2) {
           settled = true;
           break;
         }
@@ -493,10 +328,18 @@ async function pipelineRun() {
         sent,
         accepted: validator.accepted,
         submissions: validator.submissions,
-        dlq: dlq.messages.map((m) => ({ body: m.body, attributes: m.attributes })),
-        leftInQueue: main.messages.map((m) => m.body),
-        sqsRequests: sqs.requests,
-        staleHandles: sqs.staleHandles,
+        dlq: sqs.messages("work-dlq").map((m) => ({
+          body: m.body,
+          attributes: m.messageAttributes,
+        })),
+        leftInQueue: sqs.messages("work").map((m) => m.body),
+        sqsRequests: sqs.requests.reduce<Record<string, number>>(
+          (n, r) => ({ ...n, [r.action]: (n[r.action] ?? 0) + 1 }),
+          {},
+        ),
+        staleReceipts: metrics.body.split("\n")
+          .filter((l) => l.startsWith("sluice_stale_receipts_total"))
+          .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0),
         enrichBatches: enrichment.batches,
         enrichSingles: enrichment.singles,
         healthz,

@@ -104,8 +104,18 @@ export interface FakeSqs {
   close(): Promise<void>;
 }
 
-/** Starts the fake on 127.0.0.1 (port 0); see the module doc for usage. */
-export async function startFakeSqs(options: FakeSqsOptions = {}): Promise<FakeSqs> {
+/** The fake without a server: its handler serves under Deno (`startFakeSqs`) or Bun alike. */
+export interface FakeSqsHandler extends Omit<FakeSqs, "url" | "close"> {
+  /** The whole fake as a plain `(Request) => Response` handler. */
+  handle(request: Request): Promise<Response>;
+  /** The origin the server listens on (queue URLs start with it); creates `options.queues`. */
+  listening(origin: string): void;
+  /** Ends long polls and delayed answers. */
+  abort(): void;
+}
+
+/** Builds the fake as a handler; `startFakeSqs` serves it on 127.0.0.1. */
+export function createFakeSqs(options: FakeSqsOptions = {}): FakeSqsHandler {
   const region = options.region ?? "us-east-1";
   const now = options.now ?? Date.now;
   const maxSkewMs = options.maxSkewMs ?? 5 * 60_000;
@@ -124,12 +134,29 @@ export async function startFakeSqs(options: FakeSqsOptions = {}): Promise<FakeSq
     return defaults.get(action) ?? defaults.get("*");
   }
 
+  async function answerFor(request: Request, record: RecordedRequest): Promise<FakeAnswer> {
+    const denied = verifyWith
+      ? await verifySignature(request, record.rawBody, { verifyWith, region, now, maxSkewMs })
+      : undefined;
+    if (verifyWith) record.signatureValid = denied === undefined;
+    const answer = denied ?? nextScripted(record.action);
+    // Long polls and delays end when the fake closes. Like SQS, a poll the client gave up on
+    // still runs to its end (and may take messages, which reappear after their visibility).
+    if (answer?.delayMs) await pause(answer.delayMs, closing.signal);
+    if (answer && !answer.passThrough) return answer;
+    try {
+      return { body: await model.service(record.action, record.body ?? {}, closing.signal) };
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      return err.answer;
+    }
+  }
+
   async function handle(request: Request): Promise<Response> {
     const rawBody = await request.text();
     const target = request.headers.get("x-amz-target") ?? "";
-    const action = target.startsWith("AmazonSQS.") ? target.slice("AmazonSQS.".length) : "";
     const record: RecordedRequest = {
-      action,
+      action: target.startsWith("AmazonSQS.") ? target.slice("AmazonSQS.".length) : "",
       method: request.method,
       path: new URL(request.url).pathname,
       headers: Object.fromEntries(request.headers),
@@ -138,42 +165,20 @@ export async function startFakeSqs(options: FakeSqsOptions = {}): Promise<FakeSq
       receivedAt: now(),
     };
     requests.push(record);
-    // Long polls and delays end when the fake closes. Like SQS, a poll the client gave up on
-    // still runs to its end (and may take messages, which reappear after their visibility).
-    const signal = closing.signal;
-
-    let answer: FakeAnswer | undefined;
-    const denied = verifyWith
-      ? await verifySignature(request, rawBody, { verifyWith, region, now, maxSkewMs })
-      : undefined;
-    if (verifyWith) record.signatureValid = denied === undefined;
-    answer = denied ?? nextScripted(action);
-    if (answer?.delayMs) await pause(answer.delayMs, signal);
-    if (!answer || answer.passThrough) {
-      try {
-        answer = { body: await model.service(action, record.body ?? {}, signal) };
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        answer = err.answer;
-      }
-    }
+    const answer = await answerFor(request, record);
     record.status = answer.status ?? 200;
     return toResponse(answer, now());
   }
 
-  const listening = Promise.withResolvers<void>();
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen: () => listening.resolve() },
-    handle,
-  );
-  await listening.promise;
-  model.baseUrl = `http://127.0.0.1:${server.addr.port}`;
-  for (const [name, attributes] of Object.entries(options.queues ?? {})) {
-    model.createQueue(name, attributes);
-  }
-
   return {
-    url: model.baseUrl,
+    handle,
+    listening(origin) {
+      model.baseUrl = origin;
+      for (const [name, attributes] of Object.entries(options.queues ?? {})) {
+        model.createQueue(name, attributes);
+      }
+    },
+    abort: () => closing.abort(),
     requests,
     respond(action, ...answers) {
       const list = scripted.get(action) ?? [];
@@ -187,30 +192,34 @@ export async function startFakeSqs(options: FakeSqsOptions = {}): Promise<FakeSq
     createQueue: (name, attributes) => model.createQueue(name, attributes),
     queueUrl: (name) => model.queueUrl(name),
     send(queueName, body, messageAttributes = {}) {
-      const queue = model.queueFromUrl(queueName);
       const attrs = Object.fromEntries(
         Object.entries(messageAttributes).map((
           [k, v],
         ) => [k, { DataType: "String", StringValue: v }]),
       );
-      return model.storeMessage(queue, body, attrs, 0).messageId;
+      return model.storeMessage(model.queueFromUrl(queueName), body, attrs, 0).messageId;
     },
-    messages(queueName) {
-      const queue = model.queues.get(queueName);
-      if (!queue) return [];
-      const t = model.now();
-      return [...queue.messages.values()].map((m) => ({
-        messageId: m.messageId,
-        body: m.body,
-        messageAttributes: structuredClone(m.messageAttributes),
-        receiveCount: m.receiveCount,
-        sentAt: m.sentAt,
-        visible: m.visibleAt <= t,
-      }));
-    },
+    messages: (queueName) => model.snapshot(queueName),
     requestsFor: (action) => requests.filter((r) => r.action === action),
+  };
+}
+
+/** Starts the fake on 127.0.0.1 (port 0); see the module doc for usage. */
+export async function startFakeSqs(options: FakeSqsOptions = {}): Promise<FakeSqs> {
+  const fake = createFakeSqs(options);
+  const listening = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => listening.resolve() },
+    fake.handle,
+  );
+  await listening.promise;
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  fake.listening(url);
+  return {
+    ...fake,
+    url,
     async close() {
-      closing.abort();
+      fake.abort();
       await server.shutdown();
     },
   };

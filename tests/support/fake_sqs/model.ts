@@ -237,6 +237,21 @@ export class SqsModel {
     return out;
   }
 
+  /** What a queue holds now (not deleted), in arrival order. */
+  snapshot(queueName: string) {
+    const queue = this.queues.get(queueName);
+    if (!queue) return [];
+    const t = this.now();
+    return [...queue.messages.values()].map((m) => ({
+      messageId: m.messageId,
+      body: m.body,
+      messageAttributes: structuredClone(m.messageAttributes),
+      receiveCount: m.receiveCount,
+      sentAt: m.sentAt,
+      visible: m.visibleAt <= t,
+    }));
+  }
+
   /** One action of the JSON protocol; throws ApiError for SQS's error answers. */
   service(action: string, body: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
     const handler = this.#actions[action];
