@@ -356,6 +356,10 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
         metrics.staleReceipts.inc({ kind });
         logger.warn("stale receipt handle", { kind, code });
       },
+      onDlqFallback: (error) =>
+        logger.warn("the DLQ refused the reason attribute; sending a minimal ASCII reason", {
+          error,
+        }),
     });
     const heartbeat = new VisibilityHeartbeat({
       // Retried only while it can still help: about the heartbeat's lead time.
