@@ -34,6 +34,8 @@ export interface ChaosOptions {
   slowSeconds?: number;
   /** the SQS proxy fails for this many seconds, once, when a quarter of the messages are accepted */
   sqsOutageSeconds?: number;
+  /** every Nth first submission is answered with a redirect (never to be followed) */
+  redirectEvery?: number;
 }
 
 /** The mix `--chaos` turns on. */
@@ -43,6 +45,7 @@ export const DEFAULT_CHAOS: Readonly<Required<ChaosOptions>> = {
   slowEvery: 25,
   slowSeconds: 35,
   sqsOutageSeconds: 5,
+  redirectEvery: 20,
 };
 
 export interface LabOptions {
@@ -227,6 +230,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       scenario: options.scenario,
       seed: options.seed,
       instant: options.instant ?? false,
+      redirectEvery: chaos.redirectEvery ?? 0,
     });
     cleanups.push(() => validator.close());
 
@@ -378,6 +382,9 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         problems.push(`${extraCopies} poison messages were dead-lettered more than once`);
       }
       if (leftInQueue > 0) problems.push(`${leftInQueue} messages left in the queue`);
+      if (vStats.followedRedirects > 0) {
+        problems.push(`${vStats.followedRedirects} requests followed a validator redirect`);
+      }
 
       const settled = set.valid - lost + poisonInDlq;
       return {

@@ -32,8 +32,10 @@ chaos:
   --slow-every N            every Nth enrichment request is slow ...
   --slow-seconds S          ... by S seconds (default 35)
   --sqs-outage-seconds S    SQS fails for S seconds mid-run
+  --redirect-every N        the validator redirects every Nth first submission (never to be followed)
   --chaos                   a mix: crash rate ${DEFAULT_CHAOS.crashRate}/s, a crash after a third of the
-                            messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage`;
+                            messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage,
+                            every ${DEFAULT_CHAOS.redirectEvery}th first submission redirected`;
 
 class FlagError extends Error {}
 
@@ -66,6 +68,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
         "slow-seconds": { type: "string" },
         "sqs-outage-seconds": { type: "string" },
         chaos: { type: "boolean" },
+        "redirect-every": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -115,6 +118,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   setChaos("slowEvery", opt("slow-every", v["slow-every"], 0, 1e9, true));
   setChaos("slowSeconds", opt("slow-seconds", v["slow-seconds"], 0, 3600, false));
   setChaos("sqsOutageSeconds", opt("sqs-outage-seconds", v["sqs-outage-seconds"], 0, 3600, false));
+  setChaos("redirectEvery", opt("redirect-every", v["redirect-every"], 0, 1e9, true));
   const workerCmd = v["worker-cmd"]?.trim().split(/\s+/);
   if (workerCmd && workerCmd.length === 0) throw new FlagError("--worker-cmd: empty command");
   const timeout = opt("timeout", v.timeout, 1, 86_400, false);

@@ -23,6 +23,12 @@ export interface ValidatorSimOptions {
   instant?: boolean;
   /** latency range per submission in ms, default [1, 4] */
   latencyMs?: [number, number];
+  /**
+   * Every Nth first submission of a message_id is answered 307 to `/login`,
+   * which says 200 to anything: a worker that follows redirects "succeeds"
+   * without an ingest, and the lab counts the message lost. Default 0 (never).
+   */
+  redirectEvery?: number;
   /** default Date.now; accept times use it */
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -40,6 +46,10 @@ export interface ValidatorStats {
   rejectedByReason: Record<string, number>;
   /** simulated 5xx answers */
   errors5xx: number;
+  /** redirects answered (redirectEvery) */
+  redirects: number;
+  /** requests that followed a redirect to `/login` (should stay 0) */
+  followedRedirects: number;
 }
 
 export interface Rejection {
@@ -165,8 +175,14 @@ export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
     rejected: 0,
     rejectedByReason: {},
     errors5xx: 0,
+    redirects: 0,
+    followedRedirects: 0,
   };
   const closing = new AbortController();
+  const redirectEvery = options.redirectEvery ?? 0;
+  /** message_ids already submitted once: only a first submission may be redirected. */
+  const seen = new Set<string>();
+  let firstSubmissions = 0;
 
   const reply = (status: number, body: unknown) =>
     new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
@@ -197,6 +213,13 @@ export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
     const messageId = isPlainObject(doc) && typeof doc.message_id === "string"
       ? doc.message_id
       : undefined;
+    if (messageId !== undefined && redirectEvery > 0 && !seen.has(messageId)) {
+      seen.add(messageId);
+      if (++firstSubmissions % redirectEvery === 0) {
+        stats.redirects++;
+        return new Response(null, { status: 307, headers: { location: "/login" } });
+      }
+    }
     const problem = checkDocument(doc, options.expected, options.dataset);
     if (problem) return reject(messageId, problem.reason, problem.detail);
     const id = messageId!;
@@ -216,6 +239,12 @@ export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
     const path = new URL(req.url).pathname;
     if (path === "/stats" && req.method === "GET") return reply(200, stats);
     if (path === "/healthz") return reply(200, { status: "ok" });
+    if (path === "/login") {
+      // The trap behind redirectEvery: a 200 that ingests nothing.
+      await req.body?.cancel();
+      stats.followedRedirects++;
+      return reply(200, { status: "welcome" });
+    }
     if (path === "/ingest" || path === "/ingest/") {
       if (req.method !== "POST") return reply(405, { status: "error", reason: "POST only" });
       stats.requests++;

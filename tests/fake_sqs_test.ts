@@ -141,3 +141,20 @@ Deno.test("fake: a long poll returns as soon as a message arrives; attributes; p
     await sqs.close();
   }
 });
+
+Deno.test("fake: refuses characters outside SQS's set in bodies and attribute values, as SQS does", async () => {
+  const { sqs, client, url } = await setup();
+  try {
+    const lone = await sqsError(client.sendMessage(url, "ok", { sluice_reason: "bad \ud83d" }));
+    assert.equal(lone.code, "InvalidParameterValue");
+    assert.match(lone.message, /attribute 'sluice_reason' value contains invalid .*'#xD83D'/);
+    const ctrl = await sqsError(client.sendMessage(url, "ok", { sluice_reason: "\u0000" }));
+    assert.equal(ctrl.code, "InvalidParameterValue");
+    const body = await sqsError(client.sendMessage(url, "body \u0001"));
+    assert.equal(body.code, "InvalidMessageContents");
+    await client.sendMessage(url, "fine 😀", { sluice_reason: "fine 😀\t\n" });
+    assert.equal(sqs.messages("work").length, 1);
+  } finally {
+    await sqs.close();
+  }
+});

@@ -152,6 +152,8 @@ Deno.test("validator sim: 200 accepted, 400 with reason, duplicates counted, /st
       rejected: 2,
       rejectedByReason: { user_id: 1, not_json: 1 },
       errors5xx: 0,
+      redirects: 0,
+      followedRedirects: 0,
     });
   } finally {
     await sim.close();
@@ -187,4 +189,37 @@ Deno.test("validator sim: flaky answers some 5xx, deterministically from the see
   assert.deepEqual(a, await run());
   assert.ok(a.includes(503), "some 503s");
   assert.ok(a.filter((c) => c === 200).length > 350);
+});
+
+Deno.test("validator sim: redirectEvery redirects a first submission only; the worker's client never follows it", async () => {
+  const { ValidatorClient } = await import("../src/adapters/validator_client.ts");
+  const { RedirectError } = await import("../src/lib/errors.ts");
+  const sim = startValidatorSim({ dataset, expected, instant: true, redirectEvery: 1 });
+  try {
+    const post = (doc: unknown) =>
+      fetch(`${sim.url}/ingest`, {
+        method: "POST",
+        body: JSON.stringify(doc),
+        redirect: "manual",
+      }).then(async (r) => ({
+        status: r.status,
+        location: r.headers.get("location"),
+        body: await r.text(),
+      }));
+    const first = await post(goodDoc());
+    assert.equal(first.status, 307);
+    assert.equal(first.location, "/login");
+    assert.equal((await post(goodDoc())).status, 200, "the retry is accepted");
+    // The sluice client sees the next first submission as a failed call, not an acceptance.
+    const client = new ValidatorClient({ url: `${sim.url}/ingest`, timeoutMs: 2000 });
+    await assert.rejects(client.submit(unknownDoc()), RedirectError);
+    assert.equal((await client.submit(unknownDoc())).accepted, true);
+    const stats = sim.stats();
+    assert.equal(stats.redirects, 2);
+    assert.equal(stats.followedRedirects, 0);
+    assert.equal(stats.accepted, 2);
+    assert.equal(stats.duplicates, 0);
+  } finally {
+    await sim.close();
+  }
 });

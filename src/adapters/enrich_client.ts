@@ -2,7 +2,7 @@
  * The enrichment API (contract section 3): single and batch profile lookups.
  * One request per call; retries, batching and caching live above it.
  */
-import { HttpError } from "../lib/errors.ts";
+import { HttpError, LocalError } from "../lib/errors.ts";
 import { httpCall, type HttpCallOptions } from "./http_call.ts";
 
 /** A user profile: every field the API returned except `meta`. */
@@ -63,7 +63,16 @@ export class EnrichClient {
         category: "TRANSIENT",
       });
     }
-    const url = `${this.#options.baseUrl}/v1/users/${encodeURIComponent(userId)}`;
+    let path: string;
+    try {
+      path = encodeURIComponent(userId);
+    } catch (error) {
+      // A lone surrogate: no request can name this id. Permanent, and no breaker counts it.
+      throw new LocalError("user_id cannot be percent-encoded (not well-formed Unicode)", {
+        cause: error,
+      });
+    }
+    const url = `${this.#options.baseUrl}/v1/users/${path}`;
     const answer = await httpCall(this.#http, url, { method: "GET" }, signal);
     if (answer.status === 404) return null;
     if (answer.status !== 200) {

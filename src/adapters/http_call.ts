@@ -1,8 +1,9 @@
 /**
  * One HTTP request to a downstream, with the timeout, error mapping and
- * metrics hook that the enrichment and validator clients share.
+ * metrics hook that the enrichment and validator clients share. Redirects are
+ * never followed (contract section 5): a 3xx is a failed call.
  */
-import { HttpError, TimeoutError } from "../lib/errors.ts";
+import { HttpError, LocalError, RedirectError, TimeoutError } from "../lib/errors.ts";
 import { parseRetryAfter } from "../lib/retry.ts";
 
 export interface HttpCallOptions {
@@ -16,6 +17,8 @@ export interface HttpCallOptions {
   now?: () => number;
   /** Called once per request with the status code (or `timeout`, `network`) and its duration. */
   onResponse?: (code: string, durationMs: number) => void;
+  /** Called for every 3xx answer, before RedirectError is thrown. */
+  onRedirect?: (error: RedirectError) => void;
 }
 
 export interface HttpAnswer {
@@ -27,8 +30,10 @@ export interface HttpAnswer {
 
 /**
  * Sends a request and reads the whole body. Throws TimeoutError when the
- * per-request timeout fires, the caller's abort reason when `signal` aborts, and
- * HttpError (status 0, transient) when the connection fails. Any status is returned.
+ * per-request timeout fires, the caller's abort reason when `signal` aborts,
+ * HttpError (status 0, transient) when the connection fails, RedirectError
+ * (transient) for a 3xx, and LocalError for a URL that cannot be requested at
+ * all. Any other status is returned.
  */
 export async function httpCall(
   options: HttpCallOptions,
@@ -38,6 +43,10 @@ export async function httpCall(
 ): Promise<HttpAnswer> {
   const now = options.now ?? Date.now;
   const doFetch = options.fetch ?? fetch;
+  if (!URL.canParse(url)) {
+    // Our own fault (config or id encoding), not the downstream's: no breaker may count it.
+    throw new LocalError(`${options.target}: cannot request an invalid URL`);
+  }
   // A timer we clear when the answer is in (AbortSignal.timeout's cannot be cancelled).
   const timer = new AbortController();
   const handle = setTimeout(() => timer.abort(), options.timeoutMs);
@@ -46,15 +55,23 @@ export async function httpCall(
   const started = now();
   let code = "network";
   try {
-    const response = await doFetch(url, { ...init, signal: combined });
+    // Deno and Bun hand back the 3xx itself; a spec-strict fetch gives an opaque redirect.
+    const response = await doFetch(url, { ...init, redirect: "manual", signal: combined });
     const text = await response.text();
     code = String(response.status);
+    const redirect = redirectOf(response, url);
+    if (redirect) {
+      const error = new RedirectError(options.target, redirect.status, redirect.location);
+      options.onRedirect?.(error);
+      throw error;
+    }
     return {
       status: response.status,
       text,
       retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), now()),
     };
   } catch (error) {
+    if (error instanceof RedirectError) throw error;
     if (signal?.aborted) throw signal.reason;
     if (timeout.aborted) {
       code = "timeout";
@@ -67,5 +84,71 @@ export async function httpCall(
   } finally {
     clearTimeout(handle);
     options.onResponse?.(code, now() - started);
+  }
+}
+
+/** The redirect a response stands for, if it is one; `location` resolved against the request. */
+export function redirectOf(
+  response: Pick<Response, "status" | "type" | "headers">,
+  requestUrl: string,
+): { status: number; location: string } | undefined {
+  if (response.type === "opaqueredirect") return { status: response.status, location: "" };
+  if (response.status < 300 || response.status > 399) return undefined;
+  const raw = response.headers.get("location") ?? "";
+  let location = raw;
+  try {
+    if (raw) {
+      const url = new URL(raw, requestUrl);
+      // Logged and shown on /readyz: never a password someone put in the Location.
+      url.username = "";
+      url.password = "";
+      location = url.href;
+    }
+  } catch {
+    // An unparsable Location is reported as sent.
+  }
+  return { status: response.status, location };
+}
+
+/** How `/readyz` and `check-config --probe` name a redirect: "VALIDATOR_URL redirects to …". */
+export function describeRedirect(variable: string, error: RedirectError): string {
+  return error.location
+    ? `${variable} redirects to ${error.location} (HTTP ${error.status})`
+    : `${variable} answers with a redirect (HTTP ${error.status})`;
+}
+
+/**
+ * Which downstreams redirect now: a target redirects from a 3xx answer until it
+ * answers anything else. Each (target, Location) pair is reported once through
+ * `onNew`, so a redirecting validator logs one line, not one per message.
+ */
+export class RedirectWatch {
+  readonly #current = new Map<string, RedirectError>();
+  readonly #reported = new Map<string, Set<string>>();
+  readonly #onNew: (error: RedirectError) => void;
+
+  /** `onNew` receives the first redirect to each Location per target. */
+  constructor(onNew: (error: RedirectError) => void) {
+    this.#onNew = onNew;
+  }
+
+  /** For HttpCallOptions.onRedirect. */
+  redirected(error: RedirectError): void {
+    this.#current.set(error.target, error);
+    let seen = this.#reported.get(error.target);
+    if (!seen) this.#reported.set(error.target, seen = new Set());
+    if (seen.has(error.location) || seen.size >= 16) return; // bounded: a Location may vary per call
+    seen.add(error.location);
+    this.#onNew(error);
+  }
+
+  /** For HttpCallOptions.onResponse: any HTTP answer but a 3xx ends the redirect state. */
+  answered(target: string, code: string): void {
+    if (/^[124-9]\d\d$/.test(code)) this.#current.delete(target);
+  }
+
+  /** The last redirect of each target that redirects now. */
+  current(): RedirectError[] {
+    return [...this.#current.values()];
   }
 }

@@ -59,6 +59,36 @@ const THROTTLING_CODES = new Set([
   "KmsThrottled",
 ]);
 
+/**
+ * Whether an SQS error says a receipt handle no longer names an in-flight
+ * receive (contract section 5): `ReceiptHandleIsInvalid`, `MessageNotInflight`,
+ * or, as real SQS answers a visibility change on a stale handle,
+ * `InvalidParameterValue` "… Message does not exist or is not available for
+ * visibility timeout change". Other InvalidParameterValue answers are not stale.
+ */
+export function isStaleHandle(code: string, message: string): boolean {
+  const short = shortQueryCode(code);
+  if (short === "ReceiptHandleIsInvalid" || short === "MessageNotInflight") return true;
+  if (short === "InvalidReceiptHandle") return true;
+  return short === "InvalidParameterValue" &&
+    /not available for visibility timeout change|receipt ?handle .*(invalid|expired)/i.test(
+      message,
+    );
+}
+
+/**
+ * An AWS error message fit for a log: SignatureDoesNotMatch bodies echo the
+ * canonical request and the string to sign (headers, the session token's
+ * scope); everything from there on is dropped, and the rest is capped.
+ */
+export function scrubAwsMessage(message: string): string {
+  const echo = message.search(
+    /The Canonical String|The String-to-Sign|<CanonicalRequest|<StringToSign|canonical request|string to sign/i,
+  );
+  const kept = (echo >= 0 ? message.slice(0, echo) : message).trim();
+  return kept.length > 300 ? `${kept.slice(0, 300)}…` : kept;
+}
+
 /** What a request produced on the wire before we interpret it. */
 interface RawResponse {
   status: number;
@@ -406,7 +436,9 @@ function parseFailure(action: string, raw: RawResponse): ParsedFailure {
   const queryError = raw.headers.get("x-amzn-query-error") ?? "";
   const queryCode = queryError.split(";")[0]?.trim() ?? "";
   const code = typeCode || shortQueryCode(queryCode) || `Http${raw.status}`;
-  const message = str(json?.message ?? json?.Message ?? (json ? "" : raw.text.slice(0, 200)));
+  const message = scrubAwsMessage(
+    str(json?.message ?? json?.Message ?? (json ? "" : raw.text.slice(0, 2000))),
+  );
   const retriable = raw.status === 429 || raw.status >= 500 || THROTTLING_CODES.has(code) ||
     THROTTLING_CODES.has(shortQueryCode(queryCode));
   const error = new SqsError(action, code, raw.status, message, { retriable });
@@ -489,7 +521,7 @@ function toBatchResult(out: Record<string, unknown>): BatchResult {
       return {
         id: str(e.Id),
         code: str(e.Code),
-        message: str(e.Message),
+        message: scrubAwsMessage(str(e.Message)),
         senderFault: e.SenderFault === true,
       };
     }),

@@ -9,6 +9,7 @@ import { credentialChain } from "../adapters/aws_credentials.ts";
 import { type BreakerState, CircuitBreaker } from "../lib/circuit_breaker.ts";
 import type { Config } from "./config.ts";
 import { EnrichClient } from "../adapters/enrich_client.ts";
+import { describeRedirect, RedirectWatch } from "../adapters/http_call.ts";
 import { isRetriable } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
 import { Pipeline } from "../flow/pipeline.ts";
@@ -218,7 +219,21 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     }
   });
 
+  // A redirect is never followed: logged once per Location, shown on /readyz until it stops.
+  const redirectVariable: Record<string, string> = {
+    enrichment: "ENRICH_URL",
+    validator: "VALIDATOR_URL",
+  };
+  const redirects = new RedirectWatch((error) =>
+    logger.warn("downstream answered with a redirect; redirects are never followed", {
+      target: error.target,
+      status: error.status,
+      location: error.location,
+      problem: describeRedirect(redirectVariable[error.target] ?? error.target, error),
+    })
+  );
   const downstream = (target: string) => (code: string, ms: number) => {
+    redirects.answered(target, code);
     metrics.downstreamRequests.inc({ target, code });
     metrics.downstreamDuration.observe({ target }, ms / 1000);
   };
@@ -237,6 +252,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     fetch: doFetch,
     now,
     onResponse: downstream("enrichment"),
+    onRedirect: (error) => redirects.redirected(error),
   });
   const validator = new ValidatorClient({
     url: config.validatorUrl,
@@ -244,6 +260,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     fetch: doFetch,
     now,
     onResponse: downstream("validator"),
+    onRedirect: (error) => redirects.redirected(error),
   });
   const profiles = new ProfileSource({
     client: enrich,
@@ -277,6 +294,9 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
           } s)`,
         );
       }
+    }
+    for (const error of redirects.current()) {
+      notReady.push(describeRedirect(redirectVariable[error.target] ?? error.target, error));
     }
     if (lastSqsError) notReady.push(`last SQS request failed: ${lastSqsError}`);
     return { alive: starting || (pipeline?.alive ?? false), notReady };
@@ -336,6 +356,10 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
         metrics.staleReceipts.inc({ kind });
         logger.warn("stale receipt handle", { kind, code });
       },
+      onDlqFallback: (error) =>
+        logger.warn("the DLQ refused the reason attribute; sending a minimal ASCII reason", {
+          error,
+        }),
     });
     const heartbeat = new VisibilityHeartbeat({
       // Retried only while it can still help: about the heartbeat's lead time.

@@ -43,6 +43,46 @@ export function parseIsoSeconds(value: string): number | undefined {
   return Math.floor(ms / 1000);
 }
 
+/** Ids longer than this many bytes of UTF-8 are poison (contract section 2). */
+export const MAX_ID_BYTES = 256;
+
+/** Whether a string has no lone UTF-16 surrogate (String.prototype.isWellFormed, spelled out). */
+export function isWellFormed(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    const next = text.charCodeAt(i + 1);
+    if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return false;
+    i++;
+  }
+  return true;
+}
+
+/** UTF-8 length of a well-formed string, counted without encoding it. */
+function utf8Bytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** Why an id is poison (too long, not well-formed), or undefined when it may be used. */
+export function idProblem(field: string, value: string): string | undefined {
+  // Every UTF-16 unit takes at least one byte: the length alone settles long ids.
+  if (value.length > MAX_ID_BYTES || utf8Bytes(value) > MAX_ID_BYTES) {
+    return `${field} is longer than ${MAX_ID_BYTES} bytes of UTF-8`;
+  }
+  if (!isWellFormed(value)) return `${field} is not well-formed Unicode (a lone surrogate)`;
+  return undefined;
+}
+
 function daysInMonth(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
@@ -118,6 +158,10 @@ export function parseMessage(body: string): ParseResult {
     return { ok: false, reason };
   }
   const { message_id, user_id, event_ts } = result.data;
+  // Capped and well-formed, so a queue writer cannot grow the caches or trip a breaker.
+  const idIssue = idProblem("message_id", message_id) ??
+    (typeof user_id === "string" ? idProblem("user_id", user_id) : undefined);
+  if (idIssue) return { ok: false, reason: idIssue };
   let seconds: number;
   if (typeof event_ts === "number") seconds = event_ts;
   else {

@@ -6,15 +6,8 @@
 import { Batcher } from "../lib/batcher.ts";
 import { SqsError } from "../lib/errors.ts";
 import { retry } from "../lib/retry.ts";
-import type { BatchResult, SqsClient } from "../adapters/sqs_client.ts";
-
-/** SQS answers these for a receipt handle that no longer names an in-flight receive. */
-const STALE_CODES = new Set([
-  "ReceiptHandleIsInvalid",
-  "MessageNotInflight",
-  "InvalidReceiptHandle",
-  "AWS.SimpleQueueService.MessageNotInflight",
-]);
+import { asciiText, sqsAttributeText } from "../lib/sqs_text.ts";
+import { type BatchResult, isStaleHandle, type SqsClient } from "../adapters/sqs_client.ts";
 
 /** An SQS message attribute may hold 256 KiB, but the reason is for humans. */
 const MAX_REASON = 256;
@@ -32,6 +25,8 @@ export interface SettlerOptions {
   retryBudgetMs?: number;
   /** Called per entry SQS reports stale (`delete` or `visibility`). */
   onStale?: (kind: "delete" | "visibility", code: string) => void;
+  /** Called when the DLQ refused a send's attributes and the minimal reason is tried instead. */
+  onDlqFallback?: (error: SqsError) => void;
   now?: () => number;
   random?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -56,7 +51,7 @@ function entryErrors(result: BatchResult, count: number, action: string): Array<
   for (const failure of result.failed) {
     const index = Number(failure.id);
     if (!Number.isInteger(index) || index < 0 || index >= count) continue;
-    out[index] = STALE_CODES.has(failure.code)
+    out[index] = isStaleHandle(failure.code, failure.message)
       ? new StaleEntry(failure.code)
       : new SqsError(action, failure.code, failure.senderFault ? 400 : 500, failure.message, {
         retriable: !failure.senderFault,
@@ -133,8 +128,11 @@ export class Settler {
 
   /**
    * Sends the body byte for byte to the DLQ with `sluice_error` and
-   * `sluice_reason`, then deletes the original. Returns false (nothing deleted)
-   * when there is no DLQ or SQS refuses the copy for good, e.g. too large.
+   * `sluice_reason` (made acceptable to SQS: well-formed, allowed characters,
+   * cut by code point, never empty), then deletes the original. When SQS refuses
+   * the attributes anyway, it tries once more with a minimal ASCII reason.
+   * Returns false (nothing deleted) when there is no DLQ or SQS refuses the copy
+   * for good, e.g. too large.
    */
   async deadLetter(
     receiptHandle: string,
@@ -144,15 +142,22 @@ export class Settler {
   ): Promise<false | SettleResult> {
     const dlqUrl = this.#options.dlqUrl;
     if (dlqUrl === undefined) return false;
-    const attributes = { sluice_error: category, sluice_reason: truncate(reason, MAX_REASON) };
-    const size = new TextEncoder().encode(body).length +
-      Object.entries(attributes).reduce((n, [k, v]) => n + k.length + v.length + 6, 0);
-    if (size > MAX_MESSAGE_BYTES) return false;
+    const attributes = dlqAttributes(category, reason);
+    if (messageBytes(body, attributes) > MAX_MESSAGE_BYTES) return false;
+    const send = (attrs: Record<string, string>) =>
+      this.#retry(() => this.#options.sqs.sendMessage(dlqUrl, body, attrs));
     try {
-      await this.#retry(() => this.#options.sqs.sendMessage(dlqUrl, body, attributes));
+      await send(attributes);
     } catch (error) {
-      if (error instanceof SqsError && !error.retriable) return false;
-      throw error;
+      if (!(error instanceof SqsError) || error.retriable) throw error;
+      if (!REFUSED_CONTENT.has(error.code)) return false;
+      this.#options.onDlqFallback?.(error);
+      try {
+        await send(minimalDlqAttributes(category, reason));
+      } catch (again) {
+        if (again instanceof SqsError && !again.retriable) return false;
+        throw again;
+      }
     }
     return await this.delete(receiptHandle);
   }
@@ -172,6 +177,11 @@ export class Settler {
       return "done";
     } catch (error) {
       if (error instanceof StaleEntry) {
+        this.#options.onStale?.(kind, error.code);
+        return "stale";
+      }
+      // A whole request refused for its one stale handle (a single-entry call) is stale too.
+      if (error instanceof SqsError && isStaleHandle(error.code, error.message)) {
         this.#options.onStale?.(kind, error.code);
         return "stale";
       }
@@ -195,7 +205,31 @@ export class Settler {
   }
 }
 
-function truncate(text: string, max: number): string {
-  const chars = Array.from(text);
-  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`;
+/** SQS codes for a send refused for its content (characters, attributes), not for a fault. */
+const REFUSED_CONTENT = new Set(["InvalidParameterValue", "InvalidMessageContents"]);
+
+/** The DLQ attributes of contract section 5, each a value SQS will store. */
+export function dlqAttributes(category: string, reason: string): Record<string, string> {
+  return {
+    sluice_error: sqsAttributeText(category, MAX_REASON, "UNKNOWN"),
+    sluice_reason: sqsAttributeText(reason, MAX_REASON, "no reason given"),
+  };
+}
+
+/** The fallback after a refusal: printable ASCII only, which any SQS takes. */
+export function minimalDlqAttributes(category: string, reason: string): Record<string, string> {
+  return {
+    sluice_error: asciiText(category, 64, "UNKNOWN"),
+    sluice_reason: asciiText(reason, MAX_REASON, "no reason given"),
+  };
+}
+
+/** Body plus attribute names, types and values, in UTF-8 bytes, as SQS counts them. */
+function messageBytes(body: string, attributes: Record<string, string>): number {
+  const encoder = new TextEncoder();
+  let size = encoder.encode(body).length;
+  for (const [name, value] of Object.entries(attributes)) {
+    size += encoder.encode(name).length + "String".length + encoder.encode(value).length;
+  }
+  return size;
 }

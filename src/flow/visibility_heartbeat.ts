@@ -75,7 +75,10 @@ export class VisibilityHeartbeat {
       this.#options.onExtend?.();
       this.#options.extend(entry.receiptHandle, seconds).then(
         (result) => {
-          if (result === "stale") this.#lost(entry, "receipt handle is stale");
+          if (result !== "stale") return;
+          this.#lost(entry, "receipt handle is stale");
+          // The handle names no receive any more: extending it again can only fail again.
+          this.#tracked.delete(entry.receiptHandle);
         },
         (error) => this.#lost(entry, (error as Error).message),
       );

@@ -2,7 +2,7 @@
  * A circuit breaker: stops calling a downstream whose failure rate over a
  * rolling window is too high, then lets a few probe calls test its recovery.
  */
-import { CircuitOpenError } from "./errors.ts";
+import { CircuitOpenError, isLocalError } from "./errors.ts";
 
 /** closed: calls pass; open: calls are refused; half_open: a few probes pass. */
 export type BreakerState = "closed" | "half_open" | "open";
@@ -104,7 +104,9 @@ export class CircuitBreaker {
    * Throws CircuitOpenError when the call may not pass; otherwise runs `fn`
    * and records the result. `isFailure(err)` decides whether an error counts
    * against the downstream (default: every error); errors it rejects count as
-   * successes, since the downstream did answer. Errors are always rethrown.
+   * successes, since the downstream did answer. A local error (isLocalError: a
+   * failure in sluice before or instead of a request) counts neither way: it says
+   * nothing about the downstream. Errors are always rethrown.
    */
   async run<T>(
     fn: () => Promise<T>,
@@ -118,7 +120,8 @@ export class CircuitBreaker {
     try {
       result = await fn();
     } catch (err) {
-      this.#settle(generation, probe, !isFailure(err));
+      if (isLocalError(err)) this.#unrecorded(generation, probe);
+      else this.#settle(generation, probe, !isFailure(err));
       throw err;
     }
     this.#settle(generation, probe, true);
@@ -149,6 +152,11 @@ export class CircuitBreaker {
     if (generation !== this.#generation) return;
     if (probe) this.#probesInFlight--;
     this.record(success);
+  }
+
+  /** Frees a probe slot without recording a result. */
+  #unrecorded(generation: number, probe: boolean): void {
+    if (generation === this.#generation && probe) this.#probesInFlight--;
   }
 
   #transition(to: BreakerState): void {

@@ -43,6 +43,47 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * A downstream answered with a redirect (3xx). sluice never follows one: a POST
+ * turned into a GET that answers 200 is not an acceptance, and a profile read
+ * from wherever the `Location` points is not a profile. Transient, so it is
+ * retried and counts in the breaker like any failed call.
+ */
+export class RedirectError extends HttpError {
+  override name = "RedirectError";
+  /** The `Location` header, resolved against the request URL; "" when absent or opaque. */
+  readonly location: string;
+  constructor(target: string, status: number, location: string) {
+    super(target, status, location ? `redirect to ${location}` : "redirect", {
+      category: "TRANSIENT",
+    });
+    this.location = location;
+  }
+}
+
+/**
+ * A failure in sluice itself before any request went out (an id that cannot be
+ * percent-encoded, an invalid URL, a bug). PERMANENT: retrying cannot help, and
+ * it says nothing about the downstream, so no breaker counts it.
+ */
+export class LocalError extends Error {
+  override name = "LocalError";
+  readonly category: ErrorCategory = "PERMANENT";
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, options);
+  }
+}
+
+/** Engine errors our own code raises (e.g. encodeURIComponent's URIError): local, never remote. */
+const ENGINE_ERRORS = [TypeError, RangeError, URIError, ReferenceError, SyntaxError, EvalError];
+
+/** Whether an error arose in sluice itself rather than from a downstream's answer. */
+export function isLocalError(error: unknown): boolean {
+  if (error instanceof LocalError) return true;
+  if (error instanceof Error && "category" in error) return false;
+  return ENGINE_ERRORS.some((kind) => error instanceof kind);
+}
+
 /** A request or an operation ran out of time. */
 export class TimeoutError extends Error {
   override name = "TimeoutError";
@@ -114,12 +155,16 @@ export function categorizeStatus(status: number): ErrorCategory {
   return "PERMANENT";
 }
 
-/** The category of any thrown value; unknown errors count as transient. */
+/**
+ * The category of any thrown value. Local errors (isLocalError) are PERMANENT;
+ * other unknown errors count as transient.
+ */
 export function categoryOf(error: unknown): ErrorCategory {
   if (error instanceof Error && "category" in error) {
     return (error as Error & { category: ErrorCategory }).category;
   }
   if (error instanceof DOMException && error.name === "TimeoutError") return "TIMEOUT";
+  if (isLocalError(error)) return "PERMANENT";
   return "TRANSIENT";
 }
 

@@ -10,7 +10,11 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 export interface LoggerOptions {
   /** Lowest level written. Default "info". */
   level?: LogLevel;
-  /** "json": one object per line; "pretty": `HH:MM:SS.mmm LEVEL msg key=value` (UTC). Default "json". */
+  /**
+   * "json": one object per line; "pretty": `HH:MM:SS.mmm LEVEL msg key=value` (UTC), with
+   * control characters escaped and long values cut, so a hostile id cannot drive a terminal.
+   * Default "json".
+   */
   format?: "json" | "pretty";
   /** Receives each line, without a trailing newline. Default `console.log`. */
   write?: (line: string) => void;
@@ -86,7 +90,47 @@ function jsonLine(time: Date, level: LogLevel, msg: string, fields: Record<strin
   }
 }
 
-function prettyValue(value: unknown): string {
+/** Ids (keys ending in `id`) are cut shorter than other text in pretty lines. */
+const PRETTY_ID_CHARS = 80;
+const PRETTY_TEXT_CHARS = 500;
+
+/**
+ * What a terminal must not receive raw, beyond what JSON.stringify escapes (C0
+ * controls, lone surrogates): DEL, C1 controls (CSI is U+009B), line and
+ * paragraph separators, and bidirectional overrides that reorder what is shown.
+ */
+const TERMINAL_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+/** Anything that needs quoting: whitespace, quote, `=`, or a character to escape. */
+const NEEDS_QUOTES =
+  // deno-lint-ignore no-control-regex -- control characters are exactly what it looks for
+  /[\s"=\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]/;
+
+/** `text` cut to `max` code points, with an ellipsis and the full length when cut. */
+function cut(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max).join("")}…(${chars.length} chars)`;
+}
+
+/** `text` as a JSON string literal, with what a terminal must not see escaped as well. */
+function escaped(text: string): string {
+  return JSON.stringify(text).replace(
+    TERMINAL_UNSAFE,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** Quoted and escaped when needed, so every value stays on one line, inert. */
+function prettyText(text: string): string {
+  return text !== "" && !NEEDS_QUOTES.test(text) ? text : escaped(text);
+}
+
+/** The message and keys are not quoted, only escaped (they are ours, but cheap to guard). */
+function bare(text: string): string {
+  return NEEDS_QUOTES.test(text.replace(/[ ]/g, "")) ? escaped(text).slice(1, -1) : text;
+}
+
+function prettyValue(value: unknown, key = ""): string {
   let text: string;
   if (value instanceof Error) text = `${value.name}: ${value.message}`;
   else if (typeof value === "string") text = value;
@@ -101,7 +145,7 @@ function prettyValue(value: unknown): string {
     }
   }
   // Quote text only when needed so that key=value pairs stay unambiguous.
-  return text === "" || /[\s"=]/.test(text) ? JSON.stringify(text) : text;
+  return prettyText(cut(text, /id$/i.test(key) ? PRETTY_ID_CHARS : PRETTY_TEXT_CHARS));
 }
 
 function prettyLine(time: Date, level: LogLevel, msg: string, fields: Record<string, unknown>) {
@@ -109,6 +153,8 @@ function prettyLine(time: Date, level: LogLevel, msg: string, fields: Record<str
   const clock = `${pad(time.getUTCHours())}:${pad(time.getUTCMinutes())}:${
     pad(time.getUTCSeconds())
   }.${pad(time.getUTCMilliseconds(), 3)}`;
-  const pairs = Object.entries(fields).map(([key, value]) => ` ${key}=${prettyValue(value)}`);
-  return `${clock} ${level.toUpperCase()} ${msg}${pairs.join("")}`;
+  const pairs = Object.entries(fields).map(([key, value]) =>
+    ` ${bare(key)}=${prettyValue(value, key)}`
+  );
+  return `${clock} ${level.toUpperCase()} ${bare(msg)}${pairs.join("")}`;
 }

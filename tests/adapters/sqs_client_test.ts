@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import {
+  isStaleHandle,
   regionFromQueueUrl,
+  scrubAwsMessage,
   SqsClient,
   type SqsClientOptions,
 } from "../../src/adapters/sqs_client.ts";
 import { SqsError, TimeoutError } from "../../src/lib/errors.ts";
 import type { AwsCredentials } from "../../src/adapters/aws_credentials.ts";
 import { type FakeSqs, type FakeSqsOptions, startFakeSqs } from "../support/fake_sqs.ts";
-import { faults } from "../support/fake_sqs/answers.ts";
+import { faults, sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
 
 const KEYS = {
   accessKeyId: "AKIDEXAMPLE",
@@ -468,4 +470,57 @@ Deno.test("regionFromQueueUrl", () => {
   assert.equal(regionFromQueueUrl("http://127.0.0.1:4566/000/q"), undefined);
   assert.equal(regionFromQueueUrl("http://localhost:4566/000/q"), undefined);
   assert.equal(regionFromQueueUrl("not a url"), undefined);
+});
+
+Deno.test("a visibility change on a stale handle: real SQS's texts are stale handles, row by row", () => {
+  const rows: Array<[string, string, boolean]> = [
+    [
+      "InvalidParameterValue",
+      "Value AQEBzW for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.",
+      true,
+    ],
+    ["ReceiptHandleIsInvalid", 'The input receipt handle "x" is not a valid receipt handle.', true],
+    ["MessageNotInflight", "", true],
+    ["AWS.SimpleQueueService.MessageNotInflight", "", true],
+    ["InvalidParameterValue", "Value 50000 for parameter VisibilityTimeout is invalid.", false],
+    ["InvalidParameterValue", "Message must be shorter than 1048576 bytes.", false],
+    ["ThrottlingException", "Rate exceeded", false],
+  ];
+  for (const [code, message, stale] of rows) {
+    assert.equal(isStaleHandle(code, message), stale, `${code}: ${message}`);
+  }
+});
+
+const SIGNATURE_BODY =
+  "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'POST\n/\n\ncontent-type:application/x-amz-json-1.0\nhost:sqs.us-east-1.amazonaws.com\nx-amz-security-token:IQoJb3JpZ2luX2VjEXAMPLETOKEN\n'\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256\n20250102T030405Z\n20250102/us-east-1/sqs/aws4_request\nabc'\n";
+
+Deno.test("AWS error messages are logged without the echoed canonical request or string to sign", async () => {
+  assert.equal(
+    scrubAwsMessage(SIGNATURE_BODY),
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+  );
+  const xml =
+    "<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><StringToSign>AWS4-HMAC-SHA256 secret-ish</StringToSign><CanonicalRequest>POST /</CanonicalRequest></Error></ErrorResponse>";
+  assert.doesNotMatch(scrubAwsMessage(xml), /AWS4-HMAC|CanonicalRequest|StringToSign/);
+  await withFake({ queues: { work: {} } }, async (sqs) => {
+    sqs.respond(
+      "GetQueueAttributes",
+      sqsErrorAnswer("SignatureDoesNotMatch", { status: 403, message: SIGNATURE_BODY }),
+    );
+    sqs.respond("GetQueueAttributes", {
+      status: 403,
+      body: xml,
+      headers: { "content-type": "text/xml" },
+    });
+    const { client: c } = client({ endpoint: sqs.url });
+    for (let i = 0; i < 2; i++) {
+      const error = await rejects(c.getQueueAttributes(sqs.queueUrl("work"), ["All"]));
+      assert.ok(error instanceof SqsError);
+      assert.doesNotMatch(
+        error.message,
+        /Canonical|String-to-Sign|StringToSign|x-amz-security-token|AWS4-HMAC/,
+      );
+      assert.match(error.message, /signature we calculated does not match/);
+    }
+  });
 });

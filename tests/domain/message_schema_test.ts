@@ -108,3 +108,23 @@ Deno.test("schema: prototype-pollution keys are plain data and change nothing gl
     `{"__proto__":{"polluted":true},"constructor":{"prototype":{"x":1}}}`,
   );
 });
+
+Deno.test("hostile ids: message_id and user_id over 256 bytes of UTF-8 are poison", () => {
+  assert.equal(ok({ ...valid, message_id: "m".repeat(256) }).message_id.length, 256);
+  assert.match(poison({ ...valid, message_id: "m".repeat(257) }), /message_id is longer than 256/);
+  assert.match(poison({ ...valid, user_id: "u".repeat(250_000) }), /user_id is longer than 256/);
+  // 86 three-byte characters are 258 bytes in 86 UTF-16 units: bytes count, not units.
+  assert.match(poison({ ...valid, user_id: "€".repeat(86) }), /user_id is longer than 256 bytes/);
+  assert.equal(ok({ ...valid, user_id: "€".repeat(85) }).user_id, "€".repeat(85));
+  assert.equal(ok({ ...valid, user_id: "😀".repeat(64) }).user_id, "😀".repeat(64));
+  assert.match(poison({ ...valid, user_id: "😀".repeat(65) }), /longer than 256/);
+});
+
+Deno.test("hostile ids: a lone surrogate in message_id or user_id is poison", () => {
+  assert.match(poison({ ...valid, user_id: "u\ud800" }), /user_id is not well-formed Unicode/);
+  assert.match(poison({ ...valid, user_id: "\udc00x" }), /user_id is not well-formed/);
+  assert.match(poison({ ...valid, message_id: "m-\ud83d" }), /message_id is not well-formed/);
+  // The reason never quotes the id, so it stays a valid SQS attribute value.
+  assert.doesNotMatch(poison({ ...valid, user_id: "u\ud800" }), /[\ud800-\udfff]/);
+  assert.equal(ok({ ...valid, user_id: "u😀" }).user_id, "u😀");
+});

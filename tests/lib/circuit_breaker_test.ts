@@ -4,7 +4,7 @@ import {
   CircuitBreaker,
   type CircuitBreakerOptions,
 } from "../../src/lib/circuit_breaker.ts";
-import { CircuitOpenError } from "../../src/lib/errors.ts";
+import { CircuitOpenError, isRetriable, LocalError } from "../../src/lib/errors.ts";
 
 function setup(options: Partial<CircuitBreakerOptions> = {}) {
   let t = 1_000_000;
@@ -197,4 +197,24 @@ Deno.test("breaker validates its options", () => {
   assert.equal(defaults.state, "closed", "default minimumCalls is 20");
   defaults.record(false);
   assert.equal(defaults.state, "open");
+});
+
+Deno.test("hostile ids: a local error never counts in a breaker, not even as a success", async () => {
+  const { breaker, advance } = setup();
+  const local = () => Promise.reject(new URIError("URI malformed"));
+  for (let i = 0; i < 10; i++) await assert.rejects(breaker.run(local, isRetriable), URIError);
+  await assert.rejects(breaker.run(() => Promise.reject(new LocalError("bug")), isRetriable));
+  assert.equal(breaker.state, "closed");
+  // Ten local errors did not dilute the window: two real failures of four calls open it.
+  await breaker.run(ok);
+  await breaker.run(ok);
+  await assert.rejects(breaker.run(fail));
+  await assert.rejects(breaker.run(fail));
+  assert.equal(breaker.state, "open");
+  // A local error in a probe frees its slot without deciding anything.
+  advance(5000);
+  await assert.rejects(breaker.run(local));
+  await assert.rejects(breaker.run(local));
+  assert.equal(breaker.state, "half_open");
+  assert.equal(breaker.canPass(), true);
 });

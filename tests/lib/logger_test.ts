@@ -115,3 +115,26 @@ Deno.test("pretty format: HH:MM:SS.mmm LEVEL msg key=value", () => {
     '05:06:07.089 WARN odd values s="two words" q="a\\"b" e="" obj={"a":1} err="Error: x y"',
   ]);
 });
+
+Deno.test("hostile ids: LOG_FORMAT=pretty escapes control characters and cuts long ids", () => {
+  const { log, lines } = capture({ format: "pretty" });
+  log.warn("message", {
+    user_id: "\u001b[2J\u001b[H",
+    message_id: "m".repeat(300),
+    reason: "csi \u009b31m bidi \u202e lone \ud800 del \u007f nl \n end",
+    error: new Error("bad \u001b]0;title\u0007"),
+  });
+  const line = lines[0]!;
+  // Nothing a terminal acts on reaches it raw.
+  assert.doesNotMatch(
+    line,
+    // deno-lint-ignore no-control-regex -- the test looks for raw control characters
+    /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])/,
+  );
+  assert.match(line, / user_id="\\u001b\[2J\\u001b\[H"/);
+  assert.match(line, / message_id="m{80}…\(300 chars\)" /);
+  assert.match(line, /\\u009b31m bidi \\u202e lone \\ud800 del \\u007f nl \\n end/);
+  assert.match(line, /error="Error: bad \\u001b\]0;title\\u0007"/);
+  log.info("plain", { user_id: "u-1", reason: "two words" });
+  assert.match(lines[1]!, / INFO plain user_id=u-1 reason="two words"$/);
+});

@@ -10,7 +10,9 @@
  *   GetQueueAttributes, SendMessage(Batch), ReceiveMessage (long polling, visibility timeouts,
  *   receive counts, redrive to a dead-letter queue), DeleteMessage(Batch),
  *   ChangeMessageVisibility(Batch), PurgeQueue, with SQS's validation of batch ids, empty
- *   attribute values, the 10-attribute and 1 MiB limits and the 12-hour visibility limit.
+ *   attribute values, characters outside SQS's set in bodies (InvalidMessageContents) and
+ *   attribute values (InvalidParameterValue; lone surrogates too), the 10-attribute and 1 MiB
+ *   limits and the 12-hour visibility limit.
  *
  * With `verifyWith` it checks every request's SigV4 signature (computed independently of the
  * client's signer) and answers 403 SignatureDoesNotMatch when it is wrong, or "Signature expired"

@@ -104,6 +104,13 @@ export class SqsModel {
     if (typeof body !== "string" || body === "") {
       invalid("The request must contain the parameter MessageBody.", "MissingParameter");
     }
+    const badInBody = refusedCharacter(body);
+    if (badInBody) {
+      invalid(
+        `Invalid binary character '${badInBody}' was found in the message body, the set of allowed characters is ${ALLOWED_CHARACTERS}`,
+        "InvalidMessageContents",
+      );
+    }
     const attrs: Record<string, { DataType: string; StringValue?: string }> = {};
     let size = new TextEncoder().encode(body).length;
     const entries = Object.entries((rawAttributes ?? {}) as Record<string, unknown>);
@@ -118,6 +125,13 @@ export class SqsModel {
       if (stringValue === "" && typeof value.BinaryValue !== "string") {
         invalid(
           `The message attribute '${name}' must contain a non-empty value of message attribute type '${dataType}'.`,
+        );
+      }
+      const badInValue = refusedCharacter(stringValue);
+      if (badInValue) {
+        // As SQS refuses a String attribute value outside the body's character set.
+        invalid(
+          `Message (user) attribute '${name}' value contains invalid binary character '${badInValue}'. You must use only the following supported characters: ${ALLOWED_CHARACTERS}`,
         );
       }
       attrs[name] = { DataType: dataType, StringValue: stringValue };
@@ -344,6 +358,22 @@ export class SqsModel {
         this.changeVisibility(queue, e.ReceiptHandle, e.VisibilityTimeout), {}
       )),
   };
+}
+
+/** SQS's character set for bodies and String attribute values, as its errors spell it. */
+const ALLOWED_CHARACTERS =
+  "#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF";
+
+/** The first character SQS refuses, as `#xD83D`; undefined when all are allowed. A lone
+ * surrogate (sent as a `\ud83d` JSON escape) is refused like a control character. */
+function refusedCharacter(text: string): string | undefined {
+  for (const char of text) {
+    const cp = char.codePointAt(0)!;
+    const ok = cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) ||
+      (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
+    if (!ok) return `#x${cp.toString(16).toUpperCase()}`;
+  }
+  return undefined;
 }
 
 function checkBatch(entries: unknown): Array<Record<string, unknown>> {

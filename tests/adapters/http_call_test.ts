@@ -1,0 +1,108 @@
+/**
+ * Defect 2 of issue 9, "a redirect is taken as acceptance": no downstream call
+ * follows a redirect, against real loopback servers.
+ */
+import assert from "node:assert/strict";
+import { EnrichClient } from "../../src/adapters/enrich_client.ts";
+import { describeRedirect, redirectOf, RedirectWatch } from "../../src/adapters/http_call.ts";
+import { ValidatorClient } from "../../src/adapters/validator_client.ts";
+import { categoryOf, isRetriable, RedirectError } from "../../src/lib/errors.ts";
+import { serveJson } from "../support/lab_env.ts";
+
+/** `/from...` redirects with `status` to `to`; everything else answers 200 and is counted. */
+function redirecting(status: number, to: string) {
+  const landed: string[] = [];
+  const server = serveJson(async (request, url) => {
+    await request.text();
+    if (url.pathname.startsWith("/v1/") || url.pathname === "/ingest") {
+      return new Response("moved", { status, headers: { location: to } });
+    }
+    landed.push(`${request.method} ${url.pathname}`);
+    return Response.json({
+      status: "accepted",
+      user_id: "42",
+      AccessKeyId: "ASIA-FAKE",
+      SecretAccessKey: "not-a-secret",
+      Token: "t",
+    });
+  });
+  return Object.assign(server, { landed });
+}
+
+for (const status of [301, 302, 307, 308]) {
+  Deno.test(`a redirect is taken as acceptance: the validator answering ${status} to a POST is never accepted`, async () => {
+    const server = redirecting(status, "/login");
+    const redirected: RedirectError[] = [];
+    try {
+      const validator = new ValidatorClient({
+        url: `${server.url}/ingest`,
+        timeoutMs: 2000,
+        onRedirect: (e) => redirected.push(e),
+      });
+      const error = await validator.submit({ message_id: "m-1" }).then(() => undefined, (e) => e);
+      assert.ok(error instanceof RedirectError, `expected RedirectError, got ${error}`);
+      assert.equal(error.status, status);
+      assert.equal(error.location, `${server.url}/login`);
+      assert.equal(error.target, "validator");
+      // A failed call: retried, and counted by the breaker (isRetriable is its isFailure).
+      assert.equal(categoryOf(error), "TRANSIENT");
+      assert.equal(isRetriable(error), true);
+      assert.deepEqual(server.landed, [], "the redirect was not followed");
+      assert.equal(redirected.length, 1);
+    } finally {
+      await server.close();
+    }
+  });
+}
+
+Deno.test("a redirect is taken as acceptance: the enrichment API redirecting to an instance-metadata path never yields a profile", async () => {
+  const server = redirecting(302, "/latest/meta-data/iam/security-credentials/sluice-role");
+  try {
+    const enrich = new EnrichClient({ baseUrl: server.url, timeoutMs: 2000 });
+    const single = await enrich.getUser("42").then((p) => p, (e) => e);
+    assert.ok(single instanceof RedirectError, `a profile came back: ${JSON.stringify(single)}`);
+    assert.match(single.location, /\/latest\/meta-data\//);
+    const batch = await enrich.getUsers(["42"]).then((p) => p, (e) => e);
+    assert.ok(batch instanceof RedirectError, "the batch lookup follows no redirect either");
+    assert.deepEqual(server.landed, [], "nothing was fetched from the metadata path");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a redirect is taken as acceptance: an opaque redirect (spec fetch) is a redirect too", () => {
+  const opaque = { status: 0, type: "opaqueredirect" as ResponseType, headers: new Headers() };
+  assert.deepEqual(redirectOf(opaque, "http://v/ingest"), { status: 0, location: "" });
+  const plain = { status: 200, type: "basic" as ResponseType, headers: new Headers() };
+  assert.equal(redirectOf(plain, "http://v/ingest"), undefined);
+  const withUser = {
+    status: 302,
+    type: "basic" as ResponseType,
+    headers: new Headers({ location: "https://user:pw@login.example/x?y=1" }),
+  };
+  assert.deepEqual(redirectOf(withUser, "http://v/ingest"), {
+    status: 302,
+    location: "https://login.example/x?y=1",
+  });
+});
+
+Deno.test("a redirect is taken as acceptance: RedirectWatch reports each Location once and clears on a non-3xx answer", () => {
+  const reported: string[] = [];
+  const watch = new RedirectWatch((e) => reported.push(`${e.target} ${e.location}`));
+  const hop = new RedirectError("validator", 302, "https://login.example/");
+  for (let i = 0; i < 50; i++) {
+    watch.redirected(hop);
+    watch.answered("validator", "302");
+  }
+  assert.deepEqual(reported, ["validator https://login.example/"], "logged once, not per message");
+  assert.deepEqual(
+    watch.current().map((e) => describeRedirect("VALIDATOR_URL", e)),
+    ["VALIDATOR_URL redirects to https://login.example/ (HTTP 302)"],
+  );
+  watch.answered("validator", "timeout");
+  assert.equal(watch.current().length, 1, "a timeout says nothing about the redirect");
+  watch.answered("validator", "200");
+  assert.deepEqual(watch.current(), []);
+  watch.redirected(hop);
+  assert.equal(reported.length, 1, "the same Location is not logged again");
+});

@@ -1,0 +1,209 @@
+/**
+ * The Settler against the fake SQS: defect 6 (a DLQ send refused for a bad
+ * attribute) and defect 7 (real SQS's stale-handle answers) of issue 9.
+ */
+import assert from "node:assert/strict";
+import { SqsClient } from "../../src/adapters/sqs_client.ts";
+import { parseMessage } from "../../src/domain/message_schema.ts";
+import { Settler } from "../../src/flow/settle.ts";
+import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
+import { type FakeSqs, startFakeSqs } from "../support/fake_sqs.ts";
+import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
+
+async function setup(
+  fn: (ctx: {
+    sqs: FakeSqs;
+    settler: Settler;
+    stale: string[];
+    fallbacks: string[];
+    receive: () => Promise<string>;
+  }) => Promise<void>,
+) {
+  const sqs = await startFakeSqs({ queues: { dlq: {}, work: { VisibilityTimeout: "30" } } });
+  const client = new SqsClient({
+    region: "us-east-1",
+    credentials: () => Promise.resolve({ accessKeyId: "a", secretAccessKey: "b" }),
+  });
+  const stale: string[] = [];
+  const fallbacks: string[] = [];
+  const settler = new Settler({
+    sqs: client,
+    queueUrl: sqs.queueUrl("work"),
+    dlqUrl: sqs.queueUrl("dlq"),
+    batchWaitMs: 1,
+    retryBudgetMs: 2000,
+    onStale: (kind, code) => stale.push(`${kind} ${code}`),
+    onDlqFallback: (error) => fallbacks.push(error.code),
+  });
+  const receive = async () => {
+    const [m] = await client.receiveMessage({
+      queueUrl: sqs.queueUrl("work"),
+      maxNumberOfMessages: 1,
+      waitTimeSeconds: 0,
+    });
+    assert.ok(m, "a message to settle");
+    return m.receiptHandle;
+  };
+  try {
+    await fn({ sqs, settler, stale, fallbacks, receive });
+  } finally {
+    await sqs.close();
+  }
+}
+
+/** Every character one SQS stores, and no lone surrogate. */
+function wellFormed(text: string): boolean {
+  return [...text].every((c) => {
+    const cp = c.codePointAt(0)!;
+    return cp === 9 || cp === 10 || cp === 13 || (cp >= 0x20 && cp <= 0xd7ff) ||
+      (cp >= 0xe000 && cp <= 0xfffd) || cp >= 0x10000;
+  });
+}
+
+Deno.test("a DLQ send refused for a bad attribute parks poison: V8's reason for a body starting with an emoji reaches the DLQ", async () => {
+  await setup(async ({ sqs, settler, fallbacks, receive }) => {
+    const body = "😀 is not JSON";
+    const parsed = parseMessage(body);
+    assert.ok(!parsed.ok);
+    assert.ok(!wellFormed(parsed.reason), `V8 quotes a lone surrogate: ${parsed.reason}`);
+    sqs.send("work", body);
+    const result = await settler.deadLetter(await receive(), body, "VALIDATION", parsed.reason);
+    assert.equal(result, "done");
+    const [copy] = sqs.messages("dlq");
+    assert.equal(copy?.body, body, "byte for byte");
+    const reason = copy!.messageAttributes.sluice_reason!.StringValue!;
+    assert.ok(wellFormed(reason), reason);
+    assert.match(reason, /^invalid JSON: /);
+    assert.equal(copy!.messageAttributes.sluice_error!.StringValue, "VALIDATION");
+    assert.equal(sqs.messages("work").length, 0, "the original is deleted");
+    assert.deepEqual(fallbacks, [], "a sanitised reason needs no fallback");
+  });
+});
+
+Deno.test("a DLQ send refused for a bad attribute parks poison: control characters, a cut pair, an empty reason", async () => {
+  await setup(async ({ sqs, settler, receive }) => {
+    for (const reason of ["ctrl \u0000\u001b[2J", "a".repeat(255) + "😀😀", "", "\ufffe"]) {
+      sqs.send("work", "x");
+      assert.equal(await settler.deadLetter(await receive(), "x", "VALIDATION", reason), "done");
+    }
+    const reasons = sqs.messages("dlq").map((m) => m.messageAttributes.sluice_reason!.StringValue!);
+    assert.equal(reasons.length, 4);
+    for (const r of reasons) {
+      assert.ok(wellFormed(r) && r !== "", JSON.stringify(r));
+      assert.ok([...r].length <= 256, "at most 256 code points");
+    }
+    assert.equal(reasons[2], "no reason given");
+  });
+});
+
+Deno.test("a DLQ send refused for a bad attribute parks poison: a refusal falls back once to a minimal ASCII reason", async () => {
+  await setup(async ({ sqs, settler, fallbacks, receive }) => {
+    sqs.send("work", "x");
+    // SQS may refuse what we think is fine (a rule we do not know): one fallback, then done.
+    sqs.respond(
+      "SendMessage",
+      sqsErrorAnswer("InvalidParameterValue", {
+        message:
+          "Message (user) attribute 'sluice_reason' value contains invalid binary character '#xFFFD'.",
+      }),
+    );
+    const result = await settler.deadLetter(await receive(), "x", "REJECTED", "HTTP 400: naïve ✓");
+    assert.equal(result, "done");
+    assert.deepEqual(fallbacks, ["InvalidParameterValue"]);
+    const [copy] = sqs.messages("dlq");
+    assert.equal(copy!.messageAttributes.sluice_reason!.StringValue, "HTTP 400: na?ve ?");
+    assert.equal(sqs.messages("work").length, 0);
+
+    // Refused twice: give up (false), nothing deleted, no third attempt.
+    sqs.send("work", "y");
+    const handle = await receive();
+    const refusal = sqsErrorAnswer("InvalidMessageContents", { message: "Invalid characters" });
+    sqs.respond("SendMessage", refusal, refusal);
+    const sends = sqs.requestsFor("SendMessage").length;
+    assert.equal(await settler.deadLetter(handle, "y", "REJECTED", "r"), false);
+    assert.equal(sqs.requestsFor("SendMessage").length - sends, 2);
+    assert.equal(sqs.messages("work").length, 1);
+  });
+});
+
+const REAL_STALE = [
+  {
+    Code: "InvalidParameterValue",
+    Message:
+      "Value AQEBzWwaftRI0KuVm4tP+/7q1rGgNqicHq for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.",
+  },
+  {
+    Code: "ReceiptHandleIsInvalid",
+    Message: 'The input receipt handle "AQEBzWwaftRI0KuVm4tP" is not a valid receipt handle.',
+  },
+  {
+    Code: "AWS.SimpleQueueService.MessageNotInflight",
+    Message: "Message does not exist or is not available for visibility timeout change.",
+  },
+];
+
+Deno.test("a visibility change on a stale handle: real SQS's three answers are stale in batch entries", async () => {
+  await setup(async ({ sqs, settler, stale, receive }) => {
+    sqs.send("work", "x");
+    const handle = await receive();
+    for (const failure of REAL_STALE) {
+      sqs.respond("ChangeMessageVisibilityBatch", {
+        body: { Successful: [], Failed: [{ Id: "0", SenderFault: true, ...failure }] },
+      });
+      assert.equal(await settler.changeVisibility(handle, 30), "stale", failure.Code);
+    }
+    assert.deepEqual(stale, REAL_STALE.map((f) => `visibility ${f.Code}`));
+    // Another InvalidParameterValue is not a stale handle: it is an error.
+    sqs.respond("ChangeMessageVisibilityBatch", {
+      body: {
+        Successful: [],
+        Failed: [{
+          Id: "0",
+          SenderFault: true,
+          Code: "InvalidParameterValue",
+          Message: "Value 50000 for parameter VisibilityTimeout is invalid.",
+        }],
+      },
+    });
+    await assert.rejects(settler.changeVisibility(handle, 30), /VisibilityTimeout is invalid/);
+  });
+});
+
+Deno.test("a visibility change on a stale handle: real SQS's answer to a whole request is stale too", async () => {
+  await setup(async ({ sqs, settler, stale, receive }) => {
+    sqs.send("work", "x");
+    const handle = await receive();
+    sqs.respond(
+      "ChangeMessageVisibilityBatch",
+      sqsErrorAnswer("InvalidParameterValue", { message: REAL_STALE[0]!.Message }),
+    );
+    assert.equal(await settler.changeVisibility(handle, 30), "stale");
+    assert.deepEqual(stale, ["visibility InvalidParameterValue"]);
+  });
+});
+
+Deno.test("a visibility change on a stale handle: the heartbeat logs it as lost once and stops extending it", async () => {
+  await setup(async ({ sqs, settler, stale, receive }) => {
+    sqs.send("work", "x");
+    const handle = await receive();
+    sqs.setDefault("ChangeMessageVisibilityBatch", {
+      body: { Successful: [], Failed: [{ Id: "0", SenderFault: true, ...REAL_STALE[0]! }] },
+    });
+    let t = 0;
+    const lost: string[] = [];
+    const heartbeat = new VisibilityHeartbeat({
+      extend: (h, s) => settler.changeVisibility(h, s),
+      visibilityTimeoutSeconds: 10,
+      now: () => t,
+      onLost: (_h, reason) => lost.push(reason),
+    });
+    heartbeat.track(handle, 0, 10);
+    t = 6000;
+    assert.equal(heartbeat.beat(), 1);
+    for (let i = 0; i < 100 && lost.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(lost, ["receipt handle is stale"]);
+    t = 20_000;
+    assert.equal(heartbeat.beat(), 0, "a stale handle is not extended again");
+    assert.equal(stale.length, 1);
+  });
+});
