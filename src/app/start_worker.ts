@@ -428,19 +428,18 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
         grace_ms: graceMs,
       });
       intake.abort(new DOMException("shutting down", "AbortError"));
-      await running;
-      if (pipeline) {
-        const drained = await within(pipeline.drain(), graceMs, work.signal);
-        if (!drained) {
-          if (!forced.signal.aborted) {
-            logger.warn("grace period over; releasing unfinished messages", {
-              in_flight: pipeline.inFlight,
-            });
-          }
-          work.abort(new DOMException("shutdown grace period over", "AbortError"));
-          // Submissions on the wire are waited for (unless forced): up to one request timeout.
-          await within(pipeline.drain(), Math.max(10_000, config.httpTimeoutMs + 1000));
+      // Long polls may still be open (see Pipeline): the grace covers them and the drain.
+      const settled = running.then(() => pipeline?.drain());
+      const drained = await within(settled, graceMs, work.signal);
+      if (!drained) {
+        if (!forced.signal.aborted) {
+          logger.warn("grace period over; releasing unfinished messages", {
+            in_flight: pipeline?.inFlight ?? 0,
+          });
         }
+        work.abort(new DOMException("shutdown grace period over", "AbortError"));
+        // Submissions on the wire are waited for (unless forced): up to one request timeout.
+        await within(settled, Math.max(10_000, config.httpTimeoutMs + 1000));
       }
       if (settler) await within(settler.flush(), 10_000);
       background.abort();

@@ -192,7 +192,7 @@ export class Pipeline {
             maxNumberOfMessages: batch,
             waitTimeSeconds: this.#o.receiveWaitSeconds,
             visibilityTimeout: this.#o.visibilityTimeoutSeconds,
-            signal: intake,
+            signal: this.#pollSignal(intake, work),
           });
           failures = 0;
         } catch (error) {
@@ -212,7 +212,9 @@ export class Pipeline {
           continue;
         }
         slots.splice(messages.length).forEach((release) => release());
-        messages.forEach((message, i) => this.#start(message, slots[i]!, work));
+        // What a long poll brings after the stop began is handed back at once, never dropped.
+        const late = intake.aborted;
+        messages.forEach((message, i) => this.#start(message, slots[i]!, work, late));
         // One more long poll per full receive, one fewer per partial one.
         this.#activePollers = messages.length === batch
           ? Math.min(this.#activePollers + 1, pollers)
@@ -232,8 +234,20 @@ export class Pipeline {
     }
   }
 
-  #start(message: SqsMessage, release: () => void, work: AbortSignal): void {
-    const handler = this.#handle(message, work).finally(() => {
+  /**
+   * What ends a long poll at shutdown. SQS (and fauxqs) may take messages for a poll
+   * whose connection was closed; they come back only after the visibility timeout with
+   * one more receive counted, which the redrive policy may turn into a DLQ move. So a
+   * poll is left to finish (its messages handed back) unless the queue is known to
+   * have no redrive policy; the end of the grace still ends it.
+   */
+  #pollSignal(intake: AbortSignal, work: AbortSignal): AbortSignal {
+    const noRedrive = this.#o.maxReceiveCount === undefined && (this.#o.redriveKnown?.() ?? true);
+    return noRedrive ? intake : work;
+  }
+
+  #start(message: SqsMessage, release: () => void, work: AbortSignal, late = false): void {
+    const handler = this.#handle(message, work, late).finally(() => {
       release();
       this.#handlers.delete(handler);
       this.#o.metrics.inFlight.set(undefined, this.#handlers.size);
@@ -242,7 +256,8 @@ export class Pipeline {
     this.#o.metrics.inFlight.set(undefined, this.#handlers.size);
   }
 
-  async #handle(sqs: SqsMessage, work: AbortSignal): Promise<void> {
+  /** `late`: received after the stop began; valid messages are handed back untouched. */
+  async #handle(sqs: SqsMessage, work: AbortSignal, late: boolean): Promise<void> {
     const o = this.#o;
     const receivedAt = this.#clock();
     const ctx: Context = {
@@ -264,6 +279,10 @@ export class Pipeline {
       }
       ctx.messageId = parsed.message.message_id;
       ctx.userId = parsed.message.user_id;
+      if (late) {
+        o.heartbeat.untrack(sqs.receiptHandle);
+        return await this.#handBack(ctx);
+      }
       await this.#dedupe(parsed.message, ctx, work);
     } catch (error) {
       o.heartbeat.untrack(sqs.receiptHandle);
