@@ -19,6 +19,7 @@ import { messageIdOf, startSqsProxy } from "./sqs_proxy.ts";
 import { sleep } from "../src/lib/retry.ts";
 import { startValidatorSim } from "./validator_sim.ts";
 import { createLogSink, spawnWorker, type WorkerProcess } from "./worker_process.ts";
+import { runSigtermPhase, type SigtermPhaseSummary } from "./sigterm_phase.ts";
 
 export type { Scenario } from "./scenario.ts";
 
@@ -34,6 +35,8 @@ export interface ChaosOptions {
   slowSeconds?: number;
   /** the SQS proxy fails for this many seconds, once, when a quarter of the messages are accepted */
   sqsOutageSeconds?: number;
+  /** after the run, a SIGTERM phase (lab/sigterm_phase.ts) with this many messages; 0 = none */
+  sigtermPhaseMessages?: number;
 }
 
 /** The mix `--chaos` turns on. */
@@ -43,6 +46,7 @@ export const DEFAULT_CHAOS: Readonly<Required<ChaosOptions>> = {
   slowEvery: 25,
   slowSeconds: 35,
   sqsOutageSeconds: 5,
+  sigtermPhaseMessages: 20,
 };
 
 export interface LabOptions {
@@ -146,6 +150,8 @@ export interface LabSummary {
   dlqExtraCopies: number;
   /** the worker's stdout/stderr */
   logFile: string;
+  /** the `--chaos` SIGTERM phase, when it ran */
+  sigtermPhase?: SigtermPhaseSummary;
 }
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
@@ -573,7 +579,20 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       }
     }
     await sending.catch(() => undefined);
-    return await summarize({ killedInFlight, kills, peakRssKb, doneAt: doneAt ?? Date.now() });
+    const doneAtMain = doneAt ?? Date.now();
+    let sigtermPhase: SigtermPhaseSummary | undefined;
+    if (chaos.sigtermPhaseMessages && problems.length === 0 && !options.signal?.aborted) {
+      sigtermPhase = await runSigtermPhase({
+        cmd: workerCmd,
+        cwd: options.workerCwd ?? REPO_ROOT,
+        baseEnv,
+        log,
+        messages: chaos.sigtermPhaseMessages,
+      });
+      problems.push(...sigtermPhase.problems.map((p) => `SIGTERM phase: ${p}`));
+    }
+    const summary = await summarize({ killedInFlight, kills, peakRssKb, doneAt: doneAtMain });
+    return sigtermPhase ? { ...summary, sigtermPhase } : summary;
   } finally {
     for (const cleanup of cleanups.reverse()) {
       try {

@@ -32,8 +32,11 @@ chaos:
   --slow-every N            every Nth enrichment request is slow ...
   --slow-seconds S          ... by S seconds (default 35)
   --sqs-outage-seconds S    SQS fails for S seconds mid-run
+  --sigterm-phase N         after the run, SIGTERM a worker while the validator is slow, on a
+                            queue with maxReceiveCount 1 (N messages, N more during the drain)
   --chaos                   a mix: crash rate ${DEFAULT_CHAOS.crashRate}/s, a crash after a third of the
-                            messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage`;
+                            messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage,
+                            a SIGTERM phase of ${DEFAULT_CHAOS.sigtermPhaseMessages} messages`;
 
 class FlagError extends Error {}
 
@@ -65,6 +68,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
         "slow-every": { type: "string" },
         "slow-seconds": { type: "string" },
         "sqs-outage-seconds": { type: "string" },
+        "sigterm-phase": { type: "string" },
         chaos: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -115,6 +119,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   setChaos("slowEvery", opt("slow-every", v["slow-every"], 0, 1e9, true));
   setChaos("slowSeconds", opt("slow-seconds", v["slow-seconds"], 0, 3600, false));
   setChaos("sqsOutageSeconds", opt("sqs-outage-seconds", v["sqs-outage-seconds"], 0, 3600, false));
+  setChaos("sigtermPhaseMessages", opt("sigterm-phase", v["sigterm-phase"], 0, 10_000, true));
   const workerCmd = v["worker-cmd"]?.trim().split(/\s+/);
   if (workerCmd && workerCmd.length === 0) throw new FlagError("--worker-cmd: empty command");
   const timeout = opt("timeout", v.timeout, 1, 86_400, false);
@@ -176,6 +181,14 @@ export function formatSummary(s: LabSummary): string {
     ["worker log", s.logFile],
     ["result", s.ok ? "OK" : "FAILED"],
   ];
+  const t = s.sigtermPhase;
+  if (t) {
+    rows.splice(rows.length - 2, 0, [
+      "SIGTERM phase (maxReceiveCount 1)",
+      `accepted ${t.accepted} / ${t.sent}, lost ${t.lost}, duplicates ${t.duplicateSubmissions}, ` +
+      `valid in DLQ ${t.validInDlq}, first exit ${t.firstExitCode}`,
+    ]);
+  }
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
   for (const p of s.problems) lines.push(`  ✗ ${p}`);
