@@ -392,11 +392,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       // starts. A submission on the wire is awaited (HTTP_TIMEOUT_MS) unless the stop is forced.
       submit: (document, signal) =>
         breakers.validator.run(
-          () =>
-            validatorLimiter.run(() => {
-              if (signal.aborted) return Promise.reject(signal.reason);
-              return validator.submit(document, forced.signal);
-            }, signal),
+          () => validatorLimiter.run(() => validator.submit(document, forced.signal), signal),
           isRetriable,
         ),
       pausedFor: () => {
