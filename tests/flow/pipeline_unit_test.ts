@@ -84,6 +84,9 @@ function harness(
     settled,
     /** Ends the shutdown grace. */
     work,
+    /** Ends intake (the stop begins). */
+    intake,
+    message,
     run: async () => {
       await pipeline.run(intake.signal, work.signal);
       await pipeline.drain();
@@ -195,3 +198,27 @@ for (const [name, overrides, kind] of shutdownRows) {
     }
   });
 }
+
+Deno.test("defect 3: a long poll that returns after the stop began is handed back, not dropped or worked on", async () => {
+  const holder: { h?: ReturnType<typeof harness> } = {};
+  const signals: AbortSignal[] = [];
+  let submitted = 0;
+  const h = harness({
+    maxReceiveCount: 1,
+    submit: () => (submitted++, Promise.resolve({ accepted: true, status: 200 })),
+    sqs: {
+      // SIGTERM lands while this poll is open; SQS answers it afterwards with a message.
+      receiveMessage: (p) => {
+        signals.push(p.signal!);
+        holder.h!.intake.abort();
+        return Promise.resolve([holder.h!.message]);
+      },
+    },
+  });
+  holder.h = h;
+  await h.run();
+  assert.equal(signals.length, 1);
+  assert.equal(signals[0]!.aborted, false, "the open poll was not cut off by the stop");
+  assert.equal(submitted, 0, "nothing new starts after the stop");
+  assert.deepEqual(h.settled.map((s) => s.kind), ["requeue"], "its last receive: re-queued");
+});
