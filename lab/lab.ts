@@ -19,6 +19,7 @@ import { messageIdOf, startSqsProxy } from "./sqs_proxy.ts";
 import { sleep } from "../src/lib/retry.ts";
 import { startValidatorSim } from "./validator_sim.ts";
 import { createLogSink, spawnWorker, type WorkerProcess } from "./worker_process.ts";
+import { runSigtermPhase, type SigtermPhaseSummary } from "./sigterm_phase.ts";
 
 export type { Scenario } from "./scenario.ts";
 
@@ -36,6 +37,8 @@ export interface ChaosOptions {
   sqsOutageSeconds?: number;
   /** every Nth first submission is answered with a redirect (never to be followed) */
   redirectEvery?: number;
+  /** after the run, a SIGTERM phase (lab/sigterm_phase.ts) with this many messages; 0 = none */
+  sigtermPhaseMessages?: number;
 }
 
 /** The mix `--chaos` turns on. */
@@ -46,6 +49,7 @@ export const DEFAULT_CHAOS: Readonly<Required<ChaosOptions>> = {
   slowSeconds: 35,
   sqsOutageSeconds: 5,
   redirectEvery: 20,
+  sigtermPhaseMessages: 20,
 };
 
 export interface LabOptions {
@@ -149,6 +153,8 @@ export interface LabSummary {
   dlqExtraCopies: number;
   /** the worker's stdout/stderr */
   logFile: string;
+  /** the `--chaos` SIGTERM phase, when it ran */
+  sigtermPhase?: SigtermPhaseSummary;
 }
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
@@ -580,7 +586,20 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       }
     }
     await sending.catch(() => undefined);
-    return await summarize({ killedInFlight, kills, peakRssKb, doneAt: doneAt ?? Date.now() });
+    const doneAtMain = doneAt ?? Date.now();
+    let sigtermPhase: SigtermPhaseSummary | undefined;
+    if (chaos.sigtermPhaseMessages && problems.length === 0 && !options.signal?.aborted) {
+      sigtermPhase = await runSigtermPhase({
+        cmd: workerCmd,
+        cwd: options.workerCwd ?? REPO_ROOT,
+        baseEnv,
+        log,
+        messages: chaos.sigtermPhaseMessages,
+      });
+      problems.push(...sigtermPhase.problems.map((p) => `SIGTERM phase: ${p}`));
+    }
+    const summary = await summarize({ killedInFlight, kills, peakRssKb, doneAt: doneAtMain });
+    return sigtermPhase ? { ...summary, sigtermPhase } : summary;
   } finally {
     for (const cleanup of cleanups.reverse()) {
       try {

@@ -33,9 +33,12 @@ chaos:
   --slow-seconds S          ... by S seconds (default 35)
   --sqs-outage-seconds S    SQS fails for S seconds mid-run
   --redirect-every N        the validator redirects every Nth first submission (never to be followed)
+  --sigterm-phase N         after the run, SIGTERM a worker while the validator is slow, on a
+                            queue with maxReceiveCount 1 (N messages, N more during the drain)
   --chaos                   a mix: crash rate ${DEFAULT_CHAOS.crashRate}/s, a crash after a third of the
                             messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage,
-                            every ${DEFAULT_CHAOS.redirectEvery}th first submission redirected`;
+                            every ${DEFAULT_CHAOS.redirectEvery}th first submission redirected, a SIGTERM phase of
+                            ${DEFAULT_CHAOS.sigtermPhaseMessages} messages`;
 
 class FlagError extends Error {}
 
@@ -67,6 +70,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
         "slow-every": { type: "string" },
         "slow-seconds": { type: "string" },
         "sqs-outage-seconds": { type: "string" },
+        "sigterm-phase": { type: "string" },
         chaos: { type: "boolean" },
         "redirect-every": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -119,6 +123,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   setChaos("slowSeconds", opt("slow-seconds", v["slow-seconds"], 0, 3600, false));
   setChaos("sqsOutageSeconds", opt("sqs-outage-seconds", v["sqs-outage-seconds"], 0, 3600, false));
   setChaos("redirectEvery", opt("redirect-every", v["redirect-every"], 0, 1e9, true));
+  setChaos("sigtermPhaseMessages", opt("sigterm-phase", v["sigterm-phase"], 0, 10_000, true));
   const workerCmd = v["worker-cmd"]?.trim().split(/\s+/);
   if (workerCmd && workerCmd.length === 0) throw new FlagError("--worker-cmd: empty command");
   const timeout = opt("timeout", v.timeout, 1, 86_400, false);
@@ -180,6 +185,14 @@ export function formatSummary(s: LabSummary): string {
     ["worker log", s.logFile],
     ["result", s.ok ? "OK" : "FAILED"],
   ];
+  const t = s.sigtermPhase;
+  if (t) {
+    rows.splice(rows.length - 2, 0, [
+      "SIGTERM phase (maxReceiveCount 1)",
+      `accepted ${t.accepted} / ${t.sent}, lost ${t.lost}, duplicates ${t.duplicateSubmissions}, ` +
+      `valid in DLQ ${t.validInDlq}, first exit ${t.firstExitCode}`,
+    ]);
+  }
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
   for (const p of s.problems) lines.push(`  ✗ ${p}`);

@@ -6,6 +6,7 @@ import { loadConfigOrReport, runCli } from "./cli/cli.ts";
 import type { Registry } from "./lib/metrics.ts";
 import * as runtime from "./cli/runtime.ts";
 import { startWorker } from "./app/start_worker.ts";
+import { stopSignalAction, type StopSignalState } from "./app/stop_signal.ts";
 
 async function main(): Promise<number> {
   const handled = await runCli(runtime.args());
@@ -36,22 +37,33 @@ async function main(): Promise<number> {
   }
   worker.logger.info("health server listening", { host: config.httpHost, port: server.port });
 
-  let signals = 0;
+  // Two signals of one stop (a forwarded one and a group kill) count as one; a signal
+  // FORCE_AFTER_MS into the drain ends the grace, yet still hands messages back first.
+  const signals: StopSignalState = { firstAt: undefined, forced: false };
   const onSignal = (name: string) => () => {
-    signals++;
-    if (signals > 1) {
-      worker.logger.warn("second signal: exiting now", { signal: name });
-      runtime.exit(1);
+    const now = performance.now();
+    const action = stopSignalAction(signals, now);
+    if (action === "stop") {
+      signals.firstAt = now;
+      worker.logger.info("signal received", { signal: name });
+      worker.stop();
+    } else if (action === "force") {
+      signals.forced = true;
+      worker.logger.warn("second signal: stopping now; releasing in-flight messages first", {
+        signal: name,
+      });
+      worker.force();
+    } else {
+      worker.logger.info("signal ignored: the stop is under way", { signal: name });
     }
-    worker.logger.info("signal received", { signal: name });
-    worker.stop();
   };
   runtime.onSignal("SIGTERM", onSignal("SIGTERM"));
   runtime.onSignal("SIGINT", onSignal("SIGINT"));
 
   await worker.done;
   await server.close();
-  return 0;
+  // A forced stop may have abandoned submissions on the wire: say so in the exit code.
+  return signals.forced ? 1 : 0;
 }
 
 /** process_* basics, read from the runtime at scrape time. */

@@ -216,6 +216,22 @@ export class SqsClient {
     return { messageId: str(out.MessageId) };
   }
 
+  /**
+   * Sends a copy of a received message: the same body and message attributes, each
+   * with its own DataType (a re-queue at shutdown must not change what consumers see).
+   */
+  async sendMessageCopy(
+    queueUrl: string,
+    body: string,
+    messageAttributes: SqsMessage["messageAttributes"],
+    signal?: AbortSignal,
+  ): Promise<{ messageId: string }> {
+    const payload: Record<string, unknown> = { QueueUrl: queueUrl, MessageBody: body };
+    if (Object.keys(messageAttributes).length > 0) payload.MessageAttributes = messageAttributes;
+    const out = await this.#call("SendMessage", queueUrl, payload, { signal });
+    return { messageId: str(out.MessageId) };
+  }
+
   async sendMessageBatch(
     queueUrl: string,
     entries: Array<{ id: string; body: string }>,

@@ -31,6 +31,8 @@ export interface WorkerDeps {
   write?: (line: string) => void;
   fetch?: typeof fetch;
   now?: () => number;
+  /** Monotonic clock, ms, for time since receive, holds and retry budgets. Default performance.now. */
+  monotonic?: () => number;
   random?: () => number;
 }
 
@@ -46,6 +48,12 @@ export interface Worker {
    * pending deletes are flushed.
    */
   stop(graceMs?: number): Promise<void>;
+  /**
+   * Ends the grace now (a second stop request): requests on the wire are abandoned,
+   * every unfinished message is released (or re-queued on its last allowed receive),
+   * deletes are flushed. Resolves when the worker has stopped.
+   */
+  force(): Promise<void>;
 }
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
@@ -164,21 +172,33 @@ export function createSqsClient(
   });
 }
 
-/** Waits for `promise` at most `ms`; true when it settled in time. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+/** Waits for `promise` at most `ms` (less if `signal` aborts); true when it settled in time. */
+async function within(
+  promise: Promise<unknown>,
+  ms: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
   try {
     return await Promise.race([
       promise.then(() => true, () => true),
-      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms)),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+        onAbort = () => resolve(false);
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener("abort", onAbort, { once: true });
+      }),
     ]);
   } finally {
     clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
 }
 
 export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const now = deps.now ?? Date.now;
+  const monotonic = deps.monotonic ?? (() => performance.now());
   const random = deps.random ?? Math.random;
   const doFetch = deps.fetch ?? fetch;
   const logger = createLogger({
@@ -278,7 +298,10 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
 
   const background = new AbortController();
   const intake = new AbortController();
+  // Aborts when the grace ends: nothing new starts after it (no queued submission, no retry).
   const work = new AbortController();
+  // Aborts on a forced stop only: requests already on the wire are abandoned too.
+  const forced = new AbortController();
   let pipeline: Pipeline | undefined;
   let settler: Settler | undefined;
   let starting = true;
@@ -350,7 +373,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       sqs,
       queueUrl: config.queueUrl,
       dlqUrl: redrive.dlqUrl,
-      now,
+      now: monotonic,
       random,
       onStale: (kind, code) => {
         metrics.staleReceipts.inc({ kind });
@@ -366,7 +389,8 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       extend: (handle, seconds) =>
         settler!.changeVisibility(handle, seconds, config.visibilityTimeoutSeconds * 500),
       visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
-      now,
+      // The pipeline's receive times are monotonic: the same clock here.
+      now: monotonic,
       onExtend: () => metrics.visibilityExtensions.inc(),
       onLost: (_handle, reason) =>
         logger.warn("could not extend a message's visibility; it may be received again", {
@@ -388,9 +412,11 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       settler,
       heartbeat,
       lookup: (userId) => profiles.lookup(userId),
-      submit: (document) =>
+      // `signal` (the grace) reaches the limiter's queue: past it, a queued submission never
+      // starts. A submission on the wire is awaited (HTTP_TIMEOUT_MS) unless the stop is forced.
+      submit: (document, signal) =>
         breakers.validator.run(
-          () => validatorLimiter.run(() => validator.submit(document)),
+          () => validatorLimiter.run(() => validator.submit(document, forced.signal), signal),
           isRetriable,
         ),
       pausedFor: () => {
@@ -404,6 +430,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       metrics,
       logger,
       now,
+      monotonic,
       random,
     });
     heartbeat.run(background.signal);
@@ -421,17 +448,18 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
         grace_ms: graceMs,
       });
       intake.abort(new DOMException("shutting down", "AbortError"));
-      await running;
-      if (pipeline) {
-        const drained = await within(pipeline.drain(), graceMs);
-        if (!drained) {
+      // Long polls may still be open (see Pipeline): the grace covers them and the drain.
+      const settled = running.then(() => pipeline?.drain());
+      const drained = await within(settled, graceMs, work.signal);
+      if (!drained) {
+        if (!forced.signal.aborted) {
           logger.warn("grace period over; releasing unfinished messages", {
-            in_flight: pipeline.inFlight,
+            in_flight: pipeline?.inFlight ?? 0,
           });
-          work.abort(new DOMException("shutdown grace period over", "AbortError"));
-          // Submissions in flight are waited for (never abandoned): up to one request timeout.
-          await within(pipeline.drain(), Math.max(10_000, config.httpTimeoutMs + 1000));
         }
+        work.abort(new DOMException("shutdown grace period over", "AbortError"));
+        // Submissions on the wire are waited for (unless forced): up to one request timeout.
+        await within(settled, Math.max(10_000, config.httpTimeoutMs + 1000));
       }
       if (settler) await within(settler.flush(), 10_000);
       background.abort();
@@ -440,6 +468,17 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     return stopping;
   };
 
+  const force = (): Promise<void> => {
+    if (!forced.signal.aborted) {
+      logger.warn("forced stop: abandoning requests in flight; releasing unfinished messages", {
+        in_flight: pipeline?.inFlight ?? 0,
+      });
+      forced.abort(new DOMException("forced stop", "AbortError"));
+      work.abort(new DOMException("forced stop", "AbortError"));
+    }
+    return stop();
+  };
+
   const done = running.then(() => stopping ?? Promise.resolve());
-  return { app, logger, metrics, done, stop };
+  return { app, logger, metrics, done, stop, force };
 }

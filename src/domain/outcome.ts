@@ -143,3 +143,48 @@ export function releaseVisibilitySeconds(
   const exponent = Math.min(Math.max(receiveCount, 1) - 1, 20);
   return Math.min(cap, base * 2 ** exponent);
 }
+
+/** What to do at shutdown with a message that did not finish within the grace. */
+export type ShutdownAction =
+  /** Visibility 0: the next receive takes it, well below the redrive limit. */
+  | { kind: "release" }
+  /**
+   * Its receive may be the last the redrive policy allows: a release would let SQS
+   * move a valid message to the DLQ without a reason. Send a fresh copy (same body
+   * and message attributes) to the main queue, then delete the original.
+   */
+  | { kind: "requeue" };
+
+export interface ShutdownContext {
+  receiveCount: number;
+  /** From the RedrivePolicy; undefined when the queue has none (or it is not known yet). */
+  maxReceiveCount: number | undefined;
+  /** False while the RedrivePolicy has not been read: then every receive may be the last. */
+  redriveKnown: boolean;
+}
+
+/** Release or re-queue, for a message handed back at shutdown (contract section 5, SIGTERM). */
+export function shutdownAction(ctx: ShutdownContext): ShutdownAction {
+  if (!ctx.redriveKnown) return { kind: "requeue" };
+  if (ctx.maxReceiveCount !== undefined && ctx.receiveCount >= ctx.maxReceiveCount) {
+    return { kind: "requeue" };
+  }
+  return { kind: "release" };
+}
+
+/** Seconds a hold keeps in hand before SQS's 12 h cap for the dead-letter send, at most. */
+const HOLD_MARGIN_SECONDS = 300;
+
+/**
+ * A message held on its last receive must be dead-lettered (with its reason) now:
+ * the 12 h cap leaves less visibility than one heartbeat period (or 5 minutes,
+ * whichever is shorter) to hold it further. `secondsSinceReceive` comes from a
+ * monotonic clock, so a wall-clock jump cannot end a hold early.
+ */
+export function holdMustEnd(
+  secondsSinceReceive: number,
+  visibilityTimeoutSeconds: number,
+): boolean {
+  return maxVisibilitySeconds(secondsSinceReceive) <
+    Math.min(visibilityTimeoutSeconds, HOLD_MARGIN_SECONDS);
+}

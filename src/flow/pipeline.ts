@@ -8,11 +8,12 @@ import { categoryOf, CircuitOpenError, HttpError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { type InputMessage, parseMessage } from "../domain/message_schema.ts";
 import {
-  maxVisibilitySeconds,
+  holdMustEnd,
   type Outcome,
   releaseVisibilitySeconds,
   route,
   type RouteContext,
+  shutdownAction,
   type UnknownUserPolicy,
   type Verdict,
 } from "../domain/outcome.ts";
@@ -47,23 +48,40 @@ export interface PipelineOptions {
   dedupTtlSeconds: number;
   /** From the queue's RedrivePolicy; undefined when it has none. */
   maxReceiveCount: number | undefined;
+  /**
+   * Whether the RedrivePolicy has been read; while it has not, every receive may be
+   * the last, and shutdown re-queues instead of releasing. Default: always true.
+   */
+  redriveKnown?: () => boolean;
   /** Concurrent long polls. Default: as many as MAX_IN_FLIGHT fills with full batches, at most 10. */
   pollers?: number;
   sqs: Pick<SqsClient, "receiveMessage">;
-  settler: Pick<Settler, "delete" | "changeVisibility" | "deadLetter" | "hasDlq">;
+  settler: Pick<Settler, "delete" | "changeVisibility" | "deadLetter" | "requeue" | "hasDlq">;
   heartbeat: Pick<VisibilityHeartbeat, "track" | "untrack">;
   /** The enrichment for a user id (ProfileSource.lookup); throws transient errors. */
   lookup: (userId: string) => Promise<Enrichment>;
-  /** Submits to the validator behind its breaker and limit. */
-  submit: (document: OutputDocument) => Promise<Submission>;
+  /**
+   * Submits to the validator behind its breaker and limit. `signal` aborts when the
+   * shutdown grace ends: a submission still queued for a slot must then not start.
+   */
+  submit: (document: OutputDocument, signal: AbortSignal) => Promise<Submission>;
   /** Why intake should pause now (a breaker is open), and for how long; undefined = go. */
   pausedFor?: () => { reason: string; ms: number } | undefined;
   metrics: SluiceMetrics;
   logger: Logger;
+  /** Wall clock, ms: message age (SentTimestamp). Default Date.now. */
   now?: () => number;
+  /**
+   * Monotonic clock, ms: time since receive, retry budgets, holds; a wall-clock step
+   * (NTP) must not end a hold or a budget early. Default performance.now.
+   */
+  monotonic?: () => number;
   random?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
+
+/** How long a re-queue at shutdown may keep retrying, ms. */
+const REQUEUE_BUDGET_MS = 10_000;
 
 /** How long a poller waits after a partial receive, ms: a little latency for fuller batches. */
 const PARTIAL_PAUSE_MS = 50;
@@ -78,6 +96,7 @@ interface Context extends RouteContext {
 export class Pipeline {
   readonly #o: PipelineOptions;
   readonly #now: () => number;
+  readonly #clock: () => number;
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #slots: Semaphore;
@@ -92,6 +111,7 @@ export class Pipeline {
   constructor(options: PipelineOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#clock = options.monotonic ?? (() => performance.now());
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? defaultSleep;
     this.#slots = new Semaphore({ limit: options.maxInFlight });
@@ -172,7 +192,7 @@ export class Pipeline {
             maxNumberOfMessages: batch,
             waitTimeSeconds: this.#o.receiveWaitSeconds,
             visibilityTimeout: this.#o.visibilityTimeoutSeconds,
-            signal: intake,
+            signal: this.#pollSignal(intake, work),
           });
           failures = 0;
         } catch (error) {
@@ -192,7 +212,9 @@ export class Pipeline {
           continue;
         }
         slots.splice(messages.length).forEach((release) => release());
-        messages.forEach((message, i) => this.#start(message, slots[i]!, work));
+        // What a long poll brings after the stop began is handed back at once, never dropped.
+        const late = intake.aborted;
+        messages.forEach((message, i) => this.#start(message, slots[i]!, work, late));
         // One more long poll per full receive, one fewer per partial one.
         this.#activePollers = messages.length === batch
           ? Math.min(this.#activePollers + 1, pollers)
@@ -212,8 +234,20 @@ export class Pipeline {
     }
   }
 
-  #start(message: SqsMessage, release: () => void, work: AbortSignal): void {
-    const handler = this.#handle(message, work).finally(() => {
+  /**
+   * What ends a long poll at shutdown. SQS (and fauxqs) may take messages for a poll
+   * whose connection was closed; they come back only after the visibility timeout with
+   * one more receive counted, which the redrive policy may turn into a DLQ move. So a
+   * poll is left to finish (its messages handed back) unless the queue is known to
+   * have no redrive policy; the end of the grace still ends it.
+   */
+  #pollSignal(intake: AbortSignal, work: AbortSignal): AbortSignal {
+    const noRedrive = this.#o.maxReceiveCount === undefined && (this.#o.redriveKnown?.() ?? true);
+    return noRedrive ? intake : work;
+  }
+
+  #start(message: SqsMessage, release: () => void, work: AbortSignal, late = false): void {
+    const handler = this.#handle(message, work, late).finally(() => {
       release();
       this.#handlers.delete(handler);
       this.#o.metrics.inFlight.set(undefined, this.#handlers.size);
@@ -222,9 +256,10 @@ export class Pipeline {
     this.#o.metrics.inFlight.set(undefined, this.#handlers.size);
   }
 
-  async #handle(sqs: SqsMessage, work: AbortSignal): Promise<void> {
+  /** `late`: received after the stop began; valid messages are handed back untouched. */
+  async #handle(sqs: SqsMessage, work: AbortSignal, late: boolean): Promise<void> {
     const o = this.#o;
-    const receivedAt = this.#now();
+    const receivedAt = this.#clock();
     const ctx: Context = {
       sqs,
       receivedAt,
@@ -244,26 +279,30 @@ export class Pipeline {
       }
       ctx.messageId = parsed.message.message_id;
       ctx.userId = parsed.message.user_id;
+      if (late) {
+        o.heartbeat.untrack(sqs.receiptHandle);
+        return await this.#handBack(ctx);
+      }
       await this.#dedupe(parsed.message, ctx, work);
     } catch (error) {
       o.heartbeat.untrack(sqs.receiptHandle);
       // Shutdown past the grace: hand it back now. Anything else is a bug: back off.
-      const seconds = work.aborted
-        ? 0
-        : releaseVisibilitySeconds(ctx.receiveCount, (this.#now() - receivedAt) / 1000);
-      if (!work.aborted) {
-        o.logger.error("unexpected error; releasing the message", {
-          error,
-          message_id: ctx.messageId,
-        });
-      }
+      if (work.aborted) return await this.#handBack(ctx);
+      const seconds = releaseVisibilitySeconds(
+        ctx.receiveCount,
+        (this.#clock() - receivedAt) / 1000,
+      );
+      o.logger.error("unexpected error; releasing the message", {
+        error,
+        message_id: ctx.messageId,
+      });
       try {
         await o.settler.changeVisibility(sqs.receiptHandle, seconds);
         this.#record(
           ctx,
           "released",
           "TRANSIENT",
-          work.aborted ? "shutdown" : String((error as Error)?.message ?? error).slice(0, 200),
+          String((error as Error)?.message ?? error).slice(0, 200),
         );
       } catch (e) {
         o.logger.warn("could not release a message; it reappears after its visibility timeout", {
@@ -273,6 +312,42 @@ export class Pipeline {
       }
     } finally {
       o.heartbeat.untrack(sqs.receiptHandle);
+    }
+  }
+
+  /**
+   * Shutdown past the grace: released at once (visibility 0), or, when this receive
+   * may be the last the redrive policy allows, re-queued as a fresh copy so SQS never
+   * moves a valid message to the DLQ. A copy SQS would not take falls back to a release.
+   */
+  async #handBack(ctx: Context): Promise<void> {
+    const o = this.#o;
+    const handle = ctx.sqs.receiptHandle;
+    const action = shutdownAction({
+      receiveCount: ctx.receiveCount,
+      maxReceiveCount: o.maxReceiveCount,
+      redriveKnown: o.redriveKnown?.() ?? true,
+    });
+    if (action.kind === "requeue") {
+      try {
+        await o.settler.requeue(ctx.sqs, REQUEUE_BUDGET_MS);
+        this.#record(ctx, "released", "TRANSIENT", "shutdown: re-queued as a fresh copy");
+        return;
+      } catch (error) {
+        o.logger.warn("could not re-queue a message at shutdown; releasing it", {
+          error,
+          message_id: ctx.messageId,
+        });
+      }
+    }
+    try {
+      await o.settler.changeVisibility(handle, 0);
+      this.#record(ctx, "released", "TRANSIENT", "shutdown");
+    } catch (error) {
+      o.logger.warn("could not release a message; it reappears after its visibility timeout", {
+        error,
+        message_id: ctx.messageId,
+      });
     }
   }
 
@@ -299,8 +374,8 @@ export class Pipeline {
           // the visibility has almost no budget (an open breaker or a Retry-After ends it at
           // once), so wait between rounds or the message spins against the downstream.
           const delayMs = Math.max(1000, backoffDelay(holds, 1000, 30_000, this.#random));
-          const heldSeconds = (this.#now() - ctx.receivedAt + delayMs) / 1000;
-          if (maxVisibilitySeconds(heldSeconds) < this.#o.visibilityTimeoutSeconds) {
+          const heldSeconds = (this.#clock() - ctx.receivedAt + delayMs) / 1000;
+          if (holdMustEnd(heldSeconds, this.#o.visibilityTimeoutSeconds)) {
             // SQS keeps no message invisible past 12 h after its receive: dead-letter it with
             // the reason rather than let the redrive policy move it without one.
             await this.#settle(ctx, verdict, {
@@ -345,7 +420,7 @@ export class Pipeline {
     // meanwhile would let another worker submit it again. HTTP_TIMEOUT_MS bounds the wait.
     const call = target === "enrichment" ? () => abortable(fn(), work) : fn;
     const vtMs = this.#o.visibilityTimeoutSeconds * 1000;
-    let budgetMs = Math.max(1000, vtMs * 0.8 - (this.#now() - ctx.receivedAt));
+    let budgetMs = Math.max(1000, vtMs * 0.8 - (this.#clock() - ctx.receivedAt));
     for (;;) {
       try {
         return await retry(call, {
@@ -354,7 +429,7 @@ export class Pipeline {
           maxDelayMs: 5000,
           budgetMs,
           signal: work,
-          now: this.#now,
+          now: this.#clock,
           random: this.#random,
           sleep: this.#sleep,
           onRetry: () => this.#o.metrics.retries.inc({ target }),
@@ -386,7 +461,12 @@ export class Pipeline {
     const document = buildOutputDocument(message, enrichment);
     let submission: Submission;
     try {
-      submission = await this.#withRetries("validator", () => this.#o.submit(document), ctx, work);
+      submission = await this.#withRetries(
+        "validator",
+        () => this.#o.submit(document, work),
+        ctx,
+        work,
+      );
     } catch (error) {
       if (work.aborted) throw error;
       return gaveUp("validator", error);
@@ -443,7 +523,7 @@ export class Pipeline {
     this.#o.heartbeat.untrack(ctx.sqs.receiptHandle);
     const seconds = releaseVisibilitySeconds(
       ctx.receiveCount,
-      (this.#now() - ctx.receivedAt) / 1000,
+      (this.#clock() - ctx.receivedAt) / 1000,
       { longest },
     );
     await this.#o.settler.changeVisibility(ctx.sqs.receiptHandle, seconds);
@@ -452,8 +532,9 @@ export class Pipeline {
   #record(ctx: Context, outcome: Outcome, category?: string, reason?: string): void {
     const o = this.#o;
     const now = this.#now();
+    const durationMs = this.#clock() - ctx.receivedAt;
     o.metrics.messages.inc({ outcome });
-    o.metrics.messageDuration.observe(undefined, (now - ctx.receivedAt) / 1000);
+    o.metrics.messageDuration.observe(undefined, durationMs / 1000);
     const sent = Number(ctx.sqs.attributes.SentTimestamp);
     if (outcome !== "released" && Number.isFinite(sent)) {
       o.metrics.messageAge.observe(undefined, Math.max(0, (now - sent) / 1000));
@@ -465,7 +546,7 @@ export class Pipeline {
       category: category ?? null,
       reason: reason ?? null,
       receive_count: ctx.receiveCount,
-      duration_ms: now - ctx.receivedAt,
+      duration_ms: Math.round(durationMs),
       sqs_message_id: ctx.sqs.messageId,
     };
     if (outcome === "accepted" || outcome === "duplicate") o.logger.info("message", fields);

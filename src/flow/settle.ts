@@ -7,7 +7,12 @@ import { Batcher } from "../lib/batcher.ts";
 import { SqsError } from "../lib/errors.ts";
 import { retry } from "../lib/retry.ts";
 import { asciiText, sqsAttributeText } from "../lib/sqs_text.ts";
-import { type BatchResult, isStaleHandle, type SqsClient } from "../adapters/sqs_client.ts";
+import {
+  type BatchResult,
+  isStaleHandle,
+  type SqsClient,
+  type SqsMessage,
+} from "../adapters/sqs_client.ts";
 
 /** An SQS message attribute may hold 256 KiB, but the reason is for humans. */
 const MAX_REASON = 256;
@@ -15,7 +20,10 @@ const MAX_REASON = 256;
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export interface SettlerOptions {
-  sqs: Pick<SqsClient, "deleteMessageBatch" | "changeMessageVisibilityBatch" | "sendMessage">;
+  sqs: Pick<
+    SqsClient,
+    "deleteMessageBatch" | "changeMessageVisibilityBatch" | "sendMessage" | "sendMessageCopy"
+  >;
   queueUrl: string;
   /** Where poison goes; undefined = no DLQ. */
   dlqUrl: string | undefined;
@@ -160,6 +168,27 @@ export class Settler {
       }
     }
     return await this.delete(receiptHandle);
+  }
+
+  /**
+   * Re-queues a message at shutdown: SendMessage of the same body and message
+   * attributes to the main queue, then deletes the original, so the redrive policy
+   * never counts this receive against it. A copy whose delete fails leaves two
+   * copies: the `message_id` dedupe absorbs the second. `budgetMs` bounds the
+   * retries (shutdown has little time). Throws when the copy could not be sent:
+   * the original is then untouched.
+   */
+  async requeue(
+    message: Pick<SqsMessage, "receiptHandle" | "body" | "messageAttributes">,
+    budgetMs?: number,
+  ): Promise<SettleResult> {
+    const { sqs, queueUrl } = this.#options;
+    await this.#retry(
+      () => sqs.sendMessageCopy(queueUrl, message.body, message.messageAttributes),
+      budgetMs,
+    );
+    const receiptHandle = message.receiptHandle;
+    return await this.#persist("delete", () => this.#deletes.add({ receiptHandle }), budgetMs);
   }
 
   /** Sends every queued delete and visibility change now and waits for them. */

@@ -161,7 +161,8 @@ function defaultIsOverload(err: unknown): boolean {
 /**
  * A Semaphore whose limit follows an AdaptiveLimit: `run(fn)` measures the
  * latency of `fn` and classifies its errors with `isOverload`; other errors
- * leave the limit alone.
+ * leave the limit alone. `run(fn, signal)`: `fn` never starts once `signal` has
+ * aborted, even when a slot was granted in that same turn.
  */
 export function adaptiveSemaphore(options: AdaptiveSemaphoreOptions = {}): {
   run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
@@ -182,6 +183,11 @@ export function adaptiveSemaphore(options: AdaptiveSemaphoreOptions = {}): {
   return {
     async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
       const release = await sem.acquire(signal);
+      // Granted in the same turn the signal aborted: the queued call must still not start.
+      if (signal?.aborted) {
+        release();
+        throw signal.reason;
+      }
       const inFlight = sem.active;
       const start = now();
       try {

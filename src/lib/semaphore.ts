@@ -75,9 +75,17 @@ export class Semaphore {
     });
   }
 
-  /** Acquires a slot, runs `fn` and releases the slot in `finally`. */
+  /**
+   * Acquires a slot, runs `fn` and releases the slot in `finally`. A signal that
+   * aborts while waiting, or in the same turn the slot is granted, means `fn` never
+   * starts (a shutdown must not start queued work).
+   */
   async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const release = await this.acquire(signal);
+    if (signal?.aborted) {
+      release();
+      throw signal.reason;
+    }
     try {
       return await fn();
     } finally {

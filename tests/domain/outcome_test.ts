@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import {
   type Action,
+  holdMustEnd,
   releaseVisibilitySeconds,
   route,
   type RouteContext,
+  type ShutdownAction,
+  shutdownAction,
+  type ShutdownContext,
   type Verdict,
 } from "../../src/domain/outcome.ts";
 
@@ -121,3 +125,65 @@ Deno.test("release visibility grows with the receive count and stays under 12 h"
   assert.equal(releaseVisibilitySeconds(1, 100, { longest: true }), 43095);
   assert.equal(releaseVisibilitySeconds(1, 50000), 0);
 });
+
+// Defect 3: what shutdown does with a message the grace did not finish.
+const shutdownRows: Array<[string, ShutdownContext, ShutdownAction["kind"]]> = [
+  ["an early receive is released", {
+    receiveCount: 1,
+    maxReceiveCount: 3,
+    redriveKnown: true,
+  }, "release"],
+  ["the receive before the last is released", {
+    receiveCount: 2,
+    maxReceiveCount: 3,
+    redriveKnown: true,
+  }, "release"],
+  ["the last allowed receive is re-queued", {
+    receiveCount: 3,
+    maxReceiveCount: 3,
+    redriveKnown: true,
+  }, "requeue"],
+  ["past the last (a late redrive) is re-queued", {
+    receiveCount: 4,
+    maxReceiveCount: 3,
+    redriveKnown: true,
+  }, "requeue"],
+  ["maxReceiveCount 1: every message is re-queued", {
+    receiveCount: 1,
+    maxReceiveCount: 1,
+    redriveKnown: true,
+  }, "requeue"],
+  ["no RedrivePolicy: released whatever the count", {
+    receiveCount: 99,
+    maxReceiveCount: undefined,
+    redriveKnown: true,
+  }, "release"],
+  ["RedrivePolicy not read yet: every receive may be the last", {
+    receiveCount: 1,
+    maxReceiveCount: undefined,
+    redriveKnown: false,
+  }, "requeue"],
+];
+for (const [name, context, kind] of shutdownRows) {
+  Deno.test(`defect 3: shutdownAction: ${name}`, () => {
+    assert.deepEqual(shutdownAction(context), { kind });
+  });
+}
+
+// "Also": a hold ends only when the 12 h cap is near, whatever the visibility timeout.
+const holdRows: Array<[number, number, boolean]> = [
+  // [seconds since receive, SQS_VISIBILITY_TIMEOUT_SECONDS, must end]
+  [60, 30, false],
+  [43200 - 34, 30, true],
+  [43200 - 40, 30, false],
+  [10, 43200, false],
+  [10, 21600, false],
+  [6 * 3600 + 10, 21600, false],
+  [43200 - 400, 43200, false],
+  [43200 - 300, 43200, true],
+];
+for (const [seconds, vt, expected] of holdRows) {
+  Deno.test(`also: holdMustEnd(${seconds} s since receive, visibility ${vt} s) is ${expected}`, () => {
+    assert.equal(holdMustEnd(seconds, vt), expected);
+  });
+}

@@ -152,3 +152,28 @@ Deno.test("adaptiveSemaphore run rejects with signal.reason when aborted while w
   await first;
   assert.equal(sem.pending, 0);
 });
+
+Deno.test("defect 1: adaptiveSemaphore never starts a queued call granted in the turn the signal aborts", async () => {
+  const stop = new AbortController();
+  // The limit grows 1 → 2 when the first call succeeds: that grants the queued call a slot,
+  // and the grace ends in the same turn (onChange runs right after the grant).
+  const limiter = adaptiveSemaphore({
+    max: 2,
+    initial: 1,
+    onChange: () => stop.abort(new Error("grace over")),
+  });
+  let finish: (() => void) | undefined;
+  const first = limiter.run(() => new Promise<void>((resolve) => finish = resolve));
+  let started = 0;
+  const queued = limiter.run(() => {
+    started++;
+    return Promise.resolve();
+  }, stop.signal);
+  while (!finish) await Promise.resolve();
+  finish();
+  await first;
+  await assert.rejects(queued, /grace over/);
+  assert.equal(started, 0);
+  assert.equal(limiter.limit, 2);
+  assert.equal(limiter.active, 0);
+});

@@ -140,3 +140,19 @@ Deno.test("Semaphore setLimit raising wakes waiters; lowering holds new ones bac
   assert.equal(s.active, 1);
   r4();
 });
+
+Deno.test("defect 1: a slot granted in the turn the signal aborts does not start the queued call", async () => {
+  const sem = new Semaphore({ limit: 1 });
+  const holder = await sem.acquire();
+  const stop = new AbortController();
+  let started = false;
+  const queued = sem.run(() => {
+    started = true;
+    return Promise.resolve();
+  }, stop.signal);
+  holder(); // grants the slot to the queued call...
+  stop.abort(new Error("grace over")); // ...and the grace ends before it runs
+  await assert.rejects(queued, /grace over/);
+  assert.equal(started, false);
+  assert.equal(sem.active, 0, "the slot was given back");
+});

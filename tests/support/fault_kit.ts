@@ -209,13 +209,17 @@ const PASS_ENV = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NPM_C
  * directly (no shell, no npx) so signals reach the worker. `env` is its whole
  * configuration; LOG_LEVEL must be info or lower for `port` to resolve.
  */
-export function spawnWorker(env: Record<string, string>): WorkerProcess {
+export function spawnWorker(
+  env: Record<string, string>,
+  /** Another argv (e.g. `setsid deno task start`); default startCommand(). */
+  argv: string[] = startCommand(),
+): WorkerProcess {
   const passed: Record<string, string> = {};
   for (const name of PASS_ENV) {
     const value = Deno.env.get(name);
     if (value !== undefined) passed[name] = value;
   }
-  const [program, ...args] = startCommand();
+  const [program, ...args] = argv;
   const child = new Deno.Command(program!, {
     args,
     cwd: new URL("../../", import.meta.url).pathname,

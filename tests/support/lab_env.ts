@@ -1,6 +1,6 @@
 /**
  * A small lab for tests: fauxqs in process with a main queue and a DLQ
- * (RedrivePolicy maxReceiveCount 3), plus whatever downstreams the test starts.
+ * (RedrivePolicy maxReceiveCount 3 unless told), plus whatever downstreams the test starts.
  * Everything binds 127.0.0.1 and closes in `close()`.
  */
 import { buildApp } from "fauxqs";
@@ -27,7 +27,7 @@ export interface LabEnv {
 }
 
 export async function startLabEnv(
-  options: { redrive?: boolean; visibility?: number } = {},
+  options: { redrive?: boolean; visibility?: number; maxReceiveCount?: number } = {},
 ): Promise<LabEnv> {
   const app = buildApp({ logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
@@ -43,7 +43,7 @@ export async function startLabEnv(
   if (options.redrive !== false) {
     attributes.RedrivePolicy = JSON.stringify({
       deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:dlq-${suffix}`,
-      maxReceiveCount: 3,
+      maxReceiveCount: options.maxReceiveCount ?? 3,
     });
   }
   const queueUrl = await admin.createQueue(`main-${suffix}`, attributes);

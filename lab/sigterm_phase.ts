@@ -1,0 +1,164 @@
+/**
+ * The `--chaos` SIGTERM phase (issue 9, defects 1, 3 and 9): a SIGTERM while the
+ * validator is slow, on its own queue pair whose RedrivePolicy has maxReceiveCount 1,
+ * so every message the worker holds is on its last allowed receive. More messages
+ * arrive during the drain (a long poll may take them). A second worker then finishes
+ * the queue. Judged: the first worker exits 0, nothing valid reaches the DLQ, every
+ * message is accepted exactly once.
+ */
+import { buildApp } from "fauxqs";
+import { createSqsAdmin } from "./sqs_admin.ts";
+import { sleep } from "../src/lib/retry.ts";
+import type { LogSink } from "./worker_process.ts";
+import { spawnWorker } from "./worker_process.ts";
+
+export interface SigtermPhaseOptions {
+  /** the worker's argv (the lab's `deno task start`) */
+  cmd: string[];
+  cwd: string;
+  /** the environment without the worker's own variables */
+  baseEnv: Record<string, string>;
+  log: LogSink;
+  /** messages before the SIGTERM; as many again arrive during the drain */
+  messages: number;
+  /** validator delay while the SIGTERM lands, ms; default 3000 */
+  slowMs?: number;
+}
+
+export interface SigtermPhaseSummary {
+  sent: number;
+  accepted: number;
+  duplicateSubmissions: number;
+  lost: number;
+  validInDlq: number;
+  firstExitCode: number | null;
+  problems: string[];
+}
+
+/** Runs the phase; never throws for a worker failure, the summary says what went wrong. */
+export async function runSigtermPhase(options: SigtermPhaseOptions): Promise<SigtermPhaseSummary> {
+  const problems: string[] = [];
+  const closing = new AbortController();
+  const fauxqs = buildApp({ logger: false });
+  await fauxqs.listen({ port: 0, host: "127.0.0.1" });
+  const address = fauxqs.server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  const endpoint = `http://127.0.0.1:${port}`;
+  const sqs = createSqsAdmin({ endpoint });
+  const accepted = new Map<string, number>();
+  const validator = { delayMs: options.slowMs ?? 3000 };
+  const servers = [
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/v1/users:batch") {
+        const { user_ids } = await request.json() as { user_ids: string[] };
+        return Response.json({ users: user_ids.map(profile), missing: [], errors: [] });
+      }
+      await request.body?.cancel();
+      if (path.startsWith("/v1/users/")) {
+        return Response.json(profile(decodeURIComponent(path.slice("/v1/users/".length))));
+      }
+      return Response.json({ status: "ok" });
+    }),
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+      const doc = await request.json() as { message_id?: string };
+      await sleep(validator.delayMs, closing.signal).catch(() => {});
+      const id = String(doc.message_id);
+      accepted.set(id, (accepted.get(id) ?? 0) + 1);
+      return Response.json({ status: "accepted" });
+    }),
+  ];
+  try {
+    const dlqUrl = await sqs.createQueue("sigterm-phase-dlq");
+    const queueUrl = await sqs.createQueue("sigterm-phase", {
+      VisibilityTimeout: "30",
+      RedrivePolicy: JSON.stringify({
+        deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:sigterm-phase-dlq",
+        maxReceiveCount: 1,
+      }),
+    });
+    const ids = Array.from({ length: options.messages * 2 }, (_, i) => `sigterm-${i}`);
+    const send = async (batch: string[]) => {
+      for (const id of batch) {
+        await sqs.call("SendMessage", {
+          QueueUrl: queueUrl,
+          MessageBody: JSON.stringify({
+            message_id: id,
+            user_id: `u-${id}`,
+            event_ts: 1735689600,
+            payload: {},
+          }),
+          MessageAttributes: { lab: { DataType: "String", StringValue: "sigterm-phase" } },
+        });
+      }
+    };
+    const env = (slow: boolean) => ({
+      ...options.baseEnv,
+      SQS_QUEUE_URL: queueUrl,
+      AWS_ENDPOINT_URL_SQS: endpoint,
+      AWS_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: "lab",
+      AWS_SECRET_ACCESS_KEY: "lab-secret",
+      ENRICH_URL: `http://127.0.0.1:${servers[0]!.addr.port}`,
+      VALIDATOR_URL: `http://127.0.0.1:${servers[1]!.addr.port}`,
+      HTTP_PORT: "0",
+      LOG_LEVEL: "warn",
+      SQS_RECEIVE_WAIT_SECONDS: "1",
+      // Slow and narrow: most messages are still queued for the validator when the grace ends.
+      ...(slow
+        ? { VALIDATOR_CONCURRENCY: "2", SHUTDOWN_GRACE_SECONDS: "2", HTTP_TIMEOUT_MS: "5000" }
+        : {}),
+    });
+    const spawn = (slow: boolean) =>
+      spawnWorker({ cmd: options.cmd, cwd: options.cwd, env: env(slow), log: options.log });
+
+    await options.log.write(`# lab: SIGTERM phase (maxReceiveCount 1, slow validator)\n`);
+    await send(ids.slice(0, options.messages));
+    const first = spawn(true);
+    const deadline = Date.now() + 60_000;
+    while (accepted.size < 2 && Date.now() < deadline && !first.exited) await sleep(50);
+    // SIGTERM while submissions are slow and queued; more messages arrive during the drain.
+    const stopped = first.stop(60);
+    await send(ids.slice(options.messages));
+    const status = await stopped;
+    if (status.forced || status.code !== 0) {
+      problems.push(`the first worker exited with ${status.forced ? "SIGKILL" : status.code}`);
+    }
+
+    validator.delayMs = 0;
+    const second = spawn(false);
+    const end = Date.now() + 120_000;
+    while (Date.now() < end && !second.exited) {
+      const d = await sqs.depth(queueUrl);
+      if (d.visible + d.inFlight + d.delayed === 0) break;
+      await sleep(200);
+    }
+    const secondStatus = await second.stop(60);
+    if (secondStatus.code !== 0) problems.push(`the second worker exited ${secondStatus.code}`);
+
+    const dlq = await sqs.depth(dlqUrl);
+    const validInDlq = dlq.visible + dlq.inFlight + dlq.delayed;
+    const lost = ids.filter((id) => !accepted.has(id)).length;
+    const duplicateSubmissions = [...accepted.values()].reduce((n, c) => n + c - 1, 0);
+    if (validInDlq > 0) problems.push(`${validInDlq} valid messages in the DLQ`);
+    if (lost > 0) problems.push(`${lost} messages never accepted`);
+    if (duplicateSubmissions > 0) problems.push(`${duplicateSubmissions} duplicate submissions`);
+    return {
+      sent: ids.length,
+      accepted: accepted.size,
+      duplicateSubmissions,
+      lost,
+      validInDlq,
+      firstExitCode: status.code,
+      problems,
+    };
+  } finally {
+    closing.abort();
+    for (const server of servers) await server.shutdown();
+    await fauxqs.close();
+  }
+}
+
+function profile(id: string) {
+  return { user_id: id, segment: "casual", country: "DE", meta: { request_id: "lab" } };
+}

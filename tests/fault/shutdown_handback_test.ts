@@ -1,0 +1,138 @@
+/**
+ * Shutdown hands work back without starting new work or feeding the redrive
+ * policy (issue 9, defects 1 and 3). In-process workers (`stop()` is what SIGTERM
+ * calls) against fauxqs and fake downstreams on 127.0.0.1.
+ */
+import assert from "node:assert/strict";
+import { runWorker, sendBodies, serveJson, startLabEnv, waitFor } from "../support/lab_env.ts";
+import {
+  assertAcceptedOnce,
+  msg,
+  pause,
+  startEnrichFake,
+  startValidatorFake,
+} from "../support/fault_kit.ts";
+
+/** A validator that notes when each submission arrives (before its delay). */
+function slowValidator(delayMs: number) {
+  const closing = new AbortController();
+  const arrivals: Array<{ id: string; at: number }> = [];
+  const accepted = new Map<string, number>();
+  const server = serveJson(async (request) => {
+    const doc = await request.json() as { message_id: string };
+    arrivals.push({ id: doc.message_id, at: Date.now() });
+    await pause(delayMs, closing.signal);
+    accepted.set(doc.message_id, (accepted.get(doc.message_id) ?? 0) + 1);
+    return Response.json({ status: "accepted" });
+  });
+  return {
+    url: server.url,
+    arrivals,
+    accepted,
+    close: async () => {
+      closing.abort();
+      await server.close();
+    },
+  };
+}
+
+Deno.test("defect 1: no submission starts after the shutdown grace", async () => {
+  const lab = await startLabEnv({ visibility: 30 });
+  const enrich = startEnrichFake();
+  const slow = slowValidator(3000);
+  const fast = startValidatorFake();
+  const ids = ["m1", "m2", "m3"];
+  try {
+    await sendBodies(lab, ids.map((id) => msg(id)));
+    const worker = runWorker(lab.env({ enrich: enrich.url, validator: slow.url }, {
+      VALIDATOR_CONCURRENCY: "1",
+      SHUTDOWN_GRACE_SECONDS: "1",
+      HTTP_TIMEOUT_MS: "5000",
+      SQS_VISIBILITY_TIMEOUT_SECONDS: "30",
+    }));
+    await waitFor(() => slow.arrivals.length === 1, "the first submission", 30_000);
+    const stopAt = Date.now();
+    await worker.stop();
+    const elapsed = Date.now() - stopAt;
+    const graceEnd = stopAt + 1000;
+    const late = slow.arrivals.filter((a) => a.at > graceEnd).map((a) => a.id);
+    assert.deepEqual(late, [], `submissions started after the grace: ${late}`);
+    assert.equal(slow.arrivals.length, 1, "only the submission on the wire ran");
+    assert.equal(slow.accepted.size, 1, "the submission on the wire was awaited");
+    // One request on the wire (3 s) bounds the stop, not three in a row.
+    assert.ok(elapsed < 6000, `stopped ${elapsed} ms after the signal`);
+    const d = await lab.admin.depth(lab.queueUrl);
+    assert.equal(d.visible, 2, "the two queued submissions were released at once");
+
+    const next = runWorker(lab.env({ enrich: enrich.url, validator: fast.url }));
+    try {
+      await waitFor(
+        async () => fast.accepted.size === 2 && (await lab.depth()) === 0,
+        "the next worker to finish the queue",
+        20_000,
+      );
+    } finally {
+      await next.stop();
+    }
+    const first = [...slow.accepted.keys()];
+    assertAcceptedOnce(fast, ids.filter((id) => !first.includes(id)));
+    assert.ok(!fast.accepted.has(first[0]!), "the first worker's message was not submitted again");
+  } finally {
+    await enrich.close();
+    await slow.close();
+    await fast.close();
+    await lab.close();
+  }
+});
+
+Deno.test("defect 3: shutdown hands no valid message to the redrive policy (maxReceiveCount 1)", async () => {
+  const lab = await startLabEnv({ visibility: 30, maxReceiveCount: 1 });
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  const ids = Array.from({ length: 25 }, (_, i) => `r${i}`);
+  validator.failWith = 503;
+  try {
+    // With message attributes, as a producer would send them (tests/flow/settle_test.ts
+    // checks that the copy keeps them).
+    for (const id of ids) {
+      await lab.admin.call("SendMessage", {
+        QueueUrl: lab.queueUrl,
+        MessageBody: msg(id),
+        MessageAttributes: {
+          trace: { DataType: "String", StringValue: `t-${id}` },
+          priority: { DataType: "Number", StringValue: "7" },
+        },
+      });
+    }
+    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }, {
+      SHUTDOWN_GRACE_SECONDS: "1",
+      SQS_VISIBILITY_TIMEOUT_SECONDS: "30",
+    }));
+    await waitFor(
+      () => new Set(validator.requests.map((r) => r.id)).size === ids.length,
+      "every message submitted (and refused) once",
+      30_000,
+    );
+    await worker.stop();
+    assert.equal(worker.metrics.messages.get({ outcome: "released" }), ids.length);
+
+    // The next receive would move a released message to the DLQ: nothing may be there.
+    validator.failWith = undefined;
+    const next = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
+    try {
+      await waitFor(
+        async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
+        "the next worker to accept all 25",
+        30_000,
+      );
+    } finally {
+      await next.stop();
+    }
+    assert.deepEqual(await lab.drainDlq(), [], "nothing in the DLQ");
+    assertAcceptedOnce(validator, ids);
+  } finally {
+    await enrich.close();
+    await validator.close();
+    await lab.close();
+  }
+});
