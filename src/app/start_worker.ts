@@ -16,7 +16,13 @@ import { ProfileSource } from "../flow/profile_source.ts";
 import { retry, sleep } from "../lib/retry.ts";
 import { createServer } from "./server.ts";
 import { Settler } from "../flow/settle.ts";
-import { createSluiceMetrics, type SluiceMetrics } from "../domain/sluice_metrics.ts";
+import {
+  type BuildLabels,
+  createSluiceMetrics,
+  type SluiceMetrics,
+} from "../domain/sluice_metrics.ts";
+import { limitRepeats, RepeatLimiter } from "../lib/repeat_limiter.ts";
+import { SummaryLog } from "./summary_log.ts";
 import { SqsClient } from "../adapters/sqs_client.ts";
 import { ValidatorClient } from "../adapters/validator_client.ts";
 import { VisibilityHeartbeat } from "../flow/visibility_heartbeat.ts";
@@ -31,6 +37,10 @@ export interface WorkerDeps {
   fetch?: typeof fetch;
   now?: () => number;
   random?: () => number;
+  /** The labels of `sluice_build_info` (main.ts passes the build stamp). Default "unknown". */
+  build?: BuildLabels;
+  /** Interval of the summary log line, ms. Default 30000. */
+  summaryIntervalMs?: number;
 }
 
 export interface Worker {
@@ -48,6 +58,11 @@ export interface Worker {
 }
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+
+/** An error's text for a log line: `Name: message` for Errors. */
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
 
 /** Results of an SQS request that say SQS itself is unwell, not our request. */
 function sqsFailed(result: string): boolean {
@@ -180,25 +195,57 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const doFetch = deps.fetch ?? fetch;
-  const logger = createLogger({
-    level: config.logLevel,
-    format: config.logFormat,
-    ...(deps.write ? { write: deps.write } : {}),
-    now,
-  });
+  // Repeated identical warnings: the first, then one a minute with a count.
+  const repeats = new RepeatLimiter({ now });
+  const logger = limitRepeats(
+    createLogger({
+      level: config.logLevel,
+      format: config.logFormat,
+      ...(deps.write ? { write: deps.write } : {}),
+      now,
+    }),
+    repeats,
+  );
   const metrics = createSluiceMetrics();
+  const build = deps.build ?? { version: "unknown", commit: "unknown", runtime: "unknown" };
+  metrics.buildInfo.set({ ...build }, 1);
+  metrics.dedupeTtl.set(undefined, config.dedupTtlSeconds);
 
-  const breaker = (name: string, minimumCalls: number) =>
-    new CircuitBreaker({
+  const targetUrl: Record<string, string> = {
+    enrichment: config.enrichUrl,
+    validator: config.validatorUrl,
+    sqs: config.endpoint ?? new URL(config.queueUrl).origin,
+  };
+  const breaker = (name: string, minimumCalls: number) => {
+    const b: CircuitBreaker = new CircuitBreaker({
       name,
       minimumCalls,
       now,
       onStateChange: (to, from) => {
         metrics.breakerState.set({ target: name }, BREAKER_VALUE[to]);
-        const log = to === "open" ? logger.warn : logger.info;
-        log.call(logger, "circuit breaker changed state", { target: name, from, to });
+        logBreakerChange(b, to, from);
+        noteReadiness();
       },
     });
+    return b;
+  };
+  /** With its cause; an open/half-open cycle every cooldown is logged once a minute. */
+  const logBreakerChange = (b: CircuitBreaker, to: BreakerState, from: BreakerState) => {
+    const failure = b.lastFailure;
+    const lastError = failure === undefined ? null : errorText(failure.error);
+    const { write, repeated } = repeats.admit(`breaker\0${b.name}\0${from}\0${to}\0${lastError}`);
+    if (!write) return;
+    const fields = {
+      target: b.name,
+      from,
+      to,
+      url: targetUrl[b.name] ?? null,
+      last_error: lastError,
+      ...(repeated > 0 ? { repeated } : {}),
+    };
+    if (to === "open") logger.warn("circuit breaker changed state", fields);
+    else logger.info("circuit breaker changed state", fields);
+  };
   const breakers = {
     enrichment: breaker("enrichment", 20),
     validator: breaker("validator", 20),
@@ -210,25 +257,30 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const sqs = createSqsClient(config, deps, (action, result) => {
     metrics.sqsRequests.inc({ action, result });
     const failed = sqsFailed(result);
-    breakers.sqs.record(!failed);
+    breakers.sqs.record(!failed, failed ? `${action}: ${result}` : undefined);
+    const before = lastSqsError;
     // Readiness means SQS answers us: credential and permission errors count too.
     if (result === "ok") lastSqsError = undefined;
     else if (result !== "aborted" && !STALE_RESULTS.has(result)) {
       lastSqsError = `${action}: ${result}`;
     }
+    if ((before === undefined) !== (lastSqsError === undefined)) noteReadiness();
   });
 
   const downstream = (target: string) => (code: string, ms: number) => {
     metrics.downstreamRequests.inc({ target, code });
     metrics.downstreamDuration.observe({ target }, ms / 1000);
   };
-  const limiter = (target: string, max: number) =>
-    adaptiveSemaphore({
+  const limiter = (target: string, max: number) => {
+    const semaphore = adaptiveSemaphore({
       max,
       // Start halfway: the limit finds the downstream's capacity from there in a few round trips.
       initial: Math.max(1, Math.ceil(max / 2)),
       onChange: (limit) => metrics.concurrencyLimit.set({ target }, limit),
     });
+    metrics.concurrencyLimit.set({ target }, semaphore.limit);
+    return semaphore;
+  };
   const enrichLimiter = limiter("enrichment", config.enrichConcurrency);
   const validatorLimiter = limiter("validator", config.validatorConcurrency);
   const enrich = new EnrichClient({
@@ -282,6 +334,30 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     return { alive: starting || (pipeline?.alive ?? false), notReady };
   };
   const app = createServer({ registry: metrics.registry, health });
+
+  // Readiness changes are logged with the reasons, as /readyz gives them.
+  let wasReady: boolean | undefined;
+  const noteReadiness = () => {
+    if (starting) return;
+    const { alive, notReady } = health();
+    const ready = alive && notReady.length === 0;
+    if (ready === wasReady) return;
+    wasReady = ready;
+    if (ready) logger.info("readiness changed", { ready, reasons: [] });
+    else logger.warn("readiness changed", { ready, reasons: notReady, url: targetUrl.sqs });
+  };
+
+  const summary = new SummaryLog({
+    logger,
+    now,
+    ...(deps.summaryIntervalMs ? { intervalMs: deps.summaryIntervalMs } : {}),
+    snapshot: () => ({
+      inFlight: pipeline?.inFlight ?? 0,
+      breakers: Object.fromEntries(Object.values(breakers).map((b) => [b.name, b.state])),
+      queueVisible: metrics.queueMessages.get({ queue: "main", state: "visible" }),
+      queueInFlight: metrics.queueMessages.get({ queue: "main", state: "in_flight" }),
+    }),
+  });
 
   const pollQueueDepth = async (redrive: Redrive) => {
     const queues: Array<[string, string]> = [["main", config.queueUrl]];
@@ -379,9 +455,11 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       },
       metrics,
       logger,
+      onOutcome: (outcome, ms) => summary.record(outcome, ms),
       now,
       random,
     });
+    summary.start();
     heartbeat.run(background.signal);
     pollQueueDepth(redrive);
     await pipeline.run(intake.signal, work.signal);
@@ -411,6 +489,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       }
       if (settler) await within(settler.flush(), 10_000);
       background.abort();
+      summary.stop();
       logger.info("stopped");
     })();
     return stopping;
