@@ -22,6 +22,7 @@ import {
   type SluiceMetrics,
 } from "../domain/sluice_metrics.ts";
 import { limitRepeats, RepeatLimiter } from "../lib/repeat_limiter.ts";
+import { StateLog } from "./state_log.ts";
 import { SummaryLog } from "./summary_log.ts";
 import { SqsClient } from "../adapters/sqs_client.ts";
 import { ValidatorClient } from "../adapters/validator_client.ts";
@@ -58,11 +59,6 @@ export interface Worker {
 }
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
-
-/** An error's text for a log line: `Name: message` for Errors. */
-function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
 
 /** Results of an SQS request that say SQS itself is unwell, not our request. */
 function sqsFailed(result: string): boolean {
@@ -211,11 +207,12 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   metrics.buildInfo.set({ ...build }, 1);
   metrics.dedupeTtl.set(undefined, config.dedupTtlSeconds);
 
-  const targetUrl: Record<string, string> = {
-    enrichment: config.enrichUrl,
-    validator: config.validatorUrl,
-    sqs: config.endpoint ?? new URL(config.queueUrl).origin,
-  };
+  const sqsUrl = config.endpoint ?? new URL(config.queueUrl).origin;
+  const states = new StateLog({
+    logger,
+    repeats,
+    urls: { enrichment: config.enrichUrl, validator: config.validatorUrl, sqs: sqsUrl },
+  });
   const breaker = (name: string, minimumCalls: number) => {
     const b: CircuitBreaker = new CircuitBreaker({
       name,
@@ -223,28 +220,11 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       now,
       onStateChange: (to, from) => {
         metrics.breakerState.set({ target: name }, BREAKER_VALUE[to]);
-        logBreakerChange(b, to, from);
+        states.breaker(name, to, from, b.lastFailure?.error);
         noteReadiness();
       },
     });
     return b;
-  };
-  /** With its cause; an open/half-open cycle every cooldown is logged once a minute. */
-  const logBreakerChange = (b: CircuitBreaker, to: BreakerState, from: BreakerState) => {
-    const failure = b.lastFailure;
-    const lastError = failure === undefined ? null : errorText(failure.error);
-    const { write, repeated } = repeats.admit(`breaker\0${b.name}\0${from}\0${to}\0${lastError}`);
-    if (!write) return;
-    const fields = {
-      target: b.name,
-      from,
-      to,
-      url: targetUrl[b.name] ?? null,
-      last_error: lastError,
-      ...(repeated > 0 ? { repeated } : {}),
-    };
-    if (to === "open") logger.warn("circuit breaker changed state", fields);
-    else logger.info("circuit breaker changed state", fields);
   };
   const breakers = {
     enrichment: breaker("enrichment", 20),
@@ -335,16 +315,10 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   };
   const app = createServer({ registry: metrics.registry, health });
 
-  // Readiness changes are logged with the reasons, as /readyz gives them.
-  let wasReady: boolean | undefined;
   const noteReadiness = () => {
     if (starting) return;
     const { alive, notReady } = health();
-    const ready = alive && notReady.length === 0;
-    if (ready === wasReady) return;
-    wasReady = ready;
-    if (ready) logger.info("readiness changed", { ready, reasons: [] });
-    else logger.warn("readiness changed", { ready, reasons: notReady, url: targetUrl.sqs });
+    states.readiness(alive && notReady.length === 0, notReady);
   };
 
   const summary = new SummaryLog({
