@@ -2,6 +2,7 @@
  * sluice's entry point: `deno task start`, or the built binary under systemd.
  * Configured only by environment variables; subcommands live in cli.ts.
  */
+import { buildInfo } from "./cli/build_info.ts";
 import { loadConfigOrReport, runCli } from "./cli/cli.ts";
 import type { Registry } from "./lib/metrics.ts";
 import * as runtime from "./cli/runtime.ts";
@@ -15,7 +16,13 @@ async function main(): Promise<number> {
   const env = runtime.env();
   const config = loadConfigOrReport(env);
   if (!config) return 2;
+  const build = buildInfo();
   const worker = startWorker(config, {
+    build: {
+      version: build.version,
+      commit: build.commit,
+      runtime: `${runtime.runtimeName()} ${runtime.runtimeVersion()}`,
+    },
     env,
     readTextFile: runtime.readTextFile,
     homeDir: runtime.homeDir(),
@@ -66,19 +73,34 @@ async function main(): Promise<number> {
   return signals.forced ? 1 : 0;
 }
 
-/** process_* basics, read from the runtime at scrape time. */
+/**
+ * The standard process_* metrics (the names the Prometheus client libraries
+ * use), plus the JavaScript heap under prom-client's Node.js name, read from
+ * the runtime at scrape time.
+ */
 function registerProcessMetrics(registry: Registry): void {
   const rss = registry.gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
-  const heap = registry.gauge("process_heap_bytes", "JavaScript heap in use, bytes.");
-  const cpu = registry.gauge("process_cpu_seconds_total", "User and system CPU time, seconds.");
-  const start = registry.gauge("process_start_time_seconds", "Start time, Unix seconds.");
+  const heap = registry.gauge(
+    "nodejs_heap_size_used_bytes",
+    "JavaScript heap in use, bytes.",
+  );
+  registry.observedCounter(
+    "process_cpu_seconds_total",
+    "Total user and system CPU time spent in seconds.",
+    () => {
+      const used = runtime.cpuUsage();
+      return (used.user + used.system) / 1e6;
+    },
+  );
+  const start = registry.gauge(
+    "process_start_time_seconds",
+    "Start time of the process since unix epoch in seconds.",
+  );
   start.set(undefined, Date.now() / 1000);
   registry.onCollect(() => {
     const memory = runtime.memoryUsage();
-    const used = runtime.cpuUsage();
     rss.set(undefined, memory.rss);
     heap.set(undefined, memory.heapUsed);
-    cpu.set(undefined, (used.user + used.system) / 1e6);
   });
 }
 

@@ -222,11 +222,15 @@ Deno.test("the core pipeline under Bun", async (t) => {
     assert.ok(p.enrichBatches.length >= 2, JSON.stringify(p.enrichBatches));
     assert.ok([...p.enrichBatches.flat(), ...p.enrichSingles].includes("ghost"));
 
-    // Outcomes: metrics and one log line per SQS message; nothing logged as an error.
+    // Outcomes: metrics and (at debug) one log line per SQS message; nothing logged as an error.
     assert.deepEqual(p.outcomes.sort(), [
       'sluice_messages_total{outcome="accepted"} 25',
       'sluice_messages_total{outcome="dead_lettered"} 2',
+      'sluice_messages_total{outcome="deleted_5xx"} 0',
+      'sluice_messages_total{outcome="dropped"} 0',
       'sluice_messages_total{outcome="duplicate"} 3',
+      'sluice_messages_total{outcome="rejected_deleted"} 0',
+      'sluice_messages_total{outcome="released"} 0',
     ]);
     const outcomeLines = p.logs.filter((l) => l.msg === "message");
     assert.equal(new Set(outcomeLines.map((l) => l.sqs_message_id)).size, 30);

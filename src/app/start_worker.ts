@@ -17,7 +17,14 @@ import { ProfileSource } from "../flow/profile_source.ts";
 import { retry, sleep } from "../lib/retry.ts";
 import { createServer } from "./server.ts";
 import { Settler } from "../flow/settle.ts";
-import { createSluiceMetrics, type SluiceMetrics } from "../domain/sluice_metrics.ts";
+import {
+  type BuildLabels,
+  createSluiceMetrics,
+  type SluiceMetrics,
+} from "../domain/sluice_metrics.ts";
+import { limitRepeats, RepeatLimiter } from "../lib/repeat_limiter.ts";
+import { StateLog } from "./state_log.ts";
+import { SummaryLog } from "./summary_log.ts";
 import { SqsClient } from "../adapters/sqs_client.ts";
 import { ValidatorClient } from "../adapters/validator_client.ts";
 import { VisibilityHeartbeat } from "../flow/visibility_heartbeat.ts";
@@ -34,6 +41,10 @@ export interface WorkerDeps {
   /** Monotonic clock, ms, for time since receive, holds and retry budgets. Default performance.now. */
   monotonic?: () => number;
   random?: () => number;
+  /** The labels of `sluice_build_info` (main.ts passes the build stamp). Default "unknown". */
+  build?: BuildLabels;
+  /** Interval of the summary log line, ms. Default 30000. */
+  summaryIntervalMs?: number;
 }
 
 export interface Worker {
@@ -201,25 +212,41 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const monotonic = deps.monotonic ?? (() => performance.now());
   const random = deps.random ?? Math.random;
   const doFetch = deps.fetch ?? fetch;
-  const logger = createLogger({
-    level: config.logLevel,
-    format: config.logFormat,
-    ...(deps.write ? { write: deps.write } : {}),
-    now,
-  });
+  // Repeated identical warnings: the first, then one a minute with a count.
+  const repeats = new RepeatLimiter({ now });
+  const logger = limitRepeats(
+    createLogger({
+      level: config.logLevel,
+      format: config.logFormat,
+      ...(deps.write ? { write: deps.write } : {}),
+      now,
+    }),
+    repeats,
+  );
   const metrics = createSluiceMetrics();
+  const build = deps.build ?? { version: "unknown", commit: "unknown", runtime: "unknown" };
+  metrics.buildInfo.set({ ...build }, 1);
+  metrics.dedupeTtl.set(undefined, config.dedupTtlSeconds);
 
-  const breaker = (name: string, minimumCalls: number) =>
-    new CircuitBreaker({
+  const sqsUrl = config.endpoint ?? new URL(config.queueUrl).origin;
+  const states = new StateLog({
+    logger,
+    repeats,
+    urls: { enrichment: config.enrichUrl, validator: config.validatorUrl, sqs: sqsUrl },
+  });
+  const breaker = (name: string, minimumCalls: number) => {
+    const b: CircuitBreaker = new CircuitBreaker({
       name,
       minimumCalls,
       now,
       onStateChange: (to, from) => {
         metrics.breakerState.set({ target: name }, BREAKER_VALUE[to]);
-        const log = to === "open" ? logger.warn : logger.info;
-        log.call(logger, "circuit breaker changed state", { target: name, from, to });
+        states.breaker(name, to, from, b.lastFailure?.error);
+        noteReadiness();
       },
     });
+    return b;
+  };
   const breakers = {
     enrichment: breaker("enrichment", 20),
     validator: breaker("validator", 20),
@@ -231,12 +258,14 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const sqs = createSqsClient(config, deps, (action, result) => {
     metrics.sqsRequests.inc({ action, result });
     const failed = sqsFailed(result);
-    breakers.sqs.record(!failed);
+    breakers.sqs.record(!failed, failed ? `${action}: ${result}` : undefined);
+    const before = lastSqsError;
     // Readiness means SQS answers us: credential and permission errors count too.
     if (result === "ok") lastSqsError = undefined;
     else if (result !== "aborted" && !STALE_RESULTS.has(result)) {
       lastSqsError = `${action}: ${result}`;
     }
+    if ((before === undefined) !== (lastSqsError === undefined)) noteReadiness();
   });
 
   // A redirect is never followed: logged once per Location, shown on /readyz until it stops.
@@ -257,13 +286,16 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     metrics.downstreamRequests.inc({ target, code });
     metrics.downstreamDuration.observe({ target }, ms / 1000);
   };
-  const limiter = (target: string, max: number) =>
-    adaptiveSemaphore({
+  const limiter = (target: string, max: number) => {
+    const semaphore = adaptiveSemaphore({
       max,
       // Start halfway: the limit finds the downstream's capacity from there in a few round trips.
       initial: Math.max(1, Math.ceil(max / 2)),
       onChange: (limit) => metrics.concurrencyLimit.set({ target }, limit),
     });
+    metrics.concurrencyLimit.set({ target }, semaphore.limit);
+    return semaphore;
+  };
   const enrichLimiter = limiter("enrichment", config.enrichConcurrency);
   const validatorLimiter = limiter("validator", config.validatorConcurrency);
   const enrich = new EnrichClient({
@@ -325,6 +357,24 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     return { alive: starting || (pipeline?.alive ?? false), notReady };
   };
   const app = createServer({ registry: metrics.registry, health });
+
+  const noteReadiness = () => {
+    if (starting) return;
+    const { alive, notReady } = health();
+    states.readiness(alive && notReady.length === 0, notReady);
+  };
+
+  const summary = new SummaryLog({
+    logger,
+    now,
+    ...(deps.summaryIntervalMs ? { intervalMs: deps.summaryIntervalMs } : {}),
+    snapshot: () => ({
+      inFlight: pipeline?.inFlight ?? 0,
+      breakers: Object.fromEntries(Object.values(breakers).map((b) => [b.name, b.state])),
+      queueVisible: metrics.queueMessages.get({ queue: "main", state: "visible" }),
+      queueInFlight: metrics.queueMessages.get({ queue: "main", state: "in_flight" }),
+    }),
+  });
 
   const pollQueueDepth = async (redrive: Redrive) => {
     const queues: Array<[string, string]> = [["main", config.queueUrl]];
@@ -429,10 +479,12 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       },
       metrics,
       logger,
+      onOutcome: (outcome, ms) => summary.record(outcome, ms),
       now,
       monotonic,
       random,
     });
+    summary.start();
     heartbeat.run(background.signal);
     pollQueueDepth(redrive);
     await pipeline.run(intake.signal, work.signal);
@@ -463,6 +515,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       }
       if (settler) await within(settler.flush(), 10_000);
       background.abort();
+      summary.stop();
       logger.info("stopped");
     })();
     return stopping;

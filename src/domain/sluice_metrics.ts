@@ -3,6 +3,38 @@
  * components that count them. The server only renders the registry.
  */
 import { type Counter, type Gauge, type Histogram, Registry } from "../lib/metrics.ts";
+import type { Outcome } from "./outcome.ts";
+
+/** Every `outcome` label value, so each series exists at 0 from startup. */
+export const OUTCOMES: readonly Outcome[] = [
+  "accepted",
+  "dead_lettered",
+  "released",
+  "rejected_deleted",
+  "dropped",
+  "deleted_5xx",
+  "duplicate",
+];
+/** Downstreams with retries, a concurrency limit and request metrics. */
+export const DOWNSTREAMS = ["enrichment", "validator"] as const;
+/** Targets with a circuit breaker. */
+export const BREAKERS = ["enrichment", "validator", "sqs"] as const;
+/** The SQS actions a worker sends in normal work. */
+const SQS_ACTIONS = [
+  "ReceiveMessage",
+  "DeleteMessageBatch",
+  "ChangeMessageVisibilityBatch",
+  "SendMessage",
+  "GetQueueAttributes",
+];
+
+/** The labels of `sluice_build_info`. */
+export interface BuildLabels {
+  version: string;
+  commit: string;
+  /** e.g. "deno 2.9.6" or "bun 1.2.3". */
+  runtime: string;
+}
 
 export interface SluiceMetrics {
   registry: Registry;
@@ -21,14 +53,35 @@ export interface SluiceMetrics {
   staleReceipts: Counter;
   visibilityExtensions: Counter;
   concurrencyLimit: Gauge;
+  buildInfo: Gauge;
+  dedupeTtl: Gauge;
 }
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
 const AGE = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 43200, 86400, 345600];
 const BATCH = [1, 2, 5, 10, 20, 50, 100];
 
-/** Registers every sluice metric on a new (or the given) registry. */
+/**
+ * Registers every sluice metric on a new (or the given) registry, with every
+ * series whose labels are known in advance at 0, so dashboards and alerts see
+ * 0 rather than "no data" before the first event.
+ */
 export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
+  const m = register(registry);
+  for (const outcome of OUTCOMES) m.messages.init({ outcome });
+  for (const target of DOWNSTREAMS) {
+    m.retries.init({ target });
+    m.concurrencyLimit.init({ target });
+    m.downstreamDuration.init({ target });
+  }
+  for (const target of BREAKERS) m.breakerState.init({ target });
+  for (const result of ["hit", "miss", "stale"]) m.cacheRequests.init({ result });
+  for (const action of SQS_ACTIONS) m.sqsRequests.init({ action, result: "ok" });
+  for (const kind of ["delete", "visibility"]) m.staleReceipts.init({ kind });
+  return m;
+}
+
+function register(registry: Registry): SluiceMetrics {
   return {
     registry,
     messages: registry.counter(
@@ -104,6 +157,15 @@ export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
       "sluice_concurrency_limit",
       "Current adaptive concurrency limit per downstream.",
       ["target"],
+    ),
+    buildInfo: registry.gauge(
+      "sluice_build_info",
+      "Always 1; the labels say which build runs (version, commit, runtime).",
+      ["version", "commit", "runtime"],
+    ),
+    dedupeTtl: registry.gauge(
+      "sluice_dedupe_ttl_seconds",
+      "The DEDUP_TTL_SECONDS setting: the dedupe window the worker promises.",
     ),
   };
 }

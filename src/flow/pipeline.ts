@@ -7,6 +7,7 @@
 import { categoryOf, CircuitOpenError, HttpError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { type InputMessage, parseMessage } from "../domain/message_schema.ts";
+import { poisonIds } from "../domain/poison_ids.ts";
 import {
   holdMustEnd,
   type Outcome,
@@ -69,6 +70,8 @@ export interface PipelineOptions {
   pausedFor?: () => { reason: string; ms: number } | undefined;
   metrics: SluiceMetrics;
   logger: Logger;
+  /** Told each final outcome and its receive→final ms (the periodic summary). */
+  onOutcome?: (outcome: Outcome, durationMs: number) => void;
   /** Wall clock, ms: message age (SentTimestamp). Default Date.now. */
   now?: () => number;
   /**
@@ -274,6 +277,10 @@ export class Pipeline {
     try {
       const parsed = parseMessage(sqs.body);
       if (!parsed.ok) {
+        // Whatever ids the body still has, so the log line can be matched to other logs.
+        const ids = poisonIds(sqs.body);
+        if (ids.messageId !== undefined) ctx.messageId = ids.messageId;
+        if (ids.userId !== undefined) ctx.userId = ids.userId;
         await this.#settle(ctx, { kind: "poison", reason: parsed.reason });
         return;
       }
@@ -432,7 +439,15 @@ export class Pipeline {
           now: this.#clock,
           random: this.#random,
           sleep: this.#sleep,
-          onRetry: () => this.#o.metrics.retries.inc({ target }),
+          onRetry: (error, attempt) => {
+            this.#o.metrics.retries.inc({ target });
+            this.#o.logger.debug("retrying", {
+              target,
+              attempt,
+              error,
+              message_id: ctx.messageId,
+            });
+          },
         });
       } catch (error) {
         if (work.aborted || !(error instanceof CircuitOpenError)) throw error;
@@ -459,6 +474,7 @@ export class Pipeline {
       if (route({ kind: "unknown_user" }, ctx).kind !== "submit") return { kind: "unknown_user" };
     }
     const document = buildOutputDocument(message, enrichment);
+    this.#o.logger.debug("outgoing document", { message_id: message.message_id, document });
     let submission: Submission;
     try {
       submission = await this.#withRetries(
@@ -539,6 +555,7 @@ export class Pipeline {
     if (outcome !== "released" && Number.isFinite(sent)) {
       o.metrics.messageAge.observe(undefined, Math.max(0, (now - sent) / 1000));
     }
+    o.onOutcome?.(outcome, durationMs);
     const fields = {
       message_id: ctx.messageId ?? null,
       user_id: ctx.userId ?? null,
@@ -549,7 +566,10 @@ export class Pipeline {
       duration_ms: Math.round(durationMs),
       sqs_message_id: ctx.sqs.messageId,
     };
-    if (outcome === "accepted" || outcome === "duplicate") o.logger.info("message", fields);
+    // At info the common outcomes are only counted (the summary line); a line each would
+    // hit journald's rate limit within seconds. A message gone without acceptance is a warning.
+    if (outcome === "accepted" || outcome === "duplicate") o.logger.debug("message", fields);
+    else if (outcome === "released") o.logger.info("message", fields);
     else o.logger.warn("message", fields);
   }
 }

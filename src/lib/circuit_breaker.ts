@@ -58,6 +58,7 @@ export class CircuitBreaker {
   #probesInFlight = 0;
   #probeSuccesses = 0;
   #buckets: Bucket[] = [];
+  #lastFailure: { error: unknown; at: number } | undefined;
 
   /** Creates a closed breaker; throws a RangeError for out-of-range options. */
   constructor(options: CircuitBreakerOptions) {
@@ -84,6 +85,11 @@ export class CircuitBreaker {
       this.#transition("half_open");
     }
     return this.#state;
+  }
+
+  /** The last failure recorded (the error, or what the caller passed to `record`), and when. */
+  get lastFailure(): { error: unknown; at: number } | undefined {
+    return this.#lastFailure;
   }
 
   /** Ms until an open breaker lets a probe through (0 if not open). */
@@ -120,16 +126,25 @@ export class CircuitBreaker {
     try {
       result = await fn();
     } catch (err) {
-      if (isLocalError(err)) this.#unrecorded(generation, probe);
-      else this.#settle(generation, probe, !isFailure(err));
+      if (isLocalError(err)) {
+        this.#unrecorded(generation, probe);
+      } else {
+        const failed = isFailure(err);
+        if (failed) this.#lastFailure = { error: err, at: this.#now() };
+        this.#settle(generation, probe, !failed);
+      }
       throw err;
     }
     this.#settle(generation, probe, true);
     return result;
   }
 
-  /** Records a result for callers that cannot wrap the call (e.g. the receive loop). */
-  record(success: boolean): void {
+  /**
+   * Records a result for callers that cannot wrap the call (e.g. the receive
+   * loop); `error` describes a failure for `lastFailure`.
+   */
+  record(success: boolean, error?: unknown): void {
+    if (!success && error !== undefined) this.#lastFailure = { error, at: this.#now() };
     const state = this.state;
     if (state === "open") return;
     if (state === "half_open") {

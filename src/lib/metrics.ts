@@ -12,6 +12,8 @@ export interface Counter {
   inc(labels?: Labels, value?: number): void;
   /** The current value of the series for `labels` (0 if never touched). */
   get(labels?: Labels): number;
+  /** Creates the series for `labels` at 0, so it is exported before its first update. */
+  init(labels?: Labels): void;
 }
 
 /** A value that goes up and down. */
@@ -24,6 +26,8 @@ export interface Gauge {
   dec(labels?: Labels, value?: number): void;
   /** The current value of the series for `labels` (0 if never touched). */
   get(labels?: Labels): number;
+  /** Creates the series for `labels` at 0, so it is exported before its first update. */
+  init(labels?: Labels): void;
 }
 
 /** Counts observations into cumulative buckets. */
@@ -34,6 +38,8 @@ export interface Histogram {
   count(labels?: Labels): number;
   /** Sum of the observations recorded for `labels`. */
   sum(labels?: Labels): number;
+  /** Creates the series for `labels` with empty buckets, so it is exported before its first observation. */
+  init(labels?: Labels): void;
 }
 
 /** Default histogram buckets, in seconds. */
@@ -93,6 +99,11 @@ abstract class Metric<S> {
       this.#series.set(key, entry);
     }
     return entry.state;
+  }
+
+  /** Creates the series for `labels` at its initial state (a no-op when it exists). */
+  init(labels?: Labels): void {
+    this.series(labels);
   }
 
   /** The series for `labels` if it exists, without creating it. */
@@ -219,6 +230,19 @@ class HistogramImpl extends Metric<HistogramState> implements Histogram {
   }
 }
 
+/** A counter without labels whose value comes from `read` at render time. */
+class ObservedCounter extends Metric<null> {
+  constructor(name: string, help: string, readonly read: () => number) {
+    super(name, help, "counter", []);
+  }
+  protected initial(): null {
+    return null;
+  }
+  protected lines(name: string, pairs: string[]): string[] {
+    return [sample(name, pairs, this.read())];
+  }
+}
+
 /** A set of metrics rendered together; each name may be registered once. */
 export class Registry {
   readonly #metrics = new Map<string, { render(): string[] }>();
@@ -252,6 +276,15 @@ export class Registry {
       throw new Error(`histogram ${name} buckets must be finite and strictly ascending`);
     }
     return this.#add(new HistogramImpl(name, help, [...labelNames], bounds));
+  }
+
+  /**
+   * Registers a counter whose value is read at scrape time from a source that
+   * only goes up (e.g. the process's CPU seconds). Throws like `counter`.
+   */
+  observedCounter(name: string, help: string, read: () => number): void {
+    this.#check(name, []);
+    this.#add(new ObservedCounter(name, help, read));
   }
 
   /** Registers a callback run before each render (e.g. to set process_* gauges). */

@@ -35,6 +35,15 @@ Deno.test("brownout: 503 + Retry-After opens the enrichment breaker; then all ac
           l.to === "open"
         );
       await waitFor(() => opened() !== undefined, "the enrichment breaker to open", 15_000);
+      // The line says why and where: the last failure and the target's URL.
+      assert.equal(opened()!.url, enrich.url);
+      assert.match(String(opened()!.last_error), /503/, JSON.stringify(opened()));
+      const readiness = parsedLines(worker.lines).find((l) => l.msg === "readiness changed");
+      assert.ok(
+        readiness && readiness.ready === false &&
+          JSON.stringify(readiness.reasons).includes("enrichment circuit breaker is open"),
+        `readiness change logged with its reasons: ${JSON.stringify(readiness)}`,
+      );
       assert.equal(worker.metrics.breakerState.get({ target: "enrichment" }), 2);
       const ready = await worker.app.request("/readyz");
       assert.equal(ready.status, 503);

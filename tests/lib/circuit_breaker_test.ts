@@ -218,3 +218,21 @@ Deno.test("hostile ids: a local error never counts in a breaker, not even as a s
   assert.equal(breaker.state, "half_open");
   assert.equal(breaker.canPass(), true);
 });
+
+Deno.test("lastFailure: the error that counted last, and when; ignored errors do not count", async () => {
+  const { breaker, advance } = setup();
+  // Read through a function: an assertion on the getter would narrow its type for good.
+  const last = () => breaker.lastFailure;
+  assert.equal(last(), undefined);
+  await breaker.run(fail).catch(() => {});
+  const first = last();
+  assert.equal((first?.error as Error).message, "down");
+  advance(10);
+  const notAFailure = new Error("HTTP 400");
+  await breaker.run(() => Promise.reject(notAFailure), () => false).catch(() => {});
+  assert.equal(last(), first, "an error that does not count is not the cause");
+  breaker.record(false, "ReceiveMessage: network");
+  assert.deepEqual(last(), { error: "ReceiveMessage: network", at: 1_000_010 });
+  breaker.record(true);
+  assert.equal(last()?.error, "ReceiveMessage: network", "kept after a success");
+});

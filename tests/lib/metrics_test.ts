@@ -168,3 +168,39 @@ Deno.test("onCollect callbacks run before each render", () => {
 Deno.test("an empty registry renders an empty string", () => {
   assert.equal(new Registry().render(), "");
 });
+
+Deno.test("init creates a labelled series at 0 before its first update", () => {
+  const r = new Registry();
+  const c = r.counter("retries_total", "r", ["target"]);
+  const g = r.gauge("limit", "l", ["target"]);
+  const h = r.histogram("d_seconds", "d", ["target"], [1]);
+  c.init({ target: "validator" });
+  g.init({ target: "validator" });
+  h.init({ target: "validator" });
+  c.init({ target: "validator" }); // a second init changes nothing
+  c.inc({ target: "validator" });
+  c.init({ target: "validator" });
+  assert.deepEqual(r.render().split("\n").filter((l) => !l.startsWith("#")), [
+    'retries_total{target="validator"} 1',
+    'limit{target="validator"} 0',
+    'd_seconds_bucket{target="validator",le="1"} 0',
+    'd_seconds_bucket{target="validator",le="+Inf"} 0',
+    'd_seconds_sum{target="validator"} 0',
+    'd_seconds_count{target="validator"} 0',
+    "",
+  ]);
+  assert.throws(() => c.init({ wrong: "x" }), /takes labels \[target\]/);
+});
+
+Deno.test("observedCounter renders the value read at scrape time as a counter", () => {
+  const r = new Registry();
+  let cpu = 1.5;
+  r.observedCounter("process_cpu_seconds_total", "CPU seconds.", () => cpu);
+  assert.match(
+    r.render(),
+    /# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1\.5\n/,
+  );
+  cpu = 2.25;
+  assert.match(r.render(), /process_cpu_seconds_total 2\.25\n/);
+  assert.throws(() => r.observedCounter("process_cpu_seconds_total", "again", () => 0), /already/);
+});

@@ -299,7 +299,7 @@ async function pipelineRun() {
       SQS_RECEIVE_WAIT_SECONDS: "1",
       SHUTDOWN_GRACE_SECONDS: "5",
       HTTP_TIMEOUT_MS: "5000",
-      LOG_LEVEL: "info",
+      LOG_LEVEL: "debug", // one "message" line per outcome, accepted ones included
     };
     const worker = startWorker(loadConfig(env), { env, write: (line) => logs.push(line) });
     const started = Date.now();
