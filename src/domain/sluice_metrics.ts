@@ -21,6 +21,7 @@ export interface SluiceMetrics {
   staleReceipts: Counter;
   visibilityExtensions: Counter;
   concurrencyLimit: Gauge;
+  dedupeWindow: Gauge;
 }
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
@@ -104,6 +105,10 @@ export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
       "sluice_concurrency_limit",
       "Current adaptive concurrency limit per downstream.",
       ["target"],
+    ),
+    dedupeWindow: registry.gauge(
+      "sluice_dedupe_window_seconds",
+      "How long an accepted message_id is really remembered: DEDUP_TTL_SECONDS, or less when the dedupe memory budget cannot hold it at the current rate.",
     ),
   };
 }
