@@ -7,7 +7,7 @@ import type { Hono } from "hono";
 import { adaptiveSemaphore } from "../lib/adaptive_limit.ts";
 import { credentialChain } from "../adapters/aws_credentials.ts";
 import { type BreakerState, CircuitBreaker } from "../lib/circuit_breaker.ts";
-import type { Config } from "./config.ts";
+import { type Config, exposureWarning } from "./config.ts";
 import { EnrichClient } from "../adapters/enrich_client.ts";
 import { isRetriable } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
@@ -113,6 +113,8 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     now,
   });
   const metrics = createSluiceMetrics();
+  const exposed = exposureWarning(config);
+  if (exposed) logger.warn(exposed, { http_host: config.httpHost, http_port: config.httpPort });
 
   const breaker = (name: string, minimumCalls: number) =>
     new CircuitBreaker({
