@@ -273,6 +273,21 @@ function required<T>(env: Record<string, string | undefined>, name: string): T {
   return value;
 }
 
+/** How long stop() gives the last delete flush (and the margin after a request timeout), s. */
+export const STOP_FLUSH_SECONDS = 10;
+
+/**
+ * The longest a stop takes: the drain grace, then requests already on the wire
+ * (at most HTTP_TIMEOUT_MS), then the delete flush. systemd's TimeoutStopSec
+ * must be above it, or SIGKILL cuts the drain.
+ */
+export function worstCaseStopSeconds(
+  config: Pick<Config, "shutdownGraceSeconds" | "httpTimeoutMs">,
+): number {
+  return config.shutdownGraceSeconds + Math.ceil(config.httpTimeoutMs / 1000) +
+    STOP_FLUSH_SECONDS;
+}
+
 /** Whether a host name (as `URL.hostname` gives it, or HTTP_HOST) is this machine's loopback. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, "");

@@ -7,7 +7,7 @@ import type { Hono } from "hono";
 import { adaptiveSemaphore } from "../lib/adaptive_limit.ts";
 import { credentialChain } from "../adapters/aws_credentials.ts";
 import { type BreakerState, CircuitBreaker } from "../lib/circuit_breaker.ts";
-import { type Config, exposureWarning } from "./config.ts";
+import { type Config, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
 import { EnrichClient } from "../adapters/enrich_client.ts";
 import { isRetriable } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
@@ -366,10 +366,11 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
           });
           work.abort(new DOMException("shutdown grace period over", "AbortError"));
           // Submissions in flight are waited for (never abandoned): up to one request timeout.
-          await within(pipeline.drain(), Math.max(10_000, config.httpTimeoutMs + 1000));
+          // The whole stop stays within worstCaseStopSeconds (config.ts), below TimeoutStopSec.
+          await within(pipeline.drain(), config.httpTimeoutMs + 1000);
         }
       }
-      if (settler) await within(settler.flush(), 10_000);
+      if (settler) await within(settler.flush(), (STOP_FLUSH_SECONDS - 1) * 1000);
       background.abort();
       logger.info("stopped");
     })();
