@@ -9,7 +9,7 @@ import { credentialChain } from "../adapters/aws_credentials.ts";
 import { type BreakerState, CircuitBreaker } from "../lib/circuit_breaker.ts";
 import { type Config, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
 import { EnrichClient } from "../adapters/enrich_client.ts";
-import { isRetriable } from "../lib/errors.ts";
+import { isRetriable, SqsError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
 import { Pipeline } from "../flow/pipeline.ts";
 import { ProfileSource } from "../flow/profile_source.ts";
@@ -251,7 +251,8 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
           );
         } catch (error) {
           if (background.signal.aborted) return;
-          const key = `${label} ${describe(error)}`;
+          // Keyed by the error code, not the text: a text may carry a request id.
+          const key = `${label} ${error instanceof SqsError ? error.code : describe(error)}`;
           const last = depthWarned.get(key);
           if (last === undefined || now() - last >= 600_000) {
             depthWarned.set(key, now());

@@ -100,6 +100,8 @@ Deno.test("/readyz does not flap on an AccessDenied from the queue-depth poll (i
     env(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }, {
       // A long poll in progress while the depth poll fails: no receive answers meanwhile.
       SQS_RECEIVE_WAIT_SECONDS: "5",
+      // Not bound here (app.request only): the startup warning is what is checked.
+      HTTP_HOST: "0.0.0.0",
     }),
   );
   try {
@@ -116,6 +118,15 @@ Deno.test("/readyz does not flap on an AccessDenied from the queue-depth poll (i
       /queue depth poll failed/.test(String(l.msg)) && l.level === "warn"
     );
     assert.equal(warned.length, 2, "one warning per queue");
+    assert.ok(
+      parsedLines(worker.lines).some((l) =>
+        l.level === "warn" &&
+        /HTTP_HOST=0\.0\.0\.0 is not loopback: \/metrics, \/healthz and \/readyz/.test(
+          String(l.msg),
+        )
+      ),
+      "HTTP_HOST off loopback is warned about at startup",
+    );
   } finally {
     await worker.stop();
     await Promise.all([sqs.close(), enrich.close(), validator.close()]);
