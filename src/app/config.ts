@@ -204,7 +204,7 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     "3600",
     "an integer 0-604800",
     int(0, 604800),
-    "how long an accepted message_id is remembered",
+    "how long an accepted message_id is remembered (see sluice_dedupe_window_seconds)",
   ),
   v("CACHE_TTL_SECONDS", "300", "an integer 0-86400", int(0, 86400), "profile cache TTL"),
   v(
