@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deploy.sh HOST: build sluice, install it on HOST over ssh, restart, verify /healthz.
+# deploy.sh HOST: build sluice, install it on HOST over ssh, restart, wait for /readyz.
 #
 # On HOST (as root, or through `sudo -n` for another ssh user):
 #   /usr/local/lib/sluice/sluice-<version>-<commit>   every deployed binary
@@ -7,8 +7,10 @@
 #   /etc/systemd/system/sluice.service                 the unit (replaced)
 #   /etc/sluice/sluice.env                             kept; the example only when absent
 #   /etc/sluice/sluice.env.example                     the current example (replaced)
-# If the new binary does not answer /healthz in time, the symlink goes back to
-# the previous binary, which is restarted, and deploy.sh exits 1.
+# If the new binary is not ready (/readyz 200: it reaches SQS, no breaker open)
+# in time, the symlink and the unit go back to the previous ones, which are
+# restarted, and deploy.sh exits 1. (/healthz is not enough: it is 200 while the
+# worker still cannot reach SQS, e.g. without credentials.)
 set -euo pipefail
 
 usage() {
@@ -20,7 +22,7 @@ usage: ./deploy.sh [options] [user@]HOST
   --identity FILE        ssh private key
   --ssh-option OPT       extra ssh/scp option, e.g. StrictHostKeyChecking=accept-new (repeatable)
   --root DIR             install under DIR on HOST instead of / (tests)
-  --health-timeout SECS  how long to wait for /healthz (default 30)
+  --health-timeout SECS  how long to wait for /readyz (default 30)
   --keep N               old binaries to keep in /usr/local/lib/sluice (default 3)
   --dry-run              print every step without doing it
   -h, --help             this text
@@ -191,14 +193,14 @@ if [ "$install_status" = 10 ]; then
   exit 0
 fi
 if [ "$install_status" = 0 ]; then
-  log "polling /healthz for up to ${health_timeout}s"
-  if step health; then
+  log "polling /readyz for up to ${health_timeout}s"
+  if step ready; then
     log "pruning old binaries (keeping $keep besides the current and previous)"
     step prune
     if [ "$dry_run" = 1 ]; then
-      log "dry run: had /healthz failed, these steps would have followed:"
+      log "dry run: had /readyz failed, these steps would have followed:"
       step rollback
-      step health
+      step ready
       log "dry run: nothing was done"
     else
       log "deployed $name to $host"
@@ -207,10 +209,10 @@ if [ "$install_status" = 0 ]; then
   fi
 fi
 
-log "the new version did not come up healthy: rolling back"
-if step rollback && step health; then
-  log "rolled back; the previous version is healthy. Look at: journalctl -u sluice -n 100"
+log "the new version did not become ready (see /readyz's answer above): rolling back"
+if step rollback && step ready; then
+  log "rolled back; the previous version is ready. Look at: journalctl -u sluice -n 100"
 else
-  log "rollback did not bring a healthy service back. Look at: journalctl -u sluice -n 100"
+  log "rollback did not bring a ready service back. Look at: journalctl -u sluice -n 100"
 fi
 exit 1

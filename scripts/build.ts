@@ -113,8 +113,9 @@ async function main(): Promise<number> {
   const entry = values.entry.startsWith("/") ? values.entry : `${root}/${values.entry}`;
   const out = values.out.startsWith("/") ? values.out : `${root}/${values.out}`;
 
-  // A fresh clone has no node_modules yet; bun resolves packages from there.
-  const install = await run([Deno.execPath(), "install"], { cwd: root });
+  // A fresh clone has no node_modules yet; bun resolves packages from there. --frozen: the
+  // build ships exactly what deno.lock pins, and fails rather than update the lock.
+  const install = await run([Deno.execPath(), "install", "--frozen"], { cwd: root });
   if (install.code !== 0) {
     console.error(`build: deno install failed:\n${install.stderr}`);
     return 1;

@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # The part of deploy.sh that runs on the target host, one step per call:
 #   bash deploy_remote.sh STEP ROOT NAME TMP KEEP TIMEOUT SYSTEMCTL
-# STEP is install, health, rollback, prune or cleanup; TMP holds the uploaded
+# STEP is install, ready, rollback, prune or cleanup; TMP holds the uploaded
 # sluice, sluice.service and sluice.env.example. Runs as root. install exits 10
 # when it had to create sluice.env from the example: installed, not started.
+# install keeps the unit it replaces in TMP, so rollback restores the unit
+# together with the binary.
 set -euo pipefail
 step="$1" root="$2" name="$3" tmp="$4" keep="$5" timeout="$6"
 read -r -a systemctl <<<"$7"
 lib="$root/usr/local/lib/sluice"
 link="$root/usr/local/bin/sluice"
 envfile="$root/etc/sluice/sluice.env"
+unit="$root/etc/systemd/system/sluice.service"
 
 switch_to() { # atomic: a new symlink renamed over the old one
   ln -sfn "../lib/sluice/$1" "$link.new"
   mv -T "$link.new" "$link"
 }
 
-health_url() {
+# /readyz, not /healthz: /healthz is 200 as soon as the process runs, even when it
+# cannot reach SQS (no credentials, no permission); /readyz is 200 only once it can.
+ready_url() {
   local port host
   port="$(sed -n 's/^[[:space:]]*HTTP_PORT=["'\'']\{0,1\}\([0-9]*\).*/\1/p' "$envfile" 2>/dev/null | tail -n 1)"
   host="$(sed -n 's/^[[:space:]]*HTTP_HOST=["'\'']\{0,1\}\([^"'\''[:space:]]*\).*/\1/p' "$envfile" 2>/dev/null | tail -n 1)"
   case "$host" in "" | 0.0.0.0 | "::" | "[::]") host=127.0.0.1 ;; *:*) host="[$host]" ;; esac
-  echo "http://$host:${port:-9400}/healthz"
+  echo "http://$host:${port:-9400}/readyz"
 }
 
 case "$step" in
@@ -30,8 +35,10 @@ case "$step" in
     chmod 0700 "$root/etc/sluice"
     install -m 0755 "$tmp/sluice" "$lib/.$name.tmp"
     mv -f "$lib/.$name.tmp" "$lib/$name"
+    # The unit being replaced, for rollback.
+    if [ -e "$unit" ]; then cp -p "$unit" "$tmp/sluice.service.previous"; fi
     install -m 0644 "$tmp/sluice.service" "$root/etc/systemd/system/.sluice.service.tmp"
-    mv -f "$root/etc/systemd/system/.sluice.service.tmp" "$root/etc/systemd/system/sluice.service"
+    mv -f "$root/etc/systemd/system/.sluice.service.tmp" "$unit"
     install -m 0644 "$tmp/sluice.env.example" "$root/etc/sluice/sluice.env.example"
     configured=1
     if [ -e "$envfile" ]; then
@@ -54,21 +61,25 @@ case "$step" in
     "${systemctl[@]}" enable sluice.service
     "${systemctl[@]}" restart sluice.service
     ;;
-  health)
-    url="$(health_url)"
+  ready)
+    url="$(ready_url)"
     deadline=$((SECONDS + timeout))
     while :; do
+      # The body too when not ready: /readyz's 503 says why.
       if command -v curl >/dev/null 2>&1; then
-        body="$(curl -fsS --max-time 2 "$url" 2>&1)" && ok=1 || ok=0
+        out="$(curl -sS --max-time 2 -w '\n%{http_code}' "$url" 2>&1)" || true
+        code="${out##*$'\n'}"
+        body="${out%$'\n'*}"
+        [ "$out" != "$code" ] || body=""
       else
-        body="$(wget -q -T 2 -O - "$url" 2>&1)" && ok=1 || ok=0
+        body="$(wget -q -T 2 --content-on-error -O - "$url" 2>&1)" && code=200 || code=000
       fi
-      if [ "$ok" = 1 ]; then
-        echo "healthz ok: $url -> $body"
+      if [ "$code" = 200 ]; then
+        echo "readyz ok: $url -> $body"
         exit 0
       fi
       if [ "$SECONDS" -ge "$deadline" ]; then
-        echo "healthz failed after ${timeout}s: $url -> $body"
+        echo "readyz not ready after ${timeout}s: $url -> HTTP $code ${body:-(no answer)}"
         exit 1
       fi
       sleep 1
@@ -86,6 +97,13 @@ case "$step" in
     fi
     switch_to "$previous"
     echo "rolled back $link -> ../lib/sluice/$previous"
+    # The unit goes back with the binary: the new unit may need the new binary.
+    if [ -e "$tmp/sluice.service.previous" ]; then
+      install -m 0644 "$tmp/sluice.service.previous" "$root/etc/systemd/system/.sluice.service.tmp"
+      mv -f "$root/etc/systemd/system/.sluice.service.tmp" "$unit"
+      echo "rolled back $unit"
+    fi
+    "${systemctl[@]}" daemon-reload
     "${systemctl[@]}" restart sluice.service
     ;;
   prune)

@@ -161,10 +161,15 @@ Deno.test({
       async (request) => {
         const target = await Deno.readLink(link).catch(() => "");
         const path = new URL(request.url).pathname;
-        if (path === "/healthz" && !target.includes("bbbbbbbbbbbb")) {
-          return Response.json({ status: "ok" });
+        // Build b runs (/healthz 200) but cannot reach SQS: /readyz says why.
+        if (path === "/healthz") return Response.json({ status: "ok" });
+        if (path === "/readyz" && !target.includes("bbbbbbbbbbbb")) {
+          return Response.json({ status: "ready" });
         }
-        return Response.json({ status: "starting" }, { status: 503 });
+        return Response.json({
+          status: "not_ready",
+          reasons: ["redrive policy not read yet: SQS GetQueueAttributes failed: AccessDenied"],
+        }, { status: 503 });
       },
     );
     const tmpBefore = await remoteTmpDirs();
@@ -207,7 +212,10 @@ Deno.test({
       const first = await deploy(`${dir}/sluice-a`);
       const firstOut = first.stdout + first.stderr;
       assert.equal(first.code, 0, firstOut);
-      assert.match(firstOut, /healthz ok: http:\/\/127\.0\.0\.1:\d+\/healthz -> \{"status":"ok"\}/);
+      assert.match(
+        firstOut,
+        /readyz ok: http:\/\/127\.0\.0\.1:\d+\/readyz -> \{"status":"ready"\}/,
+      );
       assert.match(firstOut, /kept existing .*sluice\.env/);
       const nameA = "sluice-0.1.0-aaaaaaaaaaaa";
       assert.equal(await Deno.readLink(link), `../lib/sluice/${nameA}`);
@@ -230,15 +238,25 @@ Deno.test({
         ["daemon-reload", "enable sluice.service", "restart sluice.service"],
       );
 
-      // 2. A version that never becomes healthy: rolled back to the first.
+      // 2. issue 9: a version that runs (/healthz 200) but never becomes ready: rolled back to
+      // the first, binary and unit file together, and /readyz's answer is shown.
       await Deno.remove(recorderLog);
+      const unitPath = `${root}/etc/systemd/system/sluice.service`;
+      const previousUnit = `# the unit deployed with the previous binary\n${await Deno.readTextFile(
+        unitPath,
+      )}`;
+      await Deno.writeTextFile(unitPath, previousUnit);
       const second = await deploy(`${dir}/sluice-b`);
       const secondOut = second.stdout + second.stderr;
       assert.equal(second.code, 1, secondOut);
-      assert.match(secondOut, /healthz failed after 3s/);
+      assert.match(
+        secondOut,
+        /readyz not ready after 3s: http:\/\/127\.0\.0\.1:\d+\/readyz -> HTTP 503 .*redrive policy not read yet: .*AccessDenied/,
+      );
       assert.match(secondOut, /rolled back .* -> \.\.\/lib\/sluice\/sluice-0\.1\.0-aaaaaaaaaaaa/);
-      assert.match(secondOut, /the previous version is healthy/);
+      assert.match(secondOut, /the previous version is ready/);
       assert.equal(await Deno.readLink(link), `../lib/sluice/${nameA}`);
+      assert.equal(await Deno.readTextFile(unitPath), previousUnit, "the unit rolled back too");
       assert.ok(
         await exists(`${lib}/sluice-0.1.0-bbbbbbbbbbbb`),
         "the failed build stays for a look",
@@ -249,6 +267,7 @@ Deno.test({
           "daemon-reload",
           "enable sluice.service",
           "restart sluice.service",
+          "daemon-reload",
           "restart sluice.service",
         ],
       );
@@ -292,4 +311,14 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("issue 9: the build installs packages with a frozen lockfile", async () => {
+  // deploy.sh builds through `deno task build` (scripts/build.ts); neither may update deno.lock.
+  const build = await Deno.readTextFile(`${REPO}/scripts/build.ts`);
+  const installs = [...build.matchAll(/\[Deno\.execPath\(\), "install"([^\]]*)\]/g)];
+  assert.ok(installs.length > 0, "scripts/build.ts runs deno install");
+  for (const m of installs) assert.match(m[1]!, /"--frozen"/);
+  const deploy = await Deno.readTextFile(`${REPO}/deploy.sh`);
+  assert.doesNotMatch(deploy, /deno[^\n]* install(?![^\n]*--frozen)/);
 });

@@ -4,7 +4,7 @@
  * of contract sections 4 and 8 that those tools do not check.
  */
 import assert from "node:assert/strict";
-import { CONFIG_VARS } from "../src/app/config.ts";
+import { CONFIG_VARS, loadConfig, worstCaseStopSeconds } from "../src/app/config.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const UNIT = `${REPO}/systemd/sluice.service`;
@@ -150,4 +150,36 @@ Deno.test("sluice.env.example documents every variable with its default", async 
     assert.ok(m, `not NAME=value: ${JSON.stringify(line)}`);
     assert.ok(known.has(m[1]!), `unknown variable ${m[1]}`);
   }
+});
+
+Deno.test("issue 9: worst-case stop (grace + request timeout + flush) is below TimeoutStopSec, and the env example and README agree", async () => {
+  const unit = directives(await Deno.readTextFile(UNIT));
+  const timeoutStop = Number(unit.get("TimeoutStopSec")?.at(-1));
+  const defaults = loadConfig({
+    SQS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/q",
+    ENRICH_URL: "http://127.0.0.1:1",
+    VALIDATOR_URL: "http://127.0.0.1:2",
+  });
+  const grace = defaults.shutdownGraceSeconds;
+  const timeout = defaults.httpTimeoutMs / 1000;
+  const worst = worstCaseStopSeconds(defaults);
+  assert.equal(worst, grace + timeout + 10);
+  assert.ok(worst < timeoutStop, `worst-case stop ${worst} s vs TimeoutStopSec=${timeoutStop}`);
+
+  // Every place that states the arithmetic states the same numbers.
+  const sum = `${grace} + ${timeout} + 10 = ${worst} s`;
+  const example = await Deno.readTextFile(ENV_EXAMPLE);
+  assert.ok(example.includes(sum), `sluice.env.example says "${sum}"`);
+  assert.ok(
+    example.includes(`TimeoutStopSec (${timeoutStop})`),
+    "the example names the unit's value",
+  );
+  for (const m of example.matchAll(/TimeoutStopSec \((\d+)\)/g)) {
+    assert.equal(Number(m[1]), timeoutStop);
+  }
+  const readme = await Deno.readTextFile(`${REPO}/README.md`);
+  assert.ok(readme.includes(sum), `README says "${sum}"`);
+  assert.ok(readme.includes(`TimeoutStopSec=${timeoutStop}`), "README names the unit's value");
+  const unitText = await Deno.readTextFile(UNIT);
+  assert.ok(unitText.includes(`= ${worst} s`), "the unit's comment states the worst case");
 });

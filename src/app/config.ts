@@ -100,6 +100,13 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     "SQS endpoint override (emulators, VPC endpoints)",
   ),
   v("AWS_ENDPOINT_URL", undefined, "an http(s) URL", url, "endpoint override for all AWS services"),
+  v(
+    "AWS_ALLOW_HTTP_ENDPOINT",
+    "false",
+    "true or false",
+    bool,
+    "allow a plain http:// SQS endpoint that is not loopback (credentials would travel in clear)",
+  ),
   v("AWS_ACCESS_KEY_ID", undefined, "a key id", text, "credentials, first in the chain", true),
   v("AWS_SECRET_ACCESS_KEY", undefined, "a secret", text, "credentials, first in the chain", true),
   v("AWS_SESSION_TOKEN", undefined, "a token", text, "session token for temporary keys", true),
@@ -197,7 +204,7 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     "3600",
     "an integer 0-604800",
     int(0, 604800),
-    "how long an accepted message_id is remembered",
+    "how long an accepted message_id is remembered (see sluice_dedupe_window_seconds)",
   ),
   v("CACHE_TTL_SECONDS", "300", "an integer 0-86400", int(0, 86400), "profile cache TTL"),
   v(
@@ -266,6 +273,65 @@ function required<T>(env: Record<string, string | undefined>, name: string): T {
   return value;
 }
 
+/** How long stop() gives the last delete flush (and the margin after a request timeout), s. */
+export const STOP_FLUSH_SECONDS = 10;
+
+/**
+ * The longest a stop takes: the drain grace, then requests already on the wire
+ * (at most HTTP_TIMEOUT_MS), then the delete flush. systemd's TimeoutStopSec
+ * must be above it, or SIGKILL cuts the drain.
+ */
+export function worstCaseStopSeconds(
+  config: Pick<Config, "shutdownGraceSeconds" | "httpTimeoutMs">,
+): number {
+  return config.shutdownGraceSeconds + Math.ceil(config.httpTimeoutMs / 1000) +
+    STOP_FLUSH_SECONDS;
+}
+
+/** Whether a host name (as `URL.hostname` gives it, or HTTP_HOST) is this machine's loopback. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** Same queue: the same URL, or the same account/name path in the same region. */
+function sameQueue(a: string, b: string): boolean {
+  const [x, y] = [new URL(a), new URL(b)];
+  const path = (u: URL) => u.pathname.replace(/\/+$/, "");
+  if (x.origin === y.origin && path(x) === path(y)) return true;
+  const region = regionFromQueueUrl(a);
+  return path(x) === path(y) && path(x) !== "" && region !== undefined &&
+    region === regionFromQueueUrl(b);
+}
+
+/** A plain http:// AWS endpoint off this machine would carry the signed requests in clear. */
+function refuseClearTextEndpoint(env: Record<string, string | undefined>, urls: string[]): void {
+  if (read<boolean>(env, "AWS_ALLOW_HTTP_ENDPOINT")) return;
+  for (const name of urls) {
+    const value = read<string>(env, name);
+    if (value === undefined) continue;
+    const parsed = new URL(value);
+    if (parsed.protocol !== "http:" || isLoopbackHost(parsed.hostname)) continue;
+    throw new ConfigError(
+      name,
+      `Cannot use ${name}: received ${
+        JSON.stringify(value)
+      }, expected an https:// URL (plain http is allowed only on loopback, or with AWS_ALLOW_HTTP_ENDPOINT=true: requests and the session token would travel in clear)`,
+    );
+  }
+}
+
+/**
+ * The startup warning for an HTTP_HOST off loopback: what it exposes, and to
+ * whom. Undefined on loopback.
+ */
+export function exposureWarning(config: Pick<Config, "httpHost" | "httpPort">): string | undefined {
+  if (isLoopbackHost(config.httpHost)) return undefined;
+  const host = config.httpHost.includes(":") ? `[${config.httpHost}]` : config.httpHost;
+  return `HTTP_HOST=${config.httpHost} is not loopback: /metrics, /healthz and /readyz are served without authentication on ${host}:${config.httpPort} to anyone who can reach that address (restrict it with a firewall or security group)`;
+}
+
 /** The validator's ingest URL, whether given as the base or with `/ingest`. */
 export function ingestUrl(base: string): string {
   const url = new URL(base);
@@ -300,6 +366,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   // Validate the credential-chain variables early even though the chain reads them itself.
   read(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  refuseClearTextEndpoint(env, ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "SQS_QUEUE_URL"]);
   const config: Config = {
     region,
     queueUrl,
@@ -328,5 +395,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: required(env, "LOG_LEVEL"),
     logFormat: required(env, "LOG_FORMAT"),
   };
+  if (config.dlqQueueUrl !== undefined && sameQueue(config.dlqQueueUrl, queueUrl)) {
+    throw new ConfigError(
+      "DLQ_QUEUE_URL",
+      `Cannot use DLQ_QUEUE_URL: received ${
+        JSON.stringify(config.dlqQueueUrl)
+      }, expected a queue other than SQS_QUEUE_URL (dead-lettering into the queue being consumed would loop forever)`,
+    );
+  }
   return config;
 }

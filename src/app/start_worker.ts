@@ -7,14 +7,15 @@ import type { Hono } from "hono";
 import { adaptiveSemaphore } from "../lib/adaptive_limit.ts";
 import { credentialChain } from "../adapters/aws_credentials.ts";
 import { type BreakerState, CircuitBreaker } from "../lib/circuit_breaker.ts";
-import type { Config } from "./config.ts";
+import { type Config, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
 import { EnrichClient } from "../adapters/enrich_client.ts";
 import { describeRedirect, RedirectWatch } from "../adapters/http_call.ts";
-import { isRetriable } from "../lib/errors.ts";
+import { isRetriable, SqsError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
 import { Pipeline } from "../flow/pipeline.ts";
 import { ProfileSource } from "../flow/profile_source.ts";
-import { retry, sleep } from "../lib/retry.ts";
+import { sleep } from "../lib/retry.ts";
+import { describe, RedriveWatcher } from "../flow/redrive.ts";
 import { createServer } from "./server.ts";
 import { Settler } from "../flow/settle.ts";
 import {
@@ -78,83 +79,8 @@ function sqsFailed(result: string): boolean {
 /** Request results about one receipt handle, not about SQS's health. */
 const STALE_RESULTS = new Set(["ReceiptHandleIsInvalid", "MessageNotInflight"]);
 
-export interface Redrive {
-  dlqUrl: string | undefined;
-  maxReceiveCount: number | undefined;
-}
-
-/** Reads the queue's RedrivePolicy (contract section 5); retries while SQS is unreachable. */
-export async function discoverRedrive(
-  sqs: SqsClient,
-  config: Config,
-  logger: Logger,
-  signal: AbortSignal,
-  /** Attempts while SQS is unreachable; the worker waits for it, a command does not. */
-  attempts = Number.POSITIVE_INFINITY,
-): Promise<Redrive> {
-  let attributes: Record<string, string>;
-  try {
-    attributes = await retry(
-      () => sqs.getQueueAttributes(config.queueUrl, ["RedrivePolicy"], signal),
-      {
-        maxAttempts: attempts,
-        baseDelayMs: 500,
-        maxDelayMs: 10_000,
-        signal,
-        onRetry: (error, attempt) => {
-          if (attempt === 1 || attempt % 10 === 0) {
-            logger.warn("cannot read the queue's attributes yet; retrying", { error, attempt });
-          }
-        },
-      },
-    );
-  } catch (error) {
-    if (signal.aborted) throw error;
-    logger.warn(
-      "cannot read the queue's RedrivePolicy; running without a DLQ unless DLQ_QUEUE_URL is set",
-      {
-        error,
-      },
-    );
-    return { dlqUrl: config.dlqQueueUrl, maxReceiveCount: undefined };
-  }
-  const raw = attributes.RedrivePolicy;
-  if (!raw) {
-    if (!config.dlqQueueUrl) {
-      logger.warn(
-        "the queue has no RedrivePolicy and DLQ_QUEUE_URL is not set; poison messages will be released, not dead-lettered",
-      );
-    }
-    return { dlqUrl: config.dlqQueueUrl, maxReceiveCount: undefined };
-  }
-  let policy: { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown };
-  try {
-    policy = JSON.parse(raw);
-  } catch {
-    logger.warn("the queue's RedrivePolicy is not JSON", { redrive_policy: raw });
-    return { dlqUrl: config.dlqQueueUrl, maxReceiveCount: undefined };
-  }
-  const maxReceiveCount = Number(policy.maxReceiveCount) || undefined;
-  if (config.dlqQueueUrl) return { dlqUrl: config.dlqQueueUrl, maxReceiveCount };
-  // arn:aws:sqs:REGION:ACCOUNT:NAME
-  const parts = String(policy.deadLetterTargetArn ?? "").split(":");
-  const [account, name] = [parts[4], parts[5]];
-  if (!name) {
-    logger.warn("the RedrivePolicy names no DLQ", { redrive_policy: raw });
-    return { dlqUrl: undefined, maxReceiveCount };
-  }
-  try {
-    const dlqUrl = await retry(() => sqs.getQueueUrl(name, account || undefined, signal), {
-      maxAttempts: 10,
-      signal,
-    });
-    return { dlqUrl, maxReceiveCount };
-  } catch (error) {
-    if (signal.aborted) throw error;
-    logger.warn("cannot find the DLQ's URL; running without a DLQ", { error, dlq: name });
-    return { dlqUrl: undefined, maxReceiveCount };
-  }
-}
+// Moved to flow/redrive.ts; re-exported for the CLI.
+export { discoverRedrive, type Redrive } from "../flow/redrive.ts";
 
 /**
  * The SQS client for a config: credentials from the chain, calls that name no
@@ -227,6 +153,8 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const build = deps.build ?? { version: "unknown", commit: "unknown", runtime: "unknown" };
   metrics.buildInfo.set({ ...build }, 1);
   metrics.dedupeTtl.set(undefined, config.dedupTtlSeconds);
+  const exposed = exposureWarning(config);
+  if (exposed) logger.warn(exposed, { http_host: config.httpHost, http_port: config.httpPort });
 
   const sqsUrl = config.endpoint ?? new URL(config.queueUrl).origin;
   const states = new StateLog({
@@ -259,8 +187,11 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     metrics.sqsRequests.inc({ action, result });
     const failed = sqsFailed(result);
     breakers.sqs.record(!failed, failed ? `${action}: ${result}` : undefined);
+    // Readiness means SQS answers our receives: credential and permission errors count too.
+    // Only receives: the queue-depth poll is optional, and a missing GetQueueAttributes
+    // permission must not make /readyz flap every 30 s (the redrive read reports itself).
+    if (action !== "ReceiveMessage") return;
     const before = lastSqsError;
-    // Readiness means SQS answers us: credential and permission errors count too.
     if (result === "ok") lastSqsError = undefined;
     else if (result !== "aborted" && !STALE_RESULTS.has(result)) {
       lastSqsError = `${action}: ${result}`;
@@ -337,10 +268,22 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   let pipeline: Pipeline | undefined;
   let settler: Settler | undefined;
   let starting = true;
+  const redrive = new RedriveWatcher({
+    sqs,
+    config,
+    logger,
+    random,
+  });
 
   const health = () => {
     const notReady: string[] = [];
     if (starting) notReady.push("starting: reading the queue's attributes");
+    const policy = redrive.state;
+    if (!starting && !policy.known) {
+      notReady.push(`redrive policy not read yet: ${policy.pending ?? "unknown"}`);
+    } else if (!starting && policy.pending !== undefined) {
+      notReady.push(`redrive policy read, ${policy.pending}`);
+    }
     for (const b of Object.values(breakers)) {
       if (b.state === "open") {
         notReady.push(
@@ -376,10 +319,14 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     }),
   });
 
-  const pollQueueDepth = async (redrive: Redrive) => {
-    const queues: Array<[string, string]> = [["main", config.queueUrl]];
-    if (redrive.dlqUrl) queues.push(["dlq", redrive.dlqUrl]);
+  // Optional: a failure (often AccessDenied on GetQueueAttributes) is logged, first once and
+  // then at most every 10 minutes per queue and error, and never touches readiness.
+  const depthWarned = new Map<string, number>();
+  const pollQueueDepth = async () => {
     while (!background.signal.aborted) {
+      const queues: Array<[string, string]> = [["main", config.queueUrl]];
+      const dlqUrl = redrive.state.dlqUrl;
+      if (dlqUrl) queues.push(["dlq", dlqUrl]);
       for (const [label, url] of queues) {
         try {
           const a = await sqs.getQueueAttributes(
@@ -397,7 +344,16 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
           );
         } catch (error) {
           if (background.signal.aborted) return;
-          logger.debug("queue depth poll failed", { error, queue: label });
+          // Keyed by the error code, not the text: a text may carry a request id.
+          const key = `${label} ${error instanceof SqsError ? error.code : describe(error)}`;
+          const last = depthWarned.get(key);
+          if (last === undefined || now() - last >= 600_000) {
+            depthWarned.set(key, now());
+            logger.warn(
+              "queue depth poll failed (optional: sluice_queue_messages is not updated; readiness is unaffected)",
+              { error, queue: label },
+            );
+          } else logger.debug("queue depth poll failed", { error, queue: label });
         }
       }
       await sleep(30_000, background.signal).catch(() => {});
@@ -405,24 +361,29 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   };
 
   const run = async () => {
-    let redrive: Redrive;
     try {
-      redrive = await discoverRedrive(sqs, config, logger, intake.signal);
-    } catch {
-      return; // stopped before it started
+      // One read now; after a failure it is retried in the background until it succeeds.
+      // Retries stop with intake: a held message stays held through the drain either way.
+      await redrive.start(intake.signal);
     } finally {
       starting = false;
     }
+    if (intake.signal.aborted) return; // stopped before it started
+    const policy = redrive.state;
     logger.info("sluice started", {
       queue: config.queueUrl,
-      dlq: redrive.dlqUrl ?? null,
-      max_receive_count: redrive.maxReceiveCount ?? null,
+      dlq: policy.dlqUrl ?? null,
+      max_receive_count: policy.maxReceiveCount ?? null,
+      redrive_policy: policy.known ? "known" : `not read yet: ${policy.pending}`,
       max_in_flight: config.maxInFlight,
     });
     settler = new Settler({
       sqs,
       queueUrl: config.queueUrl,
-      dlqUrl: redrive.dlqUrl,
+      // Read on every use (Settler keeps the options object): a DLQ found later is used.
+      get dlqUrl() {
+        return redrive.state.dlqUrl;
+      },
       now: monotonic,
       random,
       onStale: (kind, code) => {
@@ -457,7 +418,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       deleteOn5xx: config.deleteOn5xx,
       unknownUserPolicy: config.unknownUserPolicy,
       dedupTtlSeconds: config.dedupTtlSeconds,
-      maxReceiveCount: redrive.maxReceiveCount,
+      redrive: () => redrive.state,
       sqs,
       settler,
       heartbeat,
@@ -486,7 +447,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     });
     summary.start();
     heartbeat.run(background.signal);
-    pollQueueDepth(redrive);
+    pollQueueDepth();
     await pipeline.run(intake.signal, work.signal);
   };
 
@@ -511,9 +472,9 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
         }
         work.abort(new DOMException("shutdown grace period over", "AbortError"));
         // Submissions on the wire are waited for (unless forced): up to one request timeout.
-        await within(settled, Math.max(10_000, config.httpTimeoutMs + 1000));
+        await within(settled, config.httpTimeoutMs + 1000);
       }
-      if (settler) await within(settler.flush(), 10_000);
+      if (settler) await within(settler.flush(), (STOP_FLUSH_SECONDS - 1) * 1000);
       background.abort();
       summary.stop();
       logger.info("stopped");

@@ -46,7 +46,12 @@ export type Action =
 
 export interface RouteContext {
   receiveCount: number;
-  /** From the RedrivePolicy; undefined when the queue has none. */
+  /**
+   * Whether the RedrivePolicy has been read. False until it is (a startup read
+   * failed and is retried in the background): then every receive is possibly the last.
+   */
+  redriveKnown: boolean;
+  /** From the RedrivePolicy; undefined when the queue has none (only meaningful when known). */
   maxReceiveCount: number | undefined;
   hasDlq: boolean;
   deleteOn4xx: boolean;
@@ -61,8 +66,14 @@ function deadLetter(ctx: RouteContext, category: ErrorCategory, reason: string):
     : { kind: "release", category, reason, longest: true };
 }
 
-/** The redrive policy would move it on its next failed receive. */
-export function isLastReceive(ctx: RouteContext): boolean {
+/**
+ * The redrive policy may move it on its next failed receive: on its last allowed
+ * receive, or on any receive while the policy has not been read yet.
+ */
+export function isLastReceive(
+  ctx: Pick<RouteContext, "receiveCount" | "maxReceiveCount" | "redriveKnown">,
+): boolean {
+  if (!ctx.redriveKnown) return true;
   return ctx.maxReceiveCount !== undefined && ctx.receiveCount >= ctx.maxReceiveCount;
 }
 

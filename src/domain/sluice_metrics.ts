@@ -55,6 +55,7 @@ export interface SluiceMetrics {
   concurrencyLimit: Gauge;
   buildInfo: Gauge;
   dedupeTtl: Gauge;
+  dedupeWindow: Gauge;
 }
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
@@ -166,6 +167,10 @@ function register(registry: Registry): SluiceMetrics {
     dedupeTtl: registry.gauge(
       "sluice_dedupe_ttl_seconds",
       "The DEDUP_TTL_SECONDS setting: the dedupe window the worker promises.",
+    ),
+    dedupeWindow: registry.gauge(
+      "sluice_dedupe_window_seconds",
+      "How long an accepted message_id is really remembered: DEDUP_TTL_SECONDS, or less when the dedupe memory budget cannot hold it at the current rate.",
     ),
   };
 }

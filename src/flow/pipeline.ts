@@ -28,7 +28,7 @@ import { Semaphore } from "../lib/semaphore.ts";
 import type { Settler } from "./settle.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import type { SqsClient, SqsMessage } from "../adapters/sqs_client.ts";
-import { TtlCache } from "../lib/ttl_cache.ts";
+import { BYTES_PER_ENTRY, IdWindow } from "../lib/id_window.ts";
 import type { Submission } from "../adapters/validator_client.ts";
 import type { VisibilityHeartbeat } from "./visibility_heartbeat.ts";
 
@@ -47,13 +47,20 @@ export interface PipelineOptions {
   unknownUserPolicy: UnknownUserPolicy;
   /** DEDUP_TTL_SECONDS */
   dedupTtlSeconds: number;
-  /** From the queue's RedrivePolicy; undefined when it has none. */
-  maxReceiveCount: number | undefined;
   /**
-   * Whether the RedrivePolicy has been read; while it has not, every receive may be
-   * the last, and shutdown re-queues instead of releasing. Default: always true.
+   * From the queue's RedrivePolicy, known at construction; undefined when it has
+   * none. Ignored when `redrive` is given.
    */
-  redriveKnown?: () => boolean;
+  maxReceiveCount?: number | undefined;
+  /**
+   * The live RedrivePolicy (RedriveWatcher.state), read at each decision: while
+   * `known` is false every receive counts as possibly the last.
+   */
+  redrive?: () => { known: boolean; maxReceiveCount: number | undefined };
+  /** Memory the accepted-id window may take, bytes. Default 28 MiB (IdWindow). */
+  dedupMaxBytes?: number;
+  /** The full speed the dedupe window is checked against at startup, msg/s. Default 3000. */
+  dedupReferenceRate?: number;
   /** Concurrent long polls. Default: as many as MAX_IN_FLIGHT fills with full batches, at most 10. */
   pollers?: number;
   sqs: Pick<SqsClient, "receiveMessage">;
@@ -103,7 +110,8 @@ export class Pipeline {
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #slots: Semaphore;
-  readonly #accepted: TtlCache<string, true>;
+  readonly #accepted: IdWindow;
+  #dedupeWarnedAt = Number.NEGATIVE_INFINITY;
   /** message_id → resolves, when the copy being worked on is done, to whether it was accepted. */
   readonly #working = new Map<string, Promise<boolean>>();
   readonly #handlers = new Set<Promise<void>>();
@@ -118,12 +126,66 @@ export class Pipeline {
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? defaultSleep;
     this.#slots = new Semaphore({ limit: options.maxInFlight });
-    this.#accepted = new TtlCache({
+    // 64-bit hashes in typed arrays (~17 bytes an id), grown with the observed rate up to a
+    // memory budget: the window is DEDUP_TTL_SECONDS unless the budget cannot hold it.
+    this.#accepted = new IdWindow({
       ttlMs: options.dedupTtlSeconds * 1000,
-      // ~150 bytes an id: a bound on memory whatever DEDUP_TTL_SECONDS says.
-      maxSize: 250_000,
+      ...(options.dedupMaxBytes !== undefined ? { maxBytes: options.dedupMaxBytes } : {}),
       now: this.#now,
     });
+    this.#reportDedupeCapacity();
+  }
+
+  /** The dedupe window the memory budget holds at full speed, said once at startup. */
+  #reportDedupeCapacity(): void {
+    const o = this.#o;
+    o.metrics.dedupeWindow.set(undefined, o.dedupTtlSeconds);
+    const plan = dedupeCapacity(
+      o.dedupTtlSeconds,
+      this.#accepted.maxEntries,
+      o.dedupReferenceRate ?? 3000,
+    );
+    if (plan.windowSeconds >= o.dedupTtlSeconds) return;
+    o.logger.warn(
+      `the dedupe window cannot hold DEDUP_TTL_SECONDS=${o.dedupTtlSeconds} above ${plan.maxRate} msg/s; at ${plan.rate} msg/s it holds ${plan.windowSeconds} s`,
+      {
+        dedup_ttl_seconds: o.dedupTtlSeconds,
+        max_entries: this.#accepted.maxEntries,
+        bytes_per_entry: Math.round(BYTES_PER_ENTRY * 10) / 10,
+        max_rate: plan.maxRate,
+        window_seconds_at_rate: plan.windowSeconds,
+      },
+    );
+  }
+
+  /** Remembers an accepted id; says so (gauge, a warning every 10 min) when the window shrinks. */
+  #remember(id: string): void {
+    const o = this.#o;
+    this.#accepted.add(id);
+    const window = Math.floor(this.#accepted.windowMs() / 1000);
+    o.metrics.dedupeWindow.set(undefined, window);
+    const now = this.#now();
+    if (window < o.dedupTtlSeconds && now - this.#dedupeWarnedAt >= 600_000) {
+      this.#dedupeWarnedAt = now;
+      o.logger.warn("the dedupe window is shorter than DEDUP_TTL_SECONDS at this rate", {
+        dedup_ttl_seconds: o.dedupTtlSeconds,
+        window_seconds: window,
+        held: this.#accepted.size,
+      });
+    }
+  }
+
+  /** Refreshes the redrive fields of a message's context from the live policy. */
+  /** The RedrivePolicy as known now: live from `redrive`, else the one given at construction. */
+  #liveRedrive(): { known: boolean; maxReceiveCount: number | undefined } {
+    return this.#o.redrive?.() ?? { known: true, maxReceiveCount: this.#o.maxReceiveCount };
+  }
+
+  #redrive(ctx: RouteContext): void {
+    const live = this.#liveRedrive();
+    ctx.redriveKnown = live.known;
+    ctx.maxReceiveCount = live.maxReceiveCount;
+    ctx.hasDlq = this.#o.settler.hasDlq;
   }
 
   /** Messages between receive and settle. */
@@ -245,7 +307,8 @@ export class Pipeline {
    * have no redrive policy; the end of the grace still ends it.
    */
   #pollSignal(intake: AbortSignal, work: AbortSignal): AbortSignal {
-    const noRedrive = this.#o.maxReceiveCount === undefined && (this.#o.redriveKnown?.() ?? true);
+    const live = this.#liveRedrive();
+    const noRedrive = live.known && live.maxReceiveCount === undefined;
     return noRedrive ? intake : work;
   }
 
@@ -267,12 +330,14 @@ export class Pipeline {
       sqs,
       receivedAt,
       receiveCount: Math.max(1, Number(sqs.attributes.ApproximateReceiveCount ?? "1") || 1),
-      maxReceiveCount: o.maxReceiveCount,
-      hasDlq: o.settler.hasDlq,
+      redriveKnown: false,
+      maxReceiveCount: undefined,
+      hasDlq: false,
       deleteOn4xx: o.deleteOn4xx,
       deleteOn5xx: o.deleteOn5xx,
       unknownUserPolicy: o.unknownUserPolicy,
     };
+    this.#redrive(ctx);
     o.heartbeat.track(sqs.receiptHandle, receivedAt, o.visibilityTimeoutSeconds);
     try {
       const parsed = parseMessage(sqs.body);
@@ -330,11 +395,8 @@ export class Pipeline {
   async #handBack(ctx: Context): Promise<void> {
     const o = this.#o;
     const handle = ctx.sqs.receiptHandle;
-    const action = shutdownAction({
-      receiveCount: ctx.receiveCount,
-      maxReceiveCount: o.maxReceiveCount,
-      redriveKnown: o.redriveKnown?.() ?? true,
-    });
+    this.#redrive(ctx);
+    const action = shutdownAction(ctx);
     if (action.kind === "requeue") {
       try {
         await o.settler.requeue(ctx.sqs, REQUEUE_BUDGET_MS);
@@ -376,6 +438,8 @@ export class Pipeline {
     try {
       for (let holds = 1;; holds++) {
         const verdict = await this.#attempt(message, ctx, work);
+        // The policy may have been read meanwhile (it is retried in the background).
+        this.#redrive(ctx);
         if (route(verdict, ctx).kind === "hold" && verdict.kind === "gave_up") {
           // Its last allowed receive: keep it under the heartbeat and try again. A round past
           // the visibility has almost no budget (an open breaker or a Retry-After ends it at
@@ -488,7 +552,7 @@ export class Pipeline {
       return gaveUp("validator", error);
     }
     if (submission.accepted) {
-      this.#accepted.set(message.message_id, true);
+      this.#remember(message.message_id);
       return { kind: "accepted" };
     }
     return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
@@ -595,4 +659,18 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/**
+ * What a dedupe window of `maxEntries` ids holds: the highest rate at which it
+ * keeps `ttlSeconds`, and the window at `rate` msg/s (at most the TTL).
+ */
+export function dedupeCapacity(
+  ttlSeconds: number,
+  maxEntries: number,
+  rate: number,
+): { rate: number; maxRate: number; windowSeconds: number } {
+  const maxRate = ttlSeconds > 0 ? Math.floor(maxEntries / ttlSeconds) : Number.POSITIVE_INFINITY;
+  const windowSeconds = Math.min(ttlSeconds, Math.floor(maxEntries / Math.max(rate, 1e-9)));
+  return { rate, maxRate, windowSeconds };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CONFIG_VARS, ingestUrl, loadConfig } from "../../src/app/config.ts";
+import { CONFIG_VARS, exposureWarning, ingestUrl, loadConfig } from "../../src/app/config.ts";
 import { ConfigError } from "../../src/lib/errors.ts";
 
 const base = {
@@ -125,4 +125,64 @@ Deno.test("config: validator URL given with or without /ingest", () => {
   assert.equal(ingestUrl("http://h:9200/ingest"), "http://h:9200/ingest");
   assert.equal(ingestUrl("http://h:9200/ingest/"), "http://h:9200/ingest");
   assert.equal(ingestUrl("http://h:9200/v2/"), "http://h:9200/v2/ingest");
+});
+
+Deno.test("issue 9: DLQ_QUEUE_URL equal to SQS_QUEUE_URL is a config error", () => {
+  const same = failure({ DLQ_QUEUE_URL: base.SQS_QUEUE_URL });
+  assert.equal(same.variable, "DLQ_QUEUE_URL");
+  assert.match(
+    same.message,
+    /^Cannot use DLQ_QUEUE_URL: received ".*orders", expected a queue other than SQS_QUEUE_URL/,
+  );
+  // A trailing slash or the other endpoint form of the same region is the same queue.
+  assert.equal(failure({ DLQ_QUEUE_URL: `${base.SQS_QUEUE_URL}/` }).variable, "DLQ_QUEUE_URL");
+  assert.equal(
+    loadConfig({ ...base, DLQ_QUEUE_URL: `${base.SQS_QUEUE_URL}-dlq` }).dlqQueueUrl,
+    `${base.SQS_QUEUE_URL}-dlq`,
+  );
+});
+
+Deno.test("issue 9: a plain http:// AWS endpoint off loopback is refused unless AWS_ALLOW_HTTP_ENDPOINT=true", () => {
+  for (const name of ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "SQS_QUEUE_URL"]) {
+    const url = name === "SQS_QUEUE_URL"
+      ? "http://sqs.eu-west-1.amazonaws.com/123456789012/orders"
+      : "http://10.0.0.9:4566";
+    const error = failure({ [name]: url });
+    assert.equal(error.variable, name);
+    assert.match(
+      error.message,
+      new RegExp(`^Cannot use ${name}: received "http://.*", expected an https:// URL`),
+    );
+    assert.equal(error.message.includes("\n"), false, "one line");
+    assert.doesNotThrow(() =>
+      loadConfig({ ...base, [name]: url, AWS_ALLOW_HTTP_ENDPOINT: "true" })
+    );
+  }
+  // Loopback (emulators, the lab) and https stay allowed.
+  for (
+    const ok of [
+      "http://127.0.0.1:4566",
+      "http://localhost:4566",
+      "http://[::1]:4566",
+      "https://10.0.0.9",
+    ]
+  ) {
+    assert.equal(loadConfig({ ...base, AWS_ENDPOINT_URL_SQS: ok }).endpoint, ok);
+  }
+});
+
+Deno.test("issue 9: HTTP_HOST off loopback gets a warning naming what it exposes", () => {
+  assert.equal(exposureWarning(loadConfig(base)), undefined);
+  assert.equal(exposureWarning(loadConfig({ ...base, HTTP_HOST: "::1" })), undefined);
+  const warning = exposureWarning(
+    loadConfig({ ...base, HTTP_HOST: "10.0.0.7", HTTP_PORT: "9400" }),
+  );
+  assert.match(
+    warning ?? "",
+    /HTTP_HOST=10\.0\.0\.7 .*\/metrics, \/healthz and \/readyz .* on 10\.0\.0\.7:9400/,
+  );
+  assert.match(
+    exposureWarning(loadConfig({ ...base, HTTP_HOST: "0.0.0.0" })) ?? "",
+    /0\.0\.0\.0:9400/,
+  );
 });

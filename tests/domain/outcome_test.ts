@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type Action,
   holdMustEnd,
+  isLastReceive,
   releaseVisibilitySeconds,
   route,
   type RouteContext,
@@ -13,6 +14,7 @@ import {
 
 const ctx: RouteContext = {
   receiveCount: 1,
+  redriveKnown: true,
   maxReceiveCount: 3,
   hasDlq: true,
   deleteOn4xx: false,
@@ -108,6 +110,38 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
     { receiveCount: 3 },
     { kind: "dead_letter", category: "PERMANENT", reason: "HTTP 400" },
   ],
+  // Defect 4 (issue 9): the RedrivePolicy could not be read yet. "Unknown" is not "none":
+  // every receive is possibly the last, so nothing transient is released.
+  [
+    "redrive policy not read yet: a transient failure on the first receive is held",
+    transient,
+    { redriveKnown: false, maxReceiveCount: undefined, receiveCount: 1 },
+    { kind: "hold" },
+  ],
+  [
+    "redrive policy not read yet: held even on the 50th receive",
+    transient,
+    { redriveKnown: false, maxReceiveCount: undefined, receiveCount: 50 },
+    { kind: "hold" },
+  ],
+  [
+    "redrive policy not read yet: a 4xx with a DLQ is dead-lettered with its reason",
+    { kind: "rejected", reason: "HTTP 400: x" },
+    { redriveKnown: false, maxReceiveCount: undefined },
+    { kind: "dead_letter", category: "REJECTED", reason: "HTTP 400: x" },
+  ],
+  [
+    "redrive policy not read yet: a 4xx without a DLQ is released (nothing else can take it)",
+    { kind: "rejected", reason: "HTTP 400: x" },
+    { redriveKnown: false, maxReceiveCount: undefined, hasDlq: false },
+    { kind: "release", category: "REJECTED", reason: "HTTP 400: x", longest: false },
+  ],
+  [
+    "redrive policy not read yet: DELETE_ON_5XX still deletes a validator 5xx",
+    validator5xx,
+    { redriveKnown: false, maxReceiveCount: undefined, deleteOn5xx: true },
+    { kind: "delete", outcome: "deleted_5xx", category: "TRANSIENT", reason: "503" },
+  ],
 ];
 
 for (const [name, verdict, overrides, expected] of rows) {
@@ -115,6 +149,14 @@ for (const [name, verdict, overrides, expected] of rows) {
     assert.deepEqual(route(verdict, { ...ctx, ...overrides }), expected);
   });
 }
+
+Deno.test("isLastReceive: unknown redrive is possibly last; no policy never is", () => {
+  const base = { receiveCount: 1, maxReceiveCount: undefined };
+  assert.equal(isLastReceive({ ...base, redriveKnown: false }), true);
+  assert.equal(isLastReceive({ ...base, redriveKnown: true }), false);
+  assert.equal(isLastReceive({ receiveCount: 3, maxReceiveCount: 3, redriveKnown: true }), true);
+  assert.equal(isLastReceive({ receiveCount: 2, maxReceiveCount: 3, redriveKnown: true }), false);
+});
 
 Deno.test("release visibility grows with the receive count and stays under 12 h", () => {
   assert.equal(releaseVisibilitySeconds(1, 0), 10);

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { HttpError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
-import { Pipeline, type PipelineOptions } from "../../src/flow/pipeline.ts";
+import { dedupeCapacity, Pipeline, type PipelineOptions } from "../../src/flow/pipeline.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 
@@ -169,7 +169,7 @@ const shutdownRows: Array<[string, Partial<PipelineOptions> & { receiveCount: nu
   }, "requeue"],
   ["a RedrivePolicy not read yet: re-queued", {
     receiveCount: 1,
-    redriveKnown: () => false,
+    redrive: () => ({ known: false, maxReceiveCount: undefined }),
   }, "requeue"],
   ["a queue without a RedrivePolicy: released", {
     receiveCount: 5,
@@ -221,4 +221,145 @@ Deno.test("defect 3: a long poll that returns after the stop began is handed bac
   assert.equal(signals[0]!.aborted, false, "the open poll was not cut off by the stop");
   assert.equal(submitted, 0, "nothing new starts after the stop");
   assert.deepEqual(h.settled.map((s) => s.kind), ["requeue"], "its last receive: re-queued");
+});
+
+/** Submits that fail `failures` times, then are accepted. */
+function flaky(failures: number) {
+  let calls = 0;
+  return {
+    submit: () =>
+      ++calls <= failures ? down() : Promise.resolve({ accepted: true as const, status: 200 }),
+    calls: () => calls,
+  };
+}
+
+Deno.test("defect 4 (issue 9): redrive policy not read yet: a failing first receive is held, never released", async () => {
+  const v = flaky(60); // far past one receive's retry budget
+  const h = harness({
+    submit: v.submit,
+    receiveCount: 1,
+    redrive: () => ({ known: false, maxReceiveCount: undefined }),
+  });
+  await h.run();
+  assert.deepEqual(h.settled.map((s) => s.kind), ["delete"], "held until accepted");
+  assert.ok(v.calls() > 60);
+});
+
+Deno.test("redrive policy read later: a held message on an early receive is released", async () => {
+  let known = false;
+  let calls = 0;
+  const h = harness({
+    submit: () => {
+      if (++calls === 3) known = true; // the background read succeeds meanwhile
+      return down();
+    },
+    receiveCount: 1,
+    redrive: () => ({ known, maxReceiveCount: 5 }),
+  });
+  await h.run();
+  assert.deepEqual(h.settled.map((s) => s.kind), ["visibility"]);
+  assert.equal(h.settled[0]?.args[1], 10, "an ordinary first release");
+});
+
+/** A queue that hands out `count` valid messages with distinct ids, then `again` of them again. */
+function manyMessages(count: number, again: number[]) {
+  let next = 0;
+  const ids = [...Array.from({ length: count }, (_, i) => i), ...again];
+  const intake = new AbortController();
+  return {
+    intake,
+    receiveMessage: ({ maxNumberOfMessages }: { maxNumberOfMessages: number }) => {
+      if (next >= ids.length) {
+        intake.abort();
+        return Promise.resolve([]);
+      }
+      const batch = ids.slice(next, next + maxNumberOfMessages).map((id, i): SqsMessage => ({
+        messageId: `sqs-${next + i}`,
+        receiptHandle: `h-${next + i}`,
+        body: `{"message_id":"m-${id}","user_id":"7","event_ts":1,"payload":{}}`,
+        attributes: { ApproximateReceiveCount: "1", SentTimestamp: "0" },
+        messageAttributes: {},
+      }));
+      next += batch.length;
+      return Promise.resolve(batch);
+    },
+  };
+}
+
+async function runMany(count: number, again: number[], overrides: Partial<PipelineOptions>) {
+  const q = manyMessages(count, again);
+  const lines: Array<Record<string, unknown>> = [];
+  const metrics = createSluiceMetrics();
+  let submits = 0;
+  let clock = 1_000_000;
+  const pipeline = new Pipeline({
+    queueUrl: "http://sqs.local/000/q",
+    maxBatch: 10,
+    receiveWaitSeconds: 1,
+    visibilityTimeoutSeconds: 30,
+    maxInFlight: 100,
+    deleteOn4xx: false,
+    deleteOn5xx: false,
+    unknownUserPolicy: "submit",
+    dedupTtlSeconds: 3600,
+    maxReceiveCount: 3,
+    pollers: 1,
+    sqs: { receiveMessage: q.receiveMessage },
+    settler: {
+      hasDlq: true,
+      delete: () => Promise.resolve("done"),
+      changeVisibility: () => Promise.resolve("done"),
+      deadLetter: () => Promise.resolve("done"),
+      requeue: () => Promise.resolve("done"),
+    },
+    heartbeat: { track: () => {}, untrack: () => {} },
+    lookup: () => Promise.resolve({ status: "ok", profile: { user_id: "7" } }),
+    submit: () => (submits++, Promise.resolve({ accepted: true, status: 200 })),
+    metrics,
+    logger: createLogger({ level: "warn", write: (l) => lines.push(JSON.parse(l)) }),
+    // 1 ms per read of the clock: thousands of messages a "second".
+    now: () => clock++,
+    sleep: () => Promise.resolve(),
+    ...overrides,
+  });
+  await pipeline.run(q.intake.signal, new AbortController().signal);
+  await pipeline.drain();
+  return { submits, metrics, lines };
+}
+
+Deno.test("defect 5 (issue 9): the dedupe window holds DEDUP_TTL_SECONDS past 250,000 accepted ids", async () => {
+  // The old cache kept 250,000 ids whatever DEDUP_TTL_SECONDS said: the first ids were forgotten.
+  const count = 260_000;
+  const r = await runMany(count, [0, 1, 2, 9_999, 129_999], {});
+  assert.equal(r.submits, count, "the five redeliveries were recognised as duplicates");
+  assert.equal(r.metrics.messages.get({ outcome: "duplicate" }), 5);
+  assert.equal(r.metrics.dedupeWindow.get(), 3600);
+});
+
+Deno.test("defect 5 (issue 9): a window the memory budget cannot hold is said at startup and in sluice_dedupe_window_seconds", async () => {
+  // 64 KiB holds 3,072 ids: at 3,000 msg/s about one second, far below an hour.
+  const r = await runMany(10_000, [0, 9_999], { dedupMaxBytes: 64 * 1024 });
+  const startup = r.lines.find((l) => /cannot hold DEDUP_TTL_SECONDS=3600/.test(String(l.msg)));
+  assert.ok(startup, `a startup warning: ${JSON.stringify(r.lines.slice(0, 3))}`);
+  assert.equal(startup.max_entries, 3072);
+  assert.equal(startup.window_seconds_at_rate, 1);
+  const window = r.metrics.dedupeWindow.get()!;
+  assert.ok(window > 0 && window < 3600, `effective window ${window} s`);
+  assert.ok(r.lines.some((l) => /window is shorter than DEDUP_TTL_SECONDS/.test(String(l.msg))));
+  // The newest id is still remembered; the oldest was dropped to stay in budget.
+  assert.equal(r.metrics.messages.get({ outcome: "duplicate" }), 1);
+  assert.equal(r.submits, 10_001);
+});
+
+Deno.test("dedupeCapacity: the rate a budget holds and the window at full speed", () => {
+  assert.deepEqual(dedupeCapacity(3600, 1_572_864, 3000), {
+    rate: 3000,
+    maxRate: 436,
+    windowSeconds: 524,
+  });
+  assert.deepEqual(dedupeCapacity(60, 1_572_864, 3000), {
+    rate: 3000,
+    maxRate: 26214,
+    windowSeconds: 60,
+  });
 });

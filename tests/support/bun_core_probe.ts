@@ -105,13 +105,19 @@ function routeRows(): Array<{ verdict: Verdict; ctx: RouteContext; action: unkno
   const rows = [];
   for (const verdict of VERDICTS) {
     for (const receiveCount of [1, 5]) {
-      for (const maxReceiveCount of [5, undefined]) {
+      for (
+        const [redriveKnown, maxReceiveCount] of [[true, 5], [true, undefined], [
+          false,
+          undefined,
+        ]] as const
+      ) {
         for (const hasDlq of [true, false]) {
           for (const deleteOn4xx of [false, true]) {
             for (const deleteOn5xx of [false, true]) {
               for (const unknownUserPolicy of ["submit", "dead-letter", "drop"] as const) {
                 const ctx: RouteContext = {
                   receiveCount,
+                  redriveKnown,
                   maxReceiveCount,
                   hasDlq,
                   deleteOn4xx,

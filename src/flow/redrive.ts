@@ -1,0 +1,255 @@
+/**
+ * The queue's RedrivePolicy (contract section 5): its DLQ and `maxReceiveCount`.
+ * The worker keeps retrying in the background after a failed read (an IAM role
+ * still propagating, an expired token), and until the policy is known every
+ * receive counts as possibly the last (see `isLastReceive` in outcome.ts).
+ */
+import type { Logger } from "../lib/logger.ts";
+import { backoffDelay, retry, sleep as defaultSleep } from "../lib/retry.ts";
+import type { SqsClient } from "../adapters/sqs_client.ts";
+
+/** What discovery needs from the Config. */
+export interface RedriveConfig {
+  queueUrl: string;
+  /** DLQ_QUEUE_URL: wins over the policy's target. */
+  dlqQueueUrl: string | undefined;
+}
+
+export interface Redrive {
+  dlqUrl: string | undefined;
+  /** undefined when the queue has no RedrivePolicy (SQS never moves its messages). */
+  maxReceiveCount: number | undefined;
+}
+
+/** Thrown when the policy names a DLQ whose URL could not be found. */
+export class DlqLookupError extends Error {
+  override name = "DlqLookupError";
+  constructor(readonly redrive: Redrive, readonly dlqName: string, cause: unknown) {
+    super(`cannot find the URL of the DLQ ${dlqName}: ${describe(cause)}`, { cause });
+  }
+}
+
+/** A short text for an error, for logs and /readyz. */
+export function describe(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, 300);
+}
+
+type Sqs = Pick<SqsClient, "getQueueAttributes" | "getQueueUrl">;
+
+/**
+ * Reads the RedrivePolicy once (retrying only what `isRetriable` allows, up to
+ * `attempts`). Throws when the attributes cannot be read; a DlqLookupError when
+ * the policy was read but its DLQ's URL was not found.
+ */
+export async function readRedrive(
+  sqs: Sqs,
+  config: RedriveConfig,
+  logger: Logger,
+  signal: AbortSignal,
+  attempts: number,
+): Promise<Redrive> {
+  const attributes = await retry(
+    () => sqs.getQueueAttributes(config.queueUrl, ["RedrivePolicy"], signal),
+    { maxAttempts: attempts, baseDelayMs: 500, maxDelayMs: 10_000, signal },
+  );
+  const raw = attributes.RedrivePolicy;
+  if (!raw) {
+    if (!config.dlqQueueUrl) {
+      logger.warn(
+        "the queue has no RedrivePolicy and DLQ_QUEUE_URL is not set; poison messages will be released, not dead-lettered",
+      );
+    }
+    return { dlqUrl: config.dlqQueueUrl, maxReceiveCount: undefined };
+  }
+  let policy: { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown };
+  try {
+    policy = JSON.parse(raw);
+  } catch {
+    logger.warn("the queue's RedrivePolicy is not JSON", { redrive_policy: raw });
+    return { dlqUrl: config.dlqQueueUrl, maxReceiveCount: undefined };
+  }
+  const maxReceiveCount = Number(policy.maxReceiveCount) || undefined;
+  if (config.dlqQueueUrl) return { dlqUrl: config.dlqQueueUrl, maxReceiveCount };
+  // arn:aws:sqs:REGION:ACCOUNT:NAME
+  const parts = String(policy.deadLetterTargetArn ?? "").split(":");
+  const [account, name] = [parts[4], parts[5]];
+  if (!name) {
+    logger.warn("the RedrivePolicy names no DLQ", { redrive_policy: raw });
+    return { dlqUrl: undefined, maxReceiveCount };
+  }
+  try {
+    const dlqUrl = await retry(() => sqs.getQueueUrl(name, account || undefined, signal), {
+      maxAttempts: Math.min(attempts, 10),
+      signal,
+    });
+    return { dlqUrl, maxReceiveCount };
+  } catch (error) {
+    if (signal.aborted) throw error;
+    throw new DlqLookupError({ dlqUrl: undefined, maxReceiveCount }, name, error);
+  }
+}
+
+/**
+ * One-shot discovery for the CLI: on failure it warns and answers with what
+ * DLQ_QUEUE_URL says and no maxReceiveCount.
+ */
+export async function discoverRedrive(
+  sqs: Sqs,
+  config: RedriveConfig,
+  logger: Logger,
+  signal: AbortSignal,
+  /** Attempts while SQS is unreachable. */
+  attempts = 4,
+): Promise<Redrive> {
+  try {
+    return await readRedrive(sqs, config, logger, signal, attempts);
+  } catch (error) {
+    if (signal.aborted) throw error;
+    if (error instanceof DlqLookupError) {
+      logger.warn("cannot find the DLQ's URL; running without a DLQ", {
+        error: error.cause,
+        dlq: error.dlqName,
+      });
+      return error.redrive;
+    }
+    logger.warn(
+      "cannot read the queue's RedrivePolicy; running without a DLQ unless DLQ_QUEUE_URL is set",
+      { error },
+    );
+    return { dlqUrl: config.dlqQueueUrl, maxReceiveCount: undefined };
+  }
+}
+
+/**
+ * The worker's live view of the policy. `known` is false until the policy has
+ * been read: "not read yet" is not "the queue has none", and only the latter
+ * lets a message be released on any receive.
+ */
+export interface RedriveState {
+  readonly known: boolean;
+  readonly maxReceiveCount: number | undefined;
+  readonly dlqUrl: string | undefined;
+  /** Why the policy (or its DLQ's URL) is not known yet; undefined once it is. */
+  readonly pending: string | undefined;
+}
+
+export interface RedriveWatcherOptions {
+  sqs: Sqs;
+  config: RedriveConfig;
+  logger: Logger;
+  /** Backoff between failed reads: full jitter from `baseDelayMs`, capped. Defaults 1000, 60000. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** Attempts per read for retryable errors before it counts as failed. Default 3. */
+  attemptsPerRead?: number;
+  random?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Called whenever the state changes. */
+  onChange?: (state: RedriveState) => void;
+}
+
+/**
+ * Reads the RedrivePolicy, and after a failure keeps reading it in the
+ * background (capped, jittered backoff) until it succeeds or `signal` aborts.
+ */
+export class RedriveWatcher {
+  readonly #o: RedriveWatcherOptions;
+  #state: RedriveState;
+  #failures = 0;
+
+  constructor(options: RedriveWatcherOptions) {
+    this.#o = options;
+    this.#state = {
+      known: false,
+      maxReceiveCount: undefined,
+      dlqUrl: options.config.dlqQueueUrl,
+      pending: "not read yet",
+    };
+  }
+
+  /** The current state (a fresh object per change; read it each time). */
+  get state(): RedriveState {
+    return this.#state;
+  }
+
+  /**
+   * Makes the first read; resolves after it (whatever its result) with a
+   * promise for the background retries, which end once everything is known or
+   * `signal` aborts.
+   */
+  async start(signal: AbortSignal): Promise<{ background: Promise<void> }> {
+    const finished = await this.#attempt(signal);
+    return { background: finished ? Promise.resolve() : this.#retryLoop(signal) };
+  }
+
+  async #retryLoop(signal: AbortSignal): Promise<void> {
+    const sleep = this.#o.sleep ?? defaultSleep;
+    while (!signal.aborted) {
+      const delay = backoffDelay(
+        this.#failures,
+        this.#o.baseDelayMs ?? 1000,
+        this.#o.maxDelayMs ?? 60_000,
+        this.#o.random,
+      );
+      // At least a tenth of the cap's base: full jitter may draw ~0 and spin.
+      const wait = Math.max(delay, (this.#o.baseDelayMs ?? 1000) / 10);
+      try {
+        await sleep(wait, signal);
+      } catch {
+        return;
+      }
+      if (await this.#attempt(signal)) return;
+    }
+  }
+
+  /** One read; true when nothing is left to find out. */
+  async #attempt(signal: AbortSignal): Promise<boolean> {
+    const { sqs, config, logger } = this.#o;
+    const attempts = this.#o.attemptsPerRead ?? 3;
+    try {
+      const redrive = await readRedrive(sqs, config, logger, signal, attempts);
+      if (this.#failures > 0) {
+        logger.info("read the queue's RedrivePolicy", {
+          after_failures: this.#failures,
+          dlq: redrive.dlqUrl ?? null,
+          max_receive_count: redrive.maxReceiveCount ?? null,
+        });
+      }
+      this.#set({ known: true, ...redrive, pending: undefined });
+      return true;
+    } catch (error) {
+      if (signal.aborted) return true;
+      this.#failures++;
+      const firstOrTenth = this.#failures === 1 || this.#failures % 10 === 0;
+      if (error instanceof DlqLookupError) {
+        // The policy is known; only its DLQ's URL is missing: keep looking for it.
+        this.#set({
+          known: true,
+          ...error.redrive,
+          pending: `DLQ URL not found yet: ${describe(error.cause)}`,
+        });
+        if (firstOrTenth) {
+          logger.warn("cannot find the DLQ's URL yet; retrying in the background", {
+            error: error.cause,
+            dlq: error.dlqName,
+            failures: this.#failures,
+          });
+        }
+        return false;
+      }
+      this.#set({ ...this.#state, pending: describe(error) });
+      if (firstOrTenth) {
+        logger.warn(
+          "cannot read the queue's RedrivePolicy yet; retrying in the background, and until then every receive counts as possibly the last (held, never released)",
+          { error, failures: this.#failures },
+        );
+      }
+      return false;
+    }
+  }
+
+  #set(state: RedriveState): void {
+    this.#state = state;
+    this.#o.onChange?.(state);
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The composition root's own duties: the RedrivePolicy read (retried in the
+ * background), readiness, and the optional queue-depth poll. Against the
+ * programmable fake SQS on 127.0.0.1.
+ */
+import assert from "node:assert/strict";
+import { startFakeSqs } from "../support/fake_sqs.ts";
+import { type FakeAnswer, sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
+import { runWorker, waitFor } from "../support/lab_env.ts";
+import { parsedLines, startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
+
+const KEYS = { accessKeyId: "test", secretAccessKey: "test" };
+const accessDenied = (): FakeAnswer =>
+  sqsErrorAnswer("AccessDenied", {
+    status: 403,
+    message:
+      "User: arn:aws:sts::000000000000:assumed-role/sluice/i-0 is not authorized to perform: " +
+      "sqs:getqueueattributes on resource: arn:aws:sqs:us-east-1:000000000000:main",
+    queryError: "AccessDenied",
+  });
+
+function env(queueUrl: string, urls: { enrich: string; validator: string }, extra = {}) {
+  return {
+    SQS_QUEUE_URL: queueUrl,
+    AWS_ENDPOINT_URL_SQS: new URL(queueUrl).origin,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
+    ENRICH_URL: urls.enrich,
+    VALIDATOR_URL: urls.validator,
+    SQS_RECEIVE_WAIT_SECONDS: "1",
+    HTTP_PORT: "0",
+    LOG_LEVEL: "info",
+    ...extra,
+  };
+}
+
+const QUEUES = {
+  dlq: {},
+  main: {
+    RedrivePolicy: JSON.stringify({
+      deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
+      maxReceiveCount: 10,
+    }),
+  },
+};
+
+async function readyz(worker: { app: { request(path: string): Response | Promise<Response> } }) {
+  const res = await worker.app.request("/readyz");
+  return { status: res.status, body: await res.json() as { reasons?: string[] } };
+}
+
+Deno.test("defect 4 (issue 9): a startup AccessDenied on the RedrivePolicy is retried in the background; /readyz says so until it is read", async () => {
+  const sqs = await startFakeSqs({ verifyWith: KEYS, queues: QUEUES });
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  // The role is still propagating: every GetQueueAttributes is refused for now.
+  sqs.setDefault("GetQueueAttributes", accessDenied());
+  const worker = runWorker(
+    env(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }),
+  );
+  try {
+    await waitFor(async () => {
+      const r = await readyz(worker);
+      return r.status === 503 &&
+        (r.body.reasons ?? []).some((x) => /^redrive policy not read yet: .*AccessDenied/.test(x));
+    }, "/readyz: redrive policy not read yet");
+    const lines = parsedLines(worker.lines);
+    assert.ok(
+      lines.some((l) =>
+        l.level === "warn" && /cannot read the queue's RedrivePolicy yet/.test(String(l.msg))
+      ),
+      "a warning says so",
+    );
+    assert.ok(worker.metrics.registry.render().includes("sluice_dedupe_window_seconds 3600"));
+    // Still refused a little later: retried, not given up.
+    const before = sqs.requestsFor("GetQueueAttributes").length;
+    await waitFor(() => sqs.requestsFor("GetQueueAttributes").length > before, "a retry", 5000);
+    sqs.setDefault("GetQueueAttributes", undefined); // the role has propagated
+    await waitFor(async () => (await readyz(worker)).status === 200, "ready once read", 15_000);
+    assert.ok(
+      parsedLines(worker.lines).some((l) => /read the queue's RedrivePolicy/.test(String(l.msg))),
+    );
+    // The DLQ found late is used: poison goes there with its reason.
+    sqs.send("main", "not json");
+    await waitFor(() => sqs.messages("dlq").length === 1, "poison dead-lettered", 10_000);
+    assert.ok(sqs.messages("dlq")[0]?.messageAttributes.sluice_error);
+  } finally {
+    await worker.stop();
+    await Promise.all([sqs.close(), enrich.close(), validator.close()]);
+  }
+});
+
+Deno.test("/readyz does not flap on an AccessDenied from the queue-depth poll (issue 9)", async () => {
+  const sqs = await startFakeSqs({ verifyWith: KEYS, queues: QUEUES });
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  // The first GetQueueAttributes (the RedrivePolicy) passes; the depth polls are refused.
+  sqs.respond("GetQueueAttributes", { passThrough: true }, accessDenied(), accessDenied());
+  const worker = runWorker(
+    env(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }, {
+      // A long poll in progress while the depth poll fails: no receive answers meanwhile.
+      SQS_RECEIVE_WAIT_SECONDS: "5",
+      // Not bound here (app.request only): the startup warning is what is checked.
+      HTTP_HOST: "0.0.0.0",
+    }),
+  );
+  try {
+    await waitFor(
+      () => sqs.requestsFor("GetQueueAttributes").filter((r) => r.status === 403).length === 2,
+      "both depth polls refused",
+    );
+    for (let i = 0; i < 5; i++) {
+      const r = await readyz(worker);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const warned = parsedLines(worker.lines).filter((l) =>
+      /queue depth poll failed/.test(String(l.msg)) && l.level === "warn"
+    );
+    assert.equal(warned.length, 2, "one warning per queue");
+    assert.ok(
+      parsedLines(worker.lines).some((l) =>
+        l.level === "warn" &&
+        /HTTP_HOST=0\.0\.0\.0 is not loopback: \/metrics, \/healthz and \/readyz/.test(
+          String(l.msg),
+        )
+      ),
+      "HTTP_HOST off loopback is warned about at startup",
+    );
+  } finally {
+    await worker.stop();
+    await Promise.all([sqs.close(), enrich.close(), validator.close()]);
+  }
+});

@@ -1,0 +1,103 @@
+/** RedriveWatcher: "not read yet" is its own state; retried with capped, jittered backoff. */
+import assert from "node:assert/strict";
+import { SqsError } from "../../src/lib/errors.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { discoverRedrive, RedriveWatcher } from "../../src/flow/redrive.ts";
+
+const POLICY = JSON.stringify({
+  deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
+  maxReceiveCount: 4,
+});
+const config = { queueUrl: "http://127.0.0.1:1/000000000000/main", dlqQueueUrl: undefined };
+const denied = () => new SqsError("GetQueueAttributes", "AccessDenied", 403, "not authorized");
+
+function fakeSqs(failures: { attributes: number; url?: number }) {
+  let attributeCalls = 0;
+  let urlCalls = 0;
+  return {
+    calls: () => ({ attributes: attributeCalls, url: urlCalls }),
+    getQueueAttributes: () =>
+      ++attributeCalls <= failures.attributes
+        ? Promise.reject(denied())
+        : Promise.resolve({ RedrivePolicy: POLICY }),
+    getQueueUrl: () =>
+      ++urlCalls <= (failures.url ?? 0)
+        ? Promise.reject(new SqsError("GetQueueUrl", "AccessDenied", 403, "no"))
+        : Promise.resolve("http://127.0.0.1:1/000000000000/dlq"),
+  };
+}
+
+function watcher(sqs: ReturnType<typeof fakeSqs>, sleeps: number[], lines: string[] = []) {
+  return new RedriveWatcher({
+    sqs,
+    config,
+    logger: createLogger({ write: (l) => lines.push(l) }),
+    baseDelayMs: 1000,
+    maxDelayMs: 8000,
+    random: () => 0.999,
+    sleep: (ms) => (sleeps.push(Math.round(ms)), Promise.resolve()),
+  });
+}
+
+Deno.test("RedriveWatcher: an AccessDenied at startup leaves it unknown (not 'no policy'), then it is retried until read", async () => {
+  const sqs = fakeSqs({ attributes: 6 });
+  const sleeps: number[] = [];
+  const lines: string[] = [];
+  const w = watcher(sqs, sleeps, lines);
+  const { background } = await w.start(new AbortController().signal);
+  assert.equal(w.state.known, false, "after the first read failed");
+  assert.match(w.state.pending ?? "", /AccessDenied/);
+  await background;
+  assert.deepEqual(
+    { known: w.state.known, max: w.state.maxReceiveCount, dlq: w.state.dlqUrl },
+    { known: true, max: 4, dlq: "http://127.0.0.1:1/000000000000/dlq" },
+  );
+  assert.equal(w.state.pending, undefined);
+  assert.equal(
+    sqs.calls().attributes,
+    7,
+    "a non-retryable error is still retried in the background",
+  );
+  // Doubling from 1 s, capped at 8 s (random 0.999 ≈ the cap).
+  assert.deepEqual(sleeps, [999, 1998, 3996, 7992, 7992, 7992]);
+  assert.ok(lines.some((l) => l.includes("cannot read the queue's RedrivePolicy yet")));
+  assert.ok(lines.some((l) => l.includes("read the queue's RedrivePolicy\"")));
+});
+
+Deno.test("RedriveWatcher: the background retries stop on the AbortSignal", async () => {
+  const sqs = fakeSqs({ attributes: 1000 });
+  const controller = new AbortController();
+  let sleeps = 0;
+  const w = new RedriveWatcher({
+    sqs,
+    config,
+    logger: createLogger({ write: () => {} }),
+    sleep: () => (++sleeps === 3 && controller.abort(), Promise.resolve()),
+  });
+  const { background } = await w.start(controller.signal);
+  await background;
+  assert.equal(w.state.known, false);
+  assert.ok(sqs.calls().attributes <= 4, `${sqs.calls().attributes} reads`);
+});
+
+Deno.test("RedriveWatcher: a policy read but a DLQ URL not found yet is known, and the DLQ is looked up again", async () => {
+  const sqs = fakeSqs({ attributes: 0, url: 1 });
+  const w = watcher(sqs, []);
+  const { background } = await w.start(new AbortController().signal);
+  assert.equal(w.state.known, true);
+  assert.equal(w.state.maxReceiveCount, 4);
+  assert.equal(w.state.dlqUrl, undefined);
+  assert.match(w.state.pending ?? "", /DLQ URL not found yet/);
+  await background;
+  assert.equal(w.state.dlqUrl, "http://127.0.0.1:1/000000000000/dlq");
+});
+
+Deno.test("discoverRedrive (the CLI's one-shot read) still answers without a policy on failure", async () => {
+  const redrive = await discoverRedrive(
+    fakeSqs({ attributes: 1 }),
+    config,
+    createLogger({ write: () => {} }),
+    new AbortController().signal,
+  );
+  assert.deepEqual(redrive, { dlqUrl: undefined, maxReceiveCount: undefined });
+});
