@@ -14,26 +14,33 @@ async function main(): Promise<number> {
   const env = runtime.env();
   const config = loadConfigOrReport(env);
   if (!config) return 2;
+  // Bound before intake starts: with the port taken, no message is received, and exit 2 (a
+  // configuration error) keeps systemd from restarting into the same failure.
+  let handler: runtime.FetchHandler | undefined;
+  let server;
+  try {
+    server = runtime.serve(
+      config.httpHost,
+      config.httpPort,
+      (request) => handler ? handler(request) : new Response("starting\n", { status: 503 }),
+    );
+  } catch (error) {
+    runtime.writeStderr(
+      `sluice: cannot listen on ${config.httpHost}:${config.httpPort} (HTTP_HOST, HTTP_PORT): ${
+        (error as Error).message
+      }; is another sluice running? set HTTP_PORT to a free port\n`,
+    );
+    return 2;
+  }
   const worker = startWorker(config, {
     env,
     readTextFile: runtime.readTextFile,
     homeDir: runtime.homeDir(),
     write: (line) => runtime.writeStdout(`${line}\n`),
   });
+  handler = worker.app.fetch;
   registerProcessMetrics(worker.metrics.registry);
 
-  let server;
-  try {
-    server = runtime.serve(config.httpHost, config.httpPort, worker.app.fetch);
-  } catch (error) {
-    worker.logger.error("cannot start the health server", {
-      error,
-      host: config.httpHost,
-      port: config.httpPort,
-    });
-    await worker.stop(0);
-    return 1;
-  }
   worker.logger.info("health server listening", { host: config.httpHost, port: server.port });
 
   let signals = 0;
