@@ -16,13 +16,13 @@ async function main(): Promise<number> {
   if (!config) return 2;
   // Bound before intake starts: with the port taken, no message is received, and exit 2 (a
   // configuration error) keeps systemd from restarting into the same failure.
-  let handler: runtime.FetchHandler | undefined;
+  const route: { app?: runtime.FetchHandler } = {};
   let server;
   try {
     server = runtime.serve(
       config.httpHost,
       config.httpPort,
-      (request) => handler ? handler(request) : new Response("starting\n", { status: 503 }),
+      (request) => route.app ? route.app(request) : new Response("starting\n", { status: 503 }),
     );
   } catch (error) {
     runtime.writeStderr(
@@ -38,7 +38,7 @@ async function main(): Promise<number> {
     homeDir: runtime.homeDir(),
     write: (line) => runtime.writeStdout(`${line}\n`),
   });
-  handler = worker.app.fetch;
+  route.app = worker.app.fetch;
   registerProcessMetrics(worker.metrics.registry);
 
   worker.logger.info("health server listening", { host: config.httpHost, port: server.port });
