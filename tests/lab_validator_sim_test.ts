@@ -71,7 +71,8 @@ Deno.test("checkDocument: rejects each wrong field with its reason", () => {
       })(),
     ],
     ["message_id", { ...goodDoc(), message_id: 1 }],
-    ["unknown_message_id", { ...goodDoc(), message_id: "m-404" }],
+    ["unknown_message_id", { ...goodDoc(), message_id: "m-404", event_ts: "2025-01-01" }],
+    ["unknown_message_id", { ...goodDoc(), message_id: "m-404", user_id: Number(knownId) }],
     ["user_id", { ...goodDoc(), user_id: Number(knownId) }],
     ["user_id", { ...goodDoc(), user_id: knownId.replace(/^0+/, "") + "x" }],
     ["event_ts", { ...goodDoc(), event_ts: "2025-01-01T00:00:00Z" }],
@@ -187,4 +188,15 @@ Deno.test("validator sim: flaky answers some 5xx, deterministically from the see
   assert.deepEqual(a, await run());
   assert.ok(a.includes(503), "some 503s");
   assert.ok(a.filter((c) => c === 200).length > 350);
+});
+
+Deno.test("checkDocument: a well-formed message the lab did not generate (sent by hand) is judged on its own", () => {
+  const hand = { ...goodDoc(), message_id: "by-hand-1", payload: { note: "aws sqs send-message" } };
+  assert.equal(checkDocument(hand, expected, dataset), undefined);
+  const unknown = { ...unknownDoc(), message_id: "by-hand-2", payload: {} };
+  assert.equal(checkDocument(unknown, expected, dataset), undefined);
+  const wrongProfile = { ...hand, user: { ...goodDoc().user, segment: "nope" } };
+  assert.equal(checkDocument(wrongProfile, expected, dataset)?.reason, "user");
+  const knownAsUnknown = { ...hand, user: null, enrichment: { status: "unknown_user" } };
+  assert.equal(checkDocument(knownAsUnknown, expected, dataset)?.reason, "enrichment");
 });
