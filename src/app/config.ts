@@ -285,7 +285,8 @@ function required<T>(env: Record<string, string | undefined>, name: string, sink
   if (value === undefined) {
     // In collect mode a bad value was reported already; only a missing one is new.
     if (sink && raw !== undefined && raw !== "") return undefined as T;
-    report(sink, name, `Missing ${name}: it is required (${BY_NAME.get(name)?.help})`);
+    const help = BY_NAME.get(name)?.help.replace(/ \(required\)$/, "");
+    report(sink, name, `Missing ${name}: it is required (${help})`);
   }
   return value as T;
 }

@@ -49,7 +49,7 @@ export function dispatch(
     case "usage":
       deps.err(`sluice: ${command.message}`);
       deps.err(
-        command.topic === "main" ? "see sluice --help" : `usage:\n${helpText(command.topic)}`,
+        command.topic === "main" ? "see sluice --help" : helpText(command.topic),
       );
       return Promise.resolve(2);
     case "check-config":
