@@ -9,7 +9,7 @@ import { parseIni } from "../adapters/aws_credentials.ts";
 import { regionFromQueueUrl } from "../adapters/sqs_client.ts";
 import type { CliDeps } from "./cli_deps.ts";
 import { describeSqsFailure, parseRedrivePolicy } from "./dlq_session.ts";
-import { parseEnvFile } from "./env_file.ts";
+import { readEnv } from "./env_file.ts";
 import { lintEnvNames } from "./env_lint.ts";
 import { enrichVerdict, identify, type ProbeResult, validatorVerdict } from "./probe_http.ts";
 
@@ -46,23 +46,6 @@ export async function checkConfig(cmd: CheckConfigCommand, deps: CliDeps): Promi
   }
   if (problems.length > 0) return 2;
   return probes.every((p) => p.ok) ? 0 : 1;
-}
-
-async function readEnv(
-  envFile: string | undefined,
-  deps: CliDeps,
-): Promise<Record<string, string | undefined> | number> {
-  if (envFile === undefined) return deps.env;
-  let text: string;
-  try {
-    text = await deps.readTextFile(envFile);
-  } catch (error) {
-    deps.err(`sluice: cannot read --env-file ${envFile}: ${(error as Error).message}`);
-    return 2;
-  }
-  const parsed = parseEnvFile(text);
-  for (const p of parsed.problems) deps.err(`sluice: ${envFile}: ${p}`);
-  return parsed.problems.length > 0 ? 2 : parsed.env;
 }
 
 /** The values the worker would use, and where the less obvious ones come from. */

@@ -10,6 +10,7 @@ import * as runtime from "./runtime.ts";
 import { type Command, parseCommand } from "./cli_args.ts";
 import { type CliDeps, runtimeDeps } from "./cli_deps.ts";
 import { helpText } from "./help.ts";
+import { readEnv } from "./env_file.ts";
 import { checkConfig } from "./check_config.ts";
 import { dlqStats } from "./dlq_stats.ts";
 import { dlqPeek } from "./dlq_peek.ts";
@@ -55,14 +56,24 @@ export function dispatch(
     case "check-config":
       return checkConfig(command, deps);
     case "dlq-stats":
-      return dlqStats(command.output, deps);
+      return withEnvFile(command.envFile, deps, (d) => dlqStats(command.output, d));
     case "dlq-peek":
-      return dlqPeek(command, deps);
+      return withEnvFile(command.envFile, deps, (d) => dlqPeek(command, d));
     case "dlq-redrive":
-      return dlqRedrive(command, deps);
+      return withEnvFile(command.envFile, deps, (d) => dlqRedrive(command, d));
     case "dlq-purge":
-      return dlqPurge(command, deps);
+      return withEnvFile(command.envFile, deps, (d) => dlqPurge(command, d));
   }
+}
+
+/** Runs `fn` with the environment `--env-file` names (the process's without it). */
+async function withEnvFile(
+  envFile: string | undefined,
+  deps: CliDeps,
+  fn: (deps: CliDeps) => Promise<number>,
+): Promise<number> {
+  const env = await readEnv(envFile, deps);
+  return typeof env === "number" ? env : await fn({ ...deps, env });
 }
 
 /**

@@ -22,17 +22,30 @@ export type Command =
   | { kind: "help"; topic: HelpTopic }
   | { kind: "usage"; topic: HelpTopic; message: string }
   | { kind: "check-config"; probe: boolean; envFile: string | undefined; json: boolean }
-  | { kind: "dlq-stats"; output: Output }
-  | { kind: "dlq-peek"; output: Output; count: number; filter: DlqFilter }
+  | { kind: "dlq-stats"; output: Output; envFile: string | undefined }
+  | {
+    kind: "dlq-peek";
+    output: Output;
+    envFile: string | undefined;
+    count: number;
+    filter: DlqFilter;
+  }
   | {
     kind: "dlq-redrive";
     output: Output;
+    envFile: string | undefined;
     filter: DlqFilter;
     max: number | undefined;
     rate: number | undefined;
     dryRun: boolean;
   }
-  | { kind: "dlq-purge"; output: Output; filter: DlqFilter; yes: boolean };
+  | {
+    kind: "dlq-purge";
+    output: Output;
+    envFile: string | undefined;
+    filter: DlqFilter;
+    yes: boolean;
+  };
 
 export type HelpTopic = "main" | "check-config" | "dlq" | "stats" | "peek" | "redrive" | "purge";
 
@@ -120,6 +133,7 @@ function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
     allowPositionals: true,
     options: {
       output: { type: "string" },
+      "env-file": { type: "string" },
       help: { type: "boolean", short: "h" },
       ...(verb === "stats" ? {} : FILTER_OPTIONS),
       ...(verb === "redrive"
@@ -131,6 +145,7 @@ function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
   if (values.help) return { kind: "help", topic: verb };
   const v = values as Record<string, string | string[] | boolean | undefined>;
   const output = parseOutput(v.output as string | undefined);
+  const envFile = v["env-file"] as string | undefined;
   const allowed = verb === "peek" ? 1 : 0;
   if (positionals.length > allowed) {
     const hint = verb === "redrive" ? " (use --max N to limit the count)" : "";
@@ -138,17 +153,17 @@ function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
       `unexpected argument ${JSON.stringify(positionals[allowed])}${hint}`,
     );
   }
-  if (verb === "stats") return { kind: "dlq-stats", output };
+  if (verb === "stats") return { kind: "dlq-stats", output, envFile };
   const filter = parseFilter(v);
   if (verb === "peek") {
     const raw = positionals[0];
     const count = raw === undefined ? 10 : parseInteger("N", raw, 1, 10_000);
-    return { kind: "dlq-peek", output, count, filter };
+    return { kind: "dlq-peek", output, envFile, count, filter };
   }
-  if (verb === "purge") return { kind: "dlq-purge", output, filter, yes: v.yes === true };
+  if (verb === "purge") return { kind: "dlq-purge", output, envFile, filter, yes: v.yes === true };
   const max = v.max === undefined ? undefined : parseInteger("--max", v.max as string, 1, 1e9);
   const rate = v.rate === undefined ? undefined : parseNumber("--rate", v.rate as string, 1e6);
-  return { kind: "dlq-redrive", output, filter, max, rate, dryRun: v["dry-run"] === true };
+  return { kind: "dlq-redrive", output, envFile, filter, max, rate, dryRun: v["dry-run"] === true };
 }
 
 function parseOutput(raw: string | undefined): Output {

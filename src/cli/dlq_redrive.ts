@@ -41,10 +41,13 @@ export async function dlqRedrive(cmd: RedriveCommand, deps: CliDeps): Promise<nu
   };
   try {
     const depth = await queueDepth(session, session.dlqUrl, deps);
-    if (cmd.output === "text") {
-      deps.out(`from ${session.dlqUrl} (${depth.visible} visible, found by ${session.dlqSource})`);
-      deps.out(`to   ${session.queueUrl}${cmd.dryRun ? " (dry run: nothing moves)" : ""}`);
-    }
+    const target = await queueDepth(session, session.queueUrl, deps);
+    // stderr: the queues must be seen even when stdout goes to a script.
+    deps.err(`from ${session.dlqUrl} (${depth.visible} visible; found by ${session.dlqSource})`);
+    deps.err(
+      `to   ${session.queueUrl} (${target.visible} visible)` +
+        (cmd.dryRun ? "; dry run: nothing moves" : ""),
+    );
     const move = mover(session, cmd, deps, tally);
     await scanDlq({
       session,

@@ -1,7 +1,8 @@
 /**
  * Reads a systemd EnvironmentFile (KEY=VALUE lines), so check-config sees what the unit's
- * worker sees. Pure: the caller reads the file.
+ * worker sees.
  */
+import type { CliDeps } from "./cli_deps.ts";
 
 /** The variables in `text`, or the problems found (line numbers are 1-based). */
 export function parseEnvFile(text: string): { env: Record<string, string>; problems: string[] } {
@@ -30,4 +31,25 @@ function unquote(raw: string): string {
     return quote === '"' ? inner.replace(/\\(["\\])/g, "$1") : inner;
   }
   return raw;
+}
+
+/**
+ * The variables a command works with: the process environment, or with `--env-file` the file's
+ * variables only (what systemd gives the worker); the exit code 2 after printing why not.
+ */
+export async function readEnv(
+  envFile: string | undefined,
+  deps: CliDeps,
+): Promise<Record<string, string | undefined> | number> {
+  if (envFile === undefined) return deps.env;
+  let text: string;
+  try {
+    text = await deps.readTextFile(envFile);
+  } catch (error) {
+    deps.err(`sluice: cannot read --env-file ${envFile}: ${(error as Error).message}`);
+    return 2;
+  }
+  const parsed = parseEnvFile(text);
+  for (const p of parsed.problems) deps.err(`sluice: ${envFile}: ${p}`);
+  return parsed.problems.length > 0 ? 2 : parsed.env;
 }

@@ -9,7 +9,11 @@ const FILTERS = [
   "  --reason-match REGEX     only messages whose sluice_reason matches REGEX",
   "  --min-age SECONDS        only messages that have been in the DLQ at least this long",
 ];
-const OUTPUT = "  --output text|json       text for people (default), json for scripts";
+const OUTPUT = [
+  "  --output text|json       text for people (default), json for scripts",
+  "  --env-file PATH          read the variables from PATH only, as systemd does",
+  "                           (e.g. /etc/sluice/sluice.env)",
+].join("\n");
 
 function mainHelp(): string {
   const width = Math.max(...CONFIG_VARS.map((v) => v.name.length));

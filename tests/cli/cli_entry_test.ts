@@ -233,6 +233,19 @@ Deno.test("cli: dlq stats and peek speak text or JSON", async () => {
       1,
       "peek makes it visible again",
     );
+    const dir = await Deno.makeTempDir();
+    try {
+      const file = `${dir}/sluice.env`;
+      await Deno.writeTextFile(
+        file,
+        Object.entries(env).map(([k, v]) => `${k}="${v}"`).join("\n") + "\n",
+      );
+      const fromFile = await sluice(["dlq", "stats", "--env-file", file, "--output", "json"]);
+      assert.equal(fromFile.code, 0, fromFile.stderr);
+      assert.equal(JSON.parse(fromFile.stdout).visible, 1);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   });
 });
 
