@@ -11,7 +11,15 @@ import { type CliDeps, cliRetry } from "./cli_deps.ts";
 import { messageLine, messageRow } from "./dlq_peek.ts";
 import { scanDlq } from "./dlq_scan.ts";
 import { batchSizeFor, paceDelayMs, redriveAttributes } from "./dlq_select.ts";
-import { describeSqsFailure, type DlqSession, openDlq, queueDepth } from "./dlq_session.ts";
+import {
+  describeSqsFailure,
+  type DlqSession,
+  isUnreachable,
+  openDlq,
+  queueDepth,
+} from "./dlq_session.ts";
+
+const ids = (messages: SqsMessage[]) => messages.map((m) => m.messageId).join(" ");
 
 export interface RedriveCommand {
   output: Output;
@@ -94,7 +102,9 @@ function mover(session: DlqSession, cmd: RedriveCommand, deps: CliDeps, tally: T
         cliRetry(deps),
       );
     } catch (error) {
-      tally.error = describeSqsFailure(error, "SendMessageBatch", session.queueUrl);
+      // A send that timed out or lost its answer may have reached SQS all the same.
+      const unsure = isUnreachable(error) ? `; may be in both queues: ${ids(batch)}` : "";
+      tally.error = describeSqsFailure(error, "SendMessageBatch", session.queueUrl) + unsure;
       return { release: batch, stop: true };
     }
     const failedSend = new Set(sent.failed.map((f) => f.id));

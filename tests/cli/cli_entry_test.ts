@@ -323,3 +323,17 @@ Deno.test("cli: a health port in use exits 2 naming the port, before any receive
     await sqs.close();
   }
 });
+
+Deno.test("cli: a redrive send that loses its answer says the messages may be in both queues", async () => {
+  await withLab(async (sqs) => {
+    const { env } = sqsEnv(sqs);
+    const id = sqs.send("dlq", '{"message_id":"m0"}', { sluice_error: "TRANSIENT" });
+    sqs.setDefault("SendMessageBatch", { breakConnection: true });
+    const r = await sluice(["dlq", "redrive"], env);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stderr, STACK_TRACE);
+    assert.match(r.stderr, new RegExp(`SQS is unreachable.*may be in both queues: ${id}`));
+    assert.equal(sqs.requestsFor("DeleteMessageBatch").length, 0, "never deleted without a send");
+    assert.deepEqual(sqs.messages("dlq").map((m) => m.visible), [true], "made visible again");
+  });
+});
