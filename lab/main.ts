@@ -260,18 +260,7 @@ async function main(): Promise<number> {
       onInfraReady: (env) => {
         if (!options.infraOnly) return;
         endLine();
-        for (const line of infraLines(env)) console.log(line);
-        const state: LabState = {
-          queueUrl: env.SQS_QUEUE_URL!,
-          endpoint: env.AWS_ENDPOINT_URL_SQS!,
-          seed: options.seed,
-          users: options.users,
-        };
-        Deno.writeTextFileSync(STATE_FILE, JSON.stringify(state));
-        console.error(
-          "lab: services running; paste the export lines in another terminal, run " +
-            "`deno task start` there; `deno task lab send --count 100` adds messages. Ctrl-C stops.",
-        );
+        announceInfra(env, options);
       },
     });
     endLine();
@@ -289,6 +278,22 @@ async function main(): Promise<number> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+}
+
+/** Prints the lines to paste and records the queue for `lab send`. */
+function announceInfra(env: Record<string, string>, options: { seed: number; users: number }) {
+  for (const line of infraLines(env)) console.log(line);
+  const state: LabState = {
+    queueUrl: env.SQS_QUEUE_URL!,
+    endpoint: env.AWS_ENDPOINT_URL_SQS!,
+    seed: options.seed,
+    users: options.users,
+  };
+  Deno.writeTextFileSync(STATE_FILE, JSON.stringify(state));
+  console.error(
+    "lab: services running; paste the export lines in another terminal, run " +
+      "`deno task start` there; `deno task lab send --count 100` adds messages. Ctrl-C stops.",
+  );
 }
 
 /** Ready-to-paste lines for a worker the user starts: exports, then the worker's curl lines. */
