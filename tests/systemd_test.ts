@@ -151,3 +151,14 @@ Deno.test("sluice.env.example documents every variable with its default", async 
     assert.ok(known.has(m[1]!), `unknown variable ${m[1]}`);
   }
 });
+
+Deno.test("sluice.env.example names the unit's TimeoutStopSec", async () => {
+  const unit = await Deno.readTextFile(new URL("../systemd/sluice.service", import.meta.url));
+  const example = await Deno.readTextFile(
+    new URL("../systemd/sluice.env.example", import.meta.url),
+  );
+  const stop = /^TimeoutStopSec=(\d+)/m.exec(unit)?.[1];
+  const named = [...example.matchAll(/TimeoutStopSec \((\d+)\)/g)].map((m) => m[1]);
+  assert.ok(stop && named.length > 0, "the example mentions TimeoutStopSec (N)");
+  for (const n of named) assert.equal(n, stop, "the example and the unit agree");
+});

@@ -297,6 +297,12 @@ Deno.test("defect 8: a 500 on the DLQ delete after the send reports 'in both que
     assert.equal(sqs.messages("work").length, 3, "sent before the delete");
     assert.equal(sqs.messages("dlq").length, 3, "still in the DLQ");
     assert.ok(sqs.requestsFor("DeleteMessageBatch").length >= 2, "the delete was retried");
+    assert.equal(
+      sqs.requestsFor("SendMessageBatch").length,
+      1,
+      "one batch, not a call per message",
+    );
+    assert.equal(sqs.requestsFor("SendMessage").length, 0);
   });
 });
 
