@@ -139,11 +139,14 @@ function sqsEnv(
   });
   return {
     dlq,
+    // The downstream URLs are set as on the VM; the dlq subcommands never call them.
     env: {
       SQS_QUEUE_URL: queue,
       AWS_REGION: "us-east-1",
       AWS_ACCESS_KEY_ID: "t",
       AWS_SECRET_ACCESS_KEY: "t",
+      ENRICH_URL: "http://127.0.0.1:9",
+      VALIDATOR_URL: "http://127.0.0.1:9",
     },
   };
 }
@@ -202,6 +205,7 @@ Deno.test("cli: check-config --probe reports a validator redirect with its Locat
 
 Deno.test("cli: dlq stats with SQS unreachable says so, not 'no dead-letter queue'", async () => {
   const r = await sluice(["dlq", "stats"], {
+    ...BASE,
     SQS_QUEUE_URL: "http://127.0.0.1:9/000000000000/q",
     AWS_REGION: "us-east-1",
     AWS_ACCESS_KEY_ID: "t",
