@@ -44,9 +44,16 @@ the live line:
   retry R     retries the worker made in process (sluice_retries_total)
   open B      circuit breakers seen opening (sluice_breaker_state turning to open)
   kill K      workers SIGKILLed by chaos (only with chaos)
-the summary adds: lost (valid, never accepted), duplicate submissions, wrongly rejected, poison
-  in DLQ, left in queue, throughput, latency, requests per message, peak RSS, and the same
-  downstream errors, retries and breaker opens.`;
+the summary:
+  lost                 valid messages never accepted (must be 0)
+  duplicate submissions  valid messages accepted twice (0 unless chaos killed a worker)
+  wrongly rejected     valid messages the validator refused (must be 0)
+  poison in DLQ        poison dead-lettered with sluice_error and sluice_reason
+  left in queue        messages still in the main queue at the end
+  downstream errors    429, 5xx and timeouts the simulators answered
+  retries              the worker's in-process retries
+  breaker opens        circuit breakers seen opening
+  throughput           accepted + dead-lettered poison, per second of the run`;
 
 class FlagError extends Error {}
 

@@ -189,3 +189,19 @@ Deno.test("lab send: flags and bodies (valid for known users, then chosen poison
   assert.equal(JSON.parse(bodies[4]!).user_id, undefined);
   assert.equal(JSON.parse(bodies[5]!).event_ts, "yesterday");
 });
+
+Deno.test("lab --help explains each term of the live line and the summary in one line", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "lab/main.ts", "--help"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  for (
+    const term of ["err E", "retry R", "open B", "downstream errors", "retries", "breaker opens"]
+  ) {
+    assert.match(text, new RegExp(`^  ${term} +\\S`, "m"), term);
+  }
+  assert.match(text, /deno task lab send/);
+});
