@@ -38,6 +38,7 @@ export interface ScanResult {
 /** Walks the DLQ; see the module comment. SQS failures after retries propagate. */
 export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
   const { session, deps } = o;
+  // Every message received and not handed over for good: what the walk releases at the end.
   const held = new Map<string, string>();
   const seen = new Set<string>();
   let pending: SqsMessage[] = [];
@@ -47,7 +48,15 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
   const flush = async () => {
     const batch = pending;
     pending = [];
-    const result = await o.onBatch(batch);
+    for (const m of batch) held.delete(m.messageId);
+    let result;
+    try {
+      result = await o.onBatch(batch);
+    } catch (error) {
+      // Interrupted before its send (the pacing sleep): the batch is still ours to release.
+      for (const m of batch) held.set(m.messageId, m.receiptHandle);
+      throw error;
+    }
     for (const m of result.release) held.set(m.messageId, m.receiptHandle);
     return result.stop;
   };
@@ -64,20 +73,16 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
         }), cliRetry(deps));
       if (batch.length === 0) break;
       let fresh = 0;
+      // Held from now on, so an error part-way through this batch still releases all of it.
+      for (const m of batch) held.set(m.messageId, m.receiptHandle);
       for (const m of batch) {
-        if (seen.has(m.messageId)) {
-          // Its hold ran out and it came back: keep the newest handle for the release.
-          held.set(m.messageId, m.receiptHandle);
-          continue;
-        }
+        // A message seen before came back after its hold ran out: only its newest handle matters.
+        if (seen.has(m.messageId)) continue;
         seen.add(m.messageId);
         fresh++;
         const wanted = (o.limit === undefined || selected < o.limit) &&
           selects(o.filter, m, deps.now());
-        if (!wanted || stopped) {
-          held.set(m.messageId, m.receiptHandle);
-          continue;
-        }
+        if (!wanted || stopped) continue;
         selected++;
         pending.push(m);
         if (pending.length >= o.batchSize) stopped = await flush();
@@ -87,7 +92,6 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
     }
     if (!stopped && pending.length > 0) await flush();
   } finally {
-    for (const m of pending) held.set(m.messageId, m.receiptHandle);
     await releaseAll(o, held);
   }
   return { scanned: seen.size, selected, released: held.size };
