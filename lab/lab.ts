@@ -17,6 +17,7 @@ import type { Scenario } from "./scenario.ts";
 import { createSqsAdmin, type SqsAdmin } from "./sqs_admin.ts";
 import { messageIdOf, startSqsProxy } from "./sqs_proxy.ts";
 import { sleep } from "../src/lib/retry.ts";
+import { scrapeWorker, WorkerMetricsTracker } from "./worker_metrics.ts";
 import { startValidatorSim } from "./validator_sim.ts";
 import { createLogSink, spawnWorker, type WorkerProcess } from "./worker_process.ts";
 import { runSigtermPhase, type SigtermPhaseSummary } from "./sigterm_phase.ts";
@@ -112,6 +113,12 @@ export interface LabProgress {
   msgPerSecond: number;
   /** worker kills so far (chaos) */
   kills: number;
+  /** 429/5xx answers and timeouts the simulators gave so far */
+  errors: number;
+  /** the worker's in-process retries (sluice_retries_total, summed over restarts) */
+  retries: number;
+  /** circuit breakers seen opening (sluice_breaker_state turning 2) */
+  breakerOpens: number;
 }
 
 export interface LabSummary {
@@ -155,6 +162,12 @@ export interface LabSummary {
   logFile: string;
   /** the `--chaos` SIGTERM phase, when it ran */
   sigtermPhase?: SigtermPhaseSummary;
+  /** 429/5xx answers and timeouts from the enrichment API and the validator simulators */
+  downstreamErrors: number;
+  /** the worker's in-process retries */
+  retries: number;
+  /** circuit breakers seen opening */
+  breakerOpens: number;
 }
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
@@ -248,8 +261,11 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       AWS_SECRET_ACCESS_KEY: "lab-secret",
       ENRICH_URL: enrich.url,
       VALIDATOR_URL: validator.url,
-      HTTP_PORT: String(freePort()),
-      LOG_LEVEL: "warn",
+      // Infra-only: the README's curl localhost:9400 must work for the worker the user starts.
+      HTTP_PORT: options.infraOnly ? (Deno.env.get("HTTP_PORT") || "9400") : String(freePort()),
+      ...(options.infraOnly ? { AWS_DEFAULT_REGION: "us-east-1" } : {}),
+      // The user's LOG_LEVEL wins; infra-only prints none, so their shell keeps theirs.
+      ...(options.infraOnly ? {} : { LOG_LEVEL: Deno.env.get("LOG_LEVEL") || "warn" }),
       ...options.workerEnv,
     };
 
@@ -274,8 +290,17 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       );
 
     const samples: Array<[number, number]> = [];
+    const workerMetrics = new WorkerMetricsTracker();
+    const downstreamErrors = () =>
+      Object.entries(enrich.stats().byStatus)
+        .filter(([status]) => !(Number(status) < 429))
+        .reduce((n, [, count]) => n + count, 0) + validator.stats().errors5xx;
     const progress = async (phase: LabProgress["phase"], kills: number): Promise<LabProgress> => {
-      const [main, dlq] = await Promise.all([sqs.depth(queueUrl), sqs.depth(dlqUrl)]);
+      const [main, dlq] = await Promise.all([
+        sqs.depth(queueUrl),
+        sqs.depth(dlqUrl),
+        scrapeWorker(env.HTTP_PORT!, workerMetrics, options.signal),
+      ]);
       const t = Date.now();
       const accepted = validator.stats().accepted;
       samples.push([t, accepted]);
@@ -294,6 +319,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         inFlight: main.inFlight,
         msgPerSecond: t > t0 ? ((accepted - a0) * 1000) / (t - t0) : 0,
         kills,
+        errors: downstreamErrors(),
+        ...workerMetrics.counts(),
       };
     };
 
@@ -424,6 +451,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         kills: run.kills,
         dlqExtraCopies: extraCopies,
         logFile: options.infraOnly ? "" : logFile,
+        downstreamErrors: downstreamErrors(),
+        ...workerMetrics.counts(),
       };
     };
 

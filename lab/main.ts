@@ -12,6 +12,7 @@ import {
   runLab,
 } from "./lab.ts";
 import { isScenario, SCENARIOS } from "./scenario.ts";
+import { type LabState, runSend, STATE_FILE } from "./send_command.ts";
 
 const USAGE = `usage: deno task lab [flags]
   --scenario NAME           ${SCENARIOS.join(" | ")} (default io_mild)
@@ -24,7 +25,8 @@ const USAGE = `usage: deno task lab [flags]
   --instant                 enrichment and validator answer at once, no errors (the ceiling)
   --timeout S               give up after S seconds (default 120 + 0.04 per message)
   --json                    print the summary as JSON on stdout
-  --infra-only              start the services, preload, print export lines, run until Ctrl-C
+  --infra-only              start the services, preload, print export lines, run until Ctrl-C;
+                            then \`deno task lab send --count N --poison K\` adds messages
   --worker-cmd "CMD ARGS"   the worker command (default: deno run ... src/main.ts)
 chaos:
   --crash-rate P            probability per second of SIGKILLing the worker (restarted)
@@ -38,7 +40,25 @@ chaos:
   --chaos                   a mix: crash rate ${DEFAULT_CHAOS.crashRate}/s, a crash after a third of the
                             messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage,
                             every ${DEFAULT_CHAOS.redirectEvery}th first submission redirected, a SIGTERM phase of
-                            ${DEFAULT_CHAOS.sigtermPhaseMessages} messages`;
+                            ${DEFAULT_CHAOS.sigtermPhaseMessages} messages
+the live line:
+  N/s         valid messages accepted per second over the last 2 s
+  acc A/V     accepted by the validator / valid messages sent
+  dlq D/P     messages in the dead-letter queue / poison messages sent
+  err E       429, 5xx and timeouts the enrichment API and validator answered
+  retry R     retries the worker made in process (sluice_retries_total)
+  open B      circuit breakers seen opening (sluice_breaker_state turning to open)
+  kill K      workers SIGKILLed by chaos (only with chaos)
+the summary:
+  lost                 valid messages never accepted (must be 0)
+  duplicate submissions  valid messages accepted twice (0 unless chaos killed a worker)
+  wrongly rejected     valid messages the validator refused (must be 0)
+  poison in DLQ        poison dead-lettered with sluice_error and sluice_reason
+  left in queue        messages still in the main queue at the end
+  downstream errors    429, 5xx and timeouts the simulators answered
+  retries              the worker's in-process retries
+  breaker opens        circuit breakers seen opening
+  throughput           accepted + dead-lettered poison, per second of the run`;
 
 class FlagError extends Error {}
 
@@ -147,12 +167,22 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   };
 }
 
-/** One progress line. */
-export function formatProgress(p: LabProgress, scenario: string): string {
-  return `[${scenario} ${p.elapsedSeconds.toFixed(1)}s ${p.phase}] sent ${p.sent}` +
-    ` | received ${p.received} | accepted ${p.accepted}/${p.valid} | rejected ${p.rejected}` +
-    ` | dead-lettered ${p.deadLettered}/${p.poison} | in flight ${p.inFlight}` +
-    ` | ${Math.round(p.msgPerSecond)} msg/s` + (p.kills ? ` | kills ${p.kills}` : "");
+/** The live line, rate first; parts of least use are dropped until it fits `width` columns. */
+export function formatProgress(p: LabProgress, _scenario: string, width = 80): string {
+  const parts = [
+    `${Math.round(p.msgPerSecond)}/s`,
+    `acc ${p.accepted}/${p.valid}`,
+    `dlq ${p.deadLettered}/${p.poison}`,
+    `err ${p.errors}`,
+    `retry ${p.retries}`,
+    `open ${p.breakerOpens}`,
+    ...(p.kills ? [`kill ${p.kills}`] : []),
+    `${p.phase === "running" ? "" : `${p.phase} `}${Math.round(p.elapsedSeconds)}s`,
+  ];
+  const line = parts.join(" ");
+  // The elapsed time goes first; the counts people watch stay.
+  const shorter = line.length <= width ? line : parts.slice(0, -1).join(" ");
+  return shorter.slice(0, width);
 }
 
 /** The summary as an aligned two-column table plus the problems. */
@@ -174,6 +204,9 @@ export function formatSummary(s: LabSummary): string {
     ],
     ["left in queue", s.leftInQueue],
     ["worker kills (in flight)", `${s.kills} (${s.killedInFlight})`],
+    ["downstream errors", s.downstreamErrors],
+    ["retries", s.retries],
+    ["breaker opens", s.breakerOpens],
     ["duration", `${s.durationSeconds.toFixed(2)} s`],
     ["throughput", `${s.msgPerSecond} msg/s`],
     ["receive→accept p50 / p99", `${s.p50Ms} ms / ${s.p99Ms} ms`],
@@ -200,6 +233,7 @@ export function formatSummary(s: LabSummary): string {
 }
 
 async function main(): Promise<number> {
+  if (Deno.args[0] === "send") return await runSend(Deno.args.slice(1));
   let options: ReturnType<typeof parseLabFlags>;
   try {
     options = parseLabFlags(Deno.args);
@@ -222,20 +256,20 @@ async function main(): Promise<number> {
   let lastPlain = 0;
   let drawn = false;
   const onProgress = (p: LabProgress) => {
-    const line = formatProgress(p, options.scenario);
     if (tty) {
-      // A wrapped line could not be redrawn with \r: cut it to the terminal width.
-      let columns = 200;
+      // A wrapped line could not be redrawn with \r: it must fit the terminal.
+      let columns = 81;
       try {
         columns = Deno.consoleSize().columns;
       } catch {
         // not a console after all
       }
-      Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line.slice(0, Math.max(20, columns - 1))}`));
+      const line = formatProgress(p, options.scenario, Math.max(20, Math.min(80, columns - 1)));
+      Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line}`));
       drawn = true;
     } else if (Date.now() - lastPlain >= 5000) {
       lastPlain = Date.now();
-      console.error(line);
+      console.error(formatProgress(p, options.scenario));
     }
   };
   const endLine = () => {
@@ -250,10 +284,7 @@ async function main(): Promise<number> {
       onInfraReady: (env) => {
         if (!options.infraOnly) return;
         endLine();
-        for (const [k, v] of Object.entries(env)) console.log(`export ${k}=${shellQuote(v)}`);
-        console.error(
-          "lab: services running; start a worker with the variables above. Ctrl-C stops.",
-        );
+        announceInfra(env, options);
       },
     });
     endLine();
@@ -261,9 +292,42 @@ async function main(): Promise<number> {
     else console.log(formatSummary(summary));
     return summary.ok ? 0 : 1;
   } finally {
+    if (options.infraOnly) {
+      try {
+        Deno.removeSync(STATE_FILE);
+      } catch {
+        // never written: the services did not come up
+      }
+    }
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+}
+
+/** Prints the lines to paste and records the queue for `lab send`. */
+function announceInfra(env: Record<string, string>, options: { seed: number; users: number }) {
+  for (const line of infraLines(env)) console.log(line);
+  const state: LabState = {
+    queueUrl: env.SQS_QUEUE_URL!,
+    endpoint: env.AWS_ENDPOINT_URL_SQS!,
+    seed: options.seed,
+    users: options.users,
+  };
+  Deno.writeTextFileSync(STATE_FILE, JSON.stringify(state));
+  console.error(
+    "lab: services running; paste the export lines in another terminal, run " +
+      "`deno task start` there; `deno task lab send --count 100` adds messages. Ctrl-C stops.",
+  );
+}
+
+/** Ready-to-paste lines for a worker the user starts: exports, then the worker's curl lines. */
+export function infraLines(env: Record<string, string>): string[] {
+  const port = env.HTTP_PORT ?? "9400";
+  return [
+    ...Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    `# then: deno task start   (or the built binary dist/sluice)`,
+    `# curl -s localhost:${port}/healthz; curl -s localhost:${port}/metrics | head`,
+  ];
 }
 
 function shellQuote(v: string): string {

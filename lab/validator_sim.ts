@@ -93,7 +93,7 @@ export function checkDocument(
   if (typeof doc.message_id !== "string") {
     return { reason: "message_id", detail: "message_id must be a string" };
   }
-  const exp = expected.get(doc.message_id);
+  const exp = expected.get(doc.message_id) ?? handSent(doc, dataset);
   if (!exp) {
     return { reason: "unknown_message_id", detail: `no such message: ${short(doc.message_id)}` };
   }
@@ -154,6 +154,21 @@ export function checkDocument(
     };
   }
   return undefined;
+}
+
+/**
+ * What the lab expects of a message it did not generate (sent by hand with `aws sqs send-message`
+ * or `deno task lab send`): the document's own fields, if they are well-formed, and the dataset
+ * decides whether the user is known. Undefined when the fields cannot be from a valid message.
+ */
+function handSent(doc: Record<string, unknown>, dataset: Dataset): ExpectedMessage | undefined {
+  const { message_id, user_id, event_ts, payload } = doc;
+  if (typeof message_id !== "string" || message_id === "") return undefined;
+  if (typeof user_id !== "string" || user_id === "") return undefined;
+  if (typeof event_ts !== "number" || !Number.isFinite(event_ts)) return undefined;
+  if (!isPlainObject(payload)) return undefined;
+  const known = dataset.profile(user_id) !== undefined;
+  return { message_id, user_id, event_ts, payload, known };
 }
 
 /** Starts the validator on 127.0.0.1 with a free port. */

@@ -17,6 +17,24 @@ async function main(): Promise<number> {
   const config = loadConfigOrReport(env);
   if (!config) return 2;
   const build = buildInfo();
+  // Bound before intake starts: with the port taken, no message is received, and exit 2 (a
+  // configuration error) keeps systemd from restarting into the same failure.
+  const route: { app?: runtime.FetchHandler } = {};
+  let server;
+  try {
+    server = runtime.serve(
+      config.httpHost,
+      config.httpPort,
+      (request) => route.app ? route.app(request) : new Response("starting\n", { status: 503 }),
+    );
+  } catch (error) {
+    runtime.writeStderr(
+      `sluice: cannot listen on ${config.httpHost}:${config.httpPort} (HTTP_HOST, HTTP_PORT): ${
+        (error as Error).message
+      }; is another sluice running? set HTTP_PORT to a free port\n`,
+    );
+    return 2;
+  }
   const worker = startWorker(config, {
     build: {
       version: build.version,
@@ -28,20 +46,9 @@ async function main(): Promise<number> {
     homeDir: runtime.homeDir(),
     write: (line) => runtime.writeStdout(`${line}\n`),
   });
+  route.app = worker.app.fetch;
   registerProcessMetrics(worker.metrics.registry);
 
-  let server;
-  try {
-    server = runtime.serve(config.httpHost, config.httpPort, worker.app.fetch);
-  } catch (error) {
-    worker.logger.error("cannot start the health server", {
-      error,
-      host: config.httpHost,
-      port: config.httpPort,
-    });
-    await worker.stop(0);
-    return 1;
-  }
   worker.logger.info("health server listening", { host: config.httpHost, port: server.port });
 
   // Two signals of one stop (a forwarded one and a group kill) count as one; a signal

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { formatSummary, parseLabFlags } from "../lab/main.ts";
+import { formatProgress, formatSummary, infraLines, parseLabFlags } from "../lab/main.ts";
+import type { LabProgress } from "../lab/lab.ts";
+import { parseSendFlags, sendBodies } from "../lab/send_command.ts";
+import { sumMetric, WorkerMetricsTracker } from "../lab/worker_metrics.ts";
 import { percentile } from "../lab/lab.ts";
 
 Deno.test("lab flags: defaults, values, --chaos mix", () => {
@@ -85,7 +88,120 @@ Deno.test("formatSummary: shows the result and every problem", () => {
     kills: 0,
     dlqExtraCopies: 0,
     logFile: "x.log",
+    downstreamErrors: 17,
+    retries: 23,
+    breakerOpens: 2,
   });
   assert.match(text, /result\s+FAILED/);
+  assert.match(text, /downstream errors\s+17/);
+  assert.match(text, /retries\s+23/);
+  assert.match(text, /breaker opens\s+2/);
   assert.match(text, /✗ 1 valid messages were never accepted/);
+});
+
+const progress = (over: Partial<LabProgress> = {}): LabProgress => ({
+  phase: "running",
+  elapsedSeconds: 12.3,
+  sent: 20000,
+  received: 19000,
+  accepted: 18000,
+  valid: 19600,
+  rejected: 0,
+  deadLettered: 350,
+  poison: 400,
+  inFlight: 500,
+  msgPerSecond: 2855.4,
+  kills: 0,
+  errors: 1234,
+  retries: 5678,
+  breakerOpens: 3,
+  ...over,
+});
+
+Deno.test("formatProgress: rate first, errors, retries and breaker opens, within 80 columns", () => {
+  const line = formatProgress(progress(), "brownout");
+  assert.equal(line, "2855/s acc 18000/19600 dlq 350/400 err 1234 retry 5678 open 3 12s");
+  const huge = formatProgress(
+    progress({
+      msgPerSecond: 99999,
+      accepted: 9_999_999,
+      valid: 10_000_000,
+      deadLettered: 200_000,
+      poison: 200_000,
+      errors: 999_999,
+      retries: 9_999_999,
+      breakerOpens: 99,
+      kills: 12,
+      phase: "stopping",
+      elapsedSeconds: 9999,
+    }),
+    "flaky",
+  );
+  assert.ok(huge.length <= 80, `${huge.length}: ${huge}`);
+  assert.match(huge, /^99999\/s acc 9999999\/10000000 .*err 999999 retry 9999999 open 99/);
+  assert.ok(formatProgress(progress(), "x", 40).length <= 40);
+});
+
+Deno.test("WorkerMetricsTracker: retries add up across restarts, breaker opens are transitions", () => {
+  const t = new WorkerMetricsTracker();
+  const scrape = (retries: number, enrich: number) =>
+    `# TYPE sluice_retries_total counter\nsluice_retries_total{target="enrich"} ${retries}\n` +
+    `sluice_retries_total{target="validator"} 1\nsluice_breaker_state{target="enrich"} ${enrich}\n` +
+    `sluice_breaker_state{target="validator"} 0\n`;
+  t.observe(scrape(4, 0));
+  t.observe(scrape(9, 2));
+  t.observe(scrape(12, 2));
+  t.observe(scrape(12, 1));
+  t.observe(scrape(2, 2)); // a restarted worker, its breaker open again
+  assert.deepEqual(t.counts(), { retries: 13 + 3, breakerOpens: 2 });
+  assert.deepEqual([...sumMetric(scrape(1, 0), "sluice_breaker_state", "target")], [
+    ["enrich", 0],
+    ["validator", 0],
+  ]);
+});
+
+Deno.test("infraLines: exports with AWS_DEFAULT_REGION, then the worker's curl lines", () => {
+  const lines = infraLines({
+    SQS_QUEUE_URL: "http://127.0.0.1:1/000000000000/sluice-lab",
+    AWS_DEFAULT_REGION: "us-east-1",
+    HTTP_PORT: "9400",
+  });
+  assert.ok(lines.includes("export AWS_DEFAULT_REGION=us-east-1"));
+  assert.ok(lines.some((l) => l.includes("curl -s localhost:9400/healthz")));
+  assert.ok(lines.some((l) => l.includes("localhost:9400/metrics")));
+});
+
+Deno.test("lab send: flags and bodies (valid for known users, then chosen poison)", () => {
+  assert.deepEqual(parseSendFlags(["--count", "3", "--poison", "2"]), {
+    help: false,
+    count: 3,
+    poison: 2,
+    seed: undefined,
+    users: undefined,
+  });
+  assert.throws(() => parseSendFlags(["--count", "x"]), /--count: got "x"/);
+  const bodies = sendBodies({ count: 3, poison: 3 }, ["u1", "u2"], "t", 1700000000);
+  assert.equal(bodies.length, 6);
+  const valid = bodies.slice(0, 3).map((b) => JSON.parse(b));
+  assert.deepEqual(valid.map((m) => m.user_id), ["u1", "u2", "u1"]);
+  assert.equal(new Set(valid.map((m) => m.message_id)).size, 3);
+  assert.throws(() => JSON.parse(bodies[3]!));
+  assert.equal(JSON.parse(bodies[4]!).user_id, undefined);
+  assert.equal(JSON.parse(bodies[5]!).event_ts, "yesterday");
+});
+
+Deno.test("lab --help explains each term of the live line and the summary in one line", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "lab/main.ts", "--help"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  for (
+    const term of ["err E", "retry R", "open B", "downstream errors", "retries", "breaker opens"]
+  ) {
+    assert.match(text, new RegExp(`^  ${term} +\\S`, "m"), term);
+  }
+  assert.match(text, /deno task lab send/);
 });

@@ -71,7 +71,8 @@ Deno.test("checkDocument: rejects each wrong field with its reason", () => {
       })(),
     ],
     ["message_id", { ...goodDoc(), message_id: 1 }],
-    ["unknown_message_id", { ...goodDoc(), message_id: "m-404" }],
+    ["unknown_message_id", { ...goodDoc(), message_id: "m-404", event_ts: "2025-01-01" }],
+    ["unknown_message_id", { ...goodDoc(), message_id: "m-404", user_id: Number(knownId) }],
     ["user_id", { ...goodDoc(), user_id: Number(knownId) }],
     ["user_id", { ...goodDoc(), user_id: knownId.replace(/^0+/, "") + "x" }],
     ["event_ts", { ...goodDoc(), event_ts: "2025-01-01T00:00:00Z" }],
@@ -222,4 +223,15 @@ Deno.test("validator sim: redirectEvery redirects a first submission only; the w
   } finally {
     await sim.close();
   }
+});
+
+Deno.test("checkDocument: a well-formed message the lab did not generate (sent by hand) is judged on its own", () => {
+  const hand = { ...goodDoc(), message_id: "by-hand-1", payload: { note: "aws sqs send-message" } };
+  assert.equal(checkDocument(hand, expected, dataset), undefined);
+  const unknown = { ...unknownDoc(), message_id: "by-hand-2", payload: {} };
+  assert.equal(checkDocument(unknown, expected, dataset), undefined);
+  const wrongProfile = { ...hand, user: { ...goodDoc().user, segment: "nope" } };
+  assert.equal(checkDocument(wrongProfile, expected, dataset)?.reason, "user");
+  const knownAsUnknown = { ...hand, user: null, enrichment: { status: "unknown_user" } };
+  assert.equal(checkDocument(knownAsUnknown, expected, dataset)?.reason, "enrichment");
 });

@@ -183,3 +183,14 @@ Deno.test("issue 9: worst-case stop (grace + request timeout + flush) is below T
   const unitText = await Deno.readTextFile(UNIT);
   assert.ok(unitText.includes(`= ${worst} s`), "the unit's comment states the worst case");
 });
+
+Deno.test("sluice.env.example names the unit's TimeoutStopSec", async () => {
+  const unit = await Deno.readTextFile(new URL("../systemd/sluice.service", import.meta.url));
+  const example = await Deno.readTextFile(
+    new URL("../systemd/sluice.env.example", import.meta.url),
+  );
+  const stop = /^TimeoutStopSec=(\d+)/m.exec(unit)?.[1];
+  const named = [...example.matchAll(/TimeoutStopSec \((\d+)\)/g)].map((m) => m[1]);
+  assert.ok(stop && named.length > 0, "the example mentions TimeoutStopSec (N)");
+  for (const n of named) assert.equal(n, stop, "the example and the unit agree");
+});

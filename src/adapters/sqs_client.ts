@@ -234,12 +234,21 @@ export class SqsClient {
 
   async sendMessageBatch(
     queueUrl: string,
-    entries: Array<{ id: string; body: string }>,
+    entries: Array<
+      { id: string; body: string; messageAttributes?: SqsMessage["messageAttributes"] }
+    >,
     signal?: AbortSignal,
   ): Promise<BatchResult> {
     const out = await this.#call("SendMessageBatch", queueUrl, {
       QueueUrl: queueUrl,
-      Entries: entries.map((e) => ({ Id: e.id, MessageBody: e.body })),
+      Entries: entries.map((e) => ({
+        Id: e.id,
+        MessageBody: e.body,
+        // Kept whole (String, Number, Binary): the redrive copies them as they were.
+        ...(e.messageAttributes && Object.keys(e.messageAttributes).length > 0
+          ? { MessageAttributes: e.messageAttributes }
+          : {}),
+      })),
     }, { signal });
     return toBatchResult(out);
   }

@@ -70,6 +70,12 @@ const bool = z.string().trim().toLowerCase().pipe(
   ),
 );
 const text = z.string();
+/** Spellings other tools use for the same level. */
+const LOG_LEVEL_ALIASES: Record<string, string> = {
+  warning: "warn",
+  information: "info",
+  err: "error",
+};
 const nonEmpty = z.string().trim().min(1);
 
 const v = (
@@ -234,8 +240,10 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     "LOG_LEVEL",
     "info",
     "debug, info, warn or error",
-    z.string().trim().toLowerCase().pipe(z.enum(["debug", "info", "warn", "error"])),
-    "log threshold",
+    z.string().trim().toLowerCase().transform((level) => LOG_LEVEL_ALIASES[level] ?? level).pipe(
+      z.enum(["debug", "info", "warn", "error"]),
+    ),
+    "log threshold (warning, information and err are accepted too)",
   ),
   v(
     "LOG_FORMAT",
@@ -248,7 +256,23 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
 
 const BY_NAME = new Map(CONFIG_VARS.map((item) => [item.name, item]));
 
-function read<T>(env: Record<string, string | undefined>, name: string): T | undefined {
+/**
+ * Where problems go: undefined throws the first (the worker's behaviour); an array collects every
+ * one (check-config), and the value read is then undefined.
+ */
+type Sink = string[] | undefined;
+
+function report(sink: Sink, name: string, message: string): undefined {
+  if (!sink) throw new ConfigError(name, message);
+  sink.push(message);
+  return undefined;
+}
+
+function read<T>(
+  env: Record<string, string | undefined>,
+  name: string,
+  sink?: Sink,
+): T | undefined {
   const spec = BY_NAME.get(name);
   if (!spec) throw new Error(`unknown config variable ${name}`);
   const raw = env[name];
@@ -257,20 +281,21 @@ function read<T>(env: Record<string, string | undefined>, name: string): T | und
   const result = spec.schema.safeParse(value);
   if (!result.success) {
     const shown = spec.secret ? "<hidden>" : JSON.stringify(value);
-    throw new ConfigError(
-      name,
-      `Cannot parse ${name}: received ${shown}, expected ${spec.expected}`,
-    );
+    return report(sink, name, `Cannot parse ${name}: received ${shown}, expected ${spec.expected}`);
   }
   return result.data as T;
 }
 
-function required<T>(env: Record<string, string | undefined>, name: string): T {
-  const value = read<T>(env, name);
+function required<T>(env: Record<string, string | undefined>, name: string, sink?: Sink): T {
+  const raw = env[name];
+  const value = read<T>(env, name, sink);
   if (value === undefined) {
-    throw new ConfigError(name, `Missing ${name}: it is required (${BY_NAME.get(name)?.help})`);
+    // In collect mode a bad value was reported already; only a missing one is new.
+    if (sink && raw !== undefined && raw !== "") return undefined as T;
+    const help = BY_NAME.get(name)?.help.replace(/ \(required\)$/, "");
+    report(sink, name, `Missing ${name}: it is required (${help})`);
   }
-  return value;
+  return value as T;
 }
 
 /** How long stop() gives the last delete flush (and the margin after a request timeout), s. */
@@ -306,14 +331,19 @@ function sameQueue(a: string, b: string): boolean {
 }
 
 /** A plain http:// AWS endpoint off this machine would carry the signed requests in clear. */
-function refuseClearTextEndpoint(env: Record<string, string | undefined>, urls: string[]): void {
-  if (read<boolean>(env, "AWS_ALLOW_HTTP_ENDPOINT")) return;
+function refuseClearTextEndpoint(
+  env: Record<string, string | undefined>,
+  urls: string[],
+  sink?: Sink,
+): void {
+  if (read<boolean>(env, "AWS_ALLOW_HTTP_ENDPOINT", sink)) return;
   for (const name of urls) {
-    const value = read<string>(env, name);
+    const value = read<string>(env, name, sink);
     if (value === undefined) continue;
     const parsed = new URL(value);
     if (parsed.protocol !== "http:" || isLoopbackHost(parsed.hostname)) continue;
-    throw new ConfigError(
+    report(
+      sink,
       name,
       `Cannot use ${name}: received ${
         JSON.stringify(value)
@@ -345,19 +375,46 @@ export function ingestUrl(base: string): string {
  * names the variable, the value received and what is allowed; secrets are hidden.
  */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const queueUrl = required<string>(env, "SQS_QUEUE_URL");
-  if (new URL(queueUrl).pathname.endsWith(".fifo")) {
-    throw new ConfigError(
+  return buildConfig(env, undefined);
+}
+
+/**
+ * Every problem in the environment at once (check-config): the Config when there is none, else
+ * undefined with one line per problem, in the order of `CONFIG_VARS`.
+ */
+export function collectConfigProblems(
+  env: Record<string, string | undefined>,
+): { config: Config | undefined; problems: string[] } {
+  const problems: string[] = [];
+  const config = buildConfig(env, problems);
+  return { config: problems.length === 0 ? config : undefined, problems };
+}
+
+function ingestOrUndefined(base: string | undefined): string | undefined {
+  return base === undefined ? undefined : ingestUrl(base);
+}
+
+function queueChecks(queueUrl: string | undefined, sink: Sink): void {
+  if (queueUrl && new URL(queueUrl).pathname.endsWith(".fifo")) {
+    report(
+      sink,
       "SQS_QUEUE_URL",
       `Cannot use SQS_QUEUE_URL: received ${
         JSON.stringify(queueUrl)
       }, expected a standard queue (FIFO queues are not supported yet)`,
     );
   }
-  const region = read<string>(env, "AWS_REGION") ?? read<string>(env, "AWS_DEFAULT_REGION") ??
-    regionFromQueueUrl(queueUrl);
-  if (!region) {
-    throw new ConfigError(
+}
+
+function buildConfig(env: Record<string, string | undefined>, sink: Sink): Config {
+  const queueUrl = required<string>(env, "SQS_QUEUE_URL", sink);
+  queueChecks(queueUrl, sink);
+  const region = read<string>(env, "AWS_REGION", sink) ??
+    read<string>(env, "AWS_DEFAULT_REGION", sink) ??
+    (queueUrl ? regionFromQueueUrl(queueUrl) : undefined);
+  if (!region && queueUrl) {
+    report(
+      sink,
       "AWS_REGION",
       `Missing AWS_REGION: set it (or AWS_DEFAULT_REGION); the queue URL ${
         JSON.stringify(queueUrl)
@@ -365,38 +422,41 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   // Validate the credential-chain variables early even though the chain reads them itself.
-  read(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT");
-  refuseClearTextEndpoint(env, ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "SQS_QUEUE_URL"]);
+  read(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT", sink);
+  refuseClearTextEndpoint(env, ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "SQS_QUEUE_URL"], sink);
+  const r = <T>(name: string) => required<T>(env, name, sink);
   const config: Config = {
-    region,
+    region: region ?? "",
     queueUrl,
-    endpoint: read<string>(env, "AWS_ENDPOINT_URL_SQS") ?? read<string>(env, "AWS_ENDPOINT_URL"),
-    receiveWaitSeconds: required(env, "SQS_RECEIVE_WAIT_SECONDS"),
-    maxBatch: required(env, "SQS_MAX_BATCH"),
-    visibilityTimeoutSeconds: required(env, "SQS_VISIBILITY_TIMEOUT_SECONDS"),
-    dlqQueueUrl: read<string>(env, "DLQ_QUEUE_URL"),
-    enrichUrl: required<string>(env, "ENRICH_URL").replace(/\/+$/, ""),
-    validatorUrl: ingestUrl(required<string>(env, "VALIDATOR_URL")),
-    deleteOn4xx: required(env, "DELETE_ON_4XX"),
-    deleteOn5xx: required(env, "DELETE_ON_5XX"),
-    unknownUserPolicy: required(env, "UNKNOWN_USER_POLICY"),
-    maxInFlight: required(env, "MAX_IN_FLIGHT"),
-    enrichConcurrency: required(env, "ENRICH_CONCURRENCY"),
-    validatorConcurrency: required(env, "VALIDATOR_CONCURRENCY"),
-    enrichBatchMax: required(env, "ENRICH_BATCH_MAX"),
-    enrichBatchWaitMs: required(env, "ENRICH_BATCH_WAIT_MS"),
-    dedupTtlSeconds: required(env, "DEDUP_TTL_SECONDS"),
-    cacheTtlSeconds: required(env, "CACHE_TTL_SECONDS"),
-    cacheMaxEntries: required(env, "CACHE_MAX_ENTRIES"),
-    httpTimeoutMs: required(env, "HTTP_TIMEOUT_MS"),
-    httpHost: required(env, "HTTP_HOST"),
-    httpPort: required(env, "HTTP_PORT"),
-    shutdownGraceSeconds: required(env, "SHUTDOWN_GRACE_SECONDS"),
-    logLevel: required(env, "LOG_LEVEL"),
-    logFormat: required(env, "LOG_FORMAT"),
+    endpoint: read<string>(env, "AWS_ENDPOINT_URL_SQS", sink) ??
+      read<string>(env, "AWS_ENDPOINT_URL", sink),
+    receiveWaitSeconds: r("SQS_RECEIVE_WAIT_SECONDS"),
+    maxBatch: r("SQS_MAX_BATCH"),
+    visibilityTimeoutSeconds: r("SQS_VISIBILITY_TIMEOUT_SECONDS"),
+    dlqQueueUrl: read<string>(env, "DLQ_QUEUE_URL", sink),
+    enrichUrl: r<string | undefined>("ENRICH_URL")?.replace(/\/+$/, "") as string,
+    validatorUrl: ingestOrUndefined(r<string | undefined>("VALIDATOR_URL")) as string,
+    deleteOn4xx: r("DELETE_ON_4XX"),
+    deleteOn5xx: r("DELETE_ON_5XX"),
+    unknownUserPolicy: r("UNKNOWN_USER_POLICY"),
+    maxInFlight: r("MAX_IN_FLIGHT"),
+    enrichConcurrency: r("ENRICH_CONCURRENCY"),
+    validatorConcurrency: r("VALIDATOR_CONCURRENCY"),
+    enrichBatchMax: r("ENRICH_BATCH_MAX"),
+    enrichBatchWaitMs: r("ENRICH_BATCH_WAIT_MS"),
+    dedupTtlSeconds: r("DEDUP_TTL_SECONDS"),
+    cacheTtlSeconds: r("CACHE_TTL_SECONDS"),
+    cacheMaxEntries: r("CACHE_MAX_ENTRIES"),
+    httpTimeoutMs: r("HTTP_TIMEOUT_MS"),
+    httpHost: r("HTTP_HOST"),
+    httpPort: r("HTTP_PORT"),
+    shutdownGraceSeconds: r("SHUTDOWN_GRACE_SECONDS"),
+    logLevel: r("LOG_LEVEL"),
+    logFormat: r("LOG_FORMAT"),
   };
-  if (config.dlqQueueUrl !== undefined && sameQueue(config.dlqQueueUrl, queueUrl)) {
-    throw new ConfigError(
+  if (config.dlqQueueUrl !== undefined && queueUrl && sameQueue(config.dlqQueueUrl, queueUrl)) {
+    report(
+      sink,
       "DLQ_QUEUE_URL",
       `Cannot use DLQ_QUEUE_URL: received ${
         JSON.stringify(config.dlqQueueUrl)

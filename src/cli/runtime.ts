@@ -149,6 +149,18 @@ export function stdoutIsTerminal(): boolean {
   return nodeProcess.stdout.isTTY === true;
 }
 
+/**
+ * Asks a person at the terminal and returns the line typed, or undefined when stdin is not a
+ * terminal (a script, a pipe, systemd): destructive commands then need their --yes flag.
+ */
+export function askTerminal(question: string): string | undefined {
+  const d = deno();
+  const interactive = d ? d.stdin.isTerminal() : nodeProcess.stdin.isTTY === true;
+  if (!interactive) return undefined;
+  const ask = (globalThis as { prompt?: (message: string) => string | null }).prompt;
+  return ask ? (ask(question) ?? "") : undefined;
+}
+
 /** Path of the running executable: the compiled binary, or the deno/bun binary when run from source. */
 export function execPath(): string {
   const d = deno();

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { CONFIG_VARS, exposureWarning, ingestUrl, loadConfig } from "../../src/app/config.ts";
+import {
+  collectConfigProblems,
+  CONFIG_VARS,
+  exposureWarning,
+  ingestUrl,
+  loadConfig,
+} from "../../src/app/config.ts";
 import { ConfigError } from "../../src/lib/errors.ts";
 
 const base = {
@@ -185,4 +191,33 @@ Deno.test("issue 9: HTTP_HOST off loopback gets a warning naming what it exposes
     exposureWarning(loadConfig({ ...base, HTTP_HOST: "0.0.0.0" })) ?? "",
     /0\.0\.0\.0:9400/,
   );
+});
+
+Deno.test("config: LOG_LEVEL aliases other tools use are accepted", () => {
+  for (
+    const [raw, level] of [["warning", "warn"], ["WARNING", "warn"], ["information", "info"], [
+      "err",
+      "error",
+    ], ["warn", "warn"]]
+  ) {
+    assert.equal(loadConfig({ ...base, LOG_LEVEL: raw! }).logLevel, level, raw);
+  }
+});
+
+Deno.test("config: collectConfigProblems names every problem at once, loadConfig only the first", () => {
+  const { config, problems } = collectConfigProblems({ SQS_MAX_BATCH: "abc", HTTP_PORT: "x" });
+  assert.equal(config, undefined);
+  assert.deepEqual(problems.map((p) => p.split(":")[0]), [
+    "Missing SQS_QUEUE_URL",
+    "Cannot parse SQS_MAX_BATCH",
+    "Missing ENRICH_URL",
+    "Missing VALIDATOR_URL",
+    "Cannot parse HTTP_PORT",
+  ]);
+  assert.throws(() => loadConfig({ SQS_MAX_BATCH: "abc" }), (e: Error) => {
+    return e instanceof ConfigError && e.variable === "SQS_QUEUE_URL";
+  });
+  const ok = collectConfigProblems(base);
+  assert.deepEqual(ok.problems, []);
+  assert.equal(ok.config?.queueUrl, loadConfig(base).queueUrl);
 });

@@ -1,0 +1,222 @@
+/**
+ * The command line, parsed before any configuration or network: a pure function from argv to a
+ * Command, so `--help` works with nothing set and a bad argument exits 2 at once.
+ */
+import { parseArgs } from "node:util";
+
+export type Output = "text" | "json";
+
+/** Which dead-lettered messages a dlq subcommand touches; empty means all. */
+export interface DlqFilter {
+  /** `sluice_error` values; "NONE" matches a message without one (moved by the redrive policy). */
+  categories: string[];
+  /** Tested against `sluice_reason`. */
+  reasonMatch: RegExp | undefined;
+  /** Only messages sent to the DLQ at least this long ago. */
+  minAgeSeconds: number | undefined;
+}
+
+export type Command =
+  | { kind: "worker" }
+  | { kind: "version" }
+  | { kind: "help"; topic: HelpTopic }
+  | { kind: "usage"; topic: HelpTopic; message: string }
+  | { kind: "check-config"; probe: boolean; envFile: string | undefined; json: boolean }
+  | { kind: "dlq-stats"; output: Output; envFile: string | undefined }
+  | {
+    kind: "dlq-peek";
+    output: Output;
+    envFile: string | undefined;
+    count: number;
+    filter: DlqFilter;
+  }
+  | {
+    kind: "dlq-redrive";
+    output: Output;
+    envFile: string | undefined;
+    filter: DlqFilter;
+    max: number | undefined;
+    rate: number | undefined;
+    dryRun: boolean;
+  }
+  | {
+    kind: "dlq-purge";
+    output: Output;
+    envFile: string | undefined;
+    filter: DlqFilter;
+    yes: boolean;
+  };
+
+export type HelpTopic = "main" | "check-config" | "dlq" | "stats" | "peek" | "redrive" | "purge";
+
+class UsageError extends Error {}
+
+const DLQ_VERBS = ["stats", "peek", "redrive", "purge"] as const;
+
+/** argv (after the program name) to the command it asks for. */
+export function parseCommand(argv: readonly string[]): Command {
+  const [command, ...rest] = argv;
+  if (command === undefined) return { kind: "worker" };
+  if (command === "--version" || command === "-V" || command === "version") {
+    return { kind: "version" };
+  }
+  if (command === "--help" || command === "-h" || command === "help") {
+    return { kind: "help", topic: "main" };
+  }
+  let topic: HelpTopic = "main";
+  try {
+    if (command === "check-config") {
+      topic = "check-config";
+      return parseCheckConfig(rest);
+    }
+    if (command === "dlq") {
+      const [verb, ...args] = rest;
+      if (verb === undefined || verb === "--help" || verb === "-h" || verb === "help") {
+        return verb === undefined
+          ? { kind: "usage", topic: "dlq", message: "dlq needs a subcommand" }
+          : { kind: "help", topic: "dlq" };
+      }
+      if (!(DLQ_VERBS as readonly string[]).includes(verb)) {
+        topic = "dlq";
+        throw new UsageError(
+          `unknown dlq subcommand ${JSON.stringify(verb)}: use stats, peek, redrive or purge`,
+        );
+      }
+      topic = verb as HelpTopic;
+      return parseDlq(verb as typeof DLQ_VERBS[number], args);
+    }
+    throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  } catch (error) {
+    if (error instanceof UsageError) return { kind: "usage", topic, message: error.message };
+    // node:util's parseArgs errors (unknown option, missing value) are usage errors too.
+    if (error instanceof TypeError) {
+      return { kind: "usage", topic, message: error.message.split("\n")[0] ?? error.message };
+    }
+    throw error;
+  }
+}
+
+function parseCheckConfig(args: string[]): Command {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      probe: { type: "boolean" },
+      "env-file": { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return { kind: "help", topic: "check-config" };
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  }
+  return {
+    kind: "check-config",
+    probe: values.probe ?? false,
+    envFile: values["env-file"],
+    json: values.json ?? false,
+  };
+}
+
+const FILTER_OPTIONS = {
+  category: { type: "string", multiple: true },
+  "reason-match": { type: "string" },
+  "min-age": { type: "string" },
+} as const;
+
+function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      output: { type: "string" },
+      "env-file": { type: "string" },
+      help: { type: "boolean", short: "h" },
+      ...(verb === "stats" ? {} : FILTER_OPTIONS),
+      ...(verb === "redrive"
+        ? { max: { type: "string" }, rate: { type: "string" }, "dry-run": { type: "boolean" } }
+        : {}),
+      ...(verb === "purge" ? { yes: { type: "boolean" } } : {}),
+    },
+  });
+  if (values.help) return { kind: "help", topic: verb };
+  const v = values as Record<string, string | string[] | boolean | undefined>;
+  const output = parseOutput(v.output as string | undefined);
+  const envFile = v["env-file"] as string | undefined;
+  const allowed = verb === "peek" ? 1 : 0;
+  if (positionals.length > allowed) {
+    const hint = verb === "redrive" ? " (use --max N to limit the count)" : "";
+    throw new UsageError(
+      `unexpected argument ${JSON.stringify(positionals[allowed])}${hint}`,
+    );
+  }
+  if (verb === "stats") return { kind: "dlq-stats", output, envFile };
+  const filter = parseFilter(v);
+  if (verb === "peek") {
+    const raw = positionals[0];
+    const count = raw === undefined ? 10 : parseInteger("N", raw, 1, 10_000);
+    return { kind: "dlq-peek", output, envFile, count, filter };
+  }
+  if (verb === "purge") return { kind: "dlq-purge", output, envFile, filter, yes: v.yes === true };
+  const max = v.max === undefined ? undefined : parseInteger("--max", v.max as string, 1, 1e9);
+  const rate = v.rate === undefined ? undefined : parseNumber("--rate", v.rate as string, 1e6);
+  return { kind: "dlq-redrive", output, envFile, filter, max, rate, dryRun: v["dry-run"] === true };
+}
+
+function parseOutput(raw: string | undefined): Output {
+  if (raw === undefined || raw === "text" || raw === "json") return raw ?? "text";
+  throw new UsageError(`--output: received ${JSON.stringify(raw)}, expected text or json`);
+}
+
+const CATEGORY = /^[A-Z_]+$/;
+
+function parseFilter(v: Record<string, unknown>): DlqFilter {
+  const categories = ((v.category as string[] | undefined) ?? [])
+    .flatMap((c) => c.split(","))
+    .map((c) => c.trim().toUpperCase())
+    .filter((c) => c !== "");
+  for (const c of categories) {
+    if (!CATEGORY.test(c)) {
+      throw new UsageError(
+        `--category: received ${JSON.stringify(c)}, expected a category such as VALIDATION`,
+      );
+    }
+  }
+  let reasonMatch: RegExp | undefined;
+  const rawReason = v["reason-match"] as string | undefined;
+  if (rawReason !== undefined) {
+    try {
+      reasonMatch = new RegExp(rawReason);
+    } catch (error) {
+      throw new UsageError(`--reason-match: not a regular expression: ${(error as Error).message}`);
+    }
+  }
+  const rawAge = v["min-age"] as string | undefined;
+  const minAgeSeconds = rawAge === undefined
+    ? undefined
+    : parseInteger("--min-age", rawAge, 0, 1_209_600);
+  return { categories, reasonMatch, minAgeSeconds };
+}
+
+function parseInteger(name: string, raw: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
+    throw new UsageError(
+      `${name}: received ${JSON.stringify(raw)}, expected an integer ${min}-${max}`,
+    );
+  }
+  return n;
+}
+
+function parseNumber(name: string, raw: string, max: number): number {
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n) || n <= 0 || n > max) {
+    throw new UsageError(
+      `${name}: received ${JSON.stringify(raw)}, expected a number above 0, at most ${max}`,
+    );
+  }
+  return n;
+}

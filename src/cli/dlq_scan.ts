@@ -1,0 +1,122 @@
+/**
+ * Walks the dead-letter queue once for peek, redrive and purge. Each message is received once
+ * and held (hidden) while the walk goes on, so the walk sees every message a single time; what
+ * the command does not remove is made visible again as soon as the walk ends, not after the
+ * visibility timeout.
+ */
+import type { SqsMessage } from "../adapters/sqs_client.ts";
+import { retry } from "../lib/retry.ts";
+import type { DlqFilter } from "./cli_args.ts";
+import { type CliDeps, cliRetry } from "./cli_deps.ts";
+import type { DlqSession } from "./dlq_session.ts";
+import { selects } from "./dlq_select.ts";
+
+/** How long a received message stays hidden while the walk goes on. */
+const HOLD_SECONDS = 120;
+/** Receives in a row that bring nothing new before the walk counts the queue as seen. */
+const IDLE_RECEIVES = 3;
+
+export interface ScanOptions {
+  session: DlqSession;
+  filter: DlqFilter;
+  /** Select at most this many; undefined = all. */
+  limit: number | undefined;
+  /** Selected messages are handed over in batches of this size (1-10). */
+  batchSize: number;
+  deps: CliDeps;
+  /** Handles a batch of selected messages: the ones to make visible again, and whether to stop. */
+  onBatch(batch: SqsMessage[]): Promise<{ release: SqsMessage[]; stop: boolean }>;
+}
+
+export interface ScanResult {
+  scanned: number;
+  selected: number;
+  /** Messages made visible again at the end; failed releases reappear after HOLD_SECONDS. */
+  released: number;
+}
+
+/** Walks the DLQ; see the module comment. SQS failures after retries propagate. */
+export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
+  const { session, deps } = o;
+  // Every message received and not handed over for good: what the walk releases at the end.
+  const held = new Map<string, string>();
+  const seen = new Set<string>();
+  let pending: SqsMessage[] = [];
+  let selected = 0;
+  let idle = 0;
+  let stopped = false;
+  const flush = async () => {
+    const batch = pending;
+    pending = [];
+    for (const m of batch) held.delete(m.messageId);
+    let result;
+    try {
+      result = await o.onBatch(batch);
+    } catch (error) {
+      // Interrupted before its send (the pacing sleep): the batch is still ours to release.
+      for (const m of batch) held.set(m.messageId, m.receiptHandle);
+      throw error;
+    }
+    for (const m of result.release) held.set(m.messageId, m.receiptHandle);
+    return result.stop;
+  };
+  try {
+    while (!stopped && (o.limit === undefined || selected < o.limit)) {
+      const batch = await retry(() =>
+        session.sqs.receiveMessage({
+          queueUrl: session.dlqUrl,
+          maxNumberOfMessages: 10,
+          // A long poll asks every SQS server: an empty answer then means an empty queue.
+          waitTimeSeconds: 1,
+          visibilityTimeout: HOLD_SECONDS,
+          signal: deps.signal,
+        }), cliRetry(deps));
+      if (batch.length === 0) break;
+      let fresh = 0;
+      // Held from now on, so an error part-way through this batch still releases all of it.
+      for (const m of batch) held.set(m.messageId, m.receiptHandle);
+      for (const m of batch) {
+        // A message seen before came back after its hold ran out: only its newest handle matters.
+        if (seen.has(m.messageId)) continue;
+        seen.add(m.messageId);
+        fresh++;
+        const wanted = (o.limit === undefined || selected < o.limit) &&
+          selects(o.filter, m, deps.now());
+        if (!wanted || stopped) continue;
+        selected++;
+        pending.push(m);
+        if (pending.length >= o.batchSize) stopped = await flush();
+      }
+      idle = fresh === 0 ? idle + 1 : 0;
+      if (idle >= IDLE_RECEIVES) break;
+    }
+    if (!stopped && pending.length > 0) await flush();
+  } finally {
+    await releaseAll(o, held);
+  }
+  return { scanned: seen.size, selected, released: held.size };
+}
+
+async function releaseAll(o: ScanOptions, held: Map<string, string>): Promise<void> {
+  const handles = [...held.values()];
+  // Not the command's signal: after Ctrl-C the held messages must still come back at once.
+  const { signal: _ignored, ...options } = cliRetry(o.deps);
+  for (let i = 0; i < handles.length; i += 10) {
+    const entries = handles.slice(i, i + 10).map((receiptHandle, j) => ({
+      id: String(j),
+      receiptHandle,
+      visibilityTimeout: 0,
+    }));
+    try {
+      await retry(
+        () => o.session.sqs.changeMessageVisibilityBatch(o.session.dlqUrl, entries),
+        options,
+      );
+    } catch {
+      o.deps.err(
+        `sluice: warning: ${entries.length} message(s) stay hidden in the DLQ for up to ` +
+          `${HOLD_SECONDS} s`,
+      );
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { parseCommand } from "../../src/cli/cli_args.ts";
+
+const kinds: Array<[string[], string]> = [
+  [[], "worker"],
+  [["--version"], "version"],
+  [["-V"], "version"],
+  [["--help"], "help"],
+  [["check-config", "--help"], "help"],
+  [["dlq", "--help"], "help"],
+  [["dlq", "redrive", "--help"], "help"],
+  [["dlq", "purge", "-h"], "help"],
+  [["check-config"], "check-config"],
+  [["check-config", "--probe", "--env-file", "/etc/sluice/sluice.env", "--json"], "check-config"],
+  [["dlq", "stats"], "dlq-stats"],
+  [["dlq", "stats", "--output", "json"], "dlq-stats"],
+  [["dlq", "peek"], "dlq-peek"],
+  [["dlq", "peek", "5"], "dlq-peek"],
+  [["dlq", "redrive", "--category", "VALIDATION", "--dry-run"], "dlq-redrive"],
+  [["dlq", "purge", "--yes"], "dlq-purge"],
+  // Usage errors, each found before any configuration or network.
+  [["dlq", "peek", "abc"], "usage"],
+  [["dlq", "peek", "0"], "usage"],
+  [["dlq", "frobnicate"], "usage"],
+  [["dlq"], "usage"],
+  [["dlq", "redrive", "5"], "usage"],
+  [["dlq", "redrive", "--max", "-1"], "usage"],
+  [["dlq", "redrive", "--rate", "0"], "usage"],
+  [["dlq", "redrive", "--rate", "fast"], "usage"],
+  [["dlq", "redrive", "--reason-match", "("], "usage"],
+  [["dlq", "redrive", "--min-age", "1h"], "usage"],
+  [["dlq", "redrive", "--category", "bad category"], "usage"],
+  [["dlq", "stats", "--output", "yaml"], "usage"],
+  [["dlq", "stats", "--category", "VALIDATION"], "usage"],
+  [["dlq", "purge", "--dry-run"], "usage"],
+  [["check-config", "--prob"], "usage"],
+  [["check-config", "extra"], "usage"],
+  [["frobnicate"], "usage"],
+];
+
+for (const [argv, kind] of kinds) {
+  Deno.test(`parseCommand: ${JSON.stringify(argv)} → ${kind}`, () => {
+    assert.equal(parseCommand(argv).kind, kind);
+  });
+}
+
+Deno.test("parseCommand: redrive options are parsed into values", () => {
+  const c = parseCommand([
+    "dlq",
+    "redrive",
+    "--category",
+    "validation,UNKNOWN_USER",
+    "--category",
+    "REJECTED",
+    "--reason-match",
+    "^invalid",
+    "--min-age",
+    "60",
+    "--max",
+    "100",
+    "--rate",
+    "2.5",
+    "--output",
+    "json",
+  ]);
+  assert.equal(c.kind, "dlq-redrive");
+  if (c.kind !== "dlq-redrive") return;
+  assert.deepEqual(c.filter.categories, ["VALIDATION", "UNKNOWN_USER", "REJECTED"]);
+  assert.ok(c.filter.reasonMatch?.test("invalid json"));
+  assert.equal(c.filter.minAgeSeconds, 60);
+  assert.equal(c.max, 100);
+  assert.equal(c.rate, 2.5);
+  assert.equal(c.output, "json");
+  assert.equal(c.dryRun, false);
+});
+
+Deno.test("parseCommand: usage errors say what was wrong and which help applies", () => {
+  const peek = parseCommand(["dlq", "peek", "abc"]);
+  assert.deepEqual(peek.kind === "usage" && [peek.topic, peek.message], [
+    "peek",
+    'N: received "abc", expected an integer 1-10000',
+  ]);
+  const verb = parseCommand(["dlq", "frobnicate"]);
+  assert.match(verb.kind === "usage" ? verb.message : "", /unknown dlq subcommand "frobnicate"/);
+  const redrive = parseCommand(["dlq", "redrive", "5"]);
+  assert.match(redrive.kind === "usage" ? redrive.message : "", /--max N/);
+});
