@@ -418,6 +418,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       deleteOn5xx: config.deleteOn5xx,
       unknownUserPolicy: config.unknownUserPolicy,
       dedupTtlSeconds: config.dedupTtlSeconds,
+    }, {
       redrive: () => redrive.state,
       sqs,
       settler,
@@ -438,6 +439,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
         }
         return undefined;
       },
+    }, {
       metrics,
       logger,
       onOutcome: (outcome, ms) => summary.record(outcome, ms),

@@ -57,6 +57,12 @@ export interface RouteContext {
   deleteOn4xx: boolean;
   deleteOn5xx: boolean;
   unknownUserPolicy: UnknownUserPolicy;
+  /**
+   * For a message held on its last receive: seconds since its receive when the next
+   * round would end, and the visibility it is held with. Near SQS's 12 h cap the hold
+   * ends in a dead-letter with the reason.
+   */
+  hold?: { secondsSinceReceive: number; visibilityTimeoutSeconds: number };
 }
 
 /** Dead-letter with a reason, or, with no DLQ, keep it away as long as SQS allows. */
@@ -124,7 +130,16 @@ export function route(verdict: Verdict, ctx: RouteContext): Action {
         };
       }
       // A transient failure is not poison: never let the redrive policy take it.
-      if (isLastReceive(ctx)) return { kind: "hold" };
+      if (isLastReceive(ctx)) {
+        const hold = ctx.hold;
+        if (!hold || !holdMustEnd(hold.secondsSinceReceive, hold.visibilityTimeoutSeconds)) {
+          return { kind: "hold" };
+        }
+        // SQS keeps no message invisible past 12 h after its receive: dead-letter it with
+        // the reason rather than let the redrive policy move it without one.
+        const reason = `still failing after 12 h on its last receive: ${verdict.reason}`;
+        return deadLetter(ctx, verdict.category, reason);
+      }
       return {
         kind: "release",
         category: verdict.category,

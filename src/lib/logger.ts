@@ -34,6 +34,8 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
   /** A logger that adds `fields` to every line (a call's own fields win over them). */
   child(fields: Record<string, unknown>): Logger;
+  /** Whether a line at `level` is written: skip building fields that would be dropped. */
+  enabled(level: LogLevel): boolean;
 }
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -65,6 +67,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       warn: at("warn"),
       error: at("error"),
       child: (fields) => make({ ...base, ...fields }),
+      enabled: (level) => RANK[level] >= minRank,
     };
   };
   return make({});

@@ -134,6 +134,7 @@ export function limitRepeats(logger: Logger, limiter: RepeatLimiter = new Repeat
     warn: limited("warn", base),
     error: limited("error", base),
     child: (fields) => wrap(base.child(fields)),
+    enabled: (level) => base.enabled(level),
   });
   return wrap(logger);
 }

@@ -142,6 +142,37 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
     { redriveKnown: false, maxReceiveCount: undefined, deleteOn5xx: true },
     { kind: "delete", outcome: "deleted_5xx", category: "TRANSIENT", reason: "503" },
   ],
+  [
+    "last receive, held 11 h so far: held again",
+    transient,
+    { receiveCount: 3, hold: { secondsSinceReceive: 11 * 3600, visibilityTimeoutSeconds: 30 } },
+    { kind: "hold" },
+  ],
+  [
+    "last receive, the next round would pass SQS's 12 h cap: dead-lettered with the reason",
+    transient,
+    { receiveCount: 3, hold: { secondsSinceReceive: 43_190, visibilityTimeoutSeconds: 30 } },
+    {
+      kind: "dead_letter",
+      category: "TRANSIENT",
+      reason: "still failing after 12 h on its last receive: 503",
+    },
+  ],
+  [
+    "last receive near the 12 h cap without a DLQ: released for as long as SQS allows",
+    transient,
+    {
+      receiveCount: 3,
+      hasDlq: false,
+      hold: { secondsSinceReceive: 43_190, visibilityTimeoutSeconds: 30 },
+    },
+    {
+      kind: "release",
+      category: "TRANSIENT",
+      reason: "still failing after 12 h on its last receive: 503",
+      longest: true,
+    },
+  ],
 ];
 
 for (const [name, verdict, overrides, expected] of rows) {

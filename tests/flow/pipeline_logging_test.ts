@@ -34,6 +34,7 @@ async function runBodies(bodies: string[], level: LogLevel) {
     dedupTtlSeconds: 3600,
     maxReceiveCount: 3,
     pollers: 1,
+  }, {
     sqs: {
       receiveMessage: () => {
         if (delivered) {
@@ -57,6 +58,7 @@ async function runBodies(bodies: string[], level: LogLevel) {
       clock += 7;
       return Promise.resolve({ accepted: true, status: 200 });
     },
+  }, {
     metrics: createSluiceMetrics(),
     logger: createLogger({ level, write: (l) => lines.push(JSON.parse(l)) }),
     onOutcome: (outcome, ms) => outcomes.push([outcome, ms]),

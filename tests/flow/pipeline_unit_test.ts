@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { HttpError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
-import { dedupeCapacity, Pipeline, type PipelineOptions } from "../../src/flow/pipeline.ts";
+import { Pipeline } from "../../src/flow/pipeline.ts";
+import { dedupeCapacity } from "../../src/flow/dedupe.ts";
+import { type PipelineOptions, pipelineParts } from "../support/pipeline_parts.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 
@@ -79,7 +81,7 @@ function harness(
     },
     ...overrides,
   };
-  const pipeline = new Pipeline(options);
+  const pipeline = new Pipeline(...pipelineParts(options));
   return {
     settled,
     /** Ends the shutdown grace. */
@@ -292,7 +294,7 @@ async function runMany(count: number, again: number[], overrides: Partial<Pipeli
   const metrics = createSluiceMetrics();
   let submits = 0;
   let clock = 1_000_000;
-  const pipeline = new Pipeline({
+  const pipeline = new Pipeline(...pipelineParts({
     queueUrl: "http://sqs.local/000/q",
     maxBatch: 10,
     receiveWaitSeconds: 1,
@@ -321,7 +323,7 @@ async function runMany(count: number, again: number[], overrides: Partial<Pipeli
     now: () => clock++,
     sleep: () => Promise.resolve(),
     ...overrides,
-  });
+  }));
   await pipeline.run(q.intake.signal, new AbortController().signal);
   await pipeline.drain();
   return { submits, metrics, lines };

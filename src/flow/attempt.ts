@@ -1,0 +1,80 @@
+/**
+ * One attempt at a message's work: its profile (with retries), the unknown-user policy
+ * (route() decides), the output document, the submission (with retries). Returns what it
+ * found out as a Verdict; `route()` decides what that means on SQS.
+ */
+import type { Submission } from "../adapters/validator_client.ts";
+import type { InputMessage } from "../domain/message_schema.ts";
+import { route, type Verdict } from "../domain/outcome.ts";
+import {
+  buildOutputDocument,
+  type Enrichment,
+  type OutputDocument,
+} from "../domain/output_document.ts";
+import { categoryOf, HttpError } from "../lib/errors.ts";
+import type { Logger } from "../lib/logger.ts";
+import type { MessageContext } from "./message_context.ts";
+import type { RetryingCall, Target } from "./retrying_call.ts";
+
+export interface AttemptPorts {
+  /** The enrichment for a user id (ProfileSource.lookup); throws transient errors. */
+  lookup: (userId: string) => Promise<Enrichment>;
+  /**
+   * Submits to the validator behind its breaker and limit. `signal` aborts when the
+   * shutdown grace ends: a submission still queued for a slot must then not start.
+   */
+  submit: (document: OutputDocument, signal: AbortSignal) => Promise<Submission>;
+}
+
+export class Attempt {
+  readonly #p: AttemptPorts;
+  readonly #calls: RetryingCall;
+  readonly #logger: Logger;
+
+  constructor(ports: AttemptPorts, calls: RetryingCall, logger: Logger) {
+    this.#p = ports;
+    this.#calls = calls;
+    this.#logger = logger;
+  }
+
+  /** Throws only when `work` aborted (the end of the grace): the message is handed back. */
+  async run(message: InputMessage, ctx: MessageContext, work: AbortSignal): Promise<Verdict> {
+    let enrichment: Enrichment;
+    try {
+      const lookup = () => this.#p.lookup(message.user_id);
+      enrichment = await this.#calls.run("enrichment", lookup, ctx, work);
+    } catch (error) {
+      if (work.aborted) throw error;
+      return gaveUp("enrichment", error);
+    }
+    if (
+      enrichment.status === "unknown_user" && route({ kind: "unknown_user" }, ctx).kind !== "submit"
+    ) {
+      return { kind: "unknown_user" };
+    }
+    const document = buildOutputDocument(message, enrichment);
+    if (this.#logger.enabled("debug")) {
+      this.#logger.debug("outgoing document", { message_id: message.message_id, document });
+    }
+    let submission: Submission;
+    try {
+      const submit = () => this.#p.submit(document, work);
+      submission = await this.#calls.run("validator", submit, ctx, work);
+    } catch (error) {
+      if (work.aborted) throw error;
+      return gaveUp("validator", error);
+    }
+    if (submission.accepted) return { kind: "accepted" };
+    return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
+  }
+}
+
+function gaveUp(target: Target, error: unknown): Verdict {
+  return {
+    kind: "gave_up",
+    target,
+    category: categoryOf(error),
+    reason: error instanceof Error ? error.message.slice(0, 200) : String(error),
+    validator5xx: target === "validator" && error instanceof HttpError && error.status >= 500,
+  };
+}

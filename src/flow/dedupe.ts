@@ -1,0 +1,122 @@
+/**
+ * In-process dedupe: the accepted message_ids of the last DEDUP_TTL_SECONDS (64-bit
+ * hashes within a memory budget, IdWindow) and the ids being worked on now, so a
+ * second copy waits for the first instead of being submitted beside it.
+ */
+import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
+import { BYTES_PER_ENTRY, IdWindow } from "../lib/id_window.ts";
+import type { Logger } from "../lib/logger.ts";
+
+export interface DedupeSettings {
+  /** DEDUP_TTL_SECONDS */
+  dedupTtlSeconds: number;
+  /** Memory the accepted-id window may take, bytes. Default 28 MiB (IdWindow). */
+  dedupMaxBytes?: number;
+  /** The full speed the window is checked against at startup, msg/s. Default 3000. */
+  dedupReferenceRate?: number;
+}
+
+export interface DedupeServices {
+  metrics: SluiceMetrics;
+  logger: Logger;
+  /** Wall clock, ms. */
+  now: () => number;
+}
+
+/** This copy is the one at work; `done` tells the copies waiting whether it was accepted. */
+export interface WorkClaim {
+  done(accepted: boolean): void;
+}
+
+export class Dedupe {
+  readonly #s: DedupeSettings;
+  readonly #v: DedupeServices;
+  readonly #accepted: IdWindow;
+  /** message_id → resolves, when the copy being worked on is done, to whether it was accepted. */
+  readonly #working = new Map<string, Promise<boolean>>();
+  #warnedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(settings: DedupeSettings, services: DedupeServices) {
+    this.#s = settings;
+    this.#v = services;
+    this.#accepted = new IdWindow({
+      ttlMs: settings.dedupTtlSeconds * 1000,
+      ...(settings.dedupMaxBytes !== undefined ? { maxBytes: settings.dedupMaxBytes } : {}),
+      now: services.now,
+    });
+    this.#reportCapacity();
+  }
+
+  /**
+   * "duplicate" when `id` was accepted, or its copy at work gets accepted meanwhile;
+   * else a claim: this copy is the one at work until `done`.
+   */
+  async claim(
+    id: string,
+    wait: <T>(p: Promise<T>) => Promise<T>,
+  ): Promise<"duplicate" | WorkClaim> {
+    for (;;) {
+      const first = this.#working.get(id);
+      // Asked of the first copy itself too, so this holds even with DEDUP_TTL_SECONDS=0.
+      if (this.#accepted.has(id) || (first && await wait(first))) return "duplicate";
+      if (!this.#working.has(id)) break;
+    }
+    let resolve!: (accepted: boolean) => void;
+    this.#working.set(id, new Promise<boolean>((r) => resolve = r));
+    return {
+      done: (accepted) => {
+        this.#working.delete(id);
+        resolve(accepted);
+      },
+    };
+  }
+
+  /** Remembers an accepted id; says so (gauge, a warning every 10 min) when the window shrinks. */
+  remember(id: string): void {
+    const { metrics, logger, now } = this.#v;
+    this.#accepted.add(id);
+    const window = Math.floor(this.#accepted.windowMs() / 1000);
+    metrics.dedupeWindow.set(undefined, window);
+    const t = now();
+    if (window < this.#s.dedupTtlSeconds && t - this.#warnedAt >= 600_000) {
+      this.#warnedAt = t;
+      logger.warn("the dedupe window is shorter than DEDUP_TTL_SECONDS at this rate", {
+        dedup_ttl_seconds: this.#s.dedupTtlSeconds,
+        window_seconds: window,
+        held: this.#accepted.size,
+      });
+    }
+  }
+
+  /** The dedupe window the memory budget holds at full speed, said once at startup. */
+  #reportCapacity(): void {
+    const ttl = this.#s.dedupTtlSeconds;
+    this.#v.metrics.dedupeWindow.set(undefined, ttl);
+    const plan = dedupeCapacity(ttl, this.#accepted.maxEntries, this.#s.dedupReferenceRate ?? 3000);
+    if (plan.windowSeconds >= ttl) return;
+    this.#v.logger.warn(
+      `the dedupe window cannot hold DEDUP_TTL_SECONDS=${ttl} above ${plan.maxRate} msg/s; at ${plan.rate} msg/s it holds ${plan.windowSeconds} s`,
+      {
+        dedup_ttl_seconds: ttl,
+        max_entries: this.#accepted.maxEntries,
+        bytes_per_entry: Math.round(BYTES_PER_ENTRY * 10) / 10,
+        max_rate: plan.maxRate,
+        window_seconds_at_rate: plan.windowSeconds,
+      },
+    );
+  }
+}
+
+/**
+ * What a dedupe window of `maxEntries` ids holds: the highest rate at which it
+ * keeps `ttlSeconds`, and the window at `rate` msg/s (at most the TTL).
+ */
+export function dedupeCapacity(
+  ttlSeconds: number,
+  maxEntries: number,
+  rate: number,
+): { rate: number; maxRate: number; windowSeconds: number } {
+  const maxRate = ttlSeconds > 0 ? Math.floor(maxEntries / ttlSeconds) : Number.POSITIVE_INFINITY;
+  const windowSeconds = Math.min(ttlSeconds, Math.floor(maxEntries / Math.max(rate, 1e-9)));
+  return { rate, maxRate, windowSeconds };
+}

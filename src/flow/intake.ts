@@ -1,0 +1,187 @@
+/**
+ * Intake: SQS's messages as an async iterable. Several long polls feed it; each takes a
+ * slot per message it may receive before it polls, so at most MAX_IN_FLIGHT messages are
+ * between receive and settle, and a consumer that stops pulling stops the polls. A
+ * message's slot comes back when its `done()` is called.
+ */
+import type { SqsClient, SqsMessage } from "../adapters/sqs_client.ts";
+import type { Logger } from "../lib/logger.ts";
+import { backoffDelay } from "../lib/retry.ts";
+import { Semaphore } from "../lib/semaphore.ts";
+
+export interface IntakeSettings {
+  queueUrl: string;
+  /** SQS_MAX_BATCH */
+  maxBatch: number;
+  /** SQS_RECEIVE_WAIT_SECONDS */
+  receiveWaitSeconds: number;
+  /** SQS_VISIBILITY_TIMEOUT_SECONDS */
+  visibilityTimeoutSeconds: number;
+  /** MAX_IN_FLIGHT */
+  maxInFlight: number;
+  /** Concurrent long polls. Default: as many as MAX_IN_FLIGHT fills with full batches, ≤ 10. */
+  pollers?: number;
+}
+
+export interface IntakePorts {
+  sqs: Pick<SqsClient, "receiveMessage">;
+  /** Why intake should pause now (a breaker is open), and for how long; undefined = go. */
+  pausedFor?: () => { reason: string; ms: number } | undefined;
+}
+
+export interface IntakeServices {
+  logger: Logger;
+  random: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface IntakeSignals {
+  /** Stops new polls (the stop began). */
+  stop: AbortSignal;
+  /** Ends a poll still open: `stop` itself, or the end of the grace (see Pipeline). */
+  pollSignal: () => AbortSignal;
+}
+
+/** One received message; `done()` gives its slot back. */
+export interface Received {
+  message: SqsMessage;
+  /** Received after the stop began: to be handed back, not worked on. */
+  late: boolean;
+  done: () => void;
+}
+
+/** How long a poller waits after a partial receive, ms: a little latency for fuller batches. */
+const PARTIAL_PAUSE_MS = 50;
+
+export class Intake {
+  readonly #s: IntakeSettings;
+  readonly #p: IntakePorts;
+  readonly #v: IntakeServices;
+  readonly #slots: Semaphore;
+  readonly #ready: Received[] = [];
+  #wake: (() => void) | undefined;
+  #pollersRunning = 0;
+  /** How many of the long polls run now; grows while receives come back full. */
+  #activePollers = 1;
+
+  constructor(settings: IntakeSettings, ports: IntakePorts, services: IntakeServices) {
+    this.#s = settings;
+    this.#p = ports;
+    this.#v = services;
+    this.#slots = new Semaphore({ limit: settings.maxInFlight });
+  }
+
+  /** Whether receive loops are running. */
+  get alive(): boolean {
+    return this.#pollersRunning > 0;
+  }
+
+  /** Polls until `signals.stop` aborts; yields each message as it arrives. */
+  async *receive(signals: IntakeSignals): AsyncGenerator<Received> {
+    const batch = Math.min(this.#s.maxBatch, this.#s.maxInFlight);
+    // Each poller holds up to `batch` slots while it polls: never more pollers than fit.
+    const pollers = this.#s.pollers ??
+      Math.max(1, Math.min(10, Math.floor(this.#s.maxInFlight / batch)));
+    this.#pollersRunning = pollers;
+    const polling = Array.from(
+      { length: pollers },
+      (_, index) =>
+        this.#poll(index, pollers, batch, signals).finally(() => {
+          this.#pollersRunning--;
+          this.#wake?.();
+        }),
+    );
+    try {
+      for (;;) {
+        const next = this.#ready.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        if (this.#pollersRunning === 0) break;
+        await new Promise<void>((resolve) => this.#wake = resolve);
+        this.#wake = undefined;
+      }
+    } finally {
+      await Promise.all(polling);
+    }
+  }
+
+  #push(received: Received[]): void {
+    this.#ready.push(...received);
+    this.#wake?.();
+  }
+
+  async #poll(index: number, pollers: number, batch: number, signals: IntakeSignals) {
+    let failures = 0;
+    const { stop } = signals;
+    while (!stop.aborted) {
+      const pause = this.#p.pausedFor?.() ??
+        // SQS economy: the extra long polls run only while receives come back full
+        // (a backlog); otherwise one long poll waits for the next messages.
+        (index >= this.#activePollers ? { ms: PARTIAL_PAUSE_MS } : undefined);
+      if (pause) {
+        await this.#v.sleep(Math.min(Math.max(pause.ms, 50), 1000), stop).catch(() => {});
+        continue;
+      }
+      const slots = await this.#takeSlots(batch, stop);
+      if (!slots) break;
+      let messages: SqsMessage[];
+      try {
+        messages = await this.#p.sqs.receiveMessage({
+          queueUrl: this.#s.queueUrl,
+          maxNumberOfMessages: batch,
+          waitTimeSeconds: this.#s.receiveWaitSeconds,
+          visibilityTimeout: this.#s.visibilityTimeoutSeconds,
+          signal: signals.pollSignal(),
+        });
+        failures = 0;
+      } catch (error) {
+        slots.forEach((release) => release());
+        if (stop.aborted) break;
+        await this.#backOff(++failures, error, stop);
+        continue;
+      }
+      slots.splice(messages.length).forEach((release) => release());
+      // What a long poll brings after the stop began is handed back at once, never dropped.
+      const late = stop.aborted;
+      this.#push(messages.map((message, i) => ({ message, late, done: slots[i]! })));
+      // One more long poll per full receive, one fewer per partial one.
+      this.#activePollers = messages.length === batch
+        ? Math.min(this.#activePollers + 1, pollers)
+        : Math.max(1, this.#activePollers - 1);
+      const trickle = messages.length > 0 && messages.length < batch;
+      if (trickle || (messages.length === 0 && this.#s.receiveWaitSeconds === 0)) {
+        // A trickle: let a few more messages gather so the next receive (and the deletes
+        // after it) carry more than one or two. Short polls on an empty queue
+        // (SQS_RECEIVE_WAIT_SECONDS=0) must not spin either.
+        await this.#v.sleep(PARTIAL_PAUSE_MS, stop).catch(() => {});
+      }
+    }
+  }
+
+  /** `count` slots, or undefined (none held) when `stop` aborts first. */
+  async #takeSlots(count: number, stop: AbortSignal): Promise<Array<() => void> | undefined> {
+    const slots: Array<() => void> = [];
+    try {
+      for (let i = 0; i < count; i++) slots.push(await this.#slots.acquire(stop));
+      return slots;
+    } catch {
+      slots.forEach((release) => release());
+      return undefined;
+    }
+  }
+
+  /** Back off without a hot loop: 200 ms doubling up to 20 s, full jitter. */
+  async #backOff(failures: number, error: unknown, stop: AbortSignal): Promise<void> {
+    const delay = backoffDelay(failures, 200, 20_000, this.#v.random);
+    if (failures === 1 || failures % 10 === 0) {
+      this.#v.logger.warn("receive failed; backing off", {
+        error,
+        failures,
+        delay_ms: Math.round(delay),
+      });
+    }
+    await this.#v.sleep(delay, stop).catch(() => {});
+  }
+}

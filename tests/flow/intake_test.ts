@@ -1,0 +1,92 @@
+/**
+ * Intake as an async iterable: slots are taken before a receive, so a consumer that
+ * does not give slots back stops the polls; what a poll brings after the stop is late.
+ */
+import assert from "node:assert/strict";
+import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
+import { Intake, type Received } from "../../src/flow/intake.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+
+function batchOf(n: number, from: number): SqsMessage[] {
+  return Array.from({ length: n }, (_, i) => ({
+    messageId: `sqs-${from + i}`,
+    receiptHandle: `h-${from + i}`,
+    body: "{}",
+    attributes: {},
+    messageAttributes: {},
+  }));
+}
+
+function intake(receive: (call: number) => Promise<SqsMessage[]>) {
+  let calls = 0;
+  const it = new Intake(
+    {
+      queueUrl: "http://sqs.local/000/q",
+      maxBatch: 10,
+      receiveWaitSeconds: 1,
+      visibilityTimeoutSeconds: 30,
+      maxInFlight: 10,
+      pollers: 1,
+    },
+    { sqs: { receiveMessage: () => receive(++calls) } },
+    {
+      logger: createLogger({ level: "error", write: () => {} }),
+      random: () => 0.5,
+      sleep: (ms, signal) =>
+        new Promise((resolve) => {
+          const timer = setTimeout(resolve, Math.min(ms, 5));
+          signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), {
+            once: true,
+          });
+        }),
+    },
+  );
+  return { it, calls: () => calls };
+}
+
+Deno.test("intake: no receive while every slot is held; one more once the slots come back", async () => {
+  const stop = new AbortController();
+  const { it, calls } = intake((call) => Promise.resolve(batchOf(10, call * 10)));
+  const taken: Received[] = [];
+  const stream = it.receive({ stop: stop.signal, pollSignal: () => stop.signal });
+  for await (const received of stream) {
+    taken.push(received);
+    if (taken.length === 10) {
+      // MAX_IN_FLIGHT reached: the poller waits for a slot, it does not poll.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(calls(), 1);
+      taken.forEach((r) => r.done());
+    }
+    if (taken.length === 11) {
+      assert.equal(calls(), 2);
+      stop.abort();
+      break;
+    }
+  }
+  taken.forEach((r) => r.done());
+  assert.equal(it.alive, false, "the poller stopped with the iteration");
+});
+
+Deno.test("intake: a poll answered after the stop began yields its messages as late", async () => {
+  const stop = new AbortController();
+  const { it } = intake((call) => {
+    if (call > 1) return Promise.resolve([]);
+    stop.abort(); // SIGTERM lands while this poll is open
+    return Promise.resolve(batchOf(3, 0));
+  });
+  const got: Received[] = [];
+  for await (
+    const received of it.receive({
+      stop: stop.signal,
+      pollSignal: () => new AbortController().signal,
+    })
+  ) {
+    got.push(received);
+    received.done();
+  }
+  assert.deepEqual(got.map((r) => [r.message.messageId, r.late]), [
+    ["sqs-0", true],
+    ["sqs-1", true],
+    ["sqs-2", true],
+  ]);
+});
