@@ -195,7 +195,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       // One read now; after a failure it is retried in the background until it succeeds.
       // Retries stop with intake: a held message stays held through the drain either way.
       prepare: (signal) => redrive.start(signal),
-      begin: (signals) => begin(config, parts, services, signals),
+      begin: (signals) => begin(config, deps, parts, services, signals),
       stopped: () => summary.stop(),
     },
     services: { logger, sleep: services.sleep },
@@ -219,7 +219,13 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
 }
 
 /** Startup is done: builds the pipeline with its settler and heartbeat, starts what runs beside. */
-function begin(config: Config, parts: Parts, services: Services, signals: RunningSignals): Running {
+function begin(
+  config: Config,
+  _deps: WorkerDeps, // for optional parts built below (unused until one is)
+  parts: Parts,
+  services: Services,
+  signals: RunningSignals,
+): Running {
   const policy = parts.redrive.state;
   services.logger.info("sluice started", {
     queue: config.queueUrl,
@@ -229,9 +235,9 @@ function begin(config: Config, parts: Parts, services: Services, signals: Runnin
     max_in_flight: config.maxInFlight,
   });
   const settler = wireSettler(config, parts, services);
+  // Optional parts built once startup is done go here, from `config` and `_deps` (credentials,
+  // fetch): e.g. the idempotency store (issue 14), then handed to the heartbeat and the pipeline.
   const heartbeat = wireHeartbeat(config, settler, services);
-  // Optional parts the pipeline takes (the idempotency store, issue 14) are built here and
-  // handed to the heartbeat and the pipeline.
   const pipeline = wirePipeline(config, { ...parts, settler, heartbeat }, services, signals);
   parts.summary.start();
   heartbeat.run(signals.background);
