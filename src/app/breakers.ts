@@ -1,0 +1,67 @@
+/**
+ * The worker's three circuit breakers (enrichment, validator, SQS): each
+ * change shown in `sluice_breaker_state`, logged with its cause, and handed on
+ * (readiness depends on it). `pausedFor` says when intake waits for one.
+ */
+import { type BreakerState, CircuitBreaker } from "../lib/circuit_breaker.ts";
+import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
+import type { StateLog } from "./state_log.ts";
+
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+
+export interface Breakers {
+  enrichment: CircuitBreaker;
+  validator: CircuitBreaker;
+  sqs: CircuitBreaker;
+}
+
+export interface BreakersPorts {
+  /** Called after every change of any breaker's state. */
+  onChange: () => void;
+}
+
+export interface BreakersServices {
+  now: () => number;
+  metrics: Pick<SluiceMetrics, "breakerState">;
+  states: Pick<StateLog, "breaker">;
+}
+
+export interface BreakersOptions {
+  ports: BreakersPorts;
+  services: BreakersServices;
+}
+
+export function createBreakers(options: BreakersOptions): Breakers {
+  const { now, metrics, states } = options.services;
+  const breaker = (name: string, minimumCalls: number) => {
+    const b: CircuitBreaker = new CircuitBreaker({
+      name,
+      minimumCalls,
+      now,
+      onStateChange: (to, from) => {
+        metrics.breakerState.set({ target: name }, BREAKER_VALUE[to]);
+        states.breaker(name, to, from, b.lastFailure?.error);
+        options.ports.onChange();
+      },
+    });
+    metrics.breakerState.set({ target: name }, 0);
+    return b;
+  };
+  return {
+    enrichment: breaker("enrichment", 20),
+    validator: breaker("validator", 20),
+    sqs: breaker("sqs", 5),
+  };
+}
+
+/** Intake pauses while the validator's or SQS's breaker is open: why, and for how long. */
+export function pausedFor(
+  breakers: ReadonlyArray<Pick<CircuitBreaker, "name" | "state" | "remainingCooldownMs">>,
+): { reason: string; ms: number } | undefined {
+  for (const b of breakers) {
+    if (b.state === "open") {
+      return { reason: `${b.name} circuit breaker is open`, ms: b.remainingCooldownMs() };
+    }
+  }
+  return undefined;
+}
