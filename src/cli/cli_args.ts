@@ -3,6 +3,7 @@
  * Command, so `--help` works with nothing set and a bad argument exits 2 at once.
  */
 import { parseArgs } from "node:util";
+import { SluiceError } from "../lib/errors.ts";
 
 export type Output = "text" | "json";
 
@@ -49,7 +50,12 @@ export type Command =
 
 export type HelpTopic = "main" | "check-config" | "dlq" | "stats" | "peek" | "redrive" | "purge";
 
-class UsageError extends Error {}
+class UsageError extends SluiceError {
+  override name = "UsageError";
+  constructor(message: string) {
+    super(message, "PERMANENT");
+  }
+}
 
 const DLQ_VERBS = ["stats", "peek", "redrive", "purge"] as const;
 
