@@ -22,7 +22,7 @@ aws_session_token = tokenCI
 aws_access_key_id = AKIDBROKEN
 `;
 
-Deno.test("environment variables come first", async () => {
+Deno.test("aws credentials: environment variables come first", async () => {
   const reads: string[] = [];
   const chain = credentialChain({
     env: {
@@ -46,7 +46,7 @@ Deno.test("environment variables come first", async () => {
   assert.deepEqual(reads, []);
 });
 
-Deno.test("shared credentials file: AWS_PROFILE, default profile, home directory", async () => {
+Deno.test("aws credentials: shared credentials file: AWS_PROFILE, default profile, home directory", async () => {
   const reads: string[] = [];
   const readTextFile = (p: string) => {
     reads.push(p);
@@ -78,7 +78,7 @@ Deno.test("shared credentials file: AWS_PROFILE, default profile, home directory
   assert.deepEqual(reads, ["/etc/sluice/credentials", "/home/sluice/.aws/credentials"]);
 });
 
-Deno.test("parseIni reads sections and keys", () => {
+Deno.test("aws credentials: parseIni reads sections and keys", () => {
   const ini = parseIni(FILE);
   assert.deepEqual([...ini.keys()], ["default", "ci", "broken"]);
   assert.equal(ini.get("ci")?.get("aws_session_token"), "tokenCI");
@@ -153,7 +153,7 @@ async function startImds(options: { hang?: boolean } = {}): Promise<Imds> {
   return imds;
 }
 
-Deno.test("IMDSv2: token first, role, credentials; cached; refreshed before expiry; shared refresh", async () => {
+Deno.test("aws credentials: IMDSv2: token first, role, credentials; cached; refreshed before expiry; shared refresh", async () => {
   const imds = await startImds();
   try {
     const clock = new FakeClock({ start: T0 });
@@ -208,7 +208,7 @@ Deno.test("IMDSv2: token first, role, credentials; cached; refreshed before expi
   }
 });
 
-Deno.test("a failed refresh keeps serving credentials that have not expired yet", async () => {
+Deno.test("aws credentials: a failed refresh keeps serving credentials that have not expired yet", async () => {
   const imds = await startImds();
   const clock = new FakeClock({ start: T0 });
   const chain = credentialChain({
@@ -228,7 +228,7 @@ Deno.test("a failed refresh keeps serving credentials that have not expired yet"
   await assert.rejects(chain.get(), /no AWS credentials found/);
 });
 
-Deno.test("nothing available: one clear error naming every source, without secrets", async () => {
+Deno.test("aws credentials: nothing available: one clear error naming every source, without secrets", async () => {
   const imds = await startImds({ hang: true });
   try {
     const chain = credentialChain({
@@ -260,7 +260,7 @@ Deno.test("nothing available: one clear error naming every source, without secre
   }
 });
 
-Deno.test("unreadable file, profile without keys, IMDS disabled", async () => {
+Deno.test("aws credentials: unreadable file, profile without keys, IMDS disabled", async () => {
   const missing = credentialChain({
     env: { AWS_SHARED_CREDENTIALS_FILE: "/nope", AWS_EC2_METADATA_DISABLED: "true" },
     readTextFile: noFile,

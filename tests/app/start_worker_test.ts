@@ -50,7 +50,7 @@ async function readyz(worker: { app: { request(path: string): Response | Promise
   return { status: res.status, body: await res.json() as { reasons?: string[] } };
 }
 
-Deno.test("defect 4 (issue 9): a startup AccessDenied on the RedrivePolicy is retried in the background; /readyz says so until it is read", async () => {
+Deno.test("start worker: defect 4 (issue 9): a startup AccessDenied on the RedrivePolicy is retried in the background; /readyz says so until it is read", async () => {
   const sqs = await startFakeSqs({ verifyWith: KEYS, queues: QUEUES });
   const enrich = startEnrichFake();
   const validator = startValidatorFake();
@@ -91,7 +91,7 @@ Deno.test("defect 4 (issue 9): a startup AccessDenied on the RedrivePolicy is re
   }
 });
 
-Deno.test("/readyz does not flap on an AccessDenied from the queue-depth poll (issue 9)", async () => {
+Deno.test("start worker: /readyz does not flap on an AccessDenied from the queue-depth poll (issue 9)", async () => {
   const sqs = await startFakeSqs({ verifyWith: KEYS, queues: QUEUES });
   const enrich = startEnrichFake();
   const validator = startValidatorFake();

@@ -14,7 +14,7 @@ function setup() {
   return { states, lines, advance: (ms: number) => (clock += ms) };
 }
 
-Deno.test("a breaker change names the target's URL and the last failure", () => {
+Deno.test("state log: a breaker change names the target's URL and the last failure", () => {
   const { states, lines } = setup();
   states.breaker("enrichment", "open", "closed", new Error("HTTP 503 from enrichment"));
   assert.deepEqual({ ...lines[0], ts: undefined }, {
@@ -33,7 +33,7 @@ Deno.test("a breaker change names the target's URL and the last failure", () => 
   assert.equal(lines[1]!.last_error, null);
 });
 
-Deno.test("an open/half-open cycle every 5 s is written once a minute with a count", () => {
+Deno.test("state log: an open/half-open cycle every 5 s is written once a minute with a count", () => {
   const { states, lines, advance } = setup();
   const cause = new Error("connect ECONNREFUSED");
   for (let i = 0; i < 30; i++) { // 150 s of a dead downstream
@@ -51,7 +51,7 @@ Deno.test("an open/half-open cycle every 5 s is written once a minute with a cou
   assert.ok(lines.length <= 8, `${lines.length} lines for 150 s`);
 });
 
-Deno.test("readiness is written only when it changes, with the reasons", () => {
+Deno.test("state log: readiness is written only when it changes, with the reasons", () => {
   const { states, lines } = setup();
   states.readiness(false, ["sqs circuit breaker is open (next probe in 5 s)"]);
   states.readiness(false, ["sqs circuit breaker is open (next probe in 4 s)"]);

@@ -9,7 +9,7 @@ const SNAPSHOT = {
   queueInFlight: 40,
 };
 
-Deno.test("nearestRank: row by row", () => {
+Deno.test("summary log: nearestRank: row by row", () => {
   const hundred = Array.from({ length: 100 }, (_, i) => i + 1);
   const rows: Array<[readonly number[], number, number]> = [
     [[], 0.5, 0],
@@ -26,7 +26,7 @@ Deno.test("nearestRank: row by row", () => {
   }
 });
 
-Deno.test("summaryFields: counts, rate, percentiles and the snapshot", () => {
+Deno.test("summary log: summaryFields: counts, rate, percentiles and the snapshot", () => {
   const counts = new Map([["accepted", 290], ["dead_lettered", 10]]);
   const durations = Array.from({ length: 300 }, (_, i) => 300 - i); // 300..1 ms, unsorted
   assert.deepEqual(summaryFields(counts, durations, 30_000, SNAPSHOT), {
@@ -47,7 +47,7 @@ Deno.test("summaryFields: counts, rate, percentiles and the snapshot", () => {
   assert.equal(idle.p99_ms, 0);
 });
 
-Deno.test("SummaryLog: one line per interval on a fake clock, counts since the last one", () => {
+Deno.test("summary log: SummaryLog: one line per interval on a fake clock, counts since the last one", () => {
   let clock = 1_000_000;
   const ticks: Array<() => void> = [];
   let cancelled = 0;
@@ -94,7 +94,7 @@ Deno.test("SummaryLog: one line per interval on a fake clock, counts since the l
   assert.equal(lines.length, 3, "a second stop writes nothing");
 });
 
-Deno.test("SummaryLog keeps at most maxSamples durations but exact counts", () => {
+Deno.test("summary log: SummaryLog keeps at most maxSamples durations but exact counts", () => {
   const lines: Array<Record<string, unknown>> = [];
   const summary = new SummaryLog({
     logger: createLogger({ write: (l) => lines.push(JSON.parse(l)) }),

@@ -36,7 +36,7 @@ function slowValidator(delayMs: number) {
   };
 }
 
-Deno.test("defect 1: no submission starts after the shutdown grace", async () => {
+Deno.test("shutdown handback: defect 1: no submission starts after the shutdown grace", async () => {
   const lab = await startLabEnv({ visibility: 30 });
   const enrich = startEnrichFake();
   const slow = slowValidator(3000);
@@ -85,7 +85,7 @@ Deno.test("defect 1: no submission starts after the shutdown grace", async () =>
   }
 });
 
-Deno.test("defect 3: shutdown hands no valid message to the redrive policy (maxReceiveCount 1)", async () => {
+Deno.test("shutdown handback: defect 3: shutdown hands no valid message to the redrive policy (maxReceiveCount 1)", async () => {
   const lab = await startLabEnv({ visibility: 30, maxReceiveCount: 1 });
   const enrich = startEnrichFake();
   const validator = startValidatorFake();

@@ -55,7 +55,7 @@ function workerEnv(
   };
 }
 
-Deno.test("SQS outage: every action answers 503 for 4 s mid-run; nothing lost, nothing submitted twice", async () => {
+Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; nothing lost, nothing submitted twice", async () => {
   const sqs = await startFakeSqs({ verifyWith: KEYS, queues: fakeQueues(3) });
   const enrich = startEnrichFake();
   const validator = startValidatorFake();
@@ -118,7 +118,7 @@ Deno.test("SQS outage: every action answers 503 for 4 s mid-run; nothing lost, n
   }
 });
 
-Deno.test("stale receipt handles on delete and visibility change: logged, counted, not fatal", async () => {
+Deno.test("sqs faults: stale receipt handles on delete and visibility change: logged, counted, not fatal", async () => {
   const sqs = await startFakeSqs({ verifyWith: KEYS, queues: fakeQueues(2) });
   const enrich = startEnrichFake();
   const validator = startValidatorFake();
@@ -178,7 +178,7 @@ Deno.test("stale receipt handles on delete and visibility change: logged, counte
   }
 });
 
-Deno.test("partial DeleteMessageBatch failures (retriable InternalError) are retried per entry", async () => {
+Deno.test("sqs faults: partial DeleteMessageBatch failures (retriable InternalError) are retried per entry", async () => {
   // A 30 s visibility: an entry that was not retried would only come back after the test.
   const sqs = await startFakeSqs({ queues: fakeQueues(30) });
   const enrich = startEnrichFake();

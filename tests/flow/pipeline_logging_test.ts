@@ -78,7 +78,7 @@ const BODIES = [
   "{not json",
 ];
 
-Deno.test("at info: one line per outcome other than accepted and duplicate, with the ids that parsed", async () => {
+Deno.test("pipeline logging: at info: one line per outcome other than accepted and duplicate, with the ids that parsed", async () => {
   const { lines, outcomes } = await runBodies(BODIES, "info");
   const outcomeLines = lines.filter((l) => l.msg === "message");
   assert.equal(outcomeLines.length, 2, JSON.stringify(lines));
@@ -112,7 +112,7 @@ Deno.test("at info: one line per outcome other than accepted and duplicate, with
   );
 });
 
-Deno.test("at debug: also accepted and duplicate lines, and the outgoing document", async () => {
+Deno.test("pipeline logging: at debug: also accepted and duplicate lines, and the outgoing document", async () => {
   const { lines } = await runBodies(BODIES, "debug");
   const outcomeLines = lines.filter((l) => l.msg === "message");
   assert.equal(outcomeLines.length, 4);

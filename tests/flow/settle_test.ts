@@ -60,7 +60,7 @@ function wellFormed(text: string): boolean {
   });
 }
 
-Deno.test("a DLQ send refused for a bad attribute parks poison: V8's reason for a body starting with an emoji reaches the DLQ", async () => {
+Deno.test("settle: a DLQ send refused for a bad attribute parks poison: V8's reason for a body starting with an emoji reaches the DLQ", async () => {
   await setup(async ({ sqs, settler, fallbacks, receive }) => {
     const body = "😀 is not JSON";
     const parsed = parseMessage(body);
@@ -80,7 +80,7 @@ Deno.test("a DLQ send refused for a bad attribute parks poison: V8's reason for 
   });
 });
 
-Deno.test("a DLQ send refused for a bad attribute parks poison: control characters, a cut pair, an empty reason", async () => {
+Deno.test("settle: a DLQ send refused for a bad attribute parks poison: control characters, a cut pair, an empty reason", async () => {
   await setup(async ({ sqs, settler, receive }) => {
     for (const reason of ["ctrl \u0000\u001b[2J", "a".repeat(255) + "😀😀", "", "\ufffe"]) {
       sqs.send("work", "x");
@@ -96,7 +96,7 @@ Deno.test("a DLQ send refused for a bad attribute parks poison: control characte
   });
 });
 
-Deno.test("a DLQ send refused for a bad attribute parks poison: a refusal falls back once to a minimal ASCII reason", async () => {
+Deno.test("settle: a DLQ send refused for a bad attribute parks poison: a refusal falls back once to a minimal ASCII reason", async () => {
   await setup(async ({ sqs, settler, fallbacks, receive }) => {
     sqs.send("work", "x");
     // SQS may refuse what we think is fine (a rule we do not know): one fallback, then done.
@@ -142,7 +142,7 @@ const REAL_STALE = [
   },
 ];
 
-Deno.test("a visibility change on a stale handle: real SQS's three answers are stale in batch entries", async () => {
+Deno.test("settle: a visibility change on a stale handle: real SQS's three answers are stale in batch entries", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
     sqs.send("work", "x");
     const handle = await receive();
@@ -169,7 +169,7 @@ Deno.test("a visibility change on a stale handle: real SQS's three answers are s
   });
 });
 
-Deno.test("a visibility change on a stale handle: real SQS's answer to a whole request is stale too", async () => {
+Deno.test("settle: a visibility change on a stale handle: real SQS's answer to a whole request is stale too", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
     sqs.send("work", "x");
     const handle = await receive();
@@ -182,7 +182,7 @@ Deno.test("a visibility change on a stale handle: real SQS's answer to a whole r
   });
 });
 
-Deno.test("a visibility change on a stale handle: the heartbeat logs it as lost once and stops extending it", async () => {
+Deno.test("settle: a visibility change on a stale handle: the heartbeat logs it as lost once and stops extending it", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
     sqs.send("work", "x");
     const handle = await receive();

@@ -10,7 +10,7 @@ import {
 
 const MINUTE = 60_000;
 
-Deno.test("decideRepeat: row by row", () => {
+Deno.test("repeat limiter: decideRepeat: row by row", () => {
   const rows: Array<{
     name: string;
     state: RepeatState | undefined;
@@ -66,7 +66,7 @@ Deno.test("decideRepeat: row by row", () => {
   }
 });
 
-Deno.test("repeatKey: volatile fields and error identity", () => {
+Deno.test("repeat limiter: repeatKey: volatile fields and error identity", () => {
   const a = repeatKey("warn", "receive failed", { error: new Error("boom"), failures: 1 });
   const b = repeatKey("warn", "receive failed", { error: new Error("boom"), failures: 7 });
   const c = repeatKey("warn", "receive failed", { error: new Error("other"), failures: 1 });
@@ -81,7 +81,7 @@ Deno.test("repeatKey: volatile fields and error identity", () => {
   );
 });
 
-Deno.test("limitRepeats: the first warning, then one a minute with a count", () => {
+Deno.test("repeat limiter: limitRepeats: the first warning, then one a minute with a count", () => {
   let clock = 0;
   const lines: Array<Record<string, unknown>> = [];
   const base = createLogger({ now: () => clock, write: (l) => lines.push(JSON.parse(l)) });
@@ -104,7 +104,7 @@ Deno.test("limitRepeats: the first warning, then one a minute with a count", () 
   assert.equal(lines.filter((l) => l.level === "warn").length, 2);
 });
 
-Deno.test("RepeatLimiter forgets the oldest key beyond maxKeys", () => {
+Deno.test("repeat limiter: RepeatLimiter forgets the oldest key beyond maxKeys", () => {
   const limiter = new RepeatLimiter({ maxKeys: 2, now: () => 0 });
   assert.equal(limiter.admit("a").write, true);
   assert.equal(limiter.admit("b").write, true);

@@ -1,5 +1,5 @@
 /**
- * Run by tests/bun_core_test.ts under Bun: the core of sluice outside Deno.
+ * Run by tests/e2e/bun_core_test.ts under Bun: the core of sluice outside Deno.
  * Pure parts (parseMessage, route, releaseVisibilitySeconds,
  * buildOutputDocument) are run on fixed inputs and reported as they came out,
  * so the test can compare them with Deno's answers. Then a whole worker

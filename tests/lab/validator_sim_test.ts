@@ -1,8 +1,8 @@
 // deno-lint-ignore-file no-explicit-any
 import assert from "node:assert/strict";
-import { buildDataset } from "../lab/dataset.ts";
-import type { ExpectedMessage } from "../lab/generator.ts";
-import { checkDocument, deepEqual, startValidatorSim } from "../lab/validator_sim.ts";
+import { buildDataset } from "../../lab/dataset.ts";
+import type { ExpectedMessage } from "../../lab/generator.ts";
+import { checkDocument, deepEqual, startValidatorSim } from "../../lab/validator_sim.ts";
 
 const dataset = buildDataset({ users: 50, seed: 2 });
 const knownId = dataset.knownIds.find((id) => id.startsWith("0")) ?? dataset.knownIds[0]!;
@@ -45,7 +45,7 @@ function unknownDoc(): Record<string, any> {
   };
 }
 
-Deno.test("checkDocument: accepts the exact shapes, including stale and unknown users", () => {
+Deno.test("validator sim: checkDocument: accepts the exact shapes, including stale and unknown users", () => {
   assert.equal(checkDocument(goodDoc(), expected, dataset), undefined);
   assert.equal(
     checkDocument({ ...goodDoc(), enrichment: { status: "stale" } }, expected, dataset),
@@ -57,7 +57,7 @@ Deno.test("checkDocument: accepts the exact shapes, including stale and unknown 
   assert.equal(checkDocument(reordered, expected, dataset), undefined);
 });
 
-Deno.test("checkDocument: rejects each wrong field with its reason", () => {
+Deno.test("validator sim: checkDocument: rejects each wrong field with its reason", () => {
   const cases: Array<[string, unknown]> = [
     ["not_object", [goodDoc()]],
     ["not_object", null],
@@ -102,7 +102,7 @@ Deno.test("checkDocument: rejects each wrong field with its reason", () => {
   }
 });
 
-Deno.test("deepEqual: types and key sets matter, order of keys does not", () => {
+Deno.test("validator sim: deepEqual: types and key sets matter, order of keys does not", () => {
   assert.ok(deepEqual({ a: 1, b: [1, 2] }, { b: [1, 2], a: 1 }));
   assert.ok(!deepEqual({ a: 1 }, { a: "1" }));
   assert.ok(!deepEqual([1, 2], { 0: 1, 1: 2 }));
@@ -193,8 +193,8 @@ Deno.test("validator sim: flaky answers some 5xx, deterministically from the see
 });
 
 Deno.test("validator sim: redirectEvery redirects a first submission only; the worker's client never follows it", async () => {
-  const { ValidatorClient } = await import("../src/adapters/validator_client.ts");
-  const { RedirectError } = await import("../src/lib/errors.ts");
+  const { ValidatorClient } = await import("../../src/adapters/validator_client.ts");
+  const { RedirectError } = await import("../../src/lib/errors.ts");
   const sim = startValidatorSim({ dataset, expected, instant: true, redirectEvery: 1 });
   try {
     const post = (doc: unknown) =>
@@ -225,7 +225,7 @@ Deno.test("validator sim: redirectEvery redirects a first submission only; the w
   }
 });
 
-Deno.test("checkDocument: a well-formed message the lab did not generate (sent by hand) is judged on its own", () => {
+Deno.test("validator sim: checkDocument: a well-formed message the lab did not generate (sent by hand) is judged on its own", () => {
   const hand = { ...goodDoc(), message_id: "by-hand-1", payload: { note: "aws sqs send-message" } };
   assert.equal(checkDocument(hand, expected, dataset), undefined);
   const unknown = { ...unknownDoc(), message_id: "by-hand-2", payload: {} };
