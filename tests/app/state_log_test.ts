@@ -2,16 +2,17 @@ import assert from "node:assert/strict";
 import { StateLog } from "../../src/app/state_log.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { RepeatLimiter } from "../../src/lib/repeat_limiter.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 function setup() {
-  let clock = 0;
+  const clock = new FakeClock({ start: 0 });
   const lines: Array<Record<string, unknown>> = [];
   const states = new StateLog({
-    logger: createLogger({ now: () => clock, write: (l) => lines.push(JSON.parse(l)) }),
+    logger: createLogger({ now: clock.now, write: (l) => lines.push(JSON.parse(l)) }),
     urls: { enrichment: "http://enrich.lab:8081" },
-    repeats: new RepeatLimiter({ now: () => clock }),
+    repeats: new RepeatLimiter({ now: clock.now }),
   });
-  return { states, lines, advance: (ms: number) => (clock += ms) };
+  return { states, lines, advance: clock.advance };
 }
 
 Deno.test("state log: a breaker change names the target's URL and the last failure", () => {

@@ -8,6 +8,7 @@ import { createLogger, type LogLevel } from "../../src/lib/logger.ts";
 import { Pipeline } from "../../src/flow/pipeline.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 async function runBodies(bodies: string[], level: LogLevel) {
   const lines: Array<Record<string, unknown>> = [];
@@ -21,7 +22,7 @@ async function runBodies(bodies: string[], level: LogLevel) {
   }));
   let delivered = false;
   const intake = new AbortController();
-  let clock = 5_000;
+  const clock = new FakeClock({ start: 5_000 });
   const pipeline = new Pipeline({
     queueUrl: "http://sqs.local/000/q",
     maxBatch: 10,
@@ -54,13 +55,13 @@ async function runBodies(bodies: string[], level: LogLevel) {
     heartbeat: { track: () => {}, untrack: () => {} },
     lookup: (userId) => Promise.resolve({ status: "ok", profile: { user_id: userId } }),
     submit: () => {
-      clock += 7;
+      clock.advance(7);
       return Promise.resolve({ accepted: true, status: 200 });
     },
     metrics: createSluiceMetrics(),
     logger: createLogger({ level, write: (l) => lines.push(JSON.parse(l)) }),
     onOutcome: (outcome, ms) => outcomes.push([outcome, ms]),
-    now: () => clock,
+    now: clock.now,
     random: () => 0.5,
     sleep: () => Promise.resolve(),
   });

@@ -8,6 +8,7 @@ import { createLogger } from "../../src/lib/logger.ts";
 import { dedupeCapacity, Pipeline, type PipelineOptions } from "../../src/flow/pipeline.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 function harness(
   overrides: Partial<PipelineOptions> & {
@@ -16,7 +17,7 @@ function harness(
     wallOffsetMs?: () => number;
   },
 ) {
-  let clock = 1_000_000;
+  const clock = new FakeClock({ start: 1_000_000 });
   const work = new AbortController();
   const settled: Array<{ kind: string; args: unknown[] }> = [];
   const message: SqsMessage = {
@@ -69,14 +70,11 @@ function harness(
     submit: () => Promise.resolve({ accepted: true, status: 200 }),
     metrics: createSluiceMetrics(),
     logger: createLogger({ level: "error", write: () => {} }),
-    now: () => clock + (overrides.wallOffsetMs?.() ?? 0),
-    monotonic: () => clock,
+    now: () => clock.now() + (overrides.wallOffsetMs?.() ?? 0),
+    monotonic: clock.now,
     random: () => 0.5,
-    // Time passes only when the pipeline waits.
-    sleep: (ms) => {
-      clock += ms;
-      return Promise.resolve();
-    },
+    // Time passes only when the pipeline waits (and a wait is never cut short).
+    sleep: (ms) => clock.sleep(ms),
     ...overrides,
   };
   const pipeline = new Pipeline(options);
@@ -91,7 +89,7 @@ function harness(
       await pipeline.run(intake.signal, work.signal);
       await pipeline.drain();
     },
-    elapsedMs: () => clock - 1_000_000,
+    elapsedMs: () => clock.now() - 1_000_000,
   };
 }
 
@@ -291,7 +289,7 @@ async function runMany(count: number, again: number[], overrides: Partial<Pipeli
   const lines: Array<Record<string, unknown>> = [];
   const metrics = createSluiceMetrics();
   let submits = 0;
-  let clock = 1_000_000;
+  const clock = new FakeClock({ start: 1_000_000 });
   const pipeline = new Pipeline({
     queueUrl: "http://sqs.local/000/q",
     maxBatch: 10,
@@ -318,7 +316,7 @@ async function runMany(count: number, again: number[], overrides: Partial<Pipeli
     metrics,
     logger: createLogger({ level: "warn", write: (l) => lines.push(JSON.parse(l)) }),
     // 1 ms per read of the clock: thousands of messages a "second".
-    now: () => clock++,
+    now: () => clock.advance(1),
     sleep: () => Promise.resolve(),
     ...overrides,
   });

@@ -9,6 +9,7 @@ import { Settler } from "../../src/flow/settle.ts";
 import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
 import { type FakeSqs, startFakeSqs } from "../support/fake_sqs.ts";
 import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 async function setup(
   fn: (ctx: {
@@ -189,20 +190,20 @@ Deno.test("settle: a visibility change on a stale handle: the heartbeat logs it 
     sqs.setDefault("ChangeMessageVisibilityBatch", {
       body: { Successful: [], Failed: [{ Id: "0", SenderFault: true, ...REAL_STALE[0]! }] },
     });
-    let t = 0;
+    const clock = new FakeClock({ start: 0 });
     const lost: string[] = [];
     const heartbeat = new VisibilityHeartbeat({
       extend: (h, s) => settler.changeVisibility(h, s),
       visibilityTimeoutSeconds: 10,
-      now: () => t,
+      now: clock.now,
       onLost: (_h, reason) => lost.push(reason),
     });
     heartbeat.track(handle, 0, 10);
-    t = 6000;
+    clock.set(6000);
     assert.equal(heartbeat.beat(), 1);
     for (let i = 0; i < 100 && lost.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(lost, ["receipt handle is stale"]);
-    t = 20_000;
+    clock.set(20_000);
     assert.equal(heartbeat.beat(), 0, "a stale handle is not extended again");
     assert.equal(stale.length, 1);
   });

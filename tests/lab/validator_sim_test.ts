@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { buildDataset } from "../../lab/dataset.ts";
 import type { ExpectedMessage } from "../../lab/generator.ts";
 import { checkDocument, deepEqual, startValidatorSim } from "../../lab/validator_sim.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const dataset = buildDataset({ users: 50, seed: 2 });
 const knownId = dataset.knownIds.find((id) => id.startsWith("0")) ?? dataset.knownIds[0]!;
@@ -111,8 +112,8 @@ Deno.test("validator sim: deepEqual: types and key sets matter, order of keys do
 });
 
 Deno.test("validator sim: 200 accepted, 400 with reason, duplicates counted, /stats", async () => {
-  let t = 1000;
-  const sim = startValidatorSim({ dataset, expected, instant: true, now: () => t });
+  const clock = new FakeClock({ start: 1000 });
+  const sim = startValidatorSim({ dataset, expected, instant: true, now: clock.now });
   const post = async (path: string, body: string) => {
     const res = await fetch(`${sim.url}${path}`, {
       method: "POST",
@@ -125,7 +126,7 @@ Deno.test("validator sim: 200 accepted, 400 with reason, duplicates counted, /st
     const ok = await post("/ingest", JSON.stringify(goodDoc()));
     assert.equal(ok.status, 200);
     assert.equal(ok.body.status, "accepted");
-    t = 2000;
+    clock.set(2000);
     const again = await post("/ingest/", JSON.stringify(goodDoc()));
     assert.equal(again.status, 200);
     assert.equal(again.body.duplicate, true);

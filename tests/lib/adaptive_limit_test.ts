@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { AdaptiveLimit, adaptiveSemaphore } from "../../src/lib/adaptive_limit.ts";
 import { HttpError } from "../../src/lib/errors.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 async function tick(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
@@ -118,15 +119,15 @@ Deno.test("adaptive limit: adaptiveSemaphore ignores errors that are not overloa
 });
 
 Deno.test("adaptive limit: adaptiveSemaphore grows under saturation and measures latency with now()", async () => {
-  let t = 0;
-  const sem = adaptiveSemaphore({ initial: 2, latencySlackMs: 50, now: () => t });
+  const clock = new FakeClock({ start: 0 });
+  const sem = adaptiveSemaphore({ initial: 2, latencySlackMs: 50, now: clock.now });
   /** Runs `n` rounds of 2 concurrent calls that each take `ms` on the fake clock. */
   const rounds = async (n: number, ms: number) => {
     for (let i = 0; i < n; i++) {
       const gates = [Promise.withResolvers<void>(), Promise.withResolvers<void>()];
       const calls = gates.map((g) => sem.run(() => g.promise));
       await tick();
-      t += ms;
+      clock.advance(ms);
       for (const g of gates) g.resolve();
       await Promise.all(calls);
     }

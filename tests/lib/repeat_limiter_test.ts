@@ -7,6 +7,7 @@ import {
   RepeatLimiter,
   type RepeatState,
 } from "../../src/lib/repeat_limiter.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const MINUTE = 60_000;
 
@@ -82,12 +83,12 @@ Deno.test("repeat limiter: repeatKey: volatile fields and error identity", () =>
 });
 
 Deno.test("repeat limiter: limitRepeats: the first warning, then one a minute with a count", () => {
-  let clock = 0;
+  const clock = new FakeClock({ start: 0 });
   const lines: Array<Record<string, unknown>> = [];
-  const base = createLogger({ now: () => clock, write: (l) => lines.push(JSON.parse(l)) });
-  const log = limitRepeats(base, new RepeatLimiter({ now: () => clock }));
+  const base = createLogger({ now: clock.now, write: (l) => lines.push(JSON.parse(l)) });
+  const log = limitRepeats(base, new RepeatLimiter({ now: clock.now }));
   for (let i = 0; i < 100; i++) {
-    clock = i * 1000; // one a second for 100 s
+    clock.set(i * 1000); // one a second for 100 s
     log.warn("receive failed; backing off", { error: new Error("ECONNREFUSED"), failures: i });
     log.info("progress", { i });
   }

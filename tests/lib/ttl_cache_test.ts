@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { TtlCache } from "../../src/lib/ttl_cache.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
-function clock(start = 1000) {
-  let t = start;
-  return { now: () => t, advance: (ms: number) => (t += ms) };
-}
+const clock = () => new FakeClock({ start: 1000 });
 
 Deno.test("ttl cache: TtlCache returns fresh values and expires them after ttl", () => {
   const c = clock();
