@@ -594,7 +594,9 @@ export class Pipeline {
         outcome = "released";
         break;
       default:
-        throw new Error(`route() gave ${action.kind} at settle time`);
+        throw new Error(
+          `Cannot settle a message: received the verdict ${action.kind} from route(), expected a settle action`,
+        );
     }
     this.#record(ctx, outcome, category, reason);
   }

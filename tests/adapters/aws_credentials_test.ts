@@ -225,7 +225,7 @@ Deno.test("aws credentials: a failed refresh keeps serving credentials that have
   clock.set(T0 + 58 * 60_000);
   assert.equal((await chain.get()).accessKeyId, "AKIDIMDS1");
   clock.set(T0 + 61 * 60_000);
-  await assert.rejects(chain.get(), /no AWS credentials found/);
+  await assert.rejects(chain.get(), /Cannot find AWS credentials/);
 });
 
 Deno.test("aws credentials: nothing available: one clear error naming every source, without secrets", async () => {
@@ -243,7 +243,7 @@ Deno.test("aws credentials: nothing available: one clear error naming every sour
     });
     const err = await chain.get().then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof Error);
-    assert.match(err.message, /^no AWS credentials found; tried: /);
+    assert.match(err.message, /^Cannot find AWS credentials: tried /);
     assert.match(err.message, /environment \(AWS_ACCESS_KEY_ID not set\)/);
     assert.match(
       err.message,
@@ -254,7 +254,7 @@ Deno.test("aws credentials: nothing available: one clear error naming every sour
       /EC2 instance metadata at http:\/\/127\.0\.0\.1:\d+ \(PUT \/latest\/api\/token timed out after 100 ms\)/,
     );
     assert.doesNotMatch(err.message, /do-not-print-me/);
-    await assert.rejects(chain.source(), /no AWS credentials found/);
+    await assert.rejects(chain.source(), /Cannot find AWS credentials/);
   } finally {
     await imds.close();
   }

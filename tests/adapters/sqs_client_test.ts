@@ -443,7 +443,7 @@ Deno.test("sqs client: getQueueUrl sends the owner account id; createQueue sends
 });
 
 Deno.test("sqs client: a credentials failure becomes a retriable SqsError with the cause", async () => {
-  const cause = new Error("no AWS credentials found");
+  const cause = new Error("Cannot find AWS credentials: tried nothing");
   const sqsClient = new SqsClient({
     region: "us-east-1",
     endpoint: "http://127.0.0.1:9",

@@ -95,7 +95,7 @@ Deno.test("batcher: rejects the batch when run() returns the wrong number of res
   const settled = await Promise.allSettled([b.add(1), b.add(2)]);
   for (const s of settled) {
     assert.equal(s.status, "rejected");
-    assert.match(((s as PromiseRejectedResult).reason as Error).message, /1 results for 2 items/);
+    assert.match(((s as PromiseRejectedResult).reason as Error).message, /received 1 results, expected 2, one per item/);
   }
 });
 
