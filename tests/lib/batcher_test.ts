@@ -95,7 +95,10 @@ Deno.test("batcher: rejects the batch when run() returns the wrong number of res
   const settled = await Promise.allSettled([b.add(1), b.add(2)]);
   for (const s of settled) {
     assert.equal(s.status, "rejected");
-    assert.match(((s as PromiseRejectedResult).reason as Error).message, /received 1 results, expected 2, one per item/);
+    assert.match(
+      ((s as PromiseRejectedResult).reason as Error).message,
+      /received 1 results, expected 2, one per item/,
+    );
   }
 });
 
