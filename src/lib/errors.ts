@@ -1,6 +1,12 @@
 /**
- * The few error classes sluice throws. Each carries a `category` (contract
- * section 5) so routing never has to inspect messages or status codes twice.
+ * The few error classes sluice throws. Each extends SluiceError and carries a
+ * `category` (contract section 5) so routing never has to inspect messages or
+ * status codes twice.
+ *
+ * A message that refuses a value has one form, the config one:
+ * `Cannot <do what>: received <value>, expected <rule>` (e.g. `Cannot parse
+ * SQS_MAX_BATCH: received "abc", expected an integer 1-10`). A failure that was
+ * observed (an HTTP status, an SQS error, a timeout) says what happened instead.
  */
 
 /** Error categories of contract section 5; also the `sluice_error` DLQ attribute. */
