@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { startFakeSqs } from "../support/fake_sqs.ts";
 import { faults } from "../support/fake_sqs/answers.ts";
-import { runWorker, waitFor } from "../support/lab_env.ts";
+import { runWorker, waitFor, workerEnv as baseWorkerEnv } from "../support/lab_env.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
 import {
@@ -39,20 +39,7 @@ function workerEnv(
   urls: { enrich: string; validator: string },
   overrides: Record<string, string>,
 ): Record<string, string> {
-  return {
-    SQS_QUEUE_URL: queueUrl,
-    // GetQueueUrl (the DLQ's) has no queue URL to take the endpoint from.
-    AWS_ENDPOINT_URL_SQS: new URL(queueUrl).origin,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
-    ENRICH_URL: urls.enrich,
-    VALIDATOR_URL: urls.validator,
-    SQS_RECEIVE_WAIT_SECONDS: "1",
-    HTTP_PORT: "0",
-    LOG_LEVEL: "warn",
-    ...overrides,
-  };
+  return baseWorkerEnv(queueUrl, urls, { LOG_LEVEL: "warn", ...overrides });
 }
 
 Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; nothing lost, nothing submitted twice", async () => {
