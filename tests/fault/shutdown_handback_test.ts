@@ -10,6 +10,7 @@ import {
   finishQueue,
   msg,
   startEnrichFake,
+  startRig,
   startValidatorFake,
 } from "../support/fault_kit.ts";
 
@@ -64,9 +65,7 @@ Deno.test("shutdown handback: defect 1: no submission starts after the shutdown 
 });
 
 Deno.test("shutdown handback: defect 3: shutdown hands no valid message to the redrive policy (maxReceiveCount 1)", async () => {
-  const lab = await startLabEnv({ visibility: 30, maxReceiveCount: 1 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 30, maxReceiveCount: 1 });
   const ids = Array.from({ length: 25 }, (_, i) => `r${i}`);
   validator.failWith = 503;
   try {
@@ -103,8 +102,6 @@ Deno.test("shutdown handback: defect 3: shutdown hands no valid message to the r
     assert.deepEqual(await lab.drainDlq(), [], "nothing in the DLQ");
     assertAcceptedOnce(validator, ids);
   } finally {
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

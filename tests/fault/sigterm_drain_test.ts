@@ -3,7 +3,7 @@
  * (`deno run ... src/main.ts`) against fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
+import { sendBodies, waitFor } from "../support/lab_env.ts";
 import {
   assertAcceptedOnce,
   finishQueue,
@@ -11,8 +11,7 @@ import {
   msg,
   parsedLines,
   spawnWorker,
-  startEnrichFake,
-  startValidatorFake,
+  startRig,
   usersAsked,
   type WorkerProcess,
 } from "../support/fault_kit.ts";
@@ -21,9 +20,7 @@ import {
 const MARGIN_MS = 6000;
 
 Deno.test("SIGTERM drain: in-flight work finishes within the grace, exit 0, the rest is left for the next worker", async () => {
-  const lab = await startLabEnv({ visibility: 3 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 3 });
   const ids = Array.from({ length: 30 }, (_, i) => `t${i}`);
   enrich.delayMs = 1000;
   let worker: WorkerProcess | undefined;
@@ -67,17 +64,13 @@ Deno.test("SIGTERM drain: in-flight work finishes within the grace, exit 0, the 
     assert.equal(next.metrics.messages.get({ outcome: "duplicate" }), 0);
   } finally {
     await worker?.close();
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });
 
 Deno.test("SIGTERM drain: past the grace, unfinished messages are released at once (visibility 0)", async () => {
   // A 30 s visibility: only an explicit release makes them visible again during this test.
-  const lab = await startLabEnv({ visibility: 30 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 30 });
   const ids = Array.from({ length: 10 }, (_, i) => `g${i}`);
   enrich.delayMs = 8000;
   let worker: WorkerProcess | undefined;
@@ -117,8 +110,6 @@ Deno.test("SIGTERM drain: past the grace, unfinished messages are released at on
     assertAcceptedOnce(validator, ids);
   } finally {
     await worker?.close();
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

@@ -3,7 +3,7 @@
  * fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
+import { sendBodies, waitFor } from "../support/lab_env.ts";
 import {
   assertAcceptedOnce,
   finishQueue,
@@ -12,8 +12,7 @@ import {
   parsedLines,
   pause,
   spawnWorker,
-  startEnrichFake,
-  startValidatorFake,
+  startRig,
   usersAsked,
   type WorkerProcess,
 } from "../support/fault_kit.ts";
@@ -37,9 +36,7 @@ for (
   ]
 ) {
   Deno.test(`defect 9: ${variant.name} drains and exits 0`, async () => {
-    const lab = await startLabEnv({ visibility: 30 });
-    const enrich = startEnrichFake();
-    const validator = startValidatorFake();
+    const { lab, enrich, validator, close } = await startRig({ visibility: 30 });
     const ids = Array.from({ length: 30 }, (_, i) => `s${i}`);
     enrich.delayMs = 1000;
     let worker: WorkerProcess | undefined;
@@ -70,17 +67,13 @@ for (
       assertAcceptedOnce(validator, ids);
     } finally {
       await worker?.close();
-      await enrich.close();
-      await validator.close();
-      await lab.close();
+      await close();
     }
   });
 }
 
 Deno.test("defect 9: a second signal 2 s into the drain forces the exit, after releasing in-flight messages", async () => {
-  const lab = await startLabEnv({ visibility: 30 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 30 });
   const ids = Array.from({ length: 10 }, (_, i) => `f${i}`);
   enrich.delayMs = 20_000;
   let worker: WorkerProcess | undefined;
@@ -110,8 +103,6 @@ Deno.test("defect 9: a second signal 2 s into the drain forces the exit, after r
     assert.deepEqual(d, { visible: 10, inFlight: 0, delayed: 0 }, "released with visibility 0");
   } finally {
     await worker?.close();
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

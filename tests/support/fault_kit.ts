@@ -13,7 +13,7 @@ import {
   type ValidatorFake,
   type ValidatorFakeOptions,
 } from "./fake_downstreams.ts";
-import { type LabEnv, runWorker, serveJson, waitFor } from "./lab_env.ts";
+import { type LabEnv, runWorker, serveJson, startLabEnv, waitFor } from "./lab_env.ts";
 
 export { pause } from "./fake_downstreams.ts";
 
@@ -47,6 +47,30 @@ function served<T extends { handle(r: Request): Promise<Response>; abort(): void
       await server.close();
     },
   });
+}
+
+/** A lab (fauxqs with a main queue and a DLQ) and both downstream fakes; `close()` ends all. */
+export interface FaultRig {
+  lab: LabEnv;
+  enrich: ServedEnrichFake;
+  validator: ServedValidatorFake;
+  close(): Promise<void>;
+}
+
+export async function startRig(options?: Parameters<typeof startLabEnv>[0]): Promise<FaultRig> {
+  const lab = await startLabEnv(options);
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  return {
+    lab,
+    enrich,
+    validator,
+    close: async () => {
+      await enrich.close();
+      await validator.close();
+      await lab.close();
+    },
+  };
 }
 
 /** Messages being enriched: their user (`u-<id>`, as `msg` makes it) asked for, not yet accepted. */
