@@ -83,7 +83,7 @@ export function credentialChain(
         tried.push(`EC2 instance metadata at ${endpoint} (${messageOf(err)})`);
       }
     }
-    throw new Error(`no AWS credentials found; tried: ${tried.join("; ")}`);
+    throw new Error(`Cannot find AWS credentials: tried ${tried.join("; ")}`);
   }
 
   async function current(): Promise<Resolved> {

@@ -68,9 +68,12 @@ export class EnrichClient {
       path = encodeURIComponent(userId);
     } catch (error) {
       // A lone surrogate: no request can name this id. Permanent, and no breaker counts it.
-      throw new LocalError("user_id cannot be percent-encoded (not well-formed Unicode)", {
-        cause: error,
-      });
+      throw new LocalError(
+        "Cannot look up user_id: received a string that is not well-formed Unicode, expected one that can be percent-encoded",
+        {
+          cause: error,
+        },
+      );
     }
     const url = `${this.#options.baseUrl}/v1/users/${path}`;
     const answer = await httpCall(this.#http, url, { method: "GET" }, signal);

@@ -45,7 +45,9 @@ export async function httpCall(
   const doFetch = options.fetch ?? fetch;
   if (!URL.canParse(url)) {
     // Our own fault (config or id encoding), not the downstream's: no breaker may count it.
-    throw new LocalError(`${options.target}: cannot request an invalid URL`);
+    throw new LocalError(
+      `Cannot call ${options.target}: received an invalid URL, expected an absolute URL`,
+    );
   }
   // A timer we clear when the answer is in (AbortSignal.timeout's cannot be cancelled).
   const timer = new AbortController();

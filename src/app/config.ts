@@ -274,7 +274,11 @@ function read<T>(
   sink?: Sink,
 ): T | undefined {
   const spec = BY_NAME.get(name);
-  if (!spec) throw new Error(`unknown config variable ${name}`);
+  if (!spec) {
+    throw new Error(
+      `Cannot read config variable ${name}: received an unknown name, expected one of CONFIG_VARS`,
+    );
+  }
   const raw = env[name];
   const value = raw === undefined || raw === "" ? spec.default : raw;
   if (value === undefined) return undefined;

@@ -3,6 +3,7 @@
  * Command, so `--help` works with nothing set and a bad argument exits 2 at once.
  */
 import { parseArgs } from "node:util";
+import { SluiceError } from "../lib/errors.ts";
 
 export type Output = "text" | "json";
 
@@ -49,7 +50,12 @@ export type Command =
 
 export type HelpTopic = "main" | "check-config" | "dlq" | "stats" | "peek" | "redrive" | "purge";
 
-class UsageError extends Error {}
+class UsageError extends SluiceError {
+  override name = "UsageError";
+  constructor(message: string) {
+    super(message, "PERMANENT");
+  }
+}
 
 const DLQ_VERBS = ["stats", "peek", "redrive", "purge"] as const;
 
@@ -79,13 +85,19 @@ export function parseCommand(argv: readonly string[]): Command {
       if (!(DLQ_VERBS as readonly string[]).includes(verb)) {
         topic = "dlq";
         throw new UsageError(
-          `unknown dlq subcommand ${JSON.stringify(verb)}: use stats, peek, redrive or purge`,
+          `Cannot parse the dlq subcommand: received ${
+            JSON.stringify(verb)
+          }, expected stats, peek, redrive or purge`,
         );
       }
       topic = verb as HelpTopic;
       return parseDlq(verb as typeof DLQ_VERBS[number], args);
     }
-    throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    throw new UsageError(
+      `Cannot parse the command: received ${
+        JSON.stringify(command)
+      }, expected check-config, dlq, version or help`,
+    );
   } catch (error) {
     if (error instanceof UsageError) return { kind: "usage", topic, message: error.message };
     // node:util's parseArgs errors (unknown option, missing value) are usage errors too.
@@ -110,7 +122,9 @@ function parseCheckConfig(args: string[]): Command {
   });
   if (values.help) return { kind: "help", topic: "check-config" };
   if (positionals.length > 0) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    throw new UsageError(
+      `Cannot parse the arguments: received ${JSON.stringify(positionals[0])}, expected none`,
+    );
   }
   return {
     kind: "check-config",
@@ -150,7 +164,9 @@ function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
   if (positionals.length > allowed) {
     const hint = verb === "redrive" ? " (use --max N to limit the count)" : "";
     throw new UsageError(
-      `unexpected argument ${JSON.stringify(positionals[allowed])}${hint}`,
+      `Cannot parse the arguments: received ${JSON.stringify(positionals[allowed])}, expected ${
+        allowed ? "at most N" : "none"
+      }${hint}`,
     );
   }
   if (verb === "stats") return { kind: "dlq-stats", output, envFile };
@@ -168,7 +184,9 @@ function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
 
 function parseOutput(raw: string | undefined): Output {
   if (raw === undefined || raw === "text" || raw === "json") return raw ?? "text";
-  throw new UsageError(`--output: received ${JSON.stringify(raw)}, expected text or json`);
+  throw new UsageError(
+    `Cannot parse --output: received ${JSON.stringify(raw)}, expected text or json`,
+  );
 }
 
 const CATEGORY = /^[A-Z_]+$/;
@@ -181,7 +199,9 @@ function parseFilter(v: Record<string, unknown>): DlqFilter {
   for (const c of categories) {
     if (!CATEGORY.test(c)) {
       throw new UsageError(
-        `--category: received ${JSON.stringify(c)}, expected a category such as VALIDATION`,
+        `Cannot parse --category: received ${
+          JSON.stringify(c)
+        }, expected a category such as VALIDATION`,
       );
     }
   }
@@ -191,7 +211,11 @@ function parseFilter(v: Record<string, unknown>): DlqFilter {
     try {
       reasonMatch = new RegExp(rawReason);
     } catch (error) {
-      throw new UsageError(`--reason-match: not a regular expression: ${(error as Error).message}`);
+      throw new UsageError(
+        `Cannot parse --reason-match: received ${
+          JSON.stringify(rawReason)
+        }, expected a regular expression (${(error as Error).message})`,
+      );
     }
   }
   const rawAge = v["min-age"] as string | undefined;
@@ -205,7 +229,7 @@ function parseInteger(name: string, raw: string, min: number, max: number): numb
   const n = Number(raw);
   if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
     throw new UsageError(
-      `${name}: received ${JSON.stringify(raw)}, expected an integer ${min}-${max}`,
+      `Cannot parse ${name}: received ${JSON.stringify(raw)}, expected an integer ${min}-${max}`,
     );
   }
   return n;
@@ -215,7 +239,9 @@ function parseNumber(name: string, raw: string, max: number): number {
   const n = Number(raw);
   if (raw.trim() === "" || !Number.isFinite(n) || n <= 0 || n > max) {
     throw new UsageError(
-      `${name}: received ${JSON.stringify(raw)}, expected a number above 0, at most ${max}`,
+      `Cannot parse ${name}: received ${
+        JSON.stringify(raw)
+      }, expected a number above 0, at most ${max}`,
     );
   }
   return n;

@@ -200,5 +200,5 @@ export function serve(
     const server = g.Bun.serve({ hostname, port, fetch: handler });
     return { port: server.port, close: async () => void (await server.stop(true)) };
   }
-  throw new Error("no HTTP server in this runtime (need Deno or Bun)");
+  throw new Error("Cannot serve HTTP: received a runtime without a server, expected Deno or Bun");
 }

@@ -70,7 +70,11 @@ export class Finisher {
         await this.release(ctx, action.longest);
         return this.record(ctx, "released", action.category, action.reason);
       default:
-        throw new Error(`route() gave ${(action as Action).kind} at settle time`);
+        throw new Error(
+          `Cannot settle a message: received the action ${
+            (action as Action).kind
+          } from route(), expected delete, dead_letter or release`,
+        );
     }
   }
 

@@ -25,7 +25,7 @@ export interface Redrive {
 export class DlqLookupError extends Error {
   override name = "DlqLookupError";
   constructor(readonly redrive: Redrive, readonly dlqName: string, cause: unknown) {
-    super(`cannot find the URL of the DLQ ${dlqName}: ${describe(cause)}`, { cause });
+    super(`Cannot find the URL of the DLQ ${dlqName}: ${describe(cause)}`, { cause });
   }
 }
 

@@ -59,16 +59,24 @@ export class AdaptiveLimit {
     this.#latencySlackMs = options.latencySlackMs ?? 100;
     this.#onChange = options.onChange;
     if (!Number.isInteger(this.#min) || this.#min < 1) {
-      throw new RangeError(`min must be an integer >= 1, got ${this.#min}`);
+      throw new RangeError(
+        `Cannot use AdaptiveLimit min: received ${this.#min}, expected an integer >= 1`,
+      );
     }
     if (!Number.isInteger(this.#max) || this.#max < this.#min) {
-      throw new RangeError(`max must be an integer >= min (${this.#min}), got ${this.#max}`);
+      throw new RangeError(
+        `Cannot use AdaptiveLimit max: received ${this.#max}, expected an integer >= min (${this.#min})`,
+      );
     }
     if (!(this.#backoffRatio > 0 && this.#backoffRatio < 1)) {
-      throw new RangeError(`backoffRatio must be in (0, 1), got ${this.#backoffRatio}`);
+      throw new RangeError(
+        `Cannot use AdaptiveLimit backoffRatio: received ${this.#backoffRatio}, expected a number in (0, 1)`,
+      );
     }
     if (!(this.#latencyTolerance >= 1)) {
-      throw new RangeError(`latencyTolerance must be >= 1, got ${this.#latencyTolerance}`);
+      throw new RangeError(
+        `Cannot use AdaptiveLimit latencyTolerance: received ${this.#latencyTolerance}, expected a number >= 1`,
+      );
     }
     const initial = Math.round(options.initial ?? Math.min(this.#max, 8));
     this.#limit = Math.min(this.#max, Math.max(this.#min, initial));

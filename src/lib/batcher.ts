@@ -46,10 +46,14 @@ export class Batcher<I, O> {
     this.#maxConcurrent = options.maxConcurrentBatches ?? Infinity;
     this.#run = options.run;
     if (!Number.isInteger(this.#maxSize) || this.#maxSize < 1) {
-      throw new RangeError(`maxSize must be an integer >= 1, got ${this.#maxSize}`);
+      throw new RangeError(
+        `Cannot use Batcher maxSize: received ${this.#maxSize}, expected an integer >= 1`,
+      );
     }
     if (!(this.#maxConcurrent >= 1)) {
-      throw new RangeError(`maxConcurrentBatches must be >= 1, got ${this.#maxConcurrent}`);
+      throw new RangeError(
+        `Cannot use Batcher maxConcurrentBatches: received ${this.#maxConcurrent}, expected a number >= 1`,
+      );
     }
   }
 
@@ -123,8 +127,9 @@ export class Batcher<I, O> {
     }
     if (!Array.isArray(results) || results.length !== batch.length) {
       const err = new Error(
-        `batch run returned ${Array.isArray(results) ? results.length : "no"} results ` +
-          `for ${batch.length} items`,
+        `Cannot match the batch's results: received ${
+          Array.isArray(results) ? results.length : "no"
+        } results, expected ${batch.length}, one per item`,
       );
       for (const entry of batch) entry.reject(err);
       return;

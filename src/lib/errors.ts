@@ -1,6 +1,12 @@
 /**
- * The few error classes sluice throws. Each carries a `category` (contract
- * section 5) so routing never has to inspect messages or status codes twice.
+ * The few error classes sluice throws. Each extends SluiceError and carries a
+ * `category` (contract section 5) so routing never has to inspect messages or
+ * status codes twice.
+ *
+ * A message that refuses a value has one form, the config one:
+ * `Cannot <do what>: received <value>, expected <rule>` (e.g. `Cannot parse
+ * SQS_MAX_BATCH: received "abc", expected an integer 1-10`). A failure that was
+ * observed (an HTTP status, an SQS error, a timeout) says what happened instead.
  */
 
 /** Error categories of contract section 5; also the `sluice_error` DLQ attribute. */
@@ -12,15 +18,27 @@ export type ErrorCategory =
   | "TIMEOUT"
   | "PERMANENT";
 
+/**
+ * The base of every error sluice throws: a `category` fixed at construction
+ * and the standard `cause`. `categoryOf` trusts it; anything else is foreign.
+ */
+export class SluiceError extends Error {
+  override name = "SluiceError";
+  readonly category: ErrorCategory;
+  constructor(message: string, category: ErrorCategory, options: ErrorOptions = {}) {
+    super(message, options);
+    this.category = category;
+  }
+}
+
 /** A downstream answered with a status we do not treat as success. */
-export class HttpError extends Error {
+export class HttpError extends SluiceError {
   override name = "HttpError";
   readonly target: string;
   readonly status: number;
   /** Milliseconds the server asked us to wait (`Retry-After`), if it said. */
   readonly retryAfterMs: number | undefined;
   readonly body: string;
-  readonly category: ErrorCategory;
 
   constructor(
     target: string,
@@ -32,14 +50,15 @@ export class HttpError extends Error {
       cause?: unknown;
     } = {},
   ) {
-    super(`${target} answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ""}`, {
-      cause: options.cause,
-    });
+    super(
+      `${target} answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ""}`,
+      options.category ?? categorizeStatus(status),
+      { cause: options.cause },
+    );
     this.target = target;
     this.status = status;
     this.body = body;
     this.retryAfterMs = options.retryAfterMs;
-    this.category = options.category ?? categorizeStatus(status);
   }
 }
 
@@ -66,11 +85,10 @@ export class RedirectError extends HttpError {
  * percent-encoded, an invalid URL, a bug). PERMANENT: retrying cannot help, and
  * it says nothing about the downstream, so no breaker counts it.
  */
-export class LocalError extends Error {
+export class LocalError extends SluiceError {
   override name = "LocalError";
-  readonly category: ErrorCategory = "PERMANENT";
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super(message, options);
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, "PERMANENT", options);
   }
 }
 
@@ -79,30 +97,27 @@ const ENGINE_ERRORS = [TypeError, RangeError, URIError, ReferenceError, SyntaxEr
 
 /** Whether an error arose in sluice itself rather than from a downstream's answer. */
 export function isLocalError(error: unknown): boolean {
-  if (error instanceof LocalError) return true;
-  if (error instanceof Error && "category" in error) return false;
+  if (error instanceof SluiceError) return error instanceof LocalError;
   return ENGINE_ERRORS.some((kind) => error instanceof kind);
 }
 
 /** A request or an operation ran out of time. */
-export class TimeoutError extends Error {
+export class TimeoutError extends SluiceError {
   override name = "TimeoutError";
-  readonly category: ErrorCategory = "TIMEOUT";
   readonly target: string;
-  constructor(target: string, ms: number, options: { cause?: unknown } = {}) {
-    super(`${target} did not answer within ${ms} ms`, options);
+  constructor(target: string, ms: number, options: ErrorOptions = {}) {
+    super(`${target} did not answer within ${ms} ms`, "TIMEOUT", options);
     this.target = target;
   }
 }
 
 /** A circuit breaker refused the call; `remainingMs` until it will probe again. */
-export class CircuitOpenError extends Error {
+export class CircuitOpenError extends SluiceError {
   override name = "CircuitOpenError";
-  readonly category: ErrorCategory = "TRANSIENT";
   readonly target: string;
   readonly remainingMs: number;
   constructor(target: string, remainingMs: number) {
-    super(`${target} circuit is open; next probe in ${Math.ceil(remainingMs)} ms`);
+    super(`${target} circuit is open; next probe in ${Math.ceil(remainingMs)} ms`, "TRANSIENT");
     this.target = target;
     this.remainingMs = remainingMs;
   }
@@ -114,13 +129,12 @@ export class CircuitOpenError extends Error {
 }
 
 /** An SQS error response (`__type` / `x-amzn-query-error`) or a transport failure. */
-export class SqsError extends Error {
+export class SqsError extends SluiceError {
   override name = "SqsError";
   /** Short AWS error code, e.g. `ThrottlingException`, `ReceiptHandleIsInvalid`. */
   readonly code: string;
   readonly status: number;
   readonly retriable: boolean;
-  readonly category: ErrorCategory;
   constructor(
     action: string,
     code: string,
@@ -128,22 +142,25 @@ export class SqsError extends Error {
     message: string,
     options: { retriable?: boolean; cause?: unknown } = {},
   ) {
-    super(`SQS ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`, {
-      cause: options.cause,
-    });
+    const retriable = options.retriable ?? (status === 0 || status === 429 || status >= 500);
+    super(
+      `SQS ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`,
+      retriable ? "TRANSIENT" : "PERMANENT",
+      { cause: options.cause },
+    );
     this.code = code;
     this.status = status;
-    this.retriable = options.retriable ?? (status === 0 || status === 429 || status >= 500);
-    this.category = this.retriable ? "TRANSIENT" : "PERMANENT";
+    this.retriable = retriable;
   }
 }
 
 /** A configuration value was missing or invalid; startup stops with exit code 2. */
-export class ConfigError extends Error {
+export class ConfigError extends SluiceError {
   override name = "ConfigError";
   readonly variable: string;
   constructor(variable: string, message: string) {
-    super(message);
+    // PERMANENT: a wrong value does not fix itself on a retry (nothing retries config).
+    super(message, "PERMANENT");
     this.variable = variable;
   }
 }
@@ -156,13 +173,12 @@ export function categorizeStatus(status: number): ErrorCategory {
 }
 
 /**
- * The category of any thrown value. Local errors (isLocalError) are PERMANENT;
- * other unknown errors count as transient.
+ * The category of any thrown value: a SluiceError's own; for foreign errors, a
+ * DOMException TimeoutError is TIMEOUT, an engine error (isLocalError) PERMANENT,
+ * anything else TRANSIENT.
  */
 export function categoryOf(error: unknown): ErrorCategory {
-  if (error instanceof Error && "category" in error) {
-    return (error as Error & { category: ErrorCategory }).category;
-  }
+  if (error instanceof SluiceError) return error.category;
   if (error instanceof DOMException && error.name === "TimeoutError") return "TIMEOUT";
   if (isLocalError(error)) return "PERMANENT";
   return "TRANSIENT";

@@ -119,8 +119,8 @@ abstract class Metric<S> {
       !this.labelNames.every((n) => Object.hasOwn(given, n))
     ) {
       throw new Error(
-        `metric ${this.name} takes labels [${this.labelNames.join(", ")}], got [${
-          keys.join(", ")
+        `Cannot use the labels of metric ${this.name}: received [${keys.join(", ")}], expected [${
+          this.labelNames.join(", ")
         }]`,
       );
     }
@@ -154,7 +154,11 @@ class CounterImpl extends Metric<{ value: number }> implements Counter {
     return [sample(name, pairs, state.value)];
   }
   inc(labels?: Labels, value = 1): void {
-    if (!(value >= 0)) throw new RangeError(`counter ${this.name} cannot change by ${value}`);
+    if (!(value >= 0)) {
+      throw new RangeError(
+        `Cannot change counter ${this.name}: received ${value}, expected a number >= 0`,
+      );
+    }
     this.series(labels).value += value;
   }
   get(labels?: Labels): number {
@@ -215,7 +219,11 @@ class HistogramImpl extends Metric<HistogramState> implements Histogram {
     return out;
   }
   observe(labels: Labels | undefined, value: number): void {
-    if (Number.isNaN(value)) throw new RangeError(`histogram ${this.name} cannot observe NaN`);
+    if (Number.isNaN(value)) {
+      throw new RangeError(
+        `Cannot observe histogram ${this.name}: received NaN, expected a number`,
+      );
+    }
     const state = this.series(labels);
     const index = this.bounds.findIndex((bound) => value <= bound);
     state.buckets[index === -1 ? this.bounds.length : index]! += 1;
@@ -270,10 +278,18 @@ export class Registry {
     buckets: readonly number[] = DEFAULT_BUCKETS,
   ): Histogram {
     this.#check(name, labelNames);
-    if (labelNames.includes("le")) throw new Error(`histogram ${name} may not use the label "le"`);
+    if (labelNames.includes("le")) {
+      throw new Error(
+        `Cannot register histogram ${name}: received the label "le", expected others`,
+      );
+    }
     const bounds = buckets.filter((b) => b !== Infinity);
     if (bounds.some((b, i) => !Number.isFinite(b) || (i > 0 && b <= bounds[i - 1]!))) {
-      throw new Error(`histogram ${name} buckets must be finite and strictly ascending`);
+      throw new Error(
+        `Cannot register histogram ${name}: received buckets [${
+          buckets.join(", ")
+        }], expected finite and strictly ascending bounds`,
+      );
     }
     return this.#add(new HistogramImpl(name, help, [...labelNames], bounds));
   }
@@ -305,15 +321,31 @@ export class Registry {
   }
 
   #check(name: string, labelNames: readonly string[]): readonly string[] {
-    if (!METRIC_NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}`);
-    if (this.#metrics.has(name)) throw new Error(`metric ${name} is already registered`);
+    if (!METRIC_NAME.test(name)) {
+      throw new Error(
+        `Cannot register metric: received the name ${
+          JSON.stringify(name)
+        }, expected ${METRIC_NAME}`,
+      );
+    }
+    if (this.#metrics.has(name)) {
+      throw new Error(
+        `Cannot register metric ${name}: received a name already registered, expected a new one`,
+      );
+    }
     for (const label of labelNames) {
       if (!LABEL_NAME.test(label)) {
-        throw new Error(`invalid label name ${JSON.stringify(label)} for metric ${name}`);
+        throw new Error(
+          `Cannot register metric ${name}: received the label name ${
+            JSON.stringify(label)
+          }, expected ${LABEL_NAME}`,
+        );
       }
     }
     if (new Set(labelNames).size !== labelNames.length) {
-      throw new Error(`metric ${name} repeats a label name`);
+      throw new Error(
+        `Cannot register metric ${name}: received a label name twice, expected distinct names`,
+      );
     }
     return [...labelNames];
   }

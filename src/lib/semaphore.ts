@@ -18,7 +18,9 @@ interface Waiter {
 
 function checkLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1) {
-    throw new RangeError(`semaphore limit must be an integer >= 1, got ${limit}`);
+    throw new RangeError(
+      `Cannot set the semaphore limit: received ${limit}, expected an integer >= 1`,
+    );
   }
   return limit;
 }

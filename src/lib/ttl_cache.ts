@@ -35,7 +35,11 @@ export class TtlCache<K, V> {
     this.#maxSize = options.maxSize ?? 100_000;
     this.#staleMs = options.staleMs ?? 0;
     this.#now = options.now ?? Date.now;
-    if (!(this.#maxSize >= 1)) throw new RangeError(`maxSize must be >= 1, got ${this.#maxSize}`);
+    if (!(this.#maxSize >= 1)) {
+      throw new RangeError(
+        `Cannot use TtlCache maxSize: received ${this.#maxSize}, expected a number >= 1`,
+      );
+    }
   }
 
   /** Entries held, including expired ones not removed yet. */

@@ -22,7 +22,7 @@ aws_session_token = tokenCI
 aws_access_key_id = AKIDBROKEN
 `;
 
-Deno.test("environment variables come first", async () => {
+Deno.test("aws credentials: environment variables come first", async () => {
   const reads: string[] = [];
   const chain = credentialChain({
     env: {
@@ -46,7 +46,7 @@ Deno.test("environment variables come first", async () => {
   assert.deepEqual(reads, []);
 });
 
-Deno.test("shared credentials file: AWS_PROFILE, default profile, home directory", async () => {
+Deno.test("aws credentials: shared credentials file: AWS_PROFILE, default profile, home directory", async () => {
   const reads: string[] = [];
   const readTextFile = (p: string) => {
     reads.push(p);
@@ -78,7 +78,7 @@ Deno.test("shared credentials file: AWS_PROFILE, default profile, home directory
   assert.deepEqual(reads, ["/etc/sluice/credentials", "/home/sluice/.aws/credentials"]);
 });
 
-Deno.test("parseIni reads sections and keys", () => {
+Deno.test("aws credentials: parseIni reads sections and keys", () => {
   const ini = parseIni(FILE);
   assert.deepEqual([...ini.keys()], ["default", "ci", "broken"]);
   assert.equal(ini.get("ci")?.get("aws_session_token"), "tokenCI");
@@ -153,7 +153,7 @@ async function startImds(options: { hang?: boolean } = {}): Promise<Imds> {
   return imds;
 }
 
-Deno.test("IMDSv2: token first, role, credentials; cached; refreshed before expiry; shared refresh", async () => {
+Deno.test("aws credentials: IMDSv2: token first, role, credentials; cached; refreshed before expiry; shared refresh", async () => {
   const imds = await startImds();
   try {
     const clock = new FakeClock({ start: T0 });
@@ -208,7 +208,7 @@ Deno.test("IMDSv2: token first, role, credentials; cached; refreshed before expi
   }
 });
 
-Deno.test("a failed refresh keeps serving credentials that have not expired yet", async () => {
+Deno.test("aws credentials: a failed refresh keeps serving credentials that have not expired yet", async () => {
   const imds = await startImds();
   const clock = new FakeClock({ start: T0 });
   const chain = credentialChain({
@@ -225,10 +225,10 @@ Deno.test("a failed refresh keeps serving credentials that have not expired yet"
   clock.set(T0 + 58 * 60_000);
   assert.equal((await chain.get()).accessKeyId, "AKIDIMDS1");
   clock.set(T0 + 61 * 60_000);
-  await assert.rejects(chain.get(), /no AWS credentials found/);
+  await assert.rejects(chain.get(), /Cannot find AWS credentials/);
 });
 
-Deno.test("nothing available: one clear error naming every source, without secrets", async () => {
+Deno.test("aws credentials: nothing available: one clear error naming every source, without secrets", async () => {
   const imds = await startImds({ hang: true });
   try {
     const chain = credentialChain({
@@ -243,7 +243,7 @@ Deno.test("nothing available: one clear error naming every source, without secre
     });
     const err = await chain.get().then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof Error);
-    assert.match(err.message, /^no AWS credentials found; tried: /);
+    assert.match(err.message, /^Cannot find AWS credentials: tried /);
     assert.match(err.message, /environment \(AWS_ACCESS_KEY_ID not set\)/);
     assert.match(
       err.message,
@@ -254,13 +254,13 @@ Deno.test("nothing available: one clear error naming every source, without secre
       /EC2 instance metadata at http:\/\/127\.0\.0\.1:\d+ \(PUT \/latest\/api\/token timed out after 100 ms\)/,
     );
     assert.doesNotMatch(err.message, /do-not-print-me/);
-    await assert.rejects(chain.source(), /no AWS credentials found/);
+    await assert.rejects(chain.source(), /Cannot find AWS credentials/);
   } finally {
     await imds.close();
   }
 });
 
-Deno.test("unreadable file, profile without keys, IMDS disabled", async () => {
+Deno.test("aws credentials: unreadable file, profile without keys, IMDS disabled", async () => {
   const missing = credentialChain({
     env: { AWS_SHARED_CREDENTIALS_FILE: "/nope", AWS_EC2_METADATA_DISABLED: "true" },
     readTextFile: noFile,

@@ -58,7 +58,7 @@ async function rejects(p: Promise<unknown>): Promise<unknown> {
   assert.fail("expected a rejection");
 }
 
-Deno.test("receiveMessage sends a signed JSON request of the right shape and maps messages", async () => {
+Deno.test("sqs client: receiveMessage sends a signed JSON request of the right shape and maps messages", async () => {
   const c = clock();
   await withFake({ verifyWith: KEYS, now: c.now, queues: { work: {} } }, async (sqs) => {
     sqs.send("work", "héllo wörld", { trace: "abc" });
@@ -111,7 +111,7 @@ Deno.test("receiveMessage sends a signed JSON request of the right shape and map
   });
 });
 
-Deno.test("a session token is sent as a signed X-Amz-Security-Token", async () => {
+Deno.test("sqs client: a session token is sent as a signed X-Amz-Security-Token", async () => {
   const c = clock();
   const creds = { ...KEYS, sessionToken: "FQoGZXIvYXdzE//token+with/slashes==" };
   await withFake({ verifyWith: creds, now: c.now, queues: { work: {} } }, async (sqs) => {
@@ -127,7 +127,7 @@ Deno.test("a session token is sent as a signed X-Amz-Security-Token", async () =
   });
 });
 
-Deno.test("a wrong secret is refused by the verifying fake and is not retriable", async () => {
+Deno.test("sqs client: a wrong secret is refused by the verifying fake and is not retriable", async () => {
   const c = clock();
   await withFake({ verifyWith: KEYS, now: c.now, queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client({
@@ -144,7 +144,7 @@ Deno.test("a wrong secret is refused by the verifying fake and is not retriable"
   });
 });
 
-Deno.test("sendMessage sends String attributes and skips empty values", async () => {
+Deno.test("sqs client: sendMessage sends String attributes and skips empty values", async () => {
   await withFake({ queues: { dlq: {} } }, async (sqs) => {
     const { client: sqsClient } = client();
     const out = await sqsClient.sendMessage(sqs.queueUrl("dlq"), '{"a":"ü"}', {
@@ -168,7 +168,7 @@ Deno.test("sendMessage sends String attributes and skips empty values", async ()
   });
 });
 
-Deno.test("error answers become SqsError with the short code and the right retriable flag", async () => {
+Deno.test("sqs client: error answers become SqsError with the short code and the right retriable flag", async () => {
   await withFake({ queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client();
     const url = sqs.queueUrl("work");
@@ -221,7 +221,7 @@ Deno.test("error answers become SqsError with the short code and the right retri
   });
 });
 
-Deno.test("batch calls surface partial failures per entry", async () => {
+Deno.test("sqs client: batch calls surface partial failures per entry", async () => {
   const c = clock();
   await withFake({ now: c.now, queues: { work: { VisibilityTimeout: "30" } } }, async (sqs) => {
     const { client: sqsClient } = client({ now: c.now });
@@ -280,7 +280,7 @@ Deno.test("batch calls surface partial failures per entry", async () => {
   });
 });
 
-Deno.test("a slow answer becomes a TimeoutError", async () => {
+Deno.test("sqs client: a slow answer becomes a TimeoutError", async () => {
   await withFake({ queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client({ timeoutMs: 50 });
     sqs.respond("GetQueueAttributes", faults.slow(10_000));
@@ -291,7 +291,7 @@ Deno.test("a slow answer becomes a TimeoutError", async () => {
   });
 });
 
-Deno.test("a long poll gets waitTimeSeconds on top of the request timeout", async () => {
+Deno.test("sqs client: a long poll gets waitTimeSeconds on top of the request timeout", async () => {
   await withFake({ queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient } = client({ timeoutMs: 50 });
     // 300 ms is far beyond timeoutMs but well inside 1 s + 50 ms.
@@ -305,7 +305,7 @@ Deno.test("a long poll gets waitTimeSeconds on top of the request timeout", asyn
   });
 });
 
-Deno.test("the caller's abort propagates its reason, during a request and before one", async () => {
+Deno.test("sqs client: the caller's abort propagates its reason, during a request and before one", async () => {
   await withFake({ queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client();
     const controller = new AbortController();
@@ -334,7 +334,7 @@ Deno.test("the caller's abort propagates its reason, during a request and before
   });
 });
 
-Deno.test("network failures become a retriable NetworkError with status 0", async () => {
+Deno.test("sqs client: network failures become a retriable NetworkError with status 0", async () => {
   await withFake({ queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client();
     sqs.respond("ReceiveMessage", faults.brokenConnection());
@@ -358,7 +358,7 @@ Deno.test("network failures become a retriable NetworkError with status 0", asyn
   assert.equal(err.code, "NetworkError");
 });
 
-Deno.test("clock skew: retries once with the server's time and keeps the offset", async () => {
+Deno.test("sqs client: clock skew: retries once with the server's time and keeps the offset", async () => {
   const c = clock();
   const serverTime = T0 + 3_600_000 + 7_000;
   await withFake({ queues: { work: {} } }, async (sqs) => {
@@ -389,7 +389,7 @@ Deno.test("clock skew: retries once with the server's time and keeps the offset"
   });
 });
 
-Deno.test("clock skew against the verifying fake: 'Signature expired' then a valid request", async () => {
+Deno.test("sqs client: clock skew against the verifying fake: 'Signature expired' then a valid request", async () => {
   const clientClock = clock();
   const serverClock = clock(T0 - 20 * 60_000); // the client runs 20 minutes fast
   await withFake(
@@ -405,7 +405,7 @@ Deno.test("clock skew against the verifying fake: 'Signature expired' then a val
   );
 });
 
-Deno.test("endpoint: override, else the queue URL's origin, else the regional endpoint", async () => {
+Deno.test("sqs client: endpoint: override, else the queue URL's origin, else the regional endpoint", async () => {
   const seen: string[] = [];
   const fakeFetch: typeof fetch = (input) => {
     seen.push(input instanceof Request ? input.url : String(input));
@@ -423,7 +423,7 @@ Deno.test("endpoint: override, else the queue URL's origin, else the regional en
   ]);
 });
 
-Deno.test("getQueueUrl sends the owner account id; createQueue sends attributes", async () => {
+Deno.test("sqs client: getQueueUrl sends the owner account id; createQueue sends attributes", async () => {
   await withFake({}, async (sqs) => {
     const { client: sqsClient } = client({ endpoint: sqs.url });
     const policy = JSON.stringify({
@@ -442,8 +442,8 @@ Deno.test("getQueueUrl sends the owner account id; createQueue sends attributes"
   });
 });
 
-Deno.test("a credentials failure becomes a retriable SqsError with the cause", async () => {
-  const cause = new Error("no AWS credentials found");
+Deno.test("sqs client: a credentials failure becomes a retriable SqsError with the cause", async () => {
+  const cause = new Error("Cannot find AWS credentials: tried nothing");
   const sqsClient = new SqsClient({
     region: "us-east-1",
     endpoint: "http://127.0.0.1:9",
@@ -455,7 +455,7 @@ Deno.test("a credentials failure becomes a retriable SqsError with the cause", a
   assert.equal(err.cause, cause);
 });
 
-Deno.test("regionFromQueueUrl", () => {
+Deno.test("sqs client: regionFromQueueUrl", () => {
   assert.equal(regionFromQueueUrl("https://sqs.eu-west-1.amazonaws.com/123/q"), "eu-west-1");
   assert.equal(regionFromQueueUrl("https://sqs.cn-north-1.amazonaws.com.cn/123/q"), "cn-north-1");
   assert.equal(
@@ -472,7 +472,7 @@ Deno.test("regionFromQueueUrl", () => {
   assert.equal(regionFromQueueUrl("not a url"), undefined);
 });
 
-Deno.test("a visibility change on a stale handle: real SQS's texts are stale handles, row by row", () => {
+Deno.test("sqs client: a visibility change on a stale handle: real SQS's texts are stale handles, row by row", () => {
   const rows: Array<[string, string, boolean]> = [
     [
       "InvalidParameterValue",
@@ -494,7 +494,7 @@ Deno.test("a visibility change on a stale handle: real SQS's texts are stale han
 const SIGNATURE_BODY =
   "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'POST\n/\n\ncontent-type:application/x-amz-json-1.0\nhost:sqs.us-east-1.amazonaws.com\nx-amz-security-token:IQoJb3JpZ2luX2VjEXAMPLETOKEN\n'\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256\n20250102T030405Z\n20250102/us-east-1/sqs/aws4_request\nabc'\n";
 
-Deno.test("AWS error messages are logged without the echoed canonical request or string to sign", async () => {
+Deno.test("sqs client: AWS error messages are logged without the echoed canonical request or string to sign", async () => {
   assert.equal(
     scrubAwsMessage(SIGNATURE_BODY),
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",

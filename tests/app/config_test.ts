@@ -133,7 +133,7 @@ Deno.test("config: validator URL given with or without /ingest", () => {
   assert.equal(ingestUrl("http://h:9200/v2/"), "http://h:9200/v2/ingest");
 });
 
-Deno.test("issue 9: DLQ_QUEUE_URL equal to SQS_QUEUE_URL is a config error", () => {
+Deno.test("config: issue 9: DLQ_QUEUE_URL equal to SQS_QUEUE_URL is a config error", () => {
   const same = failure({ DLQ_QUEUE_URL: base.SQS_QUEUE_URL });
   assert.equal(same.variable, "DLQ_QUEUE_URL");
   assert.match(
@@ -148,7 +148,7 @@ Deno.test("issue 9: DLQ_QUEUE_URL equal to SQS_QUEUE_URL is a config error", () 
   );
 });
 
-Deno.test("issue 9: a plain http:// AWS endpoint off loopback is refused unless AWS_ALLOW_HTTP_ENDPOINT=true", () => {
+Deno.test("config: issue 9: a plain http:// AWS endpoint off loopback is refused unless AWS_ALLOW_HTTP_ENDPOINT=true", () => {
   for (const name of ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "SQS_QUEUE_URL"]) {
     const url = name === "SQS_QUEUE_URL"
       ? "http://sqs.eu-west-1.amazonaws.com/123456789012/orders"
@@ -177,7 +177,7 @@ Deno.test("issue 9: a plain http:// AWS endpoint off loopback is refused unless 
   }
 });
 
-Deno.test("issue 9: HTTP_HOST off loopback gets a warning naming what it exposes", () => {
+Deno.test("config: issue 9: HTTP_HOST off loopback gets a warning naming what it exposes", () => {
   assert.equal(exposureWarning(loadConfig(base)), undefined);
   assert.equal(exposureWarning(loadConfig({ ...base, HTTP_HOST: "::1" })), undefined);
   const warning = exposureWarning(

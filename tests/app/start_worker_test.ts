@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { startFakeSqs } from "../support/fake_sqs.ts";
 import { type FakeAnswer, sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
-import { runWorker, waitFor } from "../support/lab_env.ts";
+import { runWorker, waitFor, workerEnv as env } from "../support/lab_env.ts";
 import { parsedLines, startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
 
 const KEYS = { accessKeyId: "test", secretAccessKey: "test" };
@@ -18,22 +18,6 @@ const accessDenied = (): FakeAnswer =>
       "sqs:getqueueattributes on resource: arn:aws:sqs:us-east-1:000000000000:main",
     queryError: "AccessDenied",
   });
-
-function env(queueUrl: string, urls: { enrich: string; validator: string }, extra = {}) {
-  return {
-    SQS_QUEUE_URL: queueUrl,
-    AWS_ENDPOINT_URL_SQS: new URL(queueUrl).origin,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
-    ENRICH_URL: urls.enrich,
-    VALIDATOR_URL: urls.validator,
-    SQS_RECEIVE_WAIT_SECONDS: "1",
-    HTTP_PORT: "0",
-    LOG_LEVEL: "info",
-    ...extra,
-  };
-}
 
 const QUEUES = {
   dlq: {},
@@ -50,7 +34,7 @@ async function readyz(worker: { app: { request(path: string): Response | Promise
   return { status: res.status, body: await res.json() as { reasons?: string[] } };
 }
 
-Deno.test("defect 4 (issue 9): a startup AccessDenied on the RedrivePolicy is retried in the background; /readyz says so until it is read", async () => {
+Deno.test("start worker: defect 4 (issue 9): a startup AccessDenied on the RedrivePolicy is retried in the background; /readyz says so until it is read", async () => {
   const sqs = await startFakeSqs({ verifyWith: KEYS, queues: QUEUES });
   const enrich = startEnrichFake();
   const validator = startValidatorFake();
@@ -91,7 +75,7 @@ Deno.test("defect 4 (issue 9): a startup AccessDenied on the RedrivePolicy is re
   }
 });
 
-Deno.test("/readyz does not flap on an AccessDenied from the queue-depth poll (issue 9)", async () => {
+Deno.test("start worker: /readyz does not flap on an AccessDenied from the queue-depth poll (issue 9)", async () => {
   const sqs = await startFakeSqs({ verifyWith: KEYS, queues: QUEUES });
   const enrich = startEnrichFake();
   const validator = startValidatorFake();

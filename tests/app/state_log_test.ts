@@ -2,19 +2,20 @@ import assert from "node:assert/strict";
 import { StateLog } from "../../src/app/state_log.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { RepeatLimiter } from "../../src/lib/repeat_limiter.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 function setup() {
-  let clock = 0;
+  const clock = new FakeClock({ start: 0 });
   const lines: Array<Record<string, unknown>> = [];
   const states = new StateLog({
-    logger: createLogger({ now: () => clock, write: (l) => lines.push(JSON.parse(l)) }),
+    logger: createLogger({ now: clock.now, write: (l) => lines.push(JSON.parse(l)) }),
     urls: { enrichment: "http://enrich.lab:8081" },
-    repeats: new RepeatLimiter({ now: () => clock }),
+    repeats: new RepeatLimiter({ now: clock.now }),
   });
-  return { states, lines, advance: (ms: number) => (clock += ms) };
+  return { states, lines, advance: clock.advance };
 }
 
-Deno.test("a breaker change names the target's URL and the last failure", () => {
+Deno.test("state log: a breaker change names the target's URL and the last failure", () => {
   const { states, lines } = setup();
   states.breaker("enrichment", "open", "closed", new Error("HTTP 503 from enrichment"));
   assert.deepEqual({ ...lines[0], ts: undefined }, {
@@ -33,7 +34,7 @@ Deno.test("a breaker change names the target's URL and the last failure", () => 
   assert.equal(lines[1]!.last_error, null);
 });
 
-Deno.test("an open/half-open cycle every 5 s is written once a minute with a count", () => {
+Deno.test("state log: an open/half-open cycle every 5 s is written once a minute with a count", () => {
   const { states, lines, advance } = setup();
   const cause = new Error("connect ECONNREFUSED");
   for (let i = 0; i < 30; i++) { // 150 s of a dead downstream
@@ -51,7 +52,7 @@ Deno.test("an open/half-open cycle every 5 s is written once a minute with a cou
   assert.ok(lines.length <= 8, `${lines.length} lines for 150 s`);
 });
 
-Deno.test("readiness is written only when it changes, with the reasons", () => {
+Deno.test("state log: readiness is written only when it changes, with the reasons", () => {
   const { states, lines } = setup();
   states.readiness(false, ["sqs circuit breaker is open (next probe in 5 s)"]);
   states.readiness(false, ["sqs circuit breaker is open (next probe in 4 s)"]);

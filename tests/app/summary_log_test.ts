@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { nearestRank, summaryFields, SummaryLog } from "../../src/app/summary_log.ts";
 import { createLogger } from "../../src/lib/logger.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const SNAPSHOT = {
   inFlight: 3,
@@ -9,7 +10,7 @@ const SNAPSHOT = {
   queueInFlight: 40,
 };
 
-Deno.test("nearestRank: row by row", () => {
+Deno.test("summary log: nearestRank: row by row", () => {
   const hundred = Array.from({ length: 100 }, (_, i) => i + 1);
   const rows: Array<[readonly number[], number, number]> = [
     [[], 0.5, 0],
@@ -26,7 +27,7 @@ Deno.test("nearestRank: row by row", () => {
   }
 });
 
-Deno.test("summaryFields: counts, rate, percentiles and the snapshot", () => {
+Deno.test("summary log: summaryFields: counts, rate, percentiles and the snapshot", () => {
   const counts = new Map([["accepted", 290], ["dead_lettered", 10]]);
   const durations = Array.from({ length: 300 }, (_, i) => 300 - i); // 300..1 ms, unsorted
   assert.deepEqual(summaryFields(counts, durations, 30_000, SNAPSHOT), {
@@ -47,15 +48,15 @@ Deno.test("summaryFields: counts, rate, percentiles and the snapshot", () => {
   assert.equal(idle.p99_ms, 0);
 });
 
-Deno.test("SummaryLog: one line per interval on a fake clock, counts since the last one", () => {
-  let clock = 1_000_000;
+Deno.test("summary log: SummaryLog: one line per interval on a fake clock, counts since the last one", () => {
+  const clock = new FakeClock({ start: 1_000_000 });
   const ticks: Array<() => void> = [];
   let cancelled = 0;
   const lines: Array<Record<string, unknown>> = [];
   const summary = new SummaryLog({
-    logger: createLogger({ now: () => clock, write: (l) => lines.push(JSON.parse(l)) }),
+    logger: createLogger({ now: clock.now, write: (l) => lines.push(JSON.parse(l)) }),
     snapshot: () => SNAPSHOT,
-    now: () => clock,
+    now: clock.now,
     intervalMs: 30_000,
     every: (ms, fn) => {
       assert.equal(ms, 30_000);
@@ -69,7 +70,7 @@ Deno.test("SummaryLog: one line per interval on a fake clock, counts since the l
 
   for (let i = 0; i < 60; i++) summary.record("accepted", 20);
   summary.record("released", 900);
-  clock += 30_000;
+  clock.advance(30_000);
   ticks[0]!();
   assert.equal(lines.length, 1);
   assert.equal(lines[0]!.msg, "summary");
@@ -78,13 +79,13 @@ Deno.test("SummaryLog: one line per interval on a fake clock, counts since the l
   assert.equal(lines[0]!.p50_ms, 20);
   assert.equal(lines[0]!.p99_ms, 900);
 
-  clock += 30_000;
+  clock.advance(30_000);
   ticks[0]!();
   assert.deepEqual(lines[1]!.outcomes, {}, "nothing since the last summary");
   assert.equal(lines[1]!.total, 0);
 
   summary.record("duplicate", 5);
-  clock += 10_000;
+  clock.advance(10_000);
   summary.stop();
   assert.equal(cancelled, 1);
   assert.equal(lines.length, 3, "stop writes a last summary");
@@ -94,7 +95,7 @@ Deno.test("SummaryLog: one line per interval on a fake clock, counts since the l
   assert.equal(lines.length, 3, "a second stop writes nothing");
 });
 
-Deno.test("SummaryLog keeps at most maxSamples durations but exact counts", () => {
+Deno.test("summary log: SummaryLog keeps at most maxSamples durations but exact counts", () => {
   const lines: Array<Record<string, unknown>> = [];
   const summary = new SummaryLog({
     logger: createLogger({ write: (l) => lines.push(JSON.parse(l)) }),

@@ -78,10 +78,13 @@ Deno.test("parseCommand: usage errors say what was wrong and which help applies"
   const peek = parseCommand(["dlq", "peek", "abc"]);
   assert.deepEqual(peek.kind === "usage" && [peek.topic, peek.message], [
     "peek",
-    'N: received "abc", expected an integer 1-10000',
+    'Cannot parse N: received "abc", expected an integer 1-10000',
   ]);
   const verb = parseCommand(["dlq", "frobnicate"]);
-  assert.match(verb.kind === "usage" ? verb.message : "", /unknown dlq subcommand "frobnicate"/);
+  assert.match(
+    verb.kind === "usage" ? verb.message : "",
+    /Cannot parse the dlq subcommand: received "frobnicate"/,
+  );
   const redrive = parseCommand(["dlq", "redrive", "5"]);
   assert.match(redrive.kind === "usage" ? redrive.message : "", /--max N/);
 });

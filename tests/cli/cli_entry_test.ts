@@ -288,7 +288,7 @@ Deno.test("cli: dlq purge names the queue and the count, and wants --yes without
   });
 });
 
-Deno.test("defect 8: a 500 on the DLQ delete after the send reports 'in both queues', exit 1, no stack trace", async () => {
+Deno.test("cli: defect 8: a 500 on the DLQ delete after the send reports 'in both queues', exit 1, no stack trace", async () => {
   await withLab(async (sqs) => {
     const { env } = sqsEnv(sqs);
     const ids = [0, 1, 2].map((i) =>

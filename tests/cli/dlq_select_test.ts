@@ -37,15 +37,16 @@ const rows: Array<[string, Partial<DlqFilter>, ReturnType<typeof message>, boole
   ["too young", { minAgeSeconds: 60 }, message("VALIDATION", "x", 59), false],
 ];
 for (const [name, f, m, expected] of rows) {
-  Deno.test(`selects: ${name}`, () => assert.equal(selects(filter(f), m, NOW), expected));
+  Deno.test(`dlq select: selects: ${name}`, () =>
+    assert.equal(selects(filter(f), m, NOW), expected));
 }
 
-Deno.test("categoryOf: sluice_error, or NONE", () => {
+Deno.test("dlq select: categoryOf: sluice_error, or NONE", () => {
   assert.equal(categoryOf(message("REJECTED", undefined, 0)), "REJECTED");
   assert.equal(categoryOf(message(undefined, undefined, 0)), "NONE");
 });
 
-Deno.test("redriveAttributes: producer attributes kept, sluice_* renamed, redriven_at added", () => {
+Deno.test("dlq select: redriveAttributes: producer attributes kept, sluice_* renamed, redriven_at added", () => {
   const out = redriveAttributes({
     trace_id: s("t-1"),
     priority: { DataType: "Number", StringValue: "3" },
@@ -61,7 +62,7 @@ Deno.test("redriveAttributes: producer attributes kept, sluice_* renamed, redriv
   });
 });
 
-Deno.test("redriveAttributes: leaves room for the worker's two attributes", () => {
+Deno.test("dlq select: redriveAttributes: leaves room for the worker's two attributes", () => {
   const many = Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`a${i}`, s("v")]));
   const out = redriveAttributes({ ...many, sluice_error: s("X"), sluice_reason: s("y") }, NOW);
   assert.equal(Object.keys(out).length, 8);
@@ -70,21 +71,21 @@ Deno.test("redriveAttributes: leaves room for the worker's two attributes", () =
   assert.equal(Object.keys(redriveAttributes(full, NOW)).length, 10, "producer's are never cut");
 });
 
-Deno.test("sameQueue: the same account and name under any host form", () => {
+Deno.test("dlq select: sameQueue: the same account and name under any host form", () => {
   const a = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders";
   assert.ok(sameQueue(a, `${a}/`));
   assert.ok(sameQueue(a, "https://eu-west-1.queue.amazonaws.com/123456789012/orders"));
   assert.ok(!sameQueue(a, "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-dlq"));
 });
 
-Deno.test("paceDelayMs: count / rate seconds, ±20% jitter; batchSizeFor follows the rate", () => {
+Deno.test("dlq select: paceDelayMs: count / rate seconds, ±20% jitter; batchSizeFor follows the rate", () => {
   assert.equal(paceDelayMs(10, 50, 0.5), 200);
   assert.equal(paceDelayMs(10, 50, 0), 160);
   assert.ok(paceDelayMs(10, 50, 0.999) < 240);
   assert.deepEqual([undefined, 0.5, 3, 50].map(batchSizeFor), [10, 1, 3, 10]);
 });
 
-Deno.test("parseRedrivePolicy: name, account and maxReceiveCount; undefined when unreadable", () => {
+Deno.test("dlq select: parseRedrivePolicy: name, account and maxReceiveCount; undefined when unreadable", () => {
   assert.deepEqual(
     parseRedrivePolicy(
       '{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:orders-dlq","maxReceiveCount":5}',

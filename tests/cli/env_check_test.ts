@@ -5,7 +5,7 @@ import { editDistance, lintEnvNames, nearestName } from "../../src/cli/env_lint.
 
 const KNOWN = CONFIG_VARS.map((v) => v.name);
 
-Deno.test("editDistance: insertions, deletions, substitutions", () => {
+Deno.test("env check: editDistance: insertions, deletions, substitutions", () => {
   assert.equal(editDistance("", "abc"), 3);
   assert.equal(editDistance("kitten", "sitting"), 3);
   assert.equal(editDistance("SQS_MAX_BATCH", "SQS_MAX_BATCH"), 0);
@@ -21,20 +21,20 @@ const lintRows: Array<[Record<string, string>, string[]]> = [
   [{ SQS_QUEUE_URL: "x", LOG_LEVEL: "info" }, []],
 ];
 for (const [env, nearest] of lintRows) {
-  Deno.test(`lintEnvNames: ${Object.keys(env).join(",")}`, () => {
+  Deno.test(`env check: lintEnvNames: ${Object.keys(env).join(",")}`, () => {
     const warnings = lintEnvNames(env, KNOWN);
     assert.equal(warnings.length, nearest.length, warnings.join("\n"));
     nearest.forEach((name, i) => assert.match(warnings[i]!, new RegExp(`did you mean ${name}\\?`)));
   });
 }
 
-Deno.test("lintEnvNames: unsupported credential sources are named as such", () => {
+Deno.test("env check: lintEnvNames: unsupported credential sources are named as such", () => {
   const [w] = lintEnvNames({ AWS_CONFIG_FILE: "/x" }, KNOWN);
   assert.match(w!, /AWS_CONFIG_FILE is set but ignored: ~\/.aws\/config is not read/);
   assert.equal(nearestName("SQS_MAXBATCH", KNOWN), "SQS_MAX_BATCH");
 });
 
-Deno.test("parseEnvFile: systemd's KEY=VALUE lines, comments, optional quotes", () => {
+Deno.test("env check: parseEnvFile: systemd's KEY=VALUE lines, comments, optional quotes", () => {
   const { env, problems } = parseEnvFile(
     [
       "# sluice",

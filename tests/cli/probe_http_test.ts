@@ -21,7 +21,7 @@ const REDIRECT: Identity = {
   ingest: answer(301, false, "https://login.example/ingest"),
 };
 
-Deno.test("looksLike: the enrichment API and the validator told apart", () => {
+Deno.test("probe http: looksLike: the enrichment API and the validator told apart", () => {
   assert.deepEqual([looksLikeEnrichment(ENRICH), looksLikeValidator(ENRICH)], [true, false]);
   assert.deepEqual([looksLikeEnrichment(VALIDATOR), looksLikeValidator(VALIDATOR)], [false, true]);
   assert.deepEqual([looksLikeEnrichment(NOTHING), looksLikeValidator(NOTHING)], [false, false]);
@@ -41,7 +41,7 @@ const rows: Array<[string, Identity, Identity, boolean, RegExp]> = [
   ["redirect", REDIRECT, VALIDATOR, false, /^ENRICH_URL redirects to https:\/\/login/],
 ];
 for (const [name, enrich, validator, ok, line] of rows) {
-  Deno.test(`enrichVerdict: ${name}`, () => {
+  Deno.test(`probe http: enrichVerdict: ${name}`, () => {
     const v = enrichVerdict("http://e", enrich, validator);
     assert.equal(v.ok, ok);
     assert.match(v.line, line);
@@ -61,7 +61,7 @@ const vRows: Array<[string, Identity, Identity, boolean, RegExp]> = [
   ],
 ];
 for (const [name, validator, enrich, ok, line] of vRows) {
-  Deno.test(`validatorVerdict: ${name}`, () => {
+  Deno.test(`probe http: validatorVerdict: ${name}`, () => {
     const v = validatorVerdict("http://v/ingest", validator, enrich);
     assert.equal(v.ok, ok);
     assert.match(v.line, line);

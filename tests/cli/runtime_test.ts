@@ -99,14 +99,14 @@ function checkReport(result: Awaited<ReturnType<typeof probe>>, name: string, ex
   assert.equal(result.code, 3);
 }
 
-Deno.test("runtime shim under Deno", async () => {
+Deno.test("runtime: shim under Deno", async () => {
   const result = await probe([Deno.execPath(), "run", "-A", "--no-lock"], {
     DENO_DIR: await denoDir(),
   });
   checkReport(result, "deno", Deno.execPath());
 });
 
-Deno.test("runtime shim under Bun", async () => {
+Deno.test("runtime: shim under Bun", async () => {
   const bun = await bunPath();
   const result = await probe([bun, "run"]);
   checkReport(result, "bun", bun);

@@ -109,7 +109,7 @@ Deno.test("schema: prototype-pollution keys are plain data and change nothing gl
   );
 });
 
-Deno.test("hostile ids: message_id and user_id over 256 bytes of UTF-8 are poison", () => {
+Deno.test("schema: hostile ids: message_id and user_id over 256 bytes of UTF-8 are poison", () => {
   assert.equal(ok({ ...valid, message_id: "m".repeat(256) }).message_id.length, 256);
   assert.match(poison({ ...valid, message_id: "m".repeat(257) }), /message_id is longer than 256/);
   assert.match(poison({ ...valid, user_id: "u".repeat(250_000) }), /user_id is longer than 256/);
@@ -120,7 +120,7 @@ Deno.test("hostile ids: message_id and user_id over 256 bytes of UTF-8 are poiso
   assert.match(poison({ ...valid, user_id: "😀".repeat(65) }), /longer than 256/);
 });
 
-Deno.test("hostile ids: a lone surrogate in message_id or user_id is poison", () => {
+Deno.test("schema: hostile ids: a lone surrogate in message_id or user_id is poison", () => {
   assert.match(poison({ ...valid, user_id: "u\ud800" }), /user_id is not well-formed Unicode/);
   assert.match(poison({ ...valid, user_id: "\udc00x" }), /user_id is not well-formed/);
   assert.match(poison({ ...valid, message_id: "m-\ud83d" }), /message_id is not well-formed/);

@@ -181,7 +181,7 @@ for (const [name, verdict, overrides, expected] of rows) {
   });
 }
 
-Deno.test("isLastReceive: unknown redrive is possibly last; no policy never is", () => {
+Deno.test("route: isLastReceive: unknown redrive is possibly last; no policy never is", () => {
   const base = { receiveCount: 1, maxReceiveCount: undefined };
   assert.equal(isLastReceive({ ...base, redriveKnown: false }), true);
   assert.equal(isLastReceive({ ...base, redriveKnown: true }), false);
@@ -189,7 +189,7 @@ Deno.test("isLastReceive: unknown redrive is possibly last; no policy never is",
   assert.equal(isLastReceive({ receiveCount: 2, maxReceiveCount: 3, redriveKnown: true }), false);
 });
 
-Deno.test("release visibility grows with the receive count and stays under 12 h", () => {
+Deno.test("route: release visibility grows with the receive count and stays under 12 h", () => {
   assert.equal(releaseVisibilitySeconds(1, 0), 10);
   assert.equal(releaseVisibilitySeconds(2, 0), 20);
   assert.equal(releaseVisibilitySeconds(3, 0), 40);
@@ -238,7 +238,7 @@ const shutdownRows: Array<[string, ShutdownContext, ShutdownAction["kind"]]> = [
   }, "requeue"],
 ];
 for (const [name, context, kind] of shutdownRows) {
-  Deno.test(`defect 3: shutdownAction: ${name}`, () => {
+  Deno.test(`route: defect 3: shutdownAction: ${name}`, () => {
     assert.deepEqual(shutdownAction(context), { kind });
   });
 }
@@ -256,7 +256,7 @@ const holdRows: Array<[number, number, boolean]> = [
   [43200 - 300, 43200, true],
 ];
 for (const [seconds, vt, expected] of holdRows) {
-  Deno.test(`also: holdMustEnd(${seconds} s since receive, visibility ${vt} s) is ${expected}`, () => {
+  Deno.test(`route: also: holdMustEnd(${seconds} s since receive, visibility ${vt} s) is ${expected}`, () => {
     assert.equal(holdMustEnd(seconds, vt), expected);
   });
 }

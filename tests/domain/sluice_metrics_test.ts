@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 
-Deno.test("every series with known labels exists at 0 from startup", () => {
+Deno.test("sluice metrics: every series with known labels exists at 0 from startup", () => {
   const text = createSluiceMetrics().registry.render();
   const want = [
     'sluice_messages_total{outcome="accepted"} 0',
@@ -33,7 +33,7 @@ Deno.test("every series with known labels exists at 0 from startup", () => {
   for (const line of want) assert.ok(lines.has(line), `missing at startup: ${line}`);
 });
 
-Deno.test("sluice_build_info is 1 with version, commit and runtime", () => {
+Deno.test("sluice metrics: sluice_build_info is 1 with version, commit and runtime", () => {
   const metrics = createSluiceMetrics();
   metrics.buildInfo.set({ version: "0.1.0", commit: "abc123", runtime: "deno 2.9.6" }, 1);
   assert.match(
@@ -42,7 +42,7 @@ Deno.test("sluice_build_info is 1 with version, commit and runtime", () => {
   );
 });
 
-Deno.test("promtool check metrics accepts the registry at startup", async () => {
+Deno.test("sluice metrics: promtool check metrics accepts the registry at startup", async () => {
   const text = createSluiceMetrics().registry.render();
   const child = new Deno.Command("promtool", {
     args: ["check", "metrics"],

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { createRng, type Rng } from "../../lab/prng.ts";
 import { MAX_DEPTH, parseMessage } from "../../src/domain/message_schema.ts";
-import { runWorker, startLabEnv, waitFor } from "../support/lab_env.ts";
-import { startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
+import { runWorker, waitFor } from "../support/lab_env.ts";
+import { startRig } from "../support/fault_kit.ts";
 
 const ODD = [
   "\u0000",
@@ -220,9 +220,7 @@ Deno.test("fuzz: a few hundred bad bodies through the running worker: all in the
   });
   assert.equal(bodies.length, bad.length + valid.length);
 
-  const lab = await startLabEnv();
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig();
   try {
     // SendMessageBatch allows 1 MiB per call: batch by size as well as count.
     let batch: string[] = [];
@@ -292,8 +290,6 @@ Deno.test("fuzz: a few hundred bad bodies through the running worker: all in the
       assert.equal(doc.event_ts, original.event_ts);
     }
   } finally {
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

@@ -3,20 +3,11 @@
  * in process against fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
-import {
-  assertAcceptedOnce,
-  msg,
-  parsedLines,
-  pause,
-  startEnrichFake,
-  startValidatorFake,
-} from "../support/fault_kit.ts";
+import { runWorker, sendBodies, waitFor } from "../support/lab_env.ts";
+import { assertAcceptedOnce, msg, parsedLines, pause, startRig } from "../support/fault_kit.ts";
 
 Deno.test("brownout: 503 + Retry-After opens the enrichment breaker; then all accepted once", async () => {
-  const lab = await startLabEnv({ visibility: 4 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 4 });
   const ids = Array.from({ length: 30 }, (_, i) => `b${i}`);
   enrich.failWith = 503;
   enrich.retryAfter = "1";
@@ -83,16 +74,12 @@ Deno.test("brownout: 503 + Retry-After opens the enrichment breaker; then all ac
     const failed = enrich.requests.filter((r) => r.status === 503).length;
     assert.ok(failed < 2 * ids.length, `${failed} calls during the brownout`);
   } finally {
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });
 
 Deno.test("brownout: a message held on its last receive waits between rounds, no hot loop", async () => {
-  const lab = await startLabEnv({ visibility: 4 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 4 });
   enrich.failWith = 503;
   enrich.retryAfter = "1";
   try {
@@ -132,8 +119,6 @@ Deno.test("brownout: a message held on its last receive waits between rounds, no
     assertAcceptedOnce(validator, ["held"]);
     assert.deepEqual(await lab.drainDlq(), [], "not handed to the DLQ as if it were poison");
   } finally {
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

@@ -4,42 +4,21 @@
  * calls) against fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, serveJson, startLabEnv, waitFor } from "../support/lab_env.ts";
+import { runWorker, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
 import {
   assertAcceptedOnce,
+  finishQueue,
   msg,
-  pause,
   startEnrichFake,
+  startRig,
   startValidatorFake,
 } from "../support/fault_kit.ts";
 
-/** A validator that notes when each submission arrives (before its delay). */
-function slowValidator(delayMs: number) {
-  const closing = new AbortController();
-  const arrivals: Array<{ id: string; at: number }> = [];
-  const accepted = new Map<string, number>();
-  const server = serveJson(async (request) => {
-    const doc = await request.json() as { message_id: string };
-    arrivals.push({ id: doc.message_id, at: Date.now() });
-    await pause(delayMs, closing.signal);
-    accepted.set(doc.message_id, (accepted.get(doc.message_id) ?? 0) + 1);
-    return Response.json({ status: "accepted" });
-  });
-  return {
-    url: server.url,
-    arrivals,
-    accepted,
-    close: async () => {
-      closing.abort();
-      await server.close();
-    },
-  };
-}
-
-Deno.test("defect 1: no submission starts after the shutdown grace", async () => {
+Deno.test("shutdown handback: defect 1: no submission starts after the shutdown grace", async () => {
   const lab = await startLabEnv({ visibility: 30 });
   const enrich = startEnrichFake();
-  const slow = slowValidator(3000);
+  const slow = startValidatorFake();
+  slow.delayMs = 3000;
   const fast = startValidatorFake();
   const ids = ["m1", "m2", "m3"];
   try {
@@ -85,10 +64,8 @@ Deno.test("defect 1: no submission starts after the shutdown grace", async () =>
   }
 });
 
-Deno.test("defect 3: shutdown hands no valid message to the redrive policy (maxReceiveCount 1)", async () => {
-  const lab = await startLabEnv({ visibility: 30, maxReceiveCount: 1 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+Deno.test("shutdown handback: defect 3: shutdown hands no valid message to the redrive policy (maxReceiveCount 1)", async () => {
+  const { lab, enrich, validator, close } = await startRig({ visibility: 30, maxReceiveCount: 1 });
   const ids = Array.from({ length: 25 }, (_, i) => `r${i}`);
   validator.failWith = 503;
   try {
@@ -121,21 +98,10 @@ Deno.test("defect 3: shutdown hands no valid message to the redrive policy (maxR
 
     // The next receive would move a released message to the DLQ: nothing may be there.
     validator.failWith = undefined;
-    const next = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
-    try {
-      await waitFor(
-        async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
-        "the next worker to accept all 25",
-        30_000,
-      );
-    } finally {
-      await next.stop();
-    }
+    await finishQueue(lab, { enrich, validator }, ids, "the next worker to accept all 25");
     assert.deepEqual(await lab.drainDlq(), [], "nothing in the DLQ");
     assertAcceptedOnce(validator, ids);
   } finally {
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

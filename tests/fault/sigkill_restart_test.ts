@@ -4,20 +4,11 @@
  * downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
-import {
-  msg,
-  pause,
-  spawnWorker,
-  startEnrichFake,
-  startValidatorFake,
-  type WorkerProcess,
-} from "../support/fault_kit.ts";
+import { sendBodies, waitFor } from "../support/lab_env.ts";
+import { msg, pause, spawnWorker, startRig, type WorkerProcess } from "../support/fault_kit.ts";
 
 Deno.test("SIGKILL mid-run, then a restart: nothing lost, duplicates only from in-flight work", async () => {
-  const lab = await startLabEnv({ visibility: 3 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 3 });
   const ids = Array.from({ length: 60 }, (_, i) => `k${i}`);
   enrich.delayMs = 300; // keeps about MAX_IN_FLIGHT messages in work at any moment
   const workers: WorkerProcess[] = [];
@@ -79,8 +70,6 @@ Deno.test("SIGKILL mid-run, then a restart: nothing lost, duplicates only from i
     assert.deepEqual(await lab.drainDlq(), [], "nothing dead-lettered");
   } finally {
     await Promise.all(workers.map((w) => w.close()));
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

@@ -3,14 +3,16 @@
  * (`deno run ... src/main.ts`) against fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
+import { sendBodies, waitFor } from "../support/lab_env.ts";
 import {
   assertAcceptedOnce,
+  finishQueue,
+  inWork,
   msg,
   parsedLines,
   spawnWorker,
-  startEnrichFake,
-  startValidatorFake,
+  startRig,
+  usersAsked,
   type WorkerProcess,
 } from "../support/fault_kit.ts";
 
@@ -18,9 +20,7 @@ import {
 const MARGIN_MS = 6000;
 
 Deno.test("SIGTERM drain: in-flight work finishes within the grace, exit 0, the rest is left for the next worker", async () => {
-  const lab = await startLabEnv({ visibility: 3 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 3 });
   const ids = Array.from({ length: 30 }, (_, i) => `t${i}`);
   enrich.delayMs = 1000;
   let worker: WorkerProcess | undefined;
@@ -34,16 +34,12 @@ Deno.test("SIGTERM drain: in-flight work finishes within the grace, exit 0, the 
     });
     worker = spawnWorker(env);
     // Signal while a batch is inside its 1 s enrichment call (asked for, not yet accepted).
-    const inWork = () => {
-      const asked = new Set(enrich.requests.flatMap((r) => r.ids));
-      return ids.filter((id) => asked.has(`u-${id}`) && !validator.accepted.has(id));
-    };
     await waitFor(
-      () => validator.accepted.size >= 5 && inWork().length > 0,
+      () => validator.accepted.size >= 5 && inWork(ids, enrich, validator).length > 0,
       "the worker to accept 5 and be enriching more",
       60_000,
     );
-    const working = inWork();
+    const working = inWork(ids, enrich, validator);
     const started = Date.now();
     worker.kill("SIGTERM");
     const status = await worker.status;
@@ -63,31 +59,18 @@ Deno.test("SIGTERM drain: in-flight work finishes within the grace, exit 0, the 
 
     // The next worker finds everything else; what the first accepted was deleted (no duplicate).
     enrich.delayMs = 0;
-    const next = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
-    try {
-      await waitFor(
-        async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
-        "the next worker to finish the queue",
-        30_000,
-      );
-    } finally {
-      await next.stop();
-    }
+    const next = await finishQueue(lab, { enrich, validator }, ids);
     assertAcceptedOnce(validator, ids);
     assert.equal(next.metrics.messages.get({ outcome: "duplicate" }), 0);
   } finally {
     await worker?.close();
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });
 
 Deno.test("SIGTERM drain: past the grace, unfinished messages are released at once (visibility 0)", async () => {
   // A 30 s visibility: only an explicit release makes them visible again during this test.
-  const lab = await startLabEnv({ visibility: 30 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 30 });
   const ids = Array.from({ length: 10 }, (_, i) => `g${i}`);
   enrich.delayMs = 8000;
   let worker: WorkerProcess | undefined;
@@ -103,7 +86,7 @@ Deno.test("SIGTERM drain: past the grace, unfinished messages are released at on
     });
     worker = spawnWorker(env);
     await waitFor(
-      () => new Set(enrich.requests.flatMap((r) => r.ids)).size === ids.length,
+      () => usersAsked(enrich) === ids.length,
       "all 10 messages in work",
       60_000,
     );
@@ -123,21 +106,10 @@ Deno.test("SIGTERM drain: past the grace, unfinished messages are released at on
     assert.deepEqual(d, { visible: 10, inFlight: 0, delayed: 0 }, "released with visibility 0");
 
     enrich.delayMs = 0;
-    const next = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
-    try {
-      await waitFor(
-        async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
-        "the next worker to finish the queue",
-        20_000,
-      );
-    } finally {
-      await next.stop();
-    }
+    await finishQueue(lab, { enrich, validator }, ids, undefined, 20_000);
     assertAcceptedOnce(validator, ids);
   } finally {
     await worker?.close();
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

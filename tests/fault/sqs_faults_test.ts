@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { startFakeSqs } from "../support/fake_sqs.ts";
 import { faults } from "../support/fake_sqs/answers.ts";
-import { runWorker, waitFor } from "../support/lab_env.ts";
+import { runWorker, waitFor, workerEnv as baseWorkerEnv } from "../support/lab_env.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
 import {
@@ -39,23 +39,10 @@ function workerEnv(
   urls: { enrich: string; validator: string },
   overrides: Record<string, string>,
 ): Record<string, string> {
-  return {
-    SQS_QUEUE_URL: queueUrl,
-    // GetQueueUrl (the DLQ's) has no queue URL to take the endpoint from.
-    AWS_ENDPOINT_URL_SQS: new URL(queueUrl).origin,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
-    ENRICH_URL: urls.enrich,
-    VALIDATOR_URL: urls.validator,
-    SQS_RECEIVE_WAIT_SECONDS: "1",
-    HTTP_PORT: "0",
-    LOG_LEVEL: "warn",
-    ...overrides,
-  };
+  return baseWorkerEnv(queueUrl, urls, { LOG_LEVEL: "warn", ...overrides });
 }
 
-Deno.test("SQS outage: every action answers 503 for 4 s mid-run; nothing lost, nothing submitted twice", async () => {
+Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; nothing lost, nothing submitted twice", async () => {
   const sqs = await startFakeSqs({ verifyWith: KEYS, queues: fakeQueues(3) });
   const enrich = startEnrichFake();
   const validator = startValidatorFake();
@@ -118,7 +105,7 @@ Deno.test("SQS outage: every action answers 503 for 4 s mid-run; nothing lost, n
   }
 });
 
-Deno.test("stale receipt handles on delete and visibility change: logged, counted, not fatal", async () => {
+Deno.test("sqs faults: stale receipt handles on delete and visibility change: logged, counted, not fatal", async () => {
   const sqs = await startFakeSqs({ verifyWith: KEYS, queues: fakeQueues(2) });
   const enrich = startEnrichFake();
   const validator = startValidatorFake();
@@ -178,7 +165,7 @@ Deno.test("stale receipt handles on delete and visibility change: logged, counte
   }
 });
 
-Deno.test("partial DeleteMessageBatch failures (retriable InternalError) are retried per entry", async () => {
+Deno.test("sqs faults: partial DeleteMessageBatch failures (retriable InternalError) are retried per entry", async () => {
   // A 30 s visibility: an entry that was not retried would only come back after the test.
   const sqs = await startFakeSqs({ queues: fakeQueues(30) });
   const enrich = startEnrichFake();

@@ -3,27 +3,19 @@
  * fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
+import { sendBodies, waitFor } from "../support/lab_env.ts";
 import {
   assertAcceptedOnce,
+  finishQueue,
+  inWork,
   msg,
   parsedLines,
   pause,
   spawnWorker,
-  startEnrichFake,
-  startValidatorFake,
+  startRig,
+  usersAsked,
   type WorkerProcess,
 } from "../support/fault_kit.ts";
-
-/** Messages being enriched (asked for, not yet accepted). */
-function inWork(
-  ids: string[],
-  enrich: ReturnType<typeof startEnrichFake>,
-  validator: ReturnType<typeof startValidatorFake>,
-): string[] {
-  const asked = new Set(enrich.requests.flatMap((r) => r.ids));
-  return ids.filter((id) => asked.has(`u-${id}`) && !validator.accepted.has(id));
-}
 
 for (
   const variant of [
@@ -44,9 +36,7 @@ for (
   ]
 ) {
   Deno.test(`defect 9: ${variant.name} drains and exits 0`, async () => {
-    const lab = await startLabEnv({ visibility: 30 });
-    const enrich = startEnrichFake();
-    const validator = startValidatorFake();
+    const { lab, enrich, validator, close } = await startRig({ visibility: 30 });
     const ids = Array.from({ length: 30 }, (_, i) => `s${i}`);
     enrich.delayMs = 1000;
     let worker: WorkerProcess | undefined;
@@ -73,30 +63,17 @@ for (
       assert.deepEqual(working.filter((id) => !validator.accepted.has(id)), [], "in work finished");
 
       enrich.delayMs = 0;
-      const next = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
-      try {
-        await waitFor(
-          async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
-          "the next worker to finish the queue",
-          30_000,
-        );
-      } finally {
-        await next.stop();
-      }
+      await finishQueue(lab, { enrich, validator }, ids);
       assertAcceptedOnce(validator, ids);
     } finally {
       await worker?.close();
-      await enrich.close();
-      await validator.close();
-      await lab.close();
+      await close();
     }
   });
 }
 
 Deno.test("defect 9: a second signal 2 s into the drain forces the exit, after releasing in-flight messages", async () => {
-  const lab = await startLabEnv({ visibility: 30 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 30 });
   const ids = Array.from({ length: 10 }, (_, i) => `f${i}`);
   enrich.delayMs = 20_000;
   let worker: WorkerProcess | undefined;
@@ -110,7 +87,7 @@ Deno.test("defect 9: a second signal 2 s into the drain forces the exit, after r
       LOG_LEVEL: "info",
     }));
     await waitFor(
-      () => new Set(enrich.requests.flatMap((r) => r.ids)).size === ids.length,
+      () => usersAsked(enrich) === ids.length,
       "all 10 messages in work",
       60_000,
     );
@@ -126,8 +103,6 @@ Deno.test("defect 9: a second signal 2 s into the drain forces the exit, after r
     assert.deepEqual(d, { visible: 10, inFlight: 0, delayed: 0 }, "released with visibility 0");
   } finally {
     await worker?.close();
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

@@ -3,19 +3,11 @@
  * against fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
-import {
-  assertAcceptedOnce,
-  msg,
-  pause,
-  startEnrichFake,
-  startValidatorFake,
-} from "../support/fault_kit.ts";
+import { runWorker, sendBodies, waitFor } from "../support/lab_env.ts";
+import { assertAcceptedOnce, msg, pause, startRig } from "../support/fault_kit.ts";
 
 Deno.test("validator 5xx burst: breaker opens, intake pauses, /readyz says why; then all accepted once", async () => {
-  const lab = await startLabEnv({ visibility: 4 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 4 });
   const ids = Array.from({ length: 10 }, (_, i) => `v${i}`);
   validator.failWith = 503;
   try {
@@ -67,8 +59,6 @@ Deno.test("validator 5xx burst: breaker opens, intake pauses, /readyz says why; 
     );
     assert.deepEqual(await lab.drainDlq(), [], "nothing dead-lettered");
   } finally {
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

@@ -4,19 +4,11 @@
  * taken and submitted by the other one.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
-import {
-  assertAcceptedOnce,
-  msg,
-  pause,
-  startEnrichFake,
-  startValidatorFake,
-} from "../support/fault_kit.ts";
+import { runWorker, sendBodies, waitFor } from "../support/lab_env.ts";
+import { assertAcceptedOnce, msg, pause, startRig } from "../support/fault_kit.ts";
 
 Deno.test("visibility overrun: the heartbeat keeps a 5 s enrichment under a 2 s visibility; no duplicate", async () => {
-  const lab = await startLabEnv({ visibility: 2 });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { lab, enrich, validator, close } = await startRig({ visibility: 2 });
   const ids = ["s1", "s2", "s3"];
   enrich.delayMs = 5000;
   try {
@@ -60,8 +52,6 @@ Deno.test("visibility overrun: the heartbeat keeps a 5 s enrichment under a 2 s 
       b.metrics.messages.get({ outcome: "duplicate" });
     assert.equal(duplicates, 0, "no copy was received again");
   } finally {
-    await enrich.close();
-    await validator.close();
-    await lab.close();
+    await close();
   }
 });

@@ -8,6 +8,7 @@ import { createLogger, type LogLevel } from "../../src/lib/logger.ts";
 import { Pipeline } from "../../src/flow/pipeline.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 async function runBodies(bodies: string[], level: LogLevel) {
   const lines: Array<Record<string, unknown>> = [];
@@ -21,7 +22,7 @@ async function runBodies(bodies: string[], level: LogLevel) {
   }));
   let delivered = false;
   const intake = new AbortController();
-  let clock = 5_000;
+  const clock = new FakeClock({ start: 5_000 });
   const pipeline = new Pipeline({
     queueUrl: "http://sqs.local/000/q",
     maxBatch: 10,
@@ -55,14 +56,14 @@ async function runBodies(bodies: string[], level: LogLevel) {
     heartbeat: { track: () => {}, untrack: () => {} },
     lookup: (userId) => Promise.resolve({ status: "ok", profile: { user_id: userId } }),
     submit: () => {
-      clock += 7;
+      clock.advance(7);
       return Promise.resolve({ accepted: true, status: 200 });
     },
   }, {
     metrics: createSluiceMetrics(),
     logger: createLogger({ level, write: (l) => lines.push(JSON.parse(l)) }),
     onOutcome: (outcome, ms) => outcomes.push([outcome, ms]),
-    now: () => clock,
+    now: clock.now,
     random: () => 0.5,
     sleep: () => Promise.resolve(),
   });
@@ -80,7 +81,7 @@ const BODIES = [
   "{not json",
 ];
 
-Deno.test("at info: one line per outcome other than accepted and duplicate, with the ids that parsed", async () => {
+Deno.test("pipeline logging: at info: one line per outcome other than accepted and duplicate, with the ids that parsed", async () => {
   const { lines, outcomes } = await runBodies(BODIES, "info");
   const outcomeLines = lines.filter((l) => l.msg === "message");
   assert.equal(outcomeLines.length, 2, JSON.stringify(lines));
@@ -114,7 +115,7 @@ Deno.test("at info: one line per outcome other than accepted and duplicate, with
   );
 });
 
-Deno.test("at debug: also accepted and duplicate lines, and the outgoing document", async () => {
+Deno.test("pipeline logging: at debug: also accepted and duplicate lines, and the outgoing document", async () => {
   const { lines } = await runBodies(BODIES, "debug");
   const outcomeLines = lines.filter((l) => l.msg === "message");
   assert.equal(outcomeLines.length, 4);

@@ -10,6 +10,7 @@ import { dedupeCapacity } from "../../src/flow/dedupe.ts";
 import { type PipelineOptions, pipelineParts } from "../support/pipeline_parts.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 function harness(
   overrides: Partial<PipelineOptions> & {
@@ -18,7 +19,7 @@ function harness(
     wallOffsetMs?: () => number;
   },
 ) {
-  let clock = 1_000_000;
+  const clock = new FakeClock({ start: 1_000_000 });
   const work = new AbortController();
   const settled: Array<{ kind: string; args: unknown[] }> = [];
   const message: SqsMessage = {
@@ -71,14 +72,11 @@ function harness(
     submit: () => Promise.resolve({ accepted: true, status: 200 }),
     metrics: createSluiceMetrics(),
     logger: createLogger({ level: "error", write: () => {} }),
-    now: () => clock + (overrides.wallOffsetMs?.() ?? 0),
-    monotonic: () => clock,
+    now: () => clock.now() + (overrides.wallOffsetMs?.() ?? 0),
+    monotonic: clock.now,
     random: () => 0.5,
-    // Time passes only when the pipeline waits.
-    sleep: (ms) => {
-      clock += ms;
-      return Promise.resolve();
-    },
+    // Time passes only when the pipeline waits (and a wait is never cut short).
+    sleep: (ms) => clock.sleep(ms),
     ...overrides,
   };
   const pipeline = new Pipeline(...pipelineParts(options));
@@ -93,7 +91,7 @@ function harness(
       await pipeline.run(intake.signal, work.signal);
       await pipeline.drain();
     },
-    elapsedMs: () => clock - 1_000_000,
+    elapsedMs: () => clock.now() - 1_000_000,
   };
 }
 
@@ -137,7 +135,7 @@ Deno.test("pipeline: a held message that recovers is accepted and deleted", asyn
 });
 
 for (const hours of [6, 12]) {
-  Deno.test(`also: SQS_VISIBILITY_TIMEOUT_SECONDS of ${hours} h does not dead-letter a held message early`, async () => {
+  Deno.test(`pipeline: also: SQS_VISIBILITY_TIMEOUT_SECONDS of ${hours} h does not dead-letter a held message early`, async () => {
     const h = harness({ submit: down, receiveCount: 3, visibilityTimeoutSeconds: hours * 3600 });
     await h.run();
     assert.deepEqual(h.settled.map((s) => s.kind), ["dead_letter"]);
@@ -149,7 +147,7 @@ for (const hours of [6, 12]) {
   });
 }
 
-Deno.test("also: a wall-clock step forward does not end a hold early (monotonic clock)", async () => {
+Deno.test("pipeline: also: a wall-clock step forward does not end a hold early (monotonic clock)", async () => {
   let calls = 0;
   const h = harness({
     receiveCount: 3,
@@ -179,7 +177,7 @@ const shutdownRows: Array<[string, Partial<PipelineOptions> & { receiveCount: nu
   }, "visibility"],
 ];
 for (const [name, overrides, kind] of shutdownRows) {
-  Deno.test(`defect 3: shutdown never hands a message on its last receive to the redrive policy: ${name}`, async () => {
+  Deno.test(`pipeline: defect 3: shutdown never hands a message on its last receive to the redrive policy: ${name}`, async () => {
     const holder: { work?: AbortController } = {};
     const h = harness({
       ...overrides,
@@ -201,7 +199,7 @@ for (const [name, overrides, kind] of shutdownRows) {
   });
 }
 
-Deno.test("defect 3: a long poll that returns after the stop began is handed back, not dropped or worked on", async () => {
+Deno.test("pipeline: defect 3: a long poll that returns after the stop began is handed back, not dropped or worked on", async () => {
   const holder: { h?: ReturnType<typeof harness> } = {};
   const signals: AbortSignal[] = [];
   let submitted = 0;
@@ -235,7 +233,7 @@ function flaky(failures: number) {
   };
 }
 
-Deno.test("defect 4 (issue 9): redrive policy not read yet: a failing first receive is held, never released", async () => {
+Deno.test("pipeline: defect 4 (issue 9): redrive policy not read yet: a failing first receive is held, never released", async () => {
   const v = flaky(60); // far past one receive's retry budget
   const h = harness({
     submit: v.submit,
@@ -247,7 +245,7 @@ Deno.test("defect 4 (issue 9): redrive policy not read yet: a failing first rece
   assert.ok(v.calls() > 60);
 });
 
-Deno.test("redrive policy read later: a held message on an early receive is released", async () => {
+Deno.test("pipeline: redrive policy read later: a held message on an early receive is released", async () => {
   let known = false;
   let calls = 0;
   const h = harness({
@@ -293,7 +291,7 @@ async function runMany(count: number, again: number[], overrides: Partial<Pipeli
   const lines: Array<Record<string, unknown>> = [];
   const metrics = createSluiceMetrics();
   let submits = 0;
-  let clock = 1_000_000;
+  const clock = new FakeClock({ start: 1_000_000 });
   const pipeline = new Pipeline(...pipelineParts({
     queueUrl: "http://sqs.local/000/q",
     maxBatch: 10,
@@ -320,7 +318,7 @@ async function runMany(count: number, again: number[], overrides: Partial<Pipeli
     metrics,
     logger: createLogger({ level: "warn", write: (l) => lines.push(JSON.parse(l)) }),
     // 1 ms per read of the clock: thousands of messages a "second".
-    now: () => clock++,
+    now: () => clock.advance(1),
     sleep: () => Promise.resolve(),
     ...overrides,
   }));
@@ -329,7 +327,7 @@ async function runMany(count: number, again: number[], overrides: Partial<Pipeli
   return { submits, metrics, lines };
 }
 
-Deno.test("defect 5 (issue 9): the dedupe window holds DEDUP_TTL_SECONDS past 250,000 accepted ids", async () => {
+Deno.test("pipeline: defect 5 (issue 9): the dedupe window holds DEDUP_TTL_SECONDS past 250,000 accepted ids", async () => {
   // The old cache kept 250,000 ids whatever DEDUP_TTL_SECONDS said: the first ids were forgotten.
   const count = 260_000;
   const r = await runMany(count, [0, 1, 2, 9_999, 129_999], {});
@@ -338,7 +336,7 @@ Deno.test("defect 5 (issue 9): the dedupe window holds DEDUP_TTL_SECONDS past 25
   assert.equal(r.metrics.dedupeWindow.get(), 3600);
 });
 
-Deno.test("defect 5 (issue 9): a window the memory budget cannot hold is said at startup and in sluice_dedupe_window_seconds", async () => {
+Deno.test("pipeline: defect 5 (issue 9): a window the memory budget cannot hold is said at startup and in sluice_dedupe_window_seconds", async () => {
   // 64 KiB holds 3,072 ids: at 3,000 msg/s about one second, far below an hour.
   const r = await runMany(10_000, [0, 9_999], { dedupMaxBytes: 64 * 1024 });
   const startup = r.lines.find((l) => /cannot hold DEDUP_TTL_SECONDS=3600/.test(String(l.msg)));
@@ -353,7 +351,7 @@ Deno.test("defect 5 (issue 9): a window the memory budget cannot hold is said at
   assert.equal(r.submits, 10_001);
 });
 
-Deno.test("dedupeCapacity: the rate a budget holds and the window at full speed", () => {
+Deno.test("pipeline: dedupeCapacity: the rate a budget holds and the window at full speed", () => {
   assert.deepEqual(dedupeCapacity(3600, 1_572_864, 3000), {
     rate: 3000,
     maxRate: 436,

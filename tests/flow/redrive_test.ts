@@ -39,7 +39,7 @@ function watcher(sqs: ReturnType<typeof fakeSqs>, sleeps: number[], lines: strin
   });
 }
 
-Deno.test("RedriveWatcher: an AccessDenied at startup leaves it unknown (not 'no policy'), then it is retried until read", async () => {
+Deno.test("redrive: RedriveWatcher: an AccessDenied at startup leaves it unknown (not 'no policy'), then it is retried until read", async () => {
   const sqs = fakeSqs({ attributes: 6 });
   const sleeps: number[] = [];
   const lines: string[] = [];
@@ -64,7 +64,7 @@ Deno.test("RedriveWatcher: an AccessDenied at startup leaves it unknown (not 'no
   assert.ok(lines.some((l) => l.includes("read the queue's RedrivePolicy\"")));
 });
 
-Deno.test("RedriveWatcher: the background retries stop on the AbortSignal", async () => {
+Deno.test("redrive: RedriveWatcher: the background retries stop on the AbortSignal", async () => {
   const sqs = fakeSqs({ attributes: 1000 });
   const controller = new AbortController();
   let sleeps = 0;
@@ -80,7 +80,7 @@ Deno.test("RedriveWatcher: the background retries stop on the AbortSignal", asyn
   assert.ok(sqs.calls().attributes <= 4, `${sqs.calls().attributes} reads`);
 });
 
-Deno.test("RedriveWatcher: a policy read but a DLQ URL not found yet is known, and the DLQ is looked up again", async () => {
+Deno.test("redrive: RedriveWatcher: a policy read but a DLQ URL not found yet is known, and the DLQ is looked up again", async () => {
   const sqs = fakeSqs({ attributes: 0, url: 1 });
   const w = watcher(sqs, []);
   const { background } = await w.start(new AbortController().signal);
@@ -92,7 +92,7 @@ Deno.test("RedriveWatcher: a policy read but a DLQ URL not found yet is known, a
   assert.equal(w.state.dlqUrl, "http://127.0.0.1:1/000000000000/dlq");
 });
 
-Deno.test("discoverRedrive (the CLI's one-shot read) still answers without a policy on failure", async () => {
+Deno.test("redrive: discoverRedrive (the CLI's one-shot read) still answers without a policy on failure", async () => {
   const redrive = await discoverRedrive(
     fakeSqs({ attributes: 1 }),
     config,

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { Settler } from "../../src/flow/settle.ts";
 import { SqsError } from "../../src/lib/errors.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 function fakeSqs(sendFails = 0) {
   const calls: Array<{ action: string; args: unknown[] }> = [];
@@ -67,14 +68,14 @@ Deno.test("defect 3: requeue retries the copy; with no copy sent the original is
     "DeleteMessageBatch",
   ]);
 
-  let clock = 0;
+  const clock = new FakeClock({ start: 0 });
   const failing = fakeSqs(1000);
   const giveUp = new Settler({
     sqs: failing.sqs,
     queueUrl: "q",
     dlqUrl: undefined,
-    now: () => clock,
-    sleep: (ms) => (clock += ms, Promise.resolve()),
+    now: clock.now,
+    sleep: (ms) => clock.sleep(ms),
   });
   await assert.rejects(giveUp.requeue(message, 5000));
   assert.ok(!failing.calls.some((c) => c.action === "DeleteMessageBatch"), "original kept");

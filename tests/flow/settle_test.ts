@@ -9,6 +9,7 @@ import { Settler } from "../../src/flow/settle.ts";
 import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
 import { type FakeSqs, startFakeSqs } from "../support/fake_sqs.ts";
 import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 async function setup(
   fn: (ctx: {
@@ -60,7 +61,7 @@ function wellFormed(text: string): boolean {
   });
 }
 
-Deno.test("a DLQ send refused for a bad attribute parks poison: V8's reason for a body starting with an emoji reaches the DLQ", async () => {
+Deno.test("settle: a DLQ send refused for a bad attribute parks poison: V8's reason for a body starting with an emoji reaches the DLQ", async () => {
   await setup(async ({ sqs, settler, fallbacks, receive }) => {
     const body = "😀 is not JSON";
     const parsed = parseMessage(body);
@@ -80,7 +81,7 @@ Deno.test("a DLQ send refused for a bad attribute parks poison: V8's reason for 
   });
 });
 
-Deno.test("a DLQ send refused for a bad attribute parks poison: control characters, a cut pair, an empty reason", async () => {
+Deno.test("settle: a DLQ send refused for a bad attribute parks poison: control characters, a cut pair, an empty reason", async () => {
   await setup(async ({ sqs, settler, receive }) => {
     for (const reason of ["ctrl \u0000\u001b[2J", "a".repeat(255) + "😀😀", "", "\ufffe"]) {
       sqs.send("work", "x");
@@ -96,7 +97,7 @@ Deno.test("a DLQ send refused for a bad attribute parks poison: control characte
   });
 });
 
-Deno.test("a DLQ send refused for a bad attribute parks poison: a refusal falls back once to a minimal ASCII reason", async () => {
+Deno.test("settle: a DLQ send refused for a bad attribute parks poison: a refusal falls back once to a minimal ASCII reason", async () => {
   await setup(async ({ sqs, settler, fallbacks, receive }) => {
     sqs.send("work", "x");
     // SQS may refuse what we think is fine (a rule we do not know): one fallback, then done.
@@ -142,7 +143,7 @@ const REAL_STALE = [
   },
 ];
 
-Deno.test("a visibility change on a stale handle: real SQS's three answers are stale in batch entries", async () => {
+Deno.test("settle: a visibility change on a stale handle: real SQS's three answers are stale in batch entries", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
     sqs.send("work", "x");
     const handle = await receive();
@@ -169,7 +170,7 @@ Deno.test("a visibility change on a stale handle: real SQS's three answers are s
   });
 });
 
-Deno.test("a visibility change on a stale handle: real SQS's answer to a whole request is stale too", async () => {
+Deno.test("settle: a visibility change on a stale handle: real SQS's answer to a whole request is stale too", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
     sqs.send("work", "x");
     const handle = await receive();
@@ -182,27 +183,27 @@ Deno.test("a visibility change on a stale handle: real SQS's answer to a whole r
   });
 });
 
-Deno.test("a visibility change on a stale handle: the heartbeat logs it as lost once and stops extending it", async () => {
+Deno.test("settle: a visibility change on a stale handle: the heartbeat logs it as lost once and stops extending it", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
     sqs.send("work", "x");
     const handle = await receive();
     sqs.setDefault("ChangeMessageVisibilityBatch", {
       body: { Successful: [], Failed: [{ Id: "0", SenderFault: true, ...REAL_STALE[0]! }] },
     });
-    let t = 0;
+    const clock = new FakeClock({ start: 0 });
     const lost: string[] = [];
     const heartbeat = new VisibilityHeartbeat({
       extend: (h, s) => settler.changeVisibility(h, s),
       visibilityTimeoutSeconds: 10,
-      now: () => t,
+      now: clock.now,
       onLost: (_h, reason) => lost.push(reason),
     });
     heartbeat.track(handle, 0, 10);
-    t = 6000;
+    clock.set(6000);
     assert.equal(heartbeat.beat(), 1);
     for (let i = 0; i < 100 && lost.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(lost, ["receipt handle is stale"]);
-    t = 20_000;
+    clock.set(20_000);
     assert.equal(heartbeat.beat(), 0, "a stale handle is not extended again");
     assert.equal(stale.length, 1);
   });

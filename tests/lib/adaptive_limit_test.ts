@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { AdaptiveLimit, adaptiveSemaphore } from "../../src/lib/adaptive_limit.ts";
 import { HttpError } from "../../src/lib/errors.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 async function tick(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 }
 
-Deno.test("AdaptiveLimit defaults and clamping of initial", () => {
+Deno.test("adaptive limit: AdaptiveLimit defaults and clamping of initial", () => {
   assert.equal(new AdaptiveLimit().limit, 8);
   assert.equal(new AdaptiveLimit({ max: 4 }).limit, 4);
   assert.equal(new AdaptiveLimit({ max: 10, initial: 100 }).limit, 10);
@@ -16,7 +17,7 @@ Deno.test("AdaptiveLimit defaults and clamping of initial", () => {
   assert.throws(() => new AdaptiveLimit({ backoffRatio: 1 }), RangeError);
 });
 
-Deno.test("AdaptiveLimit grows by 1 per `limit` healthy successes", () => {
+Deno.test("adaptive limit: AdaptiveLimit grows by 1 per `limit` healthy successes", () => {
   const changes: number[] = [];
   const l = new AdaptiveLimit({ initial: 4, onChange: (n) => changes.push(n) });
   for (let i = 0; i < 3; i++) l.onSuccess(10);
@@ -30,13 +31,13 @@ Deno.test("AdaptiveLimit grows by 1 per `limit` healthy successes", () => {
   assert.deepEqual(changes, [5, 6]);
 });
 
-Deno.test("AdaptiveLimit never grows past max", () => {
+Deno.test("adaptive limit: AdaptiveLimit never grows past max", () => {
   const l = new AdaptiveLimit({ initial: 2, max: 5 });
   for (let i = 0; i < 1000; i++) l.onSuccess(10);
   assert.equal(l.limit, 5);
 });
 
-Deno.test("AdaptiveLimit does not grow on congested latency", () => {
+Deno.test("adaptive limit: AdaptiveLimit does not grow on congested latency", () => {
   const l = new AdaptiveLimit({ initial: 2, latencyTolerance: 2.5, latencySlackMs: 0 });
   l.onSuccess(10); // baseline 10 ms
   for (let i = 0; i < 20; i++) l.onSuccess(26); // above 2.5 x 10
@@ -45,7 +46,7 @@ Deno.test("AdaptiveLimit does not grow on congested latency", () => {
   assert.equal(l.limit, 3);
 });
 
-Deno.test("AdaptiveLimit treats latency within the slack of a ~0 ms best as healthy", () => {
+Deno.test("adaptive limit: AdaptiveLimit treats latency within the slack of a ~0 ms best as healthy", () => {
   const l = new AdaptiveLimit({ initial: 2 });
   l.onSuccess(0); // loopback: the best is 0 ms
   l.onSuccess(3);
@@ -55,7 +56,7 @@ Deno.test("AdaptiveLimit treats latency within the slack of a ~0 ms best as heal
   assert.equal(l.limit, 3);
 });
 
-Deno.test("AdaptiveLimit does not grow when far below its limit", () => {
+Deno.test("adaptive limit: AdaptiveLimit does not grow when far below its limit", () => {
   const l = new AdaptiveLimit({ initial: 8 });
   for (let i = 0; i < 100; i++) l.onSuccess(10, 3);
   assert.equal(l.limit, 8, "3 in flight of 8: the limit is not the bottleneck");
@@ -63,7 +64,7 @@ Deno.test("AdaptiveLimit does not grow when far below its limit", () => {
   assert.equal(l.limit, 9);
 });
 
-Deno.test("AdaptiveLimit shrinks multiplicatively, once per burst, not below min", () => {
+Deno.test("adaptive limit: AdaptiveLimit shrinks multiplicatively, once per burst, not below min", () => {
   const changes: number[] = [];
   const l = new AdaptiveLimit({ initial: 10, min: 3, onChange: (n) => changes.push(n) });
   l.onOverload();
@@ -85,7 +86,7 @@ Deno.test("AdaptiveLimit shrinks multiplicatively, once per burst, not below min
   assert.deepEqual(changes, [7, 4, 5, 3, 4, 3]);
 });
 
-Deno.test("adaptiveSemaphore shrinks its semaphore on overload errors", async () => {
+Deno.test("adaptive limit: adaptiveSemaphore shrinks its semaphore on overload errors", async () => {
   const sem = adaptiveSemaphore({ initial: 4, now: () => 0 });
   const gates = Array.from({ length: 4 }, () => Promise.withResolvers<void>());
   const calls = gates.map((g) => sem.run(() => g.promise));
@@ -106,7 +107,7 @@ Deno.test("adaptiveSemaphore shrinks its semaphore on overload errors", async ()
   assert.equal(sem.active, 0);
 });
 
-Deno.test("adaptiveSemaphore ignores errors that are not overload", async () => {
+Deno.test("adaptive limit: adaptiveSemaphore ignores errors that are not overload", async () => {
   const sem = adaptiveSemaphore({ initial: 4, now: () => 0 });
   for (let i = 0; i < 5; i++) {
     await assert.rejects(sem.run(() => Promise.reject(new HttpError("validator", 400, ""))));
@@ -117,16 +118,16 @@ Deno.test("adaptiveSemaphore ignores errors that are not overload", async () => 
   assert.equal(custom.limit, 2);
 });
 
-Deno.test("adaptiveSemaphore grows under saturation and measures latency with now()", async () => {
-  let t = 0;
-  const sem = adaptiveSemaphore({ initial: 2, latencySlackMs: 50, now: () => t });
+Deno.test("adaptive limit: adaptiveSemaphore grows under saturation and measures latency with now()", async () => {
+  const clock = new FakeClock({ start: 0 });
+  const sem = adaptiveSemaphore({ initial: 2, latencySlackMs: 50, now: clock.now });
   /** Runs `n` rounds of 2 concurrent calls that each take `ms` on the fake clock. */
   const rounds = async (n: number, ms: number) => {
     for (let i = 0; i < n; i++) {
       const gates = [Promise.withResolvers<void>(), Promise.withResolvers<void>()];
       const calls = gates.map((g) => sem.run(() => g.promise));
       await tick();
-      t += ms;
+      clock.advance(ms);
       for (const g of gates) g.resolve();
       await Promise.all(calls);
     }
@@ -139,7 +140,7 @@ Deno.test("adaptiveSemaphore grows under saturation and measures latency with no
   assert.equal(sem.limit, 4);
 });
 
-Deno.test("adaptiveSemaphore run rejects with signal.reason when aborted while waiting", async () => {
+Deno.test("adaptive limit: adaptiveSemaphore run rejects with signal.reason when aborted while waiting", async () => {
   const sem = adaptiveSemaphore({ initial: 1, now: () => 0 });
   const gate = Promise.withResolvers<void>();
   const first = sem.run(() => gate.promise);
@@ -153,7 +154,7 @@ Deno.test("adaptiveSemaphore run rejects with signal.reason when aborted while w
   assert.equal(sem.pending, 0);
 });
 
-Deno.test("defect 1: adaptiveSemaphore never starts a queued call granted in the turn the signal aborts", async () => {
+Deno.test("adaptive limit: defect 1: adaptiveSemaphore never starts a queued call granted in the turn the signal aborts", async () => {
   const stop = new AbortController();
   // The limit grows 1 → 2 when the first call succeeds: that grants the queued call a slot,
   // and the grace ends in the same turn (onChange runs right after the grant).

@@ -16,7 +16,7 @@ function recorder() {
   return { batches, run };
 }
 
-Deno.test("Batcher flushes as soon as maxSize items are queued", async () => {
+Deno.test("batcher: flushes as soon as maxSize items are queued", async () => {
   const { batches, run } = recorder();
   // A long maxWaitMs: only the size can trigger these batches (a leftover timer would fail the sanitizer).
   const b = new Batcher<number, number>({ maxSize: 3, maxWaitMs: 60_000, run });
@@ -26,7 +26,7 @@ Deno.test("Batcher flushes as soon as maxSize items are queued", async () => {
   assert.equal(b.pending, 0);
 });
 
-Deno.test("Batcher flushes a partial batch after maxWaitMs", async () => {
+Deno.test("batcher: flushes a partial batch after maxWaitMs", async () => {
   const { batches, run } = recorder();
   const b = new Batcher<number, number>({ maxSize: 10, maxWaitMs: 1, run });
   const first = [b.add(1), b.add(2)];
@@ -39,14 +39,14 @@ Deno.test("Batcher flushes a partial batch after maxWaitMs", async () => {
   assert.deepEqual(batches, [[1, 2], [5]]);
 });
 
-Deno.test("Batcher with maxWaitMs 0 batches items added in the same task", async () => {
+Deno.test("batcher: with maxWaitMs 0 batches items added in the same task", async () => {
   const { batches, run } = recorder();
   const b = new Batcher<number, number>({ maxWaitMs: 0, run });
   assert.deepEqual(await Promise.all([b.add(1), b.add(2), b.add(3)]), [2, 4, 6]);
   assert.deepEqual(batches, [[1, 2, 3]]);
 });
 
-Deno.test("Batcher splits more than maxSize items into ordered batches", async () => {
+Deno.test("batcher: splits more than maxSize items into ordered batches", async () => {
   const { batches, run } = recorder();
   const b = new Batcher<number, number>({ maxSize: 2, maxWaitMs: 1, run });
   const results = await Promise.all([1, 2, 3, 4, 5].map((n) => b.add(n)));
@@ -54,7 +54,7 @@ Deno.test("Batcher splits more than maxSize items into ordered batches", async (
   assert.deepEqual(batches, [[1, 2], [3, 4], [5]]);
 });
 
-Deno.test("Batcher rejects only the items whose result is an Error", async () => {
+Deno.test("batcher: rejects only the items whose result is an Error", async () => {
   const b = new Batcher<string, string>({
     maxSize: 3,
     run: (items) =>
@@ -69,7 +69,7 @@ Deno.test("Batcher rejects only the items whose result is an Error", async () =>
   assert.deepEqual(ok2, { status: "fulfilled", value: "C" });
 });
 
-Deno.test("Batcher rejects every item of a batch whose run() throws", async () => {
+Deno.test("batcher: rejects every item of a batch whose run() throws", async () => {
   const boom = new Error("boom");
   let calls = 0;
   const b = new Batcher<number, number>({
@@ -90,16 +90,19 @@ Deno.test("Batcher rejects every item of a batch whose run() throws", async () =
   assert.equal(calls, 2);
 });
 
-Deno.test("Batcher rejects the batch when run() returns the wrong number of results", async () => {
+Deno.test("batcher: rejects the batch when run() returns the wrong number of results", async () => {
   const b = new Batcher<number, number>({ maxSize: 2, run: () => Promise.resolve([1]) });
   const settled = await Promise.allSettled([b.add(1), b.add(2)]);
   for (const s of settled) {
     assert.equal(s.status, "rejected");
-    assert.match(((s as PromiseRejectedResult).reason as Error).message, /1 results for 2 items/);
+    assert.match(
+      ((s as PromiseRejectedResult).reason as Error).message,
+      /received 1 results, expected 2, one per item/,
+    );
   }
 });
 
-Deno.test("Batcher flush runs queued items now and waits for earlier batches", async () => {
+Deno.test("batcher: flush runs queued items now and waits for earlier batches", async () => {
   const gate = Promise.withResolvers<void>();
   const batches: number[][] = [];
   const b = new Batcher<number, number>({
@@ -126,7 +129,7 @@ Deno.test("Batcher flush runs queued items now and waits for earlier batches", a
   await b.flush(); // nothing queued, nothing in flight
 });
 
-Deno.test("Batcher flush resolves even when items are rejected", async () => {
+Deno.test("batcher: flush resolves even when items are rejected", async () => {
   const b = new Batcher<number, number>({
     maxWaitMs: 60_000,
     run: () => Promise.reject(new Error("down")),
@@ -136,7 +139,7 @@ Deno.test("Batcher flush resolves even when items are rejected", async () => {
   await assert.rejects(p, /down/);
 });
 
-Deno.test("Batcher respects maxConcurrentBatches", async () => {
+Deno.test("batcher: respects maxConcurrentBatches", async () => {
   const gates: Array<ReturnType<typeof Promise.withResolvers<void>>> = [];
   const batches: number[][] = [];
   let running = 0;
@@ -176,7 +179,7 @@ Deno.test("Batcher respects maxConcurrentBatches", async () => {
   assert.equal(peak, 2);
 });
 
-Deno.test("Batcher rejects invalid options", () => {
+Deno.test("batcher: rejects invalid options", () => {
   const run = () => Promise.resolve([]);
   assert.throws(() => new Batcher({ maxSize: 0, run }), RangeError);
   assert.throws(() => new Batcher({ maxConcurrentBatches: 0, run }), RangeError);

@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
 import { BYTES_PER_ENTRY, hash64, IdWindow, slotsFor } from "../../src/lib/id_window.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 Deno.test("IdWindow: remembers ids for the TTL, then forgets them", () => {
-  let now = 0;
-  const w = new IdWindow({ ttlMs: 10_000, now: () => now });
+  const clock = new FakeClock({ start: 0 });
+  const w = new IdWindow({ ttlMs: 10_000, now: clock.now });
   w.add("a");
-  now = 9_800;
+  clock.set(9_800);
   assert.equal(w.has("a"), true);
   assert.equal(w.has("b"), false);
-  now = 10_100;
+  clock.set(10_100);
   assert.equal(w.has("a"), false);
   w.add("b"); // expires "a" from the ring
   assert.equal(w.size, 1);
@@ -21,14 +22,14 @@ Deno.test("IdWindow: TTL 0 remembers nothing", () => {
 });
 
 Deno.test("IdWindow: matches a reference set through growth, expiry and deletions", () => {
-  let now = 0;
+  const clock = new FakeClock({ start: 0 });
   const ttl = 500_000;
-  const w = new IdWindow({ ttlMs: ttl, initialSlots: 16, now: () => now });
+  const w = new IdWindow({ ttlMs: ttl, initialSlots: 16, now: clock.now });
   const added = new Map<string, number>();
   let seed = 7;
   const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   for (let i = 0; i < 20_000; i++) {
-    now += 100 * Math.floor(rand() * 3); // whole ticks: the window is exact
+    const now = clock.advance(100 * Math.floor(rand() * 3)); // whole ticks: the window is exact
     const id = `m-${Math.floor(rand() * 30_000)}`;
     const expect = (added.get(id) ?? -Infinity) > now - ttl;
     assert.equal(w.has(id), expect, `step ${i} ${id}`);
@@ -40,12 +41,12 @@ Deno.test("IdWindow: matches a reference set through growth, expiry and deletion
 });
 
 Deno.test("IdWindow: past its memory budget it drops the oldest and reports the shorter window", () => {
-  let now = 0;
-  const w = new IdWindow({ ttlMs: 3_600_000, maxBytes: 64 * 1024, now: () => now });
+  const clock = new FakeClock({ start: 0 });
+  const w = new IdWindow({ ttlMs: 3_600_000, maxBytes: 64 * 1024, now: clock.now });
   assert.equal(w.maxEntries, 3072);
   assert.ok(w.bytes <= 64 * 1024);
   for (let i = 0; i < 5000; i++) {
-    now += 10; // 100 ids a second
+    clock.advance(10); // 100 ids a second
     w.add(`id-${i}`);
   }
   assert.equal(w.size, 3072);

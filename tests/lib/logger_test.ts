@@ -9,7 +9,7 @@ function capture(options: LoggerOptions = {}) {
   return { log, lines };
 }
 
-Deno.test("json lines have ts, level, msg first, then fields", () => {
+Deno.test("logger: json lines have ts, level, msg first, then fields", () => {
   const { log, lines } = capture();
   log.info("message accepted", { message_id: "m1", receive_count: 2, ok: true });
   assert.deepEqual(lines, [
@@ -18,7 +18,7 @@ Deno.test("json lines have ts, level, msg first, then fields", () => {
   ]);
 });
 
-Deno.test("level filter drops lines below the configured level", () => {
+Deno.test("logger: level filter drops lines below the configured level", () => {
   const { log, lines } = capture({ level: "warn" });
   log.debug("d");
   log.info("i");
@@ -37,7 +37,7 @@ Deno.test("level filter drops lines below the configured level", () => {
   assert.deepEqual(byDefault.lines.map((l) => JSON.parse(l).msg), ["shown"]);
 });
 
-Deno.test("Error values render as {name, message}, also nested", () => {
+Deno.test("logger: Error values render as {name, message}, also nested", () => {
   const { log, lines } = capture();
   const err = new TypeError("bad thing");
   log.error("failed", { err, nested: { inner: new RangeError("too big") } });
@@ -46,7 +46,7 @@ Deno.test("Error values render as {name, message}, also nested", () => {
   assert.deepEqual(record.nested, { inner: { name: "RangeError", message: "too big" } });
 });
 
-Deno.test("fields cannot override ts, level or msg", () => {
+Deno.test("logger: fields cannot override ts, level or msg", () => {
   const { log, lines } = capture();
   log.warn("real", { msg: "fake", level: "error", ts: "never", extra: 1 });
   assert.deepEqual(JSON.parse(lines[0]!), {
@@ -57,7 +57,7 @@ Deno.test("fields cannot override ts, level or msg", () => {
   });
 });
 
-Deno.test("child loggers add fields; call fields win; children nest", () => {
+Deno.test("logger: child loggers add fields; call fields win; children nest", () => {
   const { log, lines } = capture();
   const child = log.child({ component: "receiver", queue: "main" });
   child.info("a");
@@ -92,7 +92,7 @@ Deno.test("child loggers add fields; call fields win; children nest", () => {
   ]);
 });
 
-Deno.test("a circular field does not throw", () => {
+Deno.test("logger: a circular field does not throw", () => {
   const { log, lines } = capture();
   const loop: Record<string, unknown> = {};
   loop.self = loop;
@@ -104,7 +104,7 @@ Deno.test("a circular field does not throw", () => {
   assert.equal(JSON.parse(lines[1]!).big, "12");
 });
 
-Deno.test("pretty format: HH:MM:SS.mmm LEVEL msg key=value", () => {
+Deno.test("logger: pretty format: HH:MM:SS.mmm LEVEL msg key=value", () => {
   const { log, lines } = capture({ format: "pretty", level: "debug" });
   log.info("started", { port: 9400, host: "127.0.0.1" });
   log.debug("plain");
@@ -116,7 +116,7 @@ Deno.test("pretty format: HH:MM:SS.mmm LEVEL msg key=value", () => {
   ]);
 });
 
-Deno.test("hostile ids: LOG_FORMAT=pretty escapes control characters and cuts long ids", () => {
+Deno.test("logger: hostile ids: LOG_FORMAT=pretty escapes control characters and cuts long ids", () => {
   const { log, lines } = capture({ format: "pretty" });
   log.warn("message", {
     user_id: "\u001b[2J\u001b[H",

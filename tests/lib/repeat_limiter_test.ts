@@ -7,10 +7,11 @@ import {
   RepeatLimiter,
   type RepeatState,
 } from "../../src/lib/repeat_limiter.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const MINUTE = 60_000;
 
-Deno.test("decideRepeat: row by row", () => {
+Deno.test("repeat limiter: decideRepeat: row by row", () => {
   const rows: Array<{
     name: string;
     state: RepeatState | undefined;
@@ -66,7 +67,7 @@ Deno.test("decideRepeat: row by row", () => {
   }
 });
 
-Deno.test("repeatKey: volatile fields and error identity", () => {
+Deno.test("repeat limiter: repeatKey: volatile fields and error identity", () => {
   const a = repeatKey("warn", "receive failed", { error: new Error("boom"), failures: 1 });
   const b = repeatKey("warn", "receive failed", { error: new Error("boom"), failures: 7 });
   const c = repeatKey("warn", "receive failed", { error: new Error("other"), failures: 1 });
@@ -81,13 +82,13 @@ Deno.test("repeatKey: volatile fields and error identity", () => {
   );
 });
 
-Deno.test("limitRepeats: the first warning, then one a minute with a count", () => {
-  let clock = 0;
+Deno.test("repeat limiter: limitRepeats: the first warning, then one a minute with a count", () => {
+  const clock = new FakeClock({ start: 0 });
   const lines: Array<Record<string, unknown>> = [];
-  const base = createLogger({ now: () => clock, write: (l) => lines.push(JSON.parse(l)) });
-  const log = limitRepeats(base, new RepeatLimiter({ now: () => clock }));
+  const base = createLogger({ now: clock.now, write: (l) => lines.push(JSON.parse(l)) });
+  const log = limitRepeats(base, new RepeatLimiter({ now: clock.now }));
   for (let i = 0; i < 100; i++) {
-    clock = i * 1000; // one a second for 100 s
+    clock.set(i * 1000); // one a second for 100 s
     log.warn("receive failed; backing off", { error: new Error("ECONNREFUSED"), failures: i });
     log.info("progress", { i });
   }
@@ -104,7 +105,7 @@ Deno.test("limitRepeats: the first warning, then one a minute with a count", () 
   assert.equal(lines.filter((l) => l.level === "warn").length, 2);
 });
 
-Deno.test("RepeatLimiter forgets the oldest key beyond maxKeys", () => {
+Deno.test("repeat limiter: RepeatLimiter forgets the oldest key beyond maxKeys", () => {
   const limiter = new RepeatLimiter({ maxKeys: 2, now: () => 0 });
   assert.equal(limiter.admit("a").write, true);
   assert.equal(limiter.admit("b").write, true);

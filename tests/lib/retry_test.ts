@@ -18,7 +18,7 @@ function fakeTime(start = 1_000_000) {
 
 const transient = () => new HttpError("enrichment", 503, "");
 
-Deno.test("backoffDelay is full jitter over a capped exponential", () => {
+Deno.test("retry: backoffDelay is full jitter over a capped exponential", () => {
   assert.equal(backoffDelay(1, 100, 5000, () => 1), 100);
   assert.equal(backoffDelay(2, 100, 5000, () => 1), 200);
   assert.equal(backoffDelay(4, 100, 5000, () => 0.5), 400);
@@ -30,20 +30,20 @@ Deno.test("backoffDelay is full jitter over a capped exponential", () => {
   }
 });
 
-Deno.test("parseRetryAfter reads delta seconds", () => {
+Deno.test("retry: parseRetryAfter reads delta seconds", () => {
   assert.equal(parseRetryAfter("3"), 3000);
   assert.equal(parseRetryAfter(" 0 "), 0);
   assert.equal(parseRetryAfter("1.5"), 1500);
   assert.equal(parseRetryAfter("-4"), 0);
 });
 
-Deno.test("parseRetryAfter reads an HTTP date relative to now", () => {
+Deno.test("retry: parseRetryAfter reads an HTTP date relative to now", () => {
   const now = Date.parse("Wed, 21 Oct 2015 07:28:00 GMT");
   assert.equal(parseRetryAfter("Wed, 21 Oct 2015 07:28:30 GMT", now), 30_000);
   assert.equal(parseRetryAfter("Wed, 21 Oct 2015 07:27:00 GMT", now), 0);
 });
 
-Deno.test("parseRetryAfter gives undefined for absent or invalid values", () => {
+Deno.test("retry: parseRetryAfter gives undefined for absent or invalid values", () => {
   assert.equal(parseRetryAfter(undefined), undefined);
   assert.equal(parseRetryAfter(null), undefined);
   assert.equal(parseRetryAfter(""), undefined);
@@ -51,7 +51,7 @@ Deno.test("parseRetryAfter gives undefined for absent or invalid values", () => 
   assert.equal(parseRetryAfter("12 34"), undefined);
 });
 
-Deno.test("retry returns the first success and passes the attempt number", async () => {
+Deno.test("retry: returns the first success and passes the attempt number", async () => {
   const { options, sleeps } = fakeTime();
   const seen: number[] = [];
   const result = await retry((attempt) => {
@@ -64,7 +64,7 @@ Deno.test("retry returns the first success and passes the attempt number", async
   assert.deepEqual(sleeps, [100, 200]);
 });
 
-Deno.test("retry stops at maxAttempts and rethrows the last error", async () => {
+Deno.test("retry: stops at maxAttempts and rethrows the last error", async () => {
   const { options, sleeps } = fakeTime();
   const errors: Error[] = [];
   await assert.rejects(
@@ -79,7 +79,7 @@ Deno.test("retry stops at maxAttempts and rethrows the last error", async () => 
   assert.equal(sleeps.length, 2);
 });
 
-Deno.test("retry does not retry a non-retriable error", async () => {
+Deno.test("retry: does not retry a non-retriable error", async () => {
   const { options, sleeps } = fakeTime();
   let calls = 0;
   await assert.rejects(
@@ -93,7 +93,7 @@ Deno.test("retry does not retry a non-retriable error", async () => {
   assert.deepEqual(sleeps, []);
 });
 
-Deno.test("retry uses a custom isRetriable", async () => {
+Deno.test("retry: uses a custom isRetriable", async () => {
   const { options } = fakeTime();
   let calls = 0;
   await assert.rejects(
@@ -106,7 +106,7 @@ Deno.test("retry uses a custom isRetriable", async () => {
   assert.equal(calls, 2);
 });
 
-Deno.test("retry calls onRetry before each sleep with error, attempt and delay", async () => {
+Deno.test("retry: calls onRetry before each sleep with error, attempt and delay", async () => {
   const { options, sleeps } = fakeTime();
   const calls: Array<[string, number, number]> = [];
   await assert.rejects(
@@ -122,7 +122,7 @@ Deno.test("retry calls onRetry before each sleep with error, attempt and delay",
   assert.deepEqual(calls, [["a1", 1, 100], ["a2", 2, 200]]);
 });
 
-Deno.test("retry honours retryAfterMs as the delay floor", async () => {
+Deno.test("retry: honours retryAfterMs as the delay floor", async () => {
   const { options, sleeps } = fakeTime();
   let calls = 0;
   await retry(() => {
@@ -137,7 +137,7 @@ Deno.test("retry honours retryAfterMs as the delay floor", async () => {
   assert.deepEqual(sleeps, [3000, 200]);
 });
 
-Deno.test("retry stops when the next delay would end past the budget", async () => {
+Deno.test("retry: stops when the next delay would end past the budget", async () => {
   const { options, sleeps, advance } = fakeTime();
   let calls = 0;
   await assert.rejects(
@@ -153,7 +153,7 @@ Deno.test("retry stops when the next delay would end past the budget", async () 
   assert.deepEqual(sleeps, [100, 200]);
 });
 
-Deno.test("retry stops when Retry-After exceeds the remaining budget", async () => {
+Deno.test("retry: stops when Retry-After exceeds the remaining budget", async () => {
   const { options, sleeps } = fakeTime();
   let calls = 0;
   const err = new HttpError("x", 503, "", { retryAfterMs: 2000 });
@@ -168,7 +168,7 @@ Deno.test("retry stops when Retry-After exceeds the remaining budget", async () 
   assert.deepEqual(sleeps, []);
 });
 
-Deno.test("retry rejects with signal.reason when aborted during a sleep", async () => {
+Deno.test("retry: rejects with signal.reason when aborted during a sleep", async () => {
   const controller = new AbortController();
   const reason = new Error("shutdown");
   let calls = 0;
@@ -187,7 +187,7 @@ Deno.test("retry rejects with signal.reason when aborted during a sleep", async 
   assert.equal(calls, 1);
 });
 
-Deno.test("retry does not start an attempt once aborted", async () => {
+Deno.test("retry: does not start an attempt once aborted", async () => {
   const reason = new Error("gone");
   let calls = 0;
   await assert.rejects(
@@ -200,7 +200,7 @@ Deno.test("retry does not start an attempt once aborted", async () => {
   assert.equal(calls, 0);
 });
 
-Deno.test("retry rethrows the attempt's error without sleeping if aborted meanwhile", async () => {
+Deno.test("retry: rethrows the attempt's error without sleeping if aborted meanwhile", async () => {
   const { options, sleeps } = fakeTime();
   const controller = new AbortController();
   const err = transient();
@@ -214,7 +214,7 @@ Deno.test("retry rethrows the attempt's error without sleeping if aborted meanwh
   assert.deepEqual(sleeps, []);
 });
 
-Deno.test("sleep resolves after the timer and rejects on abort", async () => {
+Deno.test("retry: sleep resolves after the timer and rejects on abort", async () => {
   await sleep(1);
   const controller = new AbortController();
   const reason = new Error("abort");

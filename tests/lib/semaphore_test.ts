@@ -6,7 +6,7 @@ async function tick(): Promise<void> {
   for (let i = 0; i < 5; i++) await Promise.resolve();
 }
 
-Deno.test("Semaphore rejects a limit below 1 or fractional", () => {
+Deno.test("semaphore: rejects a limit below 1 or fractional", () => {
   assert.throws(() => new Semaphore({ limit: 0 }), RangeError);
   assert.throws(() => new Semaphore({ limit: 1.5 }), RangeError);
   const s = new Semaphore({ limit: 1 });
@@ -14,7 +14,7 @@ Deno.test("Semaphore rejects a limit below 1 or fractional", () => {
   assert.equal(s.limit, 1);
 });
 
-Deno.test("Semaphore admits up to limit, then queues", async () => {
+Deno.test("semaphore: admits up to limit, then queues", async () => {
   const s = new Semaphore({ limit: 2 });
   const r1 = await s.acquire();
   const r2 = await s.acquire();
@@ -37,7 +37,7 @@ Deno.test("Semaphore admits up to limit, then queues", async () => {
   assert.equal(s.active, 0);
 });
 
-Deno.test("Semaphore serves waiters in FIFO order", async () => {
+Deno.test("semaphore: serves waiters in FIFO order", async () => {
   const s = new Semaphore({ limit: 1 });
   const first = await s.acquire();
   const order: number[] = [];
@@ -52,7 +52,7 @@ Deno.test("Semaphore serves waiters in FIFO order", async () => {
   assert.deepEqual(order, [1, 2, 3]);
 });
 
-Deno.test("Semaphore release is idempotent", async () => {
+Deno.test("semaphore: release is idempotent", async () => {
   const s = new Semaphore({ limit: 1 });
   const r1 = await s.acquire();
   r1();
@@ -64,7 +64,7 @@ Deno.test("Semaphore release is idempotent", async () => {
   r2();
 });
 
-Deno.test("Semaphore acquire rejects with signal.reason and leaves the queue", async () => {
+Deno.test("semaphore: acquire rejects with signal.reason and leaves the queue", async () => {
   const s = new Semaphore({ limit: 1 });
   const held = await s.acquire();
   const controller = new AbortController();
@@ -82,7 +82,7 @@ Deno.test("Semaphore acquire rejects with signal.reason and leaves the queue", a
   assert.equal(s.active, 0);
 });
 
-Deno.test("Semaphore acquire with an already aborted signal rejects without taking a slot", async () => {
+Deno.test("semaphore: acquire with an already aborted signal rejects without taking a slot", async () => {
   const s = new Semaphore({ limit: 1 });
   const reason = new Error("already");
   await assert.rejects(s.acquire(AbortSignal.abort(reason)), (err) => err === reason);
@@ -90,7 +90,7 @@ Deno.test("Semaphore acquire with an already aborted signal rejects without taki
   assert.equal(s.pending, 0);
 });
 
-Deno.test("Semaphore run releases after success and after failure", async () => {
+Deno.test("semaphore: run releases after success and after failure", async () => {
   const s = new Semaphore({ limit: 1 });
   assert.equal(await s.run(() => Promise.resolve(7)), 7);
   assert.equal(s.active, 0);
@@ -98,7 +98,7 @@ Deno.test("Semaphore run releases after success and after failure", async () => 
   assert.equal(s.active, 0);
 });
 
-Deno.test("Semaphore run never exceeds the limit", async () => {
+Deno.test("semaphore: run never exceeds the limit", async () => {
   const s = new Semaphore({ limit: 3 });
   let running = 0;
   let peak = 0;
@@ -114,7 +114,7 @@ Deno.test("Semaphore run never exceeds the limit", async () => {
   assert.equal(peak, 3);
 });
 
-Deno.test("Semaphore setLimit raising wakes waiters; lowering holds new ones back", async () => {
+Deno.test("semaphore: setLimit raising wakes waiters; lowering holds new ones back", async () => {
   const s = new Semaphore({ limit: 1 });
   const r1 = await s.acquire();
   const got: Array<() => void> = [];
@@ -141,7 +141,7 @@ Deno.test("Semaphore setLimit raising wakes waiters; lowering holds new ones bac
   r4();
 });
 
-Deno.test("defect 1: a slot granted in the turn the signal aborts does not start the queued call", async () => {
+Deno.test("semaphore: defect 1: a slot granted in the turn the signal aborts does not start the queued call", async () => {
   const sem = new Semaphore({ limit: 1 });
   const holder = await sem.acquire();
   const stop = new AbortController();

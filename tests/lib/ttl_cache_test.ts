@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
 import { TtlCache } from "../../src/lib/ttl_cache.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
-function clock(start = 1000) {
-  let t = start;
-  return { now: () => t, advance: (ms: number) => (t += ms) };
-}
+const clock = () => new FakeClock({ start: 1000 });
 
-Deno.test("TtlCache returns fresh values and expires them after ttl", () => {
+Deno.test("ttl cache: TtlCache returns fresh values and expires them after ttl", () => {
   const c = clock();
   const cache = new TtlCache<string, number>({ ttlMs: 100, now: c.now });
   cache.set("a", 1);
@@ -20,7 +18,7 @@ Deno.test("TtlCache returns fresh values and expires them after ttl", () => {
   assert.equal(cache.get("missing"), undefined);
 });
 
-Deno.test("TtlCache expiry is lazy: removed on access", () => {
+Deno.test("ttl cache: TtlCache expiry is lazy: removed on access", () => {
   const c = clock();
   const cache = new TtlCache<string, number>({ ttlMs: 10, now: c.now });
   cache.set("a", 1);
@@ -33,7 +31,7 @@ Deno.test("TtlCache expiry is lazy: removed on access", () => {
   assert.equal(cache.size, 0);
 });
 
-Deno.test("TtlCache set accepts a per-entry ttl and overwrites resets it", () => {
+Deno.test("ttl cache: TtlCache set accepts a per-entry ttl and overwrites resets it", () => {
   const c = clock();
   const cache = new TtlCache<string, string>({ ttlMs: 100, now: c.now });
   cache.set("short", "s", 10);
@@ -46,7 +44,7 @@ Deno.test("TtlCache set accepts a per-entry ttl and overwrites resets it", () =>
   assert.equal(cache.get("long"), "l2");
 });
 
-Deno.test("TtlCache evicts the least recently used entry at maxSize", () => {
+Deno.test("ttl cache: TtlCache evicts the least recently used entry at maxSize", () => {
   const c = clock();
   const cache = new TtlCache<string, number>({ ttlMs: 1000, maxSize: 3, now: c.now });
   cache.set("a", 1);
@@ -64,7 +62,7 @@ Deno.test("TtlCache evicts the least recently used entry at maxSize", () => {
   assert.equal(cache.size, 3);
 });
 
-Deno.test("TtlCache peek and has do not refresh LRU order", () => {
+Deno.test("ttl cache: TtlCache peek and has do not refresh LRU order", () => {
   const c = clock();
   const cache = new TtlCache<string, number>({ ttlMs: 1000, maxSize: 2, now: c.now });
   cache.set("a", 1);
@@ -76,7 +74,7 @@ Deno.test("TtlCache peek and has do not refresh LRU order", () => {
   assert.equal(cache.get("b"), 2);
 });
 
-Deno.test("TtlCache peek serves stale values within staleMs, then drops them", () => {
+Deno.test("ttl cache: TtlCache peek serves stale values within staleMs, then drops them", () => {
   const c = clock();
   const cache = new TtlCache<string, number>({ ttlMs: 100, staleMs: 50, now: c.now });
   cache.set("a", 1);
@@ -91,7 +89,7 @@ Deno.test("TtlCache peek serves stale values within staleMs, then drops them", (
   assert.equal(cache.size, 0);
 });
 
-Deno.test("TtlCache with staleMs 0 serves nothing from peek after expiry", () => {
+Deno.test("ttl cache: TtlCache with staleMs 0 serves nothing from peek after expiry", () => {
   const c = clock();
   const cache = new TtlCache<string, number>({ ttlMs: 100, now: c.now });
   cache.set("a", 1);
@@ -100,7 +98,7 @@ Deno.test("TtlCache with staleMs 0 serves nothing from peek after expiry", () =>
   assert.equal(cache.peek("a"), undefined);
 });
 
-Deno.test("TtlCache delete and clear", () => {
+Deno.test("ttl cache: TtlCache delete and clear", () => {
   const cache = new TtlCache<number, string>({ ttlMs: 100, now: () => 0 });
   cache.set(1, "x");
   cache.set(2, "y");
@@ -112,7 +110,7 @@ Deno.test("TtlCache delete and clear", () => {
   assert.equal(cache.get(2), undefined);
 });
 
-Deno.test("TtlCache caches falsy values such as 0 and null", () => {
+Deno.test("ttl cache: TtlCache caches falsy values such as 0 and null", () => {
   const cache = new TtlCache<string, number | null>({ ttlMs: 100, now: () => 0 });
   cache.set("zero", 0);
   cache.set("null", null);
@@ -121,6 +119,6 @@ Deno.test("TtlCache caches falsy values such as 0 and null", () => {
   assert.equal(cache.has("null"), true);
 });
 
-Deno.test("TtlCache rejects maxSize below 1", () => {
+Deno.test("ttl cache: TtlCache rejects maxSize below 1", () => {
   assert.throws(() => new TtlCache({ ttlMs: 1, maxSize: 0 }), RangeError);
 });

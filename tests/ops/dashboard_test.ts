@@ -12,7 +12,7 @@ interface PanelJson {
   targets?: Array<{ expr?: string }>;
 }
 
-Deno.test("the committed dashboard JSON equals the generated one", async () => {
+Deno.test("dashboard: the committed dashboard JSON equals the generated one", async () => {
   const committed = await Deno.readTextFile(`${REPO}/ops/grafana/sluice.json`);
   assert.ok(
     committed === dashboardJson(),

@@ -16,19 +16,19 @@ async function promtool(...args: string[]): Promise<{ code: number; out: string 
   return { code: result.code, out: text.decode(result.stdout) + text.decode(result.stderr) };
 }
 
-Deno.test("promtool check rules: the alert rules are valid", async () => {
+Deno.test("promtool: check rules: the alert rules are valid", async () => {
   const { code, out } = await promtool("check", "rules", "rules.yml");
   assert.equal(code, 0, out);
   assert.match(out, /SUCCESS: 7 rules found/);
 });
 
-Deno.test("promtool test rules: every alert fires when it should and not in a near miss", async () => {
+Deno.test("promtool: test rules: every alert fires when it should and not in a near miss", async () => {
   const { code, out } = await promtool("test", "rules", "rules_test.yml");
   assert.equal(code, 0, out);
   assert.match(out, /SUCCESS/);
 });
 
-Deno.test("promtool check config: the scrape example is valid", async () => {
+Deno.test("promtool: check config: the scrape example is valid", async () => {
   const { code, out } = await promtool("check", "config", "prometheus.yml");
   assert.equal(code, 0, out);
 });

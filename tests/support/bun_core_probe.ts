@@ -1,5 +1,5 @@
 /**
- * Run by tests/bun_core_test.ts under Bun: the core of sluice outside Deno.
+ * Run by tests/e2e/bun_core_test.ts under Bun: the core of sluice outside Deno.
  * Pure parts (parseMessage, route, releaseVisibilitySeconds,
  * buildOutputDocument) are run on fixed inputs and reported as they came out,
  * so the test can compare them with Deno's answers. Then a whole worker
@@ -21,6 +21,7 @@ import {
 import { buildOutputDocument, type Enrichment } from "../../src/domain/output_document.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
 import { createFakeSqs } from "./fake_sqs.ts";
+import { createEnrichFake, createValidatorFake } from "./fake_downstreams.ts";
 
 /** The little of Bun's API this probe uses (Deno type-checks this file without Bun's types). */
 interface BunServer {
@@ -170,60 +171,6 @@ function documents(): unknown[] {
 // ---------------------------------------------------------------------------
 // Fakes, in memory, served by Bun.
 
-/** Known users; any other id is unknown (404 / `missing`). The first batch call answers 503. */
-function fakeEnrichment(known: ReadonlySet<string>) {
-  const batches: string[][] = [];
-  const singles: string[] = [];
-  const profile = (id: string) => ({ user_id: id, name: `user ${id}`, tier: "gold" });
-  const handle = async (request: Request): Promise<Response> => {
-    const url = new URL(request.url);
-    if (request.method === "POST" && url.pathname === "/v1/users:batch") {
-      const ids = (await request.json() as { user_ids: string[] }).user_ids;
-      batches.push(ids);
-      if (batches.length === 1) {
-        return new Response("overloaded", { status: 503, headers: { "retry-after": "0" } });
-      }
-      return Response.json({
-        users: ids.filter((id) => known.has(id)).map((id) => ({ ...profile(id), meta: { r: 1 } })),
-        missing: ids.filter((id) => !known.has(id)),
-        errors: [],
-        meta: { request_id: `b${batches.length}` },
-      });
-    }
-    const single = /^\/v1\/users\/([^/]+)$/.exec(url.pathname);
-    if (request.method === "GET" && single) {
-      const id = decodeURIComponent(single[1]!);
-      singles.push(id);
-      return known.has(id)
-        ? Response.json({ ...profile(id), meta: { r: 1 } })
-        : Response.json({ error: "not found" }, { status: 404 });
-    }
-    return new Response("no such route", { status: 404 });
-  };
-  return { handle, batches, singles };
-}
-
-/** Accepts every document; the first submission of `flaky` answers 503. */
-function fakeValidator(flaky: string) {
-  const submissions: string[] = [];
-  const accepted: unknown[] = [];
-  const handle = async (request: Request): Promise<Response> => {
-    if (request.method !== "POST" || new URL(request.url).pathname !== "/ingest") {
-      return new Response("no such route", { status: 404 });
-    }
-    const text = await request.text();
-    const doc = JSON.parse(text) as { message_id: string };
-    submissions.push(doc.message_id);
-    if (doc.message_id === flaky && submissions.filter((id) => id === flaky).length === 1) {
-      return Response.json({ error: "busy" }, { status: 503, headers: { "retry-after": "0" } });
-    }
-    // Raw text, so the test sees the exact key order the worker sent.
-    accepted.push(text);
-    return Response.json({ status: "accepted" }, { status: 202 });
-  };
-  return { handle, submissions, accepted };
-}
-
 function serve(handle: (request: Request) => Promise<Response>): BunServer {
   return Bun.serve({
     hostname: "127.0.0.1",
@@ -274,8 +221,18 @@ function workload(): Array<{ tag: string; body: string }> {
 
 async function pipelineRun() {
   const sqs = createFakeSqs({ region: REGION, accountId: ACCOUNT });
-  const enrichment = fakeEnrichment(new Set(["u1", "u2", "u3", "u4", "u5", "u6", "42"]));
-  const validator = fakeValidator("m05");
+  // Known users; any other id is unknown (404 / `missing`). The first batch call answers 503.
+  const known = new Set(["u1", "u2", "u3", "u4", "u5", "u6", "42"]);
+  const enrichment = createEnrichFake({
+    known: (id) => known.has(id),
+    profile: (id) => ({ user_id: id, name: `user ${id}`, tier: "gold" }),
+  });
+  enrichment.failBatches.push(503);
+  enrichment.retryAfter = "0";
+  // Accepts every document with a 202; the first submission of m05 answers 503.
+  const validator = createValidatorFake({ acceptStatus: 202 });
+  validator.failFirst.set("m05", 503);
+  validator.retryAfter = "0";
   const servers = {
     sqs: serve(sqs.handle),
     enrichment: serve(enrichment.handle),
@@ -332,8 +289,9 @@ async function pipelineRun() {
       return {
         settled,
         sent,
-        accepted: validator.accepted,
-        submissions: validator.submissions,
+        // Raw text, so the test sees the exact key order the worker sent.
+        accepted: validator.texts,
+        submissions: validator.requests.map((r) => r.id),
         dlq: sqs.messages("work-dlq").map((m) => ({
           body: m.body,
           attributes: m.messageAttributes,
@@ -346,8 +304,8 @@ async function pipelineRun() {
         staleReceipts: metrics.body.split("\n")
           .filter((l) => l.startsWith("sluice_stale_receipts_total"))
           .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0),
-        enrichBatches: enrichment.batches,
-        enrichSingles: enrichment.singles,
+        enrichBatches: enrichment.requests.filter((r) => r.batch).map((r) => r.ids),
+        enrichSingles: enrichment.requests.filter((r) => !r.batch).map((r) => r.ids[0]),
         healthz,
         readyz,
         healthzAfterStop,
@@ -358,6 +316,8 @@ async function pipelineRun() {
       await worker.stop(1_000);
     }
   } finally {
+    enrichment.abort();
+    validator.abort();
     await Promise.all(Object.values(servers).map((s) => s.stop(true)));
   }
 }

@@ -5,161 +5,108 @@
  */
 import { startCommand } from "../../lab/start_command.ts";
 import assert from "node:assert/strict";
+import {
+  createEnrichFake,
+  createValidatorFake,
+  type EnrichFake,
+  type EnrichFakeOptions,
+  type ValidatorFake,
+  type ValidatorFakeOptions,
+} from "./fake_downstreams.ts";
+import { type LabEnv, runWorker, serveJson, startLabEnv, waitFor } from "./lab_env.ts";
 
-/** Resolves after `ms`, or early when `signal` aborts; never rejects, always clears its timer. */
-export function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
+export { pause } from "./fake_downstreams.ts";
 
 /** A valid message body; `event_ts` numeric so the document is easy to compare. */
 export function msg(id: string, user = `u-${id}`, payload: Record<string, unknown> = {}): string {
   return JSON.stringify({ message_id: id, user_id: user, event_ts: 1735689600, payload });
 }
 
-export interface EnrichRequest {
-  ids: string[];
-  status: number;
-  /** Date.now() when the request arrived. */
-  at: number;
+/** The enrichment fake of fake_downstreams.ts, served on 127.0.0.1. */
+export type ServedEnrichFake = EnrichFake & { readonly url: string; close(): Promise<void> };
+/** The validator fake of fake_downstreams.ts, served on 127.0.0.1. */
+export type ServedValidatorFake = ValidatorFake & { readonly url: string; close(): Promise<void> };
+
+export function startEnrichFake(options?: EnrichFakeOptions): ServedEnrichFake {
+  return served(createEnrichFake(options));
+}
+
+export function startValidatorFake(options?: ValidatorFakeOptions): ServedValidatorFake {
+  return served(createValidatorFake(options));
+}
+
+/** Serves a fake's handler; `close()` ends its pending delays, then the server. */
+function served<T extends { handle(r: Request): Promise<Response>; abort(): void }>(
+  fake: T,
+): T & { readonly url: string; close(): Promise<void> } {
+  const server = serveJson((request) => fake.handle(request));
+  return Object.assign(fake, {
+    url: server.url,
+    close: async () => {
+      fake.abort();
+      await server.close();
+    },
+  });
+}
+
+/** A lab (fauxqs with a main queue and a DLQ) and both downstream fakes; `close()` ends all. */
+export interface FaultRig {
+  lab: LabEnv;
+  enrich: ServedEnrichFake;
+  validator: ServedValidatorFake;
+  close(): Promise<void>;
+}
+
+export async function startRig(options?: Parameters<typeof startLabEnv>[0]): Promise<FaultRig> {
+  const lab = await startLabEnv(options);
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  return {
+    lab,
+    enrich,
+    validator,
+    close: async () => {
+      await enrich.close();
+      await validator.close();
+      await lab.close();
+    },
+  };
+}
+
+/** Messages being enriched: their user (`u-<id>`, as `msg` makes it) asked for, not yet accepted. */
+export function inWork(ids: readonly string[], enrich: EnrichFake, validator: ValidatorFake) {
+  const asked = new Set(enrich.requests.flatMap((r) => r.ids));
+  return ids.filter((id) => asked.has(`u-${id}`) && !validator.accepted.has(id));
+}
+
+/** How many distinct users the enrichment fake was asked for. */
+export function usersAsked(enrich: EnrichFake): number {
+  return new Set(enrich.requests.flatMap((r) => r.ids)).size;
 }
 
 /**
- * Enrichment API fake: every user id is known (profile `{user_id, segment, country}`)
- * unless it starts with "unknown". The fields below change its behaviour at run time.
+ * A fresh in-process worker takes what is left: waits until every id is accepted and the queue is
+ * empty, then stops it (also on a timeout). Returns the stopped worker, for its metrics.
  */
-export interface EnrichFake {
-  readonly url: string;
-  /** Every request in arrival order (single and batch). */
-  readonly requests: EnrichRequest[];
-  /** Answer every request with this status (e.g. 503) instead of the profile; undefined = healthy. */
-  failWith: number | undefined;
-  /** `Retry-After` header sent with failures. */
-  retryAfter: string | undefined;
-  /** Wait this long before answering, ms (ends early on close). */
-  delayMs: number;
-  close(): Promise<void>;
-}
-
-export function startEnrichFake(): EnrichFake {
-  const closing = new AbortController();
-  const profile = (id: string) => ({ user_id: id, segment: "casual", country: "DE" });
-  const fake: EnrichFake = {
-    url: "",
-    requests: [],
-    failWith: undefined,
-    retryAfter: undefined,
-    delayMs: 0,
-    close: async () => {
-      closing.abort();
-      await server.shutdown();
-    },
-  };
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (request) => {
-      const url = new URL(request.url);
-      let ids: string[];
-      const batch = request.method === "POST" && url.pathname === "/v1/users:batch";
-      if (batch) {
-        ids = ((await request.json()) as { user_ids: string[] }).user_ids;
-      } else if (url.pathname.startsWith("/v1/users/")) {
-        ids = [decodeURIComponent(url.pathname.slice("/v1/users/".length))];
-      } else {
-        await request.body?.cancel();
-        return new Response("no route", { status: 404 });
-      }
-      const entry: EnrichRequest = { ids, status: 200, at: Date.now() };
-      fake.requests.push(entry);
-      // Decide before the delay: a request that arrived during a brownout fails.
-      const failWith = fake.failWith;
-      const retryAfter = fake.retryAfter;
-      await pause(fake.delayMs, closing.signal);
-      if (failWith !== undefined) {
-        entry.status = failWith;
-        return Response.json({ error: "brownout" }, {
-          status: failWith,
-          headers: retryAfter ? { "retry-after": retryAfter } : {},
-        });
-      }
-      if (batch) {
-        return Response.json({
-          users: ids.filter((id) => !id.startsWith("unknown")).map(profile),
-          missing: ids.filter((id) => id.startsWith("unknown")),
-          errors: [],
-        });
-      }
-      const id = ids[0]!;
-      if (id.startsWith("unknown")) {
-        entry.status = 404;
-        return Response.json({ error: "not_found" }, { status: 404 });
-      }
-      return Response.json({ ...profile(id), meta: { request_id: "r" } });
-    },
-  );
-  (fake as { url: string }).url = `http://127.0.0.1:${server.addr.port}`;
-  return fake;
-}
-
-/** Validator fake: counts 2xx answers per message_id; can fail or be slow at run time. */
-export interface ValidatorFake {
-  readonly url: string;
-  /** message_id -> number of submissions answered 2xx. */
-  readonly accepted: Map<string, number>;
-  /** Documents answered 2xx, in order, as parsed JSON. */
-  readonly docs: Array<Record<string, unknown>>;
-  /** Every submission's arrival time and answer. */
-  readonly requests: Array<{ id: string; status: number; at: number }>;
-  /** Answer every submission with this status (e.g. 503); undefined = accept. */
-  failWith: number | undefined;
-  delayMs: number;
-  close(): Promise<void>;
-}
-
-export function startValidatorFake(): ValidatorFake {
-  const closing = new AbortController();
-  const fake: ValidatorFake = {
-    url: "",
-    accepted: new Map(),
-    docs: [],
-    requests: [],
-    failWith: undefined,
-    delayMs: 0,
-    close: async () => {
-      closing.abort();
-      await server.shutdown();
-    },
-  };
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (request) => {
-      if (new URL(request.url).pathname !== "/ingest") {
-        await request.body?.cancel();
-        return new Response("no route", { status: 404 });
-      }
-      const doc = JSON.parse(await request.text()) as Record<string, unknown>;
-      const id = String(doc.message_id);
-      const failWith = fake.failWith;
-      await pause(fake.delayMs, closing.signal);
-      fake.requests.push({ id, status: failWith ?? 200, at: Date.now() });
-      if (failWith !== undefined) {
-        return Response.json({ error: "burst" }, { status: failWith });
-      }
-      fake.accepted.set(id, (fake.accepted.get(id) ?? 0) + 1);
-      fake.docs.push(doc);
-      return Response.json({ status: "accepted" });
-    },
-  );
-  (fake as { url: string }).url = `http://127.0.0.1:${server.addr.port}`;
-  return fake;
+export async function finishQueue(
+  lab: LabEnv,
+  fakes: { enrich: ServedEnrichFake; validator: ServedValidatorFake },
+  ids: readonly string[],
+  what = "the next worker to finish the queue",
+  timeoutMs = 30_000,
+): Promise<ReturnType<typeof runWorker>> {
+  const { enrich, validator } = fakes;
+  const next = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
+  try {
+    await waitFor(
+      async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
+      what,
+      timeoutMs,
+    );
+  } finally {
+    await next.stop();
+  }
+  return next;
 }
 
 /** Every id in `ids` was accepted exactly once, and nothing else was. */

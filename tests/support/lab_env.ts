@@ -50,19 +50,8 @@ export async function startLabEnv(
   const env = (
     urls: { enrich: string; validator: string },
     overrides: Record<string, string> = {},
-  ): Record<string, string> => ({
-    SQS_QUEUE_URL: queueUrl,
-    AWS_ENDPOINT_URL_SQS: endpoint,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: "test",
-    AWS_SECRET_ACCESS_KEY: "test",
-    ENRICH_URL: urls.enrich,
-    VALIDATOR_URL: urls.validator,
-    SQS_RECEIVE_WAIT_SECONDS: "1",
-    HTTP_PORT: "0",
-    LOG_LEVEL: "error",
-    ...overrides,
-  });
+  ): Record<string, string> =>
+    workerEnv(queueUrl, urls, { AWS_ENDPOINT_URL_SQS: endpoint, LOG_LEVEL: "error", ...overrides });
   return {
     endpoint,
     admin,
@@ -102,6 +91,31 @@ export async function startLabEnv(
       return d.visible + d.inFlight + d.delayed;
     },
     close: () => app.close(),
+  };
+}
+
+/**
+ * Env vars for a worker on `queueUrl` (SQS at its origin, keys "test"/"test", port 0, 1 s long
+ * polls, LOG_LEVEL info) and the two downstreams; `overrides` win.
+ */
+export function workerEnv(
+  queueUrl: string,
+  urls: { enrich: string; validator: string },
+  overrides: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    SQS_QUEUE_URL: queueUrl,
+    // GetQueueUrl (the DLQ's) has no queue URL to take the endpoint from.
+    AWS_ENDPOINT_URL_SQS: new URL(queueUrl).origin,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    ENRICH_URL: urls.enrich,
+    VALIDATOR_URL: urls.validator,
+    SQS_RECEIVE_WAIT_SECONDS: "1",
+    HTTP_PORT: "0",
+    LOG_LEVEL: "info",
+    ...overrides,
   };
 }
 

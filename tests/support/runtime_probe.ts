@@ -1,5 +1,5 @@
 /**
- * Run by tests/runtime_test.ts under Deno and under Bun: exercises every
+ * Run by tests/cli/runtime_test.ts under Deno and under Bun: exercises every
  * function of src/runtime.ts and reports what it saw as one JSON line, then
  * waits for SIGTERM, which it answers with "got SIGTERM" and exit code 3.
  */

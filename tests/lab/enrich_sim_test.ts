@@ -1,8 +1,8 @@
 // deno-lint-ignore-file no-explicit-any
 import assert from "node:assert/strict";
-import { FakeClock } from "./support/fake_clock.ts";
-import { buildDataset } from "../lab/dataset.ts";
-import { startEnrichSim } from "../lab/enrich_sim.ts";
+import { FakeClock } from "../support/fake_clock.ts";
+import { buildDataset } from "../../lab/dataset.ts";
+import { startEnrichSim } from "../../lab/enrich_sim.ts";
 
 const dataset = buildDataset({ users: 200, seed: 7 });
 
@@ -15,7 +15,7 @@ async function getJson(
   return { status: res.status, headers: res.headers, body };
 }
 
-Deno.test("dataset: deterministic, leading-zero ids with distinct zero-less twins", () => {
+Deno.test("enrich sim: dataset: deterministic, leading-zero ids with distinct zero-less twins", () => {
   const again = buildDataset({ users: 200, seed: 7 });
   assert.deepEqual(again.knownIds, dataset.knownIds);
   assert.deepEqual(again.profile(dataset.knownIds[5]!), dataset.profile(dataset.knownIds[5]!));

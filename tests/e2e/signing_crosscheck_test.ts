@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { AwsClient } from "aws4fetch";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { Sha256 } from "@aws-crypto/sha256-js";
-import { SqsClient } from "../src/adapters/sqs_client.ts";
-import { sigv4Signature } from "./support/fake_sqs/sigv4_verifier.ts";
+import { SqsClient } from "../../src/adapters/sqs_client.ts";
+import { sigv4Signature } from "../support/fake_sqs/sigv4_verifier.ts";
 
 const T0 = Date.UTC(2025, 5, 30, 23, 59, 58);
 const AMZ_DATE = "20250630T235958Z";
@@ -105,7 +105,7 @@ async function signWithSmithy(c: Case, headers: Record<string, string>): Promise
 }
 
 for (const c of CASES) {
-  Deno.test(`aws4fetch and @smithy/signature-v4 agree: ${c.name}`, async () => {
+  Deno.test(`signing crosscheck: aws4fetch and @smithy/signature-v4 agree: ${c.name}`, async () => {
     const request = await signWithAws4fetch(c);
     const fromAws4fetch = request.headers.get("authorization") ?? "";
     assert.equal(request.headers.get("x-amz-date"), AMZ_DATE);
@@ -140,7 +140,7 @@ for (const c of CASES) {
   });
 }
 
-Deno.test("the signature SqsClient sends equals the AWS SDK signer's", async () => {
+Deno.test("signing crosscheck: the signature SqsClient sends equals the AWS SDK signer's", async () => {
   let sent: { url: string; headers: Headers; body: string } | undefined;
   const capture: typeof fetch = (input, init) => {
     sent = {

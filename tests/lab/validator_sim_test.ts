@@ -1,8 +1,9 @@
 // deno-lint-ignore-file no-explicit-any
 import assert from "node:assert/strict";
-import { buildDataset } from "../lab/dataset.ts";
-import type { ExpectedMessage } from "../lab/generator.ts";
-import { checkDocument, deepEqual, startValidatorSim } from "../lab/validator_sim.ts";
+import { buildDataset } from "../../lab/dataset.ts";
+import type { ExpectedMessage } from "../../lab/generator.ts";
+import { checkDocument, deepEqual, startValidatorSim } from "../../lab/validator_sim.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const dataset = buildDataset({ users: 50, seed: 2 });
 const knownId = dataset.knownIds.find((id) => id.startsWith("0")) ?? dataset.knownIds[0]!;
@@ -45,7 +46,7 @@ function unknownDoc(): Record<string, any> {
   };
 }
 
-Deno.test("checkDocument: accepts the exact shapes, including stale and unknown users", () => {
+Deno.test("validator sim: checkDocument: accepts the exact shapes, including stale and unknown users", () => {
   assert.equal(checkDocument(goodDoc(), expected, dataset), undefined);
   assert.equal(
     checkDocument({ ...goodDoc(), enrichment: { status: "stale" } }, expected, dataset),
@@ -57,7 +58,7 @@ Deno.test("checkDocument: accepts the exact shapes, including stale and unknown 
   assert.equal(checkDocument(reordered, expected, dataset), undefined);
 });
 
-Deno.test("checkDocument: rejects each wrong field with its reason", () => {
+Deno.test("validator sim: checkDocument: rejects each wrong field with its reason", () => {
   const cases: Array<[string, unknown]> = [
     ["not_object", [goodDoc()]],
     ["not_object", null],
@@ -102,7 +103,7 @@ Deno.test("checkDocument: rejects each wrong field with its reason", () => {
   }
 });
 
-Deno.test("deepEqual: types and key sets matter, order of keys does not", () => {
+Deno.test("validator sim: deepEqual: types and key sets matter, order of keys does not", () => {
   assert.ok(deepEqual({ a: 1, b: [1, 2] }, { b: [1, 2], a: 1 }));
   assert.ok(!deepEqual({ a: 1 }, { a: "1" }));
   assert.ok(!deepEqual([1, 2], { 0: 1, 1: 2 }));
@@ -111,8 +112,8 @@ Deno.test("deepEqual: types and key sets matter, order of keys does not", () => 
 });
 
 Deno.test("validator sim: 200 accepted, 400 with reason, duplicates counted, /stats", async () => {
-  let t = 1000;
-  const sim = startValidatorSim({ dataset, expected, instant: true, now: () => t });
+  const clock = new FakeClock({ start: 1000 });
+  const sim = startValidatorSim({ dataset, expected, instant: true, now: clock.now });
   const post = async (path: string, body: string) => {
     const res = await fetch(`${sim.url}${path}`, {
       method: "POST",
@@ -125,7 +126,7 @@ Deno.test("validator sim: 200 accepted, 400 with reason, duplicates counted, /st
     const ok = await post("/ingest", JSON.stringify(goodDoc()));
     assert.equal(ok.status, 200);
     assert.equal(ok.body.status, "accepted");
-    t = 2000;
+    clock.set(2000);
     const again = await post("/ingest/", JSON.stringify(goodDoc()));
     assert.equal(again.status, 200);
     assert.equal(again.body.duplicate, true);
@@ -193,8 +194,8 @@ Deno.test("validator sim: flaky answers some 5xx, deterministically from the see
 });
 
 Deno.test("validator sim: redirectEvery redirects a first submission only; the worker's client never follows it", async () => {
-  const { ValidatorClient } = await import("../src/adapters/validator_client.ts");
-  const { RedirectError } = await import("../src/lib/errors.ts");
+  const { ValidatorClient } = await import("../../src/adapters/validator_client.ts");
+  const { RedirectError } = await import("../../src/lib/errors.ts");
   const sim = startValidatorSim({ dataset, expected, instant: true, redirectEvery: 1 });
   try {
     const post = (doc: unknown) =>
@@ -225,7 +226,7 @@ Deno.test("validator sim: redirectEvery redirects a first submission only; the w
   }
 });
 
-Deno.test("checkDocument: a well-formed message the lab did not generate (sent by hand) is judged on its own", () => {
+Deno.test("validator sim: checkDocument: a well-formed message the lab did not generate (sent by hand) is judged on its own", () => {
   const hand = { ...goodDoc(), message_id: "by-hand-1", payload: { note: "aws sqs send-message" } };
   assert.equal(checkDocument(hand, expected, dataset), undefined);
   const unknown = { ...unknownDoc(), message_id: "by-hand-2", payload: {} };

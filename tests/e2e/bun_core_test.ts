@@ -8,15 +8,15 @@
  * requires them to agree, and checks every message's end in the worker run.
  */
 import assert from "node:assert/strict";
-import { BUN_VERSION, bunPath, REPO } from "./support/command.ts";
-import { parseMessage, type ParseResult } from "../src/domain/message_schema.ts";
+import { BUN_VERSION, bunPath, REPO } from "../support/command.ts";
+import { parseMessage, type ParseResult } from "../../src/domain/message_schema.ts";
 import {
   releaseVisibilitySeconds,
   route,
   type RouteContext,
   type Verdict,
-} from "../src/domain/outcome.ts";
-import { buildOutputDocument } from "../src/domain/output_document.ts";
+} from "../../src/domain/outcome.ts";
+import { buildOutputDocument } from "../../src/domain/output_document.ts";
 
 const PROBE = "tests/support/bun_core_probe.ts";
 /** Bound on the whole probe run (it takes about 2 s; the probe's own deadline is 30 s). */
@@ -82,7 +82,7 @@ const viaJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
 
 const PROFILE_KEYS = ["user_id", "name", "tier"];
 
-Deno.test("the core pipeline under Bun", async (t) => {
+Deno.test("bun core: the core pipeline under Bun", async (t) => {
   const report = await runProbe();
   assert.equal(report.bun, BUN_VERSION);
 

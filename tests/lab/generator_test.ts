@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { buildDataset } from "../lab/dataset.ts";
+import { buildDataset } from "../../lab/dataset.ts";
 import {
   generateMessages,
   type OutgoingMessage,
   sendMessages,
   toBatches,
-} from "../lab/generator.ts";
-import type { SqsAdmin } from "../lab/sqs_admin.ts";
+} from "../../lab/generator.ts";
+import type { SqsAdmin } from "../../lab/sqs_admin.ts";
 
 const dataset = buildDataset({ users: 300, seed: 4 });
 
@@ -121,7 +121,7 @@ function isValidInput(body: string): boolean {
   return typeof o.payload === "object" && o.payload !== null && !Array.isArray(o.payload);
 }
 
-Deno.test("toBatches: at most 10 entries and 900 KB per call", () => {
+Deno.test("generator: toBatches: at most 10 entries and 900 KB per call", () => {
   const msgs: OutgoingMessage[] = Array.from({ length: 25 }, (_, i) => ({
     body: i % 7 === 0 ? "y".repeat(400_000) : `{"i":${i}}`,
     duplicate: false,
@@ -134,7 +134,7 @@ Deno.test("toBatches: at most 10 entries and 900 KB per call", () => {
   }
 });
 
-Deno.test("sendMessages: sends every body once, retrying failed entries", async () => {
+Deno.test("generator: sendMessages: sends every body once, retrying failed entries", async () => {
   const received: string[] = [];
   let failOnce = true;
   const sqs: SqsAdmin = {

@@ -1,9 +1,9 @@
 /** The README's configuration table is the code's: every variable, every default. */
 import assert from "node:assert/strict";
-import { CONFIG_VARS } from "../src/app/config.ts";
+import { CONFIG_VARS } from "../../src/app/config.ts";
 
-Deno.test("README lists every variable of CONFIG_VARS with its default", async () => {
-  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+Deno.test("README: lists every variable of CONFIG_VARS with its default", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
   const rows = new Map<string, string>();
   for (const match of readme.matchAll(/^\| `([A-Z0-9_]+)` +\| ([^|]+?) *\|/gm)) {
     rows.set(match[1]!, match[2]!.trim());
@@ -28,13 +28,13 @@ function prose(text: string): Array<[number, string]> {
 }
 
 Deno.test("README: no line over 120 characters outside code blocks", async () => {
-  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
   const long = prose(readme).filter(([, line]) => line.length > 120).map(([n]) => n);
   assert.deepEqual(long, [], `README lines over 120 characters: ${long.join(", ")}`);
 });
 
-Deno.test("README reads top-down: what, commands, deploy, watch, DLQ, configuration", async () => {
-  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+Deno.test("README: reads top-down: what, commands, deploy, watch, DLQ, configuration", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
   const headings = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
   const order = [
     "The two commands",
@@ -54,16 +54,16 @@ Deno.test("README reads top-down: what, commands, deploy, watch, DLQ, configurat
   }
 });
 
-Deno.test("files users edit or read carry no internal wording", async () => {
-  const { helpText } = await import("../src/cli/help.ts");
+Deno.test("README: files users edit or read carry no internal wording", async () => {
+  const { helpText } = await import("../../src/cli/help.ts");
   const texts: Array<[string, string]> = [
-    ["README.md", await Deno.readTextFile(new URL("../README.md", import.meta.url))],
+    ["README.md", await Deno.readTextFile(new URL("../../README.md", import.meta.url))],
   ];
   for (const dir of ["systemd", "ops"]) {
     try {
-      for await (const entry of Deno.readDir(new URL(`../${dir}/`, import.meta.url))) {
+      for await (const entry of Deno.readDir(new URL(`../../${dir}/`, import.meta.url))) {
         if (!entry.isFile) continue;
-        const url = new URL(`../${dir}/${entry.name}`, import.meta.url);
+        const url = new URL(`../../${dir}/${entry.name}`, import.meta.url);
         texts.push([`${dir}/${entry.name}`, await Deno.readTextFile(url)]);
       }
     } catch (error) {

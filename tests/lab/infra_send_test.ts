@@ -5,10 +5,10 @@
  * drains it all.
  */
 import assert from "node:assert/strict";
-import { buildDataset } from "../lab/dataset.ts";
-import { createSqsAdmin } from "../lab/sqs_admin.ts";
-import { keptEnv, REPO, run } from "./support/command.ts";
-import { waitFor } from "./support/lab_env.ts";
+import { buildDataset } from "../../lab/dataset.ts";
+import { createSqsAdmin } from "../../lab/sqs_admin.ts";
+import { keptEnv, REPO, run } from "../support/command.ts";
+import { waitFor } from "../support/lab_env.ts";
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -17,7 +17,7 @@ function freePort(): number {
   return port;
 }
 
-Deno.test("lab --infra-only, lab send and a hand-sent message, drained by a worker from the exports", async () => {
+Deno.test("lab send: lab --infra-only, lab send and a hand-sent message, drained by a worker from the exports", async () => {
   const lab = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "lab/main.ts", "--infra-only", "--messages", "10"],
     cwd: REPO,

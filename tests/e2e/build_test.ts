@@ -8,11 +8,11 @@
  * so it never disturbs a binary someone is using.
  */
 import assert from "node:assert/strict";
-import { CONFIG_VARS } from "../src/app/config.ts";
-import { REPO, run } from "./support/command.ts";
-import { startFakeSqs } from "./support/fake_sqs.ts";
+import { CONFIG_VARS } from "../../src/app/config.ts";
+import { REPO, run } from "../support/command.ts";
+import { startFakeSqs } from "../support/fake_sqs.ts";
 
-Deno.test("deno task build makes a self-contained binary that works on instance-role credentials", async (t) => {
+Deno.test("build: deno task build makes a self-contained binary that works on instance-role credentials", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "sluice_build_test_" });
   try {
     const binary = `${dir}/sluice`;
@@ -219,7 +219,7 @@ async function imdsEndToEnd(binary: string, dir: string): Promise<void> {
   }
 }
 
-Deno.test("the build refuses an entry that reaches lab/ or tests/", async () => {
+Deno.test("build: the build refuses an entry that reaches lab/ or tests/", async () => {
   // Inside the repo so the entry resolves like src/main.ts would.
   await Deno.mkdir(`${REPO}/dist`, { recursive: true });
   const dir = await Deno.makeTempDir({ dir: `${REPO}/dist`, prefix: "build_test_" });

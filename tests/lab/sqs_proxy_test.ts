@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { messageIdOf, startSqsProxy } from "../lab/sqs_proxy.ts";
-import { FakeClock } from "./support/fake_clock.ts";
+import { messageIdOf, startSqsProxy } from "../../lab/sqs_proxy.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 /** A fake SQS upstream that answers ReceiveMessage with two messages and acknowledges deletes. */
 function fakeSqs() {
@@ -108,7 +108,7 @@ Deno.test("sqs proxy: an outage answers 503 without reaching SQS, then recovers"
   }
 });
 
-Deno.test("messageIdOf: only string ids of JSON objects", () => {
+Deno.test("sqs proxy: messageIdOf: only string ids of JSON objects", () => {
   assert.equal(messageIdOf('{"message_id":"a"}'), "a");
   assert.equal(messageIdOf('{"message_id":1}'), undefined);
   assert.equal(messageIdOf('{"message_id":""}'), undefined);

@@ -4,9 +4,9 @@
  * of contract sections 4 and 8 that those tools do not check.
  */
 import assert from "node:assert/strict";
-import { CONFIG_VARS, loadConfig, worstCaseStopSeconds } from "../src/app/config.ts";
+import { CONFIG_VARS, loadConfig, worstCaseStopSeconds } from "../../src/app/config.ts";
 
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const UNIT = `${REPO}/systemd/sluice.service`;
 const ENV_EXAMPLE = `${REPO}/systemd/sluice.env.example`;
 /** systemd-analyze's exposure score runs 0 (locked down) to 10; "OK" ends at 3.9. */
@@ -76,7 +76,7 @@ function directives(unitText: string): Map<string, string[]> {
   return map;
 }
 
-Deno.test("systemd-analyze verify accepts sluice.service and rejects a broken copy", async () => {
+Deno.test("systemd: systemd-analyze verify accepts sluice.service and rejects a broken copy", async () => {
   const unit = await Deno.readTextFile(UNIT);
   const good = await verifyInRoot(unit);
   assert.equal(good.code, 0, good.output);
@@ -88,7 +88,7 @@ Deno.test("systemd-analyze verify accepts sluice.service and rejects a broken co
   assert.match(bad.output, /KillSignal|signal/i);
 });
 
-Deno.test("systemd-analyze security rates sluice.service OK", async () => {
+Deno.test("systemd: systemd-analyze security rates sluice.service OK", async () => {
   const result = await analyze(["security", "--offline=yes", "--no-pager", UNIT]);
   const match = result.output.match(/Overall exposure level for sluice\.service: ([\d.]+) (\w+)/);
   assert.ok(match, `no exposure score in:\n${result.output}`);
@@ -97,7 +97,7 @@ Deno.test("systemd-analyze security rates sluice.service OK", async () => {
   assert.ok(score <= MAX_EXPOSURE, `exposure ${score} > ${MAX_EXPOSURE}:\n${result.output}`);
 });
 
-Deno.test("sluice.service keeps the contract's promises", async () => {
+Deno.test("systemd: sluice.service keeps the contract's promises", async () => {
   const unit = directives(await Deno.readTextFile(UNIT));
   const one = (key: string) => unit.get(key)?.at(-1);
   assert.equal(one("ExecStart"), "/usr/local/bin/sluice");
@@ -125,7 +125,7 @@ Deno.test("sluice.service keeps the contract's promises", async () => {
   assert.match(one("RestartPreventExitStatus") ?? "", /\b2\b/);
 });
 
-Deno.test("sluice.env.example documents every variable with its default", async () => {
+Deno.test("systemd: sluice.env.example documents every variable with its default", async () => {
   const text = await Deno.readTextFile(ENV_EXAMPLE);
   const lines = text.split("\n");
   for (const v of CONFIG_VARS) {
@@ -152,7 +152,7 @@ Deno.test("sluice.env.example documents every variable with its default", async 
   }
 });
 
-Deno.test("issue 9: worst-case stop (grace + request timeout + flush) is below TimeoutStopSec, and the env example and README agree", async () => {
+Deno.test("systemd: issue 9: worst-case stop (grace + request timeout + flush) is below TimeoutStopSec, and the env example and README agree", async () => {
   const unit = directives(await Deno.readTextFile(UNIT));
   const timeoutStop = Number(unit.get("TimeoutStopSec")?.at(-1));
   const defaults = loadConfig({
@@ -184,10 +184,10 @@ Deno.test("issue 9: worst-case stop (grace + request timeout + flush) is below T
   assert.ok(unitText.includes(`= ${worst} s`), "the unit's comment states the worst case");
 });
 
-Deno.test("sluice.env.example names the unit's TimeoutStopSec", async () => {
-  const unit = await Deno.readTextFile(new URL("../systemd/sluice.service", import.meta.url));
+Deno.test("systemd: sluice.env.example names the unit's TimeoutStopSec", async () => {
+  const unit = await Deno.readTextFile(new URL("../../systemd/sluice.service", import.meta.url));
   const example = await Deno.readTextFile(
-    new URL("../systemd/sluice.env.example", import.meta.url),
+    new URL("../../systemd/sluice.env.example", import.meta.url),
   );
   const stop = /^TimeoutStopSec=(\d+)/m.exec(unit)?.[1];
   const named = [...example.matchAll(/TimeoutStopSec \((\d+)\)/g)].map((m) => m[1]);

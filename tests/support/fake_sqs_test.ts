@@ -1,8 +1,8 @@
 /** The fake SQS behaves like SQS where the worker depends on it (it backs the fault tests). */
 import assert from "node:assert/strict";
-import { SqsClient } from "../src/adapters/sqs_client.ts";
-import { SqsError } from "../src/lib/errors.ts";
-import { startFakeSqs } from "./support/fake_sqs.ts";
+import { SqsClient } from "../../src/adapters/sqs_client.ts";
+import { SqsError } from "../../src/lib/errors.ts";
+import { startFakeSqs } from "./fake_sqs.ts";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5);
 

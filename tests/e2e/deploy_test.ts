@@ -10,9 +10,9 @@
  * test is reported as ignored, with the reason, never as passed.
  */
 import assert from "node:assert/strict";
-import { run } from "./support/command.ts";
+import { run } from "../support/command.ts";
 
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const SSHD = "/usr/sbin/sshd";
 
 async function exists(path: string): Promise<boolean> {
@@ -146,7 +146,7 @@ async function fakeBinary(path: string, commit: string): Promise<void> {
 }
 
 Deno.test({
-  name: "deploy.sh installs over real ssh, keeps the env file, rolls back a failed start",
+  name: "deploy: deploy.sh installs over real ssh, keeps the env file, rolls back a failed start",
   ignore: skipReason !== undefined,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "sluice_deploy_test_" });
@@ -313,7 +313,7 @@ Deno.test({
   },
 });
 
-Deno.test("issue 9: the build installs packages with a frozen lockfile", async () => {
+Deno.test("deploy: issue 9: the build installs packages with a frozen lockfile", async () => {
   // deploy.sh builds through `deno task build` (scripts/build.ts); neither may update deno.lock.
   const build = await Deno.readTextFile(`${REPO}/scripts/build.ts`);
   const installs = [...build.matchAll(/\[Deno\.execPath\(\), "install"([^\]]*)\]/g)];

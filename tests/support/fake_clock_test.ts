@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FakeClock } from "./support/fake_clock.ts";
+import { FakeClock } from "./fake_clock.ts";
 
 Deno.test("fake clock: an auto sleep moves time at once and is recorded", async () => {
   const clock = new FakeClock({ start: 10 });

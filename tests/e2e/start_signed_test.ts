@@ -6,16 +6,16 @@
  * and a bad config value stops it with one line and exit code 2.
  */
 import assert from "node:assert/strict";
-import { startFakeSqs } from "./support/fake_sqs.ts";
+import { startFakeSqs } from "../support/fake_sqs.ts";
 import {
   assertAcceptedOnce,
   msg,
   spawnWorker,
   startEnrichFake,
   startValidatorFake,
-} from "./support/fault_kit.ts";
-import { startCommand } from "../lab/start_command.ts";
-import { waitFor } from "./support/lab_env.ts";
+} from "../support/fault_kit.ts";
+import { startCommand } from "../../lab/start_command.ts";
+import { waitFor } from "../support/lab_env.ts";
 
 const KEYS = {
   accessKeyId: "AKIDEXAMPLE",
@@ -103,7 +103,7 @@ Deno.test("deno task start: a bad value gives one line naming the variable and e
   const [program, ...args] = startCommand();
   const output = await new Deno.Command(program!, {
     args,
-    cwd: new URL("../", import.meta.url).pathname,
+    cwd: new URL("../../", import.meta.url).pathname,
     env: {
       SQS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/q",
       ENRICH_URL: "http://127.0.0.1:1",

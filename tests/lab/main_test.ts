@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { formatProgress, formatSummary, infraLines, parseLabFlags } from "../lab/main.ts";
-import type { LabProgress } from "../lab/lab.ts";
-import { parseSendFlags, sendBodies } from "../lab/send_command.ts";
-import { sumMetric, WorkerMetricsTracker } from "../lab/worker_metrics.ts";
-import { percentile } from "../lab/lab.ts";
+import { formatProgress, formatSummary, infraLines, parseLabFlags } from "../../lab/main.ts";
+import type { LabProgress } from "../../lab/lab.ts";
+import { parseSendFlags, sendBodies } from "../../lab/send_command.ts";
+import { sumMetric, WorkerMetricsTracker } from "../../lab/worker_metrics.ts";
+import { percentile } from "../../lab/lab.ts";
 
-Deno.test("lab flags: defaults, values, --chaos mix", () => {
+Deno.test("lab main: lab flags: defaults, values, --chaos mix", () => {
   const d = parseLabFlags([]);
   assert.equal(d.scenario, "io_mild");
   assert.equal(d.messages, 5000);
@@ -32,7 +32,7 @@ Deno.test("lab flags: defaults, values, --chaos mix", () => {
   assert.ok((c.chaos?.sqsOutageSeconds ?? 0) > 0);
 });
 
-Deno.test("lab flags: bad values name the flag and what is allowed", () => {
+Deno.test("lab main: lab flags: bad values name the flag and what is allowed", () => {
   assert.throws(
     () => parseLabFlags(["--scenario", "heavy"]),
     /--scenario: got "heavy", expected one of io_mild/,
@@ -49,14 +49,14 @@ Deno.test("lab flags: bad values name the flag and what is allowed", () => {
   assert.throws(() => parseLabFlags(["--bogus"]), /bogus/);
 });
 
-Deno.test("percentile: nearest rank", () => {
+Deno.test("lab main: percentile: nearest rank", () => {
   assert.equal(percentile([], 0.5), 0);
   assert.equal(percentile([1, 2, 3, 4], 0.5), 2);
   assert.equal(percentile([1, 2, 3, 4], 0.99), 4);
   assert.equal(percentile(Array.from({ length: 100 }, (_, i) => i + 1), 0.99), 99);
 });
 
-Deno.test("formatSummary: shows the result and every problem", () => {
+Deno.test("lab main: formatSummary: shows the result and every problem", () => {
   const text = formatSummary({
     scenario: "io_mild",
     messages: 10,
@@ -118,7 +118,7 @@ const progress = (over: Partial<LabProgress> = {}): LabProgress => ({
   ...over,
 });
 
-Deno.test("formatProgress: rate first, errors, retries and breaker opens, within 80 columns", () => {
+Deno.test("lab main: formatProgress: rate first, errors, retries and breaker opens, within 80 columns", () => {
   const line = formatProgress(progress(), "brownout");
   assert.equal(line, "2855/s acc 18000/19600 dlq 350/400 err 1234 retry 5678 open 3 12s");
   const huge = formatProgress(
@@ -142,7 +142,7 @@ Deno.test("formatProgress: rate first, errors, retries and breaker opens, within
   assert.ok(formatProgress(progress(), "x", 40).length <= 40);
 });
 
-Deno.test("WorkerMetricsTracker: retries add up across restarts, breaker opens are transitions", () => {
+Deno.test("lab main: WorkerMetricsTracker: retries add up across restarts, breaker opens are transitions", () => {
   const t = new WorkerMetricsTracker();
   const scrape = (retries: number, enrich: number) =>
     `# TYPE sluice_retries_total counter\nsluice_retries_total{target="enrich"} ${retries}\n` +
@@ -160,7 +160,7 @@ Deno.test("WorkerMetricsTracker: retries add up across restarts, breaker opens a
   ]);
 });
 
-Deno.test("infraLines: exports with AWS_DEFAULT_REGION, then the worker's curl lines", () => {
+Deno.test("lab main: infraLines: exports with AWS_DEFAULT_REGION, then the worker's curl lines", () => {
   const lines = infraLines({
     SQS_QUEUE_URL: "http://127.0.0.1:1/000000000000/sluice-lab",
     AWS_DEFAULT_REGION: "us-east-1",
@@ -171,7 +171,7 @@ Deno.test("infraLines: exports with AWS_DEFAULT_REGION, then the worker's curl l
   assert.ok(lines.some((l) => l.includes("localhost:9400/metrics")));
 });
 
-Deno.test("lab send: flags and bodies (valid for known users, then chosen poison)", () => {
+Deno.test("lab main: lab send: flags and bodies (valid for known users, then chosen poison)", () => {
   assert.deepEqual(parseSendFlags(["--count", "3", "--poison", "2"]), {
     help: false,
     count: 3,
@@ -190,10 +190,10 @@ Deno.test("lab send: flags and bodies (valid for known users, then chosen poison
   assert.equal(JSON.parse(bodies[5]!).event_ts, "yesterday");
 });
 
-Deno.test("lab --help explains each term of the live line and the summary in one line", async () => {
+Deno.test("lab main: lab --help explains each term of the live line and the summary in one line", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "lab/main.ts", "--help"],
-    cwd: new URL("..", import.meta.url).pathname,
+    cwd: new URL("../..", import.meta.url).pathname,
     stdout: "piped",
     stderr: "piped",
   }).output();
