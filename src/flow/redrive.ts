@@ -4,6 +4,7 @@
  * still propagating, an expired token), and until the policy is known every
  * receive counts as possibly the last (see `isLastReceive` in outcome.ts).
  */
+import { SluiceError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { backoffDelay, retry, sleep as defaultSleep } from "../lib/retry.ts";
 import type { SqsClient } from "../adapters/sqs_client.ts";
@@ -22,10 +23,10 @@ export interface Redrive {
 }
 
 /** Thrown when the policy names a DLQ whose URL could not be found. */
-export class DlqLookupError extends Error {
+export class DlqLookupError extends SluiceError {
   override name = "DlqLookupError";
   constructor(readonly redrive: Redrive, readonly dlqName: string, cause: unknown) {
-    super(`Cannot find the URL of the DLQ ${dlqName}: ${describe(cause)}`, { cause });
+    super(`Cannot find the URL of the DLQ ${dlqName}: ${describe(cause)}`, "TRANSIENT", { cause });
   }
 }
 

@@ -4,7 +4,7 @@
  * the pipeline only learns "done" or "the receipt handle is stale".
  */
 import { Batcher } from "../lib/batcher.ts";
-import { SqsError } from "../lib/errors.ts";
+import { SluiceError, SqsError } from "../lib/errors.ts";
 import { retry } from "../lib/retry.ts";
 import { asciiText, sqsAttributeText } from "../lib/sqs_text.ts";
 import {
@@ -47,10 +47,10 @@ interface Entry {
   visibilityTimeout?: number;
 }
 
-class StaleEntry extends Error {
+class StaleEntry extends SluiceError {
   override name = "StaleEntry";
   constructor(readonly code: string) {
-    super(`receipt handle is stale (${code})`);
+    super(`receipt handle is stale (${code})`, "TRANSIENT");
   }
 }
 
