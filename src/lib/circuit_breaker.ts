@@ -1,6 +1,9 @@
 /**
  * A circuit breaker: stops calling a downstream whose failure rate over a
  * rolling window is too high, then lets a few probe calls test its recovery.
+ * It stays open for a short floor, or as long as the downstream asked
+ * (`Retry-After` on a failure), whichever is later: a fixed long cooldown
+ * makes recovery slower than the outage.
  */
 import { CircuitOpenError } from "./errors.ts";
 
@@ -17,8 +20,13 @@ export interface CircuitBreakerOptions {
   minimumCalls?: number;
   /** Rolling window in ms, kept as 10 buckets. Default 10000. */
   windowMs?: number;
-  /** How long the breaker stays open before it lets probes through, in ms. Default 5000. */
+  /**
+   * The shortest time the breaker stays open before it lets probes through, in ms; a failure's
+   * `retryAfterMs` (the downstream's Retry-After) keeps it open longer. Default 1000.
+   */
   cooldownMs?: number;
+  /** The longest time the breaker stays open, whatever Retry-After said, in ms. Default 60000. */
+  maxOpenMs?: number;
   /**
    * Probe calls allowed in half_open (this many in total, concurrently or not);
    * all succeed -> closed, any fails -> open again. Default 3.
@@ -31,6 +39,26 @@ export interface CircuitBreakerOptions {
 }
 
 const BUCKETS = 10;
+
+/**
+ * When an open state entered at `now` ends: after the floor, or at the time the downstream asked
+ * for (`askedUntil`, from Retry-After), whichever is later, but no later than `now + maxMs`.
+ */
+export function openUntil(
+  now: number,
+  floorMs: number,
+  maxMs: number,
+  askedUntil: number | undefined,
+): number {
+  const asked = askedUntil === undefined ? 0 : askedUntil - now;
+  return now + Math.min(maxMs, Math.max(floorMs, asked));
+}
+
+/** The `retryAfterMs` a failure carries (HttpError from a Retry-After header), if any. */
+function retryAfterOf(err: unknown): number | undefined {
+  const ms = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  return typeof ms === "number" && ms >= 0 && Number.isFinite(ms) ? ms : undefined;
+}
 
 interface Bucket {
   /** Which bucket-sized slice of time (now / bucketMs) these counts belong to. */
@@ -47,6 +75,7 @@ export class CircuitBreaker {
   readonly #minimumCalls: number;
   readonly #bucketMs: number;
   readonly #cooldownMs: number;
+  readonly #maxOpenMs: number;
   readonly #probes: number;
   readonly #now: () => number;
   readonly #onStateChange: ((to: BreakerState, from: BreakerState) => void) | undefined;
@@ -54,7 +83,10 @@ export class CircuitBreaker {
   #state: BreakerState = "closed";
   /** Bumped on each state change so that results of calls admitted earlier are ignored. */
   #generation = 0;
-  #openedAt = 0;
+  /** When the open state ends (half_open from then on). */
+  #openUntil = 0;
+  /** The latest time a failure's Retry-After asked us to wait until, since the last close. */
+  #askedUntil: number | undefined;
   #probesInFlight = 0;
   #probeSuccesses = 0;
   #buckets: Bucket[] = [];
@@ -65,7 +97,8 @@ export class CircuitBreaker {
     this.#threshold = options.failureRateThreshold ?? 0.5;
     this.#minimumCalls = options.minimumCalls ?? 20;
     this.#bucketMs = (options.windowMs ?? 10_000) / BUCKETS;
-    this.#cooldownMs = options.cooldownMs ?? 5000;
+    this.#cooldownMs = options.cooldownMs ?? 1000;
+    this.#maxOpenMs = options.maxOpenMs ?? 60_000;
     this.#probes = options.halfOpenProbes ?? 3;
     this.#now = options.now ?? Date.now;
     this.#onStateChange = options.onStateChange;
@@ -80,7 +113,7 @@ export class CircuitBreaker {
 
   /** The current state; reading it moves open -> half_open once the cooldown has passed. */
   get state(): BreakerState {
-    if (this.#state === "open" && this.#now() - this.#openedAt >= this.#cooldownMs) {
+    if (this.#state === "open" && this.#now() >= this.#openUntil) {
       this.#transition("half_open");
     }
     return this.#state;
@@ -89,7 +122,7 @@ export class CircuitBreaker {
   /** Ms until an open breaker lets a probe through (0 if not open). */
   remainingCooldownMs(): number {
     if (this.state !== "open") return 0;
-    return Math.max(0, this.#openedAt + this.#cooldownMs - this.#now());
+    return Math.max(0, this.#openUntil - this.#now());
   }
 
   /** Whether a call may pass now (does not consume a probe slot). */
@@ -118,17 +151,23 @@ export class CircuitBreaker {
     try {
       result = await fn();
     } catch (err) {
-      this.#settle(generation, probe, !isFailure(err));
+      this.#settle(generation, probe, !isFailure(err), retryAfterOf(err));
       throw err;
     }
     this.#settle(generation, probe, true);
     return result;
   }
 
-  /** Records a result for callers that cannot wrap the call (e.g. the receive loop). */
-  record(success: boolean): void {
+  /**
+   * Records a result for callers that cannot wrap the call (e.g. the receive loop);
+   * `retryAfterMs` is how long a failed downstream asked us to wait, if it said.
+   */
+  record(success: boolean, retryAfterMs?: number): void {
     const state = this.state;
     if (state === "open") return;
+    if (!success && retryAfterMs !== undefined) {
+      this.#askedUntil = Math.max(this.#askedUntil ?? 0, this.#now() + retryAfterMs);
+    }
     if (state === "half_open") {
       if (!success) this.#transition("open");
       else if (++this.#probeSuccesses >= this.#probes) this.#transition("closed");
@@ -144,11 +183,11 @@ export class CircuitBreaker {
     }
   }
 
-  #settle(generation: number, probe: boolean, success: boolean): void {
+  #settle(generation: number, probe: boolean, success: boolean, retryAfterMs?: number): void {
     // A call admitted before the last state change says nothing about the current state.
     if (generation !== this.#generation) return;
     if (probe) this.#probesInFlight--;
-    this.record(success);
+    this.record(success, success ? undefined : retryAfterMs);
   }
 
   #transition(to: BreakerState): void {
@@ -158,7 +197,11 @@ export class CircuitBreaker {
     this.#generation++;
     this.#probesInFlight = 0;
     this.#probeSuccesses = 0;
-    if (to === "open") this.#openedAt = this.#now();
+    if (to === "open") {
+      const now = this.#now();
+      this.#openUntil = openUntil(now, this.#cooldownMs, this.#maxOpenMs, this.#askedUntil);
+    }
+    if (to === "closed") this.#askedUntil = undefined;
     if (to !== "half_open") this.#resetWindow();
     this.#onStateChange?.(to, from);
   }

@@ -3,8 +3,9 @@ import {
   type BreakerState,
   CircuitBreaker,
   type CircuitBreakerOptions,
+  openUntil,
 } from "../../src/lib/circuit_breaker.ts";
-import { CircuitOpenError } from "../../src/lib/errors.ts";
+import { CircuitOpenError, HttpError } from "../../src/lib/errors.ts";
 
 function setup(options: Partial<CircuitBreakerOptions> = {}) {
   let t = 1_000_000;
@@ -197,4 +198,87 @@ Deno.test("breaker validates its options", () => {
   assert.equal(defaults.state, "closed", "default minimumCalls is 20");
   defaults.record(false);
   assert.equal(defaults.state, "open");
+});
+
+Deno.test("openUntil: the later of the floor and Retry-After, capped", () => {
+  // [floorMs, maxMs, askedUntil (absolute, now = 10_000), expected end]
+  const rows: Array<[number, number, number | undefined, number]> = [
+    [1000, 60_000, undefined, 11_000], // nobody asked: the floor
+    [1000, 60_000, 12_000, 12_000], // Retry-After: 2 beats a 1 s floor
+    [1000, 60_000, 10_500, 11_000], // Retry-After shorter than the floor: the floor
+    [1000, 60_000, 5_000, 11_000], // a Retry-After already past: the floor
+    [1000, 30_000, 1_000_000, 40_000], // a huge Retry-After is capped
+    [5000, 60_000, 12_000, 15_000], // a longer floor still wins over a short Retry-After
+  ];
+  for (const [floor, max, asked, expected] of rows) {
+    assert.equal(openUntil(10_000, floor, max, asked), expected, `${floor} ${max} ${asked}`);
+  }
+});
+
+/** A failure as the enrichment client throws it for a 503 with Retry-After. */
+const busy = (retryAfterMs?: number) => () =>
+  Promise.reject(new HttpError("enrichment", 503, "brownout", { retryAfterMs }));
+
+Deno.test("Retry-After sets the open time: 2 s, not the 5 s floor of old", async () => {
+  const { breaker, advance } = setup({ cooldownMs: 1000 });
+  for (let i = 0; i < 4; i++) await assert.rejects(breaker.run(busy(2000)), HttpError);
+  assert.equal(breaker.state, "open");
+  assert.equal(breaker.remainingCooldownMs(), 2000);
+  advance(1999);
+  assert.equal(breaker.state, "open");
+  advance(1);
+  assert.equal(breaker.state, "half_open");
+});
+
+Deno.test("without Retry-After an open breaker waits the floor (default 1 s)", () => {
+  let t = 0;
+  const breaker = new CircuitBreaker({ name: "x", minimumCalls: 4, now: () => t });
+  const advance = (ms: number) => (t += ms);
+  trip(breaker);
+  assert.equal(breaker.remainingCooldownMs(), 1000);
+  advance(1000);
+  assert.equal(breaker.state, "half_open");
+});
+
+Deno.test("brownout recovery row by row: reopen on Retry-After, close on probe successes", async () => {
+  const { breaker, changes, advance } = setup({ cooldownMs: 1000 });
+  // [step, expected state after it]
+  const steps: Array<[string, () => Promise<unknown> | void, BreakerState]> = [
+    ["4 × 503 Retry-After 2", async () => {
+      for (let i = 0; i < 4; i++) await breaker.run(busy(2000)).catch(() => {});
+    }, "open"],
+    ["+1.5 s", () => void advance(1500), "open"],
+    ["+0.5 s", () => void advance(500), "half_open"],
+    ["probe: 503 Retry-After 2", () => breaker.run(busy(2000)).catch(() => {}), "open"],
+    ["+1 s (floor only)", () => void advance(1000), "open"],
+    ["+1 s (Retry-After)", () => void advance(1000), "half_open"],
+    ["probe ok", () => breaker.run(ok), "half_open"],
+    ["probe ok", () => breaker.run(ok), "closed"],
+    ["4 × 500, no Retry-After", async () => {
+      for (let i = 0; i < 4; i++) await breaker.run(busy()).catch(() => {});
+    }, "open"],
+    ["+1 s: the old Retry-After is forgotten", () => void advance(1000), "half_open"],
+  ];
+  for (const [name, step, expected] of steps) {
+    await step();
+    assert.equal(breaker.state, expected, name);
+  }
+  assert.deepEqual(changes.map(([to]) => to), [
+    "open",
+    "half_open",
+    "open",
+    "half_open",
+    "closed",
+    "open",
+    "half_open",
+  ]);
+});
+
+Deno.test("record() takes a Retry-After too; an open breaker never exceeds maxOpenMs", () => {
+  const { breaker, advance } = setup({ cooldownMs: 1000, maxOpenMs: 10_000 });
+  for (let i = 0; i < 4; i++) breaker.record(false, 3_600_000);
+  assert.equal(breaker.state, "open");
+  assert.equal(breaker.remainingCooldownMs(), 10_000);
+  advance(10_000);
+  assert.equal(breaker.state, "half_open");
 });
