@@ -75,6 +75,8 @@ export interface BenchContext {
   loadAtEnd: string;
   messages: number;
   baselineMessages: number;
+  /** messages of the full brownout runs (sluice, binary, lean) */
+  brownoutMessages: number;
   baselineSeconds: number;
   repeat: number;
   users: number;

@@ -41,7 +41,8 @@ if (import.meta.main) {
     });
     console.log(
       `${spec}: steady ${s.steadyMsgPerSecond} msg/s, ${s.msgPerSecond} msg/s overall, ` +
-        `CPU ${s.cpuMsPerMessage} ms/msg, peak RSS ${s.peakRssMb} MB, load ${load}` +
+        `CPU ${s.cpuMsPerMessage} ms/msg, peak RSS ${s.peakRssMb} MB, drain ${s.durationSeconds} s, ` +
+        `${s.enrichBrownoutRequests} calls in brownout windows, load ${load}` +
         (s.ok ? "" : `; ${s.problems.slice(0, 2).join("; ")}`),
     );
   }

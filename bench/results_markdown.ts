@@ -82,6 +82,9 @@ function header(ctx: BenchContext): string[] {
     (sameCount
       ? "every worker gets the same message set; "
       : `each capped baseline gets ${ctx.baselineMessages} messages from the same seed; `) +
+    (ctx.brownoutMessages === ctx.messages
+      ? ""
+      : `brownout's full runs get ${ctx.brownoutMessages} messages; `) +
     `each naive/sqs-consumer run is capped at ${ctx.baselineSeconds} s after its first receive` +
     (ctx.repeat > 1
       ? `; sluice, the binary, the lean baseline and the ceiling ran ${ctx.repeat} times each ` +
