@@ -108,6 +108,11 @@ export class CircuitBreaker {
     if (!(this.#minimumCalls >= 1)) throw new RangeError("minimumCalls must be >= 1");
     if (!(this.#bucketMs > 0)) throw new RangeError("windowMs must be > 0");
     if (!(this.#probes >= 1)) throw new RangeError("halfOpenProbes must be >= 1");
+    if (!(this.#cooldownMs >= 0 && this.#maxOpenMs >= this.#cooldownMs)) {
+      throw new RangeError(
+        `cooldownMs must be >= 0 and maxOpenMs >= cooldownMs, got ${this.#cooldownMs} and ${this.#maxOpenMs}`,
+      );
+    }
     this.#resetWindow();
   }
 

@@ -191,6 +191,11 @@ Deno.test("breaker validates its options", () => {
   assert.throws(() => new CircuitBreaker({ name: "x", failureRateThreshold: 1.5 }), RangeError);
   assert.throws(() => new CircuitBreaker({ name: "x", halfOpenProbes: 0 }), RangeError);
   assert.throws(() => new CircuitBreaker({ name: "x", windowMs: 0 }), RangeError);
+  assert.throws(() => new CircuitBreaker({ name: "x", cooldownMs: -1 }), RangeError);
+  assert.throws(
+    () => new CircuitBreaker({ name: "x", cooldownMs: 5000, maxOpenMs: 1000 }),
+    RangeError,
+  );
   const defaults = new CircuitBreaker({ name: "x" });
   assert.equal(defaults.name, "x");
   assert.equal(defaults.state, "closed");
