@@ -3,8 +3,12 @@
  */
 import type { LabSummary, Scenario } from "../lab/lab.ts";
 
-/** The workers the benchmark compares; "ceiling" is sluice against instant downstreams. */
-export type WorkerName = "sluice" | "naive" | "sqs-consumer" | "ceiling";
+/**
+ * The workers the benchmark compares: sluice as `deno task start` runs it, the compiled binary
+ * (dist/sluice, when built), the lean baseline, the naive and sqs-consumer baselines, and
+ * "ceiling", sluice against instant downstreams.
+ */
+export type WorkerName = "sluice" | "binary" | "lean" | "naive" | "sqs-consumer" | "ceiling";
 
 /** One lab run as the report needs it. */
 export interface BenchRun {
@@ -20,6 +24,41 @@ export interface BenchRun {
   error?: string;
   /** msg/s of every repetition when the run was repeated (--repeat); this run is the median */
   repeats?: number[];
+  /** the efficiency figures of every repetition (one entry per run), for per-figure medians */
+  tries?: Efficiency[];
+}
+
+/** The efficiency figures of one run (issue 13). */
+export interface Efficiency {
+  /** p10–p90 of the acceptance times */
+  steadyMsgPerSecond: number;
+  /** CPU of the worker's process tree per settled message, ms (0 = unknown) */
+  cpuMsPerMessage: number;
+  peakRssMb: number;
+  /** first receive to the last final outcome, s */
+  drainSeconds: number;
+  /** enrichment calls that arrived inside a brownout window */
+  brownoutCalls: number;
+}
+
+/** A run's efficiency figures, or undefined when it produced no summary. */
+export function efficiencyOf(run: BenchRun): Efficiency | undefined {
+  const s = run.summary;
+  if (s === undefined) return undefined;
+  return {
+    steadyMsgPerSecond: s.steadyMsgPerSecond,
+    cpuMsPerMessage: s.cpuMsPerMessage,
+    peakRssMb: s.peakRssMb,
+    drainSeconds: s.durationSeconds,
+    brownoutCalls: s.enrichBrownoutRequests,
+  };
+}
+
+/** The median of the numbers (the lower middle one of an even count); NaN when empty. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
 /** Facts about the machine and the invocation, printed at the top of the report. */
@@ -36,6 +75,8 @@ export interface BenchContext {
   loadAtEnd: string;
   messages: number;
   baselineMessages: number;
+  /** messages of the full brownout runs (sluice, binary, lean) */
+  brownoutMessages: number;
   baselineSeconds: number;
   repeat: number;
   users: number;
@@ -48,6 +89,8 @@ export const WORKER_LABEL: Record<WorkerName, string> = {
   naive: "naive",
   "sqs-consumer": "sqs-consumer",
   ceiling: "sluice, instant downstreams (ceiling)",
+  binary: "sluice binary (dist/sluice)",
+  lean: "lean baseline",
 };
 
 /** msg/s of a run, or undefined when it produced no summary. */

@@ -7,10 +7,14 @@
  *   --scenarios a,b          scenarios to run (default io_mild,io_heavy,flaky,brownout)
  *   --messages N             messages per run (default 20000)
  *   --baseline-messages N    messages for each baseline run (default: --messages)
+ *   --brownout-messages N    messages of the full runs in brownout (default: --messages); the
+ *                            issue 13 comparison uses 6000
  *   --baseline-seconds S     time cap of a baseline run, from its first receive (default 60)
  *   --users N, --seed N      lab dataset (defaults 2000, 1)
- *   --workers a,b            subset of sluice,naive,sqs-consumer,ceiling (default all)
- *   --repeat N               run sluice and the ceiling N times and keep the median run (default 1)
+ *   --workers a,b            subset of sluice,binary,lean,naive,sqs-consumer,ceiling (default all;
+ *                            binary only when dist/sluice is built)
+ *   --repeat N               run sluice, the binary, the lean baseline and the ceiling N times;
+ *                            the report shows the median of each figure (default 1)
  *   --quick                  smoke run: 3000 messages, baselines capped at 10 s
  *   --no-write               print only; leave RESULTS.md and throughput.svg alone
  */
@@ -21,18 +25,40 @@ import {
   runLab,
   type Scenario,
 } from "../lab/lab.ts";
-import { type BenchContext, type BenchRun, throughput, type WorkerName } from "./bench_run.ts";
+import {
+  type BenchContext,
+  type BenchRun,
+  efficiencyOf,
+  throughput,
+  type WorkerName,
+} from "./bench_run.ts";
 import { renderMarkdown } from "./results_markdown.ts";
 import { renderSvg } from "./throughput_svg.ts";
 
 const ALL_SCENARIOS: Scenario[] = ["io_mild", "io_heavy", "flaky", "brownout"];
-const ALL_WORKERS: WorkerName[] = ["sluice", "naive", "sqs-consumer", "ceiling"];
+const ALL_WORKERS: WorkerName[] = ["sluice", "binary", "lean", "naive", "sqs-consumer", "ceiling"];
+/** The compiled worker (`deno task build`); its row is skipped by default when it is missing. */
+const BINARY = new URL("../dist/sluice", import.meta.url).pathname;
+/** Workers that run the whole queue (not capped by time) and are repeated with --repeat. */
+const FULL_RUN: readonly WorkerName[] = ["sluice", "binary", "lean", "ceiling"];
+/** RESULTS.md keeps everything below this line across bench runs (profiles, decisions). */
+export const NOTES_MARKER = "<!-- hand-written notes below: deno task bench keeps them -->";
+
+function binaryBuilt(): boolean {
+  try {
+    return Deno.statSync(BINARY).isFile;
+  } catch {
+    return false;
+  }
+}
 
 /** Parsed command line. */
 export interface BenchFlags {
   scenarios: Scenario[];
   workers: WorkerName[];
   messages: number;
+  /** messages of the full (uncapped) brownout runs; 0 = same as messages */
+  brownoutMessages: number;
   baselineMessages: number;
   baselineSeconds: number;
   users: number;
@@ -61,9 +87,10 @@ export function parseFlags(args: string[]): BenchFlags {
   const quick = args.includes("--quick");
   const flags: BenchFlags = {
     scenarios: [...ALL_SCENARIOS],
-    workers: [...ALL_WORKERS],
+    workers: ALL_WORKERS.filter((w) => w !== "binary" || binaryBuilt()),
     messages: quick ? 3000 : 20000,
     baselineMessages: 0, // 0: same as messages, resolved after parsing
+    brownoutMessages: 0,
     baselineSeconds: quick ? 10 : 60,
     users: 2000,
     seed: 1,
@@ -106,6 +133,9 @@ export function parseFlags(args: string[]): BenchFlags {
       case "--messages":
         flags.messages = positiveInt(name, value());
         break;
+      case "--brownout-messages":
+        flags.brownoutMessages = positiveInt(name, value());
+        break;
       case "--baseline-messages":
         flags.baselineMessages = positiveInt(name, value());
         break;
@@ -126,6 +156,7 @@ export function parseFlags(args: string[]): BenchFlags {
     }
   }
   if (flags.baselineMessages === 0) flags.baselineMessages = flags.messages;
+  if (flags.brownoutMessages === 0) flags.brownoutMessages = flags.messages;
   return flags;
 }
 
@@ -158,6 +189,7 @@ async function machineContext(flags: BenchFlags, args: string[]): Promise<BenchC
     loadAtEnd: "",
     messages: flags.messages,
     baselineMessages: flags.baselineMessages,
+    brownoutMessages: flags.brownoutMessages,
     baselineSeconds: flags.baselineSeconds,
     repeat: flags.repeat,
     users: flags.users,
@@ -180,9 +212,23 @@ function labOptions(flags: BenchFlags, scenario: Scenario, worker: WorkerName): 
   };
   switch (worker) {
     case "sluice":
-      return base;
+      // Literally `deno task start`, as the issue measures it: the tree's CPU and RSS include
+      // the `deno task` process (it forwards SIGTERM to the worker).
+      return { ...base, workerCmd: [Deno.execPath(), "task", "--quiet", "start"] };
     case "ceiling":
       return { ...base, instant: true };
+    case "binary":
+      return { ...base, workerCmd: [BINARY] };
+    case "lean":
+      return {
+        ...base,
+        workerCmd: [
+          Deno.execPath(),
+          "run",
+          "-A",
+          new URL("./lean_worker.ts", import.meta.url).pathname,
+        ],
+      };
     case "naive":
     case "sqs-consumer":
       return {
@@ -210,6 +256,9 @@ function progressLine(label: string, p: LabProgress): string {
 
 async function runOne(flags: BenchFlags, scenario: Scenario, worker: WorkerName) {
   const options = labOptions(flags, scenario, worker);
+  if (scenario === "brownout" && FULL_RUN.includes(worker)) {
+    options.messages = flags.brownoutMessages;
+  }
   const label = `[${scenario} ${worker}]`;
   const encoder = new TextEncoder();
   const capSeconds = worker === "naive" || worker === "sqs-consumer"
@@ -263,12 +312,30 @@ async function runOne(flags: BenchFlags, scenario: Scenario, worker: WorkerName)
   return run;
 }
 
-/** The run with the median msg/s (failed runs sort first); all rates kept in `repeats`. */
+/**
+ * The run with the median msg/s (failed runs sort first); all rates kept in `repeats`, every
+ * run's efficiency figures in `tries` (the report takes the median of each figure).
+ */
 export function medianRun(tries: BenchRun[]): BenchRun {
-  if (tries.length === 1) return tries[0]!;
+  const figures = tries.flatMap((t) => {
+    const e = efficiencyOf(t);
+    return e === undefined ? [] : [e];
+  });
+  if (tries.length === 1) return { ...tries[0]!, tries: figures };
   const sorted = [...tries].sort((a, b) => (throughput(a) ?? -1) - (throughput(b) ?? -1));
   const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-  return { ...median, repeats: tries.map((t) => throughput(t) ?? 0) };
+  return { ...median, repeats: tries.map((t) => throughput(t) ?? 0), tries: figures };
+}
+
+/** The hand-written part of the current RESULTS.md (from NOTES_MARKER on), or "". */
+async function keptNotes(): Promise<string> {
+  try {
+    const text = await Deno.readTextFile(new URL("./RESULTS.md", import.meta.url));
+    const at = text.indexOf(NOTES_MARKER);
+    return at < 0 ? "" : text.slice(at);
+  } catch {
+    return "";
+  }
 }
 
 async function main(args: string[]): Promise<number> {
@@ -277,13 +344,14 @@ async function main(args: string[]): Promise<number> {
   const runs: BenchRun[] = [];
   for (const scenario of flags.scenarios) {
     // The ceiling runs right after sluice on io_mild so both see the same machine load.
-    const order = scenario === "io_mild"
-      ? (["sluice", "ceiling", "naive", "sqs-consumer"] as const)
-      : (["sluice", "naive", "sqs-consumer"] as const);
+    // sluice, the binary and the lean baseline back to back, so they see the same machine load.
+    const order: WorkerName[] = scenario === "io_mild"
+      ? ["sluice", "binary", "lean", "ceiling", "naive", "sqs-consumer"]
+      : ["sluice", "binary", "lean", "naive", "sqs-consumer"];
     for (const worker of order) {
       if (!flags.workers.includes(worker)) continue;
       // sluice's runs last seconds, so load noise moves them most: repeat and keep the median.
-      const times = worker === "sluice" || worker === "ceiling" ? flags.repeat : 1;
+      const times = FULL_RUN.includes(worker) ? flags.repeat : 1;
       const tries: BenchRun[] = [];
       for (let i = 0; i < times; i++) tries.push(await runOne(flags, scenario, worker));
       runs.push(medianRun(tries));
@@ -291,7 +359,9 @@ async function main(args: string[]): Promise<number> {
   }
 
   ctx.loadAtEnd = await loadAverage();
-  const markdown = renderMarkdown(ctx, runs, flags.scenarios);
+  const notes = await keptNotes();
+  const markdown = renderMarkdown(ctx, runs, flags.scenarios) +
+    (notes === "" ? "" : `\n${notes}`);
   console.log(markdown);
   if (flags.write) {
     const svg = renderSvg(runs, flags.scenarios);
@@ -305,7 +375,7 @@ async function main(args: string[]): Promise<number> {
   }
   // The bench fails only when sluice itself misbehaved; baselines are expected to be imperfect.
   const sluiceBad = runs.filter((r) =>
-    (r.worker === "sluice" || r.worker === "ceiling") &&
+    (r.worker === "sluice" || r.worker === "binary" || r.worker === "ceiling") &&
     (r.summary === undefined || r.summary.lost > 0 || r.summary.duplicateSubmissions > 0 ||
       r.summary.wronglyRejected > 0 || throughput(r) === undefined)
   );

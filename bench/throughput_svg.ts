@@ -16,9 +16,11 @@ function niceStep(max: number): number {
 
 /** Grouped bar chart of msg/s: one group per scenario, one bar per worker, value on each bar. */
 export function renderSvg(runs: BenchRun[], scenarios: Scenario[]): string {
-  const workers: WorkerName[] = ["sluice", "naive", "sqs-consumer", "ceiling"];
+  const workers: WorkerName[] = ["sluice", "binary", "lean", "naive", "sqs-consumer", "ceiling"];
   const colors: Record<WorkerName, string> = {
     sluice: "#2b6cb0",
+    binary: "#63b3ed",
+    lean: "#805ad5",
     naive: "#c05621",
     "sqs-consumer": "#2f855a",
     ceiling: "#a0aec0",

@@ -48,6 +48,8 @@ export interface EnrichStats {
   idsServed: number;
   /** responses by status code */
   byStatus: Record<string, number>;
+  /** requests (health checks excluded) that arrived inside a brownout window */
+  brownoutRequests: number;
   /** highest number of requests in flight at once */
   peakInFlight: number;
   inFlight: number;
@@ -79,6 +81,7 @@ class EnrichService {
     idsRequested: 0,
     idsServed: 0,
     byStatus: {},
+    brownoutRequests: 0,
     peakInFlight: 0,
     inFlight: 0,
   };
@@ -87,7 +90,8 @@ class EnrichService {
   readonly #o: Required<Omit<EnrichSimOptions, "seed">>;
   readonly #profile;
   readonly #rng;
-  readonly #startedAt: number;
+  /** when the first request (health checks aside) arrived: brownout windows count from it */
+  #startedAt: number | undefined;
   #requestSeq = 0;
 
   constructor(options: EnrichSimOptions) {
@@ -105,7 +109,15 @@ class EnrichService {
     };
     this.#profile = SCENARIO_PROFILES[this.#o.scenario];
     this.#rng = createRng(deriveSeed(options.seed ?? 1, `enrich:${this.#o.scenario}`));
-    this.#startedAt = this.#o.now();
+  }
+
+  /** Whether now is inside a brownout window; the first call starts the brownout clock. */
+  #inBrownout(b: { periodMs: number; windowMs: number }): boolean {
+    const now = this.#o.now();
+    this.#startedAt ??= now;
+    const inside = (now - this.#startedAt) % b.periodMs < b.windowMs;
+    if (inside) this.stats.brownoutRequests++;
+    return inside;
   }
 
   /** Latency and failure for one request, drawn before any waiting (arrival order). */
@@ -117,13 +129,13 @@ class EnrichService {
       ? 0
       : rng.lognormal(profile.latencyMedianMs, profile.latencySigma) + profile.perIdMs * ids;
     const b = profile.brownout;
-    if (b && (this.#o.now() - this.#startedAt) % b.periodMs < b.windowMs) {
+    if (b && this.#inBrownout(b)) {
       latencyMs = rng.int(b.latencyMs[0], b.latencyMs[1]);
       if (rng.chance(b.error503)) {
         return {
           latencyMs: rng.int(5, 50),
           status: 503,
-          retryAfter: "1",
+          retryAfter: String(b.retryAfterSeconds),
           hang: false,
           error: "brownout",
         };

@@ -16,6 +16,7 @@ import { createRng, deriveSeed } from "./prng.ts";
 import type { Scenario } from "./scenario.ts";
 import { createSqsAdmin, type SqsAdmin } from "./sqs_admin.ts";
 import { messageIdOf, startSqsProxy } from "./sqs_proxy.ts";
+import { processTreeUsage } from "./process_tree.ts";
 import { sleep } from "../src/lib/retry.ts";
 import { scrapeWorker, WorkerMetricsTracker } from "./worker_metrics.ts";
 import { startValidatorSim } from "./validator_sim.ts";
@@ -139,6 +140,14 @@ export interface LabSummary {
   durationSeconds: number;
   /** (accepted + poison in the DLQ) / durationSeconds */
   msgPerSecond: number;
+  /** acceptances between the 10th and the 90th percentile acceptance time ÷ that span (warm-up and tail left out) */
+  steadyMsgPerSecond: number;
+  /** user + system CPU of the worker's process tree from its first receive to the end of the run, ms; 0 when unknown (a chaos kill, no /proc) */
+  workerCpuMs: number;
+  /** workerCpuMs per settled message (accepted + poison in the DLQ), 0 when unknown */
+  cpuMsPerMessage: number;
+  /** enrichment requests that arrived inside a brownout window */
+  enrichBrownoutRequests: number;
   /** receive-to-accept, first receive to first acceptance, valid messages */
   p50Ms: number;
   p99Ms: number;
@@ -325,7 +334,13 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     };
 
     const summarize = async (
-      run: { killedInFlight: number; kills: number; peakRssKb: number; doneAt: number },
+      run: {
+        killedInFlight: number;
+        kills: number;
+        peakRssKb: number;
+        doneAt: number;
+        cpuMs?: number;
+      },
     ): Promise<LabSummary> => {
       const vStats = validator.stats();
       let lost = 0;
@@ -420,6 +435,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       }
 
       const settled = set.valid - lost + poisonInDlq;
+      const cpuMs = run.kills === 0 ? run.cpuMs ?? 0 : 0;
       return {
         scenario: options.scenario,
         messages: options.messages,
@@ -436,6 +452,10 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         killedInFlight: run.killedInFlight,
         durationSeconds: round(durationSeconds, 3),
         msgPerSecond: round(settled / durationSeconds, 1),
+        steadyMsgPerSecond: round(steadyRate([...validator.acceptedAt.values()]), 1),
+        workerCpuMs: round(cpuMs, 0),
+        cpuMsPerMessage: round(cpuMs / Math.max(1, settled), 4),
+        enrichBrownoutRequests: eStats.brownoutRequests,
         p50Ms: percentile(latencies, 0.5),
         p99Ms: percentile(latencies, 0.99),
         sqsRequests: pStats.requests,
@@ -528,6 +548,9 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     let lastTick = Date.now();
     let lastProgress = 0;
     let doneAt: number | undefined;
+    // The worker tree's CPU at its first receive, interpolated between the samples around it.
+    let cpuAtFirstReceive: number | undefined;
+    let cpuBefore = { t: Date.now(), cpuMs: 0 };
 
     const kill = async (why: string) => {
       peakRssKb = Math.max(peakRssKb, await readPeakRssKb(worker.pid));
@@ -542,6 +565,14 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
 
     while (true) {
       await sleep(100);
+      if (cpuAtFirstReceive === undefined && kills === 0) {
+        const cpu = { t: Date.now(), cpuMs: (await processTreeUsage(worker.pid)).cpuMs };
+        if (proxy.firstReceive.size > 0) {
+          const first = Math.min(...proxy.firstReceive.values());
+          const share = Math.max(0, Math.min(1, (first - cpuBefore.t) / (cpu.t - cpuBefore.t)));
+          cpuAtFirstReceive = cpuBefore.cpuMs + share * (cpu.cpuMs - cpuBefore.cpuMs);
+        } else cpuBefore = cpu;
+      }
       const now = Date.now();
       if (options.signal?.aborted) {
         problems.push("interrupted before the run finished");
@@ -603,8 +634,11 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
 
     // Stop the worker the way systemd does, and check it drains and exits 0.
     if (options.onProgress) options.onProgress(await progress("stopping", kills));
+    let cpuMs: number | undefined;
     if (!worker.exited) {
-      peakRssKb = Math.max(peakRssKb, await readPeakRssKb(worker.pid));
+      const usage = await processTreeUsage(worker.pid);
+      peakRssKb = Math.max(peakRssKb, usage.peakRssKb);
+      if (cpuAtFirstReceive !== undefined) cpuMs = usage.cpuMs - cpuAtFirstReceive;
       const status = await worker.stop(options.stopTimeoutSeconds ?? 30);
       if (status.forced) {
         problems.push(
@@ -627,7 +661,13 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       });
       problems.push(...sigtermPhase.problems.map((p) => `SIGTERM phase: ${p}`));
     }
-    const summary = await summarize({ killedInFlight, kills, peakRssKb, doneAt: doneAtMain });
+    const summary = await summarize({
+      killedInFlight,
+      kills,
+      peakRssKb,
+      doneAt: doneAtMain,
+      ...(cpuMs === undefined ? {} : { cpuMs }),
+    });
     return sigtermPhase ? { ...summary, sigtermPhase } : summary;
   } finally {
     for (const cleanup of cleanups.reverse()) {
@@ -699,6 +739,19 @@ function printEnv(env: Record<string, string>): void {
 
 function shellQuote(v: string): string {
   return /^[A-Za-z0-9_./:@=-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The steady rate of a run from its acceptance times (ms): the acceptances between the 10th and
+ * the 90th percentile ÷ the time between them, per second; 0 with fewer than 10 acceptances.
+ */
+export function steadyRate(acceptedAt: readonly number[]): number {
+  if (acceptedAt.length < 10) return 0;
+  const sorted = [...acceptedAt].sort((a, b) => a - b);
+  const lo = Math.floor(0.1 * (sorted.length - 1));
+  const hi = Math.floor(0.9 * (sorted.length - 1));
+  const spanMs = sorted[hi]! - sorted[lo]!;
+  return spanMs > 0 ? ((hi - lo) * 1000) / spanMs : 0;
 }
 
 /** Nearest-rank percentile of sorted values, rounded to 0.1 ms; 0 when empty. */

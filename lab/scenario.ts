@@ -22,8 +22,18 @@ export interface ScenarioProfile {
   hang: number;
   /** probability that an id of a successful batch lands in `errors` */
   batchIdError: number;
-  /** brownout windows: every `periodMs`, the first `windowMs` are degraded */
-  brownout?: { periodMs: number; windowMs: number; error503: number; latencyMs: [number, number] };
+  /**
+   * brownout windows: every `periodMs` from the first enrichment request (so every worker meets
+   * its first window at the same point of its run), the first `windowMs` are degraded; a 503
+   * says `Retry-After: retryAfterSeconds`
+   */
+  brownout?: {
+    periodMs: number;
+    windowMs: number;
+    error503: number;
+    retryAfterSeconds: number;
+    latencyMs: [number, number];
+  };
   /** probability of a validator 503 per submission */
   validator5xx: number;
 }
@@ -68,7 +78,14 @@ export const SCENARIO_PROFILES: Readonly<Record<Scenario, ScenarioProfile>> = {
     error429: 0,
     hang: 0,
     batchIdError: 0.001,
-    brownout: { periodMs: 15_000, windowMs: 3_000, error503: 0.6, latencyMs: [1_500, 3_000] },
+    // Issue 13: 3 s of 60 % 503 with Retry-After: 2, every 12 s.
+    brownout: {
+      periodMs: 12_000,
+      windowMs: 3_000,
+      error503: 0.6,
+      retryAfterSeconds: 2,
+      latencyMs: [1_500, 3_000],
+    },
     validator5xx: 0,
   },
 };

@@ -28,7 +28,7 @@ const DENO_PERMISSIONS = [
   "--allow-read",
   "--allow-sys",
   // As in `deno task start`: a small young generation and a capped old space keep RSS low.
-  "--v8-flags=--max-semi-space-size=4,--max-old-space-size=1024",
+  "--v8-flags=--max-semi-space-size=16,--max-old-space-size=1024",
 ];
 /** Code that must never ship in the binary. */
 const FORBIDDEN_DIRS = ["lab/", "tests/", "bench/", "scripts/"];

@@ -53,12 +53,16 @@ export async function httpCall(
   const timer = new AbortController();
   const handle = setTimeout(() => timer.abort(), options.timeoutMs);
   const timeout = timer.signal;
-  const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  // The caller's abort reaches the request through a listener removed in `finally`:
+  // AbortSignal.any would build a dependent signal (weak references, GC work) per request.
+  const forward = () => timer.abort(signal?.reason);
+  signal?.addEventListener("abort", forward, { once: true });
+  if (signal?.aborted) forward();
   const started = now();
   let code = "network";
   try {
     // Deno and Bun hand back the 3xx itself; a spec-strict fetch gives an opaque redirect.
-    const response = await doFetch(url, { ...init, redirect: "manual", signal: combined });
+    const response = await doFetch(url, { ...init, redirect: "manual", signal: timeout });
     const text = await response.text();
     code = String(response.status);
     const redirect = redirectOf(response, url);
@@ -85,6 +89,7 @@ export async function httpCall(
     });
   } finally {
     clearTimeout(handle);
+    signal?.removeEventListener("abort", forward);
     options.onResponse?.(code, now() - started);
   }
 }

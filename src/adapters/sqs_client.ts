@@ -396,7 +396,12 @@ export class SqsClient {
       () => timeout.abort(new TimeoutError(`SQS ${action}`, timeoutMs)),
       timeoutMs,
     );
-    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout.signal]) : timeout.signal;
+    // The caller's abort is forwarded by a listener removed in `finally`: AbortSignal.any would
+    // build a dependent signal (weak references, GC work) per request.
+    const forward = () => timeout.abort(callerSignal?.reason);
+    callerSignal?.addEventListener("abort", forward, { once: true });
+    if (callerSignal?.aborted) forward();
+    const signal = timeout.signal;
     try {
       const response = await this.#fetch(signed.url, {
         method: "POST",
@@ -415,6 +420,7 @@ export class SqsClient {
       });
     } finally {
       clearTimeout(timer);
+      callerSignal?.removeEventListener("abort", forward);
     }
   }
 }

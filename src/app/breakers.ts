@@ -48,7 +48,9 @@ export function createBreakers(options: BreakersOptions): Breakers {
     return b;
   };
   return {
-    enrichment: breaker("enrichment", 20),
+    // Batched lookups make few calls (~1 per 60 messages): 20 of them in a 10 s window would let
+    // a brownout run its course before the breaker sees it.
+    enrichment: breaker("enrichment", 5),
     validator: breaker("validator", 20),
     sqs: breaker("sqs", 5),
   };

@@ -1,6 +1,9 @@
 /**
  * A circuit breaker: stops calling a downstream whose failure rate over a
  * rolling window is too high, then lets a few probe calls test its recovery.
+ * It stays open for a short floor, or as long as the downstream asked
+ * (`Retry-After` on a failure), whichever is later: a fixed long cooldown
+ * makes recovery slower than the outage.
  */
 import { CircuitOpenError, isLocalError } from "./errors.ts";
 
@@ -17,8 +20,13 @@ export interface CircuitBreakerOptions {
   minimumCalls?: number;
   /** Rolling window in ms, kept as 10 buckets. Default 10000. */
   windowMs?: number;
-  /** How long the breaker stays open before it lets probes through, in ms. Default 5000. */
+  /**
+   * The shortest time the breaker stays open before it lets probes through, in ms; a failure's
+   * `retryAfterMs` (the downstream's Retry-After) keeps it open longer. Default 1000.
+   */
   cooldownMs?: number;
+  /** The longest time the breaker stays open, whatever Retry-After said, in ms. Default 60000. */
+  maxOpenMs?: number;
   /**
    * Probe calls allowed in half_open (this many in total, concurrently or not);
    * all succeed -> closed, any fails -> open again. Default 3.
@@ -31,6 +39,26 @@ export interface CircuitBreakerOptions {
 }
 
 const BUCKETS = 10;
+
+/**
+ * When an open state entered at `now` ends: after the floor, or at the time the downstream asked
+ * for (`askedUntil`, from Retry-After), whichever is later, but no later than `now + maxMs`.
+ */
+export function openUntil(
+  now: number,
+  floorMs: number,
+  maxMs: number,
+  askedUntil: number | undefined,
+): number {
+  const asked = askedUntil === undefined ? 0 : askedUntil - now;
+  return now + Math.min(maxMs, Math.max(floorMs, asked));
+}
+
+/** The `retryAfterMs` a failure carries (HttpError from a Retry-After header), if any. */
+function retryAfterOf(err: unknown): number | undefined {
+  const ms = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  return typeof ms === "number" && ms >= 0 && Number.isFinite(ms) ? ms : undefined;
+}
 
 interface Bucket {
   /** Which bucket-sized slice of time (now / bucketMs) these counts belong to. */
@@ -47,6 +75,7 @@ export class CircuitBreaker {
   readonly #minimumCalls: number;
   readonly #bucketMs: number;
   readonly #cooldownMs: number;
+  readonly #maxOpenMs: number;
   readonly #probes: number;
   readonly #now: () => number;
   readonly #onStateChange: ((to: BreakerState, from: BreakerState) => void) | undefined;
@@ -54,7 +83,10 @@ export class CircuitBreaker {
   #state: BreakerState = "closed";
   /** Bumped on each state change so that results of calls admitted earlier are ignored. */
   #generation = 0;
-  #openedAt = 0;
+  /** When the open state ends (half_open from then on). */
+  #openUntil = 0;
+  /** The latest time a failure's Retry-After asked us to wait until, since the last close. */
+  #askedUntil: number | undefined;
   #probesInFlight = 0;
   #probeSuccesses = 0;
   #buckets: Bucket[] = [];
@@ -66,7 +98,8 @@ export class CircuitBreaker {
     this.#threshold = options.failureRateThreshold ?? 0.5;
     this.#minimumCalls = options.minimumCalls ?? 20;
     this.#bucketMs = (options.windowMs ?? 10_000) / BUCKETS;
-    this.#cooldownMs = options.cooldownMs ?? 5000;
+    this.#cooldownMs = options.cooldownMs ?? 1000;
+    this.#maxOpenMs = options.maxOpenMs ?? 60_000;
     this.#probes = options.halfOpenProbes ?? 3;
     this.#now = options.now ?? Date.now;
     this.#onStateChange = options.onStateChange;
@@ -76,12 +109,17 @@ export class CircuitBreaker {
     if (!(this.#minimumCalls >= 1)) throw new RangeError("minimumCalls must be >= 1");
     if (!(this.#bucketMs > 0)) throw new RangeError("windowMs must be > 0");
     if (!(this.#probes >= 1)) throw new RangeError("halfOpenProbes must be >= 1");
+    if (!(this.#cooldownMs >= 0 && this.#maxOpenMs >= this.#cooldownMs)) {
+      throw new RangeError(
+        `cooldownMs must be >= 0 and maxOpenMs >= cooldownMs, got ${this.#cooldownMs} and ${this.#maxOpenMs}`,
+      );
+    }
     this.#resetWindow();
   }
 
   /** The current state; reading it moves open -> half_open once the cooldown has passed. */
   get state(): BreakerState {
-    if (this.#state === "open" && this.#now() - this.#openedAt >= this.#cooldownMs) {
+    if (this.#state === "open" && this.#now() >= this.#openUntil) {
       this.#transition("half_open");
     }
     return this.#state;
@@ -95,7 +133,7 @@ export class CircuitBreaker {
   /** Ms until an open breaker lets a probe through (0 if not open). */
   remainingCooldownMs(): number {
     if (this.state !== "open") return 0;
-    return Math.max(0, this.#openedAt + this.#cooldownMs - this.#now());
+    return Math.max(0, this.#openUntil - this.#now());
   }
 
   /** Whether a call may pass now (does not consume a probe slot). */
@@ -131,7 +169,7 @@ export class CircuitBreaker {
       } else {
         const failed = isFailure(err);
         if (failed) this.#lastFailure = { error: err, at: this.#now() };
-        this.#settle(generation, probe, !failed);
+        this.#settle(generation, probe, !failed, retryAfterOf(err));
       }
       throw err;
     }
@@ -140,13 +178,17 @@ export class CircuitBreaker {
   }
 
   /**
-   * Records a result for callers that cannot wrap the call (e.g. the receive
-   * loop); `error` describes a failure for `lastFailure`.
+   * Records a result for callers that cannot wrap the call (e.g. the receive loop);
+   * `error` describes a failure for `lastFailure`, `retryAfterMs` is how long a failed
+   * downstream asked us to wait, if it said.
    */
-  record(success: boolean, error?: unknown): void {
+  record(success: boolean, error?: unknown, retryAfterMs?: number): void {
     if (!success && error !== undefined) this.#lastFailure = { error, at: this.#now() };
     const state = this.state;
     if (state === "open") return;
+    if (!success && retryAfterMs !== undefined) {
+      this.#askedUntil = Math.max(this.#askedUntil ?? 0, this.#now() + retryAfterMs);
+    }
     if (state === "half_open") {
       if (!success) this.#transition("open");
       else if (++this.#probeSuccesses >= this.#probes) this.#transition("closed");
@@ -162,11 +204,11 @@ export class CircuitBreaker {
     }
   }
 
-  #settle(generation: number, probe: boolean, success: boolean): void {
+  #settle(generation: number, probe: boolean, success: boolean, retryAfterMs?: number): void {
     // A call admitted before the last state change says nothing about the current state.
     if (generation !== this.#generation) return;
     if (probe) this.#probesInFlight--;
-    this.record(success);
+    this.record(success, undefined, success ? undefined : retryAfterMs);
   }
 
   /** Frees a probe slot without recording a result. */
@@ -181,7 +223,11 @@ export class CircuitBreaker {
     this.#generation++;
     this.#probesInFlight = 0;
     this.#probeSuccesses = 0;
-    if (to === "open") this.#openedAt = this.#now();
+    if (to === "open") {
+      const now = this.#now();
+      this.#openUntil = openUntil(now, this.#cooldownMs, this.#maxOpenMs, this.#askedUntil);
+    }
+    if (to === "closed") this.#askedUntil = undefined;
     if (to !== "half_open") this.#resetWindow();
     this.#onStateChange?.(to, from);
   }

@@ -59,8 +59,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   };
 
   const make = (base: Record<string, unknown>): Logger => {
-    const at = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) =>
+    const at = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
+      // Below the level nothing is built (a line per message at info costs a merged object each).
+      if (RANK[level] < minRank) return;
       emit(level, msg, fields === undefined ? base : { ...base, ...fields });
+    };
     return {
       debug: at("debug"),
       info: at("info"),

@@ -52,8 +52,10 @@ export class TtlCache<K, V> {
    * deleted on access; a hit makes the entry the most recently used.
    */
   get(key: K): V | undefined {
-    const entry = this.#live(key);
-    if (entry === undefined || this.#now() >= entry.expiresAt) return undefined;
+    // One clock read per call: get() runs once per message on the hot path.
+    const now = this.#now();
+    const entry = this.#live(key, now);
+    if (entry === undefined || now >= entry.expiresAt) return undefined;
     this.#entries.delete(key);
     this.#entries.set(key, entry);
     return entry.value;
@@ -64,9 +66,10 @@ export class TtlCache<K, V> {
    * fresh; undefined otherwise. Does not change the LRU order.
    */
   peek(key: K): { value: V; fresh: boolean } | undefined {
-    const entry = this.#live(key);
+    const now = this.#now();
+    const entry = this.#live(key, now);
     if (entry === undefined) return undefined;
-    return { value: entry.value, fresh: this.#now() < entry.expiresAt };
+    return { value: entry.value, fresh: now < entry.expiresAt };
   }
 
   /** Stores `value` for `ttlMs` (default: the cache's `ttlMs`), evicting the LRU entry if full. */
@@ -81,8 +84,9 @@ export class TtlCache<K, V> {
 
   /** Whether a fresh value is cached. Does not change the LRU order. */
   has(key: K): boolean {
-    const entry = this.#live(key);
-    return entry !== undefined && this.#now() < entry.expiresAt;
+    const now = this.#now();
+    const entry = this.#live(key, now);
+    return entry !== undefined && now < entry.expiresAt;
   }
 
   /** Removes an entry; true if there was one. */
@@ -96,10 +100,10 @@ export class TtlCache<K, V> {
   }
 
   /** The entry if it is fresh or still within the stale window; deletes it otherwise. */
-  #live(key: K): Entry<V> | undefined {
+  #live(key: K, now: number): Entry<V> | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
-    if (this.#now() >= entry.expiresAt + this.#staleMs) {
+    if (now >= entry.expiresAt + this.#staleMs) {
       this.#entries.delete(key);
       return undefined;
     }

@@ -186,18 +186,23 @@ Deno.test("enrich sim: brownout answers 503 with Retry-After inside its window o
       const out: number[] = [];
       for (let i = 0; i < 40; i++) {
         const res = await fetch(`${sim.url}/v1/users/${dataset.knownIds[0]}`);
-        if (res.status === 503) assert.equal(res.headers.get("retry-after"), "1");
+        if (res.status === 503) assert.equal(res.headers.get("retry-after"), "2");
         await res.body?.cancel();
         out.push(res.status);
       }
       return out;
     };
-    clock.set(1000); // inside the first 3 s window
+    clock.set(1000); // the first request starts the clock: inside the first 3 s window
     const inside = await statuses();
     clock.set(7000); // outside
     const outside = await statuses();
+    clock.set(14_000); // 13 s after the first request: inside the second window (every 12 s)
+    const again = await statuses();
     assert.ok(inside.filter((s) => s === 503).length >= 10, `503s in window: ${inside}`);
     assert.equal(outside.filter((s) => s === 503).length, 0);
+    assert.ok(again.filter((s) => s === 503).length >= 10, `503s in window 2: ${again}`);
+    // the bench's "calls during the brownout windows": the 80 inside, none of the 40 outside
+    assert.equal(sim.stats().brownoutRequests, 80);
   } finally {
     await sim.close();
   }

@@ -3,8 +3,9 @@ import {
   type BreakerState,
   CircuitBreaker,
   type CircuitBreakerOptions,
+  openUntil,
 } from "../../src/lib/circuit_breaker.ts";
-import { CircuitOpenError, isRetriable, LocalError } from "../../src/lib/errors.ts";
+import { CircuitOpenError, HttpError, isRetriable, LocalError } from "../../src/lib/errors.ts";
 
 function setup(options: Partial<CircuitBreakerOptions> = {}) {
   let t = 1_000_000;
@@ -32,14 +33,14 @@ function trip(breaker: CircuitBreaker) {
   assert.equal(breaker.state, "open");
 }
 
-Deno.test("breaker stays closed below minimumCalls even at 100% failures", async () => {
+Deno.test("circuit breaker: breaker stays closed below minimumCalls even at 100% failures", async () => {
   const { breaker, changes } = setup();
   for (let i = 0; i < 3; i++) await assert.rejects(breaker.run(fail), /down/);
   assert.equal(breaker.state, "closed");
   assert.deepEqual(changes, []);
 });
 
-Deno.test("breaker opens when the failure rate reaches the threshold", async () => {
+Deno.test("circuit breaker: breaker opens when the failure rate reaches the threshold", async () => {
   const { breaker, changes } = setup();
   await breaker.run(ok);
   await breaker.run(ok);
@@ -50,7 +51,7 @@ Deno.test("breaker opens when the failure rate reaches the threshold", async () 
   assert.deepEqual(changes, [["open", "closed"]]);
 });
 
-Deno.test("breaker stays closed while the failure rate is below the threshold", async () => {
+Deno.test("circuit breaker: breaker stays closed while the failure rate is below the threshold", async () => {
   const { breaker } = setup();
   for (let i = 0; i < 3; i++) await breaker.run(ok);
   await assert.rejects(breaker.run(fail));
@@ -62,7 +63,7 @@ Deno.test("breaker stays closed while the failure rate is below the threshold", 
   assert.equal(breaker.state, "closed");
 });
 
-Deno.test("failures roll out of the window", () => {
+Deno.test("circuit breaker: failures roll out of the window", () => {
   const { breaker, advance } = setup();
   breaker.record(false);
   breaker.record(false);
@@ -77,7 +78,7 @@ Deno.test("failures roll out of the window", () => {
   assert.equal(breaker.state, "open");
 });
 
-Deno.test("an open breaker refuses calls with CircuitOpenError.remainingMs", async () => {
+Deno.test("circuit breaker: an open breaker refuses calls with CircuitOpenError.remainingMs", async () => {
   const { breaker, advance } = setup();
   trip(breaker);
   advance(1500);
@@ -99,7 +100,7 @@ Deno.test("an open breaker refuses calls with CircuitOpenError.remainingMs", asy
   assert.equal(breaker.remainingCooldownMs(), 3500);
 });
 
-Deno.test("open -> half_open after the cooldown", () => {
+Deno.test("circuit breaker: open -> half_open after the cooldown", () => {
   const { breaker, changes, advance } = setup();
   trip(breaker);
   advance(4999);
@@ -111,7 +112,7 @@ Deno.test("open -> half_open after the cooldown", () => {
   assert.deepEqual(changes, [["open", "closed"], ["half_open", "open"]]);
 });
 
-Deno.test("half_open admits at most halfOpenProbes probes; all succeed -> closed", async () => {
+Deno.test("circuit breaker: half_open admits at most halfOpenProbes probes; all succeed -> closed", async () => {
   const { breaker, changes, advance } = setup();
   trip(breaker);
   advance(5000);
@@ -135,7 +136,7 @@ Deno.test("half_open admits at most halfOpenProbes probes; all succeed -> closed
   assert.equal(breaker.state, "closed");
 });
 
-Deno.test("a failed probe opens the breaker again with a fresh cooldown", async () => {
+Deno.test("circuit breaker: a failed probe opens the breaker again with a fresh cooldown", async () => {
   const { breaker, changes, advance } = setup();
   trip(breaker);
   advance(6000);
@@ -146,7 +147,7 @@ Deno.test("a failed probe opens the breaker again with a fresh cooldown", async 
   assert.deepEqual(changes, [["open", "closed"], ["half_open", "open"], ["open", "half_open"]]);
 });
 
-Deno.test("isFailure decides which errors count; the error is still rethrown", async () => {
+Deno.test("circuit breaker: isFailure decides which errors count; the error is still rethrown", async () => {
   const { breaker } = setup();
   const notFound = Object.assign(new Error("404"), { status: 404 });
   const isFailure = (err: unknown) => (err as { status?: number }).status !== 404;
@@ -158,7 +159,7 @@ Deno.test("isFailure decides which errors count; the error is still rethrown", a
   assert.equal(breaker.state, "open", "10 failures of 20 calls");
 });
 
-Deno.test("results of calls admitted before a state change are ignored", async () => {
+Deno.test("circuit breaker: results of calls admitted before a state change are ignored", async () => {
   // One probe: a late success counted as a probe would close the breaker at once.
   const { breaker, advance } = setup({ halfOpenProbes: 1 });
   const slow = Promise.withResolvers<string>();
@@ -173,7 +174,7 @@ Deno.test("results of calls admitted before a state change are ignored", async (
   assert.equal(breaker.state, "closed");
 });
 
-Deno.test("record() drives the same transitions for manual callers", () => {
+Deno.test("circuit breaker: record() drives the same transitions for manual callers", () => {
   const { breaker, advance } = setup();
   trip(breaker);
   breaker.record(true); // ignored while open
@@ -185,11 +186,16 @@ Deno.test("record() drives the same transitions for manual callers", () => {
   assert.equal(breaker.state, "closed");
 });
 
-Deno.test("breaker validates its options", () => {
+Deno.test("circuit breaker: breaker validates its options", () => {
   assert.throws(() => new CircuitBreaker({ name: "x", failureRateThreshold: 0 }), RangeError);
   assert.throws(() => new CircuitBreaker({ name: "x", failureRateThreshold: 1.5 }), RangeError);
   assert.throws(() => new CircuitBreaker({ name: "x", halfOpenProbes: 0 }), RangeError);
   assert.throws(() => new CircuitBreaker({ name: "x", windowMs: 0 }), RangeError);
+  assert.throws(() => new CircuitBreaker({ name: "x", cooldownMs: -1 }), RangeError);
+  assert.throws(
+    () => new CircuitBreaker({ name: "x", cooldownMs: 5000, maxOpenMs: 1000 }),
+    RangeError,
+  );
   const defaults = new CircuitBreaker({ name: "x" });
   assert.equal(defaults.name, "x");
   assert.equal(defaults.state, "closed");
@@ -199,7 +205,7 @@ Deno.test("breaker validates its options", () => {
   assert.equal(defaults.state, "open");
 });
 
-Deno.test("hostile ids: a local error never counts in a breaker, not even as a success", async () => {
+Deno.test("circuit breaker: hostile ids: a local error never counts in a breaker, not even as a success", async () => {
   const { breaker, advance } = setup();
   const local = () => Promise.reject(new URIError("URI malformed"));
   for (let i = 0; i < 10; i++) await assert.rejects(breaker.run(local, isRetriable), URIError);
@@ -219,7 +225,7 @@ Deno.test("hostile ids: a local error never counts in a breaker, not even as a s
   assert.equal(breaker.canPass(), true);
 });
 
-Deno.test("lastFailure: the error that counted last, and when; ignored errors do not count", async () => {
+Deno.test("circuit breaker: lastFailure: the error that counted last, and when; ignored errors do not count", async () => {
   const { breaker, advance } = setup();
   // Read through a function: an assertion on the getter would narrow its type for good.
   const last = () => breaker.lastFailure;
@@ -235,4 +241,87 @@ Deno.test("lastFailure: the error that counted last, and when; ignored errors do
   assert.deepEqual(last(), { error: "ReceiveMessage: network", at: 1_000_010 });
   breaker.record(true);
   assert.equal(last()?.error, "ReceiveMessage: network", "kept after a success");
+});
+
+Deno.test("circuit breaker: openUntil: the later of the floor and Retry-After, capped", () => {
+  // [floorMs, maxMs, askedUntil (absolute, now = 10_000), expected end]
+  const rows: Array<[number, number, number | undefined, number]> = [
+    [1000, 60_000, undefined, 11_000], // nobody asked: the floor
+    [1000, 60_000, 12_000, 12_000], // Retry-After: 2 beats a 1 s floor
+    [1000, 60_000, 10_500, 11_000], // Retry-After shorter than the floor: the floor
+    [1000, 60_000, 5_000, 11_000], // a Retry-After already past: the floor
+    [1000, 30_000, 1_000_000, 40_000], // a huge Retry-After is capped
+    [5000, 60_000, 12_000, 15_000], // a longer floor still wins over a short Retry-After
+  ];
+  for (const [floor, max, asked, expected] of rows) {
+    assert.equal(openUntil(10_000, floor, max, asked), expected, `${floor} ${max} ${asked}`);
+  }
+});
+
+/** A failure as the enrichment client throws it for a 503 with Retry-After. */
+const busy = (retryAfterMs?: number) => () =>
+  Promise.reject(new HttpError("enrichment", 503, "brownout", { retryAfterMs }));
+
+Deno.test("circuit breaker: Retry-After sets the open time: 2 s, not the 5 s floor of old", async () => {
+  const { breaker, advance } = setup({ cooldownMs: 1000 });
+  for (let i = 0; i < 4; i++) await assert.rejects(breaker.run(busy(2000)), HttpError);
+  assert.equal(breaker.state, "open");
+  assert.equal(breaker.remainingCooldownMs(), 2000);
+  advance(1999);
+  assert.equal(breaker.state, "open");
+  advance(1);
+  assert.equal(breaker.state, "half_open");
+});
+
+Deno.test("circuit breaker: without Retry-After an open breaker waits the floor (default 1 s)", () => {
+  let t = 0;
+  const breaker = new CircuitBreaker({ name: "x", minimumCalls: 4, now: () => t });
+  const advance = (ms: number) => (t += ms);
+  trip(breaker);
+  assert.equal(breaker.remainingCooldownMs(), 1000);
+  advance(1000);
+  assert.equal(breaker.state, "half_open");
+});
+
+Deno.test("circuit breaker: brownout recovery row by row: reopen on Retry-After, close on probe successes", async () => {
+  const { breaker, changes, advance } = setup({ cooldownMs: 1000 });
+  // [step, expected state after it]
+  const steps: Array<[string, () => Promise<unknown> | void, BreakerState]> = [
+    ["4 × 503 Retry-After 2", async () => {
+      for (let i = 0; i < 4; i++) await breaker.run(busy(2000)).catch(() => {});
+    }, "open"],
+    ["+1.5 s", () => void advance(1500), "open"],
+    ["+0.5 s", () => void advance(500), "half_open"],
+    ["probe: 503 Retry-After 2", () => breaker.run(busy(2000)).catch(() => {}), "open"],
+    ["+1 s (floor only)", () => void advance(1000), "open"],
+    ["+1 s (Retry-After)", () => void advance(1000), "half_open"],
+    ["probe ok", () => breaker.run(ok), "half_open"],
+    ["probe ok", () => breaker.run(ok), "closed"],
+    ["4 × 500, no Retry-After", async () => {
+      for (let i = 0; i < 4; i++) await breaker.run(busy()).catch(() => {});
+    }, "open"],
+    ["+1 s: the old Retry-After is forgotten", () => void advance(1000), "half_open"],
+  ];
+  for (const [name, step, expected] of steps) {
+    await step();
+    assert.equal(breaker.state, expected, name);
+  }
+  assert.deepEqual(changes.map(([to]) => to), [
+    "open",
+    "half_open",
+    "open",
+    "half_open",
+    "closed",
+    "open",
+    "half_open",
+  ]);
+});
+
+Deno.test("circuit breaker: record() takes a Retry-After too; an open breaker never exceeds maxOpenMs", () => {
+  const { breaker, advance } = setup({ cooldownMs: 1000, maxOpenMs: 10_000 });
+  for (let i = 0; i < 4; i++) breaker.record(false, undefined, 3_600_000);
+  assert.equal(breaker.state, "open");
+  assert.equal(breaker.remainingCooldownMs(), 10_000);
+  advance(10_000);
+  assert.equal(breaker.state, "half_open");
 });
