@@ -20,6 +20,7 @@ import { createSluiceMetrics, type SluiceMetrics } from "../domain/sluice_metric
 import { SqsClient } from "../adapters/sqs_client.ts";
 import { ValidatorClient } from "../adapters/validator_client.ts";
 import { VisibilityHeartbeat } from "../flow/visibility_heartbeat.ts";
+import { createIdempotencyGate, workerIdOf } from "./idempotency_wiring.ts";
 
 export interface WorkerDeps {
   /** The environment, for the credential chain. */
@@ -337,6 +338,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
         logger.warn("stale receipt handle", { kind, code });
       },
     });
+    const idempotency = createIdempotencyGate(config, deps, metrics, logger, workerIdOf(random));
     const heartbeat = new VisibilityHeartbeat({
       // Retried only while it can still help: about the heartbeat's lead time.
       extend: (handle, seconds) =>
@@ -344,6 +346,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
       now,
       onExtend: () => metrics.visibilityExtensions.inc(),
+      alsoExtend: (handle, seconds) => idempotency?.extend(handle, seconds),
       onLost: (_handle, reason) =>
         logger.warn("could not extend a message's visibility; it may be received again", {
           reason,
@@ -377,6 +380,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
         }
         return undefined;
       },
+      idempotency,
       metrics,
       logger,
       now,

@@ -29,6 +29,8 @@ import type { SqsClient, SqsMessage } from "../adapters/sqs_client.ts";
 import { TtlCache } from "../lib/ttl_cache.ts";
 import type { Submission } from "../adapters/validator_client.ts";
 import type { VisibilityHeartbeat } from "./visibility_heartbeat.ts";
+import type { IdempotencyGate, IdempotencyLock } from "./idempotency_gate.ts";
+import { MESSAGE_ID_REUSED } from "../domain/idempotency.ts";
 
 export interface PipelineOptions {
   queueUrl: string;
@@ -58,6 +60,8 @@ export interface PipelineOptions {
   submit: (document: OutputDocument) => Promise<Submission>;
   /** Why intake should pause now (a breaker is open), and for how long; undefined = go. */
   pausedFor?: () => { reason: string; ms: number } | undefined;
+  /** The shared record across workers (IDEMPOTENCY_TABLE); unset: in-process dedupe only. */
+  idempotency?: IdempotencyGate | undefined;
   metrics: SluiceMetrics;
   logger: Logger;
   now?: () => number;
@@ -73,6 +77,8 @@ interface Context extends RouteContext {
   receivedAt: number;
   messageId?: string;
   userId?: string;
+  /** The shared idempotency lock, while this copy holds it. */
+  lock?: IdempotencyLock | undefined;
 }
 
 export class Pipeline {
@@ -292,6 +298,7 @@ export class Pipeline {
     let accepted = false;
     this.#working.set(id, new Promise<boolean>((resolve) => done = resolve));
     try {
+      if (this.#o.idempotency && !await this.#claimShared(message, ctx, work)) return;
       for (let holds = 1;; holds++) {
         const verdict = await this.#attempt(message, ctx, work);
         if (route(verdict, ctx).kind === "hold" && verdict.kind === "gave_up") {
@@ -319,10 +326,17 @@ export class Pipeline {
           continue;
         }
         accepted = verdict.kind === "accepted";
+        if (accepted && ctx.lock) {
+          const lock = ctx.lock;
+          ctx.lock = undefined; // completed, not to be released
+          await this.#o.idempotency!.complete(lock);
+        }
         await this.#settle(ctx, verdict);
         return;
       }
     } finally {
+      // Any way out but acceptance gives the shared claim back, so another copy may run.
+      if (ctx.lock) await this.#o.idempotency!.release(ctx.lock);
       this.#working.delete(id);
       done(accepted);
     }
@@ -384,6 +398,7 @@ export class Pipeline {
       if (route({ kind: "unknown_user" }, ctx).kind !== "submit") return { kind: "unknown_user" };
     }
     const document = buildOutputDocument(message, enrichment);
+    if (ctx.lock && !ctx.lock.held) return lockLost();
     let submission: Submission;
     try {
       submission = await this.#withRetries("validator", () => this.#o.submit(document), ctx, work);
@@ -396,6 +411,24 @@ export class Pipeline {
       return { kind: "accepted" };
     }
     return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
+  }
+
+  /**
+   * Claims the message_id in the shared table; false when the message was settled
+   * here instead (a duplicate another worker accepted, or a reused message_id).
+   */
+  async #claimShared(message: InputMessage, ctx: Context, work: AbortSignal): Promise<boolean> {
+    const claim = await this.#o.idempotency!.claim(message, ctx.sqs.receiptHandle, work);
+    if (claim.kind === "proceed") {
+      ctx.lock = claim.lock;
+      return true;
+    }
+    if (claim.kind === "duplicate") this.#accepted.set(message.message_id, true);
+    await this.#settle(
+      ctx,
+      claim.kind === "duplicate" ? claim : { kind: "poison", reason: MESSAGE_ID_REUSED },
+    );
+    return false;
   }
 
   async #settle(ctx: Context, verdict: Verdict, action = route(verdict, ctx)): Promise<void> {
@@ -480,6 +513,17 @@ function gaveUp(target: "enrichment" | "validator", error: unknown): Verdict {
     category: categoryOf(error),
     reason: error instanceof Error ? error.message.slice(0, 200) : String(error),
     validator5xx: target === "validator" && error instanceof HttpError && error.status >= 500,
+  };
+}
+
+/** Another worker took the shared lock over: never submit; give the message back. */
+function lockLost(): Verdict {
+  return {
+    kind: "gave_up",
+    target: "validator",
+    category: "TRANSIENT",
+    reason: "idempotency lock lost to another worker",
+    validator5xx: false,
   };
 }
 
