@@ -154,10 +154,7 @@ Deno.test("a message_id reused with another payload is dead-lettered (VALIDATION
     await sendBodies(lab, [reused]);
     const second = runWorker(lab.env(down.urls, extra));
     try {
-      await waitFor(async () => (await lab.depth()) === 0, "the reused id settled").catch((e) => {
-        console.log(second.lines.slice(-20).join("\n"));
-        throw e;
-      });
+      await waitFor(async () => (await lab.depth()) === 0, "the reused id settled");
     } finally {
       await second.stop();
     }
