@@ -12,6 +12,8 @@ export interface DynaliteServer {
   url: string;
   table: string;
   client: DynamoDbClient;
+  /** Requests by action (from X-Amz-Target) since the table was created. */
+  requests(): Record<string, number>;
   close(): Promise<void>;
 }
 
@@ -32,10 +34,19 @@ export async function startDynalite(table = "sluice-idempotency"): Promise<Dynal
     if ((await client.describeTable(table)).TableStatus === "ACTIVE") break;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  const counts: Record<string, number> = {};
+  // A second listener beside dynalite's own: it only counts.
+  (server as unknown as {
+    on(event: "request", listener: (req: { headers: Record<string, unknown> }) => void): void;
+  }).on("request", (req) => {
+    const action = String(req.headers["x-amz-target"] ?? "").split(".")[1] ?? "unknown";
+    counts[action] = (counts[action] ?? 0) + 1;
+  });
   return {
     url,
     table,
     client,
+    requests: () => ({ ...counts }),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

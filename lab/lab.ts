@@ -18,7 +18,15 @@ import { createSqsAdmin, type SqsAdmin } from "./sqs_admin.ts";
 import { messageIdOf, startSqsProxy } from "./sqs_proxy.ts";
 import { sleep } from "../src/lib/retry.ts";
 import { startValidatorSim } from "./validator_sim.ts";
-import { createLogSink, spawnWorker, type WorkerProcess } from "./worker_process.ts";
+import { createLogSink, spawnWorker } from "./worker_process.ts";
+import { startDynalite } from "./dynalite.ts";
+import {
+  onWireAtKill,
+  type Slot,
+  startValidatorFront,
+  type WorkerShare,
+  workerShares,
+} from "./fleet.ts";
 
 export type { Scenario } from "./scenario.ts";
 
@@ -84,6 +92,10 @@ export interface LabOptions {
   signal?: AbortSignal;
   /** how long the worker may drain after SIGTERM before SIGKILL, default 30 s */
   stopTimeoutSeconds?: number;
+  /** worker processes on the one queue (`--workers N`); given, each gets a counting validator front */
+  workers?: number;
+  /** start dynalite and run the workers with IDEMPOTENCY_TABLE (`--table`) */
+  table?: boolean;
 }
 
 export interface LabProgress {
@@ -146,6 +158,14 @@ export interface LabSummary {
   dlqExtraCopies: number;
   /** the worker's stdout/stderr */
   logFile: string;
+  /** whether the workers shared an idempotency table */
+  table?: boolean;
+  /** per worker slot, when the run had validator fronts (`--workers`) */
+  workers?: WorkerShare[];
+  /** the killed workers' submissions on the wire at their kills (sent, acceptance not recorded) */
+  onWireAtKills?: number;
+  /** DynamoDB requests by action (the lab's counting, also the killed workers' and the judge's reads) */
+  tableRequests?: Record<string, number>;
 }
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
@@ -229,6 +249,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       instant: options.instant ?? false,
     });
     cleanups.push(() => validator.close());
+    const table = options.table ? await startDynalite() : undefined;
+    if (table) cleanups.push(() => table.close());
 
     const env: Record<string, string> = {
       SQS_QUEUE_URL: queueUrl,
@@ -240,6 +262,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       VALIDATOR_URL: validator.url,
       HTTP_PORT: String(freePort()),
       LOG_LEVEL: "warn",
+      ...(table ? { IDEMPOTENCY_TABLE: table.table, AWS_ENDPOINT_URL_DYNAMODB: table.url } : {}),
       ...options.workerEnv,
     };
 
@@ -288,7 +311,14 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     };
 
     const summarize = async (
-      run: { killedInFlight: number; kills: number; peakRssKb: number; doneAt: number },
+      run: {
+        killedInFlight: number;
+        kills: number;
+        peakRssKb: number;
+        doneAt: number;
+        slots?: Slot[];
+        onWire?: number;
+      },
     ): Promise<LabSummary> => {
       const vStats = validator.stats();
       let lost = 0;
@@ -339,10 +369,14 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       const duplicateSubmissions = vStats.duplicates;
 
       if (lost > 0) problems.push(`${lost} valid messages were never accepted`);
-      if (duplicateSubmissions > run.killedInFlight) {
+      // With the table a kill may cost only the submissions it caught on the wire.
+      const allowed = table ? run.onWire ?? 0 : run.killedInFlight;
+      if (duplicateSubmissions > allowed) {
         problems.push(
           `${duplicateSubmissions} duplicate submissions` +
-            (run.killedInFlight ? ` (more than the ${run.killedInFlight} in flight at kills)` : ""),
+            (allowed
+              ? ` (more than the ${allowed} ${table ? "on the wire" : "in flight"} at kills)`
+              : ""),
         );
       }
       if (wrongIds.size > 0) {
@@ -411,6 +445,10 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         kills: run.kills,
         dlqExtraCopies: extraCopies,
         logFile: options.infraOnly ? "" : logFile,
+        table: table !== undefined,
+        workers: workerShares(run.slots ?? [], durationSeconds),
+        onWireAtKills: run.onWire ?? 0,
+        ...(table ? { tableRequests: table.requests() } : {}),
       };
     };
 
@@ -462,24 +500,36 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         !WORKER_ENV_PREFIXES.some((p) => k.startsWith(p))
       ),
     );
-    const start = () =>
+    const fronted = options.workers !== undefined || table !== undefined;
+    const start = (slot: Omit<Slot, "process">) =>
       spawnWorker({
         cmd: workerCmd,
         cwd: options.workerCwd ?? REPO_ROOT,
-        env: { ...baseEnv, ...env },
+        env: {
+          ...baseEnv,
+          ...env,
+          ...(slot.front ? { VALIDATOR_URL: slot.front.url } : {}),
+          ...(slot.index > 0 ? { HTTP_PORT: String(freePort()) } : {}),
+        },
         log,
       });
-
-    let worker: WorkerProcess = start();
-    // On an error path the worker must not outlive the lab (nor write to a closed log).
+    const slots: Slot[] = [];
+    for (let index = 0; index < (options.workers ?? 1); index++) {
+      const front = fronted ? startValidatorFront(validator.url) : undefined;
+      if (front) cleanups.push(() => front.close());
+      const slot = { index, front, kills: 0 };
+      slots.push({ ...slot, process: start(slot) });
+    }
+    // On an error path no worker may outlive the lab (nor write to a closed log).
     cleanups.push(async () => {
-      if (!worker.exited) await worker.kill("SIGKILL");
+      for (const slot of slots) if (!slot.process.exited) await slot.process.kill("SIGKILL");
     });
     if (options.rate > 0) sending = startSending();
 
     const chaosRng = createRng(deriveSeed(options.seed, "chaos"));
     let kills = 0;
     let killedInFlight = 0;
+    let onWire = 0;
     let peakRssKb = 0;
     let crashAfterReceiveDone = !(chaos.crashAfterReceive && chaos.crashAfterReceive > 0);
     let outageDone = !(chaos.sqsOutageSeconds && chaos.sqsOutageSeconds > 0);
@@ -488,14 +538,30 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     let doneAt: number | undefined;
 
     const kill = async (why: string) => {
-      peakRssKb = Math.max(peakRssKb, await readPeakRssKb(worker.pid));
+      // One worker's seed draws only in a fleet: a single worker's chaos replays as before.
+      const slot = slots[slots.length > 1 ? chaosRng.int(0, slots.length - 1) : 0]!;
+      peakRssKb = Math.max(peakRssKb, await readPeakRssKb(slot.process.pid));
       const stranded = proxy.inFlight();
       killedInFlight += stranded;
       kills++;
-      await log.write(`# lab: SIGKILL (${why}); ${stranded} messages in flight\n`);
-      await worker.kill("SIGKILL");
+      slot.kills++;
+      await slot.process.kill("SIGKILL");
+      // Counted after the exit: a dead worker records nothing more.
+      const wire = slot.front
+        ? await onWireAtKill(
+          slot.front,
+          table && { client: table.client, name: table.table },
+          Date.now(),
+        )
+        : 0;
+      onWire += wire;
+      await log.write(
+        `# lab: SIGKILL worker ${
+          slot.index + 1
+        } (${why}); ${stranded} messages in flight, ${wire} submissions on the wire\n`,
+      );
       await sleep(200);
-      worker = start();
+      slot.process = start(slot);
     };
 
     while (true) {
@@ -509,7 +575,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         problems.push(`timed out after ${Math.round(timeoutMs / 1000)} s`);
         break;
       }
-      if (worker.exited) {
+      const worker = slots.find((slot) => slot.process.exited)?.process;
+      if (worker) {
         const status = await worker.status;
         problems.push(
           `the worker exited on its own (code ${status.code}${
@@ -561,7 +628,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
 
     // Stop the worker the way systemd does, and check it drains and exits 0.
     if (options.onProgress) options.onProgress(await progress("stopping", kills));
-    if (!worker.exited) {
+    await Promise.all(slots.map(async ({ process: worker }) => {
+      if (worker.exited) return;
       peakRssKb = Math.max(peakRssKb, await readPeakRssKb(worker.pid));
       const status = await worker.stop(options.stopTimeoutSeconds ?? 30);
       if (status.forced) {
@@ -571,9 +639,16 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       } else if (status.code !== 0) {
         problems.push(`the worker exited with code ${status.code} after SIGTERM (expected 0)`);
       }
-    }
+    }));
     await sending.catch(() => undefined);
-    return await summarize({ killedInFlight, kills, peakRssKb, doneAt: doneAt ?? Date.now() });
+    return await summarize({
+      killedInFlight,
+      kills,
+      peakRssKb,
+      doneAt: doneAt ?? Date.now(),
+      slots,
+      onWire,
+    });
   } finally {
     for (const cleanup of cleanups.reverse()) {
       try {

@@ -11,6 +11,7 @@ import {
   type LabSummary,
   runLab,
 } from "./lab.ts";
+import { formatShares } from "./fleet.ts";
 import { isScenario, SCENARIOS } from "./scenario.ts";
 
 const USAGE = `usage: deno task lab [flags]
@@ -26,6 +27,8 @@ const USAGE = `usage: deno task lab [flags]
   --json                    print the summary as JSON on stdout
   --infra-only              start the services, preload, print export lines, run until Ctrl-C
   --worker-cmd "CMD ARGS"   the worker command (default: deno run ... src/main.ts)
+  --workers N               N worker processes on the one queue, each behind a counting validator front
+  --table                   dynalite in process; the workers share IDEMPOTENCY_TABLE
 chaos:
   --crash-rate P            probability per second of SIGKILLing the worker (restarted)
   --crash-after-receive N   SIGKILL once after N messages received
@@ -66,6 +69,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
         "slow-seconds": { type: "string" },
         "sqs-outage-seconds": { type: "string" },
         chaos: { type: "boolean" },
+        workers: { type: "string" },
+        table: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -118,6 +123,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   const workerCmd = v["worker-cmd"]?.trim().split(/\s+/);
   if (workerCmd && workerCmd.length === 0) throw new FlagError("--worker-cmd: empty command");
   const timeout = opt("timeout", v.timeout, 1, 86_400, false);
+  const workers = opt("workers", v.workers, 1, 64, true);
   return {
     help: v.help ?? false,
     scenario,
@@ -134,6 +140,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     json: v.json ?? false,
     ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
     ...(workerCmd ? { workerCmd } : {}),
+    ...(workers !== undefined ? { workers } : {}),
+    ...(v.table ? { table: true } : {}),
     chaos,
   };
 }
@@ -156,7 +164,20 @@ export function formatSummary(s: LabSummary): string {
     ["lost", s.lost],
     [
       "duplicate submissions",
-      s.duplicateSubmissions + (s.killedInFlight ? ` (allowed up to ${s.killedInFlight})` : ""),
+      s.duplicateSubmissions +
+      (s.table
+        ? ` (allowed up to ${s.onWireAtKills ?? 0}: on the wire at kills)`
+        : s.killedInFlight
+        ? ` (allowed up to ${s.killedInFlight})`
+        : ""),
+    ],
+    [
+      "idempotency table",
+      s.tableRequests
+        ? `yes (dynalite): ${
+          Object.entries(s.tableRequests).map(([k, n]) => `${k}=${n}`).join(" ")
+        }`
+        : "no",
     ],
     ["wrongly rejected", s.wronglyRejected],
     [
@@ -165,6 +186,12 @@ export function formatSummary(s: LabSummary): string {
     ],
     ["left in queue", s.leftInQueue],
     ["worker kills (in flight)", `${s.kills} (${s.killedInFlight})`],
+    ...(s.workers?.length
+      ? [
+        ["per worker (accepted, rate)", formatShares(s.workers)] as [string, string],
+        ["submissions on the wire at kills", s.onWireAtKills ?? 0] as [string, number],
+      ]
+      : []),
     ["duration", `${s.durationSeconds.toFixed(2)} s`],
     ["throughput", `${s.msgPerSecond} msg/s`],
     ["receive→accept p50 / p99", `${s.p50Ms} ms / ${s.p99Ms} ms`],
