@@ -13,6 +13,8 @@
  *   --repeat N               run sluice and the ceiling N times and keep the median run (default 1)
  *   --quick                  smoke run: 3000 messages, baselines capped at 10 s
  *   --no-write               print only; leave RESULTS.md and throughput.svg alone
+ *   --fleet                  1, 2 and 4 workers on one queue, without and with the idempotency
+ *                            table (bench/fleet.ts); writes only the Fleet section of RESULTS.md
  */
 import {
   type LabOptions,
@@ -24,6 +26,7 @@ import {
 import { type BenchContext, type BenchRun, throughput, type WorkerName } from "./bench_run.ts";
 import { renderMarkdown } from "./results_markdown.ts";
 import { renderSvg } from "./throughput_svg.ts";
+import { runFleetBench } from "./fleet.ts";
 
 const ALL_SCENARIOS: Scenario[] = ["io_mild", "io_heavy", "flaky", "brownout"];
 const ALL_WORKERS: WorkerName[] = ["sluice", "naive", "sqs-consumer", "ceiling"];
@@ -272,6 +275,7 @@ export function medianRun(tries: BenchRun[]): BenchRun {
 }
 
 async function main(args: string[]): Promise<number> {
+  if (args.includes("--fleet")) return await runFleetBench(args);
   const flags = parseFlags(args);
   const ctx = await machineContext(flags, args);
   const runs: BenchRun[] = [];
