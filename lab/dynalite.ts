@@ -3,6 +3,8 @@
  * loopback, with the idempotency table created: for the lab's `--table` and the
  * tests. Known there: conditional writes and per-key serialisation work;
  * ReturnValuesOnConditionCheckFailure is ignored; TTL is not implemented.
+ * `spawnDynalite()` runs it in a child process instead (lab/dynalite_main.ts),
+ * so the lab's own event loop (SQS emulator, simulators) does not serve it too.
  */
 import dynalite from "dynalite";
 import { DynamoDbClient } from "../src/adapters/dynamodb_client.ts";
@@ -13,7 +15,7 @@ export interface DynaliteServer {
   table: string;
   client: DynamoDbClient;
   /** Requests by action (from X-Amz-Target) since the table was created. */
-  requests(): Record<string, number>;
+  requests(): Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 
@@ -24,11 +26,7 @@ export async function startDynalite(table = "sluice-idempotency"): Promise<Dynal
   const address = server.address();
   if (address === null || typeof address === "string") throw new Error("dynalite bound no port");
   const url = `http://127.0.0.1:${address.port}`;
-  const client = new DynamoDbClient({
-    region: "us-east-1",
-    endpoint: url,
-    credentials: () => Promise.resolve({ accessKeyId: "lab", secretAccessKey: "lab-secret" }),
-  });
+  const client = labClient(url);
   await client.createTable(table);
   for (let i = 0; i < 100; i++) {
     if ((await client.describeTable(table)).TableStatus === "ACTIVE") break;
@@ -46,7 +44,7 @@ export async function startDynalite(table = "sluice-idempotency"): Promise<Dynal
     url,
     table,
     client,
-    requests: () => ({ ...counts }),
+    requests: () => Promise.resolve({ ...counts }),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -54,4 +52,67 @@ export async function startDynalite(table = "sluice-idempotency"): Promise<Dynal
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       }),
   };
+}
+
+/**
+ * dynalite in a child process (lab/dynalite_main.ts), like a remote service: its
+ * request handling does not queue behind the lab's SQS emulator and simulators.
+ * The child prints its URL once, then request counts for each "stats" line.
+ */
+export async function spawnDynalite(table = "sluice-idempotency"): Promise<DynaliteServer> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./dynalite_main.ts", import.meta.url).pathname, table],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines())
+    .getReader();
+  const writer = child.stdin.getWriter();
+  const next = async (): Promise<Record<string, unknown>> => {
+    const { value, done } = await lines.read();
+    if (done) throw new Error("dynalite child process ended");
+    return JSON.parse(value) as Record<string, unknown>;
+  };
+  const ready = await next();
+  const url = String(ready.url);
+  let asking: Promise<unknown> = Promise.resolve();
+  return {
+    url,
+    table,
+    client: labClient(url),
+    requests: () => {
+      // One question at a time: answers come back in order on one stream.
+      const answer = asking.then(async () => {
+        await writer.write(new TextEncoder().encode("stats\n"));
+        return await next() as Record<string, number>;
+      });
+      asking = answer.catch(() => undefined);
+      return answer;
+    },
+    close: async () => {
+      await writer.close().catch(() => undefined);
+      await lines.cancel().catch(() => undefined);
+      await child.status;
+    },
+  };
+}
+
+function labClient(url: string): DynamoDbClient {
+  return new DynamoDbClient({
+    region: "us-east-1",
+    endpoint: url,
+    credentials: () => Promise.resolve({ accessKeyId: "lab", secretAccessKey: "lab-secret" }),
+  });
+}
+
+function splitLines(): TransformStream<string, string> {
+  let partial = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (partial + chunk).split("\n");
+      partial = parts.pop() ?? "";
+      for (const line of parts) if (line.trim()) controller.enqueue(line);
+    },
+  });
 }

@@ -19,7 +19,7 @@ import { messageIdOf, startSqsProxy } from "./sqs_proxy.ts";
 import { sleep } from "../src/lib/retry.ts";
 import { startValidatorSim } from "./validator_sim.ts";
 import { createLogSink, spawnWorker } from "./worker_process.ts";
-import { startDynalite } from "./dynalite.ts";
+import { spawnDynalite } from "./dynalite.ts";
 import {
   onWireAtKill,
   type Slot,
@@ -249,7 +249,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       instant: options.instant ?? false,
     });
     cleanups.push(() => validator.close());
-    const table = options.table ? await startDynalite() : undefined;
+    const table = options.table ? await spawnDynalite() : undefined;
     if (table) cleanups.push(() => table.close());
 
     const env: Record<string, string> = {
@@ -448,7 +448,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         table: table !== undefined,
         workers: workerShares(run.slots ?? [], durationSeconds),
         onWireAtKills: run.onWire ?? 0,
-        ...(table ? { tableRequests: table.requests() } : {}),
+        ...(table ? { tableRequests: await table.requests() } : {}),
       };
     };
 

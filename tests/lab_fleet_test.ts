@@ -150,3 +150,17 @@ Deno.test("bench --fleet: efficiency against one worker, table cost per valid me
     /## io_mild\n\nx\n\n## Fleet: several workers on one queue\n\nnew\n\n## later/,
   );
 });
+
+Deno.test("spawnDynalite: a child process serving the table, counting requests by action", async () => {
+  const { spawnDynalite } = await import("../lab/dynalite.ts");
+  const db = await spawnDynalite("fleet-test");
+  try {
+    await db.client.putItem(db.table, { id: { S: "a" } });
+    assert.deepEqual(await db.client.getItem(db.table, { id: { S: "a" } }), { id: { S: "a" } });
+    const counts = await db.requests();
+    assert.equal(counts.PutItem, 1);
+    assert.equal(counts.GetItem, 1);
+  } finally {
+    await db.close();
+  }
+});
