@@ -104,6 +104,10 @@ export interface Slot {
   process: WorkerProcess;
   front: ValidatorFront | undefined;
   kills: number;
+  /** the worker's HTTP_PORT (health and metrics) */
+  port: number;
+  /** without a front: `accepted` from the worker's /metrics just before it was stopped */
+  acceptedByMetrics?: number | undefined;
 }
 
 /** Per-worker line of the summary. */
@@ -116,13 +120,28 @@ export interface WorkerShare {
 
 /** Each slot's acceptances and rate over the run; empty when there are no fronts. */
 export function workerShares(slots: readonly Slot[], durationSeconds: number): WorkerShare[] {
-  if (slots.some((s) => !s.front)) return [];
+  const accepted = (s: Slot) => s.front?.accepted() ?? s.acceptedByMetrics;
+  if (slots.some((s) => accepted(s) === undefined)) return [];
   return slots.map((s) => ({
     worker: s.index + 1,
-    accepted: s.front!.accepted(),
-    msgPerSecond: Math.round((s.front!.accepted() / Math.max(0.001, durationSeconds)) * 10) / 10,
+    accepted: accepted(s)!,
+    msgPerSecond: Math.round((accepted(s)! / Math.max(0.001, durationSeconds)) * 10) / 10,
     kills: s.kills,
   }));
+}
+
+/** `sluice_messages_total{outcome="accepted"}` from a worker's /metrics; undefined if unreadable. */
+export async function scrapeAccepted(port: number): Promise<number | undefined> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`, {
+      signal: AbortSignal.timeout(2000),
+    });
+    const text = await response.text();
+    const match = /^sluice_messages_total\{outcome="accepted"\} (\d+)/m.exec(text);
+    return match ? Number(match[1]) : 0;
+  } catch {
+    return undefined;
+  }
 }
 
 /** "w1 1234 (411.3/s, 1 kill) | w2 ..." for the summary. */

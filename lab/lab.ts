@@ -22,6 +22,7 @@ import { createLogSink, spawnWorker } from "./worker_process.ts";
 import { spawnDynalite } from "./dynalite.ts";
 import {
   onWireAtKill,
+  scrapeAccepted,
   type Slot,
   startValidatorFront,
   type WorkerShare,
@@ -500,7 +501,10 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         !WORKER_ENV_PREFIXES.some((p) => k.startsWith(p))
       ),
     );
-    const fronted = options.workers !== undefined || table !== undefined;
+    // Fronts (an extra hop per submission in the lab process) only where a kill needs them to
+    // count what was on the wire; otherwise the workers' own metrics give the per-worker split.
+    const killing = (chaos.crashRate ?? 0) > 0 || (chaos.crashAfterReceive ?? 0) > 0;
+    const fronted = (options.workers !== undefined || table !== undefined) && killing;
     const start = (slot: Omit<Slot, "process">) =>
       spawnWorker({
         cmd: workerCmd,
@@ -509,7 +513,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
           ...baseEnv,
           ...env,
           ...(slot.front ? { VALIDATOR_URL: slot.front.url } : {}),
-          ...(slot.index > 0 ? { HTTP_PORT: String(freePort()) } : {}),
+          HTTP_PORT: String(slot.port),
         },
         log,
       });
@@ -517,7 +521,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     for (let index = 0; index < (options.workers ?? 1); index++) {
       const front = fronted ? startValidatorFront(validator.url) : undefined;
       if (front) cleanups.push(() => front.close());
-      const slot = { index, front, kills: 0 };
+      const port = index === 0 ? Number(env.HTTP_PORT) : freePort();
+      const slot = { index, front, kills: 0, port };
       slots.push({ ...slot, process: start(slot) });
     }
     // On an error path no worker may outlive the lab (nor write to a closed log).
@@ -628,6 +633,9 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
 
     // Stop the worker the way systemd does, and check it drains and exits 0.
     if (options.onProgress) options.onProgress(await progress("stopping", kills));
+    if (options.workers !== undefined && !fronted) {
+      for (const slot of slots) slot.acceptedByMetrics = await scrapeAccepted(slot.port);
+    }
     await Promise.all(slots.map(async ({ process: worker }) => {
       if (worker.exited) return;
       peakRssKb = Math.max(peakRssKb, await readPeakRssKb(worker.pid));
