@@ -301,6 +301,12 @@ export class Pipeline {
       if (this.#o.idempotency && !await this.#claimShared(message, ctx, work)) return;
       for (let holds = 1;; holds++) {
         const verdict = await this.#attempt(message, ctx, work);
+        if (verdict === LOCK_LOST) {
+          // The message is another worker's now: never hold it (nor dead-letter it at 12 h).
+          const { category, reason } = LOCK_LOST;
+          await this.#settle(ctx, verdict, { kind: "release", category, reason, longest: false });
+          return;
+        }
         if (route(verdict, ctx).kind === "hold" && verdict.kind === "gave_up") {
           // Its last allowed receive: keep it under the heartbeat and try again. A round past
           // the visibility has almost no budget (an open breaker or a Retry-After ends it at
@@ -398,7 +404,7 @@ export class Pipeline {
       if (route({ kind: "unknown_user" }, ctx).kind !== "submit") return { kind: "unknown_user" };
     }
     const document = buildOutputDocument(message, enrichment);
-    if (ctx.lock && !ctx.lock.held) return lockLost();
+    if (ctx.lock && !ctx.lock.held) return LOCK_LOST;
     let submission: Submission;
     try {
       submission = await this.#withRetries("validator", () => this.#o.submit(document), ctx, work);
@@ -517,15 +523,13 @@ function gaveUp(target: "enrichment" | "validator", error: unknown): Verdict {
 }
 
 /** Another worker took the shared lock over: never submit; give the message back. */
-function lockLost(): Verdict {
-  return {
-    kind: "gave_up",
-    target: "validator",
-    category: "TRANSIENT",
-    reason: "idempotency lock lost to another worker",
-    validator5xx: false,
-  };
-}
+const LOCK_LOST = {
+  kind: "gave_up",
+  target: "validator",
+  category: "TRANSIENT",
+  reason: "idempotency lock lost to another worker",
+  validator5xx: false,
+} as const satisfies Verdict;
 
 /** Waits for `promise`, or rejects with the signal's reason when it aborts first. */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -15,7 +15,7 @@ import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
 function harness(
   gateAnswer: ClaimResult["kind"],
   submit: () => Promise<Submission>,
-  options: { loseLockAfterLookup?: boolean } = {},
+  options: { loseLockAfterLookup?: boolean; receiveCount?: number } = {},
 ) {
   let clock = 1_000_000;
   const events: string[] = [];
@@ -57,7 +57,10 @@ function harness(
           messageId: "sqs-1",
           receiptHandle: "h-1",
           body: JSON.stringify({ message_id: "m-1", user_id: "7", event_ts: 1, payload: {} }),
-          attributes: { ApproximateReceiveCount: "1", SentTimestamp: "0" },
+          attributes: {
+            ApproximateReceiveCount: String(options.receiveCount ?? 1),
+            SentTimestamp: "0",
+          },
           messageAttributes: {},
         }]);
       },
@@ -115,6 +118,12 @@ Deno.test("idempotency port: a released message releases its claim too", async (
 
 Deno.test("idempotency port: a lost lock is never submitted; the message goes back", async () => {
   const h = harness("proceed", accepted, { loseLockAfterLookup: true });
+  await h.run();
+  assert.deepEqual(h.events, ["claim m-1 h-1", "sqs release", "release m-1"]);
+});
+
+Deno.test("idempotency port: a lost lock on the last receive is released, not held for 12 h", async () => {
+  const h = harness("proceed", accepted, { loseLockAfterLookup: true, receiveCount: 3 });
   await h.run();
   assert.deepEqual(h.events, ["claim m-1 h-1", "sqs release", "release m-1"]);
 });
