@@ -19,6 +19,11 @@ export interface DynaliteServer {
   close(): Promise<void>;
 }
 
+interface IncomingRequest {
+  headers: Record<string, unknown>;
+  on(event: "error", listener: (error: unknown) => void): void;
+}
+
 /** Starts dynalite and creates `table` (key `id`, String), waiting until it is ACTIVE. */
 export async function startDynalite(table = "sluice-idempotency"): Promise<DynaliteServer> {
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
@@ -35,10 +40,13 @@ export async function startDynalite(table = "sluice-idempotency"): Promise<Dynal
   const counts: Record<string, number> = {};
   // A second listener beside dynalite's own: it only counts.
   (server as unknown as {
-    on(event: "request", listener: (req: { headers: Record<string, unknown> }) => void): void;
+    on(event: "request", listener: (req: IncomingRequest) => void): void;
   }).on("request", (req) => {
     const action = String(req.headers["x-amz-target"] ?? "").split(".")[1] ?? "unknown";
     counts[action] = (counts[action] ?? 0) + 1;
+    // A client SIGKILLed mid-request resets its connection; dynalite listens for no 'error'
+    // on the request, and an unheard one would end the process.
+    req.on("error", () => {});
   });
   return {
     url,
