@@ -6,6 +6,13 @@
 import { startDynalite } from "./dynalite.ts";
 
 if (import.meta.main) {
+  // A worker SIGKILLed mid-request resets its connection, and Deno's node:http raises that as an
+  // uncaught "aborted" error that dynalite never listens for: it must not end the table.
+  let suppressed = 0;
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    if (suppressed++ === 0) console.error(`dynalite: ignored ${event.message}`);
+  });
   const db = await startDynalite(Deno.args[0] ?? "sluice-idempotency");
   const out = (value: unknown) => console.log(JSON.stringify(value));
   out({ url: db.url });

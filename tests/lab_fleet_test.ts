@@ -164,3 +164,25 @@ Deno.test("spawnDynalite: a child process serving the table, counting requests b
     await db.close();
   }
 });
+
+Deno.test("spawnDynalite: a client that vanishes mid-request does not end the table", async () => {
+  const { spawnDynalite } = await import("../lab/dynalite.ts");
+  const db = await spawnDynalite("vanish-test");
+  try {
+    for (let i = 0; i < 3; i++) {
+      const conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: Number(new URL(db.url).port),
+      });
+      await conn.write(new TextEncoder().encode(
+        "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\n" +
+          'Content-Length: 100\r\n\r\n{"Tab',
+      ));
+      conn.close();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await db.client.getItem(db.table, { id: { S: "a" } }), undefined);
+  } finally {
+    await db.close();
+  }
+});
