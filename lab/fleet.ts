@@ -29,14 +29,17 @@ export function startValidatorFront(target: string): ValidatorFront {
   const acceptedAt = new Map<string, number>();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const url = new URL(req.url);
+    // Counted from the first byte: a body the worker finished sending just before its kill is
+    // still forwarded, so it must be on the wire at the kill.
+    inFlight++;
     let body: string | undefined;
     try {
       body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.text();
     } catch {
       // The worker went away (SIGKILL) mid-request: nothing reached the validator.
+      inFlight--;
       return new Response("client gone", { status: 499 });
     }
-    inFlight++;
     try {
       // Not tied to the worker's connection: a submission the worker abandons (or a worker
       // SIGKILLed) still reaches the validator, as it would over a real network.

@@ -551,7 +551,9 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       kills++;
       slot.kills++;
       await slot.process.kill("SIGKILL");
-      // Counted after the exit: a dead worker records nothing more.
+      // Counted after the exit (a dead worker records nothing more) and a moment more, so the
+      // requests it wrote just before dying have reached the front.
+      await sleep(100);
       const wire = slot.front
         ? await onWireAtKill(
           slot.front,
