@@ -94,22 +94,19 @@ export class StoreGate implements IdempotencyGate {
     const owner = ownerOf(this.#o.workerId, receiptHandle);
     let mustRead = false;
     for (let waits = 0;;) {
-      const now = this.#now();
       if (!mustRead) {
-        const until = lockUntil(now, this.#o.visibilityTimeoutSeconds);
-        const answer = await this.#patiently(() =>
-          this.#o.store.claim(
-            {
-              id,
-              status: "IN_PROGRESS",
-              owner,
-              inProgressUntil: until,
-              expiresAt: inProgressExpiresAt(until, this.#o.dedupTtlSeconds),
-              payloadHash,
-            },
+        // The time is read per attempt: a retry after a backoff must not claim with a stale now.
+        const answer = await this.#patiently(() => {
+          const now = this.#now();
+          const until = lockUntil(now, this.#o.visibilityTimeoutSeconds);
+          const expiresAt = inProgressExpiresAt(until, this.#o.dedupTtlSeconds);
+          const record = { id, status: "IN_PROGRESS" as const, owner, payloadHash };
+          return this.#o.store.claim(
+            { ...record, inProgressUntil: until, expiresAt },
             now,
             signal,
-          ), signal);
+          );
+        }, signal);
         if (answer.claimed) {
           if (answer.takeover) {
             this.#o.onTakeover?.();
