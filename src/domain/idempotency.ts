@@ -61,17 +61,21 @@ export type ConflictDecision =
   /** another worker holds a live lock: wait under the heartbeat, look again */
   | "wait"
   /** the same message_id with another body: dead-letter (VALIDATION) */
-  | "mismatch";
+  | "mismatch"
+  /** our own claim: an earlier attempt timed out on our side but was written */
+  | "ours";
 
 /** Decides from the record read (ConsistentRead) after a ConditionalCheckFailedException. */
 export function decideConflict(
   record: IdempotencyRecord | undefined,
   payloadHash: string,
   nowMs: number,
+  owner: string,
 ): ConflictDecision {
   if (!record) return "claim_again";
   if (record.expiresAt < Math.floor(nowMs / 1000)) return "claim_again";
   if (record.payloadHash !== payloadHash) return "mismatch";
+  if (record.status === "IN_PROGRESS" && record.owner === owner) return "ours";
   if (record.status === "COMPLETED") return "duplicate";
   if (record.inProgressUntil < nowMs) return "claim_again";
   return "wait";

@@ -32,7 +32,13 @@ export interface SluiceMetrics {
 export const IDEMPOTENCY_ACTIONS = ["PutItem", "GetItem", "UpdateItem", "DeleteItem"] as const;
 export const IDEMPOTENCY_RESULTS = ["ok", "ConditionalCheckFailedException", "error"] as const;
 /** What a lost claim turned out to be (domain/idempotency.ts ConflictDecision). */
-export const IDEMPOTENCY_CONFLICTS = ["duplicate", "wait", "mismatch", "claim_again"] as const;
+export const IDEMPOTENCY_CONFLICTS = [
+  "duplicate",
+  "wait",
+  "mismatch",
+  "claim_again",
+  "ours",
+] as const;
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
 const AGE = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 43200, 86400, 345600];
@@ -135,7 +141,7 @@ function idempotencyMetrics(registry: Registry) {
   );
   const conflicts = registry.counter(
     "sluice_idempotency_conflicts_total",
-    "Claims that lost the race, by what the record said (duplicate, wait, mismatch, claim_again).",
+    "Claims that lost the race, by what the record said (duplicate, wait, mismatch, claim_again, ours).",
     ["result"],
   );
   const takeovers = registry.counter(

@@ -118,8 +118,14 @@ export class StoreGate implements IdempotencyGate {
         }
       }
       const record = await this.#patiently(() => this.#o.store.read(id, signal), signal);
-      const decision = decideConflict(record, payloadHash, this.#now());
+      const decision = decideConflict(record, payloadHash, this.#now(), owner);
       this.#o.onConflict?.(decision);
+      if (decision === "ours") {
+        // The claim that timed out on our side was written: take it as ours and extend it soon.
+        const lock: Held = { messageId: id, receiptHandle, owner, held: true };
+        this.#locks.set(receiptHandle, lock);
+        return { kind: "proceed" as const, lock };
+      }
       if (decision === "duplicate") return { kind: "duplicate" as const };
       if (decision === "mismatch") return { kind: "mismatch" as const };
       if (decision === "claim_again") {
@@ -211,7 +217,9 @@ export class StoreGate implements IdempotencyGate {
       try {
         return await fn();
       } catch (error) {
-        if (signal?.aborted || !isRetriable(error) || attempt >= attempts) throw error;
+        // Only the store's own transient answers: a bug (a TypeError) must not loop for ever.
+        const known = error instanceof Error && "category" in error;
+        if (signal?.aborted || !known || !isRetriable(error) || attempt >= attempts) throw error;
         if (attempt === 1 || attempt % 10 === 0) {
           this.#o.logger.warn("idempotency table request failed; retrying", { error, attempt });
         }

@@ -107,7 +107,9 @@ export class DynamoDbStore implements IdempotencyStore {
         { id: s(id) },
         "SET #status = :completed, expires_at = :expires",
         {
-          conditionExpression: "#owner = :owner AND #status = :in_progress",
+          // COMPLETED by the same owner too: a retry after a timed-out success is not fenced.
+          conditionExpression:
+            "#owner = :owner AND (#status = :in_progress OR #status = :completed)",
           expressionAttributeNames: { "#owner": "owner", "#status": "status" },
           expressionAttributeValues: {
             ":owner": s(owner),

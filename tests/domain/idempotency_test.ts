@@ -29,6 +29,10 @@ Deno.test("decideConflict, row by row", () => {
     ["COMPLETED, same payload", rec({ status: "COMPLETED" }), "h1", "duplicate"],
     ["COMPLETED, another payload", rec({ status: "COMPLETED" }), "h2", "mismatch"],
     ["live IN_PROGRESS, same payload", rec(), "h1", "wait"],
+    // Our own claim whose answer timed out but which was written.
+    ["our own IN_PROGRESS", rec({ owner: "w-b:r2" }), "h1", "ours"],
+    ["our own, another payload", rec({ owner: "w-b:r2" }), "h2", "mismatch"],
+    ["COMPLETED by us", rec({ owner: "w-b:r2", status: "COMPLETED" }), "h1", "duplicate"],
     ["live IN_PROGRESS, another payload", rec(), "h2", "mismatch"],
     ["lapsed IN_PROGRESS", rec({ inProgressUntil: NOW - 1 }), "h1", "claim_again"],
     ["IN_PROGRESS ending exactly now is still live", rec({ inProgressUntil: NOW }), "h1", "wait"],
@@ -46,7 +50,7 @@ Deno.test("decideConflict, row by row", () => {
     ],
   ];
   for (const [name, record, hash, expected] of rows) {
-    assert.equal(decideConflict(record, hash, NOW), expected, name);
+    assert.equal(decideConflict(record, hash, NOW, "w-b:r2"), expected, name);
   }
 });
 

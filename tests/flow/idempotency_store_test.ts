@@ -3,12 +3,14 @@ import assert from "node:assert/strict";
 import { startDynalite } from "../../lab/dynalite.ts";
 import {
   DynamoDbStore,
+  type IdempotencyStore,
   keySchemaProblems,
   probeIdempotencyTable,
 } from "../../src/flow/idempotency_store.ts";
 import { StoreGate } from "../../src/flow/idempotency_gate.ts";
 import type { IdempotencyRecord } from "../../src/domain/idempotency.ts";
 import { createLogger } from "../../src/lib/logger.ts";
+import { TimeoutError } from "../../src/lib/errors.ts";
 import type { InputMessage } from "../../src/domain/message_schema.ts";
 
 const logger = createLogger({ level: "error", format: "json", write: () => {} });
@@ -250,5 +252,52 @@ Deno.test("probe: a missing table and a wrong key schema are named", async () =>
   ];
   for (const [described, count] of rows) {
     assert.equal(keySchemaProblems("t", described).length, count, JSON.stringify(described));
+  }
+});
+
+Deno.test("retries after a timed-out success: complete again is not fenced; a written claim is ours", async () => {
+  const db = await startDynalite();
+  try {
+    const store = new DynamoDbStore(db.client, db.table);
+    await store.claim(record({ owner: "a" }), T0);
+    assert.equal(await store.complete("m-1", "a", T0 / 1000 + 3600), true);
+    assert.equal(await store.complete("m-1", "a", T0 / 1000 + 3600), true, "same owner again");
+    assert.equal(await store.complete("m-1", "b", T0 / 1000 + 3600), false, "another owner");
+
+    // The first PutItem lands but its answer times out; the retry must not wait for itself.
+    let first = true;
+    const flaky: IdempotencyStore = {
+      claim: async (r, now, signal) => {
+        const answer = await store.claim(r, now, signal);
+        if (first) {
+          first = false;
+          throw new TimeoutError("DynamoDB PutItem", 5000);
+        }
+        return answer;
+      },
+      read: (id, signal) => store.read(id, signal),
+      extend: (...args) => store.extend(...args),
+      complete: (...args) => store.complete(...args),
+      release: (...args) => store.release(...args),
+    };
+    const conflicts: string[] = [];
+    const gate = new StoreGate({
+      store: flaky,
+      workerId: "w-a",
+      visibilityTimeoutSeconds: 30,
+      dedupTtlSeconds: 3600,
+      logger,
+      onConflict: (d) => conflicts.push(d),
+      sleep: () => Promise.resolve(),
+    });
+    const claim = await gate.claim(
+      { ...message(), message_id: "m-2" },
+      "r-a",
+      new AbortController().signal,
+    );
+    assert.equal(claim.kind, "proceed");
+    assert.deepEqual(conflicts, ["ours"]);
+  } finally {
+    await db.close();
   }
 });
