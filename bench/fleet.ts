@@ -9,7 +9,7 @@
  * The added latency is measured apart, at a fixed rate well below saturation
  * (2 workers, --rate msg/s), so it is the table's round trips, not queueing.
  *
- * Flags: --messages N (default 8000), --counts 1,2,4, --rate R (default 100),
+ * Flags: --messages N (default 4000), --counts 1,2,4, --rate R (default 100),
  * --no-write.
  */
 import { type LabSummary, runLab } from "../lab/lab.ts";
@@ -29,7 +29,7 @@ export async function runFleetBench(args: string[]): Promise<number> {
     const i = args.indexOf(flag);
     return i >= 0 ? args[i + 1] : undefined;
   };
-  const messages = Number(value("--messages") ?? 8000);
+  const messages = Number(value("--messages") ?? 4000);
   const counts = (value("--counts") ?? "1,2,4").split(",").map(Number);
   if (!Number.isSafeInteger(messages) || messages <= 0 || counts.some((n) => !(n >= 1))) {
     console.error("bench: --fleet needs --messages N and --counts a,b,c of positive integers");
@@ -50,7 +50,7 @@ export async function runFleetBench(args: string[]): Promise<number> {
       );
       const summary = await runLab({
         scenario: "io_heavy",
-        messages: rate ? Math.min(messages, rate * 20) : messages,
+        messages: rate ? Math.min(messages, rate * 10) : messages,
         rate,
         users: 2000,
         seed: 1,
