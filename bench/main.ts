@@ -17,6 +17,8 @@
  *                            the report shows the median of each figure (default 1)
  *   --quick                  smoke run: 3000 messages, baselines capped at 10 s
  *   --no-write               print only; leave RESULTS.md and throughput.svg alone
+ *   --fleet                  1, 2 and 4 workers on one queue, without and with the idempotency
+ *                            table (bench/fleet.ts); writes only the Fleet section of RESULTS.md
  */
 import {
   type LabOptions,
@@ -34,6 +36,7 @@ import {
 } from "./bench_run.ts";
 import { renderMarkdown } from "./results_markdown.ts";
 import { renderSvg } from "./throughput_svg.ts";
+import { runFleetBench } from "./fleet.ts";
 
 const ALL_SCENARIOS: Scenario[] = ["io_mild", "io_heavy", "flaky", "brownout"];
 const ALL_WORKERS: WorkerName[] = ["sluice", "binary", "lean", "naive", "sqs-consumer", "ceiling"];
@@ -339,6 +342,7 @@ async function keptNotes(): Promise<string> {
 }
 
 async function main(args: string[]): Promise<number> {
+  if (args.includes("--fleet")) return await runFleetBench(args);
   const flags = parseFlags(args);
   const ctx = await machineContext(flags, args);
   const runs: BenchRun[] = [];

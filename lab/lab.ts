@@ -20,8 +20,17 @@ import { processTreeUsage } from "./process_tree.ts";
 import { sleep } from "../src/lib/retry.ts";
 import { scrapeWorker, WorkerMetricsTracker } from "./worker_metrics.ts";
 import { startValidatorSim } from "./validator_sim.ts";
-import { createLogSink, spawnWorker, type WorkerProcess } from "./worker_process.ts";
+import { createLogSink, spawnWorker } from "./worker_process.ts";
 import { runSigtermPhase, type SigtermPhaseSummary } from "./sigterm_phase.ts";
+import { spawnDynalite } from "./dynalite.ts";
+import {
+  onWireAtKill,
+  scrapeAccepted,
+  type Slot,
+  startValidatorFront,
+  type WorkerShare,
+  workerShares,
+} from "./fleet.ts";
 
 export type { Scenario } from "./scenario.ts";
 
@@ -93,6 +102,10 @@ export interface LabOptions {
   signal?: AbortSignal;
   /** how long the worker may drain after SIGTERM before SIGKILL, default 30 s */
   stopTimeoutSeconds?: number;
+  /** worker processes on the one queue (`--workers N`); given, each gets a counting validator front */
+  workers?: number;
+  /** start dynalite and run the workers with IDEMPOTENCY_TABLE (`--table`) */
+  table?: boolean;
 }
 
 export interface LabProgress {
@@ -177,6 +190,14 @@ export interface LabSummary {
   retries: number;
   /** circuit breakers seen opening */
   breakerOpens: number;
+  /** whether the workers shared an idempotency table */
+  table?: boolean;
+  /** per worker slot, when the run had validator fronts (`--workers`) */
+  workers?: WorkerShare[];
+  /** the killed workers' submissions on the wire at their kills (sent, acceptance not recorded) */
+  onWireAtKills?: number;
+  /** DynamoDB requests by action (the lab's counting, also the killed workers' and the judge's reads) */
+  tableRequests?: Record<string, number>;
 }
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
@@ -261,6 +282,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       redirectEvery: chaos.redirectEvery ?? 0,
     });
     cleanups.push(() => validator.close());
+    const table = options.table ? await spawnDynalite() : undefined;
+    if (table) cleanups.push(() => table.close());
 
     const env: Record<string, string> = {
       SQS_QUEUE_URL: queueUrl,
@@ -275,6 +298,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       ...(options.infraOnly ? { AWS_DEFAULT_REGION: "us-east-1" } : {}),
       // The user's LOG_LEVEL wins; infra-only prints none, so their shell keeps theirs.
       ...(options.infraOnly ? {} : { LOG_LEVEL: Deno.env.get("LOG_LEVEL") || "warn" }),
+      ...(table ? { IDEMPOTENCY_TABLE: table.table, AWS_ENDPOINT_URL_DYNAMODB: table.url } : {}),
       ...options.workerEnv,
     };
 
@@ -340,6 +364,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         peakRssKb: number;
         doneAt: number;
         cpuMs?: number;
+        slots?: Slot[];
+        onWire?: number;
       },
     ): Promise<LabSummary> => {
       const vStats = validator.stats();
@@ -391,10 +417,14 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       const duplicateSubmissions = vStats.duplicates;
 
       if (lost > 0) problems.push(`${lost} valid messages were never accepted`);
-      if (duplicateSubmissions > run.killedInFlight) {
+      // With the table a kill may cost only the submissions it caught on the wire.
+      const allowed = table ? run.onWire ?? 0 : run.killedInFlight;
+      if (duplicateSubmissions > allowed) {
         problems.push(
           `${duplicateSubmissions} duplicate submissions` +
-            (run.killedInFlight ? ` (more than the ${run.killedInFlight} in flight at kills)` : ""),
+            (allowed
+              ? ` (more than the ${allowed} ${table ? "on the wire" : "in flight"} at kills)`
+              : ""),
         );
       }
       if (wrongIds.size > 0) {
@@ -473,6 +503,10 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         logFile: options.infraOnly ? "" : logFile,
         downstreamErrors: downstreamErrors(),
         ...workerMetrics.counts(),
+        table: table !== undefined,
+        workers: workerShares(run.slots ?? [], durationSeconds),
+        onWireAtKills: run.onWire ?? 0,
+        ...(table ? { tableRequests: await table.requests() } : {}),
       };
     };
 
@@ -524,24 +558,40 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         !WORKER_ENV_PREFIXES.some((p) => k.startsWith(p))
       ),
     );
-    const start = () =>
+    // Fronts (an extra hop per submission in the lab process) only where a kill needs them to
+    // count what was on the wire; otherwise the workers' own metrics give the per-worker split.
+    const killing = (chaos.crashRate ?? 0) > 0 || (chaos.crashAfterReceive ?? 0) > 0;
+    const fronted = (options.workers !== undefined || table !== undefined) && killing;
+    const start = (slot: Omit<Slot, "process">) =>
       spawnWorker({
         cmd: workerCmd,
         cwd: options.workerCwd ?? REPO_ROOT,
-        env: { ...baseEnv, ...env },
+        env: {
+          ...baseEnv,
+          ...env,
+          ...(slot.front ? { VALIDATOR_URL: slot.front.url } : {}),
+          HTTP_PORT: String(slot.port),
+        },
         log,
       });
-
-    let worker: WorkerProcess = start();
-    // On an error path the worker must not outlive the lab (nor write to a closed log).
+    const slots: Slot[] = [];
+    for (let index = 0; index < (options.workers ?? 1); index++) {
+      const front = fronted ? startValidatorFront(validator.url) : undefined;
+      if (front) cleanups.push(() => front.close());
+      const port = index === 0 ? Number(env.HTTP_PORT) : freePort();
+      const slot = { index, front, kills: 0, port };
+      slots.push({ ...slot, process: start(slot) });
+    }
+    // On an error path no worker may outlive the lab (nor write to a closed log).
     cleanups.push(async () => {
-      if (!worker.exited) await worker.kill("SIGKILL");
+      for (const slot of slots) if (!slot.process.exited) await slot.process.kill("SIGKILL");
     });
     if (options.rate > 0) sending = startSending();
 
     const chaosRng = createRng(deriveSeed(options.seed, "chaos"));
     let kills = 0;
     let killedInFlight = 0;
+    let onWire = 0;
     let peakRssKb = 0;
     let crashAfterReceiveDone = !(chaos.crashAfterReceive && chaos.crashAfterReceive > 0);
     let outageDone = !(chaos.sqsOutageSeconds && chaos.sqsOutageSeconds > 0);
@@ -553,20 +603,38 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     let cpuBefore = { t: Date.now(), cpuMs: 0 };
 
     const kill = async (why: string) => {
-      peakRssKb = Math.max(peakRssKb, await readPeakRssKb(worker.pid));
+      // One worker's seed draws only in a fleet: a single worker's chaos replays as before.
+      const slot = slots[slots.length > 1 ? chaosRng.int(0, slots.length - 1) : 0]!;
+      peakRssKb = Math.max(peakRssKb, await readPeakRssKb(slot.process.pid));
       const stranded = proxy.inFlight();
       killedInFlight += stranded;
       kills++;
-      await log.write(`# lab: SIGKILL (${why}); ${stranded} messages in flight\n`);
-      await worker.kill("SIGKILL");
+      slot.kills++;
+      await slot.process.kill("SIGKILL");
+      // Counted after the exit (a dead worker records nothing more) and a moment more, so the
+      // requests it wrote just before dying have reached the front.
+      await sleep(100);
+      const wire = slot.front
+        ? await onWireAtKill(
+          slot.front,
+          table && { client: table.client, name: table.table },
+          Date.now(),
+        )
+        : 0;
+      onWire += wire;
+      await log.write(
+        `# lab: SIGKILL worker ${
+          slot.index + 1
+        } (${why}); ${stranded} messages in flight, ${wire} submissions on the wire\n`,
+      );
       await sleep(200);
-      worker = start();
+      slot.process = start(slot);
     };
 
     while (true) {
       await sleep(100);
       if (cpuAtFirstReceive === undefined && kills === 0) {
-        const cpu = { t: Date.now(), cpuMs: (await processTreeUsage(worker.pid)).cpuMs };
+        const cpu = { t: Date.now(), cpuMs: (await processTreeUsage(slots[0]!.process.pid)).cpuMs };
         if (proxy.firstReceive.size > 0) {
           const first = Math.min(...proxy.firstReceive.values());
           const share = Math.max(0, Math.min(1, (first - cpuBefore.t) / (cpu.t - cpuBefore.t)));
@@ -582,7 +650,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
         problems.push(`timed out after ${Math.round(timeoutMs / 1000)} s`);
         break;
       }
-      if (worker.exited) {
+      const worker = slots.find((slot) => slot.process.exited)?.process;
+      if (worker) {
         const status = await worker.status;
         problems.push(
           `the worker exited on its own (code ${status.code}${
@@ -635,10 +704,15 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     // Stop the worker the way systemd does, and check it drains and exits 0.
     if (options.onProgress) options.onProgress(await progress("stopping", kills));
     let cpuMs: number | undefined;
-    if (!worker.exited) {
+    if (options.workers !== undefined && !fronted) {
+      for (const slot of slots) slot.acceptedByMetrics = await scrapeAccepted(slot.port);
+    }
+    await Promise.all(slots.map(async ({ process: worker }, index) => {
+      if (worker.exited) return;
       const usage = await processTreeUsage(worker.pid);
       peakRssKb = Math.max(peakRssKb, usage.peakRssKb);
-      if (cpuAtFirstReceive !== undefined) cpuMs = usage.cpuMs - cpuAtFirstReceive;
+      // CPU per message is the first worker's (the bench runs one).
+      if (index === 0 && cpuAtFirstReceive !== undefined) cpuMs = usage.cpuMs - cpuAtFirstReceive;
       const status = await worker.stop(options.stopTimeoutSeconds ?? 30);
       if (status.forced) {
         problems.push(
@@ -647,7 +721,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       } else if (status.code !== 0) {
         problems.push(`the worker exited with code ${status.code} after SIGTERM (expected 0)`);
       }
-    }
+    }));
     await sending.catch(() => undefined);
     const doneAtMain = doneAt ?? Date.now();
     let sigtermPhase: SigtermPhaseSummary | undefined;
@@ -667,6 +741,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       peakRssKb,
       doneAt: doneAtMain,
       ...(cpuMs === undefined ? {} : { cpuMs }),
+      slots,
+      onWire,
     });
     return sigtermPhase ? { ...summary, sigtermPhase } : summary;
   } finally {

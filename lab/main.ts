@@ -11,6 +11,7 @@ import {
   type LabSummary,
   runLab,
 } from "./lab.ts";
+import { formatShares } from "./fleet.ts";
 import { isScenario, SCENARIOS } from "./scenario.ts";
 import { type LabState, runSend, STATE_FILE } from "./send_command.ts";
 
@@ -28,6 +29,8 @@ const USAGE = `usage: deno task lab [flags]
   --infra-only              start the services, preload, print export lines, run until Ctrl-C;
                             then \`deno task lab send --count N --poison K\` adds messages
   --worker-cmd "CMD ARGS"   the worker command (default: deno run ... src/main.ts)
+  --workers N               N worker processes on the one queue, each behind a counting validator front
+  --table                   dynalite in process; the workers share IDEMPOTENCY_TABLE
 chaos:
   --crash-rate P            probability per second of SIGKILLing the worker (restarted)
   --crash-after-receive N   SIGKILL once after N messages received
@@ -93,6 +96,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
         "sigterm-phase": { type: "string" },
         chaos: { type: "boolean" },
         "redirect-every": { type: "string" },
+        workers: { type: "string" },
+        table: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -147,6 +152,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   const workerCmd = v["worker-cmd"]?.trim().split(/\s+/);
   if (workerCmd && workerCmd.length === 0) throw new FlagError("--worker-cmd: empty command");
   const timeout = opt("timeout", v.timeout, 1, 86_400, false);
+  const workers = opt("workers", v.workers, 1, 64, true);
   return {
     help: v.help ?? false,
     scenario,
@@ -163,6 +169,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     json: v.json ?? false,
     ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
     ...(workerCmd ? { workerCmd } : {}),
+    ...(workers !== undefined ? { workers } : {}),
+    ...(v.table ? { table: true } : {}),
     chaos,
   };
 }
@@ -195,7 +203,20 @@ export function formatSummary(s: LabSummary): string {
     ["lost", s.lost],
     [
       "duplicate submissions",
-      s.duplicateSubmissions + (s.killedInFlight ? ` (allowed up to ${s.killedInFlight})` : ""),
+      s.duplicateSubmissions +
+      (s.table
+        ? ` (allowed up to ${s.onWireAtKills ?? 0}: on the wire at kills)`
+        : s.killedInFlight
+        ? ` (allowed up to ${s.killedInFlight})`
+        : ""),
+    ],
+    [
+      "idempotency table",
+      s.tableRequests
+        ? `yes (dynalite): ${
+          Object.entries(s.tableRequests).map(([k, n]) => `${k}=${n}`).join(" ")
+        }`
+        : "no",
     ],
     ["wrongly rejected", s.wronglyRejected],
     [
@@ -207,6 +228,12 @@ export function formatSummary(s: LabSummary): string {
     ["downstream errors", s.downstreamErrors],
     ["retries", s.retries],
     ["breaker opens", s.breakerOpens],
+    ...(s.workers?.length
+      ? [
+        ["per worker (accepted, rate)", formatShares(s.workers)] as [string, string],
+        ["submissions on the wire at kills", s.onWireAtKills ?? 0] as [string, number],
+      ]
+      : []),
     ["duration", `${s.durationSeconds.toFixed(2)} s`],
     ["throughput", `${s.msgPerSecond} msg/s`],
     ["receive→accept p50 / p99", `${s.p50Ms} ms / ${s.p99Ms} ms`],

@@ -41,6 +41,10 @@ export interface Config {
   shutdownGraceSeconds: number;
   logLevel: LogLevel;
   logFormat: "json" | "pretty";
+  /** IDEMPOTENCY_TABLE: the shared dedupe record across workers; undefined = in-process only. */
+  idempotencyTable: string | undefined;
+  /** `AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`; undefined = the region's endpoint. */
+  dynamodbEndpoint: string | undefined;
 }
 
 /** One environment variable: its default (as text) and what it accepts. */
@@ -112,6 +116,13 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     "true or false",
     bool,
     "allow a plain http:// SQS endpoint that is not loopback (credentials would travel in clear)",
+  ),
+  v(
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    undefined,
+    "an http(s) URL",
+    url,
+    "DynamoDB endpoint override (dynalite in the lab and tests)",
   ),
   v("AWS_ACCESS_KEY_ID", undefined, "a key id", text, "credentials, first in the chain", true),
   v("AWS_SECRET_ACCESS_KEY", undefined, "a secret", text, "credentials, first in the chain", true),
@@ -211,6 +222,13 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     "an integer 0-604800",
     int(0, 604800),
     "how long an accepted message_id is remembered (see sluice_dedupe_window_seconds)",
+  ),
+  v(
+    "IDEMPOTENCY_TABLE",
+    undefined,
+    "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)",
+    z.string().trim().regex(/^[A-Za-z0-9_.-]{3,255}$/),
+    "DynamoDB table that makes dedupe hold across workers and restarts; unset: in-process only",
   ),
   v("CACHE_TTL_SECONDS", "300", "an integer 0-86400", int(0, 86400), "profile cache TTL"),
   v(
@@ -457,6 +475,9 @@ function buildConfig(env: Record<string, string | undefined>, sink: Sink): Confi
     shutdownGraceSeconds: r("SHUTDOWN_GRACE_SECONDS"),
     logLevel: r("LOG_LEVEL"),
     logFormat: r("LOG_FORMAT"),
+    idempotencyTable: read<string>(env, "IDEMPOTENCY_TABLE", sink),
+    dynamodbEndpoint: read<string>(env, "AWS_ENDPOINT_URL_DYNAMODB", sink) ??
+      read<string>(env, "AWS_ENDPOINT_URL", sink),
   };
   if (config.dlqQueueUrl !== undefined && queueUrl && sameQueue(config.dlqQueueUrl, queueUrl)) {
     report(

@@ -30,6 +30,8 @@ import { Lifecycle, type Running, type RunningSignals } from "./lifecycle.ts";
 import { QueueDepthPoller } from "./queue_depth.ts";
 import { watchRedirects } from "./redirects.ts";
 import { SqsObserver } from "./sqs_observer.ts";
+import { createIdempotencyGate, workerIdOf } from "./idempotency_wiring.ts";
+import type { IdempotencyGate } from "../flow/idempotency_gate.ts";
 
 export interface WorkerDeps {
   /** The environment, for the credential chain. */
@@ -221,7 +223,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
 /** Startup is done: builds the pipeline with its settler and heartbeat, starts what runs beside. */
 function begin(
   config: Config,
-  _deps: WorkerDeps, // for optional parts built below (unused until one is)
+  deps: WorkerDeps,
   parts: Parts,
   services: Services,
   signals: RunningSignals,
@@ -235,10 +237,17 @@ function begin(
     max_in_flight: config.maxInFlight,
   });
   const settler = wireSettler(config, parts, services);
-  // Optional parts built once startup is done go here, from `config` and `_deps` (credentials,
-  // fetch): e.g. the idempotency store (issue 14), then handed to the heartbeat and the pipeline.
-  const heartbeat = wireHeartbeat(config, settler, services);
-  const pipeline = wirePipeline(config, { ...parts, settler, heartbeat }, services, signals);
+  // IDEMPOTENCY_TABLE: the shared claim follows the message's visibility (the heartbeat) and
+  // is asked by the pipeline before a submission. Unset: in-process dedupe only.
+  const { metrics, logger, random } = services;
+  const idempotency = createIdempotencyGate(config, deps, metrics, logger, workerIdOf(random));
+  const heartbeat = wireHeartbeat(config, settler, services, idempotency);
+  const pipeline = wirePipeline(
+    config,
+    { ...parts, settler, heartbeat, idempotency },
+    services,
+    signals,
+  );
   parts.summary.start();
   heartbeat.run(signals.background);
   parts.depth.run(signals.background);
@@ -268,7 +277,12 @@ function wireSettler(config: Config, parts: Parts, services: Services): Settler 
   });
 }
 
-function wireHeartbeat(config: Config, settler: Settler, services: Services): VisibilityHeartbeat {
+function wireHeartbeat(
+  config: Config,
+  settler: Settler,
+  services: Services,
+  idempotency: IdempotencyGate | undefined,
+): VisibilityHeartbeat {
   return new VisibilityHeartbeat({
     // Retried only while it can still help: about the heartbeat's lead time.
     extend: (handle, seconds) =>
@@ -277,6 +291,9 @@ function wireHeartbeat(config: Config, settler: Settler, services: Services): Vi
     // The pipeline's receive times are monotonic: the same clock here.
     now: services.monotonic,
     onExtend: () => services.metrics.visibilityExtensions.inc(),
+    ...(idempotency
+      ? { alsoExtend: (handle, seconds) => idempotency.extend(handle, seconds) }
+      : {}),
     onLost: (_handle, reason) =>
       services.logger.warn("could not extend a message's visibility; it may be received again", {
         reason,
@@ -286,7 +303,11 @@ function wireHeartbeat(config: Config, settler: Settler, services: Services): Vi
 
 function wirePipeline(
   config: Config,
-  parts: Parts & { settler: Settler; heartbeat: VisibilityHeartbeat },
+  parts: Parts & {
+    settler: Settler;
+    heartbeat: VisibilityHeartbeat;
+    idempotency: IdempotencyGate | undefined;
+  },
   services: Services,
   signals: RunningSignals,
 ): Pipeline {
@@ -311,6 +332,7 @@ function wirePipeline(
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
     submit: (document, signal) => downstream.submit(document, signal, signals.forced),
     pausedFor: () => pausedFor([breakers.validator, breakers.sqs]),
+    idempotency: parts.idempotency,
   }, {
     metrics: services.metrics,
     logger: services.logger,

@@ -24,6 +24,8 @@ export type Verdict =
   | { kind: "poison"; reason: string }
   | { kind: "unknown_user" }
   | { kind: "rejected"; reason: string }
+  /** Another worker took the shared idempotency lock over: never submit, give it back. */
+  | { kind: "lock_lost" }
   /** Retries ran out of budget (or the error cannot be retried). */
   | {
     kind: "gave_up";
@@ -115,6 +117,14 @@ export function route(verdict: Verdict, ctx: RouteContext): Action {
       return isLastReceive(ctx) && ctx.hasDlq
         ? { kind: "dead_letter", category: "REJECTED", reason: verdict.reason }
         : { kind: "release", category: "REJECTED", reason: verdict.reason, longest: false };
+    case "lock_lost":
+      // The message is another worker's now: never held, nor dead-lettered at 12 h.
+      return {
+        kind: "release",
+        category: "TRANSIENT",
+        reason: "idempotency lock lost to another worker",
+        longest: false,
+      };
     case "gave_up":
       if (verdict.category === "PERMANENT") {
         return isLastReceive(ctx) && ctx.hasDlq

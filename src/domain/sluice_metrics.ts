@@ -56,7 +56,24 @@ export interface SluiceMetrics {
   buildInfo: Gauge;
   dedupeTtl: Gauge;
   dedupeWindow: Gauge;
+  idempotencyRequests: Counter;
+  idempotencyDuration: Histogram;
+  idempotencyConflicts: Counter;
+  idempotencyTakeovers: Counter;
+  idempotencyFenced: Counter;
 }
+
+/** DynamoDB actions of the idempotency table, and the results their series start with. */
+export const IDEMPOTENCY_ACTIONS = ["PutItem", "GetItem", "UpdateItem", "DeleteItem"] as const;
+export const IDEMPOTENCY_RESULTS = ["ok", "ConditionalCheckFailedException", "error"] as const;
+/** What a lost claim turned out to be (domain/idempotency.ts ConflictDecision). */
+export const IDEMPOTENCY_CONFLICTS = [
+  "duplicate",
+  "wait",
+  "mismatch",
+  "claim_again",
+  "ours",
+] as const;
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
 const AGE = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 43200, 86400, 345600];
@@ -84,7 +101,12 @@ export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
 
 function register(registry: Registry): SluiceMetrics {
   // In this order: /metrics lists the series as they were registered.
-  return { registry, ...messageMetrics(registry), ...componentMetrics(registry) };
+  return {
+    registry,
+    ...messageMetrics(registry),
+    ...componentMetrics(registry),
+    ...idempotencyMetrics(registry),
+  };
 }
 
 /** What happens to messages: outcomes, retries, queue depth, age and time in the worker. */
@@ -183,5 +205,47 @@ function componentMetrics(registry: Registry) {
       "sluice_dedupe_window_seconds",
       "How long an accepted message_id is really remembered: DEDUP_TTL_SECONDS, or less when the dedupe memory budget cannot hold it at the current rate.",
     ),
+  };
+}
+
+/** The idempotency table's series (issue 14), all at 0 from startup even with no table set. */
+function idempotencyMetrics(registry: Registry) {
+  const requests = registry.counter(
+    "sluice_idempotency_requests_total",
+    "DynamoDB requests to IDEMPOTENCY_TABLE by action and result (ok, ConditionalCheckFailedException, error).",
+    ["action", "result"],
+  );
+  const duration = registry.histogram(
+    "sluice_idempotency_duration_seconds",
+    "DynamoDB request duration (every action: a labelled histogram could not start at 0).",
+    [],
+    SECONDS,
+  );
+  const conflicts = registry.counter(
+    "sluice_idempotency_conflicts_total",
+    "Claims that lost the race, by what the record said (duplicate, wait, mismatch, claim_again, ours).",
+    ["result"],
+  );
+  const takeovers = registry.counter(
+    "sluice_idempotency_takeovers_total",
+    "Lapsed IN_PROGRESS locks of another owner taken over.",
+  );
+  const fenced = registry.counter(
+    "sluice_idempotency_fenced_total",
+    "Extensions or completions refused because another worker owns the record now.",
+    ["action"],
+  );
+  for (const action of IDEMPOTENCY_ACTIONS) {
+    for (const result of IDEMPOTENCY_RESULTS) requests.inc({ action, result }, 0);
+  }
+  for (const result of IDEMPOTENCY_CONFLICTS) conflicts.inc({ result }, 0);
+  takeovers.inc(undefined, 0);
+  for (const action of ["extend", "complete"]) fenced.inc({ action }, 0);
+  return {
+    idempotencyRequests: requests,
+    idempotencyDuration: duration,
+    idempotencyConflicts: conflicts,
+    idempotencyTakeovers: takeovers,
+    idempotencyFenced: fenced,
   };
 }

@@ -56,6 +56,8 @@ export class Attempt {
     if (this.#logger.enabled("debug")) {
       this.#logger.debug("outgoing document", { message_id: message.message_id, document });
     }
+    // A worker whose shared lock was taken over stops before it submits.
+    if (ctx.lock && !ctx.lock.held) return { kind: "lock_lost" };
     let submission: Submission;
     try {
       const submit = () => this.#p.submit(document, work);

@@ -4,6 +4,7 @@
  */
 import type { SqsMessage } from "../adapters/sqs_client.ts";
 import type { RouteContext, UnknownUserPolicy } from "../domain/outcome.ts";
+import type { IdempotencyLock } from "./idempotency_gate.ts";
 
 export interface MessageContext extends RouteContext {
   sqs: SqsMessage;
@@ -11,6 +12,8 @@ export interface MessageContext extends RouteContext {
   receivedAt: number;
   messageId?: string;
   userId?: string;
+  /** The shared idempotency lock (IDEMPOTENCY_TABLE), while this copy holds it. */
+  lock?: IdempotencyLock | undefined;
 }
 
 /** The RedrivePolicy as known now. */

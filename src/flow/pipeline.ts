@@ -14,6 +14,8 @@ import { backoffDelay, sleep as defaultSleep } from "../lib/retry.ts";
 import { Attempt, type AttemptPorts } from "./attempt.ts";
 import { Dedupe, type DedupeSettings } from "./dedupe.ts";
 import { Finisher, type FinishServices } from "./finish.ts";
+import type { IdempotencyGate } from "./idempotency_gate.ts";
+import { MESSAGE_ID_REUSED } from "../domain/idempotency.ts";
 import { Intake, type IntakePorts, type IntakeSettings, type Received } from "./intake.ts";
 import {
   type MessageContext,
@@ -41,6 +43,8 @@ export interface PipelinePorts extends IntakePorts, AttemptPorts {
   heartbeat: Pick<VisibilityHeartbeat, "track" | "untrack">;
   /** The live RedrivePolicy (RedriveWatcher.state): until known, every receive may be the last. */
   redrive?: () => RedriveState;
+  /** The shared record across workers (IDEMPOTENCY_TABLE); unset: in-process dedupe only. */
+  idempotency?: IdempotencyGate | undefined;
 }
 
 /** Clocks, randomness, logs and metrics. */
@@ -194,12 +198,19 @@ export class Pipeline {
     const claim = await this.#dedupe.claim(id, (first) => abortable(first, work));
     if (claim === "duplicate") return await this.#finish.settle(ctx, { kind: "duplicate" });
     let accepted = false;
+    const shared = this.#p.idempotency;
     try {
+      if (shared && !await this.#claimShared(shared, message, ctx, work)) return;
       for (let holds = 1;; holds++) {
         const verdict = await this.#attempt.run(message, ctx, work);
         if (verdict.kind === "accepted") {
           this.#dedupe.remember(id);
           accepted = true;
+          if (shared && ctx.lock) {
+            const lock = ctx.lock;
+            ctx.lock = undefined; // completed, not to be released
+            await shared.complete(lock);
+          }
         }
         // The policy may have been read meanwhile (it is retried in the background).
         refreshRedrive(ctx, this.#redrive(), this.#p.settler.hasDlq);
@@ -220,7 +231,32 @@ export class Pipeline {
         await this.#sleep(delayMs, work);
       }
     } finally {
+      // Any way out but acceptance gives the shared claim back, so another copy may run.
+      if (shared && ctx.lock) await shared.release(ctx.lock);
       claim.done(accepted);
     }
+  }
+
+  /**
+   * Claims the message_id in the shared table; false when the message was settled here
+   * instead (a duplicate another worker accepted, or a message_id reused with another payload).
+   */
+  async #claimShared(
+    shared: IdempotencyGate,
+    message: InputMessage,
+    ctx: MessageContext,
+    work: AbortSignal,
+  ): Promise<boolean> {
+    const claim = await shared.claim(message, ctx.sqs.receiptHandle, work);
+    if (claim.kind === "proceed") {
+      ctx.lock = claim.lock;
+      return true;
+    }
+    if (claim.kind === "duplicate") this.#dedupe.remember(message.message_id);
+    const verdict = claim.kind === "duplicate"
+      ? { kind: "duplicate" as const }
+      : { kind: "poison" as const, reason: MESSAGE_ID_REUSED };
+    await this.#finish.settle(ctx, verdict);
+    return false;
   }
 }

@@ -21,6 +21,8 @@ export interface HeartbeatOptions {
   onLost?: (receiptHandle: string, reason: string) => void;
   /** Called once per extension request. */
   onExtend?: () => void;
+  /** Called with each extension: the idempotency lock of the message follows its visibility. */
+  alsoExtend?: (receiptHandle: string, visibilityTimeout: number) => void;
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
@@ -73,6 +75,7 @@ export class VisibilityHeartbeat {
       entry.visibleUntil = now + seconds * 1000;
       count++;
       this.#options.onExtend?.();
+      this.#options.alsoExtend?.(entry.receiptHandle, seconds);
       this.#options.extend(entry.receiptHandle, seconds).then(
         (result) => {
           if (result !== "stale") return;

@@ -1,0 +1,157 @@
+/**
+ * Several sluice processes on one lab queue (`--workers N`, issue 14). Each
+ * worker slot talks to the validator through its own counting front, so the
+ * summary can say what each worker accepted and, when a worker is SIGKILLed,
+ * how many of its submissions were on the wire: sent, and their acceptance not
+ * yet recorded (no answer yet, or — with the table — an answer whose COMPLETED
+ * write had not landed). That number bounds the duplicates a kill may cause.
+ */
+import type { DynamoDbClient } from "../src/adapters/dynamodb_client.ts";
+import type { WorkerProcess } from "./worker_process.ts";
+
+/** A forwarding proxy in front of the validator for one worker slot. */
+export interface ValidatorFront {
+  /** Base URL to give the worker as VALIDATOR_URL. */
+  url: string;
+  /** Submissions forwarded and not answered yet. */
+  inFlight(): number;
+  /** 2xx answers passed back. */
+  accepted(): number;
+  /** message_id → when its 2xx answer went back (ms). */
+  readonly acceptedAt: Map<string, number>;
+  close(): Promise<void>;
+}
+
+/** Starts a front that forwards every request to `target` (the validator's base URL). */
+export function startValidatorFront(target: string): ValidatorFront {
+  let inFlight = 0;
+  let accepted = 0;
+  const acceptedAt = new Map<string, number>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const url = new URL(req.url);
+    // Counted from the first byte: a body the worker finished sending just before its kill is
+    // still forwarded, so it must be on the wire at the kill.
+    inFlight++;
+    let body: string | undefined;
+    try {
+      body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.text();
+    } catch {
+      // The worker went away (SIGKILL) mid-request: nothing reached the validator.
+      inFlight--;
+      return new Response("client gone", { status: 499 });
+    }
+    try {
+      // Not tied to the worker's connection: a submission the worker abandons (or a worker
+      // SIGKILLed) still reaches the validator, as it would over a real network.
+      const answer = await fetch(`${target}${url.pathname}${url.search}`, {
+        method: req.method,
+        headers: { "content-type": req.headers.get("content-type") ?? "application/json" },
+        ...(body !== undefined ? { body } : {}),
+      });
+      const text = await answer.text();
+      if (answer.status >= 200 && answer.status < 300 && body) {
+        accepted++;
+        const id = messageIdOf(body);
+        if (id !== undefined) acceptedAt.set(id, Date.now());
+      }
+      return new Response(text, { status: answer.status, headers: answer.headers });
+    } finally {
+      inFlight--;
+    }
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    inFlight: () => inFlight,
+    accepted: () => accepted,
+    acceptedAt,
+    close: () => server.shutdown(),
+  };
+}
+
+function messageIdOf(body: string): string | undefined {
+  try {
+    const id = (JSON.parse(body) as { message_id?: unknown }).message_id;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Submissions of a just-killed worker that were on the wire: unanswered ones,
+ * plus (with the table) accepted ones whose record is not COMPLETED — the
+ * worker died between the validator's answer and its UpdateItem.
+ */
+export async function onWireAtKill(
+  front: ValidatorFront,
+  table: { client: DynamoDbClient; name: string } | undefined,
+  killedAt: number,
+): Promise<number> {
+  let count = front.inFlight();
+  if (!table) return count;
+  for (const [id, at] of front.acceptedAt) {
+    // A completion takes milliseconds; a minute back is plenty.
+    if (killedAt - at > 60_000) continue;
+    const item = await table.client.getItem(table.name, { id: { S: id } }, {
+      consistentRead: true,
+    });
+    const status = item?.status && "S" in item.status ? item.status.S : undefined;
+    if (status !== "COMPLETED") count++;
+  }
+  return count;
+}
+
+/** One worker slot: the running process (restarted after a kill) and its front. */
+export interface Slot {
+  index: number;
+  process: WorkerProcess;
+  front: ValidatorFront | undefined;
+  kills: number;
+  /** the worker's HTTP_PORT (health and metrics) */
+  port: number;
+  /** without a front: `accepted` from the worker's /metrics just before it was stopped */
+  acceptedByMetrics?: number | undefined;
+}
+
+/** Per-worker line of the summary. */
+export interface WorkerShare {
+  worker: number;
+  accepted: number;
+  msgPerSecond: number;
+  kills: number;
+}
+
+/** Each slot's acceptances and rate over the run; empty when there are no fronts. */
+export function workerShares(slots: readonly Slot[], durationSeconds: number): WorkerShare[] {
+  const accepted = (s: Slot) => s.front?.accepted() ?? s.acceptedByMetrics;
+  if (slots.some((s) => accepted(s) === undefined)) return [];
+  return slots.map((s) => ({
+    worker: s.index + 1,
+    accepted: accepted(s)!,
+    msgPerSecond: Math.round((accepted(s)! / Math.max(0.001, durationSeconds)) * 10) / 10,
+    kills: s.kills,
+  }));
+}
+
+/** `sluice_messages_total{outcome="accepted"}` from a worker's /metrics; undefined if unreadable. */
+export async function scrapeAccepted(port: number): Promise<number | undefined> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`, {
+      signal: AbortSignal.timeout(2000),
+    });
+    const text = await response.text();
+    const match = /^sluice_messages_total\{outcome="accepted"\} (\d+)/m.exec(text);
+    return match ? Number(match[1]) : 0;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "w1 1234 (411.3/s, 1 kill) | w2 ..." for the summary. */
+export function formatShares(shares: readonly WorkerShare[]): string {
+  return shares.map((s) =>
+    `w${s.worker} ${s.accepted} (${s.msgPerSecond}/s${
+      s.kills ? `, ${s.kills} kill${s.kills > 1 ? "s" : ""}` : ""
+    })`
+  ).join(" | ");
+}

@@ -1,0 +1,335 @@
+/**
+ * A small DynamoDB client for the JSON 1.0 protocol (`X-Amz-Target: DynamoDB_20120810.<Action>`),
+ * signed with SigV4 (service `dynamodb`) by aws4fetch through an injected `fetch`, like the SQS
+ * client. Only the five actions the idempotency store needs. It does not retry (except once after
+ * a clock-skew answer): the store decides what a failure means.
+ */
+import { AwsClient } from "aws4fetch";
+import type { AwsCredentials } from "./aws_credentials.ts";
+import { type ErrorCategory, TimeoutError } from "../lib/errors.ts";
+
+/** A DynamoDB attribute value in the wire format: `{S: "x"}`, `{N: "1"}`, ... */
+export type AttributeValue = { S: string } | { N: string } | { BOOL: boolean } | {
+  NULL: true;
+};
+export type Item = Record<string, AttributeValue>;
+
+/** An error answer or a transport failure; `conditionFailed` for ConditionalCheckFailedException. */
+export class DynamoDbError extends Error {
+  override name = "DynamoDbError";
+  /** Short code, e.g. `ConditionalCheckFailedException`, `ProvisionedThroughputExceededException`. */
+  readonly code: string;
+  readonly status: number;
+  readonly retriable: boolean;
+  readonly category: ErrorCategory;
+  constructor(
+    action: string,
+    code: string,
+    status: number,
+    message: string,
+    options: { retriable?: boolean; cause?: unknown } = {},
+  ) {
+    super(`DynamoDB ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`, {
+      cause: options.cause,
+    });
+    this.code = code;
+    this.status = status;
+    this.retriable = options.retriable ?? (status === 0 || status >= 500);
+    this.category = this.retriable ? "TRANSIENT" : "PERMANENT";
+  }
+
+  /** The condition of a conditional write did not hold: a fact about the item, not a failure. */
+  get conditionFailed(): boolean {
+    return this.code === "ConditionalCheckFailedException";
+  }
+}
+
+/** Codes that mean "slow down" (HTTP 400 on DynamoDB, yet transient). */
+const THROTTLING_CODES = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "LimitExceededException",
+  "TransactionConflictException",
+]);
+
+export interface DynamoDbClientOptions {
+  region: string;
+  /** AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL, else https://dynamodb.<region>.amazonaws.com */
+  endpoint?: string | undefined;
+  credentials: () => Promise<AwsCredentials>;
+  /** Default: the global fetch. */
+  fetch?: typeof fetch;
+  /** Default: Date.now. */
+  now?: () => number;
+  /** Per request, default 5000 ms. */
+  timeoutMs?: number;
+  /** After every request: action, result ("ok", the error code, "timeout", "network", "aborted"), ms. */
+  onRequest?: (action: string, result: string, durationMs: number) => void;
+}
+
+/** Parameters shared by the conditional writes. */
+export interface Condition {
+  conditionExpression?: string;
+  expressionAttributeNames?: Record<string, string>;
+  expressionAttributeValues?: Item;
+}
+
+export class DynamoDbClient {
+  readonly #o: DynamoDbClientOptions;
+  readonly #endpoint: string;
+  readonly #fetch: typeof fetch;
+  readonly #now: () => number;
+  readonly #signingKeyCache = new Map<string, ArrayBuffer>();
+  #clockOffsetMs = 0;
+
+  constructor(options: DynamoDbClientOptions) {
+    this.#o = options;
+    this.#endpoint = options.endpoint ?? `https://dynamodb.${options.region}.amazonaws.com/`;
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** PutItem; `returnOld` asks for the item it replaced (ReturnValues ALL_OLD). */
+  async putItem(
+    table: string,
+    item: Item,
+    condition: Condition = {},
+    opts: { returnOld?: boolean; signal?: AbortSignal | undefined } = {},
+  ): Promise<{ old: Item | undefined }> {
+    const out = await this.#call("PutItem", {
+      TableName: table,
+      Item: item,
+      ...conditionPayload(condition),
+      ...(opts.returnOld ? { ReturnValues: "ALL_OLD" } : {}),
+    }, opts.signal);
+    return { old: asItem(out.Attributes) };
+  }
+
+  /** GetItem; undefined when there is no such item. */
+  async getItem(
+    table: string,
+    key: Item,
+    opts: { consistentRead?: boolean; signal?: AbortSignal | undefined } = {},
+  ): Promise<Item | undefined> {
+    const out = await this.#call("GetItem", {
+      TableName: table,
+      Key: key,
+      ConsistentRead: opts.consistentRead ?? false,
+    }, opts.signal);
+    return asItem(out.Item);
+  }
+
+  async updateItem(
+    table: string,
+    key: Item,
+    updateExpression: string,
+    condition: Condition = {},
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.#call("UpdateItem", {
+      TableName: table,
+      Key: key,
+      UpdateExpression: updateExpression,
+      ...conditionPayload(condition),
+    }, signal);
+  }
+
+  async deleteItem(
+    table: string,
+    key: Item,
+    condition: Condition = {},
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.#call(
+      "DeleteItem",
+      { TableName: table, Key: key, ...conditionPayload(condition) },
+      signal,
+    );
+  }
+
+  /** DescribeTable's `Table` object (KeySchema, AttributeDefinitions, TableStatus, ...). */
+  async describeTable(table: string, signal?: AbortSignal): Promise<Record<string, unknown>> {
+    const out = await this.#call("DescribeTable", { TableName: table }, signal);
+    const t = out.Table;
+    return t !== null && typeof t === "object" ? t as Record<string, unknown> : {};
+  }
+
+  /** For the lab and tests: a pay-per-request table keyed by the string `id`. */
+  async createTable(table: string): Promise<void> {
+    await this.#call("CreateTable", {
+      TableName: table,
+      AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+      KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+      BillingMode: "PAY_PER_REQUEST",
+    }, undefined);
+  }
+
+  async #call(
+    action: string,
+    payload: Record<string, unknown>,
+    signal: AbortSignal | undefined,
+  ): Promise<Record<string, unknown>> {
+    const body = JSON.stringify(payload);
+    for (let attempt = 1;; attempt++) {
+      const started = this.#now();
+      let status: number;
+      let text: string;
+      let headers: Headers;
+      try {
+        ({ status, text, headers } = await this.#send(action, body, signal));
+      } catch (error) {
+        this.#report(action, transportLabel(error), started);
+        throw error;
+      }
+      const json = parseObject(text);
+      if (status >= 200 && status < 300 && json) {
+        this.#report(action, "ok", started);
+        return json;
+      }
+      const code = shortCode(json?.__type) || `Http${status}`;
+      const message = String(json?.message ?? json?.Message ?? text.slice(0, 200));
+      this.#report(action, code, started);
+      const date = Date.parse(headers.get("date") ?? "");
+      if (attempt === 1 && isSkew(code, message) && Number.isFinite(date)) {
+        // Sign again with the server's idea of now; keep the offset for later requests.
+        this.#clockOffsetMs = date - this.#now();
+        continue;
+      }
+      throw new DynamoDbError(action, code, status, message, {
+        retriable: status >= 500 || THROTTLING_CODES.has(code),
+      });
+    }
+  }
+
+  #report(action: string, result: string, started: number): void {
+    this.#o.onRequest?.(action, result, Math.max(0, this.#now() - started));
+  }
+
+  async #send(
+    action: string,
+    body: string,
+    callerSignal: AbortSignal | undefined,
+  ): Promise<{ status: number; text: string; headers: Headers }> {
+    callerSignal?.throwIfAborted();
+    let creds: AwsCredentials;
+    try {
+      creds = await this.#o.credentials();
+    } catch (error) {
+      throw new DynamoDbError(action, "CredentialsError", 0, errorMessage(error), {
+        retriable: true,
+        cause: error,
+      });
+    }
+    const aws = new AwsClient({
+      accessKeyId: creds.accessKeyId,
+      secretAccessKey: creds.secretAccessKey,
+      ...(creds.sessionToken ? { sessionToken: creds.sessionToken } : {}),
+      service: "dynamodb",
+      region: this.#o.region,
+      cache: this.#signingKeyCache,
+      retries: 0,
+    });
+    const signed = await aws.sign(this.#endpoint, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-amz-json-1.0",
+        "x-amz-target": `DynamoDB_20120810.${action}`,
+      },
+      body,
+      aws: { datetime: amzDate(this.#now() + this.#clockOffsetMs) },
+    });
+    const timeoutMs = this.#o.timeoutMs ?? 5000;
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new TimeoutError(`DynamoDB ${action}`, timeoutMs)),
+      timeoutMs,
+    );
+    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout.signal]) : timeout.signal;
+    try {
+      const response = await this.#fetch(signed.url, {
+        method: "POST",
+        headers: signed.headers,
+        body,
+        signal,
+      });
+      const text = await response.text();
+      return { status: response.status, text, headers: response.headers };
+    } catch (error) {
+      if (callerSignal?.aborted) throw callerSignal.reason;
+      if (timeout.signal.aborted) throw timeout.signal.reason;
+      throw new DynamoDbError(action, "NetworkError", 0, errorMessage(error), {
+        retriable: true,
+        cause: error,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** The endpoint for DynamoDB from the environment's overrides, as the AWS SDKs resolve it. */
+export function dynamoDbEndpoint(
+  env: Record<string, string | undefined>,
+  region: string,
+): string {
+  return env.AWS_ENDPOINT_URL_DYNAMODB || env.AWS_ENDPOINT_URL ||
+    `https://dynamodb.${region}.amazonaws.com/`;
+}
+
+function conditionPayload(c: Condition): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (c.conditionExpression) out.ConditionExpression = c.conditionExpression;
+  if (c.expressionAttributeNames && Object.keys(c.expressionAttributeNames).length > 0) {
+    out.ExpressionAttributeNames = c.expressionAttributeNames;
+  }
+  if (c.expressionAttributeValues && Object.keys(c.expressionAttributeValues).length > 0) {
+    out.ExpressionAttributeValues = c.expressionAttributeValues;
+  }
+  return out;
+}
+
+function asItem(value: unknown): Item | undefined {
+  return value !== null && typeof value === "object" && Object.keys(value).length > 0
+    ? value as Item
+    : undefined;
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  if (text.trim() === "") return {};
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      ? value as Record<string, unknown>
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException" -> the part after '#'. */
+function shortCode(type: unknown): string {
+  if (typeof type !== "string" || type === "") return "";
+  return type.slice(type.lastIndexOf("#") + 1);
+}
+
+function isSkew(code: string, message: string): boolean {
+  if (code === "RequestTimeTooSkewed" || code === "RequestExpired") return true;
+  return code === "InvalidSignatureException" && /expired|not yet current|skew/i.test(message);
+}
+
+function transportLabel(error: unknown): string {
+  if (error instanceof TimeoutError) return "timeout";
+  if (error instanceof DynamoDbError) {
+    return error.code === "NetworkError" ? "network" : "credentials";
+  }
+  return "aborted";
+}
+
+function amzDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[:-]|\.\d{3}/g, "");
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

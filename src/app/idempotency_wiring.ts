@@ -1,0 +1,97 @@
+/**
+ * Builds the idempotency gate when IDEMPOTENCY_TABLE is set (issue 14): the
+ * DynamoDB client on the same credential chain as SQS, its requests counted in
+ * the metrics, the store and the gate. Unset, nothing is built and the
+ * pipeline keeps its in-process dedupe only.
+ */
+import { credentialChain } from "../adapters/aws_credentials.ts";
+import { DynamoDbClient, dynamoDbEndpoint } from "../adapters/dynamodb_client.ts";
+import type { Logger } from "../lib/logger.ts";
+import { type IdempotencyGate, StoreGate } from "../flow/idempotency_gate.ts";
+import { DynamoDbStore, probeIdempotencyTable } from "../flow/idempotency_store.ts";
+import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
+import type { Config } from "./config.ts";
+
+export interface IdempotencyDeps {
+  env: Record<string, string | undefined>;
+  readTextFile?: (path: string) => Promise<string>;
+  homeDir?: string | undefined;
+  fetch?: typeof fetch;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** The DynamoDB client for a config, on the same credential chain as SQS. */
+export function createDynamoDbClient(
+  config: Config,
+  deps: IdempotencyDeps,
+  onRequest?: (action: string, result: string, durationMs: number) => void,
+): DynamoDbClient {
+  const credentials = credentialChain({
+    env: deps.env,
+    ...(deps.readTextFile ? { readTextFile: deps.readTextFile } : {}),
+    ...(deps.homeDir ? { homeDir: deps.homeDir } : {}),
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  return new DynamoDbClient({
+    region: config.region,
+    endpoint: config.dynamodbEndpoint ?? dynamoDbEndpoint({}, config.region),
+    credentials: () => credentials.get(),
+    timeoutMs: config.httpTimeoutMs,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(onRequest ? { onRequest } : {}),
+  });
+}
+
+/** The gate the pipeline uses, or undefined when IDEMPOTENCY_TABLE is unset. */
+export function createIdempotencyGate(
+  config: Config,
+  deps: IdempotencyDeps,
+  metrics: SluiceMetrics,
+  logger: Logger,
+  workerId: string,
+): IdempotencyGate | undefined {
+  if (!config.idempotencyTable) return undefined;
+  const client = createDynamoDbClient(config, deps, (action, result, ms) => {
+    const known = result === "ok" || result === "ConditionalCheckFailedException";
+    metrics.idempotencyRequests.inc({ action, result: known ? result : "error" });
+    metrics.idempotencyDuration.observe(undefined, ms / 1000);
+    if (!known && result !== "aborted") {
+      logger.debug("idempotency table request failed", { action, result });
+    }
+  });
+  logger.info("idempotency table in use", { table: config.idempotencyTable, worker_id: workerId });
+  return new StoreGate({
+    store: new DynamoDbStore(client, config.idempotencyTable),
+    workerId,
+    visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
+    dedupTtlSeconds: config.dedupTtlSeconds,
+    logger,
+    onConflict: (result) => metrics.idempotencyConflicts.inc({ result }),
+    onTakeover: () => metrics.idempotencyTakeovers.inc(),
+    onFenced: (action) => metrics.idempotencyFenced.inc({ action }),
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(deps.random ? { random: deps.random } : {}),
+  });
+}
+
+/**
+ * For `check-config --probe`: problems with IDEMPOTENCY_TABLE (missing, wrong
+ * key schema, not ACTIVE), empty when it is fine or unset.
+ */
+export function probeIdempotency(
+  config: Config,
+  deps: IdempotencyDeps,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  if (!config.idempotencyTable) return Promise.resolve([]);
+  return probeIdempotencyTable(createDynamoDbClient(config, deps), config.idempotencyTable, signal);
+}
+
+/** A worker id unique within the fleet (64 random bits; the owner adds the receipt handle). */
+export function workerIdOf(random: () => number): string {
+  const part = () => Math.floor(random() * 0x100000000).toString(16).padStart(8, "0");
+  return `w-${part()}${part()}`;
+}

@@ -1,0 +1,91 @@
+/** IDEMPOTENCY_TABLE and AWS_ENDPOINT_URL_DYNAMODB: parsing, the gate only when set, the probe. */
+import assert from "node:assert/strict";
+import { loadConfig } from "../../src/app/config.ts";
+import {
+  createIdempotencyGate,
+  probeIdempotency,
+  workerIdOf,
+} from "../../src/app/idempotency_wiring.ts";
+import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { startDynalite } from "../../lab/dynalite.ts";
+
+const BASE = {
+  SQS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/q",
+  ENRICH_URL: "http://127.0.0.1:1",
+  VALIDATOR_URL: "http://127.0.0.1:2",
+  AWS_ACCESS_KEY_ID: "a",
+  AWS_SECRET_ACCESS_KEY: "b",
+};
+const logger = createLogger({ level: "error", write: () => {} });
+
+Deno.test("idempotency config: config: IDEMPOTENCY_TABLE unset builds no gate; set, the endpoint follows the overrides", () => {
+  const plain = loadConfig(BASE);
+  assert.equal(plain.idempotencyTable, undefined);
+  assert.equal(
+    createIdempotencyGate(plain, { env: BASE }, createSluiceMetrics(), logger, "w"),
+    undefined,
+  );
+  const set = loadConfig({ ...BASE, IDEMPOTENCY_TABLE: "sluice-idempotency" });
+  assert.equal(set.idempotencyTable, "sluice-idempotency");
+  assert.equal(set.dynamodbEndpoint, undefined);
+  assert.ok(createIdempotencyGate(set, { env: BASE }, createSluiceMetrics(), logger, "w"));
+  assert.equal(
+    loadConfig({ ...BASE, AWS_ENDPOINT_URL: "http://127.0.0.1:9" }).dynamodbEndpoint,
+    "http://127.0.0.1:9",
+  );
+  assert.equal(
+    loadConfig({
+      ...BASE,
+      AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+      AWS_ENDPOINT_URL_DYNAMODB: "http://127.0.0.1:8",
+    }).dynamodbEndpoint,
+    "http://127.0.0.1:8",
+  );
+});
+
+Deno.test("idempotency config: config: a bad table name or endpoint stops startup with one clear line", () => {
+  assert.throws(
+    () => loadConfig({ ...BASE, IDEMPOTENCY_TABLE: "a b" }),
+    /^ConfigError: Cannot parse IDEMPOTENCY_TABLE: received "a b", expected a DynamoDB table name/,
+  );
+  assert.throws(
+    () => loadConfig({ ...BASE, AWS_ENDPOINT_URL_DYNAMODB: "nope" }),
+    /Cannot parse AWS_ENDPOINT_URL_DYNAMODB: received "nope", expected an http\(s\) URL/,
+  );
+});
+
+Deno.test("idempotency config: metrics: the idempotency series exist at 0 from startup", () => {
+  const text = createSluiceMetrics().registry.render();
+  for (
+    const line of [
+      'sluice_idempotency_requests_total{action="PutItem",result="ok"} 0',
+      'sluice_idempotency_requests_total{action="GetItem",result="ConditionalCheckFailedException"} 0',
+      'sluice_idempotency_conflicts_total{result="duplicate"} 0',
+      "sluice_idempotency_takeovers_total 0",
+      'sluice_idempotency_fenced_total{action="complete"} 0',
+      "sluice_idempotency_duration_seconds_count 0",
+    ]
+  ) assert.ok(text.includes(line), line);
+});
+
+Deno.test("idempotency config: probeIdempotency: fine, missing, or unset", async () => {
+  const db = await startDynalite();
+  try {
+    const env = { ...BASE, AWS_ENDPOINT_URL_DYNAMODB: db.url };
+    const ok = loadConfig({ ...env, IDEMPOTENCY_TABLE: db.table });
+    assert.deepEqual(await probeIdempotency(ok, { env }), []);
+    const missing = loadConfig({ ...env, IDEMPOTENCY_TABLE: "nope-table" });
+    assert.deepEqual(await probeIdempotency(missing, { env }), [
+      'IDEMPOTENCY_TABLE "nope-table" does not exist',
+    ]);
+    assert.deepEqual(await probeIdempotency(loadConfig(env), { env }), []);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("idempotency config: worker ids: 64 random bits in hex", () => {
+  assert.equal(workerIdOf(() => 0), "w-0000000000000000");
+  assert.equal(workerIdOf(() => 0.5), "w-8000000080000000");
+});

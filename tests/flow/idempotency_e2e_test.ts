@@ -1,0 +1,174 @@
+/**
+ * Workers in process with IDEMPOTENCY_TABLE on dynalite: a restart does not
+ * resubmit what was accepted before it (and without the table it does, so the
+ * test can fail), two workers on one queue submit each message_id once, and a
+ * reused message_id with another payload is dead-lettered.
+ */
+import assert from "node:assert/strict";
+import { startDynalite } from "../../lab/dynalite.ts";
+import { runWorker, sendBodies, serveJson, startLabEnv, waitFor } from "../support/lab_env.ts";
+
+const msg = (id: string, n: unknown = id) =>
+  JSON.stringify({ message_id: id, user_id: "7", event_ts: 1735689600, payload: { n } });
+
+function downstreams() {
+  const docs: string[] = [];
+  const enrich = serveJson(async (request, url) => {
+    if (url.pathname === "/v1/users:batch") {
+      const { user_ids } = await request.json() as { user_ids: string[] };
+      return Response.json({
+        users: user_ids.map((id) => ({ user_id: id, segment: "casual", meta: {} })),
+        missing: [],
+        errors: [],
+        meta: {},
+      });
+    }
+    return Response.json({ user_id: "7", segment: "casual", meta: {} });
+  });
+  const validator = serveJson(async (request) => {
+    const doc = await request.json() as { message_id: string };
+    docs.push(doc.message_id);
+    // A little latency, so copies on two workers overlap.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return Response.json({ status: "accepted" });
+  });
+  return {
+    docs,
+    urls: { enrich: enrich.url, validator: validator.url },
+    close: async () => {
+      await enrich.close();
+      await validator.close();
+    },
+  };
+}
+
+/**
+ * A stopped worker's aborted long poll stays open on the emulator's side for its
+ * wait (1 s here) and would take a message sent now out of sight for 30 s.
+ */
+const pollsLapse = () => new Promise((resolve) => setTimeout(resolve, 1500));
+
+async function restartRun(
+  withTable: boolean,
+): Promise<{ submissions: number; duplicates: number }> {
+  const lab = await startLabEnv();
+  const db = await startDynalite();
+  const down = downstreams();
+  try {
+    const extra: Record<string, string> = withTable
+      ? { IDEMPOTENCY_TABLE: db.table, AWS_ENDPOINT_URL_DYNAMODB: db.url }
+      : {};
+    const ids = ["a", "b", "c", "d", "e"];
+    await sendBodies(lab, ids.map((id) => msg(id)));
+    const first = runWorker(lab.env(down.urls, extra));
+    try {
+      await waitFor(async () => down.docs.length === 5 && (await lab.depth()) === 0, "5 accepted");
+    } finally {
+      await first.stop();
+    }
+    await pollsLapse();
+    // The producer sends them all again (a retry after a timeout): a fresh process sees them.
+    await sendBodies(lab, ids.map((id) => msg(id)));
+    const second = runWorker(lab.env(down.urls, extra));
+    try {
+      await waitFor(async () => (await lab.depth()) === 0, "the queue drained again");
+      await waitFor(
+        () =>
+          second.metrics.messages.get({ outcome: "duplicate" }) +
+              second.metrics.messages.get({ outcome: "accepted" }) === 5,
+        "5 outcomes",
+      );
+    } finally {
+      await second.stop();
+    }
+    return {
+      submissions: down.docs.length,
+      duplicates: second.metrics.messages.get({ outcome: "duplicate" }),
+    };
+  } finally {
+    await down.close();
+    await db.close();
+    await lab.close();
+  }
+}
+
+Deno.test("idempotency e2e: a restarted worker with the table submits nothing accepted before it; without, it resubmits", async () => {
+  const withTable = await restartRun(true);
+  assert.deepEqual(withTable, { submissions: 5, duplicates: 5 });
+  const without = await restartRun(false);
+  assert.deepEqual(without, { submissions: 10, duplicates: 0 });
+});
+
+Deno.test("idempotency e2e: two workers on one queue with the table: every producer duplicate submitted once", async () => {
+  const lab = await startLabEnv();
+  const db = await startDynalite();
+  const down = downstreams();
+  const extra = {
+    IDEMPOTENCY_TABLE: db.table,
+    AWS_ENDPOINT_URL_DYNAMODB: db.url,
+    SQS_MAX_BATCH: "2",
+    MAX_IN_FLIGHT: "4",
+  };
+  try {
+    const ids = Array.from({ length: 30 }, (_, i) => `m-${i}`);
+    // Each body three times, interleaved, so copies land on both workers at once.
+    await sendBodies(lab, [...ids, ...ids, ...ids].map((id) => msg(id)));
+    const a = runWorker(lab.env(down.urls, extra));
+    const b = runWorker(lab.env(down.urls, extra));
+    try {
+      await waitFor(async () => (await lab.depth()) === 0, "the queue drained", 60_000);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+    assert.equal(down.docs.length, 30, "each message_id submitted exactly once");
+    assert.deepEqual(new Set(down.docs), new Set(ids));
+    const outcome = (o: string) =>
+      a.metrics.messages.get({ outcome: o }) + b.metrics.messages.get({ outcome: o });
+    assert.equal(outcome("accepted"), 30);
+    assert.equal(outcome("duplicate"), 60);
+    const requests = (w: typeof a, action: string) =>
+      w.metrics.idempotencyRequests.get({ action, result: "ok" });
+    assert.ok(requests(a, "PutItem") + requests(b, "PutItem") >= 30);
+  } finally {
+    await down.close();
+    await db.close();
+    await lab.close();
+  }
+});
+
+Deno.test("idempotency e2e: a message_id reused with another payload is dead-lettered (VALIDATION) across restarts", async () => {
+  const lab = await startLabEnv();
+  const db = await startDynalite();
+  const down = downstreams();
+  const extra = { IDEMPOTENCY_TABLE: db.table, AWS_ENDPOINT_URL_DYNAMODB: db.url };
+  try {
+    await sendBodies(lab, [msg("x", 1)]);
+    const first = runWorker(lab.env(down.urls, extra));
+    try {
+      await waitFor(async () => down.docs.length === 1 && (await lab.depth()) === 0, "x accepted");
+    } finally {
+      await first.stop();
+    }
+    await pollsLapse();
+    const reused = msg("x", 2);
+    await sendBodies(lab, [reused]);
+    const second = runWorker(lab.env(down.urls, extra));
+    try {
+      await waitFor(async () => (await lab.depth()) === 0, "the reused id settled");
+    } finally {
+      await second.stop();
+    }
+    assert.equal(down.docs.length, 1);
+    const dlq = await lab.drainDlq();
+    assert.deepEqual(dlq, [{
+      body: reused,
+      error: "VALIDATION",
+      reason: "message_id reused with another payload",
+    }]);
+    assert.equal(second.metrics.idempotencyConflicts.get({ result: "mismatch" }), 1);
+  } finally {
+    await down.close();
+    await db.close();
+    await lab.close();
+  }
+});

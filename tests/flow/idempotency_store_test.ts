@@ -1,0 +1,303 @@
+/** The DynamoDB store and the gate against dynalite: races, expiry, takeover, fencing, reuse. */
+import assert from "node:assert/strict";
+import { startDynalite } from "../../lab/dynalite.ts";
+import {
+  DynamoDbStore,
+  type IdempotencyStore,
+  keySchemaProblems,
+  probeIdempotencyTable,
+} from "../../src/flow/idempotency_store.ts";
+import { StoreGate } from "../../src/flow/idempotency_gate.ts";
+import type { IdempotencyRecord } from "../../src/domain/idempotency.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { TimeoutError } from "../../src/lib/errors.ts";
+import type { InputMessage } from "../../src/domain/message_schema.ts";
+
+const logger = createLogger({ level: "error", format: "json", write: () => {} });
+const T0 = 1_800_000_000_000;
+
+function record(over: Partial<IdempotencyRecord> = {}): IdempotencyRecord {
+  return {
+    id: "m-1",
+    status: "IN_PROGRESS",
+    owner: "a",
+    inProgressUntil: T0 + 35_000,
+    expiresAt: T0 / 1000 + 3600,
+    payloadHash: "h1",
+    ...over,
+  };
+}
+
+const message = (payload: Record<string, unknown> = { n: 1 }): InputMessage => ({
+  message_id: "m-1",
+  user_id: "u1",
+  event_ts: 1,
+  payload,
+});
+
+Deno.test("idempotency store: store: two concurrent claims, exactly one wins; the loser reads the winner's record", async () => {
+  const db = await startDynalite();
+  try {
+    const store = new DynamoDbStore(db.client, db.table);
+    const answers = await Promise.all(
+      ["a", "b", "c", "d"].map((owner) => store.claim(record({ owner }), T0)),
+    );
+    assert.equal(answers.filter((a) => a.claimed).length, 1);
+    const read = await store.read("m-1");
+    const winner = ["a", "b", "c", "d"][answers.findIndex((a) => a.claimed)];
+    assert.equal(read?.owner, winner);
+    assert.equal(read?.status, "IN_PROGRESS");
+    assert.equal(await store.read("other"), undefined);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("idempotency store: store: a lapsed lock is taken over (and said so); a live one is not; expiry frees COMPLETED", async () => {
+  const db = await startDynalite();
+  try {
+    const store = new DynamoDbStore(db.client, db.table);
+    assert.deepEqual(await store.claim(record({ owner: "a" }), T0), {
+      claimed: true,
+      takeover: false,
+    });
+    // Still live a second before its end.
+    assert.deepEqual(await store.claim(record({ owner: "b" }), T0 + 34_000), { claimed: false });
+    // Lapsed: b takes it over.
+    assert.deepEqual(await store.claim(record({ owner: "b" }), T0 + 35_001), {
+      claimed: true,
+      takeover: true,
+    });
+    assert.equal((await store.read("m-1"))?.owner, "b");
+    assert.equal(await store.complete("m-1", "b", T0 / 1000 + 100), true);
+    // COMPLETED and not expired: nobody claims it, even long after its lock time.
+    assert.deepEqual(await store.claim(record({ owner: "c" }), T0 + 99_000), { claimed: false });
+    // Expired (compared in the condition, not by TTL): claimable again.
+    assert.deepEqual(await store.claim(record({ owner: "c" }), T0 + 101_000), {
+      claimed: true,
+      takeover: false,
+    });
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("idempotency store: store: a stale owner is fenced off extend, complete and release", async () => {
+  const db = await startDynalite();
+  try {
+    const store = new DynamoDbStore(db.client, db.table);
+    await store.claim(record({ owner: "a" }), T0);
+    assert.equal(await store.extend("m-1", "a", T0 + 60_000, T0 / 1000 + 3700), true);
+    assert.equal((await store.read("m-1"))?.inProgressUntil, T0 + 60_000);
+    // a's lock lapses, b takes over: every write of a is refused from then on.
+    await store.claim(record({ owner: "b", inProgressUntil: T0 + 200_000 }), T0 + 60_001);
+    assert.equal(await store.extend("m-1", "a", T0 + 90_000, T0 / 1000 + 3700), false);
+    assert.equal(await store.complete("m-1", "a", T0 / 1000 + 3600), false);
+    assert.equal(await store.release("m-1", "a"), false);
+    const now = await store.read("m-1");
+    assert.equal(now?.owner, "b");
+    assert.equal(now?.status, "IN_PROGRESS");
+    // The owner's release deletes the record.
+    assert.equal(await store.release("m-1", "b"), true);
+    assert.equal(await store.read("m-1"), undefined);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("idempotency store: gate: the loser waits for a live lock, then sees the duplicate; never proceeds", async () => {
+  const db = await startDynalite();
+  try {
+    let now = Date.now();
+    const sleeps: number[] = [];
+    const gate = (id: string, onSleep?: () => Promise<void>) =>
+      new StoreGate({
+        store: new DynamoDbStore(db.client, db.table),
+        workerId: id,
+        visibilityTimeoutSeconds: 30,
+        dedupTtlSeconds: 3600,
+        logger,
+        now: () => now,
+        sleep: async (ms) => {
+          sleeps.push(ms);
+          now += ms;
+          await onSleep?.();
+        },
+      });
+    const a = gate("w-a");
+    const claimA = await a.claim(message(), "r-a", new AbortController().signal);
+    assert.equal(claimA.kind, "proceed");
+    let waited = 0;
+    const b = gate("w-b", async () => {
+      // While b waits, a is accepted and completes.
+      if (++waited === 2 && claimA.kind === "proceed") await a.complete(claimA.lock);
+    });
+    const claimB = await b.claim(message(), "r-b", new AbortController().signal);
+    assert.equal(claimB.kind, "duplicate");
+    assert.equal(waited, 2);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("idempotency store: gate: a released claim lets the waiting copy proceed; a reused message_id is a mismatch", async () => {
+  const db = await startDynalite();
+  try {
+    const store = new DynamoDbStore(db.client, db.table);
+    const conflicts: string[] = [];
+    let aLock: import("../../src/flow/idempotency_gate.ts").IdempotencyLock | undefined;
+    const a = new StoreGate({
+      store,
+      workerId: "w-a",
+      visibilityTimeoutSeconds: 30,
+      dedupTtlSeconds: 3600,
+      logger,
+    });
+    const b = new StoreGate({
+      store,
+      workerId: "w-b",
+      visibilityTimeoutSeconds: 30,
+      dedupTtlSeconds: 3600,
+      logger,
+      onConflict: (d) => conflicts.push(d),
+      sleep: async () => {
+        if (aLock) await a.release(aLock);
+        aLock = undefined;
+      },
+    });
+    const first = await a.claim(message(), "r-a", new AbortController().signal);
+    assert.equal(first.kind, "proceed");
+    if (first.kind === "proceed") aLock = first.lock;
+    const other = await b.claim(message({ n: 2 }), "r-x", new AbortController().signal);
+    assert.equal(other.kind, "mismatch");
+    const second = await b.claim(message(), "r-b", new AbortController().signal);
+    assert.equal(second.kind, "proceed");
+    assert.deepEqual(conflicts, ["mismatch", "wait", "claim_again"]);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("idempotency store: gate: a fenced extension marks the lock lost, so the pipeline does not submit", async () => {
+  const db = await startDynalite();
+  try {
+    let now = Date.now();
+    const store = new DynamoDbStore(db.client, db.table);
+    const fenced: string[] = [];
+    const mk = (id: string) =>
+      new StoreGate({
+        store,
+        workerId: id,
+        visibilityTimeoutSeconds: 30,
+        dedupTtlSeconds: 3600,
+        logger,
+        now: () => now,
+        onFenced: (action) => fenced.push(action),
+      });
+    const a = mk("w-a");
+    const b = mk("w-b");
+    const claimA = await a.claim(message(), "r-a", new AbortController().signal);
+    assert.ok(claimA.kind === "proceed");
+    now += 36_000; // a's lock lapsed (its heartbeat stalled)
+    const claimB = await b.claim(message(), "r-b", new AbortController().signal);
+    assert.equal(claimB.kind, "proceed");
+    a.extend("r-a", 30);
+    for (let i = 0; i < 50 && claimA.lock.held; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(claimA.lock.held, false);
+    assert.deepEqual(fenced, ["extend"]);
+    await a.complete(claimA.lock); // refused: b owns it
+    assert.deepEqual(fenced, ["extend", "complete"]);
+    assert.equal((await store.read("m-1"))?.status, "IN_PROGRESS");
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("idempotency store: probe: a missing table and a wrong key schema are named", async () => {
+  const db = await startDynalite();
+  try {
+    assert.deepEqual(await probeIdempotencyTable(db.client, db.table), []);
+    const missing = await probeIdempotencyTable(db.client, "no-such-table");
+    assert.match(missing[0] ?? "", /does not exist/);
+  } finally {
+    await db.close();
+  }
+  const rows: Array<[Record<string, unknown>, number]> = [
+    [{
+      KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+      TableStatus: "ACTIVE",
+    }, 0],
+    [{
+      KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "id", AttributeType: "N" }],
+      TableStatus: "ACTIVE",
+    }, 1],
+    [{
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+    }, 1],
+    [{
+      KeySchema: [{ AttributeName: "id", KeyType: "HASH" }, {
+        AttributeName: "sk",
+        KeyType: "RANGE",
+      }],
+      AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+    }, 1],
+    [{
+      KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+      TableStatus: "DELETING",
+    }, 1],
+  ];
+  for (const [described, count] of rows) {
+    assert.equal(keySchemaProblems("t", described).length, count, JSON.stringify(described));
+  }
+});
+
+Deno.test("idempotency store: retries after a timed-out success: complete again is not fenced; a written claim is ours", async () => {
+  const db = await startDynalite();
+  try {
+    const store = new DynamoDbStore(db.client, db.table);
+    await store.claim(record({ owner: "a" }), T0);
+    assert.equal(await store.complete("m-1", "a", T0 / 1000 + 3600), true);
+    assert.equal(await store.complete("m-1", "a", T0 / 1000 + 3600), true, "same owner again");
+    assert.equal(await store.complete("m-1", "b", T0 / 1000 + 3600), false, "another owner");
+
+    // The first PutItem lands but its answer times out; the retry must not wait for itself.
+    let first = true;
+    const flaky: IdempotencyStore = {
+      claim: async (r, now, signal) => {
+        const answer = await store.claim(r, now, signal);
+        if (first) {
+          first = false;
+          throw new TimeoutError("DynamoDB PutItem", 5000);
+        }
+        return answer;
+      },
+      read: (id, signal) => store.read(id, signal),
+      extend: (...args) => store.extend(...args),
+      complete: (...args) => store.complete(...args),
+      release: (...args) => store.release(...args),
+    };
+    const conflicts: string[] = [];
+    const gate = new StoreGate({
+      store: flaky,
+      workerId: "w-a",
+      visibilityTimeoutSeconds: 30,
+      dedupTtlSeconds: 3600,
+      logger,
+      onConflict: (d) => conflicts.push(d),
+      sleep: () => Promise.resolve(),
+    });
+    const claim = await gate.claim(
+      { ...message(), message_id: "m-2" },
+      "r-a",
+      new AbortController().signal,
+    );
+    assert.equal(claim.kind, "proceed");
+    assert.deepEqual(conflicts, ["ours"]);
+  } finally {
+    await db.close();
+  }
+});

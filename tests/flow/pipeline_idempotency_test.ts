@@ -1,0 +1,164 @@
+/**
+ * The pipeline's calls through the idempotency port, with a fake gate: claim
+ * before work, COMPLETED before the delete, release on any other way out, no
+ * submission once the lock is lost; and the heartbeat extends the lock.
+ */
+import assert from "node:assert/strict";
+import { HttpError } from "../../src/lib/errors.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { Pipeline } from "../../src/flow/pipeline.ts";
+import { pipelineParts } from "../support/pipeline_parts.ts";
+import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
+import type { ClaimResult, IdempotencyGate } from "../../src/flow/idempotency_gate.ts";
+import type { Submission } from "../../src/adapters/validator_client.ts";
+import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
+
+function harness(
+  gateAnswer: ClaimResult["kind"],
+  submit: () => Promise<Submission>,
+  options: { loseLockAfterLookup?: boolean; receiveCount?: number } = {},
+) {
+  let clock = 1_000_000;
+  const events: string[] = [];
+  const lock = { messageId: "m-1", receiptHandle: "h-1", held: true };
+  const gate: IdempotencyGate = {
+    claim: (message, handle) => {
+      events.push(`claim ${message.message_id} ${handle}`);
+      return Promise.resolve(
+        gateAnswer === "proceed" ? { kind: "proceed", lock } : { kind: gateAnswer } as ClaimResult,
+      );
+    },
+    complete: (l) => (events.push(`complete ${l.messageId}`), Promise.resolve()),
+    release: (l) => (events.push(`release ${l.messageId}`), Promise.resolve()),
+    extend: () => {},
+  };
+  let delivered = false;
+  const intake = new AbortController();
+  const metrics = createSluiceMetrics();
+  const pipeline = new Pipeline(...pipelineParts({
+    queueUrl: "http://sqs.local/000/q",
+    maxBatch: 10,
+    receiveWaitSeconds: 0,
+    visibilityTimeoutSeconds: 30,
+    maxInFlight: 10,
+    deleteOn4xx: false,
+    deleteOn5xx: false,
+    unknownUserPolicy: "submit",
+    dedupTtlSeconds: 3600,
+    maxReceiveCount: 3,
+    pollers: 1,
+    sqs: {
+      receiveMessage: () => {
+        if (delivered) {
+          intake.abort();
+          return Promise.resolve([]);
+        }
+        delivered = true;
+        return Promise.resolve([{
+          messageId: "sqs-1",
+          receiptHandle: "h-1",
+          body: JSON.stringify({ message_id: "m-1", user_id: "7", event_ts: 1, payload: {} }),
+          attributes: {
+            ApproximateReceiveCount: String(options.receiveCount ?? 1),
+            SentTimestamp: "0",
+          },
+          messageAttributes: {},
+        }]);
+      },
+    },
+    settler: {
+      hasDlq: true,
+      delete: () => (events.push("sqs delete"), Promise.resolve("done")),
+      changeVisibility: () => (events.push("sqs release"), Promise.resolve("done")),
+      deadLetter: (_h, _b, category, reason) => (
+        events.push(`sqs dead-letter ${category} ${reason}`), Promise.resolve("done")
+      ),
+      requeue: () => (events.push("sqs requeue"), Promise.resolve("done")),
+    },
+    heartbeat: { track: () => {}, untrack: () => {} },
+    lookup: () => {
+      // The heartbeat found another owner while the profile was fetched.
+      if (options.loseLockAfterLookup) lock.held = false;
+      return Promise.resolve({ status: "ok", profile: { user_id: "7" } });
+    },
+    submit: () => (events.push("submit"), submit()),
+    idempotency: gate,
+    metrics,
+    logger: createLogger({ level: "error", write: () => {} }),
+    now: () => clock,
+    random: () => 0.5,
+    sleep: (ms) => {
+      clock += ms;
+      return Promise.resolve();
+    },
+  }));
+  return {
+    events,
+    metrics,
+    run: async () => {
+      await pipeline.run(intake.signal, new AbortController().signal);
+      await pipeline.drain();
+    },
+  };
+}
+
+const accepted = () => Promise.resolve<Submission>({ accepted: true, status: 200 });
+
+Deno.test("pipeline idempotency: idempotency port: claim, submit, COMPLETED before the SQS delete", async () => {
+  const h = harness("proceed", accepted);
+  await h.run();
+  assert.deepEqual(h.events, ["claim m-1 h-1", "submit", "complete m-1", "sqs delete"]);
+});
+
+Deno.test("pipeline idempotency: idempotency port: a released message releases its claim too", async () => {
+  const h = harness("proceed", () => Promise.reject(new HttpError("validator", 503, "down")));
+  await h.run();
+  assert.equal(h.events[0], "claim m-1 h-1");
+  assert.deepEqual(h.events.slice(-2), ["sqs release", "release m-1"]);
+  assert.ok(!h.events.includes("complete m-1"));
+});
+
+Deno.test("pipeline idempotency: idempotency port: a lost lock is never submitted; the message goes back", async () => {
+  const h = harness("proceed", accepted, { loseLockAfterLookup: true });
+  await h.run();
+  assert.deepEqual(h.events, ["claim m-1 h-1", "sqs release", "release m-1"]);
+});
+
+Deno.test("pipeline idempotency: idempotency port: a lost lock on the last receive is released, not held for 12 h", async () => {
+  const h = harness("proceed", accepted, { loseLockAfterLookup: true, receiveCount: 3 });
+  await h.run();
+  assert.deepEqual(h.events, ["claim m-1 h-1", "sqs release", "release m-1"]);
+});
+
+Deno.test("pipeline idempotency: idempotency port: accepted elsewhere is deleted as a duplicate, unsubmitted", async () => {
+  const h = harness("duplicate", accepted);
+  await h.run();
+  assert.deepEqual(h.events, ["claim m-1 h-1", "sqs delete"]);
+  assert.equal(h.metrics.messages.get({ outcome: "duplicate" }), 1);
+});
+
+Deno.test("pipeline idempotency: idempotency port: a reused message_id is dead-lettered as VALIDATION with the reason", async () => {
+  const h = harness("mismatch", accepted);
+  await h.run();
+  assert.deepEqual(h.events, [
+    "claim m-1 h-1",
+    "sqs dead-letter VALIDATION message_id reused with another payload",
+  ]);
+});
+
+Deno.test("pipeline idempotency: heartbeat: each visibility extension also extends the message's lock", () => {
+  let now = 0;
+  const extended: Array<[string, number]> = [];
+  const heartbeat = new VisibilityHeartbeat({
+    extend: () => Promise.resolve("done"),
+    visibilityTimeoutSeconds: 30,
+    alsoExtend: (handle, seconds) => extended.push([handle, seconds]),
+    now: () => now,
+  });
+  heartbeat.track("h-1", 0, 30);
+  now = 10_000;
+  assert.equal(heartbeat.beat(), 0);
+  now = 16_000;
+  assert.equal(heartbeat.beat(), 1);
+  assert.deepEqual(extended, [["h-1", 30]]);
+});

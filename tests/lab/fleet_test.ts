@@ -1,0 +1,195 @@
+/** The fleet parts of the lab and the bench: flags, per-worker shares, the summary, the RESULTS section. */
+import assert from "node:assert/strict";
+import { formatSummary, parseLabFlags } from "../../lab/main.ts";
+import { formatShares, type Slot, startValidatorFront, workerShares } from "../../lab/fleet.ts";
+import type { LabSummary } from "../../lab/lab.ts";
+import { renderFleet, replaceSection } from "../../bench/fleet.ts";
+
+Deno.test("lab fleet: lab flags: --workers and --table", () => {
+  const f = parseLabFlags(["--workers", "3", "--table", "--chaos"]);
+  assert.equal(f.workers, 3);
+  assert.equal(f.table, true);
+  const d = parseLabFlags([]);
+  assert.equal(d.workers, undefined);
+  assert.equal(d.table, undefined);
+  assert.throws(() => parseLabFlags(["--workers", "0"]), /--workers: got "0", expected an integer/);
+});
+
+Deno.test("lab fleet: per-worker shares: acceptances and rate per slot, kills shown", () => {
+  const front = (n: number) => ({
+    url: "",
+    inFlight: () => 0,
+    accepted: () => n,
+    acceptedAt: new Map(),
+    close: () => Promise.resolve(),
+  });
+  const slots = [
+    { index: 0, front: front(100), kills: 1 },
+    { index: 1, front: front(300), kills: 0 },
+  ] as unknown as Slot[];
+  const shares = workerShares(slots, 10);
+  assert.deepEqual(shares, [
+    { worker: 1, accepted: 100, msgPerSecond: 10, kills: 1 },
+    { worker: 2, accepted: 300, msgPerSecond: 30, kills: 0 },
+  ]);
+  assert.equal(formatShares(shares), "w1 100 (10/s, 1 kill) | w2 300 (30/s)");
+  assert.deepEqual(workerShares([{ index: 0, kills: 0 }] as unknown as Slot[], 10), []);
+});
+
+Deno.test("lab fleet: validator front: forwards, counts acceptances by message_id and what is on the wire", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const target = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (r) => {
+    const doc = await r.json() as { message_id: string };
+    if (doc.message_id === "slow") await gate;
+    return doc.message_id === "bad"
+      ? new Response("no", { status: 422 })
+      : Response.json({ status: "accepted" });
+  });
+  const front = startValidatorFront(`http://127.0.0.1:${target.addr.port}`);
+  try {
+    const post = (id: string) =>
+      fetch(`${front.url}/ingest`, { method: "POST", body: JSON.stringify({ message_id: id }) })
+        .then(async (r) => ({ status: r.status, text: await r.text() }));
+    assert.equal((await post("a")).status, 200);
+    assert.equal((await post("bad")).status, 422);
+    const slow = post("slow");
+    for (let i = 0; i < 100 && front.inFlight() === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(front.inFlight(), 1);
+    release();
+    await slow;
+    assert.equal(front.inFlight(), 0);
+    assert.equal(front.accepted(), 2);
+    assert.deepEqual([...front.acceptedAt.keys()], ["a", "slow"]);
+  } finally {
+    await front.close();
+    await target.shutdown();
+  }
+});
+
+const summary = (over: Partial<LabSummary>): LabSummary => ({
+  scenario: "io_heavy",
+  messages: 100,
+  valid: 98,
+  poison: 2,
+  producerDuplicates: 1,
+  accepted: 98,
+  duplicateSubmissions: 0,
+  wronglyRejected: 0,
+  lost: 0,
+  deadLettered: 2,
+  poisonInDlq: 2,
+  leftInQueue: 0,
+  killedInFlight: 0,
+  durationSeconds: 1,
+  msgPerSecond: 100,
+  p50Ms: 50,
+  p99Ms: 400,
+  sqsRequests: 10,
+  sqsRequestsPerMessage: 0.1,
+  enrichRequests: 5,
+  enrichRequestsPerMessage: 0.05,
+  enrichIdsPerMessage: 0.5,
+  peakRssMb: 90,
+  steadyMsgPerSecond: 0,
+  workerCpuMs: 0,
+  cpuMsPerMessage: 0,
+  enrichBrownoutRequests: 0,
+  downstreamErrors: 0,
+  retries: 0,
+  breakerOpens: 0,
+  ok: true,
+  problems: [],
+  sqsRequestsByAction: {},
+  rejectedByReason: {},
+  kills: 0,
+  dlqExtraCopies: 0,
+  logFile: "x.log",
+  ...over,
+});
+
+Deno.test("lab fleet: formatSummary: with the table, duplicates are shown against the submissions on the wire", () => {
+  const text = formatSummary(summary({
+    table: true,
+    duplicateSubmissions: 3,
+    onWireAtKills: 7,
+    kills: 1,
+    workers: [{ worker: 1, accepted: 50, msgPerSecond: 50, kills: 1 }],
+    tableRequests: { PutItem: 99 },
+  }));
+  assert.match(text, /duplicate submissions\s+3 \(allowed up to 7: on the wire at kills\)/);
+  assert.match(text, /per worker \(accepted, rate\)\s+w1 50 \(50\/s, 1 kill\)/);
+  assert.match(text, /submissions on the wire at kills\s+7/);
+  assert.match(text, /idempotency table\s+yes \(dynalite\): PutItem=99/);
+});
+
+Deno.test("lab fleet: bench --fleet: efficiency against one worker, table cost per valid message, section replaced", () => {
+  const runs = [
+    { workers: 1, table: false, summary: summary({ msgPerSecond: 400, p50Ms: 100 }) },
+    { workers: 2, table: false, summary: summary({ msgPerSecond: 720, p50Ms: 110 }) },
+    {
+      workers: 1,
+      table: true,
+      summary: summary({
+        msgPerSecond: 380,
+        p50Ms: 104.5,
+        tableRequests: { CreateTable: 1, PutItem: 99, UpdateItem: 98, GetItem: 1 },
+      }),
+    },
+  ];
+  const md = renderFleet(runs, 100, "2 cores");
+  assert.match(md, /\| 2 \| no \| 720 \| 0\.90 \|/);
+  assert.match(md, /\| 1 \| yes \| 380 \| 1\.00 \|/);
+  // (99 + 98 + 1) / 98 valid messages; CreateTable is setup, not cost.
+  assert.match(md, /2\.02 \(PutItem 1\.01, GetItem 0\.01, UpdateItem 1\)/);
+  assert.match(md, /p50 100 → 104\.5 ms \(\+4\.5 ms\)/);
+  const doc = "# R\n\n## io_mild\n\nx\n";
+  const once = replaceSection(doc, md);
+  assert.equal(replaceSection(once, md), once, "replacing is idempotent");
+  const middle = replaceSection(
+    `${once}\n## later\n\ny\n`,
+    "## Fleet: several workers on one queue\n\nnew\n",
+  );
+  assert.match(
+    middle,
+    /## io_mild\n\nx\n\n## Fleet: several workers on one queue\n\nnew\n\n## later/,
+  );
+});
+
+Deno.test("lab fleet: spawnDynalite: a child process serving the table, counting requests by action", async () => {
+  const { spawnDynalite } = await import("../../lab/dynalite.ts");
+  const db = await spawnDynalite("fleet-test");
+  try {
+    await db.client.putItem(db.table, { id: { S: "a" } });
+    assert.deepEqual(await db.client.getItem(db.table, { id: { S: "a" } }), { id: { S: "a" } });
+    const counts = await db.requests();
+    assert.equal(counts.PutItem, 1);
+    assert.equal(counts.GetItem, 1);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("lab fleet: spawnDynalite: a client that vanishes mid-request does not end the table", async () => {
+  const { spawnDynalite } = await import("../../lab/dynalite.ts");
+  const db = await spawnDynalite("vanish-test");
+  try {
+    for (let i = 0; i < 3; i++) {
+      const conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: Number(new URL(db.url).port),
+      });
+      await conn.write(new TextEncoder().encode(
+        "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\n" +
+          'Content-Length: 100\r\n\r\n{"Tab',
+      ));
+      conn.close();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await db.client.getItem(db.table, { id: { S: "a" } }), undefined);
+  } finally {
+    await db.close();
+  }
+});
