@@ -6,7 +6,7 @@
  */
 import { AwsClient } from "aws4fetch";
 import type { AwsCredentials } from "./aws_credentials.ts";
-import { type ErrorCategory, TimeoutError } from "../lib/errors.ts";
+import { SluiceError, TimeoutError } from "../lib/errors.ts";
 
 /** A DynamoDB attribute value in the wire format: `{S: "x"}`, `{N: "1"}`, ... */
 export type AttributeValue = { S: string } | { N: string } | { BOOL: boolean } | {
@@ -15,13 +15,12 @@ export type AttributeValue = { S: string } | { N: string } | { BOOL: boolean } |
 export type Item = Record<string, AttributeValue>;
 
 /** An error answer or a transport failure; `conditionFailed` for ConditionalCheckFailedException. */
-export class DynamoDbError extends Error {
+export class DynamoDbError extends SluiceError {
   override name = "DynamoDbError";
   /** Short code, e.g. `ConditionalCheckFailedException`, `ProvisionedThroughputExceededException`. */
   readonly code: string;
   readonly status: number;
   readonly retriable: boolean;
-  readonly category: ErrorCategory;
   constructor(
     action: string,
     code: string,
@@ -29,13 +28,15 @@ export class DynamoDbError extends Error {
     message: string,
     options: { retriable?: boolean; cause?: unknown } = {},
   ) {
-    super(`DynamoDB ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`, {
-      cause: options.cause,
-    });
+    const retriable = options.retriable ?? (status === 0 || status >= 500);
+    super(
+      `DynamoDB ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`,
+      retriable ? "TRANSIENT" : "PERMANENT",
+      { cause: options.cause },
+    );
     this.code = code;
     this.status = status;
-    this.retriable = options.retriable ?? (status === 0 || status >= 500);
-    this.category = this.retriable ? "TRANSIENT" : "PERMANENT";
+    this.retriable = retriable;
   }
 
   /** The condition of a conditional write did not hold: a fact about the item, not a failure. */

@@ -6,7 +6,16 @@ import type { PipelinePorts, PipelineServices, PipelineSettings } from "../../sr
 
 export type PipelineOptions = PipelineSettings & PipelinePorts & PipelineServices;
 
-const PORTS = new Set(["sqs", "pausedFor", "lookup", "submit", "settler", "heartbeat", "redrive"]);
+const PORTS = new Set([
+  "sqs",
+  "pausedFor",
+  "lookup",
+  "submit",
+  "settler",
+  "heartbeat",
+  "redrive",
+  "idempotency",
+]);
 const SERVICES = new Set(["metrics", "logger", "onOutcome", "now", "monotonic", "random", "sleep"]);
 
 export function pipelineParts(
