@@ -86,6 +86,9 @@ case "$step" in
     fi
     switch_to "$previous"
     echo "rolled back $link -> ../lib/sluice/$previous"
+    # A binary that died at once has used up StartLimitBurst by now, and systemd
+    # refuses a restart ("Start request repeated too quickly") until this.
+    "${systemctl[@]}" reset-failed sluice.service || true
     "${systemctl[@]}" restart sluice.service
     ;;
   prune)

@@ -249,6 +249,7 @@ Deno.test({
           "daemon-reload",
           "enable sluice.service",
           "restart sluice.service",
+          "reset-failed sluice.service",
           "restart sluice.service",
         ],
       );
