@@ -27,7 +27,7 @@ import { runSteps, type Step } from "./report.ts";
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const CACHE = `${REPO}/.cache`;
 /** Slices of the lab's message set: step 2, step 3 (the upgrade), step 6 (after the reboot). */
-const SLICES = { drain: [0, 300], upgrade: [300, 700], reboot: [700, 800] } as const;
+const SLICES = { drain: [0, 300], upgrade: [300, 800], reboot: [800, 900] } as const;
 
 async function main(): Promise<number> {
   const t0 = performance.now();
@@ -98,6 +98,8 @@ async function main(): Promise<number> {
   } finally {
     if (vm) await powerOff(vm, guest);
     await lab.close();
+    // The overlay holds the run's writes (hundreds of MB): a failed run keeps only its logs.
+    await Deno.remove(`${runDir}/overlay.qcow2`).catch(() => {});
     if (failed === 0) await Deno.remove(runDir, { recursive: true }).catch(() => {});
     else if (vm) console.log(`# serial console: ${vm.consoleLog}`);
     console.log(`# total ${elapsed()}`);

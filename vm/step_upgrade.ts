@@ -1,8 +1,8 @@
 /**
  * Step 3: an upgrade (a second build, another version string) deployed while
  * messages are in flight: a first part of the slice keeps the worker busy, the
- * rest lands in one burst as deploy.sh starts its install (just before the
- * restart). Nothing is lost; duplicate submissions stay within the peak of
+ * rest lands in one burst as the install switches the symlink (seconds before
+ * the restart). Nothing is lost; duplicate submissions stay within the peak of
  * submissions on the wire during the deploy; the stop took less than
  * TimeoutStopSec; the journal shows systemd's Stopping/Stopped lines.
  */
@@ -37,7 +37,8 @@ export async function stepUpgrade(
     }
   })();
   const r = await deploy(ctx, ctx.binaries.upgrade, ctx.healthTimeout, (line) => {
-    if (line.startsWith("deploy: installing")) burst = ctx.lab.send(slice.slice(head.length));
+    // The remote install prints this right before daemon-reload and the restart.
+    if (line.startsWith("switched ")) burst = ctx.lab.send(slice.slice(head.length));
   }).finally(() => (deploying = false));
   await sampling;
   await burst;
