@@ -16,7 +16,14 @@ export interface VmContext {
   guest: Guest;
   lab: LabServices;
   /** the first build, the upgrade build (another version string), a binary that exits at once */
-  binaries: { first: string; upgrade: string; upgradeVersion: string; broken: string };
+  binaries: {
+    first: string;
+    upgrade: string;
+    upgradeVersion: string;
+    broken: string;
+    /** an arm64 ELF header: deploy.sh must refuse it on this x86_64 VM before copying */
+    foreign: string;
+  };
   /** deploy.sh's /healthz wait for a binary that should come up; TCG start-up takes ~10 s */
   healthTimeout: number;
   /** guest seconds (date +%s) when step 2's drain started: step 7 reads the journal from there */

@@ -1,5 +1,6 @@
 /**
- * Step 1, a first install on a fresh VM: deploy.sh installs the env example
+ * Step 1, a first install on a fresh VM: deploy.sh refuses a binary built for
+ * another machine (the VM's `uname -m`), then installs the env example
  * and does not start the service; with the env file filled in, a second
  * deploy starts it and /healthz answers within the deploy's timeout; the
  * running process holds the unit's sandbox (read from /proc in the guest).
@@ -12,6 +13,10 @@ import { hardeningProblems, parseStatus } from "./proc_status.ts";
 export async function stepInstall(ctx: VmContext): Promise<StepResult> {
   const g = ctx.guest;
   const notes: string[] = [];
+  const refused = await deploy(ctx, ctx.binaries.foreign);
+  if (refused.code !== 1 || !/built for aarch64 but .* is x86_64/.test(refused.stderr)) {
+    notes.push(`deploy.sh of an arm64 binary exited ${refused.code}`, ...tail(refused));
+  }
   const first = await deploy(ctx, ctx.binaries.first);
   if (first.code !== 0 || !first.stdout.includes("did not start it")) {
     return { ok: false, figure: `first deploy exited ${first.code}`, notes: tail(first) };
@@ -45,7 +50,8 @@ export async function stepInstall(ctx: VmContext): Promise<StepResult> {
   notes.push(...hardeningProblems(status));
   return {
     ok: notes.length === 0,
-    figure: `installed, not started until sluice.env was filled in; started, /healthz 200, ` +
+    figure:
+      `arm64 binary refused (uname -m); installed, not started until sluice.env was filled in; started, /healthz 200, ` +
       `deploy ${second.seconds.toFixed(1)} s (first ${first.seconds.toFixed(1)} s); ` +
       `uid ${status.uid} (dynamic), NoNewPrivs ${status.noNewPrivs}, Seccomp ${status.seccomp}, ` +
       `CapEff ${status.caps.CapEff}, CapBnd ${status.caps.CapBnd}`,
