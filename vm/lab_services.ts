@@ -49,7 +49,14 @@ export async function startLabServices(messages: number, seed = 15) {
   });
   const proxy = startSqsProxy({ target: `http://127.0.0.1:${address.port}` });
   const enrich = startEnrichSim({ dataset, scenario: "io_mild", seed });
-  const validator = startValidatorSim({ dataset, expected: set.expected, seed });
+  // A slow validator (0.3-1.5 s a submission) keeps messages in flight whenever a stop comes:
+  // with the lab's 1-4 ms the worker settles each before a restart can catch it.
+  const validator = startValidatorSim({
+    dataset,
+    expected: set.expected,
+    seed,
+    latencyMs: [300, 1500],
+  });
   const portOf = (url: string) => Number(new URL(url).port);
   const inGuest = (url: string) => `http://${GUEST_HOST_IP}:${portOf(url)}`;
   const dlqBodies = new Set<string>();

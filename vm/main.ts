@@ -27,7 +27,7 @@ import { runSteps, type Step } from "./report.ts";
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const CACHE = `${REPO}/.cache`;
 /** Slices of the lab's message set: step 2, step 3 (the upgrade), step 6 (after the reboot). */
-const SLICES = { drain: [0, 300], upgrade: [300, 800], reboot: [800, 900] } as const;
+const SLICES = { drain: [0, 300], upgrade: [300, 1900], reboot: [1900, 2000] } as const;
 
 async function main(): Promise<number> {
   const t0 = performance.now();
