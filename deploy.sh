@@ -109,6 +109,20 @@ run() {
 
 remote() { run ssh -p "$ssh_port" "${ssh_opts[@]}" "$host" "$@"; }
 
+# The machine a binary is built for, from its header: x86_64, aarch64, macos, or other (a script).
+binary_arch() {
+  case "$(od -An -tx1 -N4 "$1" 2>/dev/null | tr -d ' \n')" in
+    7f454c46) ;;
+    cffaedfe | cefaedfe | cafebabe) echo macos; return ;;
+    *) echo other; return ;;
+  esac
+  case "$(od -An -tx1 -j18 -N2 "$1" 2>/dev/null | tr -d ' \n')" in
+    3e00) echo x86_64 ;;
+    b700) echo aarch64 ;;
+    *) echo other ;;
+  esac
+}
+
 # --- 1. the binary and its version -------------------------------------------
 if [ -z "$binary" ]; then
   binary="$repo/dist/sluice"
@@ -167,16 +181,26 @@ step() {
 
 if [ "$dry_run" = 1 ]; then
   tmp="/tmp/sluice-deploy.XXXXXX"
-  remote 'id -u; mktemp -d /tmp/sluice-deploy.XXXXXX'
+  remote 'id -u; mktemp -d /tmp/sluice-deploy.XXXXXX; uname -m'
   log "dry run: assuming the ssh user is root (otherwise every step below runs under sudo -n)"
 else
-  printf '+ ssh ... %s %s\n' "$(quote "$host")" "'id -u; mktemp -d /tmp/sluice-deploy.XXXXXX'"
-  answer="$(ssh -p "$ssh_port" "${ssh_opts[@]}" "$host" 'id -u; mktemp -d /tmp/sluice-deploy.XXXXXX' \
+  printf '+ ssh ... %s %s\n' "$(quote "$host")" "'id -u; mktemp -d /tmp/sluice-deploy.XXXXXX; uname -m'"
+  answer="$(ssh -p "$ssh_port" "${ssh_opts[@]}" "$host" 'id -u; mktemp -d /tmp/sluice-deploy.XXXXXX; uname -m' \
     </dev/null)" || die "cannot reach $host over ssh"
   uid="$(printf '%s\n' "$answer" | sed -n 1p)"
   tmp="$(printf '%s\n' "$answer" | sed -n 2p)"
   [[ "$tmp" == /tmp/sluice-deploy.* ]] || die "could not create a temporary directory on $host"
   [ "$uid" = 0 ] || sudo="sudo -n "
+  # A binary for another machine would only fail at its first start, after the switch.
+  host_arch="$(printf '%s\n' "$answer" | sed -n 3p)"
+  bin_arch="$(binary_arch "$binary")"
+  case "$bin_arch" in
+    x86_64 | aarch64)
+      [ "$bin_arch" = "$host_arch" ] || die "$binary is built for $bin_arch but $host is $host_arch:" \
+        "build for it with: deno task build --target linux-${host_arch/x86_64/x64}" ;;
+    macos) die "$binary is a macOS binary; build for $host ($host_arch) with:" \
+      "deno task build --target linux-${host_arch/x86_64/x64}" ;;
+  esac
 fi
 
 log "copying the binary, unit, env example and install steps"

@@ -14,8 +14,14 @@
  * whose module graph reaches lab/, tests/, bench/ or scripts/, and smoke-tests
  * the result with `--version`.
  *
+ * `--target linux-x64|linux-arm64` builds for another machine (e.g. an arm64
+ * Graviton VM from an x86_64 laptop, or the reverse): `deno compile --target
+ * <triple>` or `bun build --compile --target=bun-linux-<arch>`; a binary of
+ * another architecture is not smoke-tested here. `--version V` stamps V instead
+ * of package.json's version (the VM test's second build is an upgrade).
+ *
  * Usage: deno run -A scripts/build.ts [--builder auto|deno|bun] [--entry src/main.ts]
- *        [--out dist/sluice]
+ *        [--out dist/sluice] [--target linux-x64|linux-arm64] [--version V]
  */
 import { parseArgs } from "node:util";
 import { BUILD_STAMP_GLOBAL } from "../src/cli/build_info.ts";
@@ -30,6 +36,17 @@ const DENO_PERMISSIONS = [
   // As in `deno task start`: a small young generation and a capped old space keep RSS low.
   "--v8-flags=--max-semi-space-size=16,--max-old-space-size=1024",
 ];
+/** `--target` names: the deno compile triple and the bun target of each. */
+export const TARGETS: Record<string, { deno: string; bun: string; arch: string }> = {
+  "linux-x64": { deno: "x86_64-unknown-linux-gnu", bun: "bun-linux-x64", arch: "x86_64" },
+  "linux-arm64": { deno: "aarch64-unknown-linux-gnu", bun: "bun-linux-arm64", arch: "aarch64" },
+};
+
+/** A `--target` value (also a deno triple or a bun target) to its TARGETS entry, or undefined. */
+export function resolveTarget(name: string): (typeof TARGETS)[string] | undefined {
+  return Object.values(TARGETS).find((t) => t.deno === name || t.bun === name) ?? TARGETS[name];
+}
+
 /** Code that must never ship in the binary. */
 const FORBIDDEN_DIRS = ["lab/", "tests/", "bench/", "scripts/"];
 
@@ -95,12 +112,15 @@ async function main(): Promise<number> {
       builder: { type: "string", default: "auto" },
       entry: { type: "string", default: "src/main.ts" },
       out: { type: "string", default: "dist/sluice" },
+      target: { type: "string" },
+      version: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(
-      "usage: deno task build [--builder auto|deno|bun] [--entry src/main.ts] [--out dist/sluice]",
+      "usage: deno task build [--builder auto|deno|bun] [--entry src/main.ts] [--out dist/sluice]\n" +
+        "                       [--target linux-x64|linux-arm64] [--version V]",
     );
     return 0;
   }
@@ -109,6 +129,18 @@ async function main(): Promise<number> {
     console.error(`build: --builder must be auto, deno or bun, got ${JSON.stringify(builder)}`);
     return 2;
   }
+  const target = values.target === undefined ? undefined : resolveTarget(values.target);
+  if (values.target !== undefined && target === undefined) {
+    console.error(
+      `build: --target must be ${Object.keys(TARGETS).join(" or ")}, got ${
+        JSON.stringify(values.target)
+      }`,
+    );
+    return 2;
+  }
+  // A foreign binary cannot run here: no --version smoke test for it.
+  const native = target === undefined ||
+    (target.arch === Deno.build.arch && Deno.build.os === "linux");
   const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const entry = values.entry.startsWith("/") ? values.entry : `${root}/${values.entry}`;
   const out = values.out.startsWith("/") ? values.out : `${root}/${values.out}`;
@@ -133,6 +165,7 @@ async function main(): Promise<number> {
   const packageJson = JSON.parse(await Deno.readTextFile(`${root}/package.json`)) as {
     version: string;
   };
+  if (values.version !== undefined) packageJson.version = values.version;
   const commit = await gitCommit(root);
   const builtAt = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
 
@@ -169,6 +202,7 @@ async function main(): Promise<number> {
         ...DENO_PERMISSIONS,
         "--exclude-unused-npm",
         "--node-modules-dir=none",
+        ...(target ? ["--target", target.deno] : []),
         "--output",
         tmpOut,
         entryFile,
@@ -196,6 +230,7 @@ async function main(): Promise<number> {
         // class names in stack traces and logs for a negligible size gain.
         "--minify-whitespace",
         "--minify-syntax",
+        ...(target ? [`--target=${target.bun}`] : []),
         "--outfile",
         tmpOut,
         entryFile,
@@ -207,8 +242,13 @@ async function main(): Promise<number> {
       used = "bun build --compile";
     }
     // Smoke-test before the rename, so a broken build never replaces a good binary.
-    version = await run([tmpOut, "--version"], { cwd: root, env: { LOG_LEVEL: "error" } });
-    if (version.code !== 0 || !version.stdout.startsWith(`sluice ${packageJson.version} `)) {
+    version = native
+      ? await run([tmpOut, "--version"], { cwd: root, env: { LOG_LEVEL: "error" } })
+      : { code: 0, stdout: `(not run: built for ${target?.arch})`, stderr: "" };
+    if (
+      version.code !== 0 ||
+      (native && !version.stdout.startsWith(`sluice ${packageJson.version} `))
+    ) {
       console.error(
         `build: the ${used} binary fails \`--version\` (exit ${version.code}):\n` +
           `${version.stdout}${version.stderr}`,

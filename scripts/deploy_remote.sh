@@ -104,6 +104,9 @@ case "$step" in
       echo "rolled back $unit"
     fi
     "${systemctl[@]}" daemon-reload
+    # A binary that died at once has used up StartLimitBurst by now, and systemd
+    # refuses a restart ("Start request repeated too quickly") until this.
+    "${systemctl[@]}" reset-failed sluice.service || true
     "${systemctl[@]}" restart sluice.service
     ;;
   prune)

@@ -268,6 +268,7 @@ Deno.test({
           "enable sluice.service",
           "restart sluice.service",
           "daemon-reload",
+          "reset-failed sluice.service",
           "restart sluice.service",
         ],
       );
