@@ -105,9 +105,34 @@ function formatSize(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB (${bytes} bytes)`;
 }
 
-async function main(): Promise<number> {
+/** `--builder` values. */
+export type BuilderOption = "auto" | "deno" | "bun";
+type Target = (typeof TARGETS)[string];
+
+/** What the command line asks for; entry and out are absolute. */
+export interface BuildOptions {
+  builder: BuilderOption;
+  entry: string;
+  out: string;
+  target: Target | undefined;
+  /** stamped instead of package.json's version when set */
+  version: string | undefined;
+}
+
+export const USAGE =
+  "usage: deno task build [--builder auto|deno|bun] [--entry src/main.ts] [--out dist/sluice]\n" +
+  "                       [--target linux-x64|linux-arm64] [--version V]";
+
+/**
+ * The command line as options (paths resolved against root), a help request, or an error
+ * line for exit 2. Unknown flags throw, as node:util parseArgs does.
+ */
+export function parseBuildArgs(
+  argv: string[],
+  root: string,
+): { help: true } | { error: string } | { options: BuildOptions } {
   const { values } = parseArgs({
-    args: Deno.args,
+    args: argv,
     options: {
       builder: { type: "string", default: "auto" },
       entry: { type: "string", default: "src/main.ts" },
@@ -117,156 +142,251 @@ async function main(): Promise<number> {
       help: { type: "boolean", short: "h", default: false },
     },
   });
-  if (values.help) {
-    console.log(
-      "usage: deno task build [--builder auto|deno|bun] [--entry src/main.ts] [--out dist/sluice]\n" +
-        "                       [--target linux-x64|linux-arm64] [--version V]",
-    );
-    return 0;
-  }
+  if (values.help) return { help: true };
   const builder = values.builder;
   if (builder !== "auto" && builder !== "deno" && builder !== "bun") {
-    console.error(`build: --builder must be auto, deno or bun, got ${JSON.stringify(builder)}`);
-    return 2;
+    return { error: `build: --builder must be auto, deno or bun, got ${JSON.stringify(builder)}` };
   }
   const target = values.target === undefined ? undefined : resolveTarget(values.target);
   if (values.target !== undefined && target === undefined) {
-    console.error(
-      `build: --target must be ${Object.keys(TARGETS).join(" or ")}, got ${
+    return {
+      error: `build: --target must be ${Object.keys(TARGETS).join(" or ")}, got ${
         JSON.stringify(values.target)
       }`,
-    );
+    };
+  }
+  const absolute = (path: string) => path.startsWith("/") ? path : `${root}/${path}`;
+  return {
+    options: {
+      builder,
+      entry: absolute(values.entry),
+      out: absolute(values.out),
+      target,
+      version: values.version,
+    },
+  };
+}
+
+/** The builder tried first: deno compile unless bun is forced. */
+export function firstBuilder(builder: BuilderOption): Builder {
+  return builder === "bun" ? "bun build --compile" : "deno compile";
+}
+
+/**
+ * After a failed deno compile: fall back to bun only under `--builder auto`, without
+ * DENORT_BIN (a local runtime that fails will not get better), and only when the failure was
+ * the runtime download (offline), not our code.
+ */
+export function afterDenoFailure(
+  o: { builder: BuilderOption; denortBin: boolean; runtimeUnavailable: boolean },
+): "fail" | "fall back to bun" {
+  return o.builder === "auto" && !o.denortBin && o.runtimeUnavailable ? "fall back to bun" : "fail";
+}
+
+/** Whether the binary can run here (and so be smoke-tested): no target, or this machine's. */
+export function isNative(target: Target | undefined, arch: string, os: string): boolean {
+  return target === undefined || (target.arch === arch && os === "linux");
+}
+
+/** What one build needs besides the options. */
+interface BuildContext {
+  root: string;
+  options: BuildOptions;
+  buildDir: string;
+  entryFile: string;
+  tmpOut: string;
+  stamp: { version: string; commit: string; builtAt: string };
+}
+
+async function main(): Promise<number> {
+  const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+  const parsed = parseBuildArgs(Deno.args, root);
+  if ("help" in parsed) {
+    console.log(USAGE);
+    return 0;
+  }
+  if ("error" in parsed) {
+    console.error(parsed.error);
     return 2;
   }
-  // A foreign binary cannot run here: no --version smoke test for it.
-  const native = target === undefined ||
-    (target.arch === Deno.build.arch && Deno.build.os === "linux");
-  const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-  const entry = values.entry.startsWith("/") ? values.entry : `${root}/${values.entry}`;
-  const out = values.out.startsWith("/") ? values.out : `${root}/${values.out}`;
+  const { options } = parsed;
+  const modules = await checkedModules(root, options.entry);
+  if (modules === undefined) return 1;
+  const stamp = await stampOf(root, options.version);
+  // Per process, so two builds (a test and `deno task build`) never share files.
+  const buildDir = `${root}/dist/.build/${Deno.pid}`;
+  const entryFile = await writeEntry(buildDir, options.entry);
+  const tmpOut = `${options.out}.tmp-${Deno.pid}`;
+  await Deno.mkdir(options.out.slice(0, options.out.lastIndexOf("/")), { recursive: true });
+  const ctx: BuildContext = { root, options, buildDir, entryFile, tmpOut, stamp };
+  const built = await buildAndReplace(ctx);
+  if (built === undefined) return 1;
 
+  const size = (await Deno.stat(options.out)).size;
+  console.log(`build: builder   ${built.used}`);
+  console.log(`build: binary    ${relativeFrom(root, options.out)}, ${formatSize(size)}`);
+  console.log(
+    `build: modules   ${modules.length} local modules from ${relativeFrom(root, options.entry)}`,
+  );
+  console.log(`build: --version ${built.version.stdout.trim()}`);
+  return 0;
+}
+
+/**
+ * Installs node_modules and lists the entry's local modules; undefined (after saying why)
+ * when the install fails or the graph reaches code that must not ship.
+ */
+async function checkedModules(root: string, entry: string): Promise<string[] | undefined> {
   // A fresh clone has no node_modules yet; bun resolves packages from there. --frozen: the
   // build ships exactly what deno.lock pins, and fails rather than update the lock.
   const install = await run([Deno.execPath(), "install", "--frozen"], { cwd: root });
   if (install.code !== 0) {
     console.error(`build: deno install failed:\n${install.stderr}`);
-    return 1;
+    return undefined;
   }
-
   const modules = await localModules(root, entry);
   const leaked = modules.filter((m) => FORBIDDEN_DIRS.some((dir) => m.startsWith(dir)));
   if (leaked.length > 0) {
     console.error(
       `build: the worker's module graph reaches non-shipping code:\n  ${leaked.join("\n  ")}`,
     );
-    return 1;
+    return undefined;
   }
+  return modules;
+}
 
+/** The version (package.json's unless overridden), git commit and build time to bake in. */
+async function stampOf(root: string, versionOverride: string | undefined) {
   const packageJson = JSON.parse(await Deno.readTextFile(`${root}/package.json`)) as {
     version: string;
   };
-  if (values.version !== undefined) packageJson.version = values.version;
+  const version = versionOverride ?? packageJson.version;
   const commit = await gitCommit(root);
   const builtAt = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+  return { version, commit, builtAt };
+}
 
-  // Per process, so two builds (a test and `deno task build`) never share files.
-  const buildDir = `${root}/dist/.build/${Deno.pid}`;
+/** Writes the generated entry (stamp first, then the real entry); returns its path. */
+async function writeEntry(buildDir: string, entry: string): Promise<string> {
   await Deno.mkdir(buildDir, { recursive: true });
   const entryFile = `${buildDir}/entry.ts`;
   // Relative import so the generated files carry no machine-specific path.
   const entryFromBuildDir = relativeFrom(buildDir, entry);
   await Deno.writeTextFile(entryFile, `import "./stamp.ts";\nimport "${entryFromBuildDir}";\n`);
+  return entryFile;
+}
 
-  const tmpOut = `${out}.tmp-${Deno.pid}`;
-  await Deno.mkdir(out.slice(0, out.lastIndexOf("/")), { recursive: true });
-
-  const writeStamp = (used: Builder) =>
-    Deno.writeTextFile(
-      `${buildDir}/stamp.ts`,
-      `(globalThis as Record<string, unknown>)[${JSON.stringify(BUILD_STAMP_GLOBAL)}] = ${
-        JSON.stringify({ version: packageJson.version, commit, builtAt, builder: used })
-      };\n`,
-    );
-
-  const denortBin = Deno.env.get("DENORT_BIN");
-  let used: Builder | undefined;
-  let version: RunResult;
+/**
+ * Builds into tmpOut, smoke-tests it and only then renames it over `out`, so a broken build
+ * never replaces a good binary. The build directory and any leftover tmpOut are removed.
+ */
+async function buildAndReplace(
+  ctx: BuildContext,
+): Promise<{ used: Builder; version: RunResult } | undefined> {
   try {
-    if (builder === "deno" || builder === "auto") {
-      await writeStamp("deno compile");
-      if (denortBin) console.log(`build: deno compile with DENORT_BIN=${denortBin}`);
-      const result = await run([
-        Deno.execPath(),
-        "compile",
-        "--no-check", // `deno task check` type-checks; the build only packages
-        ...DENO_PERMISSIONS,
-        "--exclude-unused-npm",
-        "--node-modules-dir=none",
-        ...(target ? ["--target", target.deno] : []),
-        "--output",
-        tmpOut,
-        entryFile,
-      ], { cwd: root });
-      if (result.code === 0) {
-        used = "deno compile";
-      } else if (builder === "deno" || denortBin || !runtimeUnavailable(result)) {
-        console.error(`build: deno compile failed:\n${result.stderr}`);
-        return 1;
-      } else {
-        console.log(
-          `build: deno compile unavailable (${failureReason(result)}); falling back to bun`,
-        );
-      }
-    }
-    if (used === undefined) {
-      await writeStamp("bun build --compile");
-      const bun = Deno.env.get("BUN_BIN");
-      const bunCmd = bun ? [bun] : ["npx", "-y", `bun@${BUN_VERSION}`];
-      const result = await run([
-        ...bunCmd,
-        "build",
-        "--compile",
-        // Whitespace and syntax only: identifier minification would mangle
-        // class names in stack traces and logs for a negligible size gain.
-        "--minify-whitespace",
-        "--minify-syntax",
-        ...(target ? [`--target=${target.bun}`] : []),
-        "--outfile",
-        tmpOut,
-        entryFile,
-      ], { cwd: root });
-      if (result.code !== 0) {
-        console.error(`build: bun build --compile failed:\n${result.stdout}${result.stderr}`);
-        return 1;
-      }
-      used = "bun build --compile";
-    }
-    // Smoke-test before the rename, so a broken build never replaces a good binary.
-    version = native
-      ? await run([tmpOut, "--version"], { cwd: root, env: { LOG_LEVEL: "error" } })
-      : { code: 0, stdout: `(not run: built for ${target?.arch})`, stderr: "" };
-    if (
-      version.code !== 0 ||
-      (native && !version.stdout.startsWith(`sluice ${packageJson.version} `))
-    ) {
-      console.error(
-        `build: the ${used} binary fails \`--version\` (exit ${version.code}):\n` +
-          `${version.stdout}${version.stderr}`,
-      );
-      return 1;
-    }
-    await Deno.rename(tmpOut, out);
+    const used = await buildBinary(ctx);
+    if (used === undefined) return undefined;
+    const version = await smokeTest(ctx, used);
+    if (version === undefined) return undefined;
+    await Deno.rename(ctx.tmpOut, ctx.options.out);
+    return { used, version };
   } finally {
-    await Deno.remove(tmpOut).catch(() => {});
-    await Deno.remove(buildDir, { recursive: true }).catch(() => {});
+    await Deno.remove(ctx.tmpOut).catch(() => {});
+    await Deno.remove(ctx.buildDir, { recursive: true }).catch(() => {});
   }
+}
 
-  const size = (await Deno.stat(out)).size;
-  console.log(`build: builder   ${used}`);
-  console.log(`build: binary    ${relativeFrom(root, out)}, ${formatSize(size)}`);
-  console.log(`build: modules   ${modules.length} local modules from ${relativeFrom(root, entry)}`);
-  console.log(`build: --version ${version.stdout.trim()}`);
-  return 0;
+/** deno compile, else (per afterDenoFailure) bun; the builder that succeeded, or undefined. */
+async function buildBinary(ctx: BuildContext): Promise<Builder | undefined> {
+  const builder = ctx.options.builder;
+  if (firstBuilder(builder) === "deno compile") {
+    const denortBin = Deno.env.get("DENORT_BIN");
+    await writeStamp(ctx, "deno compile");
+    if (denortBin) console.log(`build: deno compile with DENORT_BIN=${denortBin}`);
+    const result = await denoCompile(ctx);
+    if (result.code === 0) return "deno compile";
+    const next = afterDenoFailure({
+      builder,
+      denortBin: Boolean(denortBin),
+      runtimeUnavailable: runtimeUnavailable(result),
+    });
+    if (next === "fail") {
+      console.error(`build: deno compile failed:\n${result.stderr}`);
+      return undefined;
+    }
+    console.log(`build: deno compile unavailable (${failureReason(result)}); falling back to bun`);
+  }
+  await writeStamp(ctx, "bun build --compile");
+  const result = await bunCompile(ctx);
+  if (result.code !== 0) {
+    console.error(`build: bun build --compile failed:\n${result.stdout}${result.stderr}`);
+    return undefined;
+  }
+  return "bun build --compile";
+}
+
+function writeStamp(ctx: BuildContext, used: Builder): Promise<void> {
+  return Deno.writeTextFile(
+    `${ctx.buildDir}/stamp.ts`,
+    `(globalThis as Record<string, unknown>)[${JSON.stringify(BUILD_STAMP_GLOBAL)}] = ${
+      JSON.stringify({ ...ctx.stamp, builder: used })
+    };\n`,
+  );
+}
+
+function denoCompile(ctx: BuildContext): Promise<RunResult> {
+  const target = ctx.options.target;
+  return run([
+    Deno.execPath(),
+    "compile",
+    "--no-check", // `deno task check` type-checks; the build only packages
+    ...DENO_PERMISSIONS,
+    "--exclude-unused-npm",
+    "--node-modules-dir=none",
+    ...(target ? ["--target", target.deno] : []),
+    "--output",
+    ctx.tmpOut,
+    ctx.entryFile,
+  ], { cwd: ctx.root });
+}
+
+function bunCompile(ctx: BuildContext): Promise<RunResult> {
+  const target = ctx.options.target;
+  const bun = Deno.env.get("BUN_BIN");
+  const bunCmd = bun ? [bun] : ["npx", "-y", `bun@${BUN_VERSION}`];
+  return run([
+    ...bunCmd,
+    "build",
+    "--compile",
+    // Whitespace and syntax only: identifier minification would mangle
+    // class names in stack traces and logs for a negligible size gain.
+    "--minify-whitespace",
+    "--minify-syntax",
+    ...(target ? [`--target=${target.bun}`] : []),
+    "--outfile",
+    ctx.tmpOut,
+    ctx.entryFile,
+  ], { cwd: ctx.root });
+}
+
+/** `tmpOut --version` must print "sluice <version> "; a foreign binary is not run. */
+async function smokeTest(ctx: BuildContext, used: Builder): Promise<RunResult | undefined> {
+  const target = ctx.options.target;
+  // A foreign binary cannot run here: no --version smoke test for it.
+  const native = isNative(target, Deno.build.arch, Deno.build.os);
+  const version = native
+    ? await run([ctx.tmpOut, "--version"], { cwd: ctx.root, env: { LOG_LEVEL: "error" } })
+    : { code: 0, stdout: `(not run: built for ${target?.arch})`, stderr: "" };
+  if (
+    version.code !== 0 || (native && !version.stdout.startsWith(`sluice ${ctx.stamp.version} `))
+  ) {
+    console.error(
+      `build: the ${used} binary fails \`--version\` (exit ${version.code}):\n` +
+        `${version.stdout}${version.stderr}`,
+    );
+    return undefined;
+  }
+  return version;
 }
 
 function relativeFrom(fromDir: string, to: string): string {
