@@ -7,11 +7,11 @@
  */
 import { buildApp } from "fauxqs";
 import { buildDataset } from "../lab/dataset.ts";
-import { startEnrichSim } from "../lab/enrich_sim.ts";
+import { type EnrichSim, startEnrichSim } from "../lab/enrich_sim.ts";
 import { generateMessages, type OutgoingMessage, sendMessages } from "../lab/generator.ts";
-import { createSqsAdmin } from "../lab/sqs_admin.ts";
-import { startSqsProxy } from "../lab/sqs_proxy.ts";
-import { startValidatorSim } from "../lab/validator_sim.ts";
+import { createSqsAdmin, type SqsAdmin } from "../lab/sqs_admin.ts";
+import { type SqsProxy, startSqsProxy } from "../lab/sqs_proxy.ts";
+import { startValidatorSim, type ValidatorSim } from "../lab/validator_sim.ts";
 import { GUEST_HOST_IP } from "./qemu.ts";
 import { waitFor } from "./exec.ts";
 
@@ -28,6 +28,48 @@ export interface SliceResult {
 
 export type LabServices = Awaited<ReturnType<typeof startLabServices>>;
 
+/** Queue depth as createSqsAdmin's depth() reports it. */
+type Depth = Awaited<ReturnType<SqsAdmin["depth"]>>;
+
+/**
+ * Judges one slice from what was observed: acceptances per message id at the validator, the
+ * bodies found in the DLQ so far and the queue's depth.
+ */
+export function judgeSlice(
+  slice: readonly OutgoingMessage[],
+  observed: {
+    acceptCount: ReadonlyMap<string, number>;
+    dlqBodies: ReadonlySet<string>;
+    depth: Depth;
+    seconds: number;
+  },
+): SliceResult {
+  const ids = new Set(slice.flatMap((m) => (m.messageId ? [m.messageId] : [])));
+  const poison = new Set(slice.flatMap((m) => (m.poisonKind ? [m.body] : [])));
+  let accepted = 0;
+  let duplicates = 0;
+  for (const id of ids) {
+    const n = observed.acceptCount.get(id) ?? 0;
+    if (n > 0) accepted++;
+    duplicates += Math.max(0, n - 1);
+  }
+  const { depth } = observed;
+  return {
+    valid: ids.size,
+    accepted,
+    duplicates,
+    poison: poison.size,
+    poisonInDlq: [...poison].filter((b) => observed.dlqBodies.has(b)).length,
+    leftInQueue: depth.visible + depth.inFlight + depth.delayed,
+    seconds: observed.seconds,
+  };
+}
+
+/** A slice is settled when every valid message is accepted, all poison is in the DLQ and nothing is left. */
+export function isSettled(r: SliceResult): boolean {
+  return r.accepted === r.valid && r.poisonInDlq === r.poison && r.leftInQueue === 0;
+}
+
 /** Starts the services; `messages` is the size of the whole set that the steps slice. */
 export async function startLabServices(messages: number, seed = 15) {
   const dataset = buildDataset({ users: 500, seed });
@@ -39,14 +81,7 @@ export async function startLabServices(messages: number, seed = 15) {
   const address = fauxqs.server.address();
   if (address === null || typeof address === "string") throw new Error("fauxqs did not bind");
   const sqs = createSqsAdmin({ endpoint: `http://127.0.0.1:${address.port}` });
-  const dlqUrl = await sqs.createQueue("sluice-vm-dlq");
-  const queueUrl = await sqs.createQueue("sluice-vm", {
-    VisibilityTimeout: "30",
-    RedrivePolicy: JSON.stringify({
-      deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:sluice-vm-dlq",
-      maxReceiveCount: 3,
-    }),
-  });
+  const { queueUrl, dlqUrl } = await createQueues(sqs);
   const proxy = startSqsProxy({ target: `http://127.0.0.1:${address.port}` });
   const enrich = startEnrichSim({ dataset, scenario: "io_mild", seed });
   // A slow validator (0.3-1.5 s a submission) keeps messages in flight whenever a stop comes:
@@ -57,12 +92,48 @@ export async function startLabServices(messages: number, seed = 15) {
     seed,
     latencyMs: [300, 1500],
   });
-  const portOf = (url: string) => Number(new URL(url).port);
-  const inGuest = (url: string) => `http://${GUEST_HOST_IP}:${portOf(url)}`;
-  const dlqBodies = new Set<string>();
+  const dlq = dlqCollector(sqs, dlqUrl);
+  const judge = async (slice: readonly OutgoingMessage[], startedAt: number) => {
+    await dlq.read();
+    const depth = await sqs.depth(queueUrl);
+    return judgeSlice(slice, {
+      acceptCount: validator.acceptCount,
+      dlqBodies: dlq.bodies,
+      depth,
+      seconds: (Date.now() - startedAt) / 1000,
+    });
+  };
+  const services = { sqs, queueUrl, proxy, enrich, validator };
+  return {
+    ...labFacade(services, set.outgoing, judge),
+    close: () =>
+      closeAll([
+        () => proxy.close(),
+        () => enrich.close(),
+        () => validator.close(),
+        () => fauxqs.close(),
+      ]),
+  };
+}
 
-  /** Moves what is in the DLQ into dlqBodies (read once each: an hour's visibility hides them). */
-  const readDlq = async () => {
+/** The work queue and its DLQ (a message goes there after its third receive). */
+async function createQueues(sqs: SqsAdmin): Promise<{ queueUrl: string; dlqUrl: string }> {
+  const dlqUrl = await sqs.createQueue("sluice-vm-dlq");
+  const queueUrl = await sqs.createQueue("sluice-vm", {
+    VisibilityTimeout: "30",
+    RedrivePolicy: JSON.stringify({
+      deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:sluice-vm-dlq",
+      maxReceiveCount: 3,
+    }),
+  });
+  return { queueUrl, dlqUrl };
+}
+
+/** The DLQ's bodies seen so far; read() moves what is in the DLQ into them. */
+function dlqCollector(sqs: SqsAdmin, dlqUrl: string) {
+  const bodies = new Set<string>();
+  /** Read once each: an hour's visibility hides them. */
+  const read = async () => {
     for (let empty = 0; empty < 2;) {
       const r = await sqs.call<{ Messages?: Array<{ Body?: string }> }>("ReceiveMessage", {
         QueueUrl: dlqUrl,
@@ -72,51 +143,44 @@ export async function startLabServices(messages: number, seed = 15) {
       });
       const got = r.Messages ?? [];
       empty = got.length === 0 ? empty + 1 : 0;
-      for (const m of got) dlqBodies.add(String(m.Body ?? ""));
+      for (const m of got) bodies.add(String(m.Body ?? ""));
     }
   };
+  return { bodies, read };
+}
 
-  const judge = async (slice: readonly OutgoingMessage[], startedAt: number) => {
-    await readDlq();
-    const ids = new Set(slice.flatMap((m) => (m.messageId ? [m.messageId] : [])));
-    const poison = new Set(slice.flatMap((m) => (m.poisonKind ? [m.body] : [])));
-    const depth = await sqs.depth(queueUrl);
-    let accepted = 0;
-    let duplicates = 0;
-    for (const id of ids) {
-      const n = validator.acceptCount.get(id) ?? 0;
-      if (n > 0) accepted++;
-      duplicates += Math.max(0, n - 1);
-    }
-    return {
-      valid: ids.size,
-      accepted,
-      duplicates,
-      poison: poison.size,
-      poisonInDlq: [...poison].filter((b) => dlqBodies.has(b)).length,
-      leftInQueue: depth.visible + depth.inFlight + depth.delayed,
-      seconds: (Date.now() - startedAt) / 1000,
-    } satisfies SliceResult;
-  };
-
+/** What the VM steps use of the running services (everything but close). */
+function labFacade(
+  s: {
+    sqs: SqsAdmin;
+    queueUrl: string;
+    proxy: SqsProxy;
+    enrich: EnrichSim;
+    validator: ValidatorSim;
+  },
+  outgoing: readonly OutgoingMessage[],
+  judge: (slice: readonly OutgoingMessage[], startedAt: number) => Promise<SliceResult>,
+) {
+  const portOf = (url: string) => Number(new URL(url).port);
+  const inGuest = (url: string) => `http://${GUEST_HOST_IP}:${portOf(url)}`;
   return {
     /** host loopback ports the guest must reach */
-    ports: [portOf(proxy.url), portOf(enrich.url), portOf(validator.url)],
+    ports: [portOf(s.proxy.url), portOf(s.enrich.url), portOf(s.validator.url)],
     /** the lab part of /etc/sluice/sluice.env, as the guest sees the services */
     guestEnv: {
-      SQS_QUEUE_URL: queueUrl,
-      AWS_ENDPOINT_URL_SQS: inGuest(proxy.url),
+      SQS_QUEUE_URL: s.queueUrl,
+      AWS_ENDPOINT_URL_SQS: inGuest(s.proxy.url),
       AWS_REGION: "us-east-1",
       AWS_ACCESS_KEY_ID: "lab",
       AWS_SECRET_ACCESS_KEY: "lab-secret",
-      ENRICH_URL: inGuest(enrich.url),
-      VALIDATOR_URL: inGuest(validator.url),
+      ENRICH_URL: inGuest(s.enrich.url),
+      VALIDATOR_URL: inGuest(s.validator.url),
     },
     /** outgoing messages [from, to) of the set */
-    slice: (from: number, to: number) => set.outgoing.slice(from, to),
-    total: set.outgoing.length,
+    slice: (from: number, to: number) => outgoing.slice(from, to),
+    total: outgoing.length,
     send: (slice: readonly OutgoingMessage[], rate = 0) =>
-      sendMessages({ sqs, queueUrl, outgoing: slice, rate }),
+      sendMessages({ sqs: s.sqs, queueUrl: s.queueUrl, outgoing: slice, rate }),
     judge,
     /** waits until the slice is settled (or `timeoutSeconds` pass) and judges it */
     drained: async (
@@ -127,9 +191,7 @@ export async function startLabServices(messages: number, seed = 15) {
       const done = await waitFor(
         async () => {
           const r = await judge(slice, startedAt);
-          return r.accepted === r.valid && r.poisonInDlq === r.poison && r.leftInQueue === 0
-            ? r
-            : undefined;
+          return isSettled(r) ? r : undefined;
         },
         timeoutSeconds,
         1000,
@@ -138,21 +200,14 @@ export async function startLabServices(messages: number, seed = 15) {
     },
     /** validator submissions received and not yet answered */
     submissionsOnTheWire: () => {
-      const s = validator.stats();
-      return s.requests - s.accepted - s.duplicates - s.rejected - s.errors5xx;
+      const st = s.validator.stats();
+      return st.requests - st.accepted - st.duplicates - st.rejected - st.errors5xx;
     },
-    heldByWorker: () => proxy.inFlight(),
-    close: async () => {
-      for (
-        const close of [
-          () => proxy.close(),
-          () => enrich.close(),
-          () => validator.close(),
-          () => fauxqs.close(),
-        ]
-      ) {
-        await Promise.resolve().then(close).catch(() => {});
-      }
-    },
+    heldByWorker: () => s.proxy.inFlight(),
   };
+}
+
+/** Closes each in turn; one failing close does not keep the others open. */
+async function closeAll(closers: ReadonlyArray<() => unknown>): Promise<void> {
+  for (const close of closers) await Promise.resolve().then(close).catch(() => {});
 }
