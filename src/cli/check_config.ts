@@ -12,6 +12,7 @@ import { describeSqsFailure, parseRedrivePolicy } from "./dlq_session.ts";
 import { readEnv } from "./env_file.ts";
 import { lintEnvNames } from "./env_lint.ts";
 import { enrichVerdict, identify, type ProbeResult, validatorVerdict } from "./probe_http.ts";
+import { probeIdempotency } from "../app/idempotency_wiring.ts";
 
 export interface CheckConfigCommand {
   probe: boolean;
@@ -114,6 +115,18 @@ async function probeAll(
   const validator = await identify(deps.fetch, validatorBase, timeout);
   results.push(enrichVerdict(config.enrichUrl, enrich, validator));
   results.push(validatorVerdict(config.validatorUrl, validator, enrich));
+  if (config.idempotencyTable) {
+    const deps2 = { env, readTextFile: deps.readTextFile, homeDir: deps.homeDir };
+    const problems = await probeIdempotency(config, deps2, deps.signal).catch((error) => [
+      `cannot describe it: ${(error as Error).message}`,
+    ]);
+    const table = `IDEMPOTENCY_TABLE: ${config.idempotencyTable}`;
+    results.push(
+      problems.length === 0
+        ? { ok: true, line: `${table} (exists, key id, ACTIVE)` }
+        : { ok: false, line: problems.join("; ") },
+    );
+  }
   return results;
 }
 

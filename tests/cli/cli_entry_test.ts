@@ -2,6 +2,7 @@
  * The binary's commands as an operator meets them: the real entry in a child process, with an
  * environment of our choosing, against the lab's simulators or the fakes.
  */
+import { startDynalite } from "../../lab/dynalite.ts";
 import assert from "node:assert/strict";
 import { buildDataset } from "../../lab/dataset.ts";
 import { startEnrichSim } from "../../lab/enrich_sim.ts";
@@ -348,4 +349,33 @@ Deno.test("cli: a redrive send that loses its answer says the messages may be in
     assert.equal(sqs.requestsFor("DeleteMessageBatch").length, 0, "never deleted without a send");
     assert.deepEqual(sqs.messages("dlq").map((m) => m.visible), [true], "made visible again");
   });
+});
+
+Deno.test("cli: check-config --probe checks IDEMPOTENCY_TABLE exists with the id key, and names a missing one", async () => {
+  const db = await startDynalite("sluice-probe");
+  try {
+    await withLab(async (sqs, enrich, validator) => {
+      const { env } = sqsEnv(sqs);
+      const base = {
+        ...env,
+        ENRICH_URL: enrich,
+        VALIDATOR_URL: validator,
+        AWS_ENDPOINT_URL_DYNAMODB: db.url,
+      };
+      const ok = await sluice(["check-config", "--probe"], {
+        ...base,
+        IDEMPOTENCY_TABLE: "sluice-probe",
+      });
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      assert.match(ok.stdout, /ok {3}IDEMPOTENCY_TABLE: sluice-probe \(exists, key id, ACTIVE\)/);
+      const missing = await sluice(["check-config", "--probe"], {
+        ...base,
+        IDEMPOTENCY_TABLE: "no-such-table",
+      });
+      assert.equal(missing.code, 1, missing.stdout + missing.stderr);
+      assert.match(missing.stdout, /FAIL IDEMPOTENCY_TABLE "no-such-table" does not exist/);
+    });
+  } finally {
+    await db.close();
+  }
 });
