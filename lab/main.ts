@@ -65,68 +65,46 @@ the summary:
 
 class FlagError extends Error {}
 
+/** The flags parseArgs knows (all values are strings checked by `num`). */
+const FLAGS = {
+  scenario: { type: "string" },
+  messages: { type: "string" },
+  rate: { type: "string" },
+  users: { type: "string" },
+  seed: { type: "string" },
+  "poison-share": { type: "string" },
+  "duplicate-share": { type: "string" },
+  "unknown-share": { type: "string" },
+  "hot-share": { type: "string" },
+  instant: { type: "boolean" },
+  timeout: { type: "string" },
+  json: { type: "boolean" },
+  "infra-only": { type: "boolean" },
+  "worker-cmd": { type: "string" },
+  "crash-rate": { type: "string" },
+  "crash-after-receive": { type: "string" },
+  "slow-every": { type: "string" },
+  "slow-seconds": { type: "string" },
+  "sqs-outage-seconds": { type: "string" },
+  "sigterm-phase": { type: "string" },
+  chaos: { type: "boolean" },
+  "redirect-every": { type: "string" },
+  workers: { type: "string" },
+  table: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type FlagValues = ReturnType<typeof parseArgs<{ options: typeof FLAGS }>>["values"];
+
 /** Flags to LabOptions; throws FlagError with a one-line message. */
 export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        scenario: { type: "string" },
-        messages: { type: "string" },
-        rate: { type: "string" },
-        users: { type: "string" },
-        seed: { type: "string" },
-        "poison-share": { type: "string" },
-        "duplicate-share": { type: "string" },
-        "unknown-share": { type: "string" },
-        "hot-share": { type: "string" },
-        instant: { type: "boolean" },
-        timeout: { type: "string" },
-        json: { type: "boolean" },
-        "infra-only": { type: "boolean" },
-        "worker-cmd": { type: "string" },
-        "crash-rate": { type: "string" },
-        "crash-after-receive": { type: "string" },
-        "slow-every": { type: "string" },
-        "slow-seconds": { type: "string" },
-        "sqs-outage-seconds": { type: "string" },
-        "sigterm-phase": { type: "string" },
-        chaos: { type: "boolean" },
-        "redirect-every": { type: "string" },
-        workers: { type: "string" },
-        table: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
+    parsed = parseArgs({ args: argv, strict: true, allowPositionals: false, options: FLAGS });
   } catch (err) {
     throw new FlagError((err as Error).message);
   }
   const v = parsed.values;
-  const num = (
-    name: string,
-    raw: string | undefined,
-    dflt: number,
-    min: number,
-    max: number,
-    int: boolean,
-  ) => {
-    if (raw === undefined) return dflt;
-    const n = Number(raw);
-    if (
-      raw.trim() === "" || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min ||
-      n > max
-    ) {
-      throw new FlagError(
-        `--${name}: got ${JSON.stringify(raw)}, expected ${
-          int ? "an integer" : "a number"
-        } from ${min} to ${max}`,
-      );
-    }
-    return n;
-  };
   const scenario = v.scenario ?? "io_mild";
   if (!isScenario(scenario)) {
     throw new FlagError(
@@ -134,21 +112,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     );
   }
   const messages = num("messages", v.messages, 5000, 1, 10_000_000, true);
-  const chaos: ChaosOptions = v.chaos
-    ? { ...DEFAULT_CHAOS, crashAfterReceive: Math.max(1, Math.floor(messages / 3)) }
-    : {};
-  const setChaos = <K extends keyof ChaosOptions>(key: K, value: number | undefined) => {
-    if (value !== undefined) chaos[key] = value;
-  };
-  const opt = (name: string, raw: string | undefined, min: number, max: number, int: boolean) =>
-    raw === undefined ? undefined : num(name, raw, 0, min, max, int);
-  setChaos("crashRate", opt("crash-rate", v["crash-rate"], 0, 1, false));
-  setChaos("crashAfterReceive", opt("crash-after-receive", v["crash-after-receive"], 0, 1e9, true));
-  setChaos("slowEvery", opt("slow-every", v["slow-every"], 0, 1e9, true));
-  setChaos("slowSeconds", opt("slow-seconds", v["slow-seconds"], 0, 3600, false));
-  setChaos("sqsOutageSeconds", opt("sqs-outage-seconds", v["sqs-outage-seconds"], 0, 3600, false));
-  setChaos("redirectEvery", opt("redirect-every", v["redirect-every"], 0, 1e9, true));
-  setChaos("sigtermPhaseMessages", opt("sigterm-phase", v["sigterm-phase"], 0, 10_000, true));
+  const chaos = parseChaos(v, messages);
   const workerCmd = v["worker-cmd"]?.trim().split(/\s+/);
   if (workerCmd && workerCmd.length === 0) throw new FlagError("--worker-cmd: empty command");
   const timeout = opt("timeout", v.timeout, 1, 86_400, false);
@@ -173,6 +137,59 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(v.table ? { table: true } : {}),
     chaos,
   };
+}
+
+/** `--chaos` (the mix) with the single chaos flags on top. */
+function parseChaos(v: FlagValues, messages: number): ChaosOptions {
+  const chaos: ChaosOptions = v.chaos
+    ? { ...DEFAULT_CHAOS, crashAfterReceive: Math.max(1, Math.floor(messages / 3)) }
+    : {};
+  const setChaos = <K extends keyof ChaosOptions>(key: K, value: number | undefined) => {
+    if (value !== undefined) chaos[key] = value;
+  };
+  setChaos("crashRate", opt("crash-rate", v["crash-rate"], 0, 1, false));
+  setChaos("crashAfterReceive", opt("crash-after-receive", v["crash-after-receive"], 0, 1e9, true));
+  setChaos("slowEvery", opt("slow-every", v["slow-every"], 0, 1e9, true));
+  setChaos("slowSeconds", opt("slow-seconds", v["slow-seconds"], 0, 3600, false));
+  setChaos("sqsOutageSeconds", opt("sqs-outage-seconds", v["sqs-outage-seconds"], 0, 3600, false));
+  setChaos("redirectEvery", opt("redirect-every", v["redirect-every"], 0, 1e9, true));
+  setChaos("sigtermPhaseMessages", opt("sigterm-phase", v["sigterm-phase"], 0, 10_000, true));
+  return chaos;
+}
+
+/** A numeric flag, `dflt` when absent; FlagError when not a number in [min, max]. */
+function num(
+  name: string,
+  raw: string | undefined,
+  dflt: number,
+  min: number,
+  max: number,
+  int: boolean,
+): number {
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (
+    raw.trim() === "" || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min ||
+    n > max
+  ) {
+    throw new FlagError(
+      `--${name}: got ${JSON.stringify(raw)}, expected ${
+        int ? "an integer" : "a number"
+      } from ${min} to ${max}`,
+    );
+  }
+  return n;
+}
+
+/** An optional numeric flag: undefined when absent. */
+function opt(
+  name: string,
+  raw: string | undefined,
+  min: number,
+  max: number,
+  int: boolean,
+): number | undefined {
+  return raw === undefined ? undefined : num(name, raw, 0, min, max, int);
 }
 
 /** The live line, rate first; parts of least use are dropped until it fits `width` columns. */

@@ -173,82 +173,24 @@ function handSent(doc: Record<string, unknown>, dataset: Dataset): ExpectedMessa
 
 /** Starts the validator on 127.0.0.1 with a free port. */
 export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
-  const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? defaultSleep;
-  const instant = options.instant ?? false;
-  const [minMs, maxMs] = options.latencyMs ?? [1, 4];
-  const scenario = options.scenario ?? "io_mild";
-  const error5xx = instant ? 0 : SCENARIO_PROFILES[scenario].validator5xx;
-  const rng = createRng(deriveSeed(options.seed ?? 1, `validator:${scenario}`));
-  const acceptedAt = new Map<string, number>();
-  const acceptCount = new Map<string, number>();
-  const rejections: Rejection[] = [];
-  const stats: ValidatorStats = {
-    requests: 0,
-    accepted: 0,
-    duplicates: 0,
-    rejected: 0,
-    rejectedByReason: {},
-    errors5xx: 0,
-    redirects: 0,
-    followedRedirects: 0,
+  const state: SimState = {
+    acceptedAt: new Map(),
+    acceptCount: new Map(),
+    rejections: [],
+    stats: {
+      requests: 0,
+      accepted: 0,
+      duplicates: 0,
+      rejected: 0,
+      rejectedByReason: {},
+      errors5xx: 0,
+      redirects: 0,
+      followedRedirects: 0,
+    },
+    closing: new AbortController(),
   };
-  const closing = new AbortController();
-  const redirectEvery = options.redirectEvery ?? 0;
-  /** message_ids already submitted once: only a first submission may be redirected. */
-  const seen = new Set<string>();
-  let firstSubmissions = 0;
-
-  const reply = (status: number, body: unknown) =>
-    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
-
-  const reject = (messageId: string | undefined, reason: string, detail: string) => {
-    stats.rejected++;
-    stats.rejectedByReason[reason] = (stats.rejectedByReason[reason] ?? 0) + 1;
-    if (rejections.length < 10_000) rejections.push({ messageId, reason, detail });
-    return reply(400, { status: "rejected", reason, detail });
-  };
-
-  const ingest = async (req: Request): Promise<Response> => {
-    const text = await req.text();
-    // Drawn before waiting so the stream order is arrival order.
-    const latency = instant ? 0 : rng.int(minMs, maxMs);
-    const fail = !instant && rng.chance(error5xx);
-    await sleep(latency, closing.signal);
-    if (fail) {
-      stats.errors5xx++;
-      return reply(503, { status: "error", reason: "simulated validator failure" });
-    }
-    let doc: unknown;
-    try {
-      doc = JSON.parse(text);
-    } catch {
-      return reject(undefined, "not_json", "body is not valid JSON");
-    }
-    const messageId = isPlainObject(doc) && typeof doc.message_id === "string"
-      ? doc.message_id
-      : undefined;
-    if (messageId !== undefined && redirectEvery > 0 && !seen.has(messageId)) {
-      seen.add(messageId);
-      if (++firstSubmissions % redirectEvery === 0) {
-        stats.redirects++;
-        return new Response(null, { status: 307, headers: { location: "/login" } });
-      }
-    }
-    const problem = checkDocument(doc, options.expected, options.dataset);
-    if (problem) return reject(messageId, problem.reason, problem.detail);
-    const id = messageId!;
-    const count = (acceptCount.get(id) ?? 0) + 1;
-    acceptCount.set(id, count);
-    if (count === 1) {
-      acceptedAt.set(id, now());
-      stats.accepted++;
-    } else {
-      // Still 200: a real validator would not fail a retry, the lab just counts it against the worker.
-      stats.duplicates++;
-    }
-    return reply(200, { status: "accepted", duplicate: count > 1 });
-  };
+  const { stats, closing } = state;
+  const ingest = createIngest(options, state);
 
   const handler = async (req: Request): Promise<Response> => {
     const path = new URL(req.url).pathname;
@@ -281,13 +223,96 @@ export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
     stats: () => ({ ...stats, rejectedByReason: { ...stats.rejectedByReason } }),
-    acceptedAt,
-    acceptCount,
-    rejections,
+    acceptedAt: state.acceptedAt,
+    acceptCount: state.acceptCount,
+    rejections: state.rejections,
     close: () => {
       closing.abort();
       return server.shutdown();
     },
+  };
+}
+
+/** What the simulator records, shared by its handlers. */
+interface SimState {
+  acceptedAt: Map<string, number>;
+  acceptCount: Map<string, number>;
+  rejections: Rejection[];
+  stats: ValidatorStats;
+  closing: AbortController;
+}
+
+function reply(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+/** The `POST /ingest` handler: latency, the rare 5xx, redirects, the checks, the counting. */
+function createIngest(
+  options: ValidatorSimOptions,
+  state: SimState,
+): (req: Request) => Promise<Response> {
+  const { stats, rejections } = state;
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? defaultSleep;
+  const instant = options.instant ?? false;
+  const [minMs, maxMs] = options.latencyMs ?? [1, 4];
+  const scenario = options.scenario ?? "io_mild";
+  const error5xx = instant ? 0 : SCENARIO_PROFILES[scenario].validator5xx;
+  const rng = createRng(deriveSeed(options.seed ?? 1, `validator:${scenario}`));
+  const redirectEvery = options.redirectEvery ?? 0;
+  /** message_ids already submitted once: only a first submission may be redirected. */
+  const seen = new Set<string>();
+  let firstSubmissions = 0;
+
+  const reject = (messageId: string | undefined, reason: string, detail: string) => {
+    stats.rejected++;
+    stats.rejectedByReason[reason] = (stats.rejectedByReason[reason] ?? 0) + 1;
+    if (rejections.length < 10_000) rejections.push({ messageId, reason, detail });
+    return reply(400, { status: "rejected", reason, detail });
+  };
+
+  return async (req) => {
+    const text = await req.text();
+    // Drawn before waiting so the stream order is arrival order.
+    const latency = instant ? 0 : rng.int(minMs, maxMs);
+    const fail = !instant && rng.chance(error5xx);
+    await sleep(latency, state.closing.signal);
+    if (fail) {
+      stats.errors5xx++;
+      return reply(503, { status: "error", reason: "simulated validator failure" });
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      return reject(undefined, "not_json", "body is not valid JSON");
+    }
+    const messageId = isPlainObject(doc) && typeof doc.message_id === "string"
+      ? doc.message_id
+      : undefined;
+    if (messageId !== undefined && redirectEvery > 0 && !seen.has(messageId)) {
+      seen.add(messageId);
+      if (++firstSubmissions % redirectEvery === 0) {
+        stats.redirects++;
+        return new Response(null, { status: 307, headers: { location: "/login" } });
+      }
+    }
+    const problem = checkDocument(doc, options.expected, options.dataset);
+    if (problem) return reject(messageId, problem.reason, problem.detail);
+    const id = messageId!;
+    const count = (state.acceptCount.get(id) ?? 0) + 1;
+    state.acceptCount.set(id, count);
+    if (count === 1) {
+      state.acceptedAt.set(id, now());
+      stats.accepted++;
+    } else {
+      // Still 200: a real validator would not fail a retry, the lab just counts it against the worker.
+      stats.duplicates++;
+    }
+    return reply(200, { status: "accepted", duplicate: count > 1 });
   };
 }
 

@@ -1,0 +1,131 @@
+/**
+ * The lab's chaos during a run: SIGKILLs (at a rate per second and once after N receives, the
+ * worker restarted), the one SQS outage; and after the run, the SIGTERM phase hook. The slow
+ * enrichment requests and the validator redirects are the simulators' own (lab/infra.ts).
+ */
+import { createRng, deriveSeed } from "./prng.ts";
+import { sleep } from "../src/lib/retry.ts";
+import { onWireAtKill, type Slot } from "./fleet.ts";
+import type { LabInfra } from "./infra.ts";
+import type { ChaosOptions } from "./lab_types.ts";
+import type { LogSink } from "./worker_process.ts";
+import { runSigtermPhase, type SigtermPhaseSummary } from "./sigterm_phase.ts";
+
+export interface ChaosDeps {
+  chaos: ChaosOptions;
+  seed: number;
+  infra: LabInfra;
+  slots: Slot[];
+  log: LogSink;
+  /** starts a worker for a slot again after its kill */
+  restart: (slot: Slot) => Slot["process"];
+}
+
+/** What chaos has done so far. */
+export interface ChaosState {
+  kills: number;
+  /** messages in flight at the kills */
+  killedInFlight: number;
+  /** the killed workers' submissions on the wire at their kills */
+  onWire: number;
+  /** the killed workers' peak RSS, kB */
+  peakRssKb: number;
+}
+
+export interface Chaos {
+  readonly state: ChaosState;
+  /** Applies what is due now; true when it killed a worker (the loop then starts over). */
+  tick(now: number, accepted: number, valid: number): Promise<boolean>;
+}
+
+/** Whether the options ask for SIGKILLs at all. */
+export function killing(chaos: ChaosOptions): boolean {
+  return (chaos.crashRate ?? 0) > 0 || (chaos.crashAfterReceive ?? 0) > 0;
+}
+
+export function createChaos(deps: ChaosDeps): Chaos {
+  const { chaos, infra, slots, log } = deps;
+  const rng = createRng(deriveSeed(deps.seed, "chaos"));
+  const state: ChaosState = { kills: 0, killedInFlight: 0, onWire: 0, peakRssKb: 0 };
+  let crashAfterReceiveDone = !(chaos.crashAfterReceive && chaos.crashAfterReceive > 0);
+  let outageDone = !(chaos.sqsOutageSeconds && chaos.sqsOutageSeconds > 0);
+  let lastTick = Date.now();
+
+  const kill = async (why: string) => {
+    // One worker's seed draws only in a fleet: a single worker's chaos replays as before.
+    const slot = slots[slots.length > 1 ? rng.int(0, slots.length - 1) : 0]!;
+    state.peakRssKb = Math.max(state.peakRssKb, await readPeakRssKb(slot.process.pid));
+    const stranded = infra.proxy.inFlight();
+    state.killedInFlight += stranded;
+    state.kills++;
+    slot.kills++;
+    await slot.process.kill("SIGKILL");
+    // Counted after the exit (a dead worker records nothing more) and a moment more, so the
+    // requests it wrote just before dying have reached the front.
+    await sleep(100);
+    const table = infra.table;
+    const wire = slot.front
+      ? await onWireAtKill(
+        slot.front,
+        table && { client: table.client, name: table.table },
+        Date.now(),
+      )
+      : 0;
+    state.onWire += wire;
+    await log.write(
+      `# lab: SIGKILL worker ${
+        slot.index + 1
+      } (${why}); ${stranded} messages in flight, ${wire} submissions on the wire\n`,
+    );
+    await sleep(200);
+    slot.process = deps.restart(slot);
+  };
+
+  const tick = async (now: number, accepted: number, valid: number) => {
+    if (!outageDone && accepted >= valid / 4) {
+      outageDone = true;
+      infra.proxy.startOutage(chaos.sqsOutageSeconds! * 1000);
+      await log.write(`# lab: SQS outage for ${chaos.sqsOutageSeconds} s\n`);
+    }
+    if (
+      !crashAfterReceiveDone && infra.proxy.stats().messagesReceived >= chaos.crashAfterReceive!
+    ) {
+      crashAfterReceiveDone = true;
+      await kill(`after ${chaos.crashAfterReceive} receives`);
+      return true;
+    }
+    if (chaos.crashRate && now - lastTick >= 1000) {
+      lastTick = now;
+      if (rng.chance(chaos.crashRate)) {
+        await kill(`crash rate ${chaos.crashRate}/s`);
+        return true;
+      }
+    }
+    return false;
+  };
+  return { state, tick };
+}
+
+/** After a clean run, the `--chaos` SIGTERM phase; its problems are added to `problems`. */
+export async function sigtermPhaseHook(
+  chaos: ChaosOptions,
+  problems: string[],
+  aborted: boolean,
+  worker: { cmd: string[]; cwd: string; baseEnv: Record<string, string>; log: LogSink },
+): Promise<SigtermPhaseSummary | undefined> {
+  if (!chaos.sigtermPhaseMessages || problems.length > 0 || aborted) return undefined;
+  const phase = await runSigtermPhase({ ...worker, messages: chaos.sigtermPhaseMessages });
+  problems.push(...phase.problems.map((p) => `SIGTERM phase: ${p}`));
+  return phase;
+}
+
+/** VmHWM (peak resident set) of a process in kB, 0 if unreadable (not Linux, already gone). */
+export async function readPeakRssKb(pid: number): Promise<number> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const m = status.match(/^VmHWM:\s+(\d+)\s+kB/m);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}

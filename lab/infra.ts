@@ -1,0 +1,126 @@
+/**
+ * The lab's services: fauxqs in process with the queue pair, the counting SQS proxy, the
+ * enrichment and validator simulators, dynalite with `--table`; the env vars a worker needs;
+ * and the teardown that closes them in reverse order.
+ */
+import { buildApp } from "fauxqs";
+import type { Dataset } from "./dataset.ts";
+import { type EnrichSim, startEnrichSim } from "./enrich_sim.ts";
+import type { MessageSet } from "./generator.ts";
+import { createSqsAdmin, type SqsAdmin } from "./sqs_admin.ts";
+import { type SqsProxy, startSqsProxy } from "./sqs_proxy.ts";
+import { startValidatorSim, type ValidatorSim } from "./validator_sim.ts";
+import { type DynaliteServer, spawnDynalite } from "./dynalite.ts";
+import { DEFAULT_CHAOS, type LabOptions } from "./lab_types.ts";
+
+export const MAX_RECEIVE_COUNT = 3;
+
+/** What to close at the end, in reverse order of starting. */
+export type Cleanups = Array<() => Promise<unknown> | unknown>;
+
+export interface LabInfra {
+  sqs: SqsAdmin;
+  queueUrl: string;
+  dlqUrl: string;
+  proxy: SqsProxy;
+  enrich: EnrichSim;
+  validator: ValidatorSim;
+  table: DynaliteServer | undefined;
+  /** the env vars a worker needs (the caller's workerEnv on top) */
+  env: Record<string, string>;
+}
+
+/** Starts every service; each one is pushed onto `cleanups` as soon as it runs. */
+export async function startInfra(
+  options: LabOptions,
+  dataset: Dataset,
+  set: MessageSet,
+  cleanups: Cleanups,
+): Promise<LabInfra> {
+  const chaos = options.chaos ?? {};
+  const fauxqs = buildApp({ logger: false });
+  await fauxqs.listen({ port: 0, host: "127.0.0.1" });
+  cleanups.push(() => fauxqs.close());
+  const address = fauxqs.server.address();
+  if (address === null || typeof address === "string") {
+    throw new Error("fauxqs did not bind a port");
+  }
+  const sqs = createSqsAdmin({ endpoint: `http://127.0.0.1:${address.port}` });
+  const dlqName = "sluice-lab-dlq";
+  const dlqUrl = await sqs.createQueue(dlqName);
+  const queueUrl = await sqs.createQueue("sluice-lab", {
+    VisibilityTimeout: "30",
+    RedrivePolicy: JSON.stringify({
+      deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${dlqName}`,
+      maxReceiveCount: MAX_RECEIVE_COUNT,
+    }),
+  });
+
+  const proxy = startSqsProxy({ target: `http://127.0.0.1:${address.port}` });
+  cleanups.push(() => proxy.close());
+  const enrich = startEnrichSim({
+    dataset,
+    scenario: options.scenario,
+    seed: options.seed,
+    instant: options.instant ?? false,
+    slowEvery: chaos.slowEvery ?? 0,
+    slowMs: (chaos.slowSeconds ?? DEFAULT_CHAOS.slowSeconds) * 1000,
+  });
+  cleanups.push(() => enrich.close());
+  const validator = startValidatorSim({
+    dataset,
+    expected: set.expected,
+    scenario: options.scenario,
+    seed: options.seed,
+    instant: options.instant ?? false,
+    redirectEvery: chaos.redirectEvery ?? 0,
+  });
+  cleanups.push(() => validator.close());
+  const table = options.table ? await spawnDynalite() : undefined;
+  if (table) cleanups.push(() => table.close());
+  const env = workerEnv(options, { queueUrl, proxy, enrich, validator, table });
+  return { sqs, queueUrl, dlqUrl, proxy, enrich, validator, table, env };
+}
+
+function workerEnv(
+  options: LabOptions,
+  s: Pick<LabInfra, "queueUrl" | "proxy" | "enrich" | "validator" | "table">,
+): Record<string, string> {
+  return {
+    SQS_QUEUE_URL: s.queueUrl,
+    AWS_ENDPOINT_URL_SQS: s.proxy.url,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "lab",
+    AWS_SECRET_ACCESS_KEY: "lab-secret",
+    ENRICH_URL: s.enrich.url,
+    VALIDATOR_URL: s.validator.url,
+    // Infra-only: the README's curl localhost:9400 must work for the worker the user starts.
+    HTTP_PORT: options.infraOnly ? (Deno.env.get("HTTP_PORT") || "9400") : String(freePort()),
+    ...(options.infraOnly ? { AWS_DEFAULT_REGION: "us-east-1" } : {}),
+    // The user's LOG_LEVEL wins; infra-only prints none, so their shell keeps theirs.
+    ...(options.infraOnly ? {} : { LOG_LEVEL: Deno.env.get("LOG_LEVEL") || "warn" }),
+    ...(s.table
+      ? { IDEMPOTENCY_TABLE: s.table.table, AWS_ENDPOINT_URL_DYNAMODB: s.table.url }
+      : {}),
+    ...options.workerEnv,
+  };
+}
+
+/** Runs every cleanup, last started first; one that fails does not stop the rest. */
+export async function teardown(cleanups: Cleanups): Promise<void> {
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch {
+      // keep closing the rest
+    }
+  }
+}
+
+/** A port that was free a moment ago, for the worker's health server. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}

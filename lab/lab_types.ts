@@ -1,0 +1,173 @@
+/**
+ * The lab's options, its live progress and its summary: the types bench/, tests/ and vm/ use
+ * (lab/lab.ts re-exports them).
+ */
+import type { Scenario } from "./scenario.ts";
+import type { SigtermPhaseSummary } from "./sigterm_phase.ts";
+import type { WorkerShare } from "./fleet.ts";
+
+/** Chaos knobs (seed 004's failure-mode experiments). */
+export interface ChaosOptions {
+  /** probability per second of SIGKILLing the worker (it is restarted) */
+  crashRate?: number;
+  /** SIGKILL the worker once, after the proxy has seen this many messages received */
+  crashAfterReceive?: number;
+  /** every Nth enrichment request is delayed `slowSeconds` */
+  slowEvery?: number;
+  /** delay of those requests; longer than the 30 s visibility timeout by default (35) */
+  slowSeconds?: number;
+  /** the SQS proxy fails for this many seconds, once, when a quarter of the messages are accepted */
+  sqsOutageSeconds?: number;
+  /** every Nth first submission is answered with a redirect (never to be followed) */
+  redirectEvery?: number;
+  /** after the run, a SIGTERM phase (lab/sigterm_phase.ts) with this many messages; 0 = none */
+  sigtermPhaseMessages?: number;
+}
+
+/** The mix `--chaos` turns on. */
+export const DEFAULT_CHAOS: Readonly<Required<ChaosOptions>> = {
+  crashRate: 0.05,
+  crashAfterReceive: 0, // set from the message count by the caller: a third of the messages
+  slowEvery: 25,
+  slowSeconds: 35,
+  sqsOutageSeconds: 5,
+  redirectEvery: 20,
+  sigtermPhaseMessages: 20,
+};
+
+export interface LabOptions {
+  scenario: Scenario;
+  /** distinct messages (valid + poison), producer duplicates come on top */
+  messages: number;
+  /** msg/s for the generator, 0 = preload everything before the worker starts */
+  rate: number;
+  /** known users, 2000 */
+  users: number;
+  /** 1 */
+  seed: number;
+  /** 0.02 */
+  poisonShare: number;
+  /** 0.01 producer duplicates */
+  duplicateShare: number;
+  /** 0.01 */
+  unknownShare: number;
+  /** 0.2: share of messages on the 1% hottest users */
+  hotShare: number;
+  /** the worker command; default `deno task start` (startCommand()); env vars are added by the lab */
+  workerCmd?: string[];
+  /** extra env vars for the worker (override the lab's) */
+  workerEnv?: Record<string, string>;
+  /** working directory of the worker, default the repository root */
+  workerCwd?: string;
+  /** enrichment and validator answer instantly (the lab's ceiling) */
+  instant?: boolean;
+  /** start the services, preload, report the env vars, and wait for `signal` instead of starting a worker */
+  infraOnly?: boolean;
+  json?: boolean;
+  /** give up after this long; default 120 s + 40 ms per message */
+  timeoutSeconds?: number;
+  chaos?: ChaosOptions;
+  onProgress?: (p: LabProgress) => void;
+  /** called once the services run, with the env vars a worker needs (infra-only prints them) */
+  onInfraReady?: (env: Record<string, string>) => void;
+  /** ends the run early (Ctrl-C); in infra-only mode the only way to end it */
+  signal?: AbortSignal;
+  /** how long the worker may drain after SIGTERM before SIGKILL, default 30 s */
+  stopTimeoutSeconds?: number;
+  /** worker processes on the one queue (`--workers N`); given, each gets a counting validator front */
+  workers?: number;
+  /** start dynalite and run the workers with IDEMPOTENCY_TABLE (`--table`) */
+  table?: boolean;
+}
+
+export interface LabProgress {
+  phase: "preloading" | "running" | "stopping" | "infra";
+  elapsedSeconds: number;
+  sent: number;
+  /** distinct SQS messages received by the worker */
+  received: number;
+  /** valid messages accepted by the validator (first acceptances) */
+  accepted: number;
+  valid: number;
+  rejected: number;
+  /** messages in the DLQ */
+  deadLettered: number;
+  poison: number;
+  /** main queue messages not visible (held by the worker) */
+  inFlight: number;
+  /** acceptances per second over the last ~2 s */
+  msgPerSecond: number;
+  /** worker kills so far (chaos) */
+  kills: number;
+  /** 429/5xx answers and timeouts the simulators gave so far */
+  errors: number;
+  /** the worker's in-process retries (sluice_retries_total, summed over restarts) */
+  retries: number;
+  /** circuit breakers seen opening (sluice_breaker_state turning 2) */
+  breakerOpens: number;
+}
+
+export interface LabSummary {
+  scenario: Scenario;
+  messages: number;
+  valid: number;
+  poison: number;
+  producerDuplicates: number;
+  accepted: number;
+  duplicateSubmissions: number;
+  wronglyRejected: number;
+  lost: number;
+  deadLettered: number;
+  poisonInDlq: number;
+  leftInQueue: number;
+  killedInFlight: number;
+  /** first receive to the last final outcome */
+  durationSeconds: number;
+  /** (accepted + poison in the DLQ) / durationSeconds */
+  msgPerSecond: number;
+  /** acceptances between the 10th and the 90th percentile acceptance time ÷ that span (warm-up and tail left out) */
+  steadyMsgPerSecond: number;
+  /** user + system CPU of the worker's process tree from its first receive to the end of the run, ms; 0 when unknown (a chaos kill, no /proc) */
+  workerCpuMs: number;
+  /** workerCpuMs per settled message (accepted + poison in the DLQ), 0 when unknown */
+  cpuMsPerMessage: number;
+  /** enrichment requests that arrived inside a brownout window */
+  enrichBrownoutRequests: number;
+  /** receive-to-accept, first receive to first acceptance, valid messages */
+  p50Ms: number;
+  p99Ms: number;
+  sqsRequests: number;
+  sqsRequestsPerMessage: number;
+  /** enrichment requests (health checks excluded) */
+  enrichRequests: number;
+  enrichRequestsPerMessage: number;
+  /** ids asked for (single and batch) per valid message: below 1 means the cache works */
+  enrichIdsPerMessage: number;
+  peakRssMb: number;
+  ok: boolean;
+  problems: string[];
+  /** lab additions beyond the spec: */
+  sqsRequestsByAction: Record<string, number>;
+  rejectedByReason: Record<string, number>;
+  kills: number;
+  /** poison bodies found in the DLQ more than once (allowed up to killedInFlight) */
+  dlqExtraCopies: number;
+  /** the worker's stdout/stderr */
+  logFile: string;
+  /** the `--chaos` SIGTERM phase, when it ran */
+  sigtermPhase?: SigtermPhaseSummary;
+  /** 429/5xx answers and timeouts from the enrichment API and the validator simulators */
+  downstreamErrors: number;
+  /** the worker's in-process retries */
+  retries: number;
+  /** circuit breakers seen opening */
+  breakerOpens: number;
+  /** whether the workers shared an idempotency table */
+  table?: boolean;
+  /** per worker slot, when the run had validator fronts (`--workers`) */
+  workers?: WorkerShare[];
+  /** the killed workers' submissions on the wire at their kills (sent, acceptance not recorded) */
+  onWireAtKills?: number;
+  /** DynamoDB requests by action (the lab's counting, also the killed workers' and the judge's reads) */
+  tableRequests?: Record<string, number>;
+}

@@ -1,0 +1,219 @@
+/**
+ * What the lab counts at the end of a run: acceptances, rejections, the DLQ's bodies, the queue
+ * left over, the request counts; handed to judge() and assembled into the LabSummary.
+ */
+import type { MessageSet } from "./generator.ts";
+import type { SqsAdmin } from "./sqs_admin.ts";
+import { messageIdOf } from "./sqs_proxy.ts";
+import type { WorkerMetricsTracker } from "./worker_metrics.ts";
+import { type Slot, workerShares } from "./fleet.ts";
+import type { LabInfra } from "./infra.ts";
+import { judge, type JudgeObserved } from "./judge.ts";
+import type { LabOptions, LabSummary } from "./lab_types.ts";
+
+/** What runLab knows of the run when it summarizes. */
+export interface SummaryRun {
+  /** problems found so far (they come first in the summary) */
+  earlier: readonly string[];
+  killedInFlight: number;
+  kills: number;
+  peakRssKb: number;
+  doneAt: number;
+  cpuMs?: number;
+  slots?: Slot[];
+  onWire?: number;
+}
+
+/** The parts of the lab summarize() reads. */
+export interface SummaryContext {
+  options: LabOptions;
+  set: MessageSet;
+  infra: LabInfra;
+  workerMetrics: WorkerMetricsTracker;
+  downstreamErrors: () => number;
+  logFile: string;
+}
+
+type DlqMessage = { body: string; attributes: Record<string, string> };
+type DlqCount = Pick<
+  JudgeObserved,
+  "poisonInDlq" | "withoutAttributes" | "extraCopies" | "foreign" | "foreignIds"
+>;
+
+/** Counts, judges and assembles the summary. */
+export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<LabSummary> {
+  const { options, set, infra } = ctx;
+  const { validator, proxy, enrich, table } = infra;
+  const vStats = validator.stats();
+  const delivery = countDelivery(ctx);
+  const dlq = await readDlq(infra.sqs, infra.dlqUrl);
+  const dlqCount = countDlq(set.poisonBodies, dlq);
+  const main = await infra.sqs.depth(infra.queueUrl);
+  const leftInQueue = main.visible + main.inFlight + main.delayed;
+  const pStats = proxy.stats();
+  const eStats = enrich.stats();
+  const enrichRequests = eStats.requests - eStats.healthRequests;
+  const firstReceive = Math.min(...proxy.firstReceive.values(), run.doneAt);
+  const durationSeconds = Math.max(0.001, (run.doneAt - firstReceive) / 1000);
+  const { lost, latencies } = delivery;
+  const verdict = judge({ poison: set.poison, table: table !== undefined }, {
+    earlier: run.earlier,
+    lost,
+    duplicateSubmissions: vStats.duplicates,
+    killedInFlight: run.killedInFlight,
+    onWire: run.onWire ?? 0,
+    wronglyRejected: delivery.wronglyRejected,
+    wrongSample: delivery.wrongSample,
+    notValid: delivery.notValid.length,
+    notValidSample: delivery.notValid[0],
+    ...dlqCount,
+    leftInQueue,
+    followedRedirects: vStats.followedRedirects,
+  });
+  const settled = set.valid - lost + dlqCount.poisonInDlq;
+  const cpuMs = run.kills === 0 ? run.cpuMs ?? 0 : 0;
+  return {
+    scenario: options.scenario,
+    messages: options.messages,
+    valid: set.valid,
+    poison: set.poison,
+    producerDuplicates: set.producerDuplicates,
+    accepted: vStats.accepted,
+    duplicateSubmissions: vStats.duplicates,
+    wronglyRejected: delivery.wronglyRejected,
+    lost,
+    deadLettered: dlq.length,
+    poisonInDlq: dlqCount.poisonInDlq,
+    leftInQueue,
+    killedInFlight: run.killedInFlight,
+    durationSeconds: round(durationSeconds, 3),
+    msgPerSecond: round(settled / durationSeconds, 1),
+    steadyMsgPerSecond: round(steadyRate([...validator.acceptedAt.values()]), 1),
+    workerCpuMs: round(cpuMs, 0),
+    cpuMsPerMessage: round(cpuMs / Math.max(1, settled), 4),
+    enrichBrownoutRequests: eStats.brownoutRequests,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    sqsRequests: pStats.requests,
+    sqsRequestsPerMessage: round(pStats.requests / Math.max(1, options.messages), 3),
+    enrichRequests,
+    enrichRequestsPerMessage: round(enrichRequests / Math.max(1, set.valid), 3),
+    enrichIdsPerMessage: round(eStats.idsRequested / Math.max(1, set.valid), 3),
+    peakRssMb: round(run.peakRssKb / 1024, 1),
+    ok: verdict.ok,
+    problems: verdict.problems,
+    sqsRequestsByAction: pStats.byAction,
+    rejectedByReason: vStats.rejectedByReason,
+    kills: run.kills,
+    dlqExtraCopies: dlqCount.extraCopies,
+    logFile: options.infraOnly ? "" : ctx.logFile,
+    downstreamErrors: ctx.downstreamErrors(),
+    ...ctx.workerMetrics.counts(),
+    table: table !== undefined,
+    workers: workerShares(run.slots ?? [], durationSeconds),
+    onWireAtKills: run.onWire ?? 0,
+    ...(table ? { tableRequests: await table.requests() } : {}),
+  };
+}
+
+/** Valid messages never accepted, receive-to-accept latencies, and the wrong rejections. */
+function countDelivery({ set, infra }: SummaryContext) {
+  const { validator, proxy } = infra;
+  let lost = 0;
+  const latencies: number[] = [];
+  for (const id of set.expected.keys()) {
+    const acceptedAt = validator.acceptedAt.get(id);
+    if (acceptedAt === undefined) {
+      lost++;
+      continue;
+    }
+    const receivedAt = proxy.firstReceive.get(id);
+    if (receivedAt !== undefined) latencies.push(acceptedAt - receivedAt);
+  }
+  latencies.sort((a, b) => a - b);
+  const isValid = (id: string | undefined): id is string => !!id && set.expected.has(id);
+  const wrongIds = new Set(
+    validator.rejections.flatMap((r) => (isValid(r.messageId) ? [r.messageId] : [])),
+  );
+  const wrongSample = validator.rejections.find((r) => r.messageId && wrongIds.has(r.messageId));
+  const notValid = validator.rejections.filter((r) => !isValid(r.messageId));
+  return { lost, latencies, wronglyRejected: wrongIds.size, wrongSample, notValid };
+}
+
+/** The DLQ's copies grouped by body, against the poison bodies the generator made. */
+export function countDlq(poisonBodies: readonly string[], dlq: readonly DlqMessage[]): DlqCount {
+  // Grouped by body: a kill between the DLQ send and the delete legitimately sends twice.
+  const copies = new Map<string, Array<Record<string, string>>>();
+  for (const m of dlq) copies.set(m.body, [...(copies.get(m.body) ?? []), m.attributes]);
+  let poisonInDlq = 0;
+  let withoutAttributes = 0;
+  let extraCopies = 0;
+  for (const body of new Set(poisonBodies)) {
+    const found = copies.get(body) ?? [];
+    copies.delete(body);
+    if (found.length === 0) continue;
+    extraCopies += found.length - 1;
+    if (found.some((a) => a.sluice_error && a.sluice_reason)) poisonInDlq++;
+    else withoutAttributes++;
+  }
+  // Whatever is left is not a poison body: most likely a valid message dead-lettered.
+  const foreignIds = [...copies.keys()].map((b) => messageIdOf(b) ?? b.slice(0, 40)).slice(0, 3);
+  const foreign = [...copies.values()].reduce((n, c) => n + c.length, 0);
+  return { poisonInDlq, withoutAttributes, extraCopies, foreign, foreignIds };
+}
+
+/** Every message in the DLQ: body and message attributes (string values). */
+async function readDlq(sqs: SqsAdmin, dlqUrl: string): Promise<DlqMessage[]> {
+  const out: DlqMessage[] = [];
+  // fauxqs, like SQS, may answer a short batch; stop after a few empty answers in a row.
+  for (let empty = 0; empty < 3;) {
+    const res = await sqs.call<{ Messages?: Array<Record<string, unknown>> }>("ReceiveMessage", {
+      QueueUrl: dlqUrl,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: 0,
+      VisibilityTimeout: 3600,
+      MessageAttributeNames: ["All"],
+      MessageSystemAttributeNames: ["All"],
+    });
+    const messages = res.Messages ?? [];
+    if (messages.length === 0) {
+      empty++;
+      continue;
+    }
+    empty = 0;
+    for (const m of messages) {
+      const attrs: Record<string, string> = {};
+      const raw = (m.MessageAttributes ?? {}) as Record<string, { StringValue?: string }>;
+      for (const [k, v] of Object.entries(raw)) {
+        if (typeof v.StringValue === "string") attrs[k] = v.StringValue;
+      }
+      out.push({ body: String(m.Body ?? ""), attributes: attrs });
+    }
+  }
+  return out;
+}
+
+/**
+ * The steady rate of a run from its acceptance times (ms): the acceptances between the 10th and
+ * the 90th percentile ÷ the time between them, per second; 0 with fewer than 10 acceptances.
+ */
+export function steadyRate(acceptedAt: readonly number[]): number {
+  if (acceptedAt.length < 10) return 0;
+  const sorted = [...acceptedAt].sort((a, b) => a - b);
+  const lo = Math.floor(0.1 * (sorted.length - 1));
+  const hi = Math.floor(0.9 * (sorted.length - 1));
+  const spanMs = sorted[hi]! - sorted[lo]!;
+  return spanMs > 0 ? ((hi - lo) * 1000) / spanMs : 0;
+}
+
+/** Nearest-rank percentile of sorted values, rounded to 0.1 ms; 0 when empty. */
+export function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return round(sorted[idx]!, 1);
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
