@@ -47,6 +47,8 @@ export function startValidatorFront(target: string): ValidatorFront {
         method: req.method,
         headers: { "content-type": req.headers.get("content-type") ?? "application/json" },
         ...(body !== undefined ? { body } : {}),
+        // A redirect goes back to the worker as it is: the front must not follow it either.
+        redirect: "manual",
       });
       const text = await answer.text();
       if (answer.status >= 200 && answer.status < 300 && body) {
