@@ -6,6 +6,13 @@
  */
 import { AwsClient } from "aws4fetch";
 import type { AwsCredentials } from "./aws_credentials.ts";
+import {
+  amzDate,
+  errorMessage,
+  isSkewError,
+  parseJsonObject,
+  shortCode,
+} from "./aws_json_protocol.ts";
 import { SluiceError, TimeoutError } from "../lib/errors.ts";
 
 /** A DynamoDB attribute value in the wire format: `{S: "x"}`, `{N: "1"}`, ... */
@@ -183,7 +190,7 @@ export class DynamoDbClient {
         this.#report(action, transportLabel(error), started);
         throw error;
       }
-      const json = parseObject(text);
+      const json = parseJsonObject(text);
       if (status >= 200 && status < 300 && json) {
         this.#report(action, "ok", started);
         return json;
@@ -192,7 +199,7 @@ export class DynamoDbClient {
       const message = String(json?.message ?? json?.Message ?? text.slice(0, 200));
       this.#report(action, code, started);
       const date = Date.parse(headers.get("date") ?? "");
-      if (attempt === 1 && isSkew(code, message) && Number.isFinite(date)) {
+      if (attempt === 1 && isSkewError(code, message) && Number.isFinite(date)) {
         // Sign again with the server's idea of now; keep the offset for later requests.
         this.#clockOffsetMs = date - this.#now();
         continue;
@@ -296,41 +303,10 @@ function asItem(value: unknown): Item | undefined {
     : undefined;
 }
 
-function parseObject(text: string): Record<string, unknown> | undefined {
-  if (text.trim() === "") return {};
-  try {
-    const value: unknown = JSON.parse(text);
-    return value !== null && typeof value === "object" && !Array.isArray(value)
-      ? value as Record<string, unknown>
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException" -> the part after '#'. */
-function shortCode(type: unknown): string {
-  if (typeof type !== "string" || type === "") return "";
-  return type.slice(type.lastIndexOf("#") + 1);
-}
-
-function isSkew(code: string, message: string): boolean {
-  if (code === "RequestTimeTooSkewed" || code === "RequestExpired") return true;
-  return code === "InvalidSignatureException" && /expired|not yet current|skew/i.test(message);
-}
-
 function transportLabel(error: unknown): string {
   if (error instanceof TimeoutError) return "timeout";
   if (error instanceof DynamoDbError) {
     return error.code === "NetworkError" ? "network" : "credentials";
   }
   return "aborted";
-}
-
-function amzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[:-]|\.\d{3}/g, "");
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -6,6 +6,13 @@
 
 import { AwsClient } from "aws4fetch";
 import type { AwsCredentials } from "./aws_credentials.ts";
+import {
+  amzDate,
+  errorMessage,
+  isSkewError,
+  parseJsonObject,
+  shortCode,
+} from "./aws_json_protocol.ts";
 import { SqsError, TimeoutError } from "../lib/errors.ts";
 
 /** A received message, with its system attributes and message attributes. */
@@ -449,11 +456,6 @@ function isRegion(label: string): boolean {
   return /^[a-z]{2}(?:-[a-z]+)+-\d+$/.test(label);
 }
 
-/** SigV4's basic ISO format, e.g. 20150830T123600Z. */
-function amzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[:-]|\.\d{3}/g, "");
-}
-
 function transportLabel(err: unknown): string {
   if (err instanceof TimeoutError) return "timeout";
   if (err instanceof SqsError) return err.code === "NetworkError" ? "network" : "credentials";
@@ -482,39 +484,11 @@ function parseFailure(action: string, raw: RawResponse): ParsedFailure {
   };
 }
 
-function isSkewError(code: string, message: string): boolean {
-  if (code === "RequestTimeTooSkewed" || code === "RequestExpired") return true;
-  if (code === "SignatureDoesNotMatch" || code === "InvalidSignatureException") {
-    return /signature expired|not yet current|skew/i.test(message);
-  }
-  return false;
-}
-
-/** "com.amazonaws.sqs#QueueDoesNotExist" -> "QueueDoesNotExist" (some services append ":url"). */
-function shortCode(type: unknown): string {
-  if (typeof type !== "string" || type === "") return "";
-  const afterHash = type.slice(type.lastIndexOf("#") + 1);
-  return afterHash.split(":")[0] ?? "";
-}
-
 /** "AWS.SimpleQueueService.NonExistentQueue" -> "NonExistentQueue". */
 function shortQueryCode(code: string): string {
   return code.startsWith("AWS.SimpleQueueService.")
     ? code.slice("AWS.SimpleQueueService.".length)
     : code;
-}
-
-function parseJsonObject(text: string): Record<string, unknown> | undefined {
-  // Void actions may answer with an empty body.
-  if (text.trim() === "") return {};
-  try {
-    const value: unknown = JSON.parse(text);
-    return value !== null && typeof value === "object" && !Array.isArray(value)
-      ? value as Record<string, unknown>
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function toMessage(raw: unknown): SqsMessage {
@@ -571,8 +545,4 @@ function str(value: unknown): string {
   if (typeof value === "string") return value;
   if (value === undefined || value === null) return "";
   return String(value);
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
