@@ -4,8 +4,7 @@
  * the metrics, the store and the gate. Unset, nothing is built and the
  * pipeline keeps its in-process dedupe only.
  */
-import { credentialChain } from "../adapters/aws_credentials.ts";
-import { DynamoDbClient, dynamoDbEndpoint } from "../adapters/dynamodb_client.ts";
+import { createDynamoDbClient } from "./aws_clients.ts";
 import type { Logger } from "../lib/logger.ts";
 import { type IdempotencyGate, StoreGate } from "../flow/idempotency_gate.ts";
 import { DynamoDbStore, probeIdempotencyTable } from "../flow/idempotency_store.ts";
@@ -19,30 +18,6 @@ export interface IdempotencyDeps {
   fetch?: typeof fetch;
   now?: () => number;
   random?: () => number;
-}
-
-/** The DynamoDB client for a config, on the same credential chain as SQS. */
-export function createDynamoDbClient(
-  config: Config,
-  deps: IdempotencyDeps,
-  onRequest?: (action: string, result: string, durationMs: number) => void,
-): DynamoDbClient {
-  const credentials = credentialChain({
-    env: deps.env,
-    ...(deps.readTextFile ? { readTextFile: deps.readTextFile } : {}),
-    ...(deps.homeDir ? { homeDir: deps.homeDir } : {}),
-    ...(deps.fetch ? { fetch: deps.fetch } : {}),
-    ...(deps.now ? { now: deps.now } : {}),
-  });
-  return new DynamoDbClient({
-    region: config.region,
-    endpoint: config.dynamodbEndpoint ?? dynamoDbEndpoint({}, config.region),
-    credentials: () => credentials.get(),
-    timeoutMs: config.httpTimeoutMs,
-    ...(deps.fetch ? { fetch: deps.fetch } : {}),
-    ...(deps.now ? { now: deps.now } : {}),
-    ...(onRequest ? { onRequest } : {}),
-  });
 }
 
 /** The gate the pipeline uses, or undefined when IDEMPOTENCY_TABLE is unset. */

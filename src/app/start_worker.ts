@@ -5,7 +5,6 @@
  * main.ts, the lab and tests all start the worker through `startWorker`.
  */
 import type { Hono } from "hono";
-import { credentialChain } from "../adapters/aws_credentials.ts";
 import { type Config, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
 import { Pipeline } from "../flow/pipeline.ts";
@@ -30,6 +29,7 @@ import { Lifecycle, type Running, type RunningSignals } from "./lifecycle.ts";
 import { QueueDepthPoller } from "./queue_depth.ts";
 import { watchRedirects } from "./redirects.ts";
 import { SqsObserver } from "./sqs_observer.ts";
+import { createSqsClient } from "./aws_clients.ts";
 import { createIdempotencyGate, workerIdOf } from "./idempotency_wiring.ts";
 import type { IdempotencyGate } from "../flow/idempotency_gate.ts";
 
@@ -73,33 +73,6 @@ export interface Worker {
 
 // Moved to flow/redrive.ts; re-exported for the CLI.
 export { discoverRedrive, type Redrive } from "../flow/redrive.ts";
-
-/**
- * The SQS client for a config: credentials from the chain, calls that name no
- * queue (GetQueueUrl for the DLQ) sent where the queue lives.
- */
-export function createSqsClient(
-  config: Config,
-  deps: WorkerDeps,
-  onRequest?: (action: string, result: string, durationMs: number) => void,
-): SqsClient {
-  const credentials = credentialChain({
-    env: deps.env,
-    ...(deps.readTextFile ? { readTextFile: deps.readTextFile } : {}),
-    ...(deps.homeDir ? { homeDir: deps.homeDir } : {}),
-    ...(deps.fetch ? { fetch: deps.fetch } : {}),
-    ...(deps.now ? { now: deps.now } : {}),
-  });
-  return new SqsClient({
-    region: config.region,
-    endpoint: config.endpoint ?? new URL(config.queueUrl).origin,
-    credentials: () => credentials.get(),
-    timeoutMs: Math.max(config.httpTimeoutMs, 10_000),
-    ...(deps.fetch ? { fetch: deps.fetch } : {}),
-    ...(deps.now ? { now: deps.now } : {}),
-    ...(onRequest ? { onRequest } : {}),
-  });
-}
 
 /** The services every part may use: clocks, randomness, sleep, logger and metrics. */
 interface Services {

@@ -4,7 +4,7 @@
  * with --probe what each endpoint really is.
  */
 import { collectConfigProblems, type Config, CONFIG_VARS } from "../app/config.ts";
-import { createSqsClient } from "../app/start_worker.ts";
+import { createSqsClient } from "../app/aws_clients.ts";
 import { parseIni } from "../adapters/aws_credentials.ts";
 import { regionFromQueueUrl } from "../adapters/sqs_client.ts";
 import type { CliDeps } from "./cli_deps.ts";

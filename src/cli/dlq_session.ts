@@ -4,7 +4,7 @@
  * code, never a stack trace.
  */
 import { collectConfigProblems, type Config } from "../app/config.ts";
-import { createSqsClient } from "../app/start_worker.ts";
+import { createSqsClient } from "../app/aws_clients.ts";
 import type { SqsClient } from "../adapters/sqs_client.ts";
 import { SqsError, TimeoutError } from "../lib/errors.ts";
 import { retry } from "../lib/retry.ts";

@@ -1,0 +1,76 @@
+/**
+ * The AWS clients of a config, SQS and DynamoDB, on one credential chain: environment,
+ * shared credentials file, then the instance role (IMDSv2), whose answer both share.
+ */
+import { credentialChain } from "../adapters/aws_credentials.ts";
+import { DynamoDbClient, dynamoDbEndpoint } from "../adapters/dynamodb_client.ts";
+import { SqsClient } from "../adapters/sqs_client.ts";
+import type { Config } from "./config.ts";
+
+type CredentialChain = ReturnType<typeof credentialChain>;
+
+/** What the credential chain and the clients need from the runtime. */
+export interface AwsDeps {
+  env: Record<string, string | undefined>;
+  readTextFile?: (path: string) => Promise<string>;
+  homeDir?: string | undefined;
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+const chains = new WeakMap<AwsDeps, CredentialChain>();
+
+/** One chain per deps object: the SQS and DynamoDB clients of a worker share its cache. */
+function chainFor(deps: AwsDeps): CredentialChain {
+  let chain = chains.get(deps);
+  if (!chain) {
+    chain = credentialChain({
+      env: deps.env,
+      ...(deps.readTextFile ? { readTextFile: deps.readTextFile } : {}),
+      ...(deps.homeDir ? { homeDir: deps.homeDir } : {}),
+      ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      ...(deps.now ? { now: deps.now } : {}),
+    });
+    chains.set(deps, chain);
+  }
+  return chain;
+}
+
+/**
+ * The SQS client for a config: credentials from the chain, calls that name no
+ * queue (GetQueueUrl for the DLQ) sent where the queue lives.
+ */
+export function createSqsClient(
+  config: Config,
+  deps: AwsDeps,
+  onRequest?: (action: string, result: string, durationMs: number) => void,
+): SqsClient {
+  const credentials = chainFor(deps);
+  return new SqsClient({
+    region: config.region,
+    endpoint: config.endpoint ?? new URL(config.queueUrl).origin,
+    credentials: () => credentials.get(),
+    timeoutMs: Math.max(config.httpTimeoutMs, 10_000),
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(onRequest ? { onRequest } : {}),
+  });
+}
+
+/** The DynamoDB client for a config, on the same credential chain as SQS. */
+export function createDynamoDbClient(
+  config: Config,
+  deps: AwsDeps,
+  onRequest?: (action: string, result: string, durationMs: number) => void,
+): DynamoDbClient {
+  const credentials = chainFor(deps);
+  return new DynamoDbClient({
+    region: config.region,
+    endpoint: config.dynamodbEndpoint ?? dynamoDbEndpoint({}, config.region),
+    credentials: () => credentials.get(),
+    timeoutMs: config.httpTimeoutMs,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(onRequest ? { onRequest } : {}),
+  });
+}
