@@ -67,11 +67,14 @@ export interface RouteContext {
   hold?: { secondsSinceReceive: number; visibilityTimeoutSeconds: number };
 }
 
-/** Dead-letter with a reason, or, with no DLQ, keep it away as long as SQS allows. */
+/**
+ * Dead-letter with a reason, or, with no DLQ, keep it away as long as SQS allows. While the
+ * RedrivePolicy is not read yet the DLQ may just be unknown so far: then it comes back after
+ * an ordinary backoff, to be dead-lettered once the policy is read, not parked for 12 h.
+ */
 function deadLetter(ctx: RouteContext, category: ErrorCategory, reason: string): Action {
-  return ctx.hasDlq
-    ? { kind: "dead_letter", category, reason }
-    : { kind: "release", category, reason, longest: true };
+  if (ctx.hasDlq) return { kind: "dead_letter", category, reason };
+  return { kind: "release", category, reason, longest: ctx.redriveKnown };
 }
 
 /**

@@ -173,6 +173,18 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
       longest: true,
     },
   ],
+  [
+    "redrive policy not read yet, no DLQ known: poison comes back after a backoff, not in 12 h",
+    { kind: "poison", reason: "bad" },
+    { redriveKnown: false, maxReceiveCount: undefined, hasDlq: false },
+    { kind: "release", category: "VALIDATION", reason: "bad", longest: false },
+  ],
+  [
+    "a queue known to have no DLQ: poison is kept away as long as SQS allows",
+    { kind: "poison", reason: "bad" },
+    { redriveKnown: true, maxReceiveCount: undefined, hasDlq: false },
+    { kind: "release", category: "VALIDATION", reason: "bad", longest: true },
+  ],
 ];
 
 for (const [name, verdict, overrides, expected] of rows) {
