@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { HttpError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { Pipeline } from "../../src/flow/pipeline.ts";
-import { pipelineParts } from "../support/pipeline_parts.ts";
+import { pipelineParts, TEST_SETTINGS } from "../support/pipeline_parts.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { ClaimResult, IdempotencyGate } from "../../src/flow/idempotency_gate.ts";
 import type { Submission } from "../../src/adapters/validator_client.ts";
@@ -36,17 +36,7 @@ function harness(
   const intake = new AbortController();
   const metrics = createSluiceMetrics();
   const pipeline = new Pipeline(...pipelineParts({
-    queueUrl: "http://sqs.local/000/q",
-    maxBatch: 10,
-    receiveWaitSeconds: 0,
-    visibilityTimeoutSeconds: 30,
-    maxInFlight: 10,
-    deleteOn4xx: false,
-    deleteOn5xx: false,
-    unknownUserPolicy: "submit",
-    dedupTtlSeconds: 3600,
-    maxReceiveCount: 3,
-    pollers: 1,
+    ...TEST_SETTINGS,
     sqs: {
       receiveMessage: () => {
         if (delivered) {

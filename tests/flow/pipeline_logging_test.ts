@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createLogger, type LogLevel } from "../../src/lib/logger.ts";
 import { Pipeline } from "../../src/flow/pipeline.ts";
+import { deliverOnce, TEST_SETTINGS } from "../support/pipeline_parts.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 import { FakeClock } from "../support/fake_clock.ts";
@@ -20,32 +21,10 @@ async function runBodies(bodies: string[], level: LogLevel) {
     attributes: { ApproximateReceiveCount: "2", SentTimestamp: "0" },
     messageAttributes: {},
   }));
-  let delivered = false;
-  const intake = new AbortController();
+  const queue = deliverOnce(() => messages);
   const clock = new FakeClock({ start: 5_000 });
-  const pipeline = new Pipeline({
-    queueUrl: "http://sqs.local/000/q",
-    maxBatch: 10,
-    receiveWaitSeconds: 0,
-    visibilityTimeoutSeconds: 30,
-    maxInFlight: 10,
-    deleteOn4xx: false,
-    deleteOn5xx: false,
-    unknownUserPolicy: "submit",
-    dedupTtlSeconds: 3600,
-    maxReceiveCount: 3,
-    pollers: 1,
-  }, {
-    sqs: {
-      receiveMessage: () => {
-        if (delivered) {
-          intake.abort();
-          return Promise.resolve([]);
-        }
-        delivered = true;
-        return Promise.resolve(messages);
-      },
-    },
+  const pipeline = new Pipeline(TEST_SETTINGS, {
+    sqs: queue.sqs,
     settler: {
       hasDlq: true,
       delete: () => Promise.resolve("done"),
@@ -67,7 +46,7 @@ async function runBodies(bodies: string[], level: LogLevel) {
     random: () => 0.5,
     sleep: () => Promise.resolve(),
   });
-  await pipeline.run(intake.signal, new AbortController().signal);
+  await pipeline.run(queue.intake.signal, new AbortController().signal);
   await pipeline.drain();
   return { lines, outcomes };
 }

@@ -7,7 +7,7 @@ import { HttpError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { Pipeline } from "../../src/flow/pipeline.ts";
 import { dedupeCapacity } from "../../src/flow/dedupe.ts";
-import { type PipelineOptions, pipelineParts } from "../support/pipeline_parts.ts";
+import { type PipelineOptions, pipelineParts, TEST_SETTINGS } from "../support/pipeline_parts.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 import { FakeClock } from "../support/fake_clock.ts";
@@ -35,17 +35,7 @@ function harness(
   let delivered = false;
   const intake = new AbortController();
   const options: PipelineOptions = {
-    queueUrl: "http://sqs.local/000/q",
-    maxBatch: 10,
-    receiveWaitSeconds: 0,
-    visibilityTimeoutSeconds: 30,
-    maxInFlight: 10,
-    deleteOn4xx: false,
-    deleteOn5xx: false,
-    unknownUserPolicy: "submit",
-    dedupTtlSeconds: 3600,
-    maxReceiveCount: 3,
-    pollers: 1,
+    ...TEST_SETTINGS,
     sqs: {
       receiveMessage: () => {
         if (delivered) {
