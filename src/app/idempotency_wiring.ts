@@ -4,21 +4,15 @@
  * the metrics, the store and the gate. Unset, nothing is built and the
  * pipeline keeps its in-process dedupe only.
  */
-import { createDynamoDbClient } from "./aws_clients.ts";
+import { type AwsDeps, createDynamoDbClient } from "./aws_clients.ts";
 import type { Logger } from "../lib/logger.ts";
 import { type IdempotencyGate, StoreGate } from "../flow/idempotency_gate.ts";
 import { DynamoDbStore, probeIdempotencyTable } from "../flow/idempotency_store.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import type { Config } from "./config.ts";
 
-export interface IdempotencyDeps {
-  env: Record<string, string | undefined>;
-  readTextFile?: (path: string) => Promise<string>;
-  homeDir?: string | undefined;
-  fetch?: typeof fetch;
-  now?: () => number;
-  random?: () => number;
-}
+/** The runtime services the gate's DynamoDB client needs (the same as SQS's). */
+export type IdempotencyDeps = AwsDeps & { random?: () => number };
 
 /** The gate the pipeline uses, or undefined when IDEMPOTENCY_TABLE is unset. */
 export function createIdempotencyGate(

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { HttpError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { Pipeline } from "../../src/flow/pipeline.ts";
-import { pipelineParts, TEST_SETTINGS } from "../support/pipeline_parts.ts";
+import { deliverOnce, pipelineParts, TEST_SETTINGS } from "../support/pipeline_parts.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { ClaimResult, IdempotencyGate } from "../../src/flow/idempotency_gate.ts";
 import type { Submission } from "../../src/adapters/validator_client.ts";
@@ -32,30 +32,21 @@ function harness(
     release: (l) => (events.push(`release ${l.messageId}`), Promise.resolve()),
     extend: () => {},
   };
-  let delivered = false;
-  const intake = new AbortController();
+  const queue = deliverOnce(() => [{
+    messageId: "sqs-1",
+    receiptHandle: "h-1",
+    body: JSON.stringify({ message_id: "m-1", user_id: "7", event_ts: 1, payload: {} }),
+    attributes: {
+      ApproximateReceiveCount: String(options.receiveCount ?? 1),
+      SentTimestamp: "0",
+    },
+    messageAttributes: {},
+  }]);
   const metrics = createSluiceMetrics();
   const pipeline = new Pipeline(...pipelineParts({
     ...TEST_SETTINGS,
-    sqs: {
-      receiveMessage: () => {
-        if (delivered) {
-          intake.abort();
-          return Promise.resolve([]);
-        }
-        delivered = true;
-        return Promise.resolve([{
-          messageId: "sqs-1",
-          receiptHandle: "h-1",
-          body: JSON.stringify({ message_id: "m-1", user_id: "7", event_ts: 1, payload: {} }),
-          attributes: {
-            ApproximateReceiveCount: String(options.receiveCount ?? 1),
-            SentTimestamp: "0",
-          },
-          messageAttributes: {},
-        }]);
-      },
-    },
+    sqs: queue.sqs,
+
     settler: {
       hasDlq: true,
       delete: () => (events.push("sqs delete"), Promise.resolve("done")),
@@ -86,7 +77,7 @@ function harness(
     events,
     metrics,
     run: async () => {
-      await pipeline.run(intake.signal, new AbortController().signal);
+      await pipeline.run(queue.intake.signal, new AbortController().signal);
       await pipeline.drain();
     },
   };

@@ -7,7 +7,12 @@ import { HttpError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { Pipeline } from "../../src/flow/pipeline.ts";
 import { dedupeCapacity } from "../../src/flow/dedupe.ts";
-import { type PipelineOptions, pipelineParts, TEST_SETTINGS } from "../support/pipeline_parts.ts";
+import {
+  deliverOnce,
+  type PipelineOptions,
+  pipelineParts,
+  TEST_SETTINGS,
+} from "../support/pipeline_parts.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 import { FakeClock } from "../support/fake_clock.ts";
@@ -32,20 +37,11 @@ function harness(
     },
     messageAttributes: {},
   };
-  let delivered = false;
-  const intake = new AbortController();
+  const queue = deliverOnce(() => [message]);
+  const intake = queue.intake;
   const options: PipelineOptions = {
     ...TEST_SETTINGS,
-    sqs: {
-      receiveMessage: () => {
-        if (delivered) {
-          intake.abort();
-          return Promise.resolve([]);
-        }
-        delivered = true;
-        return Promise.resolve([message]);
-      },
-    },
+    sqs: queue.sqs,
     settler: {
       hasDlq: true,
       delete: (...args) => (settled.push({ kind: "delete", args }), Promise.resolve("done")),
