@@ -37,13 +37,19 @@ export async function stepInstall(ctx: VmContext): Promise<StepResult> {
 
   await writeEnv(ctx, envFile(ctx));
   const second = await deploy(ctx, ctx.binaries.first);
-  if (second.code !== 0 || !second.stdout.includes("healthz ok")) {
+  // deploy.sh waits for /readyz (SQS answers, no breaker open), which implies /healthz.
+  if (second.code !== 0 || !second.stdout.includes("readyz ok")) {
     return {
       ok: false,
       figure: `second deploy exited ${second.code}`,
       notes: [...notes, ...tail(second)],
     };
   }
+  const healthz = (await sshOk(
+    g,
+    "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9400/healthz",
+  )).trim();
+  if (healthz !== "200") notes.push(`/healthz answered ${healthz}, not 200`);
   const pid = (await sshOk(g, "systemctl show -p MainPID --value sluice.service")).trim();
   const status = parseStatus(await sshOk(g, `cat /proc/${pid}/status`));
   if (status === undefined) return { ok: false, figure: `no /proc/${pid}/status`, notes };
@@ -51,7 +57,7 @@ export async function stepInstall(ctx: VmContext): Promise<StepResult> {
   return {
     ok: notes.length === 0,
     figure:
-      `arm64 binary refused (uname -m); installed, not started until sluice.env was filled in; started, /healthz 200, ` +
+      `arm64 binary refused (uname -m); installed, not started until sluice.env was filled in; started, /readyz and /healthz 200, ` +
       `deploy ${second.seconds.toFixed(1)} s (first ${first.seconds.toFixed(1)} s); ` +
       `uid ${status.uid} (dynamic), NoNewPrivs ${status.noNewPrivs}, Seccomp ${status.seccomp}, ` +
       `CapEff ${status.caps.CapEff}, CapBnd ${status.caps.CapBnd}`,

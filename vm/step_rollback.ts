@@ -1,5 +1,5 @@
 /**
- * Step 4: a deploy of a binary that exits at once. deploy.sh sees /healthz
+ * Step 4: a deploy of a binary that exits at once. deploy.sh sees /readyz
  * fail, puts the previous binary back, restarts it and exits 1; /healthz
  * answers again from the previous version.
  */
@@ -21,8 +21,8 @@ export async function stepRollback(ctx: VmContext): Promise<StepResult> {
   const r = await deploy(ctx, ctx.binaries.broken, 20);
   const notes: string[] = [];
   if (r.code !== 1) notes.push(`deploy.sh exited ${r.code}, expected 1`);
-  if (!/rolled back; the previous version is healthy/.test(r.stdout)) {
-    notes.push("deploy.sh did not report a healthy rollback", ...tail(r));
+  if (!/rolled back; the previous version is ready/.test(r.stdout)) {
+    notes.push("deploy.sh did not report a rollback to a ready version", ...tail(r));
   }
   const after = (await sshOk(g, "readlink /usr/local/bin/sluice")).trim();
   if (after !== before) notes.push(`the symlink points at ${after}, not back at ${before}`);
