@@ -2,6 +2,9 @@
  * What SQS and DynamoDB share as AWS JSON-protocol services: the x-amz-date stamp, the
  * error `__type` code, clock-skew answers, and error bodies that may be empty or not JSON.
  */
+import { AwsClient } from "aws4fetch";
+import type { AwsCredentials } from "./aws_credentials.ts";
+import { TimeoutError } from "../lib/errors.ts";
 
 /** `20261128T210000Z`, as SigV4 wants it. */
 export function amzDate(ms: number): string {
@@ -39,4 +42,88 @@ export function parseJsonObject(text: string): Record<string, unknown> | undefin
 
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** One signed JSON-protocol request: what differs between SQS and DynamoDB. */
+export interface SignedCall {
+  /** SigV4 service name, e.g. "sqs", "dynamodb". */
+  service: string;
+  region: string;
+  endpoint: string;
+  /** x-amz-target, e.g. "AmazonSQS.ReceiveMessage". */
+  target: string;
+  body: string;
+  credentials: () => Promise<AwsCredentials>;
+  /** The client's signing-key cache (aws4fetch's), reused across requests. */
+  cache: Map<string, ArrayBuffer>;
+  /** Signing time, ms: our clock plus any skew learnt from the service. */
+  signedAtMs: number;
+  timeoutMs: number;
+  fetch: typeof fetch;
+  signal?: AbortSignal | undefined;
+  /** Names the call in a TimeoutError, e.g. "SQS ReceiveMessage". */
+  label: string;
+  /** The client's own error for a credential or network failure (retriable). */
+  fail: (code: "CredentialsError" | "NetworkError", error: unknown) => Error;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/** Signs and sends one request; reads the whole body inside the timeout window. */
+export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
+  const callerSignal = c.signal;
+  callerSignal?.throwIfAborted();
+  let creds: AwsCredentials;
+  try {
+    creds = await c.credentials();
+  } catch (error) {
+    throw c.fail("CredentialsError", error);
+  }
+  const aws = new AwsClient({
+    accessKeyId: creds.accessKeyId,
+    secretAccessKey: creds.secretAccessKey,
+    ...(creds.sessionToken ? { sessionToken: creds.sessionToken } : {}),
+    service: c.service,
+    region: c.region,
+    cache: c.cache,
+    retries: 0,
+  });
+  const signed = await aws.sign(c.endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": c.target },
+    body: c.body,
+    aws: { datetime: amzDate(c.signedAtMs) },
+  });
+  // A timer we can clear (AbortSignal.timeout cannot be cancelled). The caller's abort is
+  // forwarded by a listener removed in `finally`: AbortSignal.any would build a dependent
+  // signal (weak references, GC work) per request.
+  const timeout = new AbortController();
+  const timer = setTimeout(
+    () => timeout.abort(new TimeoutError(c.label, c.timeoutMs)),
+    c.timeoutMs,
+  );
+  const forward = () => timeout.abort(callerSignal?.reason);
+  callerSignal?.addEventListener("abort", forward, { once: true });
+  if (callerSignal?.aborted) forward();
+  try {
+    const response = await c.fetch(signed.url, {
+      method: "POST",
+      headers: signed.headers,
+      body: c.body,
+      signal: timeout.signal,
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, text };
+  } catch (error) {
+    if (callerSignal?.aborted) throw callerSignal.reason;
+    if (timeout.signal.aborted) throw timeout.signal.reason;
+    throw c.fail("NetworkError", error);
+  } finally {
+    clearTimeout(timer);
+    callerSignal?.removeEventListener("abort", forward);
+  }
 }

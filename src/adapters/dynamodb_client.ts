@@ -4,16 +4,15 @@
  * client. Only the five actions the idempotency store needs. It does not retry (except once after
  * a clock-skew answer): the store decides what a failure means.
  */
-import { AwsClient } from "aws4fetch";
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
-  amzDate,
   errorMessage,
   isSkewError,
   parseJsonObject,
+  sendSignedJson,
   shortCode,
 } from "./aws_json_protocol.ts";
-import { SluiceError, TimeoutError } from "../lib/errors.ts";
+import { AwsError, TimeoutError } from "../lib/errors.ts";
 
 /** A DynamoDB attribute value in the wire format: `{S: "x"}`, `{N: "1"}`, ... */
 export type AttributeValue = { S: string } | { N: string } | { BOOL: boolean } | {
@@ -22,12 +21,8 @@ export type AttributeValue = { S: string } | { N: string } | { BOOL: boolean } |
 export type Item = Record<string, AttributeValue>;
 
 /** An error answer or a transport failure; `conditionFailed` for ConditionalCheckFailedException. */
-export class DynamoDbError extends SluiceError {
+export class DynamoDbError extends AwsError {
   override name = "DynamoDbError";
-  /** Short code, e.g. `ConditionalCheckFailedException`, `ProvisionedThroughputExceededException`. */
-  readonly code: string;
-  readonly status: number;
-  readonly retriable: boolean;
   constructor(
     action: string,
     code: string,
@@ -36,14 +31,7 @@ export class DynamoDbError extends SluiceError {
     options: { retriable?: boolean; cause?: unknown } = {},
   ) {
     const retriable = options.retriable ?? (status === 0 || status >= 500);
-    super(
-      `DynamoDB ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`,
-      retriable ? "TRANSIENT" : "PERMANENT",
-      { cause: options.cause },
-    );
-    this.code = code;
-    this.status = status;
-    this.retriable = retriable;
+    super("DynamoDB", action, code, status, message, retriable, options.cause);
   }
 
   /** The condition of a conditional write did not hold: a fact about the item, not a failure. */
@@ -214,65 +202,23 @@ export class DynamoDbClient {
     this.#o.onRequest?.(action, result, Math.max(0, this.#now() - started));
   }
 
-  async #send(
-    action: string,
-    body: string,
-    callerSignal: AbortSignal | undefined,
-  ): Promise<{ status: number; text: string; headers: Headers }> {
-    callerSignal?.throwIfAborted();
-    let creds: AwsCredentials;
-    try {
-      creds = await this.#o.credentials();
-    } catch (error) {
-      throw new DynamoDbError(action, "CredentialsError", 0, errorMessage(error), {
-        retriable: true,
-        cause: error,
-      });
-    }
-    const aws = new AwsClient({
-      accessKeyId: creds.accessKeyId,
-      secretAccessKey: creds.secretAccessKey,
-      ...(creds.sessionToken ? { sessionToken: creds.sessionToken } : {}),
+  #send(action: string, body: string, callerSignal: AbortSignal | undefined) {
+    return sendSignedJson({
       service: "dynamodb",
       region: this.#o.region,
-      cache: this.#signingKeyCache,
-      retries: 0,
-    });
-    const signed = await aws.sign(this.#endpoint, {
-      method: "POST",
-      headers: {
-        "content-type": "application/x-amz-json-1.0",
-        "x-amz-target": `DynamoDB_20120810.${action}`,
-      },
+      endpoint: this.#endpoint,
+      target: `DynamoDB_20120810.${action}`,
       body,
-      aws: { datetime: amzDate(this.#now() + this.#clockOffsetMs) },
+      credentials: this.#o.credentials,
+      cache: this.#signingKeyCache,
+      signedAtMs: this.#now() + this.#clockOffsetMs,
+      timeoutMs: this.#o.timeoutMs ?? 5000,
+      fetch: this.#fetch,
+      signal: callerSignal,
+      label: `DynamoDB ${action}`,
+      fail: (code, error) =>
+        new DynamoDbError(action, code, 0, errorMessage(error), { retriable: true, cause: error }),
     });
-    const timeoutMs = this.#o.timeoutMs ?? 5000;
-    const timeout = new AbortController();
-    const timer = setTimeout(
-      () => timeout.abort(new TimeoutError(`DynamoDB ${action}`, timeoutMs)),
-      timeoutMs,
-    );
-    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout.signal]) : timeout.signal;
-    try {
-      const response = await this.#fetch(signed.url, {
-        method: "POST",
-        headers: signed.headers,
-        body,
-        signal,
-      });
-      const text = await response.text();
-      return { status: response.status, text, headers: response.headers };
-    } catch (error) {
-      if (callerSignal?.aborted) throw callerSignal.reason;
-      if (timeout.signal.aborted) throw timeout.signal.reason;
-      throw new DynamoDbError(action, "NetworkError", 0, errorMessage(error), {
-        retriable: true,
-        cause: error,
-      });
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }
 

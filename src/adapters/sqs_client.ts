@@ -4,13 +4,13 @@
  * clock-skew answer): callers wrap it in retry/breakers and decide per batch entry what to do.
  */
 
-import { AwsClient } from "aws4fetch";
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
-  amzDate,
   errorMessage,
   isSkewError,
   parseJsonObject,
+  type RawResponse,
+  sendSignedJson,
   shortCode,
 } from "./aws_json_protocol.ts";
 import { SqsError, TimeoutError } from "../lib/errors.ts";
@@ -94,13 +94,6 @@ export function scrubAwsMessage(message: string): string {
   );
   const kept = (echo >= 0 ? message.slice(0, echo) : message).trim();
   return kept.length > 300 ? `${kept.slice(0, 300)}…` : kept;
-}
-
-/** What a request produced on the wire before we interpret it. */
-interface RawResponse {
-  status: number;
-  headers: Headers;
-  text: string;
 }
 
 /** Raised internally so the skew retry can see the server's Date header. */
@@ -361,74 +354,29 @@ export class SqsClient {
   }
 
   /** Signs and sends one request; reads the whole body inside the timeout window. */
-  async #send(
+  #send(
     action: string,
     endpoint: string,
     body: string,
     callerSignal: AbortSignal | undefined,
     timeoutMs: number,
   ): Promise<RawResponse> {
-    callerSignal?.throwIfAborted();
-    let creds: AwsCredentials;
-    try {
-      creds = await this.#credentials();
-    } catch (err) {
-      throw new SqsError(action, "CredentialsError", 0, errorMessage(err), {
-        retriable: true,
-        cause: err,
-      });
-    }
-    const aws = new AwsClient({
-      accessKeyId: creds.accessKeyId,
-      secretAccessKey: creds.secretAccessKey,
-      ...(creds.sessionToken ? { sessionToken: creds.sessionToken } : {}),
+    return sendSignedJson({
       service: "sqs",
       region: this.#region,
-      cache: this.#signingKeyCache,
-      retries: 0,
-    });
-    const signed = await aws.sign(endpoint, {
-      method: "POST",
-      headers: {
-        "content-type": "application/x-amz-json-1.0",
-        "x-amz-target": `AmazonSQS.${action}`,
-      },
+      endpoint,
+      target: `AmazonSQS.${action}`,
       body,
-      aws: { datetime: amzDate(this.#now() + this.#clockOffsetMs) },
-    });
-
-    // A timer we can clear (AbortSignal.timeout cannot be cancelled), combined with the caller's.
-    const timeout = new AbortController();
-    const timer = setTimeout(
-      () => timeout.abort(new TimeoutError(`SQS ${action}`, timeoutMs)),
+      credentials: this.#credentials,
+      cache: this.#signingKeyCache,
+      signedAtMs: this.#now() + this.#clockOffsetMs,
       timeoutMs,
-    );
-    // The caller's abort is forwarded by a listener removed in `finally`: AbortSignal.any would
-    // build a dependent signal (weak references, GC work) per request.
-    const forward = () => timeout.abort(callerSignal?.reason);
-    callerSignal?.addEventListener("abort", forward, { once: true });
-    if (callerSignal?.aborted) forward();
-    const signal = timeout.signal;
-    try {
-      const response = await this.#fetch(signed.url, {
-        method: "POST",
-        headers: signed.headers,
-        body,
-        signal,
-      });
-      const text = await response.text();
-      return { status: response.status, headers: response.headers, text };
-    } catch (err) {
-      if (callerSignal?.aborted) throw callerSignal.reason;
-      if (timeout.signal.aborted) throw timeout.signal.reason;
-      throw new SqsError(action, "NetworkError", 0, errorMessage(err), {
-        retriable: true,
-        cause: err,
-      });
-    } finally {
-      clearTimeout(timer);
-      callerSignal?.removeEventListener("abort", forward);
-    }
+      fetch: this.#fetch,
+      signal: callerSignal,
+      label: `SQS ${action}`,
+      fail: (code, error) =>
+        new SqsError(action, code, 0, errorMessage(error), { retriable: true, cause: error }),
+    });
   }
 }
 

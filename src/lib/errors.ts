@@ -129,12 +129,35 @@ export class CircuitOpenError extends SluiceError {
 }
 
 /** An SQS error response (`__type` / `x-amzn-query-error`) or a transport failure. */
-export class SqsError extends SluiceError {
-  override name = "SqsError";
+/** An AWS service's error answer, or a transport failure on the way to it. */
+export class AwsError extends SluiceError {
+  override name = "AwsError";
   /** Short AWS error code, e.g. `ThrottlingException`, `ReceiptHandleIsInvalid`. */
   readonly code: string;
   readonly status: number;
   readonly retriable: boolean;
+  constructor(
+    service: string,
+    action: string,
+    code: string,
+    status: number,
+    message: string,
+    retriable: boolean,
+    cause?: unknown,
+  ) {
+    super(
+      `${service} ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`,
+      retriable ? "TRANSIENT" : "PERMANENT",
+      { cause },
+    );
+    this.code = code;
+    this.status = status;
+    this.retriable = retriable;
+  }
+}
+
+export class SqsError extends AwsError {
+  override name = "SqsError";
   constructor(
     action: string,
     code: string,
@@ -143,14 +166,7 @@ export class SqsError extends SluiceError {
     options: { retriable?: boolean; cause?: unknown } = {},
   ) {
     const retriable = options.retriable ?? (status === 0 || status === 429 || status >= 500);
-    super(
-      `SQS ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`,
-      retriable ? "TRANSIENT" : "PERMANENT",
-      { cause: options.cause },
-    );
-    this.code = code;
-    this.status = status;
-    this.retriable = retriable;
+    super("SQS", action, code, status, message, retriable, options.cause);
   }
 }
 
@@ -186,7 +202,7 @@ export function categoryOf(error: unknown): ErrorCategory {
 
 /** Whether a retry could help: transient and timeout errors only. */
 export function isRetriable(error: unknown): boolean {
-  if (error instanceof SqsError) return error.retriable;
+  if (error instanceof AwsError) return error.retriable;
   const category = categoryOf(error);
   return category === "TRANSIENT" || category === "TIMEOUT";
 }
