@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { promtoolCheckMetrics } from "../support/command.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 
 Deno.test("sluice metrics: every series with known labels exists at 0 from startup", () => {
@@ -43,17 +44,6 @@ Deno.test("sluice metrics: sluice_build_info is 1 with version, commit and runti
 });
 
 Deno.test("sluice metrics: promtool check metrics accepts the registry at startup", async () => {
-  const text = createSluiceMetrics().registry.render();
-  const child = new Deno.Command("promtool", {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const out = await child.output();
-  const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, `promtool check metrics:\n${said}`);
+  const checked = await promtoolCheckMetrics(createSluiceMetrics().registry.render());
+  assert.equal(checked.code, 0, `promtool check metrics:\n${checked.out}`);
 });

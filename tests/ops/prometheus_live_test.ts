@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { runLab } from "../../lab/lab.ts";
-import { REPO } from "../support/command.ts";
+import { promtoolCheckMetrics, REPO } from "../support/command.ts";
 
 interface PanelJson {
   type: string;
@@ -78,21 +78,6 @@ async function api(base: string, path: string, params: Record<string, string>) {
   const body = await res.json() as PromAnswer;
   assert.equal(body.status, "success", `${path} ${JSON.stringify(params)}: ${body.error}`);
   return body.data.result;
-}
-
-async function promtoolCheckMetrics(text: string): Promise<{ code: number; out: string }> {
-  const child = new Deno.Command("promtool", {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const out = await child.output();
-  const decode = new TextDecoder();
-  return { code: out.code, out: decode.decode(out.stdout) + decode.decode(out.stderr) };
 }
 
 /** A panel query as Grafana would send it with "All" instances and a 1 s scrape interval. */

@@ -48,3 +48,19 @@ export async function bunPath(): Promise<string> {
   assert.equal(out.code, 0, `cannot run bun@${BUN_VERSION} from npm: ${out.stderr}`);
   return out.stdout.trim().split("\n").at(-1)!;
 }
+
+/** `promtool check metrics` on an exposition text: its exit code and what it said. */
+export async function promtoolCheckMetrics(text: string): Promise<{ code: number; out: string }> {
+  const child = new Deno.Command("promtool", {
+    args: ["check", "metrics"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const out = await child.output();
+  const decode = new TextDecoder();
+  return { code: out.code, out: decode.decode(out.stdout) + decode.decode(out.stderr) };
+}
