@@ -2,9 +2,10 @@
  * What SQS and DynamoDB share as AWS JSON-protocol services: the x-amz-date stamp, the
  * error `__type` code, clock-skew answers, and error bodies that may be empty or not JSON.
  */
-import { AwsClient } from "aws4fetch";
 import type { AwsCredentials } from "./aws_credentials.ts";
 import { TimeoutError } from "../lib/errors.ts";
+import { onAbort } from "../lib/on_abort.ts";
+import { type SigningKeyCache, signRequest } from "./sigv4.ts";
 
 /** `20261128T210000Z`, as SigV4 wants it. */
 export function amzDate(ms: number): string {
@@ -54,8 +55,8 @@ export interface SignedCall {
   target: string;
   body: string;
   credentials: () => Promise<AwsCredentials>;
-  /** The client's signing-key cache (aws4fetch's), reused across requests. */
-  cache: Map<string, ArrayBuffer>;
+  /** The client's signing-key cache, reused across requests. */
+  cache: SigningKeyCache;
   /** Signing time, ms: our clock plus any skew learnt from the service. */
   signedAtMs: number;
   timeoutMs: number;
@@ -83,32 +84,24 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
   } catch (error) {
     throw c.fail("CredentialsError", error);
   }
-  const aws = new AwsClient({
-    accessKeyId: creds.accessKeyId,
-    secretAccessKey: creds.secretAccessKey,
-    ...(creds.sessionToken ? { sessionToken: creds.sessionToken } : {}),
-    service: c.service,
-    region: c.region,
-    cache: c.cache,
-    retries: 0,
-  });
-  const signed = await aws.sign(c.endpoint, {
-    method: "POST",
+  const signed = signRequest({
+    url: c.endpoint,
     headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": c.target },
     body: c.body,
-    aws: { datetime: amzDate(c.signedAtMs) },
-  });
+    keys: creds,
+    region: c.region,
+    service: c.service,
+    amzDate: amzDate(c.signedAtMs),
+  }, c.cache);
   // A timer we can clear (AbortSignal.timeout cannot be cancelled). The caller's abort is
-  // forwarded by a listener removed in `finally`: AbortSignal.any would build a dependent
-  // signal (weak references, GC work) per request.
+  // forwarded by a watcher forgotten in `finally` (lib/on_abort.ts): AbortSignal.any would
+  // build a dependent signal (weak references, GC work) per request.
   const timeout = new AbortController();
   const timer = setTimeout(
     () => timeout.abort(new TimeoutError(c.label, c.timeoutMs)),
     c.timeoutMs,
   );
-  const forward = () => timeout.abort(callerSignal?.reason);
-  callerSignal?.addEventListener("abort", forward, { once: true });
-  if (callerSignal?.aborted) forward();
+  const forget = callerSignal && onAbort(callerSignal, () => timeout.abort(callerSignal.reason));
   try {
     const response = await c.fetch(signed.url, {
       method: "POST",
@@ -124,6 +117,6 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
     throw c.fail("NetworkError", error);
   } finally {
     clearTimeout(timer);
-    callerSignal?.removeEventListener("abort", forward);
+    forget?.();
   }
 }

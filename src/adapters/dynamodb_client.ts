@@ -12,6 +12,7 @@ import {
   sendSignedJson,
   shortCode,
 } from "./aws_json_protocol.ts";
+import { SigningKeyCache } from "./sigv4.ts";
 import { AwsError, TimeoutError } from "../lib/errors.ts";
 
 /** A DynamoDB attribute value in the wire format: `{S: "x"}`, `{N: "1"}`, ... */
@@ -76,7 +77,7 @@ export class DynamoDbClient {
   readonly #endpoint: string;
   readonly #fetch: typeof fetch;
   readonly #now: () => number;
-  readonly #signingKeyCache = new Map<string, ArrayBuffer>();
+  readonly #signingKeyCache = new SigningKeyCache();
   #clockOffsetMs = 0;
 
   constructor(options: DynamoDbClientOptions) {

@@ -4,6 +4,7 @@
  * never followed (contract section 5): a 3xx is a failed call.
  */
 import { HttpError, LocalError, RedirectError, TimeoutError } from "../lib/errors.ts";
+import { onAbort } from "../lib/on_abort.ts";
 import { parseRetryAfter } from "../lib/retry.ts";
 
 export interface HttpCallOptions {
@@ -53,11 +54,9 @@ export async function httpCall(
   const timer = new AbortController();
   const handle = setTimeout(() => timer.abort(), options.timeoutMs);
   const timeout = timer.signal;
-  // The caller's abort reaches the request through a listener removed in `finally`:
-  // AbortSignal.any would build a dependent signal (weak references, GC work) per request.
-  const forward = () => timer.abort(signal?.reason);
-  signal?.addEventListener("abort", forward, { once: true });
-  if (signal?.aborted) forward();
+  // The caller's abort reaches the request through a watcher forgotten in `finally`
+  // (lib/on_abort.ts): AbortSignal.any would build a dependent signal per request.
+  const forget = signal && onAbort(signal, () => timer.abort(signal.reason));
   const started = now();
   let code = "network";
   try {
@@ -89,7 +88,7 @@ export async function httpCall(
     });
   } finally {
     clearTimeout(handle);
-    signal?.removeEventListener("abort", forward);
+    forget?.();
     options.onResponse?.(code, now() - started);
   }
 }

@@ -13,6 +13,7 @@ import {
   sendSignedJson,
   shortCode,
 } from "./aws_json_protocol.ts";
+import { SigningKeyCache } from "./sigv4.ts";
 import { SqsError, TimeoutError } from "../lib/errors.ts";
 
 /** A received message, with its system attributes and message attributes. */
@@ -112,7 +113,7 @@ export class SqsClient {
   readonly #timeoutMs: number;
   readonly #onRequest: ((action: string, result: string, durationMs: number) => void) | undefined;
   /** Signing keys derived per day/region; shared across credential rotations (keyed by secret). */
-  readonly #signingKeyCache = new Map<string, ArrayBuffer>();
+  readonly #signingKeyCache = new SigningKeyCache();
   /** Server time minus our clock, learnt from a clock-skew answer; kept for later requests. */
   #clockOffsetMs = 0;
 

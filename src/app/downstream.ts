@@ -3,6 +3,7 @@
  * the profile cache and the validator, each with its adaptive concurrency
  * limit, its breaker, its redirect watch and its request metrics.
  */
+import type { Backlog } from "./backlog_pause.ts";
 import { adaptiveSemaphore } from "../lib/adaptive_limit.ts";
 import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
 import { EnrichClient } from "../adapters/enrich_client.ts";
@@ -45,6 +46,8 @@ export interface Downstream {
    * submission never starts; one on the wire is abandoned only when `forced` aborts.
    */
   submit(document: OutputDocument, signal: AbortSignal, forced: AbortSignal): Promise<Submission>;
+  /** Submissions waiting for a validator slot, and the limit now (app/backlog_pause.ts). */
+  validatorBacklog(): Backlog;
 }
 
 export function wireDownstream(
@@ -96,5 +99,9 @@ export function wireDownstream(
       () => validatorLimiter.run(() => validator.submit(document, forced), signal),
       isRetriable,
     );
-  return { profiles, submit };
+  const validatorBacklog = () => ({
+    pending: validatorLimiter.pending,
+    limit: validatorLimiter.limit,
+  });
+  return { profiles, submit, validatorBacklog };
 }

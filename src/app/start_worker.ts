@@ -22,6 +22,7 @@ import { StateLog } from "./state_log.ts";
 import { SummaryLog } from "./summary_log.ts";
 import { SqsClient } from "../adapters/sqs_client.ts";
 import { VisibilityHeartbeat } from "../flow/visibility_heartbeat.ts";
+import { backlogPause } from "./backlog_pause.ts";
 import { type Breakers, createBreakers, pausedFor } from "./breakers.ts";
 import { type Downstream, wireDownstream } from "./downstream.ts";
 import { Readiness } from "./health.ts";
@@ -304,7 +305,9 @@ function wirePipeline(
     // Past the grace (`signal`) a queued submission never starts; one on the wire is awaited
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
     submit: (document, signal) => downstream.submit(document, signal, signals.forced),
-    pausedFor: () => pausedFor([breakers.validator, breakers.sqs]),
+    pausedFor: () =>
+      pausedFor([breakers.validator, breakers.sqs]) ??
+        backlogPause(downstream.validatorBacklog()),
     idempotency: parts.idempotency,
   }, {
     metrics: services.metrics,

@@ -7,6 +7,7 @@
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { CircuitOpenError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import { onAbort } from "../lib/on_abort.ts";
 import { retry } from "../lib/retry.ts";
 import type { MessageContext } from "./message_context.ts";
 
@@ -78,8 +79,7 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<
     return Promise.reject(signal.reason);
   }
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    const forget = onAbort(signal, () => reject(signal.reason));
+    promise.then(resolve, reject).finally(forget);
   });
 }

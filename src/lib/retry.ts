@@ -3,6 +3,7 @@
  * `Retry-After` support, plus the small helpers it is built from.
  */
 import { isRetriable as defaultIsRetriable } from "./errors.ts";
+import { onAbort } from "./on_abort.ts";
 
 /** Options for {@linkcode retry}. */
 export interface RetryOptions {
@@ -101,15 +102,14 @@ export function parseRetryAfter(
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
     const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
+      forget?.();
       resolve();
     }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
+    const forget = signal && onAbort(signal, () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    });
   });
 }
 

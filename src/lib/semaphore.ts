@@ -2,6 +2,7 @@
  * A counting semaphore with FIFO waiters, abortable acquisition and a limit
  * that can change at run time (adaptive concurrency).
  */
+import { onAbort } from "./on_abort.ts";
 
 /** Options for {@linkcode Semaphore}. */
 export interface SemaphoreOptions {
@@ -12,8 +13,8 @@ export interface SemaphoreOptions {
 interface Waiter {
   resolve: (release: () => void) => void;
   reject: (reason: unknown) => void;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
+  /** Stops watching the signal (lib/on_abort.ts). */
+  forget: (() => void) | undefined;
 }
 
 function checkLimit(limit: number): number {
@@ -62,18 +63,15 @@ export class Semaphore {
       return Promise.resolve(this.#take());
     }
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        signal,
-        onAbort: () => {
+      const waiter: Waiter = { resolve, reject, forget: undefined };
+      this.#waiters.push(waiter);
+      if (signal) {
+        waiter.forget = onAbort(signal, () => {
           const index = this.#waiters.indexOf(waiter);
           if (index !== -1) this.#waiters.splice(index, 1);
-          reject(signal?.reason);
-        },
-      };
-      signal?.addEventListener("abort", waiter.onAbort, { once: true });
-      this.#waiters.push(waiter);
+          reject(signal.reason);
+        });
+      }
     });
   }
 
@@ -119,7 +117,7 @@ export class Semaphore {
     while (this.#active < this.#limit) {
       const waiter = this.#waiters.shift();
       if (waiter === undefined) return;
-      waiter.signal?.removeEventListener("abort", waiter.onAbort);
+      waiter.forget?.();
       waiter.resolve(this.#take());
     }
   }

@@ -1,12 +1,14 @@
 /**
- * Cross-checks SigV4 signing: aws4fetch (what SqsClient uses), the AWS SDK's @smithy/signature-v4,
- * and the fake SQS's own verifier must agree byte for byte on the same requests.
+ * Cross-checks SigV4 signing: ours (src/adapters/sigv4.ts, what SqsClient and DynamoDbClient use),
+ * aws4fetch, the AWS SDK's @smithy/signature-v4 and the fake SQS's own verifier must agree byte
+ * for byte on the same requests.
  */
 import assert from "node:assert/strict";
 import { AwsClient } from "aws4fetch";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
+import { SigningKeyCache, signRequest } from "../../src/adapters/sigv4.ts";
 import { sigv4Signature } from "../support/fake_sqs/sigv4_verifier.ts";
 
 const T0 = Date.UTC(2025, 5, 30, 23, 59, 58);
@@ -105,7 +107,7 @@ async function signWithSmithy(c: Case, headers: Record<string, string>): Promise
 }
 
 for (const c of CASES) {
-  Deno.test(`signing crosscheck: aws4fetch and @smithy/signature-v4 agree: ${c.name}`, async () => {
+  Deno.test(`signing crosscheck: ours, aws4fetch and @smithy/signature-v4 agree: ${c.name}`, async () => {
     const request = await signWithAws4fetch(c);
     const fromAws4fetch = request.headers.get("authorization") ?? "";
     assert.equal(request.headers.get("x-amz-date"), AMZ_DATE);
@@ -122,6 +124,18 @@ for (const c of CASES) {
       /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/20250630\/.+, Signature=[0-9a-f]{64}$/,
     );
     assert.equal(fromAws4fetch, fromSmithy);
+    const { headers: ours } = signRequest({
+      url: c.url,
+      headers: { "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": c.target },
+      body: c.body,
+      keys: c.credentials,
+      region: c.region,
+      service: "sqs",
+      amzDate: AMZ_DATE,
+    }, new SigningKeyCache());
+    assert.equal(ours["authorization"], fromAws4fetch);
+    assert.equal(ours["host"], new URL(c.url).host);
+    assert.equal(ours["x-amz-security-token"], c.credentials.sessionToken);
 
     // The fake SQS's independent verifier computes the same signature.
     const m = /SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(fromAws4fetch);
@@ -175,4 +189,33 @@ Deno.test("signing crosscheck: the signature SqsClient sends equals the AWS SDK 
     },
   );
   assert.equal(sent.headers.get("authorization"), expected);
+});
+
+Deno.test("signing crosscheck: a path, a query and a rotated secret sign as aws4fetch does", async () => {
+  const cache = new SigningKeyCache();
+  const rows = [
+    { url: "http://127.0.0.1:4566/000000000000/a%20queue", keys: KEYS },
+    { url: "https://sqs.us-east-1.amazonaws.com/?b=2&a=x%2Fy&a=1", keys: KEYS },
+    { url: "https://sqs.us-east-1.amazonaws.com/", keys: { ...KEYS, secretAccessKey: "rotated" } },
+  ];
+  for (const { url, keys } of rows) {
+    const target = "AmazonSQS.ListQueues";
+    const aws = new AwsClient({ ...keys, service: "sqs", region: "us-east-1", retries: 0 });
+    const expected = await aws.sign(url, {
+      method: "POST",
+      headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": target },
+      body: "{}",
+      aws: { datetime: AMZ_DATE },
+    });
+    const { headers: ours } = signRequest({
+      url,
+      headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": target },
+      body: "{}",
+      keys,
+      region: "us-east-1",
+      service: "sqs",
+      amzDate: AMZ_DATE,
+    }, cache);
+    assert.equal(ours["authorization"], expected.headers.get("authorization"), url);
+  }
 });

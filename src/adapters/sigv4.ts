@@ -1,0 +1,102 @@
+/**
+ * AWS Signature Version 4 for the JSON-protocol POSTs sluice sends (SQS, DynamoDB). Ours
+ * rather than aws4fetch's because signing was a quarter of the worker's main-thread time
+ * under Deno: aws4fetch builds a Request and awaits WebCrypto four times per call (~140 µs
+ * of CPU), node:crypto's synchronous hashes do the same in ~9 µs. Checked byte for byte
+ * against aws4fetch and the AWS SDK's signer in tests/e2e/signing_crosscheck_test.ts.
+ */
+import { createHash, createHmac } from "node:crypto";
+
+export interface SigningKeys {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string | undefined;
+}
+
+export interface SignRequest {
+  url: string;
+  /** Header names in any case; host, x-amz-date and the token are added; host and x-amz-* are signed. */
+  headers: Record<string, string>;
+  body: string;
+  keys: SigningKeys;
+  region: string;
+  service: string;
+  /** `20261128T210000Z` (amzDate()). */
+  amzDate: string;
+}
+
+/**
+ * The derived signing key of the latest (secret, day, region, service): four HMACs that
+ * would otherwise run per request. One entry, so a rotated secret replaces it.
+ */
+export class SigningKeyCache {
+  #id = "";
+  #key: Uint8Array | undefined;
+
+  key(secret: string, day: string, region: string, service: string): Uint8Array {
+    const id = `${day}/${region}/${service}/${secret}`;
+    if (this.#key && this.#id === id) return this.#key;
+    const hmac = (key: string | Uint8Array, data: string) =>
+      createHmac("sha256", key).update(data).digest();
+    this.#key = hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), service), "aws4_request");
+    this.#id = id;
+    return this.#key;
+  }
+}
+
+/** What to send: the URL as parsed, and the given headers plus host, x-amz-date, the token and Authorization. */
+export function signRequest(
+  r: SignRequest,
+  cache: SigningKeyCache,
+): { url: string; headers: Record<string, string> } {
+  const url = new URL(r.url);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(r.headers)) headers[name.toLowerCase()] = value;
+  headers["host"] = url.host;
+  headers["x-amz-date"] = r.amzDate;
+  if (r.keys.sessionToken) headers["x-amz-security-token"] = r.keys.sessionToken;
+  // host and x-amz-*, as aws4fetch and the AWS SDK sign for SQS: content-type stays unsigned.
+  const names = Object.keys(headers).filter((n) => n === "host" || n.startsWith("x-amz-")).sort();
+  const signedHeaders = names.join(";");
+  const canonical = [
+    "POST",
+    canonicalPath(url.pathname),
+    canonicalQuery(url.searchParams),
+    names.map((n) => `${n}:${headers[n]!.trim().replace(/\s+/g, " ")}\n`).join(""),
+    signedHeaders,
+    sha256Hex(r.body),
+  ].join("\n");
+  const day = r.amzDate.slice(0, 8);
+  const scope = `${day}/${r.region}/${r.service}/aws4_request`;
+  const toSign = `AWS4-HMAC-SHA256\n${r.amzDate}\n${scope}\n${sha256Hex(canonical)}`;
+  const key = cache.key(r.keys.secretAccessKey, day, r.region, r.service);
+  const signature = createHmac("sha256", key).update(toSign).digest("hex");
+  headers["authorization"] = `AWS4-HMAC-SHA256 Credential=${r.keys.accessKeyId}/${scope}, ` +
+    `SignedHeaders=${signedHeaders}, Signature=${signature}`;
+  return { url: url.href, headers };
+}
+
+function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** RFC 3986 unreserved characters stay; everything else is %XX (encodeURIComponent leaves !'()*). */
+function uriEncode(text: string): string {
+  return encodeURIComponent(text).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+/** Every segment of the (already percent-encoded) path encoded once more, as non-S3 services want. */
+function canonicalPath(pathname: string): string {
+  return pathname === "/" || pathname === "" ? "/" : pathname.split("/").map(uriEncode).join("/");
+}
+
+function canonicalQuery(params: URLSearchParams): string {
+  return [...params]
+    .map(([k, v]) => [uriEncode(k), uriEncode(v)] as const)
+    .sort(([a, x], [b, y]) => a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0)
+    .map(([k, v]) => `${k}=${v}`)
+    .join("&");
+}
