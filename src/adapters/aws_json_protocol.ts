@@ -5,11 +5,20 @@
 import type { AwsCredentials } from "./aws_credentials.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { onAbort } from "../lib/on_abort.ts";
+import { onTimeout } from "../lib/shared_timeouts.ts";
 import { type SigningKeyCache, signRequest } from "./sigv4.ts";
 
-/** `20261128T210000Z`, as SigV4 wants it. */
+let lastSecond = NaN;
+let lastStamp = "";
+
+/** `20261128T210000Z`, as SigV4 wants it; the same second is formatted once. */
 export function amzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[:-]|\.\d{3}/g, "");
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    lastStamp = new Date(second * 1000).toISOString().replace(/[:-]|\.\d{3}/g, "");
+    lastSecond = second;
+  }
+  return lastStamp;
 }
 
 /** "com.amazonaws.sqs#QueueDoesNotExist" -> "QueueDoesNotExist" (some services append ":url"). */
@@ -93,13 +102,13 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
     service: c.service,
     amzDate: amzDate(c.signedAtMs),
   }, c.cache);
-  // A timer we can clear (AbortSignal.timeout cannot be cancelled). The caller's abort is
+  // A timeout we can cancel (AbortSignal.timeout cannot be), sharing timers (lib/shared_timeouts.ts). The caller's abort is
   // forwarded by a watcher forgotten in `finally` (lib/on_abort.ts): AbortSignal.any would
   // build a dependent signal (weak references, GC work) per request.
   const timeout = new AbortController();
-  const timer = setTimeout(
-    () => timeout.abort(new TimeoutError(c.label, c.timeoutMs)),
+  const cancelTimeout = onTimeout(
     c.timeoutMs,
+    () => timeout.abort(new TimeoutError(c.label, c.timeoutMs)),
   );
   const forget = callerSignal && onAbort(callerSignal, () => timeout.abort(callerSignal.reason));
   try {
@@ -116,7 +125,7 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
     if (timeout.signal.aborted) throw timeout.signal.reason;
     throw c.fail("NetworkError", error);
   } finally {
-    clearTimeout(timer);
+    cancelTimeout();
     forget?.();
   }
 }

@@ -6,6 +6,7 @@
 import { HttpError, LocalError, RedirectError, TimeoutError } from "../lib/errors.ts";
 import { onAbort } from "../lib/on_abort.ts";
 import { parseRetryAfter } from "../lib/retry.ts";
+import { onTimeout } from "../lib/shared_timeouts.ts";
 
 export interface HttpCallOptions {
   /** Downstream name for errors and metrics, e.g. `enrichment`. */
@@ -50,9 +51,9 @@ export async function httpCall(
       `Cannot call ${options.target}: received an invalid URL, expected an absolute URL`,
     );
   }
-  // A timer we clear when the answer is in (AbortSignal.timeout's cannot be cancelled).
+  // A timeout we cancel when the answer is in (AbortSignal.timeout's cannot be cancelled).
   const timer = new AbortController();
-  const handle = setTimeout(() => timer.abort(), options.timeoutMs);
+  const cancelTimeout = onTimeout(options.timeoutMs, () => timer.abort());
   const timeout = timer.signal;
   // The caller's abort reaches the request through a watcher forgotten in `finally`
   // (lib/on_abort.ts): AbortSignal.any would build a dependent signal per request.
@@ -87,7 +88,7 @@ export async function httpCall(
       cause: error,
     });
   } finally {
-    clearTimeout(handle);
+    cancelTimeout();
     forget?.();
     options.onResponse?.(code, now() - started);
   }

@@ -91,12 +91,13 @@ abstract class Metric<S> {
 
   /** The series for `labels`, created on first use; labels must match `labelNames` exactly. */
   protected series(labels: Labels | undefined): S {
-    const values = this.#values(labels);
-    const key = JSON.stringify(values);
-    let entry = this.#series.get(key);
+    // Hot path (every message updates several series): the key is the values joined, with
+    // no arrays or JSON; the label names are checked in full when a series is created.
+    let entry = this.#series.get(this.#key(labels));
     if (entry === undefined) {
+      const values = this.#values(labels);
       entry = { values, state: this.initial() };
-      this.#series.set(key, entry);
+      this.#series.set(values.join("\u0000"), entry);
     }
     return entry.state;
   }
@@ -108,7 +109,16 @@ abstract class Metric<S> {
 
   /** The series for `labels` if it exists, without creating it. */
   protected existing(labels: Labels | undefined): S | undefined {
-    return this.#series.get(JSON.stringify(this.#values(labels)))?.state;
+    return this.#series.get(this.#values(labels).join("\u0000"))?.state;
+  }
+
+  #key(labels: Labels | undefined): string {
+    const names = this.labelNames;
+    if (names.length === 0 || labels === undefined) return "";
+    if (names.length === 1) return String(labels[names[0]!]);
+    let key = String(labels[names[0]!]);
+    for (let i = 1; i < names.length; i++) key += "\u0000" + String(labels[names[i]!]);
+    return key;
   }
 
   #values(labels: Labels | undefined): string[] {
