@@ -12,7 +12,7 @@ import {
   sendSignedJson,
   shortCode,
 } from "./aws_json_protocol.ts";
-import { AwsError, TimeoutError } from "../lib/errors.ts";
+import { AwsError, type AwsErrorArgs, TimeoutError } from "../lib/errors.ts";
 
 /** A DynamoDB attribute value in the wire format: `{S: "x"}`, `{N: "1"}`, ... */
 export type AttributeValue = { S: string } | { N: string } | { BOOL: boolean } | {
@@ -23,15 +23,8 @@ export type Item = Record<string, AttributeValue>;
 /** An error answer or a transport failure; `conditionFailed` for ConditionalCheckFailedException. */
 export class DynamoDbError extends AwsError {
   override name = "DynamoDbError";
-  constructor(
-    action: string,
-    code: string,
-    status: number,
-    message: string,
-    options: { retriable?: boolean; cause?: unknown } = {},
-  ) {
-    const retriable = options.retriable ?? (status === 0 || status >= 500);
-    super("DynamoDB", action, code, status, message, retriable, options.cause);
+  constructor(...args: AwsErrorArgs) {
+    super("DynamoDB", (status) => status === 0 || status >= 500, ...args);
   }
 
   /** The condition of a conditional write did not hold: a fact about the item, not a failure. */
