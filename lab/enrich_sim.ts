@@ -4,20 +4,13 @@
  * seeded stream so a run can be repeated. It also counts what it served, for
  * the summary's requests-per-message figures.
  */
-import type { Dataset } from "./dataset.ts";
 import { createRng, deriveSeed } from "./prng.ts";
-import { type Scenario, SCENARIO_PROFILES } from "./scenario.ts";
+import { SCENARIO_PROFILES, type SimulatorOptions } from "./scenario.ts";
 import { sleep as defaultSleep } from "../src/lib/retry.ts";
+import { type LocalServer, serveLocal } from "./local_server.ts";
 
-export interface EnrichSimOptions {
-  /** the users to serve */
-  dataset: Dataset;
-  /** latency and error behaviour, default "io_mild" */
-  scenario?: Scenario;
-  /** seed of the latency/error stream, default 1 */
-  seed?: number;
-  /** no latency, no simulated errors (the lab's ceiling); the overload limit still applies */
-  instant?: boolean;
+/** `instant` leaves the overload limit (`maxInFlight`) in place. */
+export interface EnrichSimOptions extends SimulatorOptions {
   /** more requests than this in flight answer 429 with Retry-After: 1, default 256 */
   maxInFlight?: number;
   /** largest batch accepted; above it 400, default 100 */
@@ -28,10 +21,6 @@ export interface EnrichSimOptions {
   slowEvery?: number;
   /** chaos: delay of the slow requests, default 35000 ms (past a 30 s visibility timeout) */
   slowMs?: number;
-  /** clock for brownout windows, default Date.now */
-  now?: () => number;
-  /** default: an abortable setTimeout */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /** What the simulator has served so far. */
@@ -55,11 +44,9 @@ export interface EnrichStats {
   inFlight: number;
 }
 
-export interface EnrichSim {
-  /** base URL, e.g. http://127.0.0.1:41234 (no trailing slash) */
-  readonly url: string;
+/** The simulator as served: `url` is its base URL (no trailing slash). */
+export interface EnrichSim extends LocalServer {
   stats(): EnrichStats;
-  close(): Promise<void>;
 }
 
 /** A decision for one request, drawn before any waiting so the stream order is arrival order. */
@@ -301,13 +288,8 @@ class EnrichService {
 /** Starts the simulator on 127.0.0.1 with a free port. */
 export function startEnrichSim(options: EnrichSimOptions): EnrichSim {
   const service = new EnrichService(options);
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, service.handle);
   return {
-    url: `http://127.0.0.1:${server.addr.port}`,
+    ...serveLocal(service.handle, service.closing),
     stats: () => ({ ...service.stats, byStatus: { ...service.stats.byStatus } }),
-    close: () => {
-      service.closing.abort();
-      return server.shutdown();
-    },
   };
 }

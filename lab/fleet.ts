@@ -8,6 +8,7 @@
  */
 import type { DynamoDbClient } from "../src/adapters/dynamodb_client.ts";
 import type { WorkerProcess } from "./worker_process.ts";
+import { serveLocal } from "./local_server.ts";
 
 /** A forwarding proxy in front of the validator for one worker slot. */
 export interface ValidatorFront {
@@ -27,7 +28,7 @@ export function startValidatorFront(target: string): ValidatorFront {
   let inFlight = 0;
   let accepted = 0;
   const acceptedAt = new Map<string, number>();
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+  const server = serveLocal(async (req) => {
     const url = new URL(req.url);
     // Counted from the first byte: a body the worker finished sending just before its kill is
     // still forwarded, so it must be on the wire at the kill.
@@ -62,11 +63,11 @@ export function startValidatorFront(target: string): ValidatorFront {
     }
   });
   return {
-    url: `http://127.0.0.1:${server.addr.port}`,
+    url: server.url,
     inFlight: () => inFlight,
     accepted: () => accepted,
     acceptedAt,
-    close: () => server.shutdown(),
+    close: server.close,
   };
 }
 

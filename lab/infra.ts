@@ -3,11 +3,11 @@
  * enrichment and validator simulators, dynalite with `--table`; the env vars a worker needs;
  * and the teardown that closes them in reverse order.
  */
-import { buildApp } from "fauxqs";
 import type { Dataset } from "./dataset.ts";
 import { type EnrichSim, startEnrichSim } from "./enrich_sim.ts";
 import type { MessageSet } from "./generator.ts";
-import { createSqsAdmin, type SqsAdmin } from "./sqs_admin.ts";
+import type { SqsAdmin } from "./sqs_admin.ts";
+import { startFauxqs } from "./local_server.ts";
 import { type SqsProxy, startSqsProxy } from "./sqs_proxy.ts";
 import { startValidatorSim, type ValidatorSim } from "./validator_sim.ts";
 import { type DynaliteServer, spawnDynalite } from "./dynalite.ts";
@@ -38,14 +38,9 @@ export async function startInfra(
   cleanups: Cleanups,
 ): Promise<LabInfra> {
   const chaos = options.chaos ?? {};
-  const fauxqs = buildApp({ logger: false });
-  await fauxqs.listen({ port: 0, host: "127.0.0.1" });
+  const fauxqs = await startFauxqs();
   cleanups.push(() => fauxqs.close());
-  const address = fauxqs.server.address();
-  if (address === null || typeof address === "string") {
-    throw new Error("fauxqs did not bind a port");
-  }
-  const sqs = createSqsAdmin({ endpoint: `http://127.0.0.1:${address.port}` });
+  const sqs = fauxqs.admin;
   const dlqName = "sluice-lab-dlq";
   const dlqUrl = await sqs.createQueue(dlqName);
   const queueUrl = await sqs.createQueue("sluice-lab", {
@@ -56,7 +51,7 @@ export async function startInfra(
     }),
   });
 
-  const proxy = startSqsProxy({ target: `http://127.0.0.1:${address.port}` });
+  const proxy = startSqsProxy({ target: fauxqs.endpoint });
   cleanups.push(() => proxy.close());
   const enrich = startEnrichSim({
     dataset,

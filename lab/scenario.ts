@@ -3,9 +3,28 @@
  * simulator, the validator and the summary agree on what each name means.
  */
 
+import type { Dataset } from "./dataset.ts";
+import type { sleep } from "../src/lib/retry.ts";
+
 export type Scenario = "io_mild" | "io_heavy" | "flaky" | "brownout";
 
 export const SCENARIOS: readonly Scenario[] = ["io_mild", "io_heavy", "flaky", "brownout"];
+
+/** What both simulators (enrich_sim.ts, validator_sim.ts) are driven by. */
+export interface SimulatorOptions {
+  /** the users they know */
+  dataset: Dataset;
+  /** latency and error behaviour, default "io_mild" */
+  scenario?: Scenario;
+  /** seed of the latency/error stream, default 1 */
+  seed?: number;
+  /** no latency, no simulated errors (the lab's ceiling) */
+  instant?: boolean;
+  /** clock for brownout windows and accept times, default Date.now */
+  now?: () => number;
+  /** default: retry.ts's abortable sleep */
+  sleep?: typeof sleep;
+}
 
 /** Behaviour of the enrichment API under one scenario. */
 export interface ScenarioProfile {

@@ -6,8 +6,8 @@
  * the queue. Judged: the first worker exits 0, nothing valid reaches the DLQ, every
  * message is accepted exactly once.
  */
-import { buildApp } from "fauxqs";
-import { createSqsAdmin, type SqsAdmin } from "./sqs_admin.ts";
+import type { SqsAdmin } from "./sqs_admin.ts";
+import { type LocalServer, serveLocal, startFauxqs } from "./local_server.ts";
 import { sleep } from "../src/lib/retry.ts";
 import type { LogSink } from "./worker_process.ts";
 import { spawnWorker } from "./worker_process.ts";
@@ -38,12 +38,8 @@ export interface SigtermPhaseSummary {
 /** Runs the phase; never throws for a worker failure, the summary says what went wrong. */
 export async function runSigtermPhase(options: SigtermPhaseOptions): Promise<SigtermPhaseSummary> {
   const closing = new AbortController();
-  const fauxqs = buildApp({ logger: false });
-  await fauxqs.listen({ port: 0, host: "127.0.0.1" });
-  const address = fauxqs.server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  const endpoint = `http://127.0.0.1:${port}`;
-  const sqs = createSqsAdmin({ endpoint });
+  const fauxqs = await startFauxqs();
+  const { endpoint, admin: sqs } = fauxqs;
   const sims = startPhaseSims(options.slowMs ?? 3000, closing.signal);
   try {
     const dlqUrl = await sqs.createQueue("sigterm-phase-dlq");
@@ -94,7 +90,7 @@ export async function runSigtermPhase(options: SigtermPhaseOptions): Promise<Sig
     return judgePhase(ids, sims.accepted, validInDlq, status.code, problems);
   } finally {
     closing.abort();
-    for (const server of sims.servers) await server.shutdown();
+    for (const server of sims.servers) await server.close();
     await fauxqs.close();
   }
 }
@@ -125,7 +121,7 @@ function judgePhase(
 
 interface PhaseSims {
   /** [enrichment, validator] */
-  servers: Deno.HttpServer<Deno.NetAddr>[];
+  servers: LocalServer[];
   /** message_id → acceptances */
   accepted: Map<string, number>;
   /** the validator's delay, ms; set to 0 for the second worker */
@@ -137,7 +133,7 @@ function startPhaseSims(delayMs: number, closing: AbortSignal): PhaseSims {
   const accepted = new Map<string, number>();
   const validator = { delayMs };
   const servers = [
-    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    serveLocal(async (request) => {
       const path = new URL(request.url).pathname;
       if (path === "/v1/users:batch") {
         const { user_ids } = await request.json() as { user_ids: string[] };
@@ -149,7 +145,7 @@ function startPhaseSims(delayMs: number, closing: AbortSignal): PhaseSims {
       }
       return Response.json({ status: "ok" });
     }),
-    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    serveLocal(async (request) => {
       const doc = await request.json() as { message_id?: string };
       await sleep(validator.delayMs, closing).catch(() => {});
       const id = String(doc.message_id);
@@ -186,8 +182,8 @@ function phaseEnv(
     AWS_REGION: "us-east-1",
     AWS_ACCESS_KEY_ID: "lab",
     AWS_SECRET_ACCESS_KEY: "lab-secret",
-    ENRICH_URL: `http://127.0.0.1:${p.sims.servers[0]!.addr.port}`,
-    VALIDATOR_URL: `http://127.0.0.1:${p.sims.servers[1]!.addr.port}`,
+    ENRICH_URL: p.sims.servers[0]!.url,
+    VALIDATOR_URL: p.sims.servers[1]!.url,
     HTTP_PORT: "0",
     LOG_LEVEL: "warn",
     SQS_RECEIVE_WAIT_SECONDS: "1",

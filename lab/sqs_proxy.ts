@@ -5,6 +5,7 @@
  * estimate how many messages a killed worker held, and fake an SQS outage.
  */
 import { sleep } from "../src/lib/retry.ts";
+import { type LocalServer, serveLocal } from "./local_server.ts";
 
 export interface SqsProxyOptions {
   /** fauxqs base URL, e.g. http://127.0.0.1:4566 */
@@ -32,9 +33,8 @@ export interface SqsProxyStats {
   outageAnswers: number;
 }
 
-export interface SqsProxy {
-  /** base URL to give the worker as AWS_ENDPOINT_URL_SQS */
-  readonly url: string;
+/** The proxy as served: `url` is the base URL to give the worker as AWS_ENDPOINT_URL_SQS. */
+export interface SqsProxy extends LocalServer {
   stats(): SqsProxyStats;
   /** first ReceiveMessage time (ms) by the message_id in the body, for valid-looking bodies */
   readonly firstReceive: ReadonlyMap<string, number>;
@@ -42,7 +42,6 @@ export interface SqsProxy {
   inFlight(): number;
   /** fail every request for `ms` from now: 503s, and every third request stalls until the end */
   startOutage(ms: number): void;
-  close(): Promise<void>;
 }
 
 interface Held {
@@ -240,18 +239,13 @@ function withoutHopHeaders(from: Headers): Headers {
 /** Starts the proxy on 127.0.0.1 with a free port. */
 export function startSqsProxy(options: SqsProxyOptions): SqsProxy {
   const proxy = new CountingProxy(options);
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, proxy.handle);
   return {
-    url: `http://127.0.0.1:${server.addr.port}`,
+    ...serveLocal(proxy.handle, proxy.closing),
     stats: () => ({ ...proxy.stats, byAction: { ...proxy.stats.byAction } }),
     firstReceive: proxy.firstReceive,
     inFlight: () => proxy.inFlight(),
     startOutage: (ms) => {
       proxy.outageUntil = proxy.now() + ms;
-    },
-    close: () => {
-      proxy.closing.abort();
-      return server.shutdown();
     },
   };
 }

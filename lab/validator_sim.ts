@@ -8,19 +8,14 @@
 import type { Dataset } from "./dataset.ts";
 import type { ExpectedMessage } from "./generator.ts";
 import { createRng, deriveSeed } from "./prng.ts";
-import { type Scenario, SCENARIO_PROFILES } from "./scenario.ts";
+import { SCENARIO_PROFILES, type SimulatorOptions } from "./scenario.ts";
 import { sleep as defaultSleep } from "../src/lib/retry.ts";
+import { type LocalServer, serveLocal } from "./local_server.ts";
 
-export interface ValidatorSimOptions {
-  dataset: Dataset;
+/** `scenario` decides the rare 5xx (flaky only); `instant`: no latency, no simulated 5xx. */
+export interface ValidatorSimOptions extends SimulatorOptions {
   /** valid messages by message_id; anything else is rejected as unknown */
   expected: ReadonlyMap<string, ExpectedMessage>;
-  /** decides the rare 5xx (flaky only), default "io_mild" */
-  scenario?: Scenario;
-  /** default 1 */
-  seed?: number;
-  /** no latency, no simulated 5xx */
-  instant?: boolean;
   /** latency range per submission in ms, default [1, 4] */
   latencyMs?: [number, number];
   /**
@@ -29,9 +24,6 @@ export interface ValidatorSimOptions {
    * without an ingest, and the lab counts the message lost. Default 0 (never).
    */
   redirectEvery?: number;
-  /** default Date.now; accept times use it */
-  now?: () => number;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 export interface ValidatorStats {
@@ -58,9 +50,8 @@ export interface Rejection {
   detail: string;
 }
 
-export interface ValidatorSim {
-  /** base URL without /ingest */
-  readonly url: string;
+/** The simulator as served: `url` is its base URL, without /ingest. */
+export interface ValidatorSim extends LocalServer {
   stats(): ValidatorStats;
   /** first accept time (ms) per message_id */
   readonly acceptedAt: ReadonlyMap<string, number>;
@@ -68,7 +59,6 @@ export interface ValidatorSim {
   readonly acceptCount: ReadonlyMap<string, number>;
   /** every 400, oldest first (capped at 10000) */
   readonly rejections: readonly Rejection[];
-  close(): Promise<void>;
 }
 
 /** The checks, without HTTP: a reason code and detail for the first difference, or undefined if valid. */
@@ -219,17 +209,12 @@ export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
     });
   };
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
   return {
-    url: `http://127.0.0.1:${server.addr.port}`,
+    ...serveLocal(handler, closing),
     stats: () => ({ ...stats, rejectedByReason: { ...stats.rejectedByReason } }),
     acceptedAt: state.acceptedAt,
     acceptCount: state.acceptCount,
     rejections: state.rejections,
-    close: () => {
-      closing.abort();
-      return server.shutdown();
-    },
   };
 }
 

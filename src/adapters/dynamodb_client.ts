@@ -1,6 +1,6 @@
 /**
  * A small DynamoDB client for the JSON 1.0 protocol (`X-Amz-Target: DynamoDB_20120810.<Action>`),
- * signed with SigV4 (service `dynamodb`) by aws4fetch through an injected `fetch`, like the SQS
+ * signed with SigV4 (service `dynamodb`, adapters/sigv4.ts) through an injected `fetch`, like the SQS
  * client. Only the five actions the idempotency store needs. It does not retry (except once after
  * a clock-skew answer): the store decides what a failure means.
  */
@@ -13,7 +13,7 @@ import {
   shortCode,
 } from "./aws_json_protocol.ts";
 import { SigningKeyCache } from "./sigv4.ts";
-import { AwsError, TimeoutError } from "../lib/errors.ts";
+import { AwsError, type AwsErrorArgs, TimeoutError } from "../lib/errors.ts";
 
 /** A DynamoDB attribute value in the wire format: `{S: "x"}`, `{N: "1"}`, ... */
 export type AttributeValue = { S: string } | { N: string } | { BOOL: boolean } | {
@@ -24,15 +24,8 @@ export type Item = Record<string, AttributeValue>;
 /** An error answer or a transport failure; `conditionFailed` for ConditionalCheckFailedException. */
 export class DynamoDbError extends AwsError {
   override name = "DynamoDbError";
-  constructor(
-    action: string,
-    code: string,
-    status: number,
-    message: string,
-    options: { retriable?: boolean; cause?: unknown } = {},
-  ) {
-    const retriable = options.retriable ?? (status === 0 || status >= 500);
-    super("DynamoDB", action, code, status, message, retriable, options.cause);
+  constructor(...args: AwsErrorArgs) {
+    super("DynamoDB", (status) => status === 0 || status >= 500, ...args);
   }
 
   /** The condition of a conditional write did not hold: a fact about the item, not a failure. */

@@ -1,6 +1,6 @@
 /**
- * A small SQS client for the JSON protocol (`application/x-amz-json-1.0`), signed with SigV4 by
- * aws4fetch and sent through an injected `fetch`. It does not retry on its own (except once after a
+ * A small SQS client for the JSON protocol (`application/x-amz-json-1.0`), signed with SigV4
+ * (adapters/sigv4.ts) and sent through an injected `fetch`. It does not retry on its own (except once after a
  * clock-skew answer): callers wrap it in retry/breakers and decide per batch entry what to do.
  */
 
@@ -159,32 +159,27 @@ export class SqsClient {
     return messages.map(toMessage);
   }
 
-  async deleteMessageBatch(
+  deleteMessageBatch(
     queueUrl: string,
     entries: Array<{ id: string; receiptHandle: string }>,
     signal?: AbortSignal,
   ): Promise<BatchResult> {
-    const out = await this.#call("DeleteMessageBatch", queueUrl, {
-      QueueUrl: queueUrl,
-      Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.receiptHandle })),
-    }, { signal });
-    return toBatchResult(out);
+    return this.#batch("DeleteMessageBatch", queueUrl, entries, signal, (e) => ({
+      Id: e.id,
+      ReceiptHandle: e.receiptHandle,
+    }));
   }
 
-  async changeMessageVisibilityBatch(
+  changeMessageVisibilityBatch(
     queueUrl: string,
     entries: Array<{ id: string; receiptHandle: string; visibilityTimeout: number }>,
     signal?: AbortSignal,
   ): Promise<BatchResult> {
-    const out = await this.#call("ChangeMessageVisibilityBatch", queueUrl, {
-      QueueUrl: queueUrl,
-      Entries: entries.map((e) => ({
-        Id: e.id,
-        ReceiptHandle: e.receiptHandle,
-        VisibilityTimeout: e.visibilityTimeout,
-      })),
-    }, { signal });
-    return toBatchResult(out);
+    return this.#batch("ChangeMessageVisibilityBatch", queueUrl, entries, signal, (e) => ({
+      Id: e.id,
+      ReceiptHandle: e.receiptHandle,
+      VisibilityTimeout: e.visibilityTimeout,
+    }));
   }
 
   async changeMessageVisibility(
@@ -233,23 +228,34 @@ export class SqsClient {
     return { messageId: str(out.MessageId) };
   }
 
-  async sendMessageBatch(
+  sendMessageBatch(
     queueUrl: string,
     entries: Array<
       { id: string; body: string; messageAttributes?: SqsMessage["messageAttributes"] }
     >,
     signal?: AbortSignal,
   ): Promise<BatchResult> {
-    const out = await this.#call("SendMessageBatch", queueUrl, {
+    return this.#batch("SendMessageBatch", queueUrl, entries, signal, (e) => ({
+      Id: e.id,
+      MessageBody: e.body,
+      // Kept whole (String, Number, Binary): the redrive copies them as they were.
+      ...(e.messageAttributes && Object.keys(e.messageAttributes).length > 0
+        ? { MessageAttributes: e.messageAttributes }
+        : {}),
+    }));
+  }
+
+  /** A batch action on `queueUrl`: each entry in SQS's shape (`toEntry`), the per-entry result back. */
+  async #batch<E>(
+    action: string,
+    queueUrl: string,
+    entries: E[],
+    signal: AbortSignal | undefined,
+    toEntry: (entry: E) => Record<string, unknown>,
+  ): Promise<BatchResult> {
+    const out = await this.#call(action, queueUrl, {
       QueueUrl: queueUrl,
-      Entries: entries.map((e) => ({
-        Id: e.id,
-        MessageBody: e.body,
-        // Kept whole (String, Number, Binary): the redrive copies them as they were.
-        ...(e.messageAttributes && Object.keys(e.messageAttributes).length > 0
-          ? { MessageAttributes: e.messageAttributes }
-          : {}),
-      })),
+      Entries: entries.map(toEntry),
     }, { signal });
     return toBatchResult(out);
   }

@@ -36,24 +36,30 @@ function chainFor(deps: AwsDeps): CredentialChain {
   return chain;
 }
 
+/** Called after each request with its action, result and duration. */
+type OnRequest = (action: string, result: string, durationMs: number) => void;
+
+/** What both clients take alike: the region, credentials from the shared chain, fetch, clock, hook. */
+function commonOptions(config: Config, deps: AwsDeps, onRequest: OnRequest | undefined) {
+  const credentials = chainFor(deps);
+  return {
+    region: config.region,
+    credentials: () => credentials.get(),
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(onRequest ? { onRequest } : {}),
+  };
+}
+
 /**
  * The SQS client for a config: credentials from the chain, calls that name no
  * queue (GetQueueUrl for the DLQ) sent where the queue lives.
  */
-export function createSqsClient(
-  config: Config,
-  deps: AwsDeps,
-  onRequest?: (action: string, result: string, durationMs: number) => void,
-): SqsClient {
-  const credentials = chainFor(deps);
+export function createSqsClient(config: Config, deps: AwsDeps, onRequest?: OnRequest): SqsClient {
   return new SqsClient({
-    region: config.region,
+    ...commonOptions(config, deps, onRequest),
     endpoint: config.endpoint ?? new URL(config.queueUrl).origin,
-    credentials: () => credentials.get(),
     timeoutMs: Math.max(config.httpTimeoutMs, 10_000),
-    ...(deps.fetch ? { fetch: deps.fetch } : {}),
-    ...(deps.now ? { now: deps.now } : {}),
-    ...(onRequest ? { onRequest } : {}),
   });
 }
 
@@ -61,16 +67,11 @@ export function createSqsClient(
 export function createDynamoDbClient(
   config: Config,
   deps: AwsDeps,
-  onRequest?: (action: string, result: string, durationMs: number) => void,
+  onRequest?: OnRequest,
 ): DynamoDbClient {
-  const credentials = chainFor(deps);
   return new DynamoDbClient({
-    region: config.region,
+    ...commonOptions(config, deps, onRequest),
     endpoint: config.dynamodbEndpoint ?? dynamoDbEndpoint({}, config.region),
-    credentials: () => credentials.get(),
     timeoutMs: config.httpTimeoutMs,
-    ...(deps.fetch ? { fetch: deps.fetch } : {}),
-    ...(deps.now ? { now: deps.now } : {}),
-    ...(onRequest ? { onRequest } : {}),
   });
 }

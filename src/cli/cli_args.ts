@@ -2,7 +2,7 @@
  * The command line, parsed before any configuration or network: a pure function from argv to a
  * Command, so `--help` works with nothing set and a bad argument exits 2 at once.
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { SluiceError } from "../lib/errors.ts";
 
 export type Output = "text" | "json";
@@ -108,24 +108,42 @@ export function parseCommand(argv: readonly string[]): Command {
   }
 }
 
-function parseCheckConfig(args: string[]): Command {
-  const { values, positionals } = parseArgs({
+/** Options every subcommand takes, besides its own. */
+const COMMON_OPTIONS = {
+  "env-file": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** A subcommand's arguments: COMMON_OPTIONS and `options`, strict, positionals allowed. */
+function parseSubcommand<T extends NonNullable<ParseArgsConfig["options"]>>(
+  args: string[],
+  options: T,
+) {
+  return parseArgs({
     args,
     strict: true,
     allowPositionals: true,
-    options: {
-      probe: { type: "boolean" },
-      "env-file": { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
+    options: { ...COMMON_OPTIONS, ...options },
+  });
+}
+
+/** More than `allowed` positionals is a usage error; `hint` says what to use instead. */
+function refuseExtraPositionals(positionals: string[], allowed: number, hint = ""): void {
+  if (positionals.length <= allowed) return;
+  throw new UsageError(
+    `Cannot parse the arguments: received ${JSON.stringify(positionals[allowed])}, expected ${
+      allowed ? "at most N" : "none"
+    }${hint}`,
+  );
+}
+
+function parseCheckConfig(args: string[]): Command {
+  const { values, positionals } = parseSubcommand(args, {
+    probe: { type: "boolean" },
+    json: { type: "boolean" },
   });
   if (values.help) return { kind: "help", topic: "check-config" };
-  if (positionals.length > 0) {
-    throw new UsageError(
-      `Cannot parse the arguments: received ${JSON.stringify(positionals[0])}, expected none`,
-    );
-  }
+  refuseExtraPositionals(positionals, 0);
   return {
     kind: "check-config",
     probe: values.probe ?? false,
@@ -141,34 +159,23 @@ const FILTER_OPTIONS = {
 } as const;
 
 function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      output: { type: "string" },
-      "env-file": { type: "string" },
-      help: { type: "boolean", short: "h" },
-      ...(verb === "stats" ? {} : FILTER_OPTIONS),
-      ...(verb === "redrive"
-        ? { max: { type: "string" }, rate: { type: "string" }, "dry-run": { type: "boolean" } }
-        : {}),
-      ...(verb === "purge" ? { yes: { type: "boolean" } } : {}),
-    },
+  const { values, positionals } = parseSubcommand(args, {
+    output: { type: "string" },
+    ...(verb === "stats" ? {} : FILTER_OPTIONS),
+    ...(verb === "redrive"
+      ? { max: { type: "string" }, rate: { type: "string" }, "dry-run": { type: "boolean" } }
+      : {}),
+    ...(verb === "purge" ? { yes: { type: "boolean" } } : {}),
   });
   if (values.help) return { kind: "help", topic: verb };
   const v = values as Record<string, string | string[] | boolean | undefined>;
   const output = parseOutput(v.output as string | undefined);
   const envFile = v["env-file"] as string | undefined;
-  const allowed = verb === "peek" ? 1 : 0;
-  if (positionals.length > allowed) {
-    const hint = verb === "redrive" ? " (use --max N to limit the count)" : "";
-    throw new UsageError(
-      `Cannot parse the arguments: received ${JSON.stringify(positionals[allowed])}, expected ${
-        allowed ? "at most N" : "none"
-      }${hint}`,
-    );
-  }
+  refuseExtraPositionals(
+    positionals,
+    verb === "peek" ? 1 : 0,
+    verb === "redrive" ? " (use --max N to limit the count)" : "",
+  );
   if (verb === "stats") return { kind: "dlq-stats", output, envFile };
   const filter = parseFilter(v);
   if (verb === "peek") {

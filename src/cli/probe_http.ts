@@ -96,10 +96,21 @@ function show(a: Answer): string {
   return `HTTP ${a.status}${a.json ? " JSON" : ""}`;
 }
 
+function failed(line: string): ProbeResult {
+  return { ok: false, line };
+}
+
+/** When the other variable looks like `what` this one should be: the two are swapped. */
+function swapNote(otherLooksSo: boolean, other: "ENRICH_URL" | "VALIDATOR_URL", what: string) {
+  return otherLooksSo
+    ? `; ${other} looks like ${what}: ENRICH_URL and VALIDATOR_URL are swapped`
+    : "";
+}
+
 /** The verdict on ENRICH_URL (its identity, and the validator's for the swap line). */
 export function enrichVerdict(url: string, id: Identity, validator: Identity): ProbeResult {
   for (const a of [id.health, id.user]) {
-    if (redirected(a)) return { ok: false, line: `ENRICH_URL redirects to ${a.location ?? "?"}` };
+    if (redirected(a)) return failed(`ENRICH_URL redirects to ${a.location ?? "?"}`);
   }
   if (looksLikeEnrichment(id)) {
     return {
@@ -108,25 +119,21 @@ export function enrichVerdict(url: string, id: Identity, validator: Identity): P
     };
   }
   if (looksLikeValidator(id)) {
-    const swapped = looksLikeEnrichment(validator)
-      ? "; VALIDATOR_URL looks like the enrichment API: ENRICH_URL and VALIDATOR_URL are swapped"
-      : "";
-    return {
-      ok: false,
-      line: `ENRICH_URL ${url} looks like the validator (/ingest ${show(id.ingest)})${swapped}`,
-    };
+    const swapped = swapNote(looksLikeEnrichment(validator), "VALIDATOR_URL", "the enrichment API");
+    return failed(
+      `ENRICH_URL ${url} looks like the validator (/ingest ${show(id.ingest)})${swapped}`,
+    );
   }
-  return {
-    ok: false,
-    line: `ENRICH_URL ${url} is not the enrichment API: /healthz ${show(id.health)}, ` +
+  return failed(
+    `ENRICH_URL ${url} is not the enrichment API: /healthz ${show(id.health)}, ` +
       `/v1/users/${PROBE_USER_ID} ${show(id.user)} (expected 2xx, and 200 or 404 JSON)`,
-  };
+  );
 }
 
 /** The verdict on VALIDATOR_URL (the base of its /ingest URL). */
 export function validatorVerdict(ingestUrl: string, id: Identity, enrich: Identity): ProbeResult {
   if (redirected(id.ingest)) {
-    return { ok: false, line: `VALIDATOR_URL redirects to ${id.ingest.location ?? "?"}` };
+    return failed(`VALIDATOR_URL redirects to ${id.ingest.location ?? "?"}`);
   }
   if (looksLikeValidator(id)) {
     return {
@@ -135,17 +142,11 @@ export function validatorVerdict(ingestUrl: string, id: Identity, enrich: Identi
     };
   }
   if (looksLikeEnrichment(id)) {
-    const swapped = looksLikeValidator(enrich)
-      ? "; ENRICH_URL looks like the validator: ENRICH_URL and VALIDATOR_URL are swapped"
-      : "";
-    return {
-      ok: false,
-      line: `VALIDATOR_URL ${ingestUrl} looks like the enrichment API${swapped}`,
-    };
+    const swapped = swapNote(looksLikeValidator(enrich), "ENRICH_URL", "the validator");
+    return failed(`VALIDATOR_URL ${ingestUrl} looks like the enrichment API${swapped}`);
   }
-  return {
-    ok: false,
-    line: `VALIDATOR_URL ${ingestUrl} is not the validator: /ingest answered ${show(id.ingest)} ` +
+  return failed(
+    `VALIDATOR_URL ${ingestUrl} is not the validator: /ingest answered ${show(id.ingest)} ` +
       "(expected 400, 405, 415 or 422 to an empty submission)",
-  };
+  );
 }

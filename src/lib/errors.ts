@@ -128,7 +128,18 @@ export class CircuitOpenError extends SluiceError {
   }
 }
 
-/** An SQS error response (`__type` / `x-amzn-query-error`) or a transport failure. */
+/**
+ * What a service's error takes: the action, the short code, the HTTP status (0: no answer), the
+ * message, and `retriable` when the caller knows better than the status (a throttling code).
+ */
+export type AwsErrorArgs = [
+  action: string,
+  code: string,
+  status: number,
+  message: string,
+  options?: { retriable?: boolean; cause?: unknown },
+];
+
 /** An AWS service's error answer, or a transport failure on the way to it. */
 export class AwsError extends SluiceError {
   override name = "AwsError";
@@ -136,19 +147,17 @@ export class AwsError extends SluiceError {
   readonly code: string;
   readonly status: number;
   readonly retriable: boolean;
+  /** `retriableStatus`: the service's rule when `options.retriable` is not given. */
   constructor(
     service: string,
-    action: string,
-    code: string,
-    status: number,
-    message: string,
-    retriable: boolean,
-    cause?: unknown,
+    retriableStatus: (status: number) => boolean,
+    ...[action, code, status, message, options = {}]: AwsErrorArgs
   ) {
+    const retriable = options.retriable ?? retriableStatus(status);
     super(
       `${service} ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`,
       retriable ? "TRANSIENT" : "PERMANENT",
-      { cause },
+      { cause: options.cause },
     );
     this.code = code;
     this.status = status;
@@ -156,17 +165,11 @@ export class AwsError extends SluiceError {
   }
 }
 
+/** An SQS error response (`__type` / `x-amzn-query-error`) or a transport failure. */
 export class SqsError extends AwsError {
   override name = "SqsError";
-  constructor(
-    action: string,
-    code: string,
-    status: number,
-    message: string,
-    options: { retriable?: boolean; cause?: unknown } = {},
-  ) {
-    const retriable = options.retriable ?? (status === 0 || status === 429 || status >= 500);
-    super("SQS", action, code, status, message, retriable, options.cause);
+  constructor(...args: AwsErrorArgs) {
+    super("SQS", (status) => status === 0 || status === 429 || status >= 500, ...args);
   }
 }
 

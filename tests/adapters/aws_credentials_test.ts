@@ -22,61 +22,70 @@ aws_session_token = tokenCI
 aws_access_key_id = AKIDBROKEN
 `;
 
-Deno.test("aws credentials: environment variables come first", async () => {
-  const reads: string[] = [];
-  const chain = credentialChain({
+/**
+ * The environment and the shared file, row by row: what the chain resolves to, where it says the
+ * credentials came from, and which files it read (the file answers FILE for any path).
+ */
+const FILE_ROWS: Array<{
+  name: string;
+  env: Record<string, string>;
+  homeDir?: string;
+  credentials: Record<string, string>;
+  source: string;
+  reads: string[];
+}> = [
+  {
+    name: "environment variables come first",
     env: {
       AWS_ACCESS_KEY_ID: "AKIDENV",
       AWS_SECRET_ACCESS_KEY: "secretEnv",
       AWS_SESSION_TOKEN: "tokenEnv",
       AWS_SHARED_CREDENTIALS_FILE: "/creds",
     },
-    readTextFile: (p) => {
-      reads.push(p);
-      return Promise.resolve(FILE);
-    },
-    fetch: noFetch,
-  });
-  assert.deepEqual(await chain.get(), {
-    accessKeyId: "AKIDENV",
-    secretAccessKey: "secretEnv",
-    sessionToken: "tokenEnv",
-  });
-  assert.equal(await chain.source(), "env");
-  assert.deepEqual(reads, []);
-});
-
-Deno.test("aws credentials: shared credentials file: AWS_PROFILE, default profile, home directory", async () => {
-  const reads: string[] = [];
-  const readTextFile = (p: string) => {
-    reads.push(p);
-    return Promise.resolve(FILE);
-  };
-  const ci = credentialChain({
+    credentials: { accessKeyId: "AKIDENV", secretAccessKey: "secretEnv", sessionToken: "tokenEnv" },
+    source: "env",
+    reads: [],
+  },
+  {
+    name: "shared credentials file: AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE",
     env: { AWS_SHARED_CREDENTIALS_FILE: "/etc/sluice/credentials", AWS_PROFILE: "ci" },
-    readTextFile,
-    fetch: noFetch,
-  });
-  assert.deepEqual(await ci.get(), {
-    accessKeyId: "AKIDCI",
-    secretAccessKey: "secret/CI+x==",
-    sessionToken: "tokenCI",
-  });
-  assert.equal(await ci.source(), "shared-file");
-
-  // Only one key in the environment does not count; the default profile of ~/.aws is used.
-  const home = credentialChain({
+    credentials: {
+      accessKeyId: "AKIDCI",
+      secretAccessKey: "secret/CI+x==",
+      sessionToken: "tokenCI",
+    },
+    source: "shared-file",
+    reads: ["/etc/sluice/credentials"],
+  },
+  {
+    // Only one key in the environment does not count.
+    name:
+      "shared credentials file: the default profile of ~/.aws/credentials in the home directory",
     env: { AWS_ACCESS_KEY_ID: "AKIDHALF" },
     homeDir: "/home/sluice",
-    readTextFile,
-    fetch: noFetch,
+    credentials: { accessKeyId: "AKIDDEFAULT", secretAccessKey: "secretDefault" },
+    source: "shared-file",
+    reads: ["/home/sluice/.aws/credentials"],
+  },
+];
+
+for (const row of FILE_ROWS) {
+  Deno.test(`aws credentials: ${row.name}`, async () => {
+    const reads: string[] = [];
+    const chain = credentialChain({
+      env: row.env,
+      ...(row.homeDir ? { homeDir: row.homeDir } : {}),
+      readTextFile: (path) => {
+        reads.push(path);
+        return Promise.resolve(FILE);
+      },
+      fetch: noFetch,
+    });
+    assert.deepEqual(await chain.get(), row.credentials);
+    assert.equal(await chain.source(), row.source);
+    assert.deepEqual(reads, row.reads);
   });
-  assert.deepEqual(await home.get(), {
-    accessKeyId: "AKIDDEFAULT",
-    secretAccessKey: "secretDefault",
-  });
-  assert.deepEqual(reads, ["/etc/sluice/credentials", "/home/sluice/.aws/credentials"]);
-});
+}
 
 Deno.test("aws credentials: parseIni reads sections and keys", () => {
   const ini = parseIni(FILE);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   collectConfigProblems,
+  type Config,
   CONFIG_VARS,
   exposureWarning,
   ingestUrl,
@@ -24,33 +25,40 @@ function failure(env: Record<string, string>): ConfigError {
   assert.fail("expected loadConfig to throw");
 }
 
+/** Contract section 4's defaults, as loadConfig(base) resolves them (URLs normalised). */
+const DEFAULTS: Partial<Config> = {
+  region: "eu-west-1",
+  receiveWaitSeconds: 20,
+  maxBatch: 10,
+  visibilityTimeoutSeconds: 30,
+  deleteOn4xx: false,
+  deleteOn5xx: false,
+  unknownUserPolicy: "submit",
+  maxInFlight: 500,
+  enrichConcurrency: 32,
+  validatorConcurrency: 64,
+  enrichBatchMax: 100,
+  enrichBatchWaitMs: 5,
+  dedupTtlSeconds: 3600,
+  cacheTtlSeconds: 300,
+  cacheMaxEntries: 100000,
+  httpTimeoutMs: 5000,
+  httpHost: "127.0.0.1",
+  httpPort: 9400,
+  shutdownGraceSeconds: 20,
+  logLevel: "info",
+  logFormat: "json",
+  endpoint: undefined,
+  dlqQueueUrl: undefined,
+  enrichUrl: "http://10.0.0.5:9102",
+  validatorUrl: "http://10.0.0.5:9200/ingest",
+};
+
 Deno.test("config: defaults of contract section 4", () => {
   const c = loadConfig(base);
-  assert.equal(c.region, "eu-west-1");
-  assert.equal(c.receiveWaitSeconds, 20);
-  assert.equal(c.maxBatch, 10);
-  assert.equal(c.visibilityTimeoutSeconds, 30);
-  assert.equal(c.deleteOn4xx, false);
-  assert.equal(c.deleteOn5xx, false);
-  assert.equal(c.unknownUserPolicy, "submit");
-  assert.equal(c.maxInFlight, 500);
-  assert.equal(c.enrichConcurrency, 32);
-  assert.equal(c.validatorConcurrency, 64);
-  assert.equal(c.enrichBatchMax, 100);
-  assert.equal(c.enrichBatchWaitMs, 5);
-  assert.equal(c.dedupTtlSeconds, 3600);
-  assert.equal(c.cacheTtlSeconds, 300);
-  assert.equal(c.cacheMaxEntries, 100000);
-  assert.equal(c.httpTimeoutMs, 5000);
-  assert.equal(c.httpHost, "127.0.0.1");
-  assert.equal(c.httpPort, 9400);
-  assert.equal(c.shutdownGraceSeconds, 20);
-  assert.equal(c.logLevel, "info");
-  assert.equal(c.logFormat, "json");
-  assert.equal(c.endpoint, undefined);
-  assert.equal(c.dlqQueueUrl, undefined);
-  assert.equal(c.enrichUrl, "http://10.0.0.5:9102");
-  assert.equal(c.validatorUrl, "http://10.0.0.5:9200/ingest");
+  for (const [key, value] of Object.entries(DEFAULTS)) {
+    assert.equal(c[key as keyof Config], value, key);
+  }
 });
 
 Deno.test("config: region and endpoint precedence", () => {

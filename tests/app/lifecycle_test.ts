@@ -6,6 +6,28 @@ import { FakeClock } from "../support/fake_clock.ts";
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /**
+ * Starts, lets startup finish, then stops (`graceMs`); returns once the stop has begun, with the
+ * stop's promise (wrapped, so it is not awaited here).
+ */
+async function startThenStop(
+  lifecycle: Lifecycle,
+  graceMs?: number,
+): Promise<{ stopped: Promise<void> }> {
+  lifecycle.start();
+  await settle();
+  const stopped = lifecycle.stop(graceMs);
+  await settle();
+  return { stopped };
+}
+
+/** How every stop past startup ends: the flush, then the background work, then the log line. */
+const FLUSHED_AND_STOPPED = [
+  "flush (background aborted: false)",
+  "stopped() (background aborted: true)",
+  "info stopped",
+];
+
+/**
  * A lifecycle over fakes that write what happens to `events`: the pipeline's run ends when
  * intake aborts; its drain ends when `drainDone` resolves or the work signal aborts (as the
  * real one releases unfinished messages then); the flush ends when `flushDone` resolves.
@@ -88,19 +110,14 @@ Deno.test("lifecycle: a stop that drains within the grace: intake, drain, flush,
     "info stopping: intake ended, draining in-flight work",
     "intake aborted",
     "drain",
-    "flush (background aborted: false)",
-    "stopped() (background aborted: true)",
-    "info stopped",
+    ...FLUSHED_AND_STOPPED,
   ]);
   assert.equal(signals()!.forced.aborted, false);
 });
 
 Deno.test("lifecycle: the grace runs out: a warning, the work signal aborts, then the flush", async () => {
   const { lifecycle, events, clock } = harness({ drainsAlone: false });
-  lifecycle.start();
-  await settle();
-  const stopped = lifecycle.stop(2_000);
-  await settle();
+  const { stopped } = await startThenStop(lifecycle, 2_000);
   assert.ok(!events.includes("flush (background aborted: false)"), "no flush inside the grace");
   clock.advance(1_999);
   await settle();
@@ -113,18 +130,13 @@ Deno.test("lifecycle: the grace runs out: a warning, the work signal aborts, the
     "drain",
     "warn grace period over; releasing unfinished messages",
     "work aborted: shutdown grace period over",
-    "flush (background aborted: false)",
-    "stopped() (background aborted: true)",
-    "info stopped",
+    ...FLUSHED_AND_STOPPED,
   ]);
 });
 
 Deno.test("lifecycle: force during the grace: no grace warning, requests abandoned, still flushed", async () => {
   const { lifecycle, events, signals } = harness({ drainsAlone: false });
-  lifecycle.start();
-  await settle();
-  const stopped = lifecycle.stop();
-  await settle();
+  const { stopped } = await startThenStop(lifecycle);
   const forced = lifecycle.force();
   assert.equal(signals()!.forced.aborted, true);
   await Promise.all([stopped, forced]);
@@ -134,9 +146,7 @@ Deno.test("lifecycle: force during the grace: no grace warning, requests abandon
     "drain",
     "warn forced stop: abandoning requests in flight; releasing unfinished messages",
     "work aborted: forced stop",
-    "flush (background aborted: false)",
-    "stopped() (background aborted: true)",
-    "info stopped",
+    ...FLUSHED_AND_STOPPED,
   ]);
 });
 
@@ -162,10 +172,7 @@ Deno.test("lifecycle: a stop during startup: nothing is built, nothing flushed",
 
 Deno.test("lifecycle: a flush that hangs is given up after flushMs", async () => {
   const { lifecycle, events, clock } = harness({ flushes: false });
-  lifecycle.start();
-  await settle();
-  const stopped = lifecycle.stop();
-  await settle();
+  const { stopped } = await startThenStop(lifecycle);
   assert.equal(events.at(-1), "flush (background aborted: false)");
   clock.advance(3_999);
   await settle();

@@ -4,10 +4,9 @@
  * programmable fake SQS on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { startFakeSqs } from "../support/fake_sqs.ts";
 import { type FakeAnswer, sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
-import { runWorker, waitFor, workerEnv as env } from "../support/lab_env.ts";
-import { parsedLines, startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
+import { runWorker, waitFor } from "../support/lab_env.ts";
+import { parsedLines, startFakeSqsRig } from "../support/fault_kit.ts";
 
 const KEYS = { accessKeyId: "test", secretAccessKey: "test" };
 const accessDenied = (): FakeAnswer =>
@@ -35,14 +34,11 @@ async function readyz(worker: { app: { request(path: string): Response | Promise
 }
 
 Deno.test("start worker: defect 4 (issue 9): a startup AccessDenied on the RedrivePolicy is retried in the background; /readyz says so until it is read", async () => {
-  const sqs = await startFakeSqs({ verifyWith: KEYS, queues: QUEUES });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: QUEUES });
+  const { sqs } = rig;
   // The role is still propagating: every GetQueueAttributes is refused for now.
   sqs.setDefault("GetQueueAttributes", accessDenied());
-  const worker = runWorker(
-    env(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }),
-  );
+  const worker = runWorker(rig.env());
   try {
     await waitFor(async () => {
       const r = await readyz(worker);
@@ -71,18 +67,17 @@ Deno.test("start worker: defect 4 (issue 9): a startup AccessDenied on the Redri
     assert.ok(sqs.messages("dlq")[0]?.messageAttributes.sluice_error);
   } finally {
     await worker.stop();
-    await Promise.all([sqs.close(), enrich.close(), validator.close()]);
+    await rig.close();
   }
 });
 
 Deno.test("start worker: /readyz does not flap on an AccessDenied from the queue-depth poll (issue 9)", async () => {
-  const sqs = await startFakeSqs({ verifyWith: KEYS, queues: QUEUES });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: QUEUES });
+  const { sqs } = rig;
   // The first GetQueueAttributes (the RedrivePolicy) passes; the depth polls are refused.
   sqs.respond("GetQueueAttributes", { passThrough: true }, accessDenied(), accessDenied());
   const worker = runWorker(
-    env(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }, {
+    rig.env({
       // A long poll in progress while the depth poll fails: no receive answers meanwhile.
       SQS_RECEIVE_WAIT_SECONDS: "5",
       // Not bound here (app.request only): the startup warning is what is checked.
@@ -114,6 +109,6 @@ Deno.test("start worker: /readyz does not flap on an AccessDenied from the queue
     );
   } finally {
     await worker.stop();
-    await Promise.all([sqs.close(), enrich.close(), validator.close()]);
+    await rig.close();
   }
 });

@@ -18,6 +18,17 @@ const BASE = {
   VALIDATOR_URL: "http://127.0.0.1:9",
 };
 
+/** A queue on 127.0.0.1 with test keys in us-east-1; the downstreams as in BASE. */
+function localEnv(queueUrl: string) {
+  return {
+    ...BASE,
+    SQS_QUEUE_URL: queueUrl,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "t",
+    AWS_SECRET_ACCESS_KEY: "t",
+  };
+}
+
 Deno.test("cli: per-command --help works with nothing set", async () => {
   for (
     const args of [["--help"], ["dlq", "--help"], ["dlq", "redrive", "--help"], [
@@ -142,25 +153,18 @@ function sqsEnv(
   return {
     dlq,
     // The downstream URLs are set as on the VM; the dlq subcommands never call them.
-    env: {
-      SQS_QUEUE_URL: queue,
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "t",
-      AWS_SECRET_ACCESS_KEY: "t",
-      ENRICH_URL: "http://127.0.0.1:9",
-      VALIDATOR_URL: "http://127.0.0.1:9",
-    },
+    env: localEnv(queue),
   };
+}
+
+/** `check-config --probe` against the lab's queues (sqsEnv), with `vars` on top. */
+function probe(sqs: Parameters<typeof sqsEnv>[0], vars: Record<string, string>) {
+  return sluice(["check-config", "--probe"], { ...sqsEnv(sqs).env, ...vars });
 }
 
 Deno.test("cli: check-config --probe passes against the lab's enrichment API and validator", async () => {
   await withLab(async (sqs, enrich, validator) => {
-    const { env } = sqsEnv(sqs);
-    const r = await sluice(["check-config", "--probe"], {
-      ...env,
-      ENRICH_URL: enrich,
-      VALIDATOR_URL: validator,
-    });
+    const r = await probe(sqs, { ENRICH_URL: enrich, VALIDATOR_URL: validator });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /ok {3}enrichment API/);
     assert.match(r.stdout, /ok {3}validator: .*\/ingest exists/);
@@ -173,12 +177,7 @@ Deno.test("cli: check-config --probe passes against the lab's enrichment API and
 
 Deno.test("cli: check-config --probe fails on swapped ENRICH_URL and VALIDATOR_URL, naming which is which", async () => {
   await withLab(async (sqs, enrich, validator) => {
-    const { env } = sqsEnv(sqs);
-    const r = await sluice(["check-config", "--probe"], {
-      ...env,
-      ENRICH_URL: validator,
-      VALIDATOR_URL: enrich,
-    });
+    const r = await probe(sqs, { ENRICH_URL: validator, VALIDATOR_URL: enrich });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /FAIL ENRICH_URL .* looks like the validator.*swapped/);
     assert.match(r.stdout, /FAIL VALIDATOR_URL .* looks like the enrichment API.*swapped/);
@@ -187,16 +186,11 @@ Deno.test("cli: check-config --probe fails on swapped ENRICH_URL and VALIDATOR_U
 
 Deno.test("cli: check-config --probe reports a validator redirect with its Location", async () => {
   await withLab(async (sqs, enrich) => {
-    const { env } = sqsEnv(sqs);
     const proxy = serveJson(() =>
       new Response(null, { status: 301, headers: { location: "https://login.example/ingest" } })
     );
     try {
-      const r = await sluice(["check-config", "--probe"], {
-        ...env,
-        ENRICH_URL: enrich,
-        VALIDATOR_URL: proxy.url,
-      });
+      const r = await probe(sqs, { ENRICH_URL: enrich, VALIDATOR_URL: proxy.url });
       assert.equal(r.code, 1);
       assert.match(r.stdout, /FAIL VALIDATOR_URL redirects to https:\/\/login.example\/ingest/);
     } finally {
@@ -206,13 +200,7 @@ Deno.test("cli: check-config --probe reports a validator redirect with its Locat
 });
 
 Deno.test("cli: dlq stats with SQS unreachable says so, not 'no dead-letter queue'", async () => {
-  const r = await sluice(["dlq", "stats"], {
-    ...BASE,
-    SQS_QUEUE_URL: "http://127.0.0.1:9/000000000000/q",
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: "t",
-    AWS_SECRET_ACCESS_KEY: "t",
-  });
+  const r = await sluice(["dlq", "stats"], localEnv("http://127.0.0.1:9/000000000000/q"));
   assert.equal(r.code, 1);
   assert.match(r.stderr, /SQS is unreachable at http:\/\/127.0.0.1:9/);
   assert.doesNotMatch(r.stderr, /no dead-letter queue/);
@@ -319,15 +307,7 @@ Deno.test("cli: a health port in use exits 2 naming the port, before any receive
   try {
     const queue = sqs.createQueue("work");
     const port = new URL(taken.url).port;
-    const r = await sluice([], {
-      SQS_QUEUE_URL: queue,
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "t",
-      AWS_SECRET_ACCESS_KEY: "t",
-      ENRICH_URL: "http://127.0.0.1:9",
-      VALIDATOR_URL: "http://127.0.0.1:9",
-      HTTP_PORT: port,
-    });
+    const r = await sluice([], { ...localEnv(queue), HTTP_PORT: port });
     assert.equal(r.code, 2, r.stdout + r.stderr);
     assert.match(r.stderr, new RegExp(`cannot listen on 127.0.0.1:${port}`));
     assert.equal(sqs.requestsFor("ReceiveMessage").length, 0, "intake never started");
@@ -355,23 +335,15 @@ Deno.test("cli: check-config --probe checks IDEMPOTENCY_TABLE exists with the id
   const db = await startDynalite("sluice-probe");
   try {
     await withLab(async (sqs, enrich, validator) => {
-      const { env } = sqsEnv(sqs);
       const base = {
-        ...env,
         ENRICH_URL: enrich,
         VALIDATOR_URL: validator,
         AWS_ENDPOINT_URL_DYNAMODB: db.url,
       };
-      const ok = await sluice(["check-config", "--probe"], {
-        ...base,
-        IDEMPOTENCY_TABLE: "sluice-probe",
-      });
+      const ok = await probe(sqs, { ...base, IDEMPOTENCY_TABLE: "sluice-probe" });
       assert.equal(ok.code, 0, ok.stdout + ok.stderr);
       assert.match(ok.stdout, /ok {3}IDEMPOTENCY_TABLE: sluice-probe \(exists, key id, ACTIVE\)/);
-      const missing = await sluice(["check-config", "--probe"], {
-        ...base,
-        IDEMPOTENCY_TABLE: "no-such-table",
-      });
+      const missing = await probe(sqs, { ...base, IDEMPOTENCY_TABLE: "no-such-table" });
       assert.equal(missing.code, 1, missing.stdout + missing.stderr);
       assert.match(missing.stdout, /FAIL IDEMPOTENCY_TABLE "no-such-table" does not exist/);
     });

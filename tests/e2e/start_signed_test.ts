@@ -6,14 +6,7 @@
  * and a bad config value stops it with one line and exit code 2.
  */
 import assert from "node:assert/strict";
-import { startFakeSqs } from "../support/fake_sqs.ts";
-import {
-  assertAcceptedOnce,
-  msg,
-  spawnWorker,
-  startEnrichFake,
-  startValidatorFake,
-} from "../support/fault_kit.ts";
+import { assertAcceptedOnce, spawnWorker, startFakeSqsRig } from "../support/fault_kit.ts";
 import { startCommand } from "../../lab/start_command.ts";
 import { waitFor } from "../support/lab_env.ts";
 
@@ -23,7 +16,7 @@ const KEYS = {
 };
 
 Deno.test("deno task start: env vars only, signed requests verified, queue drained, health and metrics", async () => {
-  const sqs = await startFakeSqs({
+  const rig = await startFakeSqsRig({
     verifyWith: KEYS,
     queues: {
       dlq: {},
@@ -36,11 +29,10 @@ Deno.test("deno task start: env vars only, signed requests verified, queue drain
       },
     },
   });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const { sqs, enrich, validator } = rig;
   // Someone else's producer: messages put straight into the queue.
   const ids = Array.from({ length: 40 }, (_, i) => `p-${i}`);
-  for (const id of ids) sqs.send("main", msg(id));
+  rig.send(ids);
   sqs.send("main", "{not json");
   const worker = spawnWorker({
     SQS_QUEUE_URL: sqs.queueUrl("main"),
@@ -93,9 +85,7 @@ Deno.test("deno task start: env vars only, signed requests verified, queue drain
     assert.equal(status.code, 0);
   } finally {
     await worker.close();
-    await enrich.close();
-    await validator.close();
-    await sqs.close();
+    await rig.close();
   }
 });
 

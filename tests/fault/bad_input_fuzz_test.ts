@@ -220,7 +220,7 @@ Deno.test("fuzz: a few hundred bad bodies through the running worker: all in the
   });
   assert.equal(bodies.length, bad.length + valid.length);
 
-  const { lab, enrich, validator, close } = await startRig();
+  const { lab, validator, env, close } = await startRig();
   try {
     // SendMessageBatch allows 1 MiB per call: batch by size as well as count.
     let batch: string[] = [];
@@ -244,7 +244,7 @@ Deno.test("fuzz: a few hundred bad bodies through the running worker: all in the
     await flush();
 
     const worker = runWorker(
-      lab.env({ enrich: enrich.url, validator: validator.url }, { LOG_LEVEL: "warn" }),
+      env({ LOG_LEVEL: "warn" }),
     );
     try {
       await waitFor(

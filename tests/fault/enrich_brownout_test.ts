@@ -3,18 +3,17 @@
  * in process against fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, waitFor } from "../support/lab_env.ts";
+import { receiveUnsettled, runWorker, sendBodies, waitFor } from "../support/lab_env.ts";
 import { assertAcceptedOnce, msg, parsedLines, pause, startRig } from "../support/fault_kit.ts";
 
 Deno.test("brownout: 503 + Retry-After opens the enrichment breaker; then all accepted once", async () => {
-  const { lab, enrich, validator, close } = await startRig({ visibility: 4 });
+  const { lab, enrich, validator, env, send, close } = await startRig({ visibility: 4 });
   const ids = Array.from({ length: 30 }, (_, i) => `b${i}`);
   enrich.failWith = 503;
   enrich.retryAfter = "1";
   try {
-    await sendBodies(lab, ids.map((id) => msg(id)));
-    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }, {
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "4",
+    await send(ids);
+    const worker = runWorker(env({
       // One request per id, so 30 messages make 30 calls and the breaker's minimum is reached.
       ENRICH_BATCH_MAX: "1",
       LOG_LEVEL: "warn",
@@ -79,23 +78,14 @@ Deno.test("brownout: 503 + Retry-After opens the enrichment breaker; then all ac
 });
 
 Deno.test("brownout: a message held on its last receive waits between rounds, no hot loop", async () => {
-  const { lab, enrich, validator, close } = await startRig({ visibility: 4 });
+  const { lab, enrich, validator, env, close } = await startRig({ visibility: 4 });
   enrich.failWith = 503;
   enrich.retryAfter = "1";
   try {
     await sendBodies(lab, [msg("held")]);
-    // Receive it twice without settling: the worker sees ApproximateReceiveCount 3 = maxReceiveCount.
-    for (let i = 0; i < 2; i++) {
-      await lab.admin.call("ReceiveMessage", {
-        QueueUrl: lab.queueUrl,
-        MaxNumberOfMessages: 1,
-        VisibilityTimeout: 0,
-      });
-    }
-    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }, {
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "4",
-      LOG_LEVEL: "info",
-    }));
+    // The worker sees ApproximateReceiveCount 3 = maxReceiveCount.
+    await receiveUnsettled(lab, 2);
+    const worker = runWorker(env({ LOG_LEVEL: "info" }));
     try {
       await waitFor(() => enrich.requests.length > 0, "the first enrichment call");
       await pause(6000); // past the first round's budget (3.2 s): it is held now

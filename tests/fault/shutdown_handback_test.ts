@@ -4,7 +4,7 @@
  * calls) against fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
+import { runWorker, runWorkerUntil, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
 import {
   assertAcceptedOnce,
   finishQueue,
@@ -27,7 +27,6 @@ Deno.test("shutdown handback: defect 1: no submission starts after the shutdown 
       VALIDATOR_CONCURRENCY: "1",
       SHUTDOWN_GRACE_SECONDS: "1",
       HTTP_TIMEOUT_MS: "5000",
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "30",
     }));
     await waitFor(() => slow.arrivals.length === 1, "the first submission", 30_000);
     const stopAt = Date.now();
@@ -43,16 +42,12 @@ Deno.test("shutdown handback: defect 1: no submission starts after the shutdown 
     const d = await lab.admin.depth(lab.queueUrl);
     assert.equal(d.visible, 2, "the two queued submissions were released at once");
 
-    const next = runWorker(lab.env({ enrich: enrich.url, validator: fast.url }));
-    try {
-      await waitFor(
-        async () => fast.accepted.size === 2 && (await lab.depth()) === 0,
-        "the next worker to finish the queue",
-        20_000,
-      );
-    } finally {
-      await next.stop();
-    }
+    await runWorkerUntil(
+      lab.env({ enrich: enrich.url, validator: fast.url }),
+      async () => fast.accepted.size === 2 && (await lab.depth()) === 0,
+      "the next worker to finish the queue",
+      20_000,
+    );
     const first = [...slow.accepted.keys()];
     assertAcceptedOnce(fast, ids.filter((id) => !first.includes(id)));
     assert.ok(!fast.accepted.has(first[0]!), "the first worker's message was not submitted again");
@@ -65,7 +60,10 @@ Deno.test("shutdown handback: defect 1: no submission starts after the shutdown 
 });
 
 Deno.test("shutdown handback: defect 3: shutdown hands no valid message to the redrive policy (maxReceiveCount 1)", async () => {
-  const { lab, enrich, validator, close } = await startRig({ visibility: 30, maxReceiveCount: 1 });
+  const { lab, enrich, validator, env, close } = await startRig({
+    visibility: 30,
+    maxReceiveCount: 1,
+  });
   const ids = Array.from({ length: 25 }, (_, i) => `r${i}`);
   validator.failWith = 503;
   try {
@@ -81,10 +79,7 @@ Deno.test("shutdown handback: defect 3: shutdown hands no valid message to the r
         },
       });
     }
-    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }, {
-      SHUTDOWN_GRACE_SECONDS: "1",
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "30",
-    }));
+    const worker = runWorker(env({ SHUTDOWN_GRACE_SECONDS: "1" }));
     // Every message taken and refused at least once. The validator's breaker may open before
     // the last receive (it pauses intake), so "taken" is read from SQS, not the validator.
     await waitFor(

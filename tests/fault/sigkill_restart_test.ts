@@ -4,24 +4,19 @@
  * downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { sendBodies, waitFor } from "../support/lab_env.ts";
-import { msg, pause, spawnWorker, startRig, type WorkerProcess } from "../support/fault_kit.ts";
+import { waitFor } from "../support/lab_env.ts";
+import { idsOf, pause, withWorkerProcesses } from "../support/fault_kit.ts";
 
 Deno.test("SIGKILL mid-run, then a restart: nothing lost, duplicates only from in-flight work", async () => {
-  const { lab, enrich, validator, close } = await startRig({ visibility: 3 });
-  const ids = Array.from({ length: 60 }, (_, i) => `k${i}`);
-  enrich.delayMs = 300; // keeps about MAX_IN_FLIGHT messages in work at any moment
-  const workers: WorkerProcess[] = [];
-  try {
-    await sendBodies(lab, ids.map((id) => msg(id)));
-    const env = lab.env({ enrich: enrich.url, validator: validator.url }, {
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "3",
+  const ids = idsOf("k", 60);
+  // A 300 ms enrichment keeps about MAX_IN_FLIGHT messages in work at any moment.
+  await withWorkerProcesses({ visibility: 3, ids, enrichDelayMs: 300 }, async (rig, spawn) => {
+    const { lab, validator } = rig;
+    const overrides = {
       // Two long polls, so receive waves overlap and the kill finds work in flight.
       MAX_IN_FLIGHT: "20",
-      LOG_LEVEL: "info",
-    });
-    const first = spawnWorker(env);
-    workers.push(first);
+    };
+    const first = spawn(overrides);
     await waitFor(() => validator.accepted.size >= 15, "the first worker to accept 15", 60_000);
     // Kill while messages are in work.
     await waitFor(
@@ -40,8 +35,7 @@ Deno.test("SIGKILL mid-run, then a restart: nothing lost, duplicates only from i
     // duplicate at all is allowed below, which is the stricter case.
     console.log(`queue at the kill: ${JSON.stringify(atKill)}`);
 
-    const second = spawnWorker(env);
-    workers.push(second);
+    const second = spawn(overrides);
     await waitFor(
       async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
       "the second worker to finish the queue",
@@ -68,8 +62,5 @@ Deno.test("SIGKILL mid-run, then a restart: nothing lost, duplicates only from i
     );
     assert.ok(twice.length <= 20, "at most MAX_IN_FLIGHT duplicates");
     assert.deepEqual(await lab.drainDlq(), [], "nothing dead-lettered");
-  } finally {
-    await Promise.all(workers.map((w) => w.close()));
-    await close();
-  }
+  });
 });

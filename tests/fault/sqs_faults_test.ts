@@ -4,18 +4,17 @@
  * downstreams, all on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { startFakeSqs } from "../support/fake_sqs.ts";
 import { faults } from "../support/fake_sqs/answers.ts";
-import { runWorker, waitFor, workerEnv as baseWorkerEnv } from "../support/lab_env.ts";
+import { runWorker, waitFor } from "../support/lab_env.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
 import {
   assertAcceptedOnce,
-  msg,
+  type FakeSqsRig,
   parsedLines,
   pause,
-  startEnrichFake,
-  startValidatorFake,
+  startFakeSqsRig,
+  untilAcceptedAndInWork,
 } from "../support/fault_kit.ts";
 
 const KEYS = { accessKeyId: "test", secretAccessKey: "test" };
@@ -34,42 +33,37 @@ function fakeQueues(visibility: number) {
   };
 }
 
-function workerEnv(
-  queueUrl: string,
-  urls: { enrich: string; validator: string },
-  overrides: Record<string, string>,
-): Record<string, string> {
-  return baseWorkerEnv(queueUrl, urls, { LOG_LEVEL: "warn", ...overrides });
+/** Waits until every id is accepted and queue "main" is empty. */
+function untilAllDeleted(rig: FakeSqsRig, ids: readonly string[], what: string, timeoutMs: number) {
+  return waitFor(
+    () => rig.validator.accepted.size === ids.length && rig.sqs.messages("main").length === 0,
+    what,
+    timeoutMs,
+  );
+}
+
+/** A worker in process on the rig, logging warnings and errors only. */
+function runOn(rig: FakeSqsRig, overrides: Record<string, string>) {
+  return runWorker(rig.env({ LOG_LEVEL: "warn", ...overrides }));
 }
 
 Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; nothing lost, nothing submitted twice", async () => {
-  const sqs = await startFakeSqs({ verifyWith: KEYS, queues: fakeQueues(3) });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: fakeQueues(3) });
+  const { sqs, enrich, validator } = rig;
   const ids = Array.from({ length: 30 }, (_, i) => `o${i}`);
   enrich.delayMs = 300;
   try {
-    for (const id of ids) sqs.send("main", msg(id));
-    const worker = runWorker(
-      workerEnv(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }, {
-        SQS_VISIBILITY_TIMEOUT_SECONDS: "3",
-        // Two pollers of 5: while one batch is in work the other keeps polling.
-        MAX_IN_FLIGHT: "10",
-        SQS_MAX_BATCH: "5",
-      }),
-    );
+    rig.send(ids);
+    const worker = runOn(rig, {
+      SQS_VISIBILITY_TIMEOUT_SECONDS: "3",
+      // Two pollers of 5: while one batch is in work the other keeps polling.
+      MAX_IN_FLIGHT: "10",
+      SQS_MAX_BATCH: "5",
+    });
     try {
       // Start the outage while messages are inside their enrichment call: they are accepted
       // during it, and their deletes meet the outage.
-      const inWork = () => {
-        const asked = new Set(enrich.requests.flatMap((r) => r.ids));
-        return ids.filter((id) => asked.has(`u-${id}`) && !validator.accepted.has(id));
-      };
-      await waitFor(
-        () => validator.accepted.size >= 5 && inWork().length > 0,
-        "5 accepted and more in work",
-        20_000,
-      );
+      await untilAcceptedAndInWork(rig, ids, 5, 20_000);
       sqs.setDefault("*", faults.serverError(503));
       await waitFor(async () => {
         const res = await worker.app.request("/readyz");
@@ -78,11 +72,7 @@ Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; not
       }, "/readyz to report SQS failing");
       await pause(4000);
       sqs.setDefault("*", undefined); // SQS is back
-      await waitFor(
-        () => validator.accepted.size === ids.length && sqs.messages("main").length === 0,
-        "every message accepted and deleted",
-        60_000,
-      );
+      await untilAllDeleted(rig, ids, "every message accepted and deleted", 60_000);
       const health = await worker.app.request("/healthz");
       assert.equal(health.status, 200, "the worker kept running");
       assert.deepEqual(await health.json(), { status: "ok" });
@@ -99,16 +89,13 @@ Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; not
     assert.ok(failedReceives.length < 60, `${failedReceives.length} failed receives`);
     assert.ok(sqs.requests.every((r) => r.signatureValid), "every request signed correctly");
   } finally {
-    await enrich.close();
-    await validator.close();
-    await sqs.close();
+    await rig.close();
   }
 });
 
 Deno.test("sqs faults: stale receipt handles on delete and visibility change: logged, counted, not fatal", async () => {
-  const sqs = await startFakeSqs({ verifyWith: KEYS, queues: fakeQueues(2) });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: fakeQueues(2) });
+  const { sqs, enrich, validator } = rig;
   const ids = ["x1", "x2", "x3"];
   enrich.delayMs = 3000; // past the 2 s visibility: the heartbeat must extend
   const allFailed = (code: string) => ({
@@ -126,19 +113,13 @@ Deno.test("sqs faults: stale receipt handles on delete and visibility change: lo
   sqs.respond("ChangeMessageVisibilityBatch", allFailed("MessageNotInflight"));
   sqs.respond("DeleteMessageBatch", allFailed("ReceiptHandleIsInvalid"));
   try {
-    for (const id of ids) sqs.send("main", msg(id));
-    const worker = runWorker(
-      workerEnv(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }, {
-        SQS_VISIBILITY_TIMEOUT_SECONDS: "2",
-        HTTP_TIMEOUT_MS: "10000",
-      }),
-    );
+    rig.send(ids);
+    const worker = runOn(rig, {
+      SQS_VISIBILITY_TIMEOUT_SECONDS: "2",
+      HTTP_TIMEOUT_MS: "10000",
+    });
     try {
-      await waitFor(
-        () => validator.accepted.size === ids.length && sqs.messages("main").length === 0,
-        "every message accepted and finally deleted",
-        30_000,
-      );
+      await untilAllDeleted(rig, ids, "every message accepted and finally deleted", 30_000);
       const health = await worker.app.request("/healthz");
       assert.equal(health.status, 200, "the worker kept running");
       await health.body?.cancel();
@@ -159,17 +140,14 @@ Deno.test("sqs faults: stale receipt handles on delete and visibility change: lo
     assertAcceptedOnce(validator, ids);
     assert.ok(worker.metrics.messages.get({ outcome: "duplicate" }) >= 1);
   } finally {
-    await enrich.close();
-    await validator.close();
-    await sqs.close();
+    await rig.close();
   }
 });
 
 Deno.test("sqs faults: partial DeleteMessageBatch failures (retriable InternalError) are retried per entry", async () => {
   // A 30 s visibility: an entry that was not retried would only come back after the test.
-  const sqs = await startFakeSqs({ queues: fakeQueues(30) });
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
+  const rig = await startFakeSqsRig({ queues: fakeQueues(30) });
+  const { sqs, validator } = rig;
   const ids = Array.from({ length: 10 }, (_, i) => `p${i}`);
   const dropped: string[] = [];
   let partialLeft = 3;
@@ -212,14 +190,13 @@ Deno.test("sqs faults: partial DeleteMessageBatch failures (retriable InternalEr
     }, { headers: { "content-type": "application/x-amz-json-1.0" } });
   };
   try {
-    for (const id of ids) sqs.send("main", msg(id));
-    const env = workerEnv(sqs.queueUrl("main"), { enrich: enrich.url, validator: validator.url }, {
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "30",
-    });
+    rig.send(ids);
+    const env = rig.env({ LOG_LEVEL: "warn", SQS_VISIBILITY_TIMEOUT_SECONDS: "30" });
     const worker = startWorker(loadConfig(env), { env, fetch: partialFetch, write: () => {} });
     try {
-      await waitFor(
-        () => validator.accepted.size === ids.length && sqs.messages("main").length === 0,
+      await untilAllDeleted(
+        rig,
+        ids,
         "every message deleted, long before the 30 s visibility",
         15_000,
       );
@@ -237,8 +214,6 @@ Deno.test("sqs faults: partial DeleteMessageBatch failures (retriable InternalEr
     assert.equal(worker.metrics.messages.get({ outcome: "duplicate" }), 0, "none came back");
     assert.equal(worker.metrics.staleReceipts.get({ kind: "delete" }), 0);
   } finally {
-    await enrich.close();
-    await validator.close();
-    await sqs.close();
+    await rig.close();
   }
 });

@@ -3,17 +3,16 @@
  * against fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, waitFor } from "../support/lab_env.ts";
-import { assertAcceptedOnce, msg, pause, startRig } from "../support/fault_kit.ts";
+import { runWorker, waitFor } from "../support/lab_env.ts";
+import { assertAcceptedOnce, pause, startRig } from "../support/fault_kit.ts";
 
 Deno.test("validator 5xx burst: breaker opens, intake pauses, /readyz says why; then all accepted once", async () => {
-  const { lab, enrich, validator, close } = await startRig({ visibility: 4 });
+  const { lab, validator, env, send, close } = await startRig({ visibility: 4 });
   const ids = Array.from({ length: 10 }, (_, i) => `v${i}`);
   validator.failWith = 503;
   try {
-    await sendBodies(lab, ids.map((id) => msg(id)));
-    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }, {
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "4",
+    await send(ids);
+    const worker = runWorker(env({
       // One poller (MAX_IN_FLIGHT / SQS_MAX_BATCH), so a paused intake makes at most one more call.
       MAX_IN_FLIGHT: "10",
     }));

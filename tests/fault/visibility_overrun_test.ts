@@ -4,21 +4,18 @@
  * taken and submitted by the other one.
  */
 import assert from "node:assert/strict";
-import { runWorker, sendBodies, waitFor } from "../support/lab_env.ts";
-import { assertAcceptedOnce, msg, pause, startRig } from "../support/fault_kit.ts";
+import { runWorker, waitFor } from "../support/lab_env.ts";
+import { assertAcceptedOnce, pause, startRig } from "../support/fault_kit.ts";
 
 Deno.test("visibility overrun: the heartbeat keeps a 5 s enrichment under a 2 s visibility; no duplicate", async () => {
-  const { lab, enrich, validator, close } = await startRig({ visibility: 2 });
+  const { lab, enrich, validator, env, send, close } = await startRig({ visibility: 2 });
   const ids = ["s1", "s2", "s3"];
   enrich.delayMs = 5000;
   try {
-    await sendBodies(lab, ids.map((id) => msg(id)));
-    const env = lab.env({ enrich: enrich.url, validator: validator.url }, {
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "2",
-      HTTP_TIMEOUT_MS: "15000",
-    });
-    const a = runWorker(env);
-    const b = runWorker(env);
+    await send(ids);
+    const workerEnv = env({ HTTP_TIMEOUT_MS: "15000" });
+    const a = runWorker(workerEnv);
+    const b = runWorker(workerEnv);
     try {
       await waitFor(() => enrich.requests.length > 0, "the first enrichment call");
       // Well past the 2 s visibility and still inside the 5 s call: nothing may be visible.

@@ -6,7 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { startDynalite } from "../../lab/dynalite.ts";
-import { runWorker, sendBodies, serveJson, startLabEnv, waitFor } from "../support/lab_env.ts";
+import {
+  type LabEnv,
+  runWorkerUntil,
+  sendBodies,
+  serveJson,
+  startLabEnv,
+} from "../support/lab_env.ts";
+import type { Worker } from "../../src/app/start_worker.ts";
 
 const msg = (id: string, n: unknown = id) =>
   JSON.stringify({ message_id: id, user_id: "7", event_ts: 1735689600, payload: { n } });
@@ -48,48 +55,52 @@ function downstreams() {
  */
 const pollsLapse = () => new Promise((resolve) => setTimeout(resolve, 1500));
 
-async function restartRun(
-  withTable: boolean,
-): Promise<{ submissions: number; duplicates: number }> {
+/** A lab, dynalite (its table: `tableEnv`) and the downstreams; all closed after `fn`. */
+async function withLabAndTable<T>(
+  fn: (
+    lab: LabEnv,
+    down: ReturnType<typeof downstreams>,
+    tableEnv: Record<string, string>,
+  ) => Promise<T>,
+): Promise<T> {
   const lab = await startLabEnv();
   const db = await startDynalite();
   const down = downstreams();
   try {
-    const extra: Record<string, string> = withTable
-      ? { IDEMPOTENCY_TABLE: db.table, AWS_ENDPOINT_URL_DYNAMODB: db.url }
-      : {};
-    const ids = ["a", "b", "c", "d", "e"];
-    await sendBodies(lab, ids.map((id) => msg(id)));
-    const first = runWorker(lab.env(down.urls, extra));
-    try {
-      await waitFor(async () => down.docs.length === 5 && (await lab.depth()) === 0, "5 accepted");
-    } finally {
-      await first.stop();
-    }
-    await pollsLapse();
-    // The producer sends them all again (a retry after a timeout): a fresh process sees them.
-    await sendBodies(lab, ids.map((id) => msg(id)));
-    const second = runWorker(lab.env(down.urls, extra));
-    try {
-      await waitFor(async () => (await lab.depth()) === 0, "the queue drained again");
-      await waitFor(
-        () =>
-          second.metrics.messages.get({ outcome: "duplicate" }) +
-              second.metrics.messages.get({ outcome: "accepted" }) === 5,
-        "5 outcomes",
-      );
-    } finally {
-      await second.stop();
-    }
-    return {
-      submissions: down.docs.length,
-      duplicates: second.metrics.messages.get({ outcome: "duplicate" }),
-    };
+    return await fn(lab, down, { IDEMPOTENCY_TABLE: db.table, AWS_ENDPOINT_URL_DYNAMODB: db.url });
   } finally {
     await down.close();
     await db.close();
     await lab.close();
   }
+}
+
+function restartRun(withTable: boolean): Promise<{ submissions: number; duplicates: number }> {
+  return withLabAndTable(async (lab, down, tableEnv) => {
+    const extra = withTable ? tableEnv : {};
+    const ids = ["a", "b", "c", "d", "e"];
+    await sendBodies(lab, ids.map((id) => msg(id)));
+    await runWorkerUntil(
+      lab.env(down.urls, extra),
+      async () => down.docs.length === 5 && (await lab.depth()) === 0,
+      "5 accepted",
+    );
+    await pollsLapse();
+    // The producer sends them all again (a retry after a timeout): a fresh process sees them.
+    await sendBodies(lab, ids.map((id) => msg(id)));
+    const outcomes = (w: Worker) =>
+      w.metrics.messages.get({ outcome: "duplicate" }) +
+      w.metrics.messages.get({ outcome: "accepted" });
+    const second = await runWorkerUntil(
+      lab.env(down.urls, extra),
+      async (w) => (await lab.depth()) === 0 && outcomes(w) === 5,
+      "the queue drained again and 5 outcomes",
+    );
+    return {
+      submissions: down.docs.length,
+      duplicates: second.metrics.messages.get({ outcome: "duplicate" }),
+    };
+  });
 }
 
 Deno.test("idempotency e2e: a restarted worker with the table submits nothing accepted before it; without, it resubmits", async () => {
@@ -100,64 +111,44 @@ Deno.test("idempotency e2e: a restarted worker with the table submits nothing ac
 });
 
 Deno.test("idempotency e2e: two workers on one queue with the table: every producer duplicate submitted once", async () => {
-  const lab = await startLabEnv();
-  const db = await startDynalite();
-  const down = downstreams();
-  const extra = {
-    IDEMPOTENCY_TABLE: db.table,
-    AWS_ENDPOINT_URL_DYNAMODB: db.url,
-    SQS_MAX_BATCH: "2",
-    MAX_IN_FLIGHT: "4",
-  };
-  try {
+  await withLabAndTable(async (lab, down, tableEnv) => {
+    const extra = { ...tableEnv, SQS_MAX_BATCH: "2", MAX_IN_FLIGHT: "4" };
     const ids = Array.from({ length: 30 }, (_, i) => `m-${i}`);
     // Each body three times, interleaved, so copies land on both workers at once.
     await sendBodies(lab, [...ids, ...ids, ...ids].map((id) => msg(id)));
-    const a = runWorker(lab.env(down.urls, extra));
-    const b = runWorker(lab.env(down.urls, extra));
-    try {
-      await waitFor(async () => (await lab.depth()) === 0, "the queue drained", 60_000);
-    } finally {
-      await Promise.all([a.stop(), b.stop()]);
-    }
+    const drained = async () => (await lab.depth()) === 0;
+    const [a, b] = await Promise.all([
+      runWorkerUntil(lab.env(down.urls, extra), drained, "the queue drained", 60_000),
+      runWorkerUntil(lab.env(down.urls, extra), drained, "the queue drained", 60_000),
+    ]);
     assert.equal(down.docs.length, 30, "each message_id submitted exactly once");
     assert.deepEqual(new Set(down.docs), new Set(ids));
     const outcome = (o: string) =>
       a.metrics.messages.get({ outcome: o }) + b.metrics.messages.get({ outcome: o });
     assert.equal(outcome("accepted"), 30);
     assert.equal(outcome("duplicate"), 60);
-    const requests = (w: typeof a, action: string) =>
+    const requests = (w: Worker, action: string) =>
       w.metrics.idempotencyRequests.get({ action, result: "ok" });
     assert.ok(requests(a, "PutItem") + requests(b, "PutItem") >= 30);
-  } finally {
-    await down.close();
-    await db.close();
-    await lab.close();
-  }
+  });
 });
 
 Deno.test("idempotency e2e: a message_id reused with another payload is dead-lettered (VALIDATION) across restarts", async () => {
-  const lab = await startLabEnv();
-  const db = await startDynalite();
-  const down = downstreams();
-  const extra = { IDEMPOTENCY_TABLE: db.table, AWS_ENDPOINT_URL_DYNAMODB: db.url };
-  try {
+  await withLabAndTable(async (lab, down, tableEnv) => {
     await sendBodies(lab, [msg("x", 1)]);
-    const first = runWorker(lab.env(down.urls, extra));
-    try {
-      await waitFor(async () => down.docs.length === 1 && (await lab.depth()) === 0, "x accepted");
-    } finally {
-      await first.stop();
-    }
+    await runWorkerUntil(
+      lab.env(down.urls, tableEnv),
+      async () => down.docs.length === 1 && (await lab.depth()) === 0,
+      "x accepted",
+    );
     await pollsLapse();
     const reused = msg("x", 2);
     await sendBodies(lab, [reused]);
-    const second = runWorker(lab.env(down.urls, extra));
-    try {
-      await waitFor(async () => (await lab.depth()) === 0, "the reused id settled");
-    } finally {
-      await second.stop();
-    }
+    const second = await runWorkerUntil(
+      lab.env(down.urls, tableEnv),
+      async () => (await lab.depth()) === 0,
+      "the reused id settled",
+    );
     assert.equal(down.docs.length, 1);
     const dlq = await lab.drainDlq();
     assert.deepEqual(dlq, [{
@@ -166,9 +157,5 @@ Deno.test("idempotency e2e: a message_id reused with another payload is dead-let
       reason: "message_id reused with another payload",
     }]);
     assert.equal(second.metrics.idempotencyConflicts.get({ result: "mismatch" }), 1);
-  } finally {
-    await down.close();
-    await db.close();
-    await lab.close();
-  }
+  });
 });

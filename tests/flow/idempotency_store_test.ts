@@ -1,6 +1,6 @@
 /** The DynamoDB store and the gate against dynalite: races, expiry, takeover, fencing, reuse. */
 import assert from "node:assert/strict";
-import { startDynalite } from "../../lab/dynalite.ts";
+import { type DynaliteServer, startDynalite } from "../../lab/dynalite.ts";
 import {
   DynamoDbStore,
   type IdempotencyStore,
@@ -12,6 +12,18 @@ import type { IdempotencyRecord } from "../../src/domain/idempotency.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { TimeoutError } from "../../src/lib/errors.ts";
 import type { InputMessage } from "../../src/domain/message_schema.ts";
+
+/** A fresh dynalite table and a store on it; dynalite is closed after `fn`. */
+async function withStore(
+  fn: (store: DynamoDbStore, db: DynaliteServer) => Promise<void>,
+): Promise<void> {
+  const db = await startDynalite();
+  try {
+    await fn(new DynamoDbStore(db.client, db.table), db);
+  } finally {
+    await db.close();
+  }
+}
 
 const logger = createLogger({ level: "error", format: "json", write: () => {} });
 const T0 = 1_800_000_000_000;
@@ -36,9 +48,7 @@ const message = (payload: Record<string, unknown> = { n: 1 }): InputMessage => (
 });
 
 Deno.test("idempotency store: store: two concurrent claims, exactly one wins; the loser reads the winner's record", async () => {
-  const db = await startDynalite();
-  try {
-    const store = new DynamoDbStore(db.client, db.table);
+  await withStore(async (store) => {
     const answers = await Promise.all(
       ["a", "b", "c", "d"].map((owner) => store.claim(record({ owner }), T0)),
     );
@@ -48,15 +58,11 @@ Deno.test("idempotency store: store: two concurrent claims, exactly one wins; th
     assert.equal(read?.owner, winner);
     assert.equal(read?.status, "IN_PROGRESS");
     assert.equal(await store.read("other"), undefined);
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 Deno.test("idempotency store: store: a lapsed lock is taken over (and said so); a live one is not; expiry frees COMPLETED", async () => {
-  const db = await startDynalite();
-  try {
-    const store = new DynamoDbStore(db.client, db.table);
+  await withStore(async (store) => {
     assert.deepEqual(await store.claim(record({ owner: "a" }), T0), {
       claimed: true,
       takeover: false,
@@ -77,15 +83,11 @@ Deno.test("idempotency store: store: a lapsed lock is taken over (and said so); 
       claimed: true,
       takeover: false,
     });
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 Deno.test("idempotency store: store: a stale owner is fenced off extend, complete and release", async () => {
-  const db = await startDynalite();
-  try {
-    const store = new DynamoDbStore(db.client, db.table);
+  await withStore(async (store) => {
     await store.claim(record({ owner: "a" }), T0);
     assert.equal(await store.extend("m-1", "a", T0 + 60_000, T0 / 1000 + 3700), true);
     assert.equal((await store.read("m-1"))?.inProgressUntil, T0 + 60_000);
@@ -100,14 +102,11 @@ Deno.test("idempotency store: store: a stale owner is fenced off extend, complet
     // The owner's release deletes the record.
     assert.equal(await store.release("m-1", "b"), true);
     assert.equal(await store.read("m-1"), undefined);
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 Deno.test("idempotency store: gate: the loser waits for a live lock, then sees the duplicate; never proceeds", async () => {
-  const db = await startDynalite();
-  try {
+  await withStore(async (_store, db) => {
     let now = Date.now();
     const sleeps: number[] = [];
     const gate = (id: string, onSleep?: () => Promise<void>) =>
@@ -135,15 +134,11 @@ Deno.test("idempotency store: gate: the loser waits for a live lock, then sees t
     const claimB = await b.claim(message(), "r-b", new AbortController().signal);
     assert.equal(claimB.kind, "duplicate");
     assert.equal(waited, 2);
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 Deno.test("idempotency store: gate: a released claim lets the waiting copy proceed; a reused message_id is a mismatch", async () => {
-  const db = await startDynalite();
-  try {
-    const store = new DynamoDbStore(db.client, db.table);
+  await withStore(async (store) => {
     const conflicts: string[] = [];
     let aLock: import("../../src/flow/idempotency_gate.ts").IdempotencyLock | undefined;
     const a = new StoreGate({
@@ -173,16 +168,12 @@ Deno.test("idempotency store: gate: a released claim lets the waiting copy proce
     const second = await b.claim(message(), "r-b", new AbortController().signal);
     assert.equal(second.kind, "proceed");
     assert.deepEqual(conflicts, ["mismatch", "wait", "claim_again"]);
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 Deno.test("idempotency store: gate: a fenced extension marks the lock lost, so the pipeline does not submit", async () => {
-  const db = await startDynalite();
-  try {
+  await withStore(async (store) => {
     let now = Date.now();
-    const store = new DynamoDbStore(db.client, db.table);
     const fenced: string[] = [];
     const mk = (id: string) =>
       new StoreGate({
@@ -208,20 +199,15 @@ Deno.test("idempotency store: gate: a fenced extension marks the lock lost, so t
     await a.complete(claimA.lock); // refused: b owns it
     assert.deepEqual(fenced, ["extend", "complete"]);
     assert.equal((await store.read("m-1"))?.status, "IN_PROGRESS");
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 Deno.test("idempotency store: probe: a missing table and a wrong key schema are named", async () => {
-  const db = await startDynalite();
-  try {
+  await withStore(async (_store, db) => {
     assert.deepEqual(await probeIdempotencyTable(db.client, db.table), []);
     const missing = await probeIdempotencyTable(db.client, "no-such-table");
     assert.match(missing[0] ?? "", /does not exist/);
-  } finally {
-    await db.close();
-  }
+  });
   const rows: Array<[Record<string, unknown>, number]> = [
     [{
       KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
@@ -256,9 +242,7 @@ Deno.test("idempotency store: probe: a missing table and a wrong key schema are 
 });
 
 Deno.test("idempotency store: retries after a timed-out success: complete again is not fenced; a written claim is ours", async () => {
-  const db = await startDynalite();
-  try {
-    const store = new DynamoDbStore(db.client, db.table);
+  await withStore(async (store) => {
     await store.claim(record({ owner: "a" }), T0);
     assert.equal(await store.complete("m-1", "a", T0 / 1000 + 3600), true);
     assert.equal(await store.complete("m-1", "a", T0 / 1000 + 3600), true, "same owner again");
@@ -297,7 +281,5 @@ Deno.test("idempotency store: retries after a timed-out success: complete again 
     );
     assert.equal(claim.kind, "proceed");
     assert.deepEqual(conflicts, ["ours"]);
-  } finally {
-    await db.close();
-  }
+  });
 });

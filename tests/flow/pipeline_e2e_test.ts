@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import {
   type LabEnv,
+  receiveUnsettled,
   runWorker,
+  runWorkerUntil,
   sendBodies,
   serveJson,
   startLabEnv,
@@ -94,15 +96,11 @@ async function withLab(
 Deno.test("e2e: valid messages are submitted once with the exact document, then deleted", async () => {
   await withLab({}, async (lab, enrich, validator) => {
     await sendBodies(lab, [msg("a"), msg("b", 7), msg("c", "00123", { extra: true })]);
-    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
-    try {
-      await waitFor(
-        async () => validator.docs.length === 3 && (await lab.depth()) === 0,
-        "3 accepted and an empty queue",
-      );
-    } finally {
-      await worker.stop();
-    }
+    const worker = await runWorkerUntil(
+      lab.env({ enrich: enrich.url, validator: validator.url }),
+      async () => validator.docs.length === 3 && (await lab.depth()) === 0,
+      "3 accepted and an empty queue",
+    );
     const a = validator.docs.find((d) => d.message_id === "a");
     assert.deepEqual(a, {
       message_id: "a",
@@ -128,17 +126,11 @@ Deno.test("e2e: poison goes to the DLQ byte for byte with sluice_error and sluic
       "[1]",
     ];
     await sendBodies(lab, [...poison, msg("ok")]);
-    const worker = runWorker(
+    const worker = await runWorkerUntil(
       lab.env({ enrich: enrich.url, validator: validator.url }, { LOG_LEVEL: "warn" }),
+      async () => (await lab.depth()) === 0 && validator.docs.length === 1,
+      "queue drained",
     );
-    try {
-      await waitFor(
-        async () => (await lab.depth()) === 0 && validator.docs.length === 1,
-        "queue drained",
-      );
-    } finally {
-      await worker.stop();
-    }
     const dlq = await lab.drainDlq();
     assert.deepEqual(dlq.map((m) => m.body).sort(), [...poison].sort());
     for (const m of dlq) {
@@ -185,15 +177,11 @@ Deno.test("e2e: producer duplicates and redeliveries are submitted once", async 
 Deno.test("e2e: unknown user, default policy submits user null", async () => {
   await withLab({}, async (lab, enrich, validator) => {
     await sendBodies(lab, [msg("u1", "999")]);
-    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
-    try {
-      await waitFor(
-        async () => validator.docs.length === 1 && (await lab.depth()) === 0,
-        "accepted",
-      );
-    } finally {
-      await worker.stop();
-    }
+    await runWorkerUntil(
+      lab.env({ enrich: enrich.url, validator: validator.url }),
+      async () => validator.docs.length === 1 && (await lab.depth()) === 0,
+      "accepted",
+    );
     assert.equal(validator.docs[0]?.user, null);
     assert.deepEqual(validator.docs[0]?.enrichment, { status: "unknown_user" });
   });
@@ -203,14 +191,11 @@ Deno.test("e2e: unknown user with dead-letter and drop policies", async () => {
   for (const policy of ["dead-letter", "drop"]) {
     await withLab({}, async (lab, enrich, validator) => {
       await sendBodies(lab, [msg("u2", "999")]);
-      const worker = runWorker(
+      const worker = await runWorkerUntil(
         lab.env({ enrich: enrich.url, validator: validator.url }, { UNKNOWN_USER_POLICY: policy }),
+        async () => (await lab.depth()) === 0,
+        "settled",
       );
-      try {
-        await waitFor(async () => (await lab.depth()) === 0, "settled");
-      } finally {
-        await worker.stop();
-      }
       assert.equal(validator.docs.length, 0, "nothing submitted");
       const dlq = await lab.drainDlq();
       if (policy === "drop") {
@@ -227,14 +212,11 @@ Deno.test("e2e: unknown user with dead-letter and drop policies", async () => {
 Deno.test("e2e: validator 4xx with DELETE_ON_4XX=true deletes; false releases it", async () => {
   await withLab({}, async (lab, enrich, validator) => {
     await sendBodies(lab, [msg("r1")]);
-    const worker = runWorker(
+    const worker = await runWorkerUntil(
       lab.env({ enrich: enrich.url, validator: validator.url }, { DELETE_ON_4XX: "true" }),
+      async () => (await lab.depth()) === 0,
+      "deleted",
     );
-    try {
-      await waitFor(async () => (await lab.depth()) === 0, "deleted");
-    } finally {
-      await worker.stop();
-    }
     assert.equal(worker.metrics.messages.get({ outcome: "rejected_deleted" }), 1);
     assert.equal((await lab.drainDlq()).length, 0);
   }, () => 400);
@@ -256,20 +238,12 @@ Deno.test("e2e: validator 4xx with DELETE_ON_4XX=true deletes; false releases it
 Deno.test("e2e: 4xx on the last allowed receive is dead-lettered with the reason", async () => {
   await withLab({}, async (lab, enrich, validator) => {
     await sendBodies(lab, [msg("r3")]);
-    // Receive it twice without settling so the worker sees ApproximateReceiveCount 3.
-    for (let i = 0; i < 2; i++) {
-      await lab.admin.call("ReceiveMessage", {
-        QueueUrl: lab.queueUrl,
-        MaxNumberOfMessages: 1,
-        VisibilityTimeout: 0,
-      });
-    }
-    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
-    try {
-      await waitFor(async () => (await lab.depth()) === 0, "settled");
-    } finally {
-      await worker.stop();
-    }
+    await receiveUnsettled(lab, 2); // the worker's receive is the 3rd, the last allowed
+    await runWorkerUntil(
+      lab.env({ enrich: enrich.url, validator: validator.url }),
+      async () => (await lab.depth()) === 0,
+      "settled",
+    );
     const dlq = await lab.drainDlq();
     assert.equal(dlq.length, 1);
     assert.equal(dlq[0]?.error, "REJECTED");
@@ -280,12 +254,11 @@ Deno.test("e2e: 4xx on the last allowed receive is dead-lettered with the reason
 Deno.test("e2e: no DLQ: poison is released for as long as SQS allows, never deleted", async () => {
   await withLab({ redrive: false }, async (lab, enrich, validator) => {
     await sendBodies(lab, ["garbage"]);
-    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
-    try {
-      await waitFor(() => worker.metrics.messages.get({ outcome: "released" }) === 1, "released");
-    } finally {
-      await worker.stop();
-    }
+    await runWorkerUntil(
+      lab.env({ enrich: enrich.url, validator: validator.url }),
+      (w) => w.metrics.messages.get({ outcome: "released" }) === 1,
+      "released",
+    );
     const d = await lab.admin.depth(lab.queueUrl);
     assert.equal(d.visible + d.inFlight, 1, "still in the queue");
     assert.equal((await lab.drainDlq()).length, 0);
@@ -295,15 +268,15 @@ Deno.test("e2e: no DLQ: poison is released for as long as SQS allows, never dele
 Deno.test("e2e: validator 5xx past the budget with DELETE_ON_5XX=true deletes", async () => {
   await withLab({}, async (lab, enrich, validator) => {
     await sendBodies(lab, [msg("f1")]);
-    const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }, {
-      DELETE_ON_5XX: "true",
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "2",
-    }));
-    try {
-      await waitFor(async () => (await lab.depth()) === 0, "deleted", 20_000);
-    } finally {
-      await worker.stop();
-    }
+    const worker = await runWorkerUntil(
+      lab.env({ enrich: enrich.url, validator: validator.url }, {
+        DELETE_ON_5XX: "true",
+        SQS_VISIBILITY_TIMEOUT_SECONDS: "2",
+      }),
+      async () => (await lab.depth()) === 0,
+      "deleted",
+      20_000,
+    );
     assert.equal(worker.metrics.messages.get({ outcome: "deleted_5xx" }), 1);
     assert.ok(validator.docs.length > 1, "retried in process before giving up");
   }, () => 503);

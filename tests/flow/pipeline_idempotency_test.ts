@@ -7,11 +7,25 @@ import assert from "node:assert/strict";
 import { HttpError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { Pipeline } from "../../src/flow/pipeline.ts";
-import { deliverOnce, pipelineParts, TEST_SETTINGS } from "../support/pipeline_parts.ts";
+import {
+  deliverOnce,
+  fakeSettler,
+  IDLE_HEARTBEAT,
+  oneMessage,
+  pipelineParts,
+  type SettleKind,
+  TEST_SETTINGS,
+} from "../support/pipeline_parts.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { ClaimResult, IdempotencyGate } from "../../src/flow/idempotency_gate.ts";
 import type { Submission } from "../../src/adapters/validator_client.ts";
 import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
+
+/** A settler call as the events name it; a dead-letter with its category and reason. */
+function settleEvent(kind: SettleKind, args: unknown[]): string {
+  if (kind === "dead_letter") return `sqs dead-letter ${args[2]} ${args[3]}`;
+  return `sqs ${kind === "visibility" ? "release" : kind}`;
+}
 
 function harness(
   gateAnswer: ClaimResult["kind"],
@@ -32,31 +46,13 @@ function harness(
     release: (l) => (events.push(`release ${l.messageId}`), Promise.resolve()),
     extend: () => {},
   };
-  const queue = deliverOnce(() => [{
-    messageId: "sqs-1",
-    receiptHandle: "h-1",
-    body: JSON.stringify({ message_id: "m-1", user_id: "7", event_ts: 1, payload: {} }),
-    attributes: {
-      ApproximateReceiveCount: String(options.receiveCount ?? 1),
-      SentTimestamp: "0",
-    },
-    messageAttributes: {},
-  }]);
+  const queue = deliverOnce(() => [oneMessage(options.receiveCount)]);
   const metrics = createSluiceMetrics();
   const pipeline = new Pipeline(...pipelineParts({
     ...TEST_SETTINGS,
     sqs: queue.sqs,
-
-    settler: {
-      hasDlq: true,
-      delete: () => (events.push("sqs delete"), Promise.resolve("done")),
-      changeVisibility: () => (events.push("sqs release"), Promise.resolve("done")),
-      deadLetter: (_h, _b, category, reason) => (
-        events.push(`sqs dead-letter ${category} ${reason}`), Promise.resolve("done")
-      ),
-      requeue: () => (events.push("sqs requeue"), Promise.resolve("done")),
-    },
-    heartbeat: { track: () => {}, untrack: () => {} },
+    settler: fakeSettler((kind, args) => events.push(settleEvent(kind, args))),
+    heartbeat: IDLE_HEARTBEAT,
     lookup: () => {
       // The heartbeat found another owner while the profile was fetched.
       if (options.loseLockAfterLookup) lock.held = false;

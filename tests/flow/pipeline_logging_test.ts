@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 import { createLogger, type LogLevel } from "../../src/lib/logger.ts";
 import { Pipeline } from "../../src/flow/pipeline.ts";
-import { deliverOnce, TEST_SETTINGS } from "../support/pipeline_parts.ts";
+import {
+  deliverOnce,
+  fakeSettler,
+  IDLE_HEARTBEAT,
+  TEST_SETTINGS,
+} from "../support/pipeline_parts.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 import { FakeClock } from "../support/fake_clock.ts";
@@ -25,14 +30,8 @@ async function runBodies(bodies: string[], level: LogLevel) {
   const clock = new FakeClock({ start: 5_000 });
   const pipeline = new Pipeline(TEST_SETTINGS, {
     sqs: queue.sqs,
-    settler: {
-      hasDlq: true,
-      delete: () => Promise.resolve("done"),
-      changeVisibility: () => Promise.resolve("done"),
-      deadLetter: () => Promise.resolve("done"),
-      requeue: () => Promise.resolve("done"),
-    },
-    heartbeat: { track: () => {}, untrack: () => {} },
+    settler: fakeSettler(),
+    heartbeat: IDLE_HEARTBEAT,
     lookup: (userId) => Promise.resolve({ status: "ok", profile: { user_id: userId } }),
     submit: () => {
       clock.advance(7);

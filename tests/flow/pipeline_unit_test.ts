@@ -9,6 +9,9 @@ import { Pipeline } from "../../src/flow/pipeline.ts";
 import { dedupeCapacity } from "../../src/flow/dedupe.ts";
 import {
   deliverOnce,
+  fakeSettler,
+  IDLE_HEARTBEAT,
+  oneMessage,
   type PipelineOptions,
   pipelineParts,
   TEST_SETTINGS,
@@ -27,33 +30,14 @@ function harness(
   const clock = new FakeClock({ start: 1_000_000 });
   const work = new AbortController();
   const settled: Array<{ kind: string; args: unknown[] }> = [];
-  const message: SqsMessage = {
-    messageId: "sqs-1",
-    receiptHandle: "h-1",
-    body: JSON.stringify({ message_id: "m-1", user_id: "7", event_ts: 1, payload: {} }),
-    attributes: {
-      ApproximateReceiveCount: String(overrides.receiveCount ?? 1),
-      SentTimestamp: "0",
-    },
-    messageAttributes: {},
-  };
+  const message = oneMessage(overrides.receiveCount);
   const queue = deliverOnce(() => [message]);
   const intake = queue.intake;
   const options: PipelineOptions = {
     ...TEST_SETTINGS,
     sqs: queue.sqs,
-    settler: {
-      hasDlq: true,
-      delete: (...args) => (settled.push({ kind: "delete", args }), Promise.resolve("done")),
-      changeVisibility: (
-        ...args
-      ) => (settled.push({ kind: "visibility", args }), Promise.resolve("done")),
-      deadLetter: (
-        ...args
-      ) => (settled.push({ kind: "dead_letter", args }), Promise.resolve("done")),
-      requeue: (...args) => (settled.push({ kind: "requeue", args }), Promise.resolve("done")),
-    },
-    heartbeat: { track: () => {}, untrack: () => {} },
+    settler: fakeSettler((kind, args) => settled.push({ kind, args })),
+    heartbeat: IDLE_HEARTBEAT,
     lookup: () => Promise.resolve({ status: "ok", profile: { user_id: "7" } }),
     submit: () => Promise.resolve({ accepted: true, status: 200 }),
     metrics: createSluiceMetrics(),
@@ -279,26 +263,12 @@ async function runMany(count: number, again: number[], overrides: Partial<Pipeli
   let submits = 0;
   const clock = new FakeClock({ start: 1_000_000 });
   const pipeline = new Pipeline(...pipelineParts({
-    queueUrl: "http://sqs.local/000/q",
-    maxBatch: 10,
+    ...TEST_SETTINGS,
     receiveWaitSeconds: 1,
-    visibilityTimeoutSeconds: 30,
     maxInFlight: 100,
-    deleteOn4xx: false,
-    deleteOn5xx: false,
-    unknownUserPolicy: "submit",
-    dedupTtlSeconds: 3600,
-    maxReceiveCount: 3,
-    pollers: 1,
     sqs: { receiveMessage: q.receiveMessage },
-    settler: {
-      hasDlq: true,
-      delete: () => Promise.resolve("done"),
-      changeVisibility: () => Promise.resolve("done"),
-      deadLetter: () => Promise.resolve("done"),
-      requeue: () => Promise.resolve("done"),
-    },
-    heartbeat: { track: () => {}, untrack: () => {} },
+    settler: fakeSettler(),
+    heartbeat: IDLE_HEARTBEAT,
     lookup: () => Promise.resolve({ status: "ok", profile: { user_id: "7" } }),
     submit: () => (submits++, Promise.resolve({ accepted: true, status: 200 })),
     metrics,

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { FakeClock } from "../support/fake_clock.ts";
 import { buildDataset } from "../../lab/dataset.ts";
-import { startEnrichSim } from "../../lab/enrich_sim.ts";
+import { type EnrichSim, type EnrichSimOptions, startEnrichSim } from "../../lab/enrich_sim.ts";
 
 const dataset = buildDataset({ users: 200, seed: 7 });
 
@@ -13,6 +13,16 @@ async function getJson(
   const res = await fetch(url, init);
   const body = await res.json();
   return { status: res.status, headers: res.headers, body };
+}
+
+/** The simulator on 127.0.0.1 for `fn`, closed after it. */
+async function withSim(options: EnrichSimOptions, fn: (sim: EnrichSim) => Promise<void>) {
+  const sim = startEnrichSim(options);
+  try {
+    await fn(sim);
+  } finally {
+    await sim.close();
+  }
 }
 
 Deno.test("enrich sim: dataset: deterministic, leading-zero ids with distinct zero-less twins", () => {
@@ -30,8 +40,7 @@ Deno.test("enrich sim: dataset: deterministic, leading-zero ids with distinct ze
 });
 
 Deno.test("enrich sim: single lookup returns the profile plus meta; 404 for unknown ids", async () => {
-  const sim = startEnrichSim({ dataset, instant: true });
-  try {
+  await withSim({ dataset, instant: true }, async (sim) => {
     const id = dataset.knownIds.find((x) => x.startsWith("0"))!;
     const ok = await getJson(`${sim.url}/v1/users/${encodeURIComponent(id)}`);
     assert.equal(ok.status, 200);
@@ -66,14 +75,11 @@ Deno.test("enrich sim: single lookup returns the profile plus meta; 404 for unkn
     assert.equal(stats.singleRequests, 3);
     assert.equal(stats.idsServed, coerced.status === 200 ? 2 : 1);
     assert.equal(stats.requests, 4);
-  } finally {
-    await sim.close();
-  }
+  });
 });
 
 Deno.test("enrich sim: percent-decodes the id in the path", async () => {
-  const sim = startEnrichSim({ dataset, instant: true });
-  try {
+  await withSim({ dataset, instant: true }, async (sim) => {
     const id = dataset.knownIds[0]!;
     const encoded = [...id].map((c) => `%${c.charCodeAt(0).toString(16)}`).join("");
     const res = await getJson(`${sim.url}/v1/users/${encoded}`);
@@ -81,14 +87,11 @@ Deno.test("enrich sim: percent-decodes the id in the path", async () => {
     assert.equal(res.body.user_id, id);
     const bad = await getJson(`${sim.url}/v1/users/%E0%A4%A`);
     assert.equal(bad.status, 400);
-  } finally {
-    await sim.close();
-  }
+  });
 });
 
 Deno.test("enrich sim: batch splits users, missing; caps at 100; rejects non-string ids", async () => {
-  const sim = startEnrichSim({ dataset, instant: true });
-  try {
+  await withSim({ dataset, instant: true }, async (sim) => {
     const known = dataset.knownIds.slice(0, 3);
     const unknown = dataset.unknownId(9);
     const post = (body: unknown) =>
@@ -116,9 +119,7 @@ Deno.test("enrich sim: batch splits users, missing; caps at 100; rejects non-str
     const stats = sim.stats();
     assert.equal(stats.batchRequests, 4);
     assert.equal(stats.idsRequested, 104);
-  } finally {
-    await sim.close();
-  }
+  });
 });
 
 Deno.test("enrich sim: overload limit answers 429 with Retry-After", async () => {
@@ -175,13 +176,12 @@ Deno.test("enrich sim: flaky is deterministic from the seed and fails often", as
 
 Deno.test("enrich sim: brownout answers 503 with Retry-After inside its window only", async () => {
   const clock = new FakeClock({ start: 0 });
-  const sim = startEnrichSim({
+  await withSim({
     dataset,
     scenario: "brownout",
     now: clock.now,
     sleep: () => Promise.resolve(),
-  });
-  try {
+  }, async (sim) => {
     const statuses = async () => {
       const out: number[] = [];
       for (let i = 0; i < 40; i++) {
@@ -203,19 +203,16 @@ Deno.test("enrich sim: brownout answers 503 with Retry-After inside its window o
     assert.ok(again.filter((s) => s === 503).length >= 10, `503s in window 2: ${again}`);
     // the bench's "calls during the brownout windows": the 80 inside, none of the 40 outside
     assert.equal(sim.stats().brownoutRequests, 80);
-  } finally {
-    await sim.close();
-  }
+  });
 });
 
 Deno.test("enrich sim: flaky batches put some ids in errors", async () => {
-  const sim = startEnrichSim({
+  await withSim({
     dataset,
     scenario: "flaky",
     seed: 5,
     sleep: () => Promise.resolve(),
-  });
-  try {
+  }, async (sim) => {
     let perIdErrors = 0;
     let served = 0;
     for (let i = 0; i < 20; i++) {
@@ -231,7 +228,5 @@ Deno.test("enrich sim: flaky batches put some ids in errors", async () => {
     }
     assert.ok(perIdErrors > 0, "some per-id errors");
     assert.equal(sim.stats().idsServed, served);
-  } finally {
-    await sim.close();
-  }
+  });
 });

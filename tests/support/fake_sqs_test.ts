@@ -32,6 +32,16 @@ async function setup() {
   return { c, sqs, client, url, receive };
 }
 
+/** The fake (queue "work", redrive to "dlq" after 2 receives) and a client on it, for `fn`. */
+async function withFake(fn: (fake: Awaited<ReturnType<typeof setup>>) => Promise<void>) {
+  const fake = await setup();
+  try {
+    await fn(fake);
+  } finally {
+    await fake.sqs.close();
+  }
+}
+
 async function sqsError(p: Promise<unknown>): Promise<SqsError> {
   const err = await p.then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof SqsError, `expected SqsError, got ${err}`);
@@ -39,8 +49,7 @@ async function sqsError(p: Promise<unknown>): Promise<SqsError> {
 }
 
 Deno.test("fake: visibility, receive counts and redrive after maxReceiveCount", async () => {
-  const { c, sqs, receive } = await setup();
-  try {
+  await withFake(async ({ c, sqs, receive }) => {
     sqs.send("work", "poison");
     assert.equal((await receive())[0]?.attributes.ApproximateReceiveCount, "1");
     assert.deepEqual(await receive(), []); // in flight
@@ -51,14 +60,11 @@ Deno.test("fake: visibility, receive counts and redrive after maxReceiveCount", 
     assert.deepEqual(await receive(), []);
     assert.equal(sqs.messages("work").length, 0);
     assert.deepEqual(sqs.messages("dlq").map((m) => m.body), ["poison"]);
-  } finally {
-    await sqs.close();
-  }
+  });
 });
 
 Deno.test("fake: stale receipt handles delete nothing; visibility changes answer MessageNotInflight", async () => {
-  const { c, sqs, client, url, receive } = await setup();
-  try {
+  await withFake(async ({ c, sqs, client, url, receive }) => {
     sqs.send("work", "m");
     const [first] = await receive();
     c.t += 31_000;
@@ -80,14 +86,11 @@ Deno.test("fake: stale receipt handles delete nothing; visibility changes answer
     await client.changeMessageVisibility(url, second.receiptHandle, 43200 - 42_900 - 5);
     await client.deleteMessageBatch(url, [{ id: "0", receiptHandle: second.receiptHandle }]);
     assert.equal(sqs.messages("work").length, 0);
-  } finally {
-    await sqs.close();
-  }
+  });
 });
 
 Deno.test("fake: SQS validation of batches and message attributes", async () => {
-  const { sqs, client, url } = await setup();
-  try {
+  await withFake(async ({ sqs, client, url }) => {
     const dup = await sqsError(client.deleteMessageBatch(url, [
       { id: "0", receiptHandle: "x" },
       { id: "0", receiptHandle: "y" },
@@ -110,14 +113,11 @@ Deno.test("fake: SQS validation of batches and message attributes", async () => 
     const big = await sqsError(client.sendMessage(url, "x".repeat(1024 * 1024 + 1)));
     assert.equal(big.code, "InvalidParameterValue");
     assert.equal(sqs.messages("work").length, 0);
-  } finally {
-    await sqs.close();
-  }
+  });
 });
 
 Deno.test("fake: a long poll returns as soon as a message arrives; attributes; purge", async () => {
-  const { sqs, client, url, receive } = await setup();
-  try {
+  await withFake(async ({ sqs, client, url, receive }) => {
     const polling = receive(20);
     while (sqs.requestsFor("ReceiveMessage").length === 0) {
       await new Promise((r) => setTimeout(r, 5));
@@ -137,14 +137,11 @@ Deno.test("fake: a long poll returns as soon as a message arrives; attributes; p
     });
     await client.purgeQueue(url);
     assert.equal(sqs.messages("work").length, 0);
-  } finally {
-    await sqs.close();
-  }
+  });
 });
 
 Deno.test("fake: refuses characters outside SQS's set in bodies and attribute values, as SQS does", async () => {
-  const { sqs, client, url } = await setup();
-  try {
+  await withFake(async ({ sqs, client, url }) => {
     const lone = await sqsError(client.sendMessage(url, "ok", { sluice_reason: "bad \ud83d" }));
     assert.equal(lone.code, "InvalidParameterValue");
     assert.match(lone.message, /attribute 'sluice_reason' value contains invalid .*'#xD83D'/);
@@ -154,7 +151,5 @@ Deno.test("fake: refuses characters outside SQS's set in bodies and attribute va
     assert.equal(body.code, "InvalidMessageContents");
     await client.sendMessage(url, "fine 😀", { sluice_reason: "fine 😀\t\n" });
     assert.equal(sqs.messages("work").length, 1);
-  } finally {
-    await sqs.close();
-  }
+  });
 });

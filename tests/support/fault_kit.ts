@@ -13,7 +13,16 @@ import {
   type ValidatorFake,
   type ValidatorFakeOptions,
 } from "./fake_downstreams.ts";
-import { type LabEnv, runWorker, serveJson, startLabEnv, waitFor } from "./lab_env.ts";
+import { type FakeSqs, type FakeSqsOptions, startFakeSqs } from "./fake_sqs.ts";
+import {
+  type LabEnv,
+  runWorkerUntil,
+  sendBodies,
+  serveJson,
+  startLabEnv,
+  waitFor,
+  workerEnv,
+} from "./lab_env.ts";
 
 export { pause } from "./fake_downstreams.ts";
 
@@ -49,27 +58,106 @@ function served<T extends { handle(r: Request): Promise<Response>; abort(): void
   });
 }
 
-/** A lab (fauxqs with a main queue and a DLQ) and both downstream fakes; `close()` ends all. */
-export interface FaultRig {
-  lab: LabEnv;
+/** A queue and both downstream fakes; `close()` ends all. */
+interface Rig {
   enrich: ServedEnrichFake;
   validator: ServedValidatorFake;
+  /** Env vars for a worker against the queue and both fakes; `overrides` win. */
+  env(overrides?: Record<string, string>): Record<string, string>;
   close(): Promise<void>;
+}
+
+/** A lab (fauxqs with a main queue and a DLQ) and both downstream fakes (env: lab.env). */
+export interface FaultRig extends Rig {
+  lab: LabEnv;
+  /** Sends msg(id) for every id to the main queue. */
+  send(ids: readonly string[]): Promise<void>;
 }
 
 export async function startRig(options?: Parameters<typeof startLabEnv>[0]): Promise<FaultRig> {
   const lab = await startLabEnv(options);
-  const enrich = startEnrichFake();
-  const validator = startValidatorFake();
   return {
     lab,
+    ...withDownstreams(lab, lab.env),
+    send: (ids) => sendBodies(lab, ids.map((id) => msg(id))),
+  };
+}
+
+/** Ids `<prefix>0` to `<prefix><count - 1>`. */
+export function idsOf(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+}
+
+/** Starts a worker process against the rig; see withWorkerProcesses. */
+export type SpawnOnRig = (overrides?: Record<string, string>, argv?: string[]) => WorkerProcess;
+
+/**
+ * Runs `fn` on a fresh rig (startRig(`options`)) whose queue holds msg(id) for every id in
+ * `options.ids` (default none) and whose enrichment fake answers after `options.enrichDelayMs`
+ * (default 0), with `spawn`, which starts a worker process against it (rig.env at LOG_LEVEL info,
+ * so its port resolves; `overrides` win). Every worker spawned, then the rig, is closed after
+ * `fn`, also when it throws.
+ */
+export async function withWorkerProcesses(
+  options: Parameters<typeof startLabEnv>[0] & { ids?: readonly string[]; enrichDelayMs?: number },
+  fn: (rig: FaultRig, spawn: SpawnOnRig) => Promise<void>,
+): Promise<void> {
+  const rig = await startRig(options);
+  rig.enrich.delayMs = options.enrichDelayMs ?? 0;
+  const workers: WorkerProcess[] = [];
+  const spawn: SpawnOnRig = (overrides = {}, argv) => {
+    const worker = spawnWorker(rig.env({ LOG_LEVEL: "info", ...overrides }), argv);
+    workers.push(worker);
+    return worker;
+  };
+  try {
+    await rig.send(options.ids ?? []);
+    await fn(rig, spawn);
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    await rig.close();
+  }
+}
+
+/**
+ * Both downstream fakes beside a queue; `env` is `envOf` with their URLs; `close()` ends the
+ * fakes, then the queue.
+ */
+function withDownstreams(
+  queue: { close(): Promise<void> },
+  envOf: (
+    urls: { enrich: string; validator: string },
+    overrides?: Record<string, string>,
+  ) => Record<string, string>,
+): Rig {
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  const urls = { enrich: enrich.url, validator: validator.url };
+  return {
     enrich,
     validator,
+    env: (overrides) => envOf(urls, overrides),
     close: async () => {
       await enrich.close();
       await validator.close();
-      await lab.close();
+      await queue.close();
     },
+  };
+}
+
+/** The programmable fake SQS (fake_sqs.ts), queue "main", and both downstream fakes. */
+export interface FakeSqsRig extends Rig {
+  sqs: FakeSqs;
+  /** Puts msg(id) for every id on queue "main", as someone else's producer would. */
+  send(ids: readonly string[]): void;
+}
+
+export async function startFakeSqsRig(options?: FakeSqsOptions): Promise<FakeSqsRig> {
+  const sqs = await startFakeSqs(options);
+  return {
+    sqs,
+    ...withDownstreams(sqs, (urls, overrides) => workerEnv(sqs.queueUrl("main"), urls, overrides)),
+    send: (ids) => ids.forEach((id) => sqs.send("main", msg(id))),
   };
 }
 
@@ -77,6 +165,34 @@ export async function startRig(options?: Parameters<typeof startLabEnv>[0]): Pro
 export function inWork(ids: readonly string[], enrich: EnrichFake, validator: ValidatorFake) {
   const asked = new Set(enrich.requests.flatMap((r) => r.ids));
   return ids.filter((id) => asked.has(`u-${id}`) && !validator.accepted.has(id));
+}
+
+/**
+ * Waits until `accepted` messages are accepted and more are being enriched (`inWork`); returns
+ * those in work then.
+ */
+export async function untilAcceptedAndInWork(
+  fakes: { enrich: EnrichFake; validator: ValidatorFake },
+  ids: readonly string[],
+  accepted = 5,
+  timeoutMs = 60_000,
+): Promise<string[]> {
+  const { enrich, validator } = fakes;
+  await waitFor(
+    () => validator.accepted.size >= accepted && inWork(ids, enrich, validator).length > 0,
+    `the worker to accept ${accepted} and be enriching more`,
+    timeoutMs,
+  );
+  return inWork(ids, enrich, validator);
+}
+
+/** Waits until the enrichment fake was asked for every id's user: all of them in work at once. */
+export async function untilAllInWork(enrich: EnrichFake, ids: readonly string[]): Promise<void> {
+  await waitFor(
+    () => usersAsked(enrich) === ids.length,
+    `all ${ids.length} messages in work`,
+    60_000,
+  );
 }
 
 /** How many distinct users the enrichment fake was asked for. */
@@ -94,19 +210,14 @@ export async function finishQueue(
   ids: readonly string[],
   what = "the next worker to finish the queue",
   timeoutMs = 30_000,
-): Promise<ReturnType<typeof runWorker>> {
+): ReturnType<typeof runWorkerUntil> {
   const { enrich, validator } = fakes;
-  const next = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }));
-  try {
-    await waitFor(
-      async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
-      what,
-      timeoutMs,
-    );
-  } finally {
-    await next.stop();
-  }
-  return next;
+  return await runWorkerUntil(
+    lab.env({ enrich: enrich.url, validator: validator.url }),
+    async () => validator.accepted.size === ids.length && (await lab.depth()) === 0,
+    what,
+    timeoutMs,
+  );
 }
 
 /** Every id in `ids` was accepted exactly once, and nothing else was. */

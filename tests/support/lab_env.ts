@@ -3,8 +3,8 @@
  * (RedrivePolicy maxReceiveCount 3 unless told), plus whatever downstreams the test starts.
  * Everything binds 127.0.0.1 and closes in `close()`.
  */
-import { buildApp } from "fauxqs";
-import { createSqsAdmin, type SqsAdmin } from "../../lab/sqs_admin.ts";
+import type { SqsAdmin } from "../../lab/sqs_admin.ts";
+import { serveLocal, startFauxqs } from "../../lab/local_server.ts";
 import { type Config, loadConfig } from "../../src/app/config.ts";
 import { startWorker, type Worker } from "../../src/app/start_worker.ts";
 
@@ -15,7 +15,10 @@ export interface LabEnv {
   dlqUrl: string;
   /** Config for a worker against this lab; `overrides` are env vars. */
   config(urls: { enrich: string; validator: string }, overrides?: Record<string, string>): Config;
-  /** Env vars for a worker process against this lab. */
+  /**
+   * Env vars for a worker against this lab (workerEnv, LOG_LEVEL error, the queue's visibility
+   * as SQS_VISIBILITY_TIMEOUT_SECONDS); `overrides` win.
+   */
   env(
     urls: { enrich: string; validator: string },
     overrides?: Record<string, string>,
@@ -29,12 +32,8 @@ export interface LabEnv {
 export async function startLabEnv(
   options: { redrive?: boolean; visibility?: number; maxReceiveCount?: number } = {},
 ): Promise<LabEnv> {
-  const app = buildApp({ logger: false });
-  await app.listen({ port: 0, host: "127.0.0.1" });
-  const address = app.server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  const endpoint = `http://127.0.0.1:${port}`;
-  const admin = createSqsAdmin({ endpoint });
+  const fauxqs = await startFauxqs();
+  const { endpoint, admin } = fauxqs;
   const suffix = crypto.randomUUID().slice(0, 8);
   const dlqUrl = await admin.createQueue(`dlq-${suffix}`);
   const attributes: Record<string, string> = {
@@ -51,7 +50,12 @@ export async function startLabEnv(
     urls: { enrich: string; validator: string },
     overrides: Record<string, string> = {},
   ): Record<string, string> =>
-    workerEnv(queueUrl, urls, { AWS_ENDPOINT_URL_SQS: endpoint, LOG_LEVEL: "error", ...overrides });
+    workerEnv(queueUrl, urls, {
+      AWS_ENDPOINT_URL_SQS: endpoint,
+      LOG_LEVEL: "error",
+      SQS_VISIBILITY_TIMEOUT_SECONDS: attributes.VisibilityTimeout!,
+      ...overrides,
+    });
   return {
     endpoint,
     admin,
@@ -90,7 +94,7 @@ export async function startLabEnv(
       const d = await admin.depth(url);
       return d.visible + d.inFlight + d.delayed;
     },
-    close: () => app.close(),
+    close: fauxqs.close,
   };
 }
 
@@ -158,13 +162,42 @@ export function runWorker(env: Record<string, string>): Worker & { lines: string
   return Object.assign(worker, { lines });
 }
 
+/**
+ * Runs a worker in process until `done` holds (waitFor, `timeoutMs`), then stops it, also when the
+ * wait times out. Returns the stopped worker, for its metrics and log lines.
+ */
+export async function runWorkerUntil(
+  env: Record<string, string>,
+  done: (worker: ReturnType<typeof runWorker>) => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs?: number,
+): Promise<ReturnType<typeof runWorker>> {
+  const worker = runWorker(env);
+  try {
+    await waitFor(() => done(worker), what, timeoutMs);
+  } finally {
+    await worker.stop();
+  }
+  return worker;
+}
+
+/**
+ * Receives the main queue's message `times` times without settling it (visibility 0), so the
+ * worker's receive is number `times + 1` (ApproximateReceiveCount).
+ */
+export async function receiveUnsettled(lab: LabEnv, times: number): Promise<void> {
+  for (let i = 0; i < times; i++) {
+    await lab.admin.call("ReceiveMessage", {
+      QueueUrl: lab.queueUrl,
+      MaxNumberOfMessages: 1,
+      VisibilityTimeout: 0,
+    });
+  }
+}
+
 /** A JSON HTTP server on 127.0.0.1 for fake downstreams. */
 export function serveJson(
   handler: (request: Request, url: URL) => Response | Promise<Response>,
 ): { url: string; close(): Promise<void> } {
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (request) => handler(request, new URL(request.url)),
-  );
-  return { url: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
+  return serveLocal((request) => handler(request, new URL(request.url)));
 }

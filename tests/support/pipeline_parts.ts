@@ -62,3 +62,40 @@ export function deliverOnce(messages: () => SqsMessage[]) {
     },
   };
 }
+
+/** Message m-1 of user 7, as SQS hands it out on its `receiveCount`th receive. */
+export function oneMessage(receiveCount = 1): SqsMessage {
+  return {
+    messageId: "sqs-1",
+    receiptHandle: "h-1",
+    body: JSON.stringify({ message_id: "m-1", user_id: "7", event_ts: 1, payload: {} }),
+    attributes: { ApproximateReceiveCount: String(receiveCount), SentTimestamp: "0" },
+    messageAttributes: {},
+  };
+}
+
+/** What a settler call did, by kind: delete, visibility, dead_letter or requeue. */
+export type SettleKind = "delete" | "visibility" | "dead_letter" | "requeue";
+
+/**
+ * A settler with a DLQ whose every call succeeds; `heard` is told each call's kind and arguments
+ * (default: nothing is kept).
+ */
+export function fakeSettler(
+  heard: (kind: SettleKind, args: unknown[]) => void = () => {},
+): PipelinePorts["settler"] {
+  const done = (kind: SettleKind) => (...args: unknown[]) => {
+    heard(kind, args);
+    return Promise.resolve("done" as const);
+  };
+  return {
+    hasDlq: true,
+    delete: done("delete"),
+    changeVisibility: done("visibility"),
+    deadLetter: done("dead_letter"),
+    requeue: done("requeue"),
+  };
+}
+
+/** A heartbeat that does nothing, for tests that do not look at visibility extensions. */
+export const IDLE_HEARTBEAT: PipelinePorts["heartbeat"] = { track: () => {}, untrack: () => {} };
