@@ -302,6 +302,7 @@ function wirePipeline(
     settler: parts.settler,
     heartbeat: parts.heartbeat,
     lookup: (userId) => downstream.profiles.lookup(userId),
+    cached: (userId) => downstream.profiles.cached(userId),
     // Past the grace (`signal`) a queued submission never starts; one on the wire is awaited
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
     submit: (document, signal) => downstream.submit(document, signal, signals.forced),

@@ -19,6 +19,8 @@ import type { RetryingCall, Target } from "./retrying_call.ts";
 export interface AttemptPorts {
   /** The enrichment for a user id (ProfileSource.lookup); throws transient errors. */
   lookup: (userId: string) => Promise<Enrichment>;
+  /** A fresh cached enrichment, synchronously (ProfileSource.cached); undefined: ask `lookup`. */
+  cached?: (userId: string) => Enrichment | undefined;
   /**
    * Submits to the validator behind its breaker and limit. `signal` aborts when the
    * shutdown grace ends: a submission still queued for a slot must then not start.
@@ -39,13 +41,15 @@ export class Attempt {
 
   /** Throws only when `work` aborted (the end of the grace): the message is handed back. */
   async run(message: InputMessage, ctx: MessageContext, work: AbortSignal): Promise<Verdict> {
-    let enrichment: Enrichment;
-    try {
-      const lookup = () => this.#p.lookup(message.user_id);
-      enrichment = await this.#calls.run("enrichment", lookup, ctx, work);
-    } catch (error) {
-      if (work.aborted) throw error;
-      return gaveUp("enrichment", error);
+    let enrichment = this.#p.cached?.(message.user_id);
+    if (enrichment === undefined) {
+      try {
+        const lookup = () => this.#p.lookup(message.user_id);
+        enrichment = await this.#calls.run("enrichment", lookup, ctx, work);
+      } catch (error) {
+        if (work.aborted) throw error;
+        return gaveUp("enrichment", error);
+      }
     }
     if (
       enrichment.status === "unknown_user" && route({ kind: "unknown_user" }, ctx).kind !== "submit"

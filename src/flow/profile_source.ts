@@ -90,15 +90,8 @@ export class ProfileSource {
    * TimeoutError, CircuitOpenError) when no profile, not even a stale one, can be had.
    */
   async lookup(userId: string): Promise<Enrichment> {
-    const fresh = this.#profiles.get(userId);
-    if (fresh !== undefined) {
-      this.#o.onCache?.("hit");
-      return { status: "ok", profile: fresh };
-    }
-    if (this.#unknown.has(userId)) {
-      this.#o.onCache?.("hit");
-      return UNKNOWN;
-    }
+    const cached = this.cached(userId);
+    if (cached !== undefined) return cached;
     const stale = this.#profiles.peek(userId);
     if (stale && !this.#o.breaker.canPass()) {
       this.#o.onCache?.("stale");
@@ -116,6 +109,23 @@ export class ProfileSource {
       }
       throw error;
     }
+  }
+
+  /**
+   * A fresh cache hit (a profile, or a user known not to exist), counted as a hit; undefined
+   * otherwise. Synchronous, so most messages skip the lookup's promises and retry wrappers.
+   */
+  cached(userId: string): Enrichment | undefined {
+    const fresh = this.#profiles.get(userId);
+    if (fresh !== undefined) {
+      this.#o.onCache?.("hit");
+      return { status: "ok", profile: fresh };
+    }
+    if (this.#unknown.has(userId)) {
+      this.#o.onCache?.("hit");
+      return UNKNOWN;
+    }
+    return undefined;
   }
 
   #singleFlight(userId: string): Promise<Profile | null> {

@@ -43,8 +43,34 @@ export class RetryingCall {
     ctx: MessageContext,
     work: AbortSignal,
   ): Promise<T> {
-    const { metrics, logger, monotonic, random, sleep } = this.#v;
     const call = target === "enrichment" ? () => abortable(fn(), work) : fn;
+    if (work.aborted) throw work.reason;
+    let failed: { error: unknown } | undefined;
+    try {
+      // Almost every call succeeds at once: no retry machinery for it (a per-message cost).
+      return await call();
+    } catch (error) {
+      if (work.aborted) throw error;
+      failed = { error };
+    }
+    // The first failure is replayed into retry() so its backoff, budget, count and log
+    // follow exactly as if retry() had made that attempt.
+    const replay = () => {
+      if (failed === undefined) return call();
+      const { error } = failed;
+      failed = undefined;
+      return Promise.reject(error);
+    };
+    return await this.#retrying(target, replay, ctx, work);
+  }
+
+  async #retrying<T>(
+    target: Target,
+    call: () => Promise<T>,
+    ctx: MessageContext,
+    work: AbortSignal,
+  ): Promise<T> {
+    const { metrics, logger, monotonic, random, sleep } = this.#v;
     let budgetMs = Math.max(1000, this.#visibilityMs * 0.8 - (monotonic() - ctx.receivedAt));
     for (;;) {
       try {

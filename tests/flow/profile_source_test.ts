@@ -85,3 +85,12 @@ Deno.test("profile source: an open enrichment breaker still serves a cached prof
   assert.equal((await source.lookup("u1")).status, "ok");
   assert.equal(calls, before + 1);
 });
+
+Deno.test("profile source: cached() answers a fresh hit without a request, and nothing else", async () => {
+  const fetched: string[] = [];
+  const { profiles } = source(fetched);
+  assert.equal(profiles.cached("7"), undefined, "a miss asks lookup()");
+  assert.equal((await profiles.lookup("7")).status, "ok");
+  assert.deepEqual(profiles.cached("7"), { status: "ok", profile: { user_id: "x", segment: "s" } });
+  assert.equal(fetched.length, 1, "the hit made no request");
+});

@@ -11,6 +11,7 @@ const PORTS = new Set([
   "sqs",
   "pausedFor",
   "lookup",
+  "cached",
   "submit",
   "settler",
   "heartbeat",
