@@ -34,7 +34,7 @@ const DENO_PERMISSIONS = [
   "--allow-read",
   "--allow-sys",
   // As in `deno task start`: a small young generation and a capped old space keep RSS low.
-  "--v8-flags=--max-semi-space-size=16,--max-old-space-size=1024",
+  "--v8-flags=--max-semi-space-size=8,--max-old-space-size=1024",
 ];
 /** `--target` names: the deno compile triple and the bun target of each. */
 export const TARGETS: Record<string, { deno: string; bun: string; arch: string }> = {

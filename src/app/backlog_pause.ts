@@ -1,7 +1,7 @@
 /**
- * Intake waits while the validator already has a full round of submissions queued for a slot:
- * more received now would only wait in memory, their visibility running out, where another
- * worker of the fleet could have taken them. It cost too: at the default 500 in flight and
+ * Intake waits while submissions queued for a validator slot reach half its limit (the next
+ * half round is then in hand): more received now would only wait in memory, their visibility
+ * running out, where another worker of the fleet could have taken them. It cost too: at the default 500 in flight and
  * 64 validator slots, ~330 messages queued here made the worker's GC copy them on every
  * scavenge (bench/RESULTS.md, issue 13). MAX_IN_FLIGHT stays the cap, not the target.
  */
@@ -17,6 +17,9 @@ export interface Backlog {
 }
 
 export function backlogPause(backlog: Backlog): { reason: string; ms: number } | undefined {
-  if (backlog.pending < backlog.limit) return undefined;
-  return { reason: "the validator has a full round of submissions queued", ms: BACKLOG_PAUSE_MS };
+  if (backlog.pending < backlog.limit / 2) return undefined;
+  return {
+    reason: "submissions queued for the validator reach half its limit",
+    ms: BACKLOG_PAUSE_MS,
+  };
 }
