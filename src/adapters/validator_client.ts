@@ -23,7 +23,8 @@ export class ValidatorClient {
 
   constructor(options: ValidatorClientOptions) {
     this.#url = options.url;
-    this.#http = { ...options, target: "validator" };
+    // A 2xx says all there is to know: its body is not read.
+    this.#http = { ...options, target: "validator", discardOkBody: true };
   }
 
   /** Posts one output document (any JSON object). */
