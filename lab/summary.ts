@@ -59,7 +59,9 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
   const firstReceive = Math.min(...proxy.firstReceive.values(), run.doneAt);
   const durationSeconds = Math.max(0.001, (run.doneAt - firstReceive) / 1000);
   const { lost, latencies } = delivery;
-  const causes = duplicateCauses({
+  // A kill's duplicates can only be told apart through the fronts (a single worker has none).
+  const fronted = (run.slots ?? []).some((slot) => slot.front !== undefined);
+  const causes = run.kills > 0 && !fronted ? undefined : duplicateCauses({
     acceptCount: validator.acceptCount,
     acceptances: (run.slots ?? []).flatMap((slot) =>
       (slot.front?.acceptances ?? []).map((a) => ({ ...a, slot: slot.index }))
@@ -94,7 +96,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     producerDuplicates: set.producerDuplicates,
     accepted: vStats.accepted,
     duplicateSubmissions: vStats.duplicates,
-    duplicateCauses: causes,
+    ...(causes ? { duplicateCauses: causes } : {}),
     wronglyRejected: delivery.wronglyRejected,
     lost,
     deadLettered: dlq.length,
