@@ -17,7 +17,7 @@
  * (2 workers, --rate msg/s), so it is the table's round trips, not queueing.
  *
  * Flags: --messages N (default 4000), --counts 1,2,4, --rate R (default 100),
- * --validator-ms LO,HI (default 250,350), --no-saturated (skip the 1–4 ms runs),
+ * --validator-ms LO,HI (default 300,400), --no-saturated (skip the 1–4 ms runs),
  * --no-write.
  */
 import { type LabSummary, runLab } from "../lab/lab.ts";
@@ -64,7 +64,7 @@ export function parseFleetFlags(args: readonly string[]): FleetPlanOptions | str
   if (!(rate > 0)) {
     return `bench: Cannot parse --rate: received "${value("--rate")}", expected a number > 0`;
   }
-  const raw = value("--validator-ms") ?? "250,350";
+  const raw = value("--validator-ms") ?? "300,400";
   const range = raw.split(",").map(Number);
   if (
     range.length !== 2 || !range.every((n) => Number.isSafeInteger(n) && n >= 0) ||

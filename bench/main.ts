@@ -19,7 +19,7 @@
  *   --no-write               print only; leave RESULTS.md and throughput.svg alone
  *   --fleet                  1, 2 and 4 workers on one queue, without and with the idempotency
  *                            table (bench/fleet.ts); writes only the Fleet section of RESULTS.md;
- *                            --validator-ms LO,HI (default 250,350), --no-saturated, --counts, --rate
+ *                            --validator-ms LO,HI (default 300,400), --no-saturated, --counts, --rate
  */
 import {
   type LabOptions,

@@ -211,7 +211,7 @@ Deno.test("lab fleet: bench --fleet flags: defaults, --validator-ms, the plan", 
     messages: 4000,
     counts: [1, 2, 4],
     rate: 100,
-    validatorMs: [250, 350],
+    validatorMs: [300, 400],
     saturated: true,
   });
   const o = parseFleetFlags([
