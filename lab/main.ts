@@ -57,7 +57,7 @@ the summary:
   lost                 valid messages never accepted (must be 0)
   duplicate submissions  valid messages accepted twice, by cause: at a SIGKILL (sent by the killed
                        worker, sent again after it), producer copies, redeliveries; 0 unless chaos
-                       killed a worker or --workers run without --table, which stops all but the first
+                       killed a worker or several workers run without --table (with it, only a kill's)
   wrongly rejected     valid messages the validator refused (must be 0)
   poison in DLQ        poison dead-lettered with sluice_error and sluice_reason
   left in queue        messages still in the main queue at the end
