@@ -80,8 +80,12 @@ function afterKill(
   );
 }
 
-/** "12: 10 at a SIGKILL (…), 2 producer copies accepted twice, 0 redeliveries …" for the summary. */
+/**
+ * "12: 10 at a SIGKILL (…), 2 with no kill involved (2 producer copies …, 0 redeliveries …)" for
+ * the summary: the second part is what a shared table stops, so runs with and without it compare.
+ */
 export function formatDuplicateCauses(total: number, c: DuplicateCauses): string {
   return `${total}: ${c.atKill} at a SIGKILL (sent by the killed worker, sent again after it), ` +
-    `${c.producerCopies} producer copies accepted twice, ${c.redeliveries} redeliveries of accepted messages`;
+    `${c.producerCopies + c.redeliveries} with no kill involved (${c.producerCopies} producer ` +
+    `copies accepted twice, ${c.redeliveries} redeliveries of accepted messages)`;
 }
