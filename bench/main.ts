@@ -18,7 +18,8 @@
  *   --quick                  smoke run: 3000 messages, baselines capped at 10 s
  *   --no-write               print only; leave RESULTS.md and throughput.svg alone
  *   --fleet                  1, 2 and 4 workers on one queue, without and with the idempotency
- *                            table (bench/fleet.ts); writes only the Fleet section of RESULTS.md
+ *                            table (bench/fleet.ts); writes only the Fleet section of RESULTS.md;
+ *                            --validator-ms LO,HI (default 300,400), --no-saturated, --counts, --rate
  */
 import {
   type LabOptions,

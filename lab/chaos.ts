@@ -8,6 +8,7 @@ import { sleep } from "../src/lib/retry.ts";
 import { onWireAtKill, type Slot } from "./fleet.ts";
 import type { LabInfra } from "./infra.ts";
 import type { ChaosOptions } from "./lab_types.ts";
+import type { KillMark } from "./duplicate_causes.ts";
 import type { LogSink } from "./worker_process.ts";
 import { runSigtermPhase, type SigtermPhaseSummary } from "./sigterm_phase.ts";
 
@@ -30,6 +31,8 @@ export interface ChaosState {
   onWire: number;
   /** the killed workers' peak RSS, kB */
   peakRssKb: number;
+  /** each kill: the slot and when it was restarted (the duplicates' causes read it) */
+  killLog: KillMark[];
 }
 
 export interface Chaos {
@@ -46,7 +49,7 @@ export function killing(chaos: ChaosOptions): boolean {
 export function createChaos(deps: ChaosDeps): Chaos {
   const { chaos, infra, slots, log } = deps;
   const rng = createRng(deriveSeed(deps.seed, "chaos"));
-  const state: ChaosState = { kills: 0, killedInFlight: 0, onWire: 0, peakRssKb: 0 };
+  const state: ChaosState = { kills: 0, killedInFlight: 0, onWire: 0, peakRssKb: 0, killLog: [] };
   let crashAfterReceiveDone = !(chaos.crashAfterReceive && chaos.crashAfterReceive > 0);
   let outageDone = !(chaos.sqsOutageSeconds && chaos.sqsOutageSeconds > 0);
   let lastTick = Date.now();
@@ -78,6 +81,8 @@ export function createChaos(deps: ChaosDeps): Chaos {
       } (${why}); ${stranded} messages in flight, ${wire} submissions on the wire\n`,
     );
     await sleep(200);
+    // Until the restart, whatever reaches the slot's front is the killed worker's.
+    state.killLog.push({ slot: slot.index, at: Date.now() });
     slot.process = deps.restart(slot);
   };
 

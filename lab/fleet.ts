@@ -20,7 +20,17 @@ export interface ValidatorFront {
   accepted(): number;
   /** message_id → when its 2xx answer went back (ms). */
   readonly acceptedAt: Map<string, number>;
+  /** every 2xx answer, oldest first: which message_id, when its request arrived, when it was answered */
+  readonly acceptances: FrontAcceptance[];
   close(): Promise<void>;
+}
+
+/** One acceptance through a front. */
+export interface FrontAcceptance {
+  messageId: string;
+  /** when the worker's request arrived (ms): before a kill means the killed worker sent it */
+  sentAt: number;
+  acceptedAt: number;
 }
 
 /** Starts a front that forwards every request to `target` (the validator's base URL). */
@@ -28,11 +38,13 @@ export function startValidatorFront(target: string): ValidatorFront {
   let inFlight = 0;
   let accepted = 0;
   const acceptedAt = new Map<string, number>();
+  const acceptances: FrontAcceptance[] = [];
   const server = serveLocal(async (req) => {
     const url = new URL(req.url);
     // Counted from the first byte: a body the worker finished sending just before its kill is
     // still forwarded, so it must be on the wire at the kill.
     inFlight++;
+    const sentAt = Date.now();
     let body: string | undefined;
     try {
       body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.text();
@@ -55,7 +67,10 @@ export function startValidatorFront(target: string): ValidatorFront {
       if (answer.status >= 200 && answer.status < 300 && body) {
         accepted++;
         const id = messageIdOf(body);
-        if (id !== undefined) acceptedAt.set(id, Date.now());
+        if (id !== undefined) {
+          acceptedAt.set(id, Date.now());
+          acceptances.push({ messageId: id, sentAt, acceptedAt: Date.now() });
+        }
       }
       return new Response(text, { status: answer.status, headers: answer.headers });
     } finally {
@@ -67,6 +82,7 @@ export function startValidatorFront(target: string): ValidatorFront {
     inFlight: () => inFlight,
     accepted: () => accepted,
     acceptedAt,
+    acceptances,
     close: server.close,
   };
 }

@@ -69,6 +69,7 @@ export async function startInfra(
     seed: options.seed,
     instant: options.instant ?? false,
     redirectEvery: chaos.redirectEvery ?? 0,
+    ...(options.validatorLatencyMs ? { latencyMs: options.validatorLatencyMs } : {}),
   });
   cleanups.push(() => validator.close());
   const table = options.table ? await spawnDynalite() : undefined;

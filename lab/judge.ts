@@ -3,6 +3,8 @@
  * OK/failed result. Pure, so every rule is tested row by row (tests/lab/judge_test.ts).
  */
 
+import type { DuplicateCauses } from "./duplicate_causes.ts";
+
 /** What the run was supposed to produce. */
 export interface JudgeExpected {
   /** poison messages generated: each must be in the DLQ with sluice_error/sluice_reason */
@@ -26,6 +28,8 @@ export interface JudgeObserved {
   lost: number;
   /** acceptances beyond the first */
   duplicateSubmissions: number;
+  /** the same, by cause; with the table only a kill may cause any */
+  duplicateCauses?: DuplicateCauses | undefined;
   /** messages in flight at chaos kills */
   killedInFlight: number;
   /** the killed workers' submissions on the wire at their kills (with the table) */
@@ -66,6 +70,14 @@ export function judge(expected: JudgeExpected, observed: JudgeObserved): Verdict
         (allowed
           ? ` (more than the ${allowed} ${expected.table ? "on the wire" : "in flight"} at kills)`
           : ""),
+    );
+  }
+  // Producer copies and redeliveries are what the shared table exists to stop: none may get through.
+  const c = o.duplicateCauses;
+  if (expected.table && c && c.producerCopies + c.redeliveries > 0) {
+    problems.push(
+      `${c.producerCopies + c.redeliveries} duplicate submissions the table should have stopped ` +
+        `(${c.producerCopies} producer copies, ${c.redeliveries} redeliveries of accepted messages)`,
     );
   }
   if (o.wronglyRejected > 0) {

@@ -204,6 +204,7 @@ async function runWithWorkers(
     ...(stopped.cpuMs === undefined ? {} : { cpuMs: stopped.cpuMs }),
     slots: fleet.slots,
     onWire: chaos.state.onWire,
+    killLog: chaos.state.killLog,
   });
   return sigtermPhase ? { ...summary, sigtermPhase } : summary;
 }

@@ -5,6 +5,7 @@
 import type { Scenario } from "./scenario.ts";
 import type { SigtermPhaseSummary } from "./sigterm_phase.ts";
 import type { WorkerShare } from "./fleet.ts";
+import type { DuplicateCauses } from "./duplicate_causes.ts";
 
 /** Chaos knobs (seed 004's failure-mode experiments). */
 export interface ChaosOptions {
@@ -61,6 +62,11 @@ export interface LabOptions {
   workerCwd?: string;
   /** enrichment and validator answer instantly (the lab's ceiling) */
   instant?: boolean;
+  /**
+   * the validator's latency range per submission, ms; default the simulator's [1, 4] (a service
+   * next door). The fleet bench sets a remote service's, so one worker is bound by its own caps.
+   */
+  validatorLatencyMs?: [number, number];
   /** start the services, preload, report the env vars, and wait for `signal` instead of starting a worker */
   infraOnly?: boolean;
   json?: boolean;
@@ -115,6 +121,8 @@ export interface LabSummary {
   producerDuplicates: number;
   accepted: number;
   duplicateSubmissions: number;
+  /** the duplicate submissions by cause (lab/duplicate_causes.ts); they add up to the total */
+  duplicateCauses?: DuplicateCauses;
   wronglyRejected: number;
   lost: number;
   deadLettered: number;

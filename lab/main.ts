@@ -12,6 +12,7 @@ import {
   runLab,
 } from "./lab.ts";
 import { formatShares } from "./fleet.ts";
+import { formatDuplicateCauses } from "./duplicate_causes.ts";
 import { isScenario, SCENARIOS } from "./scenario.ts";
 import { type LabState, runSend, STATE_FILE } from "./send_command.ts";
 
@@ -54,7 +55,9 @@ the live line:
   kill K      workers SIGKILLed by chaos (only with chaos)
 the summary:
   lost                 valid messages never accepted (must be 0)
-  duplicate submissions  valid messages accepted twice (0 unless chaos killed a worker)
+  duplicate submissions  valid messages accepted twice, by cause: at a SIGKILL (sent by the killed
+                       worker, sent again after it), producer copies, redeliveries; 0 unless chaos
+                       killed a worker or several workers run without --table (with it, only a kill's)
   wrongly rejected     valid messages the validator refused (must be 0)
   poison in DLQ        poison dead-lettered with sluice_error and sluice_reason
   left in queue        messages still in the main queue at the end
@@ -220,7 +223,9 @@ export function formatSummary(s: LabSummary): string {
     ["lost", s.lost],
     [
       "duplicate submissions",
-      s.duplicateSubmissions +
+      (s.duplicateCauses && s.duplicateSubmissions
+        ? formatDuplicateCauses(s.duplicateSubmissions, s.duplicateCauses)
+        : s.duplicateSubmissions) +
       (s.table
         ? ` (allowed up to ${s.onWireAtKills ?? 0}: on the wire at kills)`
         : s.killedInFlight

@@ -9,6 +9,7 @@ import type { WorkerMetricsTracker } from "./worker_metrics.ts";
 import { type Slot, workerShares } from "./fleet.ts";
 import type { LabInfra } from "./infra.ts";
 import { judge, type JudgeObserved } from "./judge.ts";
+import { duplicateCauses, type KillMark } from "./duplicate_causes.ts";
 import type { LabOptions, LabSummary } from "./lab_types.ts";
 
 /** What runLab knows of the run when it summarizes. */
@@ -22,6 +23,8 @@ export interface SummaryRun {
   cpuMs?: number;
   slots?: Slot[];
   onWire?: number;
+  /** the chaos kills, slot and restart time (for the duplicates' causes) */
+  killLog?: readonly KillMark[];
 }
 
 /** The parts of the lab summarize() reads. */
@@ -56,10 +59,23 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
   const firstReceive = Math.min(...proxy.firstReceive.values(), run.doneAt);
   const durationSeconds = Math.max(0.001, (run.doneAt - firstReceive) / 1000);
   const { lost, latencies } = delivery;
+  // A kill's duplicates can only be told apart through the fronts (a single worker has none).
+  const fronted = (run.slots ?? []).some((slot) => slot.front !== undefined);
+  const causes = run.kills > 0 && !fronted ? undefined : duplicateCauses({
+    acceptCount: validator.acceptCount,
+    acceptances: (run.slots ?? []).flatMap((slot) =>
+      (slot.front?.acceptances ?? []).map((a) => ({ ...a, slot: slot.index }))
+    ),
+    kills: run.killLog ?? [],
+    producerDuplicateIds: new Set(
+      set.outgoing.flatMap((m) => m.duplicate && m.messageId ? [m.messageId] : []),
+    ),
+  });
   const verdict = judge({ poison: set.poison, table: table !== undefined }, {
     earlier: run.earlier,
     lost,
     duplicateSubmissions: vStats.duplicates,
+    duplicateCauses: causes,
     killedInFlight: run.killedInFlight,
     onWire: run.onWire ?? 0,
     wronglyRejected: delivery.wronglyRejected,
@@ -80,6 +96,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     producerDuplicates: set.producerDuplicates,
     accepted: vStats.accepted,
     duplicateSubmissions: vStats.duplicates,
+    ...(causes ? { duplicateCauses: causes } : {}),
     wronglyRejected: delivery.wronglyRejected,
     lost,
     deadLettered: dlq.length,

@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import { formatSummary, parseLabFlags } from "../../lab/main.ts";
 import { formatShares, type Slot, startValidatorFront, workerShares } from "../../lab/fleet.ts";
 import type { LabSummary } from "../../lab/lab.ts";
-import { renderFleet, replaceSection } from "../../bench/fleet.ts";
+import {
+  fleetPlan,
+  NEXT_DOOR_MS,
+  parseFleetFlags,
+  renderFleet,
+  replaceSection,
+} from "../../bench/fleet.ts";
 
 Deno.test("lab fleet: lab flags: --workers and --table", () => {
   const f = parseLabFlags(["--workers", "3", "--table", "--chaos"]);
@@ -120,12 +126,23 @@ Deno.test("lab fleet: formatSummary: with the table, duplicates are shown agains
     tableRequests: { PutItem: 99 },
   }));
   assert.match(text, /duplicate submissions\s+3 \(allowed up to 7: on the wire at kills\)/);
+  const byCause = formatSummary(summary({
+    table: false,
+    duplicateSubmissions: 9,
+    duplicateCauses: { atKill: 4, producerCopies: 3, redeliveries: 2 },
+    killedInFlight: 50,
+  }));
+  assert.match(
+    byCause,
+    /duplicate submissions\s+9: 4 at a SIGKILL \(sent by the killed worker, sent again after it\), 5 with no kill involved \(3 producer copies accepted twice, 2 redeliveries of accepted messages\) \(allowed up to 50\)/,
+  );
   assert.match(text, /per worker \(accepted, rate\)\s+w1 50 \(50\/s, 1 kill\)/);
   assert.match(text, /submissions on the wire at kills\s+7/);
   assert.match(text, /idempotency table\s+yes \(dynalite\): PutItem=99/);
 });
 
 Deno.test("lab fleet: bench --fleet: efficiency against one worker, table cost per valid message, section replaced", () => {
+  const remote: [number, number] = [250, 350];
   const runs = [
     { workers: 1, table: false, summary: summary({ msgPerSecond: 400, p50Ms: 100 }) },
     { workers: 2, table: false, summary: summary({ msgPerSecond: 720, p50Ms: 110 }) },
@@ -138,13 +155,18 @@ Deno.test("lab fleet: bench --fleet: efficiency against one worker, table cost p
         tableRequests: { CreateTable: 1, PutItem: 99, UpdateItem: 98, GetItem: 1 },
       }),
     },
-  ];
-  const md = renderFleet(runs, 100, "2 cores");
+  ].map((r) => ({ ...r, rate: 0, validatorMs: remote }));
+  const md = renderFleet(runs, { messages: 100, validatorMs: remote }, "Run X; flags: `--fleet`");
+  assert.match(md, /\n\nRun X; flags: `--fleet`\.\n/);
   assert.match(md, /\| 2 \| no \| 720 \| 0\.90 \|/);
   assert.match(md, /\| 1 \| yes \| 380 \| 1\.00 \|/);
+  // 64 submissions in flight ÷ 300 ms on average.
+  assert.match(md, /validator answers in 250–350 ms/);
+  assert.match(md, /÷ 300 ms ≈ 213 msg\/s/);
   // (99 + 98 + 1) / 98 valid messages; CreateTable is setup, not cost.
   assert.match(md, /2\.02 \(PutItem 1\.01, GetItem 0\.01, UpdateItem 1\)/);
   assert.match(md, /p50 100 → 104\.5 ms \(\+4\.5 ms\)/);
+  assert.doesNotMatch(md, /next door/, "no saturated runs, no saturated table");
   const doc = "# R\n\n## io_mild\n\nx\n";
   const once = replaceSection(doc, md);
   assert.equal(replaceSection(once, md), once, "replacing is idempotent");
@@ -156,6 +178,74 @@ Deno.test("lab fleet: bench --fleet: efficiency against one worker, table cost p
     middle,
     /## io_mild\n\nx\n\n## Fleet: several workers on one queue\n\nnew\n\n## later/,
   );
+});
+
+Deno.test("lab fleet: bench --fleet: the saturated runs get their own table, efficiency against their own one worker", () => {
+  const remote: [number, number] = [250, 350];
+  const run = (workers: number, validatorMs: [number, number], msgPerSecond: number) => ({
+    workers,
+    table: false,
+    rate: 0,
+    validatorMs,
+    summary: summary({ msgPerSecond }),
+  });
+  const md = renderFleet(
+    [
+      run(1, remote, 200),
+      run(2, remote, 380),
+      run(1, NEXT_DOOR_MS, 1000),
+      run(2, NEXT_DOOR_MS, 1100),
+    ],
+    { messages: 100, validatorMs: remote },
+    "Run X",
+  );
+  const [main, saturated] = md.split("With the validator next door (1–4 ms)");
+  assert.match(main!, /\| 2 \| no \| 380 \| 0\.95 \|/);
+  assert.doesNotMatch(main!, /\| 1100 \|/);
+  assert.match(saturated!, /\| 2 \| no \| 1100 \| 0\.55 \|/);
+});
+
+Deno.test("lab fleet: bench --fleet flags: defaults, --validator-ms, the plan", () => {
+  const d = parseFleetFlags(["--fleet"]);
+  assert.deepEqual(d, {
+    messages: 4000,
+    counts: [1, 2, 4],
+    rate: 100,
+    validatorMs: [300, 400],
+    saturated: true,
+  });
+  const o = parseFleetFlags([
+    "--fleet",
+    "--validator-ms",
+    "100,200",
+    "--counts",
+    "1,2",
+    "--no-saturated",
+  ]);
+  assert.ok(typeof o !== "string");
+  assert.deepEqual(o.validatorMs, [100, 200]);
+  assert.deepEqual(fleetPlan(o).map((r) => `${r.workers}${r.table ? "t" : ""}@${r.rate}`), [
+    "1@0",
+    "2@0",
+    "1t@0",
+    "2t@0",
+    "2@100",
+    "2t@100",
+  ]);
+  if (typeof d === "string") throw new Error(d);
+  const saturated = fleetPlan(d).filter((r) => r.validatorMs === NEXT_DOOR_MS);
+  assert.deepEqual(saturated.map((r) => `${r.workers}${r.table ? "t" : ""}`), [
+    "1",
+    "2",
+    "1t",
+    "2t",
+  ]);
+  for (const bad of ["300,200", "abc", "1,2,3", "-1,5"]) {
+    assert.match(
+      String(parseFleetFlags(["--validator-ms", bad])),
+      new RegExp(`Cannot parse --validator-ms: received "${bad}", expected LO,HI`),
+    );
+  }
 });
 
 Deno.test("lab fleet: spawnDynalite: a child process serving the table, counting requests by action", async () => {

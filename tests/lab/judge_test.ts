@@ -53,6 +53,36 @@ const ROWS: Array<{
     problem: undefined,
   },
   {
+    name: "--table: duplicates at a kill, within the wire, are allowed",
+    expected: { table: true },
+    observed: {
+      duplicateSubmissions: 2,
+      onWire: 2,
+      duplicateCauses: { atKill: 2, producerCopies: 0, redeliveries: 0 },
+    },
+    problem: undefined,
+  },
+  {
+    name: "--table: a producer copy or a redelivery got through (within the wire's count or not)",
+    expected: { table: true },
+    observed: {
+      duplicateSubmissions: 2,
+      onWire: 5,
+      duplicateCauses: { atKill: 0, producerCopies: 1, redeliveries: 1 },
+    },
+    problem:
+      /^2 duplicate submissions the table should have stopped \(1 producer copies, 1 redeliveries of accepted messages\)$/,
+  },
+  {
+    name: "no table: producer copies and redeliveries are the contrast, not a problem",
+    observed: {
+      duplicateSubmissions: 3,
+      killedInFlight: 3,
+      duplicateCauses: { atKill: 1, producerCopies: 1, redeliveries: 1 },
+    },
+    problem: undefined,
+  },
+  {
     name: "--table: the bound is the wire, not the messages in flight",
     expected: { table: true },
     observed: { duplicateSubmissions: 3, onWire: 2, killedInFlight: 50 },
