@@ -198,6 +198,7 @@ export class Pipeline {
     const claim = await this.#dedupe.claim(id, (first) => abortable(first, work));
     if (claim === "duplicate") return await this.#finish.settle(ctx, { kind: "duplicate" });
     let accepted = false;
+    let completing: Promise<void> | undefined;
     const shared = this.#p.idempotency;
     try {
       if (shared && !await this.#claimShared(shared, message, ctx, work)) return;
@@ -209,7 +210,11 @@ export class Pipeline {
           if (shared && ctx.lock) {
             const lock = ctx.lock;
             ctx.lock = undefined; // completed, not to be released
-            await shared.complete(lock);
+            // Marked COMPLETED while the delete goes out, not before it: a worker killed in
+            // between leaves a redelivery to be submitted again either way, and one write
+            // less before the delete makes that window no wider than without the table.
+            // complete() never throws.
+            completing = shared.complete(lock);
           }
         }
         // The policy may have been read meanwhile (it is retried in the background).
@@ -222,7 +227,13 @@ export class Pipeline {
           visibilityTimeoutSeconds: this.#s.visibilityTimeoutSeconds,
         };
         const action = route(verdict, ctx);
-        if (action.kind !== "hold") return await this.#finish.settle(ctx, verdict, action);
+        if (action.kind !== "hold") {
+          try {
+            return await this.#finish.settle(ctx, verdict, action);
+          } finally {
+            await completing;
+          }
+        }
         this.#logger.info("holding a message on its last receive", {
           message_id: id,
           receive_count: ctx.receiveCount,

@@ -1,6 +1,6 @@
 /**
  * The pipeline's calls through the idempotency port, with a fake gate: claim
- * before work, COMPLETED before the delete, release on any other way out, no
+ * before work, COMPLETED written alongside the delete, release on any other way out, no
  * submission once the lock is lost; and the heartbeat extends the lock.
  */
 import assert from "node:assert/strict";
@@ -30,7 +30,7 @@ function settleEvent(kind: SettleKind, args: unknown[]): string {
 function harness(
   gateAnswer: ClaimResult["kind"],
   submit: () => Promise<Submission>,
-  options: { loseLockAfterLookup?: boolean; receiveCount?: number } = {},
+  options: { loseLockAfterLookup?: boolean; receiveCount?: number; completed?: Promise<void> } = {},
 ) {
   let clock = 1_000_000;
   const events: string[] = [];
@@ -42,7 +42,10 @@ function harness(
         gateAnswer === "proceed" ? { kind: "proceed", lock } : { kind: gateAnswer } as ClaimResult,
       );
     },
-    complete: (l) => (events.push(`complete ${l.messageId}`), Promise.resolve()),
+    complete: (l) => {
+      events.push(`complete ${l.messageId}`);
+      return (options.completed ?? Promise.resolve()).then(() => void events.push("completed"));
+    },
     release: (l) => (events.push(`release ${l.messageId}`), Promise.resolve()),
     extend: () => {},
   };
@@ -63,6 +66,9 @@ function harness(
     metrics,
     logger: createLogger({ level: "error", write: () => {} }),
     now: () => clock,
+    // The retry budget runs on the monotonic clock: the fake one, or a retried 503 spins
+    // for real until 80 % of the visibility has passed.
+    monotonic: () => clock,
     random: () => 0.5,
     sleep: (ms) => {
       clock += ms;
@@ -81,10 +87,32 @@ function harness(
 
 const accepted = () => Promise.resolve<Submission>({ accepted: true, status: 200 });
 
-Deno.test("pipeline idempotency: idempotency port: claim, submit, COMPLETED before the SQS delete", async () => {
+Deno.test("pipeline idempotency: idempotency port: claim, submit, COMPLETED begun before the SQS delete", async () => {
   const h = harness("proceed", accepted);
   await h.run();
+  assert.deepEqual(h.events, [
+    "claim m-1 h-1",
+    "submit",
+    "complete m-1",
+    "sqs delete",
+    "completed",
+  ]);
+});
+
+Deno.test("pipeline idempotency: idempotency port: the delete does not wait for the COMPLETED write; the message ends after both", async () => {
+  let write!: () => void;
+  const completed = new Promise<void>((resolve) => write = resolve);
+  const h = harness("proceed", () => Promise.resolve({ accepted: true, status: 200 }), {
+    completed,
+  });
+  const running = h.run();
+  for (let i = 0; i < 50 && !h.events.includes("sqs delete"); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
   assert.deepEqual(h.events, ["claim m-1 h-1", "submit", "complete m-1", "sqs delete"]);
+  write();
+  await running;
+  assert.equal(h.events.at(-1), "completed");
 });
 
 Deno.test("pipeline idempotency: idempotency port: a released message releases its claim too", async () => {
