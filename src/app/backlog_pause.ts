@@ -7,7 +7,7 @@
  */
 
 /** How long a poller waits before it looks again, ms: short, so the queue never runs dry. */
-export const BACKLOG_PAUSE_MS = 10;
+export const BACKLOG_PAUSE_MS = 2;
 
 export interface Backlog {
   /** Submissions waiting for a validator slot. */

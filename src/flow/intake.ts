@@ -27,7 +27,7 @@ export interface IntakePorts {
   sqs: Pick<SqsClient, "receiveMessage">;
   /**
    * Why intake should pause now (a breaker is open, the validator has a full round queued),
-   * and for how long (10 ms to 1 s); undefined = go.
+   * and for how long (1 ms to 1 s); undefined = go.
    */
   pausedFor?: () => { reason: string; ms: number } | undefined;
 }
@@ -124,7 +124,7 @@ export class Intake {
         // (a backlog); otherwise one long poll waits for the next messages.
         (index >= this.#activePollers ? { ms: PARTIAL_PAUSE_MS } : undefined);
       if (pause) {
-        await this.#v.sleep(Math.min(Math.max(pause.ms, 10), 1000), stop).catch(() => {});
+        await this.#v.sleep(Math.min(Math.max(pause.ms, 1), 1000), stop).catch(() => {});
         continue;
       }
       const slots = await this.#takeSlots(batch, stop);
