@@ -6,6 +6,7 @@
  * Variants: lean, or a semi-space size in MB ("semi4"), or "plain" (no V8 flags), each
  * optionally followed by environment overrides for the worker: "plain+VALIDATOR_CONCURRENCY=256".
  */
+import { BENCH_WORKLOAD } from "./workload.ts";
 import { runLab, type Scenario } from "../lab/lab.ts";
 import { startCommand } from "../lab/start_command.ts";
 
@@ -30,12 +31,7 @@ if (import.meta.main) {
       scenario: scenario as Scenario,
       messages: Number(messages),
       rate: 0,
-      users: 2000,
-      seed: 1,
-      poisonShare: 0.02,
-      duplicateShare: 0.01,
-      unknownShare: 0.01,
-      hotShare: 0.2,
+      ...BENCH_WORKLOAD,
       workerCmd: variantCommand(variant),
       workerEnv,
     });

@@ -20,6 +20,7 @@
  * --validator-ms LO,HI (default 300,400), --no-saturated (skip the 1–4 ms runs),
  * --no-write.
  */
+import { BENCH_WORKLOAD } from "./workload.ts";
 import { type LabSummary, runLab } from "../lab/lab.ts";
 
 /** One lab run of the bench and what it measured. */
@@ -123,12 +124,7 @@ export async function runFleetBench(args: string[]): Promise<number> {
       scenario: "io_heavy",
       messages: rate ? Math.min(parsed.messages, rate * 10) : parsed.messages,
       rate,
-      users: 2000,
-      seed: 1,
-      poisonShare: 0.02,
-      duplicateShare: 0.01,
-      unknownShare: 0.01,
-      hotShare: 0.2,
+      ...BENCH_WORKLOAD,
       workers,
       table,
       workerEnv: { MAX_IN_FLIGHT: String(MAX_IN_FLIGHT) },

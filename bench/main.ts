@@ -21,6 +21,7 @@
  *                            table (bench/fleet.ts); writes only the Fleet section of RESULTS.md;
  *                            --validator-ms LO,HI (default 300,400), --no-saturated, --counts, --rate
  */
+import { BENCH_MIX } from "./workload.ts";
 import {
   type LabOptions,
   type LabProgress,
@@ -209,10 +210,7 @@ function labOptions(flags: BenchFlags, scenario: Scenario, worker: WorkerName): 
     rate: 0,
     users: flags.users,
     seed: flags.seed,
-    poisonShare: 0.02,
-    duplicateShare: 0.01,
-    unknownShare: 0.01,
-    hotShare: 0.2,
+    ...BENCH_MIX,
   };
   switch (worker) {
     case "sluice":
