@@ -102,9 +102,9 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
     service: c.service,
     amzDate: amzDate(c.signedAtMs),
   }, c.cache);
-  // A timeout we can cancel (AbortSignal.timeout cannot be), sharing timers (lib/shared_timeouts.ts). The caller's abort is
-  // forwarded by a watcher forgotten in `finally` (lib/on_abort.ts): AbortSignal.any would
-  // build a dependent signal (weak references, GC work) per request.
+  // A timeout we can cancel (AbortSignal.timeout cannot be), on a shared timer. The caller's
+  // abort is forwarded by a watcher forgotten in `finally` (lib/on_abort.ts): AbortSignal.any
+  // would build a dependent signal (weak references, GC work) per request.
   const timeout = new AbortController();
   const cancelTimeout = onTimeout(
     c.timeoutMs,

@@ -15,7 +15,7 @@ export interface SigningKeys {
 
 export interface SignRequest {
   url: string;
-  /** Header names in any case; host, x-amz-date and the token are added; host and x-amz-* are signed. */
+  /** Header names in any case. host, x-amz-date and the token are added; host and x-amz-* signed. */
   headers: Record<string, string>;
   body: string;
   keys: SigningKeys;
@@ -44,7 +44,7 @@ export class SigningKeyCache {
   }
 }
 
-/** What to send: the URL as parsed, and the given headers plus host, x-amz-date, the token and Authorization. */
+/** What to send: the URL as parsed, the given headers plus host, x-amz-date, token, Authorization. */
 export function signRequest(
   r: SignRequest,
   cache: SigningKeyCache,
@@ -80,7 +80,7 @@ function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
-/** RFC 3986 unreserved characters stay; everything else is %XX (encodeURIComponent leaves !'()*). */
+/** RFC 3986 unreserved characters stay, the rest is %XX (encodeURIComponent leaves !'()*). */
 function uriEncode(text: string): string {
   return encodeURIComponent(text).replace(
     /[!'()*]/g,
@@ -88,7 +88,7 @@ function uriEncode(text: string): string {
   );
 }
 
-/** Every segment of the (already percent-encoded) path encoded once more, as non-S3 services want. */
+/** Each segment of the (percent-encoded) path encoded once more, as non-S3 services want. */
 function canonicalPath(pathname: string): string {
   return pathname === "/" || pathname === "" ? "/" : pathname.split("/").map(uriEncode).join("/");
 }

@@ -26,7 +26,7 @@ export interface IntakeSettings {
 export interface IntakePorts {
   sqs: Pick<SqsClient, "receiveMessage">;
   /**
-   * Why intake should pause now (a breaker is open, the validator has a full round queued),
+   * Why intake should pause now (a breaker is open, half the validator's limit is queued),
    * and for how long (1 ms to 1 s); undefined = go.
    */
   pausedFor?: () => { reason: string; ms: number } | undefined;
