@@ -41,15 +41,11 @@ export async function startInfra(
   const fauxqs = await startFauxqs();
   cleanups.push(() => fauxqs.close());
   const sqs = fauxqs.admin;
-  const dlqName = "sluice-lab-dlq";
-  const dlqUrl = await sqs.createQueue(dlqName);
-  const queueUrl = await sqs.createQueue("sluice-lab", {
-    VisibilityTimeout: "30",
-    RedrivePolicy: JSON.stringify({
-      deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${dlqName}`,
-      maxReceiveCount: MAX_RECEIVE_COUNT,
-    }),
-  });
+  const { queueUrl, dlqUrl } = await sqs.createQueueWithDlq(
+    "sluice-lab",
+    "sluice-lab-dlq",
+    MAX_RECEIVE_COUNT,
+  );
 
   const proxy = startSqsProxy({ target: fauxqs.endpoint });
   cleanups.push(() => proxy.close());

@@ -42,14 +42,11 @@ export async function runSigtermPhase(options: SigtermPhaseOptions): Promise<Sig
   const { endpoint, admin: sqs } = fauxqs;
   const sims = startPhaseSims(options.slowMs ?? 3000, closing.signal);
   try {
-    const dlqUrl = await sqs.createQueue("sigterm-phase-dlq");
-    const queueUrl = await sqs.createQueue("sigterm-phase", {
-      VisibilityTimeout: "30",
-      RedrivePolicy: JSON.stringify({
-        deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:sigterm-phase-dlq",
-        maxReceiveCount: 1,
-      }),
-    });
+    const { queueUrl, dlqUrl } = await sqs.createQueueWithDlq(
+      "sigterm-phase",
+      "sigterm-phase-dlq",
+      1,
+    );
     const ids = Array.from({ length: options.messages * 2 }, (_, i) => `sigterm-${i}`);
     const send = (batch: string[]) => sendPhaseMessages(sqs, queueUrl, batch);
     const spawn = (slow: boolean) =>

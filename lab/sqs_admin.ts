@@ -30,6 +30,12 @@ export interface SqsAdmin {
   /** one JSON-protocol call; resolves with the parsed answer, throws SqsAdminError on a non-2xx */
   call<T = Record<string, unknown>>(action: string, body: Record<string, unknown>): Promise<T>;
   createQueue(name: string, attributes?: Record<string, string>): Promise<string>;
+  /** `dlqName`, then `name` with a 30 s visibility and a RedrivePolicy to it. */
+  createQueueWithDlq(
+    name: string,
+    dlqName: string,
+    maxReceiveCount: number,
+  ): Promise<{ queueUrl: string; dlqUrl: string }>;
   attributes(queueUrl: string, names?: string[]): Promise<Record<string, string>>;
   /** visible + in flight + delayed */
   depth(queueUrl: string): Promise<{ visible: number; inFlight: number; delayed: number }>;
@@ -68,13 +74,25 @@ export function createSqsAdmin(options: SqsAdminOptions): SqsAdmin {
       QueueUrl: queueUrl,
       AttributeNames: names,
     })).Attributes ?? {};
+  const createQueue = async (name: string, attrs?: Record<string, string>) =>
+    (await call<{ QueueUrl: string }>("CreateQueue", {
+      QueueName: name,
+      ...(attrs ? { Attributes: attrs } : {}),
+    })).QueueUrl;
   return {
     call,
-    createQueue: async (name, attrs) =>
-      (await call<{ QueueUrl: string }>("CreateQueue", {
-        QueueName: name,
-        ...(attrs ? { Attributes: attrs } : {}),
-      })).QueueUrl,
+    createQueue,
+    createQueueWithDlq: async (name, dlqName, maxReceiveCount) => {
+      const dlqUrl = await createQueue(dlqName);
+      const queueUrl = await createQueue(name, {
+        VisibilityTimeout: "30",
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${dlqName}`,
+          maxReceiveCount,
+        }),
+      });
+      return { queueUrl, dlqUrl };
+    },
     attributes,
     depth: async (queueUrl) => {
       const a = await attributes(queueUrl, [

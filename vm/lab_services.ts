@@ -117,16 +117,8 @@ export async function startLabServices(messages: number, seed = 15) {
 }
 
 /** The work queue and its DLQ (a message goes there after its third receive). */
-async function createQueues(sqs: SqsAdmin): Promise<{ queueUrl: string; dlqUrl: string }> {
-  const dlqUrl = await sqs.createQueue("sluice-vm-dlq");
-  const queueUrl = await sqs.createQueue("sluice-vm", {
-    VisibilityTimeout: "30",
-    RedrivePolicy: JSON.stringify({
-      deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:sluice-vm-dlq",
-      maxReceiveCount: 3,
-    }),
-  });
-  return { queueUrl, dlqUrl };
+function createQueues(sqs: SqsAdmin): Promise<{ queueUrl: string; dlqUrl: string }> {
+  return sqs.createQueueWithDlq("sluice-vm", "sluice-vm-dlq", 3);
 }
 
 /** The DLQ's bodies seen so far; read() moves what is in the DLQ into them. */

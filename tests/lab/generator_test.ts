@@ -153,6 +153,7 @@ Deno.test("generator: sendMessages: sends every body once, retrying failed entri
       return Promise.resolve({ Failed: failed } as T);
     },
     createQueue: () => Promise.reject(new Error("unused")),
+    createQueueWithDlq: () => Promise.reject(new Error("unused")),
     attributes: () => Promise.reject(new Error("unused")),
     depth: () => Promise.reject(new Error("unused")),
   };
