@@ -93,11 +93,11 @@ abstract class Metric<S> {
   protected series(labels: Labels | undefined): S {
     // Hot path (every message updates several series): the key is the values joined, with
     // no arrays or JSON; the label names are checked in full when a series is created.
-    let entry = this.#series.get(this.#key(labels));
+    const key = this.#key(labels);
+    let entry = this.#series.get(key);
     if (entry === undefined) {
-      const values = this.#values(labels);
-      entry = { values, state: this.initial() };
-      this.#series.set(values.join("\u0000"), entry);
+      entry = { values: this.#values(labels), state: this.initial() };
+      this.#series.set(key, entry);
     }
     return entry.state;
   }
@@ -109,7 +109,8 @@ abstract class Metric<S> {
 
   /** The series for `labels` if it exists, without creating it. */
   protected existing(labels: Labels | undefined): S | undefined {
-    return this.#series.get(this.#values(labels).join("\u0000"))?.state;
+    this.#values(labels); // throws for labels that do not match
+    return this.#series.get(this.#key(labels))?.state;
   }
 
   #key(labels: Labels | undefined): string {
