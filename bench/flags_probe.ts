@@ -3,7 +3,8 @@
  * V8-flag variant of `deno task start`'s command (and the lean baseline) on the same seeded
  * queue, and prints steady msg/s, CPU ms per message and peak RSS per variant. It is how the
  * semi-space decision in bench/RESULTS.md was measured; `deno task bench` does not run it.
- * Variants: lean, or a semi-space size in MB ("semi4"), or "plain" (no V8 flags), each
+ * Variants: lean, or a semi-space size in MB ("semi4"), "plain" (no V8 flags), or V8 flags
+ * ("v8:minor-ms,max-semi-space-size=8"), each
  * optionally followed by environment overrides for the worker: "plain+VALIDATOR_CONCURRENCY=256".
  */
 import { BENCH_WORKLOAD } from "./workload.ts";
@@ -17,7 +18,12 @@ export function variantCommand(variant: string): string[] {
   }
   const base = startCommand().filter((a) => !a.startsWith("--v8-flags="));
   const semi = /^semi(\d+)$/.exec(variant)?.[1];
-  const flags = ["--max-old-space-size=1024", ...(semi ? [`--max-semi-space-size=${semi}`] : [])];
+  const extra = variant.startsWith("v8:") ? variant.slice(3).split(",") : [];
+  const flags = [
+    "--max-old-space-size=1024",
+    ...(semi ? [`--max-semi-space-size=${semi}`] : []),
+    ...extra.map((f) => `--${f}`),
+  ];
   return [...base.slice(0, -1), `--v8-flags=${flags.join(",")}`, base.at(-1)!];
 }
 

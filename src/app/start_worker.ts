@@ -188,6 +188,10 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     redirects: redirects.current(),
     lastSqsError: sqsSeen.lastError,
   }), states);
+  // Read when scraped, not set twice per message.
+  metrics.registry.onCollect(() =>
+    metrics.inFlight.set(undefined, lifecycle.running?.pipeline.inFlight ?? 0)
+  );
   const app = createServer({ registry: metrics.registry, health: readiness.health });
   lifecycle.start();
   const stop = (graceMs?: number) => lifecycle.stop(graceMs);

@@ -172,7 +172,8 @@ function describe(value: unknown): string {
 
 /** Parses and validates one SQS body. Never throws. */
 export function parseMessage(body: string): ParseResult {
-  if (jsonDepth(body) > MAX_DEPTH) {
+  // Deeper than MAX_DEPTH takes more than MAX_DEPTH brackets: a shorter body needs no count.
+  if (body.length > MAX_DEPTH && jsonDepth(body) > MAX_DEPTH) {
     return { ok: false, reason: `body is nested deeper than ${MAX_DEPTH} levels` };
   }
   let data: unknown;

@@ -6,6 +6,7 @@
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { BYTES_PER_ENTRY, IdWindow } from "../lib/id_window.ts";
 import type { Logger } from "../lib/logger.ts";
+import { abortable } from "./retrying_call.ts";
 
 export interface DedupeSettings {
   /** DEDUP_TTL_SECONDS */
@@ -28,12 +29,36 @@ export interface WorkClaim {
   done(accepted: boolean): void;
 }
 
+/** A copy at work. The promise later copies wait on is made only when one asks. */
+class Working implements WorkClaim {
+  readonly #working: Map<string, Working>;
+  readonly #id: string;
+  #settled: Promise<boolean> | undefined;
+  #resolve: ((accepted: boolean) => void) | undefined;
+
+  constructor(working: Map<string, Working>, id: string) {
+    this.#working = working;
+    this.#id = id;
+    working.set(id, this);
+  }
+
+  /** Resolves, when this copy is done, to whether it was accepted. */
+  settled(): Promise<boolean> {
+    return this.#settled ??= new Promise((resolve) => this.#resolve = resolve);
+  }
+
+  done(accepted: boolean): void {
+    this.#working.delete(this.#id);
+    this.#resolve?.(accepted);
+  }
+}
+
 export class Dedupe {
   readonly #s: DedupeSettings;
   readonly #v: DedupeServices;
   readonly #accepted: IdWindow;
-  /** message_id → resolves, when the copy being worked on is done, to whether it was accepted. */
-  readonly #working = new Map<string, Promise<boolean>>();
+  /** message_id → the copy being worked on now. */
+  readonly #working = new Map<string, Working>();
   #warnedAt = Number.NEGATIVE_INFINITY;
 
   constructor(settings: DedupeSettings, services: DedupeServices) {
@@ -49,26 +74,27 @@ export class Dedupe {
 
   /**
    * "duplicate" when `id` was accepted, or its copy at work gets accepted meanwhile;
-   * else a claim: this copy is the one at work until `done`.
+   * else a claim: this copy is the one at work until `done`. Synchronous unless another
+   * copy is at work; waiting for it ends when `signal` aborts (the rejection is its reason).
    */
-  async claim(
+  claim(
     id: string,
-    wait: <T>(p: Promise<T>) => Promise<T>,
-  ): Promise<"duplicate" | WorkClaim> {
+    signal: AbortSignal,
+  ): "duplicate" | WorkClaim | Promise<"duplicate" | WorkClaim> {
+    if (this.#accepted.has(id)) return "duplicate";
+    if (!this.#working.has(id)) return new Working(this.#working, id);
+    return this.#claimAfterFirst(id, signal);
+  }
+
+  async #claimAfterFirst(id: string, signal: AbortSignal): Promise<"duplicate" | WorkClaim> {
     for (;;) {
       const first = this.#working.get(id);
       // Asked of the first copy itself too, so this holds even with DEDUP_TTL_SECONDS=0.
-      if (this.#accepted.has(id) || (first && await wait(first))) return "duplicate";
-      if (!this.#working.has(id)) break;
+      if (this.#accepted.has(id) || (first && await abortable(first.settled(), signal))) {
+        return "duplicate";
+      }
+      if (!this.#working.has(id)) return new Working(this.#working, id);
     }
-    let resolve!: (accepted: boolean) => void;
-    this.#working.set(id, new Promise<boolean>((r) => resolve = r));
-    return {
-      done: (accepted) => {
-        this.#working.delete(id);
-        resolve(accepted);
-      },
-    };
   }
 
   /** Remembers an accepted id; says so (gauge, a warning every 10 min) when the window shrinks. */

@@ -24,7 +24,7 @@ import {
   refreshRedrive,
   type RoutePolicy,
 } from "./message_context.ts";
-import { abortable, RetryingCall } from "./retrying_call.ts";
+import { RetryingCall } from "./retrying_call.ts";
 import type { Settler } from "./settle.ts";
 import type { VisibilityHeartbeat } from "./visibility_heartbeat.ts";
 
@@ -70,7 +70,6 @@ export class Pipeline {
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #logger: Logger;
-  readonly #metrics: SluiceMetrics;
   readonly #intake: Intake;
   readonly #dedupe: Dedupe;
   readonly #attempt: Attempt;
@@ -85,7 +84,6 @@ export class Pipeline {
     this.#random = services.random ?? Math.random;
     this.#sleep = services.sleep ?? defaultSleep;
     this.#logger = services.logger;
-    this.#metrics = services.metrics;
     const { logger, metrics } = services;
     const monotonic = this.#monotonic, random = this.#random, sleep = this.#sleep;
     this.#intake = new Intake(settings, ports, { logger, random, sleep });
@@ -150,10 +148,8 @@ export class Pipeline {
     const handler = this.#process(received, work).finally(() => {
       received.done();
       this.#handlers.delete(handler);
-      this.#metrics.inFlight.set(undefined, this.#handlers.size);
     });
     this.#handlers.add(handler);
-    this.#metrics.inFlight.set(undefined, this.#handlers.size);
   }
 
   /** Parse, then work on it; a message received after the stop began is handed back. */
@@ -195,7 +191,8 @@ export class Pipeline {
    */
   async #work(message: InputMessage, ctx: MessageContext, work: AbortSignal): Promise<void> {
     const id = message.message_id;
-    const claim = await this.#dedupe.claim(id, (first) => abortable(first, work));
+    let claim = this.#dedupe.claim(id, work);
+    if (claim instanceof Promise) claim = await claim;
     if (claim === "duplicate") return await this.#finish.settle(ctx, { kind: "duplicate" });
     let accepted = false;
     let completing: Promise<void> | undefined;

@@ -202,7 +202,16 @@ export class Settler {
     budgetMs?: number,
   ): Promise<SettleResult> {
     try {
-      await this.#retry(fn, budgetMs);
+      try {
+        // Almost every entry lands at once: no retry machinery for it (a per-message cost).
+        await fn();
+      } catch (first) {
+        if (!retriableEntry(first)) throw first;
+        // Replayed into retry() so its backoff and budget follow as if retry() had made it.
+        let replay = true;
+        const again = () => replay ? (replay = false, Promise.reject(first)) : fn();
+        await this.#retry(again, budgetMs);
+      }
       return "done";
     } catch (error) {
       if (error instanceof StaleEntry) {
@@ -225,13 +234,17 @@ export class Settler {
       baseDelayMs: 200,
       maxDelayMs: 10_000,
       budgetMs: budgetMs ?? o.retryBudgetMs ?? 300_000,
-      isRetriable: (error) =>
-        error instanceof SqsError ? error.retriable : !(error instanceof StaleEntry),
+      isRetriable: retriableEntry,
       ...(o.now ? { now: o.now } : {}),
       ...(o.random ? { random: o.random } : {}),
       ...(o.sleep ? { sleep: o.sleep } : {}),
     });
   }
+}
+
+/** Whether a failed entry or request is worth another try: anything but a stale handle or a refusal. */
+function retriableEntry(error: unknown): boolean {
+  return error instanceof SqsError ? error.retriable : !(error instanceof StaleEntry);
 }
 
 /** SQS codes for a send refused for its content (characters, attributes), not for a fault. */

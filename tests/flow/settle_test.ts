@@ -188,7 +188,7 @@ Deno.test("settle: a visibility change on a stale handle: the heartbeat logs it 
     sqs.send("work", "x");
     const handle = await receive();
     sqs.setDefault("ChangeMessageVisibilityBatch", {
-      body: { Successful: [], Failed: [{ Id: "0", SenderFault: true, ...REAL_STALE[0]! }] },
+      body: { Successful: [], Failed: [{ Id: "0", SenderFault: true, ...REAL_STALE[1]! }] },
     });
     const clock = new FakeClock({ start: 0 });
     const lost: string[] = [];
@@ -206,5 +206,31 @@ Deno.test("settle: a visibility change on a stale handle: the heartbeat logs it 
     clock.set(20_000);
     assert.equal(heartbeat.beat(), 0, "a stale handle is not extended again");
     assert.equal(stale.length, 1);
+  });
+});
+
+Deno.test("settle: a delete refused once (throttled) lands on a retry; a stale first answer is not retried", async () => {
+  await setup(async ({ sqs, settler, stale, receive }) => {
+    sqs.send("work", "x");
+    const handle = await receive();
+    sqs.respond("DeleteMessageBatch", {
+      body: {
+        Successful: [],
+        Failed: [{ Id: "0", SenderFault: false, Code: "InternalError", Message: "try again" }],
+      },
+    });
+    assert.equal(await settler.delete(handle), "done");
+    const deletes = () => sqs.requests.filter((r) => r.action === "DeleteMessageBatch").length;
+    assert.equal(deletes(), 2, "the first failure, then the retry");
+    assert.equal(sqs.messages("work").length, 0);
+
+    sqs.send("work", "y");
+    const second = await receive();
+    sqs.respond("DeleteMessageBatch", {
+      body: { Successful: [], Failed: [{ Id: "0", SenderFault: true, ...REAL_STALE[1]! }] },
+    });
+    assert.equal(await settler.delete(second), "stale");
+    assert.equal(deletes(), 3, "a stale handle is asked once");
+    assert.deepEqual(stale, [`delete ${REAL_STALE[1]!.Code}`]);
   });
 });

@@ -156,3 +156,22 @@ Deno.test("semaphore: defect 1: a slot granted in the turn the signal aborts doe
   assert.equal(started, false);
   assert.equal(sem.active, 0, "the slot was given back");
 });
+
+Deno.test("semaphore: tryAcquire takes a free slot at once, and none while the limit is reached or others queue", async () => {
+  const sem = new Semaphore({ limit: 2 });
+  const first = sem.tryAcquire();
+  assert.ok(first);
+  const second = sem.tryAcquire();
+  assert.ok(second);
+  assert.equal(sem.tryAcquire(), undefined, "the limit is reached");
+  const queued = sem.acquire();
+  first();
+  // The freed slot goes to the caller that queued, not to a tryAcquire that jumps the queue.
+  assert.equal(sem.tryAcquire(), undefined);
+  const third = await queued;
+  assert.equal(sem.active, 2);
+  second();
+  third();
+  assert.equal(sem.active, 0);
+  assert.ok(sem.tryAcquire());
+});
