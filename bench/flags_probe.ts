@@ -3,7 +3,7 @@
  * V8-flag variant of `deno task start`'s command (and the lean baseline) on the same seeded
  * queue, and prints steady msg/s, CPU ms per message and peak RSS per variant. It is how the
  * semi-space decision in bench/RESULTS.md was measured; `deno task bench` does not run it.
- * Variants: lean, or a semi-space size in MB ("semi4"), "plain" (no V8 flags), or V8 flags
+ * Variants: lean (or lean-semi8: with that semi-space cap), or a semi-space size in MB ("semi4"), "plain" (no V8 flags), or V8 flags
  * ("v8:minor-ms,max-semi-space-size=8"), each
  * optionally followed by environment overrides for the worker: "plain+VALIDATOR_CONCURRENCY=256".
  */
@@ -13,8 +13,16 @@ import { startCommand } from "../lab/start_command.ts";
 
 /** The worker argv of a variant: the start command with its --v8-flags replaced. */
 export function variantCommand(variant: string): string[] {
-  if (variant === "lean") {
-    return [Deno.execPath(), "run", "-A", new URL("./lean_worker.ts", import.meta.url).pathname];
+  const lean = /^lean(?:-semi(\d+))?$/.exec(variant);
+  if (lean) {
+    const flags = lean[1] ? [`--v8-flags=--max-semi-space-size=${lean[1]}`] : [];
+    return [
+      Deno.execPath(),
+      "run",
+      "-A",
+      ...flags,
+      new URL("./lean_worker.ts", import.meta.url).pathname,
+    ];
   }
   const base = startCommand().filter((a) => !a.startsWith("--v8-flags="));
   const semi = /^semi(\d+)$/.exec(variant)?.[1];

@@ -49,9 +49,9 @@ export function signRequest(
   r: SignRequest,
   cache: SigningKeyCache,
 ): { url: string; headers: Record<string, string> } {
-  const url = new URL(r.url);
+  const url = parsedUrl(r.url);
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(r.headers)) headers[name.toLowerCase()] = value;
+  for (const name in r.headers) headers[name.toLowerCase()] = r.headers[name]!;
   headers["host"] = url.host;
   headers["x-amz-date"] = r.amzDate;
   if (r.keys.sessionToken) headers["x-amz-security-token"] = r.keys.sessionToken;
@@ -60,8 +60,8 @@ export function signRequest(
   const signedHeaders = names.join(";");
   const canonical = [
     "POST",
-    canonicalPath(url.pathname),
-    canonicalQuery(url.searchParams),
+    url.path,
+    url.query,
     names.map((n) => `${n}:${headers[n]!.trim().replace(/\s+/g, " ")}\n`).join(""),
     signedHeaders,
     sha256Hex(r.body),
@@ -74,6 +74,33 @@ export function signRequest(
   headers["authorization"] = `AWS4-HMAC-SHA256 Credential=${r.keys.accessKeyId}/${scope}, ` +
     `SignedHeaders=${signedHeaders}, Signature=${signature}`;
   return { url: url.href, headers };
+}
+
+interface ParsedUrl {
+  href: string;
+  host: string;
+  /** Canonical path and query string. */
+  path: string;
+  query: string;
+}
+
+/** The few URLs a worker signs for (its queues, its table) parsed once, not per request. */
+const parsedUrls = new Map<string, ParsedUrl>();
+
+function parsedUrl(text: string): ParsedUrl {
+  let parsed = parsedUrls.get(text);
+  if (parsed === undefined) {
+    const url = new URL(text);
+    parsed = {
+      href: url.href,
+      host: url.host,
+      path: canonicalPath(url.pathname),
+      query: canonicalQuery(url.searchParams),
+    };
+    if (parsedUrls.size >= 64) parsedUrls.clear();
+    parsedUrls.set(text, parsed);
+  }
+  return parsed;
 }
 
 function sha256Hex(text: string): string {

@@ -27,15 +27,15 @@ export class ValidatorClient {
     this.#http = { ...options, target: "validator", discardOkBody: true };
   }
 
-  /** Posts one output document (any JSON object). */
-  async submit(document: object, signal?: AbortSignal): Promise<Submission> {
+  /** Posts one output document: any JSON object, or the JSON text of one. */
+  async submit(document: object | string, signal?: AbortSignal): Promise<Submission> {
     const answer = await httpCall(
       this.#http,
       this.#url,
       {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify(document),
+        body: typeof document === "string" ? document : JSON.stringify(document),
       },
       signal,
     );

@@ -9,7 +9,6 @@ import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
 import { EnrichClient } from "../adapters/enrich_client.ts";
 import type { RedirectWatch } from "../adapters/http_call.ts";
 import { isRetriable } from "../lib/errors.ts";
-import type { OutputDocument } from "../domain/output_document.ts";
 import { ProfileSource } from "../flow/profile_source.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { type Submission, ValidatorClient } from "../adapters/validator_client.ts";
@@ -45,7 +44,7 @@ export interface Downstream {
    * One submission: `signal` (the grace) reaches the limiter's queue, so past it a queued
    * submission never starts; one on the wire is abandoned only when `forced` aborts.
    */
-  submit(document: OutputDocument, signal: AbortSignal, forced: AbortSignal): Promise<Submission>;
+  submit(document: string, signal: AbortSignal, forced: AbortSignal): Promise<Submission>;
   /** Submissions waiting for a validator slot, and the limit now (app/backlog_pause.ts). */
   validatorBacklog(): Backlog;
 }
@@ -94,7 +93,7 @@ export function wireDownstream(
     onBatch: (size) => metrics.enrichBatchSize.observe(undefined, size),
     now,
   });
-  const submit = (document: OutputDocument, signal: AbortSignal, forced: AbortSignal) =>
+  const submit = (document: string, signal: AbortSignal, forced: AbortSignal) =>
     ports.breakers.validator.run(
       () => validatorLimiter.run(() => validator.submit(document, forced), signal),
       isRetriable,

@@ -9,7 +9,7 @@ import { route, type Verdict } from "../domain/outcome.ts";
 import {
   buildOutputDocument,
   type Enrichment,
-  type OutputDocument,
+  outputDocumentJson,
 } from "../domain/output_document.ts";
 import { categoryOf, HttpError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
@@ -22,10 +22,11 @@ export interface AttemptPorts {
   /** A fresh cached enrichment, synchronously (ProfileSource.cached); undefined: ask `lookup`. */
   cached?: (userId: string) => Enrichment | undefined;
   /**
-   * Submits to the validator behind its breaker and limit. `signal` aborts when the
+   * Submits an output document (its JSON text) to the validator behind its breaker and
+   * limit. `signal` aborts when the
    * shutdown grace ends: a submission still queued for a slot must then not start.
    */
-  submit: (document: OutputDocument, signal: AbortSignal) => Promise<Submission>;
+  submit: (document: string, signal: AbortSignal) => Promise<Submission>;
 }
 
 export class Attempt {
@@ -56,10 +57,11 @@ export class Attempt {
     ) {
       return { kind: "unknown_user" };
     }
-    const document = buildOutputDocument(message, enrichment);
     if (this.#logger.enabled("debug")) {
+      const document = buildOutputDocument(message, enrichment);
       this.#logger.debug("outgoing document", { message_id: message.message_id, document });
     }
+    const document = outputDocumentJson(message, enrichment);
     // A worker whose shared lock was taken over stops before it submits.
     if (ctx.lock && !ctx.lock.held) return { kind: "lock_lost" };
     let submission: Submission;
