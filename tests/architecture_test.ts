@@ -1,7 +1,7 @@
 /**
  * The layers of docs/architecture.md hold: imports under src/ point down
  * (main → cli → app → flow → domain | adapters → lib), and only the runtime
- * shim touches `Deno` or `Bun`. A fixture with an upward import proves the
+ * shim touches `Deno` or `Bun`; no file imports a `node:` module. A fixture with an upward import proves the
  * check can fail.
  */
 import assert from "node:assert/strict";
@@ -54,6 +54,9 @@ export async function violations(srcDir: string): Promise<string[]> {
       const down = (RANK[to] ?? 99) < (RANK[from] ?? 0);
       if (!same && !down) found.push(`${rel}: imports ${target} (${to} is not below ${from})`);
     }
+    // Under Deno a node: module loads the Node compatibility layer: slower and larger
+    // (issue 13). The shim may load one lazily for Bun.
+    if (/^import[^;]*from\s*"node:/m.test(text)) found.push(`${rel}: imports a node: module`);
     const code = text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
     if (rel !== SHIM && /\b(Deno|Bun)\s*[.[]/.test(code)) {
       found.push(`${rel}: reaches Deno.* or Bun.* outside ${SHIM}`);
@@ -62,13 +65,14 @@ export async function violations(srcDir: string): Promise<string[]> {
   return found.sort();
 }
 
-Deno.test("architecture: src/ imports point down the layers and only the shim touches the runtime", async () => {
+Deno.test("architecture: src/ imports point down the layers, none is a node: module, only the shim touches the runtime", async () => {
   assert.deepEqual(await violations(join(REPO, "src")), []);
 });
 
-Deno.test("architecture: the check names an upward import and a runtime call in a fixture", async () => {
+Deno.test("architecture: the check names an upward import, a node: import and a runtime call in a fixture", async () => {
   const found = await violations(join(REPO, "tests/fixtures/architecture/src"));
   assert.deepEqual(found, [
+    "lib/upward.ts: imports a node: module",
     "lib/upward.ts: imports flow/stage.ts (flow is not below lib)",
     "lib/upward.ts: reaches Deno.* or Bun.* outside cli/runtime.ts",
   ]);

@@ -2,7 +2,6 @@
  * The command line, parsed before any configuration or network: a pure function from argv to a
  * Command, so `--help` works with nothing set and a bad argument exits 2 at once.
  */
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { SluiceError } from "../lib/errors.ts";
 
 export type Output = "text" | "json";
@@ -100,31 +99,75 @@ export function parseCommand(argv: readonly string[]): Command {
     );
   } catch (error) {
     if (error instanceof UsageError) return { kind: "usage", topic, message: error.message };
-    // node:util's parseArgs errors (unknown option, missing value) are usage errors too.
-    if (error instanceof TypeError) {
-      return { kind: "usage", topic, message: error.message.split("\n")[0] ?? error.message };
-    }
     throw error;
   }
 }
 
 /** Options every subcommand takes, besides its own. */
-const COMMON_OPTIONS = {
+const COMMON_OPTIONS: Record<string, OptionSpec> = {
   "env-file": { type: "string" },
   help: { type: "boolean", short: "h" },
-} as const;
+};
 
-/** A subcommand's arguments: COMMON_OPTIONS and `options`, strict, positionals allowed. */
-function parseSubcommand<T extends NonNullable<ParseArgsConfig["options"]>>(
+/** An option: a string (`multiple`: each use adds one) or a boolean flag, maybe with a short name. */
+interface OptionSpec {
+  type: "string" | "boolean";
+  multiple?: boolean;
+  short?: string;
+}
+
+type OptionValues = Record<string, string | string[] | boolean | undefined>;
+
+/**
+ * A subcommand's arguments, as node:util's strict parseArgs reads them (without importing
+ * node:util, which under Deno loads the Node compatibility layer): `--name value`,
+ * `--name=value`, `--flag`, `-h`, positionals, and `--` before positionals that start with `-`.
+ */
+function parseSubcommand(
   args: string[],
-  options: T,
-) {
-  return parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { ...COMMON_OPTIONS, ...options },
-  });
+  specs: Record<string, OptionSpec>,
+): { values: OptionValues; positionals: string[] } {
+  const options: Record<string, OptionSpec> = { ...COMMON_OPTIONS, ...specs };
+  const values: OptionValues = {};
+  const positionals: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      positionals.push(arg);
+      continue;
+    }
+    const equals = arg.indexOf("=");
+    const written = equals === -1 ? arg : arg.slice(0, equals);
+    const name = written.startsWith("--")
+      ? written.slice(2)
+      : Object.keys(options).find((n) => `-${options[n]!.short}` === written);
+    const spec = name === undefined ? undefined : options[name];
+    if (name === undefined || spec === undefined || !written.startsWith("--") && equals !== -1) {
+      throw new UsageError(
+        `Unknown option '${written}'. To specify a positional argument starting with a '-', place it at the end of the command after '--', as in '-- "${written}"'`,
+      );
+    }
+    if (spec.type === "boolean") {
+      if (equals !== -1) throw new UsageError(`Option '--${name}' does not take an argument`);
+      values[name] = true;
+      continue;
+    }
+    let value: string;
+    if (equals !== -1) value = arg.slice(equals + 1);
+    else {
+      const next = args[i + 1];
+      if (next === undefined) throw new UsageError(`Option '--${name} <value>' argument missing`);
+      if (next.startsWith("-")) throw new UsageError(`Option '--${name}' argument is ambiguous.`);
+      value = next;
+      i++;
+    }
+    values[name] = spec.multiple ? [...(values[name] as string[] | undefined) ?? [], value] : value;
+  }
+  return { values, positionals };
 }
 
 /** More than `allowed` positionals is a usage error; `hint` says what to use instead. */
@@ -146,17 +189,17 @@ function parseCheckConfig(args: string[]): Command {
   refuseExtraPositionals(positionals, 0);
   return {
     kind: "check-config",
-    probe: values.probe ?? false,
-    envFile: values["env-file"],
-    json: values.json ?? false,
+    probe: values.probe === true,
+    envFile: values["env-file"] as string | undefined,
+    json: values.json === true,
   };
 }
 
-const FILTER_OPTIONS = {
+const FILTER_OPTIONS: Record<string, OptionSpec> = {
   category: { type: "string", multiple: true },
   "reason-match": { type: "string" },
   "min-age": { type: "string" },
-} as const;
+};
 
 function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
   const { values, positionals } = parseSubcommand(args, {
@@ -168,7 +211,7 @@ function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
     ...(verb === "purge" ? { yes: { type: "boolean" } } : {}),
   });
   if (values.help) return { kind: "help", topic: verb };
-  const v = values as Record<string, string | string[] | boolean | undefined>;
+  const v = values;
   const output = parseOutput(v.output as string | undefined);
   const envFile = v["env-file"] as string | undefined;
   refuseExtraPositionals(

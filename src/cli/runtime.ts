@@ -2,10 +2,11 @@
  * The runtime shim: the only file under src/ that touches `Deno`, `Bun` or `process`. sluice runs under Deno and, when
  * `deno compile` cannot fetch its runtime, as a `bun build --compile` binary
  * (contract section 8), so each function uses `Deno` when present and the
- * Node-compatible `process` otherwise. Nothing runs at import time.
+ * Node-compatible global `process` otherwise. Nothing runs at import time.
+ *
+ * No `node:` module is imported: under Deno that loads the Node compatibility layer, which
+ * made the worker ~5 % slower per message and ~6 MB larger (bench/RESULTS.md, issue 13).
  */
-import nodeProcess from "node:process";
-import { readFile } from "node:fs/promises";
 
 /** Signals the worker reacts to. */
 export type RuntimeSignal = "SIGTERM" | "SIGINT" | "SIGHUP";
@@ -33,6 +34,28 @@ function deno(): typeof Deno | undefined {
   return (globalThis as { Deno?: typeof Deno }).Deno;
 }
 
+/** The parts of Node's `process` used here (Bun and Node have it as a global). */
+interface NodeProcess {
+  versions: Record<string, string | undefined>;
+  env: Record<string, string | undefined>;
+  argv: string[];
+  exit(code: number): never;
+  on(signal: string, fn: () => void): void;
+  off(signal: string, fn: () => void): void;
+  memoryUsage(): MemoryUsage;
+  cpuUsage(): CpuUsage;
+  stdout: { write(text: string): void; isTTY?: boolean };
+  stderr: { write(text: string): void; isTTY?: boolean };
+  stdin: { isTTY?: boolean };
+  execPath: string;
+  pid: number;
+}
+
+/** Node's `process` outside Deno; never touched under Deno (see above). */
+function nodeProcess(): NodeProcess {
+  return (globalThis as unknown as { process: NodeProcess }).process;
+}
+
 /** "deno", "bun" or "node". */
 export function runtimeName(): RuntimeName {
   if (deno()) return "deno";
@@ -44,7 +67,7 @@ export function runtimeName(): RuntimeName {
 export function runtimeVersion(): string {
   const d = deno();
   if (d) return d.version.deno;
-  const versions = nodeProcess.versions as Record<string, string | undefined>;
+  const versions = nodeProcess().versions;
   return versions["bun"] ?? versions["node"] ?? "unknown";
 }
 
@@ -52,7 +75,7 @@ export function runtimeVersion(): string {
 export function env(): Record<string, string | undefined> {
   const d = deno();
   if (d) return d.env.toObject();
-  return { ...nodeProcess.env };
+  return { ...nodeProcess().env };
 }
 
 /** Command-line arguments after the program (and, when run from source, the script) name. */
@@ -60,14 +83,14 @@ export function args(): string[] {
   const d = deno();
   if (d) return [...d.args];
   // Both `bun run x.ts a` and a bun-compiled binary put [runtime, script] first.
-  return nodeProcess.argv.slice(2);
+  return nodeProcess().argv.slice(2);
 }
 
 /** Ends the process now with `code`. */
 export function exit(code: number): never {
   const d = deno();
   if (d) d.exit(code);
-  return nodeProcess.exit(code);
+  return nodeProcess().exit(code);
 }
 
 /**
@@ -80,10 +103,9 @@ export function onSignal(signal: RuntimeSignal, fn: () => void): () => void {
     d.addSignalListener(signal, fn);
     return () => d.removeSignalListener(signal, fn);
   }
-  nodeProcess.on(signal, fn);
-  return () => {
-    nodeProcess.off(signal, fn);
-  };
+  const p = nodeProcess();
+  p.on(signal, fn);
+  return () => p.off(signal, fn);
 }
 
 /**
@@ -93,13 +115,13 @@ export function onSignal(signal: RuntimeSignal, fn: () => void): () => void {
 export function readTextFile(path: string): Promise<string> {
   const d = deno();
   if (d) return d.readTextFile(path);
-  return readFile(path, { encoding: "utf8" });
+  return import("node:fs/promises").then((fs) => fs.readFile(path, { encoding: "utf8" }));
 }
 
 /** The user's home directory from HOME (USERPROFILE on Windows); undefined when unset, e.g. under systemd's DynamicUser without a home. */
 export function homeDir(): string | undefined {
   const d = deno();
-  const get = (name: string) => d ? d.env.get(name) : nodeProcess.env[name];
+  const get = (name: string) => d ? d.env.get(name) : nodeProcess().env[name];
   const home = get("HOME") || get("USERPROFILE");
   return home || undefined;
 }
@@ -107,13 +129,20 @@ export function homeDir(): string | undefined {
 /** Resident set size and V8/JSC heap, in bytes. */
 export function memoryUsage(): MemoryUsage {
   const d = deno();
-  const m = d ? d.memoryUsage() : nodeProcess.memoryUsage();
+  const m = d ? d.memoryUsage() : nodeProcess().memoryUsage();
   return { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external };
 }
 
-/** CPU time used by this process, in microseconds (node:process is implemented by both runtimes). */
+/**
+ * CPU time used by this process, in microseconds: `Deno.cpuUsage()` under Deno (present in the
+ * pinned Deno, though not in its published types), `process.cpuUsage()` elsewhere.
+ */
 export function cpuUsage(): CpuUsage {
-  const c = nodeProcess.cpuUsage();
+  const d = deno() as { cpuUsage?: () => CpuUsage } | undefined;
+  const c = typeof d?.cpuUsage === "function"
+    ? d.cpuUsage()
+    // A Deno without it: its global `process` loads the Node layer, a cost only then.
+    : (globalThis as unknown as { process: NodeProcess }).process.cpuUsage();
   return { user: c.user, system: c.system };
 }
 
@@ -129,7 +158,7 @@ function write(stream: "stdout" | "stderr", text: string): void {
     while (offset < bytes.length) offset += d[stream].writeSync(bytes.subarray(offset));
     return;
   }
-  nodeProcess[stream].write(text);
+  nodeProcess()[stream].write(text);
 }
 
 /** Writes `text` to stdout exactly as given (no newline is added). */
@@ -146,7 +175,7 @@ export function writeStderr(text: string): void {
 export function stdoutIsTerminal(): boolean {
   const d = deno();
   if (d) return d.stdout.isTerminal();
-  return nodeProcess.stdout.isTTY === true;
+  return nodeProcess().stdout.isTTY === true;
 }
 
 /**
@@ -155,7 +184,7 @@ export function stdoutIsTerminal(): boolean {
  */
 export function askTerminal(question: string): string | undefined {
   const d = deno();
-  const interactive = d ? d.stdin.isTerminal() : nodeProcess.stdin.isTTY === true;
+  const interactive = d ? d.stdin.isTerminal() : nodeProcess().stdin.isTTY === true;
   if (!interactive) return undefined;
   const ask = (globalThis as { prompt?: (message: string) => string | null }).prompt;
   return ask ? (ask(question) ?? "") : undefined;
@@ -165,14 +194,14 @@ export function askTerminal(question: string): string | undefined {
 export function execPath(): string {
   const d = deno();
   if (d) return d.execPath();
-  return nodeProcess.execPath;
+  return nodeProcess().execPath;
 }
 
 /** This process's id. */
 export function pid(): number {
   const d = deno();
   if (d) return d.pid;
-  return nodeProcess.pid;
+  return nodeProcess().pid;
 }
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;

@@ -36,6 +36,14 @@ const kinds: Array<[string[], string]> = [
   [["check-config", "--prob"], "usage"],
   [["check-config", "extra"], "usage"],
   [["frobnicate"], "usage"],
+  // The option grammar of node:util's strict parseArgs, which cli_args.ts follows.
+  [["check-config", "--probe=1"], "usage"],
+  [["check-config", "--env-file"], "usage"],
+  [["check-config", "-x"], "usage"],
+  [["check-config", "-h=1"], "usage"],
+  [["check-config", "--env-file=/etc/sluice/sluice.env"], "check-config"],
+  [["dlq", "peek", "--", "5"], "dlq-peek"],
+  [["dlq", "peek", "--", "--5"], "usage"],
 ];
 
 for (const [argv, kind] of kinds) {
@@ -87,4 +95,26 @@ Deno.test("parseCommand: usage errors say what was wrong and which help applies"
   );
   const redrive = parseCommand(["dlq", "redrive", "5"]);
   assert.match(redrive.kind === "usage" ? redrive.message : "", /--max N/);
+});
+
+Deno.test("parseCommand: --name=value and repeated options; a value may not look like an option", () => {
+  const c = parseCommand([
+    "dlq",
+    "purge",
+    "--category=VALIDATION",
+    "--category",
+    "REJECTED",
+    "--yes",
+  ]);
+  assert.equal(c.kind, "dlq-purge");
+  if (c.kind === "dlq-purge") assert.deepEqual(c.filter.categories, ["VALIDATION", "REJECTED"]);
+  const env = parseCommand(["check-config", "--env-file=/x=y"]);
+  assert.equal(env.kind === "check-config" && env.envFile, "/x=y");
+  const ambiguous = parseCommand(["dlq", "redrive", "--max", "--dry-run"]);
+  assert.match(
+    ambiguous.kind === "usage" ? ambiguous.message : "",
+    /'--max' argument is ambiguous/,
+  );
+  const unknown = parseCommand(["check-config", "--prob"]);
+  assert.match(unknown.kind === "usage" ? unknown.message : "", /^Unknown option '--prob'/);
 });
