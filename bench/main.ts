@@ -13,7 +13,8 @@
  *   --users N, --seed N      lab dataset (defaults 2000, 1)
  *   --workers a,b            subset of sluice,binary,lean,naive,sqs-consumer,ceiling (default all;
  *                            binary only when dist/sluice is built)
- *   --repeat N               run sluice, the binary, the lean baseline and the ceiling N times;
+ *   --repeat N               run sluice, the binary, the lean baseline and the ceiling N times,
+ *                            in rounds (one of each, then again);
  *                            the report shows the median of each figure (default 1)
  *   --quick                  smoke run: 3000 messages, baselines capped at 10 s
  *   --no-write               print only; leave RESULTS.md and throughput.svg alone
@@ -346,18 +347,26 @@ async function main(args: string[]): Promise<number> {
   const ctx = await machineContext(flags, args);
   const runs: BenchRun[] = [];
   for (const scenario of flags.scenarios) {
-    // The ceiling runs right after sluice on io_mild so both see the same machine load.
-    // sluice, the binary and the lean baseline back to back, so they see the same machine load.
+    // sluice, the binary, the lean baseline (and on io_mild the ceiling) back to back, so they
+    // see the same machine load.
     const order: WorkerName[] = scenario === "io_mild"
       ? ["sluice", "binary", "lean", "ceiling", "naive", "sqs-consumer"]
       : ["sluice", "binary", "lean", "naive", "sqs-consumer"];
-    for (const worker of order) {
-      if (!flags.workers.includes(worker)) continue;
-      // sluice's runs last seconds, so load noise moves them most: repeat and keep the median.
-      const times = FULL_RUN.includes(worker) ? flags.repeat : 1;
-      const tries: BenchRun[] = [];
-      for (let i = 0; i < times; i++) tries.push(await runOne(flags, scenario, worker));
-      runs.push(medianRun(tries));
+    const chosen = order.filter((w) => flags.workers.includes(w));
+    // The full runs last seconds, so load noise moves them most: repeat them and keep the
+    // median, in rounds (sluice, binary, lean, ...; again), so drift in the machine's speed
+    // over the minutes of a run falls on every worker alike rather than on one worker's block.
+    const tries = new Map<WorkerName, BenchRun[]>(chosen.map((w) => [w, []]));
+    for (let i = 0; i < flags.repeat; i++) {
+      for (const worker of chosen.filter((w) => FULL_RUN.includes(w))) {
+        tries.get(worker)!.push(await runOne(flags, scenario, worker));
+      }
+    }
+    for (const worker of chosen) {
+      if (!FULL_RUN.includes(worker)) {
+        tries.get(worker)!.push(await runOne(flags, scenario, worker));
+      }
+      runs.push(medianRun(tries.get(worker)!));
     }
   }
 

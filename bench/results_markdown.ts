@@ -87,8 +87,8 @@ function header(ctx: BenchContext): string[] {
       : `brownout's full runs get ${ctx.brownoutMessages} messages; `) +
     `each naive/sqs-consumer run is capped at ${ctx.baselineSeconds} s after its first receive` +
     (ctx.repeat > 1
-      ? `; sluice, the binary, the lean baseline and the ceiling ran ${ctx.repeat} times each ` +
-        "(msg/s: the median run; efficiency figures: the median of each)."
+      ? `; sluice, the binary, the lean baseline and the ceiling ran ${ctx.repeat} times each, ` +
+        "in rounds of one each (msg/s: the median run; efficiency figures: the median of each)."
       : "."),
     "",
     "Everything (fauxqs, the enrichment and validator simulators, the worker) runs on this one",

@@ -24,8 +24,11 @@ interface Entry<I, O> {
   item: I;
   resolve: (value: O) => void;
   reject: (reason: unknown) => void;
-  done: Promise<unknown>;
+  /** The caller's promise: flush() waits on it (made into one that never rejects only then). */
+  promise: Promise<O>;
 }
+
+const ignore = () => {};
 
 /** Collects items into batches by size and time and hands each batch to `run`. */
 export class Batcher<I, O> {
@@ -64,13 +67,12 @@ export class Batcher<I, O> {
 
   /** Queues one item; resolves with its result, rejects with its Error. */
   add(item: I): Promise<O> {
-    let entry!: Entry<I, O>;
-    const promise = new Promise<O>((resolve, reject) => {
-      entry = { item, resolve, reject, done: Promise.resolve() };
+    let resolve!: (value: O) => void, reject!: (reason: unknown) => void;
+    const promise = new Promise<O>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
-    // flush() waits on `done`, which must not reject or count as handling the caller's promise.
-    entry.done = promise.then(() => {}, () => {});
-    this.#queue.push(entry);
+    this.#queue.push({ item, resolve, reject, promise });
     if (this.#timer === undefined && !this.#due) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
@@ -87,7 +89,9 @@ export class Batcher<I, O> {
    * flight (including earlier ones) have settled.
    */
   async flush(): Promise<void> {
-    const waitFor = [...this.#inFlight, ...this.#queue.map((e) => e.done)];
+    // The queued items' own promises may reject: waited on through ones that do not, which
+    // also keeps flush() from counting as the caller's handler.
+    const waitFor = [...this.#inFlight, ...this.#queue.map((e) => e.promise.then(ignore, ignore))];
     if (this.#queue.length > 0) {
       this.#due = true;
       this.#pump();

@@ -162,9 +162,15 @@ function stateBytes(): Uint8Array {
   return out;
 }
 
+/** "00" to "ff": a table lookup per byte is cheaper than toString(16) and padStart per word. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 function stateHex(): string {
   let hex = "";
-  for (let i = 0; i < 8; i++) hex += (H[i]! >>> 0).toString(16).padStart(8, "0");
+  for (let i = 0; i < 8; i++) {
+    const v = H[i]!;
+    hex += HEX[v >>> 24]! + HEX[(v >>> 16) & 0xff]! + HEX[(v >>> 8) & 0xff]! + HEX[v & 0xff]!;
+  }
   return hex;
 }
 
