@@ -211,25 +211,38 @@ function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
     ...(verb === "purge" ? { yes: { type: "boolean" } } : {}),
   });
   if (values.help) return { kind: "help", topic: verb };
-  const v = values;
-  const output = parseOutput(v.output as string | undefined);
-  const envFile = v["env-file"] as string | undefined;
+  const output = parseOutput(values.output as string | undefined);
+  const envFile = values["env-file"] as string | undefined;
   refuseExtraPositionals(
     positionals,
     verb === "peek" ? 1 : 0,
     verb === "redrive" ? " (use --max N to limit the count)" : "",
   );
   if (verb === "stats") return { kind: "dlq-stats", output, envFile };
-  const filter = parseFilter(v);
+  const filter = parseFilter(values);
   if (verb === "peek") {
     const raw = positionals[0];
     const count = raw === undefined ? 10 : parseInteger("N", raw, 1, 10_000);
     return { kind: "dlq-peek", output, envFile, count, filter };
   }
-  if (verb === "purge") return { kind: "dlq-purge", output, envFile, filter, yes: v.yes === true };
-  const max = v.max === undefined ? undefined : parseInteger("--max", v.max as string, 1, 1e9);
-  const rate = v.rate === undefined ? undefined : parseNumber("--rate", v.rate as string, 1e6);
-  return { kind: "dlq-redrive", output, envFile, filter, max, rate, dryRun: v["dry-run"] === true };
+  if (verb === "purge") {
+    return { kind: "dlq-purge", output, envFile, filter, yes: values.yes === true };
+  }
+  const max = values.max === undefined
+    ? undefined
+    : parseInteger("--max", values.max as string, 1, 1e9);
+  const rate = values.rate === undefined
+    ? undefined
+    : parseNumber("--rate", values.rate as string, 1e6);
+  return {
+    kind: "dlq-redrive",
+    output,
+    envFile,
+    filter,
+    max,
+    rate,
+    dryRun: values["dry-run"] === true,
+  };
 }
 
 function parseOutput(raw: string | undefined): Output {

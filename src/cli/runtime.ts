@@ -51,7 +51,7 @@ interface NodeProcess {
   pid: number;
 }
 
-/** Node's `process` outside Deno; never touched under Deno (see above). */
+/** Node's `process`: used outside Deno only (but for cpuUsage() on a Deno without its own). */
 function nodeProcess(): NodeProcess {
   return (globalThis as unknown as { process: NodeProcess }).process;
 }
@@ -139,10 +139,8 @@ export function memoryUsage(): MemoryUsage {
  */
 export function cpuUsage(): CpuUsage {
   const d = deno() as { cpuUsage?: () => CpuUsage } | undefined;
-  const c = typeof d?.cpuUsage === "function"
-    ? d.cpuUsage()
-    // A Deno without it: its global `process` loads the Node layer, a cost only then.
-    : (globalThis as unknown as { process: NodeProcess }).process.cpuUsage();
+  // A Deno without it falls back to its global `process`, which loads the Node layer.
+  const c = typeof d?.cpuUsage === "function" ? d.cpuUsage() : nodeProcess().cpuUsage();
   return { user: c.user, system: c.system };
 }
 

@@ -23,8 +23,8 @@ export interface AttemptPorts {
   cached?: (userId: string) => Enrichment | undefined;
   /**
    * Submits an output document (its JSON text) to the validator behind its breaker and
-   * limit. `signal` aborts when the
-   * shutdown grace ends: a submission still queued for a slot must then not start.
+   * limit. `signal` aborts when the shutdown grace ends: a submission still queued for a
+   * slot must then not start.
    */
   submit: (document: string, signal: AbortSignal) => Promise<Submission>;
 }

@@ -24,7 +24,7 @@ interface Entry<I, O> {
   item: I;
   resolve: (value: O) => void;
   reject: (reason: unknown) => void;
-  /** The caller's promise: flush() waits on it (made into one that never rejects only then). */
+  /** The promise add() returned to the caller. */
   promise: Promise<O>;
 }
 
@@ -89,8 +89,8 @@ export class Batcher<I, O> {
    * flight (including earlier ones) have settled.
    */
   async flush(): Promise<void> {
-    // The queued items' own promises may reject: waited on through ones that do not, which
-    // also keeps flush() from counting as the caller's handler.
+    // The queued items' own promises may reject (their callers handle that): flush() waits
+    // on promises derived from them that do not.
     const waitFor = [...this.#inFlight, ...this.#queue.map((e) => e.promise.then(ignore, ignore))];
     if (this.#queue.length > 0) {
       this.#due = true;
