@@ -3,9 +3,9 @@
  * V8-flag variant of `deno task start`'s command (and the lean baseline) on the same seeded
  * queue, and prints steady msg/s, CPU ms per message and peak RSS per variant. It is how the
  * semi-space decision in bench/RESULTS.md was measured; `deno task bench` does not run it.
- * Variants: lean (or lean-semi8: with that semi-space cap), or a semi-space size in MB ("semi4"), "plain" (no V8 flags), or V8 flags
- * ("v8:minor-ms,max-semi-space-size=8"), each
- * optionally followed by environment overrides for the worker: "plain+VALIDATOR_CONCURRENCY=256".
+ * Variants: lean (or lean-semi8: with that semi-space cap), a semi-space size in MB ("semi4"),
+ * "plain" (no V8 flags), or V8 flags ("v8:minor-ms,max-semi-space-size=8"), each optionally
+ * followed by environment overrides for the worker: "plain+VALIDATOR_CONCURRENCY=256".
  */
 import { BENCH_WORKLOAD } from "./workload.ts";
 import { runLab, type Scenario } from "../lab/lab.ts";

@@ -357,13 +357,14 @@ async function main(args: string[]): Promise<number> {
     // median, in rounds (sluice, binary, lean, ...; again), so drift in the machine's speed
     // over the minutes of a run falls on every worker alike rather than on one worker's block.
     const tries = new Map<WorkerName, BenchRun[]>(chosen.map((w) => [w, []]));
+    const repeated = chosen.filter((w) => FULL_RUN.includes(w));
     for (let i = 0; i < flags.repeat; i++) {
-      for (const worker of chosen.filter((w) => FULL_RUN.includes(w))) {
+      for (const worker of repeated) {
         tries.get(worker)!.push(await runOne(flags, scenario, worker));
       }
     }
     for (const worker of chosen) {
-      if (!FULL_RUN.includes(worker)) {
+      if (!repeated.includes(worker)) {
         tries.get(worker)!.push(await runOne(flags, scenario, worker));
       }
       runs.push(medianRun(tries.get(worker)!));
