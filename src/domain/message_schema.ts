@@ -23,23 +23,74 @@ export type ParseResult =
  */
 export const MAX_DEPTH = 512;
 
-// ISO-8601 date-time that names its zone: `Z` or an offset. Zone-less strings are
-// ambiguous (local time of whom?), so they are poison, as are numeric strings.
-const ISO_WITH_ZONE =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})$/;
+/** The decimal value of `count` ASCII digits at `at`, or -1 when one is not a digit. */
+function digitsAt(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (!(d >= 0 && d <= 9)) return -1;
+    value = value * 10 + d;
+  }
+  return value;
+}
 
-/** Epoch seconds of an ISO-8601 string with a zone, floored; undefined if invalid. */
+/** Days from 1970-01-01 to a proleptic Gregorian date (month 1-12), without a Date object. */
+function epochDays(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) +
+    dayOfYear;
+  return era * 146097 + dayOfEra - 719468;
+}
+
+/**
+ * Epoch seconds of an ISO-8601 date-time that names its zone (`Z` or an offset), floored;
+ * undefined if invalid. `YYYY-MM-DDTHH:MM[:SS[.fraction]]` then `Z`, `±HH:MM` or `±HHMM`.
+ * Zone-less strings are ambiguous (local time of whom?), so they are poison, as are numeric
+ * strings and impossible dates (Feb 30). Read by hand: it runs once per message.
+ */
 export function parseIsoSeconds(value: string): number | undefined {
-  const match = ISO_WITH_ZONE.exec(value);
-  if (!match) return undefined;
-  const [, y, mo, d, h, mi, s = "00", frac = "", zone = "Z"] = match;
-  const offset = zone === "Z" || zone === "z" ? "Z" : `${zone.slice(0, 3)}:${zone.slice(-2)}`;
-  // Date.parse accepts impossible dates like Feb 30 by rolling over; check fields back.
-  const ms = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s}${frac.slice(0, 4)}${offset}`);
-  if (!Number.isFinite(ms)) return undefined;
-  if (Number(mo) > 12 || Number(d) > daysInMonth(Number(y), Number(mo))) return undefined;
-  if (Number(h) > 23 || Number(mi) > 59 || Number(s) > 59) return undefined;
-  return Math.floor(ms / 1000);
+  const n = value.length;
+  if (n < 17 || value[4] !== "-" || value[7] !== "-" || value[13] !== ":") return undefined;
+  const t = value.charCodeAt(10);
+  if (t !== 84 && t !== 116) return undefined; // T or t
+  const year = digitsAt(value, 0, 4), month = digitsAt(value, 5, 2), day = digitsAt(value, 8, 2);
+  const hour = digitsAt(value, 11, 2), minute = digitsAt(value, 14, 2);
+  let i = 16;
+  let second = 0;
+  if (value[i] === ":") {
+    second = digitsAt(value, i + 1, 2);
+    i += 3;
+    if (value[i] === ".") {
+      // The fraction never changes the floored second: whole seconds plus [0, 1).
+      const start = ++i;
+      while (i < n && digitsAt(value, i, 1) >= 0) i++;
+      if (i === start) return undefined;
+    }
+  }
+  if (year < 0 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) {
+    return undefined;
+  }
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) {
+    return undefined;
+  }
+  const offset = zoneOffsetSeconds(value, i);
+  if (offset === undefined) return undefined;
+  return epochDays(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset;
+}
+
+/** The zone at `at` to the end: `Z`/`z` is 0, `±HH:MM` or `±HHMM` its seconds east of UTC. */
+function zoneOffsetSeconds(value: string, at: number): number | undefined {
+  const rest = value.length - at;
+  const sign = value[at];
+  if (rest === 1) return sign === "Z" || sign === "z" ? 0 : undefined;
+  if ((sign !== "+" && sign !== "-") || (rest !== 5 && rest !== 6)) return undefined;
+  if (rest === 6 && value[at + 3] !== ":") return undefined;
+  const hours = digitsAt(value, at + 1, 2), minutes = digitsAt(value, at + rest - 2, 2);
+  if (hours < 0 || hours > 23 || minutes < 0 || minutes > 59) return undefined;
+  return (sign === "-" ? -1 : 1) * (hours * 3600 + minutes * 60);
 }
 
 /** Ids longer than this many bytes of UTF-8 are poison (contract section 2). */

@@ -59,6 +59,65 @@ Deno.test("schema: event_ts numbers unchanged, ISO strings with a zone floored",
   );
 });
 
+/** What parseIsoSeconds must agree with: the zone-naming grammar, then Date.parse and a field check. */
+function referenceIsoSeconds(value: string): number | undefined {
+  const match =
+    /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})$/
+      .exec(value);
+  if (!match) return undefined;
+  const [, y, mo, d, h, mi, s = "00", frac = "", zone = "Z"] = match;
+  const offset = zone === "Z" || zone === "z" ? "Z" : `${zone.slice(0, 3)}:${zone.slice(-2)}`;
+  const ms = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s}${frac.slice(0, 4)}${offset}`);
+  if (!Number.isFinite(ms) || Number(h) > 23 || Number(mi) > 59 || Number(s) > 59) return undefined;
+  // Date.parse rolls Feb 30 over to March 2: the day must be one the month has.
+  const year = Number(y), month = Number(mo);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0;
+  if (Number(d) > days) return undefined;
+  return Math.floor(ms / 1000);
+}
+
+Deno.test("schema: parseIsoSeconds agrees with Date.parse on a seeded set of near-ISO strings", () => {
+  let seed = 7;
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const pick = (options: string[]) => options[Math.floor(random() * options.length)]!;
+  const cases = [
+    "2024-02-29T12:00Z",
+    "2023-02-29T12:00Z",
+    "2100-02-29T00:00Z",
+    "2000-02-29T00:00Z",
+    "0000-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999+23:59",
+    "2024-01-01T24:00:00Z",
+    "2024-01-01T00:00:00+24:00",
+    "2024-01-01T00:00:00-12:60",
+    "2024-01-01T00:00:00.Z",
+    "2024-01-01T00:00+0530",
+    "2024-01-01T00:00:00+05:3",
+    "2024-01-01T00:00:00+05x30",
+    "2024-01-01T00:00:00Zz",
+    "１９７０-01-01T00:00Z",
+  ];
+  for (let i = 0; i < 20_000; i++) {
+    const ms = Math.floor((random() * 2 - 1) * 62e12);
+    const iso = new Date(ms).toISOString();
+    if (!/^\d{4}-/.test(iso)) continue;
+    const oh = String(Math.floor(random() * 26)).padStart(2, "0");
+    const om = String(Math.floor(random() * 62)).padStart(2, "0");
+    const zone = pick(["Z", "z", `+${oh}:${om}`, `-${oh}:${om}`, `+${oh}${om}`, "", "+1:00"]);
+    const body = pick([iso.slice(0, 19), iso.slice(0, 16), iso.slice(0, 23), iso.slice(0, 21)]);
+    const day = pick(["", "", "", "30", "31", "29", "00", "32"]);
+    cases.push(day ? `${body.slice(0, 8)}${day}${body.slice(10)}${zone}` : body + zone);
+  }
+  let valid = 0;
+  for (const value of cases) {
+    const expected = referenceIsoSeconds(value);
+    if (expected !== undefined) valid++;
+    assert.equal(parseIsoSeconds(value), expected, value);
+  }
+  assert.ok(valid > 5_000, `only ${valid} valid cases`);
+});
+
 Deno.test("schema: missing and wrongly typed fields are poison with a reason", () => {
   assert.equal(poison({ user_id: "1", event_ts: 1, payload: {} }), "message_id is missing");
   assert.match(poison({ ...valid, message_id: 7 }), /message_id has the wrong type/);
