@@ -77,7 +77,13 @@ function formatValue(value: number): string {
 
 /** Label names, label values and storage shared by every metric type. */
 abstract class Metric<S> {
-  readonly #series = new Map<string, { values: string[]; state: S }>();
+  /** Every series in creation order (the exposition's order). */
+  readonly #series: Array<{ values: string[]; state: S }> = [];
+  /**
+   * Hot path (every message updates several series): a map per label level keyed by the
+   * label's value, so a lookup builds no key string; the leaf holds the series.
+   */
+  readonly #index = new Map<string, unknown>();
 
   constructor(
     readonly name: string,
@@ -91,14 +97,12 @@ abstract class Metric<S> {
 
   /** The series for `labels`, created on first use; labels must match `labelNames` exactly. */
   protected series(labels: Labels | undefined): S {
-    // Hot path (every message updates several series): the key is the values joined, with
-    // no arrays or JSON; the label names are checked in full when a series is created.
-    const key = this.#key(labels);
-    let entry = this.#series.get(key);
-    if (entry === undefined) {
-      entry = { values: this.#values(labels), state: this.initial() };
-      this.#series.set(key, entry);
-    }
+    const found = this.#find(labels, true);
+    if (found !== undefined) return found.state;
+    // The label names are checked in full only when a series is created.
+    const entry = { values: this.#values(labels), state: this.initial() };
+    this.#leafMap(labels, true)!.set(this.#leafKey(labels), entry);
+    this.#series.push(entry);
     return entry.state;
   }
 
@@ -110,16 +114,33 @@ abstract class Metric<S> {
   /** The series for `labels` if it exists, without creating it. */
   protected existing(labels: Labels | undefined): S | undefined {
     this.#values(labels); // throws for labels that do not match
-    return this.#series.get(this.#key(labels))?.state;
+    return this.#find(labels, false)?.state;
   }
 
-  #key(labels: Labels | undefined): string {
+  #find(labels: Labels | undefined, create: boolean): { state: S } | undefined {
+    const map = this.#leafMap(labels, create);
+    return map?.get(this.#leafKey(labels)) as { state: S } | undefined;
+  }
+
+  /** The map that holds the series for `labels` (made on the way when `create`). */
+  #leafMap(labels: Labels | undefined, create: boolean): Map<string, unknown> | undefined {
     const names = this.labelNames;
-    if (names.length === 0 || labels === undefined) return "";
-    if (names.length === 1) return String(labels[names[0]!]);
-    let key = String(labels[names[0]!]);
-    for (let i = 1; i < names.length; i++) key += "\u0000" + String(labels[names[i]!]);
-    return key;
+    let map = this.#index;
+    for (let i = 0; i < names.length - 1; i++) {
+      const value = String(labels?.[names[i]!]);
+      let next = map.get(value) as Map<string, unknown> | undefined;
+      if (next === undefined) {
+        if (!create) return undefined;
+        map.set(value, next = new Map());
+      }
+      map = next;
+    }
+    return map;
+  }
+
+  #leafKey(labels: Labels | undefined): string {
+    const names = this.labelNames;
+    return names.length === 0 ? "" : String(labels?.[names[names.length - 1]!]);
   }
 
   #values(labels: Labels | undefined): string[] {
@@ -145,7 +166,7 @@ abstract class Metric<S> {
     ];
     // A metric without labels has exactly one series, so show it even before its first update.
     if (this.labelNames.length === 0) this.series(undefined);
-    for (const { values, state } of this.#series.values()) {
+    for (const { values, state } of this.#series) {
       const pairs = values.map((v, i) => `${this.labelNames[i]}="${escapeLabelValue(v)}"`);
       out.push(...this.lines(this.name, pairs, state));
     }

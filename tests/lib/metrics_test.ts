@@ -207,3 +207,14 @@ Deno.test("metrics: observedCounter renders the value read at scrape time as a c
   assert.match(r.render(), /process_cpu_seconds_total 2\.25\n/);
   assert.throws(() => r.observedCounter("process_cpu_seconds_total", "again", () => 0), /already/);
 });
+
+Deno.test("metrics: label sets that join to the same text stay separate series", () => {
+  const r = new Registry();
+  const c = r.counter("sluice_x_total", "X.", ["a", "b"]);
+  c.inc({ a: "p\u0000q", b: "r" });
+  c.inc({ a: "p", b: "q\u0000r" }, 5);
+  assert.equal(c.get({ a: "p\u0000q", b: "r" }), 1);
+  assert.equal(c.get({ a: "p", b: "q\u0000r" }), 5);
+  assert.equal(c.get({ a: "p", b: "q" }), 0);
+  assert.equal(r.render().split("\n").filter((l) => l.startsWith("sluice_x_total{")).length, 2);
+});
