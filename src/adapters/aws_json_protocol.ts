@@ -119,7 +119,14 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
       signal: timeout.signal,
     });
     const text = await response.text();
-    return { status: response.status, headers: response.headers, text };
+    // Only a failure's headers are read (parseFailure): built on demand, not per response.
+    return {
+      status: response.status,
+      get headers() {
+        return response.headers;
+      },
+      text,
+    };
   } catch (error) {
     if (callerSignal?.aborted) throw callerSignal.reason;
     if (timeout.signal.aborted) throw timeout.signal.reason;

@@ -31,7 +31,7 @@ export interface HttpCallOptions {
 export interface HttpAnswer {
   status: number;
   text: string;
-  /** From `Retry-After`, when the server sent one. */
+  /** From `Retry-After`, when the server sent one with an answer other than 2xx. */
   retryAfterMs: number | undefined;
 }
 
@@ -78,11 +78,13 @@ export async function httpCall(
       options.onRedirect?.(error);
       throw error;
     }
-    return {
-      status: response.status,
-      text,
-      retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), now()),
-    };
+    const status = response.status;
+    // Only a failure's Retry-After means anything; a 2xx leaves its headers unbuilt (a
+    // Headers object per response under Deno).
+    const retryAfter = status >= 200 && status < 300
+      ? undefined
+      : parseRetryAfter(response.headers.get("retry-after"), now());
+    return { status, text, retryAfterMs: retryAfter };
   } catch (error) {
     if (error instanceof RedirectError) throw error;
     if (signal?.aborted) throw signal.reason;

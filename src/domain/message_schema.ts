@@ -215,6 +215,17 @@ export function jsonDepth(text: string): number {
   return max;
 }
 
+/** Whether `text` has more than `limit` of `{` and `[` together (in strings too). */
+function openingsExceed(text: string, limit: number): boolean {
+  let count = 0;
+  for (const bracket of ["{", "["]) {
+    for (let i = text.indexOf(bracket); i !== -1; i = text.indexOf(bracket, i + 1)) {
+      if (++count > limit) return true;
+    }
+  }
+  return false;
+}
+
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
@@ -223,8 +234,11 @@ function describe(value: unknown): string {
 
 /** Parses and validates one SQS body. Never throws. */
 export function parseMessage(body: string): ParseResult {
-  // Deeper than MAX_DEPTH takes more than MAX_DEPTH brackets: a shorter body needs no count.
-  if (body.length > MAX_DEPTH && jsonDepth(body) > MAX_DEPTH) {
+  // Deeper than MAX_DEPTH takes more than MAX_DEPTH opening brackets: a body with fewer (a
+  // native search tells) needs no count.
+  if (
+    body.length > MAX_DEPTH && openingsExceed(body, MAX_DEPTH) && jsonDepth(body) > MAX_DEPTH
+  ) {
     return { ok: false, reason: `body is nested deeper than ${MAX_DEPTH} levels` };
   }
   let data: unknown;

@@ -179,6 +179,14 @@ Deno.test("schema: deep nesting is refused before parsing", () => {
     JSON.stringify(deepOk.payload).length,
   );
   assert.ok(MAX_DEPTH >= 256);
+  // Many brackets side by side are not depth: 600 empty arrays and objects in one level pass.
+  const wide = { ...valid, payload: { a: Array.from({ length: 600 }, (_, i) => i % 2 ? [] : {}) } };
+  assert.ok(parseMessage(JSON.stringify(wide)).ok);
+  // Just past the limit, with the brackets of both kinds, is refused.
+  const mixed = `{"message_id":"m","user_id":"1","event_ts":1,"payload":${
+    '{"a":['.repeat(MAX_DEPTH / 2)
+  }1${"]}".repeat(MAX_DEPTH / 2)}}`;
+  assert.match(poison(mixed), /nested deeper/);
 });
 
 Deno.test("schema: prototype-pollution keys are plain data and change nothing global", () => {
