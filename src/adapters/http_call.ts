@@ -35,6 +35,9 @@ export interface HttpAnswer {
   retryAfterMs: number | undefined;
 }
 
+/** The last URL found parsable: the validator's is the same for every message. */
+let lastParsed = "";
+
 /**
  * Sends a request and reads the whole body. Throws TimeoutError when the
  * per-request timeout fires, the caller's abort reason when `signal` aborts,
@@ -50,12 +53,13 @@ export async function httpCall(
 ): Promise<HttpAnswer> {
   const now = options.now ?? Date.now;
   const doFetch = options.fetch ?? fetch;
-  if (!URL.canParse(url)) {
+  if (url !== lastParsed && !URL.canParse(url)) {
     // Our own fault (config or id encoding), not the downstream's: no breaker may count it.
     throw new LocalError(
       `Cannot call ${options.target}: received an invalid URL, expected an absolute URL`,
     );
   }
+  lastParsed = url;
   // A timeout we cancel when the answer is in (AbortSignal.timeout's cannot be cancelled).
   const timer = new AbortController();
   const cancelTimeout = onTimeout(options.timeoutMs, () => timer.abort());

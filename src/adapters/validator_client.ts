@@ -16,6 +16,8 @@ export type Submission =
   | { accepted: false; status: number; reason: string };
 
 const TRANSIENT_4XX = new Set([408, 425, 429]);
+/** One headers init for every submission (fetch copies it into the request). */
+const JSON_CONTENT: HeadersInit = Object.freeze({ "content-type": "application/json" });
 
 export class ValidatorClient {
   readonly #url: string;
@@ -34,7 +36,7 @@ export class ValidatorClient {
       this.#url,
       {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: JSON_CONTENT,
         body: typeof document === "string" ? document : JSON.stringify(document),
       },
       signal,

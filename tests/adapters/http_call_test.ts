@@ -11,7 +11,7 @@ import {
   RedirectWatch,
 } from "../../src/adapters/http_call.ts";
 import { ValidatorClient } from "../../src/adapters/validator_client.ts";
-import { categoryOf, isRetriable, RedirectError } from "../../src/lib/errors.ts";
+import { categoryOf, isRetriable, LocalError, RedirectError } from "../../src/lib/errors.ts";
 import { serveJson } from "../support/lab_env.ts";
 
 /** `/from...` redirects with `status` to `to`; everything else answers 200 and is counted. */
@@ -135,6 +135,25 @@ Deno.test("httpCall: Retry-After is read from a failed answer and left alone on 
         { method: "POST", body: "{}" },
       );
       assert.equal(answer.retryAfterMs, expected, query);
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("httpCall: a URL that cannot be requested is our own fault, before and after good ones", async () => {
+  const server = serveJson(async (request) => {
+    await request.text();
+    return new Response("ok");
+  });
+  const options = { target: "enrichment", timeoutMs: 2000 };
+  try {
+    for (const url of ["http://[bad", `${server.url}/v1/users/1`, "http://[bad", "/relative"]) {
+      if (!url.startsWith("http://[") && url !== "/relative") {
+        assert.equal((await httpCall(options, url, { method: "GET" })).status, 200);
+        continue;
+      }
+      await assert.rejects(httpCall(options, url, { method: "GET" }), LocalError, url);
     }
   } finally {
     await server.close();
