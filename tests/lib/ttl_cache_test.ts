@@ -122,3 +122,19 @@ Deno.test("ttl cache: TtlCache caches falsy values such as 0 and null", () => {
 Deno.test("ttl cache: TtlCache rejects maxSize below 1", () => {
   assert.throws(() => new TtlCache({ ttlMs: 1, maxSize: 0 }), RangeError);
 });
+
+Deno.test("ttl cache: an entry hit is kept for at least maxSize / 2 insertions after the hit", () => {
+  const c = clock();
+  for (const maxSize of [2, 3, 4, 7, 10]) {
+    const cache = new TtlCache<string, number>({ ttlMs: 1000, maxSize, now: c.now });
+    for (let i = 0; i < maxSize; i++) cache.set(`k${i}`, i);
+    for (let hit = 0; hit < maxSize; hit++) {
+      // Hit one entry (the oldest first, the newest last), then insert maxSize / 2 others.
+      const key = [...Array(maxSize).keys()].map((i) => `k${i}`).find((k) => cache.has(k))!;
+      assert.notEqual(cache.get(key), undefined);
+      for (let j = 0; j < Math.floor(maxSize / 2); j++) cache.set(`n${hit}-${j}`, j);
+      assert.equal(cache.has(key), true, `maxSize ${maxSize}, ${key} after hit ${hit}`);
+      assert.equal(cache.size, maxSize);
+    }
+  }
+});
