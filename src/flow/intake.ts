@@ -61,7 +61,7 @@ export class Intake {
   readonly #p: IntakePorts;
   readonly #v: IntakeServices;
   readonly #slots: Semaphore;
-  readonly #ready: Received[] = [];
+  #ready: Received[] = [];
   #wake: (() => void) | undefined;
   #pollersRunning = 0;
   /** How many of the long polls run now; grows while receives come back full. */
@@ -81,6 +81,14 @@ export class Intake {
 
   /** Polls until `signals.stop` aborts; yields each message as it arrives. */
   async *receive(signals: IntakeSignals): AsyncGenerator<Received> {
+    for await (const batch of this.receiveBatches(signals)) yield* batch;
+  }
+
+  /**
+   * receive(), whole receives at a time (every message that arrived since the last yield): what
+   * the pipeline iterates, so a message costs no generator round trip of its own.
+   */
+  async *receiveBatches(signals: IntakeSignals): AsyncGenerator<Received[]> {
     const batch = Math.min(this.#s.maxBatch, this.#s.maxInFlight);
     // Each poller holds up to `batch` slots while it polls: never more pollers than fit.
     const pollers = this.#s.pollers ??
@@ -96,8 +104,9 @@ export class Intake {
     );
     try {
       for (;;) {
-        const next = this.#ready.shift();
-        if (next) {
+        if (this.#ready.length > 0) {
+          const next = this.#ready;
+          this.#ready = [];
           yield next;
           continue;
         }
@@ -111,7 +120,8 @@ export class Intake {
   }
 
   #push(received: Received[]): void {
-    this.#ready.push(...received);
+    if (this.#ready.length === 0) this.#ready = received;
+    else this.#ready.push(...received);
     this.#wake?.();
   }
 
@@ -167,7 +177,12 @@ export class Intake {
   async #takeSlots(count: number, stop: AbortSignal): Promise<Array<() => void> | undefined> {
     const slots: Array<() => void> = [];
     try {
-      for (let i = 0; i < count; i++) slots.push(await this.#slots.acquire(stop));
+      for (let i = 0; i < count; i++) {
+        // A free slot is taken at once; past the stop, acquire() refuses.
+        slots.push(
+          (stop.aborted ? undefined : this.#slots.tryAcquire()) ?? await this.#slots.acquire(stop),
+        );
+      }
       return slots;
     } catch {
       slots.forEach((release) => release());

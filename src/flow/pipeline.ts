@@ -119,7 +119,9 @@ export class Pipeline {
    */
   async run(intake: AbortSignal, work: AbortSignal): Promise<void> {
     const signals = { stop: intake, pollSignal: () => this.#pollSignal(intake, work) };
-    for await (const received of this.#intake.receive(signals)) this.#start(received, work);
+    for await (const batch of this.#intake.receiveBatches(signals)) {
+      for (const received of batch) this.#start(received, work);
+    }
   }
 
   /** Resolves when every message taken has settled. */

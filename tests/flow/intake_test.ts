@@ -90,3 +90,21 @@ Deno.test("intake: a poll answered after the stop began yields its messages as l
     ["sqs-2", true],
   ]);
 });
+
+Deno.test("intake: receiveBatches yields a receive's messages together, in order", async () => {
+  const stop = new AbortController();
+  const { it } = intake((call) => {
+    if (call === 1) return Promise.resolve(batchOf(4, 0));
+    if (call === 2) return Promise.resolve(batchOf(2, 4));
+    stop.abort();
+    return Promise.resolve([]);
+  });
+  const batches: string[][] = [];
+  for await (
+    const batch of it.receiveBatches({ stop: stop.signal, pollSignal: () => stop.signal })
+  ) {
+    batches.push(batch.map((r) => r.message.messageId));
+    batch.forEach((r) => r.done());
+  }
+  assert.deepEqual(batches, [["sqs-0", "sqs-1", "sqs-2", "sqs-3"], ["sqs-4", "sqs-5"]]);
+});
