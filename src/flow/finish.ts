@@ -80,7 +80,7 @@ export class Finisher {
 
   /** Back to the queue with a visibility that grows with the receive count. */
   async release(ctx: MessageContext, longest: boolean): Promise<void> {
-    this.#p.heartbeat.untrack(ctx.sqs.receiptHandle);
+    this.#p.heartbeat.untrack(ctx.sqs);
     const since = (this.#v.monotonic() - ctx.receivedAt) / 1000;
     const seconds = releaseVisibilitySeconds(ctx.receiveCount, since, { longest });
     await this.#p.settler.changeVisibility(ctx.sqs.receiptHandle, seconds);

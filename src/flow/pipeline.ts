@@ -158,7 +158,7 @@ export class Pipeline {
   async #process({ message: sqs, late }: Received, work: AbortSignal): Promise<void> {
     const ctx = newContext(sqs, this.#monotonic(), this.#s);
     refreshRedrive(ctx, this.#redrive(), this.#p.settler.hasDlq);
-    this.#p.heartbeat.track(sqs.receiptHandle, ctx.receivedAt, this.#s.visibilityTimeoutSeconds);
+    this.#p.heartbeat.track(sqs, ctx.receivedAt, this.#s.visibilityTimeoutSeconds);
     try {
       const parsed = parseMessage(sqs.body);
       if (!parsed.ok) {
@@ -171,17 +171,17 @@ export class Pipeline {
       ctx.messageId = parsed.message.message_id;
       ctx.userId = parsed.message.user_id;
       if (late) {
-        this.#p.heartbeat.untrack(sqs.receiptHandle);
+        this.#p.heartbeat.untrack(sqs);
         return await this.#finish.handBack(ctx);
       }
       await this.#work(parsed.message, ctx, work);
     } catch (error) {
-      this.#p.heartbeat.untrack(sqs.receiptHandle);
+      this.#p.heartbeat.untrack(sqs);
       // Shutdown past the grace: hand it back now. Anything else is a bug: back off.
       if (work.aborted) return await this.#finish.handBack(ctx);
       await this.#finish.afterError(ctx, error);
     } finally {
-      this.#p.heartbeat.untrack(sqs.receiptHandle);
+      this.#p.heartbeat.untrack(sqs);
     }
   }
 

@@ -27,7 +27,11 @@ export interface HeartbeatOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
+/** What is tracked: the received message (its identity is the key, not its long handle). */
+export type Watched = { readonly receiptHandle: string };
+
 interface Tracked {
+  message: Watched;
   receiptHandle: string;
   receivedAt: number;
   visibleUntil: number;
@@ -35,7 +39,9 @@ interface Tracked {
 
 export class VisibilityHeartbeat {
   readonly #options: HeartbeatOptions;
-  readonly #tracked = new Map<string, Tracked>();
+  // Keyed by the message object: hashing a receipt handle (hundreds of characters, a new
+  // string per receive) was most of what tracking a message cost.
+  readonly #tracked = new Map<Watched, Tracked>();
   readonly #now: () => number;
 
   constructor(options: HeartbeatOptions) {
@@ -48,17 +54,18 @@ export class VisibilityHeartbeat {
   }
 
   /** Starts watching a message received at `receivedAt` (ms) with the queue's visibility. */
-  track(receiptHandle: string, receivedAt: number, visibilitySeconds: number): void {
-    this.#tracked.set(receiptHandle, {
-      receiptHandle,
+  track(message: Watched, receivedAt: number, visibilitySeconds: number): void {
+    this.#tracked.set(message, {
+      message,
+      receiptHandle: message.receiptHandle,
       receivedAt,
       visibleUntil: receivedAt + visibilitySeconds * 1000,
     });
   }
 
-  /** Stops watching (before the message is settled). */
-  untrack(receiptHandle: string): void {
-    this.#tracked.delete(receiptHandle);
+  /** Stops watching (before the message is settled): the object given to track(). */
+  untrack(message: Watched): void {
+    this.#tracked.delete(message);
   }
 
   /** Extends every message that is about to become visible; returns how many. */
@@ -81,7 +88,7 @@ export class VisibilityHeartbeat {
           if (result !== "stale") return;
           this.#lost(entry, "receipt handle is stale");
           // The handle names no receive any more: extending it again can only fail again.
-          this.#tracked.delete(entry.receiptHandle);
+          this.#tracked.delete(entry.message);
         },
         (error) => this.#lost(entry, (error as Error).message),
       );
@@ -104,7 +111,7 @@ export class VisibilityHeartbeat {
   }
 
   #lost(entry: Tracked, reason: string): void {
-    if (!this.#tracked.has(entry.receiptHandle)) return; // settled meanwhile: nothing lost
+    if (!this.#tracked.has(entry.message)) return; // settled meanwhile: nothing lost
     this.#options.onLost?.(entry.receiptHandle, reason);
   }
 }

@@ -187,6 +187,10 @@ async function imdsEndToEnd(binary: string, dir: string): Promise<void> {
     assert.equal(imds.seen[0], "PUT /latest/api/token");
     assert.ok(imds.seen.includes("GET /latest/meta-data/iam/security-credentials/sluice-role"));
     assert.ok(sqs.requests.length > 0);
+    // A poll that reached the fake as the worker exited may still be in its (async) check.
+    for (let i = 0; i < 100 && sqs.requests.some((r) => r.signatureValid === undefined); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     const unsigned = sqs.requests.filter((r) => r.signatureValid !== true);
     assert.deepEqual(unsigned.map((r) => `${r.action} ${r.status}`), [], "a request not signed");
     assert.ok(

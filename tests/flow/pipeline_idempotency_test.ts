@@ -160,7 +160,7 @@ Deno.test("pipeline idempotency: heartbeat: each visibility extension also exten
     alsoExtend: (handle, seconds) => extended.push([handle, seconds]),
     now: () => now,
   });
-  heartbeat.track("h-1", 0, 30);
+  heartbeat.track({ receiptHandle: "h-1" }, 0, 30);
   now = 10_000;
   assert.equal(heartbeat.beat(), 0);
   now = 16_000;

@@ -198,7 +198,7 @@ Deno.test("settle: a visibility change on a stale handle: the heartbeat logs it 
       now: clock.now,
       onLost: (_h, reason) => lost.push(reason),
     });
-    heartbeat.track(handle, 0, 10);
+    heartbeat.track({ receiptHandle: handle }, 0, 10);
     clock.set(6000);
     assert.equal(heartbeat.beat(), 1);
     for (let i = 0; i < 100 && lost.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
