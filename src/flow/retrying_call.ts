@@ -45,23 +45,35 @@ export class RetryingCall {
   ): Promise<T> {
     const call = target === "enrichment" ? () => abortable(fn(), work) : fn;
     if (work.aborted) throw work.reason;
-    let failed: { error: unknown } | undefined;
     try {
       // Almost every call succeeds at once: no retry machinery for it (a per-message cost).
       return await call();
     } catch (error) {
       if (work.aborted) throw error;
-      failed = { error };
+      return await this.afterFailure(target, call, error, ctx, work);
     }
-    // The first failure is replayed into retry() so its backoff, budget, count and log
-    // follow exactly as if retry() had made that attempt.
+  }
+
+  /**
+   * The rest of run() once a first attempt (made by the caller: the hot path skips run()'s
+   * own frame) failed with `error`: that failure is replayed into retry() so its backoff,
+   * budget, count and log follow exactly as if retry() had made that attempt.
+   */
+  afterFailure<T>(
+    target: Target,
+    call: () => Promise<T>,
+    error: unknown,
+    ctx: MessageContext,
+    work: AbortSignal,
+  ): Promise<T> {
+    let failed: { error: unknown } | undefined = { error };
     const replay = () => {
       if (failed === undefined) return call();
-      const { error } = failed;
+      const first = failed.error;
       failed = undefined;
-      return Promise.reject(error);
+      return Promise.reject(first);
     };
-    return await this.#retrying(target, replay, ctx, work);
+    return this.#retrying(target, replay, ctx, work);
   }
 
   async #retrying<T>(
