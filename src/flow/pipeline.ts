@@ -74,7 +74,9 @@ export class Pipeline {
   readonly #dedupe: Dedupe;
   readonly #attempt: Attempt;
   readonly #finish: Finisher;
-  readonly #handlers = new Set<Promise<void>>();
+  /** Messages between receive and settle, and drain()'s waiters for that to reach 0. */
+  #active = 0;
+  #idle: Array<() => void> = [];
 
   constructor(settings: PipelineSettings, ports: PipelinePorts, services: PipelineServices) {
     this.#s = settings;
@@ -104,7 +106,7 @@ export class Pipeline {
 
   /** Messages between receive and settle. */
   get inFlight(): number {
-    return this.#handlers.size;
+    return this.#active;
   }
 
   /** Whether receive loops are running. */
@@ -126,7 +128,7 @@ export class Pipeline {
 
   /** Resolves when every message taken has settled. */
   async drain(): Promise<void> {
-    while (this.#handlers.size > 0) await Promise.allSettled([...this.#handlers]);
+    while (this.#active > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
   /** The RedrivePolicy as known now: live from the port, else the one given at construction. */
@@ -147,15 +149,22 @@ export class Pipeline {
   }
 
   #start(received: Received, work: AbortSignal): void {
-    const handler = this.#process(received, work).finally(() => {
-      received.done();
-      this.#handlers.delete(handler);
-    });
-    this.#handlers.add(handler);
+    this.#active++;
+    // #process never rejects (its errors become a release); it counts itself out.
+    void this.#process(received, work);
+  }
+
+  #settled(received: Received): void {
+    received.done();
+    if (--this.#active > 0) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const resolve of idle) resolve();
   }
 
   /** Parse, then work on it; a message received after the stop began is handed back. */
-  async #process({ message: sqs, late }: Received, work: AbortSignal): Promise<void> {
+  async #process(received: Received, work: AbortSignal): Promise<void> {
+    const { message: sqs, late } = received;
     const ctx = newContext(sqs, this.#monotonic(), this.#s);
     refreshRedrive(ctx, this.#redrive(), this.#p.settler.hasDlq);
     this.#p.heartbeat.track(sqs, ctx.receivedAt, this.#s.visibilityTimeoutSeconds);
@@ -182,6 +191,7 @@ export class Pipeline {
       await this.#finish.afterError(ctx, error);
     } finally {
       this.#p.heartbeat.untrack(sqs);
+      this.#settled(received);
     }
   }
 

@@ -319,3 +319,40 @@ Deno.test("pipeline: dedupeCapacity: the rate a budget holds and the window at f
     windowSeconds: 60,
   });
 });
+
+Deno.test("pipeline: inFlight counts the messages being worked on, and drain() waits for the last", async () => {
+  const q = manyMessages(25, []);
+  const gate = Promise.withResolvers<void>();
+  let submits = 0;
+  let deletes = 0;
+  const settler = fakeSettler((kind) => kind === "delete" && deletes++);
+  const pipeline = new Pipeline(...pipelineParts({
+    ...TEST_SETTINGS,
+    receiveWaitSeconds: 1,
+    maxInFlight: 100,
+    sqs: { receiveMessage: q.receiveMessage },
+    settler,
+    heartbeat: IDLE_HEARTBEAT,
+    lookup: () => Promise.resolve({ status: "ok", profile: { user_id: "7" } }),
+    submit: async () => {
+      submits++;
+      await gate.promise;
+      return { accepted: true, status: 200 };
+    },
+    metrics: createSluiceMetrics(),
+    logger: createLogger({ level: "error", write: () => {} }),
+    sleep: () => Promise.resolve(),
+  }));
+  await pipeline.run(q.intake.signal, new AbortController().signal);
+  assert.equal(pipeline.inFlight, 25);
+  let drained = false;
+  const draining = pipeline.drain().then(() => drained = true);
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(drained, false, "drain waits while messages are in flight");
+  assert.equal(submits, 25);
+  gate.resolve();
+  await draining;
+  assert.equal(pipeline.inFlight, 0);
+  assert.equal(deletes, 25);
+  await pipeline.drain(); // nothing in flight: at once
+});
