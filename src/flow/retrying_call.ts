@@ -56,37 +56,23 @@ export class RetryingCall {
 
   /**
    * The rest of run() once a first attempt (made by the caller: the hot path skips run()'s
-   * own frame) failed with `error`: that failure is replayed into retry() so its backoff,
-   * budget, count and log follow exactly as if retry() had made that attempt.
+   * own frame) failed with `error`: retry() goes on from that failure (its backoff, budget,
+   * count and log as if it had made that attempt).
    */
-  afterFailure<T>(
+  async afterFailure<T>(
     target: Target,
     call: () => Promise<T>,
     error: unknown,
     ctx: MessageContext,
     work: AbortSignal,
   ): Promise<T> {
-    let failed: { error: unknown } | undefined = { error };
-    const replay = () => {
-      if (failed === undefined) return call();
-      const first = failed.error;
-      failed = undefined;
-      return Promise.reject(first);
-    };
-    return this.#retrying(target, replay, ctx, work);
-  }
-
-  async #retrying<T>(
-    target: Target,
-    call: () => Promise<T>,
-    ctx: MessageContext,
-    work: AbortSignal,
-  ): Promise<T> {
     const { metrics, logger, monotonic, random, sleep } = this.#v;
     let budgetMs = Math.max(1000, this.#visibilityMs * 0.8 - (monotonic() - ctx.receivedAt));
+    let failedFirst: { error: unknown } | undefined = { error };
     for (;;) {
       try {
         return await retry(call, {
+          failedFirst,
           maxAttempts: Number.POSITIVE_INFINITY,
           baseDelayMs: 100,
           maxDelayMs: 5000,
@@ -103,6 +89,7 @@ export class RetryingCall {
         });
       } catch (error) {
         if (work.aborted || !(error instanceof CircuitOpenError)) throw error;
+        failedFirst = undefined; // the breaker's wait over, retry() makes every attempt itself
         await sleep(Math.max(error.remainingMs, 100), work);
         budgetMs = Math.max(1000, this.#visibilityMs * 0.8);
       }

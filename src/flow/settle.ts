@@ -206,11 +206,7 @@ export class Settler {
         // Almost every entry lands at once: no retry machinery for it (a per-message cost).
         await fn();
       } catch (first) {
-        if (!retriableEntry(first)) throw first;
-        // Replayed into retry() so its backoff and budget follow as if retry() had made it.
-        let replay = true;
-        const again = () => replay ? (replay = false, Promise.reject(first)) : fn();
-        await this.#retry(again, budgetMs);
+        await this.#retry(fn, budgetMs, { error: first });
       }
       return "done";
     } catch (error) {
@@ -227,9 +223,14 @@ export class Settler {
     }
   }
 
-  #retry<T>(fn: () => Promise<T>, budgetMs?: number): Promise<T> {
+  #retry<T>(
+    fn: () => Promise<T>,
+    budgetMs?: number,
+    failedFirst?: { error: unknown },
+  ): Promise<T> {
     const o = this.#options;
     return retry(fn, {
+      failedFirst,
       maxAttempts: Number.POSITIVE_INFINITY,
       baseDelayMs: 200,
       maxDelayMs: 10_000,

@@ -30,6 +30,12 @@ export interface RetryOptions {
   random?: () => number;
   /** Abortable sleep. Default {@linkcode sleep}. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * The caller made the first attempt itself (a hot path skips retry() for calls that succeed
+   * at once) and it failed with `error`: retry() goes on from there, its backoff, budget,
+   * count and onRetry as if it had made that attempt. `fn` is first called for attempt 2.
+   */
+  failedFirst?: { error: unknown } | undefined;
 }
 
 /**
@@ -53,11 +59,13 @@ export async function retry<T>(
     now = Date.now,
     random = Math.random,
     sleep: sleepFn = sleep,
+    failedFirst,
   } = options;
   const start = now();
   for (let attempt = 1;; attempt++) {
     if (signal?.aborted) throw signal.reason;
     try {
+      if (attempt === 1 && failedFirst) throw failedFirst.error;
       return await fn(attempt);
     } catch (err) {
       // An aborted caller wants to stop, not to wait for another attempt.

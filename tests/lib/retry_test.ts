@@ -223,3 +223,35 @@ Deno.test("retry: sleep resolves after the timer and rejects on abort", async ()
   await assert.rejects(p, (err) => err === reason);
   await assert.rejects(sleep(10, AbortSignal.abort(reason)), (err) => err === reason);
 });
+
+Deno.test("retry: failedFirst goes on from the caller's failed first attempt", async () => {
+  const { options, sleeps } = fakeTime();
+  const seen: number[] = [];
+  const retried: number[] = [];
+  const result = await retry((attempt) => {
+    seen.push(attempt);
+    return attempt < 3 ? Promise.reject(transient()) : Promise.resolve("done");
+  }, { ...options, failedFirst: { error: transient() }, onRetry: (_e, n) => retried.push(n) });
+  assert.equal(result, "done");
+  assert.deepEqual(seen, [2, 3], "fn is first called for attempt 2");
+  assert.deepEqual(retried, [1, 2]);
+  assert.deepEqual(sleeps, [100, 200], "the backoff as if retry() had made attempt 1");
+
+  // A first failure that is not worth another try is rethrown without calling fn.
+  const refused = new HttpError("validator", 400, "bad");
+  let calls = 0;
+  await assert.rejects(
+    retry(() => (calls++, Promise.resolve("x")), { ...options, failedFirst: { error: refused } }),
+    (err) => err === refused,
+  );
+  assert.equal(calls, 0);
+  // With maxAttempts 1 the caller's attempt was the only one.
+  await assert.rejects(
+    retry(() => Promise.resolve("x"), {
+      ...options,
+      maxAttempts: 1,
+      failedFirst: { error: transient() },
+    }),
+    HttpError,
+  );
+});
