@@ -4,6 +4,7 @@
  */
 import { buildInfo } from "./cli/build_info.ts";
 import { loadConfigOrReport, runCli } from "./cli/cli.ts";
+import { ConfigError } from "./lib/errors.ts";
 import type { Registry } from "./lib/metrics.ts";
 import * as runtime from "./cli/runtime.ts";
 import { startWorker } from "./app/start_worker.ts";
@@ -74,7 +75,15 @@ async function main(): Promise<number> {
   runtime.onSignal("SIGTERM", onSignal("SIGTERM"));
   runtime.onSignal("SIGINT", onSignal("SIGINT"));
 
-  await worker.done;
+  try {
+    await worker.done;
+  } catch (error) {
+    // Startup found the configuration unusable (the idempotency table): exit 2, one line.
+    if (!(error instanceof ConfigError)) throw error;
+    runtime.writeStderr(`sluice: ${error.message}\n`);
+    await server.close();
+    return 2;
+  }
   await server.close();
   // A forced stop may have abandoned submissions on the wire: say so in the exit code.
   return signals.forced ? 1 : 0;

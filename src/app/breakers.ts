@@ -1,5 +1,6 @@
 /**
- * The worker's three circuit breakers (enrichment, validator, SQS): each
+ * The worker's circuit breakers (enrichment, validator, SQS, and the idempotency table when
+ * one is set): each
  * change shown in `sluice_breaker_state`, logged with its cause, and handed on
  * (readiness depends on it). `pausedFor` says when intake waits for one.
  */
@@ -13,6 +14,8 @@ export interface Breakers {
   enrichment: CircuitBreaker;
   validator: CircuitBreaker;
   sqs: CircuitBreaker;
+  /** The idempotency table's, when IDEMPOTENCY_TABLE is set. */
+  table?: CircuitBreaker;
 }
 
 export interface BreakersPorts {
@@ -27,6 +30,8 @@ export interface BreakersServices {
 }
 
 export interface BreakersOptions {
+  /** IDEMPOTENCY_TABLE is set: a breaker for the table too. */
+  table?: boolean;
   ports: BreakersPorts;
   services: BreakersServices;
 }
@@ -53,10 +58,11 @@ export function createBreakers(options: BreakersOptions): Breakers {
     enrichment: breaker("enrichment", 5),
     validator: breaker("validator", 20),
     sqs: breaker("sqs", 5),
+    ...(options.table ? { table: breaker("table", 5) } : {}),
   };
 }
 
-/** Intake pauses while the validator's or SQS's breaker is open: why, and for how long. */
+/** Intake pauses while the validator's, SQS's or the table's breaker is open: why, and how long. */
 export function pausedFor(
   breakers: ReadonlyArray<Pick<CircuitBreaker, "name" | "state" | "remainingCooldownMs">>,
 ): { reason: string; ms: number } | undefined {

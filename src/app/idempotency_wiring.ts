@@ -1,5 +1,5 @@
 /**
- * Builds the idempotency gate when IDEMPOTENCY_TABLE is set (issue 14): the
+ * Builds the idempotency gate when IDEMPOTENCY_TABLE is set: the
  * DynamoDB client on the same credential chain as SQS, its requests counted in
  * the metrics, the store and the gate. Unset, nothing is built and the
  * pipeline keeps its in-process dedupe only.
@@ -10,19 +10,37 @@ import { type IdempotencyGate, StoreGate } from "../flow/idempotency_gate.ts";
 import { DynamoDbStore, probeIdempotencyTable } from "../flow/idempotency_store.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import type { Config } from "./config.ts";
+import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
 
 /** The runtime services the gate's DynamoDB client needs (the same as SQS's). */
 export type IdempotencyDeps = AwsDeps & { random?: () => number };
 
-/** The gate the pipeline uses, or undefined when IDEMPOTENCY_TABLE is unset. */
-export function createIdempotencyGate(
+/** The gate's breaker and clock. */
+export interface GateServices {
+  breaker: Pick<CircuitBreaker, "run">;
+  now: () => number;
+  random: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** The gate the pipeline uses, and the startup check of its table. */
+export interface Idempotency {
+  gate: IdempotencyGate;
+  /** The table's problems (missing, refused, wrong key schema); empty when usable. */
+  check(signal: AbortSignal): Promise<string[]>;
+}
+
+/** The gate and its check, or undefined when IDEMPOTENCY_TABLE is unset. */
+export function createIdempotency(
   config: Config,
   deps: IdempotencyDeps,
   metrics: SluiceMetrics,
   logger: Logger,
   workerId: string,
-): IdempotencyGate | undefined {
-  if (!config.idempotencyTable) return undefined;
+  services: GateServices,
+): Idempotency | undefined {
+  const table = config.idempotencyTable;
+  if (!table) return undefined;
   const client = createDynamoDbClient(config, deps, (action, result, ms) => {
     const known = result === "ok" || result === "ConditionalCheckFailedException";
     metrics.idempotencyRequests.inc({ action, result: known ? result : "error" });
@@ -31,19 +49,22 @@ export function createIdempotencyGate(
       logger.debug("idempotency table request failed", { action, result });
     }
   });
-  logger.info("idempotency table in use", { table: config.idempotencyTable, worker_id: workerId });
-  return new StoreGate({
-    store: new DynamoDbStore(client, config.idempotencyTable),
+  logger.info("idempotency table in use", { table, worker_id: workerId });
+  metrics.retries.init({ target: "table" });
+  const gate = new StoreGate({
+    store: new DynamoDbStore(client, table),
     workerId,
     visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
     dedupTtlSeconds: config.dedupTtlSeconds,
+    submitMarginMs: config.httpTimeoutMs,
     logger,
     onConflict: (result) => metrics.idempotencyConflicts.inc({ result }),
     onTakeover: () => metrics.idempotencyTakeovers.inc(),
     onFenced: (action) => metrics.idempotencyFenced.inc({ action }),
-    ...(deps.now ? { now: deps.now } : {}),
-    ...(deps.random ? { random: deps.random } : {}),
+    onAtLeastOnce: (cause) => metrics.atLeastOnce.inc({ cause }),
+    ...services,
   });
+  return { gate, check: (signal) => probeIdempotencyTable(client, table, signal) };
 }
 
 /**

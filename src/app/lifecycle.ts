@@ -85,18 +85,29 @@ export class Lifecycle {
 
   /** Resolves when the worker has stopped (after `stop()`). */
   get done(): Promise<void> {
-    return this.#started().then(() => this.#stopping ?? Promise.resolve());
+    const done = this.#started().then(() => this.#stopping ?? Promise.resolve());
+    // A failed startup rejects it for whoever awaits it (main.ts: exit 2), and for no one else.
+    done.catch(() => {});
+    return done;
   }
 
   /** Starts the worker: startup, then the pipeline until intake ends. Once. */
   start(): void {
-    this.#main ??= this.#run();
+    if (this.#main) return;
+    this.#main = this.#run();
+    // A failed startup is reported through `done`; it must not also count as unhandled.
+    this.#main.catch(() => {});
   }
 
   async #run(): Promise<void> {
     try {
       // One read now; retries (after a failure) stop with intake.
       await this.#o.ports.prepare(this.#intake.signal);
+    } catch (error) {
+      // Startup failed: whatever it started in the background ends with it.
+      this.#intake.abort(error);
+      this.#background.abort(error);
+      throw error;
     } finally {
       this.#starting = false;
     }

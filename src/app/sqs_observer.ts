@@ -37,6 +37,13 @@ export interface SqsObserverPorts {
   breaker: Pick<CircuitBreaker, "record">;
   /** Called when the last SQS error appears or clears. */
   onReadinessChange: () => void;
+  /** SQS said a queue does not exist or refused a request: the RedrivePolicy may have changed. */
+  onQueueChange?: () => void;
+}
+
+/** Results that say a queue or the worker's rights on it changed. */
+export function queueChanged(result: string): boolean {
+  return /NonExistentQueue|QueueDoesNotExist|AccessDenied/.test(result);
 }
 
 export interface SqsObserverServices {
@@ -66,6 +73,7 @@ export class SqsObserver {
   /** For SqsClientOptions.onRequest. */
   observe = (action: string, result: string): void => {
     this.#services.metrics.sqsRequests.inc({ action, result });
+    if (queueChanged(result)) this.#ports.onQueueChange?.();
     const failed = sqsFailed(result);
     this.#ports.breaker.record(!failed, failed ? `${action}: ${result}` : undefined);
     const before = this.#lastError;

@@ -31,8 +31,9 @@ import { QueueDepthPoller } from "./queue_depth.ts";
 import { watchRedirects } from "./redirects.ts";
 import { SqsObserver } from "./sqs_observer.ts";
 import { createSqsClient } from "./aws_clients.ts";
-import { createIdempotencyGate, workerIdOf } from "./idempotency_wiring.ts";
+import { createIdempotency, type Idempotency, workerIdOf } from "./idempotency_wiring.ts";
 import type { IdempotencyGate } from "../flow/idempotency_gate.ts";
+import { ConfigError } from "../lib/errors.ts";
 
 export interface WorkerDeps {
   /** The environment, for the credential chain. */
@@ -113,6 +114,7 @@ function createServices(config: Config, deps: WorkerDeps): Services {
 /** What the pipeline is built from once startup is done. */
 interface Parts {
   sqs: SqsClient;
+  idempotency: IdempotencyGate | undefined;
   redrive: RedriveWatcher;
   breakers: Breakers;
   downstream: Downstream;
@@ -129,11 +131,13 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   // Breakers and SQS results change readiness; `readiness` is built below, once all it reads is.
   const onReadinessChange = () => readiness.note();
   const breakers = createBreakers({
+    table: config.idempotencyTable !== undefined,
     ports: { onChange: onReadinessChange },
     services: { now, metrics, states },
   });
   const sqsSeen = new SqsObserver({
-    ports: { breaker: breakers.sqs, onReadinessChange },
+    // The watcher is built below, on the client this observer watches.
+    ports: { breaker: breakers.sqs, onReadinessChange, onQueueChange: () => redrive.refresh() },
     services: { metrics },
   });
   const sqs = createSqsClient(config, deps, sqsSeen.observe);
@@ -160,7 +164,22 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     ports: { sqs, dlqUrl: () => redrive.state.dlqUrl },
     services,
   });
-  const parts: Parts = { sqs, redrive, breakers, downstream, summary, depth };
+  const idempotency = breakers.table &&
+    createIdempotency(config, deps, metrics, logger, workerIdOf(services.random), {
+      breaker: breakers.table,
+      now,
+      random: services.random,
+      sleep: services.sleep,
+    });
+  const parts: Parts = {
+    sqs,
+    idempotency: idempotency?.gate,
+    redrive,
+    breakers,
+    downstream,
+    summary,
+    depth,
+  };
   const lifecycle = new Lifecycle({
     settings: {
       graceMs: config.shutdownGraceSeconds * 1000,
@@ -170,8 +189,9 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     ports: {
       // One read now; after a failure it is retried in the background until it succeeds.
       // Retries stop with intake: a held message stays held through the drain either way.
-      prepare: (signal) => redrive.start(signal),
-      begin: (signals) => begin(config, deps, parts, services, signals),
+      // A table that cannot serve stops startup before any receive.
+      prepare: (signal) => Promise.all([redrive.start(signal), checkTable(idempotency, signal)]),
+      begin: (signals) => begin(config, parts, services, signals),
       stopped: () => summary.stop(),
     },
     services: { logger, sleep: services.sleep },
@@ -201,7 +221,6 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
 /** Startup is done: builds the pipeline with its settler and heartbeat, starts what runs beside. */
 function begin(
   config: Config,
-  deps: WorkerDeps,
   parts: Parts,
   services: Services,
   signals: RunningSignals,
@@ -217,19 +236,20 @@ function begin(
   const settler = wireSettler(config, parts, services);
   // IDEMPOTENCY_TABLE: the shared claim follows the message's visibility (the heartbeat) and
   // is asked by the pipeline before a submission. Unset: in-process dedupe only.
-  const { metrics, logger, random } = services;
-  const idempotency = createIdempotencyGate(config, deps, metrics, logger, workerIdOf(random));
-  const heartbeat = wireHeartbeat(config, settler, services, idempotency);
-  const pipeline = wirePipeline(
-    config,
-    { ...parts, settler, heartbeat, idempotency },
-    services,
-    signals,
-  );
+  const heartbeat = wireHeartbeat(config, settler, services, parts.idempotency);
+  const pipeline = wirePipeline(config, { ...parts, settler, heartbeat }, services, signals);
   parts.summary.start();
   heartbeat.run(signals.background);
   parts.depth.run(signals.background);
   return { pipeline, settler };
+}
+
+/** Startup stops (exit 2, one line) when the idempotency table cannot serve. */
+async function checkTable(idempotency: Idempotency | undefined, signal: AbortSignal) {
+  const problems = await idempotency?.check(signal) ?? [];
+  if (problems.length > 0 && !signal.aborted) {
+    throw new ConfigError("IDEMPOTENCY_TABLE", problems.join("; "));
+  }
 }
 
 function wireSettler(config: Config, parts: Parts, services: Services): Settler {
@@ -247,6 +267,15 @@ function wireSettler(config: Config, parts: Parts, services: Services): Settler 
     onStale: (kind, code) => {
       metrics.staleReceipts.inc({ kind });
       logger.warn("stale receipt handle", { kind, code });
+    },
+    onAmbiguousSend: (kind) => {
+      metrics.atLeastOnce.inc({
+        cause: kind === "dlq_send" ? "dlq_send_retried" : "requeue_retried",
+      });
+      logger.warn(
+        "an SQS send was retried after an answer that may have been lost; the queue may hold two copies",
+        { kind },
+      );
     },
     onDlqFallback: (error) =>
       logger.warn("the DLQ refused the reason attribute; sending a minimal ASCII reason", {
@@ -270,7 +299,10 @@ function wireHeartbeat(
     now: services.monotonic,
     onExtend: () => services.metrics.visibilityExtensions.inc(),
     ...(idempotency
-      ? { alsoExtend: (handle, seconds) => idempotency.extend(handle, seconds) }
+      ? {
+        alsoExtend: (handle, seconds) => idempotency.extend(handle, seconds),
+        onStale: (handle) => idempotency.lost(handle),
+      }
       : {}),
     onLost: (_handle, reason) =>
       services.logger.warn("could not extend a message's visibility; it may be received again", {
@@ -281,11 +313,7 @@ function wireHeartbeat(
 
 function wirePipeline(
   config: Config,
-  parts: Parts & {
-    settler: Settler;
-    heartbeat: VisibilityHeartbeat;
-    idempotency: IdempotencyGate | undefined;
-  },
+  parts: Parts & { settler: Settler; heartbeat: VisibilityHeartbeat },
   services: Services,
   signals: RunningSignals,
 ): Pipeline {
@@ -311,7 +339,7 @@ function wirePipeline(
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
     submit: (document, signal) => downstream.submit(document, signal, signals.forced),
     pausedFor: () =>
-      pausedFor([breakers.validator, breakers.sqs]) ??
+      pausedFor([breakers.validator, breakers.sqs, ...(breakers.table ? [breakers.table] : [])]) ??
         backlogPause(downstream.validatorBacklog()),
     idempotency: parts.idempotency,
   }, {

@@ -1,6 +1,6 @@
 /**
- * The routing table of contract section 5: what happens on SQS for every way a
- * message can end. Pure, so every row is visible at once and tested one by one.
+ * The routing table (docs/outcomes.md): what happens on SQS for every way a message can end.
+ * Pure, so every row is visible at once and tested one by one.
  */
 import type { ErrorCategory } from "../lib/errors.ts";
 
@@ -24,12 +24,12 @@ export type Verdict =
   | { kind: "poison"; reason: string }
   | { kind: "unknown_user" }
   | { kind: "rejected"; reason: string }
-  /** Another worker took the shared idempotency lock over: never submit, give it back. */
-  | { kind: "lock_lost" }
+  /** SQS called the receipt stale (received again elsewhere): not submitted, nothing to settle. */
+  | { kind: "stale" }
   /** Retries ran out of budget (or the error cannot be retried). */
   | {
     kind: "gave_up";
-    target: "enrichment" | "validator";
+    target: "enrichment" | "validator" | "table";
     category: ErrorCategory;
     reason: string;
     /** The last error was a validator 5xx (for DELETE_ON_5XX). */
@@ -44,7 +44,9 @@ export type Action =
   /** Unknown user under the `submit` policy: carry on with `user: null`. */
   | { kind: "submit" }
   /** Last allowed receive of a transient failure: keep it (heartbeat) and retry in process. */
-  | { kind: "hold" };
+  | { kind: "hold" }
+  /** The receipt is stale: SQS has the message back already; nothing to send (outcome released). */
+  | { kind: "let_go"; reason: string };
 
 export interface RouteContext {
   receiveCount: number;
@@ -120,13 +122,10 @@ export function route(verdict: Verdict, ctx: RouteContext): Action {
       return isLastReceive(ctx) && ctx.hasDlq
         ? { kind: "dead_letter", category: "REJECTED", reason: verdict.reason }
         : { kind: "release", category: "REJECTED", reason: verdict.reason, longest: false };
-    case "lock_lost":
-      // The message is another worker's now: never held, nor dead-lettered at 12 h.
+    case "stale":
       return {
-        kind: "release",
-        category: "TRANSIENT",
-        reason: "idempotency lock lost to another worker",
-        longest: false,
+        kind: "let_go",
+        reason: "receipt handle stale: received again elsewhere; not submitted here",
       };
     case "gave_up":
       if (verdict.category === "PERMANENT") {

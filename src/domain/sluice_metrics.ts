@@ -61,7 +61,15 @@ export interface SluiceMetrics {
   idempotencyConflicts: Counter;
   idempotencyTakeovers: Counter;
   idempotencyFenced: Counter;
+  atLeastOnce: Counter;
 }
+
+/** Why a message may be delivered or submitted twice (`sluice_at_least_once_total`). */
+export const AT_LEAST_ONCE_CAUSES = [
+  "complete_failed",
+  "dlq_send_retried",
+  "requeue_retried",
+] as const;
 
 /** DynamoDB actions of the idempotency table, and the results their series start with. */
 export const IDEMPOTENCY_ACTIONS = ["PutItem", "GetItem", "UpdateItem", "DeleteItem"] as const;
@@ -96,6 +104,7 @@ export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
   for (const result of ["hit", "miss", "stale"]) m.cacheRequests.init({ result });
   for (const action of SQS_ACTIONS) m.sqsRequests.init({ action, result: "ok" });
   for (const kind of ["delete", "visibility"]) m.staleReceipts.init({ kind });
+  for (const cause of AT_LEAST_ONCE_CAUSES) m.atLeastOnce.init({ cause });
   return m;
 }
 
@@ -182,6 +191,11 @@ function componentMetrics(registry: Registry) {
       "sluice_stale_receipts_total",
       "Deletes and visibility changes SQS refused because the receipt handle was stale.",
       ["kind"],
+    ),
+    atLeastOnce: registry.counter(
+      "sluice_at_least_once_total",
+      "Times a message may be delivered or submitted twice, by cause: a COMPLETED write that failed (complete_failed), a DLQ send or re-queue retried after an answer that may have been lost (dlq_send_retried, requeue_retried).",
+      ["cause"],
     ),
     visibilityExtensions: registry.counter(
       "sluice_visibility_extensions_total",

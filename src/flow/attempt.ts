@@ -13,6 +13,7 @@ import {
 } from "../domain/output_document.ts";
 import { categoryOf, HttpError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import type { IdempotencyLock } from "./idempotency_gate.ts";
 import type { MessageContext } from "./message_context.ts";
 import type { RetryingCall, Target } from "./retrying_call.ts";
 
@@ -29,19 +30,36 @@ export interface AttemptPorts {
   submit: (document: string, signal: AbortSignal) => Promise<Submission>;
 }
 
+/** What an attempt found: a verdict, or that the shared lock is not certainly ours any more. */
+export type AttemptResult = Verdict | { kind: "lock_lost" };
+
+/** What decides, just before a submission, that this worker may still make it. */
+export interface Ownership {
+  /** SQS called the receipt stale (VisibilityHeartbeat.isStale). */
+  isStale(message: MessageContext["sqs"]): boolean;
+  /** The shared lock lasts long enough for the submission (IdempotencyGate.maySubmit). */
+  maySubmit?: ((lock: IdempotencyLock) => boolean) | undefined;
+}
+
 export class Attempt {
   readonly #p: AttemptPorts;
   readonly #calls: RetryingCall;
   readonly #logger: Logger;
+  readonly #ownership: Ownership;
 
-  constructor(ports: AttemptPorts, calls: RetryingCall, logger: Logger) {
+  constructor(ports: AttemptPorts, calls: RetryingCall, logger: Logger, ownership: Ownership) {
     this.#p = ports;
     this.#calls = calls;
     this.#logger = logger;
+    this.#ownership = ownership;
   }
 
   /** Throws only when `work` aborted (the end of the grace): the message is handed back. */
-  async run(message: InputMessage, ctx: MessageContext, work: AbortSignal): Promise<Verdict> {
+  async run(
+    message: InputMessage,
+    ctx: MessageContext,
+    work: AbortSignal,
+  ): Promise<AttemptResult> {
     let enrichment = this.#p.cached?.(message.user_id);
     if (enrichment === undefined) {
       try {
@@ -62,8 +80,10 @@ export class Attempt {
       this.#logger.debug("outgoing document", { message_id: message.message_id, document });
     }
     const document = outputDocumentJson(message, enrichment);
-    // A worker whose shared lock was taken over stops before it submits.
-    if (ctx.lock && !ctx.lock.held) return { kind: "lock_lost" };
+    // A message received again elsewhere, or whose shared lock may lapse before the
+    // validator answers, is not submitted from here (docs/failure-handling.md).
+    if (this.#ownership.isStale(ctx.sqs)) return { kind: "stale" };
+    if (ctx.lock && !this.#ownership.maySubmit?.(ctx.lock)) return { kind: "lock_lost" };
     let submission: Submission;
     try {
       // The first try is made here, not through RetryingCall.run: one async frame and one
@@ -85,7 +105,7 @@ export class Attempt {
   }
 }
 
-function gaveUp(target: Target, error: unknown): Verdict {
+export function gaveUp(target: Target, error: unknown): Verdict {
   return {
     kind: "gave_up",
     target,

@@ -6,7 +6,6 @@
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { BYTES_PER_ENTRY, IdWindow } from "../lib/id_window.ts";
 import type { Logger } from "../lib/logger.ts";
-import { abortable } from "./retrying_call.ts";
 
 export interface DedupeSettings {
   /** DEDUP_TTL_SECONDS */
@@ -75,24 +74,22 @@ export class Dedupe {
   /**
    * "duplicate" when `id` was accepted, or its copy at work gets accepted meanwhile;
    * else a claim: this copy is the one at work until `done`. Synchronous unless another
-   * copy is at work; waiting for it ends when `signal` aborts (the rejection is its reason).
+   * copy is at work. The wait for it is not cut short by the stop: the first copy's own end
+   * is bounded (a submission on the wire is awaited, everything else stops with the grace),
+   * and a second copy handed back while the first is being accepted would be submitted again
+   * by the next worker.
    */
-  claim(
-    id: string,
-    signal: AbortSignal,
-  ): "duplicate" | WorkClaim | Promise<"duplicate" | WorkClaim> {
+  claim(id: string): "duplicate" | WorkClaim | Promise<"duplicate" | WorkClaim> {
     if (this.#accepted.has(id)) return "duplicate";
     if (!this.#working.has(id)) return new Working(this.#working, id);
-    return this.#claimAfterFirst(id, signal);
+    return this.#claimAfterFirst(id);
   }
 
-  async #claimAfterFirst(id: string, signal: AbortSignal): Promise<"duplicate" | WorkClaim> {
+  async #claimAfterFirst(id: string): Promise<"duplicate" | WorkClaim> {
     for (;;) {
       const first = this.#working.get(id);
       // Asked of the first copy itself too, so this holds even with DEDUP_TTL_SECONDS=0.
-      if (this.#accepted.has(id) || (first && await abortable(first.settled(), signal))) {
-        return "duplicate";
-      }
+      if (this.#accepted.has(id) || (first && await first.settled())) return "duplicate";
       if (!this.#working.has(id)) return new Working(this.#working, id);
     }
   }

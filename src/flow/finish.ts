@@ -69,11 +69,15 @@ export class Finisher {
       case "release":
         await this.release(ctx, action.longest);
         return this.record(ctx, "released", action.category, action.reason);
+      case "let_go":
+        // SQS has made it visible again (another worker may hold it): nothing to send.
+        this.#p.heartbeat.untrack(ctx.sqs);
+        return this.record(ctx, "released", "TRANSIENT", action.reason);
       default:
         throw new Error(
           `Cannot settle a message: received the action ${
             (action as Action).kind
-          } from route(), expected delete, dead_letter or release`,
+          } from route(), expected delete, dead_letter, release or let_go`,
         );
     }
   }

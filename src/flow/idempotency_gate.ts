@@ -1,15 +1,16 @@
 /**
- * The pipeline's port to the shared idempotency record (issue 14). The
- * pipeline asks `claim()` before working on a message, `complete()` after the
- * validator accepted it, `release()` when it gives the message back, and the
- * visibility heartbeat calls `extend()`; none of them knows DynamoDB. A claim
- * that lost the race reads the record and, per `decideConflict`, deletes a
- * duplicate, dead-letters a reused message_id, or waits (under the heartbeat)
- * for the other worker's lock to end.
+ * The pipeline's port to the shared idempotency record. The pipeline asks `claim()` before
+ * working on a message, `maySubmit()` just before its submission, `complete()` after the
+ * validator accepted it and `release()` after it handed the message back; the visibility
+ * heartbeat calls `extend()` and `lost()`. None of them knows DynamoDB. A claim that lost the
+ * race reads the record and, per `decideConflict`, deletes a duplicate, dead-letters a reused
+ * message_id, or waits (under the heartbeat) for the other worker's lock to end. Every table
+ * failure is the table's, not the message's (docs/failure-handling.md).
  */
+import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
 import type { Logger } from "../lib/logger.ts";
-import { backoffDelay, sleep as defaultSleep } from "../lib/retry.ts";
-import { isRetriable } from "../lib/errors.ts";
+import { backoffDelay } from "../lib/retry.ts";
+import { CircuitOpenError, TableError } from "../lib/errors.ts";
 import type { InputMessage } from "../domain/message_schema.ts";
 import {
   canonicalJson,
@@ -27,7 +28,10 @@ import type { IdempotencyStore } from "./idempotency_store.ts";
 export interface IdempotencyLock {
   readonly messageId: string;
   readonly receiptHandle: string;
-  /** False once an extension found another owner: do not submit. */
+  /**
+   * False once an extension found another owner, or the heartbeat found the receipt stale:
+   * the message is no longer this worker's.
+   */
   readonly held: boolean;
 }
 
@@ -38,21 +42,35 @@ export type ClaimResult =
 
 /** What the pipeline sees (the port). */
 export interface IdempotencyGate {
+  /**
+   * Claims the message_id. Throws TableError when the table fails and CircuitOpenError while
+   * its breaker is open: the caller retries under the heartbeat (docs/failure-handling.md).
+   */
   claim(message: InputMessage, receiptHandle: string, signal: AbortSignal): Promise<ClaimResult>;
+  /** The lock is held and lasts long enough for a submission to finish under it. */
+  maySubmit(lock: IdempotencyLock): boolean;
+  /** Marks it COMPLETED; never throws (a failure is counted as at-least-once). */
   complete(lock: IdempotencyLock): Promise<void>;
+  /** Gives the claim back (one attempt; it lapses on its own otherwise); never throws. */
   release(lock: IdempotencyLock): Promise<void>;
   /** The heartbeat extended this receipt's visibility by `seconds`: extend its lock too. */
   extend(receiptHandle: string, seconds: number): void;
+  /** The heartbeat found this receipt stale: the message was received again elsewhere. */
+  lost(receiptHandle: string): void;
 }
 
 export interface GateOptions {
   store: IdempotencyStore;
+  /** The table's breaker: every request passes it; while open, claims fail fast. */
+  breaker: Pick<CircuitBreaker, "run">;
   /** Distinguishes this process among the fleet (host:pid:random). */
   workerId: string;
   /** SQS_VISIBILITY_TIMEOUT_SECONDS: a new lock lasts this long (plus LOCK_MARGIN_MS). */
   visibilityTimeoutSeconds: number;
   /** DEDUP_TTL_SECONDS: how long a COMPLETED record keeps duplicates out. */
   dedupTtlSeconds: number;
+  /** How long a submission may take (HTTP_TIMEOUT_MS): a lock ending sooner is not submitted under. */
+  submitMarginMs: number;
   logger: Logger;
   /** A lost race and what it turned out to be. */
   onConflict?: (decision: ConflictDecision) => void;
@@ -60,9 +78,11 @@ export interface GateOptions {
   onTakeover?: () => void;
   /** An extension or completion found another owner (fencing). */
   onFenced?: (action: "extend" | "complete") => void;
-  now?: () => number;
-  random?: () => number;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** A COMPLETED write that failed: a later copy may be submitted again after the lock lapses. */
+  onAtLeastOnce?: (cause: "complete_failed") => void;
+  now: () => number;
+  random: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 interface Held {
@@ -70,22 +90,25 @@ interface Held {
   receiptHandle: string;
   owner: string;
   held: boolean;
+  /** Until when the table is known to hold the lock for us, epoch ms. */
+  until: number;
 }
 
-/** The gate with the store's transient failures retried in place (the heartbeat covers the wait). */
+/** Attempts of a COMPLETED write: the message is accepted, so a short wait is worth it. */
+const COMPLETE_ATTEMPTS = 3;
+
+/**
+ * The gate over the store. Each store request passes the table's breaker once; a failure
+ * is thrown as TableError (logged without message ids, so repeats are rate-limited) and the
+ * caller decides whether to retry.
+ */
 export class StoreGate implements IdempotencyGate {
   readonly #o: GateOptions;
-  readonly #now: () => number;
-  readonly #random: () => number;
-  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** receipt handle → the lock taken under it, for the heartbeat's extensions. */
   readonly #locks = new Map<string, Held>();
 
   constructor(options: GateOptions) {
     this.#o = options;
-    this.#now = options.now ?? Date.now;
-    this.#random = options.random ?? Math.random;
-    this.#sleep = options.sleep ?? defaultSleep;
   }
 
   async claim(message: InputMessage, receiptHandle: string, signal: AbortSignal) {
@@ -95,36 +118,32 @@ export class StoreGate implements IdempotencyGate {
     let mustRead = false;
     for (let waits = 0;;) {
       if (!mustRead) {
-        // The time is read per attempt: a retry after a backoff must not claim with a stale now.
-        const answer = await this.#patiently(() => {
-          const now = this.#now();
-          const until = lockUntil(now, this.#o.visibilityTimeoutSeconds);
-          const expiresAt = inProgressExpiresAt(until, this.#o.dedupTtlSeconds);
-          const record = { id, status: "IN_PROGRESS" as const, owner, payloadHash };
-          return this.#o.store.claim(
-            { ...record, inProgressUntil: until, expiresAt },
-            now,
-            signal,
-          );
-        }, signal);
+        const now = this.#o.now();
+        const until = lockUntil(now, this.#o.visibilityTimeoutSeconds);
+        const expiresAt = inProgressExpiresAt(until, this.#o.dedupTtlSeconds);
+        const record = { id, status: "IN_PROGRESS" as const, owner, payloadHash };
+        const answer = await this.#request(
+          "PutItem",
+          signal,
+          () => this.#o.store.claim({ ...record, inProgressUntil: until, expiresAt }, now, signal),
+        );
         if (answer.claimed) {
           if (answer.takeover) {
             this.#o.onTakeover?.();
             this.#o.logger.info("took over a lapsed idempotency lock", { message_id: id });
           }
-          const lock: Held = { messageId: id, receiptHandle, owner, held: true };
-          this.#locks.set(receiptHandle, lock);
-          return { kind: "proceed" as const, lock };
+          return this.#proceed({ messageId: id, receiptHandle, owner, held: true, until });
         }
       }
-      const record = await this.#patiently(() => this.#o.store.read(id, signal), signal);
-      const decision = decideConflict(record, payloadHash, this.#now(), owner);
+      const record = await this.#request("GetItem", signal, () => this.#o.store.read(id, signal));
+      const decision = decideConflict(record, payloadHash, this.#o.now(), owner);
       this.#o.onConflict?.(decision);
       if (decision === "ours") {
-        // The claim that timed out on our side was written: take it as ours and extend it soon.
-        const lock: Held = { messageId: id, receiptHandle, owner, held: true };
-        this.#locks.set(receiptHandle, lock);
-        return { kind: "proceed" as const, lock };
+        // A claim that timed out on our side was written: ours, extended now so it lasts.
+        const held = { messageId: id, receiptHandle, owner, held: true, until: 0 };
+        if (await this.#extendNow(held, signal)) return this.#proceed(held);
+        mustRead = true;
+        continue;
       }
       if (decision === "duplicate") return { kind: "duplicate" as const };
       if (decision === "mismatch") return { kind: "mismatch" as const };
@@ -137,69 +156,100 @@ export class StoreGate implements IdempotencyGate {
       if (waits === 1) {
         this.#o.logger.debug("another worker holds this message_id; waiting", { message_id: id });
       }
-      await this.#sleep(waitBeforeLookingAgain(waits, record, this.#now()), signal);
+      await this.#o.sleep(waitBeforeLookingAgain(waits, record, this.#o.now()), signal);
       mustRead = true;
     }
   }
 
+  maySubmit(lock: IdempotencyLock): boolean {
+    const held = lock as Held;
+    return held.held && this.#o.now() + this.#o.submitMarginMs < held.until;
+  }
+
   async complete(lock: IdempotencyLock): Promise<void> {
     const held = this.#forget(lock);
-    const expiresAt = completedExpiresAt(this.#now(), this.#o.dedupTtlSeconds);
-    try {
-      const ok = await this.#patiently(
-        () => this.#o.store.complete(held.messageId, held.owner, expiresAt),
-        undefined,
-        5,
-      );
-      if (!ok) {
+    for (let attempt = 1;; attempt++) {
+      const expiresAt = completedExpiresAt(this.#o.now(), this.#o.dedupTtlSeconds);
+      try {
+        const ok = await this.#request(
+          "UpdateItem",
+          undefined,
+          () => this.#o.store.complete(held.messageId, held.owner, expiresAt),
+        );
+        if (ok) return;
         this.#o.onFenced?.("complete");
         this.#o.logger.warn("accepted a message whose idempotency lock another worker took", {
           message_id: held.messageId,
         });
+        return;
+      } catch (error) {
+        if (attempt >= COMPLETE_ATTEMPTS) break;
+        const wait = error instanceof CircuitOpenError ? error.remainingMs : 0;
+        const delay = Math.max(backoffDelay(attempt, 200, 2000, this.#o.random), wait);
+        await this.#o.sleep(Math.min(delay, 2000));
       }
-    } catch (error) {
-      // Accepted all the same: the lock lapses and a later copy may be submitted again.
-      this.#o.logger.warn("could not mark a message COMPLETED in the idempotency table", {
-        message_id: held.messageId,
-        error,
-      });
     }
+    // Accepted all the same: the lock lapses and a later copy may be submitted again.
+    this.#o.onAtLeastOnce?.("complete_failed");
+    this.#o.logger.warn(
+      "could not mark an accepted message COMPLETED in the idempotency table; a later copy may be submitted again",
+    );
+    this.#o.logger.debug("not marked COMPLETED", { message_id: held.messageId });
   }
 
   async release(lock: IdempotencyLock): Promise<void> {
     const held = this.#forget(lock);
     if (!held.held) return;
     try {
-      await this.#patiently(() => this.#o.store.release(held.messageId, held.owner), undefined, 3);
-    } catch (error) {
+      await this.#request(
+        "DeleteItem",
+        undefined,
+        () => this.#o.store.release(held.messageId, held.owner),
+      );
+    } catch {
       // The lock lapses on its own (in_progress_until); the next copy waits at most that long.
-      this.#o.logger.warn("could not release an idempotency lock; it lapses on its own", {
-        message_id: held.messageId,
-        error,
-      });
     }
   }
 
   extend(receiptHandle: string, seconds: number): void {
     const held = this.#locks.get(receiptHandle);
     if (!held || !held.held) return;
-    const until = lockUntil(this.#now(), seconds);
+    void this.#extendNow(held, undefined, seconds).catch(() => {
+      // Logged by #request; the lock's `until` stays where it was, so maySubmit() says no in time.
+    });
+  }
+
+  lost(receiptHandle: string): void {
+    const held = this.#locks.get(receiptHandle);
+    if (held) held.held = false;
+  }
+
+  /** Pushes the lock's end; false (and not held any more) when another owner has it. */
+  async #extendNow(held: Held, signal?: AbortSignal, seconds?: number): Promise<boolean> {
+    const until = lockUntil(this.#o.now(), seconds ?? this.#o.visibilityTimeoutSeconds);
     const expiresAt = inProgressExpiresAt(until, this.#o.dedupTtlSeconds);
-    this.#o.store.extend(held.messageId, held.owner, until, expiresAt).then(
-      (ok) => {
-        if (ok || !this.#locks.has(receiptHandle)) return;
-        held.held = false;
-        this.#o.onFenced?.("extend");
-        this.#o.logger.warn("lost an idempotency lock to another worker; will not submit", {
-          message_id: held.messageId,
-        });
-      },
-      (error) =>
-        this.#o.logger.warn("could not extend an idempotency lock", {
-          message_id: held.messageId,
-          error,
-        }),
+    const ok = await this.#request(
+      "UpdateItem",
+      signal,
+      () => this.#o.store.extend(held.messageId, held.owner, until, expiresAt, signal),
     );
+    if (ok) {
+      held.until = Math.max(held.until, until);
+      return true;
+    }
+    if (held.held && this.#locks.has(held.receiptHandle)) {
+      this.#o.onFenced?.("extend");
+      this.#o.logger.warn("lost an idempotency lock to another worker; will not submit", {
+        message_id: held.messageId,
+      });
+    }
+    held.held = false;
+    return false;
+  }
+
+  #proceed(held: Held): ClaimResult {
+    this.#locks.set(held.receiptHandle, held);
+    return { kind: "proceed", lock: held };
   }
 
   #forget(lock: IdempotencyLock): Held {
@@ -207,24 +257,19 @@ export class StoreGate implements IdempotencyGate {
     return lock as Held;
   }
 
-  /** Retries transient store failures with backoff until `signal` aborts (or `attempts` run out). */
-  async #patiently<T>(
-    fn: () => Promise<T>,
-    signal: AbortSignal | undefined,
-    attempts = Number.POSITIVE_INFINITY,
-  ): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await fn();
-      } catch (error) {
-        // Only the store's own transient answers: a bug (a TypeError) must not loop for ever.
-        const known = error instanceof Error && "category" in error;
-        if (signal?.aborted || !known || !isRetriable(error) || attempt >= attempts) throw error;
-        if (attempt === 1 || attempt % 10 === 0) {
-          this.#o.logger.warn("idempotency table request failed; retrying", { error, attempt });
-        }
-        await this.#sleep(backoffDelay(attempt, 100, 5000, this.#random), signal);
-      }
+  /**
+   * One store request through the breaker. An abort (the caller's signal) is passed on as it
+   * is and counts against nothing; any other failure is the table's: TableError.
+   */
+  async #request<T>(action: string, signal: AbortSignal | undefined, fn: () => Promise<T>) {
+    try {
+      return await this.#o.breaker.run(fn, () => !signal?.aborted);
+    } catch (error) {
+      if (signal?.aborted || error instanceof CircuitOpenError) throw error;
+      // No message ids: a failing table repeats this line per request, and the logger's
+      // repeat limiter folds identical lines into one a minute.
+      this.#o.logger.warn("idempotency table request failed", { action, error });
+      throw error instanceof TableError ? error : new TableError(action, error);
     }
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The idempotency record in DynamoDB (issue 14): one item per message_id,
+ * The idempotency record in DynamoDB: one item per message_id,
  * written only with conditional requests so two workers never both own a
  * message. Each method is one request; what to do with the answer is decided
  * in domain/idempotency.ts and carried out by the gate.
@@ -145,26 +145,62 @@ export class DynamoDbStore implements IdempotencyStore {
 }
 
 /**
- * `check-config --probe`: the table exists, is ACTIVE (or UPDATING) and is keyed
- * by the string `id` alone. Resolves to a list of problems, empty when it is fine.
+ * The table is usable: it exists, is ACTIVE (or UPDATING) and is keyed by the string `id`
+ * alone. DescribeTable first; where the role may not describe it, a GetItem of a key no
+ * record has says as much (a missing table, a refusal, a key the schema does not take).
+ * Resolves to a list of problems, empty when it is fine. Startup and `check-config --probe`.
  */
 export async function probeIdempotencyTable(
   client: DynamoDbClient,
   table: string,
   signal?: AbortSignal,
 ): Promise<string[]> {
+  const name = JSON.stringify(table);
   let described: Record<string, unknown>;
   try {
     described = await client.describeTable(table, signal);
   } catch (error) {
-    if (error instanceof DynamoDbError && error.code === "ResourceNotFoundException") {
-      return [`IDEMPOTENCY_TABLE ${JSON.stringify(table)} does not exist`];
+    if (isCode(error, "ResourceNotFoundException")) {
+      return [`IDEMPOTENCY_TABLE ${name} does not exist`];
     }
-    return [
-      `cannot describe IDEMPOTENCY_TABLE ${JSON.stringify(table)}: ${(error as Error).message}`,
-    ];
+    if (!isCode(error, "AccessDeniedException")) {
+      return [`cannot describe IDEMPOTENCY_TABLE ${name}: ${(error as Error).message}`];
+    }
+    return await probeByGetItem(client, table, signal);
   }
   return keySchemaProblems(table, described);
+}
+
+/** The fallback probe: one GetItem by `id`. */
+async function probeByGetItem(
+  client: DynamoDbClient,
+  table: string,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const name = JSON.stringify(table);
+  try {
+    await client.getItem(table, { id: s(PROBE_ID) }, { signal });
+    return [];
+  } catch (error) {
+    if (isCode(error, "ResourceNotFoundException")) {
+      return [`IDEMPOTENCY_TABLE ${name} does not exist`];
+    }
+    if (isCode(error, "ValidationException")) {
+      return [
+        `IDEMPOTENCY_TABLE ${name} must have the key schema id (String, HASH) alone: ${
+          (error as Error).message
+        }`,
+      ];
+    }
+    return [`cannot read IDEMPOTENCY_TABLE ${name}: ${(error as Error).message}`];
+  }
+}
+
+/** The key the fallback probe reads: no message_id record has it (ids are not this long). */
+const PROBE_ID = `sluice-probe:${"-".repeat(260)}`;
+
+function isCode(error: unknown, code: string): boolean {
+  return error instanceof DynamoDbError && error.code === code;
 }
 
 /** What is wrong with a DescribeTable answer for our use; pure, tested row by row. */

@@ -6,15 +6,15 @@
  * world) and services (clocks, logger, metrics) arrive as separate objects.
  */
 import { type InputMessage, parseMessage } from "../domain/message_schema.ts";
-import { route } from "../domain/outcome.ts";
+import { type Action, route, type Verdict } from "../domain/outcome.ts";
 import { poisonIds } from "../domain/poison_ids.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import type { Logger } from "../lib/logger.ts";
 import { backoffDelay, sleep as defaultSleep } from "../lib/retry.ts";
-import { Attempt, type AttemptPorts } from "./attempt.ts";
+import { Attempt, type AttemptPorts, gaveUp } from "./attempt.ts";
 import { Dedupe, type DedupeSettings } from "./dedupe.ts";
 import { Finisher, type FinishServices } from "./finish.ts";
-import type { IdempotencyGate } from "./idempotency_gate.ts";
+import type { IdempotencyGate, IdempotencyLock } from "./idempotency_gate.ts";
 import { MESSAGE_ID_REUSED } from "../domain/idempotency.ts";
 import { Intake, type IntakePorts, type IntakeSettings, type Received } from "./intake.ts";
 import {
@@ -40,7 +40,7 @@ export interface PipelineSettings extends IntakeSettings, DedupeSettings, RouteP
 /** The outside world the stages talk to. */
 export interface PipelinePorts extends IntakePorts, AttemptPorts {
   settler: Pick<Settler, "delete" | "changeVisibility" | "deadLetter" | "requeue" | "hasDlq">;
-  heartbeat: Pick<VisibilityHeartbeat, "track" | "untrack">;
+  heartbeat: Pick<VisibilityHeartbeat, "track" | "untrack" | "isStale">;
   /** The live RedrivePolicy (RedriveWatcher.state): until known, every receive may be the last. */
   redrive?: () => RedriveState;
   /** The shared record across workers (IDEMPOTENCY_TABLE); unset: in-process dedupe only. */
@@ -73,6 +73,7 @@ export class Pipeline {
   readonly #intake: Intake;
   readonly #dedupe: Dedupe;
   readonly #attempt: Attempt;
+  readonly #calls: RetryingCall;
   readonly #finish: Finisher;
   /** Messages between receive and settle, and drain()'s waiters for that to reach 0. */
   #active = 0;
@@ -97,7 +98,13 @@ export class Pipeline {
       random,
       sleep,
     });
-    this.#attempt = new Attempt(ports, calls, logger);
+    this.#calls = calls;
+    const ownership = {
+      isStale: (sqs: MessageContext["sqs"]) => ports.heartbeat.isStale(sqs),
+      maySubmit: ports.idempotency &&
+        ((lock: IdempotencyLock) => ports.idempotency!.maySubmit(lock)),
+    };
+    this.#attempt = new Attempt(ports, calls, logger, ownership);
     this.#finish = new Finisher(
       { settler: ports.settler, heartbeat: ports.heartbeat, redrive: () => this.#redrive() },
       { metrics, logger, onOutcome: services.onOutcome, now, monotonic },
@@ -196,87 +203,119 @@ export class Pipeline {
   }
 
   /**
-   * Dedupe, then attempts until route() says anything but "hold": on its last allowed
-   * receive a transient failure is kept under the heartbeat and tried again, with a pause
-   * between rounds (a round past the visibility has almost no budget: an open breaker or a
-   * Retry-After ends it at once, so without one the message would spin).
+   * Dedupe, then rounds until route() says anything but "hold". Past the grace the message is
+   * handed back first and its shared claim given back after, so no other copy can run while
+   * this one still holds the receipt (docs/failure-handling.md).
    */
   async #work(message: InputMessage, ctx: MessageContext, work: AbortSignal): Promise<void> {
-    const id = message.message_id;
-    let claim = this.#dedupe.claim(id, work);
+    let claim = this.#dedupe.claim(message.message_id);
     if (claim instanceof Promise) claim = await claim;
     if (claim === "duplicate") return await this.#finish.settle(ctx, { kind: "duplicate" });
     let accepted = false;
-    let completing: Promise<void> | undefined;
-    const shared = this.#p.idempotency;
     try {
-      if (shared && !await this.#claimShared(shared, message, ctx, work)) return;
-      for (let holds = 1;; holds++) {
-        const verdict = await this.#attempt.run(message, ctx, work);
-        if (verdict.kind === "accepted") {
-          this.#dedupe.remember(id);
-          accepted = true;
-          if (shared && ctx.lock) {
-            const lock = ctx.lock;
-            ctx.lock = undefined; // completed, not to be released
-            // Marked COMPLETED while the delete goes out, not before it: a worker killed in
-            // between leaves a redelivery to be submitted again either way, and one write
-            // less before the delete makes that window no wider than without the table.
-            // complete() never throws.
-            completing = shared.complete(lock);
-          }
-        }
-        // The policy may have been read meanwhile (it is retried in the background).
-        refreshRedrive(ctx, this.#redrive(), this.#p.settler.hasDlq);
-        const delayMs = verdict.kind === "gave_up"
-          ? Math.max(1000, backoffDelay(holds, 1000, 30_000, this.#random))
-          : 0;
-        ctx.hold = {
-          secondsSinceReceive: (this.#monotonic() - ctx.receivedAt + delayMs) / 1000,
-          visibilityTimeoutSeconds: this.#s.visibilityTimeoutSeconds,
-        };
-        const action = route(verdict, ctx);
-        if (action.kind !== "hold") {
-          try {
-            return await this.#finish.settle(ctx, verdict, action);
-          } finally {
-            await completing;
-          }
-        }
-        this.#logger.info("holding a message on its last receive", {
-          message_id: id,
-          receive_count: ctx.receiveCount,
-          retry_in_ms: Math.round(delayMs),
-        });
-        await this.#sleep(delayMs, work);
-      }
+      accepted = await this.#rounds(message, ctx, work);
+    } catch (error) {
+      if (!work.aborted) throw error;
+      this.#p.heartbeat.untrack(ctx.sqs);
+      await this.#finish.handBack(ctx);
     } finally {
       // Any way out but acceptance gives the shared claim back, so another copy may run.
-      if (shared && ctx.lock) await shared.release(ctx.lock);
+      if (ctx.lock) await this.#p.idempotency?.release(ctx.lock);
       claim.done(accepted);
     }
   }
 
   /**
-   * Claims the message_id in the shared table; false when the message was settled here
-   * instead (a duplicate another worker accepted, or a message_id reused with another payload).
+   * Each round: the shared claim (when the table is set and not held), the attempt, route().
+   * On its last allowed receive a transient failure is kept under the heartbeat and tried
+   * again, with a pause between rounds (a round past the visibility has almost no budget: an
+   * open breaker or a Retry-After ends it at once, so without one the message would spin).
+   * A lock that is not certainly ours any more is claimed again, never submitted under.
+   * True when the message was accepted.
+   */
+  async #rounds(message: InputMessage, ctx: MessageContext, work: AbortSignal): Promise<boolean> {
+    const shared = this.#p.idempotency;
+    let completing: Promise<void> | undefined;
+    for (let holds = 1, losses = 0;;) {
+      const result = shared && !ctx.lock
+        ? await this.#claimShared(shared, message, ctx, work)
+        : await this.#attempt.run(message, ctx, work);
+      if (result === undefined) continue; // claimed: now the attempt
+      if (result.kind === "lock_lost") {
+        await shared!.release(ctx.lock!);
+        ctx.lock = undefined;
+        await this.#sleep(backoffDelay(++losses, 200, 5000, this.#random) + 100, work);
+        continue;
+      }
+      if (result.kind === "accepted") {
+        this.#dedupe.remember(message.message_id);
+        if (shared && ctx.lock) {
+          // Marked COMPLETED while the delete goes out, not before it: a worker killed in
+          // between leaves a redelivery to be submitted again either way, and one write
+          // less before the delete makes that window no wider than without the table.
+          completing = shared.complete(ctx.lock);
+          ctx.lock = undefined; // completed, not to be released
+        }
+      }
+      const delayMs = result.kind === "gave_up"
+        ? Math.max(1000, backoffDelay(holds, 1000, 30_000, this.#random))
+        : 0;
+      const action = this.#decide(result, ctx, delayMs);
+      if (action.kind !== "hold") {
+        try {
+          await this.#finish.settle(ctx, result, action);
+          return result.kind === "accepted";
+        } finally {
+          await completing;
+        }
+      }
+      this.#logger.info("holding a message on its last receive", {
+        message_id: message.message_id,
+        receive_count: ctx.receiveCount,
+        retry_in_ms: Math.round(delayMs),
+      });
+      holds++;
+      await this.#sleep(delayMs, work);
+    }
+  }
+
+  /** route() with the RedrivePolicy as known now and the hold's timing. */
+  #decide(verdict: Verdict, ctx: MessageContext, delayMs: number): Action {
+    // The policy may have been read meanwhile (it is read again in the background).
+    refreshRedrive(ctx, this.#redrive(), this.#p.settler.hasDlq);
+    ctx.hold = {
+      secondsSinceReceive: (this.#monotonic() - ctx.receivedAt + delayMs) / 1000,
+      visibilityTimeoutSeconds: this.#s.visibilityTimeoutSeconds,
+    };
+    return route(verdict, ctx);
+  }
+
+  /**
+   * Claims the message_id in the shared table, retried under the heartbeat while the table
+   * fails (its breaker open: as long as that lasts). Undefined when the claim is ours (in
+   * `ctx.lock`); otherwise the verdict: a duplicate another worker accepted, a message_id
+   * reused with another payload, or the table failing past the retry budget.
    */
   async #claimShared(
     shared: IdempotencyGate,
     message: InputMessage,
     ctx: MessageContext,
     work: AbortSignal,
-  ): Promise<boolean> {
-    const claim = await shared.claim(message, ctx.sqs.receiptHandle, work);
+  ): Promise<Verdict | undefined> {
+    let claim;
+    try {
+      const handle = ctx.sqs.receiptHandle;
+      claim = await this.#calls.run("table", () => shared.claim(message, handle, work), ctx, work);
+    } catch (error) {
+      if (work.aborted) throw error;
+      return gaveUp("table", error);
+    }
     if (claim.kind === "proceed") {
       ctx.lock = claim.lock;
-      return true;
+      return undefined;
     }
-    if (claim.kind === "duplicate") this.#dedupe.remember(message.message_id);
-    const verdict = claim.kind === "duplicate"
-      ? { kind: "duplicate" as const }
-      : { kind: "poison" as const, reason: MESSAGE_ID_REUSED };
-    await this.#finish.settle(ctx, verdict);
-    return false;
+    if (claim.kind === "mismatch") return { kind: "poison", reason: MESSAGE_ID_REUSED };
+    this.#dedupe.remember(message.message_id);
+    return { kind: "duplicate" };
   }
 }

@@ -6,6 +6,7 @@
  */
 import { SluiceError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import { onAbort } from "../lib/on_abort.ts";
 import { backoffDelay, retry, sleep as defaultSleep } from "../lib/retry.ts";
 import type { SqsClient } from "../adapters/sqs_client.ts";
 
@@ -143,6 +144,11 @@ export interface RedriveWatcherOptions {
   maxDelayMs?: number;
   /** Attempts per read for retryable errors before it counts as failed. Default 3. */
   attemptsPerRead?: number;
+  /**
+   * How often a known policy is read again, ms: a changed `maxReceiveCount` takes effect
+   * without a restart. Default 300000; `refresh()` asks for a read sooner.
+   */
+  refreshMs?: number;
   random?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Called whenever the state changes. */
@@ -150,13 +156,15 @@ export interface RedriveWatcherOptions {
 }
 
 /**
- * Reads the RedrivePolicy, and after a failure keeps reading it in the
- * background (capped, jittered backoff) until it succeeds or `signal` aborts.
+ * Reads the RedrivePolicy, after a failure keeps reading it in the background (capped,
+ * jittered backoff) until it succeeds, and then reads it again every `refreshMs`, until
+ * `signal` aborts.
  */
 export class RedriveWatcher {
   readonly #o: RedriveWatcherOptions;
   #state: RedriveState;
   #failures = 0;
+  #wake: (() => void) | undefined;
 
   constructor(options: RedriveWatcherOptions) {
     this.#o = options;
@@ -174,33 +182,49 @@ export class RedriveWatcher {
   }
 
   /**
-   * Makes the first read; resolves after it (whatever its result) with a
-   * promise for the background retries, which end once everything is known or
-   * `signal` aborts.
+   * Makes the first read; resolves after it (whatever its result) with a promise for the
+   * reads that follow it in the background (retries until known, then one every
+   * `refreshMs`), which end when `signal` aborts.
    */
   async start(signal: AbortSignal): Promise<{ background: Promise<void> }> {
     const finished = await this.#attempt(signal);
-    return { background: finished ? Promise.resolve() : this.#retryLoop(signal) };
+    return { background: this.#readAgain(signal, finished) };
   }
 
-  async #retryLoop(signal: AbortSignal): Promise<void> {
+  /**
+   * Reads the policy again soon (at most one read per `refreshMs / 30`): SQS said the queue
+   * does not exist or refused a request, so the policy (or the worker's rights) may have changed.
+   */
+  refresh(): void {
+    this.#wake?.();
+  }
+
+  async #readAgain(signal: AbortSignal, known: boolean): Promise<void> {
     const sleep = this.#o.sleep ?? defaultSleep;
+    const refreshMs = this.#o.refreshMs ?? 300_000;
     while (!signal.aborted) {
-      const delay = backoffDelay(
-        this.#failures,
-        this.#o.baseDelayMs ?? 1000,
-        this.#o.maxDelayMs ?? 60_000,
-        this.#o.random,
-      );
-      // At least a tenth of the cap's base: full jitter may draw ~0 and spin.
-      const wait = Math.max(delay, (this.#o.baseDelayMs ?? 1000) / 10);
+      const wait = known ? refreshMs : this.#retryDelay();
+      const woken = new AbortController();
+      this.#wake = () => woken.abort();
+      const forget = onAbort(signal, () => woken.abort());
       try {
-        await sleep(wait, signal);
-      } catch {
-        return;
+        // Woken early by refresh(): still not more often than a thirtieth of the period.
+        await sleep(wait, woken.signal).catch(() => {});
+        if (!signal.aborted && known) await sleep(refreshMs / 30, signal).catch(() => {});
+      } finally {
+        forget();
+        this.#wake = undefined;
       }
-      if (await this.#attempt(signal)) return;
+      if (signal.aborted) return;
+      known = await this.#attempt(signal);
     }
+  }
+
+  #retryDelay(): number {
+    const base = this.#o.baseDelayMs ?? 1000;
+    const delay = backoffDelay(this.#failures, base, this.#o.maxDelayMs ?? 60_000, this.#o.random);
+    // At least a tenth of the base: full jitter may draw ~0 and spin.
+    return Math.max(delay, base / 10);
   }
 
   /** One read; true when nothing is left to find out. */
@@ -209,13 +233,21 @@ export class RedriveWatcher {
     const attempts = this.#o.attemptsPerRead ?? 3;
     try {
       const redrive = await readRedrive(sqs, config, logger, signal, attempts);
-      if (this.#failures > 0) {
-        logger.info("read the queue's RedrivePolicy", {
-          after_failures: this.#failures,
-          dlq: redrive.dlqUrl ?? null,
-          max_receive_count: redrive.maxReceiveCount ?? null,
-        });
+      const before = this.#state;
+      const changed = before.known &&
+        (before.maxReceiveCount !== redrive.maxReceiveCount || before.dlqUrl !== redrive.dlqUrl);
+      if (this.#failures > 0 || changed) {
+        logger.info(
+          changed ? "the queue's RedrivePolicy changed" : "read the queue's RedrivePolicy",
+          {
+            after_failures: this.#failures,
+            dlq: redrive.dlqUrl ?? null,
+            max_receive_count: redrive.maxReceiveCount ?? null,
+          },
+        );
       }
+      this.#failures = 0;
+      if (!changed && before.known && before.pending === undefined) return true;
       this.#set({ known: true, ...redrive, pending: undefined });
       return true;
     } catch (error) {
@@ -236,6 +268,13 @@ export class RedriveWatcher {
             failures: this.#failures,
           });
         }
+        return false;
+      }
+      if (this.#state.known && this.#state.pending === undefined) {
+        // A read again failed: the policy read before still holds; /readyz does not flap.
+        logger.warn("cannot read the queue's RedrivePolicy again; keeping the one read before", {
+          error,
+        });
         return false;
       }
       this.#set({ ...this.#state, pending: describe(error) });

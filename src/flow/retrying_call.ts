@@ -11,7 +11,7 @@ import { onAbort } from "../lib/on_abort.ts";
 import { retry } from "../lib/retry.ts";
 import type { MessageContext } from "./message_context.ts";
 
-export type Target = "enrichment" | "validator";
+export type Target = "enrichment" | "validator" | "table";
 
 export interface RetryingCallServices {
   metrics: SluiceMetrics;

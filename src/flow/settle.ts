@@ -35,6 +35,12 @@ export interface SettlerOptions {
   onStale?: (kind: "delete" | "visibility", code: string) => void;
   /** Called when the DLQ refused a send's attributes and the minimal reason is tried instead. */
   onDlqFallback?: (error: SqsError) => void;
+  /**
+   * A send that succeeded after a try whose answer was lost (no answer, a timeout, a 5xx): SQS
+   * may hold two copies. Standard queues have no deduplication; the message_id dedupe absorbs a
+   * second copy in the main queue, a second DLQ copy stays.
+   */
+  onAmbiguousSend?: (kind: "dlq_send" | "requeue") => void;
   now?: () => number;
   random?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -153,7 +159,7 @@ export class Settler {
     const attributes = dlqAttributes(category, reason);
     if (messageBytes(body, attributes) > MAX_MESSAGE_BYTES) return false;
     const send = (attrs: Record<string, string>) =>
-      this.#retry(() => this.#options.sqs.sendMessage(dlqUrl, body, attrs));
+      this.#send("dlq_send", () => this.#options.sqs.sendMessage(dlqUrl, body, attrs));
     try {
       await send(attributes);
     } catch (error) {
@@ -183,7 +189,8 @@ export class Settler {
     budgetMs?: number,
   ): Promise<SettleResult> {
     const { sqs, queueUrl } = this.#options;
-    await this.#retry(
+    await this.#send(
+      "requeue",
       () => sqs.sendMessageCopy(queueUrl, message.body, message.messageAttributes),
       budgetMs,
     );
@@ -223,14 +230,26 @@ export class Settler {
     }
   }
 
+  /** A send retried like any entry; one whose earlier try may have landed is reported. */
+  async #send<T>(kind: "dlq_send" | "requeue", fn: () => Promise<T>, budgetMs?: number) {
+    let ambiguous = false;
+    const result = await this.#retry(fn, budgetMs, undefined, (error) => {
+      ambiguous ||= mayHaveLanded(error);
+    });
+    if (ambiguous) this.#options.onAmbiguousSend?.(kind);
+    return result;
+  }
+
   #retry<T>(
     fn: () => Promise<T>,
     budgetMs?: number,
     failedFirst?: { error: unknown },
+    onRetry?: (error: unknown) => void,
   ): Promise<T> {
     const o = this.#options;
     return retry(fn, {
       failedFirst,
+      ...(onRetry ? { onRetry } : {}),
       maxAttempts: Number.POSITIVE_INFINITY,
       baseDelayMs: 200,
       maxDelayMs: 10_000,
@@ -246,6 +265,11 @@ export class Settler {
 /** Whether a failed entry or request is worth another try: anything but a stale handle or a refusal. */
 function retriableEntry(error: unknown): boolean {
   return error instanceof SqsError ? error.retriable : !(error instanceof StaleEntry);
+}
+
+/** Whether a failed send may have reached SQS all the same: no answer, or a server error. */
+function mayHaveLanded(error: unknown): boolean {
+  return !(error instanceof SqsError) || error.status === 0 || error.status >= 500;
 }
 
 /** SQS codes for a send refused for its content (characters, attributes), not for a fault. */

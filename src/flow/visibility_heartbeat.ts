@@ -19,6 +19,11 @@ export interface HeartbeatOptions {
   leadMs?: number;
   /** A message whose extension failed: it may be received again elsewhere. */
   onLost?: (receiptHandle: string, reason: string) => void;
+  /**
+   * SQS called the receipt stale: the message was received again elsewhere and is no longer
+   * this worker's (its idempotency lock is not either).
+   */
+  onStale?: (receiptHandle: string) => void;
   /** Called once per extension request. */
   onExtend?: () => void;
   /** Called with each extension: the idempotency lock of the message follows its visibility. */
@@ -42,6 +47,8 @@ export class VisibilityHeartbeat {
   // Keyed by the message object: hashing a receipt handle (hundreds of characters, a new
   // string per receive) was most of what tracking a message cost.
   readonly #tracked = new Map<Watched, Tracked>();
+  /** Messages whose receipt SQS called stale: not to be submitted. */
+  readonly #stale = new WeakSet<Watched>();
   readonly #now: () => number;
 
   constructor(options: HeartbeatOptions) {
@@ -63,6 +70,11 @@ export class VisibilityHeartbeat {
     });
   }
 
+  /** SQS called this message's receipt stale: it was received again elsewhere. */
+  isStale(message: Watched): boolean {
+    return this.#stale.has(message);
+  }
+
   /** Stops watching (before the message is settled): the object given to track(). */
   untrack(message: Watched): void {
     this.#tracked.delete(message);
@@ -78,19 +90,21 @@ export class VisibilityHeartbeat {
       if (entry.visibleUntil - now > lead) continue;
       const seconds = Math.min(vt, maxVisibilitySeconds((now - entry.receivedAt) / 1000));
       if (seconds <= 0) continue; // past 12 h nothing can keep it
-      // Optimistic: a second beat must not send the same extension again.
+      // Optimistic while it is on its way: a second beat must not send the same extension.
+      const before = entry.visibleUntil;
       entry.visibleUntil = now + seconds * 1000;
       count++;
       this.#options.onExtend?.();
       this.#options.alsoExtend?.(entry.receiptHandle, seconds);
       this.#options.extend(entry.receiptHandle, seconds).then(
         (result) => {
-          if (result !== "stale") return;
-          this.#lost(entry, "receipt handle is stale");
-          // The handle names no receive any more: extending it again can only fail again.
-          this.#tracked.delete(entry.message);
+          if (result === "stale") this.#staleNow(entry);
         },
-        (error) => this.#lost(entry, (error as Error).message),
+        (error) => {
+          // Not extended after all: the next beat tries again.
+          if (entry.visibleUntil === now + seconds * 1000) entry.visibleUntil = before;
+          this.#lost(entry, (error as Error).message);
+        },
       );
     }
     return count;
@@ -108,6 +122,15 @@ export class VisibilityHeartbeat {
         return;
       }
     }
+  }
+
+  #staleNow(entry: Tracked): void {
+    if (!this.#tracked.has(entry.message)) return; // settled meanwhile
+    this.#lost(entry, "receipt handle is stale");
+    this.#stale.add(entry.message);
+    // The handle names no receive any more: extending it again can only fail again.
+    this.#tracked.delete(entry.message);
+    this.#options.onStale?.(entry.receiptHandle);
   }
 
   #lost(entry: Tracked, reason: string): void {

@@ -173,6 +173,21 @@ export class SqsError extends AwsError {
   }
 }
 
+/**
+ * The idempotency table failed (any error: throttling, a refusal, a missing table, a
+ * timeout). Always TRANSIENT: it is the table's failure, never the message's, so no message
+ * is dead-lettered or handed to the redrive policy because of it (docs/failure-handling.md).
+ */
+export class TableError extends SluiceError {
+  override name = "TableError";
+  readonly action: string;
+  constructor(action: string, cause: unknown) {
+    const text = cause instanceof Error ? cause.message : String(cause);
+    super(`idempotency table ${action} failed: ${text}`, "TRANSIENT", { cause });
+    this.action = action;
+  }
+}
+
 /** A configuration value was missing or invalid; startup stops with exit code 2. */
 export class ConfigError extends SluiceError {
   override name = "ConfigError";

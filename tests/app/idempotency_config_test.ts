@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../../src/app/config.ts";
 import {
-  createIdempotencyGate,
+  createIdempotency,
   probeIdempotency,
   workerIdOf,
 } from "../../src/app/idempotency_wiring.ts";
@@ -18,18 +18,24 @@ const BASE = {
   AWS_SECRET_ACCESS_KEY: "b",
 };
 const logger = createLogger({ level: "error", write: () => {} });
+const SERVICES = {
+  breaker: { run: <T>(fn: () => Promise<T>) => fn() },
+  now: Date.now,
+  random: Math.random,
+  sleep: () => Promise.resolve(),
+};
 
 Deno.test("idempotency config: config: IDEMPOTENCY_TABLE unset builds no gate; set, the endpoint follows the overrides", () => {
   const plain = loadConfig(BASE);
   assert.equal(plain.idempotencyTable, undefined);
   assert.equal(
-    createIdempotencyGate(plain, { env: BASE }, createSluiceMetrics(), logger, "w"),
+    createIdempotency(plain, { env: BASE }, createSluiceMetrics(), logger, "w", SERVICES),
     undefined,
   );
   const set = loadConfig({ ...BASE, IDEMPOTENCY_TABLE: "sluice-idempotency" });
   assert.equal(set.idempotencyTable, "sluice-idempotency");
   assert.equal(set.dynamodbEndpoint, undefined);
-  assert.ok(createIdempotencyGate(set, { env: BASE }, createSluiceMetrics(), logger, "w"));
+  assert.ok(createIdempotency(set, { env: BASE }, createSluiceMetrics(), logger, "w", SERVICES));
   assert.equal(
     loadConfig({ ...BASE, AWS_ENDPOINT_URL: "http://127.0.0.1:9" }).dynamodbEndpoint,
     "http://127.0.0.1:9",

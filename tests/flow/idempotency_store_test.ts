@@ -7,10 +7,10 @@ import {
   keySchemaProblems,
   probeIdempotencyTable,
 } from "../../src/flow/idempotency_store.ts";
-import { StoreGate } from "../../src/flow/idempotency_gate.ts";
+import { type GateOptions, StoreGate } from "../../src/flow/idempotency_gate.ts";
 import type { IdempotencyRecord } from "../../src/domain/idempotency.ts";
 import { createLogger } from "../../src/lib/logger.ts";
-import { TimeoutError } from "../../src/lib/errors.ts";
+import { TableError, TimeoutError } from "../../src/lib/errors.ts";
 import type { InputMessage } from "../../src/domain/message_schema.ts";
 
 /** A fresh dynalite table and a store on it; dynalite is closed after `fn`. */
@@ -46,6 +46,22 @@ const message = (payload: Record<string, unknown> = { n: 1 }): InputMessage => (
   event_ts: 1,
   payload,
 });
+
+/** A gate's options with a breaker that lets every call through and a clock of its own. */
+function gateOptions(
+  options:
+    & Omit<GateOptions, "breaker" | "submitMarginMs" | "now" | "random" | "sleep">
+    & Partial<GateOptions>,
+): GateOptions {
+  return {
+    breaker: { run: (fn) => fn() },
+    submitMarginMs: 5000,
+    now: Date.now,
+    random: () => 0.5,
+    sleep: () => Promise.resolve(),
+    ...options,
+  };
+}
 
 Deno.test("idempotency store: store: two concurrent claims, exactly one wins; the loser reads the winner's record", async () => {
   await withStore(async (store) => {
@@ -110,7 +126,7 @@ Deno.test("idempotency store: gate: the loser waits for a live lock, then sees t
     let now = Date.now();
     const sleeps: number[] = [];
     const gate = (id: string, onSleep?: () => Promise<void>) =>
-      new StoreGate({
+      new StoreGate(gateOptions({
         store: new DynamoDbStore(db.client, db.table),
         workerId: id,
         visibilityTimeoutSeconds: 30,
@@ -122,7 +138,7 @@ Deno.test("idempotency store: gate: the loser waits for a live lock, then sees t
           now += ms;
           await onSleep?.();
         },
-      });
+      }));
     const a = gate("w-a");
     const claimA = await a.claim(message(), "r-a", new AbortController().signal);
     assert.equal(claimA.kind, "proceed");
@@ -141,14 +157,14 @@ Deno.test("idempotency store: gate: a released claim lets the waiting copy proce
   await withStore(async (store) => {
     const conflicts: string[] = [];
     let aLock: import("../../src/flow/idempotency_gate.ts").IdempotencyLock | undefined;
-    const a = new StoreGate({
+    const a = new StoreGate(gateOptions({
       store,
       workerId: "w-a",
       visibilityTimeoutSeconds: 30,
       dedupTtlSeconds: 3600,
       logger,
-    });
-    const b = new StoreGate({
+    }));
+    const b = new StoreGate(gateOptions({
       store,
       workerId: "w-b",
       visibilityTimeoutSeconds: 30,
@@ -159,7 +175,7 @@ Deno.test("idempotency store: gate: a released claim lets the waiting copy proce
         if (aLock) await a.release(aLock);
         aLock = undefined;
       },
-    });
+    }));
     const first = await a.claim(message(), "r-a", new AbortController().signal);
     assert.equal(first.kind, "proceed");
     if (first.kind === "proceed") aLock = first.lock;
@@ -176,7 +192,7 @@ Deno.test("idempotency store: gate: a fenced extension marks the lock lost, so t
     let now = Date.now();
     const fenced: string[] = [];
     const mk = (id: string) =>
-      new StoreGate({
+      new StoreGate(gateOptions({
         store,
         workerId: id,
         visibilityTimeoutSeconds: 30,
@@ -184,7 +200,7 @@ Deno.test("idempotency store: gate: a fenced extension marks the lock lost, so t
         logger,
         now: () => now,
         onFenced: (action) => fenced.push(action),
-      });
+      }));
     const a = mk("w-a");
     const b = mk("w-b");
     const claimA = await a.claim(message(), "r-a", new AbortController().signal);
@@ -265,7 +281,7 @@ Deno.test("idempotency store: retries after a timed-out success: complete again 
       release: (...args) => store.release(...args),
     };
     const conflicts: string[] = [];
-    const gate = new StoreGate({
+    const gate = new StoreGate(gateOptions({
       store: flaky,
       workerId: "w-a",
       visibilityTimeoutSeconds: 30,
@@ -273,13 +289,78 @@ Deno.test("idempotency store: retries after a timed-out success: complete again 
       logger,
       onConflict: (d) => conflicts.push(d),
       sleep: () => Promise.resolve(),
-    });
-    const claim = await gate.claim(
-      { ...message(), message_id: "m-2" },
-      "r-a",
-      new AbortController().signal,
-    );
+    }));
+    const m2 = { ...message(), message_id: "m-2" };
+    // The timeout is the table's failure, thrown for the caller to retry (under the heartbeat).
+    await assert.rejects(gate.claim(m2, "r-a", new AbortController().signal), TableError);
+    const claim = await gate.claim(m2, "r-a", new AbortController().signal);
     assert.equal(claim.kind, "proceed");
     assert.deepEqual(conflicts, ["ours"]);
+    if (claim.kind === "proceed") assert.ok(gate.maySubmit(claim.lock), "extended: it lasts");
+  });
+});
+
+Deno.test("idempotency store: gate: a lock whose extensions fail is not submitted under once it may lapse first; lost() ends it at once", async () => {
+  await withStore(async (store) => {
+    let now = 1_000_000;
+    let failing = false;
+    const failingStore: IdempotencyStore = {
+      claim: (...args) => store.claim(...args),
+      read: (...args) => store.read(...args),
+      extend: (...args) =>
+        failing
+          ? Promise.reject(new TimeoutError("DynamoDB UpdateItem", 5000))
+          : store.extend(...args),
+      complete: (...args) => store.complete(...args),
+      release: (...args) => store.release(...args),
+    };
+    const gate = new StoreGate(gateOptions({
+      store: failingStore,
+      workerId: "w",
+      visibilityTimeoutSeconds: 30,
+      dedupTtlSeconds: 3600,
+      logger,
+      now: () => now,
+    }));
+    const claim = await gate.claim(message(), "r", new AbortController().signal);
+    assert.equal(claim.kind, "proceed");
+    if (claim.kind !== "proceed") return;
+    assert.ok(gate.maySubmit(claim.lock));
+    failing = true;
+    gate.extend("r", 30);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    // 30 s + 5 s margin from the claim; a submission needs 5 s of it.
+    now += 29_000;
+    assert.ok(gate.maySubmit(claim.lock), "6 s left");
+    now += 2_000;
+    assert.ok(!gate.maySubmit(claim.lock), "4 s left: it may lapse under the submission");
+    gate.lost("r");
+    failing = false;
+    gate.extend("r", 30);
+    assert.ok(!gate.maySubmit(claim.lock), "a stale receipt's lock is not ours");
+  });
+});
+
+Deno.test("idempotency store: gate: a COMPLETED write that keeps failing is counted as at-least-once, never thrown", async () => {
+  await withStore(async (store) => {
+    const causes: string[] = [];
+    const gate = new StoreGate(gateOptions({
+      store: {
+        claim: (...args) => store.claim(...args),
+        read: (...args) => store.read(...args),
+        extend: (...args) => store.extend(...args),
+        complete: () => Promise.reject(new TimeoutError("DynamoDB", 5000)),
+        release: (...args) => store.release(...args),
+      },
+      workerId: "w",
+      visibilityTimeoutSeconds: 30,
+      dedupTtlSeconds: 3600,
+      logger,
+      onAtLeastOnce: (cause) => causes.push(cause),
+    }));
+    const claim = await gate.claim(message(), "r", new AbortController().signal);
+    if (claim.kind !== "proceed") throw new Error("claimed");
+    await gate.complete(claim.lock);
+    assert.deepEqual(causes, ["complete_failed"]);
   });
 });

@@ -28,16 +28,18 @@ function settleEvent(kind: SettleKind, args: unknown[]): string {
 }
 
 function harness(
-  gateAnswer: ClaimResult["kind"],
+  gateAnswers: ClaimResult["kind"] | Array<ClaimResult["kind"]>,
   submit: () => Promise<Submission>,
   options: { loseLockAfterLookup?: boolean; receiveCount?: number; completed?: Promise<void> } = {},
 ) {
   let clock = 1_000_000;
   const events: string[] = [];
   const lock = { messageId: "m-1", receiptHandle: "h-1", held: true };
+  const answers = Array.isArray(gateAnswers) ? [...gateAnswers] : [gateAnswers];
   const gate: IdempotencyGate = {
     claim: (message, handle) => {
       events.push(`claim ${message.message_id} ${handle}`);
+      const gateAnswer = answers.length > 1 ? answers.shift()! : answers[0]!;
       return Promise.resolve(
         gateAnswer === "proceed" ? { kind: "proceed", lock } : { kind: gateAnswer } as ClaimResult,
       );
@@ -48,6 +50,8 @@ function harness(
     },
     release: (l) => (events.push(`release ${l.messageId}`), Promise.resolve()),
     extend: () => {},
+    maySubmit: (l) => l.held,
+    lost: () => {},
   };
   const queue = deliverOnce(() => [oneMessage(options.receiveCount)]);
   const metrics = createSluiceMetrics();
@@ -123,16 +127,21 @@ Deno.test("pipeline idempotency: idempotency port: a released message releases i
   assert.ok(!h.events.includes("complete m-1"));
 });
 
-Deno.test("pipeline idempotency: idempotency port: a lost lock is never submitted; the message goes back", async () => {
-  const h = harness("proceed", accepted, { loseLockAfterLookup: true });
+Deno.test("pipeline idempotency: idempotency port: a lost lock is never submitted; the copy claims again and ends as the duplicate it is", async () => {
+  const h = harness(["proceed", "duplicate"], accepted, { loseLockAfterLookup: true });
   await h.run();
-  assert.deepEqual(h.events, ["claim m-1 h-1", "sqs release", "release m-1"]);
+  assert.deepEqual(h.events, ["claim m-1 h-1", "release m-1", "claim m-1 h-1", "sqs delete"]);
+  assert.equal(h.metrics.messages.get({ outcome: "duplicate" }), 1);
 });
 
-Deno.test("pipeline idempotency: idempotency port: a lost lock on the last receive is released, not held for 12 h", async () => {
-  const h = harness("proceed", accepted, { loseLockAfterLookup: true, receiveCount: 3 });
+Deno.test("pipeline idempotency: idempotency port: a lost lock on the last receive is never handed to the redrive policy", async () => {
+  const h = harness(["proceed", "duplicate"], accepted, {
+    loseLockAfterLookup: true,
+    receiveCount: 3,
+  });
   await h.run();
-  assert.deepEqual(h.events, ["claim m-1 h-1", "sqs release", "release m-1"]);
+  assert.deepEqual(h.events, ["claim m-1 h-1", "release m-1", "claim m-1 h-1", "sqs delete"]);
+  assert.ok(!h.events.includes("sqs release"));
 });
 
 Deno.test("pipeline idempotency: idempotency port: accepted elsewhere is deleted as a duplicate, unsubmitted", async () => {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
 import { parseMessage } from "../../src/domain/message_schema.ts";
 import { Settler } from "../../src/flow/settle.ts";
+import { SqsError } from "../../src/lib/errors.ts";
 import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
 import { type FakeSqs, startFakeSqs } from "../support/fake_sqs.ts";
 import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
@@ -233,4 +234,32 @@ Deno.test("settle: a delete refused once (throttled) lands on a retry; a stale f
     assert.equal(deletes(), 3, "a stale handle is asked once");
     assert.deepEqual(stale, [`delete ${REAL_STALE[1]!.Code}`]);
   });
+});
+
+Deno.test("settle: a DLQ send or re-queue that lands on a retry after a lost answer is reported (SQS may hold two copies)", async () => {
+  const ambiguous: string[] = [];
+  let sends = 0;
+  const failFirst = () =>
+    ++sends % 2 === 1
+      ? Promise.reject(new SqsError("SendMessage", "NetworkError", 0, "connection reset"))
+      : Promise.resolve({ messageId: "id" });
+  const settler = new Settler({
+    sqs: {
+      sendMessage: failFirst,
+      sendMessageCopy: failFirst,
+      deleteMessageBatch: () => Promise.resolve({ successful: ["0"], failed: [] }),
+      changeMessageVisibilityBatch: () => Promise.resolve({ successful: ["0"], failed: [] }),
+    },
+    queueUrl: "q",
+    dlqUrl: "dlq",
+    batchWaitMs: 1,
+    sleep: () => Promise.resolve(),
+    onAmbiguousSend: (kind) => ambiguous.push(kind),
+  });
+  assert.equal(await settler.deadLetter("h", "body", "VALIDATION", "bad"), "done");
+  assert.equal(
+    await settler.requeue({ receiptHandle: "h2", body: "b", messageAttributes: {} }),
+    "done",
+  );
+  assert.deepEqual(ambiguous, ["dlq_send", "requeue"]);
 });

@@ -30,3 +30,47 @@ Deno.test("heartbeat: extends the tracked messages near their visibility's end, 
   assert.equal(heartbeat.beat(), 0);
   assert.equal(heartbeat.size, 0);
 });
+
+Deno.test("heartbeat: an extension that failed is tried again on the next beat", async () => {
+  let now = 0;
+  let fail = true;
+  const extended: number[] = [];
+  const heartbeat = new VisibilityHeartbeat({
+    extend: () => {
+      extended.push(now);
+      return fail ? Promise.reject(new Error("SQS unreachable")) : Promise.resolve("done");
+    },
+    visibilityTimeoutSeconds: 30,
+    now: () => now,
+  });
+  heartbeat.track({ receiptHandle: "h" }, 0, 30);
+  now = 16_000;
+  assert.equal(heartbeat.beat(), 1);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  fail = false;
+  now = 17_000;
+  assert.equal(heartbeat.beat(), 1, "retried: its visibility was not pushed");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  now = 18_000;
+  assert.equal(heartbeat.beat(), 0, "extended now");
+  assert.deepEqual(extended, [16_000, 17_000]);
+});
+
+Deno.test("heartbeat: a stale receipt marks the message stale and tells onStale once", async () => {
+  const stale: string[] = [];
+  const heartbeat = new VisibilityHeartbeat({
+    extend: () => Promise.resolve("stale"),
+    visibilityTimeoutSeconds: 30,
+    now: () => 16_000,
+    onStale: (handle) => stale.push(handle),
+  });
+  const m = { receiptHandle: "h" };
+  heartbeat.track(m, 0, 30);
+  assert.equal(heartbeat.isStale(m), false);
+  heartbeat.beat();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(heartbeat.isStale(m), true);
+  assert.equal(heartbeat.size, 0, "no longer extended");
+  assert.equal(heartbeat.beat(), 0);
+  assert.deepEqual(stale, ["h"]);
+});

@@ -99,4 +99,8 @@ export function fakeSettler(
 }
 
 /** A heartbeat that does nothing, for tests that do not look at visibility extensions. */
-export const IDLE_HEARTBEAT: PipelinePorts["heartbeat"] = { track: () => {}, untrack: () => {} };
+export const IDLE_HEARTBEAT: PipelinePorts["heartbeat"] = {
+  track: () => {},
+  untrack: () => {},
+  isStale: () => false,
+};
