@@ -135,11 +135,12 @@ function prettyValue(value: unknown, key = ""): string {
   if (value instanceof Error) text = `${value.name}: ${value.message}`;
   else if (typeof value === "string") text = value;
   else if (value === undefined || typeof value === "function" || typeof value === "symbol") {
-    return String(value);
+    return escapeTerminal(String(value));
   } else {
-    // Numbers, booleans, null and objects as compact JSON, which needs no quoting.
+    // Numbers, booleans, null and objects as compact JSON, which needs no quoting; escaped
+    // still, since JSON.stringify leaves C1 and bidirectional controls raw inside strings.
     try {
-      return JSON.stringify(value, replacer) ?? String(value);
+      return escapeTerminal(JSON.stringify(value, replacer) ?? String(value));
     } catch {
       return "[unserializable]";
     }
