@@ -1,0 +1,57 @@
+/**
+ * `sluice ARGS` in this process: parseCommand then dispatch, as the binary runs them, with a
+ * chosen environment and what they print collected. Faster than a child process, and the
+ * clock's sleeps and the status line can be watched.
+ */
+import { parseCommand } from "../../src/cli/cli_args.ts";
+import { dispatch } from "../../src/cli/cli.ts";
+import type { CliDeps } from "../../src/cli/cli_deps.ts";
+import { sleep } from "../../src/lib/retry.ts";
+
+export interface InProcessRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Each status line, in order ("" clears it). */
+  status: string[];
+  /** Each sleep asked for, ms. */
+  sleeps: number[];
+}
+
+/** Runs one subcommand; it is aborted (exit 1) after `timeoutMs` so a loop cannot hang a test. */
+export async function sluiceInProcess(
+  args: string[],
+  env: Record<string, string>,
+  options: { timeoutMs?: number; sleep?: CliDeps["sleep"] } = {},
+): Promise<InProcessRun> {
+  const command = parseCommand(args);
+  if (command.kind === "worker") throw new Error("sluiceInProcess runs subcommands only");
+  const out: string[] = [];
+  const err: string[] = [];
+  const status: string[] = [];
+  const sleeps: number[] = [];
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(new Error("timed out")), options.timeoutMs ?? 60_000);
+  try {
+    const code = await dispatch(command, {
+      env,
+      out: (line) => out.push(line),
+      err: (line) => err.push(line),
+      status: (line) => status.push(line),
+      fetch: (input, init) => fetch(input, init),
+      now: Date.now,
+      random: Math.random,
+      sleep: (ms, signal) => {
+        sleeps.push(ms);
+        return (options.sleep ?? sleep)(ms, signal);
+      },
+      readTextFile: (path) => Deno.readTextFile(path),
+      homeDir: undefined,
+      ask: () => undefined,
+      signal: stop.signal,
+    });
+    return { code, stdout: out.join("\n"), stderr: err.join("\n"), status, sleeps };
+  } finally {
+    clearTimeout(timer);
+  }
+}
