@@ -45,7 +45,7 @@ export interface RedriveCommand extends DlqCommon {
 interface Tally {
   /** Messages moved, by destination queue URL. */
   moved: Map<string, number>;
-  wouldMove: Array<ReturnType<typeof messageRow> & { to: string | null }>;
+  wouldMove: Array<ReturnType<typeof messageRow> & { to: string }>;
   notMoved: Array<{ id: string; code: string }>;
   inBothQueues: string[];
   /** Copies this run moved that came back to the DLQ while it ran. */
@@ -138,13 +138,14 @@ async function preview(
 ) {
   for (const m of batch) {
     const destination = await destinationOf(m);
-    const to = "url" in destination ? destination.url : null;
-    const row = { ...messageRow(m, deps.now(), false), to };
-    tally.wouldMove.push(row);
-    if (cmd.output === "text") {
-      const where = "url" in destination ? `to ${destination.url}` : `stays: ${destination.error}`;
-      deps.out(`would move ${messageLine(row)}  ${where}`);
+    const row = messageRow(m, deps.now(), false);
+    if ("error" in destination) {
+      tally.notMoved.push({ id: m.messageId, code: destination.error });
+      if (cmd.output === "text") deps.out(`would stay ${messageLine(row)}  ${destination.error}`);
+      continue;
     }
+    tally.wouldMove.push({ ...row, to: destination.url });
+    if (cmd.output === "text") deps.out(`would move ${messageLine(row)}  to ${destination.url}`);
   }
   return { release: batch, stop: false };
 }

@@ -168,7 +168,9 @@ async function checkTrust(
         );
         return 1;
       }
-      sources = error instanceof SqsError ? `${error.code}: ${error.message}` : String(error);
+      sources = error instanceof SqsError
+        ? error.message
+        : `ListDeadLetterSourceQueues failed: ${String(error)}`;
     }
   }
   const trust = dlqTrust({ dlqUrl: session.dlqUrl, queueUrl: session.queueUrl, policy, sources });

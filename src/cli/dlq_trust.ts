@@ -20,7 +20,7 @@ export function policyNames(policy: PolicyTarget, dlqUrl: string): boolean {
 
 /**
  * The verdict on `dlqUrl` for `queueUrl`. `sources` is what ListDeadLetterSourceQueues answered
- * on the DLQ, or the error's one line when it failed (not asked when the policy settles it).
+ * on the DLQ, or the line saying how it failed (not asked when the policy settles it).
  */
 export function dlqTrust(o: {
   dlqUrl: string;
@@ -40,7 +40,7 @@ export function dlqTrust(o: {
     ? "the queue has no RedrivePolicy"
     : `the queue's RedrivePolicy targets ${o.policy.name}`;
   const sources = typeof o.sources === "string"
-    ? `ListDeadLetterSourceQueues failed (${o.sources})`
+    ? o.sources
     : "ListDeadLetterSourceQueues on it does not list the queue";
   return {
     trusted: false,

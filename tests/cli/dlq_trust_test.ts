@@ -20,7 +20,13 @@ const rows: Array<[string, PolicyTarget, string[] | string, string, boolean]> = 
     true,
   ],
   ["listed: only other queues", "none", [`${Q}-v2`], OTHER, false],
-  ["the list was refused", "unread", "AccessDenied: not allowed", OTHER, false],
+  [
+    "the list was refused",
+    "unread",
+    "SQS ListDeadLetterSourceQueues failed: AccessDenied (HTTP 403)",
+    OTHER,
+    false,
+  ],
 ];
 for (const [name, policy, sources, dlqUrl, trusted] of rows) {
   Deno.test(`dlq trust: ${name}`, () => {
@@ -42,8 +48,8 @@ Deno.test("dlq trust: an untrusted DLQ is one line naming both queues, the polic
   );
   assert.match(why("none", []), /the queue has no RedrivePolicy/);
   assert.match(
-    why("unread", "AccessDenied: no"),
-    /could not be read, and ListDeadLetterSourceQueues failed \(AccessDenied: no\)$/,
+    why("unread", "SQS ListDeadLetterSourceQueues failed: AccessDenied (HTTP 403)"),
+    /could not be read, and SQS ListDeadLetterSourceQueues failed: AccessDenied \(HTTP 403\)$/,
   );
 });
 

@@ -142,8 +142,8 @@ Deno.test("logger: hostile ids: LOG_FORMAT=pretty escapes control characters and
 /** C0 (ESC among them), DEL, C1 (CSI), bidi controls, separators and a lone surrogate. */
 const HOSTILE = "nl\n cr\r esc\u001b[2J nul\u0000 del\u007f csi\u009b31m rlo\u202e lri\u2066 " +
   "lrm\u200e alm\u061c ls\u2028 lone\ud800 end";
-// deno-lint-ignore no-control-regex -- the test looks for raw control characters
 const RAW_UNSAFE =
+  // deno-lint-ignore no-control-regex -- the test looks for raw control characters
   /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** Hostile text everywhere a field can put it: msg, keys, values, arrays, objects, errors. */

@@ -12,6 +12,8 @@ export interface InProcessRun {
   code: number;
   stdout: string;
   stderr: string;
+  /** Each call's line, as printed (stdout, then stderr): a line break inside one is a defect. */
+  lines: string[];
   /** Each status line, in order ("" clears it). */
   status: string[];
   /** Each sleep asked for, ms. */
@@ -50,7 +52,8 @@ export async function sluiceInProcess(
       ask: () => undefined,
       signal: stop.signal,
     });
-    return { code, stdout: out.join("\n"), stderr: err.join("\n"), status, sleeps };
+    const lines = [...out, ...err];
+    return { code, stdout: out.join("\n"), stderr: err.join("\n"), lines, status, sleeps };
   } finally {
     clearTimeout(timer);
   }
