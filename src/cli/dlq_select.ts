@@ -148,7 +148,6 @@ export function paceDelayMs(count: number, ratePerSecond: number, random: number
 }
 
 /** Batch size for a rate: small rates send one message at a time, never more than 10. */
-export function batchSizeFor(ratePerSecond: number | undefined): number {
-  if (ratePerSecond === undefined) return 10;
+export function batchSizeFor(ratePerSecond: number): number {
   return Math.max(1, Math.min(10, Math.floor(ratePerSecond)));
 }

@@ -24,11 +24,3 @@ function escapeOne(char: string): string {
 export function escapeTerminal(text: string): string {
   return text.replace(UNSAFE, escapeOne);
 }
-
-/** Whether `text` holds a character {@linkcode escapeTerminal} would escape. */
-export function hasUnsafeText(text: string): boolean {
-  UNSAFE.lastIndex = 0;
-  const found = UNSAFE.test(text);
-  UNSAFE.lastIndex = 0;
-  return found;
-}

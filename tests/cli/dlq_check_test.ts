@@ -4,9 +4,9 @@
  * redrive, warned about by peek and stats, and used with --allow-any-dlq. Against the fake SQS.
  */
 import assert from "node:assert/strict";
-import { type FakeSqs, startFakeSqs } from "../support/fake_sqs.ts";
+import type { FakeSqs } from "../support/fake_sqs.ts";
 import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
-import { sluiceInProcess } from "../support/cli_in_process.ts";
+import { sluiceInProcess, withFakeQueues } from "../support/cli_in_process.ts";
 
 const policy = JSON.stringify({
   deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
@@ -14,22 +14,8 @@ const policy = JSON.stringify({
 });
 
 /** "work" dead-letters to "dlq"; "stray" is some other queue; env for commands on "work". */
-async function withQueues(fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>) {
-  const sqs = await startFakeSqs({
-    queues: { dlq: {}, stray: {}, work: { RedrivePolicy: policy } },
-  });
-  const env = {
-    SQS_QUEUE_URL: sqs.queueUrl("work"),
-    AWS_ENDPOINT_URL_SQS: sqs.url,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: "t",
-    AWS_SECRET_ACCESS_KEY: "t",
-  };
-  try {
-    await fn(sqs, env);
-  } finally {
-    await sqs.close();
-  }
+function withQueues(fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>) {
+  return withFakeQueues({ dlq: {}, stray: {}, work: { RedrivePolicy: policy } }, fn);
 }
 
 const accessDenied = () =>

@@ -5,8 +5,8 @@
  * The fake SQS answers a receive with such messages, as a hostile or broken endpoint could.
  */
 import assert from "node:assert/strict";
-import { type FakeSqs, startFakeSqs } from "../support/fake_sqs.ts";
-import { sluiceInProcess } from "../support/cli_in_process.ts";
+import type { FakeSqs } from "../support/fake_sqs.ts";
+import { sluiceInProcess, withFakeQueues } from "../support/cli_in_process.ts";
 import { sluice } from "../support/sluice_cli.ts";
 
 const HOSTILE = "nl\n cr\r tab\t esc\u001b[2J nul\u0000 bel\u0007 del\u007f csi\u009b31m " +
@@ -39,31 +39,17 @@ function hostileReceive(withSource = true) {
   };
 }
 
-async function withHostileDlq(fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>) {
-  const sqs = await startFakeSqs({
-    queues: {
-      dlq: {},
-      work: {
-        RedrivePolicy: JSON.stringify({
-          deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
-          maxReceiveCount: 3,
-        }),
-      },
-    },
+/** The fake with "work" dead-lettering to "dlq", which holds one message (the depth a redrive
+ * finds at the start, its bound); the receives are scripted to answer the hostile one. */
+function withHostileDlq(fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>) {
+  const policy = JSON.stringify({
+    deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
+    maxReceiveCount: 3,
   });
-  // The depth the redrive finds at the start (its bound); receives answer the hostile one.
-  sqs.send("dlq", "filler");
-  try {
-    await fn(sqs, {
-      SQS_QUEUE_URL: sqs.queueUrl("work"),
-      AWS_ENDPOINT_URL_SQS: sqs.url,
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "t",
-      AWS_SECRET_ACCESS_KEY: "t",
-    });
-  } finally {
-    await sqs.close();
-  }
+  return withFakeQueues({ dlq: {}, work: { RedrivePolicy: policy } }, (sqs, env) => {
+    sqs.send("dlq", "filler");
+    return fn(sqs, env);
+  });
 }
 
 /** No line holds a raw unsafe character (a line break inside one included). */

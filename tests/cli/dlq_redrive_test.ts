@@ -5,36 +5,22 @@
  */
 import assert from "node:assert/strict";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
-import { type FakeSqs, startFakeSqs } from "../support/fake_sqs.ts";
+import type { FakeSqs } from "../support/fake_sqs.ts";
 import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
-import { sluiceInProcess } from "../support/cli_in_process.ts";
-import { runWorker, startLabEnv, waitFor } from "../support/lab_env.ts";
+import { sluiceInProcess, withFakeQueues } from "../support/cli_in_process.ts";
+import { receiveAll, runWorker, startLabEnv, waitFor } from "../support/lab_env.ts";
 
 const ARN = "arn:aws:sqs:us-east-1:000000000000";
 const policy = (dlq: string) =>
   JSON.stringify({ deadLetterTargetArn: `${ARN}:${dlq}`, maxReceiveCount: 1 });
 
 /** The fake with "work" and "pay" both dead-lettering to "dlq"; env for a redrive of "work". */
-async function withSharedDlq(fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>) {
-  const sqs = await startFakeSqs({
-    queues: {
-      dlq: {},
-      work: { RedrivePolicy: policy("dlq") },
-      pay: { RedrivePolicy: policy("dlq") },
-    },
-  });
-  const env = {
-    SQS_QUEUE_URL: sqs.queueUrl("work"),
-    AWS_ENDPOINT_URL_SQS: sqs.url,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: "t",
-    AWS_SECRET_ACCESS_KEY: "t",
-  };
-  try {
-    await fn(sqs, env);
-  } finally {
-    await sqs.close();
-  }
+function withSharedDlq(fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>) {
+  return withFakeQueues({
+    dlq: {},
+    work: { RedrivePolicy: policy("dlq") },
+    pay: { RedrivePolicy: policy("dlq") },
+  }, fn);
 }
 
 /** Lets SQS's redrive policy move `bodies` from `queue` to its DLQ (two receives each). */
@@ -231,32 +217,3 @@ Deno.test("dlq redrive: one pass ends with a count while a worker dead-letters e
     await lab.close();
   }
 });
-
-/** Every message of a queue with its String attributes (received, held 300 s). */
-async function receiveAll(lab: Awaited<ReturnType<typeof startLabEnv>>, queueUrl: string) {
-  const out: Array<{ body: string; attributes: Record<string, string> }> = [];
-  for (let empty = 0; empty < 2;) {
-    const answer = await lab.admin.call<{ Messages?: Array<Record<string, unknown>> }>(
-      "ReceiveMessage",
-      {
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-        VisibilityTimeout: 300,
-        MessageAttributeNames: ["All"],
-      },
-    );
-    const messages = answer.Messages ?? [];
-    empty = messages.length === 0 ? empty + 1 : 0;
-    for (const m of messages) {
-      const attrs = (m.MessageAttributes ?? {}) as Record<string, { StringValue?: string }>;
-      out.push({
-        body: String(m.Body),
-        attributes: Object.fromEntries(
-          Object.entries(attrs).map(([k, v]) => [k, v.StringValue ?? ""]),
-        ),
-      });
-    }
-  }
-  return out;
-}

@@ -155,7 +155,7 @@ Deno.test("dlq select: paceDelayMs: count / rate seconds, ±20% jitter; batchSiz
   assert.equal(paceDelayMs(10, 50, 0.5), 200);
   assert.equal(paceDelayMs(10, 50, 0), 160);
   assert.ok(paceDelayMs(10, 50, 0.999) < 240);
-  assert.deepEqual([undefined, 0.5, 3, 50].map(batchSizeFor), [10, 1, 3, 10]);
+  assert.deepEqual([0.5, 3, 10, 50].map(batchSizeFor), [1, 3, 10, 10]);
 });
 
 Deno.test("dlq select: parseRedrivePolicy: name, account and maxReceiveCount; undefined when unreadable", () => {

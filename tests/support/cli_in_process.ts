@@ -7,6 +7,7 @@ import { parseCommand } from "../../src/cli/cli_args.ts";
 import { dispatch } from "../../src/cli/cli.ts";
 import type { CliDeps } from "../../src/cli/cli_deps.ts";
 import { sleep } from "../../src/lib/retry.ts";
+import { type FakeSqs, startFakeSqs } from "./fake_sqs.ts";
 
 export interface InProcessRun {
   code: number;
@@ -56,5 +57,27 @@ export async function sluiceInProcess(
     return { code, stdout: out.join("\n"), stderr: err.join("\n"), lines, status, sleeps };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs `fn` with the fake SQS holding `queues` (name → attributes) and the environment of the
+ * dlq commands on its queue "work"; the fake closes after `fn`.
+ */
+export async function withFakeQueues(
+  queues: Record<string, Record<string, string>>,
+  fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>,
+): Promise<void> {
+  const sqs = await startFakeSqs({ queues });
+  try {
+    await fn(sqs, {
+      SQS_QUEUE_URL: sqs.queueUrl("work"),
+      AWS_ENDPOINT_URL_SQS: sqs.url,
+      AWS_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: "t",
+      AWS_SECRET_ACCESS_KEY: "t",
+    });
+  } finally {
+    await sqs.close();
   }
 }
