@@ -66,7 +66,7 @@ export function isUnreachable(error: unknown): boolean {
     (error instanceof SqsError && ["NetworkError", "CredentialsError"].includes(error.code));
 }
 
-/** How strictly a command checks that the DLQ is the main queue's (docs: dlq_trust.ts). */
+/** How strictly a command checks that the DLQ is the main queue's (see dlq_trust.ts). */
 export interface DlqCheck {
   /** Refuse an unproven DLQ (exit 2); else only warn. */
   strict: boolean;
