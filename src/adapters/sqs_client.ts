@@ -137,9 +137,12 @@ export class SqsClient {
     maxNumberOfMessages: number;
     waitTimeSeconds: number;
     visibilityTimeout?: number;
+    /** System attributes wanted besides ApproximateReceiveCount and SentTimestamp. */
+    moreSystemAttributes?: readonly string[];
     signal?: AbortSignal;
   }): Promise<SqsMessage[]> {
     const systemAttributes = ["ApproximateReceiveCount", "SentTimestamp"];
+    if (p.moreSystemAttributes) systemAttributes.push(...p.moreSystemAttributes);
     const payload: Record<string, unknown> = {
       QueueUrl: p.queueUrl,
       MaxNumberOfMessages: p.maxNumberOfMessages,
@@ -281,6 +284,30 @@ export class SqsClient {
     if (ownerAccountId !== undefined) payload.QueueOwnerAWSAccountId = ownerAccountId;
     const out = await this.#call("GetQueueUrl", undefined, payload, { signal });
     return str(out.QueueUrl);
+  }
+
+  /**
+   * The URLs of the queues whose RedrivePolicy targets `dlqUrl`, every page (SQS answers at most
+   * 1,000 a page; `maxPages` bounds the walk).
+   */
+  async listDeadLetterSourceQueues(
+    dlqUrl: string,
+    signal?: AbortSignal,
+    maxPages = 10,
+  ): Promise<string[]> {
+    const urls: string[] = [];
+    let token: string | undefined;
+    for (let page = 0; page < maxPages; page++) {
+      const payload: Record<string, unknown> = { QueueUrl: dlqUrl, MaxResults: 1000 };
+      if (token) payload.NextToken = token;
+      const out = await this.#call("ListDeadLetterSourceQueues", dlqUrl, payload, { signal });
+      // The JSON protocol spells this member in lower camel case.
+      const list = Array.isArray(out.queueUrls) ? out.queueUrls : out.QueueUrls;
+      if (Array.isArray(list)) urls.push(...list.map(str));
+      token = typeof out.NextToken === "string" && out.NextToken ? out.NextToken : undefined;
+      if (!token) break;
+    }
+    return urls;
   }
 
   /** For the lab and tests. */

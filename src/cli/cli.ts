@@ -8,8 +8,8 @@ import { type Config, loadConfig } from "../app/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import * as runtime from "./runtime.ts";
 import { type Command, parseCommand } from "./cli_args.ts";
-import { type CliDeps, runtimeDeps } from "./cli_deps.ts";
-import { helpText } from "./help.ts";
+import { type CliDeps, inertOutput, runtimeDeps } from "./cli_deps.ts";
+import { helpCommand, helpText } from "./help.ts";
 import { readEnv } from "./env_file.ts";
 import { checkConfig } from "./check_config.ts";
 import { dlqStats } from "./dlq_stats.ts";
@@ -49,31 +49,32 @@ export function dispatch(
       return Promise.resolve(0);
     case "usage":
       deps.err(`sluice: ${command.message}`);
-      deps.err(
-        command.topic === "main" ? "see sluice --help" : helpText(command.topic),
-      );
+      deps.err(`see ${helpCommand(command.topic)}`);
       return Promise.resolve(2);
     case "check-config":
       return checkConfig(command, deps);
     case "dlq-stats":
-      return withEnvFile(command.envFile, deps, (d) => dlqStats(command.output, d));
+      return dlqCommand(command.envFile, deps, (d) => dlqStats(command, d));
     case "dlq-peek":
-      return withEnvFile(command.envFile, deps, (d) => dlqPeek(command, d));
+      return dlqCommand(command.envFile, deps, (d) => dlqPeek(command, d));
     case "dlq-redrive":
-      return withEnvFile(command.envFile, deps, (d) => dlqRedrive(command, d));
+      return dlqCommand(command.envFile, deps, (d) => dlqRedrive(command, d));
     case "dlq-purge":
-      return withEnvFile(command.envFile, deps, (d) => dlqPurge(command, d));
+      return dlqCommand(command.envFile, deps, (d) => dlqPurge(command, d));
   }
 }
 
-/** Runs `fn` with the environment `--env-file` names (the process's without it). */
-async function withEnvFile(
+/**
+ * Runs a dlq command with the environment `--env-file` names (the process's without it) and
+ * output that escapes what the queue's messages carry.
+ */
+async function dlqCommand(
   envFile: string | undefined,
   deps: CliDeps,
   fn: (deps: CliDeps) => Promise<number>,
 ): Promise<number> {
   const env = await readEnv(envFile, deps);
-  return typeof env === "number" ? env : await fn({ ...deps, env });
+  return typeof env === "number" ? env : await fn(inertOutput({ ...deps, env }));
 }
 
 /**

@@ -2,7 +2,7 @@
  * The command line, parsed before any configuration or network: a pure function from argv to a
  * Command, so `--help` works with nothing set and a bad argument exits 2 at once.
  */
-import { SluiceError } from "../lib/errors.ts";
+import { ERROR_CATEGORIES, SluiceError } from "../lib/errors.ts";
 
 export type Output = "text" | "json";
 
@@ -16,36 +16,37 @@ export interface DlqFilter {
   minAgeSeconds: number | undefined;
 }
 
+/** What every dlq subcommand takes. */
+export interface DlqCommon {
+  output: Output;
+  envFile: string | undefined;
+  /** Run on a DLQ_QUEUE_URL that cannot be shown to be the main queue's dead-letter queue. */
+  allowAnyDlq: boolean;
+}
+
 export type Command =
   | { kind: "worker" }
   | { kind: "version" }
   | { kind: "help"; topic: HelpTopic }
   | { kind: "usage"; topic: HelpTopic; message: string }
   | { kind: "check-config"; probe: boolean; envFile: string | undefined; json: boolean }
-  | { kind: "dlq-stats"; output: Output; envFile: string | undefined }
-  | {
-    kind: "dlq-peek";
-    output: Output;
-    envFile: string | undefined;
-    count: number;
-    filter: DlqFilter;
-  }
+  | { kind: "dlq-stats" } & DlqCommon
+  | { kind: "dlq-peek"; count: number; filter: DlqFilter } & DlqCommon
   | {
     kind: "dlq-redrive";
-    output: Output;
-    envFile: string | undefined;
     filter: DlqFilter;
+    /** At most this many; undefined = the DLQ's depth when the command starts. */
     max: number | undefined;
-    rate: number | undefined;
+    /** Messages per second. */
+    rate: number;
+    /** Every message to this queue; undefined = each to its own source queue. */
+    to: string | undefined;
     dryRun: boolean;
-  }
-  | {
-    kind: "dlq-purge";
-    output: Output;
-    envFile: string | undefined;
-    filter: DlqFilter;
-    yes: boolean;
-  };
+  } & DlqCommon
+  | { kind: "dlq-purge"; filter: DlqFilter; yes: boolean } & DlqCommon;
+
+/** `dlq redrive`'s pace unless --rate says otherwise, messages per second. */
+export const DEFAULT_REDRIVE_RATE = 50;
 
 export type HelpTopic = "main" | "check-config" | "dlq" | "stats" | "peek" | "redrive" | "purge";
 
@@ -105,23 +106,26 @@ export function parseCommand(argv: readonly string[]): Command {
 
 /** Options every subcommand takes, besides its own. */
 const COMMON_OPTIONS: Record<string, OptionSpec> = {
-  "env-file": { type: "string" },
+  "env-file": { type: "string", expected: "a file path" },
   help: { type: "boolean", short: "h" },
 };
 
-/** An option: a string (`multiple`: each use adds one) or a boolean flag, maybe with a short name. */
-interface OptionSpec {
-  type: "string" | "boolean";
-  multiple?: boolean;
-  short?: string;
-}
+/**
+ * An option: a string (`multiple`: each use adds one; `expected` says what value it takes) or a
+ * boolean flag, maybe with a short name.
+ */
+type OptionSpec =
+  | { type: "string"; expected: string; multiple?: boolean; short?: string }
+  | { type: "boolean"; short?: string };
 
 type OptionValues = Record<string, string | string[] | boolean | undefined>;
 
 /**
- * A subcommand's arguments, as node:util's strict parseArgs reads them (without importing
+ * A subcommand's arguments, in the grammar of node:util's strict parseArgs (without importing
  * node:util, which under Deno loads the Node compatibility layer): `--name value`,
  * `--name=value`, `--flag`, `-h`, positionals, and `--` before positionals that start with `-`.
+ * A value that starts with `-` must be written `--name=value`, except a negative number, which
+ * is taken as the value so that its own check names it.
  */
 function parseSubcommand(
   args: string[],
@@ -140,34 +144,46 @@ function parseSubcommand(
       positionals.push(arg);
       continue;
     }
-    const equals = arg.indexOf("=");
-    const written = equals === -1 ? arg : arg.slice(0, equals);
-    const name = written.startsWith("--")
-      ? written.slice(2)
-      : Object.keys(options).find((n) => `-${options[n]!.short}` === written);
-    const spec = name === undefined ? undefined : options[name];
-    if (name === undefined || spec === undefined || !written.startsWith("--") && equals !== -1) {
-      throw new UsageError(
-        `Unknown option '${written}'. To specify a positional argument starting with a '-', place it at the end of the command after '--', as in '-- "${written}"'`,
-      );
-    }
+    const { name, spec, inline } = optionOf(arg, options);
     if (spec.type === "boolean") {
-      if (equals !== -1) throw new UsageError(`Option '--${name}' does not take an argument`);
+      if (inline !== undefined) {
+        throw new UsageError(
+          `Cannot parse --${name}: received ${JSON.stringify(inline)}, expected no value`,
+        );
+      }
       values[name] = true;
       continue;
     }
-    let value: string;
-    if (equals !== -1) value = arg.slice(equals + 1);
-    else {
-      const next = args[i + 1];
-      if (next === undefined) throw new UsageError(`Option '--${name} <value>' argument missing`);
-      if (next.startsWith("-")) throw new UsageError(`Option '--${name}' argument is ambiguous.`);
-      value = next;
-      i++;
+    const value = inline ?? args[++i];
+    if (value === undefined || inline === undefined && /^-(?!\d|\.\d)/.test(value)) {
+      const received = value === undefined ? "nothing" : `the option ${JSON.stringify(value)}`;
+      throw new UsageError(
+        `Cannot parse --${name}: received ${received}, expected ${spec.expected}` +
+          (value === undefined ? "" : ` (write --${name}=VALUE for a value that starts with -)`),
+      );
     }
     values[name] = spec.multiple ? [...(values[name] as string[] | undefined) ?? [], value] : value;
   }
   return { values, positionals };
+}
+
+/** The option `arg` names (`--name`, `--name=value`, `-x`), or a usage error listing the known. */
+function optionOf(arg: string, options: Record<string, OptionSpec>) {
+  const equals = arg.indexOf("=");
+  const written = equals === -1 ? arg : arg.slice(0, equals);
+  const name = written.startsWith("--")
+    ? written.slice(2)
+    : Object.keys(options).find((n) => `-${options[n]!.short}` === written);
+  const spec = name === undefined || !Object.hasOwn(options, name) ? undefined : options[name];
+  if (name === undefined || spec === undefined || !written.startsWith("--") && equals !== -1) {
+    const known = Object.keys(options).map((n) => `--${n}`).join(", ");
+    throw new UsageError(
+      `Cannot parse the arguments: received the unknown option ${
+        JSON.stringify(written)
+      }, expected one of ${known}`,
+    );
+  }
+  return { name, spec, inline: equals === -1 ? undefined : arg.slice(equals + 1) };
 }
 
 /** More than `allowed` positionals is a usage error; `hint` says what to use instead. */
@@ -195,52 +211,63 @@ function parseCheckConfig(args: string[]): Command {
   };
 }
 
+/** The values --category takes: the error categories, and NONE for the redrive policy's. */
+export const CATEGORY_VALUES = [...ERROR_CATEGORIES, "NONE"] as const;
+
 const FILTER_OPTIONS: Record<string, OptionSpec> = {
-  category: { type: "string", multiple: true },
-  "reason-match": { type: "string" },
-  "min-age": { type: "string" },
+  category: { type: "string", multiple: true, expected: CATEGORY_VALUES.join(", ") },
+  "reason-match": { type: "string", expected: "a regular expression" },
+  "min-age": { type: "string", expected: "seconds, an integer 0-1209600" },
+};
+
+const VERB_OPTIONS: Record<typeof DLQ_VERBS[number], Record<string, OptionSpec>> = {
+  stats: {},
+  peek: FILTER_OPTIONS,
+  redrive: {
+    ...FILTER_OPTIONS,
+    max: { type: "string", expected: "an integer 1-1000000000" },
+    rate: { type: "string", expected: "messages per second, a number above 0" },
+    to: { type: "string", expected: "a queue URL" },
+    "dry-run": { type: "boolean" },
+  },
+  purge: { ...FILTER_OPTIONS, yes: { type: "boolean" } },
 };
 
 function parseDlq(verb: typeof DLQ_VERBS[number], args: string[]): Command {
   const { values, positionals } = parseSubcommand(args, {
-    output: { type: "string" },
-    ...(verb === "stats" ? {} : FILTER_OPTIONS),
-    ...(verb === "redrive"
-      ? { max: { type: "string" }, rate: { type: "string" }, "dry-run": { type: "boolean" } }
-      : {}),
-    ...(verb === "purge" ? { yes: { type: "boolean" } } : {}),
+    output: { type: "string", expected: "text or json" },
+    "allow-any-dlq": { type: "boolean" },
+    ...VERB_OPTIONS[verb],
   });
   if (values.help) return { kind: "help", topic: verb };
-  const output = parseOutput(values.output as string | undefined);
-  const envFile = values["env-file"] as string | undefined;
+  const common: DlqCommon = {
+    output: parseOutput(values.output as string | undefined),
+    envFile: values["env-file"] as string | undefined,
+    allowAnyDlq: values["allow-any-dlq"] === true,
+  };
   refuseExtraPositionals(
     positionals,
     verb === "peek" ? 1 : 0,
     verb === "redrive" ? " (use --max N to limit the count)" : "",
   );
-  if (verb === "stats") return { kind: "dlq-stats", output, envFile };
+  if (verb === "stats") return { kind: "dlq-stats", ...common };
   const filter = parseFilter(values);
   if (verb === "peek") {
     const raw = positionals[0];
     const count = raw === undefined ? 10 : parseInteger("N", raw, 1, 10_000);
-    return { kind: "dlq-peek", output, envFile, count, filter };
+    return { kind: "dlq-peek", ...common, count, filter };
   }
-  if (verb === "purge") {
-    return { kind: "dlq-purge", output, envFile, filter, yes: values.yes === true };
-  }
-  const max = values.max === undefined
-    ? undefined
-    : parseInteger("--max", values.max as string, 1, 1e9);
-  const rate = values.rate === undefined
-    ? undefined
-    : parseNumber("--rate", values.rate as string, 1e6);
+  if (verb === "purge") return { kind: "dlq-purge", ...common, filter, yes: values.yes === true };
+  const raw = (name: string) => values[name] as string | undefined;
   return {
     kind: "dlq-redrive",
-    output,
-    envFile,
+    ...common,
     filter,
-    max,
-    rate,
+    max: raw("max") === undefined ? undefined : parseInteger("--max", raw("max")!, 1, 1e9),
+    rate: raw("rate") === undefined
+      ? DEFAULT_REDRIVE_RATE
+      : parseNumber("--rate", raw("rate")!, 1e6),
+    to: raw("to") === undefined ? undefined : parseQueueUrl("--to", raw("to")!),
     dryRun: values["dry-run"] === true,
   };
 }
@@ -252,22 +279,25 @@ function parseOutput(raw: string | undefined): Output {
   );
 }
 
-const CATEGORY = /^[A-Z_]+$/;
-
-function parseFilter(v: Record<string, unknown>): DlqFilter {
-  const categories = ((v.category as string[] | undefined) ?? [])
-    .flatMap((c) => c.split(","))
-    .map((c) => c.trim().toUpperCase())
-    .filter((c) => c !== "");
-  for (const c of categories) {
-    if (!CATEGORY.test(c)) {
+function parseCategories(raw: string[]): string[] {
+  const out: string[] = [];
+  for (const written of raw.flatMap((c) => c.split(","))) {
+    const c = written.trim().toUpperCase();
+    if (c === "") continue;
+    if (!(CATEGORY_VALUES as readonly string[]).includes(c)) {
       throw new UsageError(
-        `Cannot parse --category: received ${
-          JSON.stringify(c)
-        }, expected a category such as VALIDATION`,
+        `Cannot parse --category: received ${JSON.stringify(written.trim())}, expected one of ${
+          CATEGORY_VALUES.join(", ")
+        }`,
       );
     }
+    out.push(c);
   }
+  return out;
+}
+
+function parseFilter(v: Record<string, unknown>): DlqFilter {
+  const categories = parseCategories((v.category as string[] | undefined) ?? []);
   let reasonMatch: RegExp | undefined;
   const rawReason = v["reason-match"] as string | undefined;
   if (rawReason !== undefined) {
@@ -308,4 +338,23 @@ function parseNumber(name: string, raw: string, max: number): number {
     );
   }
   return n;
+}
+
+function parseQueueUrl(name: string, raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (
+    !url || !/^https?:$/.test(url.protocol) || url.pathname.split("/").filter(Boolean).length < 2
+  ) {
+    throw new UsageError(
+      `Cannot parse ${name}: received ${
+        JSON.stringify(raw)
+      }, expected a queue URL such as https://sqs.eu-west-1.amazonaws.com/123456789012/orders`,
+    );
+  }
+  return raw;
 }

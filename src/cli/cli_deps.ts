@@ -1,11 +1,17 @@
 /** What the subcommands take from the world, injected so their logic can be tested. */
 import { type RetryOptions, sleep } from "../lib/retry.ts";
+import { escapeTerminal } from "../lib/terminal_text.ts";
 import * as runtime from "./runtime.ts";
 
 export interface CliDeps {
   env: Record<string, string | undefined>;
   out(line: string): void;
   err(line: string): void;
+  /**
+   * A live status line on stderr, rewritten in place while a long command runs; "" clears it.
+   * Nothing when stderr is not a terminal (a pipe, a file, systemd).
+   */
+  status(line: string): void;
   fetch: typeof fetch;
   now(): number;
   random(): number;
@@ -24,6 +30,9 @@ export function runtimeDeps(signal: AbortSignal): CliDeps {
     env: runtime.env(),
     out: (line) => runtime.writeStdout(`${line}\n`),
     err: (line) => runtime.writeStderr(`${line}\n`),
+    status: runtime.stderrIsTerminal()
+      ? (line) => runtime.writeStderr(`\r\u001b[K${line}`)
+      : () => {},
     fetch: (input, init) => fetch(input, init),
     now: Date.now,
     random: Math.random,
@@ -48,5 +57,20 @@ export function cliRetry(deps: CliDeps): RetryOptions {
     now: deps.now,
     random: deps.random,
     sleep: deps.sleep,
+  };
+}
+
+/**
+ * `deps` whose every printed line and question passes through escapeTerminal: what the dlq
+ * commands print comes from message bodies and attributes anyone who can send to the queue
+ * wrote. Each call must be one line (a line break in it is escaped too).
+ */
+export function inertOutput(deps: CliDeps): CliDeps {
+  return {
+    ...deps,
+    out: (line) => deps.out(escapeTerminal(line)),
+    err: (line) => deps.err(escapeTerminal(line)),
+    status: (line) => deps.status(escapeTerminal(line)),
+    ask: (question) => deps.ask(escapeTerminal(question)),
   };
 }

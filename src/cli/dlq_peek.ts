@@ -1,6 +1,6 @@
 /** `sluice dlq peek [N]`: shows dead-lettered messages; they stay in the DLQ. */
 import type { SqsMessage } from "../adapters/sqs_client.ts";
-import type { DlqFilter, Output } from "./cli_args.ts";
+import type { DlqCommon, DlqFilter } from "./cli_args.ts";
 import type { CliDeps } from "./cli_deps.ts";
 import { scanDlq } from "./dlq_scan.ts";
 import { categoryOf } from "./dlq_select.ts";
@@ -15,6 +15,7 @@ export function messageRow(m: SqsMessage, nowMs: number, withBody: boolean) {
     reason: m.messageAttributes.sluice_reason?.StringValue ?? null,
     age_seconds: Number.isFinite(sent) ? Math.max(0, Math.round((nowMs - sent) / 1000)) : null,
     receive_count: Number(m.attributes.ApproximateReceiveCount) || null,
+    source_arn: m.attributes.DeadLetterQueueSourceArn || null,
     ...(withBody ? { body: m.body.length > 500 ? `${m.body.slice(0, 500)}…` : m.body } : {}),
   };
 }
@@ -26,10 +27,10 @@ export function messageLine(row: ReturnType<typeof messageRow>): string {
 }
 
 export async function dlqPeek(
-  cmd: { output: Output; count: number; filter: DlqFilter },
+  cmd: DlqCommon & { count: number; filter: DlqFilter },
   deps: CliDeps,
 ): Promise<number> {
-  const session = await openDlq(deps);
+  const session = await openDlq(deps, { strict: false, allowAnyDlq: cmd.allowAnyDlq });
   if (typeof session === "number") return session;
   const rows: Array<ReturnType<typeof messageRow>> = [];
   try {
@@ -43,7 +44,10 @@ export async function dlqPeek(
         for (const m of batch) {
           const row = messageRow(m, deps.now(), true);
           rows.push(row);
-          if (cmd.output === "text") deps.out(`${messageLine(row)}\n  ${row.body}`);
+          if (cmd.output === "text") {
+            deps.out(messageLine(row));
+            deps.out(`  ${row.body}`);
+          }
         }
         return Promise.resolve({ release: batch, stop: false });
       },

@@ -3,14 +3,13 @@
  * selects. It names the DLQ and its depth first and asks for the count (or takes --yes).
  */
 import { retry } from "../lib/retry.ts";
-import type { DlqFilter, Output } from "./cli_args.ts";
+import type { DlqCommon, DlqFilter } from "./cli_args.ts";
 import { type CliDeps, cliRetry } from "./cli_deps.ts";
 import { deleteAll } from "./dlq_redrive.ts";
 import { scanDlq } from "./dlq_scan.ts";
 import { describeSqsFailure, type DlqSession, openDlq, queueDepth } from "./dlq_session.ts";
 
-export interface PurgeCommand {
-  output: Output;
+export interface PurgeCommand extends DlqCommon {
   filter: DlqFilter;
   yes: boolean;
 }
@@ -21,7 +20,7 @@ function filtered(filter: DlqFilter): boolean {
 }
 
 export async function dlqPurge(cmd: PurgeCommand, deps: CliDeps): Promise<number> {
-  const session = await openDlq(deps);
+  const session = await openDlq(deps, { strict: true, allowAnyDlq: cmd.allowAnyDlq });
   if (typeof session === "number") return session;
   try {
     const depth = await queueDepth(session, session.dlqUrl, deps);

@@ -21,6 +21,10 @@ export interface ScanOptions {
   filter: DlqFilter;
   /** Select at most this many; undefined = all. */
   limit: number | undefined;
+  /** Look at no more than this many messages (one pass over a DLQ that keeps filling); undefined = all. */
+  maxScanned?: number | undefined;
+  /** Messages to leave alone, not counted as new (a redrive's own copies, come back). */
+  skip?: (message: SqsMessage) => boolean;
   /** Selected messages are handed over in batches of this size (1-10). */
   batchSize: number;
   deps: CliDeps;
@@ -31,6 +35,8 @@ export interface ScanOptions {
 export interface ScanResult {
   scanned: number;
   selected: number;
+  /** Messages `skip` left alone. */
+  skipped: number;
   /** Messages made visible again at the end; failed releases reappear after HOLD_SECONDS. */
   released: number;
 }
@@ -43,8 +49,14 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
   const seen = new Set<string>();
   let pending: SqsMessage[] = [];
   let selected = 0;
+  let skipped = 0;
+  // Distinct messages looked at, skipped ones aside.
+  let examined = 0;
   let idle = 0;
   let stopped = false;
+  const done = () =>
+    stopped || (o.limit !== undefined && selected >= o.limit) ||
+    (o.maxScanned !== undefined && examined >= o.maxScanned);
   const flush = async () => {
     const batch = pending;
     pending = [];
@@ -61,7 +73,7 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
     return result.stop;
   };
   try {
-    while (!stopped && (o.limit === undefined || selected < o.limit)) {
+    while (!done()) {
       const batch = await retry(() =>
         session.sqs.receiveMessage({
           queueUrl: session.dlqUrl,
@@ -69,6 +81,8 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
           // A long poll asks every SQS server: an empty answer then means an empty queue.
           waitTimeSeconds: 1,
           visibilityTimeout: HOLD_SECONDS,
+          // Set by SQS on messages a redrive policy moved: the queue each came from.
+          moreSystemAttributes: ["DeadLetterQueueSourceArn"],
           signal: deps.signal,
         }), cliRetry(deps));
       if (batch.length === 0) break;
@@ -79,10 +93,14 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
         // A message seen before came back after its hold ran out: only its newest handle matters.
         if (seen.has(m.messageId)) continue;
         seen.add(m.messageId);
+        if (o.skip?.(m)) {
+          skipped++;
+          continue;
+        }
         fresh++;
-        const wanted = (o.limit === undefined || selected < o.limit) &&
-          selects(o.filter, m, deps.now());
-        if (!wanted || stopped) continue;
+        if (done()) continue;
+        examined++;
+        if (!selects(o.filter, m, deps.now())) continue;
         selected++;
         pending.push(m);
         if (pending.length >= o.batchSize) stopped = await flush();
@@ -94,7 +112,7 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
   } finally {
     await releaseAll(o, held);
   }
-  return { scanned: seen.size, selected, released: held.size };
+  return { scanned: seen.size, selected, skipped, released: held.size };
 }
 
 async function releaseAll(o: ScanOptions, held: Map<string, string>): Promise<void> {

@@ -9,7 +9,8 @@ import type { SqsClient } from "../adapters/sqs_client.ts";
 import { SqsError, TimeoutError } from "../lib/errors.ts";
 import { retry } from "../lib/retry.ts";
 import { type CliDeps, cliRetry } from "./cli_deps.ts";
-import { sameQueue } from "./dlq_select.ts";
+import { parseQueueArn, sameQueue } from "./dlq_select.ts";
+import { dlqTrust, policyNames, type PolicyTarget } from "./dlq_trust.ts";
 
 export interface DlqSession {
   sqs: SqsClient;
@@ -32,13 +33,11 @@ export function parseRedrivePolicy(
   } catch {
     return undefined;
   }
-  // arn:aws:sqs:REGION:ACCOUNT:NAME
-  const parts = String(policy.deadLetterTargetArn ?? "").split(":");
-  const name = parts[5];
-  if (!name) return undefined;
+  const arn = parseQueueArn(String(policy.deadLetterTargetArn ?? ""));
+  if (!arn) return undefined;
   return {
-    name,
-    account: parts[4] || undefined,
+    name: arn.name,
+    account: arn.account,
     maxReceiveCount: Number(policy.maxReceiveCount) || undefined,
   };
 }
@@ -67,8 +66,16 @@ export function isUnreachable(error: unknown): boolean {
     (error instanceof SqsError && ["NetworkError", "CredentialsError"].includes(error.code));
 }
 
+/** How strictly a command checks that the DLQ is the main queue's (see dlq_trust.ts). */
+export interface DlqCheck {
+  /** Refuse an unproven DLQ (exit 2); else only warn. */
+  strict: boolean;
+  /** `--allow-any-dlq`: go on with an unproven DLQ, saying so. */
+  allowAnyDlq: boolean;
+}
+
 /** The session, or the exit code after printing why there is none. */
-export async function openDlq(deps: CliDeps): Promise<DlqSession | number> {
+export async function openDlq(deps: CliDeps, check: DlqCheck): Promise<DlqSession | number> {
   // The dlq subcommands never call the downstreams: their URLs need not be set.
   const env = {
     ENRICH_URL: "http://unused.invalid",
@@ -85,23 +92,9 @@ export async function openDlq(deps: CliDeps): Promise<DlqSession | number> {
     readTextFile: deps.readTextFile,
     homeDir: deps.homeDir,
   });
-  let redrivePolicy: string | undefined;
-  try {
-    const attributes = await retry(
-      () => sqs.getQueueAttributes(config.queueUrl, ["RedrivePolicy"], deps.signal),
-      cliRetry(deps),
-    );
-    redrivePolicy = attributes.RedrivePolicy;
-  } catch (error) {
-    const line = describeSqsFailure(error, "GetQueueAttributes", config.queueUrl);
-    // With DLQ_QUEUE_URL set, a refused read of the main queue (IAM) need not stop a DLQ command.
-    if (isUnreachable(error) || !config.dlqQueueUrl) {
-      deps.err(`sluice: ${line}`);
-      return 1;
-    }
-    deps.err(`sluice: warning: ${line}`);
-  }
-  const policy = parseRedrivePolicy(redrivePolicy);
+  const read = await readPolicy(sqs, config, deps);
+  if (typeof read === "number") return read;
+  const policy = typeof read === "string" ? undefined : read;
   const found = await findDlq(sqs, config, policy, deps);
   if (typeof found === "number") return found;
   if (sameQueue(found.url, config.queueUrl)) {
@@ -111,7 +104,7 @@ export async function openDlq(deps: CliDeps): Promise<DlqSession | number> {
     );
     return 2;
   }
-  return {
+  const session = {
     sqs,
     config,
     queueUrl: config.queueUrl,
@@ -119,6 +112,82 @@ export async function openDlq(deps: CliDeps): Promise<DlqSession | number> {
     dlqSource: found.source,
     maxReceiveCount: policy?.maxReceiveCount,
   };
+  if (!config.dlqQueueUrl) return session;
+  const refused = await checkTrust(session, read, check, deps);
+  return refused ?? session;
+}
+
+/**
+ * The main queue's RedrivePolicy, "none" without a readable one, "unread" when the read was
+ * refused but DLQ_QUEUE_URL lets the command go on; an exit code otherwise.
+ */
+async function readPolicy(
+  sqs: SqsClient,
+  config: Config,
+  deps: CliDeps,
+): Promise<NonNullable<ReturnType<typeof parseRedrivePolicy>> | "none" | "unread" | number> {
+  try {
+    const attributes = await retry(
+      () => sqs.getQueueAttributes(config.queueUrl, ["RedrivePolicy"], deps.signal),
+      cliRetry(deps),
+    );
+    return parseRedrivePolicy(attributes.RedrivePolicy) ?? "none";
+  } catch (error) {
+    const line = describeSqsFailure(error, "GetQueueAttributes", config.queueUrl);
+    // With DLQ_QUEUE_URL set, a refused read of the main queue (IAM) need not stop a DLQ command.
+    if (isUnreachable(error) || !config.dlqQueueUrl) {
+      deps.err(`sluice: ${line}`);
+      return 1;
+    }
+    deps.err(`sluice: warning: ${line}`);
+    return "unread";
+  }
+}
+
+/**
+ * Checks that DLQ_QUEUE_URL is the main queue's DLQ (dlq_trust.ts): adds how to the session's
+ * dlqSource, or prints why not and returns 2 when the command must refuse it.
+ */
+async function checkTrust(
+  session: DlqSession,
+  policy: PolicyTarget,
+  check: DlqCheck,
+  deps: CliDeps,
+): Promise<number | undefined> {
+  let sources: string[] | string = [];
+  if (!policyNames(policy, session.dlqUrl)) {
+    try {
+      sources = await retry(
+        () => session.sqs.listDeadLetterSourceQueues(session.dlqUrl, deps.signal),
+        cliRetry(deps),
+      );
+    } catch (error) {
+      if (isUnreachable(error)) {
+        deps.err(
+          `sluice: ${describeSqsFailure(error, "ListDeadLetterSourceQueues", session.dlqUrl)}`,
+        );
+        return 1;
+      }
+      sources = error instanceof SqsError
+        ? error.message
+        : `ListDeadLetterSourceQueues failed: ${String(error)}`;
+    }
+  }
+  const trust = dlqTrust({ dlqUrl: session.dlqUrl, queueUrl: session.queueUrl, policy, sources });
+  if (trust.trusted) {
+    session.dlqSource += `, ${trust.how}`;
+    return undefined;
+  }
+  if (check.allowAnyDlq) {
+    deps.err(`sluice: warning: ${trust.why}; going on (--allow-any-dlq)`);
+    return undefined;
+  }
+  if (!check.strict) {
+    deps.err(`sluice: warning: ${trust.why}`);
+    return undefined;
+  }
+  deps.err(`sluice: ${trust.why}; add --allow-any-dlq to use it anyway`);
+  return 2;
 }
 
 async function findDlq(

@@ -1,10 +1,10 @@
 /** `sluice dlq stats`: the DLQ, how it was found, and how many messages it holds. */
-import type { Output } from "./cli_args.ts";
+import type { DlqCommon } from "./cli_args.ts";
 import type { CliDeps } from "./cli_deps.ts";
 import { describeSqsFailure, openDlq, queueDepth } from "./dlq_session.ts";
 
-export async function dlqStats(output: Output, deps: CliDeps): Promise<number> {
-  const session = await openDlq(deps);
+export async function dlqStats(cmd: DlqCommon, deps: CliDeps): Promise<number> {
+  const session = await openDlq(deps, { strict: false, allowAnyDlq: cmd.allowAnyDlq });
   if (typeof session === "number") return session;
   let depth;
   try {
@@ -13,7 +13,7 @@ export async function dlqStats(output: Output, deps: CliDeps): Promise<number> {
     deps.err(`sluice: ${describeSqsFailure(error, "GetQueueAttributes", session.dlqUrl)}`);
     return 1;
   }
-  if (output === "json") {
+  if (cmd.output === "json") {
     deps.out(JSON.stringify({
       dlq: session.dlqUrl,
       found_by: session.dlqSource,

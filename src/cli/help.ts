@@ -1,6 +1,6 @@
 /** The `--help` texts: the binary's, and one per subcommand. They need no configuration. */
 import { CONFIG_VARS } from "../app/config.ts";
-import type { HelpTopic } from "./cli_args.ts";
+import { DEFAULT_REDRIVE_RATE, type HelpTopic } from "./cli_args.ts";
 
 const FILTERS = [
   "  --category NAME          only this sluice_error category (repeatable or comma-separated:",
@@ -10,6 +10,10 @@ const FILTERS = [
   "  --min-age SECONDS        only messages that have been in the DLQ at least this long",
 ];
 const OUTPUT = [
+  "  --allow-any-dlq          run on a DLQ_QUEUE_URL that is not shown to be the main queue's",
+  "                           dead-letter queue (its RedrivePolicy target, or listed by",
+  "                           ListDeadLetterSourceQueues); without it purge and redrive refuse",
+  "                           such a queue and peek and stats warn",
   "  --output text|json       text for people (default), json for scripts",
   "  --env-file PATH          read the variables from PATH only, as systemd does",
   "                           (e.g. /etc/sluice/sluice.env)",
@@ -35,7 +39,7 @@ function mainHelp(): string {
     "                              the enrichment API and the validator",
     "  sluice dlq stats            messages in the dead-letter queue",
     "  sluice dlq peek [N]         show up to N (default 10) dead-lettered messages",
-    "  sluice dlq redrive          move dead-lettered messages back to the queue",
+    "  sluice dlq redrive          move dead-lettered messages back to their source queues",
     "  sluice dlq purge            delete dead-lettered messages",
     "  sluice COMMAND --help       the options of one command",
     "",
@@ -68,7 +72,7 @@ const TOPICS: Record<Exclude<HelpTopic, "main">, string[]> = {
     "",
     "  stats     how many messages the dead-letter queue holds",
     "  peek      show dead-lettered messages without removing them",
-    "  redrive   move dead-lettered messages back to the main queue",
+    "  redrive   move dead-lettered messages back to their source queues",
     "  purge     delete dead-lettered messages",
     "",
     "The DLQ is DLQ_QUEUE_URL, else the target of the queue's RedrivePolicy.",
@@ -83,16 +87,25 @@ const TOPICS: Record<Exclude<HelpTopic, "main">, string[]> = {
     OUTPUT,
   ],
   redrive: [
-    "Usage: sluice dlq redrive [filters] [--max N] [--rate PER_SECOND] [--dry-run]",
+    "Usage: sluice dlq redrive [filters] [--to QUEUE_URL] [--max N] [--rate PER_SECOND] [--dry-run]",
     "",
-    "Moves matching messages from the DLQ back to the main queue, in batches of up to 10:",
-    "each is sent (body and message attributes; sluice_error and sluice_reason become",
-    "sluice_last_error and sluice_last_reason, plus sluice_redriven_at) before it is",
-    "deleted from the DLQ. Messages that do not match stay in the DLQ.",
+    "Moves matching messages from the DLQ back, each to its own source queue: the queue",
+    "SQS names in DeadLetterQueueSourceArn for messages its redrive policy moved, else",
+    "SQS_QUEUE_URL (the messages sluice dead-lettered). Each is sent (body and message",
+    "attributes; sluice_error and sluice_reason become sluice_last_error and",
+    "sluice_last_reason, plus sluice_redriven_at and the run's sluice_redrive_run) before",
+    "it is deleted from the DLQ, in batches of up to 10 messages and 1 MiB. Messages that",
+    "do not match stay in the DLQ.",
+    "",
+    "One pass: it looks at no more messages than the DLQ held when it started, and leaves",
+    "alone the copies it moved that come back dead-lettered again, so it ends even while",
+    "the worker keeps failing them. It prints the count; run it again for more.",
     ...FILTERS,
+    "  --to QUEUE_URL           send every message to this queue instead",
     "  --max N                  move at most N messages",
-    "  --rate PER_SECOND        at most this many messages a second (with jitter)",
-    "  --dry-run                list what would move; change nothing",
+    "  --rate PER_SECOND        at most this many messages a second, with jitter",
+    `                           (default ${DEFAULT_REDRIVE_RATE}, so a redrive cannot flood the worker)`,
+    "  --dry-run                list what would move and where; change nothing",
     OUTPUT,
     "",
     "A plain redrive of everything can also run inside SQS:",
@@ -113,4 +126,11 @@ const TOPICS: Record<Exclude<HelpTopic, "main">, string[]> = {
 /** The help text for a topic. */
 export function helpText(topic: HelpTopic): string {
   return topic === "main" ? mainHelp() : TOPICS[topic].join("\n");
+}
+
+/** The command that prints a topic's help, for the pointer after a usage error. */
+export function helpCommand(topic: HelpTopic): string {
+  if (topic === "main") return "sluice --help";
+  if (topic === "check-config" || topic === "dlq") return `sluice ${topic} --help`;
+  return `sluice dlq ${topic} --help`;
 }

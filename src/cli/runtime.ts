@@ -176,6 +176,13 @@ export function stdoutIsTerminal(): boolean {
   return nodeProcess().stdout.isTTY === true;
 }
 
+/** Whether stderr is a terminal (for a command's live status line). */
+export function stderrIsTerminal(): boolean {
+  const d = deno();
+  if (d) return d.stderr.isTerminal();
+  return nodeProcess().stderr.isTTY === true;
+}
+
 /**
  * Asks a person at the terminal and returns the line typed, or undefined when stdin is not a
  * terminal (a script, a pipe, systemd): destructive commands then need their --yes flag.

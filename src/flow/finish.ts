@@ -57,7 +57,7 @@ export class Finisher {
         await settler.delete(handle);
         return this.record(ctx, action.outcome, action.category, action.reason);
       case "dead_letter": {
-        const sent = await settler.deadLetter(handle, ctx.sqs.body, action.category, action.reason);
+        const sent = await settler.deadLetter(ctx.sqs, action.category, action.reason);
         if (sent !== false) {
           return this.record(ctx, "dead_lettered", action.category, action.reason);
         }

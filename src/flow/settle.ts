@@ -6,7 +6,9 @@
 import { Batcher } from "../lib/batcher.ts";
 import { SluiceError, SqsError } from "../lib/errors.ts";
 import { retry } from "../lib/retry.ts";
+import { MAX_MESSAGE_BYTES, messageBytes } from "../lib/sqs_size.ts";
 import { asciiText, sqsAttributeText } from "../lib/sqs_text.ts";
+import { withRedriveHistory } from "../domain/redrive_history.ts";
 import {
   type BatchResult,
   isStaleHandle,
@@ -16,8 +18,6 @@ import {
 
 /** An SQS message attribute may hold 256 KiB, but the reason is for humans. */
 const MAX_REASON = 256;
-/** A message plus its attributes must fit in 1 MiB. */
-const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export interface SettlerOptions {
   sqs: Pick<
@@ -143,20 +143,25 @@ export class Settler {
   /**
    * Sends the body byte for byte to the DLQ with `sluice_error` and
    * `sluice_reason` (made acceptable to SQS: well-formed, allowed characters,
-   * cut by code point, never empty), then deletes the original. When SQS refuses
-   * the attributes anyway, it tries once more with a minimal ASCII reason.
+   * cut by code point, never empty) and the message's redrive history, then
+   * deletes the original. When SQS refuses the attributes anyway, it tries once
+   * more with a minimal ASCII reason.
    * Returns false (nothing deleted) when there is no DLQ or SQS refuses the copy
    * for good, e.g. too large.
    */
   async deadLetter(
-    receiptHandle: string,
-    body: string,
+    message: Pick<SqsMessage, "receiptHandle" | "body" | "messageAttributes">,
     category: string,
     reason: string,
   ): Promise<false | SettleResult> {
     const dlqUrl = this.#options.dlqUrl;
     if (dlqUrl === undefined) return false;
-    const attributes = dlqAttributes(category, reason);
+    const { receiptHandle, body } = message;
+    const attributes = withRedriveHistory(
+      body,
+      dlqAttributes(category, reason),
+      message.messageAttributes,
+    );
     if (messageBytes(body, attributes) > MAX_MESSAGE_BYTES) return false;
     const send = (attrs: Record<string, string>) =>
       this.#send("dlq_send", () => this.#options.sqs.sendMessage(dlqUrl, body, attrs));
@@ -289,14 +294,4 @@ export function minimalDlqAttributes(category: string, reason: string): Record<s
     sluice_error: asciiText(category, 64, "UNKNOWN"),
     sluice_reason: asciiText(reason, MAX_REASON, "no reason given"),
   };
-}
-
-/** Body plus attribute names, types and values, in UTF-8 bytes, as SQS counts them. */
-function messageBytes(body: string, attributes: Record<string, string>): number {
-  const encoder = new TextEncoder();
-  let size = encoder.encode(body).length;
-  for (const [name, value] of Object.entries(attributes)) {
-    size += encoder.encode(name).length + "String".length + encoder.encode(value).length;
-  }
-  return size;
 }

@@ -9,14 +9,18 @@
  * observed (an HTTP status, an SQS error, a timeout) says what happened instead.
  */
 
-/** Error categories of contract section 5; also the `sluice_error` DLQ attribute. */
-export type ErrorCategory =
-  | "VALIDATION"
-  | "UNKNOWN_USER"
-  | "REJECTED"
-  | "TRANSIENT"
-  | "TIMEOUT"
-  | "PERMANENT";
+/** Every error category (docs/outcomes.md); also the values of the `sluice_error` DLQ attribute. */
+export const ERROR_CATEGORIES = [
+  "VALIDATION",
+  "UNKNOWN_USER",
+  "REJECTED",
+  "TRANSIENT",
+  "TIMEOUT",
+  "PERMANENT",
+] as const;
+
+/** One of {@linkcode ERROR_CATEGORIES}. */
+export type ErrorCategory = typeof ERROR_CATEGORIES[number];
 
 /**
  * The base of every error sluice throws: a `category` fixed at construction

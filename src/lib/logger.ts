@@ -1,7 +1,9 @@
 /**
  * A structured logger: one JSON object per line (for journald) or a short
- * human format for terminals. Never throws.
+ * human format for terminals. Never throws. Both forms pass through
+ * escapeTerminal, so no field can drive a terminal or a log viewer.
  */
+import { escapeTerminal } from "./terminal_text.ts";
 
 /** Severity, lowest first. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -11,9 +13,9 @@ export interface LoggerOptions {
   /** Lowest level written. Default "info". */
   level?: LogLevel;
   /**
-   * "json": one object per line; "pretty": `HH:MM:SS.mmm LEVEL msg key=value` (UTC), with
-   * control characters escaped and long values cut, so a hostile id cannot drive a terminal.
-   * Default "json".
+   * "json": one object per line; "pretty": `HH:MM:SS.mmm LEVEL msg key=value` (UTC), with long
+   * values cut. Either way control, C1 and bidirectional characters are escaped (also inside
+   * arrays and objects), so a hostile id cannot drive a terminal. Default "json".
    */
   format?: "json" | "pretty";
   /** Receives each line, without a trailing newline. Default `console.log`. */
@@ -89,7 +91,8 @@ function jsonLine(time: Date, level: LogLevel, msg: string, fields: Record<strin
     if (!(key in record)) record[key] = value;
   }
   try {
-    return JSON.stringify(record, replacer);
+    // JSON.stringify leaves C1 and bidirectional controls raw; their \u escapes are valid JSON.
+    return escapeTerminal(JSON.stringify(record, replacer));
   } catch {
     // A circular field must not turn a log call into a crash.
     return JSON.stringify({ ts: record.ts, level, msg, log_error: "fields not serializable" });
@@ -100,12 +103,6 @@ function jsonLine(time: Date, level: LogLevel, msg: string, fields: Record<strin
 const PRETTY_ID_CHARS = 80;
 const PRETTY_TEXT_CHARS = 500;
 
-/**
- * What a terminal must not receive raw, beyond what JSON.stringify escapes (C0
- * controls, lone surrogates): DEL, C1 controls (CSI is U+009B), line and
- * paragraph separators, and bidirectional overrides that reorder what is shown.
- */
-const TERMINAL_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 /** Anything that needs quoting: whitespace, quote, `=`, or a character to escape. */
 const NEEDS_QUOTES =
   // deno-lint-ignore no-control-regex -- control characters are exactly what it looks for
@@ -120,10 +117,7 @@ function cut(text: string, max: number): string {
 
 /** `text` as a JSON string literal, with what a terminal must not see escaped as well. */
 function escaped(text: string): string {
-  return JSON.stringify(text).replace(
-    TERMINAL_UNSAFE,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return escapeTerminal(JSON.stringify(text));
 }
 
 /** Quoted and escaped when needed, so every value stays on one line, inert. */
@@ -141,11 +135,12 @@ function prettyValue(value: unknown, key = ""): string {
   if (value instanceof Error) text = `${value.name}: ${value.message}`;
   else if (typeof value === "string") text = value;
   else if (value === undefined || typeof value === "function" || typeof value === "symbol") {
-    return String(value);
+    return escapeTerminal(String(value));
   } else {
-    // Numbers, booleans, null and objects as compact JSON, which needs no quoting.
+    // Numbers, booleans, null and objects as compact JSON, which needs no quoting; escaped
+    // still, since JSON.stringify leaves C1 and bidirectional controls raw inside strings.
     try {
-      return JSON.stringify(value, replacer) ?? String(value);
+      return escapeTerminal(JSON.stringify(value, replacer) ?? String(value));
     } catch {
       return "[unserializable]";
     }

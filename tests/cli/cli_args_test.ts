@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseCommand } from "../../src/cli/cli_args.ts";
+import { DEFAULT_REDRIVE_RATE, parseCommand } from "../../src/cli/cli_args.ts";
 
 const kinds: Array<[string[], string]> = [
   [[], "worker"],
@@ -30,6 +30,8 @@ const kinds: Array<[string[], string]> = [
   [["dlq", "redrive", "--reason-match", "("], "usage"],
   [["dlq", "redrive", "--min-age", "1h"], "usage"],
   [["dlq", "redrive", "--category", "bad category"], "usage"],
+  [["dlq", "peek", "--category", "FOO"], "usage"],
+  [["dlq", "purge", "--category", "none,validation"], "dlq-purge"],
   [["dlq", "stats", "--output", "yaml"], "usage"],
   [["dlq", "stats", "--category", "VALIDATION"], "usage"],
   [["dlq", "purge", "--dry-run"], "usage"],
@@ -111,10 +113,77 @@ Deno.test("parseCommand: --name=value and repeated options; a value may not look
   const env = parseCommand(["check-config", "--env-file=/x=y"]);
   assert.equal(env.kind === "check-config" && env.envFile, "/x=y");
   const ambiguous = parseCommand(["dlq", "redrive", "--max", "--dry-run"]);
-  assert.match(
-    ambiguous.kind === "usage" ? ambiguous.message : "",
-    /'--max' argument is ambiguous/,
+  assert.equal(
+    ambiguous.kind === "usage" && ambiguous.message,
+    'Cannot parse --max: received the option "--dry-run", expected an integer 1-1000000000 ' +
+      "(write --max=VALUE for a value that starts with -)",
   );
-  const unknown = parseCommand(["check-config", "--prob"]);
-  assert.match(unknown.kind === "usage" ? unknown.message : "", /^Unknown option '--prob'/);
+});
+
+const messages: Array<[string[], string]> = [
+  [
+    ["dlq", "peek", "--category", "FOO"],
+    'Cannot parse --category: received "FOO", expected one of VALIDATION, UNKNOWN_USER, ' +
+    "REJECTED, TRANSIENT, TIMEOUT, PERMANENT, NONE",
+  ],
+  [
+    ["dlq", "redrive", "--category", "validation,nope"],
+    'Cannot parse --category: received "nope", expected one of VALIDATION, UNKNOWN_USER, ' +
+    "REJECTED, TRANSIENT, TIMEOUT, PERMANENT, NONE",
+  ],
+  [
+    ["dlq", "purge", "--category=bad category"],
+    'Cannot parse --category: received "bad category", expected one of VALIDATION, ' +
+    "UNKNOWN_USER, REJECTED, TRANSIENT, TIMEOUT, PERMANENT, NONE",
+  ],
+  [
+    ["dlq", "peek", "--min-age", "-5"],
+    'Cannot parse --min-age: received "-5", expected an integer 0-1209600',
+  ],
+  [
+    ["dlq", "redrive", "--rate", "-2"],
+    'Cannot parse --rate: received "-2", expected a number above 0, at most 1000000',
+  ],
+  [
+    ["dlq", "redrive", "--max"],
+    "Cannot parse --max: received nothing, expected an integer 1-1000000000",
+  ],
+  [
+    ["check-config", "--prob"],
+    'Cannot parse the arguments: received the unknown option "--prob", expected one of ' +
+    "--env-file, --help, --probe, --json",
+  ],
+  [["check-config", "--probe=1"], 'Cannot parse --probe: received "1", expected no value'],
+  [
+    ["dlq", "redrive", "--to", "orders"],
+    'Cannot parse --to: received "orders", expected a queue URL such as ' +
+    "https://sqs.eu-west-1.amazonaws.com/123456789012/orders",
+  ],
+];
+for (const [argv, message] of messages) {
+  Deno.test(`parseCommand: ${JSON.stringify(argv)} says what it received and what it expects`, () => {
+    const c = parseCommand(argv);
+    assert.equal(c.kind === "usage" && c.message, message);
+    assert.doesNotMatch(message, /ambiguous|Unknown option|positional/);
+  });
+}
+
+Deno.test("parseCommand: redrive paces by default, sends home by default, --to and --allow-any-dlq", () => {
+  const plain = parseCommand(["dlq", "redrive"]);
+  assert.ok(plain.kind === "dlq-redrive");
+  assert.deepEqual([plain.rate, plain.to, plain.max, plain.allowAnyDlq], [
+    DEFAULT_REDRIVE_RATE,
+    undefined,
+    undefined,
+    false,
+  ]);
+  assert.ok(DEFAULT_REDRIVE_RATE > 0 && DEFAULT_REDRIVE_RATE <= 100);
+  const to = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders";
+  const c = parseCommand(["dlq", "redrive", "--to", to, "--allow-any-dlq"]);
+  assert.ok(c.kind === "dlq-redrive");
+  assert.deepEqual([c.to, c.allowAnyDlq], [to, true]);
+  for (const verb of ["stats", "peek", "purge"]) {
+    const d = parseCommand(["dlq", verb, "--allow-any-dlq"]);
+    assert.ok("allowAnyDlq" in d && d.allowAnyDlq, verb);
+  }
 });

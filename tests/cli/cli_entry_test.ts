@@ -64,6 +64,25 @@ Deno.test("cli: bad arguments exit 2 at once, before config or network", async (
   assert.match(peek.stderr, /N: received "abc", expected an integer/);
 });
 
+Deno.test("cli: a usage error is one line and a pointer to the command's --help, not the whole help", async () => {
+  const rows: Array<[string[], string]> = [
+    [["dlq", "peek", "--category", "FOO"], "see sluice dlq peek --help"],
+    [["dlq", "redrive", "--min-age", "-5"], "see sluice dlq redrive --help"],
+    [["dlq", "frobnicate"], "see sluice dlq --help"],
+    [["check-config", "--prob"], "see sluice check-config --help"],
+    [["nope"], "see sluice --help"],
+  ];
+  for (const [args, pointer] of rows) {
+    const r = await sluice(args);
+    assert.equal(r.code, 2, args.join(" "));
+    const lines = r.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0]!, /^sluice: Cannot parse .*: received .*, expected /);
+    assert.equal(lines[1], pointer);
+    assert.equal(r.stdout, "");
+  }
+});
+
 Deno.test("cli: check-config names every problem at once and warns about look-alike names", async () => {
   const r = await sluice(["check-config"], { SQS_VISIBILITY_TIMEOUT: "60", SQS_MAX_BATCH: "abc" });
   assert.equal(r.code, 2);
@@ -277,7 +296,7 @@ Deno.test("cli: dlq purge names the queue and the count, and wants --yes without
   });
 });
 
-Deno.test("cli: defect 8: a 500 on the DLQ delete after the send reports 'in both queues', exit 1, no stack trace", async () => {
+Deno.test("cli: a 500 on the DLQ delete after the send reports 'in both queues', exit 1, no stack trace", async () => {
   await withLab(async (sqs) => {
     const { env } = sqsEnv(sqs);
     const ids = [0, 1, 2].map((i) =>

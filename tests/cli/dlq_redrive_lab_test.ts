@@ -4,7 +4,7 @@
  * with attributes kept and nothing lost (both queues counted before and after).
  */
 import assert from "node:assert/strict";
-import { startLabEnv } from "../support/lab_env.ts";
+import { receiveAll, startLabEnv } from "../support/lab_env.ts";
 import { sluice } from "../support/sluice_cli.ts";
 
 const CATEGORIES = ["VALIDATION", "REJECTED", "UNKNOWN_USER", "TRANSIENT"];
@@ -94,34 +94,3 @@ Deno.test("dlq redrive: 1,000 mixed DLQ messages, dry run then --max 100 --rate 
     await lab.close();
   }
 });
-
-async function receiveAll(
-  lab: Awaited<ReturnType<typeof startLabEnv>>,
-  queueUrl: string,
-): Promise<Array<{ body: string; attributes: Record<string, string> }>> {
-  const out: Array<{ body: string; attributes: Record<string, string> }> = [];
-  for (let empty = 0; empty < 2;) {
-    const answer = await lab.admin.call<{ Messages?: Array<Record<string, unknown>> }>(
-      "ReceiveMessage",
-      {
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-        VisibilityTimeout: 300,
-        MessageAttributeNames: ["All"],
-      },
-    );
-    const messages = answer.Messages ?? [];
-    empty = messages.length === 0 ? empty + 1 : 0;
-    for (const m of messages) {
-      const attrs = (m.MessageAttributes ?? {}) as Record<string, { StringValue?: string }>;
-      out.push({
-        body: String(m.Body),
-        attributes: Object.fromEntries(
-          Object.entries(attrs).map(([k, v]) => [k, v.StringValue ?? ""]),
-        ),
-      });
-    }
-  }
-  return out;
-}

@@ -74,7 +74,7 @@ Deno.test("scanDlq: sees each message once, hands over the selected in batches, 
       return Promise.resolve({ release: [], stop: false });
     },
   });
-  assert.deepEqual(result, { scanned: 25, selected: 5, released: 20 });
+  assert.deepEqual(result, { scanned: 25, selected: 5, skipped: 0, released: 20 });
   assert.deepEqual(batches, [["id-0", "id-5"], ["id-10", "id-15"], ["id-20"]]);
   assert.equal(hidden.size, 5, "only the handed-over ones stay hidden");
 });
@@ -104,4 +104,28 @@ Deno.test("scanDlq: --max stops selecting; a failing batch handler still release
     /interrupted/,
   );
   assert.equal(hidden.size, 0, "the interrupted batch and the rest are visible again");
+});
+
+Deno.test("scanDlq: one pass looks at no more than maxScanned; skipped messages are held, not counted", async () => {
+  const { session, hidden } = fakeDlq(Array(30).fill("VALIDATION"));
+  const handed: string[] = [];
+  const result = await scanDlq({
+    session,
+    deps,
+    filter: filter([]),
+    limit: undefined,
+    maxScanned: 12,
+    // Every third message is one a redrive moved already (it came back).
+    skip: (m) => Number(m.messageId.slice(3)) % 3 === 0,
+    batchSize: 10,
+    onBatch: (batch) => {
+      handed.push(...batch.map((m) => m.messageId));
+      return Promise.resolve({ release: [], stop: false });
+    },
+  });
+  assert.equal(handed.length, 12, "12 looked at, all selected");
+  assert.ok(handed.every((id) => Number(id.slice(3)) % 3 !== 0), "none of the skipped handed over");
+  assert.equal(result.selected, 12);
+  assert.ok(result.skipped >= 5, `${result.skipped}`);
+  assert.equal(hidden.size, 12, "the skipped and the unseen are visible again");
 });

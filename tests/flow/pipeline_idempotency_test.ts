@@ -23,7 +23,7 @@ import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
 
 /** A settler call as the events name it; a dead-letter with its category and reason. */
 function settleEvent(kind: SettleKind, args: unknown[]): string {
-  if (kind === "dead_letter") return `sqs dead-letter ${args[2]} ${args[3]}`;
+  if (kind === "dead_letter") return `sqs dead-letter ${args[1]} ${args[2]}`;
   return `sqs ${kind === "visibility" ? "release" : kind}`;
 }
 

@@ -82,9 +82,9 @@ Deno.test("pipeline: on its last receive a failing message is held, then dead-le
     ["dead_letter"],
     "never released to the redrive policy",
   );
-  const [handle, body, category, reason] = h.settled[0]!.args as string[];
-  assert.equal(handle, "h-1");
-  assert.match(body!, /"message_id":"m-1"/);
+  const [message, category, reason] = h.settled[0]!.args as [SqsMessage, string, string];
+  assert.equal(message.receiptHandle, "h-1");
+  assert.match(message.body, /"message_id":"m-1"/);
   assert.equal(category, "TRANSIENT");
   assert.match(reason!, /after 12 h/);
   assert.ok(
@@ -109,7 +109,7 @@ for (const hours of [6, 12]) {
     const h = harness({ submit: down, receiveCount: 3, visibilityTimeoutSeconds: hours * 3600 });
     await h.run();
     assert.deepEqual(h.settled.map((s) => s.kind), ["dead_letter"]);
-    assert.match(String(h.settled[0]!.args[3]), /after 12 h/);
+    assert.match(String(h.settled[0]!.args[2]), /after 12 h/);
     assert.ok(
       h.elapsedMs() > 11.5 * 3600_000 && h.elapsedMs() < 12 * 3600_000,
       `held ${(h.elapsedMs() / 3600_000).toFixed(2)} h`,

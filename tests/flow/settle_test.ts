@@ -53,6 +53,11 @@ async function setup(
   }
 }
 
+/** A received message with this handle and body, without message attributes. */
+function copyOf(receiptHandle: string, body: string, messageAttributes = {}) {
+  return { receiptHandle, body, messageAttributes };
+}
+
 /** Every character one SQS stores, and no lone surrogate. */
 function wellFormed(text: string): boolean {
   return [...text].every((c) => {
@@ -69,7 +74,11 @@ Deno.test("settle: a DLQ send refused for a bad attribute parks poison: V8's rea
     assert.ok(!parsed.ok);
     assert.ok(!wellFormed(parsed.reason), `V8 quotes a lone surrogate: ${parsed.reason}`);
     sqs.send("work", body);
-    const result = await settler.deadLetter(await receive(), body, "VALIDATION", parsed.reason);
+    const result = await settler.deadLetter(
+      copyOf(await receive(), body),
+      "VALIDATION",
+      parsed.reason,
+    );
     assert.equal(result, "done");
     const [copy] = sqs.messages("dlq");
     assert.equal(copy?.body, body, "byte for byte");
@@ -86,7 +95,10 @@ Deno.test("settle: a DLQ send refused for a bad attribute parks poison: control 
   await setup(async ({ sqs, settler, receive }) => {
     for (const reason of ["ctrl \u0000\u001b[2J", "a".repeat(255) + "😀😀", "", "\ufffe"]) {
       sqs.send("work", "x");
-      assert.equal(await settler.deadLetter(await receive(), "x", "VALIDATION", reason), "done");
+      assert.equal(
+        await settler.deadLetter(copyOf(await receive(), "x"), "VALIDATION", reason),
+        "done",
+      );
     }
     const reasons = sqs.messages("dlq").map((m) => m.messageAttributes.sluice_reason!.StringValue!);
     assert.equal(reasons.length, 4);
@@ -109,7 +121,11 @@ Deno.test("settle: a DLQ send refused for a bad attribute parks poison: a refusa
           "Message (user) attribute 'sluice_reason' value contains invalid binary character '#xFFFD'.",
       }),
     );
-    const result = await settler.deadLetter(await receive(), "x", "REJECTED", "HTTP 400: naïve ✓");
+    const result = await settler.deadLetter(
+      copyOf(await receive(), "x"),
+      "REJECTED",
+      "HTTP 400: naïve ✓",
+    );
     assert.equal(result, "done");
     assert.deepEqual(fallbacks, ["InvalidParameterValue"]);
     const [copy] = sqs.messages("dlq");
@@ -122,9 +138,51 @@ Deno.test("settle: a DLQ send refused for a bad attribute parks poison: a refusa
     const refusal = sqsErrorAnswer("InvalidMessageContents", { message: "Invalid characters" });
     sqs.respond("SendMessage", refusal, refusal);
     const sends = sqs.requestsFor("SendMessage").length;
-    assert.equal(await settler.deadLetter(handle, "y", "REJECTED", "r"), false);
+    assert.equal(await settler.deadLetter(copyOf(handle, "y"), "REJECTED", "r"), false);
     assert.equal(sqs.requestsFor("SendMessage").length - sends, 2);
     assert.equal(sqs.messages("work").length, 1);
+  });
+});
+
+Deno.test("settle: a dead-letter copy keeps the message's redrive history, within SQS's limits", async () => {
+  await setup(async ({ sqs, settler, receive }) => {
+    const str = (v: string) => ({ DataType: "String", StringValue: v });
+    const history = {
+      sluice_redrive_run: str("run-1"),
+      sluice_redriven_at: str("2026-01-01T00:00:00.000Z"),
+      sluice_last_error: str("REJECTED"),
+      sluice_last_reason: str("HTTP 400: bad"),
+      trace_id: str("t-1"),
+    };
+    sqs.send("work", "x");
+    assert.equal(
+      await settler.deadLetter(copyOf(await receive(), "x", history), "VALIDATION", "again"),
+      "done",
+    );
+    const [copy] = sqs.messages("dlq");
+    const values = Object.fromEntries(
+      Object.entries(copy!.messageAttributes).map(([k, v]) => [k, v.StringValue]),
+    );
+    assert.deepEqual(values, {
+      sluice_error: "VALIDATION",
+      sluice_reason: "again",
+      sluice_redrive_run: "run-1",
+      sluice_redriven_at: "2026-01-01T00:00:00.000Z",
+      sluice_last_error: "REJECTED",
+      sluice_last_reason: "HTTP 400: bad",
+    });
+    // A body at the 1 MiB limit: the history that does not fit is left out, the copy still goes.
+    const big = "b".repeat(1024 * 1024 - 120);
+    sqs.send("work", big);
+    assert.equal(
+      await settler.deadLetter(copyOf(await receive(), big, history), "VALIDATION", "big"),
+      "done",
+    );
+    const kept = Object.keys(sqs.messages("dlq")[1]!.messageAttributes);
+    assert.ok(
+      kept.includes("sluice_redrive_run") && !kept.includes("sluice_last_reason"),
+      `${kept}`,
+    );
   });
 });
 

@@ -138,3 +138,42 @@ Deno.test("logger: hostile ids: LOG_FORMAT=pretty escapes control characters and
   log.info("plain", { user_id: "u-1", reason: "two words" });
   assert.match(lines[1]!, / INFO plain user_id=u-1 reason="two words"$/);
 });
+
+/** C0 (ESC among them), DEL, C1 (CSI), bidi controls, separators and a lone surrogate. */
+const HOSTILE = "nl\n cr\r esc\u001b[2J nul\u0000 del\u007f csi\u009b31m rlo\u202e lri\u2066 " +
+  "lrm\u200e alm\u061c ls\u2028 lone\ud800 end";
+const RAW_UNSAFE =
+  // deno-lint-ignore no-control-regex -- the test looks for raw control characters
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Hostile text everywhere a field can put it: msg, keys, values, arrays, objects, errors. */
+function logHostile(log: ReturnType<typeof capture>["log"]) {
+  log.warn(`msg ${HOSTILE}`, {
+    reason: HOSTILE,
+    [`key ${HOSTILE}`]: 1,
+    list: [HOSTILE, { inner: HOSTILE }],
+    doc: { body: HOSTILE, deep: { more: [HOSTILE] } },
+    error: new Error(HOSTILE),
+  });
+}
+
+Deno.test("logger: hostile text: the JSON sink escapes C1 and bidi characters too, and stays valid JSON", () => {
+  const { log, lines } = capture({});
+  logHostile(log);
+  const line = lines[0]!;
+  assert.doesNotMatch(line, RAW_UNSAFE);
+  const record = JSON.parse(line);
+  assert.equal(record.reason, HOSTILE, "decodes to the same text");
+  assert.deepEqual(record.list, [HOSTILE, { inner: HOSTILE }]);
+  assert.equal(record.error.message, HOSTILE);
+  assert.match(line, /csi\\u009b31m rlo\\u202e lri\\u2066/);
+});
+
+Deno.test("logger: hostile text: the pretty sink escapes inside arrays and objects as well", () => {
+  const { log, lines } = capture({ format: "pretty" });
+  logHostile(log);
+  const line = lines[0]!;
+  assert.doesNotMatch(line, RAW_UNSAFE);
+  assert.match(line, / list=\["nl\\n cr\\r esc\\u001b\[2J/);
+  assert.match(line, /"more":\["nl\\n .* csi\\u009b31m rlo\\u202e/);
+});

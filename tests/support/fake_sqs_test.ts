@@ -153,3 +153,60 @@ Deno.test("fake: refuses characters outside SQS's set in bodies and attribute va
     assert.equal(sqs.messages("work").length, 1);
   });
 });
+
+Deno.test("fake: a redrive-moved message carries DeadLetterQueueSourceArn when asked; ListDeadLetterSourceQueues", async () => {
+  await withFake(async ({ sqs, client }) => {
+    sqs.createQueue("other");
+    sqs.send("work", "m1");
+    for (let i = 0; i < 2; i++) {
+      const [m] = await client.receiveMessage({
+        queueUrl: sqs.queueUrl("work"),
+        maxNumberOfMessages: 1,
+        waitTimeSeconds: 0,
+        visibilityTimeout: 0,
+      });
+      assert.ok(m);
+    }
+    // The third receive finds it past maxReceiveCount: SQS moves it to the DLQ.
+    await client.receiveMessage({
+      queueUrl: sqs.queueUrl("work"),
+      maxNumberOfMessages: 1,
+      waitTimeSeconds: 0,
+    });
+    const dlq = sqs.queueUrl("dlq");
+    const plain = await client.receiveMessage({
+      queueUrl: dlq,
+      maxNumberOfMessages: 1,
+      waitTimeSeconds: 0,
+      visibilityTimeout: 0,
+    });
+    assert.equal(plain[0]?.attributes.DeadLetterQueueSourceArn, undefined, "not asked for");
+    const asked = await client.receiveMessage({
+      queueUrl: dlq,
+      maxNumberOfMessages: 1,
+      waitTimeSeconds: 0,
+      moreSystemAttributes: ["DeadLetterQueueSourceArn"],
+    });
+    assert.equal(
+      asked[0]?.attributes.DeadLetterQueueSourceArn,
+      "arn:aws:sqs:us-east-1:000000000000:work",
+    );
+    assert.deepEqual(await client.listDeadLetterSourceQueues(dlq), [sqs.queueUrl("work")]);
+    assert.deepEqual(await client.listDeadLetterSourceQueues(sqs.queueUrl("other")), []);
+  });
+});
+
+Deno.test("fake: a SendMessageBatch over 1 MiB in total is refused whole with BatchRequestTooLong", async () => {
+  await withFake(async ({ sqs, client }) => {
+    const entries = Array.from(
+      { length: 6 },
+      (_, i) => ({ id: String(i), body: "x".repeat(200_000) }),
+    );
+    const error = await sqsError(client.sendMessageBatch(sqs.queueUrl("work"), entries));
+    assert.equal(error.code, "BatchRequestTooLong");
+    assert.match(error.message, /cannot be longer than 1048576 bytes. You have sent 1200000 bytes/);
+    assert.equal(sqs.messages("work").length, 0);
+    const ok = await client.sendMessageBatch(sqs.queueUrl("work"), entries.slice(0, 5));
+    assert.equal(ok.successful.length, 5);
+  });
+});

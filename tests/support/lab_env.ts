@@ -201,3 +201,35 @@ export function serveJson(
 ): { url: string; close(): Promise<void> } {
   return serveLocal((request) => handler(request, new URL(request.url)));
 }
+
+/** Every message of a queue with its String attributes (received and hidden for 300 s). */
+export async function receiveAll(
+  lab: LabEnv,
+  queueUrl: string,
+): Promise<Array<{ body: string; attributes: Record<string, string> }>> {
+  const out: Array<{ body: string; attributes: Record<string, string> }> = [];
+  for (let empty = 0; empty < 2;) {
+    const answer = await lab.admin.call<{ Messages?: Array<Record<string, unknown>> }>(
+      "ReceiveMessage",
+      {
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        VisibilityTimeout: 300,
+        MessageAttributeNames: ["All"],
+      },
+    );
+    const messages = answer.Messages ?? [];
+    empty = messages.length === 0 ? empty + 1 : 0;
+    for (const m of messages) {
+      const attrs = (m.MessageAttributes ?? {}) as Record<string, { StringValue?: string }>;
+      out.push({
+        body: String(m.Body),
+        attributes: Object.fromEntries(
+          Object.entries(attrs).map(([k, v]) => [k, v.StringValue ?? ""]),
+        ),
+      });
+    }
+  }
+  return out;
+}

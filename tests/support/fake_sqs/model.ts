@@ -1,7 +1,9 @@
 /**
  * The fake SQS's in-memory queue service: queues, messages, receipt handles, visibility,
- * receive counts and redrive, with SQS's validation of batch ids, empty attribute values, the
- * 10-attribute and 1 MiB limits and the 12-hour visibility limit. No HTTP here: `service` takes
+ * receive counts and redrive (with the DeadLetterQueueSourceArn SQS sets on a moved message,
+ * and ListDeadLetterSourceQueues), with SQS's validation of batch ids, empty attribute values,
+ * the 10-attribute and 1 MiB limits (per message and per SendMessageBatch, BatchRequestTooLong)
+ * and the 12-hour visibility limit. No HTTP here: `service` takes
  * an action and its JSON body and returns the JSON answer, or throws an ApiError.
  */
 import { createHash } from "node:crypto";
@@ -19,6 +21,8 @@ interface StoredMessage {
   /** When the current receive started (12-hour visibility limit). */
   receivedAt: number;
   latestHandle: string | undefined;
+  /** Set when the redrive policy moved it: the ARN of the queue it came from. */
+  sourceArn?: string;
 }
 
 interface Queue {
@@ -159,7 +163,13 @@ export class SqsModel {
     return message;
   }
 
-  receiveNow(queue: Queue, max: number, visibilitySeconds: number, wanted: unknown) {
+  receiveNow(
+    queue: Queue,
+    max: number,
+    visibilitySeconds: number,
+    wanted: unknown,
+    systemWanted: string[] = [],
+  ) {
     const t = this.now();
     const out: Array<Record<string, unknown>> = [];
     const redrive = parseRedrive(queue.attributes.RedrivePolicy);
@@ -173,6 +183,7 @@ export class SqsModel {
           queue.messages.delete(message.messageId);
           message.visibleAt = t;
           message.latestHandle = undefined;
+          message.sourceArn = this.arnOf(queue.name);
           dlq.messages.set(message.messageId, message);
           continue;
         }
@@ -193,6 +204,10 @@ export class SqsModel {
           ApproximateReceiveCount: String(message.receiveCount),
           SentTimestamp: String(message.sentAt),
           ApproximateFirstReceiveTimestamp: String(message.firstReceiveAt),
+          // As SQS, only when asked for.
+          ...(message.sourceArn && systemWanted.some((n) => n === "All" || n === SOURCE_ARN)
+            ? { [SOURCE_ARN]: message.sourceArn }
+            : {}),
         },
         ...pickAttributes(message.messageAttributes, wanted),
       });
@@ -321,8 +336,10 @@ export class SqsModel {
       ? body.VisibilityTimeout
       : Number(queue.attributes.VisibilityTimeout ?? DEFAULT_VISIBILITY);
     const deadline = Date.now() + wait * 1000;
+    const systemWanted = [body.AttributeNames, body.MessageSystemAttributeNames]
+      .flatMap((names) => Array.isArray(names) ? names.map(String) : []);
     for (;;) {
-      const got = this.receiveNow(queue, max, visibility, body.MessageAttributeNames);
+      const got = this.receiveNow(queue, max, visibility, body.MessageAttributeNames, systemWanted);
       if (got.length > 0 || Date.now() >= deadline || signal.aborted) return { Messages: got };
       await pause(Math.min(10, deadline - Date.now()), signal);
     }
@@ -345,7 +362,14 @@ export class SqsModel {
     }),
     PurgeQueue: (b) => (this.queueFromUrl(b.QueueUrl).messages.clear(), {}),
     SendMessage: (b) => this.#send(this.queueFromUrl(b.QueueUrl), b),
-    SendMessageBatch: (b) => this.#batch(b, this.#send),
+    SendMessageBatch: (b) => (checkBatchBytes(b.Entries), this.#batch(b, this.#send)),
+    ListDeadLetterSourceQueues: (b) => {
+      const dlq = this.queueFromUrl(b.QueueUrl);
+      const queueUrls = [...this.queues.values()]
+        .filter((q) => parseRedrive(q.attributes.RedrivePolicy)?.dlqName === dlq.name)
+        .map((q) => this.queueUrl(q.name));
+      return { queueUrls };
+    },
     ReceiveMessage: (b, signal) => this.#receive(b, signal),
     DeleteMessage: (b) => (this.deleteByHandle(this.queueFromUrl(b.QueueUrl), b.ReceiptHandle), {}),
     DeleteMessageBatch: (b) =>
@@ -374,6 +398,29 @@ function refusedCharacter(text: string): string | undefined {
     if (!ok) return `#x${cp.toString(16).toUpperCase()}`;
   }
   return undefined;
+}
+
+const SOURCE_ARN = "DeadLetterQueueSourceArn";
+
+/** SQS refuses a SendMessageBatch whose entries together pass 1 MiB, the whole request. */
+function checkBatchBytes(entries: unknown): void {
+  if (!Array.isArray(entries)) return;
+  const encoder = new TextEncoder();
+  let size = 0;
+  for (const entry of entries as Array<Record<string, unknown>>) {
+    size += encoder.encode(String(entry?.MessageBody ?? "")).length;
+    for (const [name, raw] of Object.entries((entry?.MessageAttributes ?? {}) as object)) {
+      const v = (raw ?? {}) as Record<string, unknown>;
+      size += encoder.encode(`${name}${v.DataType ?? ""}${v.StringValue ?? v.BinaryValue ?? ""}`)
+        .length;
+    }
+  }
+  if (size > MAX_SIZE) {
+    invalid(
+      `Batch requests cannot be longer than ${MAX_SIZE} bytes. You have sent ${size} bytes.`,
+      "BatchRequestTooLong",
+    );
+  }
 }
 
 function checkBatch(entries: unknown): Array<Record<string, unknown>> {
