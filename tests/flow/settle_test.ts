@@ -314,7 +314,14 @@ Deno.test("settle: a DLQ send or re-queue that lands on a retry after a lost ans
     sleep: () => Promise.resolve(),
     onAmbiguousSend: (kind) => ambiguous.push(kind),
   });
-  assert.equal(await settler.deadLetter("h", "body", "VALIDATION", "bad"), "done");
+  assert.equal(
+    await settler.deadLetter(
+      { receiptHandle: "h", body: "body", messageAttributes: {} },
+      "VALIDATION",
+      "bad",
+    ),
+    "done",
+  );
   assert.equal(
     await settler.requeue({ receiptHandle: "h2", body: "b", messageAttributes: {} }),
     "done",
