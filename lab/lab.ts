@@ -20,6 +20,8 @@ import { watchRun } from "./run_loop.ts";
 import { summarize, type SummaryContext } from "./summary.ts";
 import { REPO_ROOT, startWorkers, stopWorkers } from "./worker_slots.ts";
 import type { LabOptions, LabProgress, LabSummary } from "./lab_types.ts";
+import { missingTableName } from "./infra.ts";
+import { tableMissingProblems, watchTableMissing } from "./table_missing.ts";
 
 export type { Scenario } from "./scenario.ts";
 export {
@@ -72,6 +74,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       signal: options.signal,
     });
     if (options.infraOnly) return await runInfraOnly(options, ctx, sending, progress);
+    if (options.tableMissing) return await runTableMissing(options, ctx, sending, cleanups);
     return await runWithWorkers(options, ctx, sending, progress, startedAt, cleanups);
   } finally {
     await teardown(cleanups);
@@ -189,7 +192,7 @@ async function runWithWorkers(
   const stopped = await stopWorkers(fleet, options, watched.cpuAtFirstReceive, problems);
   await sent.catch(() => undefined);
   const doneAt = watched.doneAt ?? Date.now();
-  const sigtermPhase = await sigtermPhaseHook(chaosOptions, problems, !!options.signal?.aborted, {
+  const sigtermPhase = await sigtermPhaseHook(chaosOptions, problems, options.signal, {
     cmd: fleet.cmd,
     cwd: fleet.cwd,
     baseEnv: fleet.baseEnv,
@@ -205,8 +208,42 @@ async function runWithWorkers(
     slots: fleet.slots,
     onWire: chaos.state.onWire,
     killLog: chaos.state.killLog,
+    tableWindows: chaos.state.tableWindows,
   });
   return sigtermPhase ? { ...summary, sigtermPhase } : summary;
+}
+
+/** `--table-missing`: every message preloaded, the workers must stop at startup and touch none. */
+async function runTableMissing(
+  options: LabOptions,
+  ctx: SummaryContext,
+  sending: Sending,
+  cleanups: Cleanups,
+): Promise<LabSummary> {
+  (options.onInfraReady ?? (() => {}))(ctx.infra.env);
+  await sending.start();
+  if (sending.error) throw sending.error;
+  const fleet = await startWorkers(options, ctx.infra, ctx.logFile, cleanups);
+  const tableMissing = await watchTableMissing(
+    fleet.slots,
+    ctx.infra,
+    missingTableName(ctx.infra.table!.table),
+    ctx.set.outgoing.length,
+    options.signal,
+  );
+  const summary = await summarize(ctx, {
+    earlier: [],
+    killedInFlight: 0,
+    kills: 0,
+    peakRssKb: 0,
+    doneAt: Date.now(),
+  });
+  // Nothing may be accepted here: the usual verdict does not apply, this one does.
+  const problems = [
+    ...(options.signal?.aborted ? ["interrupted before the run finished"] : []),
+    ...tableMissingProblems(tableMissing),
+  ];
+  return { ...summary, ok: problems.length === 0, problems, tableMissing };
 }
 
 function printEnv(env: Record<string, string>): void {
