@@ -21,6 +21,20 @@ export function actionOf(req: Request): string {
   return target.includes(".") ? target.slice(target.lastIndexOf(".") + 1) : target || "unknown";
 }
 
+/** The request's body, undefined when the client went away mid-request (a SIGKILLed worker). */
+export async function readBody(req: Request): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  try {
+    return new Uint8Array(await req.arrayBuffer());
+  } catch {
+    return undefined;
+  }
+}
+
+/** The answer to a client that is gone: nobody reads it. */
+export function clientGone(): Response {
+  return new Response("client gone", { status: 499 });
+}
+
 /** The upstream's answer, read whole; a 502 answer when the upstream could not be reached. */
 export interface Forwarded {
   status: number;

@@ -6,7 +6,7 @@
  */
 import { sleep } from "../src/lib/retry.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
-import { actionOf, answer, awsJsonError, forward } from "./forward.ts";
+import { actionOf, answer, awsJsonError, clientGone, forward, readBody } from "./forward.ts";
 
 export interface SqsProxyOptions {
   /** fauxqs base URL, e.g. http://127.0.0.1:4566 */
@@ -170,7 +170,8 @@ class CountingProxy {
     this.stats.requests++;
     const action = actionOf(req);
     this.stats.byAction[action] = (this.stats.byAction[action] ?? 0) + 1;
-    const bodyBytes = new Uint8Array(await req.arrayBuffer());
+    const bodyBytes = await readBody(req);
+    if (!bodyBytes) return clientGone();
     if (this.now() < this.outageUntil) return this.#outageAnswer();
     const upstream = await forward(this.#target, req, bodyBytes, this.#fetch, this.closing.signal);
     if (upstream.reached && upstream.status >= 200 && upstream.status < 300) {

@@ -16,7 +16,7 @@
  */
 import { sleep } from "../src/lib/retry.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
-import { actionOf, answer, awsJsonError, forward } from "./forward.ts";
+import { actionOf, answer, awsJsonError, clientGone, forward, readBody } from "./forward.ts";
 import { createRng } from "./prng.ts";
 
 export type TableFaultKind = "refuse" | "throttle" | "slow";
@@ -159,7 +159,8 @@ class FaultingProxy {
     this.stats.requests++;
     const action = actionOf(req);
     this.stats.byAction[action] = (this.stats.byAction[action] ?? 0) + 1;
-    const body = new Uint8Array(await req.arrayBuffer());
+    const body = await readBody(req);
+    if (!body) return clientGone();
     const fault = this.#active();
     if (fault?.kind === "refuse") {
       this.stats.refused++;
@@ -177,8 +178,7 @@ class FaultingProxy {
     const upstream = await forward(this.#target, req, body, this.#fetch, this.closing.signal);
     if (fault?.kind === "slow") {
       this.stats.slowed++;
-      const wait = AbortSignal.any([this.closing.signal, req.signal]);
-      await sleep(fault.slowMs ?? DEFAULT_SLOW_MS, wait).catch(() => undefined);
+      await sleep(fault.slowMs ?? DEFAULT_SLOW_MS, this.closing.signal).catch(() => undefined);
     }
     return answer(upstream);
   };

@@ -283,3 +283,65 @@ Deno.test("lab fleet: spawnDynalite: a client that vanishes mid-request does not
     await db.close();
   }
 });
+
+/** A front that accepted `ids` at time 1000 and has `inFlight` submissions unanswered. */
+function frontWith(ids: string[], inFlight = 0) {
+  return {
+    url: "",
+    inFlight: () => inFlight,
+    accepted: () => ids.length,
+    acceptedAt: new Map(ids.map((id) => [id, 1000])),
+    acceptances: [],
+    close: () => Promise.resolve(),
+  };
+}
+
+Deno.test("lab fleet: onWireAtKill: a table that times out does not throw; unread records count as on the wire", async () => {
+  const { onWireAtKill } = await import("../../lab/fleet.ts");
+  const { TimeoutError } = await import("../../src/lib/errors.ts");
+  let reads = 0;
+  const timingOut = {
+    getItem: () => {
+      reads++;
+      return Promise.reject(new TimeoutError("DynamoDB GetItem", 5000));
+    },
+  };
+  const pauses: number[] = [];
+  const wire = await onWireAtKill(
+    frontWith(["a", "b"], 1),
+    { client: timingOut, name: "t", completed: new Set() },
+    0,
+    { attempts: 3, retryDelayMs: 10, sleep: (ms) => (pauses.push(ms), Promise.resolve()) },
+  );
+  assert.deepEqual(wire, { onWire: 3, unread: 2 });
+  assert.equal(reads, 6, "each record tried three times");
+  assert.deepEqual(pauses.sort((x, y) => x - y), [10, 10, 20, 20], "backoff doubles");
+});
+
+Deno.test("lab fleet: onWireAtKill: retried reads, COMPLETED remembered, only the killed process's acceptances", async () => {
+  const { onWireAtKill } = await import("../../lab/fleet.ts");
+  const records: Record<string, string> = { a: "COMPLETED", b: "IN_PROGRESS" };
+  let failNext = 1;
+  const asked: string[] = [];
+  const table = {
+    getItem: (_t: string, key: { id: { S: string } } | Record<string, unknown>) => {
+      const id = (key as { id: { S: string } }).id.S;
+      asked.push(id);
+      if (failNext-- > 0) return Promise.reject(new Error("ECONNRESET"));
+      const status = records[id];
+      return Promise.resolve(status ? { id: { S: id }, status: { S: status } } : undefined);
+    },
+  };
+  const front = frontWith(["a", "b", "c"]);
+  front.acceptedAt.set("old", 10);
+  const completed = new Set<string>();
+  const opts = { concurrency: 1, sleep: () => Promise.resolve() };
+  const first = await onWireAtKill(front, { client: table, name: "t", completed }, 500, opts);
+  // a: COMPLETED (after one failed try); b: IN_PROGRESS; c: no record; "old" predates the process.
+  assert.deepEqual(first, { onWire: 2, unread: 0 });
+  assert.deepEqual(asked, ["a", "a", "b", "c"]);
+  assert.deepEqual([...completed], ["a"]);
+  asked.length = 0;
+  await onWireAtKill(front, { client: table, name: "t", completed }, 500, opts);
+  assert.deepEqual(asked, ["b", "c"], "a COMPLETED record is not read again");
+});
