@@ -56,6 +56,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
   try {
     const infra = await startInfra(options, dataset, set, cleanups);
     const sending = createSending(options, infra, set);
+    cleanups.push(() => sending.stop());
     const workerMetrics = new WorkerMetricsTracker();
     const ctx: SummaryContext = {
       options,
@@ -89,21 +90,25 @@ interface Sending {
   error: unknown;
   done: boolean;
   start: () => Promise<unknown>;
+  /** ends the sending, if it runs, and waits for it: nothing may send once the services close */
+  stop: () => Promise<void>;
 }
 
 function createSending(options: LabOptions, infra: LabInfra, set: MessageSet): Sending {
+  const ending = new AbortController();
+  let running: Promise<unknown> = Promise.resolve();
   const sending: Sending = {
     sent: 0,
     error: undefined,
     done: false,
     start: () =>
-      sendMessages({
+      running = sendMessages({
         sqs: infra.sqs,
         queueUrl: infra.queueUrl,
         outgoing: set.outgoing,
         rate: options.rate,
         onSent: (n) => (sending.sent = n),
-        ...(options.signal ? { signal: options.signal } : {}),
+        signal: options.signal ? AbortSignal.any([options.signal, ending.signal]) : ending.signal,
       }).then(
         () => (sending.done = true),
         (err) => {
@@ -111,6 +116,10 @@ function createSending(options: LabOptions, infra: LabInfra, set: MessageSet): S
           sending.done = true;
         },
       ),
+    stop: async () => {
+      ending.abort();
+      await running;
+    },
   };
   return sending;
 }

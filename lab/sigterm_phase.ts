@@ -48,6 +48,8 @@ export interface SigtermPhaseSummary {
   validatorConcurrency: number;
   /** 0: no table */
   tableSlowMs: number;
+  /** with the table: its requests by action (both workers') */
+  tableRequests?: Record<string, number>;
   problems: string[];
 }
 
@@ -87,10 +89,12 @@ export async function runSigtermPhase(options: SigtermPhaseOptions): Promise<Sig
     const run = await drivePhase(options, fauxqs.admin, queueUrl, sims, table, spawn);
     const dlq = await fauxqs.admin.depth(dlqUrl);
     const validInDlq = dlq.visible + dlq.inFlight + dlq.delayed;
+    const tableRequests = await table?.requests().catch(() => undefined);
     return {
       ...judgePhase(run.ids, sims.accepted, validInDlq, run.firstExitCode, run.problems),
       firstStopMs: run.firstStopMs,
       ...settings,
+      ...(tableRequests ? { tableRequests } : {}),
     };
   } finally {
     closing.abort();
@@ -157,7 +161,7 @@ function judgePhase(
   validInDlq: number,
   firstExitCode: number | null,
   problems: string[],
-): Omit<SigtermPhaseSummary, "firstStopMs" | keyof PhaseSettings> {
+): Omit<SigtermPhaseSummary, "firstStopMs" | "tableRequests" | keyof PhaseSettings> {
   const lost = ids.filter((id) => !accepted.has(id)).length;
   const duplicateSubmissions = [...accepted.values()].reduce((n, c) => n + c - 1, 0);
   if (validInDlq > 0) problems.push(`${validInDlq} valid messages in the DLQ`);
