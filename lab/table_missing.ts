@@ -26,7 +26,7 @@ export interface TableMissingSummary {
 }
 
 /** How long a worker may take to give up on a missing table. */
-const EXIT_DEADLINE_MS = 60_000;
+const EXIT_DEADLINE_MS = 30_000;
 
 /** Waits for every worker to exit (SIGKILL at the deadline or on `signal`), then reads the queue. */
 export async function watchTableMissing(
