@@ -261,7 +261,7 @@ Deno.test("lab table faults: tableMissingProblems: exit 2, nothing received, eve
   const rows: Array<[Partial<TableMissingSummary>, RegExp | undefined]> = [
     [{}, undefined],
     [{ exits: [{ code: 1, ms: 5, lastLine: "" }] }, /worker 1 exited with code 1, expected 2/],
-    [{ exits: [{ code: null, ms: 60_000, lastLine: "" }] }, /worker 1 still ran 60 s .*SIGKILLed/],
+    [{ exits: [{ code: null, ms: 30_000, lastLine: "" }] }, /worker 1 still ran 30 s .*SIGKILLed/],
     [{ receiveRequests: 1 }, /received 0 messages \(1 ReceiveMessage requests\)/],
     [{ messagesReceived: 3, receiveRequests: 1 }, /received 3 messages/],
     [
