@@ -15,6 +15,32 @@ const HOP_HEADERS = new Set([
   "accept-encoding",
 ]);
 
+/** What every lab proxy is given. */
+export interface ProxyOptions {
+  /** the emulator's base URL, e.g. http://127.0.0.1:4566 */
+  target: string;
+  /** default Date.now */
+  now?: () => number;
+  /** default globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
+/** What every lab proxy counts. */
+export interface ProxyCounts {
+  /** every request, fault answers included */
+  requests: number;
+  /** requests by X-Amz-Target action (ReceiveMessage, PutItem, ...) */
+  byAction: Record<string, number>;
+}
+
+/** Counts `req` in `counts`; returns its action. */
+export function countRequest(counts: ProxyCounts, req: Request): string {
+  const action = actionOf(req);
+  counts.requests++;
+  counts.byAction[action] = (counts.byAction[action] ?? 0) + 1;
+  return action;
+}
+
 /** `ReceiveMessage` of `X-Amz-Target: AmazonSQS.ReceiveMessage`; "unknown" without one. */
 export function actionOf(req: Request): string {
   const target = req.headers.get("x-amz-target") ?? "";

@@ -6,24 +6,24 @@
  */
 import { sleep } from "../src/lib/retry.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
-import { actionOf, answer, awsJsonError, clientGone, forward, readBody } from "./forward.ts";
+import {
+  answer,
+  awsJsonError,
+  clientGone,
+  countRequest,
+  forward,
+  type ProxyCounts,
+  type ProxyOptions,
+  readBody,
+} from "./forward.ts";
 
-export interface SqsProxyOptions {
-  /** fauxqs base URL, e.g. http://127.0.0.1:4566 */
-  target: string;
+/** `target`: fauxqs. */
+export interface SqsProxyOptions extends ProxyOptions {
   /** queue default visibility, used when a receive does not ask for one; default 30 s */
   defaultVisibilitySeconds?: number;
-  /** default Date.now */
-  now?: () => number;
-  /** default globalThis.fetch */
-  fetch?: typeof fetch;
 }
 
-export interface SqsProxyStats {
-  /** every request the worker made, outage answers included */
-  requests: number;
-  /** requests by x-amz-target action (e.g. ReceiveMessage) */
-  byAction: Record<string, number>;
+export interface SqsProxyStats extends ProxyCounts {
   /** messages in ReceiveMessage answers, redeliveries included */
   messagesReceived: number;
   /** distinct SQS MessageIds received */
@@ -167,9 +167,7 @@ class CountingProxy {
   }
 
   handle = async (req: Request): Promise<Response> => {
-    this.stats.requests++;
-    const action = actionOf(req);
-    this.stats.byAction[action] = (this.stats.byAction[action] ?? 0) + 1;
+    const action = countRequest(this.stats, req);
     const bodyBytes = await readBody(req);
     if (!bodyBytes) return clientGone();
     if (this.now() < this.outageUntil) return this.#outageAnswer();

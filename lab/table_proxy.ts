@@ -16,7 +16,16 @@
  */
 import { sleep } from "../src/lib/retry.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
-import { actionOf, answer, awsJsonError, clientGone, forward, readBody } from "./forward.ts";
+import {
+  answer,
+  awsJsonError,
+  clientGone,
+  countRequest,
+  forward,
+  type ProxyCounts,
+  type ProxyOptions,
+  readBody,
+} from "./forward.ts";
 import { createRng } from "./prng.ts";
 
 export type TableFaultKind = "refuse" | "throttle" | "slow";
@@ -45,21 +54,13 @@ export interface TableFault {
 export const DEFAULT_THROTTLE_SHARE = 0.6;
 export const DEFAULT_SLOW_MS = 8000;
 
-export interface TableProxyOptions {
-  /** dynalite's base URL */
-  target: string;
-  /** default Date.now */
-  now?: () => number;
+/** `target`: dynalite. */
+export interface TableProxyOptions extends ProxyOptions {
   /** throttle draws in [0, 1), default a stream seeded with 1 */
   random?: () => number;
-  /** default globalThis.fetch */
-  fetch?: typeof fetch;
 }
 
-export interface TableProxyStats {
-  requests: number;
-  /** requests by X-Amz-Target action (PutItem, GetItem, ...) */
-  byAction: Record<string, number>;
+export interface TableProxyStats extends ProxyCounts {
   /** answered with a refusal, never forwarded */
   refused: number;
   /** answered with a throttling error, never forwarded */
@@ -156,9 +157,7 @@ class FaultingProxy {
   }
 
   handle = async (req: Request): Promise<Response> => {
-    this.stats.requests++;
-    const action = actionOf(req);
-    this.stats.byAction[action] = (this.stats.byAction[action] ?? 0) + 1;
+    const action = countRequest(this.stats, req);
     const body = await readBody(req);
     if (!body) return clientGone();
     const fault = this.#active();

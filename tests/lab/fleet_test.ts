@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { formatSummary, parseLabFlags } from "../../lab/main.ts";
 import { formatShares, type Slot, startValidatorFront, workerShares } from "../../lab/fleet.ts";
-import type { LabSummary } from "../../lab/lab.ts";
+import { labSummary } from "../support/lab_summary.ts";
 import {
   fleetPlan,
   NEXT_DOOR_MS,
@@ -75,46 +75,7 @@ Deno.test("lab fleet: validator front: forwards, counts acceptances by message_i
   }
 });
 
-const summary = (over: Partial<LabSummary>): LabSummary => ({
-  scenario: "io_heavy",
-  messages: 100,
-  valid: 98,
-  poison: 2,
-  producerDuplicates: 1,
-  accepted: 98,
-  duplicateSubmissions: 0,
-  wronglyRejected: 0,
-  lost: 0,
-  deadLettered: 2,
-  poisonInDlq: 2,
-  leftInQueue: 0,
-  killedInFlight: 0,
-  durationSeconds: 1,
-  msgPerSecond: 100,
-  p50Ms: 50,
-  p99Ms: 400,
-  sqsRequests: 10,
-  sqsRequestsPerMessage: 0.1,
-  enrichRequests: 5,
-  enrichRequestsPerMessage: 0.05,
-  enrichIdsPerMessage: 0.5,
-  peakRssMb: 90,
-  steadyMsgPerSecond: 0,
-  workerCpuMs: 0,
-  cpuMsPerMessage: 0,
-  enrichBrownoutRequests: 0,
-  downstreamErrors: 0,
-  retries: 0,
-  breakerOpens: 0,
-  ok: true,
-  problems: [],
-  sqsRequestsByAction: {},
-  rejectedByReason: {},
-  kills: 0,
-  dlqExtraCopies: 0,
-  logFile: "x.log",
-  ...over,
-});
+const summary = labSummary;
 
 Deno.test("lab fleet: formatSummary: with the table, duplicates are shown against the submissions on the wire", () => {
   const text = formatSummary(summary({

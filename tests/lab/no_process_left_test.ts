@@ -82,10 +82,22 @@ function spawnLab(marker: string) {
   return { child, output };
 }
 
-/** Waits until the lab runs both workers and the table child (4 marked processes with the lab). */
-async function untilRunning(marker: string): Promise<void> {
-  await waitFor("the lab's workers and table", () => markedProcesses(marker).length >= 4, 60_000);
-  await new Promise((r) => setTimeout(r, 1000));
+/**
+ * Runs `fn` on a lab in its own process once it runs both workers and the table child (4 marked
+ * processes with the lab); whatever `fn` leaves marked is SIGKILLed after.
+ */
+async function withRunningLab(
+  fn: (lab: Deno.ChildProcess, output: Promise<string>, marker: string) => Promise<void>,
+): Promise<void> {
+  const marker = crypto.randomUUID();
+  const { child, output } = spawnLab(marker);
+  try {
+    await waitFor("the lab's workers and table", () => markedProcesses(marker).length >= 4, 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    await fn(child, output, marker);
+  } finally {
+    for (const pid of markedProcesses(marker)) Deno.kill(pid, "SIGKILL");
+  }
 }
 
 Deno.test({
@@ -127,31 +139,22 @@ Deno.test({
 Deno.test({
   name: "lab processes: SIGTERM to the lab mid-run: it drains, exits 1, leaves no process",
   ignore: !LINUX,
-  fn: async () => {
-    const marker = crypto.randomUUID();
-    const { child, output } = spawnLab(marker);
-    try {
-      await untilRunning(marker);
+  fn: () =>
+    withRunningLab(async (child, output, marker) => {
       child.kill("SIGTERM");
       const status = await child.status;
       const text = await output;
       assert.equal(status.code, 1, text);
       assert.match(text, /interrupted before the run finished/);
       assert.deepEqual(markedProcesses(marker), [], "no worker or table child left");
-    } finally {
-      for (const pid of markedProcesses(marker)) Deno.kill(pid, "SIGKILL");
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "lab processes: a second Ctrl-C kills every child at once and exits 130",
   ignore: !LINUX,
-  fn: async () => {
-    const marker = crypto.randomUUID();
-    const { child, output } = spawnLab(marker);
-    try {
-      await untilRunning(marker);
+  fn: () =>
+    withRunningLab(async (child, output, marker) => {
       child.kill("SIGINT");
       await new Promise((r) => setTimeout(r, 200));
       const second = Date.now();
@@ -163,10 +166,7 @@ Deno.test({
       assert.match(text, /interrupted again: \d+ child processes killed/);
       // SIGKILLed processes are reaped by init: give it a moment.
       await waitFor("the children's end", () => markedProcesses(marker).length === 0, 3000);
-    } finally {
-      for (const pid of markedProcesses(marker)) Deno.kill(pid, "SIGKILL");
-    }
-  },
+    }),
 });
 
 Deno.test({

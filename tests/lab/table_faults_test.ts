@@ -12,6 +12,7 @@ import { tableMissingProblems, type TableMissingSummary } from "../../lab/table_
 import { phaseEnv, runSigtermPhase } from "../../lab/sigterm_phase.ts";
 import { startCommand } from "../../lab/start_command.ts";
 import { createLogSink } from "../../lab/worker_process.ts";
+import { labSummary } from "../support/lab_summary.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 
@@ -166,7 +167,7 @@ Deno.test("lab table faults: the live line counts faulted table requests; the su
   assert.match(formatProgress(p, "io_mild"), / tbl 321 /);
   assert.doesNotMatch(formatProgress({ ...p, tableFaults: 0 }, "io_mild"), /tbl/);
   const text = formatSummary({
-    ...JSON.parse(SUMMARY),
+    ...labSummary(),
     tableFaults: {
       requests: 900,
       byAction: {},
@@ -202,46 +203,6 @@ Deno.test("lab table faults: the live line counts faulted table requests; the su
     text,
     /first exit 0 after 9100 ms \(validator 1500 ms, VALIDATOR_CONCURRENCY 2, table 8000 ms slow\)/,
   );
-});
-
-const SUMMARY = JSON.stringify({
-  scenario: "io_mild",
-  messages: 50,
-  valid: 50,
-  poison: 0,
-  producerDuplicates: 0,
-  accepted: 0,
-  duplicateSubmissions: 0,
-  wronglyRejected: 0,
-  lost: 0,
-  deadLettered: 0,
-  poisonInDlq: 0,
-  leftInQueue: 50,
-  killedInFlight: 0,
-  durationSeconds: 1,
-  msgPerSecond: 0,
-  steadyMsgPerSecond: 0,
-  workerCpuMs: 0,
-  cpuMsPerMessage: 0,
-  enrichBrownoutRequests: 0,
-  p50Ms: 0,
-  p99Ms: 0,
-  sqsRequests: 0,
-  sqsRequestsPerMessage: 0,
-  enrichRequests: 0,
-  enrichRequestsPerMessage: 0,
-  enrichIdsPerMessage: 0,
-  peakRssMb: 0,
-  ok: true,
-  problems: [],
-  sqsRequestsByAction: {},
-  rejectedByReason: {},
-  kills: 0,
-  dlqExtraCopies: 0,
-  logFile: "x.log",
-  downstreamErrors: 0,
-  retries: 0,
-  breakerOpens: 0,
 });
 
 function missing(over: Partial<TableMissingSummary>): TableMissingSummary {

@@ -1,6 +1,12 @@
 /** The lab's DynamoDB fault proxy (lab/table_proxy.ts) and the dynalite child that hosts it. */
 import assert from "node:assert/strict";
-import { refusalAnswer, REFUSALS, startTableProxy } from "../../lab/table_proxy.ts";
+import {
+  refusalAnswer,
+  REFUSALS,
+  startTableProxy,
+  type TableProxy,
+  type TableProxyOptions,
+} from "../../lab/table_proxy.ts";
 import { spawnDynalite } from "../../lab/dynalite.ts";
 import { DynamoDbClient, DynamoDbError } from "../../src/adapters/dynamodb_client.ts";
 import { FakeClock } from "../support/fake_clock.ts";
@@ -14,6 +20,21 @@ function fakeTable() {
     return Response.json({}, { headers: { "content-type": "application/x-amz-json-1.0" } });
   });
   return { url: `http://127.0.0.1:${server.addr.port}`, seen, close: () => server.shutdown() };
+}
+
+/** A proxy in front of a fake table, both closed after `fn`. */
+async function withProxy(
+  options: Omit<TableProxyOptions, "target">,
+  fn: (proxy: TableProxy, upstream: ReturnType<typeof fakeTable>) => Promise<void>,
+): Promise<void> {
+  const upstream = fakeTable();
+  const proxy = startTableProxy({ target: upstream.url, ...options });
+  try {
+    await fn(proxy, upstream);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
 }
 
 const call = async (url: string, action: string, signal?: AbortSignal) => {
@@ -31,9 +52,7 @@ const call = async (url: string, action: string, signal?: AbortSignal) => {
 };
 
 Deno.test("table proxy: without a fault every request is forwarded and counted by action", async () => {
-  const upstream = fakeTable();
-  const proxy = startTableProxy({ target: upstream.url });
-  try {
+  await withProxy({}, async (proxy, upstream) => {
     assert.equal((await call(proxy.url, "PutItem")).status, 200);
     assert.equal((await call(proxy.url, "GetItem")).status, 200);
     assert.deepEqual(upstream.seen, ["DynamoDB_20120810.PutItem", "DynamoDB_20120810.GetItem"]);
@@ -44,17 +63,12 @@ Deno.test("table proxy: without a fault every request is forwarded and counted b
       throttled: 0,
       slowed: 0,
     });
-  } finally {
-    await proxy.close();
-    await upstream.close();
-  }
+  });
 });
 
 Deno.test("table proxy: refuse answers every request with DynamoDB's errors in turn, none reaches the table, until the window ends", async () => {
-  const upstream = fakeTable();
   const clock = new FakeClock({ start: 0 });
-  const proxy = startTableProxy({ target: upstream.url, now: clock.now });
-  try {
+  await withProxy({ now: clock.now }, async (proxy, upstream) => {
     proxy.startFault({ kind: "refuse" }, 10_000);
     const answers = [];
     for (let i = 0; i < 5; i++) answers.push(await call(proxy.url, "PutItem"));
@@ -77,16 +91,11 @@ Deno.test("table proxy: refuse answers every request with DynamoDB's errors in t
     assert.equal((await call(proxy.url, "PutItem")).status, 200, "the window is over");
     assert.equal(upstream.seen.length, 1);
     assert.equal(proxy.stats().refused, 5);
-  } finally {
-    await proxy.close();
-    await upstream.close();
-  }
+  });
 });
 
 Deno.test("table proxy: refuse with one refusal answers only that one; endFault() ends it at once", async () => {
-  const upstream = fakeTable();
-  const proxy = startTableProxy({ target: upstream.url });
-  try {
+  await withProxy({}, async (proxy) => {
     proxy.startFault({ kind: "refuse", refusal: "not-found" });
     for (let i = 0; i < 3; i++) {
       const a = await call(proxy.url, "GetItem");
@@ -94,18 +103,13 @@ Deno.test("table proxy: refuse with one refusal answers only that one; endFault(
     }
     proxy.endFault();
     assert.equal((await call(proxy.url, "GetItem")).status, 200);
-  } finally {
-    await proxy.close();
-    await upstream.close();
-  }
+  });
 });
 
 Deno.test("table proxy: throttle refuses the drawn share with HTTP 400 throttling errors in turn, forwards the rest", async () => {
-  const upstream = fakeTable();
   // Draws below 0.6 are throttled: requests 1, 3 and 4.
   const draws = [0.1, 0.9, 0.59, 0.2, 0.6, 0.99];
-  const proxy = startTableProxy({ target: upstream.url, random: () => draws.shift()! });
-  try {
+  await withProxy({ random: () => draws.shift()! }, async (proxy, upstream) => {
     proxy.startFault({ kind: "throttle", share: 0.6 }, 60_000);
     const answers = [];
     for (let i = 0; i < 6; i++) answers.push(await call(proxy.url, "UpdateItem"));
@@ -118,16 +122,11 @@ Deno.test("table proxy: throttle refuses the drawn share with HTTP 400 throttlin
     assert.match(answers[0]!.body.message!, /level of configured provisioned throughput/);
     assert.equal(upstream.seen.length, 3);
     assert.equal(proxy.stats().throttled, 3);
-  } finally {
-    await proxy.close();
-    await upstream.close();
-  }
+  });
 });
 
 Deno.test("table proxy: slow forwards at once and holds the answer: a client that gives up has still written", async () => {
-  const upstream = fakeTable();
-  const proxy = startTableProxy({ target: upstream.url });
-  try {
+  await withProxy({}, async (proxy, upstream) => {
     proxy.startFault({ kind: "slow", slowMs: 300 }, 60_000);
     const t0 = performance.now();
     const answer = await call(proxy.url, "PutItem");
@@ -138,10 +137,7 @@ Deno.test("table proxy: slow forwards at once and holds the answer: a client tha
     await assert.rejects(gaveUp, /TimeoutError|aborted/);
     assert.equal(upstream.seen.length, 2, "the write landed though its answer never came");
     assert.equal(proxy.stats().slowed, 2);
-  } finally {
-    await proxy.close();
-    await upstream.close();
-  }
+  });
 });
 
 Deno.test("table proxy: refusalAnswer: every refusal is JSON DynamoDB's client reads, with the right retry class", async () => {
