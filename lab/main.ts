@@ -28,6 +28,14 @@ import { formatTableMissing } from "./table_missing.ts";
 import { killChildren } from "./children.ts";
 import { type LabState, runSend, STATE_FILE } from "./send_command.ts";
 
+const CHAOS_TABLE_MIX = CHAOS_TABLE_FAULTS.map((w) =>
+  w.kind === "refuse"
+    ? `a ${w.seconds} s table refusal`
+    : w.kind === "throttle"
+    ? `a ${w.seconds} s throttling burst`
+    : `a ${w.seconds} s slow stretch`
+).join(", ");
+
 const USAGE = `usage: deno task lab [flags]
   --scenario NAME           ${SCENARIOS.join(" | ")} (default io_mild)
   --messages N              distinct messages, valid + poison (default 5000)
@@ -61,7 +69,8 @@ chaos:
   --table-fault-seconds S   how long (default 20)
   --table-fault-share X     throttle: the share refused (default ${DEFAULT_THROTTLE_SHARE})
   --table-slow-ms MS        slow: how late each answer is (default ${DEFAULT_SLOW_MS})
-  --table-refusal NAME      refuse: ${REFUSALS.join(" | ")} | mix (default mix: each in turn)
+  --table-refusal NAME      refuse: ${REFUSALS.join(" | ")}
+                            | mix (default mix: each in turn)
   --sigterm-phase N         after the run, SIGTERM a worker while the validator is slow, on a
                             queue with maxReceiveCount 1 (N messages, N more during the drain)
   --sigterm-phase-validator-ms MS           the phase's validator delay (default ${DEFAULT_CHAOS.sigtermPhaseValidatorMs})
@@ -71,9 +80,8 @@ chaos:
   --chaos                   a mix: crash rate ${DEFAULT_CHAOS.crashRate}/s, a crash after a third of the
                             messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage,
                             every ${DEFAULT_CHAOS.redirectEvery}th first submission redirected, a SIGTERM phase of
-                            ${DEFAULT_CHAOS.sigtermPhaseMessages} messages; with --table also ${
-  formatWindows(CHAOS_TABLE_FAULTS)
-}
+                            ${DEFAULT_CHAOS.sigtermPhaseMessages} messages; with --table also
+                            ${CHAOS_TABLE_MIX}
 the live line:
   N/s         valid messages accepted per second over the last 2 s
   acc A/V     accepted by the validator / valid messages sent
@@ -229,19 +237,6 @@ function parseTableFault(v: FlagValues): TableFaultWindow | undefined {
     window.slowMs = num("table-slow-ms", v["table-slow-ms"], DEFAULT_SLOW_MS, 0, 600_000, true);
   }
   return window;
-}
-
-/** "a 4 s table refusal, a 6 s throttling burst (60 %), a 6 s slow stretch (8000 ms)". */
-export function formatWindows(windows: readonly TableFaultWindow[]): string {
-  return windows.map((w) =>
-    w.kind === "refuse"
-      ? `a ${w.seconds} s table refusal`
-      : w.kind === "throttle"
-      ? `a ${w.seconds} s throttling burst (${
-        Math.round((w.share ?? DEFAULT_THROTTLE_SHARE) * 100)
-      } %)`
-      : `a ${w.seconds} s slow stretch (${w.slowMs ?? DEFAULT_SLOW_MS} ms)`
-  ).join(", ");
 }
 
 /** `--chaos` (the mix) with the single chaos flags on top. */
