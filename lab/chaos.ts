@@ -1,13 +1,14 @@
 /**
  * The lab's chaos during a run: SIGKILLs (at a rate per second and once after N receives, the
- * worker restarted), the one SQS outage; and after the run, the SIGTERM phase hook. The slow
- * enrichment requests and the validator redirects are the simulators' own (lab/infra.ts).
+ * worker restarted), the one SQS outage, the table fault windows; and after the run, the SIGTERM
+ * phase hook. The slow enrichment requests and the validator redirects are the simulators' own
+ * (lab/infra.ts).
  */
 import { createRng, deriveSeed } from "./prng.ts";
 import { sleep } from "../src/lib/retry.ts";
 import { onWireAtKill, type Slot } from "./fleet.ts";
 import type { LabInfra } from "./infra.ts";
-import type { ChaosOptions } from "./lab_types.ts";
+import type { ChaosOptions, TableFaultWindow } from "./lab_types.ts";
 import type { KillMark } from "./duplicate_causes.ts";
 import type { LogSink } from "./worker_process.ts";
 import { runSigtermPhase, type SigtermPhaseSummary } from "./sigterm_phase.ts";
@@ -33,6 +34,8 @@ export interface ChaosState {
   peakRssKb: number;
   /** each kill: the slot and when it was restarted (the duplicates' causes read it) */
   killLog: KillMark[];
+  /** the table fault windows started so far (start in ms since the epoch) */
+  tableWindows: Array<{ kind: TableFaultWindow["kind"]; startedAt: number; seconds: number }>;
 }
 
 export interface Chaos {
@@ -46,10 +49,35 @@ export function killing(chaos: ChaosOptions): boolean {
   return (chaos.crashRate ?? 0) > 0 || (chaos.crashAfterReceive ?? 0) > 0;
 }
 
+/** The next window due: none while one runs, else the next once its share of acceptances is in. */
+export function dueWindow(
+  plan: readonly TableFaultWindow[],
+  started: number,
+  now: number,
+  runningUntil: number,
+  accepted: number,
+  valid: number,
+): TableFaultWindow | undefined {
+  const next = plan[started];
+  if (!next || now < runningUntil) return undefined;
+  return accepted >= valid * next.atAccepted ? next : undefined;
+}
+
 export function createChaos(deps: ChaosDeps): Chaos {
   const { chaos, infra, slots, log } = deps;
   const rng = createRng(deriveSeed(deps.seed, "chaos"));
-  const state: ChaosState = { kills: 0, killedInFlight: 0, onWire: 0, peakRssKb: 0, killLog: [] };
+  const state: ChaosState = {
+    kills: 0,
+    killedInFlight: 0,
+    onWire: 0,
+    peakRssKb: 0,
+    killLog: [],
+    tableWindows: [],
+  };
+  const plan = infra.tableFaults ? chaos.tableFaults ?? [] : [];
+  let windowUntil = 0;
+  // Records read COMPLETED at one kill are not read again at the next.
+  const completed = new Set<string>();
   let crashAfterReceiveDone = !(chaos.crashAfterReceive && chaos.crashAfterReceive > 0);
   let outageDone = !(chaos.sqsOutageSeconds && chaos.sqsOutageSeconds > 0);
   let lastTick = Date.now();
@@ -67,18 +95,19 @@ export function createChaos(deps: ChaosDeps): Chaos {
     // requests it wrote just before dying have reached the front.
     await sleep(100);
     const table = infra.table;
+    // Read around the fault proxy: dynalite itself, however the workers' table behaves.
     const wire = slot.front
       ? await onWireAtKill(
         slot.front,
-        table && { client: table.client, name: table.table },
-        Date.now(),
+        table && { client: table.client, name: table.table, completed },
+        slot.process.startedAt,
       )
-      : 0;
-    state.onWire += wire;
+      : { onWire: 0, unread: 0 };
+    state.onWire += wire.onWire;
     await log.write(
-      `# lab: SIGKILL worker ${
-        slot.index + 1
-      } (${why}); ${stranded} messages in flight, ${wire} submissions on the wire\n`,
+      `# lab: SIGKILL worker ${slot.index + 1} (${why}); ${stranded} messages in flight, ` +
+        `${wire.onWire} submissions on the wire` +
+        (wire.unread ? ` (${wire.unread} records unreadable, counted in)` : "") + "\n",
     );
     await sleep(200);
     // Until the restart, whatever reaches the slot's front is the killed worker's.
@@ -87,6 +116,14 @@ export function createChaos(deps: ChaosDeps): Chaos {
   };
 
   const tick = async (now: number, accepted: number, valid: number) => {
+    const window = dueWindow(plan, state.tableWindows.length, now, windowUntil, accepted, valid);
+    if (window && infra.table) {
+      const { seconds, atAccepted: _, ...fault } = window;
+      windowUntil = now + seconds * 1000;
+      state.tableWindows.push({ kind: fault.kind, startedAt: now, seconds });
+      await infra.table.startFault(fault, seconds * 1000);
+      await log.write(`# lab: table fault ${JSON.stringify(fault)} for ${seconds} s\n`);
+    }
     if (!outageDone && accepted >= valid / 4) {
       outageDone = true;
       infra.proxy.startOutage(chaos.sqsOutageSeconds! * 1000);
@@ -118,11 +155,22 @@ export function createChaos(deps: ChaosDeps): Chaos {
 export async function sigtermPhaseHook(
   chaos: ChaosOptions,
   problems: string[],
-  aborted: boolean,
+  signal: AbortSignal | undefined,
   worker: { cmd: string[]; cwd: string; baseEnv: Record<string, string>; log: LogSink },
 ): Promise<SigtermPhaseSummary | undefined> {
-  if (!chaos.sigtermPhaseMessages || problems.length > 0 || aborted) return undefined;
-  const phase = await runSigtermPhase({ ...worker, messages: chaos.sigtermPhaseMessages });
+  if (!chaos.sigtermPhaseMessages || problems.length > 0 || signal?.aborted) return undefined;
+  const phase = await runSigtermPhase({
+    ...worker,
+    messages: chaos.sigtermPhaseMessages,
+    ...(chaos.sigtermPhaseValidatorMs !== undefined
+      ? { slowMs: chaos.sigtermPhaseValidatorMs }
+      : {}),
+    ...(chaos.sigtermPhaseValidatorConcurrency !== undefined
+      ? { validatorConcurrency: chaos.sigtermPhaseValidatorConcurrency }
+      : {}),
+    ...(chaos.sigtermPhaseTableSlowMs ? { tableSlowMs: chaos.sigtermPhaseTableSlowMs } : {}),
+    ...(signal ? { signal } : {}),
+  });
   problems.push(...phase.problems.map((p) => `SIGTERM phase: ${p}`));
   return phase;
 }

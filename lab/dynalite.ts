@@ -4,10 +4,13 @@
  * tests. Known there: conditional writes and per-key serialisation work;
  * ReturnValuesOnConditionCheckFailure is ignored; TTL is not implemented.
  * `spawnDynalite()` runs it in a child process instead (lab/dynalite_main.ts),
- * so the lab's own event loop (SQS emulator, simulators) does not serve it too.
+ * so the lab's own event loop (SQS emulator, simulators) does not serve it too,
+ * with the fault proxy (lab/table_proxy.ts) in front of it.
  */
 import dynalite from "dynalite";
 import { DynamoDbClient } from "../src/adapters/dynamodb_client.ts";
+import type { TableFault, TableProxyStats } from "./table_proxy.ts";
+import { trackChild } from "./children.ts";
 
 export interface DynaliteServer {
   /** http://127.0.0.1:PORT */
@@ -62,18 +65,47 @@ export async function startDynalite(table = "sluice-idempotency"): Promise<Dynal
   };
 }
 
+/** The table as the lab runs it (`spawnDynalite()`): dynalite, and the fault proxy in front of it. */
+export interface TableService extends DynaliteServer {
+  /** The fault proxy's base URL (lab/table_proxy.ts): the workers' endpoint when faults are wanted. */
+  proxyUrl: string;
+  /** What went through the proxy, faults included. */
+  proxyStats(): Promise<TableProxyStats>;
+  /** Applies `fault` at the proxy for `ms` (until endFault() when undefined). */
+  startFault(fault: TableFault, ms?: number): Promise<void>;
+  endFault(): Promise<void>;
+}
+
+/** A command of the lab to its table child, one JSON line each way. */
+export type TableCommand =
+  | { ask: "stats" }
+  | { ask: "fault"; fault: TableFault; ms: number | null }
+  | { ask: "end" };
+
 /**
- * dynalite in a child process (lab/dynalite_main.ts), like a remote service: its
- * request handling does not queue behind the lab's SQS emulator and simulators.
- * The child prints its URL once, then request counts for each "stats" line.
+ * dynalite and its fault proxy in a child process (lab/dynalite_main.ts), like a
+ * remote service: its request handling does not queue behind the lab's SQS
+ * emulator and simulators. The child prints its URLs once, then answers each
+ * command line (TableCommand) with one JSON line. `seed` seeds the throttle draws.
+ * The lab's own client (`client`) talks to dynalite directly, around the faults.
  */
-export async function spawnDynalite(table = "sluice-idempotency"): Promise<DynaliteServer> {
+export async function spawnDynalite(
+  table = "sluice-idempotency",
+  seed = 1,
+): Promise<TableService> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("./dynalite_main.ts", import.meta.url).pathname, table],
+    args: [
+      "run",
+      "-A",
+      new URL("./dynalite_main.ts", import.meta.url).pathname,
+      table,
+      String(seed),
+    ],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  trackChild(child);
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines())
     .getReader();
   const writer = child.stdin.getWriter();
@@ -82,34 +114,64 @@ export async function spawnDynalite(table = "sluice-idempotency"): Promise<Dynal
     if (done) throw new Error("dynalite child process ended");
     return JSON.parse(value) as Record<string, unknown>;
   };
-  const ready = await next();
-  const url = String(ready.url);
-  let asking: Promise<unknown> = Promise.resolve();
-  return {
-    url,
-    table,
-    client: labClient(url),
-    requests: () => {
-      // One question at a time: answers come back in order on one stream.
-      const answer = asking.then(async () => {
-        await writer.write(new TextEncoder().encode("stats\n"));
-        return await next() as Record<string, number>;
-      });
-      asking = answer.catch(() => undefined);
-      return answer;
-    },
-    close: async () => {
-      await writer.close().catch(() => undefined);
-      await lines.cancel().catch(() => undefined);
-      await child.status;
-    },
+  const close = async () => {
+    await writer.close().catch(() => undefined);
+    await lines.cancel().catch(() => undefined);
+    // A child too busy to notice its stdin closing is not waited for long.
+    const timer = setTimeout(() => killQuietly(child), 5000);
+    await child.status;
+    clearTimeout(timer);
   };
+  let ready: Record<string, unknown>;
+  try {
+    ready = await next();
+  } catch (error) {
+    killQuietly(child);
+    await child.status;
+    throw error;
+  }
+  let asking: Promise<unknown> = Promise.resolve();
+  const ask = <T>(command: TableCommand): Promise<T> => {
+    // One question at a time: answers come back in order on one stream.
+    const answer = asking.then(async () => {
+      await writer.write(new TextEncoder().encode(JSON.stringify(command) + "\n"));
+      return await next() as T;
+    });
+    asking = answer.catch(() => undefined);
+    return answer;
+  };
+  type Stats = { requests: Record<string, number>; proxy: TableProxyStats };
+  return {
+    url: String(ready.url),
+    proxyUrl: String(ready.proxyUrl),
+    table,
+    client: labClient(String(ready.url)),
+    requests: async () => (await ask<Stats>({ ask: "stats" })).requests,
+    proxyStats: async () => (await ask<Stats>({ ask: "stats" })).proxy,
+    startFault: async (fault, ms) => {
+      await ask({ ask: "fault", fault, ms: ms ?? null });
+    },
+    endFault: async () => {
+      await ask({ ask: "end" });
+    },
+    close,
+  };
+}
+
+function killQuietly(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // already gone
+  }
 }
 
 function labClient(url: string): DynamoDbClient {
   return new DynamoDbClient({
     region: "us-east-1",
     endpoint: url,
+    // The lab's own reads run beside the workers' load on a busy machine: a longer wait than theirs.
+    timeoutMs: 10_000,
     credentials: () => Promise.resolve({ accessKeyId: "lab", secretAccessKey: "lab-secret" }),
   });
 }

@@ -1,9 +1,12 @@
 /**
- * The child process of `spawnDynalite()`: starts dynalite with the table,
- * prints {"url": ...} on one line, answers each "stats" line on stdin with the
- * request counts, and exits when stdin closes.
+ * The child process of `spawnDynalite()`: starts dynalite with the table and the
+ * fault proxy in front of it, prints {"url": ..., "proxyUrl": ...} on one line,
+ * answers each command line on stdin (TableCommand in lab/dynalite.ts) with one
+ * JSON line, and exits when stdin closes.
  */
-import { startDynalite } from "./dynalite.ts";
+import { startDynalite, type TableCommand } from "./dynalite.ts";
+import { startTableProxy } from "./table_proxy.ts";
+import { createRng, deriveSeed } from "./prng.ts";
 
 if (import.meta.main) {
   // A worker SIGKILLed mid-request resets its connection, and Deno's node:http raises that as an
@@ -14,13 +17,38 @@ if (import.meta.main) {
     if (suppressed++ === 0) console.error(`dynalite: ignored ${event.message}`);
   });
   const db = await startDynalite(Deno.args[0] ?? "sluice-idempotency");
+  const seed = Number(Deno.args[1] ?? 1);
+  const proxy = startTableProxy({
+    target: db.url,
+    random: createRng(deriveSeed(seed, "table-faults")).next,
+  });
   const out = (value: unknown) => console.log(JSON.stringify(value));
-  out({ url: db.url });
+  out({ url: db.url, proxyUrl: proxy.url });
+  const run = async (command: TableCommand): Promise<unknown> => {
+    switch (command.ask) {
+      case "stats":
+        return { requests: await db.requests(), proxy: proxy.stats() };
+      case "fault":
+        proxy.startFault(command.fault, command.ms ?? undefined);
+        return { ok: true };
+      case "end":
+        proxy.endFault();
+        return { ok: true };
+    }
+  };
   let partial = "";
   for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
     const parts = (partial + chunk).split("\n");
     partial = parts.pop() ?? "";
-    for (const line of parts) if (line.trim() === "stats") out(await db.requests());
+    for (const line of parts) {
+      if (!line.trim()) continue;
+      try {
+        out(await run(JSON.parse(line) as TableCommand));
+      } catch (error) {
+        out({ error: String(error) });
+      }
+    }
   }
+  await proxy.close();
   await db.close();
 }

@@ -9,6 +9,7 @@
 import type { DynamoDbClient } from "../src/adapters/dynamodb_client.ts";
 import type { WorkerProcess } from "./worker_process.ts";
 import { serveLocal } from "./local_server.ts";
+import { sleep } from "../src/lib/retry.ts";
 
 /** A forwarding proxy in front of the validator for one worker slot. */
 export interface ValidatorFront {
@@ -96,28 +97,88 @@ function messageIdOf(body: string): string | undefined {
   }
 }
 
+/** The one table call the on-wire count makes (the lab's direct client to dynalite). */
+export interface TableReader {
+  getItem: DynamoDbClient["getItem"];
+}
+
+/** The table as the count reads it. */
+export interface KillTable {
+  client: TableReader;
+  name: string;
+  /** message_ids already seen COMPLETED: a completed record stays so, it is not read again */
+  completed: Set<string>;
+}
+
+export interface OnWireOptions {
+  /** tries per record, default 4 */
+  attempts?: number;
+  /** before the second try, doubling after, ms; default 250 */
+  retryDelayMs?: number;
+  /** reads at once, default 16 */
+  concurrency?: number;
+  /** default src/lib/retry.ts sleep */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** How many submissions were on the wire, and how many records could not be read (counted in). */
+export interface OnWire {
+  onWire: number;
+  unread: number;
+}
+
 /**
  * Submissions of a just-killed worker that were on the wire: unanswered ones,
  * plus (with the table) accepted ones whose record is not COMPLETED — the
- * worker died between the validator's answer and its UpdateItem.
+ * worker died between the validator's answer and its UpdateItem. A record the
+ * table does not give after every try is counted as on the wire (the bound stays
+ * an upper bound) and reported in `unread`: a slow table never fails the lab.
+ * Only acceptances since `since` (the killed process's start) are the killed worker's.
  */
 export async function onWireAtKill(
   front: ValidatorFront,
-  table: { client: DynamoDbClient; name: string } | undefined,
-  killedAt: number,
-): Promise<number> {
-  let count = front.inFlight();
-  if (!table) return count;
-  for (const [id, at] of front.acceptedAt) {
-    // A completion takes milliseconds; a minute back is plenty.
-    if (killedAt - at > 60_000) continue;
-    const item = await table.client.getItem(table.name, { id: { S: id } }, {
-      consistentRead: true,
-    });
-    const status = item?.status && "S" in item.status ? item.status.S : undefined;
-    if (status !== "COMPLETED") count++;
+  table: KillTable | undefined,
+  since: number,
+  options: OnWireOptions = {},
+): Promise<OnWire> {
+  const result = { onWire: front.inFlight(), unread: 0 };
+  if (!table) return result;
+  const ids = [...front.acceptedAt].flatMap(([id, at]) =>
+    at >= since && !table.completed.has(id) ? [id] : []
+  );
+  let next = 0;
+  const reader = async () => {
+    while (next < ids.length) {
+      const id = ids[next++]!;
+      const status = await readStatus(table, id, options);
+      if (status === "COMPLETED") table.completed.add(id);
+      else result.onWire++;
+      if (status === undefined) result.unread++;
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency ?? 16 }, reader));
+  return result;
+}
+
+/** The record's status ("" when there is none), undefined when every try failed. */
+async function readStatus(
+  table: KillTable,
+  id: string,
+  options: OnWireOptions,
+): Promise<string | undefined> {
+  const attempts = options.attempts ?? 4;
+  const pause = options.sleep ?? sleep;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      const item = await table.client.getItem(table.name, { id: { S: id } }, {
+        consistentRead: true,
+      });
+      return item?.status && "S" in item.status ? item.status.S : "";
+    } catch {
+      if (attempt < attempts) await pause((options.retryDelayMs ?? 250) * 2 ** (attempt - 1));
+    }
   }
-  return count;
+  return undefined;
 }
 
 /** One worker slot: the running process (restarted after a kill) and its front. */

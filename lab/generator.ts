@@ -378,16 +378,21 @@ export async function sendMessages(options: SendOptions): Promise<number> {
     const start = now();
     let queued = 0;
     const inFlight = new Set<Promise<void>>();
+    // A failed batch is held here until the loop looks: never a rejection nobody awaits.
+    let failure: { error: unknown } | undefined;
     for (const batch of batches) {
       const due = start + (queued / rate) * 1000;
       const wait = due - now();
       if (wait > 0) await sleep(wait, options.signal);
+      if (failure) break;
       queued += batch.length;
-      const p = sendOne(batch).finally(() => inFlight.delete(p));
+      const p = sendOne(batch).catch((error) => void (failure ??= { error }))
+        .finally(() => inFlight.delete(p));
       inFlight.add(p);
       if (inFlight.size >= 16) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
+    if (failure) throw failure.error;
   } else {
     let next = 0;
     const lane = async () => {

@@ -1,6 +1,7 @@
 /**
  * The lab's services: fauxqs in process with the queue pair, the counting SQS proxy, the
- * enrichment and validator simulators, dynalite with `--table`; the env vars a worker needs;
+ * enrichment and validator simulators, dynalite with `--table` (the workers behind its fault
+ * proxy when the run has table faults); the env vars a worker needs;
  * and the teardown that closes them in reverse order.
  */
 import type { Dataset } from "./dataset.ts";
@@ -10,7 +11,7 @@ import type { SqsAdmin } from "./sqs_admin.ts";
 import { startFauxqs } from "./local_server.ts";
 import { type SqsProxy, startSqsProxy } from "./sqs_proxy.ts";
 import { startValidatorSim, type ValidatorSim } from "./validator_sim.ts";
-import { type DynaliteServer, spawnDynalite } from "./dynalite.ts";
+import { spawnDynalite, type TableService } from "./dynalite.ts";
 import { DEFAULT_CHAOS, type LabOptions } from "./lab_types.ts";
 
 export const MAX_RECEIVE_COUNT = 3;
@@ -25,7 +26,9 @@ export interface LabInfra {
   proxy: SqsProxy;
   enrich: EnrichSim;
   validator: ValidatorSim;
-  table: DynaliteServer | undefined;
+  table: TableService | undefined;
+  /** the workers reach the table through its fault proxy (the run has table faults) */
+  tableFaults: boolean;
   /** the env vars a worker needs (the caller's workerEnv on top) */
   env: Record<string, string>;
 }
@@ -68,15 +71,23 @@ export async function startInfra(
     ...(options.validatorLatencyMs ? { latencyMs: options.validatorLatencyMs } : {}),
   });
   cleanups.push(() => validator.close());
-  const table = options.table ? await spawnDynalite() : undefined;
+  const table = options.table || options.tableMissing
+    ? await spawnDynalite(undefined, options.seed)
+    : undefined;
   if (table) cleanups.push(() => table.close());
-  const env = workerEnv(options, { queueUrl, proxy, enrich, validator, table });
-  return { sqs, queueUrl, dlqUrl, proxy, enrich, validator, table, env };
+  const tableFaults = !!table && !options.tableMissing && (chaos.tableFaults?.length ?? 0) > 0;
+  const env = workerEnv(options, { queueUrl, proxy, enrich, validator, table, tableFaults });
+  return { sqs, queueUrl, dlqUrl, proxy, enrich, validator, table, tableFaults, env };
+}
+
+/** The table the workers are told of: a name dynalite does not have with `--table-missing`. */
+export function missingTableName(table: string): string {
+  return `${table}-missing`;
 }
 
 function workerEnv(
   options: LabOptions,
-  s: Pick<LabInfra, "queueUrl" | "proxy" | "enrich" | "validator" | "table">,
+  s: Pick<LabInfra, "queueUrl" | "proxy" | "enrich" | "validator" | "table" | "tableFaults">,
 ): Record<string, string> {
   return {
     SQS_QUEUE_URL: s.queueUrl,
@@ -92,7 +103,10 @@ function workerEnv(
     // The user's LOG_LEVEL wins; infra-only prints none, so their shell keeps theirs.
     ...(options.infraOnly ? {} : { LOG_LEVEL: Deno.env.get("LOG_LEVEL") || "warn" }),
     ...(s.table
-      ? { IDEMPOTENCY_TABLE: s.table.table, AWS_ENDPOINT_URL_DYNAMODB: s.table.url }
+      ? {
+        IDEMPOTENCY_TABLE: options.tableMissing ? missingTableName(s.table.table) : s.table.table,
+        AWS_ENDPOINT_URL_DYNAMODB: s.tableFaults ? s.table.proxyUrl : s.table.url,
+      }
       : {}),
     ...options.workerEnv,
   };

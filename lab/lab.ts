@@ -20,6 +20,8 @@ import { watchRun } from "./run_loop.ts";
 import { summarize, type SummaryContext } from "./summary.ts";
 import { REPO_ROOT, startWorkers, stopWorkers } from "./worker_slots.ts";
 import type { LabOptions, LabProgress, LabSummary } from "./lab_types.ts";
+import { missingTableName } from "./infra.ts";
+import { tableMissingProblems, watchTableMissing } from "./table_missing.ts";
 
 export type { Scenario } from "./scenario.ts";
 export {
@@ -54,6 +56,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
   try {
     const infra = await startInfra(options, dataset, set, cleanups);
     const sending = createSending(options, infra, set);
+    cleanups.push(() => sending.stop());
     const workerMetrics = new WorkerMetricsTracker();
     const ctx: SummaryContext = {
       options,
@@ -72,6 +75,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
       signal: options.signal,
     });
     if (options.infraOnly) return await runInfraOnly(options, ctx, sending, progress);
+    if (options.tableMissing) return await runTableMissing(options, ctx, sending, cleanups);
     return await runWithWorkers(options, ctx, sending, progress, startedAt, cleanups);
   } finally {
     await teardown(cleanups);
@@ -86,21 +90,25 @@ interface Sending {
   error: unknown;
   done: boolean;
   start: () => Promise<unknown>;
+  /** ends the sending, if it runs, and waits for it: nothing may send once the services close */
+  stop: () => Promise<void>;
 }
 
 function createSending(options: LabOptions, infra: LabInfra, set: MessageSet): Sending {
+  const ending = new AbortController();
+  let running: Promise<unknown> = Promise.resolve();
   const sending: Sending = {
     sent: 0,
     error: undefined,
     done: false,
     start: () =>
-      sendMessages({
+      running = sendMessages({
         sqs: infra.sqs,
         queueUrl: infra.queueUrl,
         outgoing: set.outgoing,
         rate: options.rate,
         onSent: (n) => (sending.sent = n),
-        ...(options.signal ? { signal: options.signal } : {}),
+        signal: options.signal ? AbortSignal.any([options.signal, ending.signal]) : ending.signal,
       }).then(
         () => (sending.done = true),
         (err) => {
@@ -108,6 +116,10 @@ function createSending(options: LabOptions, infra: LabInfra, set: MessageSet): S
           sending.done = true;
         },
       ),
+    stop: async () => {
+      ending.abort();
+      await running;
+    },
   };
   return sending;
 }
@@ -189,7 +201,7 @@ async function runWithWorkers(
   const stopped = await stopWorkers(fleet, options, watched.cpuAtFirstReceive, problems);
   await sent.catch(() => undefined);
   const doneAt = watched.doneAt ?? Date.now();
-  const sigtermPhase = await sigtermPhaseHook(chaosOptions, problems, !!options.signal?.aborted, {
+  const sigtermPhase = await sigtermPhaseHook(chaosOptions, problems, options.signal, {
     cmd: fleet.cmd,
     cwd: fleet.cwd,
     baseEnv: fleet.baseEnv,
@@ -205,8 +217,42 @@ async function runWithWorkers(
     slots: fleet.slots,
     onWire: chaos.state.onWire,
     killLog: chaos.state.killLog,
+    tableWindows: chaos.state.tableWindows,
   });
   return sigtermPhase ? { ...summary, sigtermPhase } : summary;
+}
+
+/** `--table-missing`: every message preloaded, the workers must stop at startup and touch none. */
+async function runTableMissing(
+  options: LabOptions,
+  ctx: SummaryContext,
+  sending: Sending,
+  cleanups: Cleanups,
+): Promise<LabSummary> {
+  (options.onInfraReady ?? (() => {}))(ctx.infra.env);
+  await sending.start();
+  if (sending.error) throw sending.error;
+  const fleet = await startWorkers(options, ctx.infra, ctx.logFile, cleanups);
+  const tableMissing = await watchTableMissing(
+    fleet.slots,
+    ctx.infra,
+    missingTableName(ctx.infra.table!.table),
+    ctx.set.outgoing.length,
+    options.signal,
+  );
+  const summary = await summarize(ctx, {
+    earlier: [],
+    killedInFlight: 0,
+    kills: 0,
+    peakRssKb: 0,
+    doneAt: Date.now(),
+  });
+  // Nothing may be accepted here: the usual verdict does not apply, this one does.
+  const problems = [
+    ...(options.signal?.aborted ? ["interrupted before the run finished"] : []),
+    ...tableMissingProblems(tableMissing),
+  ];
+  return { ...summary, ok: problems.length === 0, problems, tableMissing };
 }
 
 function printEnv(env: Record<string, string>): void {

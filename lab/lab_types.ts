@@ -6,6 +6,23 @@ import type { Scenario } from "./scenario.ts";
 import type { SigtermPhaseSummary } from "./sigterm_phase.ts";
 import type { WorkerShare } from "./fleet.ts";
 import type { DuplicateCauses } from "./duplicate_causes.ts";
+import type { TableFault, TableProxyStats } from "./table_proxy.ts";
+import type { TableMissingSummary } from "./table_missing.ts";
+
+/** A window of table faults (lab/table_proxy.ts) during the run, with `--table`. */
+export interface TableFaultWindow extends TableFault {
+  /** how long it lasts */
+  seconds: number;
+  /** it starts once this share of the valid messages is accepted (and the window before it ended) */
+  atAccepted: number;
+}
+
+/** The table faults `--chaos` adds with `--table`: a short refusal, a throttling burst, a slow stretch. */
+export const CHAOS_TABLE_FAULTS: readonly TableFaultWindow[] = [
+  { kind: "refuse", refusal: "mix", seconds: 4, atAccepted: 0.15 },
+  { kind: "throttle", share: 0.6, seconds: 6, atAccepted: 0.4 },
+  { kind: "slow", slowMs: 8000, seconds: 6, atAccepted: 0.65 },
+];
 
 /** Chaos knobs (seed 004's failure-mode experiments). */
 export interface ChaosOptions {
@@ -23,6 +40,14 @@ export interface ChaosOptions {
   redirectEvery?: number;
   /** after the run, a SIGTERM phase (lab/sigterm_phase.ts) with this many messages; 0 = none */
   sigtermPhaseMessages?: number;
+  /** the SIGTERM phase's worker uses a table whose every answer is this late, ms; 0 = no table */
+  sigtermPhaseTableSlowMs?: number;
+  /** the SIGTERM phase's validator delay while the SIGTERM lands, ms */
+  sigtermPhaseValidatorMs?: number;
+  /** the SIGTERM phase's first worker's VALIDATOR_CONCURRENCY */
+  sigtermPhaseValidatorConcurrency?: number;
+  /** table fault windows, in order (with a table only) */
+  tableFaults?: readonly TableFaultWindow[];
 }
 
 /** The mix `--chaos` turns on. */
@@ -34,6 +59,10 @@ export const DEFAULT_CHAOS: Readonly<Required<ChaosOptions>> = {
   sqsOutageSeconds: 5,
   redirectEvery: 20,
   sigtermPhaseMessages: 20,
+  sigtermPhaseTableSlowMs: 0,
+  sigtermPhaseValidatorMs: 3000,
+  sigtermPhaseValidatorConcurrency: 2,
+  tableFaults: CHAOS_TABLE_FAULTS,
 };
 
 export interface LabOptions {
@@ -84,6 +113,11 @@ export interface LabOptions {
   workers?: number;
   /** start dynalite and run the workers with IDEMPOTENCY_TABLE (`--table`) */
   table?: boolean;
+  /**
+   * `--table-missing`: dynalite runs, IDEMPOTENCY_TABLE names a table it does not have; the
+   * worker must stop at startup and leave the queue untouched (lab/table_missing.ts)
+   */
+  tableMissing?: boolean;
 }
 
 export interface LabProgress {
@@ -111,6 +145,14 @@ export interface LabProgress {
   retries: number;
   /** circuit breakers seen opening (sluice_breaker_state turning 2) */
   breakerOpens: number;
+  /** table requests the fault proxy refused, throttled or slowed so far */
+  tableFaults: number;
+}
+
+/** What the table fault proxy did during a run. */
+export interface TableFaultSummary extends TableProxyStats {
+  /** each window: its kind, when it started (s after the run's start) and how long it lasted */
+  windows: Array<{ kind: TableFault["kind"]; startedAtSeconds: number; seconds: number }>;
 }
 
 export interface LabSummary {
@@ -178,4 +220,8 @@ export interface LabSummary {
   onWireAtKills?: number;
   /** DynamoDB requests by action (the lab's counting, also the killed workers' and the judge's reads) */
   tableRequests?: Record<string, number>;
+  /** the table fault proxy's counts and windows, when the run had table faults */
+  tableFaults?: TableFaultSummary;
+  /** `--table-missing`: how the worker stopped and what it left of the queue */
+  tableMissing?: TableMissingSummary;
 }

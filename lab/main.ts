@@ -11,10 +11,30 @@ import {
   type LabSummary,
   runLab,
 } from "./lab.ts";
+import type { TableFaultSummary } from "./lab_types.ts";
 import { formatShares } from "./fleet.ts";
 import { formatDuplicateCauses } from "./duplicate_causes.ts";
 import { isScenario, SCENARIOS } from "./scenario.ts";
+import { CHAOS_TABLE_FAULTS, type TableFaultWindow } from "./lab_types.ts";
+import {
+  DEFAULT_SLOW_MS,
+  DEFAULT_THROTTLE_SHARE,
+  type Refusal,
+  REFUSALS,
+  TABLE_FAULT_KINDS,
+  type TableFaultKind,
+} from "./table_proxy.ts";
+import { formatTableMissing } from "./table_missing.ts";
+import { killChildren } from "./children.ts";
 import { type LabState, runSend, STATE_FILE } from "./send_command.ts";
+
+const CHAOS_TABLE_MIX = CHAOS_TABLE_FAULTS.map((w) =>
+  w.kind === "refuse"
+    ? `a ${w.seconds} s table refusal`
+    : w.kind === "throttle"
+    ? `a ${w.seconds} s throttling burst`
+    : `a ${w.seconds} s slow stretch`
+).join(", ");
 
 const USAGE = `usage: deno task lab [flags]
   --scenario NAME           ${SCENARIOS.join(" | ")} (default io_mild)
@@ -32,6 +52,8 @@ const USAGE = `usage: deno task lab [flags]
   --worker-cmd "CMD ARGS"   the worker command (default: deno run ... src/main.ts)
   --workers N               N worker processes on the one queue, each behind a counting validator front
   --table                   dynalite in process; the workers share IDEMPOTENCY_TABLE
+  --table-missing           IDEMPOTENCY_TABLE names a table dynalite does not have: the worker must
+                            exit 2 at startup and leave the queue untouched (reported and judged)
 chaos:
   --crash-rate P            probability per second of SIGKILLing the worker (restarted)
   --crash-after-receive N   SIGKILL once after N messages received
@@ -39,12 +61,27 @@ chaos:
   --slow-seconds S          ... by S seconds (default 35)
   --sqs-outage-seconds S    SQS fails for S seconds mid-run
   --redirect-every N        the validator redirects every Nth first submission (never to be followed)
+  --table-fault KIND        with --table, once a quarter of the messages is accepted the table
+                            (a fault proxy in front of dynalite) fails for a while: refuse (every
+                            request answered AccessDenied, ResourceNotFound, ExpiredToken or 500),
+                            throttle (a share answered ProvisionedThroughputExceeded/Throttling),
+                            slow (every answer held)
+  --table-fault-seconds S   how long (default 20)
+  --table-fault-share X     throttle: the share refused (default ${DEFAULT_THROTTLE_SHARE})
+  --table-slow-ms MS        slow: how late each answer is (default ${DEFAULT_SLOW_MS})
+  --table-refusal NAME      refuse: ${REFUSALS.join(" | ")}
+                            | mix (default mix: each in turn)
   --sigterm-phase N         after the run, SIGTERM a worker while the validator is slow, on a
                             queue with maxReceiveCount 1 (N messages, N more during the drain)
+  --sigterm-phase-validator-ms MS           the phase's validator delay (default ${DEFAULT_CHAOS.sigtermPhaseValidatorMs})
+  --sigterm-phase-validator-concurrency N   its first worker's VALIDATOR_CONCURRENCY (default ${DEFAULT_CHAOS.sigtermPhaseValidatorConcurrency})
+  --sigterm-phase-table-slow-ms MS          the phase's workers share a table, every answer MS late
+                                            for the first worker; its stop time is reported
   --chaos                   a mix: crash rate ${DEFAULT_CHAOS.crashRate}/s, a crash after a third of the
                             messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage,
                             every ${DEFAULT_CHAOS.redirectEvery}th first submission redirected, a SIGTERM phase of
-                            ${DEFAULT_CHAOS.sigtermPhaseMessages} messages
+                            ${DEFAULT_CHAOS.sigtermPhaseMessages} messages; with --table also
+                            ${CHAOS_TABLE_MIX}
 the live line:
   N/s         valid messages accepted per second over the last 2 s
   acc A/V     accepted by the validator / valid messages sent
@@ -53,6 +90,7 @@ the live line:
   retry R     retries the worker made in process (sluice_retries_total)
   open B      circuit breakers seen opening (sluice_breaker_state turning to open)
   kill K      workers SIGKILLed by chaos (only with chaos)
+  tbl T       table requests the fault proxy refused, throttled or slowed (only with table faults)
 the summary:
   lost                 valid messages never accepted (must be 0)
   duplicate submissions  valid messages accepted twice, by cause: at a SIGKILL (sent by the killed
@@ -64,6 +102,7 @@ the summary:
   downstream errors    429, 5xx and timeouts the simulators answered
   retries              the worker's in-process retries
   breaker opens        circuit breakers seen opening
+  table faults         requests refused / throttled / slowed by the table's fault proxy, the windows
   throughput           accepted + dead-lettered poison, per second of the run`;
 
 class FlagError extends Error {}
@@ -94,6 +133,15 @@ const FLAGS = {
   "redirect-every": { type: "string" },
   workers: { type: "string" },
   table: { type: "boolean" },
+  "table-missing": { type: "boolean" },
+  "table-fault": { type: "string" },
+  "table-fault-seconds": { type: "string" },
+  "table-fault-share": { type: "string" },
+  "table-slow-ms": { type: "string" },
+  "table-refusal": { type: "string" },
+  "sigterm-phase-table-slow-ms": { type: "string" },
+  "sigterm-phase-validator-ms": { type: "string" },
+  "sigterm-phase-validator-concurrency": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -138,8 +186,57 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(workerCmd ? { workerCmd } : {}),
     ...(workers !== undefined ? { workers } : {}),
     ...(v.table ? { table: true } : {}),
+    ...(v["table-missing"] ? { tableMissing: true } : {}),
     chaos,
   };
+}
+
+/** `--table-fault` and its modifiers: one window, instead of the `--chaos` mix's. */
+function parseTableFault(v: FlagValues): TableFaultWindow | undefined {
+  const kind = v["table-fault"];
+  const modifiers = ["table-fault-seconds", "table-fault-share", "table-slow-ms", "table-refusal"]
+    .filter((name) => v[name as keyof FlagValues] !== undefined);
+  if (kind === undefined) {
+    if (modifiers.length) throw new FlagError(`--${modifiers[0]} needs --table-fault`);
+    return undefined;
+  }
+  if (!TABLE_FAULT_KINDS.includes(kind as TableFaultKind)) {
+    throw new FlagError(
+      `--table-fault: got ${JSON.stringify(kind)}, expected one of ${TABLE_FAULT_KINDS.join(", ")}`,
+    );
+  }
+  if (!v.table) throw new FlagError("--table-fault needs --table");
+  if (v["table-missing"]) {
+    throw new FlagError("--table-fault and --table-missing exclude each other");
+  }
+  const refusal = v["table-refusal"] ?? "mix";
+  if (refusal !== "mix" && !REFUSALS.includes(refusal as Refusal)) {
+    throw new FlagError(
+      `--table-refusal: got ${JSON.stringify(refusal)}, expected one of ${
+        REFUSALS.join(", ")
+      }, mix`,
+    );
+  }
+  const window: TableFaultWindow = {
+    kind: kind as TableFaultKind,
+    seconds: num("table-fault-seconds", v["table-fault-seconds"], 20, 1, 3600, false),
+    atAccepted: 0.25,
+  };
+  if (kind === "refuse") window.refusal = refusal as Refusal | "mix";
+  if (kind === "throttle") {
+    window.share = num(
+      "table-fault-share",
+      v["table-fault-share"],
+      DEFAULT_THROTTLE_SHARE,
+      0,
+      1,
+      false,
+    );
+  }
+  if (kind === "slow") {
+    window.slowMs = num("table-slow-ms", v["table-slow-ms"], DEFAULT_SLOW_MS, 0, 600_000, true);
+  }
+  return window;
 }
 
 /** `--chaos` (the mix) with the single chaos flags on top. */
@@ -147,7 +244,7 @@ function parseChaos(v: FlagValues, messages: number): ChaosOptions {
   const chaos: ChaosOptions = v.chaos
     ? { ...DEFAULT_CHAOS, crashAfterReceive: Math.max(1, Math.floor(messages / 3)) }
     : {};
-  const setChaos = <K extends keyof ChaosOptions>(key: K, value: number | undefined) => {
+  const setChaos = <K extends NumericChaosKey>(key: K, value: number | undefined) => {
     if (value !== undefined) chaos[key] = value;
   };
   setChaos("crashRate", opt("crash-rate", v["crash-rate"], 0, 1, false));
@@ -157,8 +254,32 @@ function parseChaos(v: FlagValues, messages: number): ChaosOptions {
   setChaos("sqsOutageSeconds", opt("sqs-outage-seconds", v["sqs-outage-seconds"], 0, 3600, false));
   setChaos("redirectEvery", opt("redirect-every", v["redirect-every"], 0, 1e9, true));
   setChaos("sigtermPhaseMessages", opt("sigterm-phase", v["sigterm-phase"], 0, 10_000, true));
+  setChaos(
+    "sigtermPhaseTableSlowMs",
+    opt("sigterm-phase-table-slow-ms", v["sigterm-phase-table-slow-ms"], 0, 600_000, true),
+  );
+  setChaos(
+    "sigtermPhaseValidatorMs",
+    opt("sigterm-phase-validator-ms", v["sigterm-phase-validator-ms"], 0, 600_000, true),
+  );
+  setChaos(
+    "sigtermPhaseValidatorConcurrency",
+    opt(
+      "sigterm-phase-validator-concurrency",
+      v["sigterm-phase-validator-concurrency"],
+      1,
+      1000,
+      true,
+    ),
+  );
+  const tableFault = parseTableFault(v);
+  if (tableFault) chaos.tableFaults = [tableFault];
   return chaos;
 }
+
+type NumericChaosKey = {
+  [K in keyof ChaosOptions]-?: ChaosOptions[K] extends number | undefined ? K : never;
+}[keyof ChaosOptions];
 
 /** A numeric flag, `dflt` when absent; FlagError when not a number in [min, max]. */
 function num(
@@ -205,6 +326,7 @@ export function formatProgress(p: LabProgress, _scenario: string, width = 80): s
     `retry ${p.retries}`,
     `open ${p.breakerOpens}`,
     ...(p.kills ? [`kill ${p.kills}`] : []),
+    ...(p.tableFaults ? [`tbl ${p.tableFaults}`] : []),
     `${p.phase === "running" ? "" : `${p.phase} `}${Math.round(p.elapsedSeconds)}s`,
   ];
   const line = parts.join(" ");
@@ -250,6 +372,12 @@ export function formatSummary(s: LabSummary): string {
     ["downstream errors", s.downstreamErrors],
     ["retries", s.retries],
     ["breaker opens", s.breakerOpens],
+    ...(s.tableFaults
+      ? [["table faults", formatTableFaults(s.tableFaults)] as [string, string]]
+      : []),
+    ...(s.tableMissing
+      ? [["missing table", formatTableMissing(s.tableMissing)] as [string, string]]
+      : []),
     ...(s.workers?.length
       ? [
         ["per worker (accepted, rate)", formatShares(s.workers)] as [string, string],
@@ -272,13 +400,22 @@ export function formatSummary(s: LabSummary): string {
     rows.splice(rows.length - 2, 0, [
       "SIGTERM phase (maxReceiveCount 1)",
       `accepted ${t.accepted} / ${t.sent}, lost ${t.lost}, duplicates ${t.duplicateSubmissions}, ` +
-      `valid in DLQ ${t.validInDlq}, first exit ${t.firstExitCode}`,
+      `valid in DLQ ${t.validInDlq}, first exit ${t.firstExitCode} after ${t.firstStopMs} ms ` +
+      `(validator ${t.validatorMs} ms, VALIDATOR_CONCURRENCY ${t.validatorConcurrency}, ` +
+      `${t.tableSlowMs ? `table ${t.tableSlowMs} ms slow` : "no table"})`,
     ]);
   }
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
   for (const p of s.problems) lines.push(`  ✗ ${p}`);
   return lines.join("\n");
+}
+
+/** "refused 120, throttled 300, slowed 80 of 4000 requests; refuse at 3.1 s for 4 s, ...". */
+export function formatTableFaults(f: TableFaultSummary): string {
+  const windows = f.windows.map((w) => `${w.kind} at ${w.startedAtSeconds} s for ${w.seconds} s`);
+  return `refused ${f.refused}, throttled ${f.throttled}, slowed ${f.slowed} of ${f.requests} ` +
+    `requests${windows.length ? `; ${windows.join(", ")}` : "; no window started"}`;
 }
 
 async function main(): Promise<number> {
@@ -296,7 +433,14 @@ async function main(): Promise<number> {
     return 0;
   }
   const stop = new AbortController();
-  const onSignal = () => stop.abort(new Error("interrupted"));
+  // The first Ctrl-C (or SIGTERM) stops the run the orderly way: workers drained, a summary. The
+  // second stops everything at once.
+  const onSignal = () => {
+    if (!stop.signal.aborted) return stop.abort(new Error("interrupted"));
+    const killed = killChildren();
+    console.error(`\nlab: interrupted again: ${killed} child processes killed`);
+    Deno.exit(130);
+  };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
 
@@ -383,4 +527,11 @@ function shellQuote(v: string): string {
   return /^[A-Za-z0-9_./:@=-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) {
+  // Deno.exit leaves child processes running, and an uncaught error skips the teardown: on every
+  // way out, what is still running is killed.
+  globalThis.addEventListener("unload", () => killChildren());
+  globalThis.addEventListener("error", () => killChildren());
+  globalThis.addEventListener("unhandledrejection", () => killChildren());
+  Deno.exit(await main());
+}

@@ -6,6 +6,7 @@ import type { MessageSet } from "./generator.ts";
 import type { LabInfra } from "./infra.ts";
 import type { LabProgress } from "./lab_types.ts";
 import { scrapeWorker, type WorkerMetricsTracker } from "./worker_metrics.ts";
+import { faultedRequests } from "./table_proxy.ts";
 
 export interface ProgressDeps {
   infra: LabInfra;
@@ -30,7 +31,17 @@ export function createProgress(
 ): (phase: LabProgress["phase"], kills: number) => Promise<LabProgress> {
   const { infra, set } = deps;
   const samples: Array<[number, number]> = [];
+  // The table child answers in its own time: the line shows its last count, never waits for it.
+  let tableFaults = 0;
+  let asking = false;
+  const askTableFaults = () => {
+    if (!infra.tableFaults || !infra.table || asking) return;
+    asking = true;
+    infra.table.proxyStats().then((s) => (tableFaults = faultedRequests(s)), () => undefined)
+      .finally(() => (asking = false));
+  };
   return async (phase, kills) => {
+    askTableFaults();
     const [main, dlq] = await Promise.all([
       infra.sqs.depth(infra.queueUrl),
       infra.sqs.depth(infra.dlqUrl),
@@ -55,6 +66,7 @@ export function createProgress(
       msgPerSecond: t > t0 ? ((accepted - a0) * 1000) / (t - t0) : 0,
       kills,
       errors: downstreamErrors(infra),
+      tableFaults,
       ...deps.workerMetrics.counts(),
     };
   };

@@ -4,13 +4,16 @@
  * so every message the worker holds is on its last allowed receive. More messages
  * arrive during the drain (a long poll may take them). A second worker then finishes
  * the queue. Judged: the first worker exits 0, nothing valid reaches the DLQ, every
- * message is accepted exactly once.
+ * message is accepted exactly once. With `tableSlowMs` both workers share an
+ * idempotency table (dynalite) behind the fault proxy, every answer that late
+ * while the first worker runs; its stop time (SIGTERM → exit) is reported.
  */
 import type { SqsAdmin } from "./sqs_admin.ts";
 import { type LocalServer, serveLocal, startFauxqs } from "./local_server.ts";
 import { sleep } from "../src/lib/retry.ts";
 import type { LogSink } from "./worker_process.ts";
-import { spawnWorker } from "./worker_process.ts";
+import { spawnWorker, type WorkerProcess } from "./worker_process.ts";
+import { spawnDynalite, type TableService } from "./dynalite.ts";
 
 export interface SigtermPhaseOptions {
   /** the worker's argv (the lab's `deno task start`) */
@@ -23,6 +26,12 @@ export interface SigtermPhaseOptions {
   messages: number;
   /** validator delay while the SIGTERM lands, ms; default 3000 */
   slowMs?: number;
+  /** the first worker's VALIDATOR_CONCURRENCY; default 2 */
+  validatorConcurrency?: number;
+  /** with a value: an idempotency table whose every answer is this late (ms) for the first worker */
+  tableSlowMs?: number;
+  /** ends the phase early (Ctrl-C): its workers are killed */
+  signal?: AbortSignal;
 }
 
 export interface SigtermPhaseSummary {
@@ -32,6 +41,15 @@ export interface SigtermPhaseSummary {
   lost: number;
   validInDlq: number;
   firstExitCode: number | null;
+  /** the first worker's SIGTERM → exit, ms */
+  firstStopMs: number;
+  /** the settings it ran with */
+  validatorMs: number;
+  validatorConcurrency: number;
+  /** 0: no table */
+  tableSlowMs: number;
+  /** with the table: its requests by action (both workers') */
+  tableRequests?: Record<string, number>;
   problems: string[];
 }
 
@@ -39,57 +57,101 @@ export interface SigtermPhaseSummary {
 export async function runSigtermPhase(options: SigtermPhaseOptions): Promise<SigtermPhaseSummary> {
   const closing = new AbortController();
   const fauxqs = await startFauxqs();
-  const { endpoint, admin: sqs } = fauxqs;
-  const sims = startPhaseSims(options.slowMs ?? 3000, closing.signal);
+  const workers: WorkerProcess[] = [];
+  let table: TableService | undefined;
+  const settings = {
+    validatorMs: options.slowMs ?? 3000,
+    validatorConcurrency: options.validatorConcurrency ?? 2,
+    tableSlowMs: options.tableSlowMs ?? 0,
+  };
+  const sims = startPhaseSims(settings.validatorMs, closing.signal);
   try {
-    const { queueUrl, dlqUrl } = await sqs.createQueueWithDlq(
+    if (settings.tableSlowMs > 0) {
+      table = await spawnDynalite("sigterm-phase");
+      await table.startFault({ kind: "slow", slowMs: settings.tableSlowMs });
+    }
+    const { queueUrl, dlqUrl } = await fauxqs.admin.createQueueWithDlq(
       "sigterm-phase",
       "sigterm-phase-dlq",
       1,
     );
-    const ids = Array.from({ length: options.messages * 2 }, (_, i) => `sigterm-${i}`);
-    const send = (batch: string[]) => sendPhaseMessages(sqs, queueUrl, batch);
-    const spawn = (slow: boolean) =>
-      spawnWorker({
+    const env = { queueUrl, endpoint: fauxqs.endpoint, sims, table, settings };
+    const spawn = (slow: boolean) => {
+      const worker = spawnWorker({
         cmd: options.cmd,
         cwd: options.cwd,
-        env: phaseEnv(options.baseEnv, { queueUrl, endpoint, sims, slow }),
+        env: phaseEnv(options.baseEnv, { ...env, slow }),
         log: options.log,
       });
-    const problems: string[] = [];
-
-    await options.log.write(`# lab: SIGTERM phase (maxReceiveCount 1, slow validator)\n`);
-    await send(ids.slice(0, options.messages));
-    const first = spawn(true);
-    const deadline = Date.now() + 60_000;
-    while (sims.accepted.size < 2 && Date.now() < deadline && !first.exited) await sleep(50);
-    // SIGTERM while submissions are slow and queued; more messages arrive during the drain.
-    const stopped = first.stop(60);
-    await send(ids.slice(options.messages));
-    const status = await stopped;
-    if (status.forced || status.code !== 0) {
-      problems.push(`the first worker exited with ${status.forced ? "SIGKILL" : status.code}`);
-    }
-
-    sims.validator.delayMs = 0;
-    const second = spawn(false);
-    const end = Date.now() + 120_000;
-    while (Date.now() < end && !second.exited) {
-      const d = await sqs.depth(queueUrl);
-      if (d.visible + d.inFlight + d.delayed === 0) break;
-      await sleep(200);
-    }
-    const secondStatus = await second.stop(60);
-    if (secondStatus.code !== 0) problems.push(`the second worker exited ${secondStatus.code}`);
-
-    const dlq = await sqs.depth(dlqUrl);
+      workers.push(worker);
+      return worker;
+    };
+    const run = await drivePhase(options, fauxqs.admin, queueUrl, sims, table, spawn);
+    const dlq = await fauxqs.admin.depth(dlqUrl);
     const validInDlq = dlq.visible + dlq.inFlight + dlq.delayed;
-    return judgePhase(ids, sims.accepted, validInDlq, status.code, problems);
+    const tableRequests = await table?.requests().catch(() => undefined);
+    return {
+      ...judgePhase(run.ids, sims.accepted, validInDlq, run.firstExitCode, run.problems),
+      firstStopMs: run.firstStopMs,
+      ...settings,
+      ...(tableRequests ? { tableRequests } : {}),
+    };
   } finally {
     closing.abort();
+    for (const worker of workers) if (!worker.exited) await worker.kill("SIGKILL");
     for (const server of sims.servers) await server.close();
+    await table?.close();
     await fauxqs.close();
   }
+}
+
+/** The phase's steps: messages, the first worker and its SIGTERM, more messages, the second worker. */
+async function drivePhase(
+  options: SigtermPhaseOptions,
+  sqs: SqsAdmin,
+  queueUrl: string,
+  sims: PhaseSims,
+  table: TableService | undefined,
+  spawn: (slow: boolean) => WorkerProcess,
+): Promise<
+  { ids: string[]; problems: string[]; firstExitCode: number | null; firstStopMs: number }
+> {
+  const ids = Array.from({ length: options.messages * 2 }, (_, i) => `sigterm-${i}`);
+  const send = (batch: string[]) => sendPhaseMessages(sqs, queueUrl, batch);
+  const problems: string[] = [];
+  const aborted = () => options.signal?.aborted ?? false;
+  await options.log.write(`# lab: SIGTERM phase (maxReceiveCount 1, slow validator)\n`);
+  await send(ids.slice(0, options.messages));
+  const first = spawn(true);
+  const deadline = Date.now() + 60_000;
+  while (sims.accepted.size < 2 && Date.now() < deadline && !first.exited && !aborted()) {
+    await sleep(50);
+  }
+  const interrupted = { ids, problems: ["interrupted"], firstExitCode: null, firstStopMs: 0 };
+  if (aborted()) return interrupted;
+  // SIGTERM while submissions are slow and queued; more messages arrive during the drain.
+  const sigtermAt = Date.now();
+  const stopped = first.stop(60);
+  await send(ids.slice(options.messages));
+  const status = await stopped;
+  const firstStopMs = Date.now() - sigtermAt;
+  if (status.forced || status.code !== 0) {
+    problems.push(`the first worker exited with ${status.forced ? "SIGKILL" : status.code}`);
+  }
+
+  sims.validator.delayMs = 0;
+  await table?.endFault();
+  const second = spawn(false);
+  const end = Date.now() + 120_000;
+  while (Date.now() < end && !second.exited && !aborted()) {
+    const d = await sqs.depth(queueUrl);
+    if (d.visible + d.inFlight + d.delayed === 0) break;
+    await sleep(200);
+  }
+  if (aborted()) return { ...interrupted, firstExitCode: status.code, firstStopMs };
+  const secondStatus = await second.stop(60);
+  if (secondStatus.code !== 0) problems.push(`the second worker exited ${secondStatus.code}`);
+  return { ids, problems, firstExitCode: status.code, firstStopMs };
 }
 
 /** The phase's verdict: nothing valid in the DLQ, every message accepted exactly once. */
@@ -99,7 +161,7 @@ function judgePhase(
   validInDlq: number,
   firstExitCode: number | null,
   problems: string[],
-): SigtermPhaseSummary {
+): Omit<SigtermPhaseSummary, "firstStopMs" | "tableRequests" | keyof PhaseSettings> {
   const lost = ids.filter((id) => !accepted.has(id)).length;
   const duplicateSubmissions = [...accepted.values()].reduce((n, c) => n + c - 1, 0);
   if (validInDlq > 0) problems.push(`${validInDlq} valid messages in the DLQ`);
@@ -168,9 +230,22 @@ async function sendPhaseMessages(sqs: SqsAdmin, queueUrl: string, batch: string[
   }
 }
 
-function phaseEnv(
+type PhaseSettings = Pick<
+  SigtermPhaseSummary,
+  "validatorMs" | "validatorConcurrency" | "tableSlowMs"
+>;
+
+/** The environment of a phase worker: `slow` for the first one (narrow, short grace). */
+export function phaseEnv(
   baseEnv: Record<string, string>,
-  p: { queueUrl: string; endpoint: string; sims: PhaseSims; slow: boolean },
+  p: {
+    queueUrl: string;
+    endpoint: string;
+    sims: Pick<PhaseSims, "servers">;
+    slow: boolean;
+    table: Pick<TableService, "table" | "proxyUrl"> | undefined;
+    settings: PhaseSettings;
+  },
 ): Record<string, string> {
   return {
     ...baseEnv,
@@ -184,9 +259,17 @@ function phaseEnv(
     HTTP_PORT: "0",
     LOG_LEVEL: "warn",
     SQS_RECEIVE_WAIT_SECONDS: "1",
+    // Both workers share the table: the second must see what the first accepted.
+    ...(p.table
+      ? { IDEMPOTENCY_TABLE: p.table.table, AWS_ENDPOINT_URL_DYNAMODB: p.table.proxyUrl }
+      : {}),
     // Slow and narrow: most messages are still queued for the validator when the grace ends.
     ...(p.slow
-      ? { VALIDATOR_CONCURRENCY: "2", SHUTDOWN_GRACE_SECONDS: "2", HTTP_TIMEOUT_MS: "5000" }
+      ? {
+        VALIDATOR_CONCURRENCY: String(p.settings.validatorConcurrency),
+        SHUTDOWN_GRACE_SECONDS: "2",
+        HTTP_TIMEOUT_MS: "5000",
+      }
       : {}),
   };
 }

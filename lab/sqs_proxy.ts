@@ -6,23 +6,24 @@
  */
 import { sleep } from "../src/lib/retry.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
+import {
+  answer,
+  awsJsonError,
+  clientGone,
+  countRequest,
+  forward,
+  type ProxyCounts,
+  type ProxyOptions,
+  readBody,
+} from "./forward.ts";
 
-export interface SqsProxyOptions {
-  /** fauxqs base URL, e.g. http://127.0.0.1:4566 */
-  target: string;
+/** `target`: fauxqs. */
+export interface SqsProxyOptions extends ProxyOptions {
   /** queue default visibility, used when a receive does not ask for one; default 30 s */
   defaultVisibilitySeconds?: number;
-  /** default Date.now */
-  now?: () => number;
-  /** default globalThis.fetch */
-  fetch?: typeof fetch;
 }
 
-export interface SqsProxyStats {
-  /** every request the worker made, outage answers included */
-  requests: number;
-  /** requests by x-amz-target action (e.g. ReceiveMessage) */
-  byAction: Record<string, number>;
+export interface SqsProxyStats extends ProxyCounts {
   /** messages in ReceiveMessage answers, redeliveries included */
   messagesReceived: number;
   /** distinct SQS MessageIds received */
@@ -47,16 +48,6 @@ export interface SqsProxy extends LocalServer {
 interface Held {
   visibleAt: number;
 }
-
-const HOP_HEADERS = new Set([
-  "host",
-  "connection",
-  "keep-alive",
-  "content-length",
-  "transfer-encoding",
-  "content-encoding",
-  "accept-encoding",
-]);
 
 /** The proxy's counters and behaviour; `startSqsProxy` serves its `handle`. */
 class CountingProxy {
@@ -149,19 +140,10 @@ class CountingProxy {
       // A stalled connection: the worker's own timeout has to fire.
       await sleep(this.outageUntil - this.now(), this.closing.signal).catch(() => undefined);
     }
-    return new Response(
-      JSON.stringify({
-        __type: "com.amazonaws.sqs#ServiceUnavailable",
-        message: "lab: simulated SQS outage",
-      }),
-      {
-        status: 503,
-        headers: {
-          "content-type": "application/x-amz-json-1.0",
-          "x-amzn-query-error": "AWS.SimpleQueueService.ServiceUnavailable;Server",
-        },
-      },
-    );
+    return awsJsonError(503, {
+      __type: "com.amazonaws.sqs#ServiceUnavailable",
+      message: "lab: simulated SQS outage",
+    }, { "x-amzn-query-error": "AWS.SimpleQueueService.ServiceUnavailable;Server" });
   }
 
   /** Counts what a successful receive, delete or visibility change did. */
@@ -185,34 +167,15 @@ class CountingProxy {
   }
 
   handle = async (req: Request): Promise<Response> => {
-    this.stats.requests++;
-    const target = req.headers.get("x-amz-target") ?? "";
-    const action = target.includes(".")
-      ? target.slice(target.lastIndexOf(".") + 1)
-      : target || "unknown";
-    this.stats.byAction[action] = (this.stats.byAction[action] ?? 0) + 1;
-    const bodyBytes = new Uint8Array(await req.arrayBuffer());
+    const action = countRequest(this.stats, req);
+    const bodyBytes = await readBody(req);
+    if (!bodyBytes) return clientGone();
     if (this.now() < this.outageUntil) return this.#outageAnswer();
-
-    const url = new URL(req.url);
-    let upstream: Response;
-    let resBytes: Uint8Array<ArrayBuffer>;
-    try {
-      upstream = await this.#fetch(`${this.#target}${url.pathname}${url.search}`, {
-        method: req.method,
-        headers: withoutHopHeaders(req.headers),
-        ...(req.method === "GET" || req.method === "HEAD" ? {} : { body: bodyBytes }),
-        signal: this.closing.signal,
-      });
-      resBytes = new Uint8Array(await upstream.arrayBuffer());
-    } catch (err) {
-      return new Response(`lab proxy: upstream failed: ${err}`, { status: 502 });
+    const upstream = await forward(this.#target, req, bodyBytes, this.#fetch, this.closing.signal);
+    if (upstream.reached && upstream.status >= 200 && upstream.status < 300) {
+      this.#count(action, bodyBytes, upstream.bytes);
     }
-    if (upstream.ok) this.#count(action, bodyBytes, resBytes);
-    return new Response(resBytes, {
-      status: upstream.status,
-      headers: withoutHopHeaders(upstream.headers),
-    });
+    return answer(upstream);
   };
 
   /** Handles received, not deleted, whose visibility has not run out. */
@@ -226,14 +189,6 @@ class CountingProxy {
     }
     return n;
   }
-}
-
-function withoutHopHeaders(from: Headers): Headers {
-  const out = new Headers();
-  from.forEach((v, k) => {
-    if (!HOP_HEADERS.has(k)) out.set(k, v);
-  });
-  return out;
 }
 
 /** Starts the proxy on 127.0.0.1 with a free port. */

@@ -10,7 +10,8 @@ import { type Slot, workerShares } from "./fleet.ts";
 import type { LabInfra } from "./infra.ts";
 import { judge, type JudgeObserved } from "./judge.ts";
 import { duplicateCauses, type KillMark } from "./duplicate_causes.ts";
-import type { LabOptions, LabSummary } from "./lab_types.ts";
+import type { LabOptions, LabSummary, TableFaultSummary } from "./lab_types.ts";
+import type { ChaosState } from "./chaos.ts";
 
 /** What runLab knows of the run when it summarizes. */
 export interface SummaryRun {
@@ -25,6 +26,8 @@ export interface SummaryRun {
   onWire?: number;
   /** the chaos kills, slot and restart time (for the duplicates' causes) */
   killLog?: readonly KillMark[];
+  /** the table fault windows chaos started */
+  tableWindows?: ChaosState["tableWindows"];
 }
 
 /** The parts of the lab summarize() reads. */
@@ -129,8 +132,42 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     table: table !== undefined,
     workers: workerShares(run.slots ?? [], durationSeconds),
     onWireAtKills: run.onWire ?? 0,
-    ...(table ? { tableRequests: await table.requests() } : {}),
+    ...await tableFigures(infra, run, firstReceive),
   };
+}
+
+/** The table's request counts and, with faults, the proxy's; whatever the table child still answers. */
+async function tableFigures(
+  infra: LabInfra,
+  run: SummaryRun,
+  firstReceive: number,
+): Promise<Pick<LabSummary, "tableRequests" | "tableFaults">> {
+  const table = infra.table;
+  if (!table) return {};
+  const tableRequests = await answerWithin(table.requests());
+  const proxy = infra.tableFaults ? await answerWithin(table.proxyStats()) : undefined;
+  const tableFaults: TableFaultSummary | undefined = proxy && {
+    ...proxy,
+    windows: (run.tableWindows ?? []).map((w) => ({
+      kind: w.kind,
+      startedAtSeconds: round((w.startedAt - firstReceive) / 1000, 1),
+      seconds: w.seconds,
+    })),
+  };
+  return { ...(tableRequests ? { tableRequests } : {}), ...(tableFaults ? { tableFaults } : {}) };
+}
+
+/** `answer`, or undefined when it fails or takes more than 10 s (a child gone or stuck). */
+async function answerWithin<T>(answer: Promise<T>): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), 10_000);
+  });
+  try {
+    return await Promise.race([answer.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Valid messages never accepted, receive-to-accept latencies, and the wrong rejections. */

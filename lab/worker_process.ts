@@ -3,6 +3,7 @@
  * shell) so SIGTERM and SIGKILL reach it, its output appended to the run's
  * log file, the last lines kept for the summary.
  */
+import { trackChild } from "./children.ts";
 
 /** Serialized appends to one log file, shared by the worker's two streams and the lab's own notes. */
 export interface LogSink {
@@ -36,6 +37,8 @@ export interface WorkerProcessOptions {
 
 export interface WorkerProcess {
   readonly pid: number;
+  /** when it was spawned (ms) */
+  readonly startedAt: number;
   /** true once the process has exited */
   readonly exited: boolean;
   readonly status: Promise<Deno.CommandStatus>;
@@ -61,6 +64,8 @@ export function spawnWorker(options: WorkerProcessOptions): WorkerProcess {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  trackChild(child);
+  const startedAt = Date.now();
   const keep = options.tailLines ?? 20;
   const lines: string[] = [];
   const pump = async (stream: ReadableStream<Uint8Array>) => {
@@ -92,6 +97,7 @@ export function spawnWorker(options: WorkerProcessOptions): WorkerProcess {
   };
   return {
     pid: child.pid,
+    startedAt,
     get exited() {
       return exited;
     },

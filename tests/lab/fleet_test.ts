@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { formatSummary, parseLabFlags } from "../../lab/main.ts";
 import { formatShares, type Slot, startValidatorFront, workerShares } from "../../lab/fleet.ts";
-import type { LabSummary } from "../../lab/lab.ts";
+import { labSummary } from "../support/lab_summary.ts";
 import {
   fleetPlan,
   NEXT_DOOR_MS,
@@ -75,46 +75,7 @@ Deno.test("lab fleet: validator front: forwards, counts acceptances by message_i
   }
 });
 
-const summary = (over: Partial<LabSummary>): LabSummary => ({
-  scenario: "io_heavy",
-  messages: 100,
-  valid: 98,
-  poison: 2,
-  producerDuplicates: 1,
-  accepted: 98,
-  duplicateSubmissions: 0,
-  wronglyRejected: 0,
-  lost: 0,
-  deadLettered: 2,
-  poisonInDlq: 2,
-  leftInQueue: 0,
-  killedInFlight: 0,
-  durationSeconds: 1,
-  msgPerSecond: 100,
-  p50Ms: 50,
-  p99Ms: 400,
-  sqsRequests: 10,
-  sqsRequestsPerMessage: 0.1,
-  enrichRequests: 5,
-  enrichRequestsPerMessage: 0.05,
-  enrichIdsPerMessage: 0.5,
-  peakRssMb: 90,
-  steadyMsgPerSecond: 0,
-  workerCpuMs: 0,
-  cpuMsPerMessage: 0,
-  enrichBrownoutRequests: 0,
-  downstreamErrors: 0,
-  retries: 0,
-  breakerOpens: 0,
-  ok: true,
-  problems: [],
-  sqsRequestsByAction: {},
-  rejectedByReason: {},
-  kills: 0,
-  dlqExtraCopies: 0,
-  logFile: "x.log",
-  ...over,
-});
+const summary = labSummary;
 
 Deno.test("lab fleet: formatSummary: with the table, duplicates are shown against the submissions on the wire", () => {
   const text = formatSummary(summary({
@@ -282,4 +243,66 @@ Deno.test("lab fleet: spawnDynalite: a client that vanishes mid-request does not
   } finally {
     await db.close();
   }
+});
+
+/** A front that accepted `ids` at time 1000 and has `inFlight` submissions unanswered. */
+function frontWith(ids: string[], inFlight = 0) {
+  return {
+    url: "",
+    inFlight: () => inFlight,
+    accepted: () => ids.length,
+    acceptedAt: new Map(ids.map((id) => [id, 1000])),
+    acceptances: [],
+    close: () => Promise.resolve(),
+  };
+}
+
+Deno.test("lab fleet: onWireAtKill: a table that times out does not throw; unread records count as on the wire", async () => {
+  const { onWireAtKill } = await import("../../lab/fleet.ts");
+  const { TimeoutError } = await import("../../src/lib/errors.ts");
+  let reads = 0;
+  const timingOut = {
+    getItem: () => {
+      reads++;
+      return Promise.reject(new TimeoutError("DynamoDB GetItem", 5000));
+    },
+  };
+  const pauses: number[] = [];
+  const wire = await onWireAtKill(
+    frontWith(["a", "b"], 1),
+    { client: timingOut, name: "t", completed: new Set() },
+    0,
+    { attempts: 3, retryDelayMs: 10, sleep: (ms) => (pauses.push(ms), Promise.resolve()) },
+  );
+  assert.deepEqual(wire, { onWire: 3, unread: 2 });
+  assert.equal(reads, 6, "each record tried three times");
+  assert.deepEqual(pauses.sort((x, y) => x - y), [10, 10, 20, 20], "backoff doubles");
+});
+
+Deno.test("lab fleet: onWireAtKill: retried reads, COMPLETED remembered, only the killed process's acceptances", async () => {
+  const { onWireAtKill } = await import("../../lab/fleet.ts");
+  const records: Record<string, string> = { a: "COMPLETED", b: "IN_PROGRESS" };
+  let failNext = 1;
+  const asked: string[] = [];
+  const table = {
+    getItem: (_t: string, key: { id: { S: string } } | Record<string, unknown>) => {
+      const id = (key as { id: { S: string } }).id.S;
+      asked.push(id);
+      if (failNext-- > 0) return Promise.reject(new Error("ECONNRESET"));
+      const status = records[id];
+      return Promise.resolve(status ? { id: { S: id }, status: { S: status } } : undefined);
+    },
+  };
+  const front = frontWith(["a", "b", "c"]);
+  front.acceptedAt.set("old", 10);
+  const completed = new Set<string>();
+  const opts = { concurrency: 1, sleep: () => Promise.resolve() };
+  const first = await onWireAtKill(front, { client: table, name: "t", completed }, 500, opts);
+  // a: COMPLETED (after one failed try); b: IN_PROGRESS; c: no record; "old" predates the process.
+  assert.deepEqual(first, { onWire: 2, unread: 0 });
+  assert.deepEqual(asked, ["a", "a", "b", "c"]);
+  assert.deepEqual([...completed], ["a"]);
+  asked.length = 0;
+  await onWireAtKill(front, { client: table, name: "t", completed }, 500, opts);
+  assert.deepEqual(asked, ["b", "c"], "a COMPLETED record is not read again");
 });

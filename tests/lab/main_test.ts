@@ -119,6 +119,7 @@ const progress = (over: Partial<LabProgress> = {}): LabProgress => ({
   errors: 1234,
   retries: 5678,
   breakerOpens: 3,
+  tableFaults: 0,
   ...over,
 });
 
