@@ -5,7 +5,7 @@
  * (lab/infra.ts).
  */
 import { createRng, deriveSeed } from "./prng.ts";
-import { sleep } from "../src/lib/retry.ts";
+import { sleep } from "../src/lib/clock.ts";
 import { onWireAtKill, type Slot } from "./fleet.ts";
 import type { LabInfra } from "./infra.ts";
 import type { ChaosOptions, TableFaultWindow } from "./lab_types.ts";

@@ -6,7 +6,7 @@
  */
 import { createRng, deriveSeed } from "./prng.ts";
 import { SCENARIO_PROFILES, type SimulatorOptions } from "./scenario.ts";
-import { sleep as defaultSleep } from "../src/lib/retry.ts";
+import { sleep as defaultSleep } from "../src/lib/clock.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
 
 /** `instant` leaves the overload limit (`maxInFlight`) in place. */

@@ -9,7 +9,7 @@
 import type { DynamoDbClient } from "../src/adapters/dynamodb_client.ts";
 import type { WorkerProcess } from "./worker_process.ts";
 import { serveLocal } from "./local_server.ts";
-import { sleep } from "../src/lib/retry.ts";
+import { sleep } from "../src/lib/clock.ts";
 
 /** A forwarding proxy in front of the validator for one worker slot. */
 export interface ValidatorFront {
@@ -117,7 +117,7 @@ export interface OnWireOptions {
   retryDelayMs?: number;
   /** reads at once, default 16 */
   concurrency?: number;
-  /** default src/lib/retry.ts sleep */
+  /** default src/lib/clock.ts sleep */
   sleep?: (ms: number) => Promise<void>;
 }
 

@@ -8,7 +8,7 @@
 import type { Dataset } from "./dataset.ts";
 import { createRng, deriveSeed, type Rng } from "./prng.ts";
 import type { SqsAdmin } from "./sqs_admin.ts";
-import { sleep as defaultSleep } from "../src/lib/retry.ts";
+import { sleep as defaultSleep } from "../src/lib/clock.ts";
 
 /** What the validator expects for one valid message. */
 export interface ExpectedMessage {

@@ -11,7 +11,7 @@
  */
 import { buildDataset } from "./dataset.ts";
 import { generateMessages, type MessageSet, sendMessages } from "./generator.ts";
-import { sleep } from "../src/lib/retry.ts";
+import { sleep } from "../src/lib/clock.ts";
 import { WorkerMetricsTracker } from "./worker_metrics.ts";
 import { type Cleanups, type LabInfra, startInfra, teardown } from "./infra.ts";
 import { createChaos, sigtermPhaseHook } from "./chaos.ts";

@@ -3,7 +3,7 @@
  * message accepted, the queue empty, every poison body in the DLQ), for a failure (interrupt,
  * timeout, a worker that exited on its own, a failed send), lets chaos act, and reports progress.
  */
-import { sleep } from "../src/lib/retry.ts";
+import { sleep } from "../src/lib/clock.ts";
 import type { MessageSet } from "./generator.ts";
 import type { LabInfra } from "./infra.ts";
 import type { Chaos } from "./chaos.ts";

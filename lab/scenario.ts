@@ -4,7 +4,7 @@
  */
 
 import type { Dataset } from "./dataset.ts";
-import type { sleep } from "../src/lib/retry.ts";
+import type { sleep } from "../src/lib/clock.ts";
 
 export type Scenario = "io_mild" | "io_heavy" | "flaky" | "brownout";
 

@@ -10,7 +10,7 @@
  */
 import type { SqsAdmin } from "./sqs_admin.ts";
 import { type LocalServer, serveLocal, startFauxqs } from "./local_server.ts";
-import { sleep } from "../src/lib/retry.ts";
+import { sleep } from "../src/lib/clock.ts";
 import type { LogSink } from "./worker_process.ts";
 import { spawnWorker, type WorkerProcess } from "./worker_process.ts";
 import { spawnDynalite, type TableService } from "./dynalite.ts";

@@ -4,7 +4,7 @@
  * see when each message was first received (for receive-to-accept latency),
  * estimate how many messages a killed worker held, and fake an SQS outage.
  */
-import { sleep } from "../src/lib/retry.ts";
+import { sleep } from "../src/lib/clock.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
 import {
   answer,

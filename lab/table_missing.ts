@@ -6,7 +6,7 @@
  * flight, no ReceiveMessage made. The usual verdict (everything accepted) does
  * not apply to this run; `tableMissingProblems` is its verdict.
  */
-import { sleep } from "../src/lib/retry.ts";
+import { sleep } from "../src/lib/clock.ts";
 import type { Slot } from "./fleet.ts";
 import type { LabInfra } from "./infra.ts";
 

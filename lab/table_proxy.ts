@@ -14,7 +14,7 @@
  *   know it, the hardest case a slow table makes.
  * The error bodies are DynamoDB's own shapes and texts.
  */
-import { sleep } from "../src/lib/retry.ts";
+import { sleep } from "../src/lib/clock.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
 import {
   answer,

@@ -9,7 +9,7 @@ import type { Dataset } from "./dataset.ts";
 import type { ExpectedMessage } from "./generator.ts";
 import { createRng, deriveSeed } from "./prng.ts";
 import { SCENARIO_PROFILES, type SimulatorOptions } from "./scenario.ts";
-import { sleep as defaultSleep } from "../src/lib/retry.ts";
+import { sleep as defaultSleep } from "../src/lib/clock.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
 
 /** `scenario` decides the rare 5xx (flaky only); `instant`: no latency, no simulated 5xx. */

@@ -4,6 +4,7 @@
  */
 import { buildInfo } from "./cli/build_info.ts";
 import { loadConfigOrReport, runCli } from "./cli/cli.ts";
+import { systemClock } from "./lib/clock.ts";
 import { ConfigError } from "./lib/errors.ts";
 import type { Registry } from "./lib/metrics.ts";
 import * as runtime from "./cli/runtime.ts";
@@ -56,7 +57,7 @@ async function main(): Promise<number> {
   // FORCE_AFTER_MS into the drain ends the grace, yet still hands messages back first.
   const signals: StopSignalState = { firstAt: undefined, forced: false };
   const onSignal = (name: string) => () => {
-    const now = performance.now();
+    const now = systemClock.monotonic();
     const action = stopSignalAction(signals, now);
     if (action === "stop") {
       signals.firstAt = now;
@@ -112,7 +113,7 @@ function registerProcessMetrics(registry: Registry): void {
     "process_start_time_seconds",
     "Start time of the process since unix epoch in seconds.",
   );
-  start.set(undefined, Date.now() / 1000);
+  start.set(undefined, systemClock.now() / 1000);
   registry.onCollect(() => {
     const memory = runtime.memoryUsage();
     rss.set(undefined, memory.rss);

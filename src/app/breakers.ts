@@ -4,6 +4,7 @@
  * change shown in `sluice_breaker_state`, logged with its cause, and handed on
  * (readiness depends on it). `pausedFor` says when intake waits for one.
  */
+import type { Clock } from "../lib/clock.ts";
 import { type BreakerState, CircuitBreaker } from "../lib/circuit_breaker.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import type { StateLog } from "./state_log.ts";
@@ -24,7 +25,7 @@ export interface BreakersPorts {
 }
 
 export interface BreakersServices {
-  now: () => number;
+  clock: Pick<Clock, "monotonic">;
   metrics: Pick<SluiceMetrics, "breakerState">;
   states: Pick<StateLog, "breaker">;
 }
@@ -37,12 +38,12 @@ export interface BreakersOptions {
 }
 
 export function createBreakers(options: BreakersOptions): Breakers {
-  const { now, metrics, states } = options.services;
+  const { clock, metrics, states } = options.services;
   const breaker = (name: string, minimumCalls: number) => {
     const b: CircuitBreaker = new CircuitBreaker({
       name,
       minimumCalls,
-      now,
+      clock,
       onStateChange: (to, from) => {
         metrics.breakerState.set({ target: name }, BREAKER_VALUE[to]);
         states.breaker(name, to, from, b.lastFailure?.error);

@@ -12,6 +12,7 @@ import { isRetriable } from "../lib/errors.ts";
 import { ProfileSource } from "../flow/profile_source.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { type Submission, ValidatorClient } from "../adapters/validator_client.ts";
+import type { Clock } from "../lib/clock.ts";
 import type { Config } from "./config.ts";
 
 export type DownstreamSettings = Pick<
@@ -34,7 +35,7 @@ export interface DownstreamPorts {
 }
 
 export interface DownstreamServices {
-  now: () => number;
+  clock: Clock;
   metrics: SluiceMetrics;
 }
 
@@ -54,7 +55,8 @@ export function wireDownstream(
   ports: DownstreamPorts,
   services: DownstreamServices,
 ): Downstream {
-  const { now, metrics } = services;
+  const { clock, metrics } = services;
+  const now = () => clock.now();
   const http = (target: string) => ({
     timeoutMs: settings.httpTimeoutMs,
     fetch: ports.fetch,
@@ -68,6 +70,7 @@ export function wireDownstream(
   });
   const limiter = (target: string, max: number) => {
     const semaphore = adaptiveSemaphore({
+      clock,
       max,
       // Start halfway: the limit finds the downstream's capacity from there in a few round trips.
       initial: Math.max(1, Math.ceil(max / 2)),
@@ -91,7 +94,7 @@ export function wireDownstream(
     maxConcurrentBatches: settings.enrichConcurrency,
     onCache: (result) => metrics.cacheRequests.inc({ result }),
     onBatch: (size) => metrics.enrichBatchSize.observe(undefined, size),
-    now,
+    clock,
   });
   const submit = (document: string, signal: AbortSignal, forced: AbortSignal) =>
     ports.breakers.validator.run(

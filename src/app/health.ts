@@ -45,22 +45,31 @@ export function healthOf(s: HealthSnapshot): Health {
   return { alive: s.starting || s.pipelineAlive, notReady };
 }
 
-/** Health for the server, and readiness changes for the log (none while starting). */
+/**
+ * Health for the server, and readiness changes for the log (none while starting). Built
+ * before what it watches (the breakers tell it of their changes); `observe` gives it the
+ * snapshot once everything exists.
+ */
 export class Readiness {
-  readonly #snapshot: () => HealthSnapshot;
   readonly #states: Pick<StateLog, "readiness">;
+  #snapshot: (() => HealthSnapshot) | undefined;
 
-  constructor(snapshot: () => HealthSnapshot, states: Pick<StateLog, "readiness">) {
-    this.#snapshot = snapshot;
+  constructor(states: Pick<StateLog, "readiness">) {
     this.#states = states;
   }
 
-  health = (): Health => healthOf(this.#snapshot());
+  /** Where readiness is read from. */
+  observe(snapshot: () => HealthSnapshot): void {
+    this.#snapshot = snapshot;
+  }
+
+  health = (): Health =>
+    this.#snapshot ? healthOf(this.#snapshot()) : { alive: true, notReady: ["starting"] };
 
   /** Something readiness depends on changed: logs the new readiness if it differs. */
   note = (): void => {
-    const snapshot = this.#snapshot();
-    if (snapshot.starting) return;
+    const snapshot = this.#snapshot?.();
+    if (!snapshot || snapshot.starting) return;
     const { alive, notReady } = healthOf(snapshot);
     this.#states.readiness(alive && notReady.length === 0, notReady);
   };

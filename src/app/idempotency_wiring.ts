@@ -11,6 +11,7 @@ import { DynamoDbStore, probeIdempotencyTable } from "../flow/idempotency_store.
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import type { Config } from "./config.ts";
 import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
+import type { Clock } from "../lib/clock.ts";
 
 /** The runtime services the gate's DynamoDB client needs (the same as SQS's). */
 export type IdempotencyDeps = AwsDeps & { random?: () => number };
@@ -18,9 +19,7 @@ export type IdempotencyDeps = AwsDeps & { random?: () => number };
 /** The gate's breaker and clock. */
 export interface GateServices {
   breaker: Pick<CircuitBreaker, "run">;
-  now: () => number;
-  random: () => number;
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  clock: Clock;
 }
 
 /** The gate the pipeline uses, and the startup check of its table. */

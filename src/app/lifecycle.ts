@@ -6,7 +6,7 @@
  */
 import type { Logger } from "../lib/logger.ts";
 import type { Pipeline } from "../flow/pipeline.ts";
-import { sleep as realSleep } from "../lib/retry.ts";
+import type { Clock } from "../lib/clock.ts";
 import type { Settler } from "../flow/settle.ts";
 
 export interface LifecycleSettings {
@@ -43,8 +43,8 @@ export interface LifecyclePorts {
 
 export interface LifecycleServices {
   logger: Pick<Logger, "info" | "warn">;
-  /** Abortable sleep bounding the waits of a stop. Default lib/retry.ts `sleep`. */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Bounds the waits of a stop. */
+  clock: Pick<Clock, "sleep">;
 }
 
 export interface LifecycleOptions {
@@ -57,10 +57,9 @@ const abortError = (message: string) => new DOMException(message, "AbortError");
 
 export class Lifecycle {
   readonly #o: LifecycleOptions;
-  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  readonly #intake = new AbortController();
+  readonly #stopIntake = new AbortController();
   /** Aborts when the grace ends: nothing new starts after it (no queued submission, no retry). */
-  readonly #work = new AbortController();
+  readonly #graceOver = new AbortController();
   readonly #forced = new AbortController();
   readonly #background = new AbortController();
   #starting = true;
@@ -70,7 +69,6 @@ export class Lifecycle {
 
   constructor(options: LifecycleOptions) {
     this.#o = options;
-    this.#sleep = options.services.sleep ?? realSleep;
   }
 
   /** Startup (reading the queue's attributes) is not done yet. */
@@ -102,19 +100,19 @@ export class Lifecycle {
   async #run(): Promise<void> {
     try {
       // One read now; retries (after a failure) stop with intake.
-      await this.#o.ports.prepare(this.#intake.signal);
+      await this.#o.ports.prepare(this.#stopIntake.signal);
     } catch (error) {
       // Startup failed: whatever it started in the background ends with it.
-      this.#intake.abort(error);
+      this.#stopIntake.abort(error);
       this.#background.abort(error);
       throw error;
     } finally {
       this.#starting = false;
     }
-    if (this.#intake.signal.aborted) return; // stopped before it started
+    if (this.#stopIntake.signal.aborted) return; // stopped before it started
     const signals = { background: this.#background.signal, forced: this.#forced.signal };
     this.#running = this.#o.ports.begin(signals);
-    await this.#running.pipeline.run(this.#intake.signal, this.#work.signal);
+    await this.#running.pipeline.run(this.#stopIntake.signal, this.#graceOver.signal);
   }
 
   #started(): Promise<void> {
@@ -135,14 +133,14 @@ export class Lifecycle {
       in_flight: inFlight(),
       grace_ms: graceMs,
     });
-    this.#intake.abort(abortError("shutting down"));
+    this.#stopIntake.abort(abortError("shutting down"));
     // Long polls may still be open (see Pipeline): the grace covers them and the drain.
     const settled = this.#started().then(() => this.#running?.pipeline.drain());
-    if (!await this.#within(settled, graceMs, this.#work.signal)) {
+    if (!await this.#within(settled, graceMs, this.#graceOver.signal)) {
       if (!this.#forced.signal.aborted) {
         logger.warn("grace period over; releasing unfinished messages", { in_flight: inFlight() });
       }
-      this.#work.abort(abortError("shutdown grace period over"));
+      this.#graceOver.abort(abortError("shutdown grace period over"));
       // Submissions on the wire are waited for (unless forced): up to one request timeout.
       await this.#within(settled, this.#o.settings.wireMs);
     }
@@ -164,7 +162,7 @@ export class Lifecycle {
         { in_flight: this.#running?.pipeline.inFlight ?? 0 },
       );
       this.#forced.abort(abortError("forced stop"));
-      this.#work.abort(abortError("forced stop"));
+      this.#graceOver.abort(abortError("forced stop"));
     }
     return this.stop();
   }
@@ -178,7 +176,7 @@ export class Lifecycle {
     try {
       return await Promise.race([
         promise.then(() => true, () => true),
-        this.#sleep(ms, timer.signal).then(() => false, () => false),
+        this.#o.services.clock.sleep(ms, timer.signal).then(() => false, () => false),
       ]);
     } finally {
       timer.abort();

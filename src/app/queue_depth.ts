@@ -6,6 +6,7 @@
  */
 import type { SqsClient } from "../adapters/sqs_client.ts";
 import { SqsError } from "../lib/errors.ts";
+import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { describe } from "../flow/redrive.ts";
@@ -25,8 +26,8 @@ export interface QueueDepthPorts {
 }
 
 export interface QueueDepthServices {
-  now: () => number;
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Between polls, and the warnings' rate. */
+  clock: Pick<Clock, "monotonic" | "sleep">;
   logger: Pick<Logger, "warn" | "debug">;
   metrics: Pick<SluiceMetrics, "queueMessages">;
 }
@@ -55,7 +56,7 @@ export class QueueDepthPoller {
 
   /** Polls until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    const { sleep } = this.services;
+    const { clock } = this.services;
     while (!signal.aborted) {
       const queues: Array<[string, string]> = [["main", this.settings.queueUrl]];
       const dlqUrl = this.ports.dlqUrl();
@@ -63,13 +64,14 @@ export class QueueDepthPoller {
       for (const [label, url] of queues) {
         if (!await this.#poll(label, url, signal)) return;
       }
-      await sleep(this.settings.intervalMs ?? 30_000, signal).catch(() => {});
+      await clock.sleep(this.settings.intervalMs ?? 30_000, signal).catch(() => {});
     }
   }
 
   /** One queue's depth into the gauge; false when the poll was aborted. */
   async #poll(label: string, url: string, signal: AbortSignal): Promise<boolean> {
-    const { metrics, logger, now } = this.services;
+    const { metrics, logger, clock } = this.services;
+    const now = () => clock.monotonic();
     try {
       const a = await this.ports.sqs.getQueueAttributes(
         url,

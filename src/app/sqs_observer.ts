@@ -37,8 +37,6 @@ export interface SqsObserverPorts {
   breaker: Pick<CircuitBreaker, "record">;
   /** Called when the last SQS error appears or clears. */
   onReadinessChange: () => void;
-  /** SQS said a queue does not exist or refused a request: the RedrivePolicy may have changed. */
-  onQueueChange?: () => void;
 }
 
 /** Results that say a queue or the worker's rights on it changed. */
@@ -59,10 +57,19 @@ export class SqsObserver {
   readonly #ports: SqsObserverPorts;
   readonly #services: SqsObserverServices;
   #lastError: string | undefined;
+  #onQueueChange: (() => void) | undefined;
 
   constructor(options: SqsObserverOptions) {
     this.#ports = options.ports;
     this.#services = options.services;
+  }
+
+  /**
+   * Calls `fn` when SQS says a queue does not exist or refuses a request: the RedrivePolicy
+   * (read on the client this observer watches) may have changed.
+   */
+  onQueueChange(fn: () => void): void {
+    this.#onQueueChange = fn;
   }
 
   /** The last ReceiveMessage failure; undefined once a receive succeeds. */
@@ -73,7 +80,7 @@ export class SqsObserver {
   /** For SqsClientOptions.onRequest. */
   observe = (action: string, result: string): void => {
     this.#services.metrics.sqsRequests.inc({ action, result });
-    if (queueChanged(result)) this.#ports.onQueueChange?.();
+    if (queueChanged(result)) this.#onQueueChange?.();
     const failed = sqsFailed(result);
     this.#ports.breaker.record(!failed, failed ? `${action}: ${result}` : undefined);
     const before = this.#lastError;

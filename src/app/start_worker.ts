@@ -1,27 +1,29 @@
 /**
- * The composition root: builds the worker's object graph from a Config and the
- * runtime's services and hands the parts to each other. Wiring only; what the
- * parts do lives in their own files (health, lifecycle, queue depth, …).
- * main.ts, the lab and tests all start the worker through `startWorker`.
+ * The composition root: builds the worker's object graph from a Config and the runtime's
+ * services, in dependency order, handing each part only what it uses. Wiring only; what
+ * the parts do lives in their own files. main.ts, the lab and tests all start the worker
+ * through `startWorker`.
  */
 import type { Hono } from "hono";
 import { type Config, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
+import { type Clock, systemClock } from "../lib/clock.ts";
+import { ConfigError } from "../lib/errors.ts";
 import { Pipeline } from "../flow/pipeline.ts";
-import { sleep } from "../lib/retry.ts";
 import { RedriveWatcher } from "../flow/redrive.ts";
-import { createServer } from "./server.ts";
 import { Settler } from "../flow/settle.ts";
+import { VisibilityHeartbeat } from "../flow/visibility_heartbeat.ts";
+import type { IdempotencyGate } from "../flow/idempotency_gate.ts";
 import {
   type BuildLabels,
   createSluiceMetrics,
   type SluiceMetrics,
 } from "../domain/sluice_metrics.ts";
 import { limitRepeats, RepeatLimiter } from "../lib/repeat_limiter.ts";
+import type { SqsClient } from "../adapters/sqs_client.ts";
+import { createServer } from "./server.ts";
 import { StateLog } from "./state_log.ts";
 import { SummaryLog } from "./summary_log.ts";
-import { SqsClient } from "../adapters/sqs_client.ts";
-import { VisibilityHeartbeat } from "../flow/visibility_heartbeat.ts";
 import { backlogPause } from "./backlog_pause.ts";
 import { type Breakers, createBreakers, pausedFor } from "./breakers.ts";
 import { type Downstream, wireDownstream } from "./downstream.ts";
@@ -29,11 +31,10 @@ import { Readiness } from "./health.ts";
 import { Lifecycle, type Running, type RunningSignals } from "./lifecycle.ts";
 import { QueueDepthPoller } from "./queue_depth.ts";
 import { watchRedirects } from "./redirects.ts";
+import type { RedirectWatch } from "../adapters/http_call.ts";
 import { SqsObserver } from "./sqs_observer.ts";
-import { createSqsClient } from "./aws_clients.ts";
+import { type AwsDeps, createSqsClient } from "./aws_clients.ts";
 import { createIdempotency, type Idempotency, workerIdOf } from "./idempotency_wiring.ts";
-import type { IdempotencyGate } from "../flow/idempotency_gate.ts";
-import { ConfigError } from "../lib/errors.ts";
 
 export interface WorkerDeps {
   /** The environment, for the credential chain. */
@@ -43,10 +44,8 @@ export interface WorkerDeps {
   /** Where log lines go. Default console.log. */
   write?: (line: string) => void;
   fetch?: typeof fetch;
-  now?: () => number;
-  /** Monotonic clock, ms, for time since receive, holds and retry budgets. Default performance.now. */
-  monotonic?: () => number;
-  random?: () => number;
+  /** Time and chance for every part. Default the system's. */
+  clock?: Clock;
   /** The labels of `sluice_build_info` (main.ts passes the build stamp). Default "unknown". */
   build?: BuildLabels;
   /** Interval of the summary log line, ms. Default 30000. */
@@ -57,7 +56,7 @@ export interface Worker {
   app: Hono;
   logger: Logger;
   metrics: SluiceMetrics;
-  /** Resolves when the worker has stopped (after `stop()`). */
+  /** Resolves when the worker has stopped (after `stop()`); rejects when startup failed. */
   done: Promise<void>;
   /**
    * Graceful stop: intake ends (aborting long polls), in-flight work gets
@@ -73,31 +72,98 @@ export interface Worker {
   force(): Promise<void>;
 }
 
-// Moved to flow/redrive.ts; re-exported for the CLI.
-export { discoverRedrive, type Redrive } from "../flow/redrive.ts";
-
-/** The services every part may use: clocks, randomness, sleep, logger and metrics. */
+/** What every part may use: time, the logger (repeats folded) and the metrics. */
 interface Services {
-  now: () => number;
-  /** Monotonic clock, ms, for time since receive, holds and retry budgets. */
-  monotonic: () => number;
-  random: () => number;
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  clock: Clock;
   logger: Logger;
   metrics: SluiceMetrics;
-  /** Repeated identical warnings: the first, then one a minute with a count. */
   repeats: RepeatLimiter;
 }
 
+/** What the pipeline is built from once startup is done. */
+interface Parts {
+  sqs: SqsClient;
+  redrive: RedriveWatcher;
+  breakers: Breakers;
+  downstream: Downstream;
+  summary: SummaryLog;
+  depth: QueueDepthPoller;
+  idempotency: IdempotencyGate | undefined;
+}
+
+export function startWorker(config: Config, deps: WorkerDeps): Worker {
+  const services = createServices(config, deps);
+  const { clock, logger, metrics } = services;
+  // 1. What reports: state changes, readiness (told of changes before it can be read).
+  const urls = {
+    enrichment: config.enrichUrl,
+    validator: config.validatorUrl,
+    sqs: config.endpoint ?? new URL(config.queueUrl).origin,
+  };
+  const states = new StateLog({ logger, repeats: services.repeats, urls });
+  const readiness = new Readiness(states);
+  const breakers = createBreakers({
+    table: config.idempotencyTable !== undefined,
+    ports: { onChange: readiness.note },
+    services: { clock, metrics, states },
+  });
+  // 2. The outside world: SQS, the downstreams, the table.
+  const aws: AwsDeps = { ...deps, now: () => clock.now() };
+  const sqsSeen = new SqsObserver({
+    ports: { breaker: breakers.sqs, onReadinessChange: readiness.note },
+    services: { metrics },
+  });
+  const sqs = createSqsClient(config, aws, sqsSeen.observe);
+  const redriveConfig = { queueUrl: config.queueUrl, dlqQueueUrl: config.dlqQueueUrl };
+  const redrive = new RedriveWatcher({ sqs, config: redriveConfig, logger, clock });
+  sqsSeen.onQueueChange(() => redrive.refresh());
+  const redirects = watchRedirects(logger);
+  const downstream = wireDownstream(
+    config,
+    { fetch: deps.fetch ?? fetch, breakers, redirects },
+    { clock, metrics },
+  );
+  const idempotency = breakers.table &&
+    createIdempotency(config, aws, metrics, logger, workerIdOf(() => clock.random()), {
+      breaker: breakers.table,
+      clock,
+    });
+  // 3. What runs beside the pipeline, and the worker's life.
+  const parts: Parts = {
+    sqs,
+    redrive,
+    breakers,
+    downstream,
+    idempotency: idempotency?.gate,
+    summary: new SummaryLog({
+      logger,
+      clock,
+      ...(deps.summaryIntervalMs ? { intervalMs: deps.summaryIntervalMs } : {}),
+    }),
+    depth: new QueueDepthPoller({
+      settings: { queueUrl: config.queueUrl },
+      ports: { sqs, dlqUrl: () => redrive.state.dlqUrl },
+      services: { clock, logger, metrics },
+    }),
+  };
+  const lifecycle = wireLifecycle(config, parts, services, idempotency);
+  // 4. What watches the rest, now that it all exists.
+  observe(lifecycle, parts, { readiness, redirects, sqsSeen, metrics });
+  const app = createServer({ registry: metrics.registry, health: readiness.health });
+  lifecycle.start();
+  const stop = (graceMs?: number) => lifecycle.stop(graceMs);
+  return { app, logger, metrics, done: lifecycle.done, stop, force: () => lifecycle.force() };
+}
+
 function createServices(config: Config, deps: WorkerDeps): Services {
-  const now = deps.now ?? Date.now;
-  const repeats = new RepeatLimiter({ now });
+  const clock = deps.clock ?? systemClock;
+  const repeats = new RepeatLimiter({ clock });
   const logger = limitRepeats(
     createLogger({
       level: config.logLevel,
       format: config.logFormat,
       ...(deps.write ? { write: deps.write } : {}),
-      now,
+      clock,
     }),
     repeats,
   );
@@ -107,80 +173,16 @@ function createServices(config: Config, deps: WorkerDeps): Services {
   metrics.dedupeTtl.set(undefined, config.dedupTtlSeconds);
   const exposed = exposureWarning(config);
   if (exposed) logger.warn(exposed, { http_host: config.httpHost, http_port: config.httpPort });
-  const monotonic = deps.monotonic ?? (() => performance.now());
-  return { now, monotonic, random: deps.random ?? Math.random, sleep, logger, metrics, repeats };
+  return { clock, logger, metrics, repeats };
 }
 
-/** What the pipeline is built from once startup is done. */
-interface Parts {
-  sqs: SqsClient;
-  idempotency: IdempotencyGate | undefined;
-  redrive: RedriveWatcher;
-  breakers: Breakers;
-  downstream: Downstream;
-  summary: SummaryLog;
-  depth: QueueDepthPoller;
-}
-
-export function startWorker(config: Config, deps: WorkerDeps): Worker {
-  const services = createServices(config, deps);
-  const { now, logger, metrics } = services;
-  const sqsUrl = config.endpoint ?? new URL(config.queueUrl).origin;
-  const urls = { enrichment: config.enrichUrl, validator: config.validatorUrl, sqs: sqsUrl };
-  const states = new StateLog({ logger, repeats: services.repeats, urls });
-  // Breakers and SQS results change readiness; `readiness` is built below, once all it reads is.
-  const onReadinessChange = () => readiness.note();
-  const breakers = createBreakers({
-    table: config.idempotencyTable !== undefined,
-    ports: { onChange: onReadinessChange },
-    services: { now, metrics, states },
-  });
-  const sqsSeen = new SqsObserver({
-    // The watcher is built below, on the client this observer watches.
-    ports: { breaker: breakers.sqs, onReadinessChange, onQueueChange: () => redrive.refresh() },
-    services: { metrics },
-  });
-  const sqs = createSqsClient(config, deps, sqsSeen.observe);
-  const redirects = watchRedirects(logger);
-  const downstream = wireDownstream(
-    config,
-    { fetch: deps.fetch ?? fetch, breakers, redirects },
-    { now, metrics },
-  );
-  const redrive = new RedriveWatcher({ sqs, config, logger, random: services.random });
-  const summary = new SummaryLog({
-    logger,
-    now,
-    ...(deps.summaryIntervalMs ? { intervalMs: deps.summaryIntervalMs } : {}),
-    snapshot: () => ({
-      inFlight: lifecycle.running?.pipeline.inFlight ?? 0,
-      breakers: Object.fromEntries(Object.values(breakers).map((b) => [b.name, b.state])),
-      queueVisible: metrics.queueMessages.get({ queue: "main", state: "visible" }),
-      queueInFlight: metrics.queueMessages.get({ queue: "main", state: "in_flight" }),
-    }),
-  });
-  const depth = new QueueDepthPoller({
-    settings: { queueUrl: config.queueUrl },
-    ports: { sqs, dlqUrl: () => redrive.state.dlqUrl },
-    services,
-  });
-  const idempotency = breakers.table &&
-    createIdempotency(config, deps, metrics, logger, workerIdOf(services.random), {
-      breaker: breakers.table,
-      now,
-      random: services.random,
-      sleep: services.sleep,
-    });
-  const parts: Parts = {
-    sqs,
-    idempotency: idempotency?.gate,
-    redrive,
-    breakers,
-    downstream,
-    summary,
-    depth,
-  };
-  const lifecycle = new Lifecycle({
+function wireLifecycle(
+  config: Config,
+  parts: Parts,
+  services: Services,
+  idempotency: Idempotency | undefined,
+): Lifecycle {
+  return new Lifecycle({
     settings: {
       graceMs: config.shutdownGraceSeconds * 1000,
       wireMs: config.httpTimeoutMs + 1000,
@@ -188,43 +190,82 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     },
     ports: {
       // One read now; after a failure it is retried in the background until it succeeds.
-      // Retries stop with intake: a held message stays held through the drain either way.
       // A table that cannot serve stops startup before any receive.
-      prepare: (signal) => Promise.all([redrive.start(signal), checkTable(idempotency, signal)]),
+      prepare: (signal) =>
+        Promise.all([
+          parts.redrive.start(signal),
+          checkTable(idempotency, services.logger, signal),
+        ]),
       begin: (signals) => begin(config, parts, services, signals),
-      stopped: () => summary.stop(),
+      stopped: () => parts.summary.stop(),
     },
-    services: { logger, sleep: services.sleep },
+    services: { logger: services.logger, clock: services.clock },
   });
-  const readiness = new Readiness(() => ({
+}
+
+/** Readiness, the summary line and the in-flight gauge read the running worker. */
+function observe(
+  lifecycle: Lifecycle,
+  parts: Parts,
+  reporting: {
+    readiness: Readiness;
+    redirects: RedirectWatch;
+    sqsSeen: SqsObserver;
+    metrics: SluiceMetrics;
+  },
+): void {
+  const { readiness, redirects, sqsSeen, metrics } = reporting;
+  const inFlight = () => lifecycle.running?.pipeline.inFlight ?? 0;
+  const breakers = Object.values(parts.breakers);
+  readiness.observe(() => ({
     starting: lifecycle.starting,
     pipelineAlive: lifecycle.running?.pipeline.alive ?? false,
-    redrive: redrive.state,
-    breakers: Object.values(breakers).map((b) => ({
+    redrive: parts.redrive.state,
+    breakers: breakers.map((b) => ({
       name: b.name,
       state: b.state,
       remainingCooldownMs: b.remainingCooldownMs(),
     })),
     redirects: redirects.current(),
     lastSqsError: sqsSeen.lastError,
-  }), states);
+  }));
+  parts.summary.observe(() => ({
+    inFlight: inFlight(),
+    breakers: Object.fromEntries(breakers.map((b) => [b.name, b.state])),
+    queueVisible: metrics.queueMessages.get({ queue: "main", state: "visible" }),
+    queueInFlight: metrics.queueMessages.get({ queue: "main", state: "in_flight" }),
+  }));
   // Read when scraped, not set twice per message.
-  metrics.registry.onCollect(() =>
-    metrics.inFlight.set(undefined, lifecycle.running?.pipeline.inFlight ?? 0)
-  );
-  const app = createServer({ registry: metrics.registry, health: readiness.health });
-  lifecycle.start();
-  const stop = (graceMs?: number) => lifecycle.stop(graceMs);
-  return { app, logger, metrics, done: lifecycle.done, stop, force: () => lifecycle.force() };
+  metrics.registry.onCollect(() => metrics.inFlight.set(undefined, inFlight()));
+}
+
+/**
+ * Startup stops (exit 2, one line) when the idempotency table cannot serve: missing, refused,
+ * the wrong key. A table that only did not answer in time is the breaker's to watch.
+ */
+async function checkTable(
+  idempotency: Idempotency | undefined,
+  logger: Logger,
+  signal: AbortSignal,
+) {
+  if (!idempotency) return;
+  let problems: string[];
+  try {
+    problems = await idempotency.check(signal);
+  } catch (error) {
+    if (signal.aborted) return;
+    logger.warn("cannot check IDEMPOTENCY_TABLE at startup; starting, its breaker watches it", {
+      error,
+    });
+    return;
+  }
+  if (problems.length > 0 && !signal.aborted) {
+    throw new ConfigError("IDEMPOTENCY_TABLE", problems.join("; "));
+  }
 }
 
 /** Startup is done: builds the pipeline with its settler and heartbeat, starts what runs beside. */
-function begin(
-  config: Config,
-  parts: Parts,
-  services: Services,
-  signals: RunningSignals,
-): Running {
+function begin(config: Config, parts: Parts, services: Services, signals: RunningSignals): Running {
   const policy = parts.redrive.state;
   services.logger.info("sluice started", {
     queue: config.queueUrl,
@@ -234,8 +275,6 @@ function begin(
     max_in_flight: config.maxInFlight,
   });
   const settler = wireSettler(config, parts, services);
-  // IDEMPOTENCY_TABLE: the shared claim follows the message's visibility (the heartbeat) and
-  // is asked by the pipeline before a submission. Unset: in-process dedupe only.
   const heartbeat = wireHeartbeat(config, settler, services, parts.idempotency);
   const pipeline = wirePipeline(config, { ...parts, settler, heartbeat }, services, signals);
   parts.summary.start();
@@ -244,26 +283,14 @@ function begin(
   return { pipeline, settler };
 }
 
-/** Startup stops (exit 2, one line) when the idempotency table cannot serve. */
-async function checkTable(idempotency: Idempotency | undefined, signal: AbortSignal) {
-  const problems = await idempotency?.check(signal) ?? [];
-  if (problems.length > 0 && !signal.aborted) {
-    throw new ConfigError("IDEMPOTENCY_TABLE", problems.join("; "));
-  }
-}
-
 function wireSettler(config: Config, parts: Parts, services: Services): Settler {
-  const { logger, metrics } = services;
-  const redrive = parts.redrive;
+  const { logger, metrics, clock } = services;
   return new Settler({
     sqs: parts.sqs,
     queueUrl: config.queueUrl,
-    // Read on every use (Settler keeps the options object): a DLQ found later is used.
-    get dlqUrl() {
-      return redrive.state.dlqUrl;
-    },
-    now: services.monotonic,
-    random: services.random,
+    // A DLQ found after startup is used from then on.
+    dlqUrl: () => parts.redrive.state.dlqUrl,
+    clock,
     onStale: (kind, code) => {
       metrics.staleReceipts.inc({ kind });
       logger.warn("stale receipt handle", { kind, code });
@@ -284,6 +311,7 @@ function wireSettler(config: Config, parts: Parts, services: Services): Settler 
   });
 }
 
+/** IDEMPOTENCY_TABLE: each message's lock follows its visibility, and ends with a stale receipt. */
 function wireHeartbeat(
   config: Config,
   settler: Settler,
@@ -295,8 +323,7 @@ function wireHeartbeat(
     extend: (handle, seconds) =>
       settler.changeVisibility(handle, seconds, config.visibilityTimeoutSeconds * 500),
     visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
-    // The pipeline's receive times are monotonic: the same clock here.
-    now: services.monotonic,
+    clock: services.clock,
     onExtend: () => services.metrics.visibilityExtensions.inc(),
     ...(idempotency
       ? {
@@ -318,16 +345,25 @@ function wirePipeline(
   signals: RunningSignals,
 ): Pipeline {
   const { breakers, redrive, downstream, summary } = parts;
+  const intakeBreakers = [
+    breakers.validator,
+    breakers.sqs,
+    ...(breakers.table ? [breakers.table] : []),
+  ];
   return new Pipeline({
-    queueUrl: config.queueUrl,
-    maxBatch: config.maxBatch,
-    receiveWaitSeconds: config.receiveWaitSeconds,
-    visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
-    maxInFlight: config.maxInFlight,
-    deleteOn4xx: config.deleteOn4xx,
-    deleteOn5xx: config.deleteOn5xx,
-    unknownUserPolicy: config.unknownUserPolicy,
-    dedupTtlSeconds: config.dedupTtlSeconds,
+    intake: {
+      queueUrl: config.queueUrl,
+      maxBatch: config.maxBatch,
+      receiveWaitSeconds: config.receiveWaitSeconds,
+      visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
+      maxInFlight: config.maxInFlight,
+    },
+    dedupe: { dedupTtlSeconds: config.dedupTtlSeconds },
+    policy: {
+      deleteOn4xx: config.deleteOn4xx,
+      deleteOn5xx: config.deleteOn5xx,
+      unknownUserPolicy: config.unknownUserPolicy,
+    },
   }, {
     redrive: () => redrive.state,
     sqs: parts.sqs,
@@ -335,19 +371,15 @@ function wirePipeline(
     heartbeat: parts.heartbeat,
     lookup: (userId) => downstream.profiles.lookup(userId),
     cached: (userId) => downstream.profiles.cached(userId),
-    // Past the grace (`signal`) a queued submission never starts; one on the wire is awaited
+    // Past the grace a queued submission never starts; one on the wire is awaited
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
-    submit: (document, signal) => downstream.submit(document, signal, signals.forced),
-    pausedFor: () =>
-      pausedFor([breakers.validator, breakers.sqs, ...(breakers.table ? [breakers.table] : [])]) ??
-        backlogPause(downstream.validatorBacklog()),
+    submit: (document, graceOver) => downstream.submit(document, graceOver, signals.forced),
+    pausedFor: () => pausedFor(intakeBreakers) ?? backlogPause(downstream.validatorBacklog()),
     idempotency: parts.idempotency,
   }, {
+    clock: services.clock,
     metrics: services.metrics,
     logger: services.logger,
     onOutcome: (outcome, ms) => summary.record(outcome, ms),
-    now: services.now,
-    monotonic: services.monotonic,
-    random: services.random,
   });
 }

@@ -15,7 +15,7 @@ export interface StateLogOptions {
   /** URL per breaker target, named in its lines. */
   urls: Record<string, string>;
   /** Holds back identical changes. Default: one a minute per change. */
-  repeats?: RepeatLimiter;
+  repeats: RepeatLimiter;
 }
 
 /** An error's text for a log line: `Name: message` for Errors. */
@@ -30,7 +30,7 @@ export class StateLog {
 
   constructor(options: StateLogOptions) {
     this.#o = options;
-    this.#repeats = options.repeats ?? new RepeatLimiter();
+    this.#repeats = options.repeats;
   }
 
   /** A breaker changed state; `lastFailure` is its last recorded failure, the likely cause. */

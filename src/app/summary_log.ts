@@ -4,6 +4,7 @@
  * says what happened since the last summary: counts by outcome, msg/s,
  * receive→final p50/p99, in flight, breaker states and queue depth.
  */
+import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 
 /** What the summary reads from the running worker at each tick. */
@@ -19,13 +20,10 @@ export interface SummarySnapshot {
 /** Options for {@linkcode SummaryLog}. */
 export interface SummaryLogOptions {
   logger: Pick<Logger, "info">;
-  snapshot: () => SummarySnapshot;
   /** Interval between summary lines, ms. Default 30000. */
   intervalMs?: number;
-  /** Clock in ms. Default `Date.now`. */
-  now?: () => number;
-  /** Calls `fn` every `ms` until the returned function is called. Default `setInterval`. */
-  every?: (ms: number, fn: () => void) => () => void;
+  /** Its interval's timer, and the time each line covers. */
+  clock: Pick<Clock, "monotonic" | "timer">;
   /** Durations kept per interval for the percentiles (counts stay exact). Default 100000. */
   maxSamples?: number;
 }
@@ -65,21 +63,32 @@ export function summaryFields(
   };
 }
 
+const EMPTY: SummarySnapshot = {
+  inFlight: 0,
+  breakers: {},
+  queueVisible: 0,
+  queueInFlight: 0,
+};
+
 /** Collects final outcomes and writes a "summary" line every interval. */
 export class SummaryLog {
   readonly #o: SummaryLogOptions;
-  readonly #now: () => number;
   readonly #maxSamples: number;
   #counts = new Map<string, number>();
   #durations: number[] = [];
   #since: number;
   #cancel: (() => void) | undefined;
+  #snapshot: (() => SummarySnapshot) | undefined;
 
   constructor(options: SummaryLogOptions) {
     this.#o = options;
-    this.#now = options.now ?? Date.now;
     this.#maxSamples = options.maxSamples ?? 100_000;
-    this.#since = this.#now();
+    this.#since = options.clock.monotonic();
+  }
+
+  /** What each line reports beside the outcomes: in flight, breakers, queue depth. */
+  observe(snapshot: () => SummarySnapshot): void {
+    this.#snapshot = snapshot;
   }
 
   /** Counts one final outcome and its receive→final duration. */
@@ -91,18 +100,25 @@ export class SummaryLog {
   /** Starts the interval; `stop()` ends it. */
   start(): void {
     if (this.#cancel) return;
-    const every = this.#o.every ?? defaultEvery;
-    this.#cancel = every(this.#o.intervalMs ?? 30_000, () => this.flush());
+    const ms = this.#o.intervalMs ?? 30_000;
+    // A timer per interval, set again each time: the clock has no repeating timer.
+    const next = () => {
+      this.#cancel = this.#o.clock.timer(ms, () => {
+        this.flush();
+        if (this.#cancel) next();
+      });
+    };
+    next();
   }
 
   /** Writes a summary of what happened since the last one, and starts counting afresh. */
   flush(): void {
-    const now = this.#now();
+    const now = this.#o.clock.monotonic();
     const fields = summaryFields(
       this.#counts,
       this.#durations,
       now - this.#since,
-      this.#o.snapshot(),
+      this.#snapshot?.() ?? EMPTY,
     );
     this.#counts = new Map();
     this.#durations = [];
@@ -117,9 +133,4 @@ export class SummaryLog {
     this.#cancel = undefined;
     this.flush();
   }
-}
-
-function defaultEvery(ms: number, fn: () => void): () => void {
-  const timer = setInterval(fn, ms);
-  return () => clearInterval(timer);
 }

@@ -1,5 +1,6 @@
 /** What the subcommands take from the world, injected so their logic can be tested. */
-import { type RetryOptions, sleep } from "../lib/retry.ts";
+import { type Clock, systemClock } from "../lib/clock.ts";
+import type { RetryOptions } from "../lib/retry.ts";
 import { escapeTerminal } from "../lib/terminal_text.ts";
 import * as runtime from "./runtime.ts";
 
@@ -13,9 +14,8 @@ export interface CliDeps {
    */
   status(line: string): void;
   fetch: typeof fetch;
-  now(): number;
-  random(): number;
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Time and chance: pacing, ages, run ids, backoff. */
+  clock: Clock;
   readTextFile(path: string): Promise<string>;
   homeDir: string | undefined;
   /** A person's answer to a question; undefined when nobody can answer (no terminal). */
@@ -34,9 +34,7 @@ export function runtimeDeps(signal: AbortSignal): CliDeps {
       ? (line) => runtime.writeStderr(`\r\u001b[K${line}`)
       : () => {},
     fetch: (input, init) => fetch(input, init),
-    now: Date.now,
-    random: Math.random,
-    sleep,
+    clock: systemClock,
     readTextFile: runtime.readTextFile,
     homeDir: runtime.homeDir(),
     ask: runtime.askTerminal,
@@ -54,9 +52,7 @@ export function cliRetry(deps: CliDeps): RetryOptions {
     baseDelayMs: 200,
     maxDelayMs: 2000,
     signal: deps.signal,
-    now: deps.now,
-    random: deps.random,
-    sleep: deps.sleep,
+    clock: deps.clock,
   };
 }
 

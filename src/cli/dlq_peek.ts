@@ -42,7 +42,7 @@ export async function dlqPeek(
       batchSize: 10,
       onBatch: (batch) => {
         for (const m of batch) {
-          const row = messageRow(m, deps.now(), true);
+          const row = messageRow(m, deps.clock.now(), true);
           rows.push(row);
           if (cmd.output === "text") {
             deps.out(messageLine(row));

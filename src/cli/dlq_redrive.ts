@@ -73,7 +73,7 @@ export async function dlqRedrive(cmd: RedriveCommand, deps: CliDeps): Promise<nu
     depth: 0,
     error: undefined,
   };
-  const stamp = { nowMs: deps.now(), runId: runIdOf(deps) };
+  const stamp = { nowMs: deps.clock.now(), runId: runIdOf(deps) };
   try {
     tally.depth = (await queueDepth(session, session.dlqUrl, deps)).visible;
     await announce(session, cmd, stamp, tally.depth, deps);
@@ -101,8 +101,8 @@ export async function dlqRedrive(cmd: RedriveCommand, deps: CliDeps): Promise<nu
 
 /** A run id: time and randomness enough that two runs never share one. */
 function runIdOf(deps: CliDeps): string {
-  const random = Math.floor(deps.random() * 36 ** 6).toString(36).padStart(6, "0");
-  return `${deps.now().toString(36)}-${random}`;
+  const random = Math.floor(deps.clock.random() * 36 ** 6).toString(36).padStart(6, "0");
+  return `${deps.clock.now().toString(36)}-${random}`;
 }
 
 /** The queues and the bound, on stderr: they must be seen even when stdout goes to a script. */
@@ -138,7 +138,7 @@ async function preview(
 ) {
   for (const m of batch) {
     const destination = await destinationOf(m);
-    const row = messageRow(m, deps.now(), false);
+    const row = messageRow(m, deps.clock.now(), false);
     if ("error" in destination) {
       tally.notMoved.push({ id: m.messageId, code: destination.error });
       if (cmd.output === "text") deps.out(`would stay ${messageLine(row)}  ${destination.error}`);
@@ -160,9 +160,10 @@ function mover(
 ) {
   let nextAt = 0;
   return async (batch: SqsMessage[], destinationOf: (m: SqsMessage) => Promise<Destination>) => {
-    const wait = nextAt - deps.now();
-    if (wait > 0) await deps.sleep(wait, deps.signal);
-    nextAt = Math.max(nextAt, deps.now()) + paceDelayMs(batch.length, cmd.rate, deps.random());
+    const wait = nextAt - deps.clock.now();
+    if (wait > 0) await deps.clock.sleep(wait, deps.signal);
+    nextAt = Math.max(nextAt, deps.clock.now()) +
+      paceDelayMs(batch.length, cmd.rate, deps.clock.random());
     const release: SqsMessage[] = [];
     const groups = new Map<string, SqsMessage[]>();
     for (const m of batch) {

@@ -100,7 +100,7 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
         fresh++;
         if (done()) continue;
         examined++;
-        if (!selects(o.filter, m, deps.now())) continue;
+        if (!selects(o.filter, m, deps.clock.now())) continue;
         selected++;
         pending.push(m);
         if (pending.length >= o.batchSize) stopped = await flush();

@@ -26,6 +26,10 @@ export type Verdict =
   | { kind: "rejected"; reason: string }
   /** SQS called the receipt stale (received again elsewhere): not submitted, nothing to settle. */
   | { kind: "stale" }
+  /** The stop's grace ended before it finished (or it arrived after the stop began). */
+  | { kind: "shutdown" }
+  /** An unexpected error (a bug): not the message's fault as far as anyone knows. */
+  | { kind: "failed"; reason: string }
   /** Retries ran out of budget (or the error cannot be retried). */
   | {
     kind: "gave_up";
@@ -36,13 +40,22 @@ export type Verdict =
     validator5xx: boolean;
   };
 
+/**
+ * How long a released message stays out of sight: a backoff that grows with the receive
+ * count, as long as SQS allows (12 h after the receive), or none (the next receive takes it).
+ */
+export type ReleaseVisibility = "backoff" | "longest" | "now";
+
 /** What to do with it. */
 export type Action =
   | { kind: "delete"; outcome: Outcome; category?: ErrorCategory; reason?: string }
   | { kind: "dead_letter"; category: ErrorCategory; reason: string }
-  | { kind: "release"; category: ErrorCategory; reason: string; longest: boolean }
-  /** Unknown user under the `submit` policy: carry on with `user: null`. */
-  | { kind: "submit" }
+  | { kind: "release"; category: ErrorCategory; reason: string; visibility: ReleaseVisibility }
+  /**
+   * Its receive may be the last the redrive policy allows and it must go back: a fresh copy
+   * (same body and message attributes) to the main queue, then the original deleted.
+   */
+  | { kind: "requeue"; reason: string }
   /** Last allowed receive of a transient failure: keep it (heartbeat) and retry in process. */
   | { kind: "hold" }
   /** The receipt is stale: SQS has the message back already; nothing to send (outcome released). */
@@ -76,7 +89,24 @@ export interface RouteContext {
  */
 function deadLetter(ctx: RouteContext, category: ErrorCategory, reason: string): Action {
   if (ctx.hasDlq) return { kind: "dead_letter", category, reason };
-  return { kind: "release", category, reason, longest: ctx.redriveKnown };
+  return {
+    kind: "release",
+    category,
+    reason,
+    visibility: ctx.redriveKnown ? "longest" : "backoff",
+  };
+}
+
+/** Released with backoff so a fixed build or a recovered downstream can take it again. */
+function release(category: ErrorCategory, reason: string): Action {
+  return { kind: "release", category, reason, visibility: "backoff" };
+}
+
+/** A failure that may repeat on every receive: released, and on its last one dead-lettered with why. */
+function releaseOrDeadLetter(ctx: RouteContext, category: ErrorCategory, reason: string): Action {
+  return isLastReceive(ctx) && ctx.hasDlq
+    ? { kind: "dead_letter", category, reason }
+    : release(category, reason);
 }
 
 /**
@@ -99,7 +129,7 @@ export function route(verdict: Verdict, ctx: RouteContext): Action {
     case "poison":
       return deadLetter(ctx, "VALIDATION", verdict.reason);
     case "unknown_user":
-      if (ctx.unknownUserPolicy === "submit") return { kind: "submit" };
+      // Under the `submit` policy the attempt submits it with `user: null`: no verdict.
       if (ctx.unknownUserPolicy === "drop") {
         return {
           kind: "delete",
@@ -119,46 +149,47 @@ export function route(verdict: Verdict, ctx: RouteContext): Action {
         };
       }
       // Released so a fixed build can retry it; on its last receive the DLQ copy says why.
-      return isLastReceive(ctx) && ctx.hasDlq
-        ? { kind: "dead_letter", category: "REJECTED", reason: verdict.reason }
-        : { kind: "release", category: "REJECTED", reason: verdict.reason, longest: false };
+      return releaseOrDeadLetter(ctx, "REJECTED", verdict.reason);
     case "stale":
       return {
         kind: "let_go",
         reason: "receipt handle stale: received again elsewhere; not submitted here",
       };
+    case "shutdown":
+      // A release on a receive that may be the last would let SQS move a valid message to the DLQ.
+      return isLastReceive(ctx)
+        ? { kind: "requeue", reason: "shutdown: re-queued as a fresh copy" }
+        : { kind: "release", category: "TRANSIENT", reason: "shutdown", visibility: "now" };
+    case "failed":
+      return releaseOrDeadLetter(ctx, "TRANSIENT", `unexpected error: ${verdict.reason}`);
     case "gave_up":
-      if (verdict.category === "PERMANENT") {
-        return isLastReceive(ctx) && ctx.hasDlq
-          ? { kind: "dead_letter", category: "PERMANENT", reason: verdict.reason }
-          : { kind: "release", category: "PERMANENT", reason: verdict.reason, longest: false };
-      }
-      if (verdict.validator5xx && ctx.deleteOn5xx) {
-        return {
-          kind: "delete",
-          outcome: "deleted_5xx",
-          category: verdict.category,
-          reason: verdict.reason,
-        };
-      }
-      // A transient failure is not poison: never let the redrive policy take it.
-      if (isLastReceive(ctx)) {
-        const hold = ctx.hold;
-        if (!hold || !holdMustEnd(hold.secondsSinceReceive, hold.visibilityTimeoutSeconds)) {
-          return { kind: "hold" };
-        }
-        // SQS keeps no message invisible past 12 h after its receive: dead-letter it with
-        // the reason rather than let the redrive policy move it without one.
-        const reason = `still failing after 12 h on its last receive: ${verdict.reason}`;
-        return deadLetter(ctx, verdict.category, reason);
-      }
-      return {
-        kind: "release",
-        category: verdict.category,
-        reason: verdict.reason,
-        longest: false,
-      };
+      return gaveUp(verdict, ctx);
   }
+}
+
+/** Retries ran out: delete (DELETE_ON_5XX), release, hold on the last receive, or near 12 h give up. */
+function gaveUp(verdict: Extract<Verdict, { kind: "gave_up" }>, ctx: RouteContext): Action {
+  if (verdict.category === "PERMANENT") {
+    return releaseOrDeadLetter(ctx, "PERMANENT", verdict.reason);
+  }
+  if (verdict.validator5xx && ctx.deleteOn5xx) {
+    return {
+      kind: "delete",
+      outcome: "deleted_5xx",
+      category: verdict.category,
+      reason: verdict.reason,
+    };
+  }
+  // A transient failure is not poison: never let the redrive policy take it.
+  if (!isLastReceive(ctx)) return release(verdict.category, verdict.reason);
+  const hold = ctx.hold;
+  if (!hold || !holdMustEnd(hold.secondsSinceReceive, hold.visibilityTimeoutSeconds)) {
+    return { kind: "hold" };
+  }
+  // SQS keeps no message invisible past 12 h after its receive: dead-letter it with the
+  // reason rather than let the redrive policy move it without one.
+  const reason = `still failing after 12 h on its last receive: ${verdict.reason}`;
+  return deadLetter(ctx, verdict.category, reason);
 }
 
 /** Longest visibility a change may set: 12 h after the receive, less a margin. */
@@ -168,46 +199,19 @@ export function maxVisibilitySeconds(secondsSinceReceive: number): number {
 
 /**
  * Visibility for a release: doubles with each receive (base, 2×base, …), capped at
- * what SQS allows; `longest` takes the cap.
+ * what SQS allows; `longest` takes the cap, `now` is 0.
  */
 export function releaseVisibilitySeconds(
   receiveCount: number,
   secondsSinceReceive: number,
-  options: { baseSeconds?: number; longest?: boolean } = {},
+  options: { baseSeconds?: number; visibility?: ReleaseVisibility } = {},
 ): number {
+  if (options.visibility === "now") return 0;
   const cap = maxVisibilitySeconds(secondsSinceReceive);
-  if (options.longest) return cap;
+  if (options.visibility === "longest") return cap;
   const base = options.baseSeconds ?? 10;
   const exponent = Math.min(Math.max(receiveCount, 1) - 1, 20);
   return Math.min(cap, base * 2 ** exponent);
-}
-
-/** What to do at shutdown with a message that did not finish within the grace. */
-export type ShutdownAction =
-  /** Visibility 0: the next receive takes it, well below the redrive limit. */
-  | { kind: "release" }
-  /**
-   * Its receive may be the last the redrive policy allows: a release would let SQS
-   * move a valid message to the DLQ without a reason. Send a fresh copy (same body
-   * and message attributes) to the main queue, then delete the original.
-   */
-  | { kind: "requeue" };
-
-export interface ShutdownContext {
-  receiveCount: number;
-  /** From the RedrivePolicy; undefined when the queue has none (or it is not known yet). */
-  maxReceiveCount: number | undefined;
-  /** False while the RedrivePolicy has not been read: then every receive may be the last. */
-  redriveKnown: boolean;
-}
-
-/** Release or re-queue, for a message handed back at shutdown (contract section 5, SIGTERM). */
-export function shutdownAction(ctx: ShutdownContext): ShutdownAction {
-  if (!ctx.redriveKnown) return { kind: "requeue" };
-  if (ctx.maxReceiveCount !== undefined && ctx.receiveCount >= ctx.maxReceiveCount) {
-    return { kind: "requeue" };
-  }
-  return { kind: "release" };
 }
 
 /** Seconds a hold keeps in hand before SQS's 12 h cap for the dead-letter send, at most. */

@@ -1,11 +1,11 @@
 /**
- * One attempt at a message's work: its profile (with retries), the unknown-user policy
- * (route() decides), the output document, the submission (with retries). Returns what it
- * found out as a Verdict; `route()` decides what that means on SQS.
+ * One attempt at a message's work: its profile (with retries), the unknown-user policy, the
+ * output document, the submission (with retries). Returns what it found out as a Verdict;
+ * route() decides what that means on SQS.
  */
 import type { Submission } from "../adapters/validator_client.ts";
 import type { InputMessage } from "../domain/message_schema.ts";
-import { route, type Verdict } from "../domain/outcome.ts";
+import type { UnknownUserPolicy, Verdict } from "../domain/outcome.ts";
 import {
   buildOutputDocument,
   type Enrichment,
@@ -21,58 +21,59 @@ export interface AttemptPorts {
   /** The enrichment for a user id (ProfileSource.lookup); throws transient errors. */
   lookup: (userId: string) => Promise<Enrichment>;
   /** A fresh cached enrichment, synchronously (ProfileSource.cached); undefined: ask `lookup`. */
-  cached?: (userId: string) => Enrichment | undefined;
+  cached: (userId: string) => Enrichment | undefined;
   /**
    * Submits an output document (its JSON text) to the validator behind its breaker and
-   * limit. `signal` aborts when the shutdown grace ends: a submission still queued for a
+   * limit. `graceOver` aborts when the shutdown grace ends: a submission still queued for a
    * slot must then not start.
    */
-  submit: (document: string, signal: AbortSignal) => Promise<Submission>;
+  submit: (document: string, graceOver: AbortSignal) => Promise<Submission>;
+  /** SQS called the receipt stale (VisibilityHeartbeat.isStale). */
+  isStale: (sqs: MessageContext["sqs"]) => boolean;
+  /** The shared lock lasts long enough for the submission (IdempotencyGate.maySubmit). */
+  maySubmit?: ((lock: IdempotencyLock) => boolean) | undefined;
 }
 
 /** What an attempt found: a verdict, or that the shared lock is not certainly ours any more. */
 export type AttemptResult = Verdict | { kind: "lock_lost" };
 
-/** What decides, just before a submission, that this worker may still make it. */
-export interface Ownership {
-  /** SQS called the receipt stale (VisibilityHeartbeat.isStale). */
-  isStale(message: MessageContext["sqs"]): boolean;
-  /** The shared lock lasts long enough for the submission (IdempotencyGate.maySubmit). */
-  maySubmit?: ((lock: IdempotencyLock) => boolean) | undefined;
-}
-
 export class Attempt {
-  readonly #p: AttemptPorts;
+  readonly #ports: AttemptPorts;
   readonly #calls: RetryingCall;
   readonly #logger: Logger;
-  readonly #ownership: Ownership;
+  readonly #unknownUsers: UnknownUserPolicy;
 
-  constructor(ports: AttemptPorts, calls: RetryingCall, logger: Logger, ownership: Ownership) {
-    this.#p = ports;
+  constructor(
+    ports: AttemptPorts,
+    calls: RetryingCall,
+    logger: Logger,
+    unknownUserPolicy: UnknownUserPolicy,
+  ) {
+    this.#ports = ports;
     this.#calls = calls;
     this.#logger = logger;
-    this.#ownership = ownership;
+    this.#unknownUsers = unknownUserPolicy;
   }
 
-  /** Throws only when `work` aborted (the end of the grace): the message is handed back. */
+  /** Throws only when `graceOver` aborted: the message is then handed back. */
   async run(
     message: InputMessage,
     ctx: MessageContext,
-    work: AbortSignal,
+    graceOver: AbortSignal,
+    lock: IdempotencyLock | undefined,
   ): Promise<AttemptResult> {
-    let enrichment = this.#p.cached?.(message.user_id);
+    const ports = this.#ports;
+    let enrichment = ports.cached(message.user_id);
     if (enrichment === undefined) {
       try {
-        const lookup = () => this.#p.lookup(message.user_id);
-        enrichment = await this.#calls.run("enrichment", lookup, ctx, work);
+        const lookup = () => ports.lookup(message.user_id);
+        enrichment = await this.#calls.run("enrichment", lookup, ctx, graceOver);
       } catch (error) {
-        if (work.aborted) throw error;
+        if (graceOver.aborted) throw error;
         return gaveUp("enrichment", error);
       }
     }
-    if (
-      enrichment.status === "unknown_user" && route({ kind: "unknown_user" }, ctx).kind !== "submit"
-    ) {
+    if (enrichment.status === "unknown_user" && this.#unknownUsers !== "submit") {
       return { kind: "unknown_user" };
     }
     if (this.#logger.enabled("debug")) {
@@ -82,29 +83,22 @@ export class Attempt {
     const document = outputDocumentJson(message, enrichment);
     // A message received again elsewhere, or whose shared lock may lapse before the
     // validator answers, is not submitted from here (docs/failure-handling.md).
-    if (this.#ownership.isStale(ctx.sqs)) return { kind: "stale" };
-    if (ctx.lock && !this.#ownership.maySubmit?.(ctx.lock)) return { kind: "lock_lost" };
+    if (ports.isStale(ctx.sqs)) return { kind: "stale" };
+    if (lock && !ports.maySubmit?.(lock)) return { kind: "lock_lost" };
     let submission: Submission;
     try {
-      // The first try is made here, not through RetryingCall.run: one async frame and one
-      // closure fewer for the ~all messages whose submission lands at once.
-      if (work.aborted) throw work.reason;
-      submission = await this.#p.submit(document, work);
-    } catch (first) {
-      if (work.aborted) throw first;
-      try {
-        const submit = () => this.#p.submit(document, work);
-        submission = await this.#calls.afterFailure("validator", submit, first, ctx, work);
-      } catch (error) {
-        if (work.aborted) throw error;
-        return gaveUp("validator", error);
-      }
+      const submit = () => ports.submit(document, graceOver);
+      submission = await this.#calls.run("validator", submit, ctx, graceOver);
+    } catch (error) {
+      if (graceOver.aborted) throw error;
+      return gaveUp("validator", error);
     }
     if (submission.accepted) return { kind: "accepted" };
     return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
   }
 }
 
+/** A call whose retries ran out (or whose error cannot be retried), as a verdict. */
 export function gaveUp(target: Target, error: unknown): Verdict {
   return {
     kind: "gave_up",

@@ -5,6 +5,7 @@
  */
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { BYTES_PER_ENTRY, IdWindow } from "../lib/id_window.ts";
+import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 
 export interface DedupeSettings {
@@ -19,8 +20,8 @@ export interface DedupeSettings {
 export interface DedupeServices {
   metrics: SluiceMetrics;
   logger: Logger;
-  /** Wall clock, ms. */
-  now: () => number;
+  /** The window's expiries and the warning's rate. */
+  clock: Pick<Clock, "monotonic">;
 }
 
 /** This copy is the one at work; `done` tells the copies waiting whether it was accepted. */
@@ -53,39 +54,41 @@ class Working implements WorkClaim {
 }
 
 export class Dedupe {
-  readonly #s: DedupeSettings;
-  readonly #v: DedupeServices;
+  readonly #settings: DedupeSettings;
+  readonly #services: DedupeServices;
   readonly #accepted: IdWindow;
   /** message_id → the copy being worked on now. */
   readonly #working = new Map<string, Working>();
   #warnedAt = Number.NEGATIVE_INFINITY;
 
   constructor(settings: DedupeSettings, services: DedupeServices) {
-    this.#s = settings;
-    this.#v = services;
+    this.#settings = settings;
+    this.#services = services;
     this.#accepted = new IdWindow({
       ttlMs: settings.dedupTtlSeconds * 1000,
       ...(settings.dedupMaxBytes !== undefined ? { maxBytes: settings.dedupMaxBytes } : {}),
-      now: services.now,
+      clock: services.clock,
     });
     this.#reportCapacity();
   }
 
   /**
-   * "duplicate" when `id` was accepted, or its copy at work gets accepted meanwhile;
-   * else a claim: this copy is the one at work until `done`. Synchronous unless another
-   * copy is at work. The wait for it is not cut short by the stop: the first copy's own end
-   * is bounded (a submission on the wire is awaited, everything else stops with the grace),
-   * and a second copy handed back while the first is being accepted would be submitted again
-   * by the next worker.
+   * "duplicate" when `id` was accepted; "behind" when another copy of it is at work now
+   * (ask `afterFirst`); else a claim: this copy is the one at work until `done`.
    */
-  claim(id: string): "duplicate" | WorkClaim | Promise<"duplicate" | WorkClaim> {
+  claim(id: string): "duplicate" | "behind" | WorkClaim {
     if (this.#accepted.has(id)) return "duplicate";
-    if (!this.#working.has(id)) return new Working(this.#working, id);
-    return this.#claimAfterFirst(id);
+    if (this.#working.has(id)) return "behind";
+    return new Working(this.#working, id);
   }
 
-  async #claimAfterFirst(id: string): Promise<"duplicate" | WorkClaim> {
+  /**
+   * Waits for the copy at work: "duplicate" if it was accepted, else a claim. The wait is
+   * not cut short by the stop: the first copy's own end is bounded (a submission on the wire
+   * is awaited, everything else stops with the grace), and a second copy handed back while
+   * the first is being accepted would be submitted again by the next worker.
+   */
+  async afterFirst(id: string): Promise<"duplicate" | WorkClaim> {
     for (;;) {
       const first = this.#working.get(id);
       // Asked of the first copy itself too, so this holds even with DEDUP_TTL_SECONDS=0.
@@ -96,15 +99,15 @@ export class Dedupe {
 
   /** Remembers an accepted id; says so (gauge, a warning every 10 min) when the window shrinks. */
   remember(id: string): void {
-    const { metrics, logger, now } = this.#v;
+    const { metrics, logger, clock } = this.#services;
     this.#accepted.add(id);
     const window = Math.floor(this.#accepted.windowMs() / 1000);
     metrics.dedupeWindow.set(undefined, window);
-    const t = now();
-    if (window < this.#s.dedupTtlSeconds && t - this.#warnedAt >= 600_000) {
+    const t = clock.monotonic();
+    if (window < this.#settings.dedupTtlSeconds && t - this.#warnedAt >= 600_000) {
       this.#warnedAt = t;
       logger.warn("the dedupe window is shorter than DEDUP_TTL_SECONDS at this rate", {
-        dedup_ttl_seconds: this.#s.dedupTtlSeconds,
+        dedup_ttl_seconds: this.#settings.dedupTtlSeconds,
         window_seconds: window,
         held: this.#accepted.size,
       });
@@ -113,11 +116,15 @@ export class Dedupe {
 
   /** The dedupe window the memory budget holds at full speed, said once at startup. */
   #reportCapacity(): void {
-    const ttl = this.#s.dedupTtlSeconds;
-    this.#v.metrics.dedupeWindow.set(undefined, ttl);
-    const plan = dedupeCapacity(ttl, this.#accepted.maxEntries, this.#s.dedupReferenceRate ?? 3000);
+    const ttl = this.#settings.dedupTtlSeconds;
+    this.#services.metrics.dedupeWindow.set(undefined, ttl);
+    const plan = dedupeCapacity(
+      ttl,
+      this.#accepted.maxEntries,
+      this.#settings.dedupReferenceRate ?? 3000,
+    );
     if (plan.windowSeconds >= ttl) return;
-    this.#v.logger.warn(
+    this.#services.logger.warn(
       `the dedupe window cannot hold DEDUP_TTL_SECONDS=${ttl} above ${plan.maxRate} msg/s; at ${plan.rate} msg/s it holds ${plan.windowSeconds} s`,
       {
         dedup_ttl_seconds: ttl,

@@ -8,6 +8,7 @@
  * failure is the table's, not the message's (docs/failure-handling.md).
  */
 import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
+import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 import { backoffDelay } from "../lib/retry.ts";
 import { CircuitOpenError, TableError } from "../lib/errors.ts";
@@ -80,9 +81,8 @@ export interface GateOptions {
   onFenced?: (action: "extend" | "complete") => void;
   /** A COMPLETED write that failed: a later copy may be submitted again after the lock lapses. */
   onAtLeastOnce?: (cause: "complete_failed") => void;
-  now: () => number;
-  random: () => number;
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Lock times (epoch ms: they are compared across workers), waits and their jitter. */
+  clock: Clock;
 }
 
 interface Held {
@@ -118,7 +118,7 @@ export class StoreGate implements IdempotencyGate {
     let mustRead = false;
     for (let waits = 0;;) {
       if (!mustRead) {
-        const now = this.#o.now();
+        const now = this.#o.clock.now();
         const until = lockUntil(now, this.#o.visibilityTimeoutSeconds);
         const expiresAt = inProgressExpiresAt(until, this.#o.dedupTtlSeconds);
         const record = { id, status: "IN_PROGRESS" as const, owner, payloadHash };
@@ -136,7 +136,7 @@ export class StoreGate implements IdempotencyGate {
         }
       }
       const record = await this.#request("GetItem", signal, () => this.#o.store.read(id, signal));
-      const decision = decideConflict(record, payloadHash, this.#o.now(), owner);
+      const decision = decideConflict(record, payloadHash, this.#o.clock.now(), owner);
       this.#o.onConflict?.(decision);
       if (decision === "ours") {
         // A claim that timed out on our side was written: ours, extended now so it lasts.
@@ -156,20 +156,20 @@ export class StoreGate implements IdempotencyGate {
       if (waits === 1) {
         this.#o.logger.debug("another worker holds this message_id; waiting", { message_id: id });
       }
-      await this.#o.sleep(waitBeforeLookingAgain(waits, record, this.#o.now()), signal);
+      await this.#o.clock.sleep(waitBeforeLookingAgain(waits, record, this.#o.clock.now()), signal);
       mustRead = true;
     }
   }
 
   maySubmit(lock: IdempotencyLock): boolean {
     const held = lock as Held;
-    return held.held && this.#o.now() + this.#o.submitMarginMs < held.until;
+    return held.held && this.#o.clock.now() + this.#o.submitMarginMs < held.until;
   }
 
   async complete(lock: IdempotencyLock): Promise<void> {
     const held = this.#forget(lock);
     for (let attempt = 1;; attempt++) {
-      const expiresAt = completedExpiresAt(this.#o.now(), this.#o.dedupTtlSeconds);
+      const expiresAt = completedExpiresAt(this.#o.clock.now(), this.#o.dedupTtlSeconds);
       try {
         const ok = await this.#request(
           "UpdateItem",
@@ -185,8 +185,11 @@ export class StoreGate implements IdempotencyGate {
       } catch (error) {
         if (attempt >= COMPLETE_ATTEMPTS) break;
         const wait = error instanceof CircuitOpenError ? error.remainingMs : 0;
-        const delay = Math.max(backoffDelay(attempt, 200, 2000, this.#o.random), wait);
-        await this.#o.sleep(Math.min(delay, 2000));
+        const delay = Math.max(
+          backoffDelay(attempt, 200, 2000, () => this.#o.clock.random()),
+          wait,
+        );
+        await this.#o.clock.sleep(Math.min(delay, 2000));
       }
     }
     // Accepted all the same: the lock lapses and a later copy may be submitted again.
@@ -226,7 +229,7 @@ export class StoreGate implements IdempotencyGate {
 
   /** Pushes the lock's end; false (and not held any more) when another owner has it. */
   async #extendNow(held: Held, signal?: AbortSignal, seconds?: number): Promise<boolean> {
-    const until = lockUntil(this.#o.now(), seconds ?? this.#o.visibilityTimeoutSeconds);
+    const until = lockUntil(this.#o.clock.now(), seconds ?? this.#o.visibilityTimeoutSeconds);
     const expiresAt = inProgressExpiresAt(until, this.#o.dedupTtlSeconds);
     const ok = await this.#request(
       "UpdateItem",

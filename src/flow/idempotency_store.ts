@@ -148,7 +148,8 @@ export class DynamoDbStore implements IdempotencyStore {
  * The table is usable: it exists, is ACTIVE (or UPDATING) and is keyed by the string `id`
  * alone. DescribeTable first; where the role may not describe it, a GetItem of a key no
  * record has says as much (a missing table, a refusal, a key the schema does not take).
- * Resolves to a list of problems, empty when it is fine. Startup and `check-config --probe`.
+ * Resolves to a list of problems, empty when it is fine; throws what says nothing about the
+ * table (a timeout, throttling, a 5xx: ask again later). Startup and `check-config --probe`.
  */
 export async function probeIdempotencyTable(
   client: DynamoDbClient,
@@ -163,6 +164,7 @@ export async function probeIdempotencyTable(
     if (isCode(error, "ResourceNotFoundException")) {
       return [`IDEMPOTENCY_TABLE ${name} does not exist`];
     }
+    if (isTransient(error)) throw error;
     if (!isCode(error, "AccessDeniedException")) {
       return [`cannot describe IDEMPOTENCY_TABLE ${name}: ${(error as Error).message}`];
     }
@@ -185,6 +187,7 @@ async function probeByGetItem(
     if (isCode(error, "ResourceNotFoundException")) {
       return [`IDEMPOTENCY_TABLE ${name} does not exist`];
     }
+    if (isTransient(error)) throw error;
     if (isCode(error, "ValidationException")) {
       return [
         `IDEMPOTENCY_TABLE ${name} must have the key schema id (String, HASH) alone: ${
@@ -198,6 +201,11 @@ async function probeByGetItem(
 
 /** The key the fallback probe reads: no message_id record has it (ids are not this long). */
 const PROBE_ID = `sluice-probe:${"-".repeat(260)}`;
+
+/** An answer that says nothing of the table itself: no answer, throttling, a server error. */
+function isTransient(error: unknown): boolean {
+  return !(error instanceof DynamoDbError) || error.retriable;
+}
 
 function isCode(error: unknown, code: string): boolean {
   return error instanceof DynamoDbError && error.code === code;

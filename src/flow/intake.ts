@@ -5,6 +5,7 @@
  * message's slot comes back when its `done()` is called.
  */
 import type { SqsClient, SqsMessage } from "../adapters/sqs_client.ts";
+import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 import { backoffDelay } from "../lib/retry.ts";
 import { Semaphore } from "../lib/semaphore.ts";
@@ -34,8 +35,8 @@ export interface IntakePorts {
 
 export interface IntakeServices {
   logger: Logger;
-  random: () => number;
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Pauses and the backoff's jitter. */
+  clock: Clock;
 }
 
 export interface IntakeSignals {
@@ -134,7 +135,7 @@ export class Intake {
         // (a backlog); otherwise one long poll waits for the next messages.
         (index >= this.#activePollers ? { ms: PARTIAL_PAUSE_MS } : undefined);
       if (pause) {
-        await this.#v.sleep(Math.min(Math.max(pause.ms, 1), 1000), stop).catch(() => {});
+        await this.#v.clock.sleep(Math.min(Math.max(pause.ms, 1), 1000), stop).catch(() => {});
         continue;
       }
       const slots = await this.#takeSlots(batch, stop);
@@ -168,7 +169,7 @@ export class Intake {
         // A trickle: let a few more messages gather so the next receive (and the deletes
         // after it) carry more than one or two. Short polls on an empty queue
         // (SQS_RECEIVE_WAIT_SECONDS=0) must not spin either.
-        await this.#v.sleep(PARTIAL_PAUSE_MS, stop).catch(() => {});
+        await this.#v.clock.sleep(PARTIAL_PAUSE_MS, stop).catch(() => {});
       }
     }
   }
@@ -192,7 +193,7 @@ export class Intake {
 
   /** Back off without a hot loop: 200 ms doubling up to 20 s, full jitter. */
   async #backOff(failures: number, error: unknown, stop: AbortSignal): Promise<void> {
-    const delay = backoffDelay(failures, 200, 20_000, this.#v.random);
+    const delay = backoffDelay(failures, 200, 20_000, () => this.#v.clock.random());
     if (failures === 1 || failures % 10 === 0) {
       this.#v.logger.warn("receive failed; backing off", {
         error,
@@ -200,6 +201,6 @@ export class Intake {
         delay_ms: Math.round(delay),
       });
     }
-    await this.#v.sleep(delay, stop).catch(() => {});
+    await this.#v.clock.sleep(delay, stop).catch(() => {});
   }
 }

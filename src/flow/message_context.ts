@@ -1,19 +1,20 @@
 /**
- * What the flow knows about one message while it works on it: the SQS message, when it
- * was received (monotonic ms), the ids that parsed, and the RouteContext `route()` reads.
+ * What the flow knows of one message, fixed at its receive: the SQS message, when it was
+ * received (monotonic ms), its receive count and the ids that parsed. The parts of a
+ * decision that change while it is worked on (the RedrivePolicy, a hold's timing) are read
+ * when route() is asked, never stored here.
  */
 import type { SqsMessage } from "../adapters/sqs_client.ts";
 import type { RouteContext, UnknownUserPolicy } from "../domain/outcome.ts";
-import type { IdempotencyLock } from "./idempotency_gate.ts";
 
-export interface MessageContext extends RouteContext {
-  sqs: SqsMessage;
+export interface MessageContext {
+  readonly sqs: SqsMessage;
   /** Monotonic ms at receive. */
-  receivedAt: number;
-  messageId?: string;
-  userId?: string;
-  /** The shared idempotency lock (IDEMPOTENCY_TABLE), while this copy holds it. */
-  lock?: IdempotencyLock | undefined;
+  readonly receivedAt: number;
+  /** ApproximateReceiveCount, at least 1. */
+  readonly receiveCount: number;
+  readonly messageId: string | undefined;
+  readonly userId: string | undefined;
 }
 
 /** The RedrivePolicy as known now. */
@@ -32,24 +33,33 @@ export interface RoutePolicy {
 export function newContext(
   sqs: SqsMessage,
   receivedAt: number,
-  policy: RoutePolicy,
+  ids: { messageId?: string | undefined; userId?: string | undefined },
 ): MessageContext {
   return {
     sqs,
     receivedAt,
     receiveCount: Math.max(1, Number(sqs.attributes.ApproximateReceiveCount ?? "1") || 1),
-    redriveKnown: false,
-    maxReceiveCount: undefined,
-    hasDlq: false,
-    deleteOn4xx: policy.deleteOn4xx,
-    deleteOn5xx: policy.deleteOn5xx,
-    unknownUserPolicy: policy.unknownUserPolicy,
+    messageId: ids.messageId,
+    userId: ids.userId,
   };
 }
 
-/** Refreshes the redrive fields of a context: the policy is read (and retried) in the background. */
-export function refreshRedrive(ctx: RouteContext, redrive: RedriveState, hasDlq: boolean): void {
-  ctx.redriveKnown = redrive.known;
-  ctx.maxReceiveCount = redrive.maxReceiveCount;
-  ctx.hasDlq = hasDlq;
+/** What route() reads for one decision: the message, the policy, the queue as known now. */
+export function routeContext(
+  ctx: MessageContext,
+  policy: RoutePolicy,
+  redrive: RedriveState,
+  hasDlq: boolean,
+  hold: RouteContext["hold"],
+): RouteContext {
+  return {
+    receiveCount: ctx.receiveCount,
+    redriveKnown: redrive.known,
+    maxReceiveCount: redrive.maxReceiveCount,
+    hasDlq,
+    deleteOn4xx: policy.deleteOn4xx,
+    deleteOn5xx: policy.deleteOn5xx,
+    unknownUserPolicy: policy.unknownUserPolicy,
+    ...(hold ? { hold } : {}),
+  };
 }

@@ -10,6 +10,7 @@ import { CircuitOpenError, HttpError, isRetriable } from "../lib/errors.ts";
 import type { BatchLookup, EnrichClient } from "../adapters/enrich_client.ts";
 import type { Enrichment, Profile } from "../domain/output_document.ts";
 import { TtlCache } from "../lib/ttl_cache.ts";
+import type { Clock } from "../lib/clock.ts";
 
 export interface ProfileSourceOptions {
   client: Pick<EnrichClient, "getUser" | "getUsers">;
@@ -41,7 +42,8 @@ export interface ProfileSourceOptions {
   onCache?: (result: "hit" | "miss" | "stale") => void;
   /** Ids per batch request. */
   onBatch?: (size: number) => void;
-  now?: () => number;
+  /** Cache expiries and the batch timer. */
+  clock: Clock;
 }
 
 const UNKNOWN: Enrichment = { status: "unknown_user" };
@@ -64,20 +66,21 @@ export class ProfileSource {
 
   constructor(options: ProfileSourceOptions) {
     this.#o = options;
-    const now = options.now ?? Date.now;
+    const clock = options.clock;
     this.#profiles = new TtlCache({
       ttlMs: options.cacheTtlMs,
       maxSize: Math.max(1, options.cacheMaxEntries),
       staleMs: options.maxStaleMs ?? 3_600_000,
-      now,
+      clock,
     });
     this.#unknown = new TtlCache({
       ttlMs: options.negativeTtlMs ?? Math.min(60_000, options.cacheTtlMs),
       maxSize: Math.max(1, Math.min(options.cacheMaxEntries, 100_000)),
-      now,
+      clock,
     });
     this.#singleOnly = options.batchMax <= 1;
     this.#batcher = new Batcher<string, Profile | null>({
+      clock,
       maxSize: Math.max(1, options.batchMax),
       maxWaitMs: options.batchWaitMs,
       maxConcurrentBatches: options.maxConcurrentBatches ?? Number.POSITIVE_INFINITY,

@@ -7,7 +7,8 @@
 import { SluiceError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { onAbort } from "../lib/on_abort.ts";
-import { backoffDelay, retry, sleep as defaultSleep } from "../lib/retry.ts";
+import type { Clock } from "../lib/clock.ts";
+import { backoffDelay, retry } from "../lib/retry.ts";
 import type { SqsClient } from "../adapters/sqs_client.ts";
 
 /** What discovery needs from the Config. */
@@ -46,13 +47,14 @@ type Sqs = Pick<SqsClient, "getQueueAttributes" | "getQueueUrl">;
 export async function readRedrive(
   sqs: Sqs,
   config: RedriveConfig,
-  logger: Logger,
+  services: { logger: Logger; clock: Clock },
   signal: AbortSignal,
   attempts: number,
 ): Promise<Redrive> {
+  const { logger, clock } = services;
   const attributes = await retry(
     () => sqs.getQueueAttributes(config.queueUrl, ["RedrivePolicy"], signal),
-    { maxAttempts: attempts, baseDelayMs: 500, maxDelayMs: 10_000, signal },
+    { clock, maxAttempts: attempts, baseDelayMs: 500, maxDelayMs: 10_000, signal },
   );
   const raw = attributes.RedrivePolicy;
   if (!raw) {
@@ -81,6 +83,7 @@ export async function readRedrive(
   }
   try {
     const dlqUrl = await retry(() => sqs.getQueueUrl(name, account || undefined, signal), {
+      clock,
       maxAttempts: Math.min(attempts, 10),
       signal,
     });
@@ -88,37 +91,6 @@ export async function readRedrive(
   } catch (error) {
     if (signal.aborted) throw error;
     throw new DlqLookupError({ dlqUrl: undefined, maxReceiveCount }, name, error);
-  }
-}
-
-/**
- * One-shot discovery for the CLI: on failure it warns and answers with what
- * DLQ_QUEUE_URL says and no maxReceiveCount.
- */
-export async function discoverRedrive(
-  sqs: Sqs,
-  config: RedriveConfig,
-  logger: Logger,
-  signal: AbortSignal,
-  /** Attempts while SQS is unreachable. */
-  attempts = 4,
-): Promise<Redrive> {
-  try {
-    return await readRedrive(sqs, config, logger, signal, attempts);
-  } catch (error) {
-    if (signal.aborted) throw error;
-    if (error instanceof DlqLookupError) {
-      logger.warn("cannot find the DLQ's URL; running without a DLQ", {
-        error: error.cause,
-        dlq: error.dlqName,
-      });
-      return error.redrive;
-    }
-    logger.warn(
-      "cannot read the queue's RedrivePolicy; running without a DLQ unless DLQ_QUEUE_URL is set",
-      { error },
-    );
-    return { dlqUrl: config.dlqQueueUrl, maxReceiveCount: undefined };
   }
 }
 
@@ -149,8 +121,8 @@ export interface RedriveWatcherOptions {
    * without a restart. Default 300000; `refresh()` asks for a read sooner.
    */
   refreshMs?: number;
-  random?: () => number;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Backoff, its jitter and the period between reads. */
+  clock: Clock;
   /** Called whenever the state changes. */
   onChange?: (state: RedriveState) => void;
 }
@@ -200,7 +172,7 @@ export class RedriveWatcher {
   }
 
   async #readAgain(signal: AbortSignal, known: boolean): Promise<void> {
-    const sleep = this.#o.sleep ?? defaultSleep;
+    const sleep = (ms: number, on: AbortSignal) => this.#o.clock.sleep(ms, on);
     const refreshMs = this.#o.refreshMs ?? 300_000;
     while (!signal.aborted) {
       const wait = known ? refreshMs : this.#retryDelay();
@@ -222,7 +194,12 @@ export class RedriveWatcher {
 
   #retryDelay(): number {
     const base = this.#o.baseDelayMs ?? 1000;
-    const delay = backoffDelay(this.#failures, base, this.#o.maxDelayMs ?? 60_000, this.#o.random);
+    const delay = backoffDelay(
+      this.#failures,
+      base,
+      this.#o.maxDelayMs ?? 60_000,
+      () => this.#o.clock.random(),
+    );
     // At least a tenth of the base: full jitter may draw ~0 and spin.
     return Math.max(delay, base / 10);
   }
@@ -232,7 +209,7 @@ export class RedriveWatcher {
     const { sqs, config, logger } = this.#o;
     const attempts = this.#o.attemptsPerRead ?? 3;
     try {
-      const redrive = await readRedrive(sqs, config, logger, signal, attempts);
+      const redrive = await readRedrive(sqs, config, this.#o, signal, attempts);
       const before = this.#state;
       const changed = before.known &&
         (before.maxReceiveCount !== redrive.maxReceiveCount || before.dlqUrl !== redrive.dlqUrl);

@@ -4,6 +4,7 @@
  * the pipeline only learns "done" or "the receipt handle is stale".
  */
 import { Batcher } from "../lib/batcher.ts";
+import type { Clock } from "../lib/clock.ts";
 import { SluiceError, SqsError } from "../lib/errors.ts";
 import { retry } from "../lib/retry.ts";
 import { MAX_MESSAGE_BYTES, messageBytes } from "../lib/sqs_size.ts";
@@ -25,8 +26,8 @@ export interface SettlerOptions {
     "deleteMessageBatch" | "changeMessageVisibilityBatch" | "sendMessage" | "sendMessageCopy"
   >;
   queueUrl: string;
-  /** Where poison goes; undefined = no DLQ. */
-  dlqUrl: string | undefined;
+  /** Where poison goes now (it may be found after startup); undefined = no DLQ. */
+  dlqUrl: () => string | undefined;
   /** How long a partly filled delete/visibility batch waits, ms: longer fills batches at low rates. Default 25. */
   batchWaitMs?: number;
   /** How long an entry keeps being retried through an SQS outage, ms. Default 300000. */
@@ -41,9 +42,8 @@ export interface SettlerOptions {
    * second copy in the main queue, a second DLQ copy stays.
    */
   onAmbiguousSend?: (kind: "dlq_send" | "requeue") => void;
-  now?: () => number;
-  random?: () => number;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Batch timers, retry budgets, backoff. */
+  clock: Clock;
 }
 
 export type SettleResult = "done" | "stale";
@@ -84,6 +84,7 @@ export class Settler {
     const { sqs, queueUrl } = options;
     const maxWaitMs = options.batchWaitMs ?? 25;
     this.#deletes = new Batcher<Entry, void>({
+      clock: options.clock,
       maxSize: 10,
       maxWaitMs,
       run: async (items) =>
@@ -97,6 +98,7 @@ export class Settler {
         ),
     });
     this.#visibility = new Batcher<Entry, void>({
+      clock: options.clock,
       maxSize: 10,
       maxWaitMs,
       run: async (items) =>
@@ -116,7 +118,7 @@ export class Settler {
   }
 
   get hasDlq(): boolean {
-    return this.#options.dlqUrl !== undefined;
+    return this.#options.dlqUrl() !== undefined;
   }
 
   /** Deletes a message; "stale" when SQS says the handle no longer applies. */
@@ -154,7 +156,7 @@ export class Settler {
     category: string,
     reason: string,
   ): Promise<false | SettleResult> {
-    const dlqUrl = this.#options.dlqUrl;
+    const dlqUrl = this.#options.dlqUrl();
     if (dlqUrl === undefined) return false;
     const { receiptHandle, body } = message;
     const attributes = withRedriveHistory(
@@ -214,12 +216,7 @@ export class Settler {
     budgetMs?: number,
   ): Promise<SettleResult> {
     try {
-      try {
-        // Almost every entry lands at once: no retry machinery for it (a per-message cost).
-        await fn();
-      } catch (first) {
-        await this.#retry(fn, budgetMs, { error: first });
-      }
+      await this.#retry(fn, budgetMs);
       return "done";
     } catch (error) {
       if (error instanceof StaleEntry) {
@@ -238,7 +235,7 @@ export class Settler {
   /** A send retried like any entry; one whose earlier try may have landed is reported. */
   async #send<T>(kind: "dlq_send" | "requeue", fn: () => Promise<T>, budgetMs?: number) {
     let ambiguous = false;
-    const result = await this.#retry(fn, budgetMs, undefined, (error) => {
+    const result = await this.#retry(fn, budgetMs, (error) => {
       ambiguous ||= mayHaveLanded(error);
     });
     if (ambiguous) this.#options.onAmbiguousSend?.(kind);
@@ -248,21 +245,17 @@ export class Settler {
   #retry<T>(
     fn: () => Promise<T>,
     budgetMs?: number,
-    failedFirst?: { error: unknown },
     onRetry?: (error: unknown) => void,
   ): Promise<T> {
     const o = this.#options;
     return retry(fn, {
-      failedFirst,
+      clock: o.clock,
       ...(onRetry ? { onRetry } : {}),
       maxAttempts: Number.POSITIVE_INFINITY,
       baseDelayMs: 200,
       maxDelayMs: 10_000,
       budgetMs: budgetMs ?? o.retryBudgetMs ?? 300_000,
       isRetriable: retriableEntry,
-      ...(o.now ? { now: o.now } : {}),
-      ...(o.random ? { random: o.random } : {}),
-      ...(o.sleep ? { sleep: o.sleep } : {}),
     });
   }
 }

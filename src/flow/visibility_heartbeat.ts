@@ -5,7 +5,7 @@
  * extension is ever queued after its delete.
  */
 import { maxVisibilitySeconds } from "../domain/outcome.ts";
-import { sleep as defaultSleep } from "../lib/retry.ts";
+import type { Clock } from "../lib/clock.ts";
 import type { SettleResult } from "./settle.ts";
 
 export interface HeartbeatOptions {
@@ -28,8 +28,8 @@ export interface HeartbeatOptions {
   onExtend?: () => void;
   /** Called with each extension: the idempotency lock of the message follows its visibility. */
   alsoExtend?: (receiptHandle: string, visibilityTimeout: number) => void;
-  now?: () => number;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Its beats, on the monotonic clock the pipeline's receive times use. */
+  clock: Pick<Clock, "monotonic" | "sleep">;
 }
 
 /** What is tracked: the received message (its identity is the key, not its long handle). */
@@ -49,11 +49,11 @@ export class VisibilityHeartbeat {
   readonly #tracked = new Map<Watched, Tracked>();
   /** Messages whose receipt SQS called stale: not to be submitted. */
   readonly #stale = new WeakSet<Watched>();
-  readonly #now: () => number;
+  readonly #clock: Pick<Clock, "monotonic" | "sleep">;
 
   constructor(options: HeartbeatOptions) {
     this.#options = options;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock;
   }
 
   get size(): number {
@@ -82,7 +82,7 @@ export class VisibilityHeartbeat {
 
   /** Extends every message that is about to become visible; returns how many. */
   beat(): number {
-    const now = this.#now();
+    const now = this.#clock.monotonic();
     const vt = this.#options.visibilityTimeoutSeconds;
     const lead = this.#options.leadMs ?? Math.max(2000, (vt * 1000) / 2);
     let count = 0;
@@ -112,12 +112,11 @@ export class VisibilityHeartbeat {
 
   /** Beats every `intervalMs` until the signal aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    const sleep = this.#options.sleep ?? defaultSleep;
     const interval = this.#options.intervalMs ?? 1000;
     while (!signal.aborted) {
       this.beat();
       try {
-        await sleep(interval, signal);
+        await this.#clock.sleep(interval, signal);
       } catch {
         return;
       }

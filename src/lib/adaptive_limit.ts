@@ -2,6 +2,7 @@
  * An AIMD concurrency limit (additive increase, multiplicative decrease, as in
  * TCP congestion control) and a Semaphore whose limit follows it.
  */
+import type { Clock } from "./clock.ts";
 import { HttpError, SqsError, TimeoutError } from "./errors.ts";
 import { Semaphore } from "./semaphore.ts";
 
@@ -147,8 +148,8 @@ export class AdaptiveLimit {
 
 /** Options for {@linkcode adaptiveSemaphore}. */
 export type AdaptiveSemaphoreOptions = AdaptiveLimitOptions & {
-  /** Clock in ms for latency. Default `performance.now`. */
-  now?: () => number;
+  /** Time: each call's latency on its monotonic clock. */
+  clock: Pick<Clock, "monotonic">;
   /**
    * Whether an error means overload. Default: HttpError 429/503, TimeoutError,
    * a DOMException "TimeoutError", an SqsError 429/503 or throttling code.
@@ -172,13 +173,13 @@ function defaultIsOverload(err: unknown): boolean {
  * leave the limit alone. `run(fn, signal)`: `fn` never starts once `signal` has
  * aborted, even when a slot was granted in that same turn.
  */
-export function adaptiveSemaphore(options: AdaptiveSemaphoreOptions = {}): {
+export function adaptiveSemaphore(options: AdaptiveSemaphoreOptions): {
   run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
   readonly limit: number;
   readonly active: number;
   readonly pending: number;
 } {
-  const { now = () => performance.now(), isOverload = defaultIsOverload, onChange } = options;
+  const { clock, isOverload = defaultIsOverload, onChange } = options;
   const limiter = new AdaptiveLimit({
     ...options,
     // Only called after construction, by which time `sem` exists.
@@ -197,10 +198,10 @@ export function adaptiveSemaphore(options: AdaptiveSemaphoreOptions = {}): {
         throw signal.reason;
       }
       const inFlight = sem.active;
-      const start = now();
+      const start = clock.monotonic();
       try {
         const result = await fn();
-        limiter.onSuccess(now() - start, inFlight);
+        limiter.onSuccess(clock.monotonic() - start, inFlight);
         return result;
       } catch (err) {
         if (isOverload(err)) limiter.onOverload();

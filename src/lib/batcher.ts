@@ -4,8 +4,12 @@
  * changes).
  */
 
+import type { Clock } from "./clock.ts";
+
 /** Options for {@linkcode Batcher}. */
 export interface BatcherOptions<I, O> {
+  /** Sets the timer of a partly filled batch. */
+  clock: Pick<Clock, "timer">;
   /** Flush when this many items are queued; also the largest batch. Default 10. */
   maxSize?: number;
   /** Flush this long after the first queued item, in ms; 0 = next macrotask. Default 5. */
@@ -37,7 +41,9 @@ export class Batcher<I, O> {
   readonly #maxConcurrent: number;
   readonly #run: (items: I[]) => Promise<Array<O | Error>>;
   #queue: Entry<I, O>[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #clock: Pick<Clock, "timer">;
+  /** Cancels the pending timer of a partly filled batch. */
+  #timer: (() => void) | undefined;
   /** The queued items have waited long enough (timer fired or flush asked). */
   #due = false;
   readonly #inFlight = new Set<Promise<void>>();
@@ -48,6 +54,7 @@ export class Batcher<I, O> {
     this.#maxWaitMs = options.maxWaitMs ?? 5;
     this.#maxConcurrent = options.maxConcurrentBatches ?? Infinity;
     this.#run = options.run;
+    this.#clock = options.clock;
     if (!Number.isInteger(this.#maxSize) || this.#maxSize < 1) {
       throw new RangeError(
         `Cannot use Batcher maxSize: received ${this.#maxSize}, expected an integer >= 1`,
@@ -74,11 +81,11 @@ export class Batcher<I, O> {
     });
     this.#queue.push({ item, resolve, reject, promise });
     if (this.#timer === undefined && !this.#due) {
-      this.#timer = setTimeout(() => {
+      this.#timer = this.#clock.timer(this.#maxWaitMs, () => {
         this.#timer = undefined;
         this.#due = true;
         this.#pump();
-      }, this.#maxWaitMs);
+      });
     }
     this.#pump();
     return promise;
@@ -116,7 +123,7 @@ export class Batcher<I, O> {
     if (this.#queue.length === 0) {
       // The next item starts a fresh wait.
       this.#due = false;
-      clearTimeout(this.#timer);
+      this.#timer?.();
       this.#timer = undefined;
     }
   }

@@ -5,6 +5,7 @@
  * (`Retry-After` on a failure), whichever is later: a fixed long cooldown
  * makes recovery slower than the outage.
  */
+import type { Clock } from "./clock.ts";
 import { CircuitOpenError, isLocalError } from "./errors.ts";
 
 /** closed: calls pass; open: calls are refused; half_open: a few probes pass. */
@@ -32,8 +33,8 @@ export interface CircuitBreakerOptions {
    * all succeed -> closed, any fails -> open again. Default 3.
    */
   halfOpenProbes?: number;
-  /** Clock in ms. Default `Date.now`. */
-  now?: () => number;
+  /** Time: durations and expiries on its monotonic clock. */
+  clock: Pick<Clock, "monotonic">;
   /** Called on every state change. */
   onStateChange?: (to: BreakerState, from: BreakerState) => void;
 }
@@ -77,7 +78,7 @@ export class CircuitBreaker {
   readonly #cooldownMs: number;
   readonly #maxOpenMs: number;
   readonly #probes: number;
-  readonly #now: () => number;
+  readonly #clock: Pick<Clock, "monotonic">;
   readonly #onStateChange: ((to: BreakerState, from: BreakerState) => void) | undefined;
 
   #state: BreakerState = "closed";
@@ -101,7 +102,7 @@ export class CircuitBreaker {
     this.#cooldownMs = options.cooldownMs ?? 1000;
     this.#maxOpenMs = options.maxOpenMs ?? 60_000;
     this.#probes = options.halfOpenProbes ?? 3;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock;
     this.#onStateChange = options.onStateChange;
     if (!(this.#threshold > 0 && this.#threshold <= 1)) {
       throw new RangeError(`failureRateThreshold must be in (0, 1], got ${this.#threshold}`);
@@ -119,7 +120,7 @@ export class CircuitBreaker {
 
   /** The current state; reading it moves open -> half_open once the cooldown has passed. */
   get state(): BreakerState {
-    if (this.#state === "open" && this.#now() >= this.#openUntil) {
+    if (this.#state === "open" && this.#clock.monotonic() >= this.#openUntil) {
       this.#transition("half_open");
     }
     return this.#state;
@@ -133,7 +134,7 @@ export class CircuitBreaker {
   /** Ms until an open breaker lets a probe through (0 if not open). */
   remainingCooldownMs(): number {
     if (this.state !== "open") return 0;
-    return Math.max(0, this.#openUntil - this.#now());
+    return Math.max(0, this.#openUntil - this.#clock.monotonic());
   }
 
   /** Whether a call may pass now (does not consume a probe slot). */
@@ -168,7 +169,7 @@ export class CircuitBreaker {
         this.#unrecorded(generation, probe);
       } else {
         const failed = isFailure(err);
-        if (failed) this.#lastFailure = { error: err, at: this.#now() };
+        if (failed) this.#lastFailure = { error: err, at: this.#clock.monotonic() };
         this.#settle(generation, probe, !failed, retryAfterOf(err));
       }
       throw err;
@@ -183,11 +184,11 @@ export class CircuitBreaker {
    * downstream asked us to wait, if it said.
    */
   record(success: boolean, error?: unknown, retryAfterMs?: number): void {
-    if (!success && error !== undefined) this.#lastFailure = { error, at: this.#now() };
+    if (!success && error !== undefined) this.#lastFailure = { error, at: this.#clock.monotonic() };
     const state = this.state;
     if (state === "open") return;
     if (!success && retryAfterMs !== undefined) {
-      this.#askedUntil = Math.max(this.#askedUntil ?? 0, this.#now() + retryAfterMs);
+      this.#askedUntil = Math.max(this.#askedUntil ?? 0, this.#clock.monotonic() + retryAfterMs);
     }
     if (state === "half_open") {
       if (!success) this.#transition("open");
@@ -224,7 +225,7 @@ export class CircuitBreaker {
     this.#probesInFlight = 0;
     this.#probeSuccesses = 0;
     if (to === "open") {
-      const now = this.#now();
+      const now = this.#clock.monotonic();
       this.#openUntil = openUntil(now, this.#cooldownMs, this.#maxOpenMs, this.#askedUntil);
     }
     if (to === "closed") this.#askedUntil = undefined;
@@ -241,7 +242,7 @@ export class CircuitBreaker {
   }
 
   #count(success: boolean): void {
-    const slot = Math.floor(this.#now() / this.#bucketMs);
+    const slot = Math.floor(this.#clock.monotonic() / this.#bucketMs);
     const bucket = this.#buckets[((slot % BUCKETS) + BUCKETS) % BUCKETS]!;
     if (bucket.slot !== slot) {
       bucket.slot = slot;
@@ -253,7 +254,7 @@ export class CircuitBreaker {
   }
 
   #totals(): { successes: number; failures: number } {
-    const current = Math.floor(this.#now() / this.#bucketMs);
+    const current = Math.floor(this.#clock.monotonic() / this.#bucketMs);
     let successes = 0;
     let failures = 0;
     for (const bucket of this.#buckets) {

@@ -15,6 +15,7 @@
  * 1.6 million held (the default budget) that is 8.5e-14 per lookup, or about
  * one false match per 370 years at 3,000 lookups a second.
  */
+import type { Clock } from "./clock.ts";
 
 /** Bytes an entry costs when the index is full to its 3/4 limit. */
 export const BYTES_PER_ENTRY = 12 + 4 / 0.75;
@@ -27,8 +28,8 @@ export interface IdWindowOptions {
   maxBytes?: number;
   /** Index slots to start with (a power of two). Default 65536. */
   initialSlots?: number;
-  /** Clock in ms. Default `Date.now`. */
-  now?: () => number;
+  /** Time: durations and expiries on its monotonic clock. */
+  clock: Pick<Clock, "monotonic">;
 }
 
 const EMPTY = -1;
@@ -69,7 +70,7 @@ function bytesFor(slots: number): number {
 export class IdWindow {
   readonly #ttlTicks: number;
   readonly #maxSlots: number;
-  readonly #now: () => number;
+  readonly #clock: Pick<Clock, "monotonic">;
   readonly #start: number;
   #index!: Int32Array;
   #hi!: Uint32Array;
@@ -84,8 +85,8 @@ export class IdWindow {
   constructor(options: IdWindowOptions) {
     this.#ttlTicks = Math.ceil(options.ttlMs / TICK_MS);
     this.#maxSlots = slotsFor(options.maxBytes ?? 28 * 2 ** 20);
-    this.#now = options.now ?? Date.now;
-    this.#start = this.#now();
+    this.#clock = options.clock;
+    this.#start = this.#clock.monotonic();
     this.#allocate(Math.min(options.initialSlots ?? 65536, this.#maxSlots));
   }
 
@@ -110,7 +111,9 @@ export class IdWindow {
    */
   windowMs(): number {
     const ttlMs = this.#ttlTicks * TICK_MS;
-    return this.#now() - this.#shortAt < ttlMs ? Math.min(ttlMs, this.#shortAgeMs) : ttlMs;
+    return this.#clock.monotonic() - this.#shortAt < ttlMs
+      ? Math.min(ttlMs, this.#shortAgeMs)
+      : ttlMs;
   }
 
   /** Whether `id` was added within the TTL. */
@@ -155,7 +158,7 @@ export class IdWindow {
    * entry never expires early (at most one tick late).
    */
   #tick(round: (x: number) => number): number {
-    return round((this.#now() - this.#start) / TICK_MS);
+    return round((this.#clock.monotonic() - this.#start) / TICK_MS);
   }
 
   #expire(now: number): void {
@@ -164,7 +167,7 @@ export class IdWindow {
 
   #dropOldestEarly(now: number): void {
     this.#shortAgeMs = (now - this.#at[this.#head]!) * TICK_MS;
-    this.#shortAt = this.#now();
+    this.#shortAt = this.#clock.monotonic();
     this.#dropOldest();
   }
 

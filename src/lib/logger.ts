@@ -3,6 +3,7 @@
  * human format for terminals. Never throws. Both forms pass through
  * escapeTerminal, so no field can drive a terminal or a log viewer.
  */
+import type { Clock } from "./clock.ts";
 import { escapeTerminal } from "./terminal_text.ts";
 
 /** Severity, lowest first. */
@@ -20,8 +21,8 @@ export interface LoggerOptions {
   format?: "json" | "pretty";
   /** Receives each line, without a trailing newline. Default `console.log`. */
   write?: (line: string) => void;
-  /** Clock in ms. Default `Date.now`. */
-  now?: () => number;
+  /** The time each line carries (its wall clock). */
+  clock: Pick<Clock, "now">;
 }
 
 /** Writes leveled messages with structured fields. */
@@ -46,15 +47,15 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
  * Creates a logger. In JSON lines `ts`, `level` and `msg` come first and
  * cannot be overridden by fields; Error values render as `{name, message}`.
  */
-export function createLogger(options: LoggerOptions = {}): Logger {
+export function createLogger(options: LoggerOptions): Logger {
   const minRank = RANK[options.level ?? "info"];
   const format = options.format ?? "json";
   const write = options.write ?? ((line: string) => console.log(line));
-  const now = options.now ?? Date.now;
+  const clock = options.clock;
 
   const emit = (level: LogLevel, msg: string, fields: Record<string, unknown>) => {
     if (RANK[level] < minRank) return;
-    const time = new Date(now());
+    const time = new Date(clock.now());
     write(
       format === "json" ? jsonLine(time, level, msg, fields) : prettyLine(time, level, msg, fields),
     );

@@ -4,6 +4,7 @@
  * that fires per request cannot flood journald (its default limit is 10,000
  * lines per 30 s) and drown the rest.
  */
+import type { Clock } from "./clock.ts";
 import type { Logger, LogLevel } from "./logger.ts";
 
 /** What the limiter remembers about one key. */
@@ -53,26 +54,26 @@ export interface RepeatLimiterOptions {
   intervalMs?: number;
   /** Keys remembered; the oldest is forgotten beyond it (its next line is written). Default 1000. */
   maxKeys?: number;
-  /** Clock in ms. Default `Date.now`. */
-  now?: () => number;
+  /** Time: durations and expiries on its monotonic clock. */
+  clock: Pick<Clock, "monotonic">;
 }
 
 /** Remembers keys and applies {@linkcode decideRepeat} to each occurrence. */
 export class RepeatLimiter {
   readonly #intervalMs: number;
   readonly #maxKeys: number;
-  readonly #now: () => number;
+  readonly #clock: Pick<Clock, "monotonic">;
   readonly #states = new Map<string, RepeatState>();
 
-  constructor(options: RepeatLimiterOptions = {}) {
+  constructor(options: RepeatLimiterOptions) {
     this.#intervalMs = options.intervalMs ?? 60_000;
     this.#maxKeys = options.maxKeys ?? 1000;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock;
   }
 
   /** Records one occurrence of `key`; says whether to write it and how many were held back. */
   admit(key: string): { write: boolean; repeated: number } {
-    const decision = decideRepeat(this.#states.get(key), this.#now(), this.#intervalMs);
+    const decision = decideRepeat(this.#states.get(key), this.#clock.monotonic(), this.#intervalMs);
     if (!this.#states.has(key) && this.#states.size >= this.#maxKeys) {
       // Map order is insertion order: forget the oldest key.
       this.#states.delete(this.#states.keys().next().value!);
@@ -120,7 +121,7 @@ function safeJson(value: unknown): string {
  * a line written after held-back repeats carries `repeated: N`. `debug` and
  * `info` pass unchanged. Children share the limiter.
  */
-export function limitRepeats(logger: Logger, limiter: RepeatLimiter = new RepeatLimiter()): Logger {
+export function limitRepeats(logger: Logger, limiter: RepeatLimiter): Logger {
   const limited =
     (level: "warn" | "error", base: Logger) =>
     (msg: string, fields: Record<string, unknown> = {}) => {

@@ -3,10 +3,12 @@
  * `Retry-After` support, plus the small helpers it is built from.
  */
 import { isRetriable as defaultIsRetriable } from "./errors.ts";
-import { onAbort } from "./on_abort.ts";
+import type { Clock } from "./clock.ts";
 
 /** Options for {@linkcode retry}. */
 export interface RetryOptions {
+  /** Time for the budget, the backoff's sleeps and its jitter. */
+  clock: Clock;
   /** Attempts including the first. Default 5. */
   maxAttempts?: number;
   /** Backoff base: the cap for attempt n is `baseDelayMs * 2 ** (n - 1)`. Default 100 ms. */
@@ -14,8 +16,8 @@ export interface RetryOptions {
   /** Upper bound of the backoff cap (not of a server's `Retry-After`). Default 5000 ms. */
   maxDelayMs?: number;
   /**
-   * Total time budget in ms from the start of the first attempt; no retry is
-   * started whose delay would end past it. Default Infinity.
+   * Total time budget in ms from the start of the first attempt (the clock's monotonic
+   * time); no retry is started whose delay would end past it. Default Infinity.
    */
   budgetMs?: number;
   /** Whether an error is worth another attempt. Default `isRetriable` from errors.ts. */
@@ -23,19 +25,7 @@ export interface RetryOptions {
   /** Called before each sleep with the failed attempt's error and number and the delay. */
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
   /** Stops retrying: rejects with `signal.reason` before an attempt or during a sleep. */
-  signal?: AbortSignal;
-  /** Clock in ms. Default `Date.now`. */
-  now?: () => number;
-  /** Random number in [0, 1) for jitter. Default `Math.random`. */
-  random?: () => number;
-  /** Abortable sleep. Default {@linkcode sleep}. */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /**
-   * The caller made the first attempt itself (a hot path skips retry() for calls that succeed
-   * at once) and it failed with `error`: retry() goes on from there, its backoff, budget,
-   * count and onRetry as if it had made that attempt. `fn` is first called for attempt 2.
-   */
-  failedFirst?: { error: unknown } | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -46,9 +36,27 @@ export interface RetryOptions {
  */
 export async function retry<T>(
   fn: (attempt: number) => Promise<T>,
-  options: RetryOptions = {},
+  options: RetryOptions,
+): Promise<T> {
+  if (options.signal?.aborted) throw options.signal.reason;
+  const start = options.clock.monotonic();
+  // The fast path: almost every call succeeds at once, and then costs nothing more.
+  try {
+    return await fn(1);
+  } catch (error) {
+    return await retryAfterFirst(fn, options, start, error);
+  }
+}
+
+/** The general path: attempt 1 failed with `first`. */
+async function retryAfterFirst<T>(
+  fn: (attempt: number) => Promise<T>,
+  options: RetryOptions,
+  start: number,
+  first: unknown,
 ): Promise<T> {
   const {
+    clock,
     maxAttempts = 5,
     baseDelayMs = 100,
     maxDelayMs = 5000,
@@ -56,26 +64,22 @@ export async function retry<T>(
     isRetriable = defaultIsRetriable,
     onRetry,
     signal,
-    now = Date.now,
-    random = Math.random,
-    sleep: sleepFn = sleep,
-    failedFirst,
   } = options;
-  const start = now();
+  let err = first;
   for (let attempt = 1;; attempt++) {
+    // An aborted caller wants to stop, not to wait for another attempt.
+    if (attempt >= maxAttempts || signal?.aborted || !isRetriable(err)) throw err;
+    let delayMs = backoffDelay(attempt, baseDelayMs, maxDelayMs, () => clock.random());
+    const retryAfterMs = retryAfterOf(err);
+    if (retryAfterMs !== undefined) delayMs = Math.max(delayMs, retryAfterMs);
+    if (clock.monotonic() - start + delayMs > budgetMs) throw err;
+    onRetry?.(err, attempt, delayMs);
+    await clock.sleep(delayMs, signal);
     if (signal?.aborted) throw signal.reason;
     try {
-      if (attempt === 1 && failedFirst) throw failedFirst.error;
-      return await fn(attempt);
-    } catch (err) {
-      // An aborted caller wants to stop, not to wait for another attempt.
-      if (attempt >= maxAttempts || signal?.aborted || !isRetriable(err)) throw err;
-      let delayMs = backoffDelay(attempt, baseDelayMs, maxDelayMs, random);
-      const retryAfterMs = retryAfterOf(err);
-      if (retryAfterMs !== undefined) delayMs = Math.max(delayMs, retryAfterMs);
-      if (now() - start + delayMs > budgetMs) throw err;
-      onRetry?.(err, attempt, delayMs);
-      await sleepFn(delayMs, signal);
+      return await fn(attempt + 1);
+    } catch (next) {
+      err = next;
     }
   }
 }
@@ -88,12 +92,12 @@ function retryAfterOf(err: unknown): number | undefined {
 
 /**
  * Converts a `Retry-After` header to ms: delta seconds, or an HTTP date
- * relative to `now` (default `Date.now()`). Undefined if absent or invalid;
- * negative values and past dates give 0.
+ * relative to `now` (epoch ms). Undefined if absent or invalid; negative values
+ * and past dates give 0.
  */
 export function parseRetryAfter(
   value: string | null | undefined,
-  now: number = Date.now(),
+  now: number,
 ): number | undefined {
   if (value === null || value === undefined) return undefined;
   const text = value.trim();
@@ -106,31 +110,15 @@ export function parseRetryAfter(
   return Math.max(0, date - now);
 }
 
-/** Waits `ms`; rejects with `signal.reason` on abort and clears its timer. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      forget?.();
-      resolve();
-    }, ms);
-    const forget = signal && onAbort(signal, () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    });
-  });
-}
-
 /**
  * Full-jitter delay for attempt n (1-based):
  * `random() * min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1))`.
- * `random` defaults to `Math.random`.
  */
 export function backoffDelay(
   attempt: number,
   baseDelayMs: number,
   maxDelayMs: number,
-  random: () => number = Math.random,
+  random: () => number,
 ): number {
   return random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
 }

@@ -2,6 +2,7 @@
  * A size-bounded LRU cache whose entries expire after a time to live, and may
  * still be served as stale for a while after that (stale-if-error).
  */
+import type { Clock } from "./clock.ts";
 
 /** Options for {@linkcode TtlCache}. */
 export interface TtlCacheOptions {
@@ -11,8 +12,8 @@ export interface TtlCacheOptions {
   maxSize?: number;
   /** How long past expiry an entry may still be served by `peek()`, in ms. Default 0. */
   staleMs?: number;
-  /** Clock in ms. Default `Date.now`. */
-  now?: () => number;
+  /** Time: durations and expiries on its monotonic clock. */
+  clock: Pick<Clock, "monotonic">;
 }
 
 interface Entry<V> {
@@ -27,7 +28,7 @@ export class TtlCache<K, V> {
   readonly #ttlMs: number;
   readonly #maxSize: number;
   readonly #staleMs: number;
-  readonly #now: () => number;
+  readonly #clock: Pick<Clock, "monotonic">;
   // Map iteration order is insertion order, so re-inserting on a hit keeps it LRU-ordered.
   readonly #entries = new Map<K, Entry<V>>();
   /** Insertions so far (sets and moves): an entry's distance from the newest end. */
@@ -38,7 +39,7 @@ export class TtlCache<K, V> {
     this.#ttlMs = options.ttlMs;
     this.#maxSize = options.maxSize ?? 100_000;
     this.#staleMs = options.staleMs ?? 0;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock;
     if (!(this.#maxSize >= 1)) {
       throw new RangeError(
         `Cannot use TtlCache maxSize: received ${this.#maxSize}, expected a number >= 1`,
@@ -60,7 +61,7 @@ export class TtlCache<K, V> {
    * for at least maxSize / 2 insertions after the hit (exact LRU: maxSize - 1).
    */
   get(key: K): V | undefined {
-    const now = this.#now();
+    const now = this.#clock.monotonic();
     const entry = this.#live(key, now);
     if (entry === undefined || now >= entry.expiresAt) return undefined;
     if (this.#inserted - entry.order >= this.#maxSize / 2) {
@@ -76,7 +77,7 @@ export class TtlCache<K, V> {
    * fresh; undefined otherwise. Does not change the LRU order.
    */
   peek(key: K): { value: V; fresh: boolean } | undefined {
-    const now = this.#now();
+    const now = this.#clock.monotonic();
     const entry = this.#live(key, now);
     if (entry === undefined) return undefined;
     return { value: entry.value, fresh: now < entry.expiresAt };
@@ -85,7 +86,11 @@ export class TtlCache<K, V> {
   /** Stores `value` for `ttlMs` (default: the cache's `ttlMs`), evicting the LRU entry if full. */
   set(key: K, value: V, ttlMs: number = this.#ttlMs): void {
     this.#entries.delete(key);
-    this.#entries.set(key, { value, expiresAt: this.#now() + ttlMs, order: ++this.#inserted });
+    this.#entries.set(key, {
+      value,
+      expiresAt: this.#clock.monotonic() + ttlMs,
+      order: ++this.#inserted,
+    });
     if (this.#entries.size > this.#maxSize) {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
@@ -94,7 +99,7 @@ export class TtlCache<K, V> {
 
   /** Whether a fresh value is cached. Does not change the LRU order. */
   has(key: K): boolean {
-    const now = this.#now();
+    const now = this.#clock.monotonic();
     const entry = this.#live(key, now);
     return entry !== undefined && now < entry.expiresAt;
   }

@@ -45,7 +45,7 @@ Deno.test("breakers: every state change is in the gauge, the state log and hande
   const breakers = createBreakers({
     ports: { onChange: () => changes++ },
     services: {
-      now: () => t,
+      clock: { monotonic: () => t },
       metrics,
       states: { breaker: (target, to, from) => logged.push(`${target} ${from}->${to}`) },
     },

@@ -112,9 +112,16 @@ for (const [name, change, alive, reasons] of rows) {
 Deno.test("health: Readiness logs a change only after startup, and with the reasons", () => {
   let snapshot: HealthSnapshot = { ...ready, starting: true };
   const logged: Array<[boolean, string[]]> = [];
-  const readiness = new Readiness(() => snapshot, {
+  const readiness = new Readiness({
     readiness: (isReady, reasons) => logged.push([isReady, reasons]),
   });
+  readiness.note();
+  assert.deepEqual(
+    readiness.health(),
+    { alive: true, notReady: ["starting"] },
+    "not observing yet",
+  );
+  readiness.observe(() => snapshot);
   readiness.note();
   assert.deepEqual(logged, [], "nothing while starting");
   snapshot = { ...ready, lastSqsError: "ReceiveMessage: network" };

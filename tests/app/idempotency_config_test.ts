@@ -1,4 +1,6 @@
 /** IDEMPOTENCY_TABLE and AWS_ENDPOINT_URL_DYNAMODB: parsing, the gate only when set, the probe. */
+import { FakeClock } from "../support/fake_clock.ts";
+import { QUIET_LOGGER } from "../support/quiet_logger.ts";
 import assert from "node:assert/strict";
 import { loadConfig } from "../../src/app/config.ts";
 import {
@@ -7,7 +9,6 @@ import {
   workerIdOf,
 } from "../../src/app/idempotency_wiring.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
-import { createLogger } from "../../src/lib/logger.ts";
 import { startDynalite } from "../../lab/dynalite.ts";
 
 const BASE = {
@@ -17,12 +18,10 @@ const BASE = {
   AWS_ACCESS_KEY_ID: "a",
   AWS_SECRET_ACCESS_KEY: "b",
 };
-const logger = createLogger({ level: "error", write: () => {} });
+const logger = QUIET_LOGGER;
 const SERVICES = {
   breaker: { run: <T>(fn: () => Promise<T>) => fn() },
-  now: Date.now,
-  random: Math.random,
-  sleep: () => Promise.resolve(),
+  clock: new FakeClock(),
 };
 
 Deno.test("idempotency config: config: IDEMPOTENCY_TABLE unset builds no gate; set, the endpoint follows the overrides", () => {

@@ -88,7 +88,7 @@ function harness(options: { drainsAlone?: boolean; flushes?: boolean; startup?: 
         info: (message) => events.push(`info ${message}`),
         warn: (message) => events.push(`warn ${message}`),
       },
-      sleep: clock.sleep,
+      clock,
     },
   });
   return { lifecycle, events, clock, signals: () => signals };

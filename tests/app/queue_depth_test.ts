@@ -42,8 +42,7 @@ Deno.test("queue depth: both queues into the gauge every 30 s; a failing DLQ war
       dlqUrl: () => found.dlq,
     },
     services: {
-      now: clock.now,
-      sleep: clock.sleep,
+      clock,
       metrics,
       logger: {
         warn: (message, fields) => lines.push(`warn ${fields?.queue} ${message.slice(0, 23)}`),

@@ -8,9 +8,9 @@ function setup() {
   const clock = new FakeClock({ start: 0 });
   const lines: Array<Record<string, unknown>> = [];
   const states = new StateLog({
-    logger: createLogger({ now: clock.now, write: (l) => lines.push(JSON.parse(l)) }),
+    logger: createLogger({ clock, write: (l) => lines.push(JSON.parse(l)) }),
     urls: { enrichment: "http://enrich.lab:8081" },
-    repeats: new RepeatLimiter({ now: clock.now }),
+    repeats: new RepeatLimiter({ clock }),
   });
   return { states, lines, advance: clock.advance };
 }

@@ -49,29 +49,21 @@ Deno.test("summary log: summaryFields: counts, rate, percentiles and the snapsho
 });
 
 Deno.test("summary log: SummaryLog: one line per interval on a fake clock, counts since the last one", () => {
-  const clock = new FakeClock({ start: 1_000_000 });
-  const ticks: Array<() => void> = [];
-  let cancelled = 0;
+  const clock = new FakeClock({ start: 1_000_000, auto: false });
   const lines: Array<Record<string, unknown>> = [];
   const summary = new SummaryLog({
-    logger: createLogger({ now: clock.now, write: (l) => lines.push(JSON.parse(l)) }),
-    snapshot: () => SNAPSHOT,
-    now: clock.now,
+    logger: createLogger({ clock, write: (l) => lines.push(JSON.parse(l)) }),
+    clock,
     intervalMs: 30_000,
-    every: (ms, fn) => {
-      assert.equal(ms, 30_000);
-      ticks.push(fn);
-      return () => cancelled++;
-    },
   });
+  summary.observe(() => SNAPSHOT);
   summary.start();
   summary.start(); // idempotent
-  assert.equal(ticks.length, 1);
+  assert.equal(clock.pending, 1, "one timer");
 
   for (let i = 0; i < 60; i++) summary.record("accepted", 20);
   summary.record("released", 900);
   clock.advance(30_000);
-  ticks[0]!();
   assert.equal(lines.length, 1);
   assert.equal(lines[0]!.msg, "summary");
   assert.deepEqual(lines[0]!.outcomes, { accepted: 60, released: 1 });
@@ -80,14 +72,13 @@ Deno.test("summary log: SummaryLog: one line per interval on a fake clock, count
   assert.equal(lines[0]!.p99_ms, 900);
 
   clock.advance(30_000);
-  ticks[0]!();
   assert.deepEqual(lines[1]!.outcomes, {}, "nothing since the last summary");
   assert.equal(lines[1]!.total, 0);
 
   summary.record("duplicate", 5);
   clock.advance(10_000);
   summary.stop();
-  assert.equal(cancelled, 1);
+  assert.equal(clock.pending, 0, "the timer is cancelled");
   assert.equal(lines.length, 3, "stop writes a last summary");
   assert.deepEqual(lines[2]!.outcomes, { duplicate: 1 });
   assert.equal(lines[2]!.interval_s, 10);
@@ -98,11 +89,11 @@ Deno.test("summary log: SummaryLog: one line per interval on a fake clock, count
 Deno.test("summary log: SummaryLog keeps at most maxSamples durations but exact counts", () => {
   const lines: Array<Record<string, unknown>> = [];
   const summary = new SummaryLog({
-    logger: createLogger({ write: (l) => lines.push(JSON.parse(l)) }),
-    snapshot: () => SNAPSHOT,
-    now: () => 0,
+    logger: createLogger({ write: (l) => lines.push(JSON.parse(l)), clock: { now: () => 0 } }),
+    clock: new FakeClock(),
     maxSamples: 10,
   });
+  summary.observe(() => SNAPSHOT);
   for (let i = 0; i < 10; i++) summary.record("accepted", 1);
   for (let i = 0; i < 90; i++) summary.record("accepted", 1000);
   summary.flush();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { FakeClock } from "../support/fake_clock.ts";
 import type { SqsClient, SqsMessage } from "../../src/adapters/sqs_client.ts";
 import type { CliDeps } from "../../src/cli/cli_deps.ts";
 import { scanDlq } from "../../src/cli/dlq_scan.ts";
@@ -41,9 +42,7 @@ function fakeDlq(categories: string[]) {
 }
 
 const deps = {
-  now: () => 1000,
-  random: () => 0.5,
-  sleep: () => Promise.resolve(),
+  clock: new FakeClock({ start: 1000 }),
   err: () => {},
   signal: new AbortController().signal,
 } as unknown as CliDeps;

@@ -6,9 +6,6 @@ import {
   releaseVisibilitySeconds,
   route,
   type RouteContext,
-  type ShutdownAction,
-  shutdownAction,
-  type ShutdownContext,
   type Verdict,
 } from "../../src/domain/outcome.ts";
 
@@ -29,8 +26,15 @@ const transient: Verdict = {
   validator5xx: false,
 };
 const validator5xx: Verdict = { ...transient, target: "validator", validator5xx: true };
+const RELEASE_NOW: Action = {
+  kind: "release",
+  category: "TRANSIENT",
+  reason: "shutdown",
+  visibility: "now",
+};
+const REQUEUE: Action = { kind: "requeue", reason: "shutdown: re-queued as a fresh copy" };
 
-// One row per line of contract section 5.
+// One row per line of docs/outcomes.md.
 const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
   ["2xx deletes", { kind: "accepted" }, {}, { kind: "delete", outcome: "accepted" }],
   ["duplicate deletes", { kind: "duplicate" }, {}, { kind: "delete", outcome: "duplicate" }],
@@ -44,13 +48,13 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
     "poison without a DLQ is released for as long as possible",
     { kind: "poison", reason: "bad" },
     { hasDlq: false },
-    { kind: "release", category: "VALIDATION", reason: "bad", longest: true },
+    { kind: "release", category: "VALIDATION", reason: "bad", visibility: "longest" },
   ],
   [
     "4xx is released for a fixed build",
     { kind: "rejected", reason: "HTTP 400: x" },
     {},
-    { kind: "release", category: "REJECTED", reason: "HTTP 400: x", longest: false },
+    { kind: "release", category: "REJECTED", reason: "HTTP 400: x", visibility: "backoff" },
   ],
   [
     "4xx on the last receive dead-letters with the reason",
@@ -64,7 +68,6 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
     { deleteOn4xx: true },
     { kind: "delete", outcome: "rejected_deleted", category: "REJECTED", reason: "HTTP 400: x" },
   ],
-  ["unknown user, submit", { kind: "unknown_user" }, {}, { kind: "submit" }],
   [
     "unknown user, dead-letter",
     { kind: "unknown_user" },
@@ -81,7 +84,7 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
     "transient failure is released with backoff",
     transient,
     {},
-    { kind: "release", category: "TRANSIENT", reason: "503", longest: false },
+    { kind: "release", category: "TRANSIENT", reason: "503", visibility: "backoff" },
   ],
   ["transient failure on the last receive is held", transient, { receiveCount: 3 }, {
     kind: "hold",
@@ -96,13 +99,13 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
     "enrichment 5xx ignores DELETE_ON_5XX",
     transient,
     { deleteOn5xx: true },
-    { kind: "release", category: "TRANSIENT", reason: "503", longest: false },
+    { kind: "release", category: "TRANSIENT", reason: "503", visibility: "backoff" },
   ],
   [
     "no redrive policy: never held",
     transient,
     { receiveCount: 50, maxReceiveCount: undefined },
-    { kind: "release", category: "TRANSIENT", reason: "503", longest: false },
+    { kind: "release", category: "TRANSIENT", reason: "503", visibility: "backoff" },
   ],
   [
     "permanent enrichment error on the last receive dead-letters",
@@ -110,8 +113,8 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
     { receiveCount: 3 },
     { kind: "dead_letter", category: "PERMANENT", reason: "HTTP 400" },
   ],
-  // Defect 4 (issue 9): the RedrivePolicy could not be read yet. "Unknown" is not "none":
-  // every receive is possibly the last, so nothing transient is released.
+  // The RedrivePolicy could not be read yet. "Unknown" is not "none": every receive is
+  // possibly the last, so nothing transient is released.
   [
     "redrive policy not read yet: a transient failure on the first receive is held",
     transient,
@@ -134,7 +137,7 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
     "redrive policy not read yet: a 4xx without a DLQ is released (nothing else can take it)",
     { kind: "rejected", reason: "HTTP 400: x" },
     { redriveKnown: false, maxReceiveCount: undefined, hasDlq: false },
-    { kind: "release", category: "REJECTED", reason: "HTTP 400: x", longest: false },
+    { kind: "release", category: "REJECTED", reason: "HTTP 400: x", visibility: "backoff" },
   ],
   [
     "redrive policy not read yet: DELETE_ON_5XX still deletes a validator 5xx",
@@ -170,20 +173,20 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
       kind: "release",
       category: "TRANSIENT",
       reason: "still failing after 12 h on its last receive: 503",
-      longest: true,
+      visibility: "longest",
     },
   ],
   [
     "redrive policy not read yet, no DLQ known: poison comes back after a backoff, not in 12 h",
     { kind: "poison", reason: "bad" },
     { redriveKnown: false, maxReceiveCount: undefined, hasDlq: false },
-    { kind: "release", category: "VALIDATION", reason: "bad", longest: false },
+    { kind: "release", category: "VALIDATION", reason: "bad", visibility: "backoff" },
   ],
   [
     "a queue known to have no DLQ: poison is kept away as long as SQS allows",
     { kind: "poison", reason: "bad" },
     { redriveKnown: true, maxReceiveCount: undefined, hasDlq: false },
-    { kind: "release", category: "VALIDATION", reason: "bad", longest: true },
+    { kind: "release", category: "VALIDATION", reason: "bad", visibility: "longest" },
   ],
 ];
 
@@ -207,55 +210,52 @@ Deno.test("route: release visibility grows with the receive count and stays unde
   assert.equal(releaseVisibilitySeconds(3, 0), 40);
   assert.equal(releaseVisibilitySeconds(30, 0), 43195);
   assert.equal(releaseVisibilitySeconds(30, 1000), 42195);
-  assert.equal(releaseVisibilitySeconds(1, 100, { longest: true }), 43095);
+  assert.equal(releaseVisibilitySeconds(1, 100, { visibility: "longest" }), 43095);
   assert.equal(releaseVisibilitySeconds(1, 50000), 0);
 });
 
-// Defect 3: what shutdown does with a message the grace did not finish.
-const shutdownRows: Array<[string, ShutdownContext, ShutdownAction["kind"]]> = [
-  ["an early receive is released", {
-    receiveCount: 1,
-    maxReceiveCount: 3,
-    redriveKnown: true,
-  }, "release"],
-  ["the receive before the last is released", {
-    receiveCount: 2,
-    maxReceiveCount: 3,
-    redriveKnown: true,
-  }, "release"],
-  ["the last allowed receive is re-queued", {
-    receiveCount: 3,
-    maxReceiveCount: 3,
-    redriveKnown: true,
-  }, "requeue"],
-  ["past the last (a late redrive) is re-queued", {
-    receiveCount: 4,
-    maxReceiveCount: 3,
-    redriveKnown: true,
-  }, "requeue"],
-  ["maxReceiveCount 1: every message is re-queued", {
-    receiveCount: 1,
-    maxReceiveCount: 1,
-    redriveKnown: true,
-  }, "requeue"],
+// What a stop does with a message the grace did not finish.
+const shutdownRows: Array<[string, Partial<RouteContext>, Action]> = [
+  ["an early receive is released at once", { receiveCount: 1 }, RELEASE_NOW],
+  ["the receive before the last is released at once", { receiveCount: 2 }, RELEASE_NOW],
+  ["the last allowed receive is re-queued", { receiveCount: 3 }, REQUEUE],
+  ["past the last (a late redrive) is re-queued", { receiveCount: 4 }, REQUEUE],
+  ["maxReceiveCount 1: every message is re-queued", { maxReceiveCount: 1 }, REQUEUE],
   ["no RedrivePolicy: released whatever the count", {
     receiveCount: 99,
     maxReceiveCount: undefined,
-    redriveKnown: true,
-  }, "release"],
+  }, RELEASE_NOW],
   ["RedrivePolicy not read yet: every receive may be the last", {
-    receiveCount: 1,
     maxReceiveCount: undefined,
     redriveKnown: false,
-  }, "requeue"],
+  }, REQUEUE],
 ];
-for (const [name, context, kind] of shutdownRows) {
-  Deno.test(`route: defect 3: shutdownAction: ${name}`, () => {
-    assert.deepEqual(shutdownAction(context), { kind });
+for (const [name, overrides, expected] of shutdownRows) {
+  Deno.test(`route: shutdown: ${name}`, () => {
+    assert.deepEqual(route({ kind: "shutdown" }, { ...ctx, ...overrides }), expected);
   });
 }
 
-// "Also": a hold ends only when the 12 h cap is near, whatever the visibility timeout.
+Deno.test("route: an unexpected error is released with backoff, and dead-lettered with it on the last receive", () => {
+  const failed: Verdict = { kind: "failed", reason: "TypeError: x" };
+  assert.deepEqual(route(failed, ctx), {
+    kind: "release",
+    category: "TRANSIENT",
+    reason: "unexpected error: TypeError: x",
+    visibility: "backoff",
+  });
+  assert.deepEqual(route(failed, { ...ctx, receiveCount: 3 }), {
+    kind: "dead_letter",
+    category: "TRANSIENT",
+    reason: "unexpected error: TypeError: x",
+  });
+});
+
+Deno.test("route: a stale receipt is let go: nothing to send", () => {
+  assert.equal(route({ kind: "stale" }, { ...ctx, receiveCount: 3 }).kind, "let_go");
+});
+
+// A hold ends only when the 12 h cap is near, whatever the visibility timeout.
 const holdRows: Array<[number, number, boolean]> = [
   // [seconds since receive, SQS_VISIBILITY_TIMEOUT_SECONDS, must end]
   [60, 30, false],
@@ -268,7 +268,7 @@ const holdRows: Array<[number, number, boolean]> = [
   [43200 - 300, 43200, true],
 ];
 for (const [seconds, vt, expected] of holdRows) {
-  Deno.test(`route: also: holdMustEnd(${seconds} s since receive, visibility ${vt} s) is ${expected}`, () => {
+  Deno.test(`route: holdMustEnd(${seconds} s since receive, visibility ${vt} s) is ${expected}`, () => {
     assert.equal(holdMustEnd(seconds, vt), expected);
   });
 }

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { BUN_VERSION, bunPath, REPO } from "../support/command.ts";
 import { parseMessage, type ParseResult } from "../../src/domain/message_schema.ts";
 import {
+  type ReleaseVisibility,
   releaseVisibilitySeconds,
   route,
   type RouteContext,
@@ -31,7 +32,7 @@ interface Report {
   bun: string;
   parse: Array<{ body: string; result: ParseResult }>;
   routes: Array<{ verdict: Verdict; ctx: RouteContext; action: unknown }>;
-  visibility: Array<{ args: [number, number, boolean]; seconds: number }>;
+  visibility: Array<{ args: [number, number, ReleaseVisibility]; seconds: number }>;
   documents: string[];
   pipeline: {
     settled: boolean;
@@ -121,24 +122,31 @@ Deno.test("bun core: the core pipeline under Bun", async (t) => {
 
   await t.step("route() and release visibility agree with Deno", () => {
     // verdicts × receive counts × redrive (known with 5, known without, not read yet) × switches
-    assert.equal(report.routes.length, 8 * 2 * 3 * 2 * 2 * 2 * 3);
+    assert.equal(report.routes.length, 11 * 2 * 3 * 2 * 2 * 2 * 3);
     for (const { verdict, ctx, action } of report.routes) {
       assert.deepEqual(action, viaJson(route(verdict, ctx)), JSON.stringify({ verdict, ctx }));
     }
     const kinds = new Set(report.routes.map((r) => (r.action as { kind: string }).kind));
-    assert.deepEqual([...kinds].sort(), ["dead_letter", "delete", "hold", "release", "submit"]);
+    assert.deepEqual([...kinds].sort(), [
+      "dead_letter",
+      "delete",
+      "hold",
+      "let_go",
+      "release",
+      "requeue",
+    ]);
     const poison = report.routes.find((r) => r.verdict.kind === "poison" && r.ctx.hasDlq);
     assert.deepEqual(poison?.action, {
       kind: "dead_letter",
       category: "VALIDATION",
       reason: "invalid JSON",
     });
-    assert.equal(report.visibility.length, 30);
-    for (const { args: [count, since, longest], seconds } of report.visibility) {
+    assert.equal(report.visibility.length, 45);
+    for (const { args: [count, since, visibility], seconds } of report.visibility) {
       assert.equal(
         seconds,
-        releaseVisibilitySeconds(count, since, { longest }),
-        `${[count, since, longest]}`,
+        releaseVisibilitySeconds(count, since, { visibility }),
+        `${[count, since, visibility]}`,
       );
     }
   });

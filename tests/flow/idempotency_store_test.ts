@@ -25,7 +25,12 @@ async function withStore(
   }
 }
 
-const logger = createLogger({ level: "error", format: "json", write: () => {} });
+const logger = createLogger({
+  level: "error",
+  format: "json",
+  write: () => {},
+  clock: { now: () => 0 },
+});
 const T0 = 1_800_000_000_000;
 
 function record(over: Partial<IdempotencyRecord> = {}): IdempotencyRecord {
@@ -47,19 +52,22 @@ const message = (payload: Record<string, unknown> = { n: 1 }): InputMessage => (
   payload,
 });
 
-/** A gate's options with a breaker that lets every call through and a clock of its own. */
+/**
+ * A gate's options with a breaker that lets every call through; its clock reads `now` (the
+ * wall clock by default) and sleeps with `sleep` (at once by default).
+ */
 function gateOptions(
-  options:
-    & Omit<GateOptions, "breaker" | "submitMarginMs" | "now" | "random" | "sleep">
-    & Partial<GateOptions>,
+  options: Omit<GateOptions, "breaker" | "submitMarginMs" | "clock"> & {
+    now?: () => number;
+    sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  },
 ): GateOptions {
+  const { now = Date.now, sleep = () => Promise.resolve(), ...rest } = options;
   return {
     breaker: { run: (fn) => fn() },
     submitMarginMs: 5000,
-    now: Date.now,
-    random: () => 0.5,
-    sleep: () => Promise.resolve(),
-    ...options,
+    clock: { now, monotonic: now, sleep, timer: () => () => {}, random: () => 0.5 },
+    ...rest,
   };
 }
 
@@ -133,7 +141,7 @@ Deno.test("idempotency store: gate: the loser waits for a live lock, then sees t
         dedupTtlSeconds: 3600,
         logger,
         now: () => now,
-        sleep: async (ms) => {
+        sleep: async (ms: number) => {
           sleeps.push(ms);
           now += ms;
           await onSleep?.();

@@ -2,10 +2,11 @@
  * Intake as an async iterable: slots are taken before a receive, so a consumer that
  * does not give slots back stops the polls; what a poll brings after the stop is late.
  */
+import { systemClock } from "../../src/lib/clock.ts";
+import { QUIET_LOGGER } from "../support/quiet_logger.ts";
 import assert from "node:assert/strict";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 import { Intake, type Received } from "../../src/flow/intake.ts";
-import { createLogger } from "../../src/lib/logger.ts";
 
 function batchOf(n: number, from: number): SqsMessage[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -30,15 +31,14 @@ function intake(receive: (call: number) => Promise<SqsMessage[]>) {
     },
     { sqs: { receiveMessage: () => receive(++calls) } },
     {
-      logger: createLogger({ level: "error", write: () => {} }),
-      random: () => 0.5,
-      sleep: (ms, signal) =>
-        new Promise((resolve) => {
-          const timer = setTimeout(resolve, Math.min(ms, 5));
-          signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), {
-            once: true,
-          });
-        }),
+      logger: QUIET_LOGGER,
+      // Pauses of at most 5 ms of real time, ended (not rejected) by an abort.
+      clock: {
+        ...systemClock,
+        random: () => 0.5,
+        sleep: (ms: number, signal?: AbortSignal) =>
+          systemClock.sleep(Math.min(ms, 5), signal).catch(() => {}),
+      },
     },
   );
   return { it, calls: () => calls };

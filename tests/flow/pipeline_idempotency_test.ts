@@ -5,17 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { HttpError } from "../../src/lib/errors.ts";
-import { createLogger } from "../../src/lib/logger.ts";
-import { Pipeline } from "../../src/flow/pipeline.ts";
 import {
   deliverOnce,
   fakeSettler,
-  IDLE_HEARTBEAT,
   oneMessage,
-  pipelineParts,
   type SettleKind,
-  TEST_SETTINGS,
-} from "../support/pipeline_parts.ts";
+  testPipeline,
+} from "../support/pipeline_rig.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { ClaimResult, IdempotencyGate } from "../../src/flow/idempotency_gate.ts";
 import type { Submission } from "../../src/adapters/validator_client.ts";
@@ -32,7 +29,6 @@ function harness(
   submit: () => Promise<Submission>,
   options: { loseLockAfterLookup?: boolean; receiveCount?: number; completed?: Promise<void> } = {},
 ) {
-  let clock = 1_000_000;
   const events: string[] = [];
   const lock = { messageId: "m-1", receiptHandle: "h-1", held: true };
   const answers = Array.isArray(gateAnswers) ? [...gateAnswers] : [gateAnswers];
@@ -55,30 +51,22 @@ function harness(
   };
   const queue = deliverOnce(() => [oneMessage(options.receiveCount)]);
   const metrics = createSluiceMetrics();
-  const pipeline = new Pipeline(...pipelineParts({
-    ...TEST_SETTINGS,
-    sqs: queue.sqs,
-    settler: fakeSettler((kind, args) => events.push(settleEvent(kind, args))),
-    heartbeat: IDLE_HEARTBEAT,
-    lookup: () => {
-      // The heartbeat found another owner while the profile was fetched.
-      if (options.loseLockAfterLookup) lock.held = false;
-      return Promise.resolve({ status: "ok", profile: { user_id: "7" } });
+  const pipeline = testPipeline({
+    ports: {
+      sqs: queue.sqs,
+      settler: fakeSettler((kind, args) => events.push(settleEvent(kind, args))),
+      lookup: () => {
+        // The heartbeat found another owner while the profile was fetched.
+        if (options.loseLockAfterLookup) lock.held = false;
+        return Promise.resolve({ status: "ok", profile: { user_id: "7" } });
+      },
+      submit: () => (events.push("submit"), submit()),
+      idempotency: gate,
     },
-    submit: () => (events.push("submit"), submit()),
-    idempotency: gate,
-    metrics,
-    logger: createLogger({ level: "error", write: () => {} }),
-    now: () => clock,
-    // The retry budget runs on the monotonic clock: the fake one, or a retried 503 spins
-    // for real until 80 % of the visibility has passed.
-    monotonic: () => clock,
-    random: () => 0.5,
-    sleep: (ms) => {
-      clock += ms;
-      return Promise.resolve();
-    },
-  }));
+    // The retry budget runs on the fake clock: a retried 503 does not spin for real until 80 %
+    // of the visibility has passed.
+    services: { metrics, clock: new FakeClock() },
+  });
   return {
     events,
     metrics,
@@ -167,7 +155,7 @@ Deno.test("pipeline idempotency: heartbeat: each visibility extension also exten
     extend: () => Promise.resolve("done"),
     visibilityTimeoutSeconds: 30,
     alsoExtend: (handle, seconds) => extended.push([handle, seconds]),
-    now: () => now,
+    clock: { monotonic: () => now, sleep: () => Promise.resolve() },
   });
   heartbeat.track({ receiptHandle: "h-1" }, 0, 30);
   now = 10_000;

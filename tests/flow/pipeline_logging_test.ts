@@ -1,18 +1,11 @@
 /**
- * The outcome log lines (contract section 6): at info only outcomes other than
+ * The outcome log lines (docs/outcomes.md): at info only outcomes other than
  * accepted and duplicate, each with whatever ids parsed and the SQS message id;
  * at debug also accepted and duplicate lines and the outgoing document.
  */
 import assert from "node:assert/strict";
 import { createLogger, type LogLevel } from "../../src/lib/logger.ts";
-import { Pipeline } from "../../src/flow/pipeline.ts";
-import {
-  deliverOnce,
-  fakeSettler,
-  IDLE_HEARTBEAT,
-  TEST_SETTINGS,
-} from "../support/pipeline_parts.ts";
-import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
+import { deliverOnce, testPipeline } from "../support/pipeline_rig.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
@@ -28,22 +21,20 @@ async function runBodies(bodies: string[], level: LogLevel) {
   }));
   const queue = deliverOnce(() => messages);
   const clock = new FakeClock({ start: 5_000 });
-  const pipeline = new Pipeline(TEST_SETTINGS, {
-    sqs: queue.sqs,
-    settler: fakeSettler(),
-    heartbeat: IDLE_HEARTBEAT,
-    lookup: (userId) => Promise.resolve({ status: "ok", profile: { user_id: userId } }),
-    submit: () => {
-      clock.advance(7);
-      return Promise.resolve({ accepted: true, status: 200 });
+  const pipeline = testPipeline({
+    ports: {
+      sqs: queue.sqs,
+      lookup: (userId) => Promise.resolve({ status: "ok", profile: { user_id: userId } }),
+      submit: () => {
+        clock.advance(7);
+        return Promise.resolve({ accepted: true, status: 200 });
+      },
     },
-  }, {
-    metrics: createSluiceMetrics(),
-    logger: createLogger({ level, write: (l) => lines.push(JSON.parse(l)) }),
-    onOutcome: (outcome, ms) => outcomes.push([outcome, ms]),
-    now: clock.now,
-    random: () => 0.5,
-    sleep: () => Promise.resolve(),
+    services: {
+      clock,
+      logger: createLogger({ level, write: (l) => lines.push(JSON.parse(l)), clock }),
+      onOutcome: (outcome, ms) => outcomes.push([outcome, ms]),
+    },
   });
   await pipeline.run(queue.intake.signal, new AbortController().signal);
   await pipeline.drain();

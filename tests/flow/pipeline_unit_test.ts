@@ -5,51 +5,54 @@
 import assert from "node:assert/strict";
 import { HttpError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
-import { Pipeline } from "../../src/flow/pipeline.ts";
 import { dedupeCapacity } from "../../src/flow/dedupe.ts";
+import type { PipelinePorts } from "../../src/flow/pipeline.ts";
+import type { IntakeSettings } from "../../src/flow/intake.ts";
 import {
   deliverOnce,
   fakeSettler,
-  IDLE_HEARTBEAT,
   oneMessage,
-  type PipelineOptions,
-  pipelineParts,
-  TEST_SETTINGS,
-} from "../support/pipeline_parts.ts";
+  type RigParts,
+  testPipeline,
+} from "../support/pipeline_rig.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
 function harness(
-  overrides: Partial<PipelineOptions> & {
+  overrides: Partial<PipelinePorts> & {
     receiveCount?: number;
+    maxReceiveCount?: number | undefined;
+    intake?: Partial<IntakeSettings>;
     /** Added to the wall clock only (an NTP step); the monotonic clock is not affected. */
     wallOffsetMs?: () => number;
   },
 ) {
-  const clock = new FakeClock({ start: 1_000_000 });
+  const { receiveCount, maxReceiveCount, intake: intakeSettings, wallOffsetMs, ...ports } =
+    overrides;
+  const fake = new FakeClock({ start: 1_000_000 });
+  // Time passes only when the pipeline waits (and a wait is never cut short).
+  const clock = {
+    ...fake,
+    now: () => fake.now() + (wallOffsetMs?.() ?? 0),
+    sleep: (ms: number) => fake.sleep(ms),
+  };
   const work = new AbortController();
   const settled: Array<{ kind: string; args: unknown[] }> = [];
-  const message = oneMessage(overrides.receiveCount);
+  const message = oneMessage(receiveCount);
   const queue = deliverOnce(() => [message]);
   const intake = queue.intake;
-  const options: PipelineOptions = {
-    ...TEST_SETTINGS,
-    sqs: queue.sqs,
-    settler: fakeSettler((kind, args) => settled.push({ kind, args })),
-    heartbeat: IDLE_HEARTBEAT,
-    lookup: () => Promise.resolve({ status: "ok", profile: { user_id: "7" } }),
-    submit: () => Promise.resolve({ accepted: true, status: 200 }),
-    metrics: createSluiceMetrics(),
-    logger: createLogger({ level: "error", write: () => {} }),
-    now: () => clock.now() + (overrides.wallOffsetMs?.() ?? 0),
-    monotonic: clock.now,
-    random: () => 0.5,
-    // Time passes only when the pipeline waits (and a wait is never cut short).
-    sleep: (ms) => clock.sleep(ms),
-    ...overrides,
+  const parts: RigParts = {
+    ...("maxReceiveCount" in overrides ? { maxReceiveCount } : {}),
+    ...(intakeSettings ? { intake: intakeSettings } : {}),
+    ports: {
+      sqs: queue.sqs,
+      settler: fakeSettler((kind, args) => settled.push({ kind, args })),
+      ...ports,
+    },
+    services: { clock },
   };
-  const pipeline = new Pipeline(...pipelineParts(options));
+  const pipeline = testPipeline(parts);
   return {
     settled,
     /** Ends the shutdown grace. */
@@ -61,7 +64,7 @@ function harness(
       await pipeline.run(intake.signal, work.signal);
       await pipeline.drain();
     },
-    elapsedMs: () => clock.now() - 1_000_000,
+    elapsedMs: () => fake.now() - 1_000_000,
   };
 }
 
@@ -105,8 +108,12 @@ Deno.test("pipeline: a held message that recovers is accepted and deleted", asyn
 });
 
 for (const hours of [6, 12]) {
-  Deno.test(`pipeline: also: SQS_VISIBILITY_TIMEOUT_SECONDS of ${hours} h does not dead-letter a held message early`, async () => {
-    const h = harness({ submit: down, receiveCount: 3, visibilityTimeoutSeconds: hours * 3600 });
+  Deno.test(`pipeline: SQS_VISIBILITY_TIMEOUT_SECONDS of ${hours} h does not dead-letter a held message early`, async () => {
+    const h = harness({
+      submit: down,
+      receiveCount: 3,
+      intake: { visibilityTimeoutSeconds: hours * 3600 },
+    });
     await h.run();
     assert.deepEqual(h.settled.map((s) => s.kind), ["dead_letter"]);
     assert.match(String(h.settled[0]!.args[2]), /after 12 h/);
@@ -117,7 +124,7 @@ for (const hours of [6, 12]) {
   });
 }
 
-Deno.test("pipeline: also: a wall-clock step forward does not end a hold early (monotonic clock)", async () => {
+Deno.test("pipeline: a wall-clock step forward does not end a hold early (monotonic clock)", async () => {
   let calls = 0;
   const h = harness({
     receiveCount: 3,
@@ -130,7 +137,9 @@ Deno.test("pipeline: also: a wall-clock step forward does not end a hold early (
   assert.equal(calls, 50);
 });
 
-const shutdownRows: Array<[string, Partial<PipelineOptions> & { receiveCount: number }, string]> = [
+const shutdownRows: Array<
+  [string, Parameters<typeof harness>[0] & { receiveCount: number }, string]
+> = [
   ["an early receive is released (visibility 0)", { receiveCount: 1 }, "visibility"],
   ["the last allowed receive is re-queued", { receiveCount: 3 }, "requeue"],
   ["maxReceiveCount 1: the first receive is re-queued", {
@@ -147,7 +156,7 @@ const shutdownRows: Array<[string, Partial<PipelineOptions> & { receiveCount: nu
   }, "visibility"],
 ];
 for (const [name, overrides, kind] of shutdownRows) {
-  Deno.test(`pipeline: defect 3: shutdown never hands a message on its last receive to the redrive policy: ${name}`, async () => {
+  Deno.test(`pipeline: shutdown never hands a message on its last receive to the redrive policy: ${name}`, async () => {
     const holder: { work?: AbortController } = {};
     const h = harness({
       ...overrides,
@@ -169,7 +178,7 @@ for (const [name, overrides, kind] of shutdownRows) {
   });
 }
 
-Deno.test("pipeline: defect 3: a long poll that returns after the stop began is handed back, not dropped or worked on", async () => {
+Deno.test("pipeline: a long poll that returns after the stop began is handed back, not dropped or worked on", async () => {
   const holder: { h?: ReturnType<typeof harness> } = {};
   const signals: AbortSignal[] = [];
   let submitted = 0;
@@ -203,7 +212,7 @@ function flaky(failures: number) {
   };
 }
 
-Deno.test("pipeline: defect 4 (issue 9): redrive policy not read yet: a failing first receive is held, never released", async () => {
+Deno.test("pipeline: redrive policy not read yet: a failing first receive is held, never released", async () => {
   const v = flaky(60); // far past one receive's retry budget
   const h = harness({
     submit: v.submit,
@@ -256,45 +265,48 @@ function manyMessages(count: number, again: number[]) {
   };
 }
 
-async function runMany(count: number, again: number[], overrides: Partial<PipelineOptions>) {
+async function runMany(count: number, again: number[], dedupMaxBytes?: number) {
   const q = manyMessages(count, again);
   const lines: Array<Record<string, unknown>> = [];
   const metrics = createSluiceMetrics();
   let submits = 0;
-  const clock = new FakeClock({ start: 1_000_000 });
-  const pipeline = new Pipeline(...pipelineParts({
-    ...TEST_SETTINGS,
-    receiveWaitSeconds: 1,
-    maxInFlight: 100,
-    sqs: { receiveMessage: q.receiveMessage },
-    settler: fakeSettler(),
-    heartbeat: IDLE_HEARTBEAT,
-    lookup: () => Promise.resolve({ status: "ok", profile: { user_id: "7" } }),
-    submit: () => (submits++, Promise.resolve({ accepted: true, status: 200 })),
-    metrics,
-    logger: createLogger({ level: "warn", write: (l) => lines.push(JSON.parse(l)) }),
-    // 1 ms per read of the clock: thousands of messages a "second".
-    now: () => clock.advance(1),
-    sleep: () => Promise.resolve(),
-    ...overrides,
-  }));
+  const fake = new FakeClock({ start: 1_000_000 });
+  // 1 ms per read of the clock: thousands of messages a "second".
+  const clock = { ...fake, monotonic: () => fake.advance(1), sleep: () => Promise.resolve() };
+  const pipeline = testPipeline({
+    intake: { receiveWaitSeconds: 1, maxInFlight: 100 },
+    ...(dedupMaxBytes ? { dedupe: { dedupMaxBytes } } : {}),
+    ports: {
+      sqs: { receiveMessage: q.receiveMessage },
+      submit: () => (submits++, Promise.resolve({ accepted: true, status: 200 })),
+    },
+    services: {
+      clock,
+      metrics,
+      logger: createLogger({
+        level: "warn",
+        write: (l) => lines.push(JSON.parse(l)),
+        clock: fake,
+      }),
+    },
+  });
   await pipeline.run(q.intake.signal, new AbortController().signal);
   await pipeline.drain();
   return { submits, metrics, lines };
 }
 
-Deno.test("pipeline: defect 5 (issue 9): the dedupe window holds DEDUP_TTL_SECONDS past 250,000 accepted ids", async () => {
+Deno.test("pipeline: the dedupe window holds DEDUP_TTL_SECONDS past 250,000 accepted ids", async () => {
   // The old cache kept 250,000 ids whatever DEDUP_TTL_SECONDS said: the first ids were forgotten.
   const count = 260_000;
-  const r = await runMany(count, [0, 1, 2, 9_999, 129_999], {});
+  const r = await runMany(count, [0, 1, 2, 9_999, 129_999]);
   assert.equal(r.submits, count, "the five redeliveries were recognised as duplicates");
   assert.equal(r.metrics.messages.get({ outcome: "duplicate" }), 5);
   assert.equal(r.metrics.dedupeWindow.get(), 3600);
 });
 
-Deno.test("pipeline: defect 5 (issue 9): a window the memory budget cannot hold is said at startup and in sluice_dedupe_window_seconds", async () => {
+Deno.test("pipeline: a window the memory budget cannot hold is said at startup and in sluice_dedupe_window_seconds", async () => {
   // 64 KiB holds 3,072 ids: at 3,000 msg/s about one second, far below an hour.
-  const r = await runMany(10_000, [0, 9_999], { dedupMaxBytes: 64 * 1024 });
+  const r = await runMany(10_000, [0, 9_999], 64 * 1024);
   const startup = r.lines.find((l) => /cannot hold DEDUP_TTL_SECONDS=3600/.test(String(l.msg)));
   assert.ok(startup, `a startup warning: ${JSON.stringify(r.lines.slice(0, 3))}`);
   assert.equal(startup.max_entries, 3072);
@@ -326,23 +338,18 @@ Deno.test("pipeline: inFlight counts the messages being worked on, and drain() w
   let submits = 0;
   let deletes = 0;
   const settler = fakeSettler((kind) => kind === "delete" && deletes++);
-  const pipeline = new Pipeline(...pipelineParts({
-    ...TEST_SETTINGS,
-    receiveWaitSeconds: 1,
-    maxInFlight: 100,
-    sqs: { receiveMessage: q.receiveMessage },
-    settler,
-    heartbeat: IDLE_HEARTBEAT,
-    lookup: () => Promise.resolve({ status: "ok", profile: { user_id: "7" } }),
-    submit: async () => {
-      submits++;
-      await gate.promise;
-      return { accepted: true, status: 200 };
+  const pipeline = testPipeline({
+    intake: { receiveWaitSeconds: 1, maxInFlight: 100 },
+    ports: {
+      sqs: { receiveMessage: q.receiveMessage },
+      settler,
+      submit: async () => {
+        submits++;
+        await gate.promise;
+        return { accepted: true, status: 200 };
+      },
     },
-    metrics: createSluiceMetrics(),
-    logger: createLogger({ level: "error", write: () => {} }),
-    sleep: () => Promise.resolve(),
-  }));
+  });
   await pipeline.run(q.intake.signal, new AbortController().signal);
   assert.equal(pipeline.inFlight, 25);
   let drained = false;

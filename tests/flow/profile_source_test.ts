@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { FakeClock } from "../support/fake_clock.ts";
 import { EnrichClient } from "../../src/adapters/enrich_client.ts";
 import { CircuitBreaker } from "../../src/lib/circuit_breaker.ts";
 import { categoryOf, HttpError } from "../../src/lib/errors.ts";
@@ -9,7 +10,8 @@ function source(fetched: string[]) {
     fetched.push(String(input));
     return Promise.resolve(Response.json({ user_id: "x", segment: "s" }));
   };
-  const breaker = new CircuitBreaker({ name: "enrichment", minimumCalls: 4 });
+  const clock = new FakeClock();
+  const breaker = new CircuitBreaker({ name: "enrichment", minimumCalls: 4, clock });
   const profiles = new ProfileSource({
     client: new EnrichClient({
       baseUrl: "http://127.0.0.1:9",
@@ -22,6 +24,7 @@ function source(fetched: string[]) {
     cacheMaxEntries: 100,
     batchMax: 1,
     batchWaitMs: 0,
+    clock,
   });
   return { breaker, profiles };
 }
@@ -42,8 +45,8 @@ Deno.test("profile source: hostile ids: a user_id encodeURIComponent refuses is 
 });
 
 Deno.test("profile source: an open enrichment breaker still serves a cached profile, as stale", async () => {
-  let t = 0;
-  const breaker = new CircuitBreaker({ name: "enrichment", minimumCalls: 2, now: () => t });
+  const clock = new FakeClock({ start: 0 });
+  const breaker = new CircuitBreaker({ name: "enrichment", minimumCalls: 2, clock });
   let calls = 0;
   let down = false;
   const source = new ProfileSource({
@@ -63,13 +66,13 @@ Deno.test("profile source: an open enrichment breaker still serves a cached prof
     cacheMaxEntries: 10,
     batchMax: 1,
     batchWaitMs: 0,
-    now: () => t,
+    clock,
   });
   assert.deepEqual(await source.lookup("u1"), {
     status: "ok",
     profile: { user_id: "u1", tier: "gold" },
   });
-  t = 5000; // past the TTL; the API browns out and the breaker opens
+  clock.set(5000); // past the TTL; the API browns out and the breaker opens
   down = true;
   breaker.record(false, 2000);
   breaker.record(false, 2000);
@@ -80,7 +83,7 @@ Deno.test("profile source: an open enrichment breaker still serves a cached prof
     profile: { user_id: "u1", tier: "gold" },
   });
   assert.equal(calls, before, "no call while the breaker is open");
-  t = 7000; // Retry-After has passed: a probe goes out and succeeds
+  clock.set(7000); // Retry-After has passed: a probe goes out and succeeds
   down = false;
   assert.equal((await source.lookup("u1")).status, "ok");
   assert.equal(calls, before + 1);

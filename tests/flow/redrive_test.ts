@@ -2,7 +2,14 @@
 import assert from "node:assert/strict";
 import { SqsError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
-import { discoverRedrive, RedriveWatcher } from "../../src/flow/redrive.ts";
+import { RedriveWatcher } from "../../src/flow/redrive.ts";
+import type { Clock } from "../../src/lib/clock.ts";
+import { FakeClock } from "../support/fake_clock.ts";
+
+/** A fake clock whose sleeps are `sleep`'s. */
+function clockWith(sleep: Clock["sleep"], random = () => 0.5): Clock {
+  return { ...new FakeClock(), sleep, random };
+}
 
 const POLICY = JSON.stringify({
   deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
@@ -45,16 +52,15 @@ function watcher(
   return new RedriveWatcher({
     sqs,
     config,
-    logger: createLogger({ write: (l) => lines.push(l) }),
+    logger: createLogger({ write: (l) => lines.push(l), clock: { now: () => 0 } }),
     baseDelayMs: 1000,
     maxDelayMs: 8000,
     refreshMs: REFRESH_MS,
-    random: () => 0.999,
-    sleep: (ms) => {
+    clock: clockWith((ms) => {
       if (ms < REFRESH_MS) return (sleeps.push(Math.round(ms)), Promise.resolve());
       stop.abort();
       return Promise.reject(stop.signal.reason);
-    },
+    }, () => 0.999),
   });
 }
 
@@ -91,8 +97,8 @@ Deno.test("redrive: RedriveWatcher: the background retries stop on the AbortSign
   const w = new RedriveWatcher({
     sqs,
     config,
-    logger: createLogger({ write: () => {} }),
-    sleep: () => (++sleeps === 3 && controller.abort(), Promise.resolve()),
+    logger: createLogger({ write: () => {}, clock: { now: () => 0 } }),
+    clock: clockWith(() => (++sleeps === 3 && controller.abort(), Promise.resolve())),
   });
   const { background } = await w.start(controller.signal);
   await background;
@@ -121,9 +127,9 @@ Deno.test("redrive: RedriveWatcher: a known policy is read again every refreshMs
   const w = new RedriveWatcher({
     sqs,
     config,
-    logger: createLogger({ write: (l) => lines.push(l) }),
+    logger: createLogger({ write: (l) => lines.push(l), clock: { now: () => 0 } }),
     refreshMs: REFRESH_MS,
-    sleep: (ms) => {
+    clock: clockWith((ms) => {
       waits.push(ms);
       // The operator lowers maxReceiveCount while the worker runs; the third wait ends the test.
       if (waits.length === 1) {
@@ -131,7 +137,7 @@ Deno.test("redrive: RedriveWatcher: a known policy is read again every refreshMs
       }
       if (waits.length === 3) stop.abort();
       return stop.signal.aborted ? Promise.reject(stop.signal.reason) : Promise.resolve();
-    },
+    }),
   });
   const { background } = await w.start(stop.signal);
   assert.equal(w.state.maxReceiveCount, 4);
@@ -148,9 +154,9 @@ Deno.test("redrive: RedriveWatcher: refresh() reads the policy again before the 
   const w = new RedriveWatcher({
     sqs,
     config,
-    logger: createLogger({ write: () => {} }),
+    logger: createLogger({ write: () => {}, clock: { now: () => 0 } }),
     refreshMs: REFRESH_MS,
-    sleep: (ms, signal) => {
+    clock: clockWith((ms, signal) => {
       if (ms !== REFRESH_MS) return Promise.resolve();
       if (sqs.calls().attributes >= 2) stop.abort();
       if (stop.signal.aborted) return Promise.reject(stop.signal.reason);
@@ -159,7 +165,7 @@ Deno.test("redrive: RedriveWatcher: refresh() reads the policy again before the 
         refreshWait = () => reject(new Error("woken"));
         signal?.addEventListener("abort", refreshWait, { once: true });
       });
-    },
+    }),
   });
   const { background } = await w.start(stop.signal);
   await new Promise((resolve) => setTimeout(resolve, 0));
@@ -167,14 +173,4 @@ Deno.test("redrive: RedriveWatcher: refresh() reads the policy again before the 
   w.refresh();
   await background;
   assert.equal(sqs.calls().attributes, 2, "one more read, long before the period ended");
-});
-
-Deno.test("redrive: discoverRedrive (the CLI's one-shot read) still answers without a policy on failure", async () => {
-  const redrive = await discoverRedrive(
-    fakeSqs({ attributes: 1 }),
-    config,
-    createLogger({ write: () => {} }),
-    new AbortController().signal,
-  );
-  assert.deepEqual(redrive, { dlqUrl: undefined, maxReceiveCount: undefined });
 });

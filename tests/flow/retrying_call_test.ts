@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
+import { QUIET_LOGGER } from "../support/quiet_logger.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import { HttpError, LocalError } from "../../src/lib/errors.ts";
-import { createLogger } from "../../src/lib/logger.ts";
 import { newContext } from "../../src/flow/message_context.ts";
 import { RetryingCall } from "../../src/flow/retrying_call.ts";
 import { FakeClock } from "../support/fake_clock.ts";
@@ -11,10 +11,8 @@ function rig() {
   const metrics = createSluiceMetrics();
   const calls = new RetryingCall(30, {
     metrics,
-    logger: createLogger({ level: "error", write: () => {} }),
-    monotonic: clock.now,
-    random: () => 0.5,
-    sleep: clock.sleep,
+    logger: QUIET_LOGGER,
+    clock,
   });
   const sqs = {
     messageId: "s",
@@ -23,11 +21,7 @@ function rig() {
     attributes: {},
     messageAttributes: {},
   };
-  const ctx = newContext(sqs as never, clock.now(), {
-    deleteOn4xx: false,
-    deleteOn5xx: false,
-    unknownUserPolicy: "submit",
-  });
+  const ctx = newContext(sqs as never, clock.now(), {});
   const retries = () => metrics.retries.get({ target: "validator" }) ?? 0;
   return { clock, calls, ctx, retries };
 }

@@ -1,4 +1,5 @@
 /** Settler.requeue (issue 9, defect 3): a fresh copy first, then the delete of the original. */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { Settler } from "../../src/flow/settle.ts";
 import { SqsError } from "../../src/lib/errors.ts";
@@ -38,9 +39,14 @@ const message: Pick<SqsMessage, "receiptHandle" | "body" | "messageAttributes"> 
   },
 };
 
-Deno.test("defect 3: requeue sends the same body and typed attributes to the main queue, then deletes", async () => {
+Deno.test("settle requeue: requeue sends the same body and typed attributes to the main queue, then deletes", async () => {
   const { sqs, calls } = fakeSqs();
-  const settler = new Settler({ sqs, queueUrl: "http://sqs.local/000/q", dlqUrl: undefined });
+  const settler = new Settler({
+    sqs,
+    queueUrl: "http://sqs.local/000/q",
+    dlqUrl: () => undefined,
+    clock: systemClock,
+  });
   assert.equal(await settler.requeue(message), "done");
   assert.deepEqual(calls.map((c) => c.action), ["SendMessage", "DeleteMessageBatch"]);
   assert.deepEqual(calls[0]!.args.slice(0, 3), [
@@ -51,14 +57,14 @@ Deno.test("defect 3: requeue sends the same body and typed attributes to the mai
   assert.deepEqual(calls[1]!.args[0], [{ id: "0", receiptHandle: "h-1" }]);
 });
 
-Deno.test("defect 3: requeue retries the copy; with no copy sent the original is not deleted", async () => {
+Deno.test("settle requeue: requeue retries the copy; with no copy sent the original is not deleted", async () => {
   const noSleep = () => Promise.resolve();
   const retried = fakeSqs(2);
   const settler = new Settler({
     sqs: retried.sqs,
     queueUrl: "q",
-    dlqUrl: undefined,
-    sleep: noSleep,
+    dlqUrl: () => undefined,
+    clock: { ...systemClock, sleep: noSleep },
   });
   assert.equal(await settler.requeue(message), "done");
   assert.deepEqual(retried.calls.map((c) => c.action), [
@@ -73,9 +79,9 @@ Deno.test("defect 3: requeue retries the copy; with no copy sent the original is
   const giveUp = new Settler({
     sqs: failing.sqs,
     queueUrl: "q",
-    dlqUrl: undefined,
-    now: clock.now,
-    sleep: (ms) => clock.sleep(ms),
+    dlqUrl: () => undefined,
+    // The retry budget on the fake clock; the delete batch's timer on the real one.
+    clock: { ...clock, timer: systemClock.timer, sleep: (ms: number) => clock.sleep(ms) },
   });
   await assert.rejects(giveUp.requeue(message, 5000));
   assert.ok(!failing.calls.some((c) => c.action === "DeleteMessageBatch"), "original kept");

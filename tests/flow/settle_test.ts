@@ -2,6 +2,7 @@
  * The Settler against the fake SQS: defect 6 (a DLQ send refused for a bad
  * attribute) and defect 7 (real SQS's stale-handle answers) of issue 9.
  */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
 import { parseMessage } from "../../src/domain/message_schema.ts";
@@ -31,7 +32,9 @@ async function setup(
   const settler = new Settler({
     sqs: client,
     queueUrl: sqs.queueUrl("work"),
-    dlqUrl: sqs.queueUrl("dlq"),
+    dlqUrl: () => sqs.queueUrl("dlq"),
+    // Real time: the deletes' batch timer and the fake SQS's answers both run on it.
+    clock: systemClock,
     batchWaitMs: 1,
     retryBudgetMs: 2000,
     onStale: (kind, code) => stale.push(`${kind} ${code}`),
@@ -254,7 +257,7 @@ Deno.test("settle: a visibility change on a stale handle: the heartbeat logs it 
     const heartbeat = new VisibilityHeartbeat({
       extend: (h, s) => settler.changeVisibility(h, s),
       visibilityTimeoutSeconds: 10,
-      now: clock.now,
+      clock,
       onLost: (_h, reason) => lost.push(reason),
     });
     heartbeat.track({ receiptHandle: handle }, 0, 10);
@@ -309,9 +312,9 @@ Deno.test("settle: a DLQ send or re-queue that lands on a retry after a lost ans
       changeMessageVisibilityBatch: () => Promise.resolve({ successful: ["0"], failed: [] }),
     },
     queueUrl: "q",
-    dlqUrl: "dlq",
+    dlqUrl: () => "dlq",
     batchWaitMs: 1,
-    sleep: () => Promise.resolve(),
+    clock: { ...systemClock, sleep: () => Promise.resolve() },
     onAmbiguousSend: (kind) => ambiguous.push(kind),
   });
   assert.equal(

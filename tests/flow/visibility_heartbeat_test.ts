@@ -11,7 +11,7 @@ Deno.test("heartbeat: extends the tracked messages near their visibility's end, 
       return Promise.resolve("done");
     },
     visibilityTimeoutSeconds: 30,
-    now: () => now,
+    clock: { monotonic: () => now, sleep: () => Promise.resolve() },
   });
   const a = { receiptHandle: "h-a" }, b = { receiptHandle: "h-b" };
   heartbeat.track(a, 0, 30);
@@ -41,7 +41,7 @@ Deno.test("heartbeat: an extension that failed is tried again on the next beat",
       return fail ? Promise.reject(new Error("SQS unreachable")) : Promise.resolve("done");
     },
     visibilityTimeoutSeconds: 30,
-    now: () => now,
+    clock: { monotonic: () => now, sleep: () => Promise.resolve() },
   });
   heartbeat.track({ receiptHandle: "h" }, 0, 30);
   now = 16_000;
@@ -61,7 +61,7 @@ Deno.test("heartbeat: a stale receipt marks the message stale and tells onStale 
   const heartbeat = new VisibilityHeartbeat({
     extend: () => Promise.resolve("stale"),
     visibilityTimeoutSeconds: 30,
-    now: () => 16_000,
+    clock: { monotonic: () => 16_000, sleep: () => Promise.resolve() },
     onStale: (handle) => stale.push(handle),
   });
   const m = { receiptHandle: "h" };

@@ -87,7 +87,7 @@ Deno.test("adaptive limit: AdaptiveLimit shrinks multiplicatively, once per burs
 });
 
 Deno.test("adaptive limit: adaptiveSemaphore shrinks its semaphore on overload errors", async () => {
-  const sem = adaptiveSemaphore({ initial: 4, now: () => 0 });
+  const sem = adaptiveSemaphore({ initial: 4, clock: { monotonic: () => 0 } });
   const gates = Array.from({ length: 4 }, () => Promise.withResolvers<void>());
   const calls = gates.map((g) => sem.run(() => g.promise));
   await tick();
@@ -108,19 +108,23 @@ Deno.test("adaptive limit: adaptiveSemaphore shrinks its semaphore on overload e
 });
 
 Deno.test("adaptive limit: adaptiveSemaphore ignores errors that are not overload", async () => {
-  const sem = adaptiveSemaphore({ initial: 4, now: () => 0 });
+  const sem = adaptiveSemaphore({ initial: 4, clock: { monotonic: () => 0 } });
   for (let i = 0; i < 5; i++) {
     await assert.rejects(sem.run(() => Promise.reject(new HttpError("validator", 400, ""))));
   }
   assert.equal(sem.limit, 4);
-  const custom = adaptiveSemaphore({ initial: 4, isOverload: () => true, now: () => 0 });
+  const custom = adaptiveSemaphore({
+    initial: 4,
+    isOverload: () => true,
+    clock: { monotonic: () => 0 },
+  });
   await assert.rejects(custom.run(() => Promise.reject(new Error("any"))));
   assert.equal(custom.limit, 2);
 });
 
 Deno.test("adaptive limit: adaptiveSemaphore grows under saturation and measures latency with now()", async () => {
   const clock = new FakeClock({ start: 0 });
-  const sem = adaptiveSemaphore({ initial: 2, latencySlackMs: 50, now: clock.now });
+  const sem = adaptiveSemaphore({ initial: 2, latencySlackMs: 50, clock });
   /** Runs `n` rounds of 2 concurrent calls that each take `ms` on the fake clock. */
   const rounds = async (n: number, ms: number) => {
     for (let i = 0; i < n; i++) {
@@ -141,7 +145,7 @@ Deno.test("adaptive limit: adaptiveSemaphore grows under saturation and measures
 });
 
 Deno.test("adaptive limit: adaptiveSemaphore run rejects with signal.reason when aborted while waiting", async () => {
-  const sem = adaptiveSemaphore({ initial: 1, now: () => 0 });
+  const sem = adaptiveSemaphore({ initial: 1, clock: { monotonic: () => 0 } });
   const gate = Promise.withResolvers<void>();
   const first = sem.run(() => gate.promise);
   const controller = new AbortController();
@@ -159,6 +163,7 @@ Deno.test("adaptive limit: defect 1: adaptiveSemaphore never starts a queued cal
   // The limit grows 1 → 2 when the first call succeeds: that grants the queued call a slot,
   // and the grace ends in the same turn (onChange runs right after the grant).
   const limiter = adaptiveSemaphore({
+    clock: { monotonic: () => 0 },
     max: 2,
     initial: 1,
     onChange: () => stop.abort(new Error("grace over")),

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
 import { Batcher } from "../../src/lib/batcher.ts";
+import { FakeClock } from "../support/fake_clock.ts";
+
+/** Partial batches wait for this clock's timers: time moves only when a test says. */
+const clock = new FakeClock({ auto: false });
 
 /** Lets queued promise callbacks run. */
 async function tick(): Promise<void> {
@@ -19,7 +23,7 @@ function recorder() {
 Deno.test("batcher: flushes as soon as maxSize items are queued", async () => {
   const { batches, run } = recorder();
   // A long maxWaitMs: only the size can trigger these batches (a leftover timer would fail the sanitizer).
-  const b = new Batcher<number, number>({ maxSize: 3, maxWaitMs: 60_000, run });
+  const b = new Batcher<number, number>({ clock, maxSize: 3, maxWaitMs: 60_000, run });
   const results = await Promise.all([b.add(1), b.add(2), b.add(3)]);
   assert.deepEqual(results, [2, 4, 6]);
   assert.deepEqual(batches, [[1, 2, 3]]);
@@ -28,34 +32,43 @@ Deno.test("batcher: flushes as soon as maxSize items are queued", async () => {
 
 Deno.test("batcher: flushes a partial batch after maxWaitMs", async () => {
   const { batches, run } = recorder();
-  const b = new Batcher<number, number>({ maxSize: 10, maxWaitMs: 1, run });
+  const b = new Batcher<number, number>({ clock, maxSize: 10, maxWaitMs: 1, run });
   const first = [b.add(1), b.add(2)];
   await tick();
   assert.deepEqual(batches, [], "nothing runs before the wait is over");
   assert.equal(b.pending, 2);
+  clock.advance(1);
   assert.deepEqual(await Promise.all(first), [2, 4]);
   assert.deepEqual(batches, [[1, 2]]);
-  assert.equal(await b.add(5), 10);
+  const next = b.add(5);
+  clock.advance(1);
+  assert.equal(await next, 10);
   assert.deepEqual(batches, [[1, 2], [5]]);
 });
 
 Deno.test("batcher: with maxWaitMs 0 batches items added in the same task", async () => {
   const { batches, run } = recorder();
-  const b = new Batcher<number, number>({ maxWaitMs: 0, run });
-  assert.deepEqual(await Promise.all([b.add(1), b.add(2), b.add(3)]), [2, 4, 6]);
+  const b = new Batcher<number, number>({ clock, maxWaitMs: 0, run });
+  const all = Promise.all([b.add(1), b.add(2), b.add(3)]);
+  clock.advance(0);
+  assert.deepEqual(await all, [2, 4, 6]);
   assert.deepEqual(batches, [[1, 2, 3]]);
 });
 
 Deno.test("batcher: splits more than maxSize items into ordered batches", async () => {
   const { batches, run } = recorder();
-  const b = new Batcher<number, number>({ maxSize: 2, maxWaitMs: 1, run });
-  const results = await Promise.all([1, 2, 3, 4, 5].map((n) => b.add(n)));
+  const b = new Batcher<number, number>({ clock, maxSize: 2, maxWaitMs: 1, run });
+  const all = Promise.all([1, 2, 3, 4, 5].map((n) => b.add(n)));
+  await tick();
+  clock.advance(1);
+  const results = await all;
   assert.deepEqual(results, [2, 4, 6, 8, 10]);
   assert.deepEqual(batches, [[1, 2], [3, 4], [5]]);
 });
 
 Deno.test("batcher: rejects only the items whose result is an Error", async () => {
   const b = new Batcher<string, string>({
+    clock,
     maxSize: 3,
     run: (items) =>
       Promise.resolve(
@@ -73,6 +86,7 @@ Deno.test("batcher: rejects every item of a batch whose run() throws", async () 
   const boom = new Error("boom");
   let calls = 0;
   const b = new Batcher<number, number>({
+    clock,
     maxSize: 2,
     run: () => {
       calls++;
@@ -91,7 +105,7 @@ Deno.test("batcher: rejects every item of a batch whose run() throws", async () 
 });
 
 Deno.test("batcher: rejects the batch when run() returns the wrong number of results", async () => {
-  const b = new Batcher<number, number>({ maxSize: 2, run: () => Promise.resolve([1]) });
+  const b = new Batcher<number, number>({ clock, maxSize: 2, run: () => Promise.resolve([1]) });
   const settled = await Promise.allSettled([b.add(1), b.add(2)]);
   for (const s of settled) {
     assert.equal(s.status, "rejected");
@@ -106,6 +120,7 @@ Deno.test("batcher: flush runs queued items now and waits for earlier batches", 
   const gate = Promise.withResolvers<void>();
   const batches: number[][] = [];
   const b = new Batcher<number, number>({
+    clock,
     maxSize: 2,
     maxWaitMs: 60_000,
     run: async (items) => {
@@ -131,6 +146,7 @@ Deno.test("batcher: flush runs queued items now and waits for earlier batches", 
 
 Deno.test("batcher: flush resolves even when items are rejected", async () => {
   const b = new Batcher<number, number>({
+    clock,
     maxWaitMs: 60_000,
     run: () => Promise.reject(new Error("down")),
   });
@@ -145,6 +161,7 @@ Deno.test("batcher: respects maxConcurrentBatches", async () => {
   let running = 0;
   let peak = 0;
   const b = new Batcher<number, number>({
+    clock,
     maxSize: 2,
     maxWaitMs: 60_000,
     maxConcurrentBatches: 2,
@@ -181,6 +198,6 @@ Deno.test("batcher: respects maxConcurrentBatches", async () => {
 
 Deno.test("batcher: rejects invalid options", () => {
   const run = () => Promise.resolve([]);
-  assert.throws(() => new Batcher({ maxSize: 0, run }), RangeError);
-  assert.throws(() => new Batcher({ maxConcurrentBatches: 0, run }), RangeError);
+  assert.throws(() => new Batcher({ clock, maxSize: 0, run }), RangeError);
+  assert.throws(() => new Batcher({ clock, maxConcurrentBatches: 0, run }), RangeError);
 });

@@ -17,7 +17,7 @@ function setup(options: Partial<CircuitBreakerOptions> = {}) {
     windowMs: 1000,
     cooldownMs: 5000,
     halfOpenProbes: 2,
-    now: () => t,
+    clock: { monotonic: () => t },
     onStateChange: (to, from) => changes.push([to, from]),
     ...options,
   });
@@ -187,16 +187,38 @@ Deno.test("circuit breaker: record() drives the same transitions for manual call
 });
 
 Deno.test("circuit breaker: breaker validates its options", () => {
-  assert.throws(() => new CircuitBreaker({ name: "x", failureRateThreshold: 0 }), RangeError);
-  assert.throws(() => new CircuitBreaker({ name: "x", failureRateThreshold: 1.5 }), RangeError);
-  assert.throws(() => new CircuitBreaker({ name: "x", halfOpenProbes: 0 }), RangeError);
-  assert.throws(() => new CircuitBreaker({ name: "x", windowMs: 0 }), RangeError);
-  assert.throws(() => new CircuitBreaker({ name: "x", cooldownMs: -1 }), RangeError);
   assert.throws(
-    () => new CircuitBreaker({ name: "x", cooldownMs: 5000, maxOpenMs: 1000 }),
+    () => new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", failureRateThreshold: 0 }),
     RangeError,
   );
-  const defaults = new CircuitBreaker({ name: "x" });
+  assert.throws(
+    () =>
+      new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", failureRateThreshold: 1.5 }),
+    RangeError,
+  );
+  assert.throws(
+    () => new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", halfOpenProbes: 0 }),
+    RangeError,
+  );
+  assert.throws(
+    () => new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", windowMs: 0 }),
+    RangeError,
+  );
+  assert.throws(
+    () => new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", cooldownMs: -1 }),
+    RangeError,
+  );
+  assert.throws(
+    () =>
+      new CircuitBreaker({
+        clock: { monotonic: () => 0 },
+        name: "x",
+        cooldownMs: 5000,
+        maxOpenMs: 1000,
+      }),
+    RangeError,
+  );
+  const defaults = new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x" });
   assert.equal(defaults.name, "x");
   assert.equal(defaults.state, "closed");
   for (let i = 0; i < 19; i++) defaults.record(false);
@@ -275,7 +297,7 @@ Deno.test("circuit breaker: Retry-After sets the open time: 2 s, not the 5 s flo
 
 Deno.test("circuit breaker: without Retry-After an open breaker waits the floor (default 1 s)", () => {
   let t = 0;
-  const breaker = new CircuitBreaker({ name: "x", minimumCalls: 4, now: () => t });
+  const breaker = new CircuitBreaker({ name: "x", minimumCalls: 4, clock: { monotonic: () => t } });
   const advance = (ms: number) => (t += ms);
   trip(breaker);
   assert.equal(breaker.remainingCooldownMs(), 1000);

@@ -4,7 +4,7 @@ import { FakeClock } from "../support/fake_clock.ts";
 
 Deno.test("IdWindow: remembers ids for the TTL, then forgets them", () => {
   const clock = new FakeClock({ start: 0 });
-  const w = new IdWindow({ ttlMs: 10_000, now: clock.now });
+  const w = new IdWindow({ ttlMs: 10_000, clock });
   w.add("a");
   clock.set(9_800);
   assert.equal(w.has("a"), true);
@@ -16,7 +16,7 @@ Deno.test("IdWindow: remembers ids for the TTL, then forgets them", () => {
 });
 
 Deno.test("IdWindow: TTL 0 remembers nothing", () => {
-  const w = new IdWindow({ ttlMs: 0 });
+  const w = new IdWindow({ ttlMs: 0, clock: new FakeClock() });
   w.add("a");
   assert.equal(w.has("a"), false);
 });
@@ -24,7 +24,7 @@ Deno.test("IdWindow: TTL 0 remembers nothing", () => {
 Deno.test("IdWindow: matches a reference set through growth, expiry and deletions", () => {
   const clock = new FakeClock({ start: 0 });
   const ttl = 500_000;
-  const w = new IdWindow({ ttlMs: ttl, initialSlots: 16, now: clock.now });
+  const w = new IdWindow({ ttlMs: ttl, initialSlots: 16, clock });
   const added = new Map<string, number>();
   let seed = 7;
   const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
@@ -42,7 +42,7 @@ Deno.test("IdWindow: matches a reference set through growth, expiry and deletion
 
 Deno.test("IdWindow: past its memory budget it drops the oldest and reports the shorter window", () => {
   const clock = new FakeClock({ start: 0 });
-  const w = new IdWindow({ ttlMs: 3_600_000, maxBytes: 64 * 1024, now: clock.now });
+  const w = new IdWindow({ ttlMs: 3_600_000, maxBytes: 64 * 1024, clock });
   assert.equal(w.maxEntries, 3072);
   assert.ok(w.bytes <= 64 * 1024);
   for (let i = 0; i < 5000; i++) {

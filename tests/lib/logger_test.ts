@@ -3,9 +3,9 @@ import { createLogger, type LoggerOptions } from "../../src/lib/logger.ts";
 
 const T = Date.parse("2025-03-04T05:06:07.089Z");
 
-function capture(options: LoggerOptions = {}) {
+function capture(options: Partial<LoggerOptions> = {}) {
   const lines: string[] = [];
-  const log = createLogger({ now: () => T, write: (l) => lines.push(l), ...options });
+  const log = createLogger({ clock: { now: () => T }, write: (l) => lines.push(l), ...options });
   return { log, lines };
 }
 

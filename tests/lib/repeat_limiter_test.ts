@@ -85,8 +85,8 @@ Deno.test("repeat limiter: repeatKey: volatile fields and error identity", () =>
 Deno.test("repeat limiter: limitRepeats: the first warning, then one a minute with a count", () => {
   const clock = new FakeClock({ start: 0 });
   const lines: Array<Record<string, unknown>> = [];
-  const base = createLogger({ now: clock.now, write: (l) => lines.push(JSON.parse(l)) });
-  const log = limitRepeats(base, new RepeatLimiter({ now: clock.now }));
+  const base = createLogger({ clock, write: (l) => lines.push(JSON.parse(l)) });
+  const log = limitRepeats(base, new RepeatLimiter({ clock }));
   for (let i = 0; i < 100; i++) {
     clock.set(i * 1000); // one a second for 100 s
     log.warn("receive failed; backing off", { error: new Error("ECONNREFUSED"), failures: i });
@@ -106,7 +106,7 @@ Deno.test("repeat limiter: limitRepeats: the first warning, then one a minute wi
 });
 
 Deno.test("repeat limiter: RepeatLimiter forgets the oldest key beyond maxKeys", () => {
-  const limiter = new RepeatLimiter({ maxKeys: 2, now: () => 0 });
+  const limiter = new RepeatLimiter({ maxKeys: 2, clock: { monotonic: () => 0 } });
   assert.equal(limiter.admit("a").write, true);
   assert.equal(limiter.admit("b").write, true);
   assert.equal(limiter.admit("a").write, false);

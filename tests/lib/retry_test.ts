@@ -1,19 +1,14 @@
 import assert from "node:assert/strict";
 import { HttpError } from "../../src/lib/errors.ts";
-import {
-  backoffDelay,
-  parseRetryAfter,
-  retry,
-  type RetryOptions,
-  sleep,
-} from "../../src/lib/retry.ts";
+import { backoffDelay, parseRetryAfter, retry, type RetryOptions } from "../../src/lib/retry.ts";
+import { sleep } from "../../src/lib/clock.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
 /** Options on a fake clock whose sleep advances time at once; each delay is kept. */
-function fakeTime(start = 1_000_000) {
-  const clock = new FakeClock({ start });
-  const options: RetryOptions = { now: clock.now, random: () => 1, sleep: clock.sleep };
-  return { options, sleeps: clock.sleeps, advance: clock.advance };
+function fakeTime(start = 1_000_000, auto = true) {
+  const clock = new FakeClock({ start, auto, random: () => 1 });
+  const options: RetryOptions = { clock };
+  return { options, clock, sleeps: clock.sleeps, advance: clock.advance };
 }
 
 const transient = () => new HttpError("enrichment", 503, "");
@@ -25,16 +20,16 @@ Deno.test("retry: backoffDelay is full jitter over a capped exponential", () => 
   assert.equal(backoffDelay(10, 100, 5000, () => 1), 5000);
   assert.equal(backoffDelay(3, 100, 5000, () => 0), 0);
   for (let i = 0; i < 50; i++) {
-    const d = backoffDelay(3, 100, 5000);
+    const d = backoffDelay(3, 100, 5000, Math.random);
     assert.ok(d >= 0 && d < 400, `${d}`);
   }
 });
 
 Deno.test("retry: parseRetryAfter reads delta seconds", () => {
-  assert.equal(parseRetryAfter("3"), 3000);
-  assert.equal(parseRetryAfter(" 0 "), 0);
-  assert.equal(parseRetryAfter("1.5"), 1500);
-  assert.equal(parseRetryAfter("-4"), 0);
+  assert.equal(parseRetryAfter("3", 0), 3000);
+  assert.equal(parseRetryAfter(" 0 ", 0), 0);
+  assert.equal(parseRetryAfter("1.5", 0), 1500);
+  assert.equal(parseRetryAfter("-4", 0), 0);
 });
 
 Deno.test("retry: parseRetryAfter reads an HTTP date relative to now", () => {
@@ -44,11 +39,11 @@ Deno.test("retry: parseRetryAfter reads an HTTP date relative to now", () => {
 });
 
 Deno.test("retry: parseRetryAfter gives undefined for absent or invalid values", () => {
-  assert.equal(parseRetryAfter(undefined), undefined);
-  assert.equal(parseRetryAfter(null), undefined);
-  assert.equal(parseRetryAfter(""), undefined);
-  assert.equal(parseRetryAfter("soon"), undefined);
-  assert.equal(parseRetryAfter("12 34"), undefined);
+  assert.equal(parseRetryAfter(undefined, 0), undefined);
+  assert.equal(parseRetryAfter(null, 0), undefined);
+  assert.equal(parseRetryAfter("", 0), undefined);
+  assert.equal(parseRetryAfter("soon", 0), undefined);
+  assert.equal(parseRetryAfter("12 34", 0), undefined);
 });
 
 Deno.test("retry: returns the first success and passes the attempt number", async () => {
@@ -169,6 +164,7 @@ Deno.test("retry: stops when Retry-After exceeds the remaining budget", async ()
 });
 
 Deno.test("retry: rejects with signal.reason when aborted during a sleep", async () => {
+  const { options } = fakeTime(1_000_000, false);
   const controller = new AbortController();
   const reason = new Error("shutdown");
   let calls = 0;
@@ -176,11 +172,11 @@ Deno.test("retry: rejects with signal.reason when aborted during a sleep", async
     calls++;
     return Promise.reject(transient());
   }, {
+    ...options,
     signal: controller.signal,
     baseDelayMs: 60_000,
     maxDelayMs: 60_000,
-    random: () => 1,
-    // The real sleep has started listening by the time this microtask runs.
+    // The sleep has started listening by the time this microtask runs.
     onRetry: () => queueMicrotask(() => controller.abort(reason)),
   });
   await assert.rejects(promise, (err) => err === reason);
@@ -194,7 +190,7 @@ Deno.test("retry: does not start an attempt once aborted", async () => {
     retry(() => {
       calls++;
       return Promise.resolve(1);
-    }, { signal: AbortSignal.abort(reason) }),
+    }, { ...fakeTime().options, signal: AbortSignal.abort(reason) }),
     (err) => err === reason,
   );
   assert.equal(calls, 0);
@@ -214,7 +210,7 @@ Deno.test("retry: rethrows the attempt's error without sleeping if aborted meanw
   assert.deepEqual(sleeps, []);
 });
 
-Deno.test("retry: sleep resolves after the timer and rejects on abort", async () => {
+Deno.test("retry: the system clock's sleep resolves after the timer and rejects on abort", async () => {
   await sleep(1);
   const controller = new AbortController();
   const reason = new Error("abort");
@@ -224,34 +220,11 @@ Deno.test("retry: sleep resolves after the timer and rejects on abort", async ()
   await assert.rejects(sleep(10, AbortSignal.abort(reason)), (err) => err === reason);
 });
 
-Deno.test("retry: failedFirst goes on from the caller's failed first attempt", async () => {
-  const { options, sleeps } = fakeTime();
-  const seen: number[] = [];
-  const retried: number[] = [];
-  const result = await retry((attempt) => {
-    seen.push(attempt);
-    return attempt < 3 ? Promise.reject(transient()) : Promise.resolve("done");
-  }, { ...options, failedFirst: { error: transient() }, onRetry: (_e, n) => retried.push(n) });
-  assert.equal(result, "done");
-  assert.deepEqual(seen, [2, 3], "fn is first called for attempt 2");
-  assert.deepEqual(retried, [1, 2]);
-  assert.deepEqual(sleeps, [100, 200], "the backoff as if retry() had made attempt 1");
-
-  // A first failure that is not worth another try is rethrown without calling fn.
-  const refused = new HttpError("validator", 400, "bad");
-  let calls = 0;
-  await assert.rejects(
-    retry(() => (calls++, Promise.resolve("x")), { ...options, failedFirst: { error: refused } }),
-    (err) => err === refused,
-  );
-  assert.equal(calls, 0);
-  // With maxAttempts 1 the caller's attempt was the only one.
-  await assert.rejects(
-    retry(() => Promise.resolve("x"), {
-      ...options,
-      maxAttempts: 1,
-      failedFirst: { error: transient() },
-    }),
-    HttpError,
-  );
+Deno.test("retry: the fast path: a first attempt that succeeds reads the clock once and sleeps never", async () => {
+  let reads = 0;
+  const clock = new FakeClock();
+  const counting = { ...clock, monotonic: () => (reads++, clock.monotonic()) };
+  assert.equal(await retry(() => Promise.resolve("ok"), { clock: counting }), "ok");
+  assert.equal(reads, 1);
+  assert.deepEqual(clock.sleeps, []);
 });

@@ -6,7 +6,7 @@ const clock = () => new FakeClock({ start: 1000 });
 
 Deno.test("ttl cache: TtlCache returns fresh values and expires them after ttl", () => {
   const c = clock();
-  const cache = new TtlCache<string, number>({ ttlMs: 100, now: c.now });
+  const cache = new TtlCache<string, number>({ ttlMs: 100, clock: c });
   cache.set("a", 1);
   assert.equal(cache.get("a"), 1);
   assert.equal(cache.has("a"), true);
@@ -20,7 +20,7 @@ Deno.test("ttl cache: TtlCache returns fresh values and expires them after ttl",
 
 Deno.test("ttl cache: TtlCache expiry is lazy: removed on access", () => {
   const c = clock();
-  const cache = new TtlCache<string, number>({ ttlMs: 10, now: c.now });
+  const cache = new TtlCache<string, number>({ ttlMs: 10, clock: c });
   cache.set("a", 1);
   cache.set("b", 2);
   c.advance(10);
@@ -33,7 +33,7 @@ Deno.test("ttl cache: TtlCache expiry is lazy: removed on access", () => {
 
 Deno.test("ttl cache: TtlCache set accepts a per-entry ttl and overwrites resets it", () => {
   const c = clock();
-  const cache = new TtlCache<string, string>({ ttlMs: 100, now: c.now });
+  const cache = new TtlCache<string, string>({ ttlMs: 100, clock: c });
   cache.set("short", "s", 10);
   cache.set("long", "l");
   c.advance(50);
@@ -46,7 +46,7 @@ Deno.test("ttl cache: TtlCache set accepts a per-entry ttl and overwrites resets
 
 Deno.test("ttl cache: TtlCache evicts the least recently used entry at maxSize", () => {
   const c = clock();
-  const cache = new TtlCache<string, number>({ ttlMs: 1000, maxSize: 3, now: c.now });
+  const cache = new TtlCache<string, number>({ ttlMs: 1000, maxSize: 3, clock: c });
   cache.set("a", 1);
   cache.set("b", 2);
   cache.set("c", 3);
@@ -64,7 +64,7 @@ Deno.test("ttl cache: TtlCache evicts the least recently used entry at maxSize",
 
 Deno.test("ttl cache: TtlCache peek and has do not refresh LRU order", () => {
   const c = clock();
-  const cache = new TtlCache<string, number>({ ttlMs: 1000, maxSize: 2, now: c.now });
+  const cache = new TtlCache<string, number>({ ttlMs: 1000, maxSize: 2, clock: c });
   cache.set("a", 1);
   cache.set("b", 2);
   assert.deepEqual(cache.peek("a"), { value: 1, fresh: true });
@@ -76,7 +76,7 @@ Deno.test("ttl cache: TtlCache peek and has do not refresh LRU order", () => {
 
 Deno.test("ttl cache: TtlCache peek serves stale values within staleMs, then drops them", () => {
   const c = clock();
-  const cache = new TtlCache<string, number>({ ttlMs: 100, staleMs: 50, now: c.now });
+  const cache = new TtlCache<string, number>({ ttlMs: 100, staleMs: 50, clock: c });
   cache.set("a", 1);
   c.advance(120);
   assert.equal(cache.get("a"), undefined, "get serves fresh values only");
@@ -91,7 +91,7 @@ Deno.test("ttl cache: TtlCache peek serves stale values within staleMs, then dro
 
 Deno.test("ttl cache: TtlCache with staleMs 0 serves nothing from peek after expiry", () => {
   const c = clock();
-  const cache = new TtlCache<string, number>({ ttlMs: 100, now: c.now });
+  const cache = new TtlCache<string, number>({ ttlMs: 100, clock: c });
   cache.set("a", 1);
   assert.deepEqual(cache.peek("a"), { value: 1, fresh: true });
   c.advance(100);
@@ -99,7 +99,7 @@ Deno.test("ttl cache: TtlCache with staleMs 0 serves nothing from peek after exp
 });
 
 Deno.test("ttl cache: TtlCache delete and clear", () => {
-  const cache = new TtlCache<number, string>({ ttlMs: 100, now: () => 0 });
+  const cache = new TtlCache<number, string>({ ttlMs: 100, clock: { monotonic: () => 0 } });
   cache.set(1, "x");
   cache.set(2, "y");
   assert.equal(cache.delete(1), true);
@@ -111,7 +111,7 @@ Deno.test("ttl cache: TtlCache delete and clear", () => {
 });
 
 Deno.test("ttl cache: TtlCache caches falsy values such as 0 and null", () => {
-  const cache = new TtlCache<string, number | null>({ ttlMs: 100, now: () => 0 });
+  const cache = new TtlCache<string, number | null>({ ttlMs: 100, clock: { monotonic: () => 0 } });
   cache.set("zero", 0);
   cache.set("null", null);
   assert.equal(cache.get("zero"), 0);
@@ -120,13 +120,16 @@ Deno.test("ttl cache: TtlCache caches falsy values such as 0 and null", () => {
 });
 
 Deno.test("ttl cache: TtlCache rejects maxSize below 1", () => {
-  assert.throws(() => new TtlCache({ ttlMs: 1, maxSize: 0 }), RangeError);
+  assert.throws(
+    () => new TtlCache({ ttlMs: 1, maxSize: 0, clock: { monotonic: () => 0 } }),
+    RangeError,
+  );
 });
 
 Deno.test("ttl cache: an entry hit is kept for at least maxSize / 2 insertions after the hit", () => {
   const c = clock();
   for (const maxSize of [2, 3, 4, 7, 10]) {
-    const cache = new TtlCache<string, number>({ ttlMs: 1000, maxSize, now: c.now });
+    const cache = new TtlCache<string, number>({ ttlMs: 1000, maxSize, clock: c });
     for (let i = 0; i < maxSize; i++) cache.set(`k${i}`, i);
     for (let hit = 0; hit < maxSize; hit++) {
       // Hit one entry (the oldest first, the newest last), then insert maxSize / 2 others.

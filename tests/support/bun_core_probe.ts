@@ -13,6 +13,7 @@ import process from "node:process";
 import { loadConfig } from "../../src/app/config.ts";
 import { parseMessage } from "../../src/domain/message_schema.ts";
 import {
+  type ReleaseVisibility,
   releaseVisibilitySeconds,
   route,
   type RouteContext,
@@ -99,6 +100,9 @@ const VERDICTS: readonly Verdict[] = [
     reason: "401",
     validator5xx: false,
   },
+  { kind: "stale" },
+  { kind: "shutdown" },
+  { kind: "failed", reason: "TypeError" },
 ];
 
 /** Every verdict under every combination of the context's switches. */
@@ -136,14 +140,14 @@ function routeRows(): Array<{ verdict: Verdict; ctx: RouteContext; action: unkno
   return rows;
 }
 
-function visibilityRows(): Array<{ args: [number, number, boolean]; seconds: number }> {
-  const rows: Array<{ args: [number, number, boolean]; seconds: number }> = [];
+function visibilityRows(): Array<{ args: [number, number, ReleaseVisibility]; seconds: number }> {
+  const rows: Array<{ args: [number, number, ReleaseVisibility]; seconds: number }> = [];
   for (const receiveCount of [0, 1, 2, 5, 30]) {
     for (const since of [0, 100, 43190]) {
-      for (const longest of [false, true]) {
+      for (const visibility of ["backoff", "longest", "now"] as const) {
         rows.push({
-          args: [receiveCount, since, longest],
-          seconds: releaseVisibilitySeconds(receiveCount, since, { longest }),
+          args: [receiveCount, since, visibility],
+          seconds: releaseVisibilitySeconds(receiveCount, since, { visibility }),
         });
       }
     }

@@ -5,8 +5,7 @@
  */
 import { parseCommand } from "../../src/cli/cli_args.ts";
 import { dispatch } from "../../src/cli/cli.ts";
-import type { CliDeps } from "../../src/cli/cli_deps.ts";
-import { sleep } from "../../src/lib/retry.ts";
+import { type Clock, systemClock } from "../../src/lib/clock.ts";
 import { type FakeSqs, startFakeSqs } from "./fake_sqs.ts";
 
 export interface InProcessRun {
@@ -25,7 +24,7 @@ export interface InProcessRun {
 export async function sluiceInProcess(
   args: string[],
   env: Record<string, string>,
-  options: { timeoutMs?: number; sleep?: CliDeps["sleep"] } = {},
+  options: { timeoutMs?: number; sleep?: Clock["sleep"] } = {},
 ): Promise<InProcessRun> {
   const command = parseCommand(args);
   if (command.kind === "worker") throw new Error("sluiceInProcess runs subcommands only");
@@ -42,11 +41,12 @@ export async function sluiceInProcess(
       err: (line) => err.push(line),
       status: (line) => status.push(line),
       fetch: (input, init) => fetch(input, init),
-      now: Date.now,
-      random: Math.random,
-      sleep: (ms, signal) => {
-        sleeps.push(ms);
-        return (options.sleep ?? sleep)(ms, signal);
+      clock: {
+        ...systemClock,
+        sleep: (ms, signal) => {
+          sleeps.push(ms);
+          return (options.sleep ?? systemClock.sleep)(ms, signal);
+        },
       },
       readTextFile: (path) => Deno.readTextFile(path),
       homeDir: undefined,

@@ -1,60 +1,84 @@
 /**
- * One fake clock for every test that needs time: `now`, `sleep` and `advance`.
- * With `auto` (the default) a sleep moves time forward at once, so code that waits
- * runs without waiting; with `auto: false` a sleep resolves when `advance` passes
- * its deadline. Every sleep's length is kept in `sleeps`.
+ * One fake clock for every test that needs time: a Clock (src/lib/clock.ts) whose wall
+ * and monotonic times are one number, moved by `advance`/`set` or by sleeps. With `auto`
+ * (the default) a sleep moves time forward at once, so code that waits runs without
+ * waiting; with `auto: false` a sleep resolves when `advance` passes its deadline. Timers
+ * fire when time passes them, either way. Every sleep's length is kept in `sleeps`.
  */
+import type { Clock } from "../../src/lib/clock.ts";
+
 export interface FakeClockOptions {
   /** Starting time in ms, default 1,000,000. */
   start?: number;
   /** A sleep advances the clock itself, default true. */
   auto?: boolean;
+  /** What random() answers, default always 0.5. */
+  random?: () => number;
 }
 
-interface Sleeper {
+interface Due {
   until: number;
-  resolve: () => void;
+  fire: () => void;
 }
 
-export class FakeClock {
+export class FakeClock implements Clock {
   readonly sleeps: number[] = [];
   readonly #auto: boolean;
+  readonly #random: () => number;
   #t: number;
-  #sleepers: Sleeper[] = [];
+  #due: Due[] = [];
 
   constructor(options: FakeClockOptions = {}) {
     this.#t = options.start ?? 1_000_000;
     this.#auto = options.auto ?? true;
+    this.#random = options.random ?? (() => 0.5);
   }
 
   now = (): number => this.#t;
 
-  /** Moves time forward and wakes the sleepers it passes; returns the new time. */
+  monotonic = (): number => this.#t;
+
+  random = (): number => this.#random();
+
+  /** Moves time forward and fires the sleepers and timers it passes; returns the new time. */
   advance = (ms: number): number => {
-    this.#t += ms;
-    const due = this.#sleepers.filter((s) => s.until <= this.#t);
-    this.#sleepers = this.#sleepers.filter((s) => s.until > this.#t);
-    for (const s of due) s.resolve();
+    this.#t += Math.max(0, ms);
+    const due = this.#due.filter((d) => d.until <= this.#t).sort((a, b) => a.until - b.until);
+    this.#due = this.#due.filter((d) => d.until > this.#t);
+    for (const d of due) d.fire();
     return this.#t;
   };
 
-  /** Jumps to an absolute time (forward only), waking the sleepers it passes. */
+  /** Jumps to an absolute time (forward only), firing what it passes. */
   set = (ms: number): number => this.advance(Math.max(0, ms - this.#t));
+
+  /** Timers and sleepers not due yet. */
+  get pending(): number {
+    return this.#due.length;
+  }
 
   sleep = (ms: number, signal?: AbortSignal): Promise<void> => {
     if (signal?.aborted) return Promise.reject(signal.reason);
     this.sleeps.push(ms);
     if (this.#auto) {
-      this.#t += Math.max(0, ms);
+      this.advance(ms);
       return Promise.resolve();
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const sleeper = { until: this.#t + ms, resolve };
-    this.#sleepers.push(sleeper);
+    const entry = { until: this.#t + ms, fire: resolve };
+    this.#due.push(entry);
     signal?.addEventListener("abort", () => {
-      this.#sleepers = this.#sleepers.filter((s) => s !== sleeper);
+      this.#due = this.#due.filter((d) => d !== entry);
       reject(signal.reason);
     }, { once: true });
     return promise;
+  };
+
+  timer = (ms: number, fn: () => void): () => void => {
+    const entry = { until: this.#t + ms, fire: fn };
+    this.#due.push(entry);
+    return () => {
+      this.#due = this.#due.filter((d) => d !== entry);
+    };
   };
 }
