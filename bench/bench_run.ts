@@ -28,7 +28,7 @@ export interface BenchRun {
   tries?: Efficiency[];
 }
 
-/** The efficiency figures of one run (issue 13). */
+/** The efficiency figures of one run. */
 export interface Efficiency {
   /** p10–p90 of the acceptance times */
   steadyMsgPerSecond: number;

@@ -1,5 +1,5 @@
 /**
- * The efficiency part of bench/RESULTS.md (issue 13): steady msg/s, CPU per message, peak RSS,
+ * The efficiency part of bench/RESULTS.md: steady msg/s, CPU per message, peak RSS,
  * and for brownout the drain time and the enrichment calls inside the brownout windows, per
  * worker that runs the whole queue, as medians over the repetitions; then the issue's
  * "Done when" targets, checked against the lean baseline of the same bench.
@@ -99,13 +99,13 @@ export function targetLines(runs: BenchRun[], scenario: Scenario): string[] {
 
 /** The "Efficiency" section: one table per scenario, then the targets. */
 export function efficiencySection(runs: BenchRun[], scenarios: Scenario[]): string[] {
-  const lines = ["## Efficiency against the lean baseline (issue 13)", ""];
+  const lines = ["## Efficiency against the lean baseline", ""];
   for (const scenario of scenarios) {
     if (FULL_RUN_ORDER.some((w) => find(runs, scenario, w) !== undefined)) {
       lines.push(...table(runs, scenario));
     }
   }
   const targets = scenarios.flatMap((s) => targetLines(runs, s));
-  if (targets.length > 0) lines.push("Issue 13's targets (medians):", "", ...targets, "");
+  if (targets.length > 0) lines.push("Targets (medians):", "", ...targets, "");
   return lines;
 }

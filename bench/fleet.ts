@@ -1,5 +1,5 @@
 /**
- * `deno task bench --fleet` (issue 14): 1, 2 and 4 sluice workers on one lab
+ * `deno task bench --fleet`: 1, 2 and 4 sluice workers on one lab
  * queue, io_heavy, MAX_IN_FLIGHT=100 per worker, without and with the
  * idempotency table (dynalite). Reports the scaling efficiency (rate of N
  * workers ÷ N × rate of one) and the table's cost per message: requests by

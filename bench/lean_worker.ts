@@ -1,5 +1,5 @@
 /**
- * The lean baseline for `deno task bench` (issue 13): what a careful engineer writes in an hour
+ * The lean baseline for `deno task bench`: what a careful engineer writes in an hour
  * when only speed matters. 24 long polls; per received batch one enrichment batch lookup for the
  * ids not yet in a profile cache (a Map, no TTL), the documents posted concurrently, one
  * DeleteMessageBatch. Failed lookups and submissions are retried in place after a fixed pause;

@@ -8,7 +8,7 @@
  *   --messages N             messages per run (default 20000)
  *   --baseline-messages N    messages for each baseline run (default: --messages)
  *   --brownout-messages N    messages of the full runs in brownout (default: --messages); the
- *                            issue 13 comparison uses 6000
+ *                            efficiency comparison uses 6000
  *   --baseline-seconds S     time cap of a baseline run, from its first receive (default 60)
  *   --users N, --seed N      lab dataset (defaults 2000, 1)
  *   --workers a,b            subset of sluice,binary,lean,naive,sqs-consumer,ceiling (default all;

@@ -168,7 +168,7 @@ function isCapConsequence(problem: string): boolean {
     / messages left in the queue$/.test(problem);
 }
 
-/** The headline figures, in the terms issue 5 sets its targets in. */
+/** The headline figures, as targets are set. */
 function summaryLines(runs: BenchRun[], scenarios: Scenario[]): string[] {
   const out = ["## Summary", ""];
   for (const scenario of scenarios) {

@@ -1,5 +1,5 @@
 /**
- * Where a run's duplicate submissions came from (issue 14's contrast). A total alone hides it:
+ * Where a run's duplicate submissions came from (the table's contrast). A total alone hides it:
  * a SIGKILL costs duplicates with or without the idempotency table (what the killed worker had
  * submitted and not yet recorded is submitted again after the redelivery), while producer copies
  * landing on two workers and redeliveries of accepted messages are what only the table stops.

@@ -1,5 +1,5 @@
 /**
- * Enrichment API simulator (contract section 3, seed 000 section 3.2): serves
+ * Enrichment API simulator (docs/messages.md): serves
  * the lab dataset with the latency and failures of a scenario, drawn from a
  * seeded stream so a run can be repeated. It also counts what it served, for
  * the summary's requests-per-message figures.

@@ -1,5 +1,5 @@
 /**
- * Several sluice processes on one lab queue (`--workers N`, issue 14). Each
+ * Several sluice processes on one lab queue (`--workers N`). Each
  * worker slot talks to the validator through its own counting front, so the
  * summary can say what each worker accepted and, when a worker is SIGKILLed,
  * how many of its submissions were on the wire: sent, and their acceptance not

@@ -1,6 +1,6 @@
 /**
  * The message set of a lab run, deterministic from the seed: valid messages in
- * every shape contract section 2 allows (string or integer user ids, numeric
+ * every shape docs/messages.md allows (string or integer user ids, numeric
  * or ISO timestamps with a zone), poison bodies of every kind it forbids,
  * producer duplicates, unknown users and a hot-user skew. Each valid message
  * records what the validator must receive for it.
@@ -100,7 +100,7 @@ export function generateMessages(options: GeneratorOptions): MessageSet {
       event_ts: eventWire,
       payload,
     };
-    // Unknown top-level fields must be ignored by the worker (contract section 2).
+    // Unknown top-level fields must be ignored by the worker (docs/messages.md).
     if (rng.chance(0.1)) doc.schema_version = rng.int(1, 3);
     if (rng.chance(0.05)) doc.source = { producer: "lab", host: "gen-1" };
     expected.set(messageId, {

@@ -1,5 +1,5 @@
 /**
- * The embedded lab (contract section 7): fauxqs in process behind a counting
+ * The embedded lab (README): fauxqs in process behind a counting
  * proxy, the enrichment and validator simulators, the generator, and the
  * worker as a child process started the way an operator starts it. runLab()
  * waits until every message has its final outcome, stops the worker with

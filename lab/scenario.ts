@@ -97,7 +97,7 @@ export const SCENARIO_PROFILES: Readonly<Record<Scenario, ScenarioProfile>> = {
     error429: 0,
     hang: 0,
     batchIdError: 0.001,
-    // Issue 13: 3 s of 60 % 503 with Retry-After: 2, every 12 s.
+    // 3 s of 60 % 503 with Retry-After: 2, every 12 s.
     brownout: {
       periodMs: 12_000,
       windowMs: 3_000,

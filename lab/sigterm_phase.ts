@@ -1,5 +1,5 @@
 /**
- * The `--chaos` SIGTERM phase (issue 9, defects 1, 3 and 9): a SIGTERM while the
+ * The `--chaos` SIGTERM phase: a SIGTERM while the
  * validator is slow, on its own queue pair whose RedrivePolicy has maxReceiveCount 1,
  * so every message the worker holds is on its last allowed receive. More messages
  * arrive during the drain (a long poll may take them). A second worker then finishes

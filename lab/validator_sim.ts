@@ -1,5 +1,5 @@
 /**
- * Validator simulator (contract section 3): the authority on the output
+ * Validator simulator (docs/messages.md): the authority on the output
  * document. It checks each submission field by field against what the
  * generator sent and the dataset holds, answers 400 with a short reason when
  * anything differs, and records accept times and duplicate acceptances for the

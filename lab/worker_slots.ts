@@ -13,7 +13,7 @@ import type { LabOptions } from "./lab_types.ts";
 
 export const REPO_ROOT = new URL("../", import.meta.url).pathname;
 
-/** Env var names the worker reads (contract section 4) that must not leak from the caller's shell. */
+/** Env var names the worker reads (README, Configuration) that must not leak from the caller's shell. */
 const WORKER_ENV_PREFIXES = [
   "AWS_",
   "SQS_",

@@ -1,6 +1,6 @@
 /**
  * `deno task build`: dist/sluice, one self-contained executable of the worker
- * (contract section 8).
+ * (README, Deploy).
  *
  * Builder choice (`--builder auto`, the default):
  *   1. `deno compile`, the primary build. With DENORT_BIN set, deno uses that

@@ -55,7 +55,7 @@ export async function violations(srcDir: string): Promise<string[]> {
       if (!same && !down) found.push(`${rel}: imports ${target} (${to} is not below ${from})`);
     }
     // Under Deno a node: module loads the Node compatibility layer: slower and larger
-    // (issue 13). The shim may load one lazily for Bun.
+    // (bench/RESULTS.md). The shim may load one lazily for Bun.
     if (/^import[^;]*from\s*"node:/m.test(text)) found.push(`${rel}: imports a node: module`);
     const code = text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
     if (rel !== SHIM && /\b(Deno|Bun)\s*[.[]/.test(code)) {

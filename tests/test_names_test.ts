@@ -1,7 +1,7 @@
 /**
  * One subject per test file: every `Deno.test` name in a file starts with the
- * same `subject: ` prefix, so a failing line says where to look. A defect's
- * name keeps its issue after the subject ("config: issue 9: ...").
+ * same `subject: ` prefix, so a failing line says where to look; and a name says
+ * the behaviour it holds, never the issue or defect it came from.
  */
 import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
@@ -31,6 +31,9 @@ export function subjectProblems(file: string, source: string): string[] {
     if (name === undefined || cut <= 0) {
       problems.push(`${file}: ${JSON.stringify(name ?? "(not a literal)")} has no "subject: "`);
     } else subjects.add(name.slice(0, cut));
+    if (name !== undefined && /\b(defect|issue) \d/i.test(name)) {
+      problems.push(`${file}: ${JSON.stringify(name)} names an issue, not a behaviour`);
+    }
   }
   if (subjects.size > 1) {
     problems.push(`${file}: several subjects: ${[...subjects].map((s) => `"${s}"`).join(", ")}`);
@@ -53,7 +56,8 @@ Deno.test("test names: subjectProblems row by row", () => {
   const t = (rest: string) => `Deno${"."}test(${rest}`;
   const rows: Array<[string, string, number]> = [
     ["one subject", t(`"a: x", f);`) + t("`a: y ${n}`, f);"), 0],
-    ["an issue after the subject", t(`"a: x", f);`) + t(`"a: issue 9: y", f);`), 0],
+    ["an issue after the subject", t(`"a: x", f);`) + t(`"a: issue 9: y", f);`), 1],
+    ["a defect after the subject", t(`"a: x", f);`) + t(`"a: defect 3: y", f);`), 1],
     ["two subjects", t(`"a: x", f);`) + t(`"b: y", f);`), 1],
     ["no prefix", t(`"a: x", f);`) + t(`"plain name", f);`), 1],
     ["an options object", t(`{\n  name: "a: x",\n  fn() {},\n});`), 0],

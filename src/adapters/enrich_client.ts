@@ -1,5 +1,5 @@
 /**
- * The enrichment API (contract section 3): single and batch profile lookups.
+ * The enrichment API (docs/messages.md): single and batch profile lookups.
  * One request per call; retries, batching and caching live above it.
  */
 import { HttpError, LocalError } from "../lib/errors.ts";

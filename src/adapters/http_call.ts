@@ -1,7 +1,7 @@
 /**
  * One HTTP request to a downstream, with the timeout, error mapping and
  * metrics hook that the enrichment and validator clients share. Redirects are
- * never followed (contract section 5): a 3xx is a failed call.
+ * never followed (docs/messages.md): a 3xx is a failed call.
  */
 import { HttpError, LocalError, RedirectError, TimeoutError } from "../lib/errors.ts";
 import { onAbort } from "../lib/on_abort.ts";

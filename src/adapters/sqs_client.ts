@@ -69,7 +69,7 @@ const THROTTLING_CODES = new Set([
 
 /**
  * Whether an SQS error says a receipt handle no longer names an in-flight
- * receive (contract section 5): `ReceiptHandleIsInvalid`, `MessageNotInflight`,
+ * receive (docs/failure-handling.md): `ReceiptHandleIsInvalid`, `MessageNotInflight`,
  * or, as real SQS answers a visibility change on a stale handle,
  * `InvalidParameterValue` "… Message does not exist or is not available for
  * visibility timeout change". Other InvalidParameterValue answers are not stale.

@@ -1,5 +1,5 @@
 /**
- * The validator (contract section 3): `POST /ingest`. 2xx accepts; 408, 425,
+ * The validator (docs/messages.md): `POST /ingest`. 2xx accepts; 408, 425,
  * 429 and 5xx are transient and thrown; any other 4xx is a rejection, returned.
  * A 3xx is never followed and never an acceptance: httpCall throws RedirectError.
  */

@@ -3,7 +3,7 @@
  * half round is then in hand): more received now would only wait in memory, their visibility
  * running out, where another worker of the fleet could have taken them. It cost too: at the
  * default 500 in flight and 64 validator slots, ~330 messages queued here made the worker's GC
- * copy them on every scavenge (bench/RESULTS.md, issue 13). MAX_IN_FLIGHT stays the cap.
+ * copy them on every scavenge (bench/RESULTS.md). MAX_IN_FLIGHT stays the cap.
  */
 
 /** How long a poller waits before it looks again, ms: short, so the queue never runs dry. */

@@ -1,5 +1,5 @@
 /**
- * Configuration from environment variables (contract section 4). One table,
+ * Configuration from environment variables (README, Configuration). One table,
  * `CONFIG_VARS`, drives parsing, `sluice --help` and the env file example, so a
  * variable is added in one place.
  */

@@ -56,7 +56,7 @@ export interface LifecycleOptions {
 const abortError = (message: string) => new DOMException(message, "AbortError");
 
 export class Lifecycle {
-  readonly #o: LifecycleOptions;
+  readonly #options: LifecycleOptions;
   readonly #stopIntake = new AbortController();
   /** Aborts when the grace ends: nothing new starts after it (no queued submission, no retry). */
   readonly #graceOver = new AbortController();
@@ -68,7 +68,7 @@ export class Lifecycle {
   #stopping: Promise<void> | undefined;
 
   constructor(options: LifecycleOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   /** Startup (reading the queue's attributes) is not done yet. */
@@ -100,7 +100,7 @@ export class Lifecycle {
   async #run(): Promise<void> {
     try {
       // One read now; retries (after a failure) stop with intake.
-      await this.#o.ports.prepare(this.#stopIntake.signal);
+      await this.#options.ports.prepare(this.#stopIntake.signal);
     } catch (error) {
       // Startup failed: whatever it started in the background ends with it.
       this.#stopIntake.abort(error);
@@ -111,7 +111,7 @@ export class Lifecycle {
     }
     if (this.#stopIntake.signal.aborted) return; // stopped before it started
     const signals = { background: this.#background.signal, forced: this.#forced.signal };
-    this.#running = this.#o.ports.begin(signals);
+    this.#running = this.#options.ports.begin(signals);
     await this.#running.pipeline.run(this.#stopIntake.signal, this.#graceOver.signal);
   }
 
@@ -121,13 +121,13 @@ export class Lifecycle {
   }
 
   /** Graceful stop with `graceMs` (default the settings' grace); once, later calls share it. */
-  stop(graceMs = this.#o.settings.graceMs): Promise<void> {
+  stop(graceMs = this.#options.settings.graceMs): Promise<void> {
     this.#stopping ??= this.#stop(graceMs);
     return this.#stopping;
   }
 
   async #stop(graceMs: number): Promise<void> {
-    const { logger } = this.#o.services;
+    const { logger } = this.#options.services;
     const inFlight = () => this.#running?.pipeline.inFlight ?? 0;
     logger.info("stopping: intake ended, draining in-flight work", {
       in_flight: inFlight(),
@@ -142,12 +142,12 @@ export class Lifecycle {
       }
       this.#graceOver.abort(abortError("shutdown grace period over"));
       // Submissions on the wire are waited for (unless forced): up to one request timeout.
-      await this.#within(settled, this.#o.settings.wireMs);
+      await this.#within(settled, this.#options.settings.wireMs);
     }
     const settler = this.#running?.settler;
-    if (settler) await this.#within(settler.flush(), this.#o.settings.flushMs);
+    if (settler) await this.#within(settler.flush(), this.#options.settings.flushMs);
     this.#background.abort();
-    this.#o.ports.stopped();
+    this.#options.ports.stopped();
     logger.info("stopped");
   }
 
@@ -157,7 +157,7 @@ export class Lifecycle {
    */
   force(): Promise<void> {
     if (!this.#forced.signal.aborted) {
-      this.#o.services.logger.warn(
+      this.#options.services.logger.warn(
         "forced stop: abandoning requests in flight; releasing unfinished messages",
         { in_flight: this.#running?.pipeline.inFlight ?? 0 },
       );
@@ -176,7 +176,7 @@ export class Lifecycle {
     try {
       return await Promise.race([
         promise.then(() => true, () => true),
-        this.#o.services.clock.sleep(ms, timer.signal).then(() => false, () => false),
+        this.#options.services.clock.sleep(ms, timer.signal).then(() => false, () => false),
       ]);
     } finally {
       timer.abort();

@@ -24,12 +24,12 @@ export function errorText(error: unknown): string {
 }
 
 export class StateLog {
-  readonly #o: StateLogOptions;
+  readonly #options: StateLogOptions;
   readonly #repeats: RepeatLimiter;
   #ready: boolean | undefined;
 
   constructor(options: StateLogOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#repeats = options.repeats;
   }
 
@@ -43,19 +43,19 @@ export class StateLog {
       target,
       from,
       to,
-      url: this.#o.urls[target] ?? null,
+      url: this.#options.urls[target] ?? null,
       last_error: lastError,
       ...(repeated > 0 ? { repeated } : {}),
     };
-    if (to === "open") this.#o.logger.warn("circuit breaker changed state", fields);
-    else this.#o.logger.info("circuit breaker changed state", fields);
+    if (to === "open") this.#options.logger.warn("circuit breaker changed state", fields);
+    else this.#options.logger.info("circuit breaker changed state", fields);
   }
 
   /** Readiness as /readyz computes it now; written only when it differs from the last call. */
   readiness(ready: boolean, reasons: string[]): void {
     if (ready === this.#ready) return;
     this.#ready = ready;
-    if (ready) this.#o.logger.info("readiness changed", { ready, reasons });
-    else this.#o.logger.warn("readiness changed", { ready, reasons });
+    if (ready) this.#options.logger.info("readiness changed", { ready, reasons });
+    else this.#options.logger.warn("readiness changed", { ready, reasons });
   }
 }

@@ -1,5 +1,5 @@
 /**
- * What a SIGTERM or SIGINT does (contract section 5, SIGTERM row). One stop often
+ * What a SIGTERM or SIGINT does (docs/outcomes.md, SIGTERM row). One stop often
  * delivers two signals: `deno task start` forwards the signal to the worker while a
  * process-group kill (Ctrl-C, `kill -- -PGID`, systemd's control-group kill) delivers
  * it too. Signals close together count as one; only a signal well after the drain

@@ -72,7 +72,7 @@ const EMPTY: SummarySnapshot = {
 
 /** Collects final outcomes and writes a "summary" line every interval. */
 export class SummaryLog {
-  readonly #o: SummaryLogOptions;
+  readonly #options: SummaryLogOptions;
   readonly #maxSamples: number;
   #counts = new Map<string, number>();
   #durations: number[] = [];
@@ -81,7 +81,7 @@ export class SummaryLog {
   #snapshot: (() => SummarySnapshot) | undefined;
 
   constructor(options: SummaryLogOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#maxSamples = options.maxSamples ?? 100_000;
     this.#since = options.clock.monotonic();
   }
@@ -100,10 +100,10 @@ export class SummaryLog {
   /** Starts the interval; `stop()` ends it. */
   start(): void {
     if (this.#cancel) return;
-    const ms = this.#o.intervalMs ?? 30_000;
+    const ms = this.#options.intervalMs ?? 30_000;
     // A timer per interval, set again each time: the clock has no repeating timer.
     const next = () => {
-      this.#cancel = this.#o.clock.timer(ms, () => {
+      this.#cancel = this.#options.clock.timer(ms, () => {
         this.flush();
         if (this.#cancel) next();
       });
@@ -113,7 +113,7 @@ export class SummaryLog {
 
   /** Writes a summary of what happened since the last one, and starts counting afresh. */
   flush(): void {
-    const now = this.#o.clock.monotonic();
+    const now = this.#options.clock.monotonic();
     const fields = summaryFields(
       this.#counts,
       this.#durations,
@@ -123,7 +123,7 @@ export class SummaryLog {
     this.#counts = new Map();
     this.#durations = [];
     this.#since = now;
-    this.#o.logger.info("summary", fields);
+    this.#options.logger.info("summary", fields);
   }
 
   /** Ends the interval and writes a last summary for the time since the previous one. */

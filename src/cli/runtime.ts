@@ -1,11 +1,11 @@
 /**
  * The runtime shim: the only file under src/ that touches `Deno`, `Bun` or `process`. sluice runs under Deno and, when
  * `deno compile` cannot fetch its runtime, as a `bun build --compile` binary
- * (contract section 8), so each function uses `Deno` when present and the
+ * (README, Deploy), so each function uses `Deno` when present and the
  * Node-compatible global `process` otherwise. Nothing runs at import time.
  *
  * No `node:` module is imported: under Deno that loads the Node compatibility layer, which
- * made the worker ~5 % slower per message and ~6 MB larger (bench/RESULTS.md, issue 13).
+ * made the worker ~5 % slower per message and ~6 MB larger (bench/RESULTS.md).
  */
 
 /** Signals the worker reacts to. */

@@ -1,5 +1,5 @@
 /**
- * The decisions of the shared idempotency record (issue 14), as pure functions:
+ * The decisions of the shared idempotency record (docs/scaling.md), as pure functions:
  * what a claim writes, what a lost race means, how long a lock lives. The
  * DynamoDB store only carries them out. Times: `*Ms` epoch milliseconds,
  * `expires_at` epoch seconds (DynamoDB TTL's unit, though TTL is only cleanup:

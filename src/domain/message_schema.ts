@@ -1,5 +1,5 @@
 /**
- * The input message (contract section 2). Anything that does not parse is
+ * The input message (docs/messages.md). Anything that does not parse is
  * poison, with a reason short enough for the DLQ's `sluice_reason` attribute.
  */
 
@@ -93,7 +93,7 @@ function zoneOffsetSeconds(value: string, at: number): number | undefined {
   return (sign === "-" ? -1 : 1) * (hours * 3600 + minutes * 60);
 }
 
-/** Ids longer than this many bytes of UTF-8 are poison (contract section 2). */
+/** Ids longer than this many bytes of UTF-8 are poison (docs/messages.md). */
 export const MAX_ID_BYTES = 256;
 
 /** Whether a string has no lone UTF-16 surrogate (String.prototype.isWellFormed, spelled out). */

@@ -1,5 +1,5 @@
 /**
- * The document submitted to the validator (contract section 3). The lab
+ * The document submitted to the validator (docs/messages.md). The lab
  * validator is the authority on this shape, so it is built here and nowhere else.
  */
 import type { InputMessage } from "./message_schema.ts";
@@ -37,7 +37,7 @@ export function buildOutputDocument(message: InputMessage, enrichment: Enrichmen
 /**
  * The JSON text of a profile, kept per profile object: a cached profile is the same object for
  * every message of its user, and serialising it again for each was a measurable part of the
- * per-message cost (issue 13). Profiles are never changed after they are cached.
+ * per-message cost. Profiles are never changed after they are cached.
  */
 const profileJson = new WeakMap<Profile, string>();
 

@@ -1,5 +1,5 @@
 /**
- * The metrics of contract section 6, registered once and handed to the
+ * The metrics (README, Watch it), registered once and handed to the
  * components that count them. The server only renders the registry.
  */
 import { type Counter, type Gauge, type Histogram, Registry } from "../lib/metrics.ts";
@@ -222,7 +222,7 @@ function componentMetrics(registry: Registry) {
   };
 }
 
-/** The idempotency table's series (issue 14), all at 0 from startup even with no table set. */
+/** The idempotency table's series, all at 0 from startup even with no table set. */
 function idempotencyMetrics(registry: Registry) {
   const requests = registry.counter(
     "sluice_idempotency_requests_total",

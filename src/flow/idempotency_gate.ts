@@ -103,41 +103,50 @@ const COMPLETE_ATTEMPTS = 3;
  * caller decides whether to retry.
  */
 export class StoreGate implements IdempotencyGate {
-  readonly #o: GateOptions;
+  readonly #options: GateOptions;
   /** receipt handle → the lock taken under it, for the heartbeat's extensions. */
   readonly #locks = new Map<string, Held>();
 
   constructor(options: GateOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   async claim(message: InputMessage, receiptHandle: string, signal: AbortSignal) {
     const payloadHash = await hashPayload(message);
     const id = message.message_id;
-    const owner = ownerOf(this.#o.workerId, receiptHandle);
+    const owner = ownerOf(this.#options.workerId, receiptHandle);
     let mustRead = false;
     for (let waits = 0;;) {
       if (!mustRead) {
-        const now = this.#o.clock.now();
-        const until = lockUntil(now, this.#o.visibilityTimeoutSeconds);
-        const expiresAt = inProgressExpiresAt(until, this.#o.dedupTtlSeconds);
+        const now = this.#options.clock.now();
+        const until = lockUntil(now, this.#options.visibilityTimeoutSeconds);
+        const expiresAt = inProgressExpiresAt(until, this.#options.dedupTtlSeconds);
         const record = { id, status: "IN_PROGRESS" as const, owner, payloadHash };
         const answer = await this.#request(
           "PutItem",
           signal,
-          () => this.#o.store.claim({ ...record, inProgressUntil: until, expiresAt }, now, signal),
+          () =>
+            this.#options.store.claim(
+              { ...record, inProgressUntil: until, expiresAt },
+              now,
+              signal,
+            ),
         );
         if (answer.claimed) {
           if (answer.takeover) {
-            this.#o.onTakeover?.();
-            this.#o.logger.info("took over a lapsed idempotency lock", { message_id: id });
+            this.#options.onTakeover?.();
+            this.#options.logger.info("took over a lapsed idempotency lock", { message_id: id });
           }
           return this.#proceed({ messageId: id, receiptHandle, owner, held: true, until });
         }
       }
-      const record = await this.#request("GetItem", signal, () => this.#o.store.read(id, signal));
-      const decision = decideConflict(record, payloadHash, this.#o.clock.now(), owner);
-      this.#o.onConflict?.(decision);
+      const record = await this.#request(
+        "GetItem",
+        signal,
+        () => this.#options.store.read(id, signal),
+      );
+      const decision = decideConflict(record, payloadHash, this.#options.clock.now(), owner);
+      this.#options.onConflict?.(decision);
       if (decision === "ours") {
         // A claim that timed out on our side was written: ours, extended now so it lasts.
         const held = { messageId: id, receiptHandle, owner, held: true, until: 0 };
@@ -154,31 +163,39 @@ export class StoreGate implements IdempotencyGate {
       // Another worker holds a live lock: never submit; look again soon.
       waits++;
       if (waits === 1) {
-        this.#o.logger.debug("another worker holds this message_id; waiting", { message_id: id });
+        this.#options.logger.debug("another worker holds this message_id; waiting", {
+          message_id: id,
+        });
       }
-      await this.#o.clock.sleep(waitBeforeLookingAgain(waits, record, this.#o.clock.now()), signal);
+      await this.#options.clock.sleep(
+        waitBeforeLookingAgain(waits, record, this.#options.clock.now()),
+        signal,
+      );
       mustRead = true;
     }
   }
 
   maySubmit(lock: IdempotencyLock): boolean {
     const held = lock as Held;
-    return held.held && this.#o.clock.now() + this.#o.submitMarginMs < held.until;
+    return held.held && this.#options.clock.now() + this.#options.submitMarginMs < held.until;
   }
 
   async complete(lock: IdempotencyLock): Promise<void> {
     const held = this.#forget(lock);
     for (let attempt = 1;; attempt++) {
-      const expiresAt = completedExpiresAt(this.#o.clock.now(), this.#o.dedupTtlSeconds);
+      const expiresAt = completedExpiresAt(
+        this.#options.clock.now(),
+        this.#options.dedupTtlSeconds,
+      );
       try {
         const ok = await this.#request(
           "UpdateItem",
           undefined,
-          () => this.#o.store.complete(held.messageId, held.owner, expiresAt),
+          () => this.#options.store.complete(held.messageId, held.owner, expiresAt),
         );
         if (ok) return;
-        this.#o.onFenced?.("complete");
-        this.#o.logger.warn("accepted a message whose idempotency lock another worker took", {
+        this.#options.onFenced?.("complete");
+        this.#options.logger.warn("accepted a message whose idempotency lock another worker took", {
           message_id: held.messageId,
         });
         return;
@@ -186,18 +203,18 @@ export class StoreGate implements IdempotencyGate {
         if (attempt >= COMPLETE_ATTEMPTS) break;
         const wait = error instanceof CircuitOpenError ? error.remainingMs : 0;
         const delay = Math.max(
-          backoffDelay(attempt, 200, 2000, () => this.#o.clock.random()),
+          backoffDelay(attempt, 200, 2000, () => this.#options.clock.random()),
           wait,
         );
-        await this.#o.clock.sleep(Math.min(delay, 2000));
+        await this.#options.clock.sleep(Math.min(delay, 2000));
       }
     }
     // Accepted all the same: the lock lapses and a later copy may be submitted again.
-    this.#o.onAtLeastOnce?.("complete_failed");
-    this.#o.logger.warn(
+    this.#options.onAtLeastOnce?.("complete_failed");
+    this.#options.logger.warn(
       "could not mark an accepted message COMPLETED in the idempotency table; a later copy may be submitted again",
     );
-    this.#o.logger.debug("not marked COMPLETED", { message_id: held.messageId });
+    this.#options.logger.debug("not marked COMPLETED", { message_id: held.messageId });
   }
 
   async release(lock: IdempotencyLock): Promise<void> {
@@ -207,7 +224,7 @@ export class StoreGate implements IdempotencyGate {
       await this.#request(
         "DeleteItem",
         undefined,
-        () => this.#o.store.release(held.messageId, held.owner),
+        () => this.#options.store.release(held.messageId, held.owner),
       );
     } catch {
       // The lock lapses on its own (in_progress_until); the next copy waits at most that long.
@@ -229,20 +246,23 @@ export class StoreGate implements IdempotencyGate {
 
   /** Pushes the lock's end; false (and not held any more) when another owner has it. */
   async #extendNow(held: Held, signal?: AbortSignal, seconds?: number): Promise<boolean> {
-    const until = lockUntil(this.#o.clock.now(), seconds ?? this.#o.visibilityTimeoutSeconds);
-    const expiresAt = inProgressExpiresAt(until, this.#o.dedupTtlSeconds);
+    const until = lockUntil(
+      this.#options.clock.now(),
+      seconds ?? this.#options.visibilityTimeoutSeconds,
+    );
+    const expiresAt = inProgressExpiresAt(until, this.#options.dedupTtlSeconds);
     const ok = await this.#request(
       "UpdateItem",
       signal,
-      () => this.#o.store.extend(held.messageId, held.owner, until, expiresAt, signal),
+      () => this.#options.store.extend(held.messageId, held.owner, until, expiresAt, signal),
     );
     if (ok) {
       held.until = Math.max(held.until, until);
       return true;
     }
     if (held.held && this.#locks.has(held.receiptHandle)) {
-      this.#o.onFenced?.("extend");
-      this.#o.logger.warn("lost an idempotency lock to another worker; will not submit", {
+      this.#options.onFenced?.("extend");
+      this.#options.logger.warn("lost an idempotency lock to another worker; will not submit", {
         message_id: held.messageId,
       });
     }
@@ -266,12 +286,12 @@ export class StoreGate implements IdempotencyGate {
    */
   async #request<T>(action: string, signal: AbortSignal | undefined, fn: () => Promise<T>) {
     try {
-      return await this.#o.breaker.run(fn, () => !signal?.aborted);
+      return await this.#options.breaker.run(fn, () => !signal?.aborted);
     } catch (error) {
       if (signal?.aborted || error instanceof CircuitOpenError) throw error;
       // No message ids: a failing table repeats this line per request, and the logger's
       // repeat limiter folds identical lines into one a minute.
-      this.#o.logger.warn("idempotency table request failed", { action, error });
+      this.#options.logger.warn("idempotency table request failed", { action, error });
       throw error instanceof TableError ? error : new TableError(action, error);
     }
   }

@@ -58,9 +58,9 @@ export interface Received {
 const PARTIAL_PAUSE_MS = 50;
 
 export class Intake {
-  readonly #s: IntakeSettings;
-  readonly #p: IntakePorts;
-  readonly #v: IntakeServices;
+  readonly #settings: IntakeSettings;
+  readonly #ports: IntakePorts;
+  readonly #services: IntakeServices;
   readonly #slots: Semaphore;
   #ready: Received[] = [];
   #wake: (() => void) | undefined;
@@ -69,9 +69,9 @@ export class Intake {
   #activePollers = 1;
 
   constructor(settings: IntakeSettings, ports: IntakePorts, services: IntakeServices) {
-    this.#s = settings;
-    this.#p = ports;
-    this.#v = services;
+    this.#settings = settings;
+    this.#ports = ports;
+    this.#services = services;
     this.#slots = new Semaphore({ limit: settings.maxInFlight });
   }
 
@@ -90,10 +90,10 @@ export class Intake {
    * the pipeline iterates, so a message costs no generator round trip of its own.
    */
   async *receiveBatches(signals: IntakeSignals): AsyncGenerator<Received[]> {
-    const batch = Math.min(this.#s.maxBatch, this.#s.maxInFlight);
+    const batch = Math.min(this.#settings.maxBatch, this.#settings.maxInFlight);
     // Each poller holds up to `batch` slots while it polls: never more pollers than fit.
-    const pollers = this.#s.pollers ??
-      Math.max(1, Math.min(10, Math.floor(this.#s.maxInFlight / batch)));
+    const pollers = this.#settings.pollers ??
+      Math.max(1, Math.min(10, Math.floor(this.#settings.maxInFlight / batch)));
     this.#pollersRunning = pollers;
     const polling = Array.from(
       { length: pollers },
@@ -130,23 +130,25 @@ export class Intake {
     let failures = 0;
     const { stop } = signals;
     while (!stop.aborted) {
-      const pause = this.#p.pausedFor?.() ??
+      const pause = this.#ports.pausedFor?.() ??
         // SQS economy: the extra long polls run only while receives come back full
         // (a backlog); otherwise one long poll waits for the next messages.
         (index >= this.#activePollers ? { ms: PARTIAL_PAUSE_MS } : undefined);
       if (pause) {
-        await this.#v.clock.sleep(Math.min(Math.max(pause.ms, 1), 1000), stop).catch(() => {});
+        await this.#services.clock.sleep(Math.min(Math.max(pause.ms, 1), 1000), stop).catch(
+          () => {},
+        );
         continue;
       }
       const slots = await this.#takeSlots(batch, stop);
       if (!slots) break;
       let messages: SqsMessage[];
       try {
-        messages = await this.#p.sqs.receiveMessage({
-          queueUrl: this.#s.queueUrl,
+        messages = await this.#ports.sqs.receiveMessage({
+          queueUrl: this.#settings.queueUrl,
           maxNumberOfMessages: batch,
-          waitTimeSeconds: this.#s.receiveWaitSeconds,
-          visibilityTimeout: this.#s.visibilityTimeoutSeconds,
+          waitTimeSeconds: this.#settings.receiveWaitSeconds,
+          visibilityTimeout: this.#settings.visibilityTimeoutSeconds,
           signal: signals.pollSignal(),
         });
         failures = 0;
@@ -165,11 +167,11 @@ export class Intake {
         ? Math.min(this.#activePollers + 1, pollers)
         : Math.max(1, this.#activePollers - 1);
       const trickle = messages.length > 0 && messages.length < batch;
-      if (trickle || (messages.length === 0 && this.#s.receiveWaitSeconds === 0)) {
+      if (trickle || (messages.length === 0 && this.#settings.receiveWaitSeconds === 0)) {
         // A trickle: let a few more messages gather so the next receive (and the deletes
         // after it) carry more than one or two. Short polls on an empty queue
         // (SQS_RECEIVE_WAIT_SECONDS=0) must not spin either.
-        await this.#v.clock.sleep(PARTIAL_PAUSE_MS, stop).catch(() => {});
+        await this.#services.clock.sleep(PARTIAL_PAUSE_MS, stop).catch(() => {});
       }
     }
   }
@@ -193,14 +195,14 @@ export class Intake {
 
   /** Back off without a hot loop: 200 ms doubling up to 20 s, full jitter. */
   async #backOff(failures: number, error: unknown, stop: AbortSignal): Promise<void> {
-    const delay = backoffDelay(failures, 200, 20_000, () => this.#v.clock.random());
+    const delay = backoffDelay(failures, 200, 20_000, () => this.#services.clock.random());
     if (failures === 1 || failures % 10 === 0) {
-      this.#v.logger.warn("receive failed; backing off", {
+      this.#services.logger.warn("receive failed; backing off", {
         error,
         failures,
         delay_ms: Math.round(delay),
       });
     }
-    await this.#v.clock.sleep(delay, stop).catch(() => {});
+    await this.#services.clock.sleep(delay, stop).catch(() => {});
   }
 }

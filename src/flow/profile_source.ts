@@ -56,7 +56,7 @@ function retryLater(id: string, code: string): HttpError {
 }
 
 export class ProfileSource {
-  readonly #o: ProfileSourceOptions;
+  readonly #options: ProfileSourceOptions;
   readonly #profiles: TtlCache<string, Profile>;
   readonly #unknown: TtlCache<string, true>;
   readonly #inFlight = new Map<string, Promise<Profile | null>>();
@@ -65,7 +65,7 @@ export class ProfileSource {
   #singleOnly: boolean;
 
   constructor(options: ProfileSourceOptions) {
-    this.#o = options;
+    this.#options = options;
     const clock = options.clock;
     this.#profiles = new TtlCache({
       ttlMs: options.cacheTtlMs,
@@ -96,18 +96,18 @@ export class ProfileSource {
     const cached = this.cached(userId);
     if (cached !== undefined) return cached;
     const stale = this.#profiles.peek(userId);
-    if (stale && !this.#o.breaker.canPass()) {
-      this.#o.onCache?.("stale");
+    if (stale && !this.#options.breaker.canPass()) {
+      this.#options.onCache?.("stale");
       return { status: "stale", profile: stale.value };
     }
-    this.#o.onCache?.("miss");
+    this.#options.onCache?.("miss");
     try {
       const profile = await this.#singleFlight(userId);
       return profile === null ? UNKNOWN : { status: "ok", profile };
     } catch (error) {
       const fallback = this.#profiles.peek(userId);
       if (fallback && (isRetriable(error) || error instanceof CircuitOpenError)) {
-        this.#o.onCache?.("stale");
+        this.#options.onCache?.("stale");
         return { status: "stale", profile: fallback.value };
       }
       throw error;
@@ -121,11 +121,11 @@ export class ProfileSource {
   cached(userId: string): Enrichment | undefined {
     const fresh = this.#profiles.get(userId);
     if (fresh !== undefined) {
-      this.#o.onCache?.("hit");
+      this.#options.onCache?.("hit");
       return { status: "ok", profile: fresh };
     }
     if (this.#unknown.has(userId)) {
-      this.#o.onCache?.("hit");
+      this.#options.onCache?.("hit");
       return UNKNOWN;
     }
     return undefined;
@@ -136,7 +136,7 @@ export class ProfileSource {
     if (!pending) {
       pending = this.#batcher.add(userId).then((profile) => {
         if (profile === null) this.#unknown.set(userId, true);
-        else if (this.#o.cacheTtlMs > 0) this.#profiles.set(userId, profile);
+        else if (this.#options.cacheTtlMs > 0) this.#profiles.set(userId, profile);
         return profile;
       }).finally(() => this.#inFlight.delete(userId));
       this.#inFlight.set(userId, pending);
@@ -145,7 +145,7 @@ export class ProfileSource {
   }
 
   #guarded<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#o.breaker.run(() => this.#o.limiter.run(fn), isRetriable);
+    return this.#options.breaker.run(() => this.#options.limiter.run(fn), isRetriable);
   }
 
   async #lookupMany(ids: string[]): Promise<Array<Profile | null | Error>> {
@@ -154,8 +154,8 @@ export class ProfileSource {
     }
     let answer: BatchLookup;
     try {
-      this.#o.onBatch?.(ids.length);
-      answer = await this.#guarded(() => this.#o.client.getUsers(ids));
+      this.#options.onBatch?.(ids.length);
+      answer = await this.#guarded(() => this.#options.client.getUsers(ids));
     } catch (error) {
       if (error instanceof HttpError && (error.status === 404 || error.status === 405)) {
         this.#singleOnly = true;
@@ -181,8 +181,8 @@ export class ProfileSource {
 
   async #lookupOne(id: string): Promise<Profile | null | Error> {
     try {
-      this.#o.onBatch?.(1);
-      return await this.#guarded(() => this.#o.client.getUser(id));
+      this.#options.onBatch?.(1);
+      return await this.#guarded(() => this.#options.client.getUser(id));
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
     }

@@ -1,5 +1,5 @@
 /**
- * The queue's RedrivePolicy (contract section 5): its DLQ and `maxReceiveCount`.
+ * The queue's RedrivePolicy (docs/outcomes.md): its DLQ and `maxReceiveCount`.
  * The worker keeps retrying in the background after a failed read (an IAM role
  * still propagating, an expired token), and until the policy is known every
  * receive counts as possibly the last (see `isLastReceive` in outcome.ts).
@@ -133,13 +133,13 @@ export interface RedriveWatcherOptions {
  * `signal` aborts.
  */
 export class RedriveWatcher {
-  readonly #o: RedriveWatcherOptions;
+  readonly #options: RedriveWatcherOptions;
   #state: RedriveState;
   #failures = 0;
   #wake: (() => void) | undefined;
 
   constructor(options: RedriveWatcherOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#state = {
       known: false,
       maxReceiveCount: undefined,
@@ -172,8 +172,8 @@ export class RedriveWatcher {
   }
 
   async #readAgain(signal: AbortSignal, known: boolean): Promise<void> {
-    const sleep = (ms: number, on: AbortSignal) => this.#o.clock.sleep(ms, on);
-    const refreshMs = this.#o.refreshMs ?? 300_000;
+    const sleep = (ms: number, on: AbortSignal) => this.#options.clock.sleep(ms, on);
+    const refreshMs = this.#options.refreshMs ?? 300_000;
     while (!signal.aborted) {
       const wait = known ? refreshMs : this.#retryDelay();
       const woken = new AbortController();
@@ -193,12 +193,12 @@ export class RedriveWatcher {
   }
 
   #retryDelay(): number {
-    const base = this.#o.baseDelayMs ?? 1000;
+    const base = this.#options.baseDelayMs ?? 1000;
     const delay = backoffDelay(
       this.#failures,
       base,
-      this.#o.maxDelayMs ?? 60_000,
-      () => this.#o.clock.random(),
+      this.#options.maxDelayMs ?? 60_000,
+      () => this.#options.clock.random(),
     );
     // At least a tenth of the base: full jitter may draw ~0 and spin.
     return Math.max(delay, base / 10);
@@ -206,10 +206,10 @@ export class RedriveWatcher {
 
   /** One read; true when nothing is left to find out. */
   async #attempt(signal: AbortSignal): Promise<boolean> {
-    const { sqs, config, logger } = this.#o;
-    const attempts = this.#o.attemptsPerRead ?? 3;
+    const { sqs, config, logger } = this.#options;
+    const attempts = this.#options.attemptsPerRead ?? 3;
     try {
-      const redrive = await readRedrive(sqs, config, this.#o, signal, attempts);
+      const redrive = await readRedrive(sqs, config, this.#options, signal, attempts);
       const before = this.#state;
       const changed = before.known &&
         (before.maxReceiveCount !== redrive.maxReceiveCount || before.dlqUrl !== redrive.dlqUrl);
@@ -267,6 +267,6 @@ export class RedriveWatcher {
 
   #set(state: RedriveState): void {
     this.#state = state;
-    this.#o.onChange?.(state);
+    this.#options.onChange?.(state);
   }
 }

@@ -273,7 +273,7 @@ function mayHaveLanded(error: unknown): boolean {
 /** SQS codes for a send refused for its content (characters, attributes), not for a fault. */
 const REFUSED_CONTENT = new Set(["InvalidParameterValue", "InvalidMessageContents"]);
 
-/** The DLQ attributes of contract section 5, each a value SQS will store. */
+/** The DLQ attributes (docs/outcomes.md), each a value SQS will store. */
 export function dlqAttributes(category: string, reason: string): Record<string, string> {
   return {
     sluice_error: sqsAttributeText(category, MAX_REASON, "UNKNOWN"),

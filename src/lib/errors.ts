@@ -1,6 +1,6 @@
 /**
  * The few error classes sluice throws. Each extends SluiceError and carries a
- * `category` (contract section 5) so routing never has to inspect messages or
+ * `category` (docs/outcomes.md) so routing never has to inspect messages or
  * status codes twice.
  *
  * A message that refuses a value has one form, the config one:
@@ -203,7 +203,7 @@ export class ConfigError extends SluiceError {
   }
 }
 
-/** Category of a non-success HTTP status from a downstream (contract section 3). */
+/** Category of a non-success HTTP status from a downstream (docs/messages.md). */
 export function categorizeStatus(status: number): ErrorCategory {
   if (status === 408 || status === 425 || status === 429 || status >= 500) return "TRANSIENT";
   if (status === 404) return "UNKNOWN_USER";

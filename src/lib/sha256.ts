@@ -2,7 +2,7 @@
  * SHA-256 and HMAC-SHA256 (FIPS 180-4, RFC 2104), synchronous, for SigV4. Ours because under
  * Deno the alternatives cost more: WebCrypto is asynchronous, and importing node:crypto loads
  * Deno's Node compatibility layer, which made a worker ~5 % slower per message and ~6 MB larger
- * (bench/RESULTS.md, issue 13). Checked against node:crypto and FIPS vectors in
+ * (bench/RESULTS.md). Checked against node:crypto and FIPS vectors in
  * tests/lib/sha256_test.ts.
  */
 

@@ -3,7 +3,7 @@
  * (never early, at most ms/20 and 100 ms late) unless the returned function is called first.
  * Deadlines are rounded up to a step and every request due in the same step waits on one
  * timer, so a request costs a Set entry instead of a timer of its own: under Deno a
- * setTimeout/clearTimeout pair was ~4 µs of the worker's CPU per message (issue 13). A
+ * setTimeout/clearTimeout pair was ~4 µs of the worker's CPU per message. A
  * step's timer is cleared as soon as its last request is done, so nothing outlives the work.
  */
 interface Step {

@@ -1,5 +1,5 @@
 /**
- * Defect 2 of issue 9, "a redirect is taken as acceptance": no downstream call
+ * "A redirect is taken as acceptance" must never happen: no downstream call
  * follows a redirect, against real loopback servers.
  */
 import assert from "node:assert/strict";

@@ -54,7 +54,7 @@ const DEFAULTS: Partial<Config> = {
   validatorUrl: "http://10.0.0.5:9200/ingest",
 };
 
-Deno.test("config: defaults of contract section 4", () => {
+Deno.test("config: the defaults the README's table shows", () => {
   const c = loadConfig(base);
   for (const [key, value] of Object.entries(DEFAULTS)) {
     assert.equal(c[key as keyof Config], value, key);
@@ -141,7 +141,7 @@ Deno.test("config: validator URL given with or without /ingest", () => {
   assert.equal(ingestUrl("http://h:9200/v2/"), "http://h:9200/v2/ingest");
 });
 
-Deno.test("config: issue 9: DLQ_QUEUE_URL equal to SQS_QUEUE_URL is a config error", () => {
+Deno.test("config: DLQ_QUEUE_URL equal to SQS_QUEUE_URL is a config error", () => {
   const same = failure({ DLQ_QUEUE_URL: base.SQS_QUEUE_URL });
   assert.equal(same.variable, "DLQ_QUEUE_URL");
   assert.match(
@@ -156,7 +156,7 @@ Deno.test("config: issue 9: DLQ_QUEUE_URL equal to SQS_QUEUE_URL is a config err
   );
 });
 
-Deno.test("config: issue 9: a plain http:// AWS endpoint off loopback is refused unless AWS_ALLOW_HTTP_ENDPOINT=true", () => {
+Deno.test("config: a plain http:// AWS endpoint off loopback is refused unless AWS_ALLOW_HTTP_ENDPOINT=true", () => {
   for (const name of ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "SQS_QUEUE_URL"]) {
     const url = name === "SQS_QUEUE_URL"
       ? "http://sqs.eu-west-1.amazonaws.com/123456789012/orders"
@@ -185,7 +185,7 @@ Deno.test("config: issue 9: a plain http:// AWS endpoint off loopback is refused
   }
 });
 
-Deno.test("config: issue 9: HTTP_HOST off loopback gets a warning naming what it exposes", () => {
+Deno.test("config: HTTP_HOST off loopback gets a warning naming what it exposes", () => {
   assert.equal(exposureWarning(loadConfig(base)), undefined);
   assert.equal(exposureWarning(loadConfig({ ...base, HTTP_HOST: "::1" })), undefined);
   const warning = exposureWarning(

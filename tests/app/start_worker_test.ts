@@ -33,7 +33,7 @@ async function readyz(worker: { app: { request(path: string): Response | Promise
   return { status: res.status, body: await res.json() as { reasons?: string[] } };
 }
 
-Deno.test("start worker: defect 4 (issue 9): a startup AccessDenied on the RedrivePolicy is retried in the background; /readyz says so until it is read", async () => {
+Deno.test("start worker: a startup AccessDenied on the RedrivePolicy is retried in the background; /readyz says so until it is read", async () => {
   const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: QUEUES });
   const { sqs } = rig;
   // The role is still propagating: every GetQueueAttributes is refused for now.
@@ -71,7 +71,7 @@ Deno.test("start worker: defect 4 (issue 9): a startup AccessDenied on the Redri
   }
 });
 
-Deno.test("start worker: /readyz does not flap on an AccessDenied from the queue-depth poll (issue 9)", async () => {
+Deno.test("start worker: /readyz does not flap on an AccessDenied from the queue-depth poll", async () => {
   const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: QUEUES });
   const { sqs } = rig;
   // The first GetQueueAttributes (the RedrivePolicy) passes; the depth polls are refused.

@@ -6,7 +6,7 @@ import {
   type StopSignalState,
 } from "../../src/app/stop_signal.ts";
 
-// Defect 9: [name, state, now (ms), action]. The first signal arrived at t = 1000.
+// [name, state, now (ms), action]. The first signal arrived at t = 1000.
 const rows: Array<[string, StopSignalState, number, StopSignalAction]> = [
   ["the first signal starts the drain", { firstAt: undefined, forced: false }, 1000, "stop"],
   [
@@ -47,12 +47,12 @@ const rows: Array<[string, StopSignalState, number, StopSignalAction]> = [
 ];
 
 for (const [name, state, now, expected] of rows) {
-  Deno.test(`defect 9: stopSignalAction: ${name}`, () => {
+  Deno.test(`stop signal: stopSignalAction: ${name}`, () => {
     assert.equal(stopSignalAction(state, now), expected);
   });
 }
 
-Deno.test("defect 9: stopSignalAction: the window can be changed", () => {
+Deno.test("stop signal: stopSignalAction: the window can be changed", () => {
   assert.equal(stopSignalAction({ firstAt: 0, forced: false }, 500, 400), "force");
   assert.equal(stopSignalAction({ firstAt: 0, forced: false }, 300, 400), "ignore");
 });

@@ -1,5 +1,5 @@
 /**
- * The core pipeline under Bun (issue 6: "src/ runs under both runtimes; a test
+ * The core pipeline under Bun ("src/ runs under both runtimes; a test
  * runs the core pipeline tests under Bun too"). tests/support/bun_core_probe.ts
  * runs in bun@1.4.5 from npm: it reports parseMessage, route,
  * releaseVisibilitySeconds and buildOutputDocument answers on fixed inputs, and

@@ -238,7 +238,7 @@ Deno.test({
         ["daemon-reload", "enable sluice.service", "restart sluice.service"],
       );
 
-      // 2. issue 9: a version that runs (/healthz 200) but never becomes ready: rolled back to
+      // 2. a version that runs (/healthz 200) but never becomes ready: rolled back to
       // the first, binary and unit file together, and /readyz's answer is shown.
       await Deno.remove(recorderLog);
       const unitPath = `${root}/etc/systemd/system/sluice.service`;
@@ -314,7 +314,7 @@ Deno.test({
   },
 });
 
-Deno.test("deploy: issue 9: the build installs packages with a frozen lockfile", async () => {
+Deno.test("deploy: the build installs packages with a frozen lockfile", async () => {
   // deploy.sh builds through `deno task build` (scripts/build.ts); neither may update deno.lock.
   const build = await Deno.readTextFile(`${REPO}/scripts/build.ts`);
   const installs = [...build.matchAll(/\[Deno\.execPath\(\), "install"([^\]]*)\]/g)];

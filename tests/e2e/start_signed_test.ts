@@ -1,5 +1,5 @@
 /**
- * Issue 3's acceptance, as a test: the worker started as `deno task start` with
+ * The acceptance, as a test: the worker started as `deno task start` with
  * environment variables only (keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
  * AWS_ENDPOINT_URL_SQS at an SQS endpoint that verifies SigV4) processes a queue
  * that someone else's producer filled, serves /healthz and Prometheus /metrics,

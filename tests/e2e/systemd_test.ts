@@ -1,7 +1,7 @@
 /**
  * systemd/sluice.service and sluice.env.example: `systemd-analyze verify` and
  * `systemd-analyze security` (Debian's `systemd` package), plus the promises
- * of contract sections 4 and 8 that those tools do not check.
+ * of the README's configuration and deploy sections that those tools do not check.
  */
 import assert from "node:assert/strict";
 import { CONFIG_VARS, loadConfig, worstCaseStopSeconds } from "../../src/app/config.ts";
@@ -152,7 +152,7 @@ Deno.test("systemd: sluice.env.example documents every variable with its default
   }
 });
 
-Deno.test("systemd: issue 9: worst-case stop (grace + request timeout + flush) is below TimeoutStopSec, and the env example and README agree", async () => {
+Deno.test("systemd: worst-case stop (grace + request timeout + flush) is below TimeoutStopSec, and the env example and README agree", async () => {
   const unit = directives(await Deno.readTextFile(UNIT));
   const timeoutStop = Number(unit.get("TimeoutStopSec")?.at(-1));
   const defaults = loadConfig({

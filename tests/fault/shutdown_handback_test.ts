@@ -1,6 +1,6 @@
 /**
  * Shutdown hands work back without starting new work or feeding the redrive
- * policy (issue 9, defects 1 and 3). In-process workers (`stop()` is what SIGTERM
+ * policy. In-process workers (`stop()` is what SIGTERM
  * calls) against fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
@@ -14,7 +14,7 @@ import {
   startValidatorFake,
 } from "../support/fault_kit.ts";
 
-Deno.test("shutdown handback: defect 1: no submission starts after the shutdown grace", async () => {
+Deno.test("shutdown handback: no submission starts after the shutdown grace", async () => {
   const lab = await startLabEnv({ visibility: 30 });
   const enrich = startEnrichFake();
   const slow = startValidatorFake();
@@ -59,7 +59,7 @@ Deno.test("shutdown handback: defect 1: no submission starts after the shutdown 
   }
 });
 
-Deno.test("shutdown handback: defect 3: shutdown hands no valid message to the redrive policy (maxReceiveCount 1)", async () => {
+Deno.test("shutdown handback: shutdown hands no valid message to the redrive policy (maxReceiveCount 1)", async () => {
   const { lab, enrich, validator, env, close } = await startRig({
     visibility: 30,
     maxReceiveCount: 1,

@@ -1,5 +1,5 @@
 /**
- * Defect 9 (issue 9): one stop often delivers two signals. Real processes against
+ * One stop often delivers two signals. Real processes against
  * fauxqs and fake downstreams on 127.0.0.1.
  */
 import assert from "node:assert/strict";
@@ -33,7 +33,7 @@ for (
     },
   ]
 ) {
-  Deno.test(`defect 9: ${variant.name} drains and exits 0`, async () => {
+  Deno.test(`stop signals: ${variant.name} drains and exits 0`, async () => {
     const ids = idsOf("s", 30);
     await withWorkerProcesses({ visibility: 30, ids, enrichDelayMs: 1000 }, async (rig, spawn) => {
       const { lab, enrich, validator } = rig;
@@ -54,7 +54,7 @@ for (
   });
 }
 
-Deno.test("defect 9: a second signal 2 s into the drain forces the exit, after releasing in-flight messages", async () => {
+Deno.test("stop signals: a second signal 2 s into the drain forces the exit, after releasing in-flight messages", async () => {
   const ids = idsOf("f", 10);
   await withWorkerProcesses({ visibility: 30, ids, enrichDelayMs: 20_000 }, async (rig, spawn) => {
     const worker = spawn({

@@ -1,6 +1,6 @@
 /**
  * The worker end to end, in process, against fauxqs and fake downstreams on
- * 127.0.0.1: one test per outcome row of contract section 5.
+ * 127.0.0.1: one test per outcome row of docs/outcomes.md.
  */
 import assert from "node:assert/strict";
 import {

@@ -1,5 +1,5 @@
 /**
- * Defect 2 of issue 9 end to end: a validator that redirects every submission
+ * End to end: a validator that redirects every submission
  * (an http→https hop, a login proxy) never gets a message deleted.
  */
 import assert from "node:assert/strict";

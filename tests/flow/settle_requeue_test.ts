@@ -1,4 +1,4 @@
-/** Settler.requeue (issue 9, defect 3): a fresh copy first, then the delete of the original. */
+/** Settler.requeue: a fresh copy first, then the delete of the original. */
 import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { Settler } from "../../src/flow/settle.ts";

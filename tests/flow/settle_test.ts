@@ -1,6 +1,6 @@
 /**
- * The Settler against the fake SQS: defect 6 (a DLQ send refused for a bad
- * attribute) and defect 7 (real SQS's stale-handle answers) of issue 9.
+ * The Settler against the fake SQS: a DLQ send refused for a bad attribute, and real
+ * SQS's stale-handle answers.
  */
 import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";

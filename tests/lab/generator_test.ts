@@ -85,7 +85,7 @@ Deno.test("generator: hot users get about hotShare of the messages", () => {
   assert.ok(onHot > set.valid * 0.4 && onHot < set.valid * 0.6, `${onHot} of ${set.valid}`);
 });
 
-Deno.test("generator: every poison body breaks a rule of contract section 2", () => {
+Deno.test("generator: every poison body breaks a rule of docs/messages.md", () => {
   const set = generateMessages({ dataset, messages: 520, seed: 2, poisonShare: 0.1 });
   const kinds = new Set(set.outgoing.flatMap((m) => (m.poisonKind ? [m.poisonKind] : [])));
   assert.ok(kinds.size >= 26, `kinds: ${[...kinds]}`);
@@ -95,7 +95,7 @@ Deno.test("generator: every poison body breaks a rule of contract section 2", ()
   assert.ok(huge.body.length > 100_000 && huge.body.length < 1_000_000);
 });
 
-/** An independent reading of contract section 2, to check the generator's labels. */
+/** An independent reading of docs/messages.md, to check the generator's labels. */
 function isValidInput(body: string): boolean {
   let v: unknown;
   try {

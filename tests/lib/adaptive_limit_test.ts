@@ -158,7 +158,7 @@ Deno.test("adaptive limit: adaptiveSemaphore run rejects with signal.reason when
   assert.equal(sem.pending, 0);
 });
 
-Deno.test("adaptive limit: defect 1: adaptiveSemaphore never starts a queued call granted in the turn the signal aborts", async () => {
+Deno.test("adaptive limit: adaptiveSemaphore never starts a queued call granted in the turn the signal aborts", async () => {
   const stop = new AbortController();
   // The limit grows 1 → 2 when the first call succeeds: that grants the queued call a slot,
   // and the grace ends in the same turn (onChange runs right after the grant).

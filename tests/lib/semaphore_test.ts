@@ -141,7 +141,7 @@ Deno.test("semaphore: setLimit raising wakes waiters; lowering holds new ones ba
   r4();
 });
 
-Deno.test("semaphore: defect 1: a slot granted in the turn the signal aborts does not start the queued call", async () => {
+Deno.test("semaphore: a slot granted in the turn the signal aborts does not start the queued call", async () => {
   const sem = new Semaphore({ limit: 1 });
   const holder = await sem.acquire();
   const stop = new AbortController();
