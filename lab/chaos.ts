@@ -49,6 +49,15 @@ export function killing(chaos: ChaosOptions): boolean {
   return (chaos.crashRate ?? 0) > 0 || (chaos.crashAfterReceive ?? 0) > 0;
 }
 
+/** How long the table still refuses every request (the running window is a refusal), ms. */
+export function refusalLeftMs(
+  windows: ReadonlyArray<{ kind: string }>,
+  windowUntil: number,
+  now: number,
+): number {
+  return windows.at(-1)?.kind === "refuse" ? Math.max(0, windowUntil - now) : 0;
+}
+
 /** The next window due: none while one runs, else the next once its share of acceptances is in. */
 export function dueWindow(
   plan: readonly TableFaultWindow[],
@@ -110,6 +119,13 @@ export function createChaos(deps: ChaosDeps): Chaos {
         (wire.unread ? ` (${wire.unread} records unreadable, counted in)` : "") + "\n",
     );
     await sleep(200);
+    // A worker refuses to start on a table that refuses it (exit 2, as the README says): the
+    // restart waits for the refusal window to end, as an operator's would.
+    const refusingFor = refusalLeftMs(state.tableWindows, windowUntil, Date.now());
+    if (refusingFor > 0) {
+      await log.write(`# lab: restart waits ${refusingFor} ms for the table refusal to end\n`);
+      await sleep(refusingFor + 100);
+    }
     // Until the restart, whatever reaches the slot's front is the killed worker's.
     state.killLog.push({ slot: slot.index, at: Date.now() });
     slot.process = deps.restart(slot);

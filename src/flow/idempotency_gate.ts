@@ -7,6 +7,8 @@
  * message_id, or waits (under the heartbeat) for the other worker's lock to end. Every table
  * failure is the table's, not the message's (docs/failure-handling.md).
  */
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
@@ -112,7 +114,7 @@ export class StoreGate implements IdempotencyGate {
   }
 
   async claim(message: InputMessage, receiptHandle: string, signal: AbortSignal) {
-    const payloadHash = await hashPayload(message);
+    const payloadHash = hashPayload(message);
     const id = message.message_id;
     const owner = ownerOf(this.#options.workerId, receiptHandle);
     let mustRead = false;
@@ -298,13 +300,12 @@ export class StoreGate implements IdempotencyGate {
 }
 
 /** SHA-256 (hex) of the message's canonical JSON: the payload identity behind a message_id. */
-export async function hashPayload(message: InputMessage): Promise<string> {
+export function hashPayload(message: InputMessage): string {
   const text = canonicalJson({
     message_id: message.message_id,
     user_id: message.user_id,
     event_ts: message.event_ts,
     payload: message.payload,
   });
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return bytesToHex(sha256(utf8ToBytes(text)));
 }

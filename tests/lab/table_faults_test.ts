@@ -1,7 +1,7 @@
 /** The lab's table faults: flags, the windows' schedule, the missing-table mode, the SIGTERM phase's table. */
 import assert from "node:assert/strict";
 import { formatProgress, formatSummary, parseLabFlags } from "../../lab/main.ts";
-import { dueWindow } from "../../lab/chaos.ts";
+import { dueWindow, refusalLeftMs } from "../../lab/chaos.ts";
 import {
   CHAOS_TABLE_FAULTS,
   type LabProgress,
@@ -143,6 +143,13 @@ Deno.test("lab table faults: dueWindow: in order, each once its share is accepte
       `${started} ${now} ${until} ${accepted}`,
     );
   }
+});
+
+Deno.test("lab table faults: refusalLeftMs: a restart after a kill waits out a running refusal, nothing else", () => {
+  assert.equal(refusalLeftMs([{ kind: "refuse" }], 5000, 3000), 2000);
+  assert.equal(refusalLeftMs([{ kind: "refuse" }], 5000, 6000), 0, "over");
+  assert.equal(refusalLeftMs([{ kind: "refuse" }, { kind: "slow" }], 9000, 6000), 0);
+  assert.equal(refusalLeftMs([], 0, 6000), 0);
 });
 
 Deno.test("lab table faults: the live line counts faulted table requests; the summary shows them, the missing table and the phase's stop", () => {
