@@ -3,6 +3,14 @@
  * instance role through IMDSv2. Runtime-neutral: file reading, the environment and the home
  * directory are injected by the face layer, so this runs the same under Deno and Bun.
  */
+import { RedirectError } from "../lib/errors.ts";
+import {
+  fetchNoRedirect,
+  globalFetch,
+  readTextCapped,
+  readTextPrefix,
+} from "../lib/guarded_fetch.ts";
+import { scrubAwsText } from "./aws_error_text.ts";
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -49,7 +57,7 @@ export function credentialChain(
   options: CredentialChainOptions,
 ): { get(): Promise<AwsCredentials>; source(): Promise<CredentialSource> } {
   const env = options.env;
-  const doFetch: typeof fetch = options.fetch ?? ((input, init) => fetch(input, init));
+  const doFetch: typeof fetch = options.fetch ?? globalFetch;
   const now = options.now ?? Date.now;
   const imdsTimeoutMs = options.imdsTimeoutMs ?? 1000;
   const refreshBeforeMs = options.refreshBeforeMs ?? 5 * 60_000;
@@ -224,7 +232,7 @@ async function imdsCredentials(
     throw new Error(`role ${role}: credentials document is not JSON`);
   }
   if (typeof doc.Code === "string" && doc.Code !== "Success") {
-    throw new Error(`role ${role}: ${doc.Code}`);
+    throw new Error(`role ${role}: ${scrubAwsText(`${doc.Code} ${String(doc.Message ?? "")}`)}`);
   }
   const { AccessKeyId, SecretAccessKey, Token, Expiration } = doc;
   if (typeof AccessKeyId !== "string" || typeof SecretAccessKey !== "string") {
@@ -242,6 +250,10 @@ async function imdsCredentials(
   return credentials;
 }
 
+/** IMDS answers are a token, a role name or a small JSON document. */
+const MAX_IMDS_BYTES = 64 * 1024;
+
+/** One IMDS request: no redirect followed (keys from wherever it points are no instance's). */
 async function imdsRequest(
   doFetch: typeof fetch,
   url: string,
@@ -252,13 +264,21 @@ async function imdsRequest(
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   const path = new URL(url).pathname;
   try {
-    const response = await doFetch(url, { ...init, signal: controller.signal });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`${init.method} ${path} answered HTTP ${response.status}`);
-    return text;
+    const response = await fetchNoRedirect(doFetch, "IMDS", url, init, controller.signal);
+    if (!response.ok) {
+      const text = scrubAwsText(await readTextPrefix(response, 256));
+      throw new Error(
+        `${init.method} ${path} answered HTTP ${response.status}${text ? `: ${text}` : ""}`,
+      );
+    }
+    return await readTextCapped(response, "IMDS", MAX_IMDS_BYTES);
   } catch (err) {
     if (controller.signal.aborted) {
       throw new Error(`${init.method} ${path} timed out after ${timeoutMs} ms`, { cause: err });
+    }
+    if (err instanceof RedirectError) {
+      const where = err.location ? ` to ${err.location}` : "";
+      throw new Error(`${init.method} ${path} redirected${where} (not followed)`, { cause: err });
     }
     throw err;
   } finally {

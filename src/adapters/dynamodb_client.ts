@@ -6,14 +6,16 @@
  */
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
-  errorMessage,
   isSkewError,
   parseJsonObject,
   sendSignedJson,
   shortCode,
+  transportResult,
 } from "./aws_json_protocol.ts";
+import { scrubAwsText } from "./aws_error_text.ts";
 import { SigningKeyCache } from "./sigv4.ts";
-import { AwsError, type AwsErrorArgs, TimeoutError } from "../lib/errors.ts";
+import { AwsError, type AwsErrorArgs } from "../lib/errors.ts";
+import { globalFetch } from "../lib/guarded_fetch.ts";
 
 /** A DynamoDB attribute value in the wire format: `{S: "x"}`, `{N: "1"}`, ... */
 export type AttributeValue = { S: string } | { N: string } | { BOOL: boolean } | {
@@ -76,7 +78,7 @@ export class DynamoDbClient {
   constructor(options: DynamoDbClientOptions) {
     this.#o = options;
     this.#endpoint = options.endpoint ?? `https://dynamodb.${options.region}.amazonaws.com/`;
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#fetch = options.fetch ?? globalFetch;
     this.#now = options.now ?? Date.now;
   }
 
@@ -169,7 +171,7 @@ export class DynamoDbClient {
       try {
         ({ status, text, headers } = await this.#send(action, body, signal));
       } catch (error) {
-        this.#report(action, transportLabel(error), started);
+        this.#report(action, transportResult(error), started);
         throw error;
       }
       const json = parseJsonObject(text);
@@ -178,7 +180,8 @@ export class DynamoDbClient {
         return json;
       }
       const code = shortCode(json?.__type) || `Http${status}`;
-      const message = String(json?.message ?? json?.Message ?? text.slice(0, 200));
+      // InvalidSignatureException echoes the canonical request, session token included.
+      const message = scrubAwsText(String(json?.message ?? json?.Message ?? text.slice(0, 2000)));
       this.#report(action, code, started);
       const date = Date.parse(headers.get("date") ?? "");
       if (attempt === 1 && isSkewError(code, message) && Number.isFinite(date)) {
@@ -210,8 +213,8 @@ export class DynamoDbClient {
       fetch: this.#fetch,
       signal: callerSignal,
       label: `DynamoDB ${action}`,
-      fail: (code, error) =>
-        new DynamoDbError(action, code, 0, errorMessage(error), { retriable: true, cause: error }),
+      fail: (code, status, message, cause) =>
+        new DynamoDbError(action, code, status, message, { retriable: true, cause }),
     });
   }
 }
@@ -241,12 +244,4 @@ function asItem(value: unknown): Item | undefined {
   return value !== null && typeof value === "object" && Object.keys(value).length > 0
     ? value as Item
     : undefined;
-}
-
-function transportLabel(error: unknown): string {
-  if (error instanceof TimeoutError) return "timeout";
-  if (error instanceof DynamoDbError) {
-    return error.code === "NetworkError" ? "network" : "credentials";
-  }
-  return "aborted";
 }

@@ -6,15 +6,17 @@
 
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
-  errorMessage,
   isSkewError,
   parseJsonObject,
   type RawResponse,
   sendSignedJson,
   shortCode,
+  transportResult,
 } from "./aws_json_protocol.ts";
+import { scrubAwsText } from "./aws_error_text.ts";
 import { SigningKeyCache } from "./sigv4.ts";
-import { SqsError, TimeoutError } from "../lib/errors.ts";
+import { SqsError } from "../lib/errors.ts";
+import { globalFetch } from "../lib/guarded_fetch.ts";
 
 /** A received message, with its system attributes and message attributes. */
 export interface SqsMessage {
@@ -59,6 +61,13 @@ export interface SqsClientOptions {
   onRequest?: (action: string, result: string, durationMs: number) => void;
 }
 
+/**
+ * ReceiveMessage's answer cap: 10 messages of up to 1 MiB each (body and attributes), which
+ * JSON escaping may triple (a 4-byte character as a 12-byte `\uXXXX\uXXXX` pair), plus the
+ * receipt handles, MD5s and attribute names. Every other answer has the protocol's 1 MiB cap.
+ */
+const MAX_RECEIVE_ANSWER_BYTES = 32 * 1024 * 1024;
+
 /** Error codes that mean "slow down", retriable like a 429. */
 const THROTTLING_CODES = new Set([
   "ThrottlingException",
@@ -82,19 +91,6 @@ export function isStaleHandle(code: string, message: string): boolean {
     /not available for visibility timeout change|receipt ?handle .*(invalid|expired)/i.test(
       message,
     );
-}
-
-/**
- * An AWS error message fit for a log: SignatureDoesNotMatch bodies echo the
- * canonical request and the string to sign (headers, the session token's
- * scope); everything from there on is dropped, and the rest is capped.
- */
-export function scrubAwsMessage(message: string): string {
-  const echo = message.search(
-    /The Canonical String|The String-to-Sign|<CanonicalRequest|<StringToSign|canonical request|string to sign/i,
-  );
-  const kept = (echo >= 0 ? message.slice(0, echo) : message).trim();
-  return kept.length > 300 ? `${kept.slice(0, 300)}…` : kept;
 }
 
 /** Raised internally so the skew retry can see the server's Date header. */
@@ -121,7 +117,7 @@ export class SqsClient {
     this.#region = options.region;
     this.#endpoint = options.endpoint;
     this.#credentials = options.credentials;
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#fetch = options.fetch ?? globalFetch;
     this.#now = options.now ?? Date.now;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#onRequest = options.onRequest;
@@ -154,6 +150,7 @@ export class SqsClient {
       signal: p.signal,
       // The long poll legitimately holds the connection for the whole wait.
       timeoutMs: p.waitTimeSeconds * 1000 + this.#timeoutMs,
+      maxAnswerBytes: MAX_RECEIVE_ANSWER_BYTES,
     });
     const messages = Array.isArray(out.Messages) ? out.Messages : [];
     return messages.map(toMessage);
@@ -313,7 +310,7 @@ export class SqsClient {
     action: string,
     queueUrl: string | undefined,
     payload: Record<string, unknown>,
-    opts: { signal?: AbortSignal | undefined; timeoutMs?: number },
+    opts: { signal?: AbortSignal | undefined; timeoutMs?: number; maxAnswerBytes?: number },
   ): Promise<Record<string, unknown>> {
     const endpoint = this.#endpointFor(queueUrl);
     const body = JSON.stringify(payload);
@@ -322,9 +319,9 @@ export class SqsClient {
       const started = this.#now();
       let raw: RawResponse;
       try {
-        raw = await this.#send(action, endpoint, body, opts.signal, timeoutMs);
+        raw = await this.#send(action, endpoint, body, opts, timeoutMs);
       } catch (err) {
-        this.#report(action, transportLabel(err), started);
+        this.#report(action, transportResult(err), started);
         throw err;
       }
       if (raw.status >= 200 && raw.status < 300) {
@@ -334,7 +331,7 @@ export class SqsClient {
             action,
             "InvalidResponse",
             raw.status,
-            raw.text.slice(0, 200),
+            scrubAwsText(raw.text),
             {
               retriable: false,
             },
@@ -365,7 +362,7 @@ export class SqsClient {
     action: string,
     endpoint: string,
     body: string,
-    callerSignal: AbortSignal | undefined,
+    opts: { signal?: AbortSignal | undefined; maxAnswerBytes?: number },
     timeoutMs: number,
   ): Promise<RawResponse> {
     return sendSignedJson({
@@ -379,10 +376,11 @@ export class SqsClient {
       signedAtMs: this.#now() + this.#clockOffsetMs,
       timeoutMs,
       fetch: this.#fetch,
-      signal: callerSignal,
+      signal: opts.signal,
+      ...(opts.maxAnswerBytes ? { maxAnswerBytes: opts.maxAnswerBytes } : {}),
       label: `SQS ${action}`,
-      fail: (code, error) =>
-        new SqsError(action, code, 0, errorMessage(error), { retriable: true, cause: error }),
+      fail: (code, status, message, cause) =>
+        new SqsError(action, code, status, message, { retriable: true, cause }),
     });
   }
 }
@@ -411,12 +409,6 @@ function isRegion(label: string): boolean {
   return /^[a-z]{2}(?:-[a-z]+)+-\d+$/.test(label);
 }
 
-function transportLabel(err: unknown): string {
-  if (err instanceof TimeoutError) return "timeout";
-  if (err instanceof SqsError) return err.code === "NetworkError" ? "network" : "credentials";
-  return "aborted";
-}
-
 function parseFailure(action: string, raw: RawResponse): ParsedFailure {
   const json = parseJsonObject(raw.text);
   const typeCode = shortCode(json?.__type);
@@ -424,7 +416,7 @@ function parseFailure(action: string, raw: RawResponse): ParsedFailure {
   const queryError = raw.headers.get("x-amzn-query-error") ?? "";
   const queryCode = queryError.split(";")[0]?.trim() ?? "";
   const code = typeCode || shortQueryCode(queryCode) || `Http${raw.status}`;
-  const message = scrubAwsMessage(
+  const message = scrubAwsText(
     str(json?.message ?? json?.Message ?? (json ? "" : raw.text.slice(0, 2000))),
   );
   const retriable = raw.status === 429 || raw.status >= 500 || THROTTLING_CODES.has(code) ||
@@ -481,7 +473,7 @@ function toBatchResult(out: Record<string, unknown>): BatchResult {
       return {
         id: str(e.Id),
         code: str(e.Code),
-        message: scrubAwsMessage(str(e.Message)),
+        message: scrubAwsText(str(e.Message)),
         senderFault: e.SenderFault === true,
       };
     }),

@@ -1,4 +1,5 @@
 /** What the subcommands take from the world, injected so their logic can be tested. */
+import { globalFetch } from "../lib/guarded_fetch.ts";
 import { type RetryOptions, sleep } from "../lib/retry.ts";
 import * as runtime from "./runtime.ts";
 
@@ -24,7 +25,7 @@ export function runtimeDeps(signal: AbortSignal): CliDeps {
     env: runtime.env(),
     out: (line) => runtime.writeStdout(`${line}\n`),
     err: (line) => runtime.writeStderr(`${line}\n`),
-    fetch: (input, init) => fetch(input, init),
+    fetch: globalFetch,
     now: Date.now,
     random: Math.random,
     sleep,
