@@ -22,11 +22,14 @@ export function amzDate(ms: number): string {
   return lastStamp;
 }
 
-/** "com.amazonaws.sqs#QueueDoesNotExist" -> "QueueDoesNotExist" (some services append ":url"). */
+/**
+ * "com.amazonaws.sqs#QueueDoesNotExist" -> "QueueDoesNotExist" (some services append ":url").
+ * Cut at 64 characters: it reaches errors, /readyz and log lines as the endpoint sent it.
+ */
 export function shortCode(type: unknown): string {
   if (typeof type !== "string" || type === "") return "";
   const afterHash = type.slice(type.lastIndexOf("#") + 1);
-  return afterHash.split(":")[0] ?? "";
+  return (afterHash.split(":")[0] ?? "").slice(0, 64);
 }
 
 /** The answer says our clock is off: sign again with the server's Date. */
