@@ -39,6 +39,11 @@ export interface CredentialChainOptions {
   imdsTimeoutMs?: number;
   /** refresh this long before Expiration, default 5 min */
   refreshBeforeMs?: number;
+  /**
+   * Shared-file credentials carry no expiry, yet a tool may rotate the file (temporary keys with
+   * a session token): they are read again this long after the last read. Default 5 min.
+   */
+  fileRefreshMs?: number;
 }
 
 export type CredentialSource = "env" | "shared-file" | "imds";
@@ -46,38 +51,64 @@ export type CredentialSource = "env" | "shared-file" | "imds";
 interface Resolved {
   credentials: AwsCredentials;
   source: CredentialSource;
+  /** When the chain produced them (the `now` clock). */
+  readAt: number;
+  /** A service answered ExpiredToken for them: never served again. */
+  refused?: boolean;
+}
+
+/** The chain's provider: current credentials, where they came from, and a way to refuse them. */
+export interface CredentialProvider {
+  get(): Promise<AwsCredentials>;
+  source(): Promise<CredentialSource>;
+  /**
+   * A service answered ExpiredToken for `used`: the next get() resolves the chain again (once
+   * for many such answers: credentials other than the current ones are ignored).
+   */
+  expired(used: AwsCredentials): void;
 }
 
 /**
- * returns a provider: call it for current credentials (cached; refreshed before expiry; concurrent
- * calls share one refresh). Throws a clear Error naming every source tried when none works. Never
- * logs secrets.
+ * returns a provider: call it for current credentials (cached; refreshed before expiry, shared-file
+ * ones re-read every `fileRefreshMs`, any of them after an ExpiredToken answer; concurrent calls
+ * share one refresh). Throws a clear Error naming every source tried when none works. Never logs
+ * secrets.
  */
-export function credentialChain(
-  options: CredentialChainOptions,
-): { get(): Promise<AwsCredentials>; source(): Promise<CredentialSource> } {
+export function credentialChain(options: CredentialChainOptions): CredentialProvider {
   const env = options.env;
   const doFetch: typeof fetch = options.fetch ?? globalFetch;
   const now = options.now ?? Date.now;
   const imdsTimeoutMs = options.imdsTimeoutMs ?? 1000;
   const refreshBeforeMs = options.refreshBeforeMs ?? 5 * 60_000;
+  const fileRefreshMs = options.fileRefreshMs ?? 5 * 60_000;
 
   let cached: Resolved | undefined;
   let refreshing: Promise<Resolved> | undefined;
 
   function isFresh(r: Resolved): boolean {
+    if (r.refused) return false;
     const exp = r.credentials.expiration;
-    return exp === undefined || now() < exp - refreshBeforeMs;
+    if (exp !== undefined) return now() < exp - refreshBeforeMs;
+    // The environment cannot change under a running process; a file can.
+    return r.source !== "shared-file" || now() < r.readAt + fileRefreshMs;
+  }
+
+  /** After a failed refresh: what may still be served (not refused, not past its expiry). */
+  function stillUsable(r: Resolved | undefined): r is Resolved {
+    if (!r || r.refused) return false;
+    const exp = r.credentials.expiration;
+    return exp === undefined ? r.source === "shared-file" : now() < exp;
   }
 
   async function resolveChain(): Promise<Resolved> {
     const tried: string[] = [];
+    const readAt = now();
 
     const fromEnv = envCredentials(env, tried);
-    if (fromEnv) return { credentials: fromEnv, source: "env" };
+    if (fromEnv) return { credentials: fromEnv, source: "env", readAt };
 
     const fromFile = await fileCredentials(env, options, tried);
-    if (fromFile) return { credentials: fromFile, source: "shared-file" };
+    if (fromFile) return { credentials: fromFile, source: "shared-file", readAt };
 
     if (/^true$/i.test(env.AWS_EC2_METADATA_DISABLED ?? "")) {
       tried.push("EC2 instance metadata (disabled by AWS_EC2_METADATA_DISABLED)");
@@ -86,7 +117,7 @@ export function credentialChain(
         .replace(/\/+$/, "");
       try {
         const credentials = await imdsCredentials(endpoint, doFetch, imdsTimeoutMs);
-        return { credentials, source: "imds" };
+        return { credentials, source: "imds", readAt };
       } catch (err) {
         tried.push(`EC2 instance metadata at ${endpoint} (${messageOf(err)})`);
       }
@@ -100,9 +131,9 @@ export function credentialChain(
     refreshing ??= resolveChain()
       .then((r) => (cached = r))
       .catch((err) => {
-        // Keep serving credentials that have not actually expired yet: a refresh may fail briefly.
-        const exp = cached?.credentials.expiration;
-        if (cached && exp !== undefined && now() < exp) return cached;
+        // Keep serving credentials that have not actually expired yet: a refresh may fail
+        // briefly (IMDS busy, the shared file being rewritten).
+        if (stillUsable(cached)) return cached;
         throw err;
       })
       .finally(() => {
@@ -117,6 +148,9 @@ export function credentialChain(
     },
     async source() {
       return (await current()).source;
+    },
+    expired(used) {
+      if (cached && cached.credentials === used) cached.refused = true;
     },
   };
 }

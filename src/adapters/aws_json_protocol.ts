@@ -113,6 +113,13 @@ export interface RawResponse {
   status: number;
   headers: Headers;
   text: string;
+  /** The credentials the request was signed with (for an ExpiredToken answer). */
+  keys: AwsCredentials;
+}
+
+/** The answer says the session token has expired: credentials must be resolved again. */
+export function isExpiredToken(code: string): boolean {
+  return code === "ExpiredToken" || code === "ExpiredTokenException";
 }
 
 /** Signs and sends one request; reads the body (within its cap) inside the timeout window. */
@@ -160,6 +167,7 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
         return response.headers;
       },
       text,
+      keys: creds,
     };
   } catch (error) {
     if (callerSignal?.aborted) throw callerSignal.reason;

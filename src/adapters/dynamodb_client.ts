@@ -2,10 +2,11 @@
  * A small DynamoDB client for the JSON 1.0 protocol (`X-Amz-Target: DynamoDB_20120810.<Action>`),
  * signed with SigV4 (service `dynamodb`, adapters/sigv4.ts) through an injected `fetch`, like the SQS
  * client. Only the five actions the idempotency store needs. It does not retry (except once after
- * a clock-skew answer): the store decides what a failure means.
+ * a clock-skew or an ExpiredToken answer): the store decides what a failure means.
  */
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
+  isExpiredToken,
   isSkewError,
   parseJsonObject,
   sendSignedJson,
@@ -50,6 +51,8 @@ export interface DynamoDbClientOptions {
   /** AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL, else https://dynamodb.<region>.amazonaws.com */
   endpoint?: string | undefined;
   credentials: () => Promise<AwsCredentials>;
+  /** An ExpiredTokenException for `used`: the request is signed once more after this. */
+  credentialsExpired?: (used: AwsCredentials) => void;
   /** Default: the global fetch. */
   fetch?: typeof fetch;
   /** Default: Date.now. */
@@ -168,8 +171,9 @@ export class DynamoDbClient {
       let status: number;
       let text: string;
       let headers: Headers;
+      let keys: AwsCredentials;
       try {
-        ({ status, text, headers } = await this.#send(action, body, signal));
+        ({ status, text, headers, keys } = await this.#send(action, body, signal));
       } catch (error) {
         this.#report(action, transportResult(error), started);
         throw error;
@@ -187,6 +191,11 @@ export class DynamoDbClient {
       if (attempt === 1 && isSkewError(code, message) && Number.isFinite(date)) {
         // Sign again with the server's idea of now; keep the offset for later requests.
         this.#clockOffsetMs = date - this.#now();
+        continue;
+      }
+      if (attempt === 1 && isExpiredToken(code) && this.#o.credentialsExpired) {
+        // Rotated keys (a refreshed shared file, a new instance-role session): sign again.
+        this.#o.credentialsExpired(keys);
         continue;
       }
       throw new DynamoDbError(action, code, status, message, {

@@ -1,11 +1,12 @@
 /**
  * A small SQS client for the JSON protocol (`application/x-amz-json-1.0`), signed with SigV4
  * (adapters/sigv4.ts) and sent through an injected `fetch`. It does not retry on its own (except once after a
- * clock-skew answer): callers wrap it in retry/breakers and decide per batch entry what to do.
+ * clock-skew or an ExpiredToken answer): callers wrap it in retry/breakers and decide per batch entry what to do.
  */
 
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
+  isExpiredToken,
   isSkewError,
   parseJsonObject,
   type RawResponse,
@@ -48,6 +49,8 @@ export interface SqsClientOptions {
   endpoint?: string;
   /** Current credentials; called before every request (the provider caches). */
   credentials: () => Promise<AwsCredentials>;
+  /** An ExpiredToken answer for `used`: the request is signed once more after this. */
+  credentialsExpired?: (used: AwsCredentials) => void;
   /** Transport, default the global fetch. */
   fetch?: typeof fetch;
   /** Clock for signing dates and durations, default Date.now. */
@@ -104,6 +107,7 @@ export class SqsClient {
   readonly #region: string;
   readonly #endpoint: string | undefined;
   readonly #credentials: () => Promise<AwsCredentials>;
+  readonly #credentialsExpired: ((used: AwsCredentials) => void) | undefined;
   readonly #fetch: typeof fetch;
   readonly #now: () => number;
   readonly #timeoutMs: number;
@@ -117,6 +121,7 @@ export class SqsClient {
     this.#region = options.region;
     this.#endpoint = options.endpoint;
     this.#credentials = options.credentials;
+    this.#credentialsExpired = options.credentialsExpired;
     this.#fetch = options.fetch ?? globalFetch;
     this.#now = options.now ?? Date.now;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
@@ -347,6 +352,11 @@ export class SqsClient {
       if (failure.skewed && failure.serverDate !== undefined && attempt === 1) {
         // Sign again with the server's idea of now; keep the offset for later requests.
         this.#clockOffsetMs = failure.serverDate - this.#now();
+        continue;
+      }
+      if (this.#credentialsExpired && isExpiredToken(failure.error.code) && attempt === 1) {
+        // Rotated keys (a refreshed shared file, a new instance-role session): sign again.
+        this.#credentialsExpired(raw.keys);
         continue;
       }
       throw failure.error;
