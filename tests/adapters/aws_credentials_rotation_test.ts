@@ -124,6 +124,16 @@ Deno.test("credential rotation: SQS answering ExpiredToken is asked again with t
   }
 });
 
+/** A DynamoDB client on `chain`, wired to its ExpiredToken refresh as the worker's is. */
+function dynamoDbOn(url: string, chain: ReturnType<typeof chainOn>): DynamoDbClient {
+  return new DynamoDbClient({
+    region: "us-east-1",
+    endpoint: `${url}/`,
+    credentials: () => chain.get(),
+    credentialsExpired: (used) => chain.expired(used),
+  });
+}
+
 Deno.test("credential rotation: DynamoDB answering ExpiredTokenException is asked again with the rotated keys", async () => {
   const server = expiringEndpoint(
     Response.json(EXPIRED, { status: 400 }),
@@ -132,12 +142,7 @@ Deno.test("credential rotation: DynamoDB answering ExpiredTokenException is aske
   const file = rotatingFile();
   const chain = chainOn(file);
   try {
-    const dynamodb = new DynamoDbClient({
-      region: "us-east-1",
-      endpoint: `${server.url}/`,
-      credentials: () => chain.get(),
-      credentialsExpired: (used) => chain.expired(used),
-    });
+    const dynamodb = dynamoDbOn(server.url, chain);
     await chain.get();
     file.generation = 2;
     assert.deepEqual(await dynamodb.getItem("t", { id: { S: "m-1" } }), { id: { S: "m-1" } });
@@ -152,12 +157,7 @@ Deno.test("credential rotation: keys that stay expired are refused after one mor
   const file = rotatingFile();
   const chain = chainOn(file);
   try {
-    const dynamodb = new DynamoDbClient({
-      region: "us-east-1",
-      endpoint: `${server.url}/`,
-      credentials: () => chain.get(),
-      credentialsExpired: (used) => chain.expired(used),
-    });
+    const dynamodb = dynamoDbOn(server.url, chain);
     await assert.rejects(dynamodb.getItem("t", { id: { S: "m-1" } }), /ExpiredTokenException/);
     assert.deepEqual(server.tokens, ["token1", "token1"], "the file was read again: still token1");
     assert.equal(file.reads, 2);
