@@ -7,7 +7,8 @@
  *      local runtime (deno reads the variable itself) and a failure is final.
  *      Without it, deno downloads its runtime (or finds it cached in DENO_DIR).
  *   2. If that download fails (offline machines), `bun build --compile` with
- *      bun from npm (`npx -y bun@1.4.5`, or BUN_BIN).
+ *      bun 1.4.5 from npm, its tarball checked against a pinned integrity
+ *      (BUN_PACKAGES), or BUN_BIN.
  * `--builder deno|bun` forces one. The version and git commit are baked in by
  * a generated entry (dist/.build/<pid>/entry.ts) that imports a stamp module before
  * src/main.ts; src/cli/build_info.ts reads the stamp. The build refuses an entry
@@ -350,12 +351,101 @@ function denoCompile(ctx: BuildContext): Promise<RunResult> {
   ], { cwd: ctx.root });
 }
 
-function bunCompile(ctx: BuildContext): Promise<RunResult> {
+/**
+ * bun for the fallback build. Not `npx -y bun@…`, whose download no lock pins: the platform
+ * package of bun 1.4.5 (all the `bun` package adds is an install script picking one), fetched
+ * with `npm pack` into .cache/bun/ and checked against the sha512 integrity pinned here before
+ * anything in it is unpacked or run. `npm view @oven/bun-linux-x64@1.4.5 dist.integrity` gives
+ * the value to pin when BUN_VERSION changes.
+ */
+export const BUN_PACKAGES: Record<string, { name: string; integrity: string }> = {
+  "linux-x86_64": {
+    name: "@oven/bun-linux-x64",
+    integrity:
+      "sha512-IWX9BELoGHAUtMonkeSaNaZwXzRk+oDw6Mk+HBFXd3KHYIBNBsIGRupMZPcgNoDbJpLu6gAJjIoIVPZtt1aJ1g==",
+  },
+  "linux-x86_64-baseline": {
+    name: "@oven/bun-linux-x64-baseline",
+    integrity:
+      "sha512-s8yMwYcFnnrA178gji0gZbkE2WVDej/Ti1x770oPfihxyRxSMNhGhiAQNXV53aDeraZxksdvKV/RAdQBCd0qPA==",
+  },
+  "linux-aarch64": {
+    name: "@oven/bun-linux-aarch64",
+    integrity:
+      "sha512-4BXmsSKnjOrlGWqZV4x/oWa7AVoR+B6lCXddMzOAXBIm3t50eslg9wb66gmtW1AamEQ1l1CDvmmruysEhqOWMg==",
+  },
+  "darwin-aarch64": {
+    name: "@oven/bun-darwin-aarch64",
+    integrity:
+      "sha512-4MIFXHmctH2EhAxLXm2/qxNtv17dFtLJylvaOCsrgq6KSqHTs6eW5YSrJjRbJxYUJaR901fsN8JfZOa+CsWpWQ==",
+  },
+  "darwin-x86_64": {
+    name: "@oven/bun-darwin-x64",
+    integrity:
+      "sha512-qkLPMGHZM9NI6CeHTWwVezzmlo6cC4Ta7yUAjYIWXS366qQcOlcp75t2uZyiuVRBMPS0h9qE0tCcvCHGaFqjJg==",
+  },
+};
+
+/** This machine's BUN_PACKAGES key: an x86_64 Linux CPU without AVX2 needs the baseline build. */
+export function bunPackageKey(os: string, arch: string, avx2: boolean): string {
+  const key = `${os}-${arch}`;
+  return key === "linux-x86_64" && !avx2 ? `${key}-baseline` : key;
+}
+
+/** npm's integrity string of a tarball: `sha512-` and the base64 digest. */
+export async function integrityOf(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-512", bytes));
+  return `sha512-${btoa(String.fromCharCode(...digest))}`;
+}
+
+async function hasAvx2(): Promise<boolean> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  return /\bavx2\b/.test(cpuinfo);
+}
+
+/**
+ * The pinned bun unpacked into `workDir`, its tarball from `<root>/.cache/bun/` (fetched there
+ * when missing) and verified first; or why there is none (a bad tarball is removed).
+ */
+export async function verifiedBun(
+  root: string,
+  workDir: string,
+): Promise<{ bun: string } | { error: string }> {
+  const key = bunPackageKey(Deno.build.os, Deno.build.arch, await hasAvx2());
+  const pkg = BUN_PACKAGES[key];
+  if (!pkg) return { error: `no pinned bun for ${key}: set BUN_BIN to a bun ${BUN_VERSION}` };
+  const cacheDir = `${root}/.cache/bun`;
+  const tgz = `${cacheDir}/${pkg.name.slice(1).replace("/", "-")}-${BUN_VERSION}.tgz`;
+  if (!(await Deno.stat(tgz).then(() => true, () => false))) {
+    await Deno.mkdir(cacheDir, { recursive: true });
+    const spec = `${pkg.name}@${BUN_VERSION}`;
+    const pack = await run(["npm", "pack", spec, "--pack-destination", cacheDir], {
+      cwd: cacheDir,
+    });
+    if (pack.code !== 0) return { error: `npm pack ${spec} failed: ${pack.stderr.trim()}` };
+  }
+  const got = await integrityOf(await Deno.readFile(tgz));
+  if (got !== pkg.integrity) {
+    await Deno.remove(tgz).catch(() => {});
+    return {
+      error: `${tgz} is not ${pkg.name}@${BUN_VERSION}: integrity ${got}, pinned ` +
+        `${pkg.integrity} (removed; nothing in it was run)`,
+    };
+  }
+  const dir = `${workDir}/bun`;
+  await Deno.mkdir(dir, { recursive: true });
+  const untar = await run(["tar", "-xzf", tgz, "-C", dir, "package/bin/bun"], { cwd: dir });
+  if (untar.code !== 0) return { error: `cannot unpack ${tgz}: ${untar.stderr.trim()}` };
+  return { bun: `${dir}/package/bin/bun` };
+}
+
+async function bunCompile(ctx: BuildContext): Promise<RunResult> {
   const target = ctx.options.target;
-  const bun = Deno.env.get("BUN_BIN");
-  const bunCmd = bun ? [bun] : ["npx", "-y", `bun@${BUN_VERSION}`];
-  return run([
-    ...bunCmd,
+  const own = Deno.env.get("BUN_BIN");
+  const pinned = own ? { bun: own } : await verifiedBun(ctx.root, ctx.buildDir);
+  if ("error" in pinned) return { code: 1, stdout: "", stderr: pinned.error };
+  return await run([
+    pinned.bun,
     "build",
     "--compile",
     // Whitespace and syntax only: identifier minification would mangle

@@ -3,6 +3,14 @@
  * instance role through IMDSv2. Runtime-neutral: file reading, the environment and the home
  * directory are injected by the face layer, so this runs the same under Deno and Bun.
  */
+import { RedirectError } from "../lib/errors.ts";
+import {
+  fetchNoRedirect,
+  globalFetch,
+  readTextCapped,
+  readTextPrefix,
+} from "../lib/guarded_fetch.ts";
+import { scrubAwsText } from "./aws_error_text.ts";
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -31,6 +39,11 @@ export interface CredentialChainOptions {
   imdsTimeoutMs?: number;
   /** refresh this long before Expiration, default 5 min */
   refreshBeforeMs?: number;
+  /**
+   * Shared-file credentials carry no expiry, yet a tool may rotate the file (temporary keys with
+   * a session token): they are read again this long after the last read. Default 5 min.
+   */
+  fileRefreshMs?: number;
 }
 
 export type CredentialSource = "env" | "shared-file" | "imds";
@@ -38,38 +51,64 @@ export type CredentialSource = "env" | "shared-file" | "imds";
 interface Resolved {
   credentials: AwsCredentials;
   source: CredentialSource;
+  /** When the chain produced them (the `now` clock). */
+  readAt: number;
+  /** A service answered ExpiredToken for them: never served again. */
+  refused?: boolean;
+}
+
+/** The chain's provider: current credentials, where they came from, and a way to refuse them. */
+export interface CredentialProvider {
+  get(): Promise<AwsCredentials>;
+  source(): Promise<CredentialSource>;
+  /**
+   * A service answered ExpiredToken for `used`: the next get() resolves the chain again (once
+   * for many such answers: credentials other than the current ones are ignored).
+   */
+  expired(used: AwsCredentials): void;
 }
 
 /**
- * returns a provider: call it for current credentials (cached; refreshed before expiry; concurrent
- * calls share one refresh). Throws a clear Error naming every source tried when none works. Never
- * logs secrets.
+ * returns a provider: call it for current credentials (cached; refreshed before expiry, shared-file
+ * ones re-read every `fileRefreshMs`, any of them after an ExpiredToken answer; concurrent calls
+ * share one refresh). Throws a clear Error naming every source tried when none works. Never logs
+ * secrets.
  */
-export function credentialChain(
-  options: CredentialChainOptions,
-): { get(): Promise<AwsCredentials>; source(): Promise<CredentialSource> } {
+export function credentialChain(options: CredentialChainOptions): CredentialProvider {
   const env = options.env;
-  const doFetch: typeof fetch = options.fetch ?? ((input, init) => fetch(input, init));
+  const doFetch: typeof fetch = options.fetch ?? globalFetch;
   const now = options.now ?? Date.now;
   const imdsTimeoutMs = options.imdsTimeoutMs ?? 1000;
   const refreshBeforeMs = options.refreshBeforeMs ?? 5 * 60_000;
+  const fileRefreshMs = options.fileRefreshMs ?? 5 * 60_000;
 
   let cached: Resolved | undefined;
   let refreshing: Promise<Resolved> | undefined;
 
   function isFresh(r: Resolved): boolean {
+    if (r.refused) return false;
     const exp = r.credentials.expiration;
-    return exp === undefined || now() < exp - refreshBeforeMs;
+    if (exp !== undefined) return now() < exp - refreshBeforeMs;
+    // The environment cannot change under a running process; a file can.
+    return r.source !== "shared-file" || now() < r.readAt + fileRefreshMs;
+  }
+
+  /** After a failed refresh: what may still be served (not refused, not past its expiry). */
+  function stillUsable(r: Resolved | undefined): r is Resolved {
+    if (!r || r.refused) return false;
+    const exp = r.credentials.expiration;
+    return exp === undefined ? r.source === "shared-file" : now() < exp;
   }
 
   async function resolveChain(): Promise<Resolved> {
     const tried: string[] = [];
+    const readAt = now();
 
     const fromEnv = envCredentials(env, tried);
-    if (fromEnv) return { credentials: fromEnv, source: "env" };
+    if (fromEnv) return { credentials: fromEnv, source: "env", readAt };
 
     const fromFile = await fileCredentials(env, options, tried);
-    if (fromFile) return { credentials: fromFile, source: "shared-file" };
+    if (fromFile) return { credentials: fromFile, source: "shared-file", readAt };
 
     if (/^true$/i.test(env.AWS_EC2_METADATA_DISABLED ?? "")) {
       tried.push("EC2 instance metadata (disabled by AWS_EC2_METADATA_DISABLED)");
@@ -78,7 +117,7 @@ export function credentialChain(
         .replace(/\/+$/, "");
       try {
         const credentials = await imdsCredentials(endpoint, doFetch, imdsTimeoutMs);
-        return { credentials, source: "imds" };
+        return { credentials, source: "imds", readAt };
       } catch (err) {
         tried.push(`EC2 instance metadata at ${endpoint} (${messageOf(err)})`);
       }
@@ -92,9 +131,9 @@ export function credentialChain(
     refreshing ??= resolveChain()
       .then((r) => (cached = r))
       .catch((err) => {
-        // Keep serving credentials that have not actually expired yet: a refresh may fail briefly.
-        const exp = cached?.credentials.expiration;
-        if (cached && exp !== undefined && now() < exp) return cached;
+        // Keep serving credentials that have not actually expired yet: a refresh may fail
+        // briefly (IMDS busy, the shared file being rewritten).
+        if (stillUsable(cached)) return cached;
         throw err;
       })
       .finally(() => {
@@ -109,6 +148,9 @@ export function credentialChain(
     },
     async source() {
       return (await current()).source;
+    },
+    expired(used) {
+      if (cached && cached.credentials === used) cached.refused = true;
     },
   };
 }
@@ -224,7 +266,7 @@ async function imdsCredentials(
     throw new Error(`role ${role}: credentials document is not JSON`);
   }
   if (typeof doc.Code === "string" && doc.Code !== "Success") {
-    throw new Error(`role ${role}: ${doc.Code}`);
+    throw new Error(`role ${role}: ${scrubAwsText(`${doc.Code} ${String(doc.Message ?? "")}`)}`);
   }
   const { AccessKeyId, SecretAccessKey, Token, Expiration } = doc;
   if (typeof AccessKeyId !== "string" || typeof SecretAccessKey !== "string") {
@@ -242,6 +284,10 @@ async function imdsCredentials(
   return credentials;
 }
 
+/** IMDS answers are a token, a role name or a small JSON document. */
+const MAX_IMDS_BYTES = 64 * 1024;
+
+/** One IMDS request: no redirect followed (keys from wherever it points are no instance's). */
 async function imdsRequest(
   doFetch: typeof fetch,
   url: string,
@@ -252,13 +298,21 @@ async function imdsRequest(
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   const path = new URL(url).pathname;
   try {
-    const response = await doFetch(url, { ...init, signal: controller.signal });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`${init.method} ${path} answered HTTP ${response.status}`);
-    return text;
+    const response = await fetchNoRedirect(doFetch, "IMDS", url, init, controller.signal);
+    if (!response.ok) {
+      const text = scrubAwsText(await readTextPrefix(response, 256));
+      throw new Error(
+        `${init.method} ${path} answered HTTP ${response.status}${text ? `: ${text}` : ""}`,
+      );
+    }
+    return await readTextCapped(response, "IMDS", MAX_IMDS_BYTES);
   } catch (err) {
     if (controller.signal.aborted) {
       throw new Error(`${init.method} ${path} timed out after ${timeoutMs} ms`, { cause: err });
+    }
+    if (err instanceof RedirectError) {
+      const where = err.location ? ` to ${err.location}` : "";
+      throw new Error(`${init.method} ${path} redirected${where} (not followed)`, { cause: err });
     }
     throw err;
   } finally {

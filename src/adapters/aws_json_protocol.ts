@@ -3,7 +3,8 @@
  * error `__type` code, clock-skew answers, and error bodies that may be empty or not JSON.
  */
 import type { AwsCredentials } from "./aws_credentials.ts";
-import { TimeoutError } from "../lib/errors.ts";
+import { AwsError, HttpError, RedirectError, TimeoutError } from "../lib/errors.ts";
+import { fetchNoRedirect, readTextCapped, readTextPrefix } from "../lib/guarded_fetch.ts";
 import { onAbort } from "../lib/on_abort.ts";
 import { onTimeout } from "../lib/shared_timeouts.ts";
 import { type SigningKeyCache, signRequest } from "./sigv4.ts";
@@ -21,11 +22,14 @@ export function amzDate(ms: number): string {
   return lastStamp;
 }
 
-/** "com.amazonaws.sqs#QueueDoesNotExist" -> "QueueDoesNotExist" (some services append ":url"). */
+/**
+ * "com.amazonaws.sqs#QueueDoesNotExist" -> "QueueDoesNotExist" (some services append ":url").
+ * Cut at 64 characters: it reaches errors, /readyz and log lines as the endpoint sent it.
+ */
 export function shortCode(type: unknown): string {
   if (typeof type !== "string" || type === "") return "";
   const afterHash = type.slice(type.lastIndexOf("#") + 1);
-  return afterHash.split(":")[0] ?? "";
+  return (afterHash.split(":")[0] ?? "").slice(0, 64);
 }
 
 /** The answer says our clock is off: sign again with the server's Date. */
@@ -73,17 +77,52 @@ export interface SignedCall {
   signal?: AbortSignal | undefined;
   /** Names the call in a TimeoutError, e.g. "SQS ReceiveMessage". */
   label: string;
-  /** The client's own error for a credential or network failure (retriable). */
-  fail: (code: "CredentialsError" | "NetworkError", error: unknown) => Error;
+  /** A 2xx answer longer than this is refused (ResponseTooLarge). Default 1 MiB. */
+  maxAnswerBytes?: number;
+  /** The client's own error for a failure before or instead of an answer (retriable). */
+  fail: (code: TransportCode, status: number, message: string, cause: unknown) => Error;
+}
+
+/**
+ * Failures that are no answer of the service's: credentials not found, the network, a redirect
+ * (never followed: its target would get the signed headers), an answer over the cap.
+ */
+export type TransportCode = "CredentialsError" | "NetworkError" | "Redirect" | "ResponseTooLarge";
+
+/** The `onRequest` result of each transport failure (a fixed set: it becomes a metric label). */
+const TRANSPORT_RESULTS: Record<string, string> = {
+  CredentialsError: "credentials",
+  NetworkError: "network",
+  Redirect: "redirect",
+  ResponseTooLarge: "too_large",
+};
+
+/** An AWS answer beyond what any action sluice sends can return (ReceiveMessage sets its own). */
+const MAX_ANSWER_BYTES = 1024 * 1024;
+/** An error answer is read this far: the code and message fit many times over. */
+const MAX_ERROR_BYTES = 64 * 1024;
+
+/** The onRequest result of a failed send: "timeout", a transport result, else "aborted". */
+export function transportResult(error: unknown): string {
+  if (error instanceof TimeoutError) return "timeout";
+  if (error instanceof AwsError) return TRANSPORT_RESULTS[error.code] ?? "network";
+  return "aborted";
 }
 
 export interface RawResponse {
   status: number;
   headers: Headers;
   text: string;
+  /** The credentials the request was signed with (for an ExpiredToken answer). */
+  keys: AwsCredentials;
 }
 
-/** Signs and sends one request; reads the whole body inside the timeout window. */
+/** The answer says the session token has expired: credentials must be resolved again. */
+export function isExpiredToken(code: string): boolean {
+  return code === "ExpiredToken" || code === "ExpiredTokenException";
+}
+
+/** Signs and sends one request; reads the body (within its cap) inside the timeout window. */
 export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
   const callerSignal = c.signal;
   callerSignal?.throwIfAborted();
@@ -91,7 +130,7 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
   try {
     creds = await c.credentials();
   } catch (error) {
-    throw c.fail("CredentialsError", error);
+    throw c.fail("CredentialsError", 0, errorMessage(error), error);
   }
   const signed = signRequest({
     url: c.endpoint,
@@ -112,25 +151,35 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
   );
   const forget = callerSignal && onAbort(callerSignal, () => timeout.abort(callerSignal.reason));
   try {
-    const response = await c.fetch(signed.url, {
+    const response = await fetchNoRedirect(c.fetch, c.label, signed.url, {
       method: "POST",
       headers: signed.headers,
       body: c.body,
-      signal: timeout.signal,
-    });
-    const text = await response.text();
+    }, timeout.signal);
+    const status = response.status;
+    const text = status >= 200 && status < 300
+      ? await readTextCapped(response, c.label, c.maxAnswerBytes ?? MAX_ANSWER_BYTES)
+      : await readTextPrefix(response, MAX_ERROR_BYTES);
     // Only a failure's headers are read (parseFailure): built on demand, not per response.
     return {
-      status: response.status,
+      status,
       get headers() {
         return response.headers;
       },
       text,
+      keys: creds,
     };
   } catch (error) {
     if (callerSignal?.aborted) throw callerSignal.reason;
     if (timeout.signal.aborted) throw timeout.signal.reason;
-    throw c.fail("NetworkError", error);
+    if (error instanceof RedirectError) {
+      const where = error.location ? `Location ${error.location}` : "no Location";
+      throw c.fail("Redirect", error.status, `not followed (${where})`, error);
+    }
+    if (error instanceof HttpError) {
+      throw c.fail("ResponseTooLarge", error.status, error.body, error);
+    }
+    throw c.fail("NetworkError", 0, errorMessage(error), error);
   } finally {
     cancelTimeout();
     forget?.();

@@ -2,18 +2,21 @@
  * A small DynamoDB client for the JSON 1.0 protocol (`X-Amz-Target: DynamoDB_20120810.<Action>`),
  * signed with SigV4 (service `dynamodb`, adapters/sigv4.ts) through an injected `fetch`, like the SQS
  * client. Only the five actions the idempotency store needs. It does not retry (except once after
- * a clock-skew answer): the store decides what a failure means.
+ * a clock-skew or an ExpiredToken answer): the store decides what a failure means.
  */
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
-  errorMessage,
+  isExpiredToken,
   isSkewError,
   parseJsonObject,
   sendSignedJson,
   shortCode,
+  transportResult,
 } from "./aws_json_protocol.ts";
+import { scrubAwsText } from "./aws_error_text.ts";
 import { SigningKeyCache } from "./sigv4.ts";
-import { AwsError, type AwsErrorArgs, TimeoutError } from "../lib/errors.ts";
+import { AwsError, type AwsErrorArgs } from "../lib/errors.ts";
+import { globalFetch } from "../lib/guarded_fetch.ts";
 
 /** A DynamoDB attribute value in the wire format: `{S: "x"}`, `{N: "1"}`, ... */
 export type AttributeValue = { S: string } | { N: string } | { BOOL: boolean } | {
@@ -48,6 +51,8 @@ export interface DynamoDbClientOptions {
   /** AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL, else https://dynamodb.<region>.amazonaws.com */
   endpoint?: string | undefined;
   credentials: () => Promise<AwsCredentials>;
+  /** An ExpiredTokenException for `used`: the request is signed once more after this. */
+  credentialsExpired?: (used: AwsCredentials) => void;
   /** Default: the global fetch. */
   fetch?: typeof fetch;
   /** Default: Date.now. */
@@ -76,7 +81,7 @@ export class DynamoDbClient {
   constructor(options: DynamoDbClientOptions) {
     this.#o = options;
     this.#endpoint = options.endpoint ?? `https://dynamodb.${options.region}.amazonaws.com/`;
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#fetch = options.fetch ?? globalFetch;
     this.#now = options.now ?? Date.now;
   }
 
@@ -166,10 +171,11 @@ export class DynamoDbClient {
       let status: number;
       let text: string;
       let headers: Headers;
+      let keys: AwsCredentials;
       try {
-        ({ status, text, headers } = await this.#send(action, body, signal));
+        ({ status, text, headers, keys } = await this.#send(action, body, signal));
       } catch (error) {
-        this.#report(action, transportLabel(error), started);
+        this.#report(action, transportResult(error), started);
         throw error;
       }
       const json = parseJsonObject(text);
@@ -178,12 +184,18 @@ export class DynamoDbClient {
         return json;
       }
       const code = shortCode(json?.__type) || `Http${status}`;
-      const message = String(json?.message ?? json?.Message ?? text.slice(0, 200));
+      // InvalidSignatureException echoes the canonical request, session token included.
+      const message = scrubAwsText(String(json?.message ?? json?.Message ?? text.slice(0, 2000)));
       this.#report(action, code, started);
       const date = Date.parse(headers.get("date") ?? "");
       if (attempt === 1 && isSkewError(code, message) && Number.isFinite(date)) {
         // Sign again with the server's idea of now; keep the offset for later requests.
         this.#clockOffsetMs = date - this.#now();
+        continue;
+      }
+      if (attempt === 1 && isExpiredToken(code) && this.#o.credentialsExpired) {
+        // Rotated keys (a refreshed shared file, a new instance-role session): sign again.
+        this.#o.credentialsExpired(keys);
         continue;
       }
       throw new DynamoDbError(action, code, status, message, {
@@ -210,8 +222,8 @@ export class DynamoDbClient {
       fetch: this.#fetch,
       signal: callerSignal,
       label: `DynamoDB ${action}`,
-      fail: (code, error) =>
-        new DynamoDbError(action, code, 0, errorMessage(error), { retriable: true, cause: error }),
+      fail: (code, status, message, cause) =>
+        new DynamoDbError(action, code, status, message, { retriable: true, cause }),
     });
   }
 }
@@ -241,12 +253,4 @@ function asItem(value: unknown): Item | undefined {
   return value !== null && typeof value === "object" && Object.keys(value).length > 0
     ? value as Item
     : undefined;
-}
-
-function transportLabel(error: unknown): string {
-  if (error instanceof TimeoutError) return "timeout";
-  if (error instanceof DynamoDbError) {
-    return error.code === "NetworkError" ? "network" : "credentials";
-  }
-  return "aborted";
 }

@@ -1,9 +1,11 @@
 /**
  * One HTTP request to a downstream, with the timeout, error mapping and
  * metrics hook that the enrichment and validator clients share. Redirects are
- * never followed (docs/messages.md): a 3xx is a failed call.
+ * never followed (lib/guarded_fetch.ts, docs/messages.md): a 3xx is a failed call. Bodies
+ * are read up to a cap: 4 MiB for a 2xx, a 16 KiB prefix of anything else.
  */
 import { HttpError, LocalError, RedirectError, TimeoutError } from "../lib/errors.ts";
+import { fetchNoRedirect, readTextCapped, readTextPrefix } from "../lib/guarded_fetch.ts";
 import { onAbort } from "../lib/on_abort.ts";
 import { parseRetryAfter } from "../lib/retry.ts";
 import { onTimeout } from "../lib/shared_timeouts.ts";
@@ -26,7 +28,14 @@ export interface HttpCallOptions {
   discardOkBody?: boolean;
   /** Called for every 3xx answer, before RedirectError is thrown. */
   onRedirect?: (error: RedirectError) => void;
+  /** A 2xx body longer than this is refused (HttpError, transient). Default 4 MiB. */
+  maxBodyBytes?: number;
 }
+
+/** A 2xx answer's cap: a batch of 100 profiles is a few dozen KiB. */
+const MAX_OK_BODY_BYTES = 4 * 1024 * 1024;
+/** Any other answer is read this far: enough for a reason, never a flood. */
+const MAX_ERROR_BODY_BYTES = 16 * 1024;
 
 export interface HttpAnswer {
   status: number;
@@ -39,11 +48,12 @@ export interface HttpAnswer {
 let lastParsed = "";
 
 /**
- * Sends a request and reads the whole body. Throws TimeoutError when the
- * per-request timeout fires, the caller's abort reason when `signal` aborts,
+ * Sends a request and reads the body (within its cap). Throws TimeoutError when
+ * the per-request timeout fires, the caller's abort reason when `signal` aborts,
  * HttpError (status 0, transient) when the connection fails, RedirectError
- * (transient) for a 3xx, and LocalError for a URL that cannot be requested at
- * all. Any other status is returned.
+ * (transient) for a 3xx, HttpError (transient) for a 2xx body over the cap, and
+ * LocalError for a URL that cannot be requested at all. Any other status is
+ * returned.
  */
 export async function httpCall(
   options: HttpCallOptions,
@@ -70,27 +80,30 @@ export async function httpCall(
   const started = now();
   let code = "network";
   try {
-    // Deno and Bun hand back the 3xx itself; a spec-strict fetch gives an opaque redirect.
-    const response = await doFetch(url, { ...init, redirect: "manual", signal: timeout });
-    const discard = options.discardOkBody && response.ok;
-    const text = discard ? "" : await response.text();
-    if (discard) await response.body?.cancel();
-    code = String(response.status);
-    const redirect = redirectOf(response, url);
-    if (redirect) {
-      const error = new RedirectError(options.target, redirect.status, redirect.location);
-      options.onRedirect?.(error);
-      throw error;
-    }
+    const response = await fetchNoRedirect(doFetch, options.target, url, init, timeout);
     const status = response.status;
+    const ok = status >= 200 && status < 300;
+    let text = "";
+    if (!ok) text = await readTextPrefix(response, MAX_ERROR_BODY_BYTES);
+    else if (!options.discardOkBody) {
+      text = await readTextCapped(
+        response,
+        options.target,
+        options.maxBodyBytes ?? MAX_OK_BODY_BYTES,
+      );
+    } else await response.body?.cancel();
+    code = String(status);
     // Only a failure's Retry-After means anything; a 2xx leaves its headers unbuilt (a
-    // Headers object per response under Deno).
-    const retryAfter = status >= 200 && status < 300
-      ? undefined
-      : parseRetryAfter(response.headers.get("retry-after"), now());
+    // Headers object per response under Deno) unless its length must be read.
+    const retryAfter = ok ? undefined : parseRetryAfter(response.headers.get("retry-after"), now());
     return { status, text, retryAfterMs: retryAfter };
   } catch (error) {
-    if (error instanceof RedirectError) throw error;
+    if (error instanceof HttpError) {
+      // A redirect or an answer too long to read: the downstream answered, with this status.
+      code = String(error.status);
+      if (error instanceof RedirectError) options.onRedirect?.(error);
+      throw error;
+    }
     if (signal?.aborted) throw signal.reason;
     if (timeout.aborted) {
       code = "timeout";
@@ -105,29 +118,6 @@ export async function httpCall(
     forget?.();
     options.onResponse?.(code, now() - started);
   }
-}
-
-/** The redirect a response stands for, if it is one; `location` resolved against the request. */
-export function redirectOf(
-  response: Pick<Response, "status" | "type" | "headers">,
-  requestUrl: string,
-): { status: number; location: string } | undefined {
-  if (response.type === "opaqueredirect") return { status: response.status, location: "" };
-  if (response.status < 300 || response.status > 399) return undefined;
-  const raw = response.headers.get("location") ?? "";
-  let location = raw;
-  try {
-    if (raw) {
-      const url = new URL(raw, requestUrl);
-      // Logged and shown on /readyz: never a password someone put in the Location.
-      url.username = "";
-      url.password = "";
-      location = url.href;
-    }
-  } catch {
-    // An unparsable Location is reported as sent.
-  }
-  return { status: response.status, location };
 }
 
 /** How `/readyz` and `check-config --probe` name a redirect: "VALIDATOR_URL redirects to …". */

@@ -1,20 +1,23 @@
 /**
  * A small SQS client for the JSON protocol (`application/x-amz-json-1.0`), signed with SigV4
  * (adapters/sigv4.ts) and sent through an injected `fetch`. It does not retry on its own (except once after a
- * clock-skew answer): callers wrap it in retry/breakers and decide per batch entry what to do.
+ * clock-skew or an ExpiredToken answer): callers wrap it in retry/breakers and decide per batch entry what to do.
  */
 
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
-  errorMessage,
+  isExpiredToken,
   isSkewError,
   parseJsonObject,
   type RawResponse,
   sendSignedJson,
   shortCode,
+  transportResult,
 } from "./aws_json_protocol.ts";
+import { scrubAwsText } from "./aws_error_text.ts";
 import { SigningKeyCache } from "./sigv4.ts";
-import { SqsError, TimeoutError } from "../lib/errors.ts";
+import { SqsError } from "../lib/errors.ts";
+import { globalFetch } from "../lib/guarded_fetch.ts";
 
 /** A received message, with its system attributes and message attributes. */
 export interface SqsMessage {
@@ -46,6 +49,8 @@ export interface SqsClientOptions {
   endpoint?: string;
   /** Current credentials; called before every request (the provider caches). */
   credentials: () => Promise<AwsCredentials>;
+  /** An ExpiredToken answer for `used`: the request is signed once more after this. */
+  credentialsExpired?: (used: AwsCredentials) => void;
   /** Transport, default the global fetch. */
   fetch?: typeof fetch;
   /** Clock for signing dates and durations, default Date.now. */
@@ -58,6 +63,13 @@ export interface SqsClientOptions {
    */
   onRequest?: (action: string, result: string, durationMs: number) => void;
 }
+
+/**
+ * ReceiveMessage's answer cap: 10 messages of up to 1 MiB each (body and attributes), which
+ * JSON escaping may triple (a 4-byte character as a 12-byte `\uXXXX\uXXXX` pair), plus the
+ * receipt handles, MD5s and attribute names. Every other answer has the protocol's 1 MiB cap.
+ */
+const MAX_RECEIVE_ANSWER_BYTES = 32 * 1024 * 1024;
 
 /** Error codes that mean "slow down", retriable like a 429. */
 const THROTTLING_CODES = new Set([
@@ -84,19 +96,6 @@ export function isStaleHandle(code: string, message: string): boolean {
     );
 }
 
-/**
- * An AWS error message fit for a log: SignatureDoesNotMatch bodies echo the
- * canonical request and the string to sign (headers, the session token's
- * scope); everything from there on is dropped, and the rest is capped.
- */
-export function scrubAwsMessage(message: string): string {
-  const echo = message.search(
-    /The Canonical String|The String-to-Sign|<CanonicalRequest|<StringToSign|canonical request|string to sign/i,
-  );
-  const kept = (echo >= 0 ? message.slice(0, echo) : message).trim();
-  return kept.length > 300 ? `${kept.slice(0, 300)}…` : kept;
-}
-
 /** Raised internally so the skew retry can see the server's Date header. */
 interface ParsedFailure {
   error: SqsError;
@@ -108,6 +107,7 @@ export class SqsClient {
   readonly #region: string;
   readonly #endpoint: string | undefined;
   readonly #credentials: () => Promise<AwsCredentials>;
+  readonly #credentialsExpired: ((used: AwsCredentials) => void) | undefined;
   readonly #fetch: typeof fetch;
   readonly #now: () => number;
   readonly #timeoutMs: number;
@@ -121,7 +121,8 @@ export class SqsClient {
     this.#region = options.region;
     this.#endpoint = options.endpoint;
     this.#credentials = options.credentials;
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#credentialsExpired = options.credentialsExpired;
+    this.#fetch = options.fetch ?? globalFetch;
     this.#now = options.now ?? Date.now;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#onRequest = options.onRequest;
@@ -157,6 +158,7 @@ export class SqsClient {
       signal: p.signal,
       // The long poll legitimately holds the connection for the whole wait.
       timeoutMs: p.waitTimeSeconds * 1000 + this.#timeoutMs,
+      maxAnswerBytes: MAX_RECEIVE_ANSWER_BYTES,
     });
     const messages = Array.isArray(out.Messages) ? out.Messages : [];
     return messages.map(toMessage);
@@ -340,7 +342,7 @@ export class SqsClient {
     action: string,
     queueUrl: string | undefined,
     payload: Record<string, unknown>,
-    opts: { signal?: AbortSignal | undefined; timeoutMs?: number },
+    opts: { signal?: AbortSignal | undefined; timeoutMs?: number; maxAnswerBytes?: number },
   ): Promise<Record<string, unknown>> {
     const endpoint = this.#endpointFor(queueUrl);
     const body = JSON.stringify(payload);
@@ -349,9 +351,9 @@ export class SqsClient {
       const started = this.#now();
       let raw: RawResponse;
       try {
-        raw = await this.#send(action, endpoint, body, opts.signal, timeoutMs);
+        raw = await this.#send(action, endpoint, body, opts, timeoutMs);
       } catch (err) {
-        this.#report(action, transportLabel(err), started);
+        this.#report(action, transportResult(err), started);
         throw err;
       }
       if (raw.status >= 200 && raw.status < 300) {
@@ -361,7 +363,7 @@ export class SqsClient {
             action,
             "InvalidResponse",
             raw.status,
-            raw.text.slice(0, 200),
+            scrubAwsText(raw.text),
             {
               retriable: false,
             },
@@ -379,6 +381,11 @@ export class SqsClient {
         this.#clockOffsetMs = failure.serverDate - this.#now();
         continue;
       }
+      if (this.#credentialsExpired && isExpiredToken(failure.error.code) && attempt === 1) {
+        // Rotated keys (a refreshed shared file, a new instance-role session): sign again.
+        this.#credentialsExpired(raw.keys);
+        continue;
+      }
       throw failure.error;
     }
   }
@@ -392,7 +399,7 @@ export class SqsClient {
     action: string,
     endpoint: string,
     body: string,
-    callerSignal: AbortSignal | undefined,
+    opts: { signal?: AbortSignal | undefined; maxAnswerBytes?: number },
     timeoutMs: number,
   ): Promise<RawResponse> {
     return sendSignedJson({
@@ -406,10 +413,11 @@ export class SqsClient {
       signedAtMs: this.#now() + this.#clockOffsetMs,
       timeoutMs,
       fetch: this.#fetch,
-      signal: callerSignal,
+      signal: opts.signal,
+      ...(opts.maxAnswerBytes ? { maxAnswerBytes: opts.maxAnswerBytes } : {}),
       label: `SQS ${action}`,
-      fail: (code, error) =>
-        new SqsError(action, code, 0, errorMessage(error), { retriable: true, cause: error }),
+      fail: (code, status, message, cause) =>
+        new SqsError(action, code, status, message, { retriable: true, cause }),
     });
   }
 }
@@ -438,12 +446,6 @@ function isRegion(label: string): boolean {
   return /^[a-z]{2}(?:-[a-z]+)+-\d+$/.test(label);
 }
 
-function transportLabel(err: unknown): string {
-  if (err instanceof TimeoutError) return "timeout";
-  if (err instanceof SqsError) return err.code === "NetworkError" ? "network" : "credentials";
-  return "aborted";
-}
-
 function parseFailure(action: string, raw: RawResponse): ParsedFailure {
   const json = parseJsonObject(raw.text);
   const typeCode = shortCode(json?.__type);
@@ -451,7 +453,7 @@ function parseFailure(action: string, raw: RawResponse): ParsedFailure {
   const queryError = raw.headers.get("x-amzn-query-error") ?? "";
   const queryCode = queryError.split(";")[0]?.trim() ?? "";
   const code = typeCode || shortQueryCode(queryCode) || `Http${raw.status}`;
-  const message = scrubAwsMessage(
+  const message = scrubAwsText(
     str(json?.message ?? json?.Message ?? (json ? "" : raw.text.slice(0, 2000))),
   );
   const retriable = raw.status === 429 || raw.status >= 500 || THROTTLING_CODES.has(code) ||
@@ -508,7 +510,7 @@ function toBatchResult(out: Record<string, unknown>): BatchResult {
       return {
         id: str(e.Id),
         code: str(e.Code),
-        message: scrubAwsMessage(str(e.Message)),
+        message: scrubAwsText(str(e.Message)),
         senderFault: e.SenderFault === true,
       };
     }),

@@ -1,8 +1,9 @@
 /**
  * The AWS clients of a config, SQS and DynamoDB, on one credential chain: environment,
- * shared credentials file, then the instance role (IMDSv2), whose answer both share.
+ * shared credentials file, then the instance role (IMDSv2), whose answer both share; an
+ * ExpiredToken answer to either makes the chain resolve again.
  */
-import { credentialChain } from "../adapters/aws_credentials.ts";
+import { type AwsCredentials, credentialChain } from "../adapters/aws_credentials.ts";
 import { DynamoDbClient, dynamoDbEndpoint } from "../adapters/dynamodb_client.ts";
 import { SqsClient } from "../adapters/sqs_client.ts";
 import type { Config } from "./config.ts";
@@ -45,6 +46,7 @@ function commonOptions(config: Config, deps: AwsDeps, onRequest: OnRequest | und
   return {
     region: config.region,
     credentials: () => credentials.get(),
+    credentialsExpired: (used: AwsCredentials) => credentials.expired(used),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.now ? { now: deps.now } : {}),
     ...(onRequest ? { onRequest } : {}),

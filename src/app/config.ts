@@ -115,7 +115,7 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     "false",
     "true or false",
     bool,
-    "allow a plain http:// SQS endpoint that is not loopback (credentials would travel in clear)",
+    "allow a plain http:// AWS endpoint (SQS, DynamoDB) that is not loopback (credentials would travel in clear)",
   ),
   v(
     "AWS_ENDPOINT_URL_DYNAMODB",
@@ -301,11 +301,29 @@ function read<T>(
   const value = raw === undefined || raw === "" ? spec.default : raw;
   if (value === undefined) return undefined;
   const result = spec.schema.safeParse(value);
+  const shown = spec.secret ? "<hidden>" : JSON.stringify(hideUserinfo(value));
   if (!result.success) {
-    const shown = spec.secret ? "<hidden>" : JSON.stringify(value);
     return report(sink, name, `Cannot parse ${name}: received ${shown}, expected ${spec.expected}`);
   }
+  if (spec.schema === url && hasUserinfo(value)) {
+    return report(
+      sink,
+      name,
+      `Cannot use ${name}: received ${shown}, expected a URL without user:password@ (it would be printed in logs, /readyz and check-config)`,
+    );
+  }
   return result.data as T;
+}
+
+/** Whether a URL carries a user name or password (`https://user:pass@host`). */
+function hasUserinfo(value: string): boolean {
+  const parsed = URL.parse(value.trim());
+  return parsed !== null && (parsed.username !== "" || parsed.password !== "");
+}
+
+/** `scheme://anything@` shown as `scheme://<hidden>@`: a refused URL never prints a password. */
+function hideUserinfo(value: string): string {
+  return value.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1<hidden>@");
 }
 
 function required<T>(env: Record<string, string | undefined>, name: string, sink?: Sink): T {
@@ -335,11 +353,26 @@ export function worstCaseStopSeconds(
     STOP_FLUSH_SECONDS;
 }
 
-/** Whether a host name (as `URL.hostname` gives it, or HTTP_HOST) is this machine's loopback. */
+/**
+ * Whether a host name (as `URL.hostname` gives it, or HTTP_HOST) is this machine's loopback:
+ * `localhost`, 127.0.0.0/8 or ::1, literally. Not `*.localhost`: whether such a name resolves
+ * to loopback is up to the resolver, and a DNS server may answer anything for it.
+ */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, "");
-  return h === "localhost" || h.endsWith(".localhost") || h === "::1" ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * The refusal of an AWS endpoint URL that would carry signed requests and the session token in
+ * clear: plain http:// off loopback. Undefined when the URL is fine.
+ */
+export function clearTextEndpointProblem(name: string, value: string): string | undefined {
+  const parsed = URL.parse(value.trim());
+  if (!parsed || parsed.protocol !== "http:" || isLoopbackHost(parsed.hostname)) return undefined;
+  return `Cannot use ${name}: received ${
+    JSON.stringify(value)
+  }, expected an https:// URL (plain http is allowed only on loopback, or with AWS_ALLOW_HTTP_ENDPOINT=true: requests and the session token would travel in clear)`;
 }
 
 /** Same queue: the same URL, or the same account/name path in the same region. */
@@ -352,25 +385,28 @@ function sameQueue(a: string, b: string): boolean {
     region === regionFromQueueUrl(b);
 }
 
+/**
+ * The endpoint overrides of every AWS service sluice calls (an S3 endpoint joins this list). The
+ * queue URL is the SQS endpoint only when neither SQS override is set: with one, the queue URL's
+ * host is never contacted (an emulator's `sqs.<region>.localhost` names stay usable).
+ */
+const AWS_ENDPOINT_VARIABLES = [
+  "AWS_ENDPOINT_URL_SQS",
+  "AWS_ENDPOINT_URL",
+  "AWS_ENDPOINT_URL_DYNAMODB",
+];
+
 /** A plain http:// AWS endpoint off this machine would carry the signed requests in clear. */
-function refuseClearTextEndpoint(
-  env: Record<string, string | undefined>,
-  urls: string[],
-  sink?: Sink,
-): void {
+function refuseClearTextEndpoints(env: Record<string, string | undefined>, sink?: Sink): void {
   if (read<boolean>(env, "AWS_ALLOW_HTTP_ENDPOINT", sink)) return;
-  for (const name of urls) {
+  const sqsOverridden = Boolean(env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL);
+  const names = sqsOverridden
+    ? AWS_ENDPOINT_VARIABLES
+    : [...AWS_ENDPOINT_VARIABLES, "SQS_QUEUE_URL"];
+  for (const name of names) {
     const value = read<string>(env, name, sink);
-    if (value === undefined) continue;
-    const parsed = new URL(value);
-    if (parsed.protocol !== "http:" || isLoopbackHost(parsed.hostname)) continue;
-    report(
-      sink,
-      name,
-      `Cannot use ${name}: received ${
-        JSON.stringify(value)
-      }, expected an https:// URL (plain http is allowed only on loopback, or with AWS_ALLOW_HTTP_ENDPOINT=true: requests and the session token would travel in clear)`,
-    );
+    const problem = value === undefined ? undefined : clearTextEndpointProblem(name, value);
+    if (problem) report(sink, name, problem);
   }
 }
 
@@ -409,7 +445,8 @@ export function collectConfigProblems(
 ): { config: Config | undefined; problems: string[] } {
   const problems: string[] = [];
   const config = buildConfig(env, problems);
-  return { config: problems.length === 0 ? config : undefined, problems };
+  // A variable read by two checks (an endpoint, then the config itself) is reported once.
+  return { config: problems.length === 0 ? config : undefined, problems: [...new Set(problems)] };
 }
 
 function ingestOrUndefined(base: string | undefined): string | undefined {
@@ -445,7 +482,7 @@ function buildConfig(env: Record<string, string | undefined>, sink: Sink): Confi
   }
   // Validate the credential-chain variables early even though the chain reads them itself.
   read(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT", sink);
-  refuseClearTextEndpoint(env, ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "SQS_QUEUE_URL"], sink);
+  refuseClearTextEndpoints(env, sink);
   const r = <T>(name: string) => required<T>(env, name, sink);
   const config: Config = {
     region: region ?? "",

@@ -4,11 +4,15 @@
  * /readyz shows.
  */
 import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
-import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
+import { type SluiceMetrics, sqsResultLabel } from "../domain/sluice_metrics.ts";
 
-/** Results of an SQS request that say SQS itself is unwell, not our request. */
+/**
+ * Results of an SQS request that say SQS itself is unwell, not our request (a redirect or an
+ * oversized answer: the endpoint is not behaving as SQS).
+ */
 export function sqsFailed(result: string): boolean {
-  return result === "network" || result === "timeout" ||
+  return result === "network" || result === "timeout" || result === "redirect" ||
+    result === "too_large" ||
     /throttl|internal|unavailable|overloaded|5\d\d/i.test(result);
 }
 
@@ -79,7 +83,7 @@ export class SqsObserver {
 
   /** For SqsClientOptions.onRequest. */
   observe = (action: string, result: string): void => {
-    this.#services.metrics.sqsRequests.inc({ action, result });
+    this.#services.metrics.sqsRequests.inc({ action, result: sqsResultLabel(result) });
     if (queueChanged(result)) this.#onQueueChange?.();
     const failed = sqsFailed(result);
     this.#ports.breaker.record(!failed, failed ? `${action}: ${result}` : undefined);

@@ -1,5 +1,6 @@
 /** What the subcommands take from the world, injected so their logic can be tested. */
 import { type Clock, systemClock } from "../lib/clock.ts";
+import { globalFetch } from "../lib/guarded_fetch.ts";
 import type { RetryOptions } from "../lib/retry.ts";
 import { escapeTerminal } from "../lib/terminal_text.ts";
 import * as runtime from "./runtime.ts";
@@ -33,7 +34,7 @@ export function runtimeDeps(signal: AbortSignal): CliDeps {
     status: runtime.stderrIsTerminal()
       ? (line) => runtime.writeStderr(`\r\u001b[K${line}`)
       : () => {},
-    fetch: (input, init) => fetch(input, init),
+    fetch: globalFetch,
     clock: systemClock,
     readTextFile: runtime.readTextFile,
     homeDir: runtime.homeDir(),

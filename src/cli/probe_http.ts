@@ -5,6 +5,12 @@
  * empty POST answered 400/405/415/422). No request follows a redirect.
  */
 
+import { RedirectError } from "../lib/errors.ts";
+import { fetchNoRedirect, readTextPrefix } from "../lib/guarded_fetch.ts";
+
+/** A probe reads this much of an answer: enough to tell JSON from a login page. */
+const MAX_PROBE_BYTES = 64 * 1024;
+
 export interface ProbeResult {
   ok: boolean;
   /** The line shown after "ok" or "FAIL". */
@@ -29,12 +35,14 @@ async function ask(
   timeoutMs: number,
 ): Promise<Answer> {
   try {
-    const response = await fetcher(url, {
-      ...init,
-      redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.text();
+    const response = await fetchNoRedirect(
+      fetcher,
+      url,
+      url,
+      init,
+      AbortSignal.timeout(timeoutMs),
+    );
+    const text = await readTextPrefix(response, MAX_PROBE_BYTES);
     let json = false;
     try {
       JSON.parse(text);
@@ -42,8 +50,11 @@ async function ask(
     } catch {
       json = false;
     }
-    return { status: response.status, location: response.headers.get("location"), json };
+    return { status: response.status, location: null, json };
   } catch (error) {
+    if (error instanceof RedirectError) {
+      return { status: error.status, location: error.location || null, json: false };
+    }
     return { status: 0, location: null, json: false, error: (error as Error).message };
   }
 }

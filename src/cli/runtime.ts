@@ -7,6 +7,7 @@
  * No `node:` module is imported: under Deno that loads the Node compatibility layer, which
  * made the worker ~5 % slower per message and ~6 MB larger (bench/RESULTS.md).
  */
+import { serveHttp1 } from "../lib/http1_server.ts";
 
 /** Signals the worker reacts to. */
 export type RuntimeSignal = "SIGTERM" | "SIGINT" | "SIGHUP";
@@ -211,7 +212,15 @@ export function pid(): number {
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
-/** Serves `handler` with the runtime's own HTTP server; returns a closer. */
+/** Seconds a health-server connection may sit without a complete request (Bun's unit). */
+const IDLE_TIMEOUT_SECONDS = 10;
+
+/**
+ * Serves `handler` for the health and metrics endpoints; returns a closer. A connection that
+ * sends partial headers, or trickles them, is closed within seconds: under Bun by its
+ * `idleTimeout`; under Deno, whose Deno.serve has no such option, by lib/http1_server.ts on a
+ * plain TCP listener (at most 10 s idle, 5 s from a request's first byte to its last header).
+ */
 export function serve(
   hostname: string,
   port: number,
@@ -220,18 +229,38 @@ export function serve(
   const g = globalThis as {
     Deno?: typeof Deno;
     Bun?: {
-      serve(o: { hostname: string; port: number; fetch: FetchHandler }): {
+      serve(o: {
+        hostname: string;
+        port: number;
+        fetch: FetchHandler;
+        idleTimeout: number;
+        maxRequestBodySize: number;
+      }): {
         port: number;
         stop(force?: boolean): Promise<void> | void;
       };
     };
   };
   if (g.Deno) {
-    const server = g.Deno.serve({ hostname, port, onListen: () => {} }, handler);
-    return { port: server.addr.port, close: () => server.shutdown() };
+    const listener = g.Deno.listen({ hostname, port });
+    const { port: bound } = listener.addr;
+    const host = listener.addr.hostname.includes(":")
+      ? `[${listener.addr.hostname}]`
+      : listener.addr.hostname;
+    const server = serveHttp1(listener, handler, {
+      origin: `http://${host}:${bound}`,
+      idleTimeoutMs: IDLE_TIMEOUT_SECONDS * 1000,
+    });
+    return { port: bound, close: () => server.close() };
   }
   if (g.Bun) {
-    const server = g.Bun.serve({ hostname, port, fetch: handler });
+    const server = g.Bun.serve({
+      hostname,
+      port,
+      fetch: handler,
+      idleTimeout: IDLE_TIMEOUT_SECONDS,
+      maxRequestBodySize: 64 * 1024,
+    });
     return { port: server.port, close: async () => void (await server.stop(true)) };
   }
   throw new Error("Cannot serve HTTP: received a runtime without a server, expected Deno or Bun");

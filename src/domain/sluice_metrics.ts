@@ -28,6 +28,51 @@ const SQS_ACTIONS = [
   "GetQueueAttributes",
 ];
 
+/**
+ * The `result` label of `sluice_sqs_requests_total`: a fixed set, since the error code comes from
+ * the endpoint's answer and a misbehaving one must not grow the series. The SQS codes sluice
+ * tells apart (throttling, stale handles, a missing queue, credentials and signing, SQS's own
+ * failures), the client's transport results, and `error` for anything else.
+ */
+export const SQS_RESULTS: ReadonlySet<string> = new Set([
+  "ok",
+  "timeout",
+  "network",
+  "aborted",
+  "credentials",
+  "redirect",
+  "too_large",
+  "ThrottlingException",
+  "RequestThrottled",
+  "Throttling",
+  "KmsThrottled",
+  "OverLimit",
+  "ReceiptHandleIsInvalid",
+  "MessageNotInflight",
+  "InvalidParameterValue",
+  "QueueDoesNotExist",
+  "NonExistentQueue",
+  "AccessDenied",
+  "AccessDeniedException",
+  "ExpiredToken",
+  "ExpiredTokenException",
+  "InvalidClientTokenId",
+  "SignatureDoesNotMatch",
+  "InvalidSignatureException",
+  "RequestTimeTooSkewed",
+  "RequestExpired",
+  "InternalError",
+  "InternalFailure",
+  "ServiceUnavailable",
+  "InvalidResponse",
+  "error",
+]);
+
+/** An SQS request's result as its metric label: itself when in SQS_RESULTS, else `error`. */
+export function sqsResultLabel(result: string): string {
+  return SQS_RESULTS.has(result) ? result : "error";
+}
+
 /** The labels of `sluice_build_info`. */
 export interface BuildLabels {
   version: string;
@@ -102,7 +147,10 @@ export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
   }
   for (const target of BREAKERS) m.breakerState.init({ target });
   for (const result of ["hit", "miss", "stale"]) m.cacheRequests.init({ result });
-  for (const action of SQS_ACTIONS) m.sqsRequests.init({ action, result: "ok" });
+  for (const action of SQS_ACTIONS) {
+    m.sqsRequests.init({ action, result: "ok" });
+    m.sqsRequests.init({ action, result: "error" });
+  }
   for (const kind of ["delete", "visibility"]) m.staleReceipts.init({ kind });
   for (const cause of AT_LEAST_ONCE_CAUSES) m.atLeastOnce.init({ cause });
   return m;

@@ -35,6 +35,9 @@ export class SluiceError extends Error {
   }
 }
 
+/** How much of an answer an HttpError keeps (a validator's reason is at most 256). */
+export const MAX_ERROR_BODY_CHARS = 1024;
+
 /** A downstream answered with a status we do not treat as success. */
 export class HttpError extends SluiceError {
   override name = "HttpError";
@@ -42,6 +45,7 @@ export class HttpError extends SluiceError {
   readonly status: number;
   /** Milliseconds the server asked us to wait (`Retry-After`), if it said. */
   readonly retryAfterMs: number | undefined;
+  /** The answer's first MAX_ERROR_BODY_CHARS characters: an error outlives its request. */
   readonly body: string;
 
   constructor(
@@ -61,7 +65,7 @@ export class HttpError extends SluiceError {
     );
     this.target = target;
     this.status = status;
-    this.body = body;
+    this.body = body.length > MAX_ERROR_BODY_CHARS ? body.slice(0, MAX_ERROR_BODY_CHARS) : body;
     this.retryAfterMs = options.retryAfterMs;
   }
 }

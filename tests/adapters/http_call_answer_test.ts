@@ -1,7 +1,7 @@
 /** httpCall's answer: what it reads of a response, and the URLs it refuses itself. */
 import assert from "node:assert/strict";
 import { httpCall } from "../../src/adapters/http_call.ts";
-import { LocalError } from "../../src/lib/errors.ts";
+import { HttpError, LocalError } from "../../src/lib/errors.ts";
 import { serveJson } from "../support/lab_env.ts";
 
 Deno.test("httpCall: Retry-After is read from a failed answer and left alone on a 2xx", async () => {
@@ -47,6 +47,65 @@ Deno.test("httpCall: a URL that cannot be requested is our own fault, before and
       }
       await assert.rejects(httpCall(options, url, { method: "GET" }), LocalError, url);
     }
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("httpCall: a 2xx body over the cap is a transient HttpError; an error body is read only as a prefix", async () => {
+  const MiB = 1024 * 1024;
+  const server = serveJson(async (request, url) => {
+    await request.text();
+    const size = Number(url.searchParams.get("bytes"));
+    const status = Number(url.searchParams.get("status"));
+    // A stream of unknown length (chunked): no Content-Length says how much is coming.
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= size) return controller.close();
+        const chunk = new Uint8Array(Math.min(65536, size - sent)).fill(0x7a);
+        sent += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+    });
+    return new Response(body, { status });
+  });
+  const codes: string[] = [];
+  const options = {
+    target: "enrichment",
+    timeoutMs: 5000,
+    onResponse: (c: string) => codes.push(c),
+  };
+  try {
+    const error = await httpCall(
+      options,
+      `${server.url}/v1/users:batch?bytes=${6 * MiB}&status=200`,
+      {
+        method: "POST",
+        body: "{}",
+      },
+    ).then(() => undefined, (e) => e);
+    assert.ok(error instanceof HttpError, `expected HttpError, got ${error}`);
+    assert.equal(error.category, "TRANSIENT");
+    assert.match(error.message, /answer longer than 4194304 bytes/);
+    const fits = await httpCall(
+      options,
+      `${server.url}/v1/users:batch?bytes=${3 * MiB}&status=200`,
+      {
+        method: "POST",
+        body: "{}",
+      },
+    );
+    assert.equal(fits.text.length, 3 * MiB);
+    const failed = await httpCall(options, `${server.url}/ingest?bytes=${8 * MiB}&status=400`, {
+      method: "POST",
+      body: "{}",
+    });
+    assert.equal(failed.status, 400);
+    assert.equal(failed.text.length, 16 * 1024, "a 16 KiB prefix of a rejection");
+    const kept = new HttpError("validator", 500, failed.text);
+    assert.equal(kept.body.length, 1024, "an error keeps a bounded prefix");
+    assert.deepEqual(codes, ["200", "200", "400"]);
   } finally {
     await server.close();
   }

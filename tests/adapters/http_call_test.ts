@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { EnrichClient } from "../../src/adapters/enrich_client.ts";
-import { describeRedirect, redirectOf, RedirectWatch } from "../../src/adapters/http_call.ts";
+import { describeRedirect, RedirectWatch } from "../../src/adapters/http_call.ts";
+import { redirectOf } from "../../src/lib/guarded_fetch.ts";
 import { ValidatorClient } from "../../src/adapters/validator_client.ts";
 import { categoryOf, isRetriable, RedirectError } from "../../src/lib/errors.ts";
 import { serveJson } from "../support/lab_env.ts";

@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import {
   isStaleHandle,
   regionFromQueueUrl,
-  scrubAwsMessage,
   SqsClient,
   type SqsClientOptions,
 } from "../../src/adapters/sqs_client.ts";
 import { SqsError, TimeoutError } from "../../src/lib/errors.ts";
+import { scrubAwsText } from "../../src/adapters/aws_error_text.ts";
 import type { AwsCredentials } from "../../src/adapters/aws_credentials.ts";
 import { type FakeSqs, type FakeSqsOptions, startFakeSqs } from "../support/fake_sqs.ts";
 import { faults, sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
@@ -496,12 +496,12 @@ const SIGNATURE_BODY =
 
 Deno.test("sqs client: AWS error messages are logged without the echoed canonical request or string to sign", async () => {
   assert.equal(
-    scrubAwsMessage(SIGNATURE_BODY),
+    scrubAwsText(SIGNATURE_BODY),
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
   );
   const xml =
     "<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><StringToSign>AWS4-HMAC-SHA256 secret-ish</StringToSign><CanonicalRequest>POST /</CanonicalRequest></Error></ErrorResponse>";
-  assert.doesNotMatch(scrubAwsMessage(xml), /AWS4-HMAC|CanonicalRequest|StringToSign/);
+  assert.doesNotMatch(scrubAwsText(xml), /AWS4-HMAC|CanonicalRequest|StringToSign/);
   await withFake({ queues: { work: {} } }, async (sqs) => {
     sqs.respond(
       "GetQueueAttributes",

@@ -5,6 +5,7 @@ import {
   CONFIG_VARS,
   exposureWarning,
   ingestUrl,
+  isLoopbackHost,
   loadConfig,
 } from "../../src/app/config.ts";
 import { ConfigError } from "../../src/lib/errors.ts";
@@ -228,4 +229,106 @@ Deno.test("config: collectConfigProblems names every problem at once, loadConfig
   const ok = collectConfigProblems(base);
   assert.deepEqual(ok.problems, []);
   assert.equal(ok.config?.queueUrl, loadConfig(base).queueUrl);
+});
+
+Deno.test("config: loopback is localhost, 127.0.0.0/8 and ::1 literally, never a *.localhost name", () => {
+  const rows: Array<[string, boolean]> = [
+    ["localhost", true],
+    ["LOCALHOST", true],
+    ["127.0.0.1", true],
+    ["127.255.3.4", true],
+    ["::1", true],
+    ["[::1]", true],
+    ["sqs.us-east-1.localhost", false],
+    ["evil.localhost", false],
+    ["localhost.example.com", false],
+    ["128.0.0.1", false],
+    ["10.0.0.9", false],
+    ["::ffff:7f00:1", false],
+  ];
+  for (const [host, loopback] of rows) assert.equal(isLoopbackHost(host), loopback, host);
+});
+
+Deno.test("config: a plain http:// DynamoDB endpoint off loopback is refused like an SQS one", () => {
+  const table = { IDEMPOTENCY_TABLE: "sluice-dedupe" };
+  const error = failure({ ...table, AWS_ENDPOINT_URL_DYNAMODB: "http://dynamo.example.com" });
+  assert.equal(error.variable, "AWS_ENDPOINT_URL_DYNAMODB");
+  assert.match(
+    error.message,
+    /^Cannot use AWS_ENDPOINT_URL_DYNAMODB: received "http:\/\/dynamo\.example\.com", expected an https:\/\/ URL/,
+  );
+  assert.equal(
+    failure({ AWS_ENDPOINT_URL_DYNAMODB: "http://dynamo.localhost:8000" }).variable,
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "refused with no table set too: the variable is wrong either way",
+  );
+  for (
+    const ok of ["http://127.0.0.1:8000", "http://localhost:8000", "https://dynamo.example.com"]
+  ) {
+    assert.equal(
+      loadConfig({ ...base, ...table, AWS_ENDPOINT_URL_DYNAMODB: ok }).dynamodbEndpoint,
+      ok,
+    );
+  }
+  const allowed = loadConfig({
+    ...base,
+    AWS_ENDPOINT_URL_DYNAMODB: "http://dynamo.example.com",
+    AWS_ALLOW_HTTP_ENDPOINT: "true",
+  });
+  assert.equal(allowed.dynamodbEndpoint, "http://dynamo.example.com");
+});
+
+Deno.test("config: a *.localhost endpoint is not loopback; the queue URL's host counts only when it is the endpoint", () => {
+  for (const name of ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"]) {
+    assert.equal(failure({ [name]: "http://sqs.us-east-1.localhost:4566" }).variable, name);
+  }
+  const emulatorQueue = "http://sqs.us-east-1.localhost:4566/000000000000/q";
+  assert.equal(failure({ SQS_QUEUE_URL: emulatorQueue }).variable, "SQS_QUEUE_URL");
+  // With an endpoint override the queue URL's host is never contacted (fauxqs, the lab).
+  const c = loadConfig({
+    ...base,
+    SQS_QUEUE_URL: emulatorQueue,
+    AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:4566",
+  });
+  assert.equal(c.endpoint, "http://127.0.0.1:4566");
+});
+
+const URL_VARIABLES = CONFIG_VARS.filter((v) => v.expected === "an http(s) URL").map((v) => v.name);
+
+Deno.test("config: a URL with user:password@ is refused for every URL variable, the password never shown", () => {
+  assert.deepEqual(URL_VARIABLES, [
+    "SQS_QUEUE_URL",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "DLQ_QUEUE_URL",
+    "ENRICH_URL",
+    "VALIDATOR_URL",
+  ]);
+  for (const name of URL_VARIABLES) {
+    for (
+      const value of [
+        "https://sluice:hunter2secret@api.example/v1",
+        "https://hunter2secret@x.example",
+      ]
+    ) {
+      const error = failure({ [name]: value });
+      assert.equal(error.variable, name);
+      assert.match(
+        error.message,
+        new RegExp(
+          `^Cannot use ${name}: received "https://<hidden>@[a-z.]+.*", expected a URL without user:password@`,
+        ),
+      );
+      assert.equal(error.message.includes("hunter2secret"), false, error.message);
+      assert.equal(error.message.includes("\n"), false, "one line");
+      const { problems } = collectConfigProblems({ ...base, [name]: value });
+      assert.equal(problems.length, 1, problems.join("\n"));
+      assert.equal(problems[0]!.includes("hunter2secret"), false);
+    }
+  }
+  // A value that is no URL at all is shown without what looks like its userinfo either.
+  const broken = failure({ ENRICH_URL: "https://user:hunter2secret@[bad" });
+  assert.match(broken.message, /^Cannot parse ENRICH_URL: received "https:\/\/<hidden>@\[bad"/);
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { nextSqsError, sqsFailed, SqsObserver } from "../../src/app/sqs_observer.ts";
+import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 
 // [result, SQS itself is unwell (a failure for the SQS breaker)]
 const failedRows: Array<[string, boolean]> = [
@@ -15,6 +16,8 @@ const failedRows: Array<[string, boolean]> = [
   ["AccessDenied", false],
   ["ReceiptHandleIsInvalid", false],
   ["aborted", false],
+  ["redirect", true],
+  ["too_large", true],
 ];
 for (const [result, failed] of failedRows) {
   Deno.test(`sqs observer: '${result}' is ${failed ? "" : "not "}a failure of SQS`, () => {
@@ -107,4 +110,27 @@ Deno.test("sqs observer: counts every request, samples the breaker, notes readin
   ]);
   assert.equal(notes, 2, "once when the error appeared, once when it cleared");
   assert.equal(observer.lastError, undefined);
+});
+
+Deno.test("sqs observer: the result label is one of a fixed set, whatever code the endpoint invents", () => {
+  const metrics = createSluiceMetrics();
+  const observer = new SqsObserver({
+    ports: { breaker: { record: () => {} }, onReadinessChange: () => {} },
+    services: { metrics },
+  });
+  const invented = Array.from({ length: 500 }, (_, i) => `Weird${i}${"x".repeat(i % 7)}`);
+  for (const code of invented) observer.observe("ReceiveMessage", code);
+  for (const code of ["ThrottlingException", "QueueDoesNotExist", "Http503", "redirect", "ok"]) {
+    observer.observe("ReceiveMessage", code);
+  }
+  const series = metrics.registry.render().split("\n").filter((line) =>
+    line.startsWith('sluice_sqs_requests_total{action="ReceiveMessage"')
+  );
+  assert.deepEqual(series.sort(), [
+    'sluice_sqs_requests_total{action="ReceiveMessage",result="QueueDoesNotExist"} 1',
+    'sluice_sqs_requests_total{action="ReceiveMessage",result="ThrottlingException"} 1',
+    'sluice_sqs_requests_total{action="ReceiveMessage",result="error"} 501',
+    'sluice_sqs_requests_total{action="ReceiveMessage",result="ok"} 1',
+    'sluice_sqs_requests_total{action="ReceiveMessage",result="redirect"} 1',
+  ]);
 });

@@ -122,6 +122,26 @@ Deno.test("cli: check-config accepts LOG_LEVEL=warning and prints the resolved v
   assert.match(doc.resolved.credentials, /EC2 instance role through IMDSv2/);
 });
 
+Deno.test("cli: a URL with user:password@ stops the worker and check-config, never printing the password", async () => {
+  const env = { ...BASE, ENRICH_URL: "https://sluice:hunter2secret@enrich.example/" };
+  const check = await sluice(["check-config"], env);
+  assert.equal(check.code, 2);
+  assert.match(
+    check.stdout,
+    /FAIL Cannot use ENRICH_URL: received "https:\/\/<hidden>@enrich\.example\/", expected a URL without user:password@/,
+  );
+  const worker = await sluice([], env);
+  assert.equal(worker.code, 2);
+  assert.match(
+    worker.stderr,
+    /Cannot use ENRICH_URL: received "https:\/\/<hidden>@enrich\.example\/"/,
+  );
+  assert.equal(worker.stderr.trim().split("\n").length, 1, `one line: ${worker.stderr}`);
+  for (const r of [check, worker]) {
+    assert.doesNotMatch(r.stdout + r.stderr, /hunter2secret/);
+  }
+});
+
 Deno.test("cli: check-config --env-file reads a systemd EnvironmentFile only", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -25,6 +25,8 @@ Deno.test("sluice metrics: every series with known labels exists at 0 from start
     'sluice_downstream_duration_seconds_count{target="enrichment"} 0',
     'sluice_downstream_duration_seconds_count{target="validator"} 0',
     'sluice_sqs_requests_total{action="ReceiveMessage",result="ok"} 0',
+    'sluice_sqs_requests_total{action="ReceiveMessage",result="error"} 0',
+    'sluice_sqs_requests_total{action="DeleteMessageBatch",result="error"} 0',
     'sluice_stale_receipts_total{kind="delete"} 0',
     "sluice_in_flight 0",
     "sluice_message_duration_seconds_count 0",
