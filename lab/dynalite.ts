@@ -7,6 +7,7 @@
  * so the lab's own event loop (SQS emulator, simulators) does not serve it too,
  * with the fault proxy (lab/table_proxy.ts) in front of it.
  */
+import { systemClock } from "../src/lib/clock.ts";
 import dynalite from "dynalite";
 import { DynamoDbClient } from "../src/adapters/dynamodb_client.ts";
 import type { TableFault, TableProxyStats } from "./table_proxy.ts";
@@ -168,6 +169,7 @@ function killQuietly(child: Deno.ChildProcess): void {
 
 function labClient(url: string): DynamoDbClient {
   return new DynamoDbClient({
+    clock: systemClock,
     region: "us-east-1",
     endpoint: url,
     // The lab's own reads run beside the workers' load on a busy machine: a longer wait than theirs.

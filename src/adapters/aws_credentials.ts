@@ -3,6 +3,7 @@
  * instance role through IMDSv2. Runtime-neutral: file reading, the environment and the home
  * directory are injected by the face layer, so this runs the same under Deno and Bun.
  */
+import type { Clock } from "../lib/clock.ts";
 import { RedirectError } from "../lib/errors.ts";
 import {
   fetchNoRedirect,
@@ -33,8 +34,8 @@ export interface CredentialChainOptions {
   readTextFile?: (path: string) => Promise<string>;
   /** Transport for IMDS, default the global fetch. */
   fetch?: typeof fetch;
-  /** Clock for expiry decisions, default Date.now. */
-  now?: () => number;
+  /** Expiry decisions (its wall clock: expirations are dates) and IMDS timeouts. */
+  clock: Pick<Clock, "now" | "timer">;
   /** IMDS timeout per request, default 1000 ms, so a non-EC2 host fails fast */
   imdsTimeoutMs?: number;
   /** refresh this long before Expiration, default 5 min */
@@ -77,7 +78,7 @@ export interface CredentialProvider {
 export function credentialChain(options: CredentialChainOptions): CredentialProvider {
   const env = options.env;
   const doFetch: typeof fetch = options.fetch ?? globalFetch;
-  const now = options.now ?? Date.now;
+  const now = () => options.clock.now();
   const imdsTimeoutMs = options.imdsTimeoutMs ?? 1000;
   const refreshBeforeMs = options.refreshBeforeMs ?? 5 * 60_000;
   const fileRefreshMs = options.fileRefreshMs ?? 5 * 60_000;
@@ -116,7 +117,8 @@ export function credentialChain(options: CredentialChainOptions): CredentialProv
       const endpoint = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || "http://169.254.169.254")
         .replace(/\/+$/, "");
       try {
-        const credentials = await imdsCredentials(endpoint, doFetch, imdsTimeoutMs);
+        const imds = { timeoutMs: imdsTimeoutMs, timer: options.clock.timer };
+        const credentials = await imdsCredentials(endpoint, doFetch, imds);
         return { credentials, source: "imds", readAt };
       } catch (err) {
         tried.push(`EC2 instance metadata at ${endpoint} (${messageOf(err)})`);
@@ -239,10 +241,16 @@ export function parseIni(text: string): Map<string, Map<string, string>> {
 }
 
 /** IMDSv2: a session token first, then the role name, then the role's credentials. */
+/** Each IMDS request's timeout, on the chain's clock. */
+interface ImdsTimeout {
+  timeoutMs: number;
+  timer: Clock["timer"];
+}
+
 async function imdsCredentials(
   endpoint: string,
   doFetch: typeof fetch,
-  timeoutMs: number,
+  timeoutMs: ImdsTimeout,
 ): Promise<AwsCredentials> {
   const token = await imdsRequest(doFetch, `${endpoint}/latest/api/token`, {
     method: "PUT",
@@ -292,10 +300,10 @@ async function imdsRequest(
   doFetch: typeof fetch,
   url: string,
   init: RequestInit,
-  timeoutMs: number,
+  imds: ImdsTimeout,
 ): Promise<string> {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const cancel = imds.timer(imds.timeoutMs, () => controller.abort());
   const path = new URL(url).pathname;
   try {
     const response = await fetchNoRedirect(doFetch, "IMDS", url, init, controller.signal);
@@ -308,7 +316,9 @@ async function imdsRequest(
     return await readTextCapped(response, "IMDS", MAX_IMDS_BYTES);
   } catch (err) {
     if (controller.signal.aborted) {
-      throw new Error(`${init.method} ${path} timed out after ${timeoutMs} ms`, { cause: err });
+      throw new Error(`${init.method} ${path} timed out after ${imds.timeoutMs} ms`, {
+        cause: err,
+      });
     }
     if (err instanceof RedirectError) {
       const where = err.location ? ` to ${err.location}` : "";
@@ -316,7 +326,7 @@ async function imdsRequest(
     }
     throw err;
   } finally {
-    clearTimeout(timer);
+    cancel();
   }
 }
 

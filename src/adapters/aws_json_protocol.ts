@@ -6,7 +6,7 @@ import type { AwsCredentials } from "./aws_credentials.ts";
 import { AwsError, HttpError, RedirectError, TimeoutError } from "../lib/errors.ts";
 import { fetchNoRedirect, readTextCapped, readTextPrefix } from "../lib/guarded_fetch.ts";
 import { onAbort } from "../lib/on_abort.ts";
-import { onTimeout } from "../lib/shared_timeouts.ts";
+import type { SharedTimeouts } from "../lib/shared_timeouts.ts";
 import { type SigningKeyCache, signRequest } from "./sigv4.ts";
 
 let lastSecond = NaN;
@@ -73,6 +73,8 @@ export interface SignedCall {
   /** Signing time, ms: our clock plus any skew learnt from the service. */
   signedAtMs: number;
   timeoutMs: number;
+  /** The client's request timeouts, on its clock. */
+  timeouts: SharedTimeouts;
   fetch: typeof fetch;
   signal?: AbortSignal | undefined;
   /** Names the call in a TimeoutError, e.g. "SQS ReceiveMessage". */
@@ -145,7 +147,7 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
   // abort is forwarded by a watcher forgotten in `finally` (lib/on_abort.ts): AbortSignal.any
   // would build a dependent signal (weak references, GC work) per request.
   const timeout = new AbortController();
-  const cancelTimeout = onTimeout(
+  const cancelTimeout = c.timeouts.onTimeout(
     c.timeoutMs,
     () => timeout.abort(new TimeoutError(c.label, c.timeoutMs)),
   );

@@ -4,6 +4,8 @@
  * client. Only the five actions the idempotency store needs. It does not retry (except once after
  * a clock-skew or an ExpiredToken answer): the store decides what a failure means.
  */
+import type { Clock } from "../lib/clock.ts";
+import { type SharedTimeouts, timeoutsOf } from "../lib/shared_timeouts.ts";
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
   isExpiredToken,
@@ -55,8 +57,8 @@ export interface DynamoDbClientOptions {
   credentialsExpired?: (used: AwsCredentials) => void;
   /** Default: the global fetch. */
   fetch?: typeof fetch;
-  /** Default: Date.now. */
-  now?: () => number;
+  /** Signing dates (its wall clock), durations and request timeouts. */
+  clock: Clock;
   /** Per request, default 5000 ms. */
   timeoutMs?: number;
   /** After every request: action, result ("ok", the error code, "timeout", "network", "aborted"), ms. */
@@ -74,7 +76,7 @@ export class DynamoDbClient {
   readonly #o: DynamoDbClientOptions;
   readonly #endpoint: string;
   readonly #fetch: typeof fetch;
-  readonly #now: () => number;
+  readonly #timeouts: SharedTimeouts;
   readonly #signingKeyCache = new SigningKeyCache();
   #clockOffsetMs = 0;
 
@@ -82,7 +84,7 @@ export class DynamoDbClient {
     this.#o = options;
     this.#endpoint = options.endpoint ?? `https://dynamodb.${options.region}.amazonaws.com/`;
     this.#fetch = options.fetch ?? globalFetch;
-    this.#now = options.now ?? Date.now;
+    this.#timeouts = timeoutsOf(options.clock);
   }
 
   /** PutItem; `returnOld` asks for the item it replaced (ReturnValues ALL_OLD). */
@@ -167,7 +169,7 @@ export class DynamoDbClient {
   ): Promise<Record<string, unknown>> {
     const body = JSON.stringify(payload);
     for (let attempt = 1;; attempt++) {
-      const started = this.#now();
+      const started = this.#o.clock.now();
       let status: number;
       let text: string;
       let headers: Headers;
@@ -190,7 +192,7 @@ export class DynamoDbClient {
       const date = Date.parse(headers.get("date") ?? "");
       if (attempt === 1 && isSkewError(code, message) && Number.isFinite(date)) {
         // Sign again with the server's idea of now; keep the offset for later requests.
-        this.#clockOffsetMs = date - this.#now();
+        this.#clockOffsetMs = date - this.#o.clock.now();
         continue;
       }
       if (attempt === 1 && isExpiredToken(code) && this.#o.credentialsExpired) {
@@ -205,7 +207,7 @@ export class DynamoDbClient {
   }
 
   #report(action: string, result: string, started: number): void {
-    this.#o.onRequest?.(action, result, Math.max(0, this.#now() - started));
+    this.#o.onRequest?.(action, result, Math.max(0, this.#o.clock.now() - started));
   }
 
   #send(action: string, body: string, callerSignal: AbortSignal | undefined) {
@@ -217,8 +219,9 @@ export class DynamoDbClient {
       body,
       credentials: this.#o.credentials,
       cache: this.#signingKeyCache,
-      signedAtMs: this.#now() + this.#clockOffsetMs,
+      signedAtMs: this.#o.clock.now() + this.#clockOffsetMs,
       timeoutMs: this.#o.timeoutMs ?? 5000,
+      timeouts: this.#timeouts,
       fetch: this.#fetch,
       signal: callerSignal,
       label: `DynamoDB ${action}`,

@@ -8,7 +8,8 @@ import { HttpError, LocalError, RedirectError, TimeoutError } from "../lib/error
 import { fetchNoRedirect, readTextCapped, readTextPrefix } from "../lib/guarded_fetch.ts";
 import { onAbort } from "../lib/on_abort.ts";
 import { parseRetryAfter } from "../lib/retry.ts";
-import { onTimeout } from "../lib/shared_timeouts.ts";
+import { timeoutsOf } from "../lib/shared_timeouts.ts";
+import type { Clock } from "../lib/clock.ts";
 
 export interface HttpCallOptions {
   /** Downstream name for errors and metrics, e.g. `enrichment`. */
@@ -17,8 +18,8 @@ export interface HttpCallOptions {
   timeoutMs: number;
   /** Default: the global fetch. */
   fetch?: typeof fetch;
-  /** Default: Date.now. */
-  now?: () => number;
+  /** Durations, Retry-After dates (its wall clock) and the request timeout (its timers). */
+  clock: Pick<Clock, "now" | "monotonic" | "timer">;
   /** Called once per request with the status code (or `timeout`, `network`) and its duration. */
   onResponse?: (code: string, durationMs: number) => void;
   /**
@@ -44,9 +45,6 @@ export interface HttpAnswer {
   retryAfterMs: number | undefined;
 }
 
-/** The last URL found parsable: the validator's is the same for every message. */
-let lastParsed = "";
-
 /**
  * Sends a request and reads the body (within its cap). Throws TimeoutError when
  * the per-request timeout fires, the caller's abort reason when `signal` aborts,
@@ -61,23 +59,16 @@ export async function httpCall(
   init: RequestInit,
   signal?: AbortSignal,
 ): Promise<HttpAnswer> {
-  const now = options.now ?? Date.now;
+  const { clock } = options;
   const doFetch = options.fetch ?? fetch;
-  if (url !== lastParsed && !URL.canParse(url)) {
-    // Our own fault (config or id encoding), not the downstream's: no breaker may count it.
-    throw new LocalError(
-      `Cannot call ${options.target}: received an invalid URL, expected an absolute URL`,
-    );
-  }
-  lastParsed = url;
   // A timeout we cancel when the answer is in (AbortSignal.timeout's cannot be cancelled).
   const timer = new AbortController();
-  const cancelTimeout = onTimeout(options.timeoutMs, () => timer.abort());
+  const cancelTimeout = timeoutsOf(clock).onTimeout(options.timeoutMs, () => timer.abort());
   const timeout = timer.signal;
   // The caller's abort reaches the request through a watcher forgotten in `finally`
   // (lib/on_abort.ts): AbortSignal.any would build a dependent signal per request.
   const forget = signal && onAbort(signal, () => timer.abort(signal.reason));
-  const started = now();
+  const started = clock.now();
   let code = "network";
   try {
     const response = await fetchNoRedirect(doFetch, options.target, url, init, timeout);
@@ -95,7 +86,9 @@ export async function httpCall(
     code = String(status);
     // Only a failure's Retry-After means anything; a 2xx leaves its headers unbuilt (a
     // Headers object per response under Deno) unless its length must be read.
-    const retryAfter = ok ? undefined : parseRetryAfter(response.headers.get("retry-after"), now());
+    const retryAfter = ok
+      ? undefined
+      : parseRetryAfter(response.headers.get("retry-after"), clock.now());
     return { status, text, retryAfterMs: retryAfter };
   } catch (error) {
     if (error instanceof HttpError) {
@@ -105,6 +98,13 @@ export async function httpCall(
       throw error;
     }
     if (signal?.aborted) throw signal.reason;
+    if (!URL.canParse(url)) {
+      // Our own fault (config or id encoding), not the downstream's: no breaker may count it.
+      code = "local";
+      throw new LocalError(
+        `Cannot call ${options.target}: received an invalid URL, expected an absolute URL`,
+      );
+    }
     if (timeout.aborted) {
       code = "timeout";
       throw new TimeoutError(options.target, options.timeoutMs, { cause: error });
@@ -116,49 +116,6 @@ export async function httpCall(
   } finally {
     cancelTimeout();
     forget?.();
-    options.onResponse?.(code, now() - started);
-  }
-}
-
-/** How `/readyz` and `check-config --probe` name a redirect: "VALIDATOR_URL redirects to …". */
-export function describeRedirect(variable: string, error: RedirectError): string {
-  return error.location
-    ? `${variable} redirects to ${error.location} (HTTP ${error.status})`
-    : `${variable} answers with a redirect (HTTP ${error.status})`;
-}
-
-/**
- * Which downstreams redirect now: a target redirects from a 3xx answer until it
- * answers anything else. Each (target, Location) pair is reported once through
- * `onNew`, so a redirecting validator logs one line, not one per message.
- */
-export class RedirectWatch {
-  readonly #current = new Map<string, RedirectError>();
-  readonly #reported = new Map<string, Set<string>>();
-  readonly #onNew: (error: RedirectError) => void;
-
-  /** `onNew` receives the first redirect to each Location per target. */
-  constructor(onNew: (error: RedirectError) => void) {
-    this.#onNew = onNew;
-  }
-
-  /** For HttpCallOptions.onRedirect. */
-  redirected(error: RedirectError): void {
-    this.#current.set(error.target, error);
-    let seen = this.#reported.get(error.target);
-    if (!seen) this.#reported.set(error.target, seen = new Set());
-    if (seen.has(error.location) || seen.size >= 16) return; // bounded: a Location may vary per call
-    seen.add(error.location);
-    this.#onNew(error);
-  }
-
-  /** For HttpCallOptions.onResponse: any HTTP answer but a 3xx ends the redirect state. */
-  answered(target: string, code: string): void {
-    if (/^[124-9]\d\d$/.test(code)) this.#current.delete(target);
-  }
-
-  /** The last redirect of each target that redirects now. */
-  current(): RedirectError[] {
-    return [...this.#current.values()];
+    if (code !== "local") options.onResponse?.(code, clock.now() - started);
   }
 }

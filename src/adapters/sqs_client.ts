@@ -4,6 +4,8 @@
  * clock-skew or an ExpiredToken answer): callers wrap it in retry/breakers and decide per batch entry what to do.
  */
 
+import type { Clock } from "../lib/clock.ts";
+import { type SharedTimeouts, timeoutsOf } from "../lib/shared_timeouts.ts";
 import type { AwsCredentials } from "./aws_credentials.ts";
 import {
   isExpiredToken,
@@ -53,8 +55,8 @@ export interface SqsClientOptions {
   credentialsExpired?: (used: AwsCredentials) => void;
   /** Transport, default the global fetch. */
   fetch?: typeof fetch;
-  /** Clock for signing dates and durations, default Date.now. */
-  now?: () => number;
+  /** Signing dates (its wall clock), durations and request timeouts. */
+  clock: Clock;
   /** Per request, default 10000 ms; ReceiveMessage uses waitTimeSeconds*1000 + this. */
   timeoutMs?: number;
   /**
@@ -109,7 +111,8 @@ export class SqsClient {
   readonly #credentials: () => Promise<AwsCredentials>;
   readonly #credentialsExpired: ((used: AwsCredentials) => void) | undefined;
   readonly #fetch: typeof fetch;
-  readonly #now: () => number;
+  readonly #clock: Clock;
+  readonly #timeouts: SharedTimeouts;
   readonly #timeoutMs: number;
   readonly #onRequest: ((action: string, result: string, durationMs: number) => void) | undefined;
   /** Signing keys derived per day/region; shared across credential rotations (keyed by secret). */
@@ -123,7 +126,8 @@ export class SqsClient {
     this.#credentials = options.credentials;
     this.#credentialsExpired = options.credentialsExpired;
     this.#fetch = options.fetch ?? globalFetch;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock;
+    this.#timeouts = timeoutsOf(options.clock);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#onRequest = options.onRequest;
   }
@@ -312,14 +316,6 @@ export class SqsClient {
     return urls;
   }
 
-  /** For the lab and tests. */
-  async createQueue(name: string, attributes?: Record<string, string>): Promise<string> {
-    const payload: Record<string, unknown> = { QueueName: name };
-    if (attributes && Object.keys(attributes).length > 0) payload.Attributes = attributes;
-    const out = await this.#call("CreateQueue", undefined, payload, {});
-    return str(out.QueueUrl);
-  }
-
   /** For the `dlq purge` command. */
   async purgeQueue(queueUrl: string): Promise<void> {
     await this.#call("PurgeQueue", queueUrl, { QueueUrl: queueUrl }, {});
@@ -348,7 +344,7 @@ export class SqsClient {
     const body = JSON.stringify(payload);
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     for (let attempt = 1;; attempt++) {
-      const started = this.#now();
+      const started = this.#clock.now();
       let raw: RawResponse;
       try {
         raw = await this.#send(action, endpoint, body, opts, timeoutMs);
@@ -378,7 +374,7 @@ export class SqsClient {
       this.#report(action, failure.error.code, started);
       if (failure.skewed && failure.serverDate !== undefined && attempt === 1) {
         // Sign again with the server's idea of now; keep the offset for later requests.
-        this.#clockOffsetMs = failure.serverDate - this.#now();
+        this.#clockOffsetMs = failure.serverDate - this.#clock.now();
         continue;
       }
       if (this.#credentialsExpired && isExpiredToken(failure.error.code) && attempt === 1) {
@@ -391,7 +387,7 @@ export class SqsClient {
   }
 
   #report(action: string, result: string, started: number): void {
-    this.#onRequest?.(action, result, Math.max(0, this.#now() - started));
+    this.#onRequest?.(action, result, Math.max(0, this.#clock.now() - started));
   }
 
   /** Signs and sends one request; reads the whole body inside the timeout window. */
@@ -410,8 +406,9 @@ export class SqsClient {
       body,
       credentials: this.#credentials,
       cache: this.#signingKeyCache,
-      signedAtMs: this.#now() + this.#clockOffsetMs,
+      signedAtMs: this.#clock.now() + this.#clockOffsetMs,
       timeoutMs,
+      timeouts: this.#timeouts,
       fetch: this.#fetch,
       signal: opts.signal,
       ...(opts.maxAnswerBytes ? { maxAnswerBytes: opts.maxAnswerBytes } : {}),

@@ -6,6 +6,7 @@
 import { type AwsCredentials, credentialChain } from "../adapters/aws_credentials.ts";
 import { DynamoDbClient, dynamoDbEndpoint } from "../adapters/dynamodb_client.ts";
 import { SqsClient } from "../adapters/sqs_client.ts";
+import type { Clock } from "../lib/clock.ts";
 import type { Config } from "./config.ts";
 
 type CredentialChain = ReturnType<typeof credentialChain>;
@@ -16,7 +17,8 @@ export interface AwsDeps {
   readTextFile?: (path: string) => Promise<string>;
   homeDir?: string | undefined;
   fetch?: typeof fetch;
-  now?: () => number;
+  /** Signing dates, expiries, timeouts. */
+  clock: Clock;
 }
 
 const chains = new WeakMap<AwsDeps, CredentialChain>();
@@ -30,7 +32,7 @@ function chainFor(deps: AwsDeps): CredentialChain {
       ...(deps.readTextFile ? { readTextFile: deps.readTextFile } : {}),
       ...(deps.homeDir ? { homeDir: deps.homeDir } : {}),
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
-      ...(deps.now ? { now: deps.now } : {}),
+      clock: deps.clock,
     });
     chains.set(deps, chain);
   }
@@ -48,7 +50,7 @@ function commonOptions(config: Config, deps: AwsDeps, onRequest: OnRequest | und
     credentials: () => credentials.get(),
     credentialsExpired: (used: AwsCredentials) => credentials.expired(used),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
-    ...(deps.now ? { now: deps.now } : {}),
+    clock: deps.clock,
     ...(onRequest ? { onRequest } : {}),
   };
 }

@@ -7,7 +7,7 @@ import type { Backlog } from "./backlog_pause.ts";
 import { adaptiveSemaphore } from "../lib/adaptive_limit.ts";
 import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
 import { EnrichClient } from "../adapters/enrich_client.ts";
-import type { RedirectWatch } from "../adapters/http_call.ts";
+import type { RedirectWatch } from "./redirects.ts";
 import { isRetriable } from "../lib/errors.ts";
 import { ProfileSource } from "../flow/profile_source.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
@@ -56,11 +56,10 @@ export function wireDownstream(
   services: DownstreamServices,
 ): Downstream {
   const { clock, metrics } = services;
-  const now = () => clock.now();
   const http = (target: string) => ({
     timeoutMs: settings.httpTimeoutMs,
     fetch: ports.fetch,
-    now,
+    clock,
     onResponse: (code: string, ms: number) => {
       ports.redirects.answered(target, code);
       metrics.downstreamRequests.inc({ target, code });

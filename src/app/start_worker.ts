@@ -30,8 +30,7 @@ import { type Downstream, wireDownstream } from "./downstream.ts";
 import { Readiness } from "./health.ts";
 import { Lifecycle, type Running, type RunningSignals } from "./lifecycle.ts";
 import { QueueDepthPoller } from "./queue_depth.ts";
-import { watchRedirects } from "./redirects.ts";
-import type { RedirectWatch } from "../adapters/http_call.ts";
+import { type RedirectWatch, watchRedirects } from "./redirects.ts";
 import { SqsObserver } from "./sqs_observer.ts";
 import { type AwsDeps, createSqsClient } from "./aws_clients.ts";
 import { createIdempotency, type Idempotency, workerIdOf } from "./idempotency_wiring.ts";
@@ -108,7 +107,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     services: { clock, metrics, states },
   });
   // 2. The outside world: SQS, the downstreams, the table.
-  const aws: AwsDeps = { ...deps, now: () => clock.now() };
+  const aws: AwsDeps = { ...deps, clock };
   const sqsSeen = new SqsObserver({
     ports: { breaker: breakers.sqs, onReadinessChange: readiness.note },
     services: { metrics },

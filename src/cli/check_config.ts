@@ -116,7 +116,12 @@ async function probeAll(
   results.push(enrichVerdict(config.enrichUrl, enrich, validator));
   results.push(validatorVerdict(config.validatorUrl, validator, enrich));
   if (config.idempotencyTable) {
-    const deps2 = { env, readTextFile: deps.readTextFile, homeDir: deps.homeDir };
+    const deps2 = {
+      env,
+      readTextFile: deps.readTextFile,
+      homeDir: deps.homeDir,
+      clock: deps.clock,
+    };
     const problems = await probeIdempotency(config, deps2, deps.signal).catch((error) => [
       `cannot describe it: ${(error as Error).message}`,
     ]);
@@ -140,6 +145,7 @@ async function probeSqs(
     env,
     readTextFile: deps.readTextFile,
     homeDir: deps.homeDir,
+    clock: deps.clock,
   });
   const signal = deps.signal;
   let policyRaw: string | undefined;

@@ -91,6 +91,7 @@ export async function openDlq(deps: CliDeps, check: DlqCheck): Promise<DlqSessio
     env: deps.env,
     readTextFile: deps.readTextFile,
     homeDir: deps.homeDir,
+    clock: deps.clock,
   });
   const read = await readPolicy(sqs, config, deps);
   if (typeof read === "number") return read;

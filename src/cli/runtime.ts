@@ -7,6 +7,7 @@
  * No `node:` module is imported: under Deno that loads the Node compatibility layer, which
  * made the worker ~5 % slower per message and ~6 MB larger (bench/RESULTS.md).
  */
+import { systemClock } from "../lib/clock.ts";
 import { serveHttp1 } from "../lib/http1_server.ts";
 
 /** Signals the worker reacts to. */
@@ -249,6 +250,7 @@ export function serve(
       : listener.addr.hostname;
     const server = serveHttp1(listener, handler, {
       origin: `http://${host}:${bound}`,
+      clock: systemClock,
       idleTimeoutMs: IDLE_TIMEOUT_SECONDS * 1000,
     });
     return { port: bound, close: () => server.close() };

@@ -7,6 +7,7 @@
  * a request head is at most `maxHeaderBytes`; at most `maxConnections` are open at once. Bodies
  * are never read (the endpoints are GETs): a request with one is answered, then closed.
  */
+import type { Clock } from "./clock.ts";
 
 /** The parts of a TCP connection used here (Deno.Conn has them). */
 export interface ByteConn {
@@ -24,6 +25,8 @@ export interface ByteListener {
 }
 
 export interface Http1Options {
+  /** The connections' timers. */
+  clock: Pick<Clock, "timer">;
   /** Base of each request's URL, e.g. `http://127.0.0.1:9400` (the Host header is not trusted). */
   origin: string;
   /** From a connection's open (or its last answer) to the first byte of a request. Default 10 s. */
@@ -97,10 +100,10 @@ async function serveConnection(conn: ByteConn, handler: Handler, o: Http1Options
   const idleMs = o.idleTimeoutMs ?? 10_000;
   const headerMs = o.headerTimeoutMs ?? 5_000;
   const maxHeader = o.maxHeaderBytes ?? 16 * 1024;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let cancel: (() => void) | undefined;
   const arm = (ms: number) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => safeClose(conn), ms);
+    cancel?.();
+    cancel = o.clock.timer(ms, () => safeClose(conn));
   };
   let pending: Uint8Array = new Uint8Array(0);
   try {
@@ -123,7 +126,7 @@ async function serveConnection(conn: ByteConn, handler: Handler, o: Http1Options
   } catch {
     // A closed or reset connection, or a timeout that closed it: nothing to answer.
   } finally {
-    clearTimeout(timer);
+    cancel?.();
     safeClose(conn);
   }
 }

@@ -2,6 +2,7 @@
  * What the AWS clients read of an answer: ReceiveMessage up to what ten 1 MiB messages can take
  * in JSON, every other answer up to 1 MiB, an error answer only as a prefix.
  */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { DynamoDbClient, DynamoDbError } from "../../src/adapters/dynamodb_client.ts";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
@@ -50,6 +51,7 @@ async function withSqs(
   try {
     await fn(
       new SqsClient({
+        clock: systemClock,
         region: "us-east-1",
         endpoint: server.url,
         credentials: () => Promise.resolve(KEYS),
@@ -110,6 +112,7 @@ Deno.test("aws answer caps: a DynamoDB answer over 1 MiB is refused", async () =
   });
   try {
     const dynamodb = new DynamoDbClient({
+      clock: systemClock,
       region: "us-east-1",
       endpoint: `${server.url}/`,
       credentials: () => Promise.resolve(KEYS),

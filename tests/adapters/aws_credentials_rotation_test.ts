@@ -3,6 +3,7 @@
  * session token): the chain reads the file again every few minutes and after an ExpiredToken
  * answer, and the SQS and DynamoDB clients sign once more with what it finds.
  */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { credentialChain } from "../../src/adapters/aws_credentials.ts";
 import { DynamoDbClient } from "../../src/adapters/dynamodb_client.ts";
@@ -34,7 +35,7 @@ function chainOn(file: ReturnType<typeof rotatingFile>, clock?: FakeClock) {
     env: { AWS_SHARED_CREDENTIALS_FILE: "/etc/sluice/credentials" },
     readTextFile: file.read,
     fetch: noFetch,
-    ...(clock ? { now: clock.now } : {}),
+    clock: clock ?? systemClock,
   });
 }
 
@@ -107,6 +108,7 @@ Deno.test("credential rotation: SQS answering ExpiredToken is asked again with t
   const results: string[] = [];
   try {
     const sqs = new SqsClient({
+      clock: systemClock,
       region: "us-east-1",
       endpoint: server.url,
       credentials: () => chain.get(),
@@ -127,6 +129,7 @@ Deno.test("credential rotation: SQS answering ExpiredToken is asked again with t
 /** A DynamoDB client on `chain`, wired to its ExpiredToken refresh as the worker's is. */
 function dynamoDbOn(url: string, chain: ReturnType<typeof chainOn>): DynamoDbClient {
   return new DynamoDbClient({
+    clock: systemClock,
     region: "us-east-1",
     endpoint: `${url}/`,
     credentials: () => chain.get(),
@@ -182,7 +185,11 @@ Deno.test("credential rotation: the worker's SQS client is wired to the chain's 
   };
   server.state.expiredToken = "none yet";
   try {
-    const sqs = createSqsClient(loadConfig(env), { env, readTextFile: file.read });
+    const sqs = createSqsClient(loadConfig(env), {
+      env,
+      readTextFile: file.read,
+      clock: systemClock,
+    });
     assert.equal(await sqs.getQueueUrl("work"), "http://q/0/work");
     file.generation = 2;
     server.state.expiredToken = "token1";

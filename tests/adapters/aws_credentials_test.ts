@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { systemClock } from "../../src/lib/clock.ts";
 import { credentialChain, parseIni } from "../../src/adapters/aws_credentials.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
@@ -73,6 +74,7 @@ for (const row of FILE_ROWS) {
   Deno.test(`aws credentials: ${row.name}`, async () => {
     const reads: string[] = [];
     const chain = credentialChain({
+      clock: systemClock,
       env: row.env,
       ...(row.homeDir ? { homeDir: row.homeDir } : {}),
       readTextFile: (path) => {
@@ -170,7 +172,7 @@ Deno.test("aws credentials: IMDSv2: token first, role, credentials; cached; refr
       env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint + "/" },
       homeDir: "/home/nobody",
       readTextFile: noFile,
-      now: clock.now,
+      clock: clock,
     });
     const first = await chain.get();
     assert.deepEqual(first, {
@@ -222,7 +224,7 @@ Deno.test("aws credentials: a failed refresh keeps serving credentials that have
   const clock = new FakeClock({ start: T0 });
   const chain = credentialChain({
     env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint },
-    now: clock.now,
+    clock: clock,
     imdsTimeoutMs: 200,
   });
   try {
@@ -241,6 +243,7 @@ Deno.test("aws credentials: nothing available: one clear error naming every sour
   const imds = await startImds({ hang: true });
   try {
     const chain = credentialChain({
+      clock: systemClock,
       env: {
         AWS_SECRET_ACCESS_KEY: "do-not-print-me",
         AWS_PROFILE: "prod",
@@ -271,6 +274,7 @@ Deno.test("aws credentials: nothing available: one clear error naming every sour
 
 Deno.test("aws credentials: unreadable file, profile without keys, IMDS disabled", async () => {
   const missing = credentialChain({
+    clock: systemClock,
     env: { AWS_SHARED_CREDENTIALS_FILE: "/nope", AWS_EC2_METADATA_DISABLED: "true" },
     readTextFile: noFile,
     fetch: noFetch,
@@ -280,6 +284,7 @@ Deno.test("aws credentials: unreadable file, profile without keys, IMDS disabled
     /shared credentials file \/nope \(cannot read: ENOENT: \/nope\); EC2 instance metadata \(disabled/,
   );
   const broken = credentialChain({
+    clock: systemClock,
     env: { AWS_PROFILE: "broken", AWS_EC2_METADATA_DISABLED: "true" },
     homeDir: "/h",
     readTextFile: () => Promise.resolve(FILE),

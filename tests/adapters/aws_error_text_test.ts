@@ -2,6 +2,7 @@
  * One scrubber for every AWS error text: what SQS, DynamoDB and the instance metadata service
  * send back reaches errors and logs without echoed requests, tokens or signatures.
  */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { scrubAwsText } from "../../src/adapters/aws_error_text.ts";
 import { credentialChain } from "../../src/adapters/aws_credentials.ts";
@@ -61,6 +62,7 @@ Deno.test("aws error text: DynamoDB's InvalidSignatureException keeps its first 
   });
   try {
     const dynamodb = new DynamoDbClient({
+      clock: systemClock,
       region: "us-east-1",
       endpoint: `${server.url}/`,
       credentials: () =>
@@ -94,6 +96,7 @@ Deno.test("aws error text: SQS error answers and batch entries are scrubbed the 
   });
   try {
     const sqs = new SqsClient({
+      clock: systemClock,
       region: "us-east-1",
       endpoint: server.url,
       credentials: () => Promise.resolve({ accessKeyId: "A", secretAccessKey: "s" }),
@@ -116,7 +119,10 @@ Deno.test("aws error text: an instance metadata error document is scrubbed befor
     return Response.json({ Code: "AssumeRoleUnauthorizedAccess", Message: `echo ${TOKEN}` });
   });
   try {
-    const chain = credentialChain({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url } });
+    const chain = credentialChain({
+      clock: systemClock,
+      env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url },
+    });
     const error = await chain.get().then(() => 0, (e) => e);
     assert.ok(error instanceof Error);
     assert.ok(

@@ -4,6 +4,7 @@
  * never sees the signed headers (the session token among them) nor has its 200 taken as the
  * answer. Real loopback servers, so the runtime's own fetch is what would follow.
  */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { credentialChain } from "../../src/adapters/aws_credentials.ts";
 import { DynamoDbClient, DynamoDbError } from "../../src/adapters/dynamodb_client.ts";
@@ -52,6 +53,7 @@ Deno.test("aws redirects: an SQS endpoint answering 307 is an SqsError naming th
   const results: string[] = [];
   try {
     const sqs = new SqsClient({
+      clock: systemClock,
       region: "us-east-1",
       endpoint: endpoint.url,
       credentials: () => Promise.resolve(KEYS),
@@ -82,6 +84,7 @@ Deno.test("aws redirects: a DynamoDB endpoint answering 307 is a DynamoDbError n
   const results: string[] = [];
   try {
     const dynamodb = new DynamoDbClient({
+      clock: systemClock,
       region: "us-east-1",
       endpoint: `${endpoint.url}/`,
       credentials: () => Promise.resolve(KEYS),
@@ -134,7 +137,10 @@ for (const stage of STAGES) {
       return document("ASIAREAL");
     });
     try {
-      const chain = credentialChain({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url } });
+      const chain = credentialChain({
+        clock: systemClock,
+        env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url },
+      });
       const error = await rejection(chain.get());
       assert.ok(error instanceof Error);
       assert.match(error.message, /Cannot find AWS credentials/);

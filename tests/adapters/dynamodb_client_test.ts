@@ -1,4 +1,5 @@
 /** The DynamoDB client with a fake fetch: the wire format, the signature's scope, error mapping. */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import {
   DynamoDbClient,
@@ -11,6 +12,7 @@ function client(answer: (request: Request) => Response | Promise<Response>) {
   const requests: Request[] = [];
   const results: string[] = [];
   const c = new DynamoDbClient({
+    clock: { ...systemClock, now: () => Date.UTC(2026, 0, 2, 3, 4, 5) },
     region: "eu-west-1",
     credentials: () => Promise.resolve({ accessKeyId: "AKID", secretAccessKey: "secret" }),
     fetch: (input, init) => {
@@ -18,7 +20,6 @@ function client(answer: (request: Request) => Response | Promise<Response>) {
       requests.push(request.clone());
       return Promise.resolve(answer(request));
     },
-    now: () => Date.UTC(2026, 0, 2, 3, 4, 5),
     onRequest: (action, result) => results.push(`${action} ${result}`),
   });
   return { c, requests, results };
@@ -100,6 +101,7 @@ Deno.test("dynamodb client: dynamodb: errors keep their code; condition failures
 
 Deno.test("dynamodb client: dynamodb: a network failure is transient; a clock-skew answer is signed again once", async () => {
   const failing = new DynamoDbClient({
+    clock: { ...systemClock, now: () => Date.UTC(2026, 0, 2, 3, 4, 5) },
     region: "eu-west-1",
     credentials: () => Promise.resolve({ accessKeyId: "a", secretAccessKey: "b" }),
     fetch: () => Promise.reject(new TypeError("connection refused")),

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { systemClock } from "../../src/lib/clock.ts";
 import { httpCall } from "../../src/adapters/http_call.ts";
 import { TimeoutError } from "../../src/lib/errors.ts";
 
@@ -17,7 +18,7 @@ Deno.test("httpCall: the caller's abort ends the request with the caller's reaso
     const reason = new Error("shutting down");
     if (early) caller.abort(reason);
     const call = httpCall(
-      { target: "enrichment", timeoutMs: 60_000, fetch: hanging },
+      { target: "enrichment", timeoutMs: 60_000, fetch: hanging, clock: systemClock },
       "http://127.0.0.1:9/x",
       { method: "GET" },
       caller.signal,
@@ -31,7 +32,7 @@ Deno.test("httpCall: its own timeout gives TimeoutError, the caller's signal unt
   const caller = new AbortController();
   await assert.rejects(
     httpCall(
-      { target: "validator", timeoutMs: 5, fetch: hanging },
+      { target: "validator", timeoutMs: 5, fetch: hanging, clock: systemClock },
       "http://127.0.0.1:9/x",
       { method: "POST" },
       caller.signal,

@@ -1,4 +1,5 @@
 /** httpCall's answer: what it reads of a response, and the URLs it refuses itself. */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { httpCall } from "../../src/adapters/http_call.ts";
 import { HttpError, LocalError } from "../../src/lib/errors.ts";
@@ -22,7 +23,7 @@ Deno.test("httpCall: Retry-After is read from a failed answer and left alone on 
     ];
     for (const [query, expected] of rows) {
       const answer = await httpCall(
-        { target: "validator", timeoutMs: 2000, now: () => 1_000_000 },
+        { target: "validator", timeoutMs: 2000, clock: { ...systemClock, now: () => 1_000_000 } },
         `${server.url}/ingest?${query}`,
         { method: "POST", body: "{}" },
       );
@@ -38,7 +39,7 @@ Deno.test("httpCall: a URL that cannot be requested is our own fault, before and
     await request.text();
     return new Response("ok");
   });
-  const options = { target: "enrichment", timeoutMs: 2000 };
+  const options = { target: "enrichment", timeoutMs: 2000, clock: systemClock };
   try {
     for (const url of ["http://[bad", `${server.url}/v1/users/1`, "http://[bad", "/relative"]) {
       if (!url.startsWith("http://[") && url !== "/relative") {
@@ -72,6 +73,7 @@ Deno.test("httpCall: a 2xx body over the cap is a transient HttpError; an error 
   });
   const codes: string[] = [];
   const options = {
+    clock: systemClock,
     target: "enrichment",
     timeoutMs: 5000,
     onResponse: (c: string) => codes.push(c),

@@ -2,9 +2,9 @@
  * "A redirect is taken as acceptance" must never happen: no downstream call
  * follows a redirect, against real loopback servers.
  */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { EnrichClient } from "../../src/adapters/enrich_client.ts";
-import { describeRedirect, RedirectWatch } from "../../src/adapters/http_call.ts";
 import { redirectOf } from "../../src/lib/guarded_fetch.ts";
 import { ValidatorClient } from "../../src/adapters/validator_client.ts";
 import { categoryOf, isRetriable, RedirectError } from "../../src/lib/errors.ts";
@@ -36,6 +36,7 @@ for (const status of [301, 302, 307, 308]) {
     const redirected: RedirectError[] = [];
     try {
       const validator = new ValidatorClient({
+        clock: systemClock,
         url: `${server.url}/ingest`,
         timeoutMs: 2000,
         onRedirect: (e) => redirected.push(e),
@@ -59,7 +60,7 @@ for (const status of [301, 302, 307, 308]) {
 Deno.test("a redirect is taken as acceptance: the enrichment API redirecting to an instance-metadata path never yields a profile", async () => {
   const server = redirecting(302, "/latest/meta-data/iam/security-credentials/sluice-role");
   try {
-    const enrich = new EnrichClient({ baseUrl: server.url, timeoutMs: 2000 });
+    const enrich = new EnrichClient({ clock: systemClock, baseUrl: server.url, timeoutMs: 2000 });
     const single = await enrich.getUser("42").then((p) => p, (e) => e);
     assert.ok(single instanceof RedirectError, `a profile came back: ${JSON.stringify(single)}`);
     assert.match(single.location, /\/latest\/meta-data\//);
@@ -85,25 +86,4 @@ Deno.test("a redirect is taken as acceptance: an opaque redirect (spec fetch) is
     status: 302,
     location: "https://login.example/x?y=1",
   });
-});
-
-Deno.test("a redirect is taken as acceptance: RedirectWatch reports each Location once and clears on a non-3xx answer", () => {
-  const reported: string[] = [];
-  const watch = new RedirectWatch((e) => reported.push(`${e.target} ${e.location}`));
-  const hop = new RedirectError("validator", 302, "https://login.example/");
-  for (let i = 0; i < 50; i++) {
-    watch.redirected(hop);
-    watch.answered("validator", "302");
-  }
-  assert.deepEqual(reported, ["validator https://login.example/"], "logged once, not per message");
-  assert.deepEqual(
-    watch.current().map((e) => describeRedirect("VALIDATOR_URL", e)),
-    ["VALIDATOR_URL redirects to https://login.example/ (HTTP 302)"],
-  );
-  watch.answered("validator", "timeout");
-  assert.equal(watch.current().length, 1, "a timeout says nothing about the redirect");
-  watch.answered("validator", "200");
-  assert.deepEqual(watch.current(), []);
-  watch.redirected(hop);
-  assert.equal(reported.length, 1, "the same Location is not logged again");
 });

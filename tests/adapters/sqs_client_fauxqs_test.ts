@@ -1,33 +1,38 @@
 import assert from "node:assert/strict";
+import { systemClock } from "../../src/lib/clock.ts";
 import { buildApp } from "fauxqs";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
 import { SqsError } from "../../src/lib/errors.ts";
+import { createSqsAdmin, type SqsAdmin } from "../../lab/sqs_admin.ts";
 
 /** fauxqs in-process; its queue URLs use sqs.<region>.localhost, so the endpoint is overridden. */
-async function withFauxqs(fn: (client: SqsClient, endpoint: string) => Promise<void>) {
+async function withFauxqs(
+  fn: (client: SqsClient, endpoint: string, admin: SqsAdmin) => Promise<void>,
+) {
   const app = buildApp({ logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
   try {
     const port = (app.server.address() as { port: number }).port;
     const endpoint = `http://127.0.0.1:${port}`;
     const client = new SqsClient({
+      clock: systemClock,
       region: "us-east-1",
       endpoint,
       credentials: () => Promise.resolve({ accessKeyId: "test", secretAccessKey: "test" }),
     });
-    await fn(client, endpoint);
+    await fn(client, endpoint, createSqsAdmin({ endpoint }));
   } finally {
     await app.close();
   }
 }
 
 Deno.test("fauxqs: queue lifecycle with RedrivePolicy, send, receive, visibility, delete, purge", async () => {
-  await withFauxqs(async (sqs) => {
-    const dlqUrl = await sqs.createQueue("sluice-dlq");
+  await withFauxqs(async (sqs, _endpoint, admin) => {
+    const dlqUrl = await admin.createQueue("sluice-dlq");
     const dlqArn = (await sqs.getQueueAttributes(dlqUrl, ["QueueArn"])).QueueArn;
     assert.match(dlqArn ?? "", /^arn:aws:sqs:us-east-1:\d+:sluice-dlq$/);
     const policy = JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 5 });
-    const queueUrl = await sqs.createQueue("sluice-work", {
+    const queueUrl = await admin.createQueue("sluice-work", {
       VisibilityTimeout: "30",
       RedrivePolicy: policy,
     });
@@ -128,13 +133,13 @@ Deno.test("fauxqs: queue lifecycle with RedrivePolicy, send, receive, visibility
 });
 
 Deno.test("fauxqs: errors come back as SqsError codes", async () => {
-  await withFauxqs(async (sqs, endpoint) => {
+  await withFauxqs(async (sqs, endpoint, admin) => {
     const missing = await sqs.getQueueUrl("nope").then(() => undefined, (e: unknown) => e);
     assert.ok(missing instanceof SqsError);
     assert.equal(missing.code, "QueueDoesNotExist");
     assert.equal(missing.retriable, false);
 
-    const queueUrl = await sqs.createQueue("errs");
+    const queueUrl = await admin.createQueue("errs");
     const bad = await sqs.changeMessageVisibility(queueUrl, "bogus-handle", 10).then(
       () => undefined,
       (e: unknown) => e,

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { FakeClock } from "../support/fake_clock.ts";
+import { systemClock } from "../../src/lib/clock.ts";
 import {
   isStaleHandle,
   regionFromQueueUrl,
@@ -19,8 +21,7 @@ const T0 = Date.UTC(2025, 0, 2, 3, 4, 5);
 
 /** A fake clock shared by client and server so signatures are within the skew window. */
 function clock(start = T0) {
-  const c = { t: start, now: () => c.t };
-  return c;
+  return new FakeClock({ start });
 }
 
 async function withFake(
@@ -41,6 +42,7 @@ function client(
   const calls: Array<[string, string]> = [];
   const creds = overrides.creds ?? KEYS;
   const c = new SqsClient({
+    clock: systemClock,
     region: "us-east-1",
     credentials: () => Promise.resolve(creds),
     onRequest: (action, result) => calls.push([action, result]),
@@ -62,7 +64,7 @@ Deno.test("sqs client: receiveMessage sends a signed JSON request of the right s
   const c = clock();
   await withFake({ verifyWith: KEYS, now: c.now, queues: { work: {} } }, async (sqs) => {
     sqs.send("work", "héllo wörld", { trace: "abc" });
-    const { client: sqsClient, calls } = client({ now: c.now });
+    const { client: sqsClient, calls } = client({ clock: c });
     const messages = await sqsClient.receiveMessage({
       queueUrl: sqs.queueUrl("work"),
       maxNumberOfMessages: 10,
@@ -115,7 +117,7 @@ Deno.test("sqs client: a session token is sent as a signed X-Amz-Security-Token"
   const c = clock();
   const creds = { ...KEYS, sessionToken: "FQoGZXIvYXdzE//token+with/slashes==" };
   await withFake({ verifyWith: creds, now: c.now, queues: { work: {} } }, async (sqs) => {
-    const { client: sqsClient } = client({ now: c.now, creds });
+    const { client: sqsClient } = client({ clock: c, creds });
     await sqsClient.getQueueAttributes(sqs.queueUrl("work"), ["All"]);
     const req = sqs.requests[0]!;
     assert.equal(req.headers["x-amz-security-token"], creds.sessionToken);
@@ -131,7 +133,7 @@ Deno.test("sqs client: a wrong secret is refused by the verifying fake and is no
   const c = clock();
   await withFake({ verifyWith: KEYS, now: c.now, queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client({
-      now: c.now,
+      clock: c,
       creds: { ...KEYS, secretAccessKey: "not-the-secret" },
     });
     const err = await rejects(sqsClient.purgeQueue(sqs.queueUrl("work")));
@@ -224,7 +226,7 @@ Deno.test("sqs client: error answers become SqsError with the short code and the
 Deno.test("sqs client: batch calls surface partial failures per entry", async () => {
   const c = clock();
   await withFake({ now: c.now, queues: { work: { VisibilityTimeout: "30" } } }, async (sqs) => {
-    const { client: sqsClient } = client({ now: c.now });
+    const { client: sqsClient } = client({ clock: c });
     const url = sqs.queueUrl("work");
     sqs.send("work", "a");
     sqs.send("work", "b");
@@ -249,7 +251,7 @@ Deno.test("sqs client: batch calls surface partial failures per entry", async ()
     });
 
     // b's visibility (30 s) runs out; a's was extended to 60 s.
-    c.t += 40_000;
+    c.advance(40_000);
     const late = await sqsClient.changeMessageVisibilityBatch(url, [
       { id: "a", receiptHandle: a.receiptHandle, visibilityTimeout: 0 },
       { id: "b", receiptHandle: b.receiptHandle, visibilityTimeout: 0 },
@@ -362,7 +364,7 @@ Deno.test("sqs client: clock skew: retries once with the server's time and keeps
   const c = clock();
   const serverTime = T0 + 3_600_000 + 7_000;
   await withFake({ queues: { work: {} } }, async (sqs) => {
-    const { client: sqsClient, calls } = client({ now: c.now });
+    const { client: sqsClient, calls } = client({ clock: c });
     sqs.respond("GetQueueAttributes", faults.skewed(serverTime));
     const attrs = await sqsClient.getQueueAttributes(sqs.queueUrl("work"), ["QueueArn"]);
     assert.equal(attrs.QueueArn, "arn:aws:sqs:us-east-1:000000000000:work");
@@ -376,7 +378,7 @@ Deno.test("sqs client: clock skew: retries once with the server's time and keeps
     ]]);
 
     // Later requests are signed with the offset straight away.
-    c.t += 60_000;
+    c.advance(60_000);
     await sqsClient.purgeQueue(sqs.queueUrl("work"));
     assert.equal(sqs.requests[2]?.headers["x-amz-date"], "20250102T040512Z");
 
@@ -395,7 +397,7 @@ Deno.test("sqs client: clock skew against the verifying fake: 'Signature expired
   await withFake(
     { verifyWith: KEYS, now: serverClock.now, queues: { work: {} } },
     async (sqs) => {
-      const { client: sqsClient } = client({ now: clientClock.now });
+      const { client: sqsClient } = client({ clock: clientClock });
       await sqsClient.sendMessage(sqs.queueUrl("work"), "body");
       assert.deepEqual(sqs.requests.map((r) => r.status), [403, 200]);
       assert.deepEqual(sqs.requests.map((r) => r.signatureValid), [false, true]);
@@ -423,15 +425,14 @@ Deno.test("sqs client: endpoint: override, else the queue URL's origin, else the
   ]);
 });
 
-Deno.test("sqs client: getQueueUrl sends the owner account id; createQueue sends attributes", async () => {
-  await withFake({}, async (sqs) => {
+Deno.test("sqs client: getQueueUrl sends the owner account id; getQueueAttributes reads the policy", async () => {
+  const policy = JSON.stringify({
+    deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:work-dlq",
+    maxReceiveCount: 3,
+  });
+  await withFake({ queues: { work: { RedrivePolicy: policy } } }, async (sqs) => {
     const { client: sqsClient } = client({ endpoint: sqs.url });
-    const policy = JSON.stringify({
-      deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:work-dlq",
-      maxReceiveCount: 3,
-    });
-    const url = await sqsClient.createQueue("work", { RedrivePolicy: policy });
-    assert.equal(url, sqs.queueUrl("work"));
+    const url = sqs.queueUrl("work");
     assert.equal(await sqsClient.getQueueUrl("work", "000000000000"), url);
     assert.deepEqual(sqs.requestsFor("GetQueueUrl")[0]?.body, {
       QueueName: "work",
@@ -445,6 +446,7 @@ Deno.test("sqs client: getQueueUrl sends the owner account id; createQueue sends
 Deno.test("sqs client: a credentials failure becomes a retriable SqsError with the cause", async () => {
   const cause = new Error("Cannot find AWS credentials: tried nothing");
   const sqsClient = new SqsClient({
+    clock: systemClock,
     region: "us-east-1",
     endpoint: "http://127.0.0.1:9",
     credentials: () => Promise.reject(cause),

@@ -1,4 +1,5 @@
 /** IDEMPOTENCY_TABLE and AWS_ENDPOINT_URL_DYNAMODB: parsing, the gate only when set, the probe. */
+import { systemClock } from "../../src/lib/clock.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { QUIET_LOGGER } from "../support/quiet_logger.ts";
 import assert from "node:assert/strict";
@@ -28,13 +29,29 @@ Deno.test("idempotency config: config: IDEMPOTENCY_TABLE unset builds no gate; s
   const plain = loadConfig(BASE);
   assert.equal(plain.idempotencyTable, undefined);
   assert.equal(
-    createIdempotency(plain, { env: BASE }, createSluiceMetrics(), logger, "w", SERVICES),
+    createIdempotency(
+      plain,
+      { env: BASE, clock: SERVICES.clock },
+      createSluiceMetrics(),
+      logger,
+      "w",
+      SERVICES,
+    ),
     undefined,
   );
   const set = loadConfig({ ...BASE, IDEMPOTENCY_TABLE: "sluice-idempotency" });
   assert.equal(set.idempotencyTable, "sluice-idempotency");
   assert.equal(set.dynamodbEndpoint, undefined);
-  assert.ok(createIdempotency(set, { env: BASE }, createSluiceMetrics(), logger, "w", SERVICES));
+  assert.ok(
+    createIdempotency(
+      set,
+      { env: BASE, clock: SERVICES.clock },
+      createSluiceMetrics(),
+      logger,
+      "w",
+      SERVICES,
+    ),
+  );
   assert.equal(
     loadConfig({ ...BASE, AWS_ENDPOINT_URL: "http://127.0.0.1:9" }).dynamodbEndpoint,
     "http://127.0.0.1:9",
@@ -79,12 +96,12 @@ Deno.test("idempotency config: probeIdempotency: fine, missing, or unset", async
   try {
     const env = { ...BASE, AWS_ENDPOINT_URL_DYNAMODB: db.url };
     const ok = loadConfig({ ...env, IDEMPOTENCY_TABLE: db.table });
-    assert.deepEqual(await probeIdempotency(ok, { env }), []);
+    assert.deepEqual(await probeIdempotency(ok, { env, clock: systemClock }), []);
     const missing = loadConfig({ ...env, IDEMPOTENCY_TABLE: "nope-table" });
-    assert.deepEqual(await probeIdempotency(missing, { env }), [
+    assert.deepEqual(await probeIdempotency(missing, { env, clock: systemClock }), [
       'IDEMPOTENCY_TABLE "nope-table" does not exist',
     ]);
-    assert.deepEqual(await probeIdempotency(loadConfig(env), { env }), []);
+    assert.deepEqual(await probeIdempotency(loadConfig(env), { env, clock: systemClock }), []);
   } finally {
     await db.close();
   }

@@ -3,6 +3,7 @@
  * fauxqs (its 1 MiB batch limit, a running worker): where each message goes, how batches are
  * cut, and that one run is one bounded, paced pass that loses nothing.
  */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
 import type { FakeSqs } from "../support/fake_sqs.ts";
@@ -26,6 +27,7 @@ function withSharedDlq(fn: (sqs: FakeSqs, env: Record<string, string>) => Promis
 /** Lets SQS's redrive policy move `bodies` from `queue` to its DLQ (two receives each). */
 async function deadLetterBySqs(sqs: FakeSqs, queue: string, bodies: string[]) {
   const client = new SqsClient({
+    clock: systemClock,
     region: "us-east-1",
     credentials: () => Promise.resolve({ accessKeyId: "t", secretAccessKey: "t" }),
   });

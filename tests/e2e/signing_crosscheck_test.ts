@@ -3,6 +3,7 @@
  * aws4fetch, the AWS SDK's @smithy/signature-v4 and the fake SQS's own verifier must agree byte
  * for byte on the same requests.
  */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { AwsClient } from "aws4fetch";
 import { SignatureV4 } from "@smithy/signature-v4";
@@ -165,10 +166,10 @@ Deno.test("signing crosscheck: the signature SqsClient sends equals the AWS SDK 
     return Promise.resolve(Response.json({ MessageId: "m-1" }));
   };
   const client = new SqsClient({
+    clock: { ...systemClock, now: () => T0 },
     region: "us-east-1",
     credentials: () => Promise.resolve(SESSION),
     fetch: capture,
-    now: () => T0,
   });
   const queueUrl = "https://sqs.us-east-1.amazonaws.com/123456789012/dlq";
   await client.sendMessage(queueUrl, "naïve 🌍 body", { sluice_error: "VALIDATION" });

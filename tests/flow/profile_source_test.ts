@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { systemClock } from "../../src/lib/clock.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { EnrichClient } from "../../src/adapters/enrich_client.ts";
 import { CircuitBreaker } from "../../src/lib/circuit_breaker.ts";
@@ -14,6 +15,7 @@ function source(fetched: string[]) {
   const breaker = new CircuitBreaker({ name: "enrichment", minimumCalls: 4, clock });
   const profiles = new ProfileSource({
     client: new EnrichClient({
+      clock: systemClock,
       baseUrl: "http://127.0.0.1:9",
       timeoutMs: 1000,
       fetch: fakeFetch as typeof fetch,

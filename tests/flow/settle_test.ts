@@ -24,6 +24,7 @@ async function setup(
 ) {
   const sqs = await startFakeSqs({ queues: { dlq: {}, work: { VisibilityTimeout: "30" } } });
   const client = new SqsClient({
+    clock: systemClock,
     region: "us-east-1",
     credentials: () => Promise.resolve({ accessKeyId: "a", secretAccessKey: "b" }),
   });

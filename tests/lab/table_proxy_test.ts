@@ -1,4 +1,5 @@
 /** The lab's DynamoDB fault proxy (lab/table_proxy.ts) and the dynalite child that hosts it. */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import {
   refusalAnswer,
@@ -159,6 +160,7 @@ Deno.test("table proxy: refusalAnswer: every refusal is JSON DynamoDB's client r
 Deno.test("table proxy: in the dynalite child, a fault command reaches sluice's DynamoDB client as DynamoDB errors; the lab's own client goes around it", async () => {
   const db = await spawnDynalite("proxy-child-test");
   const worker = new DynamoDbClient({
+    clock: systemClock,
     region: "us-east-1",
     endpoint: db.proxyUrl,
     credentials: () => Promise.resolve({ accessKeyId: "lab", secretAccessKey: "lab-secret" }),

@@ -1,4 +1,5 @@
 // deno-lint-ignore-file no-explicit-any
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { buildDataset } from "../../lab/dataset.ts";
 import type { ExpectedMessage } from "../../lab/generator.ts";
@@ -213,7 +214,11 @@ Deno.test("validator sim: redirectEvery redirects a first submission only; the w
     assert.equal(first.location, "/login");
     assert.equal((await post(goodDoc())).status, 200, "the retry is accepted");
     // The sluice client sees the next first submission as a failed call, not an acceptance.
-    const client = new ValidatorClient({ url: `${sim.url}/ingest`, timeoutMs: 2000 });
+    const client = new ValidatorClient({
+      clock: systemClock,
+      url: `${sim.url}/ingest`,
+      timeoutMs: 2000,
+    });
     await assert.rejects(client.submit(unknownDoc()), RedirectError);
     assert.equal((await client.submit(unknownDoc())).accepted, true);
     const stats = sim.stats();

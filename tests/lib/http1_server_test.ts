@@ -1,4 +1,5 @@
 /** lib/http1_server.ts on a real loopback listener, with short timeouts so the cuts are quick. */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { type Http1Options, serveHttp1 } from "../../src/lib/http1_server.ts";
 import { trickle } from "../support/trickle_client.ts";
@@ -18,7 +19,7 @@ async function withServer(
       status: url.pathname === "/missing" ? 404 : 200,
       headers: { "content-type": "text/plain" },
     });
-  }, { origin: `http://127.0.0.1:${port}`, ...options });
+  }, { origin: `http://127.0.0.1:${port}`, clock: systemClock, ...options });
   try {
     await fn(port, served);
   } finally {

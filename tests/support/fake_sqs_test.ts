@@ -1,4 +1,5 @@
 /** The fake SQS behaves like SQS where the worker depends on it (it backs the fault tests). */
+import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
 import { SqsError } from "../../src/lib/errors.ts";
@@ -22,9 +23,9 @@ async function setup() {
     },
   });
   const client = new SqsClient({
+    clock: { ...systemClock, now: () => c.t },
     region: "us-east-1",
     credentials: () => Promise.resolve({ accessKeyId: "a", secretAccessKey: "b" }),
-    now: () => c.t,
   });
   const url = sqs.queueUrl("work");
   const receive = (wait = 0) =>
