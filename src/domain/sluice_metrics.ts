@@ -162,6 +162,7 @@ function register(registry: Registry): SluiceMetrics {
     registry,
     ...messageMetrics(registry),
     ...componentMetrics(registry),
+    ...workerMetrics(registry),
     ...idempotencyMetrics(registry),
   };
 }
@@ -199,7 +200,7 @@ function messageMetrics(registry: Registry) {
   };
 }
 
-/** What the parts do: downstream and SQS requests, breakers, cache, limits, build, dedupe. */
+/** What the parts do: downstream and SQS requests, breakers, the profile cache. */
 function componentMetrics(registry: Registry) {
   return {
     downstreamRequests: registry.counter(
@@ -235,6 +236,12 @@ function componentMetrics(registry: Registry) {
       [],
       BATCH,
     ),
+  };
+}
+
+/** What the worker itself keeps: its receipts, extensions, limits, build and dedupe window. */
+function workerMetrics(registry: Registry) {
+  return {
     staleReceipts: registry.counter(
       "sluice_stale_receipts_total",
       "Deletes and visibility changes SQS refused because the receipt handle was stale.",

@@ -117,30 +117,12 @@ export class StoreGate implements IdempotencyGate {
     const payloadHash = hashPayload(message);
     const id = message.message_id;
     const owner = ownerOf(this.#options.workerId, receiptHandle);
+    const mine = { id, owner, payloadHash, receiptHandle };
     let mustRead = false;
     for (let waits = 0;;) {
       if (!mustRead) {
-        const now = this.#options.clock.now();
-        const until = lockUntil(now, this.#options.visibilityTimeoutSeconds);
-        const expiresAt = inProgressExpiresAt(until, this.#options.dedupTtlSeconds);
-        const record = { id, status: "IN_PROGRESS" as const, owner, payloadHash };
-        const answer = await this.#request(
-          "PutItem",
-          signal,
-          () =>
-            this.#options.store.claim(
-              { ...record, inProgressUntil: until, expiresAt },
-              now,
-              signal,
-            ),
-        );
-        if (answer.claimed) {
-          if (answer.takeover) {
-            this.#options.onTakeover?.();
-            this.#options.logger.info("took over a lapsed idempotency lock", { message_id: id });
-          }
-          return this.#proceed({ messageId: id, receiptHandle, owner, held: true, until });
-        }
+        const claimed = await this.#put(mine, signal);
+        if (claimed) return claimed;
       }
       const record = await this.#request(
         "GetItem",
@@ -158,23 +140,41 @@ export class StoreGate implements IdempotencyGate {
       }
       if (decision === "duplicate") return { kind: "duplicate" as const };
       if (decision === "mismatch") return { kind: "mismatch" as const };
-      if (decision === "claim_again") {
-        mustRead = false;
-        continue;
-      }
+      mustRead = decision === "wait";
+      if (!mustRead) continue; // claim_again
       // Another worker holds a live lock: never submit; look again soon.
-      waits++;
-      if (waits === 1) {
+      if (++waits === 1) {
         this.#options.logger.debug("another worker holds this message_id; waiting", {
           message_id: id,
         });
       }
-      await this.#options.clock.sleep(
-        waitBeforeLookingAgain(waits, record, this.#options.clock.now()),
-        signal,
-      );
-      mustRead = true;
+      const now = this.#options.clock.now();
+      await this.#options.clock.sleep(waitBeforeLookingAgain(waits, record, now), signal);
     }
+  }
+
+  /** The conditional PutItem of a new lock; the claim when it was taken, else undefined. */
+  async #put(
+    mine: { id: string; owner: string; payloadHash: string; receiptHandle: string },
+    signal: AbortSignal,
+  ): Promise<ClaimResult | undefined> {
+    const { id, owner, payloadHash, receiptHandle } = mine;
+    const now = this.#options.clock.now();
+    const until = lockUntil(now, this.#options.visibilityTimeoutSeconds);
+    const expiresAt = inProgressExpiresAt(until, this.#options.dedupTtlSeconds);
+    const record = { id, status: "IN_PROGRESS" as const, owner, payloadHash };
+    const answer = await this.#request(
+      "PutItem",
+      signal,
+      () =>
+        this.#options.store.claim({ ...record, inProgressUntil: until, expiresAt }, now, signal),
+    );
+    if (!answer.claimed) return undefined;
+    if (answer.takeover) {
+      this.#options.onTakeover?.();
+      this.#options.logger.info("took over a lapsed idempotency lock", { message_id: id });
+    }
+    return this.#proceed({ messageId: id, receiptHandle, owner, held: true, until });
   }
 
   maySubmit(lock: IdempotencyLock): boolean {
