@@ -52,6 +52,8 @@ const USAGE = `usage: deno task lab [flags]
   --worker-cmd "CMD ARGS"   the worker command (default: deno run ... src/main.ts)
   --workers N               N worker processes on the one queue, each behind a counting validator front
   --table                   dynalite in process; the workers share IDEMPOTENCY_TABLE
+  --fifo                    a FIFO queue and DLQ, a message group per user; the judge counts
+                            order inversions per group
   --table-missing           IDEMPOTENCY_TABLE names a table dynalite does not have: the worker must
                             exit 2 at startup and leave the queue untouched (reported and judged)
 chaos:
@@ -133,6 +135,7 @@ const FLAGS = {
   "redirect-every": { type: "string" },
   workers: { type: "string" },
   table: { type: "boolean" },
+  fifo: { type: "boolean" },
   "table-missing": { type: "boolean" },
   "table-fault": { type: "string" },
   "table-fault-seconds": { type: "string" },
@@ -186,6 +189,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(workerCmd ? { workerCmd } : {}),
     ...(workers !== undefined ? { workers } : {}),
     ...(v.table ? { table: true } : {}),
+    ...(v.fifo ? { fifo: true } : {}),
     ...(v["table-missing"] ? { tableMissing: true } : {}),
     chaos,
   };
@@ -363,6 +367,9 @@ export function formatSummary(s: LabSummary): string {
         : "no",
     ],
     ["wrongly rejected", s.wronglyRejected],
+    ...(s.orderInversions !== undefined
+      ? [["order inversions (FIFO)", s.orderInversions] as [string, number]]
+      : []),
     [
       "poison in DLQ",
       `${s.poisonInDlq} / ${s.poison} (DLQ holds ${s.deadLettered}, ${s.dlqExtraCopies} extra copies)`,

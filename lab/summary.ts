@@ -88,6 +88,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     ...dlqCount,
     leftInQueue,
     followedRedirects: vStats.followedRedirects,
+    ...(options.fifo ? { orderInversions: vStats.orderInversions } : {}),
   });
   const settled = set.valid - lost + dlqCount.poisonInDlq;
   const cpuMs = run.kills === 0 ? run.cpuMs ?? 0 : 0;
@@ -101,6 +102,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     duplicateSubmissions: vStats.duplicates,
     ...(causes ? { duplicateCauses: causes } : {}),
     wronglyRejected: delivery.wronglyRejected,
+    ...(options.fifo ? { orderInversions: vStats.orderInversions } : {}),
     lost,
     deadLettered: dlq.length,
     poisonInDlq: dlqCount.poisonInDlq,

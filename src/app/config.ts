@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { ConfigError } from "../lib/errors.ts";
 import type { UnknownUserPolicy } from "../domain/outcome.ts";
-import { regionFromQueueUrl } from "../adapters/sqs_client.ts";
+import { isFifoQueue, regionFromQueueUrl } from "../adapters/sqs_client.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -522,21 +522,21 @@ function ingestOrUndefined(base: string | undefined): string | undefined {
   return base === undefined ? undefined : ingestUrl(base);
 }
 
-function queueChecks(queueUrl: string | undefined, sink: Sink): void {
-  if (queueUrl && new URL(queueUrl).pathname.endsWith(".fifo")) {
-    report(
-      sink,
-      "SQS_QUEUE_URL",
-      `Cannot use SQS_QUEUE_URL: received ${
-        JSON.stringify(queueUrl)
-      }, expected a standard queue (FIFO queues are not supported yet)`,
-    );
-  }
+/** A FIFO queue's DLQ is a FIFO queue too (SQS requires it); a standard queue's is not. */
+function dlqKindCheck(queueUrl: string, dlqUrl: string | undefined, sink: Sink): void {
+  if (!queueUrl || dlqUrl === undefined || isFifoQueue(queueUrl) === isFifoQueue(dlqUrl)) return;
+  const expected = isFifoQueue(queueUrl) ? "a FIFO queue (ending in .fifo)" : "a standard queue";
+  report(
+    sink,
+    "DLQ_QUEUE_URL",
+    `Cannot use DLQ_QUEUE_URL: received ${
+      JSON.stringify(dlqUrl)
+    }, expected ${expected}, as SQS_QUEUE_URL is (SQS allows no other redrive)`,
+  );
 }
 
 function buildConfig(env: Record<string, string | undefined>, sink: Sink): Config {
   const queueUrl = required<string>(env, "SQS_QUEUE_URL", sink);
-  queueChecks(queueUrl, sink);
   const region = regionOf(env, queueUrl, sink);
   // Validate the credential-chain variables early even though the chain reads them itself.
   read(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT", sink);
@@ -552,6 +552,7 @@ function buildConfig(env: Record<string, string | undefined>, sink: Sink): Confi
       read<string>(env, "AWS_ENDPOINT_URL", sink),
     ...settingsOf(env, sink),
   };
+  dlqKindCheck(queueUrl, config.dlqQueueUrl, sink);
   if (config.dlqQueueUrl !== undefined && queueUrl && sameQueue(config.dlqQueueUrl, queueUrl)) {
     report(
       sink,

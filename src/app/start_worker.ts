@@ -20,7 +20,7 @@ import {
   type SluiceMetrics,
 } from "../domain/sluice_metrics.ts";
 import { limitRepeats, RepeatLimiter } from "../lib/repeat_limiter.ts";
-import type { SqsClient } from "../adapters/sqs_client.ts";
+import { isFifoQueue, type SqsClient } from "../adapters/sqs_client.ts";
 import { createServer } from "./server.ts";
 import { StateLog } from "./state_log.ts";
 import { SummaryLog } from "./summary_log.ts";
@@ -297,6 +297,7 @@ function wireSettler(config: Config, parts: Parts, services: Services): Settler 
   return new Settler({
     sqs: parts.sqs,
     queueUrl: config.queueUrl,
+    fifo: isFifoQueue(config.queueUrl),
     // A DLQ found after startup is used from then on.
     dlqUrl: () => parts.redrive.state.dlqUrl,
     clock,
@@ -362,6 +363,7 @@ function wirePipeline(
   return new Pipeline({
     intake: {
       queueUrl: config.queueUrl,
+      fifo: isFifoQueue(config.queueUrl),
       maxBatch: config.maxBatch,
       receiveWaitSeconds: config.receiveWaitSeconds,
       visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,

@@ -55,7 +55,8 @@ export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
           waitTimeSeconds: 1,
           visibilityTimeout: HOLD_SECONDS,
           // Set by SQS on messages a redrive policy moved: the queue each came from.
-          moreSystemAttributes: ["DeadLetterQueueSourceArn"],
+          // A FIFO message's group goes back with it.
+          moreSystemAttributes: ["DeadLetterQueueSourceArn", "MessageGroupId"],
           signal: o.deps.signal,
         }), cliRetry(o.deps));
       if (batch.length === 0) break;

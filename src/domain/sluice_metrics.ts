@@ -107,6 +107,8 @@ export interface SluiceMetrics {
   idempotencyTakeovers: Counter;
   idempotencyFenced: Counter;
   atLeastOnce: Counter;
+  fifoGroupsActive: Gauge;
+  fifoGroupWait: Histogram;
 }
 
 /** Why a message may be delivered or submitted twice (`sluice_at_least_once_total`). */
@@ -265,6 +267,16 @@ function workerMetrics(registry: Registry) {
       "sluice_build_info",
       "Always 1; the labels say which build runs (version, commit, runtime).",
       ["version", "commit", "runtime"],
+    ),
+    fifoGroupsActive: registry.gauge(
+      "sluice_fifo_groups_active",
+      "FIFO queues: message groups with messages in the worker now.",
+    ),
+    fifoGroupWait: registry.histogram(
+      "sluice_fifo_group_wait_seconds",
+      "FIFO queues: seconds a message waited behind earlier messages of its group before its work began.",
+      [],
+      SECONDS,
     ),
     dedupeTtl: registry.gauge(
       "sluice_dedupe_ttl_seconds",
