@@ -54,6 +54,8 @@ export interface GeneratorOptions {
   hotShare?: number;
   /** a FIFO queue: each message in its user's group, valid ones numbered in send order */
   fifo?: boolean;
+  /** FIFO runs: this many message groups, users spread over them; default one per user */
+  groups?: number;
 }
 
 /** A generated run: what to send and what must come out. */
@@ -126,7 +128,10 @@ export function generateMessages(options: GeneratorOptions): MessageSet {
     firsts.push({ body, poisonKind: kind, duplicate: false });
   }
   rng.shuffle(firsts);
-  if (options.fifo) numberGroups(firsts, expected, () => rng.pick(dataset.knownIds));
+  if (options.fifo) {
+    const groupOf = groupNamer(options.groups);
+    numberGroups(firsts, expected, () => groupOf(rng.pick(dataset.knownIds)), groupOf);
+  }
 
   // Producer duplicates: the same body again, a little later in the stream, as a producer retry would.
   const dupCount = Math.round(valid * (options.duplicateShare ?? 0.01));
@@ -160,16 +165,17 @@ export function generateMessages(options: GeneratorOptions): MessageSet {
 function numberGroups(
   outgoing: OutgoingMessage[],
   expected: Map<string, ExpectedMessage>,
-  someUser: () => string,
+  someGroup: () => string,
+  groupOf: (userId: string) => string,
 ): void {
   const next = new Map<string, number>();
   for (const m of outgoing) {
     const e = m.messageId === undefined ? undefined : expected.get(m.messageId);
     if (!e) {
-      m.group = `g-${someUser()}`;
+      m.group = someGroup();
       continue;
     }
-    const group = `g-${e.user_id}`;
+    const group = groupOf(e.user_id);
     const seq = (next.get(group) ?? 0) + 1;
     next.set(group, seq);
     Object.assign(e, { group, seq });
@@ -179,6 +185,16 @@ function numberGroups(
     m.body = JSON.stringify(doc);
     m.group = group;
   }
+}
+
+/** A user's message group: its own, or one of `groups` by a hash of the id. */
+function groupNamer(groups: number | undefined): (userId: string) => string {
+  if (!groups) return (userId) => `g-${userId}`;
+  return (userId) => {
+    let h = 0;
+    for (let i = 0; i < userId.length; i++) h = (h * 31 + userId.charCodeAt(i)) >>> 0;
+    return `g-${h % groups}`;
+  };
 }
 
 /** A valid event_ts on the wire and the epoch seconds the output must carry. */

@@ -47,6 +47,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     unknownShare: options.unknownShare,
     hotShare: options.hotShare,
     fifo: options.fifo ?? false,
+    ...(options.fifoGroups ? { groups: options.fifoGroups } : {}),
   });
   const runsDir = `${REPO_ROOT}lab/.runs`;
   await Deno.mkdir(runsDir, { recursive: true });

@@ -115,6 +115,8 @@ export interface LabOptions {
   table?: boolean;
   /** a FIFO main queue and DLQ, one message group per user (`--fifo`) */
   fifo?: boolean;
+  /** FIFO runs: this many message groups instead of one per user (`--fifo-groups N`) */
+  fifoGroups?: number;
   /**
    * `--table-missing`: dynalite runs, IDEMPOTENCY_TABLE names a table it does not have; the
    * worker must stop at startup and leave the queue untouched (lab/table_missing.ts)
