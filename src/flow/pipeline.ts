@@ -324,7 +324,7 @@ export class Pipeline {
         ? Math.max(1000, backoffDelay(holds, 1000, 30_000, clock.random))
         : 0;
       const action = this.#decide(ctx, result, delayMs);
-      if (action.kind !== "hold") return await this.#end(ctx, result, action, held);
+      if (action.kind !== "hold") return await this.#end(ctx, result, action, held, graceOver);
       logger.info("holding a message on its last receive", {
         message_id: message.message_id,
         receive_count: ctx.receiveCount,
@@ -346,12 +346,13 @@ export class Pipeline {
     verdict: Verdict,
     action: Exclude<Action, { kind: "hold" }>,
     held: Held,
+    graceOver: AbortSignal,
   ): Promise<Exclude<Action, { kind: "hold" }>> {
     const accepted = verdict.kind === "accepted";
     let completing: Promise<void> | undefined;
     if (accepted) {
       this.#dedupe.remember(ctx.messageId!);
-      if (held.lock) completing = this.#ports.idempotency!.complete(held.lock);
+      if (held.lock) completing = this.#ports.idempotency!.complete(held.lock, graceOver);
       held.lock = undefined; // completed, not to be released
     }
     try {
