@@ -152,15 +152,15 @@ export class Pipeline {
   }
 
   /**
-   * What ends a long poll at shutdown. SQS (and fauxqs) may take messages for a poll
-   * whose connection was closed; they come back only after the visibility timeout with
-   * one more receive counted, which the redrive policy may turn into a DLQ move. So a
-   * poll is left to finish (its messages handed back) unless the queue is known to
-   * have no redrive policy; the end of the grace still ends it.
+   * What ends a long poll at shutdown: the stop itself, so an idle worker stops at once. A
+   * poll aborted that way may still have taken messages on SQS's side; they come back after
+   * the visibility timeout with one more receive counted. Where every receive is the last
+   * (maxReceiveCount 1) that would dead-letter them untried, so there the poll is left to
+   * finish and its messages are handed back; the end of the grace still ends it.
    */
   #pollSignal(stopIntake: AbortSignal, graceOver: AbortSignal): AbortSignal {
     const live = this.#ports.redrive();
-    return live.known && live.maxReceiveCount === undefined ? stopIntake : graceOver;
+    return live.known && live.maxReceiveCount === 1 ? graceOver : stopIntake;
   }
 
   #start(received: Received, graceOver: AbortSignal): void {

@@ -75,3 +75,27 @@ Deno.test("stop signals: a second signal 2 s into the drain forces the exit, aft
     assert.deepEqual(d, { visible: 10, inFlight: 0, delayed: 0 }, "released with visibility 0");
   });
 });
+
+Deno.test("stop signals: an idle worker stops at once on SIGTERM, its 20 s long poll aborted (maxReceiveCount 3)", async () => {
+  await withWorkerProcesses({ visibility: 30, maxReceiveCount: 3 }, async (rig, spawn) => {
+    const worker = spawn({ SQS_RECEIVE_WAIT_SECONDS: "20" });
+    // Ready means SQS answered and the redrive policy is read; the polls are then waiting.
+    for (let i = 0; (await worker.get("/readyz")).status !== 200; i++) {
+      assert.ok(i < 100, "ready");
+      await pause(100);
+    }
+    await pause(1000);
+    const sent = performance.now();
+    worker.kill("SIGTERM");
+    const status = await worker.status;
+    const ms = Math.round(performance.now() - sent);
+    assert.equal(status.code, 0);
+    // The old way waited out the poll (up to 20 s); a busy machine may take a second or two.
+    assert.ok(ms < 5000, `stopped ${ms} ms after SIGTERM`);
+    assert.deepEqual(await rig.lab.admin.depth(rig.lab.queueUrl), {
+      visible: 0,
+      inFlight: 0,
+      delayed: 0,
+    });
+  });
+});
