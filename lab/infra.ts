@@ -69,6 +69,11 @@ export async function startInfra(
     seed: options.seed,
     instant: options.instant ?? false,
     redirectEvery: chaos.redirectEvery ?? 0,
+    ...(options.failingGroupSeconds
+      ? {
+        failingGroup: { group: busiestGroup(set.expected), ms: options.failingGroupSeconds * 1000 },
+      }
+      : {}),
     ...(options.validatorLatencyMs ? { latencyMs: options.validatorLatencyMs } : {}),
   });
   cleanups.push(() => validator.close());
@@ -130,4 +135,18 @@ export function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
+}
+
+/** The group with the most valid messages (the first such by name): the one made to fail. */
+export function busiestGroup(expected: ReadonlyMap<string, { group?: string }>): string {
+  const counts = new Map<string, number>();
+  for (const e of expected.values()) {
+    if (e.group !== undefined) counts.set(e.group, (counts.get(e.group) ?? 0) + 1);
+  }
+  let best = "";
+  for (const [group, n] of counts) {
+    const m = counts.get(best) ?? 0;
+    if (n > m || (n === m && group < best)) best = group;
+  }
+  return best;
 }

@@ -118,6 +118,12 @@ export interface LabOptions {
   /** FIFO runs: this many message groups instead of one per user (`--fifo-groups N`) */
   fifoGroups?: number;
   /**
+   * FIFO runs: the validator answers 503 to every submission of one group (the one with the most
+   * valid messages) for this long from its first; p50/p99 are then the other groups'
+   * (`--failing-group SECONDS`)
+   */
+  failingGroupSeconds?: number;
+  /**
    * `--table-missing`: dynalite runs, IDEMPOTENCY_TABLE names a table it does not have; the
    * worker must stop at startup and leave the queue untouched (lab/table_missing.ts)
    */
@@ -220,6 +226,8 @@ export interface LabSummary {
   table?: boolean;
   /** FIFO runs: messages first accepted after a later message of their group (must be 0) */
   orderInversions?: number;
+  /** `failingGroupSeconds` runs: the failing group (p50/p99 leave it out) */
+  failingGroup?: string;
   /** per worker slot, when the run had validator fronts (`--workers`) */
   workers?: WorkerShare[];
   /** the killed workers' submissions on the wire at their kills (sent, acceptance not recorded) */

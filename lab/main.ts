@@ -53,7 +53,9 @@ const USAGE = `usage: deno task lab [flags]
   --workers N               N worker processes on the one queue, each behind a counting validator front
   --table                   dynalite in process; the workers share IDEMPOTENCY_TABLE
   --fifo                    a FIFO queue and DLQ, a message group per user; the judge counts
-                            order inversions per group; --fifo-groups N: N groups, not one per user
+                            order inversions per group; --fifo-groups N: N groups, not one per user;
+                            --failing-group S: the busiest group's submissions fail for S seconds
+                            (p50/p99 are then the other groups')
   --table-missing           IDEMPOTENCY_TABLE names a table dynalite does not have: the worker must
                             exit 2 at startup and leave the queue untouched (reported and judged)
 chaos:
@@ -136,6 +138,7 @@ const FLAGS = {
   workers: { type: "string" },
   table: { type: "boolean" },
   fifo: { type: "boolean" },
+  "failing-group": { type: "string" },
   "fifo-groups": { type: "string" },
   "table-missing": { type: "boolean" },
   "table-fault": { type: "string" },
@@ -174,6 +177,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   const workers = opt("workers", v.workers, 1, 64, true);
   const fifoGroups = opt("fifo-groups", v["fifo-groups"], 1, 1_000_000, true);
   if (fifoGroups !== undefined && !v.fifo) throw new FlagError("--fifo-groups needs --fifo");
+  const failing = opt("failing-group", v["failing-group"], 1, 3600, false);
+  if (failing !== undefined && !v.fifo) throw new FlagError("--failing-group needs --fifo");
   return {
     help: v.help ?? false,
     scenario,
@@ -194,6 +199,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(v.table ? { table: true } : {}),
     ...(v.fifo ? { fifo: true } : {}),
     ...(fifoGroups !== undefined ? { fifoGroups } : {}),
+    ...(failing !== undefined ? { failingGroupSeconds: failing } : {}),
     ...(v["table-missing"] ? { tableMissing: true } : {}),
     chaos,
   };
@@ -373,6 +379,12 @@ export function formatSummary(s: LabSummary): string {
     ["wrongly rejected", s.wronglyRejected],
     ...(s.orderInversions !== undefined
       ? [["order inversions (FIFO)", s.orderInversions] as [string, number]]
+      : []),
+    ...(s.failingGroup !== undefined
+      ? [["failing group", `${s.failingGroup} (p50/p99 below are the other groups')`] as [
+        string,
+        string,
+      ]]
       : []),
     [
       "poison in DLQ",

@@ -2,6 +2,7 @@
  * What the lab counts at the end of a run: acceptances, rejections, the DLQ's bodies, the queue
  * left over, the request counts; handed to judge() and assembled into the LabSummary.
  */
+import { busiestGroup } from "./infra.ts";
 import type { MessageSet } from "./generator.ts";
 import type { SqsAdmin } from "./sqs_admin.ts";
 import { messageIdOf } from "./sqs_proxy.ts";
@@ -51,7 +52,8 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
   const { options, set, infra } = ctx;
   const { validator, proxy, enrich, table } = infra;
   const vStats = validator.stats();
-  const delivery = countDelivery(ctx);
+  const failingGroup = options.failingGroupSeconds ? busiestGroup(set.expected) : undefined;
+  const delivery = countDelivery(ctx, failingGroup);
   const dlq = await readDlq(infra.sqs, infra.dlqUrl);
   const dlqCount = countDlq(set.poisonBodies, dlq);
   const main = await infra.sqs.depth(infra.queueUrl);
@@ -103,6 +105,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     ...(causes ? { duplicateCauses: causes } : {}),
     wronglyRejected: delivery.wronglyRejected,
     ...(options.fifo ? { orderInversions: vStats.orderInversions } : {}),
+    ...(failingGroup !== undefined ? { failingGroup } : {}),
     lost,
     deadLettered: dlq.length,
     poisonInDlq: dlqCount.poisonInDlq,
@@ -173,16 +176,17 @@ async function answerWithin<T>(answer: Promise<T>): Promise<T | undefined> {
 }
 
 /** Valid messages never accepted, receive-to-accept latencies, and the wrong rejections. */
-function countDelivery({ set, infra }: SummaryContext) {
+function countDelivery({ set, infra }: SummaryContext, failingGroup: string | undefined) {
   const { validator, proxy } = infra;
   let lost = 0;
   const latencies: number[] = [];
-  for (const id of set.expected.keys()) {
+  for (const [id, expected] of set.expected) {
     const acceptedAt = validator.acceptedAt.get(id);
     if (acceptedAt === undefined) {
       lost++;
       continue;
     }
+    if (failingGroup !== undefined && expected.group === failingGroup) continue;
     const receivedAt = proxy.firstReceive.get(id);
     if (receivedAt !== undefined) latencies.push(acceptedAt - receivedAt);
   }

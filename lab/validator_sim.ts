@@ -24,6 +24,8 @@ export interface ValidatorSimOptions extends SimulatorOptions {
    * without an ingest, and the lab counts the message lost. Default 0 (never).
    */
   redirectEvery?: number;
+  /** FIFO runs: every submission of `group` is answered 503 for `ms` from the first one */
+  failingGroup?: { group: string; ms: number };
 }
 
 export interface ValidatorStats {
@@ -258,6 +260,16 @@ function createIngest(
   const seen = new Set<string>();
   let firstSubmissions = 0;
 
+  let failingSince: number | undefined;
+  const failing = (messageId: string | undefined): boolean => {
+    const f = options.failingGroup;
+    if (!f || messageId === undefined || options.expected.get(messageId)?.group !== f.group) {
+      return false;
+    }
+    failingSince ??= now();
+    return now() - failingSince < f.ms;
+  };
+
   const reject = (messageId: string | undefined, reason: string, detail: string) => {
     stats.rejected++;
     stats.rejectedByReason[reason] = (stats.rejectedByReason[reason] ?? 0) + 1;
@@ -284,6 +296,10 @@ function createIngest(
     const messageId = isPlainObject(doc) && typeof doc.message_id === "string"
       ? doc.message_id
       : undefined;
+    if (failing(messageId)) {
+      stats.errors5xx++;
+      return reply(503, { status: "error", reason: "simulated failing message group" });
+    }
     if (messageId !== undefined && redirectEvery > 0 && !seen.has(messageId)) {
       seen.add(messageId);
       if (++firstSubmissions % redirectEvery === 0) {

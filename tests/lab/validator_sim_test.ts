@@ -1,4 +1,5 @@
 // deno-lint-ignore-file no-explicit-any
+import { busiestGroup } from "../../lab/infra.ts";
 import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { buildDataset } from "../../lab/dataset.ts";
@@ -282,6 +283,59 @@ Deno.test("validator sim: FIFO runs: a message accepted after a later one of its
     await submit(3); // a duplicate, not an inversion
     assert.equal(sim.stats().orderInversions, 1);
     assert.equal(sim.stats().duplicates, 1);
+  } finally {
+    await sim.close();
+  }
+});
+
+Deno.test("validator sim: FIFO runs: the failing group's submissions are answered 503 for its time from the first; others are not", async () => {
+  const dataset = buildDataset({ users: 20, seed: 3 });
+  const [a, b] = [dataset.knownIds[0]!, dataset.knownIds[1]!];
+  const expected = new Map<string, ExpectedMessage>();
+  for (const [id, user] of [["a-1", a], ["a-2", a], ["b-1", b]] as const) {
+    expected.set(id, {
+      message_id: id,
+      user_id: user,
+      event_ts: 1,
+      payload: {},
+      known: true,
+      group: `g-${user}`,
+      seq: 1,
+    });
+  }
+  assert.equal(busiestGroup(expected), `g-${a}`);
+  let now = 1000;
+  const sim = startValidatorSim({
+    dataset,
+    expected,
+    instant: true,
+    now: () => now,
+    failingGroup: { group: `g-${a}`, ms: 5000 },
+  });
+  try {
+    const submit = async (id: string, user: string) => {
+      const { meta: _, ...fields } = dataset.profile(user) as unknown as Record<string, unknown>;
+      const res = await fetch(`${sim.url}/ingest`, {
+        method: "POST",
+        body: JSON.stringify({
+          message_id: id,
+          user_id: user,
+          event_ts: 1,
+          payload: {},
+          user: fields,
+          enrichment: { status: "ok" },
+        }),
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    assert.equal(await submit("a-1", a), 503);
+    assert.equal(await submit("b-1", b), 200);
+    now += 4999;
+    assert.equal(await submit("a-2", a), 503);
+    now += 1;
+    assert.equal(await submit("a-1", a), 200);
+    assert.equal(sim.stats().errors5xx, 2);
   } finally {
     await sim.close();
   }

@@ -24,7 +24,10 @@ Deno.test("bench variants: flags: defaults, unknown variants and a before withou
   ]);
   assert.ok(typeof g !== "string");
   assert.deepEqual([g.variants, g.before, g.repeat, g.write], [["fifo", "before"], "/x", 5, false]);
-  assert.match(String(parseVariantFlags(["--variants", "fast"])), /expected some of fifo, before/);
+  assert.match(
+    String(parseVariantFlags(["--variants", "fast"])),
+    /expected some of fifo, fifo-failing, before/,
+  );
   assert.match(String(parseVariantFlags(["--variants", "before"])), /needs --before DIR/);
   assert.match(String(parseVariantFlags(["--variants", "fifo", "--repeat", "0"])), /--repeat/);
   assert.match(
@@ -33,23 +36,31 @@ Deno.test("bench variants: flags: defaults, unknown variants and a before withou
   );
 });
 
-Deno.test("bench variants: the section: medians per variant and ratios to the plain runs of the same rounds", () => {
-  const run = (steady: number, cpu: number, ok = true) =>
-    labSummary({ steadyMsgPerSecond: steady, cpuMsPerMessage: cpu, ok });
+Deno.test("bench variants: the section: medians per variant, ratios to the plain runs or to the variant named as its base", () => {
+  const run = (steady: number, cpu: number, p99Ms: number, ok = true) =>
+    labSummary({ steadyMsgPerSecond: steady, cpuMsPerMessage: cpu, p99Ms, ok });
   const runs = new Map([
-    ["plain", [run(1000, 0.5), run(900, 0.4), run(1100, 0.6)]],
-    ["fifo", [run(800, 0.5), run(850, 0.55), run(10, 9, false)]],
+    ["plain", [run(1000, 0.5, 100), run(900, 0.4, 90), run(1100, 0.6, 110)]],
+    ["fifo", [run(800, 0.5, 200), run(850, 0.55, 220), run(10, 9, 9000, false)]],
+    ["fifo-failing", [run(700, 0.5, 230), run(700, 0.5, 240), run(700, 0.5, 250)]],
   ]);
-  const fifo = VARIANTS.filter((v) => v.name === "fifo");
-  const text = renderVariants(runs, fifo, {
+  const chosen = VARIANTS.filter((v) => v.name === "fifo" || v.name === "fifo-failing");
+  const text = renderVariants(runs, chosen, {
     started: "2026-12-07T11:00",
     messages: 100,
     before: undefined,
   });
-  const rows = text.split("\n").filter((l) => l.startsWith("| plain") || l.startsWith("| fifo"));
-  assert.equal(rows.length, 2);
-  assert.match(rows[0]!, /\| plain \| .* \| 1000 \| 1\.00 \| 0\.5 \| 1\.00 \|/);
-  // medians: 800 msg/s (÷1000 = 0.80), 0.55 ms CPU (÷0.5 = 1.10); one failed run fails the row
-  assert.match(rows[1]!, /\| fifo \| .* \| 800 \| 0\.80 \| 0\.55 \| 1\.10 \| .* \| FAILED \|$/);
+  const row = (name: string) => text.split("\n").find((l) => l.startsWith(`| ${name} |`)) ?? "";
+  assert.match(row("plain"), /\| — \| 1000 \| 1\.00 \| 0\.5 \| 1\.00 \| 50 \| 100 \| 1\.00 \|/);
+  // medians: 800 msg/s (÷1000), 0.55 ms CPU (÷0.5), p99 220 (÷100); one failed run fails the row
+  assert.match(
+    row("fifo"),
+    /\| plain \| 800 \| 0\.80 \| 0\.55 \| 1\.10 \| 50 \| 220 \| 2\.20 \| .* \| FAILED \|$/,
+  );
+  // against fifo: p99 240 ÷ 220
+  assert.match(
+    row("fifo-failing"),
+    /\| fifo \| 700 \| 0\.88 \| 0\.5 \| 0\.91 \| 50 \| 240 \| 1\.09 \| .* \| OK \|$/,
+  );
   assert.match(text, /3 rounds/);
 });
