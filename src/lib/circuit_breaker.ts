@@ -1,9 +1,11 @@
 /**
  * A circuit breaker: stops calling a downstream whose failure rate over a
- * rolling window is too high, then lets a few probe calls test its recovery.
- * It stays open for a short floor, or as long as the downstream asked
- * (`Retry-After` on a failure), whichever is later: a fixed long cooldown
- * makes recovery slower than the outage.
+ * rolling window is too high, then probes its recovery with a trickle. It stays
+ * open for a short floor, or as long as the downstream asked (`Retry-After` on a
+ * failure), whichever is later: a fixed long cooldown makes recovery slower than
+ * the outage. Half open, it admits one call, then as many at once as the
+ * downstream's answers earn (`probeStep`): a partial brownout is worked through at
+ * a share of the calls, a full outage costs one call per cooldown.
  */
 import type { Clock } from "./clock.ts";
 import { CircuitOpenError, isLocalError } from "./errors.ts";
@@ -29,8 +31,8 @@ export interface CircuitBreakerOptions {
   /** The longest time the breaker stays open, whatever Retry-After said, in ms. Default 60000. */
   maxOpenMs?: number;
   /**
-   * Probe calls allowed in half_open (this many in total, concurrently or not);
-   * all succeed -> closed, any fails -> open again. Default 3.
+   * Half open: successes that close the breaker (with failures below the threshold among the
+   * last probes), and the failures in a row that open it again. Default 3.
    */
   halfOpenProbes?: number;
   /** Time: durations and expiries on its monotonic clock. */
@@ -40,6 +42,66 @@ export interface CircuitBreakerOptions {
 }
 
 const BUCKETS = 10;
+
+/** Probes half open admits at once at most, however well they do. */
+const MAX_ALLOWANCE = 32;
+/** Probe results remembered for the closing ratio. */
+const RECENT = 8;
+
+/** Half open's account of its probes. */
+export interface ProbeTally {
+  /** probes admitted at once */
+  allowance: number;
+  successes: number;
+  /** failures since the last success */
+  streak: number;
+  /** the last RECENT results, newest in bit 0; a set bit is a failure */
+  recent: number;
+  /** how many results `recent` holds (≤ RECENT) */
+  seen: number;
+}
+
+export const FRESH_TALLY: ProbeTally = { allowance: 1, successes: 0, streak: 0, recent: 0, seen: 0 };
+
+/**
+ * A probe's result half open; pure. A success doubles the probes admitted at once, a failure
+ * halves them. Closed after `probes` successes once failures are below `threshold` among the
+ * last RECENT; open again on a failure before any success or `probes` failures in a row.
+ */
+export function probeStep(
+  t: ProbeTally,
+  success: boolean,
+  o: { probes: number; threshold: number },
+): { tally: ProbeTally; to: BreakerState } {
+  const recent = ((t.recent << 1) | (success ? 0 : 1)) & ((1 << RECENT) - 1);
+  const seen = Math.min(RECENT, t.seen + 1);
+  if (success) {
+    const tally = {
+      allowance: Math.min(MAX_ALLOWANCE, t.allowance * 2),
+      successes: t.successes + 1,
+      streak: 0,
+      recent,
+      seen,
+    };
+    const failures = popcount(recent);
+    const close = tally.successes >= o.probes && failures / seen < o.threshold;
+    return { tally, to: close ? "closed" : "half_open" };
+  }
+  const tally = {
+    allowance: Math.max(1, Math.floor(t.allowance / 2)),
+    successes: t.successes,
+    streak: t.streak + 1,
+    recent,
+    seen,
+  };
+  return { tally, to: t.successes === 0 || tally.streak >= o.probes ? "open" : "half_open" };
+}
+
+function popcount(bits: number): number {
+  let n = 0;
+  for (let b = bits; b !== 0; b &= b - 1) n++;
+  return n;
+}
 
 /**
  * When an open state entered at `now` ends: after the floor, or at the time the downstream asked
@@ -89,7 +151,7 @@ export class CircuitBreaker {
   /** The latest time a failure's Retry-After asked us to wait until, since the last close. */
   #askedUntil: number | undefined;
   #probesInFlight = 0;
-  #probeSuccesses = 0;
+  #tally: ProbeTally = FRESH_TALLY;
   #buckets: Bucket[] = [];
   #lastFailure: { error: unknown; at: number } | undefined;
 
@@ -142,7 +204,7 @@ export class CircuitBreaker {
     const state = this.state;
     if (state === "closed") return true;
     if (state === "open") return false;
-    return this.#probesInFlight + this.#probeSuccesses < this.#probes;
+    return this.#probesInFlight < this.#tally.allowance;
   }
 
   /**
@@ -191,8 +253,12 @@ export class CircuitBreaker {
       this.#askedUntil = Math.max(this.#askedUntil ?? 0, this.#clock.monotonic() + retryAfterMs);
     }
     if (state === "half_open") {
-      if (!success) this.#transition("open");
-      else if (++this.#probeSuccesses >= this.#probes) this.#transition("closed");
+      const step = probeStep(this.#tally, success, {
+        probes: this.#probes,
+        threshold: this.#threshold,
+      });
+      this.#tally = step.tally;
+      this.#transition(step.to);
       return;
     }
     this.#count(success);
@@ -223,7 +289,7 @@ export class CircuitBreaker {
     this.#state = to;
     this.#generation++;
     this.#probesInFlight = 0;
-    this.#probeSuccesses = 0;
+    this.#tally = FRESH_TALLY;
     if (to === "open") {
       const now = this.#clock.monotonic();
       this.#openUntil = openUntil(now, this.#cooldownMs, this.#maxOpenMs, this.#askedUntil);

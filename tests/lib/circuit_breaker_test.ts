@@ -3,7 +3,9 @@ import {
   type BreakerState,
   CircuitBreaker,
   type CircuitBreakerOptions,
+  FRESH_TALLY,
   openUntil,
+  probeStep,
 } from "../../src/lib/circuit_breaker.ts";
 import { CircuitOpenError, HttpError, isRetriable, LocalError } from "../../src/lib/errors.ts";
 
@@ -112,22 +114,25 @@ Deno.test("circuit breaker: open -> half_open after the cooldown", () => {
   assert.deepEqual(changes, [["open", "closed"], ["half_open", "open"]]);
 });
 
-Deno.test("circuit breaker: half_open admits at most halfOpenProbes probes; all succeed -> closed", async () => {
-  const { breaker, changes, advance } = setup();
+Deno.test("circuit breaker: half_open admits one probe, then as many at once as successes earn; closed after halfOpenProbes", async () => {
+  const { breaker, changes, advance } = setup({ halfOpenProbes: 3 });
   trip(breaker);
   advance(5000);
   const d1 = Promise.withResolvers<string>();
-  const d2 = Promise.withResolvers<string>();
   const p1 = breaker.run(() => d1.promise);
-  const p2 = breaker.run(() => d2.promise);
-  assert.equal(breaker.canPass(), false);
+  assert.equal(breaker.canPass(), false, "one probe at first");
   await assert.rejects(breaker.run(ok), CircuitOpenError);
   d1.resolve("a");
   assert.equal(await p1, "a");
-  assert.equal(breaker.state, "half_open", "one probe is not enough");
-  assert.equal(breaker.canPass(), false, "the finished probe does not free a slot");
+  assert.equal(breaker.state, "half_open", "one success is not enough");
+  const d2 = Promise.withResolvers<string>();
+  const d3 = Promise.withResolvers<string>();
+  const p2 = breaker.run(() => d2.promise);
+  const p3 = breaker.run(() => d3.promise);
+  assert.equal(breaker.canPass(), false, "two at once after one success");
   d2.resolve("b");
-  assert.equal(await p2, "b");
+  d3.resolve("c");
+  assert.deepEqual(await Promise.all([p2, p3]), ["b", "c"]);
   assert.equal(breaker.state, "closed");
   assert.deepEqual(changes.at(-1), ["closed", "half_open"]);
   // The window starts empty after closing.
@@ -136,15 +141,42 @@ Deno.test("circuit breaker: half_open admits at most halfOpenProbes probes; all 
   assert.equal(breaker.state, "closed");
 });
 
-Deno.test("circuit breaker: a failed probe opens the breaker again with a fresh cooldown", async () => {
+Deno.test("circuit breaker: a first probe that fails opens the breaker again with a fresh cooldown", async () => {
   const { breaker, changes, advance } = setup();
   trip(breaker);
   advance(6000);
-  await breaker.run(ok);
   await assert.rejects(breaker.run(fail), /down/);
   assert.equal(breaker.state, "open");
   assert.equal(breaker.remainingCooldownMs(), 5000);
   assert.deepEqual(changes, [["open", "closed"], ["half_open", "open"], ["open", "half_open"]]);
+});
+
+Deno.test("circuit breaker: probeStep row by row: the trickle grows with successes, shrinks with failures", () => {
+  const o = { probes: 3, threshold: 0.5 };
+  // [results so far ("s"/"f"), then: allowance, state]
+  const rows: Array<[string, number, BreakerState]> = [
+    ["s", 2, "half_open"],
+    ["ss", 4, "half_open"],
+    ["sss", 8, "closed"],
+    ["f", 1, "open"], // nothing good yet: an outage costs one call per cooldown
+    ["sf", 1, "half_open"], // a partial brownout: keep trickling
+    ["sfs", 2, "half_open"],
+    ["sfsf", 1, "half_open"],
+    ["sfsfs", 2, "closed"], // 3 successes, 2 of 5 failed
+    ["sffsfs", 2, "half_open"], // 3 successes, but 3 of 6 failed: not yet
+    ["sffsfss", 4, "closed"], // 3 of 7 failed
+    ["sfff", 1, "open"], // three failures in a row
+    ["sffsffs", 2, "half_open"], // 4 of 7 failed: a brownout still on
+  ];
+  for (const [results, allowance, state] of rows) {
+    let tally = FRESH_TALLY;
+    let to: BreakerState = "half_open";
+    for (const r of results) ({ tally, to } = probeStep(tally, r === "s", o));
+    assert.deepEqual([tally.allowance, to], [allowance, state], results);
+  }
+  let tally = FRESH_TALLY;
+  for (let i = 0; i < 10; i++) tally = probeStep(tally, true, { probes: 99, threshold: 0.5 }).tally;
+  assert.equal(tally.allowance, 32, "capped");
 });
 
 Deno.test("circuit breaker: isFailure decides which errors count; the error is still rethrown", async () => {
