@@ -61,7 +61,13 @@ export interface ProbeTally {
   seen: number;
 }
 
-export const FRESH_TALLY: ProbeTally = { allowance: 1, successes: 0, streak: 0, recent: 0, seen: 0 };
+export const FRESH_TALLY: ProbeTally = {
+  allowance: 1,
+  successes: 0,
+  streak: 0,
+  recent: 0,
+  seen: 0,
+};
 
 /**
  * A probe's result half open; pure. A success doubles the probes admitted at once, a failure
