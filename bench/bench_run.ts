@@ -39,6 +39,8 @@ export interface Efficiency {
   drainSeconds: number;
   /** enrichment calls that arrived inside a brownout window */
   brownoutCalls: number;
+  /** the first enrichment success after the first window, ms after its end (NaN: none) */
+  recoveryMs: number;
 }
 
 /** A run's efficiency figures, or undefined when it produced no summary. */
@@ -51,6 +53,7 @@ export function efficiencyOf(run: BenchRun): Efficiency | undefined {
     peakRssMb: s.peakRssMb,
     drainSeconds: s.durationSeconds,
     brownoutCalls: s.enrichBrownoutRequests,
+    recoveryMs: s.enrichRecoveryMs ?? Number.NaN,
   };
 }
 

@@ -39,6 +39,8 @@ export interface EnrichStats {
   byStatus: Record<string, number>;
   /** requests (health checks excluded) that arrived inside a brownout window */
   brownoutRequests: number;
+  /** the first 200 answered after the first brownout window ended: how long after, ms */
+  recoveredAfterMs?: number;
   /** highest number of requests in flight at once */
   peakInFlight: number;
   inFlight: number;
@@ -99,12 +101,22 @@ class EnrichService {
   }
 
   /** Whether now is inside a brownout window; the first call starts the brownout clock. */
-  #inBrownout(b: { periodMs: number; windowMs: number }): boolean {
+  #inBrownout(b: { offsetMs?: number; periodMs: number; windowMs: number }): boolean {
     const now = this.#o.now();
     this.#startedAt ??= now;
-    const inside = (now - this.#startedAt) % b.periodMs < b.windowMs;
+    const elapsed = now - this.#startedAt - (b.offsetMs ?? 0);
+    const inside = elapsed >= 0 && elapsed % b.periodMs < b.windowMs;
     if (inside) this.stats.brownoutRequests++;
     return inside;
+  }
+
+  /** A 200 answered: the first after the first brownout window is the recovery. */
+  #noteRecovery(): void {
+    const b = this.#profile.brownout;
+    if (!b || this.#startedAt === undefined || this.stats.recoveredAfterMs !== undefined) return;
+    const end = this.#startedAt + (b.offsetMs ?? 0) + b.windowMs;
+    const now = this.#o.now();
+    if (now >= end) this.stats.recoveredAfterMs = now - end;
   }
 
   /** Latency and failure for one request, drawn before any waiting (arrival order). */
@@ -122,7 +134,7 @@ class EnrichService {
         return {
           latencyMs: rng.int(5, 50),
           status: 503,
-          retryAfter: String(b.retryAfterSeconds),
+          ...(b.retryAfterSeconds > 0 ? { retryAfter: String(b.retryAfterSeconds) } : {}),
           hang: false,
           error: "brownout",
         };
@@ -167,7 +179,10 @@ class EnrichService {
       delay = Math.max(delay, this.#o.slowMs);
     }
     await this.#o.sleep(delay, this.closing.signal);
-    if (p.status === 200) return undefined;
+    if (p.status === 200) {
+      this.#noteRecovery();
+      return undefined;
+    }
     const headers: Record<string, string> = p.retryAfter ? { "retry-after": p.retryAfter } : {};
     return this.#json(p.status, { error: p.error, meta: this.#meta(p) }, headers);
   }

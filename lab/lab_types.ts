@@ -191,6 +191,8 @@ export interface LabSummary {
   workerCpuMs: number;
   /** workerCpuMs per settled message (accepted + poison in the DLQ), 0 when unknown */
   cpuMsPerMessage: number;
+  /** brownout and outage: the first enrichment success after the first window ended, ms after it */
+  enrichRecoveryMs?: number;
   /** enrichment requests that arrived inside a brownout window */
   enrichBrownoutRequests: number;
   /** receive-to-accept, first receive to first acceptance, valid messages */

@@ -393,6 +393,14 @@ export function formatSummary(s: LabSummary): string {
     ["left in queue", s.leftInQueue],
     ["worker kills (in flight)", `${s.kills} (${s.killedInFlight})`],
     ["downstream errors", s.downstreamErrors],
+    ...(s.scenario === "brownout" || s.scenario === "outage"
+      ? [[
+        "enrich calls in the windows",
+        `${s.enrichBrownoutRequests}` + (s.enrichRecoveryMs !== undefined
+          ? `; first success ${Math.round(s.enrichRecoveryMs)} ms after the first window`
+          : ""),
+      ] as [string, string]]
+      : []),
     ["retries", s.retries],
     ["breaker opens", s.breakerOpens],
     ...(s.tableFaults

@@ -6,9 +6,15 @@
 import type { Dataset } from "./dataset.ts";
 import type { sleep } from "../src/lib/clock.ts";
 
-export type Scenario = "io_mild" | "io_heavy" | "flaky" | "brownout";
+export type Scenario = "io_mild" | "io_heavy" | "flaky" | "brownout" | "outage";
 
-export const SCENARIOS: readonly Scenario[] = ["io_mild", "io_heavy", "flaky", "brownout"];
+export const SCENARIOS: readonly Scenario[] = [
+  "io_mild",
+  "io_heavy",
+  "flaky",
+  "brownout",
+  "outage",
+];
 
 /** What both simulators (enrich_sim.ts, validator_sim.ts) are driven by. */
 export interface SimulatorOptions {
@@ -43,10 +49,11 @@ export interface ScenarioProfile {
   batchIdError: number;
   /**
    * brownout windows: every `periodMs` from the first enrichment request (so every worker meets
-   * its first window at the same point of its run), the first `windowMs` are degraded; a 503
-   * says `Retry-After: retryAfterSeconds`
+   * its first window at the same point of its run) and `offsetMs` after it, the first `windowMs`
+   * are degraded; a 503 says `Retry-After: retryAfterSeconds` (none when 0)
    */
   brownout?: {
+    offsetMs?: number;
     periodMs: number;
     windowMs: number;
     error503: number;
@@ -104,6 +111,25 @@ export const SCENARIO_PROFILES: Readonly<Record<Scenario, ScenarioProfile>> = {
       error503: 0.6,
       retryAfterSeconds: 2,
       latencyMs: [1_500, 3_000],
+    },
+    validator5xx: 0,
+  },
+  outage: {
+    latencyMedianMs: 10,
+    latencySigma: 0.3,
+    perIdMs: 0.2,
+    error500: 0,
+    error429: 0,
+    hang: 0,
+    batchIdError: 0,
+    // Every call 2 s to 12 s after the first answers 503 at once, without Retry-After.
+    brownout: {
+      offsetMs: 2_000,
+      periodMs: 1e12,
+      windowMs: 10_000,
+      error503: 1,
+      retryAfterSeconds: 0,
+      latencyMs: [5, 20],
     },
     validator5xx: 0,
   },

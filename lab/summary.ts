@@ -117,6 +117,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     workerCpuMs: round(cpuMs, 0),
     cpuMsPerMessage: round(cpuMs / Math.max(1, settled), 4),
     enrichBrownoutRequests: eStats.brownoutRequests,
+    ...(eStats.recoveredAfterMs !== undefined ? { enrichRecoveryMs: eStats.recoveredAfterMs } : {}),
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
     sqsRequests: pStats.requests,

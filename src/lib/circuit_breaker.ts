@@ -21,6 +21,11 @@ export interface CircuitBreakerOptions {
   failureRateThreshold?: number;
   /** Calls the window must hold before the ratio counts. Default 20. */
   minimumCalls?: number;
+  /**
+   * Failures in a row that open the breaker whatever the window says: a downstream that was
+   * fine until now fails every call long before the window's ratio turns. Default 5.
+   */
+  consecutiveFailures?: number;
   /** Rolling window in ms, kept as 10 buckets. Default 10000. */
   windowMs?: number;
   /**
@@ -142,6 +147,7 @@ export class CircuitBreaker {
   readonly name: string;
   readonly #threshold: number;
   readonly #minimumCalls: number;
+  readonly #consecutive: number;
   readonly #bucketMs: number;
   readonly #cooldownMs: number;
   readonly #maxOpenMs: number;
@@ -157,6 +163,10 @@ export class CircuitBreaker {
   /** The latest time a failure's Retry-After asked us to wait until, since the last close. */
   #askedUntil: number | undefined;
   #probesInFlight = 0;
+  /** closed: failures since the last success */
+  #streak = 0;
+  /** half_open -> open with no success in between, since the last close */
+  #reopens = 0;
   #tally: ProbeTally = FRESH_TALLY;
   #buckets: Bucket[] = [];
   #lastFailure: { error: unknown; at: number } | undefined;
@@ -166,6 +176,7 @@ export class CircuitBreaker {
     this.name = options.name;
     this.#threshold = options.failureRateThreshold ?? 0.5;
     this.#minimumCalls = options.minimumCalls ?? 20;
+    this.#consecutive = options.consecutiveFailures ?? 5;
     this.#bucketMs = (options.windowMs ?? 10_000) / BUCKETS;
     this.#cooldownMs = options.cooldownMs ?? 1000;
     this.#maxOpenMs = options.maxOpenMs ?? 60_000;
@@ -176,6 +187,7 @@ export class CircuitBreaker {
       throw new RangeError(`failureRateThreshold must be in (0, 1], got ${this.#threshold}`);
     }
     if (!(this.#minimumCalls >= 1)) throw new RangeError("minimumCalls must be >= 1");
+    if (!(this.#consecutive >= 1)) throw new RangeError("consecutiveFailures must be >= 1");
     if (!(this.#bucketMs > 0)) throw new RangeError("windowMs must be > 0");
     if (!(this.#probes >= 1)) throw new RangeError("halfOpenProbes must be >= 1");
     if (!(this.#cooldownMs >= 0 && this.#maxOpenMs >= this.#cooldownMs)) {
@@ -268,12 +280,12 @@ export class CircuitBreaker {
       return;
     }
     this.#count(success);
+    this.#streak = success ? 0 : this.#streak + 1;
     if (!success) {
       const { successes, failures } = this.#totals();
       const calls = successes + failures;
-      if (calls >= this.#minimumCalls && failures / calls >= this.#threshold) {
-        this.#transition("open");
-      }
+      const rate = calls >= this.#minimumCalls && failures / calls >= this.#threshold;
+      if (rate || this.#streak >= this.#consecutive) this.#transition("open");
     }
   }
 
@@ -295,12 +307,21 @@ export class CircuitBreaker {
     this.#state = to;
     this.#generation++;
     this.#probesInFlight = 0;
+    this.#streak = 0;
+    // A probe that met the outage again: the floor grows by half, once (recovery stays prompt).
+    if (to === "open" && from === "half_open" && this.#tally.successes === 0) this.#reopens++;
     this.#tally = FRESH_TALLY;
     if (to === "open") {
       const now = this.#clock.monotonic();
-      this.#openUntil = openUntil(now, this.#cooldownMs, this.#maxOpenMs, this.#askedUntil);
+      const floor = this.#reopens > 0
+        ? Math.min(this.#maxOpenMs, this.#cooldownMs * 1.5)
+        : this.#cooldownMs;
+      this.#openUntil = openUntil(now, floor, this.#maxOpenMs, this.#askedUntil);
     }
-    if (to === "closed") this.#askedUntil = undefined;
+    if (to === "closed") {
+      this.#askedUntil = undefined;
+      this.#reopens = 0;
+    }
     if (to !== "half_open") this.#resetWindow();
     this.#onStateChange?.(to, from);
   }

@@ -141,14 +141,23 @@ Deno.test("circuit breaker: half_open admits one probe, then as many at once as 
   assert.equal(breaker.state, "closed");
 });
 
-Deno.test("circuit breaker: a first probe that fails opens the breaker again with a fresh cooldown", async () => {
+Deno.test("circuit breaker: a first probe that fails opens it again for 1.5× the floor, until a close resets it", async () => {
   const { breaker, changes, advance } = setup();
   trip(breaker);
   advance(6000);
   await assert.rejects(breaker.run(fail), /down/);
   assert.equal(breaker.state, "open");
-  assert.equal(breaker.remainingCooldownMs(), 5000);
+  assert.equal(breaker.remainingCooldownMs(), 7500);
   assert.deepEqual(changes, [["open", "closed"], ["half_open", "open"], ["open", "half_open"]]);
+  advance(7500);
+  await assert.rejects(breaker.run(fail), /down/);
+  assert.equal(breaker.remainingCooldownMs(), 7500, "once: 1.5×, not growing");
+  advance(7500);
+  await breaker.run(ok);
+  await breaker.run(ok);
+  assert.equal(breaker.state, "closed");
+  trip(breaker);
+  assert.equal(breaker.remainingCooldownMs(), 5000, "the floor again after a close");
 });
 
 Deno.test("circuit breaker: probeStep row by row: the trickle grows with successes, shrinks with failures", () => {
@@ -253,10 +262,17 @@ Deno.test("circuit breaker: breaker validates its options", () => {
   const defaults = new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x" });
   assert.equal(defaults.name, "x");
   assert.equal(defaults.state, "closed");
-  for (let i = 0; i < 19; i++) defaults.record(false);
+  // Every other call fails: never 5 in a row, so only the window's ratio can open it.
+  for (let i = 0; i < 19; i++) defaults.record(i % 2 === 1);
   assert.equal(defaults.state, "closed", "default minimumCalls is 20");
   defaults.record(false);
   assert.equal(defaults.state, "open");
+  const streak = new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "y" });
+  for (let i = 0; i < 50; i++) streak.record(true);
+  for (let i = 0; i < 4; i++) streak.record(false);
+  assert.equal(streak.state, "closed", "4 failures after 50 successes");
+  streak.record(false);
+  assert.equal(streak.state, "open", "the default 5 failures in a row open it");
 });
 
 Deno.test("circuit breaker: hostile ids: a local error never counts in a breaker, not even as a success", async () => {
