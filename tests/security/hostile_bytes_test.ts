@@ -19,30 +19,11 @@ import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
 import { sluiceInProcess, withFakeQueues } from "../support/cli_in_process.ts";
 import { runWorker, serveJson, waitFor } from "../support/lab_env.ts";
 import { msg } from "../support/fault_kit.ts";
-
-const HOSTILE = "cr\r nl\n esc\u001b[2J osc\u001b]0;owned\u0007 bel\u0007 nul\u0000 del\u007f " +
-  "csi\u009b31m nel\u0085 rlo\u202e lri\u2066 pdi\u2069 end";
+import { assertInert, HOSTILE, hostileReceive } from "../support/hostile_text.ts";
+import { sluice } from "../support/sluice_cli.ts";
 
 /** The bytes of a Location header: C1 controls, and no URL, so it is reported as sent. */
 const HOSTILE_LOCATION = "http://[\u009b2J\u0085\u009d0;owned\u009c";
-
-/** What must never reach a terminal raw (the same set for every sink). */
-const RAW_UNSAFE =
-  // deno-lint-ignore no-control-regex -- the test looks for raw control characters
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** No line holds a raw unsafe character (a line break inside one included). */
-function assertInert(what: string, lines: readonly string[]) {
-  assert.ok(lines.length > 0, `${what}: nothing written`);
-  for (const line of lines) {
-    const found = line.match(RAW_UNSAFE);
-    assert.equal(
-      found,
-      null,
-      `${what}: raw U+${found?.[0]?.charCodeAt(0).toString(16)} in ${JSON.stringify(line)}`,
-    );
-  }
-}
 
 /** The escaped form of HOSTILE's CSI and RLO: proof the hostile text did reach the sink. */
 const ESCAPED_SEEN = /csi\\u009b31m nel\\u0085 rlo\\u202e/;
@@ -80,6 +61,7 @@ Deno.test("hostile bytes: the JSON log escapes them in the message, keys, values
   assert.deepEqual(first.list, [HOSTILE, { inner: HOSTILE }]);
   assert.deepEqual(first.doc.deep.more, [HOSTILE]);
   assert.equal(first.error.message, HOSTILE);
+  assert.match(lines[0]!, ESCAPED_SEEN);
   assert.equal(first[`key ${HOSTILE}`], 1);
   assert.equal(second.worker, HOSTILE);
   assert.equal(second.location, HOSTILE_LOCATION);
@@ -92,34 +74,11 @@ Deno.test("hostile bytes: the pretty log escapes them in the message, keys, valu
   assertInert("pretty log", lines);
   assert.equal(lines.length, 3);
   assert.match(lines[0]!, ESCAPED_SEEN);
-  assert.match(lines[0]!, / list=\["cr\\r nl\\n esc\\u001b\[2J/);
-  assert.match(lines[0]!, /"more":\["cr\\r .* csi\\u009b31m/);
+  assert.match(lines[0]!, / list=\["nl\\n cr\\r tab\\t esc\\u001b\[2J osc\\u001b\]0;owned\\u0007/);
+  assert.match(lines[0]!, /"more":\["nl\\n .* csi\\u009b31m nel\\u0085 rlo\\u202e/);
+  assert.match(lines[0]!, / error="Error: nl\\n cr\\r/);
   assert.match(lines[1]!, /location="http:\/\/\[\\u009b2J\\u0085/);
 });
-
-const str = (value: string) => ({ DataType: "String", StringValue: value });
-
-/** A receive answer with one message whose every printed part is hostile. */
-function hostileReceive(withSource: boolean) {
-  return {
-    body: {
-      Messages: [{
-        MessageId: `id-${HOSTILE}`,
-        ReceiptHandle: "rh-hostile",
-        Body: `{"message_id":"${HOSTILE}"} ${HOSTILE}`,
-        Attributes: {
-          SentTimestamp: String(Date.now()),
-          ApproximateReceiveCount: "1",
-          ...(withSource ? { DeadLetterQueueSourceArn: `arn:${HOSTILE}` } : {}),
-        },
-        MessageAttributes: {
-          sluice_error: str(`VALIDATION${HOSTILE}`),
-          sluice_reason: str(HOSTILE),
-        },
-      }],
-    },
-  };
-}
 
 /** "work" dead-letters to "dlq", which holds one message (the depth a redrive is bound by). */
 const DLQ_QUEUES = {
@@ -132,20 +91,31 @@ const DLQ_QUEUES = {
   },
 };
 
-Deno.test("hostile bytes: dlq peek in text and JSON", async () => {
+Deno.test("hostile bytes: dlq peek in text (the real entry's stdout and stderr) and JSON", async () => {
   await withFakeQueues(DLQ_QUEUES, async (sqs, env) => {
     sqs.send("dlq", "filler");
     sqs.respond("ReceiveMessage", hostileReceive(true));
-    const text = await sluiceInProcess(["dlq", "peek", "1"], env);
+    const text = await sluice(["dlq", "peek", "1"], env);
     assert.equal(text.code, 0, text.stderr);
-    assertInert("peek", [...text.lines, ...text.status]);
+    assertInert("peek", (text.stdout + text.stderr).split("\n"));
+    assert.equal(
+      text.stdout.trimEnd().split("\n").length,
+      2,
+      "a line for the message, one for its body",
+    );
+    assert.match(
+      text.stdout,
+      /esc\\u001b\[2J osc\\u001b\]0;owned\\u0007 nul\\u0000 bel\\u0007 del\\u007f/,
+    );
     assert.match(text.stdout, ESCAPED_SEEN);
 
     sqs.respond("ReceiveMessage", hostileReceive(true));
     const json = await sluiceInProcess(["dlq", "peek", "1", "--output", "json"], env);
     assertInert("peek --output json", [...json.lines, ...json.status]);
     const row = JSON.parse(json.stdout).messages[0];
-    assert.equal(row.reason, HOSTILE);
+    assert.equal(row.reason, HOSTILE, "decodes to the original");
+    assert.equal(row.category, `VALIDATION${HOSTILE}`);
+    assert.equal(row.sqs_message_id, `id-${HOSTILE}`);
     assert.ok(row.body.endsWith(HOSTILE));
   });
 });
@@ -156,13 +126,17 @@ Deno.test("hostile bytes: dlq redrive in text and JSON, dry run and a send SQS r
     sqs.respond("ReceiveMessage", hostileReceive(true));
     const dry = await sluiceInProcess(["dlq", "redrive", "--dry-run"], env);
     assertInert("redrive --dry-run", [...dry.lines, ...dry.status]);
-    assert.match(dry.stdout, /DeadLetterQueueSourceArn "arn:cr\\r nl\\n/);
+    assert.match(dry.stdout, /would stay .* unreadable DeadLetterQueueSourceArn "arn:nl\\n cr\\r/);
 
     sqs.respond("ReceiveMessage", hostileReceive(false));
     const json = await sluiceInProcess(["dlq", "redrive", "--dry-run", "--output", "json"], env);
     assertInert("redrive --dry-run --output json", [...json.lines, ...json.status]);
-    assert.equal(JSON.parse(json.stdout).would_move[0].reason, HOSTILE);
+    const row = JSON.parse(json.stdout).would_move[0];
+    assert.equal(row.reason, HOSTILE, "decodes to the original");
+    assert.equal(row.category, `VALIDATION${HOSTILE}`);
+    assert.equal(row.sqs_message_id, `id-${HOSTILE}`);
 
+    // A message without a source, and SQS refusing its entry with a hostile code.
     sqs.respond("ReceiveMessage", hostileReceive(false));
     sqs.respond("SendMessageBatch", {
       body: {
@@ -173,7 +147,7 @@ Deno.test("hostile bytes: dlq redrive in text and JSON, dry run and a send SQS r
     const moved = await sluiceInProcess(["dlq", "redrive"], env);
     assert.equal(moved.code, 1, moved.stdout + moved.stderr);
     assertInert("redrive", [...moved.lines, ...moved.status]);
-    assert.match(moved.stderr, /not moved \(still in the DLQ\): id-cr\\r .* Badcr\\r nl\\n/);
+    assert.match(moved.stderr, /not moved \(still in the DLQ\): id-nl\\n .* Badnl\\n cr\\r/);
   });
 });
 
@@ -257,7 +231,7 @@ Deno.test("hostile bytes: check-config --probe in text and JSON: SQS's answers, 
       const text = await sluiceInProcess(["check-config", "--probe"], env);
       assert.equal(text.code, 1, text.stdout + text.stderr);
       assertInert("check-config --probe", [...text.lines, ...text.status]);
-      assert.match(text.stdout, /SQS queue: .* \(cr\\r nl\\n esc\\u001b\[2J .* visible\)/);
+      assert.match(text.stdout, /SQS queue: .* \(nl\\n cr\\r tab\\t esc\\u001b\[2J .* visible\)/);
       assert.match(text.stdout, /ENRICH_URL redirects to http:\/\/\[\\u009b2J\\u0085/);
       assert.match(text.stdout, /VALIDATOR_URL redirects to http:\/\/\[\\u009b2J\\u0085/);
       assert.match(text.stdout, /DLQ: .*csi\\u009b31m/);
@@ -363,7 +337,7 @@ Deno.test("hostile bytes: a running worker's /readyz and JSON log: a validator's
   // SQS's code is cut short in the reason; what is left of it is escaped.
   const sqsReason = reasons.find((r) => r.startsWith("last SQS request failed"));
   assert.ok(
-    sqsReason?.includes("InternalErrorcr\r nl\n esc\u001b[2J osc\u001b]0;owned\u0007"),
+    sqsReason?.includes("InternalErrornl\n cr\r tab\t esc\u001b[2J"),
     JSON.stringify(reasons),
   );
   assertInert("worker log", worker.lines);
