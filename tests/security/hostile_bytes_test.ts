@@ -151,6 +151,21 @@ Deno.test("hostile bytes: dlq redrive in text and JSON, dry run and a send SQS r
   });
 });
 
+Deno.test("hostile bytes: dlq stats: SQS's error text about the DLQ", async () => {
+  await withFakeQueues(DLQ_QUEUES, async (sqs, env) => {
+    // The main queue's attributes as they are, then the DLQ's depth refused with a hostile text.
+    sqs.respond(
+      "GetQueueAttributes",
+      { passThrough: true },
+      sqsErrorAnswer("AccessDenied", { status: 403, message: HOSTILE }),
+    );
+    const stats = await sluiceInProcess(["dlq", "stats"], env);
+    assert.equal(stats.code, 1, stats.stdout + stats.stderr);
+    assertInert("dlq stats", [...stats.lines, ...stats.status]);
+    assert.match(stats.stderr, ESCAPED_SEEN);
+  });
+});
+
 /**
  * A server on 127.0.0.1 that reads each request (head and declared body) and answers `answer`
  * byte for byte, then closes: what Deno.serve would refuse to send.
