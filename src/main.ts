@@ -6,6 +6,7 @@ import { buildInfo } from "./cli/build_info.ts";
 import { loadConfigOrReport, runCli } from "./cli/cli.ts";
 import { systemClock } from "./lib/clock.ts";
 import { ConfigError } from "./lib/errors.ts";
+import { escapeTerminal } from "./lib/terminal_text.ts";
 import type { Registry } from "./lib/metrics.ts";
 import * as runtime from "./cli/runtime.ts";
 import { startWorker, type Worker } from "./app/start_worker.ts";
@@ -45,7 +46,8 @@ async function main(): Promise<number> {
   } catch (error) {
     // Startup found the configuration unusable (the idempotency table): exit 2, one line.
     if (!(error instanceof ConfigError)) throw error;
-    runtime.writeStderr(`sluice: ${error.message}\n`);
+    // The table's own answer may be quoted in it.
+    runtime.writeStderr(`sluice: ${escapeTerminal(error.message)}\n`);
     await server.close();
     return 2;
   }

@@ -9,6 +9,7 @@ import { ConfigError } from "../lib/errors.ts";
 import * as runtime from "./runtime.ts";
 import { type Command, parseCommand } from "./cli_args.ts";
 import { type CliDeps, inertOutput, runtimeDeps } from "./cli_deps.ts";
+import { escapeTerminal } from "../lib/terminal_text.ts";
 import { helpCommand, helpText } from "./help.ts";
 import { readEnv } from "./env_file.ts";
 import { checkConfig } from "./check_config.ts";
@@ -17,7 +18,8 @@ import { dlqPeek } from "./dlq_peek.ts";
 import { dlqRedrive } from "./dlq_redrive.ts";
 import { dlqPurge } from "./dlq_purge.ts";
 
-const err = (line: string) => runtime.writeStderr(`${line}\n`);
+/** A line to stderr, inert: an error's text may quote an answer from SQS or a downstream. */
+const err = (line: string) => runtime.writeStderr(`${escapeTerminal(line)}\n`);
 
 /**
  * The Config, or undefined after printing the one-line reason for a bad value
@@ -52,7 +54,8 @@ export function dispatch(
       deps.err(`see ${helpCommand(command.topic)}`);
       return Promise.resolve(2);
     case "check-config":
-      return checkConfig(command, deps);
+      // Its probes print what endpoints answered: SQS's texts, a downstream's Location.
+      return checkConfig(command, inertOutput(deps));
     case "dlq-stats":
       return dlqCommand(command.envFile, deps, (d) => dlqStats(command, d));
     case "dlq-peek":

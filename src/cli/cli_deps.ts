@@ -60,7 +60,8 @@ export function cliRetry(deps: CliDeps): RetryOptions {
 /**
  * `deps` whose every printed line and question passes through escapeTerminal: what the dlq
  * commands print comes from message bodies and attributes anyone who can send to the queue
- * wrote. Each call must be one line (a line break in it is escaped too).
+ * wrote, and check-config's probes print what SQS and the downstreams answered. Each call must
+ * be one line (a line break in it is escaped too).
  */
 export function inertOutput(deps: CliDeps): CliDeps {
   return {

@@ -54,7 +54,8 @@ export function redirectOf(
       location = url.href;
     }
   } catch {
-    // An unparsable Location is reported as sent.
+    // An unparsable Location is reported as sent, but for what looks like its user:password@.
+    location = raw.replace(/^([a-z][a-z\d+.-]*:\/\/)[^/?#]*@/i, "$1");
   }
   return { status: response.status, location };
 }

@@ -96,7 +96,8 @@ function jsonLine(time: Date, level: LogLevel, msg: string, fields: Record<strin
     return escapeTerminal(JSON.stringify(record, replacer));
   } catch {
     // A circular field must not turn a log call into a crash.
-    return JSON.stringify({ ts: record.ts, level, msg, log_error: "fields not serializable" });
+    const fallback = { ts: record.ts, level, msg, log_error: "fields not serializable" };
+    return escapeTerminal(JSON.stringify(fallback));
   }
 }
 

@@ -8,6 +8,7 @@ import {
   globalFetch,
   readTextCapped,
   readTextPrefix,
+  redirectOf,
 } from "../../src/lib/guarded_fetch.ts";
 import { HttpError, RedirectError } from "../../src/lib/errors.ts";
 import { serveJson } from "../support/lab_env.ts";
@@ -108,6 +109,26 @@ for (const status of [301, 302, 303, 307, 308]) {
     } finally {
       await server.close();
     }
+  });
+}
+
+const LOCATIONS: Array<[string, string, string]> = [
+  ["a relative path, resolved", "/sso/login", "https://api.example/sso/login"],
+  ["user:password@ dropped", "https://user:s3cret@evil.example/x", "https://evil.example/x"],
+  ["a user alone dropped", "http://admin@evil.example/", "http://evil.example/"],
+  ["unparsable, as sent", "http://[broken/x", "http://[broken/x"],
+  ["unparsable, without user:password@", "http://user:s3cret@[broken/x", "http://[broken/x"],
+  ["absent", "", ""],
+];
+
+for (const [name, location, expected] of LOCATIONS) {
+  Deno.test(`guarded fetch: redirectOf: the Location shown is ${name}`, () => {
+    const headers = new Headers(location ? { location } : {});
+    const redirect = redirectOf(
+      { status: 302, type: "basic", headers },
+      "https://api.example/v1/users/1",
+    );
+    assert.deepEqual(redirect, { status: 302, location: expected });
   });
 }
 
