@@ -2,11 +2,12 @@
  * What the dlq commands print of a message: bodies, attributes, reasons, ids and SQS's own
  * answers may hold any character, and none that drives a terminal reaches it raw (C0 with ESC,
  * DEL, C1 with CSI, bidirectional controls, separators). JSON output decodes to the original.
- * The fake SQS answers a receive with such messages, as a hostile or broken endpoint could.
+ * SQS (the lab's proxy) answers a receive with such messages, as a hostile or broken endpoint
+ * could.
  */
 import assert from "node:assert/strict";
-import type { FakeSqs } from "../support/fake_sqs.ts";
-import { sluiceInProcess, withFakeQueues } from "../support/cli_in_process.ts";
+import type { LocalSqs } from "../support/local_sqs.ts";
+import { sluiceInProcess, withQueues } from "../support/cli_in_process.ts";
 import { sluice } from "../support/sluice_cli.ts";
 
 const HOSTILE = "nl\n cr\r tab\t esc\u001b[2J nul\u0000 bel\u0007 del\u007f csi\u009b31m " +
@@ -39,16 +40,16 @@ function hostileReceive(withSource = true) {
   };
 }
 
-/** The fake with "work" dead-lettering to "dlq", which holds one message (the depth a redrive
- * finds at the start, its bound); the receives are scripted to answer the hostile one. */
-function withHostileDlq(fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>) {
+/** SQS with "work" dead-lettering to "dlq", which holds one message (the depth a redrive finds
+ * at the start, its bound); the receives are scripted to answer the hostile one. */
+function withHostileDlq(fn: (sqs: LocalSqs, env: Record<string, string>) => Promise<void>) {
   const policy = JSON.stringify({
     deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
     maxReceiveCount: 3,
   });
-  return withFakeQueues({ dlq: {}, work: { RedrivePolicy: policy } }, (sqs, env) => {
-    sqs.send("dlq", "filler");
-    return fn(sqs, env);
+  return withQueues({ dlq: {}, work: { RedrivePolicy: policy } }, async (sqs, env) => {
+    await sqs.send("dlq", "filler");
+    await fn(sqs, env);
   });
 }
 
