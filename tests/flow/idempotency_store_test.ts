@@ -12,6 +12,7 @@ import type { IdempotencyRecord } from "../../src/domain/idempotency.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { TableError, TimeoutError } from "../../src/lib/errors.ts";
 import type { InputMessage } from "../../src/domain/message_schema.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 /** A fresh dynalite table and a store on it; dynalite is closed after `fn`. */
 async function withStore(
@@ -29,7 +30,7 @@ const logger = createLogger({
   level: "error",
   format: "json",
   write: () => {},
-  clock: { now: () => 0 },
+  clock: new FakeClock({ start: 0 }),
 });
 const T0 = 1_800_000_000_000;
 
