@@ -266,11 +266,11 @@ function requestsPerMessage(s: LabSummary): string {
   return `${per(total)} (${parts.join(", ")})`;
 }
 
-/** Replaces the Fleet section (up to the next "## ") or appends it. */
-export function replaceSection(markdown: string, section: string): string {
-  const start = markdown.indexOf(HEADING);
+/** Replaces the section under `heading` (up to the next "## ") or appends it. */
+export function replaceSection(markdown: string, section: string, heading = HEADING): string {
+  const start = markdown.indexOf(heading);
   if (start < 0) return `${markdown.trimEnd()}\n\n${section}`;
-  const next = markdown.indexOf("\n## ", start + HEADING.length);
+  const next = markdown.indexOf("\n## ", start + heading.length);
   const end = next < 0 ? markdown.length : next + 1;
   return `${markdown.slice(0, start)}${section}${next < 0 ? "" : "\n"}${markdown.slice(end)}`;
 }

@@ -21,6 +21,8 @@
  *   --fleet                  1, 2 and 4 workers on one queue, without and with the idempotency
  *                            table (bench/fleet.ts); writes only the Fleet section of RESULTS.md;
  *                            --validator-ms LO,HI (default 300,400), --no-saturated, --counts, --rate
+ *   --variants a,b           plain sluice against one change at a time (bench/variants.ts): fifo,
+ *                            before (with --before DIR); writes only the Variants section
  */
 import { BENCH_MIX } from "./workload.ts";
 import {
@@ -40,6 +42,7 @@ import {
 import { renderMarkdown } from "./results_markdown.ts";
 import { renderSvg } from "./throughput_svg.ts";
 import { runFleetBench } from "./fleet.ts";
+import { runVariantsBench } from "./variants.ts";
 
 const ALL_SCENARIOS: Scenario[] = ["io_mild", "io_heavy", "flaky", "brownout"];
 const ALL_WORKERS: WorkerName[] = ["sluice", "binary", "lean", "naive", "sqs-consumer", "ceiling"];
@@ -343,6 +346,7 @@ async function keptNotes(): Promise<string> {
 
 async function main(args: string[]): Promise<number> {
   if (args.includes("--fleet")) return await runFleetBench(args);
+  if (args.includes("--variants")) return await runVariantsBench(args);
   const flags = parseFlags(args);
   const ctx = await machineContext(flags, args);
   const runs: BenchRun[] = [];

@@ -135,9 +135,10 @@ export function createChaos(deps: ChaosDeps): Chaos {
     const window = dueWindow(plan, state.tableWindows.length, now, windowUntil, accepted, valid);
     if (window && infra.table) {
       const { seconds, atAccepted: _, ...fault } = window;
-      windowUntil = now + seconds * 1000;
       state.tableWindows.push({ kind: fault.kind, startedAt: now, seconds });
-      await infra.table.startFault(fault, seconds * 1000);
+      windowUntil = now + seconds * 1000;
+      // The table's child starts the window when it reads the command: its end is the one to wait for.
+      windowUntil = await infra.table.startFault(fault, seconds * 1000);
       await log.write(`# lab: table fault ${JSON.stringify(fault)} for ${seconds} s\n`);
     }
     if (!outageDone && accepted >= valid / 4) {

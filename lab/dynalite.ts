@@ -72,8 +72,12 @@ export interface TableService extends DynaliteServer {
   proxyUrl: string;
   /** What went through the proxy, faults included. */
   proxyStats(): Promise<TableProxyStats>;
-  /** Applies `fault` at the proxy for `ms` (until endFault() when undefined). */
-  startFault(fault: TableFault, ms?: number): Promise<void>;
+  /**
+   * Applies `fault` at the proxy for `ms` (until endFault() when undefined). Resolves to when it
+   * ends by the child's clock (epoch ms; Infinity without `ms`): the child may take the command
+   * a while after it was sent.
+   */
+  startFault(fault: TableFault, ms?: number): Promise<number>;
   endFault(): Promise<void>;
 }
 
@@ -150,7 +154,12 @@ export async function spawnDynalite(
     requests: async () => (await ask<Stats>({ ask: "stats" })).requests,
     proxyStats: async () => (await ask<Stats>({ ask: "stats" })).proxy,
     startFault: async (fault, ms) => {
-      await ask({ ask: "fault", fault, ms: ms ?? null });
+      const { until } = await ask<{ until: number | null }>({
+        ask: "fault",
+        fault,
+        ms: ms ?? null,
+      });
+      return until ?? Infinity;
     },
     endFault: async () => {
       await ask({ ask: "end" });

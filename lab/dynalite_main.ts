@@ -29,8 +29,7 @@ if (import.meta.main) {
       case "stats":
         return { requests: await db.requests(), proxy: proxy.stats() };
       case "fault":
-        proxy.startFault(command.fault, command.ms ?? undefined);
-        return { ok: true };
+        return { until: proxy.startFault(command.fault, command.ms ?? undefined) };
       case "end":
         proxy.endFault();
         return { ok: true };

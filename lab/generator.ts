@@ -20,6 +20,9 @@ export interface ExpectedMessage {
   payload: Record<string, unknown>;
   /** false for an unknown user: the output has user null and enrichment.status "unknown_user" */
   known: boolean;
+  /** FIFO runs: the message group (one per user) and the message's place in it, from 1 */
+  group?: string;
+  seq?: number;
 }
 
 /** One SendMessage body, in send order. */
@@ -31,6 +34,8 @@ export interface OutgoingMessage {
   poisonKind?: string;
   /** true for the second copy of a producer duplicate */
   duplicate: boolean;
+  /** FIFO runs: its MessageGroupId */
+  group?: string;
 }
 
 export interface GeneratorOptions {
@@ -47,6 +52,10 @@ export interface GeneratorOptions {
   unknownShare?: number;
   /** share of messages on the 1% hottest users, default 0.2 */
   hotShare?: number;
+  /** a FIFO queue: each message in its user's group, valid ones numbered in send order */
+  fifo?: boolean;
+  /** FIFO runs: this many message groups, users spread over them; default one per user */
+  groups?: number;
 }
 
 /** A generated run: what to send and what must come out. */
@@ -119,6 +128,10 @@ export function generateMessages(options: GeneratorOptions): MessageSet {
     firsts.push({ body, poisonKind: kind, duplicate: false });
   }
   rng.shuffle(firsts);
+  if (options.fifo) {
+    const groupOf = groupNamer(options.groups);
+    numberGroups(firsts, expected, () => groupOf(rng.pick(dataset.knownIds)), groupOf);
+  }
 
   // Producer duplicates: the same body again, a little later in the stream, as a producer retry would.
   const dupCount = Math.round(valid * (options.duplicateShare ?? 0.01));
@@ -142,6 +155,46 @@ export function generateMessages(options: GeneratorOptions): MessageSet {
   for (const copy of pendingCopies) outgoing.push(copy.msg);
 
   return { outgoing, expected, poisonBodies, valid, poison, producerDuplicates: dupCount };
+}
+
+/**
+ * FIFO runs: each message in the group of its user (poison in a random user's), and each valid
+ * one numbered in send order within its group (`payload.fifo_seq`), so the judge can tell an
+ * inversion. Its body is written again with the number.
+ */
+function numberGroups(
+  outgoing: OutgoingMessage[],
+  expected: Map<string, ExpectedMessage>,
+  someGroup: () => string,
+  groupOf: (userId: string) => string,
+): void {
+  const next = new Map<string, number>();
+  for (const m of outgoing) {
+    const e = m.messageId === undefined ? undefined : expected.get(m.messageId);
+    if (!e) {
+      m.group = someGroup();
+      continue;
+    }
+    const group = groupOf(e.user_id);
+    const seq = (next.get(group) ?? 0) + 1;
+    next.set(group, seq);
+    Object.assign(e, { group, seq });
+    e.payload.fifo_seq = seq;
+    const doc = JSON.parse(m.body) as { payload: Record<string, unknown> };
+    doc.payload.fifo_seq = seq;
+    m.body = JSON.stringify(doc);
+    m.group = group;
+  }
+}
+
+/** A user's message group: its own, or one of `groups` by a hash of the id. */
+function groupNamer(groups: number | undefined): (userId: string) => string {
+  if (!groups) return (userId) => `g-${userId}`;
+  return (userId) => {
+    let h = 0;
+    for (let i = 0; i < userId.length; i++) h = (h * 31 + userId.charCodeAt(i)) >>> 0;
+    return `g-${h % groups}`;
+  };
 }
 
 /** A valid event_ts on the wire and the epoch seconds the output must carry. */
@@ -353,8 +406,16 @@ export async function sendMessages(options: SendOptions): Promise<number> {
   const sleep = options.sleep ?? defaultSleep;
   const batches = toBatches(options.outgoing);
   let sent = 0;
+  let dedupSeq = 0;
+  // A FIFO queue orders a group by arrival: one batch at a time keeps the send order.
+  const fifo = options.outgoing.some((m) => m.group !== undefined);
   const sendOne = async (batch: OutgoingMessage[]) => {
-    let entries = batch.map((m, idx) => ({ Id: String(idx), MessageBody: m.body }));
+    let entries = batch.map((m, idx) => ({
+      Id: String(idx),
+      MessageBody: m.body,
+      // A copy of a producer duplicate is another message to SQS: a deduplication id of its own.
+      ...(m.group ? { MessageGroupId: m.group, MessageDeduplicationId: `d-${dedupSeq++}` } : {}),
+    }));
     for (let attempt = 1; entries.length > 0; attempt++) {
       options.signal?.throwIfAborted();
       const result = await options.sqs.call<{ Failed?: Array<{ Id: string; Message?: string }> }>(
@@ -389,7 +450,7 @@ export async function sendMessages(options: SendOptions): Promise<number> {
       const p = sendOne(batch).catch((error) => void (failure ??= { error }))
         .finally(() => inFlight.delete(p));
       inFlight.add(p);
-      if (inFlight.size >= 16) await Promise.race(inFlight);
+      if (inFlight.size >= (fifo ? 1 : 16)) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
     if (failure) throw failure.error;
@@ -398,7 +459,7 @@ export async function sendMessages(options: SendOptions): Promise<number> {
     const lane = async () => {
       while (next < batches.length) await sendOne(batches[next++]!);
     };
-    await Promise.all(Array.from({ length: options.concurrency ?? 8 }, lane));
+    await Promise.all(Array.from({ length: fifo ? 1 : options.concurrency ?? 8 }, lane));
   }
   return sent;
 }

@@ -44,9 +44,10 @@ export async function startInfra(
   const fauxqs = await startFauxqs();
   cleanups.push(() => fauxqs.close());
   const sqs = fauxqs.admin;
+  const suffix = options.fifo ? ".fifo" : "";
   const { queueUrl, dlqUrl } = await sqs.createQueueWithDlq(
-    "sluice-lab",
-    "sluice-lab-dlq",
+    `sluice-lab${suffix}`,
+    `sluice-lab-dlq${suffix}`,
     MAX_RECEIVE_COUNT,
   );
 

@@ -49,6 +49,8 @@ export interface JudgeObserved {
   /** poison bodies in the DLQ more than once, beyond the first copy */
   extraCopies: number;
   leftInQueue: number;
+  /** FIFO runs: first acceptances after a later message of their group */
+  orderInversions?: number;
   followedRedirects: number;
 }
 
@@ -111,6 +113,11 @@ export function judge(expected: JudgeExpected, observed: JudgeObserved): Verdict
     problems.push(`${o.extraCopies} poison messages were dead-lettered more than once`);
   }
   if (o.leftInQueue > 0) problems.push(`${o.leftInQueue} messages left in the queue`);
+  if ((o.orderInversions ?? 0) > 0) {
+    problems.push(
+      `${o.orderInversions} messages were accepted after a later one of their FIFO group`,
+    );
+  }
   if (o.followedRedirects > 0) {
     problems.push(`${o.followedRedirects} requests followed a validator redirect`);
   }

@@ -46,6 +46,8 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     duplicateShare: options.duplicateShare,
     unknownShare: options.unknownShare,
     hotShare: options.hotShare,
+    fifo: options.fifo ?? false,
+    ...(options.fifoGroups ? { groups: options.fifoGroups } : {}),
   });
   const runsDir = `${REPO_ROOT}lab/.runs`;
   await Deno.mkdir(runsDir, { recursive: true });

@@ -113,6 +113,10 @@ export interface LabOptions {
   workers?: number;
   /** start dynalite and run the workers with IDEMPOTENCY_TABLE (`--table`) */
   table?: boolean;
+  /** a FIFO main queue and DLQ, one message group per user (`--fifo`) */
+  fifo?: boolean;
+  /** FIFO runs: this many message groups instead of one per user (`--fifo-groups N`) */
+  fifoGroups?: number;
   /**
    * `--table-missing`: dynalite runs, IDEMPOTENCY_TABLE names a table it does not have; the
    * worker must stop at startup and leave the queue untouched (lab/table_missing.ts)
@@ -214,6 +218,8 @@ export interface LabSummary {
   breakerOpens: number;
   /** whether the workers shared an idempotency table */
   table?: boolean;
+  /** FIFO runs: messages first accepted after a later message of their group (must be 0) */
+  orderInversions?: number;
   /** per worker slot, when the run had validator fronts (`--workers`) */
   workers?: WorkerShare[];
   /** the killed workers' submissions on the wire at their kills (sent, acceptance not recorded) */

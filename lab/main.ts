@@ -52,6 +52,8 @@ const USAGE = `usage: deno task lab [flags]
   --worker-cmd "CMD ARGS"   the worker command (default: deno run ... src/main.ts)
   --workers N               N worker processes on the one queue, each behind a counting validator front
   --table                   dynalite in process; the workers share IDEMPOTENCY_TABLE
+  --fifo                    a FIFO queue and DLQ, a message group per user; the judge counts
+                            order inversions per group; --fifo-groups N: N groups, not one per user
   --table-missing           IDEMPOTENCY_TABLE names a table dynalite does not have: the worker must
                             exit 2 at startup and leave the queue untouched (reported and judged)
 chaos:
@@ -133,6 +135,8 @@ const FLAGS = {
   "redirect-every": { type: "string" },
   workers: { type: "string" },
   table: { type: "boolean" },
+  fifo: { type: "boolean" },
+  "fifo-groups": { type: "string" },
   "table-missing": { type: "boolean" },
   "table-fault": { type: "string" },
   "table-fault-seconds": { type: "string" },
@@ -168,6 +172,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   if (workerCmd && workerCmd.length === 0) throw new FlagError("--worker-cmd: empty command");
   const timeout = opt("timeout", v.timeout, 1, 86_400, false);
   const workers = opt("workers", v.workers, 1, 64, true);
+  const fifoGroups = opt("fifo-groups", v["fifo-groups"], 1, 1_000_000, true);
+  if (fifoGroups !== undefined && !v.fifo) throw new FlagError("--fifo-groups needs --fifo");
   return {
     help: v.help ?? false,
     scenario,
@@ -186,6 +192,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(workerCmd ? { workerCmd } : {}),
     ...(workers !== undefined ? { workers } : {}),
     ...(v.table ? { table: true } : {}),
+    ...(v.fifo ? { fifo: true } : {}),
+    ...(fifoGroups !== undefined ? { fifoGroups } : {}),
     ...(v["table-missing"] ? { tableMissing: true } : {}),
     chaos,
   };
@@ -363,6 +371,9 @@ export function formatSummary(s: LabSummary): string {
         : "no",
     ],
     ["wrongly rejected", s.wronglyRejected],
+    ...(s.orderInversions !== undefined
+      ? [["order inversions (FIFO)", s.orderInversions] as [string, number]]
+      : []),
     [
       "poison in DLQ",
       `${s.poisonInDlq} / ${s.poison} (DLQ holds ${s.deadLettered}, ${s.dlqExtraCopies} extra copies)`,

@@ -83,8 +83,11 @@ export function createSqsAdmin(options: SqsAdminOptions): SqsAdmin {
     call,
     createQueue,
     createQueueWithDlq: async (name, dlqName, maxReceiveCount) => {
-      const dlqUrl = await createQueue(dlqName);
+      // A FIFO queue's DLQ is FIFO too; the names say which.
+      const fifo = name.endsWith(".fifo") ? { FifoQueue: "true" } : undefined;
+      const dlqUrl = await createQueue(dlqName, fifo);
       const queueUrl = await createQueue(name, {
+        ...fifo,
         VisibilityTimeout: "30",
         RedrivePolicy: JSON.stringify({
           deadLetterTargetArn: `arn:aws:sqs:us-east-1:000000000000:${dlqName}`,

@@ -88,6 +88,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     ...dlqCount,
     leftInQueue,
     followedRedirects: vStats.followedRedirects,
+    ...(options.fifo ? { orderInversions: vStats.orderInversions } : {}),
   });
   const settled = set.valid - lost + dlqCount.poisonInDlq;
   const cpuMs = run.kills === 0 ? run.cpuMs ?? 0 : 0;
@@ -101,6 +102,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     duplicateSubmissions: vStats.duplicates,
     ...(causes ? { duplicateCauses: causes } : {}),
     wronglyRejected: delivery.wronglyRejected,
+    ...(options.fifo ? { orderInversions: vStats.orderInversions } : {}),
     lost,
     deadLettered: dlq.length,
     poisonInDlq: dlqCount.poisonInDlq,
@@ -216,7 +218,11 @@ export function countDlq(poisonBodies: readonly string[], dlq: readonly DlqMessa
   return { poisonInDlq, withoutAttributes, extraCopies, foreign, foreignIds };
 }
 
-/** Every message in the DLQ: body and message attributes (string values). */
+/**
+ * Every message in the DLQ: body and message attributes (string values). Each batch is deleted
+ * once read: on a FIFO DLQ an unread message of a group stays hidden while an earlier one of
+ * the group is in flight, so a read that only hides would miss it.
+ */
 async function readDlq(sqs: SqsAdmin, dlqUrl: string): Promise<DlqMessage[]> {
   const out: DlqMessage[] = [];
   // fauxqs, like SQS, may answer a short batch; stop after a few empty answers in a row.
@@ -243,6 +249,10 @@ async function readDlq(sqs: SqsAdmin, dlqUrl: string): Promise<DlqMessage[]> {
       }
       out.push({ body: String(m.Body ?? ""), attributes: attrs });
     }
+    await sqs.call("DeleteMessageBatch", {
+      QueueUrl: dlqUrl,
+      Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+    });
   }
   return out;
 }

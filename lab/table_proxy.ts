@@ -71,8 +71,11 @@ export interface TableProxyStats extends ProxyCounts {
 
 export interface TableProxy extends LocalServer {
   stats(): TableProxyStats;
-  /** Applies `fault` from now for `ms` (until endFault() when undefined); replaces any other. */
-  startFault(fault: TableFault, ms?: number): void;
+  /**
+   * Applies `fault` from now for `ms` (until endFault() when undefined); replaces any other.
+   * Returns when it ends (epoch ms, Infinity without `ms`).
+   */
+  startFault(fault: TableFault, ms?: number): number;
   endFault(): void;
 }
 
@@ -202,6 +205,7 @@ export function startTableProxy(options: TableProxyOptions): TableProxy {
     startFault: (fault, ms) => {
       proxy.fault = fault;
       proxy.until = ms === undefined ? Infinity : proxy.now() + ms;
+      return proxy.until;
     },
     endFault: () => {
       proxy.fault = undefined;

@@ -42,6 +42,8 @@ export interface ValidatorStats {
   redirects: number;
   /** requests that followed a redirect to `/login` (should stay 0) */
   followedRedirects: number;
+  /** FIFO runs: messages first accepted after a later message of their group */
+  orderInversions: number;
 }
 
 export interface Rejection {
@@ -176,7 +178,9 @@ export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
       errors5xx: 0,
       redirects: 0,
       followedRedirects: 0,
+      orderInversions: 0,
     },
+    lastSeq: new Map(),
     closing: new AbortController(),
   };
   const { stats, closing } = state;
@@ -224,6 +228,8 @@ interface SimState {
   acceptCount: Map<string, number>;
   rejections: Rejection[];
   stats: ValidatorStats;
+  /** FIFO runs: the highest place accepted so far, per group */
+  lastSeq: Map<string, number>;
   closing: AbortController;
 }
 
@@ -293,12 +299,24 @@ function createIngest(
     if (count === 1) {
       state.acceptedAt.set(id, now());
       stats.accepted++;
+      countInversion(state, options.expected.get(id));
     } else {
       // Still 200: a real validator would not fail a retry, the lab just counts it against the worker.
       stats.duplicates++;
     }
     return reply(200, { status: "accepted", duplicate: count > 1 });
   };
+}
+
+/**
+ * FIFO runs: a message accepted after a later one of its group is an order inversion. The first
+ * acceptances only: a redelivered copy submitted again is a duplicate, counted as such.
+ */
+function countInversion(state: SimState, expected: ExpectedMessage | undefined): void {
+  if (expected?.group === undefined || expected.seq === undefined) return;
+  const last = state.lastSeq.get(expected.group) ?? 0;
+  if (expected.seq < last) state.stats.orderInversions++;
+  else state.lastSeq.set(expected.group, expected.seq);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -29,6 +29,25 @@ ready_url() {
   echo "http://$host:${port:-9400}/readyz"
 }
 
+# SLUICE_IP_ALLOW in the env file widens the unit's IPAddressAllow= through a drop-in (systemd
+# reads no variable there): e.g. "any" for SQS on its public endpoint, or the VPC endpoint's range.
+ip_allow() {
+  local value dropin="$root/etc/systemd/system/sluice.service.d/50-ip-allow.conf"
+  value="$(sed -n 's/^[[:space:]]*SLUICE_IP_ALLOW=["'\'']\{0,1\}\([^"'\'']*\).*/\1/p' "$envfile" 2>/dev/null | tail -n 1)"
+  if [ -z "$value" ]; then
+    rm -f "$dropin"
+    return 0
+  fi
+  if ! [[ "$value" =~ ^[A-Za-z0-9.:/\ -]+$ ]]; then
+    echo "SLUICE_IP_ALLOW=$value: expected addresses, prefixes or any, separated by spaces" >&2
+    return 1
+  fi
+  mkdir -p "${dropin%/*}"
+  printf '# From SLUICE_IP_ALLOW in %s (deploy.sh writes it).\n[Service]\nIPAddressAllow=%s\n' \
+    "${envfile#"$root"}" "$value" >"$dropin"
+  echo "IPAddressAllow widened by $dropin: $value"
+}
+
 case "$step" in
   install)
     mkdir -p "$lib" "$root/usr/local/bin" "$root/etc/sluice" "$root/etc/systemd/system"
@@ -48,6 +67,7 @@ case "$step" in
       echo "installed $envfile from the example"
       configured=0
     fi
+    ip_allow
     previous="$(readlink "$link" 2>/dev/null || true)"
     previous="${previous##*/}"
     echo "$previous" >"$tmp/previous"

@@ -8,7 +8,8 @@ import { systemClock } from "./lib/clock.ts";
 import { ConfigError } from "./lib/errors.ts";
 import type { Registry } from "./lib/metrics.ts";
 import * as runtime from "./cli/runtime.ts";
-import { startWorker } from "./app/start_worker.ts";
+import { startWorker, type Worker } from "./app/start_worker.ts";
+import type { Config } from "./app/config.ts";
 import { stopSignalAction, type StopSignalState } from "./app/stop_signal.ts";
 
 async function main(): Promise<number> {
@@ -18,25 +19,12 @@ async function main(): Promise<number> {
   const env = runtime.env();
   const config = loadConfigOrReport(env);
   if (!config) return 2;
-  const build = buildInfo();
   // Bound before intake starts: with the port taken, no message is received, and exit 2 (a
   // configuration error) keeps systemd from restarting into the same failure.
   const route: { app?: runtime.FetchHandler } = {};
-  let server;
-  try {
-    server = runtime.serve(
-      config.httpHost,
-      config.httpPort,
-      (request) => route.app ? route.app(request) : new Response("starting\n", { status: 503 }),
-    );
-  } catch (error) {
-    runtime.writeStderr(
-      `sluice: cannot listen on ${config.httpHost}:${config.httpPort} (HTTP_HOST, HTTP_PORT): ${
-        (error as Error).message
-      }; is another sluice running? set HTTP_PORT to a free port\n`,
-    );
-    return 2;
-  }
+  const server = listen(config, route);
+  if (!server) return 2;
+  const build = buildInfo();
   const worker = startWorker(config, {
     build: {
       version: build.version,
@@ -50,11 +38,46 @@ async function main(): Promise<number> {
   });
   route.app = worker.app.fetch;
   registerProcessMetrics(worker.metrics.registry);
-
   worker.logger.info("health server listening", { host: config.httpHost, port: server.port });
+  const signals = onStopSignals(worker);
+  try {
+    await worker.done;
+  } catch (error) {
+    // Startup found the configuration unusable (the idempotency table): exit 2, one line.
+    if (!(error instanceof ConfigError)) throw error;
+    runtime.writeStderr(`sluice: ${error.message}\n`);
+    await server.close();
+    return 2;
+  }
+  await server.close();
+  // A forced stop may have abandoned submissions on the wire: say so in the exit code.
+  return signals.forced ? 1 : 0;
+}
 
-  // Two signals of one stop (a forwarded one and a group kill) count as one; a signal
-  // FORCE_AFTER_MS into the drain ends the grace, yet still hands messages back first.
+/** The health server, answering 503 until the worker's app is in `route`; undefined: exit 2. */
+function listen(config: Config, route: { app?: runtime.FetchHandler }) {
+  try {
+    return runtime.serve(
+      config.httpHost,
+      config.httpPort,
+      (request) => route.app ? route.app(request) : new Response("starting\n", { status: 503 }),
+    );
+  } catch (error) {
+    runtime.writeStderr(
+      `sluice: cannot listen on ${config.httpHost}:${config.httpPort} (HTTP_HOST, HTTP_PORT): ${
+        (error as Error).message
+      }; is another sluice running? set HTTP_PORT to a free port\n`,
+    );
+    return undefined;
+  }
+}
+
+/**
+ * SIGTERM and SIGINT stop the worker. Two signals of one stop (a forwarded one and a group
+ * kill) count as one; a signal FORCE_AFTER_MS into the drain ends the grace, yet still hands
+ * messages back first.
+ */
+function onStopSignals(worker: Worker): StopSignalState {
   const signals: StopSignalState = { firstAt: undefined, forced: false };
   const onSignal = (name: string) => () => {
     const now = systemClock.monotonic();
@@ -75,19 +98,7 @@ async function main(): Promise<number> {
   };
   runtime.onSignal("SIGTERM", onSignal("SIGTERM"));
   runtime.onSignal("SIGINT", onSignal("SIGINT"));
-
-  try {
-    await worker.done;
-  } catch (error) {
-    // Startup found the configuration unusable (the idempotency table): exit 2, one line.
-    if (!(error instanceof ConfigError)) throw error;
-    runtime.writeStderr(`sluice: ${error.message}\n`);
-    await server.close();
-    return 2;
-  }
-  await server.close();
-  // A forced stop may have abandoned submissions on the wire: say so in the exit code.
-  return signals.forced ? 1 : 0;
+  return signals;
 }
 
 /**

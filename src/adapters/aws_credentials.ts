@@ -76,66 +76,23 @@ export interface CredentialProvider {
  * secrets.
  */
 export function credentialChain(options: CredentialChainOptions): CredentialProvider {
-  const env = options.env;
-  const doFetch: typeof fetch = options.fetch ?? globalFetch;
   const now = () => options.clock.now();
-  const imdsTimeoutMs = options.imdsTimeoutMs ?? 1000;
-  const refreshBeforeMs = options.refreshBeforeMs ?? 5 * 60_000;
-  const fileRefreshMs = options.fileRefreshMs ?? 5 * 60_000;
-
+  const ages = {
+    refreshBeforeMs: options.refreshBeforeMs ?? 5 * 60_000,
+    fileRefreshMs: options.fileRefreshMs ?? 5 * 60_000,
+  };
   let cached: Resolved | undefined;
   let refreshing: Promise<Resolved> | undefined;
 
-  function isFresh(r: Resolved): boolean {
-    if (r.refused) return false;
-    const exp = r.credentials.expiration;
-    if (exp !== undefined) return now() < exp - refreshBeforeMs;
-    // The environment cannot change under a running process; a file can.
-    return r.source !== "shared-file" || now() < r.readAt + fileRefreshMs;
-  }
-
-  /** After a failed refresh: what may still be served (not refused, not past its expiry). */
-  function stillUsable(r: Resolved | undefined): r is Resolved {
-    if (!r || r.refused) return false;
-    const exp = r.credentials.expiration;
-    return exp === undefined ? r.source === "shared-file" : now() < exp;
-  }
-
-  async function resolveChain(): Promise<Resolved> {
-    const tried: string[] = [];
-    const readAt = now();
-
-    const fromEnv = envCredentials(env, tried);
-    if (fromEnv) return { credentials: fromEnv, source: "env", readAt };
-
-    const fromFile = await fileCredentials(env, options, tried);
-    if (fromFile) return { credentials: fromFile, source: "shared-file", readAt };
-
-    if (/^true$/i.test(env.AWS_EC2_METADATA_DISABLED ?? "")) {
-      tried.push("EC2 instance metadata (disabled by AWS_EC2_METADATA_DISABLED)");
-    } else {
-      const endpoint = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || "http://169.254.169.254")
-        .replace(/\/+$/, "");
-      try {
-        const imds = { timeoutMs: imdsTimeoutMs, timer: options.clock.timer };
-        const credentials = await imdsCredentials(endpoint, doFetch, imds);
-        return { credentials, source: "imds", readAt };
-      } catch (err) {
-        tried.push(`EC2 instance metadata at ${endpoint} (${messageOf(err)})`);
-      }
-    }
-    throw new Error(`Cannot find AWS credentials: tried ${tried.join("; ")}`);
-  }
-
   async function current(): Promise<Resolved> {
-    if (cached && isFresh(cached)) return cached;
+    if (cached && isFresh(cached, now(), ages)) return cached;
     // Everyone who arrives during a refresh waits for the same one.
-    refreshing ??= resolveChain()
+    refreshing ??= resolveChain(options)
       .then((r) => (cached = r))
       .catch((err) => {
         // Keep serving credentials that have not actually expired yet: a refresh may fail
         // briefly (IMDS busy, the shared file being rewritten).
-        if (stillUsable(cached)) return cached;
+        if (stillUsable(cached, now())) return cached;
         throw err;
       })
       .finally(() => {
@@ -155,6 +112,51 @@ export function credentialChain(options: CredentialChainOptions): CredentialProv
       if (cached && cached.credentials === used) cached.refused = true;
     },
   };
+}
+
+/** Whether credentials resolved before may be served at `now` without resolving again. */
+function isFresh(
+  r: Resolved,
+  now: number,
+  ages: { refreshBeforeMs: number; fileRefreshMs: number },
+): boolean {
+  if (r.refused) return false;
+  const exp = r.credentials.expiration;
+  if (exp !== undefined) return now < exp - ages.refreshBeforeMs;
+  // The environment cannot change under a running process; a file can.
+  return r.source !== "shared-file" || now < r.readAt + ages.fileRefreshMs;
+}
+
+/** After a failed refresh: what may still be served (not refused, not past its expiry). */
+function stillUsable(r: Resolved | undefined, now: number): r is Resolved {
+  if (!r || r.refused) return false;
+  const exp = r.credentials.expiration;
+  return exp === undefined ? r.source === "shared-file" : now < exp;
+}
+
+/** The environment, the shared file, the instance role: the first that answers. */
+async function resolveChain(options: CredentialChainOptions): Promise<Resolved> {
+  const { env } = options;
+  const tried: string[] = [];
+  const readAt = options.clock.now();
+  const fromEnv = envCredentials(env, tried);
+  if (fromEnv) return { credentials: fromEnv, source: "env", readAt };
+  const fromFile = await fileCredentials(env, options, tried);
+  if (fromFile) return { credentials: fromFile, source: "shared-file", readAt };
+  if (/^true$/i.test(env.AWS_EC2_METADATA_DISABLED ?? "")) {
+    tried.push("EC2 instance metadata (disabled by AWS_EC2_METADATA_DISABLED)");
+  } else {
+    const endpoint = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || "http://169.254.169.254")
+      .replace(/\/+$/, "");
+    try {
+      const imds = { timeoutMs: options.imdsTimeoutMs ?? 1000, timer: options.clock.timer };
+      const credentials = await imdsCredentials(endpoint, options.fetch ?? globalFetch, imds);
+      return { credentials, source: "imds", readAt };
+    } catch (err) {
+      tried.push(`EC2 instance metadata at ${endpoint} (${messageOf(err)})`);
+    }
+  }
+  throw new Error(`Cannot find AWS credentials: tried ${tried.join("; ")}`);
 }
 
 function envCredentials(

@@ -124,6 +124,18 @@ export function isExpiredToken(code: string): boolean {
   return code === "ExpiredToken" || code === "ExpiredTokenException";
 }
 
+/** A request that got no usable answer, as the service's error. */
+function transportFailure(c: SignedCall, error: unknown): Error {
+  if (error instanceof RedirectError) {
+    const where = error.location ? `Location ${error.location}` : "no Location";
+    return c.fail("Redirect", error.status, `not followed (${where})`, error);
+  }
+  if (error instanceof HttpError) {
+    return c.fail("ResponseTooLarge", error.status, error.body, error);
+  }
+  return c.fail("NetworkError", 0, errorMessage(error), error);
+}
+
 /** Signs and sends one request; reads the body (within its cap) inside the timeout window. */
 export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
   const callerSignal = c.signal;
@@ -174,14 +186,7 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
   } catch (error) {
     if (callerSignal?.aborted) throw callerSignal.reason;
     if (timeout.signal.aborted) throw timeout.signal.reason;
-    if (error instanceof RedirectError) {
-      const where = error.location ? `Location ${error.location}` : "no Location";
-      throw c.fail("Redirect", error.status, `not followed (${where})`, error);
-    }
-    if (error instanceof HttpError) {
-      throw c.fail("ResponseTooLarge", error.status, error.body, error);
-    }
-    throw c.fail("NetworkError", 0, errorMessage(error), error);
+    throw transportFailure(c, error);
   } finally {
     cancelTimeout();
     forget?.();

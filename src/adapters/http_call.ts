@@ -74,15 +74,7 @@ export async function httpCall(
     const response = await fetchNoRedirect(doFetch, options.target, url, init, timeout);
     const status = response.status;
     const ok = status >= 200 && status < 300;
-    let text = "";
-    if (!ok) text = await readTextPrefix(response, MAX_ERROR_BODY_BYTES);
-    else if (!options.discardOkBody) {
-      text = await readTextCapped(
-        response,
-        options.target,
-        options.maxBodyBytes ?? MAX_OK_BODY_BYTES,
-      );
-    } else await response.body?.cancel();
+    const text = await bodyOf(response, ok, options);
     code = String(status);
     // Only a failure's Retry-After means anything; a 2xx leaves its headers unbuilt (a
     // Headers object per response under Deno) unless its length must be read.
@@ -118,4 +110,18 @@ export async function httpCall(
     forget?.();
     if (code !== "local") options.onResponse?.(code, clock.now() - started);
   }
+}
+
+/** The body within its cap: a failure's prefix, a 2xx whole, or nothing when it is not needed. */
+async function bodyOf(response: Response, ok: boolean, options: HttpCallOptions): Promise<string> {
+  if (!ok) return await readTextPrefix(response, MAX_ERROR_BODY_BYTES);
+  if (!options.discardOkBody) {
+    return await readTextCapped(
+      response,
+      options.target,
+      options.maxBodyBytes ?? MAX_OK_BODY_BYTES,
+    );
+  }
+  await response.body?.cancel();
+  return "";
 }

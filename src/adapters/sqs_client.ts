@@ -36,6 +36,24 @@ export interface SqsMessage {
 }
 
 /** Per-entry outcome of a batch call: ids that succeeded and the entries SQS refused. */
+/**
+ * What a send to a FIFO queue carries: its message group, and a deduplication id, so a send
+ * retried after a lost answer is not stored twice (SQS keeps the id for 5 minutes).
+ */
+export interface FifoSend {
+  groupId: string;
+  deduplicationId: string;
+}
+
+function fifoFields(fifo: FifoSend | undefined): Record<string, string> {
+  return fifo ? { MessageGroupId: fifo.groupId, MessageDeduplicationId: fifo.deduplicationId } : {};
+}
+
+/** Whether a queue URL names a FIFO queue (its name ends in `.fifo`). */
+export function isFifoQueue(queueUrl: string): boolean {
+  return queueUrl.endsWith(".fifo");
+}
+
 export interface BatchResult {
   successful: string[];
   failed: Array<{ id: string; code: string; message: string; senderFault: boolean }>;
@@ -144,6 +162,8 @@ export class SqsClient {
     visibilityTimeout?: number;
     /** System attributes wanted besides ApproximateReceiveCount and SentTimestamp. */
     moreSystemAttributes?: readonly string[];
+    /** FIFO: the same id on a retry of a receive whose answer was lost replays that answer. */
+    receiveRequestAttemptId?: string | undefined;
     signal?: AbortSignal;
   }): Promise<SqsMessage[]> {
     const systemAttributes = ["ApproximateReceiveCount", "SentTimestamp"];
@@ -158,6 +178,7 @@ export class SqsClient {
       MessageAttributeNames: ["All"],
     };
     if (p.visibilityTimeout !== undefined) payload.VisibilityTimeout = p.visibilityTimeout;
+    if (p.receiveRequestAttemptId) payload.ReceiveRequestAttemptId = p.receiveRequestAttemptId;
     const out = await this.#call("ReceiveMessage", p.queueUrl, payload, {
       signal: p.signal,
       // The long poll legitimately holds the connection for the whole wait.
@@ -210,8 +231,13 @@ export class SqsClient {
     body: string,
     messageAttributes?: Record<string, string>,
     signal?: AbortSignal,
+    fifo?: FifoSend,
   ): Promise<{ messageId: string }> {
-    const payload: Record<string, unknown> = { QueueUrl: queueUrl, MessageBody: body };
+    const payload: Record<string, unknown> = {
+      QueueUrl: queueUrl,
+      MessageBody: body,
+      ...fifoFields(fifo),
+    };
     const attributes: Record<string, { DataType: string; StringValue: string }> = {};
     for (const [name, value] of Object.entries(messageAttributes ?? {})) {
       if (value !== "") attributes[name] = { DataType: "String", StringValue: value };
@@ -230,8 +256,13 @@ export class SqsClient {
     body: string,
     messageAttributes: SqsMessage["messageAttributes"],
     signal?: AbortSignal,
+    fifo?: FifoSend,
   ): Promise<{ messageId: string }> {
-    const payload: Record<string, unknown> = { QueueUrl: queueUrl, MessageBody: body };
+    const payload: Record<string, unknown> = {
+      QueueUrl: queueUrl,
+      MessageBody: body,
+      ...fifoFields(fifo),
+    };
     if (Object.keys(messageAttributes).length > 0) payload.MessageAttributes = messageAttributes;
     const out = await this.#call("SendMessage", queueUrl, payload, { signal });
     return { messageId: str(out.MessageId) };
@@ -240,13 +271,19 @@ export class SqsClient {
   sendMessageBatch(
     queueUrl: string,
     entries: Array<
-      { id: string; body: string; messageAttributes?: SqsMessage["messageAttributes"] }
+      {
+        id: string;
+        body: string;
+        messageAttributes?: SqsMessage["messageAttributes"];
+        fifo?: FifoSend | undefined;
+      }
     >,
     signal?: AbortSignal,
   ): Promise<BatchResult> {
     return this.#batch("SendMessageBatch", queueUrl, entries, signal, (e) => ({
       Id: e.id,
       MessageBody: e.body,
+      ...fifoFields(e.fifo),
       // Kept whole (String, Number, Binary): the redrive copies them as they were.
       ...(e.messageAttributes && Object.keys(e.messageAttributes).length > 0
         ? { MessageAttributes: e.messageAttributes }

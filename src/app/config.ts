@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { ConfigError } from "../lib/errors.ts";
 import type { UnknownUserPolicy } from "../domain/outcome.ts";
-import { regionFromQueueUrl } from "../adapters/sqs_client.ts";
+import { isFifoQueue, regionFromQueueUrl } from "../adapters/sqs_client.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -50,7 +50,8 @@ export interface Config {
 /** One environment variable: its default (as text) and what it accepts. */
 export interface ConfigVar {
   name: string;
-  default: string | undefined;
+  /** As text; absent: no default. */
+  default?: string;
   help: string;
   /** Shown after "expected" in an error line. */
   expected: string;
@@ -82,194 +83,262 @@ const LOG_LEVEL_ALIASES: Record<string, string> = {
 };
 const nonEmpty = z.string().trim().min(1);
 
-const v = (
-  name: string,
-  def: string | undefined,
-  expected: string,
-  schema: z.ZodType<unknown>,
-  help: string,
-  secret = false,
-): ConfigVar => ({ name, default: def, expected, schema, help, secret });
-
 /** Every variable sluice reads, in the order `--help` shows them. */
 export const CONFIG_VARS: readonly ConfigVar[] = [
-  v("SQS_QUEUE_URL", undefined, "an http(s) URL", url, "queue to consume (required)"),
-  v(
-    "AWS_REGION",
-    undefined,
-    "a region name",
-    nonEmpty,
-    "signing region; default AWS_DEFAULT_REGION, else the queue URL's region",
-  ),
-  v("AWS_DEFAULT_REGION", undefined, "a region name", nonEmpty, "fallback for AWS_REGION"),
-  v(
-    "AWS_ENDPOINT_URL_SQS",
-    undefined,
-    "an http(s) URL",
-    url,
-    "SQS endpoint override (emulators, VPC endpoints)",
-  ),
-  v("AWS_ENDPOINT_URL", undefined, "an http(s) URL", url, "endpoint override for all AWS services"),
-  v(
-    "AWS_ALLOW_HTTP_ENDPOINT",
-    "false",
-    "true or false",
-    bool,
-    "allow a plain http:// AWS endpoint (SQS, DynamoDB) that is not loopback (credentials would travel in clear)",
-  ),
-  v(
-    "AWS_ENDPOINT_URL_DYNAMODB",
-    undefined,
-    "an http(s) URL",
-    url,
-    "DynamoDB endpoint override (dynalite in the lab and tests)",
-  ),
-  v("AWS_ACCESS_KEY_ID", undefined, "a key id", text, "credentials, first in the chain", true),
-  v("AWS_SECRET_ACCESS_KEY", undefined, "a secret", text, "credentials, first in the chain", true),
-  v("AWS_SESSION_TOKEN", undefined, "a token", text, "session token for temporary keys", true),
-  v(
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "~/.aws/credentials",
-    "a path",
-    text,
-    "shared credentials file, second in the chain",
-  ),
-  v("AWS_PROFILE", "default", "a profile name", nonEmpty, "profile in the shared credentials file"),
-  v(
-    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-    "http://169.254.169.254",
-    "an http(s) URL",
-    url,
-    "instance metadata service (IMDSv2), third in the chain",
-  ),
-  v("SQS_RECEIVE_WAIT_SECONDS", "20", "an integer 0-20", int(0, 20), "long-poll wait"),
-  v("SQS_MAX_BATCH", "10", "an integer 1-10", int(1, 10), "messages per receive"),
-  v(
-    "SQS_VISIBILITY_TIMEOUT_SECONDS",
-    "30",
-    "an integer 1-43200",
-    int(1, 43200),
-    "visibility requested on receive; extended while a message is worked on",
-  ),
-  v(
-    "DLQ_QUEUE_URL",
-    undefined,
-    "an http(s) URL",
-    url,
-    "dead-letter queue; default the queue's RedrivePolicy target",
-  ),
-  v("ENRICH_URL", undefined, "an http(s) URL", url, "enrichment API base URL (required)"),
-  v(
-    "VALIDATOR_URL",
-    undefined,
-    "an http(s) URL",
-    url,
-    "validator base URL or its /ingest URL (required)",
-  ),
-  v(
-    "DELETE_ON_4XX",
-    "false",
-    "true or false",
-    bool,
-    "delete a message the validator rejects instead of dead-lettering it",
-  ),
-  v(
-    "DELETE_ON_5XX",
-    "false",
-    "true or false",
-    bool,
-    "delete a message whose validator 5xx outlived the retry budget",
-  ),
-  v(
-    "UNKNOWN_USER_POLICY",
-    "submit",
-    "submit, dead-letter or drop",
-    z.enum(["submit", "dead-letter", "drop"]),
-    "what to do when the enrichment API does not know the user",
-  ),
-  v(
-    "MAX_IN_FLIGHT",
-    "500",
-    "an integer 1-100000",
-    int(1, 100000),
-    "messages between receive and settle",
-  ),
-  v(
-    "ENRICH_CONCURRENCY",
-    "32",
-    "an integer 1-10000",
-    int(1, 10000),
-    "cap on concurrent enrichment requests",
-  ),
-  v(
-    "VALIDATOR_CONCURRENCY",
-    "64",
-    "an integer 1-10000",
-    int(1, 10000),
-    "cap on concurrent validator requests",
-  ),
-  v("ENRICH_BATCH_MAX", "100", "an integer 1-100", int(1, 100), "ids per batch lookup (1 = off)"),
-  v(
-    "ENRICH_BATCH_WAIT_MS",
-    "5",
-    "an integer 0-1000",
-    int(0, 1000),
-    "how long a batch lookup waits to fill",
-  ),
-  v(
-    "DEDUP_TTL_SECONDS",
-    "3600",
-    "an integer 0-604800",
-    int(0, 604800),
-    "how long an accepted message_id is remembered (see sluice_dedupe_window_seconds)",
-  ),
-  v(
-    "IDEMPOTENCY_TABLE",
-    undefined,
-    "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)",
-    z.string().trim().regex(/^[A-Za-z0-9_.-]{3,255}$/),
-    "DynamoDB table that makes dedupe hold across workers and restarts; unset: in-process only",
-  ),
-  v("CACHE_TTL_SECONDS", "300", "an integer 0-86400", int(0, 86400), "profile cache TTL"),
-  v(
-    "CACHE_MAX_ENTRIES",
-    "100000",
-    "an integer 0-10000000",
-    int(0, 10_000_000),
-    "profile cache size",
-  ),
-  v(
-    "HTTP_TIMEOUT_MS",
-    "5000",
-    "an integer 1-600000",
-    int(1, 600000),
-    "timeout per downstream request",
-  ),
-  v("HTTP_HOST", "127.0.0.1", "a host name or address", nonEmpty, "health and metrics server"),
-  v("HTTP_PORT", "9400", "an integer 0-65535", int(0, 65535), "health and metrics port"),
-  v(
-    "SHUTDOWN_GRACE_SECONDS",
-    "20",
-    "an integer 0-3600",
-    int(0, 3600),
-    "drain time on SIGTERM",
-  ),
-  v(
-    "LOG_LEVEL",
-    "info",
-    "debug, info, warn or error",
-    z.string().trim().toLowerCase().transform((level) => LOG_LEVEL_ALIASES[level] ?? level).pipe(
-      z.enum(["debug", "info", "warn", "error"]),
-    ),
-    "log threshold (warning, information and err are accepted too)",
-  ),
-  v(
-    "LOG_FORMAT",
-    "json",
-    "json or pretty",
-    z.string().trim().toLowerCase().pipe(z.enum(["json", "pretty"])),
-    "json for journald, pretty for a terminal",
-  ),
+  {
+    name: "SQS_QUEUE_URL",
+    expected: "an http(s) URL",
+    schema: url,
+    help: "queue to consume (required)",
+  },
+  {
+    name: "AWS_REGION",
+    expected: "a region name",
+    schema: nonEmpty,
+    help: "signing region; default AWS_DEFAULT_REGION, else the queue URL's region",
+  },
+  {
+    name: "AWS_DEFAULT_REGION",
+    expected: "a region name",
+    schema: nonEmpty,
+    help: "fallback for AWS_REGION",
+  },
+  {
+    name: "AWS_ENDPOINT_URL_SQS",
+    expected: "an http(s) URL",
+    schema: url,
+    help: "SQS endpoint override (emulators, VPC endpoints)",
+  },
+  {
+    name: "AWS_ENDPOINT_URL",
+    expected: "an http(s) URL",
+    schema: url,
+    help: "endpoint override for all AWS services",
+  },
+  {
+    name: "AWS_ALLOW_HTTP_ENDPOINT",
+    default: "false",
+    expected: "true or false",
+    schema: bool,
+    help:
+      "allow a plain http:// AWS endpoint (SQS, DynamoDB) that is not loopback (credentials would travel in clear)",
+  },
+  {
+    name: "AWS_ENDPOINT_URL_DYNAMODB",
+    expected: "an http(s) URL",
+    schema: url,
+    help: "DynamoDB endpoint override (dynalite in the lab and tests)",
+  },
+  {
+    name: "AWS_ACCESS_KEY_ID",
+    expected: "a key id",
+    schema: text,
+    help: "credentials, first in the chain",
+    secret: true,
+  },
+  {
+    name: "AWS_SECRET_ACCESS_KEY",
+    expected: "a secret",
+    schema: text,
+    help: "credentials, first in the chain",
+    secret: true,
+  },
+  {
+    name: "AWS_SESSION_TOKEN",
+    expected: "a token",
+    schema: text,
+    help: "session token for temporary keys",
+    secret: true,
+  },
+  {
+    name: "AWS_SHARED_CREDENTIALS_FILE",
+    default: "~/.aws/credentials",
+    expected: "a path",
+    schema: text,
+    help: "shared credentials file, second in the chain",
+  },
+  {
+    name: "AWS_PROFILE",
+    default: "default",
+    expected: "a profile name",
+    schema: nonEmpty,
+    help: "profile in the shared credentials file",
+  },
+  {
+    name: "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    default: "http://169.254.169.254",
+    expected: "an http(s) URL",
+    schema: url,
+    help: "instance metadata service (IMDSv2), third in the chain",
+  },
+  {
+    name: "SQS_RECEIVE_WAIT_SECONDS",
+    default: "20",
+    expected: "an integer 0-20",
+    schema: int(0, 20),
+    help: "long-poll wait",
+  },
+  {
+    name: "SQS_MAX_BATCH",
+    default: "10",
+    expected: "an integer 1-10",
+    schema: int(1, 10),
+    help: "messages per receive",
+  },
+  {
+    name: "SQS_VISIBILITY_TIMEOUT_SECONDS",
+    default: "30",
+    expected: "an integer 1-43200",
+    schema: int(1, 43200),
+    help: "visibility requested on receive; extended while a message is worked on",
+  },
+  {
+    name: "DLQ_QUEUE_URL",
+    expected: "an http(s) URL",
+    schema: url,
+    help: "dead-letter queue; default the queue's RedrivePolicy target",
+  },
+  {
+    name: "ENRICH_URL",
+    expected: "an http(s) URL",
+    schema: url,
+    help: "enrichment API base URL (required)",
+  },
+  {
+    name: "VALIDATOR_URL",
+    expected: "an http(s) URL",
+    schema: url,
+    help: "validator base URL or its /ingest URL (required)",
+  },
+  {
+    name: "DELETE_ON_4XX",
+    default: "false",
+    expected: "true or false",
+    schema: bool,
+    help: "delete a message the validator rejects instead of dead-lettering it",
+  },
+  {
+    name: "DELETE_ON_5XX",
+    default: "false",
+    expected: "true or false",
+    schema: bool,
+    help: "delete a message whose validator 5xx outlived the retry budget",
+  },
+  {
+    name: "UNKNOWN_USER_POLICY",
+    default: "submit",
+    expected: "submit, dead-letter or drop",
+    schema: z.enum(["submit", "dead-letter", "drop"]),
+    help: "what to do when the enrichment API does not know the user",
+  },
+  {
+    name: "MAX_IN_FLIGHT",
+    default: "500",
+    expected: "an integer 1-100000",
+    schema: int(1, 100000),
+    help: "messages between receive and settle",
+  },
+  {
+    name: "ENRICH_CONCURRENCY",
+    default: "32",
+    expected: "an integer 1-10000",
+    schema: int(1, 10000),
+    help: "cap on concurrent enrichment requests",
+  },
+  {
+    name: "VALIDATOR_CONCURRENCY",
+    default: "64",
+    expected: "an integer 1-10000",
+    schema: int(1, 10000),
+    help: "cap on concurrent validator requests",
+  },
+  {
+    name: "ENRICH_BATCH_MAX",
+    default: "100",
+    expected: "an integer 1-100",
+    schema: int(1, 100),
+    help: "ids per batch lookup (1 = off)",
+  },
+  {
+    name: "ENRICH_BATCH_WAIT_MS",
+    default: "5",
+    expected: "an integer 0-1000",
+    schema: int(0, 1000),
+    help: "how long a batch lookup waits to fill",
+  },
+  {
+    name: "DEDUP_TTL_SECONDS",
+    default: "3600",
+    expected: "an integer 0-604800",
+    schema: int(0, 604800),
+    help: "how long an accepted message_id is remembered (see sluice_dedupe_window_seconds)",
+  },
+  {
+    name: "IDEMPOTENCY_TABLE",
+    expected: "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)",
+    schema: z.string().trim().regex(/^[A-Za-z0-9_.-]{3,255}$/),
+    help:
+      "DynamoDB table that makes dedupe hold across workers and restarts; unset: in-process only",
+  },
+  {
+    name: "CACHE_TTL_SECONDS",
+    default: "300",
+    expected: "an integer 0-86400",
+    schema: int(0, 86400),
+    help: "profile cache TTL",
+  },
+  {
+    name: "CACHE_MAX_ENTRIES",
+    default: "100000",
+    expected: "an integer 0-10000000",
+    schema: int(0, 10_000_000),
+    help: "profile cache size",
+  },
+  {
+    name: "HTTP_TIMEOUT_MS",
+    default: "5000",
+    expected: "an integer 1-600000",
+    schema: int(1, 600000),
+    help: "timeout per downstream request",
+  },
+  {
+    name: "HTTP_HOST",
+    default: "127.0.0.1",
+    expected: "a host name or address",
+    schema: nonEmpty,
+    help: "health and metrics server",
+  },
+  {
+    name: "HTTP_PORT",
+    default: "9400",
+    expected: "an integer 0-65535",
+    schema: int(0, 65535),
+    help: "health and metrics port",
+  },
+  {
+    name: "SHUTDOWN_GRACE_SECONDS",
+    default: "20",
+    expected: "an integer 0-3600",
+    schema: int(0, 3600),
+    help: "drain time on SIGTERM",
+  },
+  {
+    name: "LOG_LEVEL",
+    default: "info",
+    expected: "debug, info, warn or error",
+    schema: z.string().trim().toLowerCase().transform((level) => LOG_LEVEL_ALIASES[level] ?? level)
+      .pipe(
+        z.enum(["debug", "info", "warn", "error"]),
+      ),
+    help: "log threshold (warning, information and err are accepted too)",
+  },
+  {
+    name: "LOG_FORMAT",
+    default: "json",
+    expected: "json or pretty",
+    schema: z.string().trim().toLowerCase().pipe(z.enum(["json", "pretty"])),
+    help: "json for journald, pretty for a terminal",
+  },
 ];
 
 const BY_NAME = new Map(CONFIG_VARS.map((item) => [item.name, item]));
@@ -453,21 +522,55 @@ function ingestOrUndefined(base: string | undefined): string | undefined {
   return base === undefined ? undefined : ingestUrl(base);
 }
 
-function queueChecks(queueUrl: string | undefined, sink: Sink): void {
-  if (queueUrl && new URL(queueUrl).pathname.endsWith(".fifo")) {
-    report(
-      sink,
-      "SQS_QUEUE_URL",
-      `Cannot use SQS_QUEUE_URL: received ${
-        JSON.stringify(queueUrl)
-      }, expected a standard queue (FIFO queues are not supported yet)`,
-    );
-  }
+/** A FIFO queue's DLQ is a FIFO queue too (SQS requires it); a standard queue's is not. */
+function dlqKindCheck(queueUrl: string, dlqUrl: string | undefined, sink: Sink): void {
+  if (!queueUrl || dlqUrl === undefined || isFifoQueue(queueUrl) === isFifoQueue(dlqUrl)) return;
+  const expected = isFifoQueue(queueUrl) ? "a FIFO queue (ending in .fifo)" : "a standard queue";
+  report(
+    sink,
+    "DLQ_QUEUE_URL",
+    `Cannot use DLQ_QUEUE_URL: received ${
+      JSON.stringify(dlqUrl)
+    }, expected ${expected}, as SQS_QUEUE_URL is (SQS allows no other redrive)`,
+  );
 }
 
 function buildConfig(env: Record<string, string | undefined>, sink: Sink): Config {
   const queueUrl = required<string>(env, "SQS_QUEUE_URL", sink);
-  queueChecks(queueUrl, sink);
+  const region = regionOf(env, queueUrl, sink);
+  // Validate the credential-chain variables early even though the chain reads them itself.
+  read(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT", sink);
+  refuseClearTextEndpoints(env, sink);
+  const config: Config = {
+    region: region ?? "",
+    queueUrl,
+    endpoint: read<string>(env, "AWS_ENDPOINT_URL_SQS", sink) ??
+      read<string>(env, "AWS_ENDPOINT_URL", sink),
+    dlqQueueUrl: read<string>(env, "DLQ_QUEUE_URL", sink),
+    idempotencyTable: read<string>(env, "IDEMPOTENCY_TABLE", sink),
+    dynamodbEndpoint: read<string>(env, "AWS_ENDPOINT_URL_DYNAMODB", sink) ??
+      read<string>(env, "AWS_ENDPOINT_URL", sink),
+    ...settingsOf(env, sink),
+  };
+  dlqKindCheck(queueUrl, config.dlqQueueUrl, sink);
+  if (config.dlqQueueUrl !== undefined && queueUrl && sameQueue(config.dlqQueueUrl, queueUrl)) {
+    report(
+      sink,
+      "DLQ_QUEUE_URL",
+      `Cannot use DLQ_QUEUE_URL: received ${
+        JSON.stringify(config.dlqQueueUrl)
+      }, expected a queue other than SQS_QUEUE_URL (dead-lettering into the queue being consumed would loop forever)`,
+    );
+  }
+  return config;
+}
+
+/** AWS_REGION, else AWS_DEFAULT_REGION, else the queue URL's; a problem when none says one. */
+function regionOf(
+  env: Record<string, string | undefined>,
+  queueUrl: string,
+  sink: Sink,
+): string | undefined {
   const region = read<string>(env, "AWS_REGION", sink) ??
     read<string>(env, "AWS_DEFAULT_REGION", sink) ??
     (queueUrl ? regionFromQueueUrl(queueUrl) : undefined);
@@ -480,50 +583,39 @@ function buildConfig(env: Record<string, string | undefined>, sink: Sink): Confi
       } names no region`,
     );
   }
-  // Validate the credential-chain variables early even though the chain reads them itself.
-  read(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT", sink);
-  refuseClearTextEndpoints(env, sink);
-  const r = <T>(name: string) => required<T>(env, name, sink);
-  const config: Config = {
-    region: region ?? "",
-    queueUrl,
-    endpoint: read<string>(env, "AWS_ENDPOINT_URL_SQS", sink) ??
-      read<string>(env, "AWS_ENDPOINT_URL", sink),
-    receiveWaitSeconds: r("SQS_RECEIVE_WAIT_SECONDS"),
-    maxBatch: r("SQS_MAX_BATCH"),
-    visibilityTimeoutSeconds: r("SQS_VISIBILITY_TIMEOUT_SECONDS"),
-    dlqQueueUrl: read<string>(env, "DLQ_QUEUE_URL", sink),
-    enrichUrl: r<string | undefined>("ENRICH_URL")?.replace(/\/+$/, "") as string,
-    validatorUrl: ingestOrUndefined(r<string | undefined>("VALIDATOR_URL")) as string,
-    deleteOn4xx: r("DELETE_ON_4XX"),
-    deleteOn5xx: r("DELETE_ON_5XX"),
-    unknownUserPolicy: r("UNKNOWN_USER_POLICY"),
-    maxInFlight: r("MAX_IN_FLIGHT"),
-    enrichConcurrency: r("ENRICH_CONCURRENCY"),
-    validatorConcurrency: r("VALIDATOR_CONCURRENCY"),
-    enrichBatchMax: r("ENRICH_BATCH_MAX"),
-    enrichBatchWaitMs: r("ENRICH_BATCH_WAIT_MS"),
-    dedupTtlSeconds: r("DEDUP_TTL_SECONDS"),
-    cacheTtlSeconds: r("CACHE_TTL_SECONDS"),
-    cacheMaxEntries: r("CACHE_MAX_ENTRIES"),
-    httpTimeoutMs: r("HTTP_TIMEOUT_MS"),
-    httpHost: r("HTTP_HOST"),
-    httpPort: r("HTTP_PORT"),
-    shutdownGraceSeconds: r("SHUTDOWN_GRACE_SECONDS"),
-    logLevel: r("LOG_LEVEL"),
-    logFormat: r("LOG_FORMAT"),
-    idempotencyTable: read<string>(env, "IDEMPOTENCY_TABLE", sink),
-    dynamodbEndpoint: read<string>(env, "AWS_ENDPOINT_URL_DYNAMODB", sink) ??
-      read<string>(env, "AWS_ENDPOINT_URL", sink),
+  return region;
+}
+
+type Settings = Omit<
+  Config,
+  "region" | "queueUrl" | "endpoint" | "dlqQueueUrl" | "idempotencyTable" | "dynamodbEndpoint"
+>;
+
+/** The variables that always have a value (their default at least). */
+function settingsOf(env: Record<string, string | undefined>, sink: Sink): Settings {
+  const setting = <T>(name: string) => required<T>(env, name, sink);
+  return {
+    receiveWaitSeconds: setting("SQS_RECEIVE_WAIT_SECONDS"),
+    maxBatch: setting("SQS_MAX_BATCH"),
+    visibilityTimeoutSeconds: setting("SQS_VISIBILITY_TIMEOUT_SECONDS"),
+    enrichUrl: setting<string | undefined>("ENRICH_URL")?.replace(/\/+$/, "") as string,
+    validatorUrl: ingestOrUndefined(setting<string | undefined>("VALIDATOR_URL")) as string,
+    deleteOn4xx: setting("DELETE_ON_4XX"),
+    deleteOn5xx: setting("DELETE_ON_5XX"),
+    unknownUserPolicy: setting("UNKNOWN_USER_POLICY"),
+    maxInFlight: setting("MAX_IN_FLIGHT"),
+    enrichConcurrency: setting("ENRICH_CONCURRENCY"),
+    validatorConcurrency: setting("VALIDATOR_CONCURRENCY"),
+    enrichBatchMax: setting("ENRICH_BATCH_MAX"),
+    enrichBatchWaitMs: setting("ENRICH_BATCH_WAIT_MS"),
+    dedupTtlSeconds: setting("DEDUP_TTL_SECONDS"),
+    cacheTtlSeconds: setting("CACHE_TTL_SECONDS"),
+    cacheMaxEntries: setting("CACHE_MAX_ENTRIES"),
+    httpTimeoutMs: setting("HTTP_TIMEOUT_MS"),
+    httpHost: setting("HTTP_HOST"),
+    httpPort: setting("HTTP_PORT"),
+    shutdownGraceSeconds: setting("SHUTDOWN_GRACE_SECONDS"),
+    logLevel: setting("LOG_LEVEL"),
+    logFormat: setting("LOG_FORMAT"),
   };
-  if (config.dlqQueueUrl !== undefined && queueUrl && sameQueue(config.dlqQueueUrl, queueUrl)) {
-    report(
-      sink,
-      "DLQ_QUEUE_URL",
-      `Cannot use DLQ_QUEUE_URL: received ${
-        JSON.stringify(config.dlqQueueUrl)
-      }, expected a queue other than SQS_QUEUE_URL (dead-lettering into the queue being consumed would loop forever)`,
-    );
-  }
-  return config;
 }

@@ -20,7 +20,7 @@ import {
   type SluiceMetrics,
 } from "../domain/sluice_metrics.ts";
 import { limitRepeats, RepeatLimiter } from "../lib/repeat_limiter.ts";
-import type { SqsClient } from "../adapters/sqs_client.ts";
+import { isFifoQueue, type SqsClient } from "../adapters/sqs_client.ts";
 import { createServer } from "./server.ts";
 import { StateLog } from "./state_log.ts";
 import { SummaryLog } from "./summary_log.ts";
@@ -107,11 +107,44 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
     services: { clock, metrics, states },
   });
   // 2. The outside world: SQS, the downstreams, the table.
-  const aws: AwsDeps = { ...deps, clock };
   const sqsSeen = new SqsObserver({
     ports: { breaker: breakers.sqs, onReadinessChange: readiness.note },
     services: { metrics },
   });
+  const world = wireWorld(config, deps, services, { breakers, sqsSeen });
+  // 3. What runs beside the pipeline, and the worker's life.
+  const parts: Parts = {
+    ...world.parts,
+    summary: new SummaryLog({
+      logger,
+      clock,
+      ...(deps.summaryIntervalMs ? { intervalMs: deps.summaryIntervalMs } : {}),
+    }),
+    depth: new QueueDepthPoller({
+      settings: { queueUrl: config.queueUrl },
+      ports: { sqs: world.parts.sqs, dlqUrl: () => world.parts.redrive.state.dlqUrl },
+      services: { clock, logger, metrics },
+    }),
+  };
+  const lifecycle = wireLifecycle(config, parts, services, world.idempotency);
+  // 4. What watches the rest, now that it all exists.
+  observe(lifecycle, parts, { readiness, redirects: world.redirects, sqsSeen, metrics });
+  const app = createServer({ registry: metrics.registry, health: readiness.health });
+  lifecycle.start();
+  const stop = (graceMs?: number) => lifecycle.stop(graceMs);
+  return { app, logger, metrics, done: lifecycle.done, stop, force: () => lifecycle.force() };
+}
+
+/** SQS with its RedrivePolicy, the downstreams, the table: each on its breaker. */
+function wireWorld(
+  config: Config,
+  deps: WorkerDeps,
+  services: Services,
+  watch: { breakers: Breakers; sqsSeen: SqsObserver },
+) {
+  const { clock, logger, metrics } = services;
+  const { breakers, sqsSeen } = watch;
+  const aws: AwsDeps = { ...deps, clock };
   const sqs = createSqsClient(config, aws, sqsSeen.observe);
   const redriveConfig = { queueUrl: config.queueUrl, dlqQueueUrl: config.dlqQueueUrl };
   const redrive = new RedriveWatcher({ sqs, config: redriveConfig, logger, clock });
@@ -127,31 +160,8 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       breaker: breakers.table,
       clock,
     });
-  // 3. What runs beside the pipeline, and the worker's life.
-  const parts: Parts = {
-    sqs,
-    redrive,
-    breakers,
-    downstream,
-    idempotency: idempotency?.gate,
-    summary: new SummaryLog({
-      logger,
-      clock,
-      ...(deps.summaryIntervalMs ? { intervalMs: deps.summaryIntervalMs } : {}),
-    }),
-    depth: new QueueDepthPoller({
-      settings: { queueUrl: config.queueUrl },
-      ports: { sqs, dlqUrl: () => redrive.state.dlqUrl },
-      services: { clock, logger, metrics },
-    }),
-  };
-  const lifecycle = wireLifecycle(config, parts, services, idempotency);
-  // 4. What watches the rest, now that it all exists.
-  observe(lifecycle, parts, { readiness, redirects, sqsSeen, metrics });
-  const app = createServer({ registry: metrics.registry, health: readiness.health });
-  lifecycle.start();
-  const stop = (graceMs?: number) => lifecycle.stop(graceMs);
-  return { app, logger, metrics, done: lifecycle.done, stop, force: () => lifecycle.force() };
+  const parts = { sqs, redrive, breakers, downstream, idempotency: idempotency?.gate };
+  return { parts, redirects, idempotency };
 }
 
 function createServices(config: Config, deps: WorkerDeps): Services {
@@ -287,6 +297,7 @@ function wireSettler(config: Config, parts: Parts, services: Services): Settler 
   return new Settler({
     sqs: parts.sqs,
     queueUrl: config.queueUrl,
+    fifo: isFifoQueue(config.queueUrl),
     // A DLQ found after startup is used from then on.
     dlqUrl: () => parts.redrive.state.dlqUrl,
     clock,
@@ -352,6 +363,7 @@ function wirePipeline(
   return new Pipeline({
     intake: {
       queueUrl: config.queueUrl,
+      fifo: isFifoQueue(config.queueUrl),
       maxBatch: config.maxBatch,
       receiveWaitSeconds: config.receiveWaitSeconds,
       visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,

@@ -9,7 +9,12 @@
  * `--rate`, and leaves alone the copies it moved that came back dead-lettered again (they carry
  * its `sluice_redrive_run`), so it ends even while a worker dead-letters everything it is sent.
  */
-import type { BatchResult, SqsMessage } from "../adapters/sqs_client.ts";
+import {
+  type BatchResult,
+  type FifoSend,
+  isFifoQueue,
+  type SqsMessage,
+} from "../adapters/sqs_client.ts";
 import { SqsError } from "../lib/errors.ts";
 import { retry } from "../lib/retry.ts";
 import type { DlqCommon, DlqFilter } from "./cli_args.ts";
@@ -198,10 +203,18 @@ async function moveTo(
   o: { deps: CliDeps; tally: Tally; stamp: RedriveStamp },
 ): Promise<{ release: SqsMessage[]; stop: boolean }> {
   const { deps, tally } = o;
+  const fifo = isFifoQueue(url);
   const entries = messages.map((m, i) => ({
     id: String(i),
     body: m.body,
     messageAttributes: redriveAttributes(m, o.stamp),
+    // Back to a FIFO queue: its own group, and an id from this copy so a retry is not doubled.
+    fifo: fifo
+      ? {
+        groupId: m.attributes.MessageGroupId ?? "sluice-redrive",
+        deduplicationId: `rd-${m.messageId}`,
+      }
+      : undefined,
   }));
   const sent = await sendAll(session, url, entries, deps);
   const kept = new Set([...sent.failed.map((f) => f.id), ...sent.unsent]);
@@ -226,7 +239,12 @@ async function moveTo(
   };
 }
 
-type Entry = { id: string; body: string; messageAttributes: SqsMessage["messageAttributes"] };
+type Entry = {
+  id: string;
+  body: string;
+  messageAttributes: SqsMessage["messageAttributes"];
+  fifo: FifoSend | undefined;
+};
 
 /**
  * Sends entries in requests within SQS's 10 entries and 1 MiB. On a failure it stops: the ids

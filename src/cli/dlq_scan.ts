@@ -43,76 +43,109 @@ export interface ScanResult {
 
 /** Walks the DLQ; see the module comment. SQS failures after retries propagate. */
 export async function scanDlq(o: ScanOptions): Promise<ScanResult> {
-  const { session, deps } = o;
-  // Every message received and not handed over for good: what the walk releases at the end.
-  const held = new Map<string, string>();
-  const seen = new Set<string>();
-  let pending: SqsMessage[] = [];
-  let selected = 0;
-  let skipped = 0;
-  // Distinct messages looked at, skipped ones aside.
-  let examined = 0;
-  let idle = 0;
-  let stopped = false;
-  const done = () =>
-    stopped || (o.limit !== undefined && selected >= o.limit) ||
-    (o.maxScanned !== undefined && examined >= o.maxScanned);
-  const flush = async () => {
-    const batch = pending;
-    pending = [];
-    for (const m of batch) held.delete(m.messageId);
-    let result;
-    try {
-      result = await o.onBatch(batch);
-    } catch (error) {
-      // Interrupted before its send (the pacing sleep): the batch is still ours to release.
-      for (const m of batch) held.set(m.messageId, m.receiptHandle);
-      throw error;
-    }
-    for (const m of result.release) held.set(m.messageId, m.receiptHandle);
-    return result.stop;
-  };
+  const walk = new Walk(o);
   try {
-    while (!done()) {
+    let idle = 0;
+    while (!walk.done()) {
       const batch = await retry(() =>
-        session.sqs.receiveMessage({
-          queueUrl: session.dlqUrl,
+        o.session.sqs.receiveMessage({
+          queueUrl: o.session.dlqUrl,
           maxNumberOfMessages: 10,
           // A long poll asks every SQS server: an empty answer then means an empty queue.
           waitTimeSeconds: 1,
           visibilityTimeout: HOLD_SECONDS,
           // Set by SQS on messages a redrive policy moved: the queue each came from.
-          moreSystemAttributes: ["DeadLetterQueueSourceArn"],
-          signal: deps.signal,
-        }), cliRetry(deps));
+          // A FIFO message's group goes back with it.
+          moreSystemAttributes: ["DeadLetterQueueSourceArn", "MessageGroupId"],
+          signal: o.deps.signal,
+        }), cliRetry(o.deps));
       if (batch.length === 0) break;
-      let fresh = 0;
-      // Held from now on, so an error part-way through this batch still releases all of it.
-      for (const m of batch) held.set(m.messageId, m.receiptHandle);
-      for (const m of batch) {
-        // A message seen before came back after its hold ran out: only its newest handle matters.
-        if (seen.has(m.messageId)) continue;
-        seen.add(m.messageId);
-        if (o.skip?.(m)) {
-          skipped++;
-          continue;
-        }
-        fresh++;
-        if (done()) continue;
-        examined++;
-        if (!selects(o.filter, m, deps.clock.now())) continue;
-        selected++;
-        pending.push(m);
-        if (pending.length >= o.batchSize) stopped = await flush();
-      }
-      idle = fresh === 0 ? idle + 1 : 0;
+      idle = await walk.take(batch) === 0 ? idle + 1 : 0;
       if (idle >= IDLE_RECEIVES) break;
     }
-    if (!stopped && pending.length > 0) await flush();
+    await walk.finish();
   } finally {
-    await releaseAll(o, held);
+    await releaseAll(o, walk.held);
   }
-  return { scanned: seen.size, selected, skipped, released: held.size };
+  return walk.result();
+}
+
+/** What one walk has seen, selected and holds. */
+class Walk {
+  /** Every message received and not handed over for good: what the walk releases at the end. */
+  readonly held = new Map<string, string>();
+  readonly #o: ScanOptions;
+  readonly #seen = new Set<string>();
+  #pending: SqsMessage[] = [];
+  #selected = 0;
+  #skipped = 0;
+  /** Distinct messages looked at, skipped ones aside. */
+  #examined = 0;
+  #stopped = false;
+
+  constructor(o: ScanOptions) {
+    this.#o = o;
+  }
+
+  done(): boolean {
+    const o = this.#o;
+    return this.#stopped || (o.limit !== undefined && this.#selected >= o.limit) ||
+      (o.maxScanned !== undefined && this.#examined >= o.maxScanned);
+  }
+
+  /** One receive's messages; how many were new to this walk. */
+  async take(batch: SqsMessage[]): Promise<number> {
+    let fresh = 0;
+    // Held from now on, so an error part-way through this batch still releases all of it.
+    for (const m of batch) this.held.set(m.messageId, m.receiptHandle);
+    for (const m of batch) {
+      // A message seen before came back after its hold ran out: only its newest handle matters.
+      if (this.#seen.has(m.messageId)) continue;
+      this.#seen.add(m.messageId);
+      if (this.#o.skip?.(m)) {
+        this.#skipped++;
+        continue;
+      }
+      fresh++;
+      if (this.done()) continue;
+      this.#examined++;
+      if (!selects(this.#o.filter, m, this.#o.deps.clock.now())) continue;
+      this.#selected++;
+      this.#pending.push(m);
+      if (this.#pending.length >= this.#o.batchSize) this.#stopped = await this.#flush();
+    }
+    return fresh;
+  }
+
+  /** Hands over what is selected and not handed over yet. */
+  async finish(): Promise<void> {
+    if (!this.#stopped && this.#pending.length > 0) await this.#flush();
+  }
+
+  result(): ScanResult {
+    return {
+      scanned: this.#seen.size,
+      selected: this.#selected,
+      skipped: this.#skipped,
+      released: this.held.size,
+    };
+  }
+
+  async #flush(): Promise<boolean> {
+    const batch = this.#pending;
+    this.#pending = [];
+    for (const m of batch) this.held.delete(m.messageId);
+    let result;
+    try {
+      result = await this.#o.onBatch(batch);
+    } catch (error) {
+      // Interrupted before its send (the pacing sleep): the batch is still ours to release.
+      for (const m of batch) this.held.set(m.messageId, m.receiptHandle);
+      throw error;
+    }
+    for (const m of result.release) this.held.set(m.messageId, m.receiptHandle);
+    return result.stop;
+  }
 }
 
 async function releaseAll(o: ScanOptions, held: Map<string, string>): Promise<void> {

@@ -21,8 +21,9 @@ const PREFIXES = [
   "SLUICE_",
 ];
 
-/** AWS variables other tools read; sluice ignores them on purpose. */
+/** Variables other tools read (the AWS CLI, deploy.sh); sluice ignores them on purpose. */
 const AWS_OTHER = new Set([
+  "SLUICE_IP_ALLOW",
   "AWS_PAGER",
   "AWS_DEFAULT_OUTPUT",
   "AWS_CLI_AUTO_PROMPT",

@@ -26,8 +26,11 @@ export type Verdict =
   | { kind: "rejected"; reason: string }
   /** SQS called the receipt stale (received again elsewhere): not submitted, nothing to settle. */
   | { kind: "stale" }
-  /** The stop's grace ended before it finished (or it arrived after the stop began). */
-  | { kind: "shutdown" }
+  /**
+   * To go back to the queue unworked: the stop's grace ended (or it arrived after the stop
+   * began: reason "shutdown"), or an earlier message of its FIFO group went back.
+   */
+  | { kind: "hand_back"; reason: string }
   /** An unexpected error (a bug): not the message's fault as far as anyone knows. */
   | { kind: "failed"; reason: string }
   /** Retries ran out of budget (or the error cannot be retried). */
@@ -155,11 +158,11 @@ export function route(verdict: Verdict, ctx: RouteContext): Action {
         kind: "let_go",
         reason: "receipt handle stale: received again elsewhere; not submitted here",
       };
-    case "shutdown":
+    case "hand_back":
       // A release on a receive that may be the last would let SQS move a valid message to the DLQ.
       return isLastReceive(ctx)
-        ? { kind: "requeue", reason: "shutdown: re-queued as a fresh copy" }
-        : { kind: "release", category: "TRANSIENT", reason: "shutdown", visibility: "now" };
+        ? { kind: "requeue", reason: `${verdict.reason}: re-queued as a fresh copy` }
+        : { kind: "release", category: "TRANSIENT", reason: verdict.reason, visibility: "now" };
     case "failed":
       return releaseOrDeadLetter(ctx, "TRANSIENT", `unexpected error: ${verdict.reason}`);
     case "gave_up":

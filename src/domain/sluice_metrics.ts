@@ -107,6 +107,8 @@ export interface SluiceMetrics {
   idempotencyTakeovers: Counter;
   idempotencyFenced: Counter;
   atLeastOnce: Counter;
+  fifoGroupsActive: Gauge;
+  fifoGroupWait: Histogram;
 }
 
 /** Why a message may be delivered or submitted twice (`sluice_at_least_once_total`). */
@@ -162,6 +164,7 @@ function register(registry: Registry): SluiceMetrics {
     registry,
     ...messageMetrics(registry),
     ...componentMetrics(registry),
+    ...workerMetrics(registry),
     ...idempotencyMetrics(registry),
   };
 }
@@ -199,7 +202,7 @@ function messageMetrics(registry: Registry) {
   };
 }
 
-/** What the parts do: downstream and SQS requests, breakers, cache, limits, build, dedupe. */
+/** What the parts do: downstream and SQS requests, breakers, the profile cache. */
 function componentMetrics(registry: Registry) {
   return {
     downstreamRequests: registry.counter(
@@ -235,6 +238,12 @@ function componentMetrics(registry: Registry) {
       [],
       BATCH,
     ),
+  };
+}
+
+/** What the worker itself keeps: its receipts, extensions, limits, build and dedupe window. */
+function workerMetrics(registry: Registry) {
+  return {
     staleReceipts: registry.counter(
       "sluice_stale_receipts_total",
       "Deletes and visibility changes SQS refused because the receipt handle was stale.",
@@ -258,6 +267,16 @@ function componentMetrics(registry: Registry) {
       "sluice_build_info",
       "Always 1; the labels say which build runs (version, commit, runtime).",
       ["version", "commit", "runtime"],
+    ),
+    fifoGroupsActive: registry.gauge(
+      "sluice_fifo_groups_active",
+      "FIFO queues: message groups with messages in the worker now.",
+    ),
+    fifoGroupWait: registry.histogram(
+      "sluice_fifo_group_wait_seconds",
+      "FIFO queues: seconds a message waited behind earlier messages of its group before its work began.",
+      [],
+      SECONDS,
     ),
     dedupeTtl: registry.gauge(
       "sluice_dedupe_ttl_seconds",

@@ -85,6 +85,13 @@ export class Finisher {
     this.#ports.heartbeat.untrack(ctx.sqs);
     try {
       await this.#ports.settler.requeue(ctx.sqs, REQUEUE_BUDGET_MS);
+      const group = ctx.sqs.attributes.MessageGroupId;
+      if (group !== undefined) {
+        this.#services.logger.warn(
+          "re-queued a FIFO message as a fresh copy: its group's order may change",
+          { message_group_id: group, message_id: ctx.messageId ?? null },
+        );
+      }
       return this.#record(ctx, "released", "TRANSIENT", reason);
     } catch (error) {
       this.#services.logger.warn("could not re-queue a message at shutdown; releasing it", {
@@ -137,6 +144,13 @@ export class Finisher {
       receive_count: ctx.receiveCount,
       duration_ms: Math.round(durationMs),
       sqs_message_id: ctx.sqs.messageId,
+      ...groupOf(ctx),
     });
   }
+}
+
+/** A FIFO message's group, for its log line. */
+function groupOf(ctx: MessageContext): { message_group_id?: string } {
+  const group = ctx.sqs.attributes.MessageGroupId;
+  return group === undefined ? {} : { message_group_id: group };
 }

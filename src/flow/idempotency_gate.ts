@@ -52,8 +52,11 @@ export interface IdempotencyGate {
   claim(message: InputMessage, receiptHandle: string, signal: AbortSignal): Promise<ClaimResult>;
   /** The lock is held and lasts long enough for a submission to finish under it. */
   maySubmit(lock: IdempotencyLock): boolean;
-  /** Marks it COMPLETED; never throws (a failure is counted as at-least-once). */
-  complete(lock: IdempotencyLock): Promise<void>;
+  /**
+   * Marks it COMPLETED, retrying a failing table while the lock still holds later copies off,
+   * until `stop`; never throws (a failure is counted as at-least-once).
+   */
+  complete(lock: IdempotencyLock, stop?: AbortSignal): Promise<void>;
   /** Gives the claim back (one attempt; it lapses on its own otherwise); never throws. */
   release(lock: IdempotencyLock): Promise<void>;
   /** The heartbeat extended this receipt's visibility by `seconds`: extend its lock too. */
@@ -96,7 +99,7 @@ interface Held {
   until: number;
 }
 
-/** Attempts of a COMPLETED write: the message is accepted, so a short wait is worth it. */
+/** Attempts of a COMPLETED write at least, even past the lock's end: the message is accepted. */
 const COMPLETE_ATTEMPTS = 3;
 
 /**
@@ -117,30 +120,12 @@ export class StoreGate implements IdempotencyGate {
     const payloadHash = hashPayload(message);
     const id = message.message_id;
     const owner = ownerOf(this.#options.workerId, receiptHandle);
+    const mine = { id, owner, payloadHash, receiptHandle };
     let mustRead = false;
     for (let waits = 0;;) {
       if (!mustRead) {
-        const now = this.#options.clock.now();
-        const until = lockUntil(now, this.#options.visibilityTimeoutSeconds);
-        const expiresAt = inProgressExpiresAt(until, this.#options.dedupTtlSeconds);
-        const record = { id, status: "IN_PROGRESS" as const, owner, payloadHash };
-        const answer = await this.#request(
-          "PutItem",
-          signal,
-          () =>
-            this.#options.store.claim(
-              { ...record, inProgressUntil: until, expiresAt },
-              now,
-              signal,
-            ),
-        );
-        if (answer.claimed) {
-          if (answer.takeover) {
-            this.#options.onTakeover?.();
-            this.#options.logger.info("took over a lapsed idempotency lock", { message_id: id });
-          }
-          return this.#proceed({ messageId: id, receiptHandle, owner, held: true, until });
-        }
+        const claimed = await this.#put(mine, signal);
+        if (claimed) return claimed;
       }
       const record = await this.#request(
         "GetItem",
@@ -158,23 +143,41 @@ export class StoreGate implements IdempotencyGate {
       }
       if (decision === "duplicate") return { kind: "duplicate" as const };
       if (decision === "mismatch") return { kind: "mismatch" as const };
-      if (decision === "claim_again") {
-        mustRead = false;
-        continue;
-      }
+      mustRead = decision === "wait";
+      if (!mustRead) continue; // claim_again
       // Another worker holds a live lock: never submit; look again soon.
-      waits++;
-      if (waits === 1) {
+      if (++waits === 1) {
         this.#options.logger.debug("another worker holds this message_id; waiting", {
           message_id: id,
         });
       }
-      await this.#options.clock.sleep(
-        waitBeforeLookingAgain(waits, record, this.#options.clock.now()),
-        signal,
-      );
-      mustRead = true;
+      const now = this.#options.clock.now();
+      await this.#options.clock.sleep(waitBeforeLookingAgain(waits, record, now), signal);
     }
+  }
+
+  /** The conditional PutItem of a new lock; the claim when it was taken, else undefined. */
+  async #put(
+    mine: { id: string; owner: string; payloadHash: string; receiptHandle: string },
+    signal: AbortSignal,
+  ): Promise<ClaimResult | undefined> {
+    const { id, owner, payloadHash, receiptHandle } = mine;
+    const now = this.#options.clock.now();
+    const until = lockUntil(now, this.#options.visibilityTimeoutSeconds);
+    const expiresAt = inProgressExpiresAt(until, this.#options.dedupTtlSeconds);
+    const record = { id, status: "IN_PROGRESS" as const, owner, payloadHash };
+    const answer = await this.#request(
+      "PutItem",
+      signal,
+      () =>
+        this.#options.store.claim({ ...record, inProgressUntil: until, expiresAt }, now, signal),
+    );
+    if (!answer.claimed) return undefined;
+    if (answer.takeover) {
+      this.#options.onTakeover?.();
+      this.#options.logger.info("took over a lapsed idempotency lock", { message_id: id });
+    }
+    return this.#proceed({ messageId: id, receiptHandle, owner, held: true, until });
   }
 
   maySubmit(lock: IdempotencyLock): boolean {
@@ -182,13 +185,11 @@ export class StoreGate implements IdempotencyGate {
     return held.held && this.#options.clock.now() + this.#options.submitMarginMs < held.until;
   }
 
-  async complete(lock: IdempotencyLock): Promise<void> {
+  async complete(lock: IdempotencyLock, stop?: AbortSignal): Promise<void> {
     const held = this.#forget(lock);
+    const { clock } = this.#options;
     for (let attempt = 1;; attempt++) {
-      const expiresAt = completedExpiresAt(
-        this.#options.clock.now(),
-        this.#options.dedupTtlSeconds,
-      );
+      const expiresAt = completedExpiresAt(clock.now(), this.#options.dedupTtlSeconds);
       try {
         const ok = await this.#request(
           "UpdateItem",
@@ -202,13 +203,12 @@ export class StoreGate implements IdempotencyGate {
         });
         return;
       } catch (error) {
-        if (attempt >= COMPLETE_ATTEMPTS) break;
-        const wait = error instanceof CircuitOpenError ? error.remainingMs : 0;
-        const delay = Math.max(
-          backoffDelay(attempt, 200, 2000, () => this.#options.clock.random()),
-          wait,
-        );
-        await this.#options.clock.sleep(Math.min(delay, 2000));
+        const open = error instanceof CircuitOpenError ? error.remainingMs : 0;
+        const delay = Math.max(backoffDelay(attempt, 200, 2000, clock.random), open);
+        // Worth retrying while the lock still keeps a later copy waiting (docs/scaling.md).
+        const left = held.until - clock.now();
+        if (attempt >= COMPLETE_ATTEMPTS && left <= 0) break;
+        if (!(await this.#pause(Math.min(delay, Math.max(left, 200)), stop))) break;
       }
     }
     // Accepted all the same: the lock lapses and a later copy may be submitted again.
@@ -217,6 +217,17 @@ export class StoreGate implements IdempotencyGate {
       "could not mark an accepted message COMPLETED in the idempotency table; a later copy may be submitted again",
     );
     this.#options.logger.debug("not marked COMPLETED", { message_id: held.messageId });
+  }
+
+  /** Sleeps `ms`; false when `stop` ended it (or had already). */
+  async #pause(ms: number, stop: AbortSignal | undefined): Promise<boolean> {
+    if (stop?.aborted) return false;
+    try {
+      await this.#options.clock.sleep(ms, stop);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async release(lock: IdempotencyLock): Promise<void> {

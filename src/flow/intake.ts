@@ -22,7 +22,11 @@ export interface IntakeSettings {
   maxInFlight: number;
   /** Concurrent long polls. Default: as many as MAX_IN_FLIGHT fills with full batches, ≤ 10. */
   pollers?: number;
+  /** A FIFO queue (docs/fifo.md): receives ask for the message group and carry an attempt id. */
+  fifo?: boolean;
 }
+
+const FIFO_ATTRIBUTES = { moreSystemAttributes: ["MessageGroupId", "SequenceNumber"] } as const;
 
 export interface IntakePorts {
   sqs: Pick<SqsClient, "receiveMessage">;
@@ -128,6 +132,9 @@ export class Intake {
 
   async #poll(index: number, pollers: number, batch: number, signals: IntakeSignals) {
     let failures = 0;
+    // FIFO: a receive retried after a lost answer carries the same attempt id, so SQS replays
+    // that answer instead of hiding its messages for a visibility timeout.
+    let attemptId: string | undefined;
     const { stop } = signals;
     while (!stop.aborted) {
       const pause = this.#ports.pausedFor?.() ??
@@ -143,15 +150,11 @@ export class Intake {
       const slots = await this.#takeSlots(batch, stop);
       if (!slots) break;
       let messages: SqsMessage[];
+      if (this.#settings.fifo) attemptId ??= this.#attemptId(index);
       try {
-        messages = await this.#ports.sqs.receiveMessage({
-          queueUrl: this.#settings.queueUrl,
-          maxNumberOfMessages: batch,
-          waitTimeSeconds: this.#settings.receiveWaitSeconds,
-          visibilityTimeout: this.#settings.visibilityTimeoutSeconds,
-          signal: signals.pollSignal(),
-        });
+        messages = await this.#receive(batch, attemptId, signals.pollSignal());
         failures = 0;
+        attemptId = undefined;
       } catch (error) {
         slots.forEach((release) => release());
         if (stop.aborted) break;
@@ -174,6 +177,23 @@ export class Intake {
         await this.#services.clock.sleep(PARTIAL_PAUSE_MS, stop).catch(() => {});
       }
     }
+  }
+
+  #receive(batch: number, attemptId: string | undefined, signal: AbortSignal) {
+    return this.#ports.sqs.receiveMessage({
+      queueUrl: this.#settings.queueUrl,
+      maxNumberOfMessages: batch,
+      waitTimeSeconds: this.#settings.receiveWaitSeconds,
+      visibilityTimeout: this.#settings.visibilityTimeoutSeconds,
+      ...(this.#settings.fifo ? FIFO_ATTRIBUTES : {}),
+      receiveRequestAttemptId: attemptId,
+      signal,
+    });
+  }
+
+  #attemptId(poller: number): string {
+    const draw = () => Math.floor(this.#services.clock.random() * 2 ** 48).toString(36);
+    return `sluice-${poller}-${draw()}${draw()}`;
   }
 
   /** `count` slots, or undefined (none held) when `stop` aborts first. */

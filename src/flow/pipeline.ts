@@ -15,6 +15,7 @@ import type { Logger } from "../lib/logger.ts";
 import { backoffDelay } from "../lib/retry.ts";
 import { Attempt, type AttemptPorts, gaveUp } from "./attempt.ts";
 import { Dedupe, type DedupeSettings } from "./dedupe.ts";
+import { FifoGroups, type GroupEnd } from "./fifo_groups.ts";
 import { Finisher, type FinishServices } from "./finish.ts";
 import type { IdempotencyGate, IdempotencyLock } from "./idempotency_gate.ts";
 import { Intake, type IntakePorts, type IntakeSettings, type Received } from "./intake.ts";
@@ -54,12 +55,24 @@ export interface PipelineServices {
   onOutcome?: FinishServices["onOutcome"];
 }
 
+/** A message as received, before its work. */
+interface Arrival {
+  received: Received;
+  /** Monotonic ms. */
+  receivedAt: number;
+  graceOver: AbortSignal;
+}
+
 /** A message's shared lock while this copy holds it. */
 interface Held {
   lock: IdempotencyLock | undefined;
 }
 
-const SHUTDOWN: Verdict = { kind: "shutdown" };
+const SHUTDOWN: Verdict = { kind: "hand_back", reason: "shutdown" };
+const BEHIND: Verdict = {
+  kind: "hand_back",
+  reason: "an earlier message of its FIFO group went back",
+};
 const DUPLICATE: Verdict = { kind: "duplicate" };
 
 export class Pipeline {
@@ -71,6 +84,8 @@ export class Pipeline {
   readonly #calls: RetryingCall;
   readonly #attempt: Attempt;
   readonly #finish: Finisher;
+  /** FIFO queues: each message group in delivery order, one message at a time. */
+  readonly #groups: FifoGroups<Arrival> | undefined;
   /** Messages between receive and settle, and drain()'s waiters for that to reach 0. */
   #active = 0;
   #idle: Array<() => void> = [];
@@ -97,6 +112,16 @@ export class Pipeline {
       settings.policy.unknownUserPolicy,
     );
     this.#finish = new Finisher(ports, services);
+    this.#groups = settings.intake.fifo
+      ? new FifoGroups<Arrival>({
+        work: (a) => this.#process(a),
+        handBack: (a) => this.#handBack(a),
+      }, {
+        clock,
+        onActive: (groups) => metrics.fifoGroupsActive.set(undefined, groups),
+        onWait: (seconds) => metrics.fifoGroupWait.observe(undefined, seconds),
+      })
+      : undefined;
   }
 
   /** Messages between receive and settle. */
@@ -140,8 +165,15 @@ export class Pipeline {
 
   #start(received: Received, graceOver: AbortSignal): void {
     this.#active++;
+    const receivedAt = this.#services.clock.monotonic();
+    const { visibilityTimeoutSeconds } = this.#settings.intake;
+    // From its receive: a FIFO message waiting behind its group is covered too.
+    this.#ports.heartbeat.track(received.message, receivedAt, visibilityTimeoutSeconds);
+    const arrival = { received, receivedAt, graceOver };
+    const group = this.#groups && received.message.attributes.MessageGroupId;
     // #process never rejects (its errors become a release); it counts itself out.
-    void this.#process(received, graceOver);
+    if (group) this.#groups!.add(group, arrival);
+    else void this.#process(arrival);
   }
 
   #settled(received: Received): void {
@@ -152,41 +184,62 @@ export class Pipeline {
     for (const resolve of idle) resolve();
   }
 
-  /** Parse, then the work; a message received after the stop began is handed back. */
-  async #process(received: Received, graceOver: AbortSignal): Promise<void> {
+  /**
+   * Parse, then the work; a message received after the stop began is handed back. Whether it
+   * went back to the queue (its FIFO group's later messages then go back too).
+   */
+  async #process(arrival: Arrival): Promise<GroupEnd> {
+    const { received, graceOver } = arrival;
     const { message: sqs } = received;
-    const { clock, logger } = this.#services;
-    const receivedAt = clock.monotonic();
-    this.#ports.heartbeat.track(sqs, receivedAt, this.#settings.intake.visibilityTimeoutSeconds);
     const parsed = parseMessage(sqs.body);
     const ids = parsed.ok
       ? { messageId: parsed.message.message_id, userId: parsed.message.user_id }
       // Whatever ids a poison body still has, so its log line can be matched to other logs.
       : poisonIds(sqs.body);
-    const ctx = newContext(sqs, receivedAt, ids);
+    const ctx = newContext(sqs, arrival.receivedAt, ids);
+    let end: Action["kind"] | undefined;
     try {
-      if (!parsed.ok) await this.#conclude(ctx, { kind: "poison", reason: parsed.reason });
-      else if (received.late) await this.#conclude(ctx, SHUTDOWN);
-      else await this.#work(parsed.message, ctx, graceOver);
+      if (!parsed.ok) end = await this.#conclude(ctx, { kind: "poison", reason: parsed.reason });
+      else if (received.late) end = await this.#conclude(ctx, SHUTDOWN);
+      else end = await this.#work(parsed.message, ctx, graceOver);
     } catch (error) {
-      // Past the grace it is handed back; anything else is a bug: said, and backed off.
-      if (!graceOver.aborted) {
-        logger.error("unexpected error; releasing the message", {
-          error,
-          message_id: ids.messageId,
-        });
-      }
-      const reason = String((error as Error)?.message ?? error).slice(0, 200);
-      await this.#conclude(ctx, graceOver.aborted ? SHUTDOWN : { kind: "failed", reason })
-        .catch((again) =>
-          logger.warn("could not release a message; it reappears after its visibility timeout", {
-            error: again,
-            message_id: ids.messageId,
-          })
-        );
+      end = await this.#afterError(ctx, error, graceOver);
     } finally {
       this.#ports.heartbeat.untrack(sqs);
       this.#settled(received);
+    }
+    return end === "delete" || end === "dead_letter" ? "done" : "went_back";
+  }
+
+  /** Past the grace it is handed back; anything else is a bug: said, and backed off. */
+  async #afterError(ctx: MessageContext, error: unknown, graceOver: AbortSignal) {
+    const { logger } = this.#services;
+    if (!graceOver.aborted) {
+      logger.error("unexpected error; releasing the message", { error, message_id: ctx.messageId });
+    }
+    const reason = String((error as Error)?.message ?? error).slice(0, 200);
+    try {
+      return await this.#conclude(ctx, graceOver.aborted ? SHUTDOWN : { kind: "failed", reason });
+    } catch (again) {
+      logger.warn("could not release a message; it reappears after its visibility timeout", {
+        error: again,
+        message_id: ctx.messageId,
+      });
+      return undefined;
+    }
+  }
+
+  /** A FIFO message behind one of its group that went back: back to the queue, unworked. */
+  async #handBack(arrival: Arrival): Promise<void> {
+    const sqs = arrival.received.message;
+    const ctx = newContext(sqs, arrival.receivedAt, poisonIds(sqs.body));
+    try {
+      await this.#conclude(ctx, BEHIND);
+    } catch (error) {
+      await this.#afterError(ctx, error, arrival.graceOver);
+    } finally {
+      this.#ports.heartbeat.untrack(sqs);
+      this.#settled(arrival.received);
     }
   }
 
@@ -205,9 +258,10 @@ export class Pipeline {
   }
 
   /** A verdict that is never held (only a spent retry budget is), decided and carried out. */
-  async #conclude(ctx: MessageContext, verdict: Verdict): Promise<void> {
+  async #conclude(ctx: MessageContext, verdict: Verdict): Promise<Action["kind"]> {
     const action = this.#decide(ctx, verdict);
     if (action.kind !== "hold") await this.#finish.carryOut(ctx, action);
+    return action.kind;
   }
 
   /**
@@ -215,22 +269,27 @@ export class Pipeline {
    * its shared claim given back after, so no other copy can run while this one still holds
    * the receipt (docs/failure-handling.md).
    */
-  async #work(message: InputMessage, ctx: MessageContext, graceOver: AbortSignal): Promise<void> {
+  async #work(
+    message: InputMessage,
+    ctx: MessageContext,
+    graceOver: AbortSignal,
+  ): Promise<Action["kind"]> {
     const id = message.message_id;
     let claim = this.#dedupe.claim(id);
     if (claim === "behind") claim = await this.#dedupe.afterFirst(id);
     if (claim === "duplicate") return await this.#conclude(ctx, DUPLICATE);
     const held: Held = { lock: undefined };
-    let accepted = false;
+    let end: Action | undefined;
     try {
-      accepted = await this.#rounds(message, ctx, graceOver, held);
+      end = await this.#rounds(message, ctx, graceOver, held);
+      return end.kind;
     } catch (error) {
       if (!graceOver.aborted) throw error;
-      await this.#conclude(ctx, SHUTDOWN);
+      return await this.#conclude(ctx, SHUTDOWN);
     } finally {
       // Any way out but acceptance gives the shared claim back, so another copy may run.
       if (held.lock) await this.#ports.idempotency?.release(held.lock);
-      claim.done(accepted);
+      claim.done(end?.kind === "delete" && end.outcome === "accepted");
     }
   }
 
@@ -240,14 +299,14 @@ export class Pipeline {
    * and tried again after a pause (a round past the visibility has almost no budget: an
    * open breaker or a Retry-After ends it at once, so without one it would spin). A lock
    * not certainly ours any more is given back and claimed again, never submitted under.
-   * True when the message was accepted.
+   * The action carried out.
    */
   async #rounds(
     message: InputMessage,
     ctx: MessageContext,
     graceOver: AbortSignal,
     held: Held,
-  ): Promise<boolean> {
+  ): Promise<Exclude<Action, { kind: "hold" }>> {
     const { clock, logger } = this.#services;
     const gate = this.#ports.idempotency;
     for (let holds = 1, losses = 0;;) {
@@ -265,7 +324,7 @@ export class Pipeline {
         ? Math.max(1000, backoffDelay(holds, 1000, 30_000, clock.random))
         : 0;
       const action = this.#decide(ctx, result, delayMs);
-      if (action.kind !== "hold") return await this.#end(ctx, result, action, held);
+      if (action.kind !== "hold") return await this.#end(ctx, result, action, held, graceOver);
       logger.info("holding a message on its last receive", {
         message_id: message.message_id,
         receive_count: ctx.receiveCount,
@@ -287,12 +346,13 @@ export class Pipeline {
     verdict: Verdict,
     action: Exclude<Action, { kind: "hold" }>,
     held: Held,
-  ): Promise<boolean> {
+    graceOver: AbortSignal,
+  ): Promise<Exclude<Action, { kind: "hold" }>> {
     const accepted = verdict.kind === "accepted";
     let completing: Promise<void> | undefined;
     if (accepted) {
       this.#dedupe.remember(ctx.messageId!);
-      if (held.lock) completing = this.#ports.idempotency!.complete(held.lock);
+      if (held.lock) completing = this.#ports.idempotency!.complete(held.lock, graceOver);
       held.lock = undefined; // completed, not to be released
     }
     try {
@@ -300,7 +360,7 @@ export class Pipeline {
     } finally {
       await completing;
     }
-    return accepted;
+    return action;
   }
 
   /**

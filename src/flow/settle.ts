@@ -12,6 +12,7 @@ import { asciiText, sqsAttributeText } from "../lib/sqs_text.ts";
 import { withRedriveHistory } from "../domain/redrive_history.ts";
 import {
   type BatchResult,
+  type FifoSend,
   isStaleHandle,
   type SqsClient,
   type SqsMessage,
@@ -26,6 +27,8 @@ export interface SettlerOptions {
     "deleteMessageBatch" | "changeMessageVisibilityBatch" | "sendMessage" | "sendMessageCopy"
   >;
   queueUrl: string;
+  /** The queue (and so its DLQ) is FIFO: copies carry a group and a deduplication id. */
+  fifo?: boolean;
   /** Where poison goes now (it may be found after startup); undefined = no DLQ. */
   dlqUrl: () => string | undefined;
   /** How long a partly filled delete/visibility batch waits, ms: longer fills batches at low rates. Default 25. */
@@ -47,6 +50,11 @@ export interface SettlerOptions {
 }
 
 export type SettleResult = "done" | "stale";
+
+/** What a DLQ copy or a re-queued copy is made of (the id and group only on FIFO queues). */
+export type SentAgain =
+  & Pick<SqsMessage, "receiptHandle" | "body" | "messageAttributes">
+  & Partial<Pick<SqsMessage, "messageId" | "attributes">>;
 
 interface Entry {
   receiptHandle: string;
@@ -152,7 +160,7 @@ export class Settler {
    * for good, e.g. too large.
    */
   async deadLetter(
-    message: Pick<SqsMessage, "receiptHandle" | "body" | "messageAttributes">,
+    message: SentAgain,
     category: string,
     reason: string,
   ): Promise<false | SettleResult> {
@@ -165,8 +173,12 @@ export class Settler {
       message.messageAttributes,
     );
     if (messageBytes(body, attributes) > MAX_MESSAGE_BYTES) return false;
+    const fifo = this.#fifoSend("dlq", message);
     const send = (attrs: Record<string, string>) =>
-      this.#send("dlq_send", () => this.#options.sqs.sendMessage(dlqUrl, body, attrs));
+      this.#send(
+        "dlq_send",
+        () => this.#options.sqs.sendMessage(dlqUrl, body, attrs, undefined, fifo),
+      );
     try {
       await send(attributes);
     } catch (error) {
@@ -191,18 +203,37 @@ export class Settler {
    * retries (shutdown has little time). Throws when the copy could not be sent:
    * the original is then untouched.
    */
-  async requeue(
-    message: Pick<SqsMessage, "receiptHandle" | "body" | "messageAttributes">,
-    budgetMs?: number,
-  ): Promise<SettleResult> {
+  async requeue(message: SentAgain, budgetMs?: number): Promise<SettleResult> {
     const { sqs, queueUrl } = this.#options;
+    const fifo = this.#fifoSend("rq", message);
     await this.#send(
       "requeue",
-      () => sqs.sendMessageCopy(queueUrl, message.body, message.messageAttributes),
+      () => sqs.sendMessageCopy(queueUrl, message.body, message.messageAttributes, undefined, fifo),
       budgetMs,
     );
     const receiptHandle = message.receiptHandle;
     return await this.#persist("delete", () => this.#deletes.add({ receiptHandle }), budgetMs);
+  }
+
+  /**
+   * On FIFO queues a copy keeps its message group, with a deduplication id derived from the
+   * SQS MessageId, so a send retried after a lost answer is not stored twice.
+   */
+  #fifoSend(prefix: string, message: SentAgain): FifoSend | undefined {
+    if (!this.#options.fifo) return undefined;
+    const groupId = message.attributes?.MessageGroupId;
+    if (!groupId || !message.messageId) {
+      throw new SqsError(
+        "SendMessage",
+        "MissingMessageGroupId",
+        400,
+        "a FIFO message without its group",
+        {
+          retriable: false,
+        },
+      );
+    }
+    return { groupId, deduplicationId: `${prefix}-${message.messageId}` };
   }
 
   /** Sends every queued delete and visibility change now and waits for them. */

@@ -26,7 +26,7 @@ function failure(env: Record<string, string>): ConfigError {
   assert.fail("expected loadConfig to throw");
 }
 
-/** Contract section 4's defaults, as loadConfig(base) resolves them (URLs normalised). */
+/** The README's defaults, as loadConfig(base) resolves them (URLs normalised). */
 const DEFAULTS: Partial<Config> = {
   region: "eu-west-1",
   receiveWaitSeconds: 20,
@@ -98,12 +98,19 @@ Deno.test("config: a bad value names the variable, the value and what is allowed
   assert.match(failure({ SQS_QUEUE_URL: "" }).message, /^Missing SQS_QUEUE_URL/);
 });
 
-Deno.test("config: FIFO queues are refused", () => {
-  const error = failure({
-    SQS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo",
+Deno.test("config: a FIFO queue is taken; its DLQ_QUEUE_URL must be FIFO too, a standard queue's standard", () => {
+  const fifo = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo";
+  assert.equal(loadConfig({ ...base, SQS_QUEUE_URL: fifo }).queueUrl, fifo);
+  const standardDlq = failure({
+    SQS_QUEUE_URL: fifo,
+    DLQ_QUEUE_URL: fifo.replace("orders.fifo", "dlq"),
   });
-  assert.equal(error.variable, "SQS_QUEUE_URL");
-  assert.match(error.message, /FIFO/);
+  assert.equal(standardDlq.variable, "DLQ_QUEUE_URL");
+  assert.match(standardDlq.message, /expected a FIFO queue/);
+  const fifoDlq = failure({
+    DLQ_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/d.fifo",
+  });
+  assert.match(fifoDlq.message, /expected a standard queue/);
 });
 
 Deno.test("config: no region anywhere is an error naming AWS_REGION", () => {

@@ -232,7 +232,10 @@ const shutdownRows: Array<[string, Partial<RouteContext>, Action]> = [
 ];
 for (const [name, overrides, expected] of shutdownRows) {
   Deno.test(`route: shutdown: ${name}`, () => {
-    assert.deepEqual(route({ kind: "shutdown" }, { ...ctx, ...overrides }), expected);
+    assert.deepEqual(
+      route({ kind: "hand_back", reason: "shutdown" }, { ...ctx, ...overrides }),
+      expected,
+    );
   });
 }
 

@@ -238,6 +238,22 @@ Deno.test({
         ["daemon-reload", "enable sluice.service", "restart sluice.service"],
       );
 
+      // 1b. SLUICE_IP_ALLOW in the env file widens the unit's IPAddressAllow= through a drop-in;
+      // taken out again, the drop-in goes with it.
+      const dropin = `${root}/etc/systemd/system/sluice.service.d/50-ip-allow.conf`;
+      assert.equal(await exists(dropin), false, "no drop-in without SLUICE_IP_ALLOW");
+      await Deno.writeTextFile(
+        `${root}/etc/sluice/sluice.env`,
+        `${envText}SLUICE_IP_ALLOW="any"\n`,
+      );
+      const widened = await deploy(`${dir}/sluice-a`);
+      assert.equal(widened.code, 0, widened.stdout + widened.stderr);
+      assert.match(await Deno.readTextFile(dropin), /^\[Service\]\nIPAddressAllow=any$/m);
+      await Deno.writeTextFile(`${root}/etc/sluice/sluice.env`, envText);
+      const narrowed = await deploy(`${dir}/sluice-a`);
+      assert.equal(narrowed.code, 0, narrowed.stdout + narrowed.stderr);
+      assert.equal(await exists(dropin), false, "removed with the variable");
+
       // 2. a version that runs (/healthz 200) but never becomes ready: rolled back to
       // the first, binary and unit file together, and /readyz's answer is shown.
       await Deno.remove(recorderLog);

@@ -350,26 +350,59 @@ Deno.test("idempotency store: gate: a lock whose extensions fail is not submitte
   });
 });
 
-Deno.test("idempotency store: gate: a COMPLETED write that keeps failing is counted as at-least-once, never thrown", async () => {
+Deno.test("idempotency store: gate: a COMPLETED write is retried while the lock holds later copies off, then counted; a stop ends it", async () => {
   await withStore(async (store) => {
-    const causes: string[] = [];
-    const gate = new StoreGate(gateOptions({
-      store: {
-        claim: (...args) => store.claim(...args),
-        read: (...args) => store.read(...args),
-        extend: (...args) => store.extend(...args),
-        complete: () => Promise.reject(new TimeoutError("DynamoDB", 5000)),
-        release: (...args) => store.release(...args),
-      },
-      workerId: "w",
-      visibilityTimeoutSeconds: 30,
-      dedupTtlSeconds: 3600,
-      logger,
-      onAtLeastOnce: (cause) => causes.push(cause),
-    }));
-    const claim = await gate.claim(message(), "r", new AbortController().signal);
-    if (claim.kind !== "proceed") throw new Error("claimed");
-    await gate.complete(claim.lock);
-    assert.deepEqual(causes, ["complete_failed"]);
+    for (
+      const row of [{ failures: 12, stop: false }, { failures: Infinity, stop: false }, {
+        failures: Infinity,
+        stop: true,
+      }]
+    ) {
+      const clock = new FakeClock({ start: T0 });
+      const causes: string[] = [];
+      let calls = 0;
+      const stop = new AbortController();
+      const gate = new StoreGate({
+        ...gateOptions({
+          store: {
+            claim: (...args) => store.claim(...args),
+            read: (...args) => store.read(...args),
+            extend: (...args) => store.extend(...args),
+            complete: (...args) => {
+              if (row.stop && calls === 2) stop.abort();
+              return ++calls > row.failures
+                ? store.complete(...args)
+                : Promise.reject(new TimeoutError("DynamoDB UpdateItem", 5000));
+            },
+            release: (...args) => store.release(...args),
+          },
+          workerId: "w",
+          visibilityTimeoutSeconds: 30,
+          dedupTtlSeconds: 3600,
+          logger,
+          onAtLeastOnce: (cause) => causes.push(cause),
+        }),
+        clock,
+      });
+      const m = { ...message(), message_id: `m-${row.failures}-${row.stop}` };
+      const claim = await gate.claim(m, "r", new AbortController().signal);
+      if (claim.kind !== "proceed") throw new Error("claimed");
+      await gate.complete(claim.lock, stop.signal);
+      const record = await store.read(m.message_id);
+      if (row.failures === 12) {
+        // 12 failures over ~20 s of backoff, inside the 35 s lock: then the write lands.
+        assert.equal(record?.status, "COMPLETED");
+        assert.deepEqual(causes, []);
+        assert.ok(clock.now() - T0 < 35_000);
+      } else if (!row.stop) {
+        assert.equal(record?.status, "IN_PROGRESS");
+        assert.deepEqual(causes, ["complete_failed"]);
+        const spent = clock.now() - T0;
+        assert.ok(spent >= 35_000 && spent < 40_000, `retried until the lock's end: ${spent} ms`);
+      } else {
+        assert.deepEqual(causes, ["complete_failed"]);
+        assert.equal(calls, 3, "no attempt after the stop");
+      }
+    }
   });
 });

@@ -108,3 +108,48 @@ Deno.test("intake: receiveBatches yields a receive's messages together, in order
   }
   assert.deepEqual(batches, [["sqs-0", "sqs-1", "sqs-2", "sqs-3"], ["sqs-4", "sqs-5"]]);
 });
+
+Deno.test("intake: on a FIFO queue a receive retried after a lost answer carries the same ReceiveRequestAttemptId; the next one a new id", async () => {
+  const stop = new AbortController();
+  const asked: Array<{ id: string | undefined; attributes: readonly string[] | undefined }> = [];
+  let calls = 0;
+  let random = 0.25;
+  const it = new Intake(
+    {
+      queueUrl: "http://sqs.local/000/q.fifo",
+      maxBatch: 10,
+      receiveWaitSeconds: 1,
+      visibilityTimeoutSeconds: 30,
+      maxInFlight: 10,
+      pollers: 1,
+      fifo: true,
+    },
+    {
+      sqs: {
+        receiveMessage: (p) => {
+          asked.push({ id: p.receiveRequestAttemptId, attributes: p.moreSystemAttributes });
+          calls++;
+          if (calls === 1) return Promise.reject(new Error("connection reset"));
+          if (calls === 3) stop.abort();
+          return Promise.resolve([]);
+        },
+      },
+    },
+    {
+      logger: QUIET_LOGGER,
+      clock: {
+        ...systemClock,
+        random: () => (random += 0.1),
+        sleep: (_ms: number, signal?: AbortSignal) => systemClock.sleep(1, signal).catch(() => {}),
+      },
+    },
+  );
+  for await (const _ of it.receiveBatches({ stop: stop.signal, pollSignal: () => stop.signal })) {
+    // nothing arrives
+  }
+  assert.equal(asked.length, 3);
+  assert.ok(asked[0]!.id, "an attempt id on a FIFO receive");
+  assert.equal(asked[1]!.id, asked[0]!.id, "the retry replays the lost receive");
+  assert.notEqual(asked[2]!.id, asked[1]!.id, "a receive that was answered is not replayed");
+  assert.deepEqual(asked[0]!.attributes, ["MessageGroupId", "SequenceNumber"]);
+});

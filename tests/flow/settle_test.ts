@@ -334,3 +334,49 @@ Deno.test("settle: a DLQ send or re-queue that lands on a retry after a lost ans
   );
   assert.deepEqual(ambiguous, ["dlq_send", "requeue"]);
 });
+
+Deno.test("settle: on a FIFO queue the DLQ copy and a re-queued copy keep the group, with a deduplication id from the SQS MessageId", async () => {
+  const sent: Array<{ queue: string; fifo: unknown }> = [];
+  const settler = new Settler({
+    sqs: {
+      sendMessage: (queue, _body, _attrs, _signal, fifo) => {
+        sent.push({ queue, fifo });
+        return Promise.resolve({ messageId: "x" });
+      },
+      sendMessageCopy: (queue, _body, _attrs, _signal, fifo) => {
+        sent.push({ queue, fifo });
+        return Promise.resolve({ messageId: "y" });
+      },
+      deleteMessageBatch: () => Promise.resolve({ successful: ["0"], failed: [] }),
+      changeMessageVisibilityBatch: () => Promise.resolve({ successful: ["0"], failed: [] }),
+    },
+    queueUrl: "q.fifo",
+    dlqUrl: () => "dlq.fifo",
+    fifo: true,
+    batchWaitMs: 1,
+    clock: systemClock,
+  });
+  const message = {
+    messageId: "5fea7756-0ea4-451a-a703-a558b933e274",
+    receiptHandle: "h",
+    body: "{}",
+    attributes: { MessageGroupId: "customer-7" },
+    messageAttributes: {},
+  };
+  assert.equal(await settler.deadLetter(message, "VALIDATION", "bad"), "done");
+  assert.equal(await settler.requeue(message), "done");
+  assert.deepEqual(sent, [
+    {
+      queue: "dlq.fifo",
+      fifo: { groupId: "customer-7", deduplicationId: `dlq-${message.messageId}` },
+    },
+    {
+      queue: "q.fifo",
+      fifo: { groupId: "customer-7", deduplicationId: `rq-${message.messageId}` },
+    },
+  ]);
+  await assert.rejects(
+    settler.deadLetter({ ...message, attributes: {} }, "VALIDATION", "bad"),
+    /MissingMessageGroupId/,
+  );
+});

@@ -70,7 +70,7 @@ Deno.test("table proxy: without a fault every request is forwarded and counted b
 Deno.test("table proxy: refuse answers every request with DynamoDB's errors in turn, none reaches the table, until the window ends", async () => {
   const clock = new FakeClock({ start: 0 });
   await withProxy({ now: clock.now }, async (proxy, upstream) => {
-    proxy.startFault({ kind: "refuse" }, 10_000);
+    assert.equal(proxy.startFault({ kind: "refuse" }, 10_000), 10_000, "when the window ends");
     const answers = [];
     for (let i = 0; i < 5; i++) answers.push(await call(proxy.url, "PutItem"));
     assert.deepEqual(answers.map((a) => a.status), [400, 400, 400, 500, 400]);
@@ -167,7 +167,12 @@ Deno.test("table proxy: in the dynalite child, a fault command reaches sluice's 
   });
   try {
     await worker.putItem(db.table, { id: { S: "a" } });
-    await db.startFault({ kind: "refuse", refusal: "access-denied" }, 60_000);
+    const sent = Date.now();
+    const until = await db.startFault({ kind: "refuse", refusal: "access-denied" }, 60_000);
+    assert.ok(
+      until >= sent + 60_000 && until <= Date.now() + 60_000,
+      "the child's end of the window",
+    );
     const denied = await worker.getItem(db.table, { id: { S: "a" } }).catch((e) => e);
     assert.ok(denied instanceof DynamoDbError);
     assert.equal(denied.code, "AccessDeniedException");

@@ -157,6 +157,7 @@ Deno.test("validator sim: 200 accepted, 400 with reason, duplicates counted, /st
       errors5xx: 0,
       redirects: 0,
       followedRedirects: 0,
+      orderInversions: 0,
     });
   } finally {
     await sim.close();
@@ -240,4 +241,48 @@ Deno.test("validator sim: checkDocument: a well-formed message the lab did not g
   assert.equal(checkDocument(wrongProfile, expected, dataset)?.reason, "user");
   const knownAsUnknown = { ...hand, user: null, enrichment: { status: "unknown_user" } };
   assert.equal(checkDocument(knownAsUnknown, expected, dataset)?.reason, "enrichment");
+});
+
+Deno.test("validator sim: FIFO runs: a message accepted after a later one of its group is an order inversion", async () => {
+  const dataset = buildDataset({ users: 20, seed: 3 });
+  const user = dataset.knownIds[0]!;
+  const expected = new Map<string, ExpectedMessage>();
+  for (const seq of [1, 2, 3]) {
+    expected.set(`f-${seq}`, {
+      message_id: `f-${seq}`,
+      user_id: user,
+      event_ts: 1,
+      payload: { fifo_seq: seq },
+      known: true,
+      group: `g-${user}`,
+      seq,
+    });
+  }
+  const sim = startValidatorSim({ dataset, expected, instant: true });
+  try {
+    const profile = dataset.profile(user)!;
+    const submit = async (seq: number) => {
+      const { meta: _, ...fields } = profile as unknown as Record<string, unknown>;
+      const res = await fetch(`${sim.url}/ingest`, {
+        method: "POST",
+        body: JSON.stringify({
+          message_id: `f-${seq}`,
+          user_id: user,
+          event_ts: 1,
+          payload: { fifo_seq: seq },
+          user: fields,
+          enrichment: { status: "ok" },
+        }),
+      });
+      assert.equal(res.status, 200, await res.text());
+    };
+    await submit(1);
+    await submit(3);
+    await submit(2); // after 3: an inversion
+    await submit(3); // a duplicate, not an inversion
+    assert.equal(sim.stats().orderInversions, 1);
+    assert.equal(sim.stats().duplicates, 1);
+  } finally {
+    await sim.close();
+  }
 });

@@ -103,7 +103,7 @@ const VERDICTS: readonly Verdict[] = [
     validator5xx: false,
   },
   { kind: "stale" },
-  { kind: "shutdown" },
+  { kind: "hand_back", reason: "shutdown" },
   { kind: "failed", reason: "TypeError" },
 ];
 

@@ -1,0 +1,170 @@
+/**
+ * `deno task bench --variants a,b`: sluice as `deno task start` on io_mild, plain and with one
+ * change at a time (a FIFO queue, an older checkout, …), in rounds so machine drift falls on
+ * each alike; medians of each figure, and each variant's ratio to the plain runs of the same
+ * rounds. Writes (replaces) the "Variants" section of bench/RESULTS.md.
+ *
+ * Flags: --variants a,b (see VARIANTS), --messages N (default 20000), --repeat N (default 3),
+ * --before DIR (a checkout whose `deno task start` is the "before" variant), --no-write.
+ */
+import { BENCH_WORKLOAD } from "./workload.ts";
+import { type LabOptions, type LabSummary, runLab } from "../lab/lab.ts";
+import { replaceSection } from "./fleet.ts";
+
+/** One change to the plain run. */
+export interface Variant {
+  name: string;
+  /** What it changes, for the report. */
+  what: string;
+  options(base: LabOptions, flags: VariantFlags): LabOptions;
+}
+
+export interface VariantFlags {
+  variants: string[];
+  messages: number;
+  repeat: number;
+  before: string | undefined;
+  write: boolean;
+}
+
+const START = [Deno.execPath(), "task", "--quiet", "start"];
+
+export const VARIANTS: readonly Variant[] = [
+  {
+    name: "fifo",
+    what: "a FIFO queue, 1,000 message groups",
+    options: (base) => ({ ...base, fifo: true, fifoGroups: 1000 }),
+  },
+  {
+    name: "before",
+    what: "the checkout given by --before",
+    options: (base, flags) => ({ ...base, workerCwd: flags.before! }),
+  },
+];
+
+const HEADING = "## Variants: the same load, one change each";
+
+/** Parses the flags; a string is the one-line problem. */
+export function parseVariantFlags(args: readonly string[]): VariantFlags | string {
+  const flags: VariantFlags = {
+    variants: [],
+    messages: 20_000,
+    repeat: 3,
+    before: undefined,
+    write: !args.includes("--no-write"),
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = () => args[++i] ?? "";
+    if (arg === "--variants") flags.variants = next().split(",").filter((v) => v !== "");
+    else if (arg === "--messages") flags.messages = Number(next());
+    else if (arg === "--repeat") flags.repeat = Number(next());
+    else if (arg === "--before") flags.before = next();
+    else if (arg !== "--no-write") return `unknown flag ${JSON.stringify(arg)} with --variants`;
+  }
+  const unknown = flags.variants.filter((v) => !VARIANTS.some((x) => x.name === v));
+  if (flags.variants.length === 0 || unknown.length > 0) {
+    return `--variants: expected some of ${VARIANTS.map((v) => v.name).join(", ")}`;
+  }
+  if (!(Number.isSafeInteger(flags.messages) && flags.messages > 0)) return "--messages: a count";
+  if (!(Number.isSafeInteger(flags.repeat) && flags.repeat > 0)) return "--repeat: a count";
+  if (flags.variants.includes("before") && !flags.before) {
+    return "the before variant needs --before DIR";
+  }
+  return flags;
+}
+
+export async function runVariantsBench(args: string[]): Promise<number> {
+  const flags = parseVariantFlags(args);
+  if (typeof flags === "string") {
+    console.error(`bench: ${flags}`);
+    return 2;
+  }
+  const base: LabOptions = {
+    scenario: "io_mild",
+    messages: flags.messages,
+    rate: 0,
+    ...BENCH_WORKLOAD,
+    workerCmd: START,
+  };
+  const chosen = VARIANTS.filter((v) => flags.variants.includes(v.name));
+  const runs = new Map<string, LabSummary[]>([
+    ["plain", []],
+    ...chosen.map((v) => [v.name, []] as [string, LabSummary[]]),
+  ]);
+  const started = new Date().toISOString().slice(0, 16);
+  for (let round = 1; round <= flags.repeat; round++) {
+    for (const [name, list] of runs) {
+      const variant = chosen.find((v) => v.name === name);
+      const summary = await runLab(variant ? variant.options(base, flags) : base);
+      console.error(
+        `[round ${round} ${name}] ${summary.steadyMsgPerSecond} msg/s steady, ${summary.cpuMsPerMessage} ms CPU/msg, p99 ${summary.p99Ms} ms${
+          summary.ok ? "" : `; ${summary.problems.join("; ")}`
+        }`,
+      );
+      list.push(summary);
+    }
+  }
+  const section = renderVariants(runs, chosen, {
+    started,
+    messages: flags.messages,
+    before: flags.before,
+  });
+  console.log(section);
+  if (flags.write) {
+    const url = new URL("./RESULTS.md", import.meta.url);
+    const current = await Deno.readTextFile(url).catch(() => "# Benchmark results\n");
+    await Deno.writeTextFile(url, replaceSection(current, section, HEADING));
+    console.error("bench: wrote the Variants section of bench/RESULTS.md");
+  }
+  return [...runs.values()].flat().every((s) => s.ok) ? 0 : 1;
+}
+
+/** The median of each figure over a variant's runs. */
+function medians(list: readonly LabSummary[]) {
+  const median = (pick: (s: LabSummary) => number) => {
+    const sorted = list.map(pick).sort((a, b) => a - b);
+    return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+  };
+  return {
+    steady: median((s) => s.steadyMsgPerSecond),
+    cpu: median((s) => s.cpuMsPerMessage),
+    p50: median((s) => s.p50Ms),
+    p99: median((s) => s.p99Ms),
+    rss: median((s) => s.peakRssMb),
+    ok: list.every((s) => s.ok),
+  };
+}
+
+/** The markdown section; pure. */
+export function renderVariants(
+  runs: ReadonlyMap<string, readonly LabSummary[]>,
+  chosen: readonly Variant[],
+  o: { started: string; messages: number; before: string | undefined },
+): string {
+  const plain = medians(runs.get("plain") ?? []);
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "—");
+  const lines = [
+    HEADING,
+    "",
+    `Run ${o.started}Z: \`deno task start\` on io_mild, ${o.messages} messages, ${
+      runs.get("plain")?.length ?? 0
+    } rounds (plain, then each variant, again); medians.` +
+    (o.before ? ` "before" is the checkout at ${o.before}.` : ""),
+    "",
+    "| variant | what | steady msg/s | ÷ plain | CPU ms/msg | ÷ plain | p50 ms | p99 ms | peak RSS MB | result |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    `| plain | the default configuration | ${plain.steady} | 1.00 | ${plain.cpu} | 1.00 | ${plain.p50} | ${plain.p99} | ${plain.rss} | ${
+      plain.ok ? "OK" : "FAILED"
+    } |`,
+  ];
+  for (const v of chosen) {
+    const m = medians(runs.get(v.name) ?? []);
+    lines.push(
+      `| ${v.name} | ${v.what} | ${m.steady} | ${ratio(m.steady, plain.steady)} | ${m.cpu} | ${
+        ratio(m.cpu, plain.cpu)
+      } | ${m.p50} | ${m.p99} | ${m.rss} | ${m.ok ? "OK" : "FAILED"} |`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
