@@ -11,15 +11,16 @@
  *   from the worker's signer) and answers 403 SignatureDoesNotMatch when it is wrong, or
  *   "Signature expired" with a Date header when x-amz-date is more than `maxSkewMs` from `now`;
  * - makes up what fauxqs lacks (lab/sqs_service.ts): ListDeadLetterSourceQueues,
- *   DeadLetterQueueSourceArn, AWSTraceHeader, SQS's character set and batch limit, and FIFO
- *   queues with SQS's group order and ReceiveRequestAttemptId (lab/sqs_fifo.ts, where its limits
- *   are listed);
+ *   DeadLetterQueueSourceArn, AWSTraceHeader, SQS's character set and batch limit, and with
+ *   `fifo` FIFO queues with SQS's group order and ReceiveRequestAttemptId (lab/sqs_fifo.ts,
+ *   where its limits are listed);
  * - with `record`, keeps every request (`requests`) for tests to look at.
  * No Deno or Bun API here but in `startSqsProxy`: `createSqsProxy` is the plain handler.
  */
 import { sleep } from "../src/lib/clock.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
 import {
+  actionOf,
   answer,
   clientGone,
   countRequest,
@@ -49,6 +50,13 @@ export interface SqsProxyOptions extends ProxyOptions {
   record?: boolean;
   /** Queue URLs in answers name the proxy, not fauxqs; default false */
   ownQueueUrls?: boolean;
+  /**
+   * Keep the messages of `.fifo` queues in the proxy (lab/sqs_fifo.ts): up to ten of one group
+   * per receive, as SQS; ReceiveRequestAttemptId replayed. They must then be sent through the
+   * proxy (`ownFetch` for the lab's own sends). Default false: fauxqs serves FIFO queues alone,
+   * one message of a group per receive.
+   */
+  fifo?: boolean;
 }
 
 /** One request as the proxy saw it. */
@@ -93,6 +101,8 @@ export interface SqsProxyHandler {
   setDefault(action: string, answer: Scripted | undefined): void;
   /** The proxy's own request: not verified, recorded, counted or scripted. */
   call(action: string, body: Record<string, unknown>): Promise<{ status: number; body: unknown }>;
+  /** A fetch for the proxy's own JSON-protocol requests (an SqsAdmin's): as `call`. */
+  ownFetch: typeof fetch;
   /** What queue `name` holds now (not deleted), oldest first. */
   messages(name: string): Promise<QueueMessage[]>;
 }
@@ -128,6 +138,7 @@ class ProxyCore {
       fetch: this.#fetch,
       now: this.now,
       ownQueueUrls: options.ownQueueUrls ?? false,
+      fifo: options.fifo ?? false,
       closing: this.closing.signal,
     });
   }
@@ -271,6 +282,11 @@ export function createSqsProxy(options: SqsProxyOptions): SqsProxyHandler {
       const bytes = encoder.encode(JSON.stringify(body));
       const got = await core.service.serve(action, headers, bytes, core.origin);
       return { status: got.status, body: got.json ?? decoder.decode(got.bytes) };
+    },
+    ownFetch: async (input, init) => {
+      const req = new Request(input, init);
+      const bytes = new Uint8Array(await req.arrayBuffer());
+      return answer(await core.service.serve(actionOf(req), req.headers, bytes, core.origin));
     },
     messages: (name) => core.service.messages(name),
   };

@@ -1,8 +1,8 @@
 /**
  * SQS as the proxy (lab/sqs_proxy.ts) serves it when no script answers: fauxqs, with what it
  * lacks made up (lab/sqs_fidelity.ts: characters, the batch limit, AWSTraceHeader and
- * DeadLetterQueueSourceArn), ListDeadLetterSourceQueues, FIFO queues kept by the proxy
- * (lab/sqs_fifo.ts), and optionally queue URLs that name the proxy instead of fauxqs.
+ * DeadLetterQueueSourceArn), ListDeadLetterSourceQueues, optionally FIFO queues kept by the
+ * proxy (lab/sqs_fifo.ts), and optionally queue URLs that name the proxy instead of fauxqs.
  */
 import { answerHeaders, answerText, type SqsAnswer } from "./sqs_answers.ts";
 import { FifoQueues } from "./sqs_fifo.ts";
@@ -38,6 +38,8 @@ export interface SqsServiceOptions {
   now: () => number;
   /** Queue URLs in answers name the origin the client reached (the proxy), not fauxqs. */
   ownQueueUrls: boolean;
+  /** `.fifo` queues' messages kept here (lab/sqs_fifo.ts), not in fauxqs. */
+  fifo: boolean;
   /** ends upstream requests and long polls when the proxy closes */
   closing: AbortSignal;
 }
@@ -73,7 +75,7 @@ export class SqsService {
   ): Promise<Served> {
     const body = parseObject(decoder.decode(bytes));
     if (!body) return await this.#post(headers, bytes);
-    if (FifoQueues.isFifoUrl(body.QueueUrl)) {
+    if (this.#o.fifo && FifoQueues.isFifoUrl(body.QueueUrl)) {
       const answer = await this.#fifo.handle(action, body, this.#o.closing);
       if (answer) return served(answer, this.#o.now());
     }
@@ -99,7 +101,7 @@ export class SqsService {
 
   /** What a queue holds now (not deleted), oldest first. */
   async messages(name: string): Promise<QueueMessage[]> {
-    if (name.endsWith(".fifo")) return this.#fifo.snapshot(name) as QueueMessage[];
+    if (this.#o.fifo && name.endsWith(".fifo")) return this.#fifo.snapshot(name) as QueueMessage[];
     const res = await this.#o.fetch(
       `${this.#o.target}/_fauxqs/queues/${encodeURIComponent(name)}`,
       {

@@ -4,6 +4,9 @@
  * replays, deduplication, the redrive policy, stale handles. On the proxy's fake clock.
  */
 import assert from "node:assert/strict";
+import { startFauxqs } from "../../lab/local_server.ts";
+import { createSqsAdmin } from "../../lab/sqs_admin.ts";
+import { startSqsProxy } from "../../lab/sqs_proxy.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { type LocalSqs, sqsPost as post, startLocalSqs } from "../support/local_sqs.ts";
 
@@ -232,4 +235,41 @@ Deno.test("sqs fifo: a long poll answers as soon as a message arrives", async ()
     assert.deepEqual(bodies(await polling), ["late"]);
     assert.ok(performance.now() - started < 2000);
   });
+});
+
+Deno.test("sqs fifo: the lab's wiring: without `fifo` fauxqs answers one of a group per receive; with it the proxy answers the group, sent through ownFetch", async () => {
+  const fauxqs = await startFauxqs();
+  const served = async (fifo: boolean) => {
+    const proxy = startSqsProxy({ target: fauxqs.endpoint, fifo });
+    try {
+      // The lab's own calls: straight to fauxqs, or through the proxy when it keeps FIFO queues.
+      const admin = fifo
+        ? createSqsAdmin({ endpoint: proxy.url, fetch: proxy.ownFetch })
+        : fauxqs.admin;
+      const queueUrl = await admin.createQueue(`lab-${fifo}.fifo`, { FifoQueue: "true" });
+      await admin.call("SendMessageBatch", {
+        QueueUrl: queueUrl,
+        Entries: ["1", "2", "3"].map((n) => ({
+          Id: n,
+          MessageBody: `g-${n}`,
+          MessageGroupId: "g",
+          MessageDeduplicationId: `d-${n}`,
+        })),
+      });
+      const got = await post(proxy.url, "ReceiveMessage", {
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+      });
+      assert.equal(proxy.stats().byAction.SendMessageBatch, undefined, "the lab's sends uncounted");
+      return bodies(got.json.Messages ?? []);
+    } finally {
+      await proxy.close();
+    }
+  };
+  try {
+    assert.deepEqual(await served(false), ["g-1"]);
+    assert.deepEqual(await served(true), ["g-1", "g-2", "g-3"]);
+  } finally {
+    await fauxqs.close();
+  }
 });

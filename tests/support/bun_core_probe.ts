@@ -236,7 +236,12 @@ async function startFauxqs() {
 
 async function pipelineRun() {
   const fauxqs = await startFauxqs();
-  const sqs = createSqsProxy({ target: fauxqs.endpoint, record: true, ownQueueUrls: true });
+  const sqs = createSqsProxy({
+    target: fauxqs.endpoint,
+    record: true,
+    ownQueueUrls: true,
+    fifo: true,
+  });
   const call = async (action: string, body: Record<string, unknown>) => {
     const got = await sqs.call(action, body);
     if (got.status !== 200) throw new Error(`SQS ${action}: ${JSON.stringify(got.body)}`);

@@ -1,7 +1,7 @@
 /**
  * SQS for tests: fauxqs in process behind the lab's SQS proxy (lab/sqs_proxy.ts), which
  * records every request, can script answers and check signatures, and makes up what fauxqs
- * lacks. Queue URLs name the proxy (`queueUrl`), so a client pointed at one talks to the proxy.
+ * lacks (FIFO queues as SQS serves them included). Queue URLs name the proxy (`queueUrl`), so a client pointed at one talks to the proxy.
  * The helpers here (createQueue, send, messages, expire) are the proxy's own requests: never
  * recorded, counted, scripted or signature-checked.
  *
@@ -22,7 +22,7 @@ import { startFauxqs } from "../../lab/local_server.ts";
 import { type SqsProxy, type SqsProxyOptions, startSqsProxy } from "../../lab/sqs_proxy.ts";
 
 export interface LocalSqsOptions
-  extends Omit<SqsProxyOptions, "target" | "record" | "ownQueueUrls"> {
+  extends Omit<SqsProxyOptions, "target" | "record" | "ownQueueUrls" | "fifo"> {
   /** Queues to create at the start, in order: name -> attributes. */
   queues?: Record<string, Record<string, string>>;
 }
@@ -51,6 +51,7 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
     target: fauxqs.endpoint,
     record: true,
     ownQueueUrls: true,
+    fifo: true,
   });
   const call = async (action: string, body: Record<string, unknown>) => {
     const got = await proxy.call(action, body);
