@@ -1,5 +1,6 @@
 /**
- * The lab's services: fauxqs in process with the queue pair, the counting SQS proxy, the
+ * The lab's services: fauxqs in process with the queue pair, the counting SQS proxy (holding
+ * the FIFO queues itself on FIFO runs, lab/sqs_fifo.ts), the
  * enrichment and validator simulators, dynalite with `--table` (the workers behind its fault
  * proxy when the run has table faults); the env vars a worker needs;
  * and the teardown that closes them in reverse order.
@@ -7,7 +8,7 @@
 import type { Dataset } from "./dataset.ts";
 import { type EnrichSim, startEnrichSim } from "./enrich_sim.ts";
 import type { MessageSet } from "./generator.ts";
-import type { SqsAdmin } from "./sqs_admin.ts";
+import { createSqsAdmin, type SqsAdmin } from "./sqs_admin.ts";
 import { startFauxqs } from "./local_server.ts";
 import { type SqsProxy, startSqsProxy } from "./sqs_proxy.ts";
 import { startValidatorSim, type ValidatorSim } from "./validator_sim.ts";
@@ -43,7 +44,13 @@ export async function startInfra(
   const chaos = options.chaos ?? {};
   const fauxqs = await startFauxqs();
   cleanups.push(() => fauxqs.close());
-  const sqs = fauxqs.admin;
+  // With --fifo the proxy keeps the FIFO queues, so the lab's own calls go through it, uncounted.
+  const fifoInProxy = !!options.fifo && options.fifoInProxy !== false;
+  const proxy = startSqsProxy({ target: fauxqs.endpoint, fifo: fifoInProxy });
+  cleanups.push(() => proxy.close());
+  const sqs = fifoInProxy
+    ? createSqsAdmin({ endpoint: proxy.url, fetch: proxy.ownFetch })
+    : fauxqs.admin;
   const suffix = options.fifo ? ".fifo" : "";
   const { queueUrl, dlqUrl } = await sqs.createQueueWithDlq(
     `sluice-lab${suffix}`,
@@ -51,8 +58,6 @@ export async function startInfra(
     MAX_RECEIVE_COUNT,
   );
 
-  const proxy = startSqsProxy({ target: fauxqs.endpoint });
-  cleanups.push(() => proxy.close());
   const enrich = startEnrichSim({
     dataset,
     scenario: options.scenario,

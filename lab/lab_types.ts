@@ -124,6 +124,11 @@ export interface LabOptions {
    */
   failingGroupSeconds?: number;
   /**
+   * FIFO runs: the SQS proxy keeps the FIFO queues (several messages of a group per receive, as
+   * SQS; lab/sqs_fifo.ts) instead of fauxqs (one per group per receive); default true
+   */
+  fifoInProxy?: boolean;
+  /**
    * `--table-missing`: dynalite runs, IDEMPOTENCY_TABLE names a table it does not have; the
    * worker must stop at startup and leave the queue untouched (lab/table_missing.ts)
    */

@@ -1,41 +1,90 @@
 /**
- * A counting HTTP proxy in front of fauxqs. The worker talks to SQS only
- * through it (AWS_ENDPOINT_URL_SQS), so the lab can count requests by action,
- * see when each message was first received (for receive-to-accept latency),
- * estimate how many messages a killed worker held, and fake an SQS outage.
+ * The one SQS of the lab and the tests: fauxqs behind this proxy. The worker talks to SQS only
+ * through it (AWS_ENDPOINT_URL_SQS). It
+ * - counts requests by action, messages received and deleted, first receive times and the
+ *   receipt handles held (lab/sqs_counts.ts), and fakes an outage (`startOutage`);
+ * - answers as scripted: `respond(action, ...answers)` queues one-shot answers for an action
+ *   ("*": any), consumed first; `setDefault(action, answer)` sets a persistent one; the answers
+ *   of lab/sqs_answers.ts carry real SQS's error texts. A function answer sees the request and
+ *   may forward it (a partial batch failure whose other entries really happen);
+ * - with `verifyWith`, checks every request's SigV4 signature (lab/sigv4_verifier.ts, apart
+ *   from the worker's signer) and answers 403 SignatureDoesNotMatch when it is wrong, or
+ *   "Signature expired" with a Date header when x-amz-date is more than `maxSkewMs` from `now`;
+ * - makes up what fauxqs lacks (lab/sqs_service.ts): ListDeadLetterSourceQueues,
+ *   DeadLetterQueueSourceArn, AWSTraceHeader, SQS's character set and batch limit, and with
+ *   `fifo` FIFO queues with SQS's group order and ReceiveRequestAttemptId (lab/sqs_fifo.ts,
+ *   where its limits are listed);
+ * - with `record`, keeps every request (`requests`) for tests to look at.
+ * No Deno or Bun API here but in `startSqsProxy`: `createSqsProxy` is the plain handler.
  */
 import { sleep } from "../src/lib/clock.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
 import {
+  actionOf,
   answer,
-  awsJsonError,
   clientGone,
   countRequest,
   forward,
-  type ProxyCounts,
   type ProxyOptions,
   readBody,
 } from "./forward.ts";
+import { type Scripted, type SqsAnswer, sqsError, toResponse } from "./sqs_answers.ts";
+import { SqsCounts, type SqsProxyStats } from "./sqs_counts.ts";
+import { parseObject, type QueueMessage, type Served, SqsService } from "./sqs_service.ts";
+import { verifySignature } from "./sigv4_verifier.ts";
+
+export { messageIdOf, type SqsProxyStats } from "./sqs_counts.ts";
+export type { QueueMessage } from "./sqs_service.ts";
 
 /** `target`: fauxqs. */
 export interface SqsProxyOptions extends ProxyOptions {
   /** queue default visibility, used when a receive does not ask for one; default 30 s */
   defaultVisibilitySeconds?: number;
+  /** Check SigV4 signatures against these keys. */
+  verifyWith?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** the signing region `verifyWith` expects; default us-east-1 */
+  region?: string;
+  /** how far x-amz-date may be from `now` when verifying; default 15 minutes, as SQS */
+  maxSkewMs?: number;
+  /** Keep every request in `requests`; default false (the lab's long runs) */
+  record?: boolean;
+  /** Queue URLs in answers name the proxy, not fauxqs; default false */
+  ownQueueUrls?: boolean;
+  /**
+   * Keep the messages of `.fifo` queues in the proxy (lab/sqs_fifo.ts): up to ten of one group
+   * per receive, as SQS; ReceiveRequestAttemptId replayed. They must then be sent through the
+   * proxy (`ownFetch` for the lab's own sends). Default false: fauxqs serves FIFO queues alone,
+   * one message of a group per receive.
+   */
+  fifo?: boolean;
 }
 
-export interface SqsProxyStats extends ProxyCounts {
-  /** messages in ReceiveMessage answers, redeliveries included */
-  messagesReceived: number;
-  /** distinct SQS MessageIds received */
-  distinctReceived: number;
-  /** receipt handles deleted successfully */
-  deleted: number;
-  /** requests answered 503 (or stalled) by the simulated outage */
-  outageAnswers: number;
+/** One request as the proxy saw it. */
+export interface RecordedRequest {
+  /** from `X-Amz-Target: AmazonSQS.<Action>`; "unknown" without one */
+  action: string;
+  method: string;
+  path: string;
+  /** lower-case names */
+  headers: Record<string, string>;
+  rawBody: string;
+  /** the JSON body, undefined when it is not a JSON object */
+  body: Record<string, unknown> | undefined;
+  /** `now` when it arrived */
+  receivedAt: number;
+  /** with `verifyWith`: whether the signature was right */
+  signatureValid?: boolean;
+  /** the status answered, once answered */
+  status?: number;
 }
 
-/** The proxy as served: `url` is the base URL to give the worker as AWS_ENDPOINT_URL_SQS. */
-export interface SqsProxy extends LocalServer {
+/** The proxy as a plain handler, for whatever serves it. */
+export interface SqsProxyHandler {
+  handle(request: Request): Promise<Response>;
+  /** The origin it is served on: `call` answers queue URLs on it. */
+  listening(origin: string): void;
+  /** Ends stalled answers, long polls and upstream requests. */
+  abort(): void;
   stats(): SqsProxyStats;
   /** first ReceiveMessage time (ms) by the message_id in the body, for valid-looking bodies */
   readonly firstReceive: ReadonlyMap<string, number>;
@@ -43,177 +92,213 @@ export interface SqsProxy extends LocalServer {
   inFlight(): number;
   /** fail every request for `ms` from now: 503s, and every third request stalls until the end */
   startOutage(ms: number): void;
+  /** with `record`: every request, in arrival order */
+  readonly requests: readonly RecordedRequest[];
+  requestsFor(action: string): RecordedRequest[];
+  /** One-shot answers for `action` ("*": any action), consumed in order before any default. */
+  respond(action: string, ...answers: Scripted[]): void;
+  /** A persistent answer for `action` ("*": any), or undefined to clear it. */
+  setDefault(action: string, answer: Scripted | undefined): void;
+  /** The proxy's own request: not verified, recorded, counted or scripted. */
+  call(action: string, body: Record<string, unknown>): Promise<{ status: number; body: unknown }>;
+  /** A fetch for the proxy's own JSON-protocol requests (an SqsAdmin's): as `call`. */
+  ownFetch: typeof fetch;
+  /** What queue `name` holds now (not deleted), oldest first. */
+  messages(name: string): Promise<QueueMessage[]>;
 }
 
-interface Held {
-  visibleAt: number;
-}
+/** The proxy as served: `url` is the base URL to give the worker as AWS_ENDPOINT_URL_SQS. */
+export type SqsProxy = LocalServer & Omit<SqsProxyHandler, "handle" | "listening" | "abort">;
 
-/** The proxy's counters and behaviour; `startSqsProxy` serves its `handle`. */
-class CountingProxy {
-  readonly stats: SqsProxyStats = {
-    requests: 0,
-    byAction: {},
-    messagesReceived: 0,
-    distinctReceived: 0,
-    deleted: 0,
-    outageAnswers: 0,
-  };
-  readonly firstReceive = new Map<string, number>();
-  readonly held = new Map<string, Held>();
-  // Ends stalled outage requests and upstream long polls when the lab closes.
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** The proxy's state and request path; `createSqsProxy` shapes it. */
+class ProxyCore {
   readonly closing = new AbortController();
-  outageUntil = 0;
+  readonly counts: SqsCounts;
+  readonly service: SqsService;
+  readonly requests: RecordedRequest[] = [];
+  readonly scripted = new Map<string, Scripted[]>();
+  readonly defaults = new Map<string, Scripted>();
   readonly now: () => number;
-  readonly #seenMessageIds = new Set<string>();
+  origin = "";
+  outageUntil = 0;
+  readonly #o: SqsProxyOptions;
   readonly #fetch: typeof fetch;
-  readonly #defaultVisibility: number;
-  readonly #target: string;
   #outageSeq = 0;
 
   constructor(options: SqsProxyOptions) {
+    this.#o = options;
     this.now = options.now ?? Date.now;
     this.#fetch = options.fetch ?? fetch;
-    this.#defaultVisibility = options.defaultVisibilitySeconds ?? 30;
-    this.#target = options.target;
+    this.counts = new SqsCounts(this.now, options.defaultVisibilitySeconds ?? 30);
+    this.service = new SqsService({
+      target: options.target,
+      fetch: this.#fetch,
+      now: this.now,
+      ownQueueUrls: options.ownQueueUrls ?? false,
+      fifo: options.fifo ?? false,
+      closing: this.closing.signal,
+    });
   }
 
-  #onReceive(reqBody: Record<string, unknown>, resBody: Record<string, unknown>): void {
-    const t = this.now();
-    const vis = typeof reqBody.VisibilityTimeout === "number"
-      ? reqBody.VisibilityTimeout
-      : this.#defaultVisibility;
-    const messages = Array.isArray(resBody.Messages) ? resBody.Messages : [];
-    for (const m of messages as Array<Record<string, unknown>>) {
-      this.stats.messagesReceived++;
-      if (typeof m.MessageId === "string") this.#seenMessageIds.add(m.MessageId);
-      if (typeof m.ReceiptHandle === "string") {
-        this.held.set(m.ReceiptHandle, { visibleAt: t + vis * 1000 });
-      }
-      const id = messageIdOf(m.Body);
-      if (id !== undefined && !this.firstReceive.has(id)) this.firstReceive.set(id, t);
+  handle = async (req: Request): Promise<Response> => {
+    const action = countRequest(this.counts.stats, req);
+    const bytes = await readBody(req);
+    if (!bytes) return clientGone();
+    const record = this.#record(req, action, bytes);
+    const response = await this.#answer(req, action, bytes, record);
+    if (record) record.status = response.status;
+    return response;
+  };
+
+  async #answer(
+    req: Request,
+    action: string,
+    bytes: Uint8Array<ArrayBuffer>,
+    record: RecordedRequest | undefined,
+  ): Promise<Response> {
+    if (this.now() < this.outageUntil) return await this.#outageAnswer();
+    if (req.method !== "POST") {
+      return answer(await forward(this.#o.target, req, bytes, this.#fetch, this.closing.signal));
     }
-    this.stats.distinctReceived = this.#seenMessageIds.size;
+    if (this.#o.verifyWith) {
+      const denied = await verifySignature(req, decoder.decode(bytes), {
+        keys: this.#o.verifyWith,
+        region: this.#o.region ?? "us-east-1",
+        now: this.now,
+        maxSkewMs: this.#o.maxSkewMs ?? 15 * 60_000,
+      });
+      if (record) record.signatureValid = denied === undefined;
+      if (denied) return toResponse(denied, this.now());
+    }
+    const origin = new URL(req.url).origin;
+    const scripted = this.#next(action);
+    const serve = (body: Uint8Array) => this.service.serve(action, req.headers, body, origin);
+    if (scripted === undefined) return this.#counted(action, bytes, await serve(bytes));
+    const given = await this.#scripted(scripted, action, bytes, serve);
+    if (given.delayMs) await sleep(given.delayMs, this.closing.signal).catch(() => undefined);
+    if (given.passThrough) return this.#counted(action, bytes, await serve(bytes));
+    return toResponse(given, this.now());
   }
 
-  /** Applies deletes and visibility changes that succeeded to the held receipt handles. */
-  #onSettle(action: string, reqBody: Record<string, unknown>, resBody: Record<string, unknown>) {
-    const t = this.now();
-    const entries = Array.isArray(reqBody.Entries)
-      ? reqBody.Entries as Array<Record<string, unknown>>
-      : [];
-    const okIds = new Set(
-      (Array.isArray(resBody.Successful) ? resBody.Successful as Array<{ Id?: unknown }> : [])
-        .map((s) => String(s.Id)),
-    );
-    const handle = (e: Record<string, unknown>) =>
-      typeof e.ReceiptHandle === "string" ? e.ReceiptHandle : "";
-    const held = this.held;
-    switch (action) {
-      case "DeleteMessage":
-        if (held.delete(handle(reqBody))) this.stats.deleted++;
-        break;
-      case "DeleteMessageBatch":
-        for (const e of entries) {
-          if (okIds.has(String(e.Id)) && held.delete(handle(e))) this.stats.deleted++;
-        }
-        break;
-      case "ChangeMessageVisibility": {
-        const h = held.get(handle(reqBody));
-        if (h) h.visibleAt = t + Number(reqBody.VisibilityTimeout ?? 0) * 1000;
-        break;
-      }
-      case "ChangeMessageVisibilityBatch":
-        for (const e of entries) {
-          const h = held.get(handle(e));
-          if (h && okIds.has(String(e.Id))) {
-            h.visibleAt = t + Number(e.VisibilityTimeout ?? 0) * 1000;
-          }
-        }
-        break;
+  /** A scripted answer; a function one is run with the request and SQS behind the proxy. */
+  async #scripted(
+    scripted: Scripted,
+    action: string,
+    bytes: Uint8Array,
+    serve: (body: Uint8Array) => Promise<Served>,
+  ): Promise<SqsAnswer> {
+    if (typeof scripted !== "function") return scripted;
+    const body = parseObject(decoder.decode(bytes)) ?? {};
+    return await scripted({
+      action,
+      body,
+      forward: async (sent = body) => {
+        const got = await serve(encoder.encode(JSON.stringify(sent)));
+        return { status: got.status, body: got.json ?? decoder.decode(got.bytes) };
+      },
+    });
+  }
+
+  /** SQS's own answer, counted when it succeeded. */
+  #counted(action: string, bytes: Uint8Array, served: Served): Response {
+    if (served.reached && served.status >= 200 && served.status < 300 && served.json) {
+      const request = parseObject(decoder.decode(bytes));
+      if (request) this.counts.onSuccess(action, request, served.json);
     }
+    return answer({ ...served });
+  }
+
+  #next(action: string): Scripted | undefined {
+    for (const key of [action, "*"]) {
+      const list = this.scripted.get(key);
+      if (list && list.length > 0) return list.shift();
+    }
+    return this.defaults.get(action) ?? this.defaults.get("*");
+  }
+
+  #record(req: Request, action: string, bytes: Uint8Array): RecordedRequest | undefined {
+    if (!this.#o.record) return undefined;
+    const rawBody = decoder.decode(bytes);
+    const record: RecordedRequest = {
+      action,
+      method: req.method,
+      path: new URL(req.url).pathname,
+      headers: Object.fromEntries(req.headers),
+      rawBody,
+      body: parseObject(rawBody),
+      receivedAt: this.now(),
+    };
+    this.requests.push(record);
+    return record;
   }
 
   async #outageAnswer(): Promise<Response> {
-    this.stats.outageAnswers++;
+    this.counts.stats.outageAnswers++;
     if (++this.#outageSeq % 3 === 0) {
       // A stalled connection: the worker's own timeout has to fire.
       await sleep(this.outageUntil - this.now(), this.closing.signal).catch(() => undefined);
     }
-    return awsJsonError(503, {
-      __type: "com.amazonaws.sqs#ServiceUnavailable",
+    const outage = sqsError("ServiceUnavailable", {
+      status: 503,
       message: "lab: simulated SQS outage",
-    }, { "x-amzn-query-error": "AWS.SimpleQueueService.ServiceUnavailable;Server" });
+    });
+    return toResponse(outage, this.now());
   }
+}
 
-  /** Counts what a successful receive, delete or visibility change did. */
-  #count(action: string, reqBytes: Uint8Array, resBytes: Uint8Array): void {
-    if (
-      action !== "ReceiveMessage" && !action.startsWith("DeleteMessage") &&
-      !action.startsWith("ChangeMessageVisibility")
-    ) return;
-    // Tolerant: a body we cannot read is forwarded untouched and simply not counted.
-    try {
-      const decoder = new TextDecoder();
-      const reqBody = JSON.parse(decoder.decode(reqBytes)) as Record<string, unknown>;
-      const resBody = resBytes.length
-        ? JSON.parse(decoder.decode(resBytes)) as Record<string, unknown>
-        : {};
-      if (action === "ReceiveMessage") this.#onReceive(reqBody, resBody);
-      else this.#onSettle(action, reqBody, resBody);
-    } catch {
-      // not the JSON protocol; nothing to count
-    }
-  }
-
-  handle = async (req: Request): Promise<Response> => {
-    const action = countRequest(this.stats, req);
-    const bodyBytes = await readBody(req);
-    if (!bodyBytes) return clientGone();
-    if (this.now() < this.outageUntil) return this.#outageAnswer();
-    const upstream = await forward(this.#target, req, bodyBytes, this.#fetch, this.closing.signal);
-    if (upstream.reached && upstream.status >= 200 && upstream.status < 300) {
-      this.#count(action, bodyBytes, upstream.bytes);
-    }
-    return answer(upstream);
+/** The proxy as a plain `(Request) => Response` handler with its controls. */
+export function createSqsProxy(options: SqsProxyOptions): SqsProxyHandler {
+  const core = new ProxyCore(options);
+  const counts = core.counts;
+  return {
+    handle: core.handle,
+    listening: (origin) => {
+      core.origin = origin;
+    },
+    abort: () => core.closing.abort(),
+    stats: () => ({ ...counts.stats, byAction: { ...counts.stats.byAction } }),
+    firstReceive: counts.firstReceive,
+    inFlight: () => counts.inFlight(),
+    startOutage: (ms) => {
+      core.outageUntil = core.now() + ms;
+    },
+    requests: core.requests,
+    requestsFor: (action) => core.requests.filter((r) => r.action === action),
+    respond: (action, ...answers) => {
+      core.scripted.set(action, [...(core.scripted.get(action) ?? []), ...answers]);
+    },
+    setDefault: (action, given) => {
+      if (given) core.defaults.set(action, given);
+      else core.defaults.delete(action);
+    },
+    call: async (action, body) => {
+      const headers = new Headers({
+        "content-type": "application/x-amz-json-1.0",
+        "x-amz-target": `AmazonSQS.${action}`,
+      });
+      const bytes = encoder.encode(JSON.stringify(body));
+      const got = await core.service.serve(action, headers, bytes, core.origin);
+      return { status: got.status, body: got.json ?? decoder.decode(got.bytes) };
+    },
+    ownFetch: async (input, init) => {
+      const req = new Request(input, init);
+      const bytes = new Uint8Array(await req.arrayBuffer());
+      return answer(await core.service.serve(actionOf(req), req.headers, bytes, core.origin));
+    },
+    messages: (name) => core.service.messages(name),
   };
-
-  /** Handles received, not deleted, whose visibility has not run out. */
-  inFlight(): number {
-    const t = this.now();
-    let n = 0;
-    for (const [handle, h] of this.held) {
-      if (h.visibleAt > t) n++;
-      // An expired handle can no longer be deleted by its holder; forget it.
-      else this.held.delete(handle);
-    }
-    return n;
-  }
 }
 
 /** Starts the proxy on 127.0.0.1 with a free port. */
 export function startSqsProxy(options: SqsProxyOptions): SqsProxy {
-  const proxy = new CountingProxy(options);
-  return {
-    ...serveLocal(proxy.handle, proxy.closing),
-    stats: () => ({ ...proxy.stats, byAction: { ...proxy.stats.byAction } }),
-    firstReceive: proxy.firstReceive,
-    inFlight: () => proxy.inFlight(),
-    startOutage: (ms) => {
-      proxy.outageUntil = proxy.now() + ms;
-    },
-  };
-}
-
-/** The message_id of a body that looks like a message, else undefined (poison bodies included). */
-export function messageIdOf(body: unknown): string | undefined {
-  if (typeof body !== "string" || !body.startsWith("{")) return undefined;
-  try {
-    const parsed = JSON.parse(body) as unknown;
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
-    const id = (parsed as Record<string, unknown>).message_id;
-    return typeof id === "string" && id !== "" ? id : undefined;
-  } catch {
-    return undefined;
-  }
+  const proxy = createSqsProxy(options);
+  const closing = new AbortController();
+  closing.signal.addEventListener("abort", () => proxy.abort());
+  const server = serveLocal(proxy.handle, closing);
+  proxy.listening(server.url);
+  const { handle: _h, listening: _l, abort: _a, ...controls } = proxy;
+  return { ...controls, url: server.url, close: server.close };
 }

@@ -10,8 +10,8 @@ import {
 import { SqsError, TimeoutError } from "../../src/lib/errors.ts";
 import { scrubAwsText } from "../../src/adapters/aws_error_text.ts";
 import type { AwsCredentials } from "../../src/adapters/aws_credentials.ts";
-import { type FakeSqs, type FakeSqsOptions, startFakeSqs } from "../support/fake_sqs.ts";
-import { faults, sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
+import { type LocalSqs, type LocalSqsOptions, startLocalSqs } from "../support/local_sqs.ts";
+import { sqsError, sqsFaults } from "../../lab/sqs_answers.ts";
 
 const KEYS = {
   accessKeyId: "AKIDEXAMPLE",
@@ -19,16 +19,16 @@ const KEYS = {
 };
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5);
 
-/** A fake clock shared by client and server so signatures are within the skew window. */
+/** A fake clock shared by client and the verifying proxy so signatures are within the skew window. */
 function clock(start = T0) {
   return new FakeClock({ start });
 }
 
 async function withFake(
-  options: FakeSqsOptions,
-  fn: (sqs: FakeSqs) => Promise<void>,
+  options: LocalSqsOptions,
+  fn: (sqs: LocalSqs) => Promise<void>,
 ): Promise<void> {
-  const sqs = await startFakeSqs(options);
+  const sqs = await startLocalSqs(options);
   try {
     await fn(sqs);
   } finally {
@@ -63,7 +63,7 @@ async function rejects(p: Promise<unknown>): Promise<unknown> {
 Deno.test("sqs client: receiveMessage sends a signed JSON request of the right shape and maps messages", async () => {
   const c = clock();
   await withFake({ verifyWith: KEYS, now: c.now, queues: { work: {} } }, async (sqs) => {
-    sqs.send("work", "héllo wörld", { trace: "abc" });
+    await sqs.send("work", "héllo wörld", { trace: "abc" });
     const { client: sqsClient, calls } = client({ clock: c });
     const messages = await sqsClient.receiveMessage({
       queueUrl: sqs.queueUrl("work"),
@@ -99,17 +99,18 @@ Deno.test("sqs client: receiveMessage sends a signed JSON request of the right s
     const m = messages[0]!;
     assert.equal(m.body, "héllo wörld");
     assert.equal(m.attributes.ApproximateReceiveCount, "1");
-    assert.equal(m.attributes.SentTimestamp, String(T0));
+    const [stored] = await sqs.messages("work");
+    assert.equal(m.attributes.SentTimestamp, String(stored?.sentAt));
     assert.deepEqual(m.messageAttributes, { trace: { DataType: "String", StringValue: "abc" } });
     assert.match(m.md5OfBody ?? "", /^[0-9a-f]{32}$/);
     assert.ok(m.receiptHandle.length > 0);
     assert.deepEqual(calls, [["ReceiveMessage", "ok"]]);
-    // The receipt handle works for a delete: the in-memory queue is empty afterwards.
+    // The receipt handle works for a delete: the queue is empty afterwards.
     const result = await sqsClient.deleteMessageBatch(sqs.queueUrl("work"), [
       { id: "0", receiptHandle: m.receiptHandle },
     ]);
     assert.deepEqual(result, { successful: ["0"], failed: [] });
-    assert.equal(sqs.messages("work").length, 0);
+    assert.equal((await sqs.messages("work")).length, 0);
   });
 });
 
@@ -129,7 +130,7 @@ Deno.test("sqs client: a session token is sent as a signed X-Amz-Security-Token"
   });
 });
 
-Deno.test("sqs client: a wrong secret is refused by the verifying fake and is not retriable", async () => {
+Deno.test("sqs client: a wrong secret is refused by the verifying proxy and is not retriable", async () => {
   const c = clock();
   await withFake({ verifyWith: KEYS, now: c.now, queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client({
@@ -159,7 +160,7 @@ Deno.test("sqs client: sendMessage sends String attributes and skips empty value
       MessageBody: '{"a":"ü"}',
       MessageAttributes: { sluice_error: { DataType: "String", StringValue: "VALIDATION" } },
     });
-    const stored = sqs.messages("dlq");
+    const stored = await sqs.messages("dlq");
     assert.equal(stored.length, 1);
     assert.equal(stored[0]?.messageId, out.messageId);
     assert.equal(stored[0]?.body, '{"a":"ü"}');
@@ -175,17 +176,18 @@ Deno.test("sqs client: error answers become SqsError with the short code and the
     const { client: sqsClient, calls } = client();
     const url = sqs.queueUrl("work");
     const cases: Array<[string, boolean, number, () => void]> = [
-      ["ThrottlingException", true, 400, () => sqs.respond("*", faults.throttling())],
-      ["InternalError", true, 500, () => sqs.respond("*", faults.serverError())],
-      ["ServiceUnavailable", true, 503, () => sqs.respond("*", faults.serverError(503))],
-      ["Http502", true, 502, () => sqs.respond("*", faults.gatewayError(502))],
+      ["ThrottlingException", true, 400, () => sqs.respond("*", sqsFaults.throttling())],
+      ["RequestThrottled", true, 403, () => sqs.respond("*", sqsFaults.requestThrottled())],
+      ["InternalError", true, 500, () => sqs.respond("*", sqsFaults.internalError())],
+      ["ServiceUnavailable", true, 503, () => sqs.respond("*", sqsFaults.serviceUnavailable())],
+      ["Http502", true, 502, () => sqs.respond("*", sqsFaults.gatewayError(502))],
       [
         "ReceiptHandleIsInvalid",
         false,
         400,
-        () => sqs.respond("*", faults.receiptHandleIsInvalid()),
+        () => sqs.respond("*", sqsFaults.receiptHandleIsInvalid()),
       ],
-      ["MessageNotInflight", false, 400, () => sqs.respond("*", faults.messageNotInflight())],
+      ["MessageNotInflight", false, 400, () => sqs.respond("*", sqsFaults.messageNotInflight())],
       ["RequestThrottled", true, 400, () =>
         sqs.respond("*", {
           status: 400,
@@ -215,7 +217,7 @@ Deno.test("sqs client: error answers become SqsError with the short code and the
     }
     assert.deepEqual(calls.map(([, result]) => result), cases.map(([code]) => code));
 
-    // The in-memory service's own error: an unknown queue, code from __type.
+    // SQS's own error (fauxqs behind the proxy): an unknown queue, code from __type.
     const err = await rejects(client({ endpoint: sqs.url }).client.getQueueUrl("missing"));
     assert.ok(err instanceof SqsError);
     assert.equal(err.code, "QueueDoesNotExist");
@@ -224,12 +226,11 @@ Deno.test("sqs client: error answers become SqsError with the short code and the
 });
 
 Deno.test("sqs client: batch calls surface partial failures per entry", async () => {
-  const c = clock();
-  await withFake({ now: c.now, queues: { work: { VisibilityTimeout: "30" } } }, async (sqs) => {
-    const { client: sqsClient } = client({ clock: c });
+  await withFake({ queues: { work: { VisibilityTimeout: "30" } } }, async (sqs) => {
+    const { client: sqsClient } = client();
     const url = sqs.queueUrl("work");
-    sqs.send("work", "a");
-    sqs.send("work", "b");
+    await sqs.send("work", "a");
+    await sqs.send("work", "b");
     const [a, b] = await sqsClient.receiveMessage({
       queueUrl: url,
       maxNumberOfMessages: 2,
@@ -250,15 +251,15 @@ Deno.test("sqs client: batch calls surface partial failures per entry", async ()
       senderFault: true,
     });
 
-    // b's visibility (30 s) runs out; a's was extended to 60 s.
-    c.advance(40_000);
+    // b's visibility runs out; a's was extended to 60 s.
+    await sqs.expire("work", b.receiptHandle);
     const late = await sqsClient.changeMessageVisibilityBatch(url, [
       { id: "a", receiptHandle: a.receiptHandle, visibilityTimeout: 0 },
       { id: "b", receiptHandle: b.receiptHandle, visibilityTimeout: 0 },
     ]);
     assert.deepEqual(late.successful, ["a"]);
     assert.equal(late.failed[0]?.id, "b");
-    assert.equal(late.failed[0]?.code, "MessageNotInflight");
+    assert.equal(late.failed[0]?.code, "ReceiptHandleIsInvalid");
 
     const single = await rejects(sqsClient.changeMessageVisibility(url, b.receiptHandle, 5));
     assert.ok(single instanceof SqsError);
@@ -267,7 +268,7 @@ Deno.test("sqs client: batch calls surface partial failures per entry", async ()
 
     sqs.respond(
       "SendMessageBatch",
-      faults.partialBatch(["0"], [{ id: "1", code: "InternalError" }]),
+      sqsFaults.partialBatch(["0"], [{ id: "1", code: "InternalError" }]),
     );
     const sent = await sqsClient.sendMessageBatch(url, [{ id: "0", body: "x" }, {
       id: "1",
@@ -285,7 +286,7 @@ Deno.test("sqs client: batch calls surface partial failures per entry", async ()
 Deno.test("sqs client: a slow answer becomes a TimeoutError", async () => {
   await withFake({ queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client({ timeoutMs: 50 });
-    sqs.respond("GetQueueAttributes", faults.slow(10_000));
+    sqs.respond("GetQueueAttributes", sqsFaults.slow(10_000));
     const err = await rejects(sqsClient.getQueueAttributes(sqs.queueUrl("work"), ["All"]));
     assert.ok(err instanceof TimeoutError);
     assert.equal(err.target, "SQS GetQueueAttributes");
@@ -297,7 +298,7 @@ Deno.test("sqs client: a long poll gets waitTimeSeconds on top of the request ti
   await withFake({ queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient } = client({ timeoutMs: 50 });
     // 300 ms is far beyond timeoutMs but well inside 1 s + 50 ms.
-    sqs.respond("ReceiveMessage", faults.slow(300, { body: { Messages: [] } }));
+    sqs.respond("ReceiveMessage", sqsFaults.slow(300, { body: { Messages: [] } }));
     const messages = await sqsClient.receiveMessage({
       queueUrl: sqs.queueUrl("work"),
       maxNumberOfMessages: 1,
@@ -318,7 +319,7 @@ Deno.test("sqs client: the caller's abort propagates its reason, during a reques
       waitTimeSeconds: 20,
       signal: controller.signal,
     });
-    // Abort once the long poll has reached the fake.
+    // Abort once the long poll has reached the proxy.
     while (sqs.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
     controller.abort(reason);
     assert.equal(await rejects(pending), reason);
@@ -339,7 +340,7 @@ Deno.test("sqs client: the caller's abort propagates its reason, during a reques
 Deno.test("sqs client: network failures become a retriable NetworkError with status 0", async () => {
   await withFake({ queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client();
-    sqs.respond("ReceiveMessage", faults.brokenConnection());
+    sqs.respond("ReceiveMessage", sqsFaults.brokenConnection());
     const err = await rejects(sqsClient.receiveMessage({
       queueUrl: sqs.queueUrl("work"),
       maxNumberOfMessages: 1,
@@ -351,8 +352,8 @@ Deno.test("sqs client: network failures become a retriable NetworkError with sta
     assert.equal(err.retriable, true);
     assert.deepEqual(calls, [["ReceiveMessage", "network"]]);
   });
-  // Nothing listens on a closed fake's port any more.
-  const closed = await startFakeSqs();
+  // Nothing listens on a closed proxy's port any more.
+  const closed = await startLocalSqs();
   await closed.close();
   const { client: sqsClient } = client({ endpoint: closed.url });
   const err = await rejects(sqsClient.getQueueUrl("q"));
@@ -365,7 +366,7 @@ Deno.test("sqs client: clock skew: retries once with the server's time and keeps
   const serverTime = T0 + 3_600_000 + 7_000;
   await withFake({ queues: { work: {} } }, async (sqs) => {
     const { client: sqsClient, calls } = client({ clock: c });
-    sqs.respond("GetQueueAttributes", faults.skewed(serverTime));
+    sqs.respond("GetQueueAttributes", sqsFaults.requestTimeTooSkewed(serverTime));
     const attrs = await sqsClient.getQueueAttributes(sqs.queueUrl("work"), ["QueueArn"]);
     assert.equal(attrs.QueueArn, "arn:aws:sqs:us-east-1:000000000000:work");
     assert.equal(sqs.requests.length, 2);
@@ -383,7 +384,11 @@ Deno.test("sqs client: clock skew: retries once with the server's time and keeps
     assert.equal(sqs.requests[2]?.headers["x-amz-date"], "20250102T040512Z");
 
     // Only one retry: a second skew answer in a row is thrown.
-    sqs.respond("PurgeQueue", faults.skewed(serverTime), faults.skewed(serverTime));
+    sqs.respond(
+      "PurgeQueue",
+      sqsFaults.requestTimeTooSkewed(serverTime),
+      sqsFaults.requestTimeTooSkewed(serverTime),
+    );
     const err = await rejects(sqsClient.purgeQueue(sqs.queueUrl("work")));
     assert.ok(err instanceof SqsError);
     assert.equal(err.code, "RequestTimeTooSkewed");
@@ -391,7 +396,7 @@ Deno.test("sqs client: clock skew: retries once with the server's time and keeps
   });
 });
 
-Deno.test("sqs client: clock skew against the verifying fake: 'Signature expired' then a valid request", async () => {
+Deno.test("sqs client: clock skew against the verifying proxy: 'Signature expired' then a valid request", async () => {
   const clientClock = clock();
   const serverClock = clock(T0 - 20 * 60_000); // the client runs 20 minutes fast
   await withFake(
@@ -402,7 +407,7 @@ Deno.test("sqs client: clock skew against the verifying fake: 'Signature expired
       assert.deepEqual(sqs.requests.map((r) => r.status), [403, 200]);
       assert.deepEqual(sqs.requests.map((r) => r.signatureValid), [false, true]);
       assert.equal(sqs.requests[1]?.headers["x-amz-date"], "20250102T024405Z");
-      assert.equal(sqs.messages("work").length, 1);
+      assert.equal((await sqs.messages("work")).length, 1);
     },
   );
 });
@@ -507,7 +512,7 @@ Deno.test("sqs client: AWS error messages are logged without the echoed canonica
   await withFake({ queues: { work: {} } }, async (sqs) => {
     sqs.respond(
       "GetQueueAttributes",
-      sqsErrorAnswer("SignatureDoesNotMatch", { status: 403, message: SIGNATURE_BODY }),
+      sqsError("SignatureDoesNotMatch", { status: 403, message: SIGNATURE_BODY }),
     );
     sqs.respond("GetQueueAttributes", {
       status: 403,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { FakeClock } from "../support/fake_clock.ts";
 import { createBreakers, pausedFor } from "../../src/app/breakers.ts";
 import type { BreakerState } from "../../src/lib/circuit_breaker.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
@@ -39,13 +40,13 @@ for (const [name, breakers, pause] of rows) {
 
 Deno.test("breakers: every state change is in the gauge, the state log and handed on", () => {
   const metrics = createSluiceMetrics();
-  let t = 0;
+  const clock = new FakeClock();
   const logged: string[] = [];
   let changes = 0;
   const breakers = createBreakers({
     ports: { onChange: () => changes++ },
     services: {
-      clock: { monotonic: () => t },
+      clock,
       metrics,
       states: { breaker: (target, to, from) => logged.push(`${target} ${from}->${to}`) },
     },
@@ -57,6 +58,6 @@ Deno.test("breakers: every state change is in the gauge, the state log and hande
   assert.equal(metrics.breakerState.get({ target: "validator" }), 0);
   assert.deepEqual(logged, ["sqs closed->open"]);
   assert.equal(changes, 1);
-  t += 3_600_000;
+  clock.advance(3_600_000);
   assert.equal(breakers.sqs.state, "half_open");
 });

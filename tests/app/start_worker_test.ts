@@ -1,22 +1,19 @@
 /**
  * The composition root's own duties: the RedrivePolicy read (retried in the
- * background), readiness, and the optional queue-depth poll. Against the
- * programmable fake SQS on 127.0.0.1.
+ * background), readiness, and the optional queue-depth poll. Against fauxqs
+ * behind the lab's SQS proxy on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { type FakeAnswer, sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
+import { sqsFaults } from "../../lab/sqs_answers.ts";
 import { runWorker, waitFor } from "../support/lab_env.ts";
-import { parsedLines, startFakeSqsRig } from "../support/fault_kit.ts";
+import { parsedLines, startSqsRig } from "../support/fault_kit.ts";
 
 const KEYS = { accessKeyId: "test", secretAccessKey: "test" };
-const accessDenied = (): FakeAnswer =>
-  sqsErrorAnswer("AccessDenied", {
-    status: 403,
-    message:
-      "User: arn:aws:sts::000000000000:assumed-role/sluice/i-0 is not authorized to perform: " +
+const accessDenied = () =>
+  sqsFaults.accessDenied(
+    "User: arn:aws:sts::000000000000:assumed-role/sluice/i-0 is not authorized to perform: " +
       "sqs:getqueueattributes on resource: arn:aws:sqs:us-east-1:000000000000:main",
-    queryError: "AccessDenied",
-  });
+  );
 
 const QUEUES = {
   dlq: {},
@@ -34,7 +31,7 @@ async function readyz(worker: { app: { request(path: string): Response | Promise
 }
 
 Deno.test("start worker: a startup AccessDenied on the RedrivePolicy is retried in the background; /readyz says so until it is read", async () => {
-  const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: QUEUES });
+  const rig = await startSqsRig({ verifyWith: KEYS, queues: QUEUES });
   const { sqs } = rig;
   // The role is still propagating: every GetQueueAttributes is refused for now.
   sqs.setDefault("GetQueueAttributes", accessDenied());
@@ -62,9 +59,13 @@ Deno.test("start worker: a startup AccessDenied on the RedrivePolicy is retried 
       parsedLines(worker.lines).some((l) => /read the queue's RedrivePolicy/.test(String(l.msg))),
     );
     // The DLQ found late is used: poison goes there with its reason.
-    sqs.send("main", "not json");
-    await waitFor(() => sqs.messages("dlq").length === 1, "poison dead-lettered", 10_000);
-    assert.ok(sqs.messages("dlq")[0]?.messageAttributes.sluice_error);
+    await sqs.send("main", "not json");
+    await waitFor(
+      async () => (await sqs.messages("dlq")).length === 1,
+      "poison dead-lettered",
+      10_000,
+    );
+    assert.ok((await sqs.messages("dlq"))[0]?.messageAttributes.sluice_error);
   } finally {
     await worker.stop();
     await rig.close();
@@ -72,7 +73,7 @@ Deno.test("start worker: a startup AccessDenied on the RedrivePolicy is retried 
 });
 
 Deno.test("start worker: /readyz does not flap on an AccessDenied from the queue-depth poll", async () => {
-  const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: QUEUES });
+  const rig = await startSqsRig({ verifyWith: KEYS, queues: QUEUES });
   const { sqs } = rig;
   // The first GetQueueAttributes (the RedrivePolicy) passes; the depth polls are refused.
   sqs.respond("GetQueueAttributes", { passThrough: true }, accessDenied(), accessDenied());

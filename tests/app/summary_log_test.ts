@@ -89,7 +89,10 @@ Deno.test("summary log: SummaryLog: one line per interval on a fake clock, count
 Deno.test("summary log: SummaryLog keeps at most maxSamples durations but exact counts", () => {
   const lines: Array<Record<string, unknown>> = [];
   const summary = new SummaryLog({
-    logger: createLogger({ write: (l) => lines.push(JSON.parse(l)), clock: { now: () => 0 } }),
+    logger: createLogger({
+      write: (l) => lines.push(JSON.parse(l)),
+      clock: new FakeClock({ start: 0 }),
+    }),
     clock: new FakeClock(),
     maxSamples: 10,
   });

@@ -1,14 +1,15 @@
 /**
  * The binary's commands as an operator meets them: the real entry in a child process, with an
- * environment of our choosing, against the lab's simulators or the fakes.
+ * environment of our choosing, against the lab's simulators, its SQS (fauxqs behind the proxy) or
+ * the fakes.
  */
 import { startDynalite } from "../../lab/dynalite.ts";
 import assert from "node:assert/strict";
 import { buildDataset } from "../../lab/dataset.ts";
 import { startEnrichSim } from "../../lab/enrich_sim.ts";
 import { startValidatorSim } from "../../lab/validator_sim.ts";
-import { startFakeSqs } from "../support/fake_sqs.ts";
-import { faults } from "../support/fake_sqs/answers.ts";
+import { type LocalSqs, startLocalSqs } from "../support/local_sqs.ts";
+import { sqsFaults } from "../../lab/sqs_answers.ts";
 import { serveJson } from "../support/lab_env.ts";
 import { sluice, STACK_TRACE } from "../support/sluice_cli.ts";
 
@@ -162,16 +163,12 @@ Deno.test("cli: check-config --env-file reads a systemd EnvironmentFile only", a
 });
 
 async function withLab<T>(
-  fn: (
-    sqs: Awaited<ReturnType<typeof startFakeSqs>>,
-    enrich: string,
-    validator: string,
-  ) => Promise<T>,
+  fn: (sqs: LocalSqs, enrich: string, validator: string) => Promise<T>,
 ) {
   const dataset = buildDataset({ users: 10 });
   const enrich = startEnrichSim({ dataset, instant: true });
   const validator = startValidatorSim({ dataset, expected: new Map(), instant: true });
-  const sqs = await startFakeSqs();
+  const sqs = await startLocalSqs();
   try {
     return await fn(sqs, enrich.url, validator.url);
   } finally {
@@ -179,11 +176,9 @@ async function withLab<T>(
   }
 }
 
-function sqsEnv(
-  sqs: { url: string; createQueue(name: string, a?: Record<string, string>): string },
-) {
-  const dlq = sqs.createQueue("dlq");
-  const queue = sqs.createQueue("work", {
+async function sqsEnv(sqs: LocalSqs) {
+  const dlq = await sqs.createQueue("dlq");
+  const queue = await sqs.createQueue("work", {
     RedrivePolicy: JSON.stringify({
       deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
       maxReceiveCount: 3,
@@ -197,8 +192,8 @@ function sqsEnv(
 }
 
 /** `check-config --probe` against the lab's queues (sqsEnv), with `vars` on top. */
-function probe(sqs: Parameters<typeof sqsEnv>[0], vars: Record<string, string>) {
-  return sluice(["check-config", "--probe"], { ...sqsEnv(sqs).env, ...vars });
+async function probe(sqs: LocalSqs, vars: Record<string, string>) {
+  return sluice(["check-config", "--probe"], { ...(await sqsEnv(sqs)).env, ...vars });
 }
 
 Deno.test("cli: check-config --probe passes against the lab's enrichment API and validator", async () => {
@@ -248,8 +243,8 @@ Deno.test("cli: dlq stats with SQS unreachable says so, not 'no dead-letter queu
 
 Deno.test("cli: dlq stats and peek speak text or JSON", async () => {
   await withLab(async (sqs) => {
-    const { env } = sqsEnv(sqs);
-    sqs.send("dlq", '{"bad": true}', {
+    const { env } = await sqsEnv(sqs);
+    await sqs.send("dlq", '{"bad": true}', {
       sluice_error: "VALIDATION",
       sluice_reason: "missing message_id",
     });
@@ -262,7 +257,7 @@ Deno.test("cli: dlq stats and peek speak text or JSON", async () => {
     assert.equal(peek.messages.length, 1);
     assert.equal(peek.messages[0].category, "VALIDATION");
     assert.equal(
-      sqs.messages("dlq").filter((m) => m.visible).length,
+      (await sqs.messages("dlq")).filter((m) => m.visible).length,
       1,
       "peek makes it visible again",
     );
@@ -284,52 +279,53 @@ Deno.test("cli: dlq stats and peek speak text or JSON", async () => {
 
 Deno.test("cli: destructive commands refuse a DLQ that is the main queue", async () => {
   await withLab(async (sqs) => {
-    const { env } = sqsEnv(sqs);
-    sqs.send("work", "keep me");
+    const { env } = await sqsEnv(sqs);
+    await sqs.send("work", "keep me");
     const r = await sluice(["dlq", "purge", "--yes"], { ...env, DLQ_QUEUE_URL: env.SQS_QUEUE_URL });
     assert.equal(r.code, 2);
     // Config refuses it first (exit 2); the dlq commands would refuse it on their own too.
     assert.match(r.stderr, /is the main queue|expected a queue other than SQS_QUEUE_URL/);
-    assert.equal(sqs.messages("work").length, 1);
+    assert.equal((await sqs.messages("work")).length, 1);
     assert.equal(sqs.requestsFor("PurgeQueue").length, 0);
   });
 });
 
 Deno.test("cli: dlq purge names the queue and the count, and wants --yes without a terminal", async () => {
   await withLab(async (sqs) => {
-    const { env, dlq } = sqsEnv(sqs);
+    const { env, dlq } = await sqsEnv(sqs);
     for (let i = 0; i < 3; i++) {
-      sqs.send("dlq", `m${i}`, { sluice_error: i ? "VALIDATION" : "REJECTED" });
+      await sqs.send("dlq", `m${i}`, { sluice_error: i ? "VALIDATION" : "REJECTED" });
     }
     const refused = await sluice(["dlq", "purge"], env);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, new RegExp(`dlq ${dlq} .*3 visible`));
     assert.match(refused.stderr, /would delete 3 message\(s\).*add --yes/);
-    assert.equal(sqs.messages("dlq").length, 3);
+    assert.equal((await sqs.messages("dlq")).length, 3);
     const some = await sluice(["dlq", "purge", "--category", "VALIDATION", "--yes"], env);
     assert.equal(some.code, 0, some.stderr);
     assert.deepEqual(
-      sqs.messages("dlq").map((m) => m.messageAttributes.sluice_error?.StringValue),
+      (await sqs.messages("dlq")).map((m) => m.messageAttributes.sluice_error?.StringValue),
       ["REJECTED"],
     );
-    assert.equal(sqs.messages("dlq")[0]!.visible, true);
+    assert.equal((await sqs.messages("dlq"))[0]!.visible, true);
   });
 });
 
 Deno.test("cli: a 500 on the DLQ delete after the send reports 'in both queues', exit 1, no stack trace", async () => {
   await withLab(async (sqs) => {
-    const { env } = sqsEnv(sqs);
-    const ids = [0, 1, 2].map((i) =>
-      sqs.send("dlq", `{"message_id":"m${i}"}`, { sluice_error: "TRANSIENT" })
-    );
-    sqs.setDefault("DeleteMessageBatch", faults.serverError(500));
+    const { env } = await sqsEnv(sqs);
+    const ids: string[] = [];
+    for (const i of [0, 1, 2]) {
+      ids.push(await sqs.send("dlq", `{"message_id":"m${i}"}`, { sluice_error: "TRANSIENT" }));
+    }
+    sqs.setDefault("DeleteMessageBatch", sqsFaults.internalError());
     const r = await sluice(["dlq", "redrive"], env);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.doesNotMatch(r.stderr, STACK_TRACE);
     const line = r.stderr.split("\n").find((l) => l.includes("in both queues:")) ?? "";
     for (const id of ids) assert.ok(line.includes(id), `${id} named in: ${r.stderr}`);
-    assert.equal(sqs.messages("work").length, 3, "sent before the delete");
-    assert.equal(sqs.messages("dlq").length, 3, "still in the DLQ");
+    assert.equal((await sqs.messages("work")).length, 3, "sent before the delete");
+    assert.equal((await sqs.messages("dlq")).length, 3, "still in the DLQ");
     assert.ok(sqs.requestsFor("DeleteMessageBatch").length >= 2, "the delete was retried");
     assert.equal(
       sqs.requestsFor("SendMessageBatch").length,
@@ -342,9 +338,9 @@ Deno.test("cli: a 500 on the DLQ delete after the send reports 'in both queues',
 
 Deno.test("cli: a health port in use exits 2 naming the port, before any receive", async () => {
   const taken = serveJson(() => new Response("busy"));
-  const sqs = await startFakeSqs();
+  const sqs = await startLocalSqs();
   try {
-    const queue = sqs.createQueue("work");
+    const queue = await sqs.createQueue("work");
     const port = new URL(taken.url).port;
     const r = await sluice([], { ...localEnv(queue), HTTP_PORT: port });
     assert.equal(r.code, 2, r.stdout + r.stderr);
@@ -358,15 +354,19 @@ Deno.test("cli: a health port in use exits 2 naming the port, before any receive
 
 Deno.test("cli: a redrive send that loses its answer says the messages may be in both queues", async () => {
   await withLab(async (sqs) => {
-    const { env } = sqsEnv(sqs);
-    const id = sqs.send("dlq", '{"message_id":"m0"}', { sluice_error: "TRANSIENT" });
-    sqs.setDefault("SendMessageBatch", { breakConnection: true });
+    const { env } = await sqsEnv(sqs);
+    const id = await sqs.send("dlq", '{"message_id":"m0"}', { sluice_error: "TRANSIENT" });
+    sqs.setDefault("SendMessageBatch", sqsFaults.brokenConnection());
     const r = await sluice(["dlq", "redrive"], env);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.doesNotMatch(r.stderr, STACK_TRACE);
     assert.match(r.stderr, new RegExp(`SQS is unreachable.*may be in both queues: ${id}`));
     assert.equal(sqs.requestsFor("DeleteMessageBatch").length, 0, "never deleted without a send");
-    assert.deepEqual(sqs.messages("dlq").map((m) => m.visible), [true], "made visible again");
+    assert.deepEqual(
+      (await sqs.messages("dlq")).map((m) => m.visible),
+      [true],
+      "made visible again",
+    );
   });
 });
 

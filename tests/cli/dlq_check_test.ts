@@ -1,12 +1,13 @@
 /**
  * The dlq commands and DLQ_QUEUE_URL: a queue that is not shown to be the main queue's DLQ (its
  * RedrivePolicy target, or listed by ListDeadLetterSourceQueues) is refused by purge and
- * redrive, warned about by peek and stats, and used with --allow-any-dlq. Against the fake SQS.
+ * redrive, warned about by peek and stats, and used with --allow-any-dlq. Against fauxqs behind
+ * the lab's SQS proxy.
  */
 import assert from "node:assert/strict";
-import type { FakeSqs } from "../support/fake_sqs.ts";
-import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
-import { sluiceInProcess, withFakeQueues } from "../support/cli_in_process.ts";
+import type { LocalSqs } from "../support/local_sqs.ts";
+import { sqsFaults } from "../../lab/sqs_answers.ts";
+import { sluiceInProcess, withQueues as withLocalQueues } from "../support/cli_in_process.ts";
 
 const policy = JSON.stringify({
   deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
@@ -14,20 +15,18 @@ const policy = JSON.stringify({
 });
 
 /** "work" dead-letters to "dlq"; "stray" is some other queue; env for commands on "work". */
-function withQueues(fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>) {
-  return withFakeQueues({ dlq: {}, stray: {}, work: { RedrivePolicy: policy } }, fn);
+function withQueues(fn: (sqs: LocalSqs, env: Record<string, string>) => Promise<void>) {
+  return withLocalQueues({ dlq: {}, stray: {}, work: { RedrivePolicy: policy } }, fn);
 }
 
 const accessDenied = () =>
-  sqsErrorAnswer("AccessDenied", {
-    status: 403,
-    message: "User: arn:aws:iam::000000000000:user/ops is not authorized to perform this action",
-    queryError: "AccessDenied",
-  });
+  sqsFaults.accessDenied(
+    "User: arn:aws:iam::000000000000:user/ops is not authorized to perform this action",
+  );
 
 Deno.test("dlq check: purge and redrive refuse a DLQ_QUEUE_URL that is not the queue's DLQ, in one line, touching nothing", async () => {
   await withQueues(async (sqs, env) => {
-    sqs.send("stray", "someone else's message");
+    await sqs.send("stray", "someone else's message");
     const stray = { ...env, DLQ_QUEUE_URL: sqs.queueUrl("stray") };
     for (const args of [["dlq", "purge", "--yes"], ["dlq", "redrive"]]) {
       const r = await sluiceInProcess(args, stray);
@@ -41,13 +40,13 @@ Deno.test("dlq check: purge and redrive refuse a DLQ_QUEUE_URL that is not the q
     }
     assert.equal(sqs.requestsFor("PurgeQueue").length, 0);
     assert.equal(sqs.requestsFor("ReceiveMessage").length, 0);
-    assert.equal(sqs.messages("stray").length, 1);
+    assert.equal((await sqs.messages("stray")).length, 1);
   });
 });
 
 Deno.test("dlq check: peek and stats warn about such a DLQ and go on; --allow-any-dlq lets purge run", async () => {
   await withQueues(async (sqs, env) => {
-    sqs.send("stray", "m", { sluice_error: "VALIDATION" });
+    await sqs.send("stray", "m", { sluice_error: "VALIDATION" });
     const stray = { ...env, DLQ_QUEUE_URL: sqs.queueUrl("stray") };
     for (const args of [["dlq", "peek"], ["dlq", "stats"]]) {
       const r = await sluiceInProcess(args, stray);
@@ -60,13 +59,13 @@ Deno.test("dlq check: peek and stats warn about such a DLQ and go on; --allow-an
       purged.stderr,
       /warning: .* not the dead-letter queue .*going on \(--allow-any-dlq\)/,
     );
-    assert.equal(sqs.messages("stray").length, 0);
+    assert.equal((await sqs.messages("stray")).length, 0);
   });
 });
 
 Deno.test("dlq check: DLQ_QUEUE_URL naming the RedrivePolicy's target needs no ListDeadLetterSourceQueues", async () => {
   await withQueues(async (sqs, env) => {
-    sqs.send("dlq", "m", { sluice_error: "VALIDATION" });
+    await sqs.send("dlq", "m", { sluice_error: "VALIDATION" });
     const r = await sluiceInProcess(["dlq", "stats", "--output", "json"], {
       ...env,
       DLQ_QUEUE_URL: sqs.queueUrl("dlq"),
@@ -83,7 +82,7 @@ Deno.test("dlq check: DLQ_QUEUE_URL naming the RedrivePolicy's target needs no L
 
 Deno.test("dlq check: with the queue's attributes refused, ListDeadLetterSourceQueues listing it proves the DLQ", async () => {
   await withQueues(async (sqs, env) => {
-    sqs.send("dlq", "m", { sluice_error: "VALIDATION" });
+    await sqs.send("dlq", "m", { sluice_error: "VALIDATION" });
     sqs.respond("GetQueueAttributes", accessDenied());
     const r = await sluiceInProcess(["dlq", "redrive"], {
       ...env,
@@ -94,7 +93,7 @@ Deno.test("dlq check: with the queue's attributes refused, ListDeadLetterSourceQ
       r.stderr,
       /found by DLQ_QUEUE_URL, ListDeadLetterSourceQueues lists SQS_QUEUE_URL/,
     );
-    assert.deepEqual(sqs.messages("work").map((m) => m.body), ["m"]);
+    assert.deepEqual((await sqs.messages("work")).map((m) => m.body), ["m"]);
   });
 });
 

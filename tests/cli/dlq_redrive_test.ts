@@ -1,23 +1,23 @@
 /**
- * `sluice dlq redrive` in process against the fake SQS (shared DLQs, SQS's error answers) and
- * fauxqs (its 1 MiB batch limit, a running worker): where each message goes, how batches are
- * cut, and that one run is one bounded, paced pass that loses nothing.
+ * `sluice dlq redrive` in process against fauxqs, behind the lab's SQS proxy (shared DLQs,
+ * SQS's error answers) or alone (its 1 MiB batch limit, a running worker): where each message
+ * goes, how batches are cut, and that one run is one bounded, paced pass that loses nothing.
  */
 import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
-import type { FakeSqs } from "../support/fake_sqs.ts";
-import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
-import { sluiceInProcess, withFakeQueues } from "../support/cli_in_process.ts";
+import type { LocalSqs } from "../support/local_sqs.ts";
+import { sqsFaults } from "../../lab/sqs_answers.ts";
+import { sluiceInProcess, withQueues } from "../support/cli_in_process.ts";
 import { receiveAll, runWorker, startLabEnv, waitFor } from "../support/lab_env.ts";
 
 const ARN = "arn:aws:sqs:us-east-1:000000000000";
 const policy = (dlq: string) =>
   JSON.stringify({ deadLetterTargetArn: `${ARN}:${dlq}`, maxReceiveCount: 1 });
 
-/** The fake with "work" and "pay" both dead-lettering to "dlq"; env for a redrive of "work". */
-function withSharedDlq(fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>) {
-  return withFakeQueues({
+/** SQS with "work" and "pay" both dead-lettering to "dlq"; env for a redrive of "work". */
+function withSharedDlq(fn: (sqs: LocalSqs, env: Record<string, string>) => Promise<void>) {
+  return withQueues({
     dlq: {},
     work: { RedrivePolicy: policy("dlq") },
     pay: { RedrivePolicy: policy("dlq") },
@@ -25,13 +25,13 @@ function withSharedDlq(fn: (sqs: FakeSqs, env: Record<string, string>) => Promis
 }
 
 /** Lets SQS's redrive policy move `bodies` from `queue` to its DLQ (two receives each). */
-async function deadLetterBySqs(sqs: FakeSqs, queue: string, bodies: string[]) {
+async function deadLetterBySqs(sqs: LocalSqs, queue: string, bodies: string[]) {
   const client = new SqsClient({
     clock: systemClock,
     region: "us-east-1",
     credentials: () => Promise.resolve({ accessKeyId: "t", secretAccessKey: "t" }),
   });
-  for (const body of bodies) sqs.send(queue, body);
+  for (const body of bodies) await sqs.send(queue, body);
   for (let round = 0; round < 2; round++) {
     await client.receiveMessage({
       queueUrl: sqs.queueUrl(queue),
@@ -40,23 +40,28 @@ async function deadLetterBySqs(sqs: FakeSqs, queue: string, bodies: string[]) {
       visibilityTimeout: 0,
     });
   }
-  assert.equal(sqs.messages(queue).length, 0, `${queue}'s messages moved by its redrive policy`);
+  assert.equal(
+    (await sqs.messages(queue)).length,
+    0,
+    `${queue}'s messages moved by its redrive policy`,
+  );
 }
 
-const bodiesOf = (sqs: FakeSqs, queue: string) => sqs.messages(queue).map((m) => m.body).sort();
+const bodiesOf = async (sqs: LocalSqs, queue: string) =>
+  (await sqs.messages(queue)).map((m) => m.body).sort();
 
 Deno.test("dlq redrive: a DLQ shared by two queues sends each message back to its own source", async () => {
   await withSharedDlq(async (sqs, env) => {
     await deadLetterBySqs(sqs, "work", ["w1", "w2", "w3"]);
     await deadLetterBySqs(sqs, "pay", ["p1", "p2", "p3"]);
     // Dead-lettered by sluice itself (no source attribute): they came from SQS_QUEUE_URL.
-    sqs.send("dlq", "s1", { sluice_error: "VALIDATION", sluice_reason: "r" });
-    sqs.send("dlq", "s2", { sluice_error: "REJECTED", sluice_reason: "r" });
+    await sqs.send("dlq", "s1", { sluice_error: "VALIDATION", sluice_reason: "r" });
+    await sqs.send("dlq", "s2", { sluice_error: "REJECTED", sluice_reason: "r" });
     const r = await sluiceInProcess(["dlq", "redrive", "--rate", "1000", "--output", "json"], env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.deepEqual(bodiesOf(sqs, "work"), ["s1", "s2", "w1", "w2", "w3"]);
-    assert.deepEqual(bodiesOf(sqs, "pay"), ["p1", "p2", "p3"]);
-    assert.equal(sqs.messages("dlq").length, 0);
+    assert.deepEqual(await bodiesOf(sqs, "work"), ["s1", "s2", "w1", "w2", "w3"]);
+    assert.deepEqual(await bodiesOf(sqs, "pay"), ["p1", "p2", "p3"]);
+    assert.equal((await sqs.messages("dlq")).length, 0);
     const doc = JSON.parse(r.stdout);
     assert.deepEqual(doc.moved_to, { [sqs.queueUrl("work")]: 5, [sqs.queueUrl("pay")]: 3 });
     const lookups = sqs.requestsFor("GetQueueUrl").filter((q) => q.body?.QueueName === "pay");
@@ -69,11 +74,11 @@ Deno.test("dlq redrive: --to sends every message to that queue", async () => {
   await withSharedDlq(async (sqs, env) => {
     await deadLetterBySqs(sqs, "work", ["w1"]);
     await deadLetterBySqs(sqs, "pay", ["p1"]);
-    sqs.send("dlq", "s1", { sluice_error: "VALIDATION" });
+    await sqs.send("dlq", "s1", { sluice_error: "VALIDATION" });
     const r = await sluiceInProcess(["dlq", "redrive", "--to", sqs.queueUrl("pay")], env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.deepEqual(bodiesOf(sqs, "pay"), ["p1", "s1", "w1"]);
-    assert.equal(sqs.messages("work").length, 0);
+    assert.deepEqual(await bodiesOf(sqs, "pay"), ["p1", "s1", "w1"]);
+    assert.equal((await sqs.messages("work")).length, 0);
     assert.equal(
       sqs.requestsFor("GetQueueUrl").filter((q) => q.body?.QueueName === "pay").length,
       0,
@@ -84,15 +89,12 @@ Deno.test("dlq redrive: --to sends every message to that queue", async () => {
 Deno.test("dlq redrive: a source queue that is gone keeps its messages in the DLQ, the rest move", async () => {
   await withSharedDlq(async (sqs, env) => {
     await deadLetterBySqs(sqs, "pay", ["p1"]);
-    sqs.send("dlq", "s1", { sluice_error: "VALIDATION" });
+    await sqs.send("dlq", "s1", { sluice_error: "VALIDATION" });
     // The first GetQueueUrl finds the DLQ; the second looks for "pay".
     sqs.respond(
       "GetQueueUrl",
       { passThrough: true },
-      sqsErrorAnswer("QueueDoesNotExist", {
-        message: "The specified queue does not exist.",
-        queryError: "AWS.SimpleQueueService.NonExistentQueue",
-      }),
+      sqsFaults.queueDoesNotExist(),
     );
     const r = await sluiceInProcess(["dlq", "redrive"], env);
     assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -100,24 +102,22 @@ Deno.test("dlq redrive: a source queue that is gone keeps its messages in the DL
       r.stderr,
       /not moved \(still in the DLQ\): \S+ source queue pay: GetQueueUrl QueueDoesNotExist/,
     );
-    assert.deepEqual(bodiesOf(sqs, "dlq"), ["p1"]);
-    assert.deepEqual(bodiesOf(sqs, "work"), ["s1"]);
+    assert.deepEqual(await bodiesOf(sqs, "dlq"), ["p1"]);
+    assert.deepEqual(await bodiesOf(sqs, "work"), ["s1"]);
   });
 });
 
 Deno.test("dlq redrive: a batch SQS still finds too long is halved and sent again", async () => {
   await withSharedDlq(async (sqs, env) => {
-    for (let i = 0; i < 4; i++) sqs.send("dlq", `m${i}`, { sluice_error: "VALIDATION" });
+    for (let i = 0; i < 4; i++) await sqs.send("dlq", `m${i}`, { sluice_error: "VALIDATION" });
     // An endpoint with a lower batch limit than 1 MiB (SQS's was 256 KiB).
     sqs.respond(
       "SendMessageBatch",
-      sqsErrorAnswer("BatchRequestTooLong", {
-        message: "Batch requests cannot be longer than 262144 bytes. You have sent 400000 bytes.",
-      }),
+      sqsFaults.batchRequestTooLong(400000, 262144),
     );
     const r = await sluiceInProcess(["dlq", "redrive"], env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.deepEqual(bodiesOf(sqs, "work"), ["m0", "m1", "m2", "m3"]);
+    assert.deepEqual(await bodiesOf(sqs, "work"), ["m0", "m1", "m2", "m3"]);
     const sizes = sqs.requestsFor("SendMessageBatch").map((q) =>
       (q.body?.Entries as unknown[]).length
     );
@@ -127,10 +127,10 @@ Deno.test("dlq redrive: a batch SQS still finds too long is halved and sent agai
 
 Deno.test("dlq redrive: paced at its default rate, with a status line while it runs", async () => {
   await withSharedDlq(async (sqs, env) => {
-    for (let i = 0; i < 30; i++) sqs.send("dlq", `m${i}`, { sluice_error: "VALIDATION" });
+    for (let i = 0; i < 30; i++) await sqs.send("dlq", `m${i}`, { sluice_error: "VALIDATION" });
     const r = await sluiceInProcess(["dlq", "redrive"], env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.equal(sqs.messages("work").length, 30);
+    assert.equal((await sqs.messages("work")).length, 30);
     // 30 messages at 50/s: the batches after the first wait ~200 ms each (±20% jitter).
     const paced = r.sleeps.filter((ms) => ms >= 100);
     assert.ok(paced.length >= 2, `sleeps ${r.sleeps}`);

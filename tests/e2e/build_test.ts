@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { CONFIG_VARS } from "../../src/app/config.ts";
 import { REPO, run } from "../support/command.ts";
-import { startFakeSqs } from "../support/fake_sqs.ts";
+import { startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
+import { startLocalSqs } from "../support/local_sqs.ts";
 
 Deno.test("build: deno task build makes a self-contained binary that works on instance-role credentials", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "sluice_build_test_" });
@@ -57,7 +58,9 @@ Deno.test("build: deno task build makes a self-contained binary that works on in
 
     await t.step("no lab or test code inside", async () => {
       const text = new TextDecoder("latin1").decode(await Deno.readFile(binary));
-      for (const marker of ["runLab", "enrich_sim", "validator_sim", "sqs_proxy", "fake_sqs"]) {
+      for (
+        const marker of ["runLab", "enrich_sim", "validator_sim", "sqs_proxy", "sigv4_verifier"]
+      ) {
         assert.equal(text.includes(marker), false, `binary contains ${marker}`);
       }
     });
@@ -108,40 +111,17 @@ function startImds() {
   return { url: `http://127.0.0.1:${server.addr.port}`, seen, close: () => server.shutdown() };
 }
 
-/** Enrichment API and validator, just enough for the happy path. */
-function startDownstreams() {
-  const accepted = new Map<string, number>();
-  const profile = (id: string) => ({ user_id: id, segment: "casual", country: "DE", meta: {} });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    const path = new URL(request.url).pathname;
-    if (request.method === "POST" && path === "/v1/users:batch") {
-      const { user_ids } = (await request.json()) as { user_ids: string[] };
-      return Response.json({ users: user_ids.map(profile), missing: [], errors: [], meta: {} });
-    }
-    if (request.method === "GET" && path.startsWith("/v1/users/")) {
-      return Response.json(profile(decodeURIComponent(path.slice("/v1/users/".length))));
-    }
-    if (request.method === "POST" && path === "/ingest") {
-      const doc = (await request.json()) as { message_id: string };
-      accepted.set(doc.message_id, (accepted.get(doc.message_id) ?? 0) + 1);
-      return Response.json({ status: "accepted" });
-    }
-    await request.body?.cancel();
-    return new Response("no route", { status: 404 });
-  });
-  return { url: `http://127.0.0.1:${server.addr.port}`, accepted, close: () => server.shutdown() };
-}
-
 async function imdsEndToEnd(binary: string, dir: string): Promise<void> {
-  const sqs = await startFakeSqs({ verifyWith: ROLE, queues: { work: {} } });
+  const sqs = await startLocalSqs({ verifyWith: ROLE, queues: { work: {} } });
   const imds = startImds();
-  const downstream = startDownstreams();
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
   let child: Deno.ChildProcess | undefined;
   let output: Promise<[string, string]> | undefined;
   try {
     const ids = Array.from({ length: 25 }, (_, i) => `m-${i}`);
     for (const id of ids) {
-      sqs.send(
+      await sqs.send(
         "work",
         JSON.stringify({ message_id: id, user_id: `u-${id}`, event_ts: 1735689600, payload: {} }),
       );
@@ -156,8 +136,8 @@ async function imdsEndToEnd(binary: string, dir: string): Promise<void> {
         SQS_QUEUE_URL: sqs.queueUrl("work"),
         AWS_REGION: "us-east-1",
         AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url,
-        ENRICH_URL: downstream.url,
-        VALIDATOR_URL: downstream.url,
+        ENRICH_URL: enrich.url,
+        VALIDATOR_URL: validator.url,
         HTTP_PORT: "0",
         SQS_RECEIVE_WAIT_SECONDS: "1",
       },
@@ -170,7 +150,8 @@ async function imdsEndToEnd(binary: string, dir: string): Promise<void> {
     child.status.then(() => exited = true);
     // Done when every message was accepted and deleted (or the worker died).
     for (let i = 0; i < 1200 && !exited; i++) {
-      if (ids.every((id) => downstream.accepted.has(id)) && sqs.messages("work").length === 0) {
+      const accepted = ids.every((id) => validator.accepted.has(id));
+      if (accepted && (await sqs.messages("work")).length === 0) {
         break;
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -180,14 +161,14 @@ async function imdsEndToEnd(binary: string, dir: string): Promise<void> {
     const [stdout, stderr] = await output;
     const log = `${stdout.slice(-3000)}\n${stderr.slice(-2000)}`;
     assert.equal(status.code, 0, log);
-    assert.deepEqual(ids.filter((id) => downstream.accepted.get(id) !== 1), [], log);
-    assert.equal(sqs.messages("work").length, 0, "every message deleted");
+    assert.deepEqual(ids.filter((id) => validator.accepted.get(id) !== 1), [], log);
+    assert.equal((await sqs.messages("work")).length, 0, "every message deleted");
 
     // Credentials came from IMDSv2 (token first) and signed every request.
     assert.equal(imds.seen[0], "PUT /latest/api/token");
     assert.ok(imds.seen.includes("GET /latest/meta-data/iam/security-credentials/sluice-role"));
     assert.ok(sqs.requests.length > 0);
-    // A poll that reached the fake as the worker exited may still be in its (async) check.
+    // A poll that reached the proxy as the worker exited may still be in its (async) check.
     for (let i = 0; i < 100 && sqs.requests.some((r) => r.signatureValid === undefined); i++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -217,7 +198,8 @@ async function imdsEndToEnd(binary: string, dir: string): Promise<void> {
       await child.status;
       await output;
     }
-    await downstream.close();
+    await enrich.close();
+    await validator.close();
     await imds.close();
     await sqs.close();
   }

@@ -3,8 +3,8 @@
  * runs the core pipeline tests under Bun too"). tests/support/bun_core_probe.ts
  * runs in bun@1.4.5 from npm: it reports parseMessage, route,
  * releaseVisibilitySeconds and buildOutputDocument answers on fixed inputs, and
- * a whole worker's run against an in-memory SQS, enrichment API and validator
- * served by Bun. This test recomputes the pure answers here under Deno and
+ * a whole worker's run against fauxqs behind the lab's SQS proxy, an enrichment
+ * API and a validator, served by Bun. This test recomputes the pure answers here under Deno and
  * requires them to agree, and checks every message's end in the worker run.
  */
 import assert from "node:assert/strict";

@@ -1,6 +1,6 @@
 /**
  * Cross-checks SigV4 signing: ours (src/adapters/sigv4.ts, what SqsClient and DynamoDbClient use),
- * aws4fetch, the AWS SDK's @smithy/signature-v4 and the fake SQS's own verifier must agree byte
+ * aws4fetch, the AWS SDK's @smithy/signature-v4 and the SQS proxy's own verifier must agree byte
  * for byte on the same requests.
  */
 import { systemClock } from "../../src/lib/clock.ts";
@@ -10,7 +10,7 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SqsClient } from "../../src/adapters/sqs_client.ts";
 import { SigningKeyCache, signRequest } from "../../src/adapters/sigv4.ts";
-import { sigv4Signature } from "../support/fake_sqs/sigv4_verifier.ts";
+import { sigv4Signature } from "../../lab/sigv4_verifier.ts";
 
 const T0 = Date.UTC(2025, 5, 30, 23, 59, 58);
 const AMZ_DATE = "20250630T235958Z";
@@ -138,10 +138,10 @@ for (const c of CASES) {
     assert.equal(ours["host"], new URL(c.url).host);
     assert.equal(ours["x-amz-security-token"], c.credentials.sessionToken);
 
-    // The fake SQS's independent verifier computes the same signature.
+    // The SQS proxy's independent verifier computes the same signature.
     const m = /SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(fromAws4fetch);
     assert.ok(m);
-    const fromFake = await sigv4Signature({
+    const fromProxy = await sigv4Signature({
       method: "POST",
       url: new URL(c.url),
       headers: request.headers,
@@ -151,7 +151,7 @@ for (const c of CASES) {
       amzDate: AMZ_DATE,
       scope: `20250630/${c.region}/sqs/aws4_request`,
     });
-    assert.equal(fromFake, m[2]);
+    assert.equal(fromProxy, m[2]);
   });
 }
 

@@ -6,7 +6,7 @@
  * and a bad config value stops it with one line and exit code 2.
  */
 import assert from "node:assert/strict";
-import { assertAcceptedOnce, spawnWorker, startFakeSqsRig } from "../support/fault_kit.ts";
+import { assertAcceptedOnce, spawnWorker, startSqsRig } from "../support/fault_kit.ts";
 import { startCommand } from "../../lab/start_command.ts";
 import { waitFor } from "../support/lab_env.ts";
 
@@ -16,7 +16,7 @@ const KEYS = {
 };
 
 Deno.test("deno task start: env vars only, signed requests verified, queue drained, health and metrics", async () => {
-  const rig = await startFakeSqsRig({
+  const rig = await startSqsRig({
     verifyWith: KEYS,
     queues: {
       dlq: {},
@@ -32,8 +32,8 @@ Deno.test("deno task start: env vars only, signed requests verified, queue drain
   const { sqs, enrich, validator } = rig;
   // Someone else's producer: messages put straight into the queue.
   const ids = Array.from({ length: 40 }, (_, i) => `p-${i}`);
-  rig.send(ids);
-  sqs.send("main", "{not json");
+  await rig.send(ids);
+  await sqs.send("main", "{not json");
   const worker = spawnWorker({
     SQS_QUEUE_URL: sqs.queueUrl("main"),
     AWS_ENDPOINT_URL_SQS: sqs.url,
@@ -48,12 +48,13 @@ Deno.test("deno task start: env vars only, signed requests verified, queue drain
   });
   try {
     await waitFor(
-      () => sqs.messages("main").length === 0 && sqs.messages("dlq").length === 1,
+      async () =>
+        (await sqs.messages("main")).length === 0 && (await sqs.messages("dlq")).length === 1,
       "the queue drained and the poison body dead-lettered",
     );
     assertAcceptedOnce(validator, ids);
-    assert.equal(sqs.messages("dlq")[0]?.body, "{not json");
-    const signed = sqs.requests.filter((r) => r.action !== "");
+    assert.equal((await sqs.messages("dlq"))[0]?.body, "{not json");
+    const signed = sqs.requests.filter((r) => r.action !== "unknown");
     assert.ok(signed.length > 0);
     assert.deepEqual(signed.filter((r) => !r.signatureValid).map((r) => r.action), []);
 

@@ -1,19 +1,19 @@
 /**
- * Fault: SQS itself fails. The worker runs in process against the programmable
- * fake SQS (tests/support/fake_sqs.ts, in-memory queue, SigV4 checked) and fake
+ * Fault: SQS itself fails. The worker runs in process against fauxqs behind the lab's
+ * SQS proxy (tests/support/local_sqs.ts: scripted faults, SigV4 checked) and fake
  * downstreams, all on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import { faults } from "../support/fake_sqs/answers.ts";
+import { sqsFaults } from "../../lab/sqs_answers.ts";
 import { runWorker, waitFor } from "../support/lab_env.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
 import {
   assertAcceptedOnce,
-  type FakeSqsRig,
   parsedLines,
   pause,
-  startFakeSqsRig,
+  type SqsRig,
+  startSqsRig,
   untilAcceptedAndInWork,
 } from "../support/fault_kit.ts";
 
@@ -24,7 +24,7 @@ function fakeQueues(visibility: number) {
     dlq: {},
     main: {
       VisibilityTimeout: String(visibility),
-      // High enough that the fake's redrive never moves a message during the test.
+      // High enough that SQS's redrive never moves a message during the test.
       RedrivePolicy: JSON.stringify({
         deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq",
         maxReceiveCount: 10,
@@ -34,26 +34,27 @@ function fakeQueues(visibility: number) {
 }
 
 /** Waits until every id is accepted and queue "main" is empty. */
-function untilAllDeleted(rig: FakeSqsRig, ids: readonly string[], what: string, timeoutMs: number) {
+function untilAllDeleted(rig: SqsRig, ids: readonly string[], what: string, timeoutMs: number) {
   return waitFor(
-    () => rig.validator.accepted.size === ids.length && rig.sqs.messages("main").length === 0,
+    async () =>
+      rig.validator.accepted.size === ids.length && (await rig.sqs.messages("main")).length === 0,
     what,
     timeoutMs,
   );
 }
 
 /** A worker in process on the rig, logging warnings and errors only. */
-function runOn(rig: FakeSqsRig, overrides: Record<string, string>) {
+function runOn(rig: SqsRig, overrides: Record<string, string>) {
   return runWorker(rig.env({ LOG_LEVEL: "warn", ...overrides }));
 }
 
 Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; nothing lost, nothing submitted twice", async () => {
-  const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: fakeQueues(3) });
+  const rig = await startSqsRig({ verifyWith: KEYS, queues: fakeQueues(3) });
   const { sqs, enrich, validator } = rig;
   const ids = Array.from({ length: 30 }, (_, i) => `o${i}`);
   enrich.delayMs = 300;
   try {
-    rig.send(ids);
+    await rig.send(ids);
     const worker = runOn(rig, {
       SQS_VISIBILITY_TIMEOUT_SECONDS: "3",
       // Two pollers of 5: while one batch is in work the other keeps polling.
@@ -64,7 +65,7 @@ Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; not
       // Start the outage while messages are inside their enrichment call: they are accepted
       // during it, and their deletes meet the outage.
       await untilAcceptedAndInWork(rig, ids, 5, 20_000);
-      sqs.setDefault("*", faults.serverError(503));
+      sqs.setDefault("*", sqsFaults.serviceUnavailable());
       await waitFor(async () => {
         const res = await worker.app.request("/readyz");
         const body = await res.json() as { reasons?: string[] };
@@ -81,7 +82,7 @@ Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; not
       await worker.stop();
     }
     assertAcceptedOnce(validator, ids);
-    assert.equal(sqs.messages("dlq").length, 0, "nothing dead-lettered");
+    assert.equal((await sqs.messages("dlq")).length, 0, "nothing dead-lettered");
     const failedDeletes = sqs.requestsFor("DeleteMessageBatch").filter((r) => r.status === 503);
     assert.ok(failedDeletes.length >= 1, "deletes met the outage (and were retried)");
     const failedReceives = sqs.requestsFor("ReceiveMessage").filter((r) => r.status === 503);
@@ -94,7 +95,7 @@ Deno.test("sqs faults: SQS outage: every action answers 503 for 4 s mid-run; not
 });
 
 Deno.test("sqs faults: stale receipt handles on delete and visibility change: logged, counted, not fatal", async () => {
-  const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: fakeQueues(2) });
+  const rig = await startSqsRig({ verifyWith: KEYS, queues: fakeQueues(2) });
   const { sqs, enrich, validator } = rig;
   const ids = ["x1", "x2", "x3"];
   enrich.delayMs = 3000; // past the 2 s visibility: the heartbeat must extend
@@ -113,7 +114,7 @@ Deno.test("sqs faults: stale receipt handles on delete and visibility change: lo
   sqs.respond("ChangeMessageVisibilityBatch", allFailed("MessageNotInflight"));
   sqs.respond("DeleteMessageBatch", allFailed("ReceiptHandleIsInvalid"));
   try {
-    rig.send(ids);
+    await rig.send(ids);
     const worker = runOn(rig, {
       SQS_VISIBILITY_TIMEOUT_SECONDS: "2",
       HTTP_TIMEOUT_MS: "10000",
@@ -146,53 +147,44 @@ Deno.test("sqs faults: stale receipt handles on delete and visibility change: lo
 
 Deno.test("sqs faults: partial DeleteMessageBatch failures (retriable InternalError) are retried per entry", async () => {
   // A 30 s visibility: an entry that was not retried would only come back after the test.
-  const rig = await startFakeSqsRig({ queues: fakeQueues(30) });
+  const rig = await startSqsRig({ queues: fakeQueues(30) });
   const { sqs, validator } = rig;
   const ids = Array.from({ length: 10 }, (_, i) => `p${i}`);
   const dropped: string[] = [];
   let partialLeft = 3;
-  // Between the worker and the fake: the first batches lose their odd entries, which are
-  // reported Failed (InternalError, not the sender's fault); the even ones are really deleted.
-  const partialFetch: typeof fetch = async (input, init) => {
-    const headers = new Headers(init?.headers);
-    if (
-      headers.get("x-amz-target") !== "AmazonSQS.DeleteMessageBatch" || partialLeft === 0 ||
-      typeof init?.body !== "string"
-    ) {
-      return await fetch(input, init);
+  // SQS loses the odd entries of the first batches: they are reported Failed (InternalError, not
+  // the sender's fault); the even ones are really deleted.
+  sqs.setDefault("DeleteMessageBatch", async (call) => {
+    const entries = call.body.Entries as Array<{ Id: string; ReceiptHandle: string }>;
+    if (partialLeft === 0 || entries.length < 2) {
+      const whole = await call.forward();
+      return { status: whole.status, body: whole.body };
     }
-    const request = JSON.parse(init.body) as {
-      Entries: Array<{ Id: string; ReceiptHandle: string }>;
-    };
-    if (request.Entries.length < 2) return await fetch(input, init);
     partialLeft--;
-    const keep = request.Entries.filter((_, i) => i % 2 === 0);
-    const drop = request.Entries.filter((_, i) => i % 2 === 1);
+    const keep = entries.filter((_, i) => i % 2 === 0);
+    const drop = entries.filter((_, i) => i % 2 === 1);
     dropped.push(...drop.map((e) => e.ReceiptHandle));
-    headers.delete("content-length");
-    const response = await fetch(input, {
-      ...init,
-      headers,
-      body: JSON.stringify({ ...request, Entries: keep }),
-    });
-    const answer = await response.json() as { Successful?: unknown[]; Failed?: unknown[] };
-    return Response.json({
-      Successful: answer.Successful ?? [],
-      Failed: [
-        ...(answer.Failed ?? []),
-        ...drop.map((e) => ({
-          Id: e.Id,
-          Code: "InternalError",
-          Message: "We encountered an internal error. Please try again.",
-          SenderFault: false,
-        })),
-      ],
-    }, { headers: { "content-type": "application/x-amz-json-1.0" } });
-  };
+    const kept = await call.forward({ ...call.body, Entries: keep });
+    const answer = kept.body as { Successful?: unknown[]; Failed?: unknown[] };
+    return {
+      body: {
+        Successful: answer.Successful ?? [],
+        Failed: [
+          ...(answer.Failed ?? []),
+          ...drop.map((e) => ({
+            Id: e.Id,
+            Code: "InternalError",
+            Message: "We encountered an internal error. Please try again.",
+            SenderFault: false,
+          })),
+        ],
+      },
+    };
+  });
   try {
-    rig.send(ids);
+    await rig.send(ids);
     const env = rig.env({ LOG_LEVEL: "warn", SQS_VISIBILITY_TIMEOUT_SECONDS: "30" });
-    const worker = startWorker(loadConfig(env), { env, fetch: partialFetch, write: () => {} });
+    const worker = startWorker(loadConfig(env), { env, write: () => {} });
     try {
       await untilAllDeleted(
         rig,
@@ -204,12 +196,15 @@ Deno.test("sqs faults: partial DeleteMessageBatch failures (retriable InternalEr
       await worker.stop();
     }
     assert.ok(dropped.length >= 1, "some entries failed");
-    const retried = new Set(
-      sqs.requestsFor("DeleteMessageBatch").flatMap((r) =>
-        ((r.body?.Entries ?? []) as Array<{ ReceiptHandle: string }>).map((e) => e.ReceiptHandle)
-      ),
-    );
-    for (const handle of dropped) assert.ok(retried.has(handle), "a failed entry was sent again");
+    const sent = new Map<string, number>();
+    for (const r of sqs.requestsFor("DeleteMessageBatch")) {
+      for (const e of (r.body?.Entries ?? []) as Array<{ ReceiptHandle: string }>) {
+        sent.set(e.ReceiptHandle, (sent.get(e.ReceiptHandle) ?? 0) + 1);
+      }
+    }
+    for (const handle of dropped) {
+      assert.ok((sent.get(handle) ?? 0) >= 2, "a failed entry was sent again");
+    }
     assertAcceptedOnce(validator, ids);
     assert.equal(worker.metrics.messages.get({ outcome: "duplicate" }), 0, "none came back");
     assert.equal(worker.metrics.staleReceipts.get({ kind: "delete" }), 0);

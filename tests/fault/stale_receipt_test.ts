@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { startDynalite } from "../../lab/dynalite.ts";
 import { startSqsProxy } from "../../lab/sqs_proxy.ts";
-import { runWorker, sendBodies, serveJson, startLabEnv, waitFor } from "../support/lab_env.ts";
+import { startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
+import { runWorker, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
 
 const BODY = JSON.stringify({
   message_id: "s-1",
@@ -21,27 +22,9 @@ async function staleRun(withTable: boolean): Promise<{ submitted: number; stale:
   const proxy = startSqsProxy({ target: lab.endpoint, defaultVisibilitySeconds: 2 });
   const db = withTable ? await startDynalite() : undefined;
   let release!: () => void;
-  const lookupHeld = new Promise<void>((resolve) => release = resolve);
-  let asked = 0;
-  let submitted = 0;
-  const enrich = serveJson(async (request, url) => {
-    asked++;
-    await lookupHeld;
-    const ids = url.pathname === "/v1/users:batch"
-      ? (await request.json() as { user_ids: string[] }).user_ids
-      : (await request.body?.cancel(), ["u-1"]);
-    return Response.json({
-      users: ids.map((id) => ({ user_id: id, segment: "casual", meta: {} })),
-      missing: [],
-      errors: [],
-      meta: {},
-    });
-  });
-  const validator = serveJson(async (request) => {
-    await request.body?.cancel();
-    submitted++;
-    return Response.json({ status: "accepted" });
-  });
+  const enrich = startEnrichFake();
+  enrich.hold = new Promise<void>((resolve) => release = resolve);
+  const validator = startValidatorFake();
   try {
     await sendBodies(lab, [BODY]);
     const worker = runWorker(lab.env({ enrich: enrich.url, validator: validator.url }, {
@@ -50,7 +33,7 @@ async function staleRun(withTable: boolean): Promise<{ submitted: number; stale:
       ...(db ? { IDEMPOTENCY_TABLE: db.table, AWS_ENDPOINT_URL_DYNAMODB: db.url } : {}),
     }));
     try {
-      await waitFor(() => asked > 0, "the lookup asked for");
+      await waitFor(() => enrich.requests.length > 0, "the lookup asked for");
       // SQS out of reach: no extension lands, the visibility lapses.
       proxy.startOutage(3500);
       await new Promise((resolve) => setTimeout(resolve, 2500));
@@ -65,7 +48,10 @@ async function staleRun(withTable: boolean): Promise<{ submitted: number; stale:
       release();
       await waitFor(() => worker.metrics.messages.get({ outcome: "released" }) > 0, "let go");
       await new Promise((resolve) => setTimeout(resolve, 300));
-      return { submitted, stale: worker.metrics.staleReceipts.get({ kind: "visibility" }) };
+      return {
+        submitted: validator.arrivals.length,
+        stale: worker.metrics.staleReceipts.get({ kind: "visibility" }),
+      };
     } finally {
       release();
       await worker.stop();

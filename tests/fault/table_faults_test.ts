@@ -6,43 +6,20 @@
  */
 import assert from "node:assert/strict";
 import { startDynalite } from "../../lab/dynalite.ts";
-import {
-  type LabEnv,
-  runWorker,
-  sendBodies,
-  serveJson,
-  startLabEnv,
-  waitFor,
-} from "../support/lab_env.ts";
+import { type LabEnv, runWorker, sendBodies, startLabEnv, waitFor } from "../support/lab_env.ts";
+import { startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
 import { startTableFaults, type TableFaults } from "../support/table_faults.ts";
 
 const msg = (id: string) =>
   JSON.stringify({ message_id: id, user_id: `u-${id}`, event_ts: 1735689600, payload: {} });
 
-/** Every user known; a validator counting submissions per message_id after `validatorMs`. */
+/** Every user known; a validator accepting each submission after `validatorMs`. */
 function downstreams(validatorMs = 0) {
-  const submitted = new Map<string, number>();
-  const enrich = serveJson(async (request, url) => {
-    if (url.pathname === "/v1/users:batch") {
-      const { user_ids } = await request.json() as { user_ids: string[] };
-      return Response.json({
-        users: user_ids.map((id) => ({ user_id: id, segment: "casual", meta: {} })),
-        missing: [],
-        errors: [],
-        meta: {},
-      });
-    }
-    await request.body?.cancel();
-    return Response.json({ user_id: "u", segment: "casual", meta: {} });
-  });
-  const validator = serveJson(async (request) => {
-    const doc = await request.json() as { message_id: string };
-    await new Promise((resolve) => setTimeout(resolve, validatorMs));
-    submitted.set(doc.message_id, (submitted.get(doc.message_id) ?? 0) + 1);
-    return Response.json({ status: "accepted" });
-  });
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  validator.delayMs = validatorMs;
   return {
-    submitted,
+    submitted: validator.accepted,
     urls: { enrich: enrich.url, validator: validator.url },
     close: async () => {
       await enrich.close();

@@ -6,41 +6,23 @@
  */
 import assert from "node:assert/strict";
 import { startDynalite } from "../../lab/dynalite.ts";
-import {
-  type LabEnv,
-  runWorkerUntil,
-  sendBodies,
-  serveJson,
-  startLabEnv,
-} from "../support/lab_env.ts";
+import { type LabEnv, runWorkerUntil, sendBodies, startLabEnv } from "../support/lab_env.ts";
+import { startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
 import type { Worker } from "../../src/app/start_worker.ts";
 
 const msg = (id: string, n: unknown = id) =>
   JSON.stringify({ message_id: id, user_id: "7", event_ts: 1735689600, payload: { n } });
 
 function downstreams() {
-  const docs: string[] = [];
-  const enrich = serveJson(async (request, url) => {
-    if (url.pathname === "/v1/users:batch") {
-      const { user_ids } = await request.json() as { user_ids: string[] };
-      return Response.json({
-        users: user_ids.map((id) => ({ user_id: id, segment: "casual", meta: {} })),
-        missing: [],
-        errors: [],
-        meta: {},
-      });
-    }
-    return Response.json({ user_id: "7", segment: "casual", meta: {} });
-  });
-  const validator = serveJson(async (request) => {
-    const doc = await request.json() as { message_id: string };
-    docs.push(doc.message_id);
-    // A little latency, so copies on two workers overlap.
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    return Response.json({ status: "accepted" });
-  });
+  const enrich = startEnrichFake();
+  const validator = startValidatorFake();
+  // A little latency, so copies on two workers overlap.
+  validator.delayMs = 20;
   return {
-    docs,
+    /** every submission's message_id, as it arrived */
+    get docs() {
+      return validator.arrivals.map((a) => a.id);
+    },
     urls: { enrich: enrich.url, validator: validator.url },
     close: async () => {
       await enrich.close();

@@ -30,7 +30,7 @@ const logger = createLogger({
   level: "error",
   format: "json",
   write: () => {},
-  clock: { now: () => 0 },
+  clock: new FakeClock({ start: 0 }),
 });
 const T0 = 1_800_000_000_000;
 
@@ -54,20 +54,21 @@ const message = (payload: Record<string, unknown> = { n: 1 }): InputMessage => (
 });
 
 /**
- * A gate's options with a breaker that lets every call through; its clock reads `now` (the
- * wall clock by default) and sleeps with `sleep` (at once by default).
+ * A gate's options with a breaker that lets every call through, on `clock` (default a fake one
+ * at the wall clock's time); `sleep`, when given, replaces its sleeps (a hook that acts while
+ * the gate waits).
  */
 function gateOptions(
   options: Omit<GateOptions, "breaker" | "submitMarginMs" | "clock"> & {
-    now?: () => number;
+    clock?: FakeClock;
     sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   },
 ): GateOptions {
-  const { now = Date.now, sleep = () => Promise.resolve(), ...rest } = options;
+  const { clock = new FakeClock({ start: Date.now() }), sleep, ...rest } = options;
   return {
     breaker: { run: (fn) => fn() },
     submitMarginMs: 5000,
-    clock: { now, monotonic: now, sleep, timer: () => () => {}, random: () => 0.5 },
+    clock: sleep ? { ...clock, sleep } : clock,
     ...rest,
   };
 }
@@ -132,8 +133,7 @@ Deno.test("idempotency store: store: a stale owner is fenced off extend, complet
 
 Deno.test("idempotency store: gate: the loser waits for a live lock, then sees the duplicate; never proceeds", async () => {
   await withStore(async (_store, db) => {
-    let now = Date.now();
-    const sleeps: number[] = [];
+    const clock = new FakeClock({ start: Date.now() });
     const gate = (id: string, onSleep?: () => Promise<void>) =>
       new StoreGate(gateOptions({
         store: new DynamoDbStore(db.client, db.table),
@@ -141,10 +141,9 @@ Deno.test("idempotency store: gate: the loser waits for a live lock, then sees t
         visibilityTimeoutSeconds: 30,
         dedupTtlSeconds: 3600,
         logger,
-        now: () => now,
+        clock,
         sleep: async (ms: number) => {
-          sleeps.push(ms);
-          now += ms;
+          await clock.sleep(ms);
           await onSleep?.();
         },
       }));
@@ -198,7 +197,7 @@ Deno.test("idempotency store: gate: a released claim lets the waiting copy proce
 
 Deno.test("idempotency store: gate: a fenced extension marks the lock lost, so the pipeline does not submit", async () => {
   await withStore(async (store) => {
-    let now = Date.now();
+    const clock = new FakeClock({ start: Date.now() });
     const fenced: string[] = [];
     const mk = (id: string) =>
       new StoreGate(gateOptions({
@@ -207,14 +206,14 @@ Deno.test("idempotency store: gate: a fenced extension marks the lock lost, so t
         visibilityTimeoutSeconds: 30,
         dedupTtlSeconds: 3600,
         logger,
-        now: () => now,
+        clock,
         onFenced: (action) => fenced.push(action),
       }));
     const a = mk("w-a");
     const b = mk("w-b");
     const claimA = await a.claim(message(), "r-a", new AbortController().signal);
     assert.ok(claimA.kind === "proceed");
-    now += 36_000; // a's lock lapsed (its heartbeat stalled)
+    clock.advance(36_000); // a's lock lapsed (its heartbeat stalled)
     const claimB = await b.claim(message(), "r-b", new AbortController().signal);
     assert.equal(claimB.kind, "proceed");
     a.extend("r-a", 30);
@@ -311,7 +310,7 @@ Deno.test("idempotency store: retries after a timed-out success: complete again 
 
 Deno.test("idempotency store: gate: a lock whose extensions fail is not submitted under once it may lapse first; lost() ends it at once", async () => {
   await withStore(async (store) => {
-    let now = 1_000_000;
+    const clock = new FakeClock({ start: 1_000_000 });
     let failing = false;
     const failingStore: IdempotencyStore = {
       claim: (...args) => store.claim(...args),
@@ -329,7 +328,7 @@ Deno.test("idempotency store: gate: a lock whose extensions fail is not submitte
       visibilityTimeoutSeconds: 30,
       dedupTtlSeconds: 3600,
       logger,
-      now: () => now,
+      clock,
     }));
     const claim = await gate.claim(message(), "r", new AbortController().signal);
     assert.equal(claim.kind, "proceed");
@@ -339,9 +338,9 @@ Deno.test("idempotency store: gate: a lock whose extensions fail is not submitte
     gate.extend("r", 30);
     await new Promise((resolve) => setTimeout(resolve, 10));
     // 30 s + 5 s margin from the claim; a submission needs 5 s of it.
-    now += 29_000;
+    clock.advance(29_000);
     assert.ok(gate.maySubmit(claim.lock), "6 s left");
-    now += 2_000;
+    clock.advance(2_000);
     assert.ok(!gate.maySubmit(claim.lock), "4 s left: it may lapse under the submission");
     gate.lost("r");
     failing = false;

@@ -9,59 +9,15 @@ import {
   runWorker,
   runWorkerUntil,
   sendBodies,
-  serveJson,
   startLabEnv,
   waitFor,
 } from "../support/lab_env.ts";
+import { startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
 
 const PROFILES: Record<string, Record<string, unknown>> = {
   "00123": { user_id: "00123", segment: "power_user", country: "DE", interests: ["ml"] },
   "7": { user_id: "7", segment: "casual", country: "FR", interests: [] },
 };
-
-/** Enrichment fake: known users from PROFILES, 404 otherwise; single and batch. */
-function enrichFake(counter = { single: 0, batch: 0, ids: 0 }) {
-  const server = serveJson(async (request, url) => {
-    if (request.method === "POST" && url.pathname === "/v1/users:batch") {
-      counter.batch++;
-      const { user_ids } = await request.json() as { user_ids: string[] };
-      counter.ids += user_ids.length;
-      const users = user_ids.filter((id) => PROFILES[id]).map((id) => ({
-        ...PROFILES[id],
-        meta: { request_id: "r" },
-      }));
-      const missing = user_ids.filter((id) => !PROFILES[id]);
-      return Response.json({ users, missing, errors: [], meta: {} });
-    }
-    const match = /^\/v1\/users\/(.+)$/.exec(url.pathname);
-    if (match) {
-      counter.single++;
-      counter.ids++;
-      const id = decodeURIComponent(match[1]!);
-      const profile = PROFILES[id];
-      return profile
-        ? Response.json({ ...profile, meta: { request_id: "r" } })
-        : new Response("no", { status: 404 });
-    }
-    return new Response("not found", { status: 404 });
-  });
-  return Object.assign(server, { counter });
-}
-
-/** Validator fake: records documents; `answer` decides the status. */
-function validatorFake(answer: (doc: Record<string, unknown>) => number = () => 200) {
-  const docs: Array<Record<string, unknown>> = [];
-  const server = serveJson(async (request, url) => {
-    if (url.pathname !== "/ingest") return new Response("nope", { status: 404 });
-    const doc = await request.json() as Record<string, unknown>;
-    docs.push(doc);
-    const status = answer(doc);
-    return status < 300
-      ? Response.json({ status: "accepted" })
-      : Response.json({ reason: "user.segment mismatch" }, { status });
-  });
-  return Object.assign(server, { docs });
-}
 
 const msg = (id: string, user: string | number = "00123", extra: Record<string, unknown> = {}) =>
   JSON.stringify({
@@ -76,16 +32,27 @@ async function withLab(
   options: { redrive?: boolean },
   fn: (
     lab: LabEnv,
-    enrich: ReturnType<typeof enrichFake>,
-    validator: ReturnType<typeof validatorFake>,
+    enrich: { url: string },
+    validator: { url: string; docs: Array<Record<string, unknown>> },
   ) => Promise<void>,
-  answer?: (doc: Record<string, unknown>) => number,
+  answer: (doc: Record<string, unknown>) => number = () => 200,
 ) {
   const lab = await startLabEnv(options);
-  const enrich = enrichFake();
-  const validator = validatorFake(answer);
+  // Known users from PROFILES (404 / `missing` otherwise); `answer` decides each submission.
+  const enrich = startEnrichFake({ known: (id) => id in PROFILES, profile: (id) => PROFILES[id]! });
+  const validator = startValidatorFake({
+    statusFor: answer,
+    failBody: { reason: "user.segment mismatch" },
+  });
+  // Every document submitted, whatever its answer.
+  const submitted = {
+    url: validator.url,
+    get docs() {
+      return validator.arrivals.map((a) => a.doc);
+    },
+  };
   try {
-    await fn(lab, enrich, validator);
+    await fn(lab, enrich, submitted);
   } finally {
     await enrich.close();
     await validator.close();

@@ -149,18 +149,18 @@ Deno.test("pipeline idempotency: idempotency port: a reused message_id is dead-l
 });
 
 Deno.test("pipeline idempotency: heartbeat: each visibility extension also extends the message's lock", () => {
-  let now = 0;
+  const clock = new FakeClock({ start: 0 });
   const extended: Array<[string, number]> = [];
   const heartbeat = new VisibilityHeartbeat({
     extend: () => Promise.resolve("done"),
     visibilityTimeoutSeconds: 30,
     alsoExtend: (handle, seconds) => extended.push([handle, seconds]),
-    clock: { monotonic: () => now, sleep: () => Promise.resolve() },
+    clock,
   });
   heartbeat.track({ receiptHandle: "h-1" }, 0, 30);
-  now = 10_000;
+  clock.set(10_000);
   assert.equal(heartbeat.beat(), 0);
-  now = 16_000;
+  clock.set(16_000);
   assert.equal(heartbeat.beat(), 1);
   assert.deepEqual(extended, [["h-1", 30]]);
 });

@@ -3,19 +3,14 @@
  * (an http→https hop, a login proxy) never gets a message deleted.
  */
 import assert from "node:assert/strict";
+import { startEnrichFake } from "../support/fault_kit.ts";
 import { runWorker, sendBodies, serveJson, startLabEnv, waitFor } from "../support/lab_env.ts";
 
 Deno.test("a redirect is taken as acceptance: a validator answering 302 keeps the message, /readyz says VALIDATOR_URL redirects, logged once", async () => {
   const lab = await startLabEnv({});
   const landed: string[] = [];
   let submissions = 0;
-  const enrich = serveJson(async (request, url) => {
-    await request.text();
-    if (url.pathname === "/v1/users:batch") {
-      return Response.json({ users: [{ user_id: "7", segment: "s" }], missing: [], errors: [] });
-    }
-    return Response.json({ user_id: "7", segment: "s" });
-  });
+  const enrich = startEnrichFake();
   const validator = serveJson(async (request, url) => {
     await request.text();
     if (url.pathname === "/ingest") {

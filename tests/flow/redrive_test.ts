@@ -52,7 +52,7 @@ function watcher(
   return new RedriveWatcher({
     sqs,
     config,
-    logger: createLogger({ write: (l) => lines.push(l), clock: { now: () => 0 } }),
+    logger: createLogger({ write: (l) => lines.push(l), clock: new FakeClock({ start: 0 }) }),
     baseDelayMs: 1000,
     maxDelayMs: 8000,
     refreshMs: REFRESH_MS,
@@ -97,7 +97,7 @@ Deno.test("redrive: RedriveWatcher: the background retries stop on the AbortSign
   const w = new RedriveWatcher({
     sqs,
     config,
-    logger: createLogger({ write: () => {}, clock: { now: () => 0 } }),
+    logger: createLogger({ write: () => {}, clock: new FakeClock({ start: 0 }) }),
     clock: clockWith(() => (++sleeps === 3 && controller.abort(), Promise.resolve())),
   });
   const { background } = await w.start(controller.signal);
@@ -127,7 +127,7 @@ Deno.test("redrive: RedriveWatcher: a known policy is read again every refreshMs
   const w = new RedriveWatcher({
     sqs,
     config,
-    logger: createLogger({ write: (l) => lines.push(l), clock: { now: () => 0 } }),
+    logger: createLogger({ write: (l) => lines.push(l), clock: new FakeClock({ start: 0 }) }),
     refreshMs: REFRESH_MS,
     clock: clockWith((ms) => {
       waits.push(ms);
@@ -154,7 +154,7 @@ Deno.test("redrive: RedriveWatcher: refresh() reads the policy again before the 
   const w = new RedriveWatcher({
     sqs,
     config,
-    logger: createLogger({ write: () => {}, clock: { now: () => 0 } }),
+    logger: createLogger({ write: () => {}, clock: new FakeClock({ start: 0 }) }),
     refreshMs: REFRESH_MS,
     clock: clockWith((ms, signal) => {
       if (ms !== REFRESH_MS) return Promise.resolve();

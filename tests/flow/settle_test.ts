@@ -1,6 +1,6 @@
 /**
- * The Settler against the fake SQS: a DLQ send refused for a bad attribute, and real
- * SQS's stale-handle answers.
+ * The Settler against SQS (fauxqs behind the lab's proxy): a DLQ send refused for a bad
+ * attribute, and real SQS's stale-handle answers.
  */
 import { systemClock } from "../../src/lib/clock.ts";
 import assert from "node:assert/strict";
@@ -9,20 +9,20 @@ import { parseMessage } from "../../src/domain/message_schema.ts";
 import { Settler } from "../../src/flow/settle.ts";
 import { SqsError } from "../../src/lib/errors.ts";
 import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
-import { type FakeSqs, startFakeSqs } from "../support/fake_sqs.ts";
-import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
+import { type LocalSqs, startLocalSqs } from "../support/local_sqs.ts";
+import { sqsError, sqsFaults } from "../../lab/sqs_answers.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
 async function setup(
   fn: (ctx: {
-    sqs: FakeSqs;
+    sqs: LocalSqs;
     settler: Settler;
     stale: string[];
     fallbacks: string[];
     receive: () => Promise<string>;
   }) => Promise<void>,
 ) {
-  const sqs = await startFakeSqs({ queues: { dlq: {}, work: { VisibilityTimeout: "30" } } });
+  const sqs = await startLocalSqs({ queues: { dlq: {}, work: { VisibilityTimeout: "30" } } });
   const client = new SqsClient({
     clock: systemClock,
     region: "us-east-1",
@@ -34,7 +34,7 @@ async function setup(
     sqs: client,
     queueUrl: sqs.queueUrl("work"),
     dlqUrl: () => sqs.queueUrl("dlq"),
-    // Real time: the deletes' batch timer and the fake SQS's answers both run on it.
+    // Real time: the deletes' batch timer and SQS's answers both run on it.
     clock: systemClock,
     batchWaitMs: 1,
     retryBudgetMs: 2000,
@@ -77,20 +77,20 @@ Deno.test("settle: a DLQ send refused for a bad attribute parks poison: V8's rea
     const parsed = parseMessage(body);
     assert.ok(!parsed.ok);
     assert.ok(!wellFormed(parsed.reason), `V8 quotes a lone surrogate: ${parsed.reason}`);
-    sqs.send("work", body);
+    await sqs.send("work", body);
     const result = await settler.deadLetter(
       copyOf(await receive(), body),
       "VALIDATION",
       parsed.reason,
     );
     assert.equal(result, "done");
-    const [copy] = sqs.messages("dlq");
+    const [copy] = await sqs.messages("dlq");
     assert.equal(copy?.body, body, "byte for byte");
     const reason = copy!.messageAttributes.sluice_reason!.StringValue!;
     assert.ok(wellFormed(reason), reason);
     assert.match(reason, /^invalid JSON: /);
     assert.equal(copy!.messageAttributes.sluice_error!.StringValue, "VALIDATION");
-    assert.equal(sqs.messages("work").length, 0, "the original is deleted");
+    assert.equal((await sqs.messages("work")).length, 0, "the original is deleted");
     assert.deepEqual(fallbacks, [], "a sanitised reason needs no fallback");
   });
 });
@@ -98,13 +98,15 @@ Deno.test("settle: a DLQ send refused for a bad attribute parks poison: V8's rea
 Deno.test("settle: a DLQ send refused for a bad attribute parks poison: control characters, a cut pair, an empty reason", async () => {
   await setup(async ({ sqs, settler, receive }) => {
     for (const reason of ["ctrl \u0000\u001b[2J", "a".repeat(255) + "😀😀", "", "\ufffe"]) {
-      sqs.send("work", "x");
+      await sqs.send("work", "x");
       assert.equal(
         await settler.deadLetter(copyOf(await receive(), "x"), "VALIDATION", reason),
         "done",
       );
     }
-    const reasons = sqs.messages("dlq").map((m) => m.messageAttributes.sluice_reason!.StringValue!);
+    const reasons = (await sqs.messages("dlq")).map((m) =>
+      m.messageAttributes.sluice_reason!.StringValue!
+    );
     assert.equal(reasons.length, 4);
     for (const r of reasons) {
       assert.ok(wellFormed(r) && r !== "", JSON.stringify(r));
@@ -116,11 +118,11 @@ Deno.test("settle: a DLQ send refused for a bad attribute parks poison: control 
 
 Deno.test("settle: a DLQ send refused for a bad attribute parks poison: a refusal falls back once to a minimal ASCII reason", async () => {
   await setup(async ({ sqs, settler, fallbacks, receive }) => {
-    sqs.send("work", "x");
+    await sqs.send("work", "x");
     // SQS may refuse what we think is fine (a rule we do not know): one fallback, then done.
     sqs.respond(
       "SendMessage",
-      sqsErrorAnswer("InvalidParameterValue", {
+      sqsError("InvalidParameterValue", {
         message:
           "Message (user) attribute 'sluice_reason' value contains invalid binary character '#xFFFD'.",
       }),
@@ -132,19 +134,19 @@ Deno.test("settle: a DLQ send refused for a bad attribute parks poison: a refusa
     );
     assert.equal(result, "done");
     assert.deepEqual(fallbacks, ["InvalidParameterValue"]);
-    const [copy] = sqs.messages("dlq");
+    const [copy] = await sqs.messages("dlq");
     assert.equal(copy!.messageAttributes.sluice_reason!.StringValue, "HTTP 400: na?ve ?");
-    assert.equal(sqs.messages("work").length, 0);
+    assert.equal((await sqs.messages("work")).length, 0);
 
     // Refused twice: give up (false), nothing deleted, no third attempt.
-    sqs.send("work", "y");
+    await sqs.send("work", "y");
     const handle = await receive();
-    const refusal = sqsErrorAnswer("InvalidMessageContents", { message: "Invalid characters" });
+    const refusal = sqsError("InvalidMessageContents", { message: "Invalid characters" });
     sqs.respond("SendMessage", refusal, refusal);
     const sends = sqs.requestsFor("SendMessage").length;
     assert.equal(await settler.deadLetter(copyOf(handle, "y"), "REJECTED", "r"), false);
     assert.equal(sqs.requestsFor("SendMessage").length - sends, 2);
-    assert.equal(sqs.messages("work").length, 1);
+    assert.equal((await sqs.messages("work")).length, 1);
   });
 });
 
@@ -158,12 +160,12 @@ Deno.test("settle: a dead-letter copy keeps the message's redrive history, withi
       sluice_last_reason: str("HTTP 400: bad"),
       trace_id: str("t-1"),
     };
-    sqs.send("work", "x");
+    await sqs.send("work", "x");
     assert.equal(
       await settler.deadLetter(copyOf(await receive(), "x", history), "VALIDATION", "again"),
       "done",
     );
-    const [copy] = sqs.messages("dlq");
+    const [copy] = await sqs.messages("dlq");
     const values = Object.fromEntries(
       Object.entries(copy!.messageAttributes).map(([k, v]) => [k, v.StringValue]),
     );
@@ -177,12 +179,12 @@ Deno.test("settle: a dead-letter copy keeps the message's redrive history, withi
     });
     // A body at the 1 MiB limit: the history that does not fit is left out, the copy still goes.
     const big = "b".repeat(1024 * 1024 - 120);
-    sqs.send("work", big);
+    await sqs.send("work", big);
     assert.equal(
       await settler.deadLetter(copyOf(await receive(), big, history), "VALIDATION", "big"),
       "done",
     );
-    const kept = Object.keys(sqs.messages("dlq")[1]!.messageAttributes);
+    const kept = Object.keys((await sqs.messages("dlq"))[1]!.messageAttributes);
     assert.ok(
       kept.includes("sluice_redrive_run") && !kept.includes("sluice_last_reason"),
       `${kept}`,
@@ -208,7 +210,7 @@ const REAL_STALE = [
 
 Deno.test("settle: a visibility change on a stale handle: real SQS's three answers are stale in batch entries", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
-    sqs.send("work", "x");
+    await sqs.send("work", "x");
     const handle = await receive();
     for (const failure of REAL_STALE) {
       sqs.respond("ChangeMessageVisibilityBatch", {
@@ -235,11 +237,11 @@ Deno.test("settle: a visibility change on a stale handle: real SQS's three answe
 
 Deno.test("settle: a visibility change on a stale handle: real SQS's answer to a whole request is stale too", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
-    sqs.send("work", "x");
+    await sqs.send("work", "x");
     const handle = await receive();
     sqs.respond(
       "ChangeMessageVisibilityBatch",
-      sqsErrorAnswer("InvalidParameterValue", { message: REAL_STALE[0]!.Message }),
+      sqsFaults.staleVisibility("AQEBzWwaftRI0KuVm4tP+/7q1rGgNqicHq"),
     );
     assert.equal(await settler.changeVisibility(handle, 30), "stale");
     assert.deepEqual(stale, ["visibility InvalidParameterValue"]);
@@ -248,7 +250,7 @@ Deno.test("settle: a visibility change on a stale handle: real SQS's answer to a
 
 Deno.test("settle: a visibility change on a stale handle: the heartbeat logs it as lost once and stops extending it", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
-    sqs.send("work", "x");
+    await sqs.send("work", "x");
     const handle = await receive();
     sqs.setDefault("ChangeMessageVisibilityBatch", {
       body: { Successful: [], Failed: [{ Id: "0", SenderFault: true, ...REAL_STALE[1]! }] },
@@ -274,7 +276,7 @@ Deno.test("settle: a visibility change on a stale handle: the heartbeat logs it 
 
 Deno.test("settle: a delete refused once (throttled) lands on a retry; a stale first answer is not retried", async () => {
   await setup(async ({ sqs, settler, stale, receive }) => {
-    sqs.send("work", "x");
+    await sqs.send("work", "x");
     const handle = await receive();
     sqs.respond("DeleteMessageBatch", {
       body: {
@@ -285,9 +287,9 @@ Deno.test("settle: a delete refused once (throttled) lands on a retry; a stale f
     assert.equal(await settler.delete(handle), "done");
     const deletes = () => sqs.requests.filter((r) => r.action === "DeleteMessageBatch").length;
     assert.equal(deletes(), 2, "the first failure, then the retry");
-    assert.equal(sqs.messages("work").length, 0);
+    assert.equal((await sqs.messages("work")).length, 0);
 
-    sqs.send("work", "y");
+    await sqs.send("work", "y");
     const second = await receive();
     sqs.respond("DeleteMessageBatch", {
       body: { Successful: [], Failed: [{ Id: "0", SenderFault: true, ...REAL_STALE[1]! }] },

@@ -1,9 +1,10 @@
 /** The heartbeat tracks received message objects, and extends only those still tracked. */
 import assert from "node:assert/strict";
+import { FakeClock } from "../support/fake_clock.ts";
 import { VisibilityHeartbeat } from "../../src/flow/visibility_heartbeat.ts";
 
 Deno.test("heartbeat: extends the tracked messages near their visibility's end, not the untracked", () => {
-  let now = 0;
+  const clock = new FakeClock({ start: 0 });
   const extended: Array<[string, number]> = [];
   const heartbeat = new VisibilityHeartbeat({
     extend: (handle, seconds) => {
@@ -11,7 +12,7 @@ Deno.test("heartbeat: extends the tracked messages near their visibility's end, 
       return Promise.resolve("done");
     },
     visibilityTimeoutSeconds: 30,
-    clock: { monotonic: () => now, sleep: () => Promise.resolve() },
+    clock,
   });
   const a = { receiptHandle: "h-a" }, b = { receiptHandle: "h-b" };
   heartbeat.track(a, 0, 30);
@@ -20,38 +21,38 @@ Deno.test("heartbeat: extends the tracked messages near their visibility's end, 
   heartbeat.untrack({ receiptHandle: "h-a" });
   heartbeat.untrack(b);
   assert.equal(heartbeat.size, 1);
-  now = 10_000;
+  clock.set(10_000);
   assert.equal(heartbeat.beat(), 0, "15 s of visibility left: too early");
-  now = 16_000;
+  clock.set(16_000);
   assert.equal(heartbeat.beat(), 1);
   assert.deepEqual(extended, [["h-a", 30]]);
   heartbeat.untrack(a);
-  now = 60_000;
+  clock.set(60_000);
   assert.equal(heartbeat.beat(), 0);
   assert.equal(heartbeat.size, 0);
 });
 
 Deno.test("heartbeat: an extension that failed is tried again on the next beat", async () => {
-  let now = 0;
+  const clock = new FakeClock({ start: 0 });
   let fail = true;
   const extended: number[] = [];
   const heartbeat = new VisibilityHeartbeat({
     extend: () => {
-      extended.push(now);
+      extended.push(clock.monotonic());
       return fail ? Promise.reject(new Error("SQS unreachable")) : Promise.resolve("done");
     },
     visibilityTimeoutSeconds: 30,
-    clock: { monotonic: () => now, sleep: () => Promise.resolve() },
+    clock,
   });
   heartbeat.track({ receiptHandle: "h" }, 0, 30);
-  now = 16_000;
+  clock.set(16_000);
   assert.equal(heartbeat.beat(), 1);
   await new Promise((resolve) => setTimeout(resolve, 0));
   fail = false;
-  now = 17_000;
+  clock.set(17_000);
   assert.equal(heartbeat.beat(), 1, "retried: its visibility was not pushed");
   await new Promise((resolve) => setTimeout(resolve, 0));
-  now = 18_000;
+  clock.set(18_000);
   assert.equal(heartbeat.beat(), 0, "extended now");
   assert.deepEqual(extended, [16_000, 17_000]);
 });

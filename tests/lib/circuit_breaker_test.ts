@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { FakeClock } from "../support/fake_clock.ts";
 import {
   type BreakerState,
   CircuitBreaker,
@@ -10,7 +11,7 @@ import {
 import { CircuitOpenError, HttpError, isRetriable, LocalError } from "../../src/lib/errors.ts";
 
 function setup(options: Partial<CircuitBreakerOptions> = {}) {
-  let t = 1_000_000;
+  const clock = new FakeClock();
   const changes: Array<[BreakerState, BreakerState]> = [];
   const breaker = new CircuitBreaker({
     name: "enrichment",
@@ -19,11 +20,11 @@ function setup(options: Partial<CircuitBreakerOptions> = {}) {
     windowMs: 1000,
     cooldownMs: 5000,
     halfOpenProbes: 2,
-    clock: { monotonic: () => t },
+    clock,
     onStateChange: (to, from) => changes.push([to, from]),
     ...options,
   });
-  return { breaker, changes, advance: (ms: number) => (t += ms) };
+  return { breaker, changes, advance: clock.advance };
 }
 
 const ok = () => Promise.resolve("ok");
@@ -229,37 +230,36 @@ Deno.test("circuit breaker: record() drives the same transitions for manual call
 
 Deno.test("circuit breaker: breaker validates its options", () => {
   assert.throws(
-    () => new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", failureRateThreshold: 0 }),
+    () => new CircuitBreaker({ clock: new FakeClock(), name: "x", failureRateThreshold: 0 }),
     RangeError,
   );
   assert.throws(
-    () =>
-      new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", failureRateThreshold: 1.5 }),
+    () => new CircuitBreaker({ clock: new FakeClock(), name: "x", failureRateThreshold: 1.5 }),
     RangeError,
   );
   assert.throws(
-    () => new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", halfOpenProbes: 0 }),
+    () => new CircuitBreaker({ clock: new FakeClock(), name: "x", halfOpenProbes: 0 }),
     RangeError,
   );
   assert.throws(
-    () => new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", windowMs: 0 }),
+    () => new CircuitBreaker({ clock: new FakeClock(), name: "x", windowMs: 0 }),
     RangeError,
   );
   assert.throws(
-    () => new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x", cooldownMs: -1 }),
+    () => new CircuitBreaker({ clock: new FakeClock(), name: "x", cooldownMs: -1 }),
     RangeError,
   );
   assert.throws(
     () =>
       new CircuitBreaker({
-        clock: { monotonic: () => 0 },
+        clock: new FakeClock(),
         name: "x",
         cooldownMs: 5000,
         maxOpenMs: 1000,
       }),
     RangeError,
   );
-  const defaults = new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "x" });
+  const defaults = new CircuitBreaker({ clock: new FakeClock(), name: "x" });
   assert.equal(defaults.name, "x");
   assert.equal(defaults.state, "closed");
   // Every other call fails: never 5 in a row, so only the window's ratio can open it.
@@ -344,9 +344,9 @@ Deno.test("circuit breaker: Retry-After sets the open time: 2 s, not the 5 s flo
 });
 
 Deno.test("circuit breaker: without Retry-After an open breaker waits the floor (default 1 s)", () => {
-  let t = 0;
-  const breaker = new CircuitBreaker({ name: "x", minimumCalls: 4, clock: { monotonic: () => t } });
-  const advance = (ms: number) => (t += ms);
+  const clock = new FakeClock();
+  const breaker = new CircuitBreaker({ name: "x", minimumCalls: 4, clock });
+  const advance = clock.advance;
   trip(breaker);
   assert.equal(breaker.remainingCooldownMs(), 1000);
   advance(1000);

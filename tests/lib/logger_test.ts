@@ -1,11 +1,16 @@
 import assert from "node:assert/strict";
 import { createLogger, type LoggerOptions } from "../../src/lib/logger.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const T = Date.parse("2025-03-04T05:06:07.089Z");
 
 function capture(options: Partial<LoggerOptions> = {}) {
   const lines: string[] = [];
-  const log = createLogger({ clock: { now: () => T }, write: (l) => lines.push(l), ...options });
+  const log = createLogger({
+    clock: new FakeClock({ start: T }),
+    write: (l) => lines.push(l),
+    ...options,
+  });
   return { log, lines };
 }
 

@@ -14,9 +14,9 @@ import { healthOf } from "../../src/app/health.ts";
 import { Registry } from "../../src/lib/metrics.ts";
 import { fetchNoRedirect } from "../../src/lib/guarded_fetch.ts";
 import { RedirectError } from "../../src/lib/errors.ts";
-import { startFakeSqs } from "../support/fake_sqs.ts";
-import { sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
-import { sluiceInProcess, withFakeQueues } from "../support/cli_in_process.ts";
+import { startLocalSqs } from "../support/local_sqs.ts";
+import { sqsError } from "../../lab/sqs_answers.ts";
+import { sluiceInProcess, withQueues } from "../support/cli_in_process.ts";
 import { runWorker, serveJson, waitFor } from "../support/lab_env.ts";
 import { msg } from "../support/fault_kit.ts";
 import { assertInert, HOSTILE, hostileReceive } from "../support/hostile_text.ts";
@@ -92,8 +92,8 @@ const DLQ_QUEUES = {
 };
 
 Deno.test("hostile bytes: dlq peek in text (the real entry's stdout and stderr) and JSON", async () => {
-  await withFakeQueues(DLQ_QUEUES, async (sqs, env) => {
-    sqs.send("dlq", "filler");
+  await withQueues(DLQ_QUEUES, async (sqs, env) => {
+    await sqs.send("dlq", "filler");
     sqs.respond("ReceiveMessage", hostileReceive(true));
     const text = await sluice(["dlq", "peek", "1"], env);
     assert.equal(text.code, 0, text.stderr);
@@ -121,8 +121,8 @@ Deno.test("hostile bytes: dlq peek in text (the real entry's stdout and stderr) 
 });
 
 Deno.test("hostile bytes: dlq redrive in text and JSON, dry run and a send SQS refuses with a hostile code", async () => {
-  await withFakeQueues(DLQ_QUEUES, async (sqs, env) => {
-    sqs.send("dlq", "filler");
+  await withQueues(DLQ_QUEUES, async (sqs, env) => {
+    await sqs.send("dlq", "filler");
     sqs.respond("ReceiveMessage", hostileReceive(true));
     const dry = await sluiceInProcess(["dlq", "redrive", "--dry-run"], env);
     assertInert("redrive --dry-run", [...dry.lines, ...dry.status]);
@@ -152,12 +152,12 @@ Deno.test("hostile bytes: dlq redrive in text and JSON, dry run and a send SQS r
 });
 
 Deno.test("hostile bytes: dlq stats: SQS's error text about the DLQ", async () => {
-  await withFakeQueues(DLQ_QUEUES, async (sqs, env) => {
+  await withQueues(DLQ_QUEUES, async (sqs, env) => {
     // The main queue's attributes as they are, then the DLQ's depth refused with a hostile text.
     sqs.respond(
       "GetQueueAttributes",
       { passThrough: true },
-      sqsErrorAnswer("AccessDenied", { status: 403, message: HOSTILE }),
+      sqsError("AccessDenied", { status: 403, message: HOSTILE }),
     );
     const stats = await sluiceInProcess(["dlq", "stats"], env);
     assert.equal(stats.code, 1, stats.stdout + stats.stderr);
@@ -226,7 +226,7 @@ Deno.test("hostile bytes: check-config --probe in text and JSON: SQS's answers, 
     return Response.json({ ...error, message: HOSTILE }, { status: 400 });
   });
   try {
-    await withFakeQueues(DLQ_QUEUES, async (sqs, queueEnv) => {
+    await withQueues(DLQ_QUEUES, async (sqs, queueEnv) => {
       const env = {
         ...queueEnv,
         ENRICH_URL: downstream.url,
@@ -239,7 +239,7 @@ Deno.test("hostile bytes: check-config --probe in text and JSON: SQS's answers, 
         sqs.respond(
           "GetQueueAttributes",
           { body: { Attributes: attributes } },
-          sqsErrorAnswer("AccessDenied", { status: 403, message: HOSTILE }),
+          sqsError("AccessDenied", { status: 403, message: HOSTILE }),
         );
       };
       script();
@@ -297,7 +297,7 @@ Deno.test("hostile bytes: /readyz bodies: a downstream's Location and SQS's erro
 });
 
 Deno.test("hostile bytes: a running worker's /readyz and JSON log: a validator's Location, SQS's error text, a hostile body", async () => {
-  const sqs = await startFakeSqs({ queues: DLQ_QUEUES });
+  const sqs = await startLocalSqs({ queues: DLQ_QUEUES });
   const validator = serveRaw(REDIRECT_ANSWER);
   const enrich = serveJson(async (request, url) => {
     await request.text();
@@ -318,8 +318,8 @@ Deno.test("hostile bytes: a running worker's /readyz and JSON log: a validator's
     LOG_LEVEL: "info",
   };
   // SQS takes no C0 control but tab, LF and CR in a body: JSON's escapes carry the rest.
-  sqs.send("work", msg("1", "u-1"));
-  sqs.send("work", msg(HOSTILE, "u-1"));
+  await sqs.send("work", msg("1", "u-1"));
+  await sqs.send("work", msg(HOSTILE, "u-1"));
   const worker = runWorker(env);
   let body = "";
   try {
@@ -329,7 +329,7 @@ Deno.test("hostile bytes: a running worker's /readyz and JSON log: a validator's
       return body.includes("VALIDATOR_URL redirects");
     }, "/readyz to name the redirect");
     // The code as well as the text: /readyz names the code.
-    const failure = sqsErrorAnswer(`InternalError${HOSTILE}`, {
+    const failure = sqsError(`InternalError${HOSTILE}`, {
       status: 500,
       message: HOSTILE,
       queryError: "AWS.SimpleQueueService.InternalError",

@@ -3,11 +3,12 @@
  * Pure parts (parseMessage, route, releaseVisibilitySeconds,
  * buildOutputDocument) are run on fixed inputs and reported as they came out,
  * so the test can compare them with Deno's answers. Then a whole worker
- * (`startWorker`) drains a queue on a small in-memory SQS, enrichment API and
- * validator served by `Bun.serve`, and the probe reports what each of them saw
- * as one JSON line on stdout.
+ * (`startWorker`) drains a queue on fauxqs behind the lab's SQS proxy (its plain
+ * handler), an enrichment API and a validator, served by `Bun.serve`, and the
+ * probe reports what each of them saw as one JSON line on stdout.
  *
- * Imports only src/ and node: builtins; no Deno API (it runs where there is none).
+ * Imports src/, fauxqs, the proxy's handler and node: builtins; no Deno API (it
+ * runs where there is none).
  */
 import process from "node:process";
 import { loadConfig } from "../../src/app/config.ts";
@@ -21,7 +22,8 @@ import {
 } from "../../src/domain/outcome.ts";
 import { buildOutputDocument, type Enrichment } from "../../src/domain/output_document.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
-import { createFakeSqs } from "./fake_sqs.ts";
+import { buildApp } from "fauxqs";
+import { createSqsProxy } from "../../lab/sqs_proxy.ts";
 import { createEnrichFake, createValidatorFake } from "./fake_downstreams.ts";
 
 /** The little of Bun's API this probe uses (Deno type-checks this file without Bun's types). */
@@ -223,8 +225,28 @@ function workload(): Array<{ tag: string; body: string }> {
   return out;
 }
 
+/** fauxqs on 127.0.0.1 (fastify, which Bun runs as Node does). */
+async function startFauxqs() {
+  const app = buildApp({ logger: false });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  const address = app.server.address();
+  if (address === null || typeof address === "string") throw new Error("fauxqs bound no port");
+  return { endpoint: `http://127.0.0.1:${address.port}`, close: () => app.close() };
+}
+
 async function pipelineRun() {
-  const sqs = createFakeSqs({ region: REGION, accountId: ACCOUNT });
+  const fauxqs = await startFauxqs();
+  const sqs = createSqsProxy({
+    target: fauxqs.endpoint,
+    record: true,
+    ownQueueUrls: true,
+    fifo: true,
+  });
+  const call = async (action: string, body: Record<string, unknown>) => {
+    const got = await sqs.call(action, body);
+    if (got.status !== 200) throw new Error(`SQS ${action}: ${JSON.stringify(got.body)}`);
+    return got.body as Record<string, unknown>;
+  };
   // Known users; any other id is unknown (404 / `missing`). The first batch call answers 503.
   const known = new Set(["u1", "u2", "u3", "u4", "u5", "u6", "42"]);
   const enrichment = createEnrichFake({
@@ -245,19 +267,24 @@ async function pipelineRun() {
   const logs: string[] = [];
   try {
     sqs.listening(`http://127.0.0.1:${servers.sqs.port}`);
-    sqs.createQueue("work-dlq");
-    const mainUrl = sqs.createQueue("work", {
-      VisibilityTimeout: "30",
-      RedrivePolicy: JSON.stringify({
-        deadLetterTargetArn: `arn:aws:sqs:${REGION}:${ACCOUNT}:work-dlq`,
-        maxReceiveCount: 5,
-      }),
+    await call("CreateQueue", { QueueName: "work-dlq" });
+    const { QueueUrl: mainUrl } = await call("CreateQueue", {
+      QueueName: "work",
+      Attributes: {
+        VisibilityTimeout: "30",
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: `arn:aws:sqs:${REGION}:${ACCOUNT}:work-dlq`,
+          maxReceiveCount: 5,
+        }),
+      },
     });
     const sent = workload();
-    for (const item of sent) sqs.send("work", item.body);
+    for (const item of sent) {
+      await call("SendMessage", { QueueUrl: mainUrl, MessageBody: item.body });
+    }
 
     const env: Record<string, string> = {
-      SQS_QUEUE_URL: mainUrl,
+      SQS_QUEUE_URL: String(mainUrl),
       AWS_REGION: REGION,
       AWS_ACCESS_KEY_ID: "AKIDPROBE",
       AWS_SECRET_ACCESS_KEY: "probe-secret",
@@ -273,7 +300,8 @@ async function pipelineRun() {
     let settled = false;
     try {
       while (Date.now() - started < SETTLE_DEADLINE_MS) {
-        if (sqs.messages("work").length === 0 && sqs.messages("work-dlq").length >= 2) {
+        const left = (await sqs.messages("work")).length;
+        if (left === 0 && (await sqs.messages("work-dlq")).length >= 2) {
           settled = true;
           break;
         }
@@ -296,11 +324,11 @@ async function pipelineRun() {
         // Raw text, so the test sees the exact key order the worker sent.
         accepted: validator.texts,
         submissions: validator.requests.map((r) => r.id),
-        dlq: sqs.messages("work-dlq").map((m) => ({
+        dlq: (await sqs.messages("work-dlq")).map((m) => ({
           body: m.body,
           attributes: m.messageAttributes,
         })),
-        leftInQueue: sqs.messages("work").map((m) => m.body),
+        leftInQueue: (await sqs.messages("work")).map((m) => m.body),
         sqsRequests: sqs.requests.reduce<Record<string, number>>(
           (n, r) => ({ ...n, [r.action]: (n[r.action] ?? 0) + 1 }),
           {},
@@ -322,7 +350,9 @@ async function pipelineRun() {
   } finally {
     enrichment.abort();
     validator.abort();
+    sqs.abort();
     await Promise.all(Object.values(servers).map((s) => s.stop(true)));
+    await fauxqs.close();
   }
 }
 

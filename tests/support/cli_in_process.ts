@@ -6,7 +6,7 @@
 import { parseCommand } from "../../src/cli/cli_args.ts";
 import { dispatch } from "../../src/cli/cli.ts";
 import { type Clock, systemClock } from "../../src/lib/clock.ts";
-import { type FakeSqs, startFakeSqs } from "./fake_sqs.ts";
+import { type LocalSqs, startLocalSqs } from "./local_sqs.ts";
 
 export interface InProcessRun {
   code: number;
@@ -61,14 +61,14 @@ export async function sluiceInProcess(
 }
 
 /**
- * Runs `fn` with the fake SQS holding `queues` (name → attributes) and the environment of the
- * dlq commands on its queue "work"; the fake closes after `fn`.
+ * Runs `fn` with SQS (local_sqs.ts) holding `queues` (name → attributes) and the environment of
+ * the dlq commands on its queue "work"; SQS closes after `fn`.
  */
-export async function withFakeQueues(
+export async function withQueues(
   queues: Record<string, Record<string, string>>,
-  fn: (sqs: FakeSqs, env: Record<string, string>) => Promise<void>,
+  fn: (sqs: LocalSqs, env: Record<string, string>) => Promise<void>,
 ): Promise<void> {
-  const sqs = await startFakeSqs({ queues });
+  const sqs = await startLocalSqs({ queues });
   try {
     await fn(sqs, {
       SQS_QUEUE_URL: sqs.queueUrl("work"),

@@ -20,6 +20,19 @@ export function pause(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Resolves when `promise` settles or `signal` aborts; never rejects. */
+function untilSettled(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    promise.then(done, done);
+  });
+}
+
 export interface EnrichRequest {
   ids: string[];
   /** A `POST /v1/users:batch` (else a single `GET /v1/users/{id}`). */
@@ -49,6 +62,8 @@ export interface EnrichFake {
   retryAfter: string | undefined;
   /** Wait this long before answering, ms (ends early on `abort()`). */
   delayMs: number;
+  /** Answer only once this settles (or on `abort()`): a lookup held as long as a test wants. */
+  hold: Promise<void> | undefined;
   abort(): void;
 }
 
@@ -64,6 +79,7 @@ export function createEnrichFake(options: EnrichFakeOptions = {}): EnrichFake {
     failBatches: [],
     retryAfter: undefined,
     delayMs: 0,
+    hold: undefined,
     abort: () => closing.abort(),
     async handle(request) {
       const url = new URL(request.url);
@@ -82,6 +98,7 @@ export function createEnrichFake(options: EnrichFakeOptions = {}): EnrichFake {
       const failWith = (batch ? fake.failBatches.shift() : undefined) ?? fake.failWith;
       const retryAfter = fake.retryAfter;
       await pause(fake.delayMs, closing.signal);
+      if (fake.hold) await untilSettled(fake.hold, closing.signal);
       if (failWith !== undefined) {
         entry.status = failWith;
         const headers: Record<string, string> = retryAfter ? { "retry-after": retryAfter } : {};
@@ -108,6 +125,10 @@ export function createEnrichFake(options: EnrichFakeOptions = {}): EnrichFake {
 export interface ValidatorFakeOptions {
   /** The status of an accepted submission; default 200. */
   acceptStatus?: number;
+  /** A document's answer status when `failWith` and `failFirst` give none; default accept. */
+  statusFor?: (doc: Record<string, unknown>) => number;
+  /** The body of a failure answer; default `{ error: "burst" }`. */
+  failBody?: Record<string, unknown>;
 }
 
 /** Validator fake: counts 2xx answers per message_id; can fail or be slow at run time. */
@@ -119,8 +140,8 @@ export interface ValidatorFake {
   readonly docs: Array<Record<string, unknown>>;
   /** The same documents as the raw text sent (key order included). */
   readonly texts: string[];
-  /** Every submission as it arrived (before the delay). */
-  readonly arrivals: Array<{ id: string; at: number }>;
+  /** Every submission as it arrived (before the delay), its document too. */
+  readonly arrivals: Array<{ id: string; at: number; doc: Record<string, unknown> }>;
   /** Every submission's answer and when it was given (after the delay). */
   readonly requests: Array<{ id: string; status: number; at: number }>;
   /** Answer every submission with this status (e.g. 503); undefined = accept. */
@@ -136,6 +157,7 @@ export interface ValidatorFake {
 export function createValidatorFake(options: ValidatorFakeOptions = {}): ValidatorFake {
   const closing = new AbortController();
   const acceptStatus = options.acceptStatus ?? 200;
+  const failBody = options.failBody ?? { error: "burst" };
   const seen = new Set<string>();
   const fake: ValidatorFake = {
     accepted: new Map(),
@@ -156,16 +178,18 @@ export function createValidatorFake(options: ValidatorFakeOptions = {}): Validat
       const text = await request.text();
       const doc = JSON.parse(text) as Record<string, unknown>;
       const id = String(doc.message_id);
-      fake.arrivals.push({ id, at: Date.now() });
+      fake.arrivals.push({ id, at: Date.now(), doc });
       const first = seen.has(id) ? undefined : fake.failFirst.get(id);
       seen.add(id);
-      const failWith = first ?? fake.failWith;
+      const given = options.statusFor?.(doc);
+      const failWith = first ?? fake.failWith ??
+        (given !== undefined && given >= 300 ? given : undefined);
       const retryAfter = fake.retryAfter;
       await pause(fake.delayMs, closing.signal);
       fake.requests.push({ id, status: failWith ?? acceptStatus, at: Date.now() });
       if (failWith !== undefined) {
         const headers: Record<string, string> = retryAfter ? { "retry-after": retryAfter } : {};
-        return Response.json({ error: "burst" }, { status: failWith, headers });
+        return Response.json(failBody, { status: failWith, headers });
       }
       fake.accepted.set(id, (fake.accepted.get(id) ?? 0) + 1);
       fake.docs.push(doc);

@@ -13,7 +13,7 @@ import {
   type ValidatorFake,
   type ValidatorFakeOptions,
 } from "./fake_downstreams.ts";
-import { type FakeSqs, type FakeSqsOptions, startFakeSqs } from "./fake_sqs.ts";
+import { type LocalSqs, type LocalSqsOptions, startLocalSqs } from "./local_sqs.ts";
 import {
   type LabEnv,
   runWorkerUntil,
@@ -145,19 +145,21 @@ function withDownstreams(
   };
 }
 
-/** The programmable fake SQS (fake_sqs.ts), queue "main", and both downstream fakes. */
-export interface FakeSqsRig extends Rig {
-  sqs: FakeSqs;
+/** SQS behind the lab's proxy (local_sqs.ts), queue "main", and both downstream fakes. */
+export interface SqsRig extends Rig {
+  sqs: LocalSqs;
   /** Puts msg(id) for every id on queue "main", as someone else's producer would. */
-  send(ids: readonly string[]): void;
+  send(ids: readonly string[]): Promise<void>;
 }
 
-export async function startFakeSqsRig(options?: FakeSqsOptions): Promise<FakeSqsRig> {
-  const sqs = await startFakeSqs(options);
+export async function startSqsRig(options?: LocalSqsOptions): Promise<SqsRig> {
+  const sqs = await startLocalSqs(options);
   return {
     sqs,
     ...withDownstreams(sqs, (urls, overrides) => workerEnv(sqs.queueUrl("main"), urls, overrides)),
-    send: (ids) => ids.forEach((id) => sqs.send("main", msg(id))),
+    send: async (ids) => {
+      for (const id of ids) await sqs.send("main", msg(id));
+    },
   };
 }
 

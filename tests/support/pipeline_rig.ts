@@ -52,7 +52,7 @@ export function testPipeline(parts: RigParts): Pipeline {
   const services: PipelineServices = {
     clock: new FakeClock(),
     metrics: createSluiceMetrics(),
-    logger: createLogger({ level: "error", write: () => {}, clock: { now: () => 0 } }),
+    logger: createLogger({ level: "error", write: () => {}, clock: new FakeClock({ start: 0 }) }),
     ...parts.services,
   };
   return new Pipeline(

@@ -1,13 +1,17 @@
 /**
- * The fake SQS's signature check: SigV4 computed from the AWS specification, independently of the
- * client's signer, with SQS's answers for a missing, wrong or expired signature.
+ * The SQS proxy's signature check (lab/sqs_proxy.ts): SigV4 computed from the AWS specification,
+ * independently of the worker's signer (src/adapters/sigv4.ts), with SQS's answers for a missing,
+ * wrong or expired signature.
  */
-import { type FakeAnswer, sqsErrorAnswer } from "./answers.ts";
+import { amzDateOf, parseAmzDate, type SqsAnswer, sqsError, sqsFaults } from "./sqs_answers.ts";
 
 export interface VerifierOptions {
-  verifyWith: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  keys: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** the signing region the scope must name */
   region: string;
+  /** the server's clock, ms */
   now: () => number;
+  /** how far x-amz-date may be from `now` */
   maxSkewMs: number;
 }
 
@@ -16,10 +20,15 @@ export async function verifySignature(
   request: Request,
   rawBody: string,
   o: VerifierOptions,
-): Promise<FakeAnswer | undefined> {
-  const { verifyWith, region, now, maxSkewMs } = o;
-  const deny = (code: string, message: string, status = 403) =>
-    sqsErrorAnswer(code, { status, message, headers: { date: new Date(now()).toUTCString() } });
+): Promise<SqsAnswer | undefined> {
+  const { keys, region, now, maxSkewMs } = o;
+  const deny = (code: string, message: string) =>
+    sqsError(code, {
+      status: 403,
+      message,
+      queryError: code,
+      headers: { date: new Date(now()).toUTCString() },
+    });
   const auth = request.headers.get("authorization") ?? "";
   const m =
     /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/
@@ -27,21 +36,19 @@ export async function verifySignature(
   if (!m) return deny("MissingAuthenticationToken", "Request is missing Authentication Token");
   const [, keyId, day, scopeRegion, scopeService, signedHeaders, signature] =
     m as unknown as string[];
-  const badToken = verifyWith.sessionToken !== undefined &&
-    request.headers.get("x-amz-security-token") !== verifyWith.sessionToken;
-  if (keyId !== verifyWith.accessKeyId || badToken) {
+  const badToken = (request.headers.get("x-amz-security-token") ?? undefined) !== keys.sessionToken;
+  if (keyId !== keys.accessKeyId || badToken) {
     return deny("InvalidClientTokenId", "The security token included in the request is invalid.");
   }
   const amzDate = request.headers.get("x-amz-date") ?? "";
   const signedList = (signedHeaders ?? "").split(";");
-  if (!signedList.includes("host") || !signedList.includes("x-amz-date")) {
-    return deny("SignatureDoesNotMatch", "host and x-amz-date must be signed");
-  }
-  if (
-    signedList.includes("x-amz-security-token") === false &&
-    request.headers.has("x-amz-security-token")
-  ) {
-    return deny("SignatureDoesNotMatch", "x-amz-security-token must be signed");
+  const tokenUnsigned = !signedList.includes("x-amz-security-token") &&
+    request.headers.has("x-amz-security-token");
+  if (!signedList.includes("host") || !signedList.includes("x-amz-date") || tokenUnsigned) {
+    return deny(
+      "SignatureDoesNotMatch",
+      "host, x-amz-date and x-amz-security-token must be signed",
+    );
   }
   const expected = await sigv4Signature({
     method: request.method,
@@ -49,7 +56,7 @@ export async function verifySignature(
     headers: request.headers,
     signedHeaders: signedList,
     body: rawBody,
-    secretAccessKey: verifyWith.secretAccessKey,
+    secretAccessKey: keys.secretAccessKey,
     amzDate,
     scope: `${day}/${scopeRegion}/${scopeService}/aws4_request`,
   });
@@ -57,32 +64,14 @@ export async function verifySignature(
     scopeRegion !== region || scopeService !== "sqs" || day !== amzDate.slice(0, 8) ||
     expected !== signature
   ) {
-    return deny(
-      "SignatureDoesNotMatch",
-      "The request signature we calculated does not match the signature you provided.",
-    );
+    return sqsFaults.signatureDoesNotMatch();
   }
   const requestTime = parseAmzDate(amzDate);
   const serverTime = now();
   if (requestTime === undefined || Math.abs(requestTime - serverTime) > maxSkewMs) {
-    return deny(
-      "SignatureDoesNotMatch",
-      `Signature expired: ${amzDate} is now earlier than ${amzDateOf(serverTime - maxSkewMs)} (${
-        amzDateOf(serverTime)
-      } - 5 min.)`,
-    );
+    return sqsFaults.signatureExpired(amzDate || amzDateOf(0), serverTime, maxSkewMs);
   }
   return undefined;
-}
-
-function amzDateOf(ms: number): string {
-  return new Date(ms).toISOString().replace(/[:-]|\.\d{3}/g, "");
-}
-
-function parseAmzDate(value: string): number | undefined {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
-  if (!m) return undefined;
-  return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
 }
 
 const encoder = new TextEncoder();
