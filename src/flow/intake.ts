@@ -165,11 +165,13 @@ export class Intake {
       // What a long poll brings after the stop began is handed back at once, never dropped.
       const late = stop.aborted;
       this.#push(messages.map((message, i) => ({ message, late, done: slots[i]! })));
-      // One more long poll per full receive, one fewer per partial one.
-      this.#activePollers = messages.length === batch
+      // One more long poll per full receive, one fewer per partial one. A FIFO queue may answer
+      // one message group per receive however deep it is (docs/fifo.md): any message is a backlog.
+      const fifo = this.#settings.fifo === true;
+      this.#activePollers = messages.length === batch || (fifo && messages.length > 0)
         ? Math.min(this.#activePollers + 1, pollers)
         : Math.max(1, this.#activePollers - 1);
-      const trickle = messages.length > 0 && messages.length < batch;
+      const trickle = !fifo && messages.length > 0 && messages.length < batch;
       if (trickle || (messages.length === 0 && this.#settings.receiveWaitSeconds === 0)) {
         // A trickle: let a few more messages gather so the next receive (and the deletes
         // after it) carry more than one or two. Short polls on an empty queue

@@ -153,3 +153,55 @@ Deno.test("intake: on a FIFO queue a receive retried after a lost answer carries
   assert.notEqual(asked[2]!.id, asked[1]!.id, "a receive that was answered is not replayed");
   assert.deepEqual(asked[0]!.attributes, ["MessageGroupId", "SequenceNumber"]);
 });
+
+Deno.test("intake: receives of one message keep one long poll on a standard queue, every poll on a FIFO queue (SQS may answer one group per receive)", async () => {
+  for (const fifo of [false, true]) {
+    const stop = new AbortController();
+    let calls = 0;
+    let open = 0;
+    let most = 0;
+    const it = new Intake(
+      {
+        queueUrl: `http://sqs.local/000/q${fifo ? ".fifo" : ""}`,
+        maxBatch: 10,
+        receiveWaitSeconds: 1,
+        visibilityTimeoutSeconds: 30,
+        maxInFlight: 30,
+        pollers: 3,
+        fifo,
+      },
+      {
+        sqs: {
+          receiveMessage: async () => {
+            const n = ++calls;
+            if (n === 40) stop.abort();
+            open++;
+            most = Math.max(most, open);
+            // An answer takes a few ms, as over a network.
+            await new Promise((resolve) => setTimeout(resolve, 3));
+            open--;
+            return batchOf(1, n);
+          },
+        },
+      },
+      {
+        logger: QUIET_LOGGER,
+        clock: {
+          ...systemClock,
+          random: () => 0.5,
+          sleep: (ms: number, signal?: AbortSignal) =>
+            systemClock.sleep(Math.min(ms, 5), signal).catch(() => {}),
+        },
+      },
+    );
+    for await (
+      const batch of it.receiveBatches({
+        stop: stop.signal,
+        pollSignal: () => stop.signal,
+      })
+    ) {
+      for (const received of batch) received.done();
+    }
+    assert.equal(most, fifo ? 3 : 1, `${fifo ? "FIFO" : "standard"}: long polls at once`);
+  }
+});
