@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { runWorkerUntil, workerEnv } from "../support/lab_env.ts";
-import { type LocalSqs, startLocalSqs } from "../support/local_sqs.ts";
+import { fifoQueues, type LocalSqs, startLocalSqs } from "../support/local_sqs.ts";
 import { startEnrichFake, startValidatorFake } from "../support/fault_kit.ts";
 import type { ValidatorFake } from "../support/fake_downstreams.ts";
 
@@ -24,16 +24,7 @@ async function withFifo(
   fn: (sqs: LocalSqs, env: Record<string, string>, validator: ValidatorFake) => Promise<void>,
 ) {
   const sqs = await startLocalSqs({
-    queues: {
-      "dlq.fifo": {},
-      [Q]: {
-        VisibilityTimeout: "30",
-        RedrivePolicy: JSON.stringify({
-          deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq.fifo",
-          maxReceiveCount: 5,
-        }),
-      },
-    },
+    queues: fifoQueues(Q, 5),
   });
   const enrich = startEnrichFake();
   const validator = startValidatorFake(validatorOptions);

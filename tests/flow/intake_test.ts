@@ -18,6 +18,14 @@ function batchOf(n: number, from: number): SqsMessage[] {
   }));
 }
 
+/** Pauses of at most 5 ms of real time, ended (not rejected) by an abort. */
+const SHORT_PAUSES = {
+  ...systemClock,
+  random: () => 0.5,
+  sleep: (ms: number, signal?: AbortSignal) =>
+    systemClock.sleep(Math.min(ms, 5), signal).catch(() => {}),
+};
+
 function intake(receive: (call: number) => Promise<SqsMessage[]>) {
   let calls = 0;
   const it = new Intake(
@@ -32,13 +40,7 @@ function intake(receive: (call: number) => Promise<SqsMessage[]>) {
     { sqs: { receiveMessage: () => receive(++calls) } },
     {
       logger: QUIET_LOGGER,
-      // Pauses of at most 5 ms of real time, ended (not rejected) by an abort.
-      clock: {
-        ...systemClock,
-        random: () => 0.5,
-        sleep: (ms: number, signal?: AbortSignal) =>
-          systemClock.sleep(Math.min(ms, 5), signal).catch(() => {}),
-      },
+      clock: SHORT_PAUSES,
     },
   );
   return { it, calls: () => calls };
@@ -186,12 +188,7 @@ Deno.test("intake: receives of one message keep one long poll on a standard queu
       },
       {
         logger: QUIET_LOGGER,
-        clock: {
-          ...systemClock,
-          random: () => 0.5,
-          sleep: (ms: number, signal?: AbortSignal) =>
-            systemClock.sleep(Math.min(ms, 5), signal).catch(() => {}),
-        },
+        clock: SHORT_PAUSES,
       },
     );
     for await (

@@ -8,7 +8,7 @@ import { startFauxqs } from "../../lab/local_server.ts";
 import { createSqsAdmin } from "../../lab/sqs_admin.ts";
 import { startSqsProxy } from "../../lab/sqs_proxy.ts";
 import { FakeClock } from "../support/fake_clock.ts";
-import { type LocalSqs, sqsPost as post, startLocalSqs } from "../support/local_sqs.ts";
+import { fifoQueues, type LocalSqs, sqsPost as post, startLocalSqs } from "../support/local_sqs.ts";
 
 const Q = "work.fifo";
 
@@ -16,16 +16,7 @@ async function withFifo(fn: (sqs: LocalSqs, clock: FakeClock) => Promise<void>) 
   const clock = new FakeClock({ start: 1_000_000 });
   const sqs = await startLocalSqs({
     now: clock.now,
-    queues: {
-      "dlq.fifo": {},
-      [Q]: {
-        VisibilityTimeout: "30",
-        RedrivePolicy: JSON.stringify({
-          deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq.fifo",
-          maxReceiveCount: 2,
-        }),
-      },
-    },
+    queues: fifoQueues(Q, 2),
   });
   try {
     await fn(sqs, clock);

@@ -95,6 +95,23 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
   return sqs;
 }
 
+/**
+ * A FIFO queue `name` dead-lettering to "dlq.fifo" after `maxReceiveCount` receives, 30 s
+ * visibility, with its DLQ: the `queues` of startLocalSqs.
+ */
+export function fifoQueues(name: string, maxReceiveCount: number) {
+  return {
+    "dlq.fifo": {},
+    [name]: {
+      VisibilityTimeout: "30",
+      RedrivePolicy: JSON.stringify({
+        deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:dlq.fifo",
+        maxReceiveCount,
+      }),
+    },
+  };
+}
+
 /** An unsigned JSON-protocol request to `url` (the proxy): the answer's status, text, JSON. */
 export async function sqsPost(
   url: string,
