@@ -34,6 +34,8 @@ export interface ChaosState {
   peakRssKb: number;
   /** each kill: the slot and when it was restarted (the duplicates' causes read it) */
   killLog: KillMark[];
+  /** message_id -> the kills it was in flight at (each such receive ended unsettled) */
+  strandedAtKills: Map<string, number>;
   /** the table fault windows started so far (start in ms since the epoch) */
   tableWindows: Array<{ kind: TableFaultWindow["kind"]; startedAt: number; seconds: number }>;
 }
@@ -81,6 +83,7 @@ export function createChaos(deps: ChaosDeps): Chaos {
     onWire: 0,
     peakRssKb: 0,
     killLog: [],
+    strandedAtKills: new Map(),
     tableWindows: [],
   };
   const plan = infra.tableFaults ? chaos.tableFaults ?? [] : [];
@@ -96,6 +99,9 @@ export function createChaos(deps: ChaosDeps): Chaos {
     const slot = slots[slots.length > 1 ? rng.int(0, slots.length - 1) : 0]!;
     state.peakRssKb = Math.max(state.peakRssKb, await readPeakRssKb(slot.process.pid));
     const stranded = infra.proxy.inFlight();
+    for (const id of infra.proxy.inFlightIds()) {
+      state.strandedAtKills.set(id, (state.strandedAtKills.get(id) ?? 0) + 1);
+    }
     state.killedInFlight += stranded;
     state.kills++;
     slot.kills++;

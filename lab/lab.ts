@@ -219,6 +219,7 @@ async function runWithWorkers(
     slots: fleet.slots,
     onWire: chaos.state.onWire,
     killLog: chaos.state.killLog,
+    strandedAtKills: chaos.state.strandedAtKills,
     tableWindows: chaos.state.tableWindows,
   });
   return sigtermPhase ? { ...summary, sigtermPhase } : summary;

@@ -233,6 +233,11 @@ export interface LabSummary {
   table?: boolean;
   /** FIFO runs: messages first accepted after a later message of their group (must be 0) */
   orderInversions?: number;
+  /**
+   * chaos: valid messages SQS's redrive policy moved to the DLQ after every receive it allowed
+   * ended in a kill (no worker could settle them; not counted against the worker)
+   */
+  strandedOut?: number;
   /** `failingGroupSeconds` runs: the failing group (p50/p99 leave it out) */
   failingGroup?: string;
   /** per worker slot, when the run had validator fronts (`--workers`) */

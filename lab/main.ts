@@ -25,6 +25,7 @@ import {
   type TableFaultKind,
 } from "./table_proxy.ts";
 import { formatTableMissing } from "./table_missing.ts";
+import { MAX_RECEIVE_COUNT } from "./infra.ts";
 import { killChildren } from "./children.ts";
 import { type LabState, runSend, STATE_FILE } from "./send_command.ts";
 
@@ -390,6 +391,12 @@ export function formatSummary(s: LabSummary): string {
       "poison in DLQ",
       `${s.poisonInDlq} / ${s.poison} (DLQ holds ${s.deadLettered}, ${s.dlqExtraCopies} extra copies)`,
     ],
+    ...(s.strandedOut
+      ? [[
+        "valid in the DLQ after kills",
+        `${s.strandedOut} (in flight at a kill on each of its ${MAX_RECEIVE_COUNT} receives: moved by SQS)`,
+      ] as [string, string]]
+      : []),
     ["left in queue", s.leftInQueue],
     ["worker kills (in flight)", `${s.kills} (${s.killedInFlight})`],
     ["downstream errors", s.downstreamErrors],

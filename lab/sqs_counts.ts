@@ -30,6 +30,8 @@ export class SqsCounts {
   readonly firstReceive = new Map<string, number>();
   /** receipt handle -> when its visibility ends */
   readonly #held = new Map<string, number>();
+  /** receipt handle -> the message_id of its body, when it has one */
+  readonly #heldIds = new Map<string, string>();
   readonly #seenMessageIds = new Set<string>();
   readonly #now: () => number;
   readonly #defaultVisibility: number;
@@ -49,14 +51,27 @@ export class SqsCounts {
 
   /** Handles received, not deleted, whose visibility has not run out. */
   inFlight(): number {
+    return this.#live().length;
+  }
+
+  /** The message_ids of the bodies in flight (as inFlight), one per handle. */
+  inFlightIds(): string[] {
+    return this.#live().flatMap((handle) => this.#heldIds.get(handle) ?? []);
+  }
+
+  #live(): string[] {
     const t = this.#now();
-    let n = 0;
+    const live: string[] = [];
     for (const [handle, visibleAt] of this.#held) {
-      if (visibleAt > t) n++;
-      // An expired handle can no longer be deleted by its holder; forget it.
-      else this.#held.delete(handle);
+      if (visibleAt > t) live.push(handle);
+      else this.#forget(handle); // an expired handle can no longer be deleted by its holder
     }
-    return n;
+    return live;
+  }
+
+  #forget(handle: string): void {
+    this.#held.delete(handle);
+    this.#heldIds.delete(handle);
   }
 
   #onReceive(request: Body, answer: Body): void {
@@ -68,8 +83,11 @@ export class SqsCounts {
     for (const m of messages) {
       this.stats.messagesReceived++;
       if (typeof m.MessageId === "string") this.#seenMessageIds.add(m.MessageId);
-      if (typeof m.ReceiptHandle === "string") this.#held.set(m.ReceiptHandle, t + vis * 1000);
       const id = messageIdOf(m.Body);
+      if (typeof m.ReceiptHandle === "string") {
+        this.#held.set(m.ReceiptHandle, t + vis * 1000);
+        if (id !== undefined) this.#heldIds.set(m.ReceiptHandle, id);
+      }
       if (id !== undefined && !this.firstReceive.has(id)) this.firstReceive.set(id, t);
     }
     this.stats.distinctReceived = this.#seenMessageIds.size;
@@ -92,7 +110,7 @@ export class SqsCounts {
       const handle = typeof e.ReceiptHandle === "string" ? e.ReceiptHandle : "";
       if (!ok.has(String(e.Id)) || !this.#held.has(handle)) continue;
       if (action.startsWith("DeleteMessage")) {
-        this.#held.delete(handle);
+        this.#forget(handle);
         this.stats.deleted++;
       } else this.#held.set(handle, t + Number(e.VisibilityTimeout ?? 0) * 1000);
     }

@@ -90,6 +90,8 @@ export interface SqsProxyHandler {
   readonly firstReceive: ReadonlyMap<string, number>;
   /** messages received, not deleted, whose visibility has not run out: what a kill now would strand */
   inFlight(): number;
+  /** The message_ids of the bodies in flight, one per receipt handle. */
+  inFlightIds(): string[];
   /** fail every request for `ms` from now: 503s, and every third request stalls until the end */
   startOutage(ms: number): void;
   /** with `record`: every request, in arrival order */
@@ -262,6 +264,7 @@ export function createSqsProxy(options: SqsProxyOptions): SqsProxyHandler {
     stats: () => ({ ...counts.stats, byAction: { ...counts.stats.byAction } }),
     firstReceive: counts.firstReceive,
     inFlight: () => counts.inFlight(),
+    inFlightIds: () => counts.inFlightIds(),
     startOutage: (ms) => {
       core.outageUntil = core.now() + ms;
     },

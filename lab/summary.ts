@@ -2,7 +2,7 @@
  * What the lab counts at the end of a run: acceptances, rejections, the DLQ's bodies, the queue
  * left over, the request counts; handed to judge() and assembled into the LabSummary.
  */
-import { busiestGroup } from "./infra.ts";
+import { busiestGroup, MAX_RECEIVE_COUNT } from "./infra.ts";
 import type { MessageSet } from "./generator.ts";
 import type { SqsAdmin } from "./sqs_admin.ts";
 import { messageIdOf } from "./sqs_proxy.ts";
@@ -29,6 +29,8 @@ export interface SummaryRun {
   killLog?: readonly KillMark[];
   /** the table fault windows chaos started */
   tableWindows?: ChaosState["tableWindows"];
+  /** message_id -> the kills it was in flight at */
+  strandedAtKills?: ReadonlyMap<string, number>;
 }
 
 /** The parts of the lab summarize() reads. */
@@ -42,10 +44,12 @@ export interface SummaryContext {
 }
 
 type DlqMessage = { body: string; attributes: Record<string, string> };
-type DlqCount = Pick<
-  JudgeObserved,
-  "poisonInDlq" | "withoutAttributes" | "extraCopies" | "foreign" | "foreignIds"
->;
+type DlqCount =
+  & Pick<
+    JudgeObserved,
+    "poisonInDlq" | "withoutAttributes" | "extraCopies" | "foreign" | "foreignIds"
+  >
+  & { strandedOut: number };
 
 /** Counts, judges and assembles the summary. */
 export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<LabSummary> {
@@ -55,7 +59,12 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
   const failingGroup = options.failingGroupSeconds ? busiestGroup(set.expected) : undefined;
   const delivery = countDelivery(ctx, failingGroup);
   const dlq = await readDlq(infra.sqs, infra.dlqUrl);
-  const dlqCount = countDlq(set.poisonBodies, dlq);
+  const stranded = run.strandedAtKills;
+  const dlqCount = countDlq(
+    set.poisonBodies,
+    dlq,
+    (id) => (stranded?.get(id) ?? 0) >= MAX_RECEIVE_COUNT,
+  );
   const main = await infra.sqs.depth(infra.queueUrl);
   const leftInQueue = main.visible + main.inFlight + main.delayed;
   const pStats = proxy.stats();
@@ -106,6 +115,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     wronglyRejected: delivery.wronglyRejected,
     ...(options.fifo ? { orderInversions: vStats.orderInversions } : {}),
     ...(failingGroup !== undefined ? { failingGroup } : {}),
+    ...(dlqCount.strandedOut > 0 ? { strandedOut: dlqCount.strandedOut } : {}),
     lost,
     deadLettered: dlq.length,
     poisonInDlq: dlqCount.poisonInDlq,
@@ -201,8 +211,16 @@ function countDelivery({ set, infra }: SummaryContext, failingGroup: string | un
   return { lost, latencies, wronglyRejected: wrongIds.size, wrongSample, notValid };
 }
 
-/** The DLQ's copies grouped by body, against the poison bodies the generator made. */
-export function countDlq(poisonBodies: readonly string[], dlq: readonly DlqMessage[]): DlqCount {
+/**
+ * The DLQ's copies grouped by body, against the poison bodies the generator made. A valid message
+ * for which `strandedOut` holds (in flight at a kill on every receive SQS allowed) was moved by the
+ * redrive policy with no worker left to settle it: counted apart, not as a worker's fault.
+ */
+export function countDlq(
+  poisonBodies: readonly string[],
+  dlq: readonly DlqMessage[],
+  strandedOut: (messageId: string) => boolean = () => false,
+): DlqCount {
   // Grouped by body: a kill between the DLQ send and the delete legitimately sends twice.
   const copies = new Map<string, Array<Record<string, string>>>();
   for (const m of dlq) copies.set(m.body, [...(copies.get(m.body) ?? []), m.attributes]);
@@ -217,10 +235,24 @@ export function countDlq(poisonBodies: readonly string[], dlq: readonly DlqMessa
     if (found.some((a) => a.sluice_error && a.sluice_reason)) poisonInDlq++;
     else withoutAttributes++;
   }
+  let stranded = 0;
+  for (const [body, found] of copies) {
+    const id = messageIdOf(body);
+    if (id === undefined || !strandedOut(id) || found.some((a) => a.sluice_error)) continue;
+    stranded += found.length;
+    copies.delete(body);
+  }
   // Whatever is left is not a poison body: most likely a valid message dead-lettered.
   const foreignIds = [...copies.keys()].map((b) => messageIdOf(b) ?? b.slice(0, 40)).slice(0, 3);
   const foreign = [...copies.values()].reduce((n, c) => n + c.length, 0);
-  return { poisonInDlq, withoutAttributes, extraCopies, foreign, foreignIds };
+  return {
+    poisonInDlq,
+    withoutAttributes,
+    extraCopies,
+    foreign,
+    foreignIds,
+    strandedOut: stranded,
+  };
 }
 
 /**

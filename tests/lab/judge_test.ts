@@ -185,5 +185,20 @@ Deno.test("lab judge: the DLQ count: attributes, extra copies, foreign bodies", 
     extraCopies: 1,
     foreign: 1,
     foreignIds: ["m-7"],
+    strandedOut: 0,
   });
+});
+
+Deno.test("lab judge: the DLQ count: a valid message stranded at a kill on every receive is counted apart, not as foreign", () => {
+  const body = (id: string) => JSON.stringify({ message_id: id });
+  const dlq = [
+    { body: body("m-1"), attributes: {} },
+    { body: body("m-2"), attributes: {} },
+    { body: body("m-3"), attributes: { sluice_error: "VALIDATION", sluice_reason: "x" } },
+  ];
+  // m-1 and m-3 were in flight at enough kills; m-3 was dead-lettered by the worker all the same.
+  const count = countDlq([], dlq, (id) => id === "m-1" || id === "m-3");
+  assert.equal(count.strandedOut, 1);
+  assert.equal(count.foreign, 2);
+  assert.deepEqual(count.foreignIds, ["m-2", "m-3"]);
 });
