@@ -4,6 +4,7 @@
  * phase hook. The slow enrichment requests and the validator redirects are the simulators' own
  * (lab/infra.ts).
  */
+import { MAX_RECEIVE_COUNT } from "./infra.ts";
 import { createRng, deriveSeed } from "./prng.ts";
 import { sleep } from "../src/lib/clock.ts";
 import { onWireAtKill, type Slot } from "./fleet.ts";
@@ -51,6 +52,33 @@ export function killing(chaos: ChaosOptions): boolean {
   return (chaos.crashRate ?? 0) > 0 || (chaos.crashAfterReceive ?? 0) > 0;
 }
 
+/** How long after a restart no table refusal starts: the restarted worker's startup check. */
+const RESTART_SETTLE_MS = 15_000;
+
+/**
+ * Whether a due table window may start now: a worker refuses to start on a table that refuses
+ * it (exit 2), so no refusal begins while a restarted worker may still be starting.
+ */
+export function refusalMayStart(
+  window: { kind: string },
+  now: number,
+  lastRestartAt: number,
+): boolean {
+  return window.kind !== "refuse" || now - lastRestartAt >= RESTART_SETTLE_MS;
+}
+
+/**
+ * Whether a message in flight now is on the last receive SQS allows it, counting only the
+ * receives kills ended (`stranded`): a kill now would have the redrive policy move it untried.
+ */
+export function onLastReceive(
+  inFlightIds: readonly string[],
+  stranded: ReadonlyMap<string, number>,
+  maxReceiveCount: number,
+): boolean {
+  return inFlightIds.some((id) => (stranded.get(id) ?? 0) >= maxReceiveCount - 1);
+}
+
 /** How long the table still refuses every request (the running window is a refusal), ms. */
 export function refusalLeftMs(
   windows: ReadonlyArray<{ kind: string }>,
@@ -88,6 +116,7 @@ export function createChaos(deps: ChaosDeps): Chaos {
   };
   const plan = infra.tableFaults ? chaos.tableFaults ?? [] : [];
   let windowUntil = 0;
+  let lastRestartAt = -Infinity;
   // Records read COMPLETED at one kill are not read again at the next.
   const completed = new Set<string>();
   let crashAfterReceiveDone = !(chaos.crashAfterReceive && chaos.crashAfterReceive > 0);
@@ -135,10 +164,15 @@ export function createChaos(deps: ChaosDeps): Chaos {
     // Until the restart, whatever reaches the slot's front is the killed worker's.
     state.killLog.push({ slot: slot.index, at: Date.now() });
     slot.process = deps.restart(slot);
+    lastRestartAt = Date.now();
   };
 
+  const lastReceiveInFlight = () =>
+    onLastReceive(infra.proxy.inFlightIds(), state.strandedAtKills, MAX_RECEIVE_COUNT);
+
   const tick = async (now: number, accepted: number, valid: number) => {
-    const window = dueWindow(plan, state.tableWindows.length, now, windowUntil, accepted, valid);
+    let window = dueWindow(plan, state.tableWindows.length, now, windowUntil, accepted, valid);
+    if (window && !refusalMayStart(window, now, lastRestartAt)) window = undefined;
     if (window && infra.table) {
       const { seconds, atAccepted: _, ...fault } = window;
       state.tableWindows.push({ kind: fault.kind, startedAt: now, seconds });
@@ -164,7 +198,9 @@ export function createChaos(deps: ChaosDeps): Chaos {
     // they reappear, each time for another visibility timeout: the poison never settles.
     if (chaos.crashRate && accepted < valid && now - lastTick >= 1000) {
       lastTick = now;
-      if (rng.chance(chaos.crashRate)) {
+      // Nor one that would end the last receive SQS allows a message: the redrive policy would
+      // move it untried, which says nothing of the worker (kills are the lab's, not the queue's).
+      if (rng.chance(chaos.crashRate) && !lastReceiveInFlight()) {
         await kill(`crash rate ${chaos.crashRate}/s`);
         return true;
       }

@@ -1,7 +1,7 @@
 /** The lab's table faults: flags, the windows' schedule, the missing-table mode, the SIGTERM phase's table. */
 import assert from "node:assert/strict";
 import { formatProgress, formatSummary, parseLabFlags } from "../../lab/main.ts";
-import { dueWindow, refusalLeftMs } from "../../lab/chaos.ts";
+import { dueWindow, onLastReceive, refusalLeftMs, refusalMayStart } from "../../lab/chaos.ts";
 import {
   CHAOS_TABLE_FAULTS,
   type LabProgress,
@@ -287,4 +287,19 @@ Deno.test("lab table faults: SIGTERM phase with a slow table: both workers use i
     log.close();
     await Deno.remove(logFile);
   }
+});
+
+Deno.test("lab table faults: refusalMayStart: no refusal within 15 s of a restart; other faults any time", () => {
+  assert.equal(refusalMayStart({ kind: "refuse" }, 20_000, 10_000), false, "10 s after a restart");
+  assert.equal(refusalMayStart({ kind: "refuse" }, 25_000, 10_000), true);
+  assert.equal(refusalMayStart({ kind: "refuse" }, 1000, -Infinity), true, "no restart yet");
+  assert.equal(refusalMayStart({ kind: "throttle" }, 11_000, 10_000), true);
+});
+
+Deno.test("lab table faults: onLastReceive (chaos): a message whose earlier receives all ended in kills is not killed again on its last", () => {
+  const stranded = new Map([["a", 2], ["b", 1]]);
+  assert.equal(onLastReceive(["b", "c"], stranded, 3), false);
+  assert.equal(onLastReceive(["c", "a"], stranded, 3), true, "a: 2 kills of 3 receives");
+  assert.equal(onLastReceive(["b"], stranded, 2), true);
+  assert.equal(onLastReceive([], stranded, 3), false);
 });
