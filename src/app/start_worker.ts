@@ -5,7 +5,8 @@
  * through `startWorker`.
  */
 import type { Hono } from "hono";
-import { type Config, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
+import { type Config, CONFIG_VARS, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
+import { lintEnvNames } from "./env_lint.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
 import { type Clock, systemClock } from "../lib/clock.ts";
 import { ConfigError } from "../lib/errors.ts";
@@ -182,6 +183,8 @@ function createServices(config: Config, deps: WorkerDeps): Services {
   metrics.dedupeTtl.set(undefined, config.dedupTtlSeconds);
   const exposed = exposureWarning(config);
   if (exposed) logger.warn(exposed, { http_host: config.httpHost, http_port: config.httpPort });
+  // A misspelled variable is otherwise silently ignored for its default: as check-config says.
+  for (const line of lintEnvNames(deps.env, CONFIG_VARS.map((v) => v.name))) logger.warn(line);
   return { clock, logger, metrics, repeats };
 }
 

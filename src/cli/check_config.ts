@@ -10,7 +10,7 @@ import { regionFromQueueUrl } from "../adapters/sqs_client.ts";
 import type { CliDeps } from "./cli_deps.ts";
 import { describeSqsFailure, parseRedrivePolicy } from "./dlq_session.ts";
 import { readEnv } from "./env_file.ts";
-import { lintEnvNames } from "./env_lint.ts";
+import { lintEnvNames } from "../app/env_lint.ts";
 import { enrichVerdict, identify, type ProbeResult, validatorVerdict } from "./probe_http.ts";
 import { probeIdempotency } from "../app/idempotency_wiring.ts";
 

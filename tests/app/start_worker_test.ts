@@ -112,3 +112,26 @@ Deno.test("start worker: /readyz does not flap on an AccessDenied from the queue
     await rig.close();
   }
 });
+
+Deno.test("start worker: a misspelled variable is warned about at startup with the name it resembles, as check-config does", async () => {
+  const rig = await startFakeSqsRig({ verifyWith: KEYS, queues: QUEUES });
+  const worker = runWorker(rig.env({ MAX_INFLIGHT: "10", SQS_VISIBILITY_TIMEOUT: "60" }));
+  try {
+    await waitFor(() => rig.sqs.requestsFor("ReceiveMessage").length > 0, "a receive");
+    const warned = parsedLines(worker.lines).filter((l) => l.level === "warn").map((l) => l.msg);
+    assert.ok(
+      warned.includes(
+        "MAX_INFLIGHT is not a sluice variable and is ignored; did you mean MAX_IN_FLIGHT?",
+      ),
+      JSON.stringify(warned),
+    );
+    assert.ok(
+      warned.some((m) =>
+        /SQS_VISIBILITY_TIMEOUT .*SQS_VISIBILITY_TIMEOUT_SECONDS\?/.test(String(m))
+      ),
+    );
+  } finally {
+    await worker.stop();
+    await rig.close();
+  }
+});
