@@ -7,6 +7,7 @@
 import type { Hono } from "hono";
 import { type Config, CONFIG_VARS, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
 import { lintEnvNames } from "./env_lint.ts";
+import { regionMismatch } from "./region_check.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
 import { type Clock, systemClock } from "../lib/clock.ts";
 import { ConfigError } from "../lib/errors.ts";
@@ -129,7 +130,9 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   };
   const lifecycle = wireLifecycle(config, parts, services, world.idempotency);
   // 4. What watches the rest, now that it all exists.
-  observe(lifecycle, parts, { readiness, redirects: world.redirects, sqsSeen, metrics });
+  const mismatch = regionMismatch(config.region, config.queueUrl, deps.env);
+  if (mismatch) logger.warn(mismatch, { region: config.region, queue: config.queueUrl });
+  observe(lifecycle, parts, { readiness, redirects: world.redirects, sqsSeen, metrics, mismatch });
   const app = createServer({ registry: metrics.registry, health: readiness.health });
   lifecycle.start();
   const stop = (graceMs?: number) => lifecycle.stop(graceMs);
@@ -224,9 +227,10 @@ function observe(
     redirects: RedirectWatch;
     sqsSeen: SqsObserver;
     metrics: SluiceMetrics;
+    mismatch: string | undefined;
   },
 ): void {
-  const { readiness, redirects, sqsSeen, metrics } = reporting;
+  const { readiness, redirects, sqsSeen, metrics, mismatch } = reporting;
   const inFlight = () => lifecycle.running?.pipeline.inFlight ?? 0;
   const breakers = Object.values(parts.breakers);
   readiness.observe(() => ({
@@ -240,6 +244,7 @@ function observe(
     })),
     redirects: redirects.current(),
     lastSqsError: sqsSeen.lastError,
+    regionMismatch: mismatch,
   }));
   parts.summary.observe(() => ({
     inFlight: inFlight(),

@@ -11,6 +11,7 @@ import type { CliDeps } from "./cli_deps.ts";
 import { describeSqsFailure, parseRedrivePolicy } from "./dlq_session.ts";
 import { readEnv } from "./env_file.ts";
 import { lintEnvNames } from "../app/env_lint.ts";
+import { regionMismatch } from "../app/region_check.ts";
 import { enrichVerdict, identify, type ProbeResult, validatorVerdict } from "./probe_http.ts";
 import { probeIdempotency } from "../app/idempotency_wiring.ts";
 
@@ -25,8 +26,10 @@ export async function checkConfig(cmd: CheckConfigCommand, deps: CliDeps): Promi
   if (typeof env === "number") return env;
   const { config, problems } = collectConfigProblems(env);
   const warnings = lintEnvNames(env, CONFIG_VARS.map((v) => v.name));
+  const mismatch = config && regionMismatch(config.region, config.queueUrl, env);
+  if (mismatch) warnings.push(mismatch);
   const resolved = config ? await resolvedValues(config, env, deps) : {};
-  const probes = config && cmd.probe ? await probeAll(config, env, deps) : [];
+  const probes = config && cmd.probe ? await probeAll(config, env, deps, mismatch) : [];
   if (cmd.json) {
     deps.out(JSON.stringify({
       ok: problems.length === 0 && probes.every((p) => p.ok),
@@ -107,8 +110,12 @@ async function probeAll(
   config: Config,
   env: Record<string, string | undefined>,
   deps: CliDeps,
+  mismatch: string | undefined,
 ): Promise<ProbeResult[]> {
-  const results = await probeSqs(config, env, deps);
+  // SQS's answer never mentions the region: a failing SQS line says what is wrong.
+  const results = (await probeSqs(config, env, deps)).map((r) =>
+    r.ok || !mismatch ? r : { ok: false, line: `${r.line}; ${mismatch}` }
+  );
   const timeout = Math.min(config.httpTimeoutMs, 10_000);
   const enrich = await identify(deps.fetch, config.enrichUrl, timeout);
   const validatorBase = config.validatorUrl.replace(/\/ingest$/, "");

@@ -390,3 +390,24 @@ Deno.test("cli: check-config --probe checks IDEMPOTENCY_TABLE exists with the id
     await db.close();
   }
 });
+
+Deno.test("cli: check-config and its probe name an AWS_REGION that is not the queue URL's", async () => {
+  const env = {
+    ...BASE,
+    SQS_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/orders",
+    AWS_REGION: "eu-west-1",
+    AWS_ACCESS_KEY_ID: "t",
+    AWS_SECRET_ACCESS_KEY: "t",
+  };
+  const mismatch =
+    /AWS_REGION=eu-west-1 does not match the queue URL's region us-east-1: .*set AWS_REGION=us-east-1/;
+  const check = await sluice(["check-config"], env);
+  assert.match(check.stdout, new RegExp(`^warn ${mismatch.source}`, "m"));
+  // Nothing listens on port 9: the SQS line fails, and says the region too.
+  const probe = await sluice(["check-config", "--probe"], {
+    ...env,
+    AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:9",
+  });
+  assert.equal(probe.code, 1, probe.stdout + probe.stderr);
+  assert.match(probe.stdout, new RegExp(`^FAIL SQS is unreachable .*; ${mismatch.source}`, "m"));
+});
