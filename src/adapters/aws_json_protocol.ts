@@ -5,6 +5,7 @@
 import type { AwsCredentials } from "./aws_credentials.ts";
 import { AwsError, HttpError, RedirectError, TimeoutError } from "../lib/errors.ts";
 import { fetchNoRedirect, readTextCapped, readTextPrefix } from "../lib/guarded_fetch.ts";
+import { describeNetworkFailure } from "../lib/network_failure.ts";
 import { onAbort } from "../lib/on_abort.ts";
 import type { SharedTimeouts } from "../lib/shared_timeouts.ts";
 import { type SigningKeyCache, signRequest } from "./sigv4.ts";
@@ -133,7 +134,7 @@ function transportFailure(c: SignedCall, error: unknown): Error {
   if (error instanceof HttpError) {
     return c.fail("ResponseTooLarge", error.status, error.body, error);
   }
-  return c.fail("NetworkError", 0, errorMessage(error), error);
+  return c.fail("NetworkError", 0, describeNetworkFailure(error, c.endpoint), error);
 }
 
 /** Signs and sends one request; reads the body (within its cap) inside the timeout window. */

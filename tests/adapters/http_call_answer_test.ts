@@ -112,3 +112,20 @@ Deno.test("httpCall: a 2xx body over the cap is a transient HttpError; an error 
     await server.close();
   }
 });
+
+Deno.test("httpCall: a request that gets no answer says which failure and for which host", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const host = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+  listener.close();
+  const error = await httpCall(
+    { target: "validator", timeoutMs: 2000, clock: systemClock },
+    `http://${host}/ingest`,
+    { method: "POST", body: "{}" },
+  ).then(() => undefined, (e) => e);
+  assert.ok(error instanceof HttpError);
+  assert.equal(error.status, 0);
+  assert.equal(
+    error.message,
+    `validator gave no answer: connection refused by ${host} (nothing listens there)`,
+  );
+});

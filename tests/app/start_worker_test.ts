@@ -135,3 +135,33 @@ Deno.test("start worker: a misspelled variable is warned about at startup with t
     await rig.close();
   }
 });
+
+Deno.test("start worker: /readyz and the breaker's log line say which network failure met SQS, and where", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const host = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+  listener.close();
+  const worker = runWorker({
+    SQS_QUEUE_URL: `http://${host}/000000000000/main`,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    ENRICH_URL: "http://127.0.0.1:1",
+    VALIDATOR_URL: "http://127.0.0.1:1",
+    SQS_RECEIVE_WAIT_SECONDS: "1",
+  });
+  const refused = `connection refused by ${host} (nothing listens there)`;
+  try {
+    await waitFor(
+      async () => {
+        const r = await readyz(worker);
+        return (r.body.reasons ?? []).some((x) => x.includes(refused));
+      },
+      "/readyz names the refusal",
+      15_000,
+    );
+    const r = await readyz(worker);
+    assert.doesNotMatch(JSON.stringify(r.body), /fetch failed|: network\b/);
+  } finally {
+    await worker.stop();
+  }
+});

@@ -241,7 +241,7 @@ Deno.test("cli: check-config --probe reports a validator redirect with its Locat
 Deno.test("cli: dlq stats with SQS unreachable says so, not 'no dead-letter queue'", async () => {
   const r = await sluice(["dlq", "stats"], localEnv("http://127.0.0.1:9/000000000000/q"));
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /SQS is unreachable at http:\/\/127.0.0.1:9/);
+  assert.match(r.stderr, /SQS is unreachable \(\w+\): no answer from 127\.0\.0\.1:9\b/);
   assert.doesNotMatch(r.stderr, /no dead-letter queue/);
   assert.doesNotMatch(r.stderr, STACK_TRACE);
 });
@@ -410,4 +410,30 @@ Deno.test("cli: check-config and its probe name an AWS_REGION that is not the qu
   });
   assert.equal(probe.code, 1, probe.stdout + probe.stderr);
   assert.match(probe.stdout, new RegExp(`^FAIL SQS is unreachable .*; ${mismatch.source}`, "m"));
+});
+
+Deno.test("cli: check-config --probe says which network failure met each endpoint, once, with its host", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const host = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+  listener.close();
+  const r = await sluice(["check-config", "--probe"], {
+    ...localEnv(`http://${host}/000000000000/q`),
+    ENRICH_URL: `http://${host}`,
+    VALIDATOR_URL: "http://sluice-no-such-host.invalid:8080",
+  });
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  const refused = `connection refused by ${host} \\(nothing listens there\\)`;
+  assert.match(
+    r.stdout,
+    new RegExp(`^FAIL SQS is unreachable \\(GetQueueAttributes\\): ${refused}$`, "m"),
+  );
+  assert.match(
+    r.stdout,
+    new RegExp(`^FAIL ENRICH_URL http://${host} gave no answer: ${refused}$`, "m"),
+  );
+  assert.match(
+    r.stdout,
+    /^FAIL VALIDATOR_URL \S+ gave no answer: DNS lookup of sluice-no-such-host\.invalid failed$/m,
+  );
+  assert.doesNotMatch(r.stdout, /fetch failed|HTTP 0/);
 });
