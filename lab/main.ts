@@ -520,18 +520,31 @@ function announceInfra(env: Record<string, string>, options: { seed: number; use
   Deno.writeTextFileSync(STATE_FILE, JSON.stringify(state));
   console.error(
     "lab: services running; paste the export lines in another terminal, run " +
-      "`deno task start` there; `deno task lab send --count 100` adds messages. Ctrl-C stops.",
+      "`npx -y deno@2.9.6 task start` there; `npx -y deno@2.9.6 task lab send --count 100` adds " +
+      "messages. Ctrl-C stops.",
   );
 }
 
 /** Ready-to-paste lines for a worker the user starts: exports, then the worker's curl lines. */
 export function infraLines(env: Record<string, string>): string[] {
   const port = env.HTTP_PORT ?? "9400";
+  const pasted = { ...env, SQS_QUEUE_URL: onEndpoint(env.SQS_QUEUE_URL, env.AWS_ENDPOINT_URL_SQS) };
   return [
-    ...Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
-    `# then: deno task start   (or the built binary dist/sluice)`,
+    ...Object.entries(pasted).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    `# then: npx -y deno@2.9.6 task start   (or the built binary dist/sluice)`,
     `# curl -s localhost:${port}/healthz; curl -s localhost:${port}/metrics | head`,
   ];
+}
+
+/**
+ * The queue URL on the SQS endpoint's host: the emulator's own `sqs.us-east-1.localhost` name
+ * resolves on few machines, so a pasted URL would work only beside AWS_ENDPOINT_URL_SQS.
+ */
+function onEndpoint(queueUrl: string | undefined, endpoint: string | undefined): string {
+  if (!queueUrl || !endpoint || !URL.canParse(queueUrl) || !URL.canParse(endpoint)) {
+    return queueUrl ?? "";
+  }
+  return new URL(new URL(queueUrl).pathname, endpoint).href;
 }
 
 function shellQuote(v: string): string {

@@ -40,7 +40,9 @@ export async function checkConfig(cmd: CheckConfigCommand, deps: CliDeps): Promi
       probes,
     }));
   } else {
-    if (cmd.envFile) deps.out(`variables from ${cmd.envFile} only, as systemd's EnvironmentFile=`);
+    if (cmd.envFile) {
+      deps.out(`variables from ${cmd.envFile} only, as systemd gives them to the worker`);
+    }
     for (const p of problems) deps.out(`FAIL ${p}`);
     for (const w of warnings) deps.out(`warn ${w}`);
     if (config) deps.out("ok   configuration");

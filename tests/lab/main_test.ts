@@ -176,6 +176,16 @@ Deno.test("lab main: infraLines: exports with AWS_DEFAULT_REGION, then the worke
   assert.ok(lines.some((l) => l.includes("localhost:9400/metrics")));
 });
 
+Deno.test("lab main: infraLines: the queue URL on the SQS endpoint's host, and the README's npx start", () => {
+  const lines = infraLines({
+    SQS_QUEUE_URL: "http://sqs.us-east-1.localhost:4566/000000000000/sluice-lab",
+    AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:4570",
+  });
+  assert.ok(lines.includes("export SQS_QUEUE_URL=http://127.0.0.1:4570/000000000000/sluice-lab"));
+  assert.ok(lines.includes("export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:4570"));
+  assert.ok(lines.some((l) => l.startsWith("# then: npx -y deno@2.9.6 task start")));
+});
+
 Deno.test("lab main: lab send: flags and bodies (valid for known users, then chosen poison)", () => {
   assert.deepEqual(parseSendFlags(["--count", "3", "--poison", "2"]), {
     help: false,
