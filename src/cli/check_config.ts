@@ -36,7 +36,7 @@ export async function checkConfig(cmd: CheckConfigCommand, deps: CliDeps): Promi
       ...(cmd.envFile ? { env_file: cmd.envFile } : {}),
       problems,
       warnings,
-      resolved,
+      resolved: Object.fromEntries(Object.entries(resolved).map(([k, v]) => [jsonKey(k), v])),
       probes,
     }));
   } else {
@@ -78,8 +78,16 @@ async function resolvedValues(
     "enrichment API": config.enrichUrl,
     validator: config.validatorUrl,
     "health server": `http://${config.httpHost}:${config.httpPort}/healthz and /metrics`,
+    policies:
+      `UNKNOWN_USER_POLICY=${config.unknownUserPolicy}, DELETE_ON_4XX=${config.deleteOn4xx}, ` +
+      `DELETE_ON_5XX=${config.deleteOn5xx}`,
     log: `${config.logLevel}, ${config.logFormat}`,
   };
+}
+
+/** A label of the text output as a JSON key: "SQS endpoint" → "sqs_endpoint". */
+function jsonKey(label: string): string {
+  return label.toLowerCase().replace(/[^a-z0-9]+/g, "_");
 }
 
 /** Which source of the credential chain would answer, found without a network call. */

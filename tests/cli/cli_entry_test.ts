@@ -115,11 +115,29 @@ Deno.test("cli: check-config accepts LOG_LEVEL=warning and prints the resolved v
   assert.match(r.stdout, /credentials\s+environment \(AWS_ACCESS_KEY_ID\)/);
   assert.match(r.stdout, /dlq\s+the target of the queue's RedrivePolicy/);
   assert.match(r.stdout, /log\s+warn, json/);
+  assert.match(r.stdout, /policies\s+UNKNOWN_USER_POLICY=submit, DELETE_ON_4XX=false/);
   assert.doesNotMatch(r.stdout, /"S"|AK\b/, "no secret printed");
   const json = await sluice(["check-config", "--json"], { ...BASE, LOG_LEVEL: "warning" });
   const doc = JSON.parse(json.stdout);
   assert.equal(doc.ok, true);
   assert.match(doc.resolved.credentials, /EC2 instance role through IMDSv2/);
+  // Keys a script can name; the policies the worker would follow.
+  assert.deepEqual(Object.keys(doc.resolved), [
+    "queue",
+    "region",
+    "sqs_endpoint",
+    "dlq",
+    "credentials",
+    "enrichment_api",
+    "validator",
+    "health_server",
+    "policies",
+    "log",
+  ]);
+  assert.equal(
+    doc.resolved.policies,
+    "UNKNOWN_USER_POLICY=submit, DELETE_ON_4XX=false, DELETE_ON_5XX=false",
+  );
 });
 
 Deno.test("cli: a URL with user:password@ stops the worker and check-config, never printing the password", async () => {
