@@ -180,7 +180,9 @@ function createServices(config: Config, deps: WorkerDeps): Services {
     }),
     repeats,
   );
-  const metrics = createSluiceMetrics();
+  const metrics = createSluiceMetrics(undefined, {
+    idempotencyTable: config.idempotencyTable !== undefined,
+  });
   const build = deps.build ?? { version: "unknown", commit: "unknown", runtime: "unknown" };
   metrics.buildInfo.set({ ...build }, 1);
   metrics.dedupeTtl.set(undefined, config.dedupTtlSeconds);
