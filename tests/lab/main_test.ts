@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { formatProgress, formatSummary, infraLines, parseLabFlags } from "../../lab/main.ts";
+import {
+  formatProgress,
+  formatSummary,
+  infraLines,
+  parseLabFlags,
+  type PlainProgress,
+  printPlain,
+} from "../../lab/main.ts";
 import type { LabProgress } from "../../lab/lab.ts";
 import { parseSendFlags, sendBodies } from "../../lab/send_command.ts";
 import { sumMetric, WorkerMetricsTracker } from "../../lab/worker_metrics.ts";
@@ -145,6 +152,27 @@ Deno.test("lab main: formatProgress: rate first, errors, retries and breaker ope
   assert.ok(huge.length <= 80, `${huge.length}: ${huge}`);
   assert.match(huge, /^99999\/s acc 9999999\/10000000 .*err 999999 retry 9999999 open 99/);
   assert.ok(formatProgress(progress(), "x", 40).length <= 40);
+});
+
+Deno.test("lab main: formatProgress: with --infra-only the counts have no preloaded denominators", () => {
+  const line = formatProgress(progress({ phase: "infra", accepted: 24606, valid: 4900 }), "x");
+  assert.equal(line, "2855/s acc 24606 dlq 350 err 1234 retry 5678 open 3 infra 12s");
+});
+
+Deno.test("lab main: printPlain: piped, a line at each phase change and every 5 s between", () => {
+  const last: PlainProgress = { at: Number.NEGATIVE_INFINITY, phase: undefined };
+  const rows: Array<[LabProgress["phase"], number, boolean]> = [
+    ["preloading", 0, true],
+    ["running", 800, true], // a short run still shows that it ran
+    ["running", 1300, false],
+    ["running", 5800, true],
+    ["stopping", 6000, true],
+    ["stopping", 9000, false],
+    ["stopping", 11_000, true],
+  ];
+  for (const [phase, now, printed] of rows) {
+    assert.equal(printPlain(last, phase, now), printed, `${phase} at ${now}`);
+  }
 });
 
 Deno.test("lab main: WorkerMetricsTracker: retries add up across restarts, breaker opens are transitions", () => {
