@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { httpCall } from "../../src/adapters/http_call.ts";
 import { HttpError, LocalError } from "../../src/lib/errors.ts";
 import { serveJson } from "../support/lab_env.ts";
+import { freePort } from "../support/command.ts";
 
 Deno.test("httpCall: Retry-After is read from a failed answer and left alone on a 2xx", async () => {
   const server = serveJson(async (request, url) => {
@@ -114,9 +115,7 @@ Deno.test("httpCall: a 2xx body over the cap is a transient HttpError; an error 
 });
 
 Deno.test("httpCall: a request that gets no answer says which failure and for which host", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const host = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
-  listener.close();
+  const host = `127.0.0.1:${freePort()}`;
   const error = await httpCall(
     { target: "validator", timeoutMs: 2000, clock: systemClock },
     `http://${host}/ingest`,

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { type FakeAnswer, sqsErrorAnswer } from "../support/fake_sqs/answers.ts";
 import { runWorker, waitFor } from "../support/lab_env.ts";
 import { parsedLines, startFakeSqsRig } from "../support/fault_kit.ts";
+import { freePort } from "../support/command.ts";
 
 const KEYS = { accessKeyId: "test", secretAccessKey: "test" };
 const accessDenied = (): FakeAnswer =>
@@ -137,9 +138,7 @@ Deno.test("start worker: a misspelled variable is warned about at startup with t
 });
 
 Deno.test("start worker: /readyz and the breaker's log line say which network failure met SQS, and where", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const host = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
-  listener.close();
+  const host = `127.0.0.1:${freePort()}`;
   const worker = runWorker({
     SQS_QUEUE_URL: `http://${host}/000000000000/main`,
     AWS_REGION: "us-east-1",

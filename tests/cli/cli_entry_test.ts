@@ -11,6 +11,7 @@ import { startFakeSqs } from "../support/fake_sqs.ts";
 import { faults } from "../support/fake_sqs/answers.ts";
 import { serveJson } from "../support/lab_env.ts";
 import { sluice, STACK_TRACE } from "../support/sluice_cli.ts";
+import { freePort } from "../support/command.ts";
 
 const BASE = {
   SQS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders",
@@ -431,9 +432,7 @@ Deno.test("cli: check-config and its probe name an AWS_REGION that is not the qu
 });
 
 Deno.test("cli: check-config --probe says which network failure met each endpoint, once, with its host", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const host = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
-  listener.close();
+  const host = `127.0.0.1:${freePort()}`;
   const r = await sluice(["check-config", "--probe"], {
     ...localEnv(`http://${host}/000000000000/q`),
     ENRICH_URL: `http://${host}`,

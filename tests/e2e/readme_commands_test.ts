@@ -6,7 +6,7 @@
  * bounded in time; the lab and the worker are stopped by PID.
  */
 import assert from "node:assert/strict";
-import { keptEnv, REPO } from "../support/command.ts";
+import { freePort, keptEnv, REPO } from "../support/command.ts";
 import { waitFor } from "../support/lab_env.ts";
 
 const NPX_DENO = "npx -y deno@2.9.6";
@@ -34,11 +34,18 @@ export function readmeCommands(readme: string): string[] {
   return lines;
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+/** A child in the clone with only `env` beside PATH, TLS, proxies and HOME (npx's cache). */
+function command(program: string, args: string[], env: Record<string, string>, ms?: number) {
+  return new Deno.Command(program, {
+    args,
+    cwd: REPO,
+    env: { ...keptEnv(), HOME: Deno.env.get("HOME") ?? "/tmp", NO_COLOR: "1", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...(ms ? { signal: AbortSignal.timeout(ms) } : {}),
+  });
 }
 
 interface Ran {
@@ -48,31 +55,14 @@ interface Ran {
 
 /** `bash -c script` in the clone with `env`, stdin closed, killed after `ms`. */
 async function bash(script: string, env: Record<string, string>, ms = 120_000): Promise<Ran> {
-  const out = await new Deno.Command("bash", {
-    args: ["-c", script],
-    cwd: REPO,
-    env: { ...keptEnv(), HOME: Deno.env.get("HOME") ?? "/tmp", NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(ms),
-  }).output();
+  const out = await command("bash", ["-c", script], env, ms).output();
   const text = new TextDecoder();
   return { code: out.code, out: text.decode(out.stdout) + text.decode(out.stderr) };
 }
 
 /** A long-running child, its output collected; stopped by PID. */
 function spawn(args: string[], env: Record<string, string>) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: REPO,
-    env: { ...keptEnv(), HOME: Deno.env.get("HOME") ?? "/tmp", NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = command(Deno.execPath(), args, env).spawn();
   const state = { out: "" };
   const text = new TextDecoder();
   const read = (stream: ReadableStream<Uint8Array>) =>
@@ -127,7 +117,7 @@ type Rule = [pattern: RegExp, check: (line: string, ctx: Ctx) => Promise<void>];
 const ok = (r: Ran, line: string) => assert.equal(r.code, 0, `${line}\n${r.out.slice(-3000)}`);
 
 const RULES: Rule[] = [
-  [/^npx -y deno@2\.9\.6 task lab$/, async (line, ctx) => {
+  [/^npx -y deno@2\.9\.6 task lab$/, async (line) => {
     // The whole lab, a small run of it.
     const r = await bash(`${line} --messages 300`, {}, 180_000);
     ok(r, line);

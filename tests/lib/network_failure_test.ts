@@ -5,14 +5,7 @@ import {
   type NetworkFailureKind,
   networkFailureKind,
 } from "../../src/lib/network_failure.ts";
-
-/** A port on 127.0.0.1 where nothing listens (bound, then closed). */
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
+import { freePort } from "../support/command.ts";
 
 async function fetchError(url: string, init: RequestInit = {}): Promise<unknown> {
   try {
@@ -25,7 +18,7 @@ async function fetchError(url: string, init: RequestInit = {}): Promise<unknown>
 }
 
 Deno.test("network failure: a refused connection names the host and port", async () => {
-  const url = `http://127.0.0.1:${closedPort()}/ingest`;
+  const url = `http://127.0.0.1:${freePort()}/ingest`;
   const error = await fetchError(url);
   assert.equal(networkFailureKind(error), "refused");
   assert.equal(
