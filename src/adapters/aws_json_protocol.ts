@@ -125,6 +125,11 @@ export function isExpiredToken(code: string): boolean {
   return code === "ExpiredToken" || code === "ExpiredTokenException";
 }
 
+/** `host[:port]` of an endpoint, for a timeout's message. */
+function hostOf(endpoint: string): string | undefined {
+  return URL.canParse(endpoint) ? new URL(endpoint).host : undefined;
+}
+
 /** A request that got no usable answer, as the service's error. */
 function transportFailure(c: SignedCall, error: unknown): Error {
   if (error instanceof RedirectError) {
@@ -162,7 +167,7 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
   const timeout = new AbortController();
   const cancelTimeout = c.timeouts.onTimeout(
     c.timeoutMs,
-    () => timeout.abort(new TimeoutError(c.label, c.timeoutMs)),
+    () => timeout.abort(new TimeoutError(c.label, c.timeoutMs, { host: hostOf(c.endpoint) })),
   );
   const forget = callerSignal && onAbort(callerSignal, () => timeout.abort(callerSignal.reason));
   try {

@@ -100,7 +100,10 @@ export async function httpCall(
     }
     if (timeout.aborted) {
       code = "timeout";
-      throw new TimeoutError(options.target, options.timeoutMs, { cause: error });
+      throw new TimeoutError(options.target, options.timeoutMs, {
+        cause: error,
+        host: new URL(url).host,
+      });
     }
     throw new HttpError(options.target, 0, describeNetworkFailure(error, url), {
       category: "TRANSIENT",

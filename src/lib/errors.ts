@@ -115,8 +115,18 @@ export function isLocalError(error: unknown): boolean {
 export class TimeoutError extends SluiceError {
   override name = "TimeoutError";
   readonly target: string;
-  constructor(target: string, ms: number, options: ErrorOptions = {}) {
-    super(`${target} did not answer within ${ms} ms`, "TIMEOUT", options);
+  /** `host`: where the request went, named in the message (`host[:port]`). */
+  constructor(
+    target: string,
+    ms: number,
+    options: ErrorOptions & { host?: string | undefined } = {},
+  ) {
+    const { host, ...errorOptions } = options;
+    super(
+      `${target} did not answer within ${ms} ms${host ? ` (${host})` : ""}`,
+      "TIMEOUT",
+      errorOptions,
+    );
     this.target = target;
   }
 }

@@ -128,3 +128,26 @@ Deno.test("httpCall: a request that gets no answer says which failure and for wh
     `validator gave no answer: connection refused by ${host} (nothing listens there)`,
   );
 });
+
+Deno.test("httpCall: a timeout names the host that did not answer", async () => {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => release = resolve);
+  const server = serveJson(async () => {
+    await held;
+    return new Response("late");
+  });
+  try {
+    const error = await httpCall(
+      { target: "enrichment", timeoutMs: 100, clock: systemClock },
+      `${server.url}/v1/users/1`,
+      { method: "GET" },
+    ).then(() => undefined, (e) => e);
+    assert.equal(
+      error?.message,
+      `enrichment did not answer within 100 ms (${new URL(server.url).host})`,
+    );
+  } finally {
+    release();
+    await server.close();
+  }
+});
