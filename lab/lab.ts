@@ -199,8 +199,9 @@ async function runWithWorkers(
   });
 
   // Stop the worker the way systemd does, and check it drains and exits 0.
-  if (options.onProgress) options.onProgress(await progress("stopping", chaos.state.kills));
-  const stopped = await stopWorkers(fleet, options, watched.cpuAtFirstReceive, problems);
+  const stopping = tickProgress(options.onProgress, () => progress("stopping", chaos.state.kills));
+  const stopped = await stopWorkers(fleet, options, watched.cpuAtFirstReceive, problems)
+    .finally(() => stopping.end());
   await sent.catch(() => undefined);
   const doneAt = watched.doneAt ?? Date.now();
   const sigtermPhase = await sigtermPhaseHook(chaosOptions, problems, options.signal, {
@@ -223,6 +224,31 @@ async function runWithWorkers(
     tableWindows: chaos.state.tableWindows,
   });
   return sigtermPhase ? { ...summary, sigtermPhase } : summary;
+}
+
+/**
+ * The live line now and then every second until `end`: a stop that takes a while shows its time
+ * going on instead of one frozen line.
+ */
+function tickProgress(
+  onProgress: LabOptions["onProgress"],
+  next: () => Promise<LabProgress>,
+): { end: () => Promise<void> } {
+  const ended = new AbortController();
+  const loop = (async () => {
+    if (!onProgress) return;
+    while (!ended.signal.aborted) {
+      const p = await next().catch(() => undefined);
+      if (p && !ended.signal.aborted) onProgress(p);
+      await sleep(1000, ended.signal).catch(() => undefined);
+    }
+  })();
+  return {
+    end: async () => {
+      ended.abort();
+      await loop;
+    },
+  };
 }
 
 /** `--table-missing`: every message preloaded, the workers must stop at startup and touch none. */

@@ -333,10 +333,13 @@ function opt(
 
 /** The live line, rate first; parts of least use are dropped until it fits `width` columns. */
 export function formatProgress(p: LabProgress, _scenario: string, width = 80): string {
+  // With --infra-only the user's worker and `lab send` add messages the preloaded set does not
+  // count: its totals would be wrong denominators.
+  const of = (n: number) => p.phase === "infra" ? "" : `/${n}`;
   const parts = [
     `${Math.round(p.msgPerSecond)}/s`,
-    `acc ${p.accepted}/${p.valid}`,
-    `dlq ${p.deadLettered}/${p.poison}`,
+    `acc ${p.accepted}${of(p.valid)}`,
+    `dlq ${p.deadLettered}${of(p.poison)}`,
     `err ${p.errors}`,
     `retry ${p.retries}`,
     `open ${p.breakerOpens}`,
@@ -348,6 +351,22 @@ export function formatProgress(p: LabProgress, _scenario: string, width = 80): s
   // The elapsed time goes first; the counts people watch stay.
   const shorter = line.length <= width ? line : parts.slice(0, -1).join(" ");
   return shorter.slice(0, width);
+}
+
+export interface PlainProgress {
+  at: number;
+  phase: LabProgress["phase"] | undefined;
+}
+
+/**
+ * Piped (not a terminal), the live line is printed, not redrawn: at each change of phase and every
+ * 5 s between, so a short run still shows its phases. Updates `last` when it says yes.
+ */
+export function printPlain(last: PlainProgress, phase: LabProgress["phase"], now: number): boolean {
+  if (phase === last.phase && now - last.at < 5000) return false;
+  last.at = now;
+  last.phase = phase;
+  return true;
 }
 
 /** The summary as an aligned two-column table plus the problems. */
@@ -484,7 +503,7 @@ async function main(): Promise<number> {
 
   const tty = Deno.stderr.isTerminal();
   const encoder = new TextEncoder();
-  let lastPlain = 0;
+  const plain: PlainProgress = { at: Number.NEGATIVE_INFINITY, phase: undefined };
   let drawn = false;
   const onProgress = (p: LabProgress) => {
     if (tty) {
@@ -498,8 +517,7 @@ async function main(): Promise<number> {
       const line = formatProgress(p, options.scenario, Math.max(20, Math.min(80, columns - 1)));
       Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line}`));
       drawn = true;
-    } else if (Date.now() - lastPlain >= 5000) {
-      lastPlain = Date.now();
+    } else if (printPlain(plain, p.phase, Date.now())) {
       console.error(formatProgress(p, options.scenario));
     }
   };
@@ -547,18 +565,31 @@ function announceInfra(env: Record<string, string>, options: { seed: number; use
   Deno.writeTextFileSync(STATE_FILE, JSON.stringify(state));
   console.error(
     "lab: services running; paste the export lines in another terminal, run " +
-      "`deno task start` there; `deno task lab send --count 100` adds messages. Ctrl-C stops.",
+      "`npx -y deno@2.9.6 task start` there; `npx -y deno@2.9.6 task lab send --count 100` adds " +
+      "messages. Ctrl-C stops.",
   );
 }
 
 /** Ready-to-paste lines for a worker the user starts: exports, then the worker's curl lines. */
 export function infraLines(env: Record<string, string>): string[] {
   const port = env.HTTP_PORT ?? "9400";
+  const pasted = { ...env, SQS_QUEUE_URL: onEndpoint(env.SQS_QUEUE_URL, env.AWS_ENDPOINT_URL_SQS) };
   return [
-    ...Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
-    `# then: deno task start   (or the built binary dist/sluice)`,
+    ...Object.entries(pasted).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    `# then: npx -y deno@2.9.6 task start   (or the built binary dist/sluice)`,
     `# curl -s localhost:${port}/healthz; curl -s localhost:${port}/metrics | head`,
   ];
+}
+
+/**
+ * The queue URL on the SQS endpoint's host: the emulator's own `sqs.us-east-1.localhost` name
+ * resolves on few machines, so a pasted URL would work only beside AWS_ENDPOINT_URL_SQS.
+ */
+function onEndpoint(queueUrl: string | undefined, endpoint: string | undefined): string {
+  if (!queueUrl || !endpoint || !URL.canParse(queueUrl) || !URL.canParse(endpoint)) {
+    return queueUrl ?? "";
+  }
+  return new URL(new URL(queueUrl).pathname, endpoint).href;
 }
 
 function shellQuote(v: string): string {

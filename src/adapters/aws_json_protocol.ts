@@ -5,6 +5,7 @@
 import type { AwsCredentials } from "./aws_credentials.ts";
 import { AwsError, HttpError, RedirectError, TimeoutError } from "../lib/errors.ts";
 import { fetchNoRedirect, readTextCapped, readTextPrefix } from "../lib/guarded_fetch.ts";
+import { describeNetworkFailure } from "../lib/network_failure.ts";
 import { onAbort } from "../lib/on_abort.ts";
 import type { SharedTimeouts } from "../lib/shared_timeouts.ts";
 import { type SigningKeyCache, signRequest } from "./sigv4.ts";
@@ -124,6 +125,11 @@ export function isExpiredToken(code: string): boolean {
   return code === "ExpiredToken" || code === "ExpiredTokenException";
 }
 
+/** `host[:port]` of an endpoint, for a timeout's message. */
+function hostOf(endpoint: string): string | undefined {
+  return URL.canParse(endpoint) ? new URL(endpoint).host : undefined;
+}
+
 /** A request that got no usable answer, as the service's error. */
 function transportFailure(c: SignedCall, error: unknown): Error {
   if (error instanceof RedirectError) {
@@ -133,7 +139,7 @@ function transportFailure(c: SignedCall, error: unknown): Error {
   if (error instanceof HttpError) {
     return c.fail("ResponseTooLarge", error.status, error.body, error);
   }
-  return c.fail("NetworkError", 0, errorMessage(error), error);
+  return c.fail("NetworkError", 0, describeNetworkFailure(error, c.endpoint), error);
 }
 
 /** Signs and sends one request; reads the body (within its cap) inside the timeout window. */
@@ -161,7 +167,7 @@ export async function sendSignedJson(c: SignedCall): Promise<RawResponse> {
   const timeout = new AbortController();
   const cancelTimeout = c.timeouts.onTimeout(
     c.timeoutMs,
-    () => timeout.abort(new TimeoutError(c.label, c.timeoutMs)),
+    () => timeout.abort(new TimeoutError(c.label, c.timeoutMs, { host: hostOf(c.endpoint) })),
   );
   const forget = callerSignal && onAbort(callerSignal, () => timeout.abort(callerSignal.reason));
   try {

@@ -6,6 +6,7 @@
  */
 import { HttpError, LocalError, RedirectError, TimeoutError } from "../lib/errors.ts";
 import { fetchNoRedirect, readTextCapped, readTextPrefix } from "../lib/guarded_fetch.ts";
+import { describeNetworkFailure } from "../lib/network_failure.ts";
 import { onAbort } from "../lib/on_abort.ts";
 import { parseRetryAfter } from "../lib/retry.ts";
 import { timeoutsOf } from "../lib/shared_timeouts.ts";
@@ -99,9 +100,12 @@ export async function httpCall(
     }
     if (timeout.aborted) {
       code = "timeout";
-      throw new TimeoutError(options.target, options.timeoutMs, { cause: error });
+      throw new TimeoutError(options.target, options.timeoutMs, {
+        cause: error,
+        host: new URL(url).host,
+      });
     }
-    throw new HttpError(options.target, 0, (error as Error).message ?? String(error), {
+    throw new HttpError(options.target, 0, describeNetworkFailure(error, url), {
       category: "TRANSIENT",
       cause: error,
     });

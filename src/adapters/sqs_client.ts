@@ -81,7 +81,8 @@ export interface SqsClientOptions {
    * Called after every request: action, result ("ok" or the error code, "timeout", "network",
    * "aborted", "credentials"), duration ms.
    */
-  onRequest?: (action: string, result: string, durationMs: number) => void;
+  /** `detail`: for a request that got no answer, which failure and where (network_failure.ts). */
+  onRequest?: (action: string, result: string, durationMs: number, detail?: string) => void;
 }
 
 /**
@@ -132,7 +133,9 @@ export class SqsClient {
   readonly #clock: Clock;
   readonly #timeouts: SharedTimeouts;
   readonly #timeoutMs: number;
-  readonly #onRequest: ((action: string, result: string, durationMs: number) => void) | undefined;
+  readonly #onRequest:
+    | ((action: string, result: string, durationMs: number, detail?: string) => void)
+    | undefined;
   /** Signing keys derived per day/region; shared across credential rotations (keyed by secret). */
   readonly #signingKeyCache = new SigningKeyCache();
   /** Server time minus our clock, learnt from a clock-skew answer; kept for later requests. */
@@ -386,7 +389,10 @@ export class SqsClient {
       try {
         raw = await this.#send(action, endpoint, body, opts, timeoutMs);
       } catch (err) {
-        this.#report(action, transportResult(err), started);
+        const detail = err instanceof SqsError && err.code === "NetworkError"
+          ? err.detail
+          : undefined;
+        this.#report(action, transportResult(err), started, detail);
         throw err;
       }
       if (raw.status >= 200 && raw.status < 300) {
@@ -423,8 +429,8 @@ export class SqsClient {
     }
   }
 
-  #report(action: string, result: string, started: number): void {
-    this.#onRequest?.(action, result, Math.max(0, this.#clock.now() - started));
+  #report(action: string, result: string, started: number, detail?: string): void {
+    this.#onRequest?.(action, result, Math.max(0, this.#clock.now() - started), detail);
   }
 
   /** Signs and sends one request; reads the whole body inside the timeout window. */

@@ -40,7 +40,7 @@ function chainFor(deps: AwsDeps): CredentialChain {
 }
 
 /** Called after each request with its action, result and duration. */
-type OnRequest = (action: string, result: string, durationMs: number) => void;
+type OnRequest = (action: string, result: string, durationMs: number, detail?: string) => void;
 
 /** What both clients take alike: the region, credentials from the shared chain, fetch, clock, hook. */
 function commonOptions(config: Config, deps: AwsDeps, onRequest: OnRequest | undefined) {

@@ -59,6 +59,8 @@ export interface ConfigVar {
   secret?: boolean;
 }
 
+/** What a boolean variable accepts, as its error and --help say. */
+const BOOLEAN = "true or false (or yes/no, on/off, 1/0)";
 const int = (min: number, max: number) =>
   z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max));
 const url = z.string().trim().refine((value) => {
@@ -70,8 +72,8 @@ const url = z.string().trim().refine((value) => {
   }
 });
 const bool = z.string().trim().toLowerCase().pipe(
-  z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) =>
-    v === "true" || v === "1" || v === "yes"
+  z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"]).transform((v) =>
+    v === "true" || v === "1" || v === "yes" || v === "on"
   ),
 );
 const text = z.string();
@@ -118,7 +120,7 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
   {
     name: "AWS_ALLOW_HTTP_ENDPOINT",
     default: "false",
-    expected: "true or false",
+    expected: BOOLEAN,
     schema: bool,
     help:
       "allow a plain http:// AWS endpoint (SQS, DynamoDB) that is not loopback (credentials would travel in clear)",
@@ -213,14 +215,14 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
   {
     name: "DELETE_ON_4XX",
     default: "false",
-    expected: "true or false",
+    expected: BOOLEAN,
     schema: bool,
     help: "delete a message the validator rejects instead of dead-lettering it",
   },
   {
     name: "DELETE_ON_5XX",
     default: "false",
-    expected: "true or false",
+    expected: BOOLEAN,
     schema: bool,
     help: "delete a message whose validator 5xx outlived the retry budget",
   },

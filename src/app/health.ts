@@ -22,6 +22,8 @@ export interface HealthSnapshot {
   redirects: readonly RedirectError[];
   /** The last ReceiveMessage failure, undefined once one succeeds. */
   lastSqsError: string | undefined;
+  /** The signing region is not the queue URL's (region_check.ts), said with what to set. */
+  regionMismatch?: string | undefined;
 }
 
 /** Alive and the reasons not to be ready (empty = ready), in /readyz's order. */
@@ -41,6 +43,10 @@ export function healthOf(s: HealthSnapshot): Health {
   }
   for (const error of s.redirects) notReady.push(redirectProblem(error));
   if (s.lastSqsError) notReady.push(`last SQS request failed: ${s.lastSqsError}`);
+  // Named while SQS fails, whose own errors never mention the region.
+  const sqsFailing = !s.starting && (!s.redrive.known || s.redrive.pending !== undefined ||
+    s.lastSqsError !== undefined);
+  if (s.regionMismatch && sqsFailing) notReady.unshift(s.regionMismatch);
   // While starting the process counts as alive: /healthz must not fail a slow startup.
   return { alive: s.starting || s.pipelineAlive, notReady };
 }

@@ -29,11 +29,12 @@ export function nextSqsError(
   before: string | undefined,
   action: string,
   result: string,
+  detail?: string,
 ): string | undefined {
   if (action !== "ReceiveMessage") return before;
   if (result === "ok") return undefined;
   if (result === "aborted" || STALE_RESULTS.has(result)) return before;
-  return `${action}: ${result}`;
+  return `${action}: ${detail ?? result}`;
 }
 
 export interface SqsObserverPorts {
@@ -82,13 +83,13 @@ export class SqsObserver {
   }
 
   /** For SqsClientOptions.onRequest. */
-  observe = (action: string, result: string): void => {
+  observe = (action: string, result: string, _durationMs?: number, detail?: string): void => {
     this.#services.metrics.sqsRequests.inc({ action, result: sqsResultLabel(result) });
     if (queueChanged(result)) this.#onQueueChange?.();
     const failed = sqsFailed(result);
-    this.#ports.breaker.record(!failed, failed ? `${action}: ${result}` : undefined);
+    this.#ports.breaker.record(!failed, failed ? `${action}: ${detail ?? result}` : undefined);
     const before = this.#lastError;
-    this.#lastError = nextSqsError(before, action, result);
+    this.#lastError = nextSqsError(before, action, result, detail);
     if ((before === undefined) !== (this.#lastError === undefined)) {
       this.#ports.onReadinessChange();
     }

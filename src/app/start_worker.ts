@@ -5,7 +5,9 @@
  * through `startWorker`.
  */
 import type { Hono } from "hono";
-import { type Config, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
+import { type Config, CONFIG_VARS, exposureWarning, STOP_FLUSH_SECONDS } from "./config.ts";
+import { lintEnvNames } from "./env_lint.ts";
+import { regionMismatch } from "./region_check.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
 import { type Clock, systemClock } from "../lib/clock.ts";
 import { ConfigError } from "../lib/errors.ts";
@@ -128,7 +130,9 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   };
   const lifecycle = wireLifecycle(config, parts, services, world.idempotency);
   // 4. What watches the rest, now that it all exists.
-  observe(lifecycle, parts, { readiness, redirects: world.redirects, sqsSeen, metrics });
+  const mismatch = regionMismatch(config.region, config.queueUrl, deps.env);
+  if (mismatch) logger.warn(mismatch, { region: config.region, queue: config.queueUrl });
+  observe(lifecycle, parts, { readiness, redirects: world.redirects, sqsSeen, metrics, mismatch });
   const app = createServer({ registry: metrics.registry, health: readiness.health });
   lifecycle.start();
   const stop = (graceMs?: number) => lifecycle.stop(graceMs);
@@ -176,12 +180,16 @@ function createServices(config: Config, deps: WorkerDeps): Services {
     }),
     repeats,
   );
-  const metrics = createSluiceMetrics();
+  const metrics = createSluiceMetrics(undefined, {
+    idempotencyTable: config.idempotencyTable !== undefined,
+  });
   const build = deps.build ?? { version: "unknown", commit: "unknown", runtime: "unknown" };
   metrics.buildInfo.set({ ...build }, 1);
   metrics.dedupeTtl.set(undefined, config.dedupTtlSeconds);
   const exposed = exposureWarning(config);
   if (exposed) logger.warn(exposed, { http_host: config.httpHost, http_port: config.httpPort });
+  // A misspelled variable is otherwise silently ignored for its default: as check-config says.
+  for (const line of lintEnvNames(deps.env, CONFIG_VARS.map((v) => v.name))) logger.warn(line);
   return { clock, logger, metrics, repeats };
 }
 
@@ -221,9 +229,10 @@ function observe(
     redirects: RedirectWatch;
     sqsSeen: SqsObserver;
     metrics: SluiceMetrics;
+    mismatch: string | undefined;
   },
 ): void {
-  const { readiness, redirects, sqsSeen, metrics } = reporting;
+  const { readiness, redirects, sqsSeen, metrics, mismatch } = reporting;
   const inFlight = () => lifecycle.running?.pipeline.inFlight ?? 0;
   const breakers = Object.values(parts.breakers);
   readiness.observe(() => ({
@@ -237,6 +246,7 @@ function observe(
     })),
     redirects: redirects.current(),
     lastSqsError: sqsSeen.lastError,
+    regionMismatch: mismatch,
   }));
   parts.summary.observe(() => ({
     inFlight: inFlight(),

@@ -10,7 +10,8 @@ import { regionFromQueueUrl } from "../adapters/sqs_client.ts";
 import type { CliDeps } from "./cli_deps.ts";
 import { describeSqsFailure, parseRedrivePolicy } from "./dlq_session.ts";
 import { readEnv } from "./env_file.ts";
-import { lintEnvNames } from "./env_lint.ts";
+import { lintEnvNames } from "../app/env_lint.ts";
+import { regionMismatch } from "../app/region_check.ts";
 import { enrichVerdict, identify, type ProbeResult, validatorVerdict } from "./probe_http.ts";
 import { probeIdempotency } from "../app/idempotency_wiring.ts";
 
@@ -25,19 +26,23 @@ export async function checkConfig(cmd: CheckConfigCommand, deps: CliDeps): Promi
   if (typeof env === "number") return env;
   const { config, problems } = collectConfigProblems(env);
   const warnings = lintEnvNames(env, CONFIG_VARS.map((v) => v.name));
+  const mismatch = config && regionMismatch(config.region, config.queueUrl, env);
+  if (mismatch) warnings.push(mismatch);
   const resolved = config ? await resolvedValues(config, env, deps) : {};
-  const probes = config && cmd.probe ? await probeAll(config, env, deps) : [];
+  const probes = config && cmd.probe ? await probeAll(config, env, deps, mismatch) : [];
   if (cmd.json) {
     deps.out(JSON.stringify({
       ok: problems.length === 0 && probes.every((p) => p.ok),
       ...(cmd.envFile ? { env_file: cmd.envFile } : {}),
       problems,
       warnings,
-      resolved,
+      resolved: Object.fromEntries(Object.entries(resolved).map(([k, v]) => [jsonKey(k), v])),
       probes,
     }));
   } else {
-    if (cmd.envFile) deps.out(`variables from ${cmd.envFile} only, as systemd's EnvironmentFile=`);
+    if (cmd.envFile) {
+      deps.out(`variables from ${cmd.envFile} only, as systemd gives them to the worker`);
+    }
     for (const p of problems) deps.out(`FAIL ${p}`);
     for (const w of warnings) deps.out(`warn ${w}`);
     if (config) deps.out("ok   configuration");
@@ -73,8 +78,16 @@ async function resolvedValues(
     "enrichment API": config.enrichUrl,
     validator: config.validatorUrl,
     "health server": `http://${config.httpHost}:${config.httpPort}/healthz and /metrics`,
+    policies:
+      `UNKNOWN_USER_POLICY=${config.unknownUserPolicy}, DELETE_ON_4XX=${config.deleteOn4xx}, ` +
+      `DELETE_ON_5XX=${config.deleteOn5xx}`,
     log: `${config.logLevel}, ${config.logFormat}`,
   };
+}
+
+/** A label of the text output as a JSON key: "SQS endpoint" → "sqs_endpoint". */
+function jsonKey(label: string): string {
+  return label.toLowerCase().replace(/[^a-z0-9]+/g, "_");
 }
 
 /** Which source of the credential chain would answer, found without a network call. */
@@ -107,8 +120,12 @@ async function probeAll(
   config: Config,
   env: Record<string, string | undefined>,
   deps: CliDeps,
+  mismatch: string | undefined,
 ): Promise<ProbeResult[]> {
-  const results = await probeSqs(config, env, deps);
+  // SQS's answer never mentions the region: a failing SQS line says what is wrong.
+  const results = (await probeSqs(config, env, deps)).map((r) =>
+    r.ok || !mismatch ? r : { ok: false, line: `${r.line}; ${mismatch}` }
+  );
   const timeout = Math.min(config.httpTimeoutMs, 10_000);
   const enrich = await identify(deps.fetch, config.enrichUrl, timeout);
   const validatorBase = config.validatorUrl.replace(/\/ingest$/, "");

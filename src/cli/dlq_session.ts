@@ -44,9 +44,10 @@ export function parseRedrivePolicy(
 
 /** One line for a failed SQS call: unreachable, no credentials, or what SQS refused. */
 export function describeSqsFailure(error: unknown, action: string, url: string): string {
-  if (
-    error instanceof TimeoutError || (error instanceof SqsError && error.code === "NetworkError")
-  ) {
+  if (error instanceof SqsError && error.code === "NetworkError") {
+    return `SQS is unreachable (${action}): ${error.detail}`;
+  }
+  if (error instanceof TimeoutError) {
     return `SQS is unreachable at ${new URL(url).origin}: ${error.message}`;
   }
   if (error instanceof SqsError && error.code === "CredentialsError") {

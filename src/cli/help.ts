@@ -16,14 +16,16 @@ const OUTPUT = [
   "                           such a queue and peek and stats warn",
   "  --output text|json       text for people (default), json for scripts",
   "  --env-file PATH          read the variables from PATH only, as systemd does",
-  "                           (e.g. /etc/sluice/sluice.env)",
+  "                           (e.g. /etc/sluice/sluice.env; through npx write --env-file=PATH,",
+  "                           as Node takes a spaced --env-file for itself)",
 ].join("\n");
 
 function mainHelp(): string {
   const width = Math.max(...CONFIG_VARS.map((v) => v.name.length));
+  // What each accepts beside what it means: "(default submit)" alone hides the other values.
   const rows = CONFIG_VARS.map((v) =>
-    `  ${v.name.padEnd(width)}  ${v.help}${
-      v.default !== undefined ? ` (default ${v.default})` : ""
+    `  ${v.name.padEnd(width)}  ${v.help}; accepts ${v.expected}${
+      v.default !== undefined ? `; default ${v.default}` : ""
     }`
   );
   return [
@@ -62,7 +64,8 @@ const TOPICS: Record<Exclude<HelpTopic, "main">, string[]> = {
     "                    GET /v1/users/<id>), the validator (/ingest exists, no redirect),",
     "                    and SQS (GetQueueAttributes on the queue and the DLQ)",
     "  --env-file PATH   read the variables from PATH only, as systemd's EnvironmentFile=",
-    "                    does (e.g. /etc/sluice/sluice.env)",
+    "                    does (e.g. /etc/sluice/sluice.env; through npx write",
+    "                    --env-file=PATH, as Node takes a spaced --env-file for itself)",
     "  --json            print the result as one JSON object",
     "",
     "Exit codes: 0 ok, 1 a probe failed, 2 bad configuration or usage.",

@@ -7,6 +7,7 @@
 
 import { RedirectError } from "../lib/errors.ts";
 import { fetchNoRedirect, readTextPrefix } from "../lib/guarded_fetch.ts";
+import { describeNetworkFailure } from "../lib/network_failure.ts";
 
 /** A probe reads this much of an answer: enough to tell JSON from a login page. */
 const MAX_PROBE_BYTES = 64 * 1024;
@@ -55,7 +56,7 @@ async function ask(
     if (error instanceof RedirectError) {
       return { status: error.status, location: error.location || null, json: false };
     }
-    return { status: 0, location: null, json: false, error: (error as Error).message };
+    return { status: 0, location: null, json: false, error: describeNetworkFailure(error, url) };
   }
 }
 
@@ -120,6 +121,10 @@ function swapNote(otherLooksSo: boolean, other: "ENRICH_URL" | "VALIDATOR_URL", 
 
 /** The verdict on ENRICH_URL (its identity, and the validator's for the swap line). */
 export function enrichVerdict(url: string, id: Identity, validator: Identity): ProbeResult {
+  // Nothing answered: the reason once, not once per path.
+  if (id.health.error && id.user.error) {
+    return failed(`ENRICH_URL ${url} gave no answer: ${id.health.error}`);
+  }
   for (const a of [id.health, id.user]) {
     if (redirected(a)) return failed(`ENRICH_URL redirects to ${a.location ?? "?"}`);
   }
@@ -143,6 +148,9 @@ export function enrichVerdict(url: string, id: Identity, validator: Identity): P
 
 /** The verdict on VALIDATOR_URL (the base of its /ingest URL). */
 export function validatorVerdict(ingestUrl: string, id: Identity, enrich: Identity): ProbeResult {
+  if (id.ingest.error) {
+    return failed(`VALIDATOR_URL ${ingestUrl} gave no answer: ${id.ingest.error}`);
+  }
   if (redirected(id.ingest)) {
     return failed(`VALIDATOR_URL redirects to ${id.ingest.location ?? "?"}`);
   }

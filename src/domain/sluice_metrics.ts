@@ -139,8 +139,11 @@ const BATCH = [1, 2, 5, 10, 20, 50, 100];
  * series whose labels are known in advance at 0, so dashboards and alerts see
  * 0 rather than "no data" before the first event.
  */
-export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
-  const m = register(registry);
+export function createSluiceMetrics(
+  registry = new Registry(),
+  options: { idempotencyTable?: boolean } = {},
+): SluiceMetrics {
+  const m = register(registry, options.idempotencyTable ?? true);
   for (const outcome of OUTCOMES) m.messages.init({ outcome });
   for (const target of DOWNSTREAMS) {
     m.retries.init({ target });
@@ -158,14 +161,15 @@ export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
   return m;
 }
 
-function register(registry: Registry): SluiceMetrics {
+function register(registry: Registry, idempotencyTable: boolean): SluiceMetrics {
   // In this order: /metrics lists the series as they were registered.
   return {
     registry,
     ...messageMetrics(registry),
     ...componentMetrics(registry),
     ...workerMetrics(registry),
-    ...idempotencyMetrics(registry),
+    // Without IDEMPOTENCY_TABLE they count nothing: kept off /metrics, not shown at 0.
+    ...idempotencyMetrics(idempotencyTable ? registry : new Registry()),
   };
 }
 
@@ -289,7 +293,7 @@ function workerMetrics(registry: Registry) {
   };
 }
 
-/** The idempotency table's series, all at 0 from startup even with no table set. */
+/** The idempotency table's series, all at 0 from startup when a table is set. */
 function idempotencyMetrics(registry: Registry) {
   const requests = registry.counter(
     "sluice_idempotency_requests_total",

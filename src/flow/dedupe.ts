@@ -114,7 +114,12 @@ export class Dedupe {
     }
   }
 
-  /** The dedupe window the memory budget holds at full speed, said once at startup. */
+  /**
+   * The dedupe window the memory budget holds at full speed, said once at startup at info with
+   * what to set: it is a capacity, not a fault (the defaults have it), and a warning at default
+   * settings teaches people to ignore warnings. The window really shrinking is a warning
+   * (`remember`).
+   */
   #reportCapacity(): void {
     const ttl = this.#settings.dedupTtlSeconds;
     this.#services.metrics.dedupeWindow.set(undefined, ttl);
@@ -124,8 +129,8 @@ export class Dedupe {
       this.#settings.dedupReferenceRate ?? 3000,
     );
     if (plan.windowSeconds >= ttl) return;
-    this.#services.logger.warn(
-      `the dedupe window cannot hold DEDUP_TTL_SECONDS=${ttl} above ${plan.maxRate} msg/s; at ${plan.rate} msg/s it holds ${plan.windowSeconds} s`,
+    this.#services.logger.info(
+      `the dedupe window holds DEDUP_TTL_SECONDS=${ttl} up to ${plan.maxRate} msg/s (at ${plan.rate} msg/s: ${plan.windowSeconds} s); for a longer guarantee set IDEMPOTENCY_TABLE, or DEDUP_TTL_SECONDS=${plan.windowSeconds} for a window that is whole at ${plan.rate} msg/s`,
       {
         dedup_ttl_seconds: ttl,
         max_entries: this.#accepted.maxEntries,

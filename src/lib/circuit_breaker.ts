@@ -230,8 +230,9 @@ export class CircuitBreaker {
    * and records the result. `isFailure(err)` decides whether an error counts
    * against the downstream (default: every error); errors it rejects count as
    * successes, since the downstream did answer. A local error (isLocalError: a
-   * failure in sluice before or instead of a request) counts neither way: it says
-   * nothing about the downstream. Errors are always rethrown.
+   * failure in sluice before or instead of a request) and an abort (a stop abandoning the
+   * call) count neither way: they say nothing about the downstream. Errors are always
+   * rethrown.
    */
   async run<T>(
     fn: () => Promise<T>,
@@ -245,7 +246,8 @@ export class CircuitBreaker {
     try {
       result = await fn();
     } catch (err) {
-      if (isLocalError(err)) {
+      // Our own abort (a stop) says nothing about the downstream either.
+      if (isLocalError(err) || isAbortError(err)) {
         this.#unrecorded(generation, probe);
       } else {
         const failed = isFailure(err);
@@ -358,4 +360,9 @@ export class CircuitBreaker {
     }
     return { successes, failures };
   }
+}
+
+/** The caller aborted the call (DOMException AbortError, as AbortController and fetch raise). */
+function isAbortError(err: unknown): boolean {
+  return (err as { name?: unknown } | null)?.name === "AbortError";
 }

@@ -59,7 +59,9 @@ export class HttpError extends SluiceError {
     } = {},
   ) {
     super(
-      `${target} answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ""}`,
+      status === 0
+        ? `${target} gave no answer${body ? `: ${body.slice(0, 200)}` : ""}`
+        : `${target} answered HTTP ${status}${body ? `: ${body.slice(0, 200)}` : ""}`,
       options.category ?? categorizeStatus(status),
       { cause: options.cause },
     );
@@ -113,8 +115,18 @@ export function isLocalError(error: unknown): boolean {
 export class TimeoutError extends SluiceError {
   override name = "TimeoutError";
   readonly target: string;
-  constructor(target: string, ms: number, options: ErrorOptions = {}) {
-    super(`${target} did not answer within ${ms} ms`, "TIMEOUT", options);
+  /** `host`: where the request went, named in the message (`host[:port]`). */
+  constructor(
+    target: string,
+    ms: number,
+    options: ErrorOptions & { host?: string | undefined } = {},
+  ) {
+    const { host, ...errorOptions } = options;
+    super(
+      `${target} did not answer within ${ms} ms${host ? ` (${host})` : ""}`,
+      "TIMEOUT",
+      errorOptions,
+    );
     this.target = target;
   }
 }
@@ -155,6 +167,8 @@ export class AwsError extends SluiceError {
   readonly code: string;
   readonly status: number;
   readonly retriable: boolean;
+  /** The message without the service and action: for NetworkError which failure, and where. */
+  readonly detail: string;
   /** `retriableStatus`: the service's rule when `options.retriable` is not given. */
   constructor(
     service: string,
@@ -163,10 +177,13 @@ export class AwsError extends SluiceError {
   ) {
     const retriable = options.retriable ?? retriableStatus(status);
     super(
-      `${service} ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`,
+      code === "NetworkError"
+        ? `${service} ${action} got no answer: ${message}`
+        : `${service} ${action} failed: ${code}${message ? `: ${message}` : ""} (HTTP ${status})`,
       retriable ? "TRANSIENT" : "PERMANENT",
       { cause: options.cause },
     );
+    this.detail = message;
     this.code = code;
     this.status = status;
     this.retriable = retriable;

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { httpCall } from "../../src/adapters/http_call.ts";
 import { HttpError, LocalError } from "../../src/lib/errors.ts";
 import { serveJson } from "../support/lab_env.ts";
+import { freePort } from "../support/command.ts";
 
 Deno.test("httpCall: Retry-After is read from a failed answer and left alone on a 2xx", async () => {
   const server = serveJson(async (request, url) => {
@@ -109,6 +110,44 @@ Deno.test("httpCall: a 2xx body over the cap is a transient HttpError; an error 
     assert.equal(kept.body.length, 1024, "an error keeps a bounded prefix");
     assert.deepEqual(codes, ["200", "200", "400"]);
   } finally {
+    await server.close();
+  }
+});
+
+Deno.test("httpCall: a request that gets no answer says which failure and for which host", async () => {
+  const host = `127.0.0.1:${freePort()}`;
+  const error = await httpCall(
+    { target: "validator", timeoutMs: 2000, clock: systemClock },
+    `http://${host}/ingest`,
+    { method: "POST", body: "{}" },
+  ).then(() => undefined, (e) => e);
+  assert.ok(error instanceof HttpError);
+  assert.equal(error.status, 0);
+  assert.equal(
+    error.message,
+    `validator gave no answer: connection refused by ${host} (nothing listens there)`,
+  );
+});
+
+Deno.test("httpCall: a timeout names the host that did not answer", async () => {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => release = resolve);
+  const server = serveJson(async () => {
+    await held;
+    return new Response("late");
+  });
+  try {
+    const error = await httpCall(
+      { target: "enrichment", timeoutMs: 100, clock: systemClock },
+      `${server.url}/v1/users/1`,
+      { method: "GET" },
+    ).then(() => undefined, (e) => e);
+    assert.equal(
+      error?.message,
+      `enrichment did not answer within 100 ms (${new URL(server.url).host})`,
+    );
+  } finally {
+    release();
     await server.close();
   }
 });

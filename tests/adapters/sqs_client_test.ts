@@ -359,6 +359,11 @@ Deno.test("sqs client: network failures become a retriable NetworkError with sta
   const err = await rejects(sqsClient.getQueueUrl("q"));
   assert.ok(err instanceof SqsError);
   assert.equal(err.code, "NetworkError");
+  // Which failure, and where: not the runtime's "fetch failed".
+  assert.match(
+    err.message,
+    new RegExp(`got no answer: connection refused by ${new URL(closed.url).host} \\(nothing`),
+  );
 });
 
 Deno.test("sqs client: clock skew: retries once with the server's time and keeps the offset", async () => {

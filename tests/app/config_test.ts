@@ -339,3 +339,15 @@ Deno.test("config: a URL with user:password@ is refused for every URL variable, 
   const broken = failure({ ENRICH_URL: "https://user:hunter2secret@[bad" });
   assert.match(broken.message, /^Cannot parse ENRICH_URL: received "https:\/\/<hidden>@\[bad"/);
 });
+
+Deno.test("config: booleans take on/off as well as true/false, yes/no and 1/0, and the error lists them all", () => {
+  for (
+    const [text, value] of [["on", true], ["OFF", false], ["yes", true], ["0", false]] as const
+  ) {
+    assert.equal(loadConfig({ ...base, DELETE_ON_4XX: text }).deleteOn4xx, value, text);
+  }
+  assert.equal(
+    failure({ DELETE_ON_5XX: "maybe" }).message,
+    'Cannot parse DELETE_ON_5XX: received "maybe", expected true or false (or yes/no, on/off, 1/0)',
+  );
+});

@@ -85,6 +85,30 @@ const rows: Array<[string, Partial<HealthSnapshot>, boolean, string[]]> = [
     ["last SQS request failed: ReceiveMessage: AccessDenied"],
   ],
   [
+    "a region mismatch is named first while the DLQ is not found, as SQS's errors never say it",
+    {
+      redrive: { known: true, pending: "DLQ URL not found yet: QueueDoesNotExist" },
+      regionMismatch: "AWS_REGION=eu-west-1 does not match the queue URL's region us-east-1",
+    },
+    true,
+    [
+      "AWS_REGION=eu-west-1 does not match the queue URL's region us-east-1",
+      "redrive policy read, DLQ URL not found yet: QueueDoesNotExist",
+    ],
+  ],
+  [
+    "a region mismatch is named with a failing receive",
+    { lastSqsError: "ReceiveMessage: QueueDoesNotExist", regionMismatch: "AWS_REGION=x differs" },
+    true,
+    ["AWS_REGION=x differs", "last SQS request failed: ReceiveMessage: QueueDoesNotExist"],
+  ],
+  [
+    "a region mismatch SQS does not mind (an emulator) is no reason",
+    { regionMismatch: "AWS_REGION=x differs" },
+    true,
+    [],
+  ],
+  [
     "every reason at once, in /readyz's order",
     {
       redrive: { known: false, pending: "throttled" },

@@ -77,8 +77,8 @@ Deno.test("idempotency config: config: a bad table name or endpoint stops startu
   );
 });
 
-Deno.test("idempotency config: metrics: the idempotency series exist at 0 from startup", () => {
-  const text = createSluiceMetrics().registry.render();
+Deno.test("idempotency config: metrics: with a table the idempotency series exist at 0 from startup", () => {
+  const text = createSluiceMetrics(undefined, { idempotencyTable: true }).registry.render();
   for (
     const line of [
       'sluice_idempotency_requests_total{action="PutItem",result="ok"} 0',

@@ -134,3 +134,18 @@ Deno.test("sqs observer: the result label is one of a fixed set, whatever code t
     'sluice_sqs_requests_total{action="ReceiveMessage",result="redirect"} 1',
   ]);
 });
+
+Deno.test("sqs observer: a receive that got no answer is named by its failure and host, in /readyz and the breaker", () => {
+  const samples: Array<string | undefined> = [];
+  const observer = new SqsObserver({
+    ports: {
+      breaker: { record: (_ok, error) => samples.push(error as string | undefined) },
+      onReadinessChange: () => {},
+    },
+    services: { metrics: { sqsRequests: { inc: () => {} } } as never },
+  });
+  observer.observe("ReceiveMessage", "network", 3, "DNS lookup of sqs.example failed");
+  assert.equal(observer.lastError, "ReceiveMessage: DNS lookup of sqs.example failed");
+  assert.deepEqual(samples, ["ReceiveMessage: DNS lookup of sqs.example failed"]);
+  assert.equal(nextSqsError(undefined, "ReceiveMessage", "timeout"), "ReceiveMessage: timeout");
+});

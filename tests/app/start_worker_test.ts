@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { sqsFaults } from "../../lab/sqs_answers.ts";
 import { runWorker, waitFor } from "../support/lab_env.ts";
 import { parsedLines, startSqsRig } from "../support/fault_kit.ts";
+import { freePort } from "../support/command.ts";
 
 const KEYS = { accessKeyId: "test", secretAccessKey: "test" };
 const accessDenied = () =>
@@ -111,5 +112,56 @@ Deno.test("start worker: /readyz does not flap on an AccessDenied from the queue
   } finally {
     await worker.stop();
     await rig.close();
+  }
+});
+
+Deno.test("start worker: a misspelled variable is warned about at startup with the name it resembles, as check-config does", async () => {
+  const rig = await startSqsRig({ verifyWith: KEYS, queues: QUEUES });
+  const worker = runWorker(rig.env({ MAX_INFLIGHT: "10", SQS_VISIBILITY_TIMEOUT: "60" }));
+  try {
+    await waitFor(() => rig.sqs.requestsFor("ReceiveMessage").length > 0, "a receive");
+    const warned = parsedLines(worker.lines).filter((l) => l.level === "warn").map((l) => l.msg);
+    assert.ok(
+      warned.includes(
+        "MAX_INFLIGHT is not a sluice variable and is ignored; did you mean MAX_IN_FLIGHT?",
+      ),
+      JSON.stringify(warned),
+    );
+    assert.ok(
+      warned.some((m) =>
+        /SQS_VISIBILITY_TIMEOUT .*SQS_VISIBILITY_TIMEOUT_SECONDS\?/.test(String(m))
+      ),
+    );
+  } finally {
+    await worker.stop();
+    await rig.close();
+  }
+});
+
+Deno.test("start worker: /readyz and the breaker's log line say which network failure met SQS, and where", async () => {
+  const host = `127.0.0.1:${freePort()}`;
+  const worker = runWorker({
+    SQS_QUEUE_URL: `http://${host}/000000000000/main`,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    ENRICH_URL: "http://127.0.0.1:1",
+    VALIDATOR_URL: "http://127.0.0.1:1",
+    SQS_RECEIVE_WAIT_SECONDS: "1",
+  });
+  const refused = `connection refused by ${host} (nothing listens there)`;
+  try {
+    await waitFor(
+      async () => {
+        const r = await readyz(worker);
+        return (r.body.reasons ?? []).some((x) => x.includes(refused));
+      },
+      "/readyz names the refusal",
+      15_000,
+    );
+    const r = await readyz(worker);
+    assert.doesNotMatch(JSON.stringify(r.body), /fetch failed|: network\b/);
+  } finally {
+    await worker.stop();
   }
 });

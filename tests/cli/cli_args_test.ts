@@ -187,3 +187,17 @@ Deno.test("parseCommand: redrive paces by default, sends home by default, --to a
     assert.ok("allowAnyDlq" in d && d.allowAnyDlq, verb);
   }
 });
+
+Deno.test("parseCommand: --help shows what each variable accepts beside its default", async () => {
+  const { helpText } = await import("../../src/cli/help.ts");
+  const help = helpText("main");
+  assert.match(
+    help,
+    /UNKNOWN_USER_POLICY +.*; accepts submit, dead-letter or drop; default submit$/m,
+  );
+  assert.match(help, /SQS_MAX_BATCH +.*; accepts an integer 1-10; default 10$/m);
+  assert.match(
+    help,
+    /DELETE_ON_4XX +.*; accepts true or false \(or yes\/no, on\/off, 1\/0\); default false$/m,
+  );
+});

@@ -12,6 +12,7 @@ import { type LocalSqs, startLocalSqs } from "../support/local_sqs.ts";
 import { sqsFaults } from "../../lab/sqs_answers.ts";
 import { serveJson } from "../support/lab_env.ts";
 import { sluice, STACK_TRACE } from "../support/sluice_cli.ts";
+import { freePort } from "../support/command.ts";
 
 const BASE = {
   SQS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders",
@@ -116,11 +117,29 @@ Deno.test("cli: check-config accepts LOG_LEVEL=warning and prints the resolved v
   assert.match(r.stdout, /credentials\s+environment \(AWS_ACCESS_KEY_ID\)/);
   assert.match(r.stdout, /dlq\s+the target of the queue's RedrivePolicy/);
   assert.match(r.stdout, /log\s+warn, json/);
+  assert.match(r.stdout, /policies\s+UNKNOWN_USER_POLICY=submit, DELETE_ON_4XX=false/);
   assert.doesNotMatch(r.stdout, /"S"|AK\b/, "no secret printed");
   const json = await sluice(["check-config", "--json"], { ...BASE, LOG_LEVEL: "warning" });
   const doc = JSON.parse(json.stdout);
   assert.equal(doc.ok, true);
   assert.match(doc.resolved.credentials, /EC2 instance role through IMDSv2/);
+  // Keys a script can name; the policies the worker would follow.
+  assert.deepEqual(Object.keys(doc.resolved), [
+    "queue",
+    "region",
+    "sqs_endpoint",
+    "dlq",
+    "credentials",
+    "enrichment_api",
+    "validator",
+    "health_server",
+    "policies",
+    "log",
+  ]);
+  assert.equal(
+    doc.resolved.policies,
+    "UNKNOWN_USER_POLICY=submit, DELETE_ON_4XX=false, DELETE_ON_5XX=false",
+  );
 });
 
 Deno.test("cli: a URL with user:password@ stops the worker and check-config, never printing the password", async () => {
@@ -236,7 +255,7 @@ Deno.test("cli: check-config --probe reports a validator redirect with its Locat
 Deno.test("cli: dlq stats with SQS unreachable says so, not 'no dead-letter queue'", async () => {
   const r = await sluice(["dlq", "stats"], localEnv("http://127.0.0.1:9/000000000000/q"));
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /SQS is unreachable at http:\/\/127.0.0.1:9/);
+  assert.match(r.stderr, /SQS is unreachable \(\w+\): no answer from 127\.0\.0\.1:9\b/);
   assert.doesNotMatch(r.stderr, /no dead-letter queue/);
   assert.doesNotMatch(r.stderr, STACK_TRACE);
 });
@@ -389,4 +408,49 @@ Deno.test("cli: check-config --probe checks IDEMPOTENCY_TABLE exists with the id
   } finally {
     await db.close();
   }
+});
+
+Deno.test("cli: check-config and its probe name an AWS_REGION that is not the queue URL's", async () => {
+  const env = {
+    ...BASE,
+    SQS_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/orders",
+    AWS_REGION: "eu-west-1",
+    AWS_ACCESS_KEY_ID: "t",
+    AWS_SECRET_ACCESS_KEY: "t",
+  };
+  const mismatch =
+    /AWS_REGION=eu-west-1 does not match the queue URL's region us-east-1: .*set AWS_REGION=us-east-1/;
+  const check = await sluice(["check-config"], env);
+  assert.match(check.stdout, new RegExp(`^warn ${mismatch.source}`, "m"));
+  // Nothing listens on port 9: the SQS line fails, and says the region too.
+  const probe = await sluice(["check-config", "--probe"], {
+    ...env,
+    AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:9",
+  });
+  assert.equal(probe.code, 1, probe.stdout + probe.stderr);
+  assert.match(probe.stdout, new RegExp(`^FAIL SQS is unreachable .*; ${mismatch.source}`, "m"));
+});
+
+Deno.test("cli: check-config --probe says which network failure met each endpoint, once, with its host", async () => {
+  const host = `127.0.0.1:${freePort()}`;
+  const r = await sluice(["check-config", "--probe"], {
+    ...localEnv(`http://${host}/000000000000/q`),
+    ENRICH_URL: `http://${host}`,
+    VALIDATOR_URL: "http://sluice-no-such-host.invalid:8080",
+  });
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  const refused = `connection refused by ${host} \\(nothing listens there\\)`;
+  assert.match(
+    r.stdout,
+    new RegExp(`^FAIL SQS is unreachable \\(GetQueueAttributes\\): ${refused}$`, "m"),
+  );
+  assert.match(
+    r.stdout,
+    new RegExp(`^FAIL ENRICH_URL http://${host} gave no answer: ${refused}$`, "m"),
+  );
+  assert.match(
+    r.stdout,
+    /^FAIL VALIDATOR_URL \S+ gave no answer: DNS lookup of sluice-no-such-host\.invalid failed$/m,
+  );
+  assert.doesNotMatch(r.stdout, /fetch failed|HTTP 0/);
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { CONFIG_VARS } from "../../src/app/config.ts";
 import { parseEnvFile } from "../../src/cli/env_file.ts";
-import { editDistance, lintEnvNames, nearestName } from "../../src/cli/env_lint.ts";
+import { editDistance, lintEnvNames, nearestName } from "../../src/app/env_lint.ts";
 
 const KNOWN = CONFIG_VARS.map((v) => v.name);
 

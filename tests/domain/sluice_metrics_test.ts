@@ -49,3 +49,12 @@ Deno.test("sluice metrics: promtool check metrics accepts the registry at startu
   const checked = await promtoolCheckMetrics(createSluiceMetrics().registry.render());
   assert.equal(checked.code, 0, `promtool check metrics:\n${checked.out}`);
 });
+
+Deno.test("sluice metrics: without an idempotency table no sluice_idempotency_* series is shown", () => {
+  const off = createSluiceMetrics(undefined, { idempotencyTable: false });
+  off.idempotencyRequests.inc({ action: "PutItem", result: "ok" });
+  assert.doesNotMatch(off.registry.render(), /sluice_idempotency_/);
+  const on = createSluiceMetrics(undefined, { idempotencyTable: true }).registry.render();
+  assert.match(on, /^sluice_idempotency_requests_total\{action="PutItem",result="ok"\} 0$/m);
+  assert.match(on, /^sluice_sqs_requests_total\{action="ReceiveMessage",result="error"\} 0$/m);
+});

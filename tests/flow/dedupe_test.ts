@@ -4,6 +4,7 @@ import { Dedupe, type WorkClaim } from "../../src/flow/dedupe.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { QUIET_LOGGER } from "../support/quiet_logger.ts";
+import { createLogger } from "../../src/lib/logger.ts";
 
 function dedupe(ttlSeconds = 3600) {
   const clock = new FakeClock();
@@ -60,4 +61,19 @@ Deno.test("dedupe: with DEDUP_TTL_SECONDS=0 a copy behind an accepted first is s
   it.remember("m");
   first.done(true);
   assert.equal(await waiting, "duplicate");
+});
+
+Deno.test("dedupe: at the default settings the startup says the window's capacity once at info, with what to set, and warns of nothing", () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const clock = new FakeClock();
+  const write = (l: string) => lines.push(JSON.parse(l));
+  new Dedupe({ dedupTtlSeconds: 3600 }, {
+    metrics: createSluiceMetrics(),
+    logger: createLogger({ level: "debug", write, clock }),
+    clock,
+  });
+  assert.deepEqual(lines.filter((l) => l.level !== "info" && l.level !== "debug"), []);
+  assert.equal(lines.length, 1, JSON.stringify(lines));
+  assert.match(String(lines[0]!.msg), /DEDUP_TTL_SECONDS=3600 up to 436 msg\/s/);
+  assert.match(String(lines[0]!.msg), /set IDEMPOTENCY_TABLE, or DEDUP_TTL_SECONDS=524/);
 });

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { formatProgress, formatSummary, infraLines, parseLabFlags } from "../../lab/main.ts";
+import {
+  formatProgress,
+  formatSummary,
+  infraLines,
+  parseLabFlags,
+  type PlainProgress,
+  printPlain,
+} from "../../lab/main.ts";
 import type { LabProgress } from "../../lab/lab.ts";
 import { parseSendFlags, sendBodies } from "../../lab/send_command.ts";
 import { sumMetric, WorkerMetricsTracker } from "../../lab/worker_metrics.ts";
@@ -147,6 +154,27 @@ Deno.test("lab main: formatProgress: rate first, errors, retries and breaker ope
   assert.ok(formatProgress(progress(), "x", 40).length <= 40);
 });
 
+Deno.test("lab main: formatProgress: with --infra-only the counts have no preloaded denominators", () => {
+  const line = formatProgress(progress({ phase: "infra", accepted: 24606, valid: 4900 }), "x");
+  assert.equal(line, "2855/s acc 24606 dlq 350 err 1234 retry 5678 open 3 infra 12s");
+});
+
+Deno.test("lab main: printPlain: piped, a line at each phase change and every 5 s between", () => {
+  const last: PlainProgress = { at: Number.NEGATIVE_INFINITY, phase: undefined };
+  const rows: Array<[LabProgress["phase"], number, boolean]> = [
+    ["preloading", 0, true],
+    ["running", 800, true], // a short run still shows that it ran
+    ["running", 1300, false],
+    ["running", 5800, true],
+    ["stopping", 6000, true],
+    ["stopping", 9000, false],
+    ["stopping", 11_000, true],
+  ];
+  for (const [phase, now, printed] of rows) {
+    assert.equal(printPlain(last, phase, now), printed, `${phase} at ${now}`);
+  }
+});
+
 Deno.test("lab main: WorkerMetricsTracker: retries add up across restarts, breaker opens are transitions", () => {
   const t = new WorkerMetricsTracker();
   const scrape = (retries: number, enrich: number) =>
@@ -174,6 +202,16 @@ Deno.test("lab main: infraLines: exports with AWS_DEFAULT_REGION, then the worke
   assert.ok(lines.includes("export AWS_DEFAULT_REGION=us-east-1"));
   assert.ok(lines.some((l) => l.includes("curl -s localhost:9400/healthz")));
   assert.ok(lines.some((l) => l.includes("localhost:9400/metrics")));
+});
+
+Deno.test("lab main: infraLines: the queue URL on the SQS endpoint's host, and the README's npx start", () => {
+  const lines = infraLines({
+    SQS_QUEUE_URL: "http://sqs.us-east-1.localhost:4566/000000000000/sluice-lab",
+    AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:4570",
+  });
+  assert.ok(lines.includes("export SQS_QUEUE_URL=http://127.0.0.1:4570/000000000000/sluice-lab"));
+  assert.ok(lines.includes("export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:4570"));
+  assert.ok(lines.some((l) => l.startsWith("# then: npx -y deno@2.9.6 task start")));
 });
 
 Deno.test("lab main: lab send: flags and bodies (valid for known users, then chosen poison)", () => {

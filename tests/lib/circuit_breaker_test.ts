@@ -395,3 +395,12 @@ Deno.test("circuit breaker: record() takes a Retry-After too; an open breaker ne
   advance(10_000);
   assert.equal(breaker.state, "half_open");
 });
+
+Deno.test("circuit breaker: calls abandoned by a stop (AbortError) count neither way and never open it", async () => {
+  const { breaker, changes } = setup();
+  const aborted = () => Promise.reject(new DOMException("forced stop", "AbortError"));
+  for (let i = 0; i < 6; i++) await assert.rejects(breaker.run(aborted), /forced stop/);
+  assert.equal(breaker.state, "closed");
+  assert.deepEqual(changes, []);
+  assert.equal(breaker.lastFailure, undefined);
+});

@@ -32,3 +32,23 @@ Deno.test("promtool: check config: the scrape example is valid", async () => {
   const { code, out } = await promtool("check", "config", "prometheus.yml");
   assert.equal(code, 0, out);
 });
+
+Deno.test("promtool: every alert waits a for: and links its runbook section by absolute URL", async () => {
+  const rules = await Deno.readTextFile(`${REPO}/ops/prometheus/rules.yml`);
+  const runbook = await Deno.readTextFile(`${REPO}/ops/RUNBOOK.md`);
+  const anchors = new Set(
+    [...runbook.matchAll(/^## (Sluice\w+)$/gm)].map((m) => m[1]!.toLowerCase()),
+  );
+  const alerts = rules.split(/^ {6}- alert: /m).slice(1);
+  assert.equal(alerts.length, 7);
+  for (const block of alerts) {
+    const name = block.split("\n")[0]!;
+    assert.match(block, /^ {8}for: \d+m$/m, `${name} has a for:`);
+    assert.doesNotMatch(block, /^ +runbook:/m, `${name}: runbook_url, not a relative runbook:`);
+    const url = block.match(/^ {10}runbook_url: (\S+)$/m)?.[1];
+    assert.match(url ?? "", /^https:\/\/[^/]+\/.*\/ops\/RUNBOOK\.md#sluice\w+$/, name);
+    const anchor = url!.split("#")[1]!;
+    assert.equal(anchor, name.toLowerCase(), `${name} links its own section`);
+    assert.ok(anchors.has(anchor), `ops/RUNBOOK.md has a section for ${name}`);
+  }
+});

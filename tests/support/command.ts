@@ -22,6 +22,14 @@ export function keptEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => KEPT.test(k)));
 }
 
+/** A port on 127.0.0.1 that was free a moment ago (bound, then closed): nothing listens there. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
 /** Runs `cmd` to completion with stdin closed; returns its exit code and output. */
 export async function run(
   cmd: string[],
