@@ -30,6 +30,13 @@ export interface AttemptPorts {
   submit: (document: string, graceOver: AbortSignal) => Promise<Submission>;
   /** SQS called the receipt stale (VisibilityHeartbeat.isStale). */
   isStale: (sqs: MessageContext["sqs"]) => boolean;
+  /**
+   * RATE_LIMIT: takes the message's slot in its key's window, waiting for it here when the
+   * wait is short, else the deferral to route (RateGate.admit). Unset: no limit, no call.
+   */
+  rate?: ((message: InputMessage, ctx: MessageContext, graceOver: AbortSignal) => Promise<
+    Verdict | undefined
+  >) | undefined;
   /** The shared lock lasts long enough for the submission (IdempotencyGate.maySubmit). */
   maySubmit?: ((lock: IdempotencyLock) => boolean) | undefined;
 }
@@ -81,6 +88,10 @@ export class Attempt {
       this.#logger.debug("outgoing document", { message_id: message.message_id, document });
     }
     const document = outputDocumentJson(message, enrichment);
+    if (ports.rate) {
+      const deferred = await ports.rate(message, ctx, graceOver);
+      if (deferred) return deferred;
+    }
     // A message received again elsewhere, or whose shared lock may lapse before the
     // validator answers, is not submitted from here (docs/failure-handling.md).
     if (ports.isStale(ctx.sqs)) return { kind: "stale" };
