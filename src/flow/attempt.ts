@@ -34,9 +34,11 @@ export interface AttemptPorts {
    * RATE_LIMIT: takes the message's slot in its key's window, waiting for it here when the
    * wait is short, else the deferral to route (RateGate.admit). Unset: no limit, no call.
    */
-  rate?: ((message: InputMessage, ctx: MessageContext, graceOver: AbortSignal) => Promise<
-    Verdict | undefined
-  >) | undefined;
+  rate?:
+    | ((message: InputMessage, ctx: MessageContext, graceOver: AbortSignal) => Promise<
+      Verdict | undefined
+    >)
+    | undefined;
   /** The shared lock lasts long enough for the submission (IdempotencyGate.maySubmit). */
   maySubmit?: ((lock: IdempotencyLock) => boolean) | undefined;
 }

@@ -161,7 +161,10 @@ export class RateLimiter {
       const index = w.plan.findIndex((slot) => slot.wake !== undefined);
       if (index < 0) return;
       const slot = w.plan[index]!;
-      const at = Math.max(slot.at, nextSlot(this.#rate, now, w.past, NOTHING));
+      // Planned afresh: a waiter ahead that gave up its place moves this one up; the slots
+      // kept for deferred messages ahead of it still count.
+      const ahead = index === 0 ? NOTHING : w.plan.slice(0, index);
+      const at = nextSlot(this.#rate, now, w.past, ahead);
       if (at > now) {
         w.cancelTimer = this.#services.clock.timer(at - now, () => this.#pump(w));
         return;
@@ -258,7 +261,6 @@ function insert(plan: Slot[], slot: Slot): Slot {
   plan.splice(index, 0, slot);
   return slot;
 }
-
 
 /** The message's RATE_LIMIT_KEY value; undefined (not limited) when it has none. */
 export function rateKeyOf(spec: RateKeySpec, userId: string, sqs: SqsMessage): string | undefined {
