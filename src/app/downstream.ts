@@ -43,9 +43,15 @@ export interface Downstream {
   profiles: ProfileSource;
   /**
    * One submission: `signal` (the grace) reaches the limiter's queue, so past it a queued
-   * submission never starts; one on the wire is abandoned only when `forced` aborts.
+   * submission never starts; one on the wire is abandoned only when `forced` aborts. `onSend`
+   * is told when a try leaves the limiter's queue for the wire (RATE_LIMIT counts from there).
    */
-  submit(document: string, signal: AbortSignal, forced: AbortSignal): Promise<Submission>;
+  submit(
+    document: string,
+    signal: AbortSignal,
+    forced: AbortSignal,
+    onSend?: () => void,
+  ): Promise<Submission>;
   /** Submissions waiting for a validator slot, and the limit now (app/backlog_pause.ts). */
   validatorBacklog(): Backlog;
 }
@@ -95,9 +101,18 @@ export function wireDownstream(
     onBatch: (size) => metrics.enrichBatchSize.observe(undefined, size),
     clock,
   });
-  const submit = (document: string, signal: AbortSignal, forced: AbortSignal) =>
+  const submit = (
+    document: string,
+    signal: AbortSignal,
+    forced: AbortSignal,
+    onSend?: () => void,
+  ) =>
     ports.breakers.validator.run(
-      () => validatorLimiter.run(() => validator.submit(document, forced), signal),
+      () =>
+        validatorLimiter.run(() => {
+          onSend?.();
+          return validator.submit(document, forced);
+        }, signal),
       isRetriable,
     );
   const validatorBacklog = () => ({

@@ -385,7 +385,8 @@ function wirePipeline(
     cached: (userId) => downstream.profiles.cached(userId),
     // Past the grace a queued submission never starts; one on the wire is awaited
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
-    submit: (document, graceOver) => downstream.submit(document, graceOver, signals.forced),
+    submit: (document, graceOver, onSend) =>
+      downstream.submit(document, graceOver, signals.forced, onSend),
     pausedFor: () => pausedFor(intakeBreakers) ?? backlogPause(downstream.validatorBacklog()),
     idempotency: parts.idempotency,
   }, {

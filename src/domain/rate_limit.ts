@@ -44,15 +44,17 @@ export function parseRateKey(text: string): RateKeySpec | undefined {
 
 /**
  * The earliest time (ms) a new submission may go out: `now` when the key's past
- * submissions still in the window plus the slots already promised number fewer than
- * `limit`; otherwise one window after the submission or promise `limit` places back.
- * `past` and `promised` are ascending; `past` may hold times older than the window.
+ * submissions still in the window, the ones admitted but not on the wire yet (`pending`,
+ * counted as leaving now) and the slots already promised number fewer than `limit`;
+ * otherwise one window after the one `limit` places back. `past` and `promised` are
+ * ascending; `past` may hold times older than the window.
  */
 export function nextSlot(
   rate: RateLimit,
   now: number,
   past: readonly number[],
   promised: readonly { at: number }[],
+  pending = 0,
 ): number {
   // Binary search: the first past time still inside the window (now - windowMs, now].
   let first = 0;
@@ -62,8 +64,12 @@ export function nextSlot(
     else first = middle + 1;
   }
   const live = past.length - first;
-  const index = live + promised.length - rate.limit;
+  const index = live + pending + promised.length - rate.limit;
   if (index < 0) return now;
-  const time = index < live ? past[first + index]! : promised[index - live]!.at;
+  const time = index < live
+    ? past[first + index]!
+    : index < live + pending
+    ? now
+    : promised[index - live - pending]!.at;
   return Math.max(now, time + rate.windowMs);
 }

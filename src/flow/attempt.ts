@@ -15,6 +15,7 @@ import { categoryOf, HttpError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { IdempotencyLock } from "./idempotency_gate.ts";
 import type { MessageContext } from "./message_context.ts";
+import type { Admission, RateTicket } from "./rate_limiter.ts";
 import type { RetryingCall, Target } from "./retrying_call.ts";
 
 export interface AttemptPorts {
@@ -27,16 +28,16 @@ export interface AttemptPorts {
    * limit. `graceOver` aborts when the shutdown grace ends: a submission still queued for a
    * slot must then not start.
    */
-  submit: (document: string, graceOver: AbortSignal) => Promise<Submission>;
+  submit: (document: string, graceOver: AbortSignal, onSend?: () => void) => Promise<Submission>;
   /** SQS called the receipt stale (VisibilityHeartbeat.isStale). */
   isStale: (sqs: MessageContext["sqs"]) => boolean;
   /**
-   * RATE_LIMIT: takes the message's slot in its key's window, waiting for it here when the
-   * wait is short, else the deferral to route (RateGate.admit). Unset: no limit, no call.
+   * RATE_LIMIT: the message's slot in its key's window, after a short wait here, or the
+   * deferral to route (rate_limiter.ts); undefined: its key is not limited. Unset: no call.
    */
   rate?:
     | ((message: InputMessage, ctx: MessageContext, graceOver: AbortSignal) => Promise<
-      Verdict | undefined
+      Admission | undefined
     >)
     | undefined;
   /** The shared lock lasts long enough for the submission (IdempotencyGate.maySubmit). */
@@ -90,17 +91,32 @@ export class Attempt {
       this.#logger.debug("outgoing document", { message_id: message.message_id, document });
     }
     const document = outputDocumentJson(message, enrichment);
-    if (ports.rate) {
-      const deferred = await ports.rate(message, ctx, graceOver);
-      if (deferred) return deferred;
+    if (!ports.rate) return await this.#submit(document, ctx, graceOver, lock, undefined);
+    const admission = await ports.rate(message, ctx, graceOver);
+    if (admission?.kind === "deferred") return admission;
+    try {
+      return await this.#submit(document, ctx, graceOver, lock, admission);
+    } finally {
+      admission?.release();
     }
+  }
+
+  /** The submission, with retries; `ticket` is told when it leaves (RATE_LIMIT). */
+  async #submit(
+    document: string,
+    ctx: MessageContext,
+    graceOver: AbortSignal,
+    lock: IdempotencyLock | undefined,
+    ticket: RateTicket | undefined,
+  ): Promise<AttemptResult> {
+    const ports = this.#ports;
     // A message received again elsewhere, or whose shared lock may lapse before the
     // validator answers, is not submitted from here (docs/failure-handling.md).
     if (ports.isStale(ctx.sqs)) return { kind: "stale" };
     if (lock && !ports.maySubmit?.(lock)) return { kind: "lock_lost" };
     let submission: Submission;
     try {
-      const submit = () => ports.submit(document, graceOver);
+      const submit = () => ports.submit(document, graceOver, ticket?.sent);
       submission = await this.#calls.run("validator", submit, ctx, graceOver);
     } catch (error) {
       if (graceOver.aborted) throw error;

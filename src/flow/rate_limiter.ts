@@ -1,6 +1,8 @@
 /**
  * Per-key rate limits in memory (docs/rate-limits.md): an exact sliding window per key,
- * checked just before a submission. A message over its key's limit waits here for its
+ * checked just before a submission and counted from when it leaves for the wire (a slot
+ * taken while the validator's queue holds it back counts as in the window until then, so
+ * that queue cannot bunch a key's submissions). A message over its key's limit waits here for its
  * slot while the wait is short and the key's held messages stay within their share of
  * MAX_IN_FLIGHT; otherwise it is told to come back when its slot comes (deferred), and
  * that slot is kept for it. Waits resume in arrival order per key. Keys idle for a
@@ -32,14 +34,24 @@ export interface RateLimiterServices {
   metrics: Pick<SluiceMetrics, "rateLimited" | "rateLimitHeld" | "rateLimitKeys">;
 }
 
-/** Undefined: the slot is taken, submit now. Else: come back in `seconds` (deferred). */
-export type Admission = undefined | { seconds: number };
+/**
+ * A slot taken: `sent` when the submission leaves for the wire (its time enters the window;
+ * later calls do nothing), `release` when the attempt ends (a slot never sent is given back).
+ */
+export interface RateTicket {
+  readonly kind: "slot";
+  sent(): void;
+  release(): void;
+}
+
+/** A slot taken, or the deferral: come back in `seconds`. */
+export type Admission = RateTicket | { kind: "deferred"; seconds: number };
 
 /** A promised slot: a message waiting here (`wake` set) or one deferred to come back. */
 interface Slot {
   at: number;
   id: string;
-  wake: (() => void) | undefined;
+  wake: ((ticket: RateTicket) => void) | undefined;
 }
 
 interface KeyWindow {
@@ -47,6 +59,8 @@ interface KeyWindow {
   past: number[];
   /** Promised slots, ascending by `at`. */
   plan: Slot[];
+  /** Slots taken whose submission has not left yet: in the window until it does. */
+  pending: number;
   waiting: number;
   limited: boolean;
   cancelTimer: (() => void) | undefined;
@@ -111,11 +125,10 @@ export class RateLimiter {
       if (slot.at - now <= this.#maxWaitMs) return this.#wait(w, slot, signal);
       w.plan.splice(own, 1);
     }
-    const at = nextSlot(this.#rate, now, w.past, w.plan);
+    const at = nextSlot(this.#rate, now, w.past, w.plan, w.pending);
     if (at <= now) {
-      record(w, now, this.#rate.limit);
       if (w.limited && w.plan.length === 0) this.#limitedChange(key, w, false);
-      return Promise.resolve(undefined);
+      return Promise.resolve(this.#take(w));
     }
     this.#services.metrics.rateLimited.inc();
     if (!w.limited) this.#limitedChange(key, w, true);
@@ -128,7 +141,25 @@ export class RateLimiter {
       insert(w.plan, { at: now + seconds * 1000, id, wake: undefined });
       this.#promises++;
     }
-    return Promise.resolve({ seconds });
+    return Promise.resolve({ kind: "deferred", seconds });
+  }
+
+  /** A slot for `w`: pending until sent, given back if never sent. */
+  #take(w: KeyWindow): RateTicket {
+    w.pending++;
+    let open = true;
+    const close = (sentAt: number | undefined) => {
+      if (!open) return;
+      open = false;
+      w.pending--;
+      if (sentAt !== undefined) record(w, sentAt, this.#rate.limit);
+      this.#pump(w);
+    };
+    return {
+      kind: "slot",
+      sent: () => close(this.#services.clock.monotonic()),
+      release: () => close(undefined),
+    };
   }
 
   /** Waits in `slot`'s place until the window has room at or after its time. */
@@ -143,9 +174,9 @@ export class RateLimiter {
         reject(signal.reason);
         this.#pump(w);
       });
-      slot.wake = () => {
+      slot.wake = (ticket) => {
         forget();
-        resolve(undefined);
+        resolve(ticket);
       };
       if (!signal.aborted) this.#pump(w);
     });
@@ -164,15 +195,14 @@ export class RateLimiter {
       // Planned afresh: a waiter ahead that gave up its place moves this one up; the slots
       // kept for deferred messages ahead of it still count.
       const ahead = index === 0 ? NOTHING : w.plan.slice(0, index);
-      const at = nextSlot(this.#rate, now, w.past, ahead);
+      const at = nextSlot(this.#rate, now, w.past, ahead, w.pending);
       if (at > now) {
         w.cancelTimer = this.#services.clock.timer(at - now, () => this.#pump(w));
         return;
       }
       w.plan.splice(index, 1);
       this.#holding(w, -1);
-      record(w, now, this.#rate.limit);
-      slot.wake!();
+      slot.wake!(this.#take(w));
     }
   }
 
@@ -198,7 +228,7 @@ export class RateLimiter {
     if (w !== undefined) this.#keys.delete(key);
     this.#forgetIdle(now, 2);
     if (w === undefined) {
-      w = { past: [], plan: [], waiting: 0, limited: false, cancelTimer: undefined };
+      w = { past: [], plan: [], pending: 0, waiting: 0, limited: false, cancelTimer: undefined };
       this.#makeRoom();
     }
     this.#keys.set(key, w);
@@ -209,7 +239,7 @@ export class RateLimiter {
   /** Forgets up to `count` least recently used keys with nothing in their window or plan. */
   #forgetIdle(now: number, count: number): void {
     for (const [key, w] of this.#keys) {
-      if (count-- <= 0 || w.plan.length > 0) return;
+      if (count-- <= 0 || w.plan.length > 0 || w.pending > 0) return;
       const last = w.past[w.past.length - 1];
       if (last !== undefined && last > now - this.#rate.windowMs) return;
       this.#keys.delete(key);
@@ -224,7 +254,7 @@ export class RateLimiter {
   #makeRoom(): void {
     if (this.#keys.size < this.#maxKeys) return;
     for (const [key, w] of this.#keys) {
-      if (w.waiting > 0) continue;
+      if (w.waiting > 0 || w.pending > 0) continue;
       this.#promises -= w.plan.length;
       this.#keys.delete(key);
       return;
@@ -279,17 +309,16 @@ export interface RateSettings extends RateLimit {
   key: RateKeySpec;
 }
 
-/** The attempt's rate port: the message's slot, or its deferral as a verdict. */
+/** The attempt's rate port: the message's slot, or its deferral (a verdict). */
 export function rateGate(
   settings: RateSettings,
   maxInFlight: number,
   services: RateLimiterServices,
 ): NonNullable<AttemptPorts["rate"]> {
   const limiter = new RateLimiter({ ...settings, maxInFlight }, services);
-  return async (message, ctx, graceOver) => {
+  return (message, ctx, graceOver) => {
     const key = rateKeyOf(settings.key, message.user_id, ctx.sqs);
-    if (key === undefined) return undefined;
-    const admission = await limiter.admit(key, ctx.sqs.messageId, graceOver);
-    return admission && { kind: "deferred", seconds: admission.seconds };
+    if (key === undefined) return Promise.resolve(undefined);
+    return limiter.admit(key, ctx.sqs.messageId, graceOver);
   };
 }

@@ -24,10 +24,16 @@ function rig(settings: Partial<RateLimiterSettings> = {}) {
   const admitted: Array<[string, string, number]> = [];
   const deferred: Array<[string, number]> = [];
   let n = 0;
+  /** Admits and, given the slot, submits at once (`sent`). */
   const admit = (key: string, id = `id-${n++}`, abort = signal) =>
     limiter.admit(key, id, abort).then((admission) => {
-      if (admission === undefined) admitted.push([key, id, clock.now() - START]);
-      else deferred.push([id, admission.seconds]);
+      if (admission.kind === "deferred") {
+        deferred.push([id, admission.seconds]);
+        return admission;
+      }
+      admitted.push([key, id, clock.now() - START]);
+      admission.sent();
+      admission.release();
       return admission;
     });
   const flush = async () => {
@@ -208,4 +214,30 @@ Deno.test("rate limiter: one info line when a key starts being limited and one w
   await r.to(9000);
   await r.admit("u1");
   assert.equal(r.lines.length, 2);
+});
+
+Deno.test("rate limiter: a slot counts from when its submission leaves, and until then blocks the next", async () => {
+  const r = rig({ limit: 1 });
+  const first = await r.limiter.admit("u1", "first", new AbortController().signal);
+  assert.equal(first.kind, "slot");
+  const next = r.admit("u1", "next");
+  // The first submission waits 600 ms in the validator's queue: the window starts when it leaves.
+  await r.to(600);
+  if (first.kind === "slot") first.sent();
+  await r.to(1599);
+  assert.equal(r.admitted.length, 0);
+  await r.to(1600);
+  await next;
+  assert.deepEqual(r.admitted.map(([, id, t]) => [id, t]), [["next", 1600]]);
+});
+
+Deno.test("rate limiter: a slot never sent (stale, lock lost, shutdown) is given back to the next in line", async () => {
+  const r = rig({ limit: 1 });
+  const first = await r.limiter.admit("u1", "first", new AbortController().signal);
+  const next = r.admit("u1", "next");
+  await r.to(300);
+  if (first.kind === "slot") first.release();
+  await r.to(301);
+  await next;
+  assert.deepEqual(r.admitted.map(([, id, t]) => [id, t]), [["next", 300]]);
 });
