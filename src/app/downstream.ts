@@ -43,15 +43,9 @@ export interface Downstream {
   profiles: ProfileSource;
   /**
    * One submission: `signal` (the grace) reaches the limiter's queue, so past it a queued
-   * submission never starts; one on the wire is abandoned only when `forced` aborts. `onSend`
-   * is told when a try leaves the limiter's queue for the wire (RATE_LIMIT counts from there).
+   * submission never starts; one on the wire is abandoned only when `forced` aborts.
    */
-  submit(
-    document: string,
-    signal: AbortSignal,
-    forced: AbortSignal,
-    onSend?: () => void,
-  ): Promise<Submission>;
+  submit(document: string, signal: AbortSignal, forced: AbortSignal): Promise<Submission>;
   /** Submissions waiting for a validator slot, and the limit now (app/backlog_pause.ts). */
   validatorBacklog(): Backlog;
 }
@@ -101,18 +95,9 @@ export function wireDownstream(
     onBatch: (size) => metrics.enrichBatchSize.observe(undefined, size),
     clock,
   });
-  const submit = (
-    document: string,
-    signal: AbortSignal,
-    forced: AbortSignal,
-    onSend?: () => void,
-  ) =>
+  const submit = (document: string, signal: AbortSignal, forced: AbortSignal) =>
     ports.breakers.validator.run(
-      () =>
-        validatorLimiter.run(() => {
-          onSend?.();
-          return validator.submit(document, forced);
-        }, signal),
+      () => validatorLimiter.run(() => validator.submit(document, forced), signal),
       isRetriable,
     );
   const validatorBacklog = () => ({

@@ -385,8 +385,7 @@ function wirePipeline(
     cached: (userId) => downstream.profiles.cached(userId),
     // Past the grace a queued submission never starts; one on the wire is awaited
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
-    submit: (document, graceOver, onSend) =>
-      downstream.submit(document, graceOver, signals.forced, onSend),
+    submit: (document, graceOver) => downstream.submit(document, graceOver, signals.forced),
     pausedFor: () => pausedFor(intakeBreakers) ?? backlogPause(downstream.validatorBacklog()),
     idempotency: parts.idempotency,
   }, {

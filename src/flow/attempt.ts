@@ -28,7 +28,7 @@ export interface AttemptPorts {
    * limit. `graceOver` aborts when the shutdown grace ends: a submission still queued for a
    * slot must then not start.
    */
-  submit: (document: string, graceOver: AbortSignal, onSend?: () => void) => Promise<Submission>;
+  submit: (document: string, graceOver: AbortSignal) => Promise<Submission>;
   /** SQS called the receipt stale (VisibilityHeartbeat.isStale). */
   isStale: (sqs: MessageContext["sqs"]) => boolean;
   /**
@@ -101,7 +101,7 @@ export class Attempt {
     }
   }
 
-  /** The submission, with retries; `ticket` is told when it leaves (RATE_LIMIT). */
+  /** The submission, with retries; under RATE_LIMIT each try within its key's window. */
   async #submit(
     document: string,
     ctx: MessageContext,
@@ -116,7 +116,9 @@ export class Attempt {
     if (lock && !ports.maySubmit?.(lock)) return { kind: "lock_lost" };
     let submission: Submission;
     try {
-      const submit = () => ports.submit(document, graceOver, ticket?.sent);
+      const submit = ticket
+        ? () => limitedTry(ticket, () => ports.submit(document, graceOver), graceOver)
+        : () => ports.submit(document, graceOver);
       submission = await this.#calls.run("validator", submit, ctx, graceOver);
     } catch (error) {
       if (graceOver.aborted) throw error;
@@ -124,6 +126,23 @@ export class Attempt {
     }
     if (submission.accepted) return { kind: "accepted" };
     return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
+  }
+}
+
+/**
+ * One try within its key's window: the slot taken (a retry waits for one), held until the
+ * answer, so the window counts each try from no earlier than the validator saw it.
+ */
+async function limitedTry<T>(
+  ticket: RateTicket,
+  call: () => Promise<T>,
+  graceOver: AbortSignal,
+): Promise<T> {
+  await ticket.next(graceOver);
+  try {
+    return await call();
+  } finally {
+    ticket.done();
   }
 }
 

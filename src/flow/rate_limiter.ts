@@ -1,8 +1,9 @@
 /**
  * Per-key rate limits in memory (docs/rate-limits.md): an exact sliding window per key,
- * checked just before a submission and counted from when it leaves for the wire (a slot
- * taken while the validator's queue holds it back counts as in the window until then, so
- * that queue cannot bunch a key's submissions). A message over its key's limit waits here for its
+ * checked just before a submission. A slot counts as in the window from its admission and
+ * takes its time from the validator's answer, so however long the validator's queue, the
+ * network or a busy event loop delay the request, the validator never sees more than N of a
+ * key in any window. A message over its key's limit waits here for its
  * slot while the wait is short and the key's held messages stay within their share of
  * MAX_IN_FLIGHT; otherwise it is told to come back when its slot comes (deferred), and
  * that slot is kept for it. Waits resume in arrival order per key. Keys idle for a
@@ -35,12 +36,14 @@ export interface RateLimiterServices {
 }
 
 /**
- * A slot taken: `sent` when the submission leaves for the wire (its time enters the window;
- * later calls do nothing), `release` when the attempt ends (a slot never sent is given back).
+ * A slot taken. Each try of the submission calls `next` before it (the first takes the slot
+ * admitted, a retry waits for another) and `done` after its answer (its time enters the
+ * window); `release` when the attempt ends gives back a slot no try used.
  */
 export interface RateTicket {
   readonly kind: "slot";
-  sent(): void;
+  next(signal: AbortSignal): Promise<void>;
+  done(): void;
   release(): void;
 }
 
@@ -51,7 +54,7 @@ export type Admission = RateTicket | { kind: "deferred"; seconds: number };
 interface Slot {
   at: number;
   id: string;
-  wake: ((ticket: RateTicket) => void) | undefined;
+  wake: (() => void) | undefined;
 }
 
 interface KeyWindow {
@@ -59,7 +62,7 @@ interface KeyWindow {
   past: number[];
   /** Promised slots, ascending by `at`. */
   plan: Slot[];
-  /** Slots taken whose submission has not left yet: in the window until it does. */
+  /** Slots taken whose try has not been answered yet: in the window until it is. */
   pending: number;
   waiting: number;
   limited: boolean;
@@ -74,6 +77,7 @@ const MAX_PROMISES = 100_000;
 /** How late a deferred message may come back and still find its slot kept, ms. */
 const PROMISE_GRACE_MS = 5000;
 const NOTHING: readonly Slot[] = [];
+const DONE = Promise.resolve();
 
 export class RateLimiter {
   readonly #rate: RateLimit;
@@ -122,19 +126,23 @@ export class RateLimiter {
     if (own >= 0) {
       this.#promises--;
       const slot = w.plan[own]!;
-      if (slot.at - now <= this.#maxWaitMs) return this.#wait(w, slot, signal);
+      if (slot.at - now <= this.#maxWaitMs) {
+        return this.#wait(w, slot, signal).then(this.#ticket(w));
+      }
       w.plan.splice(own, 1);
     }
     const at = nextSlot(this.#rate, now, w.past, w.plan, w.pending);
     if (at <= now) {
       if (w.limited && w.plan.length === 0) this.#limitedChange(key, w, false);
-      return Promise.resolve(this.#take(w));
+      w.pending++;
+      return Promise.resolve(this.#ticket(w)());
     }
     this.#services.metrics.rateLimited.inc();
     if (!w.limited) this.#limitedChange(key, w, true);
     const wait = at - now;
     if (wait <= this.#maxWaitMs && w.waiting < this.#keyHeld && this.#held < this.#totalHeld) {
-      return this.#wait(w, insert(w.plan, { at, id, wake: undefined }), signal);
+      const slot = insert(w.plan, { at, id, wake: undefined });
+      return this.#wait(w, slot, signal).then(this.#ticket(w));
     }
     const seconds = Math.ceil(wait / 1000);
     if (this.#promises < MAX_PROMISES) {
@@ -144,26 +152,47 @@ export class RateLimiter {
     return Promise.resolve({ kind: "deferred", seconds });
   }
 
-  /** A slot for `w`: pending until sent, given back if never sent. */
-  #take(w: KeyWindow): RateTicket {
-    w.pending++;
-    let open = true;
-    const close = (sentAt: number | undefined) => {
-      if (!open) return;
-      open = false;
-      w.pending--;
-      if (sentAt !== undefined) record(w, sentAt, this.#rate.limit);
-      this.#pump(w);
-    };
-    return {
-      kind: "slot",
-      sent: () => close(this.#services.clock.monotonic()),
-      release: () => close(undefined),
+  /** Makes the ticket of a slot of `w` already counted in its `pending`. */
+  #ticket(w: KeyWindow): () => RateTicket {
+    return () => {
+      let unused = true;
+      const back = () => {
+        w.pending--;
+        this.#pump(w);
+      };
+      return {
+        kind: "slot",
+        next: (signal) => {
+          if (!unused) return this.#retrySlot(w, signal);
+          unused = false;
+          return DONE;
+        },
+        done: () => {
+          record(w, this.#services.clock.monotonic(), this.#rate.limit);
+          back();
+        },
+        release: () => {
+          if (!unused) return;
+          unused = false;
+          back();
+        },
+      };
     };
   }
 
+  /** Another slot for a retry: at once if the window has room, else in line (no share limit). */
+  #retrySlot(w: KeyWindow, signal: AbortSignal): Promise<void> {
+    const now = this.#services.clock.monotonic();
+    const at = nextSlot(this.#rate, now, w.past, w.plan, w.pending);
+    if (at <= now) {
+      w.pending++;
+      return DONE;
+    }
+    return this.#wait(w, insert(w.plan, { at, id: "", wake: undefined }), signal);
+  }
+
   /** Waits in `slot`'s place until the window has room at or after its time. */
-  #wait(w: KeyWindow, slot: Slot, signal: AbortSignal): Promise<Admission> {
+  #wait(w: KeyWindow, slot: Slot, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#holding(w, 1);
       const forget = onAbort(signal, () => {
@@ -174,9 +203,9 @@ export class RateLimiter {
         reject(signal.reason);
         this.#pump(w);
       });
-      slot.wake = (ticket) => {
+      slot.wake = () => {
         forget();
-        resolve(ticket);
+        resolve();
       };
       if (!signal.aborted) this.#pump(w);
     });
@@ -202,7 +231,8 @@ export class RateLimiter {
       }
       w.plan.splice(index, 1);
       this.#holding(w, -1);
-      slot.wake!(this.#take(w));
+      w.pending++;
+      slot.wake!();
     }
   }
 

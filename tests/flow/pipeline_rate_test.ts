@@ -38,8 +38,7 @@ async function run(messages: SqsMessage[], rate: RateSettings) {
         const handle = typeof first === "string" ? first : (first as SqsMessage).receiptHandle;
         settled.push({ kind, handle, args });
       }),
-      submit: (document, _graceOver, onSend) => {
-        onSend?.();
+      submit: (document) => {
         submitted.push({ user: JSON.parse(document).user_id, at: clock.now() - START });
         return Promise.resolve({ accepted: true, status: 200 });
       },

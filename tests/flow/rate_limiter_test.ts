@@ -24,7 +24,7 @@ function rig(settings: Partial<RateLimiterSettings> = {}) {
   const admitted: Array<[string, string, number]> = [];
   const deferred: Array<[string, number]> = [];
   let n = 0;
-  /** Admits and, given the slot, submits at once (`sent`). */
+  /** Admits and, given the slot, submits at once, answered at once. */
   const admit = (key: string, id = `id-${n++}`, abort = signal) =>
     limiter.admit(key, id, abort).then((admission) => {
       if (admission.kind === "deferred") {
@@ -32,7 +32,8 @@ function rig(settings: Partial<RateLimiterSettings> = {}) {
         return admission;
       }
       admitted.push([key, id, clock.now() - START]);
-      admission.sent();
+      void admission.next(signal);
+      admission.done();
       admission.release();
       return admission;
     });
@@ -216,14 +217,16 @@ Deno.test("rate limiter: one info line when a key starts being limited and one w
   assert.equal(r.lines.length, 2);
 });
 
-Deno.test("rate limiter: a slot counts from when its submission leaves, and until then blocks the next", async () => {
+Deno.test("rate limiter: a slot counts from its answer, and until then blocks the next", async () => {
   const r = rig({ limit: 1 });
   const first = await r.limiter.admit("u1", "first", new AbortController().signal);
   assert.equal(first.kind, "slot");
   const next = r.admit("u1", "next");
-  // The first submission waits 600 ms in the validator's queue: the window starts when it leaves.
+  // The first try waits 600 ms in the validator's queue and on the wire: the window starts at
+  // its answer, so the validator cannot see the next one within a window of it.
+  if (first.kind === "slot") await first.next(new AbortController().signal);
   await r.to(600);
-  if (first.kind === "slot") first.sent();
+  if (first.kind === "slot") first.done();
   await r.to(1599);
   assert.equal(r.admitted.length, 0);
   await r.to(1600);
@@ -240,4 +243,24 @@ Deno.test("rate limiter: a slot never sent (stale, lock lost, shutdown) is given
   await r.to(301);
   await next;
   assert.deepEqual(r.admitted.map(([, id, t]) => [id, t]), [["next", 300]]);
+});
+
+Deno.test("rate limiter: a retry of a submission waits for a slot of its own", async () => {
+  const r = rig({ limit: 2 });
+  const signal = new AbortController().signal;
+  const ticket = await r.limiter.admit("u1", "retried", signal);
+  assert.equal(ticket.kind, "slot");
+  if (ticket.kind !== "slot") return;
+  await ticket.next(signal);
+  ticket.done(); // the first try, answered 503 at 0 ms
+  void r.admit("u1", "other"); // takes the second place of the window at 0 ms
+  let retried = -1;
+  void ticket.next(signal).then(() => retried = r.clock.now() - START);
+  await r.to(999);
+  assert.equal(retried, -1);
+  await r.to(1000);
+  assert.equal(retried, 1000);
+  ticket.done();
+  ticket.release();
+  assert.equal(r.limiter.held, 0);
 });
