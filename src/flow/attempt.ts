@@ -91,41 +91,33 @@ export class Attempt {
       this.#logger.debug("outgoing document", { message_id: message.message_id, document });
     }
     const document = outputDocumentJson(message, enrichment);
-    if (!ports.rate) return await this.#submit(document, ctx, graceOver, lock, undefined);
-    const admission = await ports.rate(message, ctx, graceOver);
-    if (admission?.kind === "deferred") return admission;
+    let ticket: RateTicket | undefined;
+    if (ports.rate) {
+      const admission = await ports.rate(message, ctx, graceOver);
+      if (admission?.kind === "deferred") return admission;
+      ticket = admission;
+    }
     try {
-      return await this.#submit(document, ctx, graceOver, lock, admission);
+      // A message received again elsewhere, or whose shared lock may lapse before the
+      // validator answers, is not submitted from here (docs/failure-handling.md).
+      if (ports.isStale(ctx.sqs)) return { kind: "stale" };
+      if (lock && !ports.maySubmit?.(lock)) return { kind: "lock_lost" };
+      let submission: Submission;
+      try {
+        // Under RATE_LIMIT each try within its key's window.
+        const submit = ticket
+          ? () => limitedTry(ticket, () => ports.submit(document, graceOver), graceOver)
+          : () => ports.submit(document, graceOver);
+        submission = await this.#calls.run("validator", submit, ctx, graceOver);
+      } catch (error) {
+        if (graceOver.aborted) throw error;
+        return gaveUp("validator", error);
+      }
+      if (submission.accepted) return { kind: "accepted" };
+      return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
     } finally {
-      admission?.release();
+      ticket?.release();
     }
-  }
-
-  /** The submission, with retries; under RATE_LIMIT each try within its key's window. */
-  async #submit(
-    document: string,
-    ctx: MessageContext,
-    graceOver: AbortSignal,
-    lock: IdempotencyLock | undefined,
-    ticket: RateTicket | undefined,
-  ): Promise<AttemptResult> {
-    const ports = this.#ports;
-    // A message received again elsewhere, or whose shared lock may lapse before the
-    // validator answers, is not submitted from here (docs/failure-handling.md).
-    if (ports.isStale(ctx.sqs)) return { kind: "stale" };
-    if (lock && !ports.maySubmit?.(lock)) return { kind: "lock_lost" };
-    let submission: Submission;
-    try {
-      const submit = ticket
-        ? () => limitedTry(ticket, () => ports.submit(document, graceOver), graceOver)
-        : () => ports.submit(document, graceOver);
-      submission = await this.#calls.run("validator", submit, ctx, graceOver);
-    } catch (error) {
-      if (graceOver.aborted) throw error;
-      return gaveUp("validator", error);
-    }
-    if (submission.accepted) return { kind: "accepted" };
-    return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
   }
 }
 
