@@ -108,7 +108,10 @@ the summary:
   retries              the worker's in-process retries
   breaker opens        circuit breakers seen opening
   table faults         requests refused / throttled / slowed by the table's fault proxy, the windows
-  throughput           accepted + dead-lettered poison, per second of the run`;
+  throughput           accepted + dead-lettered poison, per second of the run
+  quiet users          receive→accept of the users that are not hot (--hot-users), and the hot p99
+  worst window         the busiest users' submissions in one sliding window of --rate-limit's
+                       DURATION (1 s without it), as the validator saw them; over N fails the run`;
 
 class FlagError extends Error {}
 
