@@ -266,10 +266,15 @@ export class RateLimiter {
     return w;
   }
 
-  /** Forgets up to `count` least recently used keys with nothing in their window or plan. */
+  /**
+   * Forgets up to `count` least recently used keys with nothing in their window or plan (slots
+   * kept for deferred messages that never came back are given up first).
+   */
   #forgetIdle(now: number, count: number): void {
     for (const [key, w] of this.#keys) {
-      if (count-- <= 0 || w.plan.length > 0 || w.pending > 0) return;
+      if (count-- <= 0) return;
+      this.#dropLapsed(w, now);
+      if (w.plan.length > 0 || w.pending > 0) return;
       const last = w.past[w.past.length - 1];
       if (last !== undefined && last > now - this.#rate.windowMs) return;
       this.#keys.delete(key);

@@ -264,3 +264,15 @@ Deno.test("rate limiter: a retry of a submission waits for a slot of its own", a
   ticket.release();
   assert.equal(r.limiter.held, 0);
 });
+
+Deno.test("rate limiter: a key whose deferred messages never came back is forgotten too", async () => {
+  const r = rig({ limit: 1, maxWaitMs: 0 });
+  void r.admit("gone");
+  void r.admit("gone"); // deferred 1 s; never comes back (another worker took it)
+  await r.to(0);
+  assert.equal(r.deferred.length, 1);
+  await r.to(8000);
+  void r.admit("other");
+  await r.to(8001);
+  assert.equal(r.limiter.keys, 1);
+});
