@@ -44,7 +44,7 @@ export function parseRateKey(text: string): RateKeySpec | undefined {
 
 /**
  * The earliest time (ms) a new submission may go out: `now` when the key's past
- * submissions still in the window, the ones admitted but not on the wire yet (`pending`,
+ * submissions still in the window, the ones admitted but not answered yet (`pending`,
  * counted as leaving now) and the slots already promised number fewer than `limit`;
  * otherwise one window after the one `limit` places back. `past` and `promised` are
  * ascending; `past` may hold times older than the window.

@@ -24,7 +24,7 @@ const rows: Array<[string, number, number[], number[], number]> = [
   ["past and promised together", 5000, [4600], [5200, 5300], 5600],
 ];
 
-Deno.test("rate limit: next slot: a slot taken but not sent yet counts as leaving now", () => {
+Deno.test("rate limit: next slot: a slot taken but not answered yet counts as leaving now", () => {
   assert.equal(nextSlot(RATE, 5000, [4500, 4900], [], 1), 5500);
   assert.equal(nextSlot(RATE, 5000, [4900], [], 1), 5000);
   assert.equal(nextSlot(RATE, 5000, [], [], 3), 6000);
