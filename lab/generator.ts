@@ -50,8 +50,10 @@ export interface GeneratorOptions {
   duplicateShare?: number;
   /** share of valid messages for unknown users, default 0.01 */
   unknownShare?: number;
-  /** share of messages on the 1% hottest users, default 0.2 */
+  /** share of messages on the hot users, default 0.2 */
   hotShare?: number;
+  /** how many hot users, default 1% of the known users */
+  hotUsers?: number;
   /** a FIFO queue: each message in its user's group, valid ones numbered in send order */
   fifo?: boolean;
   /** FIFO runs: this many message groups, users spread over them; default one per user */
@@ -68,6 +70,8 @@ export interface MessageSet {
   valid: number;
   poison: number;
   producerDuplicates: number;
+  /** the hot users' ids */
+  hot: readonly string[];
 }
 
 const BASE_TS = 1_735_689_600; // 2025-01-01T00:00:00Z
@@ -81,7 +85,7 @@ export function generateMessages(options: GeneratorOptions): MessageSet {
   const valid = messages - poison;
   const unknownShare = options.unknownShare ?? 0.01;
   const hotShare = options.hotShare ?? 0.2;
-  const hotCount = Math.max(1, Math.floor(dataset.knownIds.length / 100));
+  const hotCount = options.hotUsers ?? Math.max(1, Math.floor(dataset.knownIds.length / 100));
   const hot = dataset.knownIds.slice(0, hotCount);
 
   const expected = new Map<string, ExpectedMessage>();
@@ -154,7 +158,7 @@ export function generateMessages(options: GeneratorOptions): MessageSet {
   });
   for (const copy of pendingCopies) outgoing.push(copy.msg);
 
-  return { outgoing, expected, poisonBodies, valid, poison, producerDuplicates: dupCount };
+  return { outgoing, expected, poisonBodies, valid, poison, producerDuplicates: dupCount, hot };
 }
 
 /**

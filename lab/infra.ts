@@ -119,6 +119,7 @@ function workerEnv(
         AWS_ENDPOINT_URL_DYNAMODB: s.tableFaults ? s.table.proxyUrl : s.table.url,
       }
       : {}),
+    ...(options.rateLimit ? { RATE_LIMIT: options.rateLimit } : {}),
     ...options.workerEnv,
   };
 }

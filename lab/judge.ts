@@ -52,6 +52,8 @@ export interface JudgeObserved {
   /** FIFO runs: first acceptances after a later message of their group */
   orderInversions?: number;
   followedRedirects: number;
+  /** RATE_LIMIT runs: the limit, and the worst key's submissions in one window of its DURATION */
+  rateLimit?: { limit: number; windowMs: number; worst: number; key: string } | undefined;
 }
 
 export interface Verdict {
@@ -120,6 +122,12 @@ export function judge(expected: JudgeExpected, observed: JudgeObserved): Verdict
   }
   if (o.followedRedirects > 0) {
     problems.push(`${o.followedRedirects} requests followed a validator redirect`);
+  }
+  const r = o.rateLimit;
+  if (r && r.worst > r.limit) {
+    problems.push(
+      `user ${r.key} had ${r.worst} submissions in one ${r.windowMs} ms window (RATE_LIMIT allows ${r.limit})`,
+    );
   }
   return { ok: problems.length === 0, problems };
 }

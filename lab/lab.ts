@@ -46,6 +46,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     duplicateShare: options.duplicateShare,
     unknownShare: options.unknownShare,
     hotShare: options.hotShare,
+    ...(options.hotUsers !== undefined ? { hotUsers: options.hotUsers } : {}),
     fifo: options.fifo ?? false,
     ...(options.fifoGroups ? { groups: options.fifoGroups } : {}),
   });

@@ -8,6 +8,7 @@ import type { WorkerShare } from "./fleet.ts";
 import type { DuplicateCauses } from "./duplicate_causes.ts";
 import type { TableFault, TableProxyStats } from "./table_proxy.ts";
 import type { TableMissingSummary } from "./table_missing.ts";
+import type { KeyWindowFigures } from "./key_windows.ts";
 
 /** A window of table faults (lab/table_proxy.ts) during the run, with `--table`. */
 export interface TableFaultWindow extends TableFault {
@@ -81,8 +82,12 @@ export interface LabOptions {
   duplicateShare: number;
   /** 0.01 */
   unknownShare: number;
-  /** 0.2: share of messages on the 1% hottest users */
+  /** 0.2: share of messages on the hot users */
   hotShare: number;
+  /** how many hot users (`--hot-users K`); default 1% of the known users */
+  hotUsers?: number;
+  /** RATE_LIMIT for the workers (`--rate-limit N/DURATION`); the summary's windows use its DURATION */
+  rateLimit?: string;
   /** the worker command; default `deno task start` (startCommand()); env vars are added by the lab */
   workerCmd?: string[];
   /** extra env vars for the worker (override the lab's) */
@@ -203,6 +208,12 @@ export interface LabSummary {
   /** receive-to-accept, first receive to first acceptance, valid messages */
   p50Ms: number;
   p99Ms: number;
+  /** the same for the users that are not hot, and for the hot ones (`--hot-users`) */
+  quietP50Ms?: number;
+  quietP99Ms?: number;
+  hotP99Ms?: number;
+  /** the most submissions of one user in a window (RATE_LIMIT's DURATION, else 1 s), the three busiest */
+  keyWindows?: KeyWindowFigures;
   sqsRequests: number;
   sqsRequestsPerMessage: number;
   /** enrichment requests (health checks excluded) */

@@ -28,6 +28,7 @@ import { formatTableMissing } from "./table_missing.ts";
 import { MAX_RECEIVE_COUNT } from "./infra.ts";
 import { killChildren } from "./children.ts";
 import { type LabState, runSend, STATE_FILE } from "./send_command.ts";
+import { parseRateLimit } from "../src/domain/rate_limit.ts";
 
 const CHAOS_TABLE_MIX = CHAOS_TABLE_FAULTS.map((w) =>
   w.kind === "refuse"
@@ -45,6 +46,8 @@ const USAGE = `usage: deno task lab [flags]
   --seed N                  seed of everything random (default 1)
   --poison-share X          (default 0.02)   --duplicate-share X  (default 0.01)
   --unknown-share X         (default 0.01)   --hot-share X        (default 0.2)
+  --hot-users K             how many users carry --hot-share (default 1% of --users)
+  --rate-limit N/DURATION   RATE_LIMIT for the workers; the summary checks every window of DURATION
   --instant                 enrichment and validator answer at once, no errors (the ceiling)
   --timeout S               give up after S seconds (default 120 + 0.04 per message)
   --json                    print the summary as JSON on stdout
@@ -108,7 +111,10 @@ the summary:
   retries              the worker's in-process retries
   breaker opens        circuit breakers seen opening
   table faults         requests refused / throttled / slowed by the table's fault proxy, the windows
-  throughput           accepted + dead-lettered poison, per second of the run`;
+  throughput           accepted + dead-lettered poison, per second of the run
+  quiet users          receive→accept of the users that are not hot (--hot-users), and the hot p99
+  worst window         the busiest users' submissions in one sliding window of --rate-limit's
+                       DURATION (1 s without it), as the validator saw them; over N fails the run`;
 
 class FlagError extends Error {}
 
@@ -123,6 +129,8 @@ const FLAGS = {
   "duplicate-share": { type: "string" },
   "unknown-share": { type: "string" },
   "hot-share": { type: "string" },
+  "hot-users": { type: "string" },
+  "rate-limit": { type: "string" },
   instant: { type: "boolean" },
   timeout: { type: "string" },
   json: { type: "boolean" },
@@ -177,6 +185,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   const timeout = opt("timeout", v.timeout, 1, 86_400, false);
   const workers = opt("workers", v.workers, 1, 64, true);
   const fifoGroups = opt("fifo-groups", v["fifo-groups"], 1, 1_000_000, true);
+  const hotUsers = opt("hot-users", v["hot-users"], 1, 10_000_000, true);
   if (fifoGroups !== undefined && !v.fifo) throw new FlagError("--fifo-groups needs --fifo");
   const failing = opt("failing-group", v["failing-group"], 1, 3600, false);
   if (failing !== undefined && !v.fifo) throw new FlagError("--failing-group needs --fifo");
@@ -191,6 +200,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     duplicateShare: num("duplicate-share", v["duplicate-share"], 0.01, 0, 1, false),
     unknownShare: num("unknown-share", v["unknown-share"], 0.01, 0, 1, false),
     hotShare: num("hot-share", v["hot-share"], 0.2, 0, 1, false),
+    ...(hotUsers !== undefined ? { hotUsers } : {}),
+    ...(v["rate-limit"] !== undefined ? { rateLimit: rateLimitFlag(v["rate-limit"]) } : {}),
     instant: v.instant ?? false,
     infraOnly: v["infra-only"] ?? false,
     json: v.json ?? false,
@@ -320,6 +331,27 @@ function num(
   return n;
 }
 
+/** The quiet and hot users' latencies and the busiest users' worst windows, when counted. */
+function keyRows(s: LabSummary): Array<[string, string]> {
+  const w = s.keyWindows;
+  if (!w) return [];
+  return [
+    ["quiet users p50 / p99, hot p99", `${s.quietP50Ms} / ${s.quietP99Ms} ms, ${s.hotP99Ms} ms`],
+    [
+      `worst ${w.windowMs} ms window per user`,
+      w.worstKeys.map((k) => `${k.key}=${k.submissions}`).join(" "),
+    ],
+  ];
+}
+
+/** `--rate-limit`: a RATE_LIMIT value the worker will take. */
+function rateLimitFlag(raw: string): string {
+  if (parseRateLimit(raw)) return raw.trim();
+  throw new FlagError(
+    `--rate-limit: got ${JSON.stringify(raw)}, expected N/DURATION (20/1s, 600/1m, 1000/1h)`,
+  );
+}
+
 /** An optional numeric flag: undefined when absent. */
 function opt(
   name: string,
@@ -444,6 +476,7 @@ export function formatSummary(s: LabSummary): string {
     ["duration", `${s.durationSeconds.toFixed(2)} s`],
     ["throughput", `${s.msgPerSecond} msg/s`],
     ["receive→accept p50 / p99", `${s.p50Ms} ms / ${s.p99Ms} ms`],
+    ...keyRows(s),
     ["SQS requests (per message)", `${s.sqsRequests} (${s.sqsRequestsPerMessage})`],
     ["SQS by action", Object.entries(s.sqsRequestsByAction).map(([k, n]) => `${k}=${n}`).join(" ")],
     ["enrich requests (per message)", `${s.enrichRequests} (${s.enrichRequestsPerMessage})`],

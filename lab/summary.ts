@@ -13,6 +13,8 @@ import { judge, type JudgeObserved } from "./judge.ts";
 import { duplicateCauses, type KillMark } from "./duplicate_causes.ts";
 import type { LabOptions, LabSummary, TableFaultSummary } from "./lab_types.ts";
 import type { ChaosState } from "./chaos.ts";
+import { splitLatencies, worstWindows } from "./key_windows.ts";
+import { parseRateLimit } from "../src/domain/rate_limit.ts";
 
 /** What runLab knows of the run when it summarizes. */
 export interface SummaryRun {
@@ -73,6 +75,9 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
   const firstReceive = Math.min(...proxy.firstReceive.values(), run.doneAt);
   const durationSeconds = Math.max(0.001, (run.doneAt - firstReceive) / 1000);
   const { lost, latencies } = delivery;
+  const rate = options.rateLimit ? parseRateLimit(options.rateLimit) : undefined;
+  const keyWindows = worstWindows(validator.submissions, rate?.windowMs ?? 1000);
+  const split = splitLatencies(delivery.keyed, new Set(set.hot));
   // A kill's duplicates can only be told apart through the fronts (a single worker has none).
   const fronted = (run.slots ?? []).some((slot) => slot.front !== undefined);
   const causes = run.kills > 0 && !fronted ? undefined : duplicateCauses({
@@ -100,6 +105,11 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     leftInQueue,
     followedRedirects: vStats.followedRedirects,
     ...(options.fifo ? { orderInversions: vStats.orderInversions } : {}),
+    rateLimit: rate && {
+      ...rate,
+      worst: keyWindows.worst,
+      key: keyWindows.worstKeys[0]?.key ?? "",
+    },
   });
   const settled = set.valid - lost + dlqCount.poisonInDlq;
   const cpuMs = run.kills === 0 ? run.cpuMs ?? 0 : 0;
@@ -130,6 +140,10 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     ...(eStats.recoveredAfterMs !== undefined ? { enrichRecoveryMs: eStats.recoveredAfterMs } : {}),
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
+    quietP50Ms: percentile(split.quiet, 0.5),
+    quietP99Ms: percentile(split.quiet, 0.99),
+    hotP99Ms: percentile(split.hot, 0.99),
+    keyWindows,
     sqsRequests: pStats.requests,
     sqsRequestsPerMessage: round(pStats.requests / Math.max(1, options.messages), 3),
     enrichRequests,
@@ -191,6 +205,7 @@ function countDelivery({ set, infra }: SummaryContext, failingGroup: string | un
   const { validator, proxy } = infra;
   let lost = 0;
   const latencies: number[] = [];
+  const keyed: Array<{ key: string; ms: number }> = [];
   for (const [id, expected] of set.expected) {
     const acceptedAt = validator.acceptedAt.get(id);
     if (acceptedAt === undefined) {
@@ -199,7 +214,9 @@ function countDelivery({ set, infra }: SummaryContext, failingGroup: string | un
     }
     if (failingGroup !== undefined && expected.group === failingGroup) continue;
     const receivedAt = proxy.firstReceive.get(id);
-    if (receivedAt !== undefined) latencies.push(acceptedAt - receivedAt);
+    if (receivedAt === undefined) continue;
+    latencies.push(acceptedAt - receivedAt);
+    keyed.push({ key: expected.user_id, ms: acceptedAt - receivedAt });
   }
   latencies.sort((a, b) => a - b);
   const isValid = (id: string | undefined): id is string => !!id && set.expected.has(id);
@@ -208,7 +225,7 @@ function countDelivery({ set, infra }: SummaryContext, failingGroup: string | un
   );
   const wrongSample = validator.rejections.find((r) => r.messageId && wrongIds.has(r.messageId));
   const notValid = validator.rejections.filter((r) => !isValid(r.messageId));
-  return { lost, latencies, wronglyRejected: wrongIds.size, wrongSample, notValid };
+  return { lost, latencies, keyed, wronglyRejected: wrongIds.size, wrongSample, notValid };
 }
 
 /**

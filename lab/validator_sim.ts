@@ -11,6 +11,7 @@ import { createRng, deriveSeed } from "./prng.ts";
 import { SCENARIO_PROFILES, type SimulatorOptions } from "./scenario.ts";
 import { sleep as defaultSleep } from "../src/lib/clock.ts";
 import { type LocalServer, serveLocal } from "./local_server.ts";
+import type { KeyedSubmission } from "./key_windows.ts";
 
 /** `scenario` decides the rare 5xx (flaky only); `instant`: no latency, no simulated 5xx. */
 export interface ValidatorSimOptions extends SimulatorOptions {
@@ -63,6 +64,8 @@ export interface ValidatorSim extends LocalServer {
   readonly acceptCount: ReadonlyMap<string, number>;
   /** every 400, oldest first (capped at 10000) */
   readonly rejections: readonly Rejection[];
+  /** every submission with a string user_id: whose and when it arrived (capped at 1,000,000) */
+  readonly submissions: readonly KeyedSubmission[];
 }
 
 /** The checks, without HTTP: a reason code and detail for the first difference, or undefined if valid. */
@@ -171,6 +174,7 @@ export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
     acceptedAt: new Map(),
     acceptCount: new Map(),
     rejections: [],
+    submissions: [],
     stats: {
       requests: 0,
       accepted: 0,
@@ -221,6 +225,7 @@ export function startValidatorSim(options: ValidatorSimOptions): ValidatorSim {
     acceptedAt: state.acceptedAt,
     acceptCount: state.acceptCount,
     rejections: state.rejections,
+    submissions: state.submissions,
   };
 }
 
@@ -229,11 +234,15 @@ interface SimState {
   acceptedAt: Map<string, number>;
   acceptCount: Map<string, number>;
   rejections: Rejection[];
+  submissions: KeyedSubmission[];
   stats: ValidatorStats;
   /** FIFO runs: the highest place accepted so far, per group */
   lastSeq: Map<string, number>;
   closing: AbortController;
 }
+
+/** What a body that is not JSON parses to. */
+const NOT_JSON = Symbol("not JSON");
 
 function reply(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), {
@@ -279,6 +288,17 @@ function createIngest(
 
   return async (req) => {
     const text = await req.text();
+    let doc: unknown = NOT_JSON;
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      // said below, after the latency
+    }
+    // Per-key windows (RATE_LIMIT) are judged by arrival, before the simulated latency.
+    const user = isPlainObject(doc) ? doc.user_id : undefined;
+    if (typeof user === "string" && state.submissions.length < 1_000_000) {
+      state.submissions.push({ key: user, at: now() });
+    }
     // Drawn before waiting so the stream order is arrival order.
     const latency = instant ? 0 : rng.int(minMs, maxMs);
     const fail = !instant && rng.chance(error5xx);
@@ -287,12 +307,7 @@ function createIngest(
       stats.errors5xx++;
       return reply(503, { status: "error", reason: "simulated validator failure" });
     }
-    let doc: unknown;
-    try {
-      doc = JSON.parse(text);
-    } catch {
-      return reject(undefined, "not_json", "body is not valid JSON");
-    }
+    if (doc === NOT_JSON) return reject(undefined, "not_json", "body is not valid JSON");
     const messageId = isPlainObject(doc) && typeof doc.message_id === "string"
       ? doc.message_id
       : undefined;

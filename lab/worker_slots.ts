@@ -28,6 +28,7 @@ const WORKER_ENV_PREFIXES = [
   "HTTP_",
   "SHUTDOWN_",
   "LOG_",
+  "RATE_LIMIT",
 ];
 
 export interface WorkerFleet {

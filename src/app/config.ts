@@ -6,6 +6,12 @@
 import { z } from "zod";
 import { ConfigError } from "../lib/errors.ts";
 import type { UnknownUserPolicy } from "../domain/outcome.ts";
+import {
+  parseRateKey,
+  parseRateLimit,
+  type RateKeySpec,
+  type RateLimit,
+} from "../domain/rate_limit.ts";
 import { isFifoQueue, regionFromQueueUrl } from "../adapters/sqs_client.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -45,6 +51,8 @@ export interface Config {
   idempotencyTable: string | undefined;
   /** `AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`; undefined = the region's endpoint. */
   dynamodbEndpoint: string | undefined;
+  /** RATE_LIMIT keyed by RATE_LIMIT_KEY (docs/rate-limits.md); undefined = no limit. */
+  rateLimit: (RateLimit & { key: RateKeySpec }) | undefined;
 }
 
 /** One environment variable: its default (as text) and what it accepts. */
@@ -281,6 +289,23 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     schema: z.string().trim().regex(/^[A-Za-z0-9_.-]{3,255}$/),
     help:
       "DynamoDB table that makes dedupe hold across workers and restarts; unset: in-process only",
+  },
+  {
+    name: "RATE_LIMIT",
+    expected: "N/DURATION: N 1-100000 per a duration up to 12h (20/1s, 600/1m, 1000/1h, 5/250ms)",
+    schema: z.string().refine((v) => parseRateLimit(v) !== undefined).transform((v) =>
+      parseRateLimit(v)!
+    ),
+    help: "at most N submissions per key in any sliding window of DURATION; unset: no limit",
+  },
+  {
+    name: "RATE_LIMIT_KEY",
+    default: "user_id",
+    expected: "user_id, message_group or attribute:NAME",
+    schema: z.string().refine((v) => parseRateKey(v) !== undefined).transform((v) =>
+      parseRateKey(v)!
+    ),
+    help: "what RATE_LIMIT counts per: the user, the SQS MessageGroupId, or a message attribute",
   },
   {
     name: "CACHE_TTL_SECONDS",
@@ -552,6 +577,7 @@ function buildConfig(env: Record<string, string | undefined>, sink: Sink): Confi
     idempotencyTable: read<string>(env, "IDEMPOTENCY_TABLE", sink),
     dynamodbEndpoint: read<string>(env, "AWS_ENDPOINT_URL_DYNAMODB", sink) ??
       read<string>(env, "AWS_ENDPOINT_URL", sink),
+    rateLimit: rateLimitOf(env, sink),
     ...settingsOf(env, sink),
   };
   dlqKindCheck(queueUrl, config.dlqQueueUrl, sink);
@@ -588,9 +614,22 @@ function regionOf(
   return region;
 }
 
+/** RATE_LIMIT with its key; RATE_LIMIT_KEY is checked even while no limit is set. */
+function rateLimitOf(env: Record<string, string | undefined>, sink: Sink): Config["rateLimit"] {
+  const key = read<RateKeySpec>(env, "RATE_LIMIT_KEY", sink);
+  const rate = read<RateLimit>(env, "RATE_LIMIT", sink);
+  return rate && key && { ...rate, key };
+}
+
 type Settings = Omit<
   Config,
-  "region" | "queueUrl" | "endpoint" | "dlqQueueUrl" | "idempotencyTable" | "dynamodbEndpoint"
+  | "region"
+  | "queueUrl"
+  | "endpoint"
+  | "dlqQueueUrl"
+  | "idempotencyTable"
+  | "dynamodbEndpoint"
+  | "rateLimit"
 >;
 
 /** The variables that always have a value (their default at least). */

@@ -385,6 +385,7 @@ function wirePipeline(
       deleteOn5xx: config.deleteOn5xx,
       unknownUserPolicy: config.unknownUserPolicy,
     },
+    rate: config.rateLimit,
   }, {
     redrive: () => redrive.state,
     sqs: parts.sqs,

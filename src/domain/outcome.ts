@@ -15,7 +15,8 @@ export type Outcome =
   | "rejected_deleted"
   | "dropped"
   | "deleted_5xx"
-  | "duplicate";
+  | "duplicate"
+  | "deferred";
 
 /** What processing found out about a message. */
 export type Verdict =
@@ -31,6 +32,8 @@ export type Verdict =
    * began: reason "shutdown"), or an earlier message of its FIFO group went back.
    */
   | { kind: "hand_back"; reason: string }
+  /** Over its key's RATE_LIMIT: its slot comes in `seconds` (docs/rate-limits.md). */
+  | { kind: "deferred"; seconds: number }
   /** An unexpected error (a bug): not the message's fault as far as anyone knows. */
   | { kind: "failed"; reason: string }
   /** Retries ran out of budget (or the error cannot be retried). */
@@ -59,6 +62,8 @@ export type Action =
    * (same body and message attributes) to the main queue, then the original deleted.
    */
   | { kind: "requeue"; reason: string }
+  /** Back to the queue out of sight until its rate-limit slot: not a failure (outcome deferred). */
+  | { kind: "defer"; seconds: number; reason: string }
   /** Last allowed receive of a transient failure: keep it (heartbeat) and retry in process. */
   | { kind: "hold" }
   /** The receipt is stale: SQS has the message back already; nothing to send (outcome released). */
@@ -167,7 +172,24 @@ export function route(verdict: Verdict, ctx: RouteContext): Action {
       return releaseOrDeadLetter(ctx, "TRANSIENT", `unexpected error: ${verdict.reason}`);
     case "gave_up":
       return gaveUp(verdict, ctx);
+    case "deferred":
+      return deferred(verdict.seconds, ctx);
   }
+}
+
+/**
+ * A rate-limited message waits for its slot, never toward the redrive policy: released out
+ * of sight until then, held on its last receive, and re-queued as a fresh copy when a hold
+ * would pass SQS's 12 h cap.
+ */
+function deferred(seconds: number, ctx: RouteContext): Action {
+  const reason = `rate limited: its key's next slot is in ${seconds} s`;
+  if (!isLastReceive(ctx)) return { kind: "defer", seconds, reason };
+  const hold = ctx.hold;
+  if (!hold || !holdMustEnd(hold.secondsSinceReceive, hold.visibilityTimeoutSeconds)) {
+    return { kind: "hold" };
+  }
+  return { kind: "requeue", reason: `${reason}: re-queued as a fresh copy near the 12 h cap` };
 }
 
 /** Retries ran out: delete (DELETE_ON_5XX), release, hold on the last receive, or near 12 h give up. */

@@ -14,6 +14,7 @@ export const OUTCOMES: readonly Outcome[] = [
   "dropped",
   "deleted_5xx",
   "duplicate",
+  "deferred",
 ];
 /** Downstreams with retries, a concurrency limit and request metrics. */
 export const DOWNSTREAMS = ["enrichment", "validator"] as const;
@@ -109,6 +110,9 @@ export interface SluiceMetrics {
   atLeastOnce: Counter;
   fifoGroupsActive: Gauge;
   fifoGroupWait: Histogram;
+  rateLimited: Counter;
+  rateLimitHeld: Gauge;
+  rateLimitKeys: Gauge;
 }
 
 /** Why a message may be delivered or submitted twice (`sluice_at_least_once_total`). */
@@ -170,6 +174,7 @@ function register(registry: Registry, idempotencyTable: boolean): SluiceMetrics 
     ...workerMetrics(registry),
     // Without IDEMPOTENCY_TABLE they count nothing: kept off /metrics, not shown at 0.
     ...idempotencyMetrics(idempotencyTable ? registry : new Registry()),
+    ...rateLimitMetrics(registry),
   };
 }
 
@@ -178,7 +183,7 @@ function messageMetrics(registry: Registry) {
   return {
     messages: registry.counter(
       "sluice_messages_total",
-      "Messages by outcome (accepted, dead_lettered, released, rejected_deleted, dropped, deleted_5xx, duplicate).",
+      "Messages by outcome (accepted, dead_lettered, released, rejected_deleted, dropped, deleted_5xx, duplicate, deferred).",
       ["outcome"],
     ),
     retries: registry.counter(
@@ -332,5 +337,25 @@ function idempotencyMetrics(registry: Registry) {
     idempotencyConflicts: conflicts,
     idempotencyTakeovers: takeovers,
     idempotencyFenced: fenced,
+  };
+}
+
+/** RATE_LIMIT (docs/rate-limits.md): no per-key labels, so a flood of keys cannot grow the series. */
+function rateLimitMetrics(registry: Registry) {
+  const limited = registry.counter(
+    "sluice_rate_limited_total",
+    "Times a message found its key over RATE_LIMIT: it waited in memory or was deferred.",
+  );
+  limited.inc(undefined, 0);
+  return {
+    rateLimited: limited,
+    rateLimitHeld: registry.gauge(
+      "sluice_rate_limit_held",
+      "Messages waiting in memory for their key's next RATE_LIMIT slot.",
+    ),
+    rateLimitKeys: registry.gauge(
+      "sluice_rate_limit_keys",
+      "Rate-limit keys whose window is kept in memory (idle ones are forgotten; bounded).",
+    ),
   };
 }

@@ -15,6 +15,7 @@ import { categoryOf, HttpError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { IdempotencyLock } from "./idempotency_gate.ts";
 import type { MessageContext } from "./message_context.ts";
+import type { Admission, RateTicket } from "./rate_limiter.ts";
 import type { RetryingCall, Target } from "./retrying_call.ts";
 
 export interface AttemptPorts {
@@ -30,6 +31,15 @@ export interface AttemptPorts {
   submit: (document: string, graceOver: AbortSignal) => Promise<Submission>;
   /** SQS called the receipt stale (VisibilityHeartbeat.isStale). */
   isStale: (sqs: MessageContext["sqs"]) => boolean;
+  /**
+   * RATE_LIMIT: the message's slot in its key's window, after a short wait here, or the
+   * deferral to route (rate_limiter.ts); undefined: its key is not limited. Unset: no call.
+   */
+  rate?:
+    | ((message: InputMessage, ctx: MessageContext, graceOver: AbortSignal) => Promise<
+      Admission | undefined
+    >)
+    | undefined;
   /** The shared lock lasts long enough for the submission (IdempotencyGate.maySubmit). */
   maySubmit?: ((lock: IdempotencyLock) => boolean) | undefined;
 }
@@ -81,20 +91,50 @@ export class Attempt {
       this.#logger.debug("outgoing document", { message_id: message.message_id, document });
     }
     const document = outputDocumentJson(message, enrichment);
-    // A message received again elsewhere, or whose shared lock may lapse before the
-    // validator answers, is not submitted from here (docs/failure-handling.md).
-    if (ports.isStale(ctx.sqs)) return { kind: "stale" };
-    if (lock && !ports.maySubmit?.(lock)) return { kind: "lock_lost" };
-    let submission: Submission;
-    try {
-      const submit = () => ports.submit(document, graceOver);
-      submission = await this.#calls.run("validator", submit, ctx, graceOver);
-    } catch (error) {
-      if (graceOver.aborted) throw error;
-      return gaveUp("validator", error);
+    let ticket: RateTicket | undefined;
+    if (ports.rate) {
+      const admission = await ports.rate(message, ctx, graceOver);
+      if (admission?.kind === "deferred") return admission;
+      ticket = admission;
     }
-    if (submission.accepted) return { kind: "accepted" };
-    return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
+    try {
+      // A message received again elsewhere, or whose shared lock may lapse before the
+      // validator answers, is not submitted from here (docs/failure-handling.md).
+      if (ports.isStale(ctx.sqs)) return { kind: "stale" };
+      if (lock && !ports.maySubmit?.(lock)) return { kind: "lock_lost" };
+      let submission: Submission;
+      try {
+        // Under RATE_LIMIT each try within its key's window.
+        const submit = ticket
+          ? () => limitedTry(ticket, () => ports.submit(document, graceOver), graceOver)
+          : () => ports.submit(document, graceOver);
+        submission = await this.#calls.run("validator", submit, ctx, graceOver);
+      } catch (error) {
+        if (graceOver.aborted) throw error;
+        return gaveUp("validator", error);
+      }
+      if (submission.accepted) return { kind: "accepted" };
+      return { kind: "rejected", reason: `HTTP ${submission.status}: ${submission.reason}` };
+    } finally {
+      ticket?.release();
+    }
+  }
+}
+
+/**
+ * One try within its key's window: the slot taken (a retry waits for one), held until the
+ * answer, so the window counts each try from no earlier than the validator saw it.
+ */
+async function limitedTry<T>(
+  ticket: RateTicket,
+  call: () => Promise<T>,
+  graceOver: AbortSignal,
+): Promise<T> {
+  await ticket.next(graceOver);
+  try {
+    return await call();
+  } finally {
+    ticket.done();
   }
 }
 

@@ -6,6 +6,7 @@
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import {
   type Action,
+  maxVisibilitySeconds,
   type Outcome,
   type ReleaseVisibility,
   releaseVisibilitySeconds,
@@ -59,6 +60,9 @@ export class Finisher {
         case "release":
           await this.#release(ctx, action.visibility);
           return this.#record(ctx, "released", action.category, action.reason);
+        case "defer":
+          await this.#release(ctx, action.seconds);
+          return this.#record(ctx, "deferred", "TRANSIENT", action.reason);
         case "requeue":
           return await this.#requeue(ctx, action.reason);
         case "let_go":
@@ -110,10 +114,13 @@ export class Finisher {
     }
   }
 
-  async #release(ctx: MessageContext, visibility: ReleaseVisibility): Promise<void> {
+  /** Out of sight for a backoff of that kind, or (a deferral) that many seconds within SQS's cap. */
+  async #release(ctx: MessageContext, visibility: ReleaseVisibility | number): Promise<void> {
     this.#ports.heartbeat.untrack(ctx.sqs);
     const since = (this.#services.clock.monotonic() - ctx.receivedAt) / 1000;
-    const seconds = releaseVisibilitySeconds(ctx.receiveCount, since, { visibility });
+    const seconds = typeof visibility === "number"
+      ? Math.min(visibility, maxVisibilitySeconds(since))
+      : releaseVisibilitySeconds(ctx.receiveCount, since, { visibility });
     await this.#ports.settler.changeVisibility(ctx.sqs.receiptHandle, seconds);
   }
 
@@ -123,13 +130,14 @@ export class Finisher {
     metrics.messages.inc({ outcome });
     metrics.messageDuration.observe(undefined, durationMs / 1000);
     const sent = Number(ctx.sqs.attributes.SentTimestamp);
-    if (outcome !== "released" && Number.isFinite(sent)) {
+    if (outcome !== "released" && outcome !== "deferred" && Number.isFinite(sent)) {
       metrics.messageAge.observe(undefined, Math.max(0, (clock.now() - sent) / 1000));
     }
     this.#services.onOutcome?.(outcome, durationMs);
     // At info the common outcomes are only counted (the summary line); a line each would
     // hit journald's rate limit within seconds. A message gone without acceptance is a warning.
-    const level = outcome === "accepted" || outcome === "duplicate"
+    // A deferral is not an end, and a flooding key makes many: its key's start line says it.
+    const level = outcome === "accepted" || outcome === "duplicate" || outcome === "deferred"
       ? "debug"
       : outcome === "released"
       ? "info"

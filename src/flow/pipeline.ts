@@ -26,6 +26,7 @@ import {
   routeContext,
   type RoutePolicy,
 } from "./message_context.ts";
+import { rateGate, type RateSettings } from "./rate_limiter.ts";
 import { RetryingCall } from "./retrying_call.ts";
 import type { Settler } from "./settle.ts";
 import type { VisibilityHeartbeat } from "./visibility_heartbeat.ts";
@@ -35,6 +36,8 @@ export interface PipelineSettings {
   intake: IntakeSettings;
   dedupe: DedupeSettings;
   policy: RoutePolicy;
+  /** RATE_LIMIT and RATE_LIMIT_KEY; unset: no limit, nothing allocated or called per message. */
+  rate?: RateSettings | undefined;
 }
 
 /** The outside world the stages talk to. */
@@ -106,6 +109,7 @@ export class Pipeline {
         submit: ports.submit,
         isStale: (sqs) => ports.heartbeat.isStale(sqs),
         maySubmit: gate && ((lock) => gate.maySubmit(lock)),
+        rate: settings.rate && rateGate(settings.rate, settings.intake.maxInFlight, services),
       },
       this.#calls,
       logger,
@@ -322,6 +326,8 @@ export class Pipeline {
       }
       const delayMs = result.kind === "gave_up"
         ? Math.max(1000, backoffDelay(holds, 1000, 30_000, clock.random))
+        : result.kind === "deferred"
+        ? result.seconds * 1000
         : 0;
       const action = this.#decide(ctx, result, delayMs);
       if (action.kind !== "hold") return await this.#end(ctx, result, action, held, graceOver);

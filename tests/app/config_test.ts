@@ -98,6 +98,50 @@ Deno.test("config: a bad value names the variable, the value and what is allowed
   assert.match(failure({ SQS_QUEUE_URL: "" }).message, /^Missing SQS_QUEUE_URL/);
 });
 
+Deno.test("config: RATE_LIMIT is unset by default and RATE_LIMIT_KEY defaults to user_id", () => {
+  assert.equal(loadConfig(base).rateLimit, undefined);
+  assert.deepEqual(loadConfig({ ...base, RATE_LIMIT: "20/1s" }).rateLimit, {
+    limit: 20,
+    windowMs: 1000,
+    key: { kind: "user_id" },
+  });
+});
+
+const rateRows: Array<[Record<string, string>, Config["rateLimit"]]> = [
+  [{ RATE_LIMIT: "600/1m" }, { limit: 600, windowMs: 60_000, key: { kind: "user_id" } }],
+  [{ RATE_LIMIT: "1000/1h" }, { limit: 1000, windowMs: 3_600_000, key: { kind: "user_id" } }],
+  [{ RATE_LIMIT: "5/250ms" }, { limit: 5, windowMs: 250, key: { kind: "user_id" } }],
+  [{ RATE_LIMIT: " 3 / s " }, { limit: 3, windowMs: 1000, key: { kind: "user_id" } }],
+  [
+    { RATE_LIMIT: "20/1s", RATE_LIMIT_KEY: "message_group" },
+    { limit: 20, windowMs: 1000, key: { kind: "message_group" } },
+  ],
+  [
+    { RATE_LIMIT: "20/1s", RATE_LIMIT_KEY: "attribute:tenant" },
+    { limit: 20, windowMs: 1000, key: { kind: "attribute", name: "tenant" } },
+  ],
+];
+for (const [env, expected] of rateRows) {
+  Deno.test(`config: RATE_LIMIT ${JSON.stringify(env)} is read`, () => {
+    assert.deepEqual(loadConfig({ ...base, ...env }).rateLimit, expected);
+  });
+}
+
+Deno.test("config: a bad RATE_LIMIT or RATE_LIMIT_KEY names the variable, the value and what is allowed", () => {
+  assert.equal(
+    failure({ RATE_LIMIT: "20 per second" }).message,
+    'Cannot parse RATE_LIMIT: received "20 per second", expected N/DURATION: N 1-100000 per a duration up to 12h (20/1s, 600/1m, 1000/1h, 5/250ms)',
+  );
+  for (const bad of ["0/1s", "20/0s", "20/13h", "200001/1s", "20/1d", "-1/1s", "20"]) {
+    assert.equal(failure({ RATE_LIMIT: bad }).variable, "RATE_LIMIT", bad);
+  }
+  assert.equal(
+    failure({ RATE_LIMIT_KEY: "tenant" }).message,
+    'Cannot parse RATE_LIMIT_KEY: received "tenant", expected user_id, message_group or attribute:NAME',
+  );
+  assert.equal(failure({ RATE_LIMIT_KEY: "attribute:" }).variable, "RATE_LIMIT_KEY");
+});
+
 Deno.test("config: a FIFO queue is taken; its DLQ_QUEUE_URL must be FIFO too, a standard queue's standard", () => {
   const fifo = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo";
   assert.equal(loadConfig({ ...base, SQS_QUEUE_URL: fifo }).queueUrl, fifo);

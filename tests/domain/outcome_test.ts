@@ -188,6 +188,34 @@ const rows: Array<[string, Verdict, Partial<RouteContext>, Action]> = [
     { redriveKnown: true, maxReceiveCount: undefined, hasDlq: false },
     { kind: "release", category: "VALIDATION", reason: "bad", visibility: "longest" },
   ],
+  [
+    "rate limited on an early receive: deferred until its slot, not a failure",
+    { kind: "deferred", seconds: 7 },
+    { receiveCount: 2 },
+    { kind: "defer", seconds: 7, reason: "rate limited: its key's next slot is in 7 s" },
+  ],
+  [
+    "rate limited on its last receive: held, never released toward the redrive policy",
+    { kind: "deferred", seconds: 7 },
+    { receiveCount: 3, hold: { secondsSinceReceive: 60, visibilityTimeoutSeconds: 30 } },
+    { kind: "hold" },
+  ],
+  [
+    "rate limited while the redrive policy is unknown: held",
+    { kind: "deferred", seconds: 7 },
+    { redriveKnown: false, maxReceiveCount: undefined },
+    { kind: "hold" },
+  ],
+  [
+    "rate limited on its last receive near the 12 h cap: re-queued as a fresh copy, never dead-lettered",
+    { kind: "deferred", seconds: 7 },
+    { receiveCount: 3, hold: { secondsSinceReceive: 43_190, visibilityTimeoutSeconds: 30 } },
+    {
+      kind: "requeue",
+      reason:
+        "rate limited: its key's next slot is in 7 s: re-queued as a fresh copy near the 12 h cap",
+    },
+  ],
 ];
 
 for (const [name, verdict, overrides, expected] of rows) {

@@ -138,6 +138,16 @@ const ROWS: Array<{
     problem: /^1 requests followed a validator redirect$/,
   },
   {
+    name: "RATE_LIMIT: the worst window at the limit is fine",
+    observed: { rateLimit: { limit: 20, windowMs: 1000, worst: 20, key: "u1" } },
+    problem: undefined,
+  },
+  {
+    name: "RATE_LIMIT: a window over the limit",
+    observed: { rateLimit: { limit: 20, windowMs: 1000, worst: 21, key: "u1" } },
+    problem: /^user u1 had 21 submissions in one 1000 ms window \(RATE_LIMIT allows 20\)$/,
+  },
+  {
     name: "an earlier problem fails the run",
     observed: { earlier: ["timed out after 120 s"] },
     problem: /^timed out after 120 s$/,

@@ -7,6 +7,7 @@ import { Pipeline, type PipelinePorts, type PipelineServices } from "../../src/f
 import type { IntakeSettings } from "../../src/flow/intake.ts";
 import type { DedupeSettings } from "../../src/flow/dedupe.ts";
 import type { RoutePolicy } from "../../src/flow/message_context.ts";
+import type { RateSettings } from "../../src/flow/rate_limiter.ts";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import { createLogger } from "../../src/lib/logger.ts";
@@ -32,6 +33,8 @@ export interface RigParts {
   intake?: Partial<IntakeSettings>;
   dedupe?: Partial<DedupeSettings>;
   policy?: Partial<RoutePolicy>;
+  /** RATE_LIMIT with its key; default none. */
+  rate?: RateSettings;
   /** The RedrivePolicy's maxReceiveCount (known), when `ports.redrive` is not given. Default 3. */
   maxReceiveCount?: number | undefined;
   ports: Partial<PipelinePorts> & Pick<PipelinePorts, "sqs">;
@@ -60,6 +63,7 @@ export function testPipeline(parts: RigParts): Pipeline {
       intake: { ...TEST_INTAKE, ...parts.intake },
       dedupe: { dedupTtlSeconds: 3600, ...parts.dedupe },
       policy: { ...TEST_POLICY, ...parts.policy },
+      rate: parts.rate,
     },
     ports,
     services,
