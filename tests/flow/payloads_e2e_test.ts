@@ -169,12 +169,15 @@ Deno.test("payloads: with SNS_ENVELOPE=off an envelope is poison, as before", as
  * A proxy in front of fauxqs's S3: `answer` may reply to a GET itself (a fault); anything else
  * is forwarded. Counts the GETs it saw.
  */
-function s3Proxy(target: string, answer: (path: string, n: number) => Response | undefined) {
+function s3Proxy(
+  target: string,
+  answer: (path: string, n: number) => Response | undefined | Promise<Response | undefined>,
+) {
   let gets = 0;
   const server = serveLocal(async (request) => {
     const url = new URL(request.url);
     if (request.method === "GET") {
-      const faulty = answer(url.pathname, ++gets);
+      const faulty = await answer(url.pathname, ++gets);
       if (faulty) return faulty;
     }
     const body = request.method === "GET" || request.method === "HEAD"
@@ -308,5 +311,34 @@ Deno.test("payloads: S3_PAYLOAD_DELETE=true deletes the object once its message 
       await answer.body?.cancel();
       return answer.status === 404;
     }, "the object deleted");
+  });
+});
+
+Deno.test("payloads: fetched bytes in flight stay within S3_PAYLOAD_BUDGET_BYTES; the rest wait", async () => {
+  await withPayloadLab(async (rig) => {
+    let inFlight = 0, most = 0;
+    const proxy = s3Proxy(rig.lab.endpoint, async () => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      inFlight--;
+      return undefined;
+    });
+    try {
+      const ids = ["a", "b", "c", "d", "e", "f"];
+      for (const id of ids) {
+        await rig.s3.putObject(BUCKET, id, msg(id));
+        // Declared at 600 kB: two do not fit a 1 MiB budget together.
+        await sendRaw(rig.lab, pointerBody(BUCKET, id), { ExtendedPayloadSize: "600000" });
+      }
+      await runWorkerUntil(
+        rig.env({ AWS_ENDPOINT_URL_S3: proxy.url, S3_PAYLOAD_BUDGET_BYTES: "1048576" }),
+        () => rig.validator.accepted.size === ids.length,
+        "every message accepted",
+      );
+      assert.equal(proxy.gets(), ids.length);
+      assert.equal(most, 1, "one fetch at a time");
+    } finally {
+      await proxy.close();
+    }
   });
 });
