@@ -81,7 +81,7 @@ export function payloadProblem(error: unknown, maxBytes: number): string | undef
 }
 
 /** The `result` label of a fetch's outcome. */
-function fetchResult(error: unknown): string {
+function resultLabel(error: unknown): string {
   if (error instanceof S3TooLargeError) return "too_large";
   if (error instanceof S3Error && error.status === 404) return "not_found";
   if (error instanceof S3Error && error.status === 403) return "forbidden";
@@ -136,11 +136,11 @@ export class Payloads {
       case "poison":
         return opened(sqs.body, { ok: false, reason: unwrapped.reason }, unwrapped.attributes);
       case "pointer":
-        return await this.#fetch(unwrapped.pointer, unwrapped.attributes, run, signal);
+        return await this.#download(unwrapped.pointer, unwrapped.attributes, run, signal);
     }
   }
 
-  async #fetch(
+  async #download(
     pointer: S3Pointer,
     attributes: MessageAttributes,
     run: RunFetch,
@@ -158,7 +158,7 @@ export class Payloads {
     } catch (error) {
       budget.give(held);
       if (signal.aborted) throw error;
-      metrics.payloadFetches.inc({ result: fetchResult(error) });
+      metrics.payloadFetches.inc({ result: resultLabel(error) });
       const problem = payloadProblem(error, maxBytes);
       if (problem) return opened("", { ok: false, reason: problem }, attributes, pointer);
       return { kind: "gave_up", verdict: s3GaveUp(error) };
