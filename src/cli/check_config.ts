@@ -13,11 +13,14 @@ import { readEnv } from "./env_file.ts";
 import { lintEnvNames } from "./env_lint.ts";
 import { enrichVerdict, identify, type ProbeResult, validatorVerdict } from "./probe_http.ts";
 import { probeIdempotency } from "../app/idempotency_wiring.ts";
+import { probeS3 } from "./probe_s3.ts";
 
 export interface CheckConfigCommand {
   probe: boolean;
   envFile: string | undefined;
   json: boolean;
+  /** --s3-bucket: with --probe, S3 payloads are checked on this bucket. */
+  s3Bucket?: string | undefined;
 }
 
 export async function checkConfig(cmd: CheckConfigCommand, deps: CliDeps): Promise<number> {
@@ -27,6 +30,9 @@ export async function checkConfig(cmd: CheckConfigCommand, deps: CliDeps): Promi
   const warnings = lintEnvNames(env, CONFIG_VARS.map((v) => v.name));
   const resolved = config ? await resolvedValues(config, env, deps) : {};
   const probes = config && cmd.probe ? await probeAll(config, env, deps) : [];
+  if (config && cmd.probe && cmd.s3Bucket) {
+    probes.push(await probeS3(config, env, deps, cmd.s3Bucket));
+  }
   if (cmd.json) {
     deps.out(JSON.stringify({
       ok: problems.length === 0 && probes.every((p) => p.ok),
