@@ -342,3 +342,21 @@ Deno.test("payloads: fetched bytes in flight stay within S3_PAYLOAD_BUDGET_BYTES
     }
   });
 });
+
+Deno.test("payloads: an envelope whose keys were reordered is still unwrapped", async () => {
+  await withPayloadLab(async (rig) => {
+    const body = JSON.stringify({
+      Message: msg("m-8"),
+      MessageId: "n-1",
+      TopicArn: rig.topicArn,
+      Type: "Notification",
+    });
+    await sendRaw(rig.lab, body);
+    await runWorkerUntil(
+      rig.env(),
+      () => rig.validator.accepted.size === 1,
+      "the message accepted",
+    );
+    assert.equal(rig.validator.docs[0]?.message_id, "m-8");
+  });
+});
