@@ -117,6 +117,10 @@ export interface LabOptions {
   fifo?: boolean;
   /** FIFO runs: this many message groups instead of one per user (`--fifo-groups N`) */
   fifoGroups?: number;
+  /** share of valid messages published to an SNS topic the queue subscribes to (`--envelopes X`) */
+  envelopeShare?: number;
+  /** share of valid messages sent as S3 pointers, a tenth of them 2 MB (`--pointers X`) */
+  pointerShare?: number;
   /**
    * `--table-missing`: dynalite runs, IDEMPOTENCY_TABLE names a table it does not have; the
    * worker must stop at startup and leave the queue untouched (lab/table_missing.ts)

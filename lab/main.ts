@@ -54,6 +54,9 @@ const USAGE = `usage: deno task lab [flags]
   --table                   dynalite in process; the workers share IDEMPOTENCY_TABLE
   --fifo                    a FIFO queue and DLQ, a message group per user; the judge counts
                             order inversions per group; --fifo-groups N: N groups, not one per user
+  --envelopes X             share of valid messages published to an SNS topic the queue subscribes
+                            to (the real envelope); --pointers X: share sent as SQS Extended Client
+                            S3 pointers (a tenth of the objects 2 MB); both may wrap one message
   --table-missing           IDEMPOTENCY_TABLE names a table dynalite does not have: the worker must
                             exit 2 at startup and leave the queue untouched (reported and judged)
 chaos:
@@ -137,6 +140,8 @@ const FLAGS = {
   table: { type: "boolean" },
   fifo: { type: "boolean" },
   "fifo-groups": { type: "string" },
+  envelopes: { type: "string" },
+  pointers: { type: "string" },
   "table-missing": { type: "boolean" },
   "table-fault": { type: "string" },
   "table-fault-seconds": { type: "string" },
@@ -174,6 +179,11 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   const workers = opt("workers", v.workers, 1, 64, true);
   const fifoGroups = opt("fifo-groups", v["fifo-groups"], 1, 1_000_000, true);
   if (fifoGroups !== undefined && !v.fifo) throw new FlagError("--fifo-groups needs --fifo");
+  const envelopeShare = opt("envelopes", v.envelopes, 0, 1, false);
+  const pointerShare = opt("pointers", v.pointers, 0, 1, false);
+  if (v.fifo && (envelopeShare || pointerShare)) {
+    throw new FlagError("--envelopes and --pointers need a standard queue, not --fifo");
+  }
   return {
     help: v.help ?? false,
     scenario,
@@ -194,6 +204,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(v.table ? { table: true } : {}),
     ...(v.fifo ? { fifo: true } : {}),
     ...(fifoGroups !== undefined ? { fifoGroups } : {}),
+    ...(envelopeShare ? { envelopeShare } : {}),
+    ...(pointerShare ? { pointerShare } : {}),
     ...(v["table-missing"] ? { tableMissing: true } : {}),
     chaos,
   };
