@@ -5,7 +5,6 @@
  * override (emulators, VPC endpoints), virtual-hosted ones on AWS. It does not retry (except once
  * after an ExpiredToken answer): the caller decides what a failure means (docs/payloads.md).
  */
-import type { Clock } from "../lib/clock.ts";
 import {
   AwsError,
   type AwsErrorArgs,
@@ -25,6 +24,7 @@ import type { AwsCredentials } from "./aws_credentials.ts";
 import { scrubAwsText } from "./aws_error_text.ts";
 import { amzDate, errorMessage, isExpiredToken } from "./aws_json_protocol.ts";
 import { SigningKeyCache, signRequest, uriEncode } from "./sigv4.ts";
+import type { SqsClientOptions } from "./sqs_client.ts";
 
 /** An S3 error answer or a transport failure; 0, 429 and 5xx (SlowDown is a 503) are retriable. */
 export class S3Error extends AwsError {
@@ -51,21 +51,19 @@ export class S3TooLargeError extends S3Error {
   }
 }
 
-export interface S3ClientOptions {
-  /** Signing region, and the region of the virtual-hosted AWS endpoint. */
-  region: string;
-  /** AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL): path-style requests there. */
+/** As the SQS client's (region, credentials, fetch, clock, timeout per request, body included). */
+export interface S3ClientOptions extends Omit<SqsClientOptions, "endpoint"> {
+  /** AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL): path-style requests there; else AWS, virtual-hosted. */
   endpoint?: string | undefined;
-  credentials: () => Promise<AwsCredentials>;
-  credentialsExpired?: (used: AwsCredentials) => void;
-  /** Transport, default the global fetch. */
-  fetch?: typeof fetch;
-  /** Signing dates and request timeouts. */
-  clock: Clock;
-  /** Per request, body included; default 10000 ms. */
-  timeoutMs?: number;
-  /** After every request: action, result ("ok", the error code, "timeout", "network"), ms. */
-  onRequest?: (action: string, result: string, durationMs: number) => void;
+}
+
+/** One object request. */
+interface ObjectCall {
+  action: string;
+  method: string;
+  bucket: string;
+  key: string;
+  signal?: AbortSignal | undefined;
 }
 
 /** An error answer is read this far: the XML code and message fit many times over. */
@@ -128,7 +126,8 @@ export class S3Client {
   getObject(
     p: { bucket: string; key: string; maxBytes: number; signal?: AbortSignal | undefined },
   ): Promise<string> {
-    return this.#call("GetObject", "GET", p.bucket, p.key, p.signal, async (response) => {
+    const call = { action: "GetObject", method: "GET", ...p };
+    return this.#call(call, async (response) => {
       const declared = response.headers.get("content-length");
       const bytes = declared === null ? undefined : Number(declared);
       if (bytes !== undefined && bytes > p.maxBytes) {
@@ -148,27 +147,21 @@ export class S3Client {
 
   /** Deletes the object (S3 answers 204 whether it existed or not). */
   async deleteObject(bucket: string, key: string, signal?: AbortSignal): Promise<void> {
-    await this.#call("DeleteObject", "DELETE", bucket, key, signal, async (response) => {
+    const call = { action: "DeleteObject", method: "DELETE", bucket, key, signal };
+    await this.#call(call, async (response) => {
       await response.body?.cancel().catch(() => {});
     });
   }
 
   /** One request, signed again once after an ExpiredToken answer; `read` takes a 2xx answer. */
-  async #call<T>(
-    action: string,
-    method: string,
-    bucket: string,
-    key: string,
-    signal: AbortSignal | undefined,
-    read: (response: Response) => Promise<T>,
-  ): Promise<T> {
+  async #call<T>(call: ObjectCall, read: (response: Response) => Promise<T>): Promise<T> {
     const { clock, onRequest, credentialsExpired } = this.#options;
     const started = clock.monotonic();
     let result = "ok";
     try {
       for (let attempt = 1;; attempt++) {
         try {
-          return await this.#once(action, method, bucket, key, signal, read);
+          return await this.#once(call, read);
         } catch (error) {
           const expired = error instanceof S3Error && isExpiredToken(error.code);
           if (!expired || attempt > 1 || !credentialsExpired) throw error;
@@ -183,18 +176,12 @@ export class S3Client {
         : "aborted";
       throw error;
     } finally {
-      onRequest?.(action, result, clock.monotonic() - started);
+      onRequest?.(call.action, result, clock.monotonic() - started);
     }
   }
 
-  async #once<T>(
-    action: string,
-    method: string,
-    bucket: string,
-    key: string,
-    signal: AbortSignal | undefined,
-    read: (response: Response) => Promise<T>,
-  ): Promise<T> {
+  async #once<T>(call: ObjectCall, read: (response: Response) => Promise<T>): Promise<T> {
+    const { action, bucket, key, signal } = call;
     signal?.throwIfAborted();
     const fail = (code: string, status: number, message: string, cause?: unknown) =>
       new S3Error(bucket, key, action, code, status, message, { cause });
@@ -206,7 +193,7 @@ export class S3Client {
     );
     const forget = signal && onAbort(signal, () => timeout.abort(signal.reason));
     try {
-      const sent = await this.#send(method, bucket, key, label, timeout.signal, fail);
+      const sent = await this.#send(call, label, timeout.signal, fail);
       const status = sent.response.status;
       if (status >= 200 && status < 300) return await read(sent.response);
       const text = await readTextPrefix(sent.response, MAX_ERROR_BYTES);
@@ -229,9 +216,7 @@ export class S3Client {
   }
 
   async #send(
-    method: string,
-    bucket: string,
-    key: string,
+    { method, bucket, key }: ObjectCall,
     label: string,
     signal: AbortSignal,
     fail: (code: string, status: number, message: string, cause?: unknown) => S3Error,
