@@ -330,7 +330,7 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
   },
   {
     name: "S3_PAYLOAD_BUDGET_BYTES",
-    default: "67108864",
+    default: "33554432",
     expected: "an integer 1048576-4294967296",
     schema: int(1_048_576, 4_294_967_296),
     help: "fetched S3 payload bytes held at once; intake waits while they are spent",

@@ -47,7 +47,7 @@ export interface Opened {
   parsed: ParseResult;
   attributes: MessageAttributes;
   pointer?: S3Pointer | undefined;
-  /** The body that was parsed (for the ids of a poison one). */
+  /** A poison body as it was parsed, for its ids (a good one is not kept: it may be 32 MiB). */
   body: string;
   /** Gives the fetched bytes back to the budget (when the message has settled). */
   release(): void;
@@ -189,7 +189,14 @@ function opened(
   attributes: MessageAttributes,
   pointer?: S3Pointer,
 ): Opened {
-  return { kind: "opened", parsed, attributes, pointer, body, release: NOTHING };
+  return {
+    kind: "opened",
+    parsed,
+    attributes,
+    pointer,
+    body: parsed.ok ? "" : body,
+    release: NOTHING,
+  };
 }
 
 /** A transient S3 failure as the verdict route() knows: never the message's fault. */

@@ -18,14 +18,14 @@ function failure(env: Record<string, string>): string {
   assert.fail("expected loadConfig to throw");
 }
 
-Deno.test("payload config: the defaults unwrap envelopes and fetch pointers, up to 32 MiB each and 64 MiB at once", () => {
+Deno.test("payload config: the defaults unwrap envelopes and fetch pointers, up to 32 MiB each and 32 MiB at once", () => {
   assert.deepEqual(loadConfig(base).payloads, {
     sns: true,
     s3: true,
     s3Endpoint: undefined,
     maxBytes: 33554432,
     deleteAccepted: false,
-    budgetBytes: 67108864,
+    budgetBytes: 33554432,
   });
 });
 
