@@ -70,8 +70,8 @@ export function payloadProblem(error: unknown, maxBytes: number): string | undef
   if (!(error instanceof S3Error)) return undefined;
   const where = s3Location(error);
   if (error instanceof S3TooLargeError) {
-    const size = error.bytes === undefined ? "more than" : `${error.bytes} bytes,`;
-    return `S3 object ${where} is ${size} over S3_PAYLOAD_MAX_BYTES (${maxBytes})`;
+    const size = error.bytes === undefined ? "" : ` ${error.bytes} bytes,`;
+    return `S3 object ${where} is${size} over S3_PAYLOAD_MAX_BYTES (${maxBytes})`;
   }
   if (error.status === 404) return `S3 object ${where} not found (${error.code}, HTTP 404)`;
   if (error.status === 403 && (error.code === "AccessDenied" || error.code === "")) {

@@ -117,3 +117,17 @@ Deno.test("payloads: mayWrap is false for a plain message; mayHide finds a reord
   assert.equal(p.mayWrap(sqsMessage(reordered)), false);
   assert.equal(p.mayHide(sqsMessage(reordered)), true);
 });
+
+Deno.test("payloads: an object over the cap is poison with its size, or without one when none was sent", async () => {
+  const { S3TooLargeError } = await import("../../src/adapters/s3_client.ts");
+  for (
+    const [bytes, reason] of [
+      [5000, "S3 object s3://b/k is 5000 bytes, over S3_PAYLOAD_MAX_BYTES (1000)"],
+      [undefined, "S3 object s3://b/k is over S3_PAYLOAD_MAX_BYTES (1000)"],
+    ] as const
+  ) {
+    const { p } = payloads(() => Promise.reject(new S3TooLargeError("b", "k", bytes, 1000)));
+    const opened = await p.open(sqsMessage(pointer("k")), undefined, run, signal);
+    assert.deepEqual(opened.kind === "opened" && opened.parsed, { ok: false, reason });
+  }
+});
