@@ -191,17 +191,15 @@ export class Pipeline {
    * Parse, then the work; a message received after the stop began is handed back. Whether it
    * went back to the queue (its FIFO group's later messages then go back too).
    */
-  async #process(arrival: Arrival): Promise<GroupEnd> {
+  #process(arrival: Arrival): Promise<GroupEnd> {
     const sqs = arrival.received.message;
     const payloads = this.#ports.payloads;
     // A body that may be an SNS envelope or an S3 pointer takes the longer way; a plain one is
-    // parsed as it is, at no further cost (docs/payloads.md).
-    if (payloads?.mayWrap(sqs)) return await this.#unwrapped(arrival, payloads, undefined);
+    // parsed as it is, at no further cost (docs/payloads.md): not even a promise of its own here.
+    if (payloads?.mayWrap(sqs)) return this.#unwrapped(arrival, payloads, undefined);
     const parsed = parseMessage(sqs.body);
-    if (!parsed.ok && payloads?.mayHide(sqs)) {
-      return await this.#unwrapped(arrival, payloads, parsed);
-    }
-    return await this.#parsed(arrival, parsed, undefined);
+    if (!parsed.ok && payloads?.mayHide(sqs)) return this.#unwrapped(arrival, payloads, parsed);
+    return this.#parsed(arrival, parsed, undefined);
   }
 
   /** The work of a parsed message (or its poison end); it settles here. */
