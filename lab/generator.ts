@@ -36,6 +36,8 @@ export interface OutgoingMessage {
   duplicate: boolean;
   /** FIFO runs: its MessageGroupId */
   group?: string;
+  /** String (Number for digits) message attributes to send with it, e.g. ExtendedPayloadSize */
+  attributes?: Record<string, string>;
 }
 
 export interface GeneratorOptions {
@@ -419,6 +421,7 @@ export async function sendMessages(options: SendOptions): Promise<number> {
       MessageBody: m.body,
       // A copy of a producer duplicate is another message to SQS: a deduplication id of its own.
       ...(m.group ? { MessageGroupId: m.group, MessageDeduplicationId: `d-${dedupSeq++}` } : {}),
+      ...(m.attributes ? { MessageAttributes: sqsAttributes(m.attributes) } : {}),
     }));
     for (let attempt = 1; entries.length > 0; attempt++) {
       options.signal?.throwIfAborted();
@@ -466,4 +469,14 @@ export async function sendMessages(options: SendOptions): Promise<number> {
     await Promise.all(Array.from({ length: fifo ? 1 : options.concurrency ?? 8 }, lane));
   }
   return sent;
+}
+
+/** String attributes in SendMessage's form; digits only are a Number. */
+function sqsAttributes(attributes: Record<string, string>) {
+  return Object.fromEntries(
+    Object.entries(attributes).map(([name, value]) => [
+      name,
+      { DataType: /^\d+$/.test(value) ? "Number" : "String", StringValue: value },
+    ]),
+  );
 }

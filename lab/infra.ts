@@ -14,6 +14,8 @@ import { type SqsProxy, startSqsProxy } from "./sqs_proxy.ts";
 import { startValidatorSim, type ValidatorSim } from "./validator_sim.ts";
 import { spawnDynalite, type TableService } from "./dynalite.ts";
 import { DEFAULT_CHAOS, type LabOptions } from "./lab_types.ts";
+import { createSnsS3Admin, type SnsS3Admin } from "./sns_s3_admin.ts";
+import { LAB_BUCKET } from "./wrapping.ts";
 
 export const MAX_RECEIVE_COUNT = 3;
 
@@ -32,6 +34,8 @@ export interface LabInfra {
   tableFaults: boolean;
   /** the env vars a worker needs (the caller's workerEnv on top) */
   env: Record<string, string>;
+  /** SNS and S3 on fauxqs: the lab's bucket and a topic the main queue subscribes to */
+  payloads: { admin: SnsS3Admin; topicArn: string } | undefined;
 }
 
 /** Starts every service; each one is pushed onto `cleanups` as soon as it runs. */
@@ -58,6 +62,9 @@ export async function startInfra(
     MAX_RECEIVE_COUNT,
   );
 
+  const payloads = options.envelopeShare || options.pointerShare
+    ? await startPayloads(fauxqs.endpoint, queueUrl)
+    : undefined;
   const enrich = startEnrichSim({
     dataset,
     scenario: options.scenario,
@@ -87,8 +94,23 @@ export async function startInfra(
     : undefined;
   if (table) cleanups.push(() => table.close());
   const tableFaults = !!table && !options.tableMissing && (chaos.tableFaults?.length ?? 0) > 0;
-  const env = workerEnv(options, { queueUrl, proxy, enrich, validator, table, tableFaults });
-  return { sqs, queueUrl, dlqUrl, proxy, enrich, validator, table, tableFaults, env };
+  const env = {
+    ...workerEnv(options, { queueUrl, proxy, enrich, validator, table, tableFaults }),
+    ...(payloads && !options.workerEnv?.AWS_ENDPOINT_URL_S3
+      ? { AWS_ENDPOINT_URL_S3: fauxqs.endpoint }
+      : {}),
+  };
+  return { sqs, queueUrl, dlqUrl, proxy, enrich, validator, table, tableFaults, env, payloads };
+}
+
+/** The lab's bucket, and a topic whose notifications reach the main queue in their envelope. */
+async function startPayloads(endpoint: string, queueUrl: string) {
+  const admin = createSnsS3Admin(endpoint);
+  await admin.createBucket(LAB_BUCKET);
+  const topicArn = await admin.createTopic("sluice-lab-events");
+  const queueName = queueUrl.slice(queueUrl.lastIndexOf("/") + 1);
+  await admin.subscribeQueue(topicArn, `arn:aws:sqs:us-east-1:000000000000:${queueName}`);
+  return { admin, topicArn };
 }
 
 /** The table the workers are told of: a name dynalite does not have with `--table-missing`. */

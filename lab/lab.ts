@@ -11,6 +11,7 @@
  */
 import { buildDataset } from "./dataset.ts";
 import { generateMessages, type MessageSet, sendMessages } from "./generator.ts";
+import { planWrapping, publishAll, putObjects, splitForSending } from "./wrapping.ts";
 import { sleep } from "../src/lib/clock.ts";
 import { WorkerMetricsTracker } from "./worker_metrics.ts";
 import { type Cleanups, type LabInfra, startInfra, teardown } from "./infra.ts";
@@ -100,18 +101,23 @@ interface Sending {
 function createSending(options: LabOptions, infra: LabInfra, set: MessageSet): Sending {
   const ending = new AbortController();
   let running: Promise<unknown> = Promise.resolve();
+  const signal = options.signal ? AbortSignal.any([options.signal, ending.signal]) : ending.signal;
+  let [queued, published] = [0, 0];
+  const count = () => (sending.sent = queued + published);
   const sending: Sending = {
     sent: 0,
     error: undefined,
     done: false,
     start: () =>
-      running = sendMessages({
-        sqs: infra.sqs,
-        queueUrl: infra.queueUrl,
-        outgoing: set.outgoing,
-        rate: options.rate,
-        onSent: (n) => (sending.sent = n),
-        signal: options.signal ? AbortSignal.any([options.signal, ending.signal]) : ending.signal,
+      running = sendAll(options, infra, set, signal, {
+        queued: (n) => {
+          queued = n;
+          count();
+        },
+        published: (n) => {
+          published = n;
+          count();
+        },
       }).then(
         () => (sending.done = true),
         (err) => {
@@ -125,6 +131,44 @@ function createSending(options: LabOptions, infra: LabInfra, set: MessageSet): S
     },
   };
   return sending;
+}
+
+/**
+ * The generator's messages to the queue, and with `--envelopes`/`--pointers` the wrapped ones: the
+ * objects put first, the enveloped ones published to the topic beside the queue's sending.
+ */
+async function sendAll(
+  options: LabOptions,
+  infra: LabInfra,
+  set: MessageSet,
+  signal: AbortSignal,
+  onSent: { queued: (n: number) => void; published: (n: number) => void },
+): Promise<void> {
+  const payloads = infra.payloads;
+  const plan = payloads
+    ? planWrapping(set.outgoing, {
+      envelopes: options.envelopeShare ?? 0,
+      pointers: options.pointerShare ?? 0,
+      seed: options.seed,
+    })
+    : [];
+  if (payloads) await putObjects(payloads.admin, plan, signal);
+  const { queue, topic } = payloads
+    ? splitForSending(set.outgoing, plan)
+    : { queue: set.outgoing, topic: [] };
+  await Promise.all([
+    sendMessages({
+      sqs: infra.sqs,
+      queueUrl: infra.queueUrl,
+      outgoing: queue,
+      rate: options.rate,
+      onSent: onSent.queued,
+      signal,
+    }),
+    payloads && topic.length > 0
+      ? publishAll(payloads.admin, payloads.topicArn, topic, onSent.published, signal)
+      : undefined,
+  ]);
 }
 
 /** `--infra-only`: the services run until the signal; the user starts the worker. */

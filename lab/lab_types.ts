@@ -122,6 +122,10 @@ export interface LabOptions {
   fifo?: boolean;
   /** FIFO runs: this many message groups instead of one per user (`--fifo-groups N`) */
   fifoGroups?: number;
+  /** share of valid messages published to an SNS topic the queue subscribes to (`--envelopes X`) */
+  envelopeShare?: number;
+  /** share of valid messages sent as S3 pointers, a tenth of them 2 MB (`--pointers X`) */
+  pointerShare?: number;
   /**
    * FIFO runs: the validator answers 503 to every submission of one group (the one with the most
    * valid messages) for this long from its first; p50/p99 are then the other groups'

@@ -60,6 +60,9 @@ const USAGE = `usage: deno task lab [flags]
                             order inversions per group; --fifo-groups N: N groups, not one per user;
                             --failing-group S: the busiest group's submissions fail for S seconds
                             (p50/p99 are then the other groups')
+  --envelopes X             share of valid messages published to an SNS topic the queue subscribes
+                            to (the real envelope); --pointers X: share sent as SQS Extended Client
+                            S3 pointers (a tenth of the objects 2 MB); both may wrap one message
   --table-missing           IDEMPOTENCY_TABLE names a table dynalite does not have: the worker must
                             exit 2 at startup and leave the queue untouched (reported and judged)
 chaos:
@@ -149,6 +152,8 @@ const FLAGS = {
   fifo: { type: "boolean" },
   "failing-group": { type: "string" },
   "fifo-groups": { type: "string" },
+  envelopes: { type: "string" },
+  pointers: { type: "string" },
   "table-missing": { type: "boolean" },
   "table-fault": { type: "string" },
   "table-fault-seconds": { type: "string" },
@@ -189,6 +194,11 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
   if (fifoGroups !== undefined && !v.fifo) throw new FlagError("--fifo-groups needs --fifo");
   const failing = opt("failing-group", v["failing-group"], 1, 3600, false);
   if (failing !== undefined && !v.fifo) throw new FlagError("--failing-group needs --fifo");
+  const envelopeShare = opt("envelopes", v.envelopes, 0, 1, false);
+  const pointerShare = opt("pointers", v.pointers, 0, 1, false);
+  if (v.fifo && (envelopeShare || pointerShare)) {
+    throw new FlagError("--envelopes and --pointers need a standard queue, not --fifo");
+  }
   return {
     help: v.help ?? false,
     scenario,
@@ -212,6 +222,8 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(v.fifo ? { fifo: true } : {}),
     ...(fifoGroups !== undefined ? { fifoGroups } : {}),
     ...(failing !== undefined ? { failingGroupSeconds: failing } : {}),
+    ...(envelopeShare ? { envelopeShare } : {}),
+    ...(pointerShare ? { pointerShare } : {}),
     ...(v["table-missing"] ? { tableMissing: true } : {}),
     chaos,
   };

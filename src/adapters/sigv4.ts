@@ -30,6 +30,13 @@ export interface SignRequest {
   service: string;
   /** `20261128T210000Z` (amzDate()). */
   amzDate: string;
+  /** Default POST. */
+  method?: string;
+  /**
+   * S3's rules (adapters/s3_client.ts): the payload hash is `x-amz-content-sha256` as given
+   * (UNSIGNED-PAYLOAD for a GET), and the path, already encoded once, is signed as it is.
+   */
+  s3?: boolean;
 }
 
 /**
@@ -60,7 +67,8 @@ export function signRequest(
   r: SignRequest,
   cache: SigningKeyCache,
 ): { url: string; headers: Record<string, string> } {
-  const url = parsedUrl(r.url);
+  // Each S3 object is its own URL: parsed per request, so it never evicts the cached few.
+  const url = r.s3 ? parseUrl(r.url) : parsedUrl(r.url);
   const headers: Record<string, string> = {};
   for (const name in r.headers) headers[name.toLowerCase()] = r.headers[name]!;
   headers["host"] = url.host;
@@ -70,12 +78,12 @@ export function signRequest(
   const names = Object.keys(headers).filter((n) => n === "host" || n.startsWith("x-amz-")).sort();
   const signedHeaders = names.join(";");
   const canonical = [
-    "POST",
-    url.path,
+    r.method ?? "POST",
+    r.s3 ? url.rawPath : url.path,
     url.query,
     names.map((n) => `${n}:${headers[n]!.trim().replace(/\s+/g, " ")}\n`).join(""),
     signedHeaders,
-    sha256Hex(r.body),
+    r.s3 ? headers["x-amz-content-sha256"] ?? "UNSIGNED-PAYLOAD" : sha256Hex(r.body),
   ].join("\n");
   const day = r.amzDate.slice(0, 8);
   const scope = `${day}/${r.region}/${r.service}/aws4_request`;
@@ -92,6 +100,8 @@ interface ParsedUrl {
   host: string;
   /** Canonical path and query string. */
   path: string;
+  /** The path as sent (S3 signs it so: each key segment encoded once). */
+  rawPath: string;
   query: string;
 }
 
@@ -101,21 +111,26 @@ const parsedUrls = new Map<string, ParsedUrl>();
 function parsedUrl(text: string): ParsedUrl {
   let parsed = parsedUrls.get(text);
   if (parsed === undefined) {
-    const url = new URL(text);
-    parsed = {
-      href: url.href,
-      host: url.host,
-      path: canonicalPath(url.pathname),
-      query: canonicalQuery(url.searchParams),
-    };
+    parsed = parseUrl(text);
     if (parsedUrls.size >= 64) parsedUrls.clear();
     parsedUrls.set(text, parsed);
   }
   return parsed;
 }
 
+function parseUrl(text: string): ParsedUrl {
+  const url = new URL(text);
+  return {
+    href: url.href,
+    host: url.host,
+    path: canonicalPath(url.pathname),
+    rawPath: url.pathname || "/",
+    query: canonicalQuery(url.searchParams),
+  };
+}
+
 /** RFC 3986 unreserved characters stay, the rest is %XX (encodeURIComponent leaves !'()*). */
-function uriEncode(text: string): string {
+export function uriEncode(text: string): string {
   return encodeURIComponent(text).replace(
     /[!'()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,

@@ -1,11 +1,12 @@
 /**
- * The AWS clients of a config, SQS and DynamoDB, on one credential chain: environment,
+ * The AWS clients of a config, SQS, DynamoDB and S3, on one credential chain: environment,
  * shared credentials file, then the instance role (IMDSv2), whose answer both share; an
  * ExpiredToken answer to either makes the chain resolve again.
  */
 import { type AwsCredentials, credentialChain } from "../adapters/aws_credentials.ts";
 import { DynamoDbClient, dynamoDbEndpoint } from "../adapters/dynamodb_client.ts";
 import { SqsClient } from "../adapters/sqs_client.ts";
+import { S3Client } from "../adapters/s3_client.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Config } from "./config.ts";
 
@@ -77,5 +78,17 @@ export function createDynamoDbClient(
     ...commonOptions(config, deps, onRequest),
     endpoint: config.dynamodbEndpoint ?? dynamoDbEndpoint({}, config.region),
     timeoutMs: config.httpTimeoutMs,
+  });
+}
+
+/**
+ * The S3 client of S3 payloads, on the same credential chain, region and timeouts as SQS: path-style
+ * on AWS_ENDPOINT_URL_S3, virtual-hosted on AWS.
+ */
+export function createS3Client(config: Config, deps: AwsDeps, onRequest?: OnRequest): S3Client {
+  return new S3Client({
+    ...commonOptions(config, deps, onRequest),
+    endpoint: config.payloads.s3Endpoint,
+    timeoutMs: Math.max(config.httpTimeoutMs, 10_000),
   });
 }

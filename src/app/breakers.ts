@@ -17,6 +17,8 @@ export interface Breakers {
   sqs: CircuitBreaker;
   /** The idempotency table's, when IDEMPOTENCY_TABLE is set. */
   table?: CircuitBreaker;
+  /** S3's, for the payloads of extended-client pointers (S3_PAYLOADS=auto). */
+  s3?: CircuitBreaker;
 }
 
 export interface BreakersPorts {
@@ -33,6 +35,8 @@ export interface BreakersServices {
 export interface BreakersOptions {
   /** IDEMPOTENCY_TABLE is set: a breaker for the table too. */
   table?: boolean;
+  /** S3_PAYLOADS=auto: a breaker for S3 too. */
+  s3?: boolean;
   ports: BreakersPorts;
   services: BreakersServices;
 }
@@ -60,6 +64,7 @@ export function createBreakers(options: BreakersOptions): Breakers {
     validator: breaker("validator", 20),
     sqs: breaker("sqs", 5),
     ...(options.table ? { table: breaker("table", 5) } : {}),
+    ...(options.s3 ? { s3: breaker("s3", 5) } : {}),
   };
 }
 

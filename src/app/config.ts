@@ -53,6 +53,20 @@ export interface Config {
   dynamodbEndpoint: string | undefined;
   /** RATE_LIMIT keyed by RATE_LIMIT_KEY (docs/rate-limits.md); undefined = no limit. */
   rateLimit: (RateLimit & { key: RateKeySpec }) | undefined;
+  /** SNS envelopes and S3 pointers (docs/payloads.md). */
+  payloads: PayloadConfig;
+}
+
+/** SNS_ENVELOPE, S3_PAYLOADS and the S3 settings. */
+export interface PayloadConfig {
+  sns: boolean;
+  s3: boolean;
+  /** `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (path-style); undefined = virtual-hosted AWS. */
+  s3Endpoint: string | undefined;
+  maxBytes: number;
+  deleteAccepted: boolean;
+  /** Bytes of fetched objects held at once. */
+  budgetBytes: number;
 }
 
 /** One environment variable: its default (as text) and what it accepts. */
@@ -138,6 +152,12 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     expected: "an http(s) URL",
     schema: url,
     help: "DynamoDB endpoint override (dynalite in the lab and tests)",
+  },
+  {
+    name: "AWS_ENDPOINT_URL_S3",
+    expected: "an http(s) URL",
+    schema: url,
+    help: "S3 endpoint override for S3 payloads (path-style requests there)",
   },
   {
     name: "AWS_ACCESS_KEY_ID",
@@ -306,6 +326,41 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
       parseRateKey(v)!
     ),
     help: "what RATE_LIMIT counts per: the user, the SQS MessageGroupId, or a message attribute",
+  },
+  {
+    name: "SNS_ENVELOPE",
+    default: "auto",
+    expected: "auto or off",
+    schema: z.string().trim().toLowerCase().pipe(z.enum(["auto", "off"])),
+    help: "auto: unwrap SNS notifications; off: every body is the input message",
+  },
+  {
+    name: "S3_PAYLOADS",
+    default: "auto",
+    expected: "auto or off",
+    schema: z.string().trim().toLowerCase().pipe(z.enum(["auto", "off"])),
+    help: "auto: fetch SQS Extended Client S3 pointers; off: a pointer is poison",
+  },
+  {
+    name: "S3_PAYLOAD_MAX_BYTES",
+    default: "33554432",
+    expected: "an integer 1-536870912",
+    schema: int(1, 536_870_912),
+    help: "a larger S3 payload is poison",
+  },
+  {
+    name: "S3_PAYLOAD_DELETE",
+    default: "false",
+    expected: "true or false",
+    schema: bool,
+    help: "delete the S3 object once its message is accepted, as the extended clients do",
+  },
+  {
+    name: "S3_PAYLOAD_BUDGET_BYTES",
+    default: "33554432",
+    expected: "an integer 1048576-4294967296",
+    schema: int(1_048_576, 4_294_967_296),
+    help: "fetched S3 payload bytes held at once; intake waits while they are spent",
   },
   {
     name: "CACHE_TTL_SECONDS",
@@ -490,6 +545,7 @@ const AWS_ENDPOINT_VARIABLES = [
   "AWS_ENDPOINT_URL_SQS",
   "AWS_ENDPOINT_URL",
   "AWS_ENDPOINT_URL_DYNAMODB",
+  "AWS_ENDPOINT_URL_S3",
 ];
 
 /** A plain http:// AWS endpoint off this machine would carry the signed requests in clear. */
@@ -578,6 +634,7 @@ function buildConfig(env: Record<string, string | undefined>, sink: Sink): Confi
     dynamodbEndpoint: read<string>(env, "AWS_ENDPOINT_URL_DYNAMODB", sink) ??
       read<string>(env, "AWS_ENDPOINT_URL", sink),
     rateLimit: rateLimitOf(env, sink),
+    payloads: payloadsOf(env, sink),
     ...settingsOf(env, sink),
   };
   dlqKindCheck(queueUrl, config.dlqQueueUrl, sink);
@@ -630,7 +687,32 @@ type Settings = Omit<
   | "idempotencyTable"
   | "dynamodbEndpoint"
   | "rateLimit"
+  | "payloads"
 >;
+
+/** The envelope and S3 payload settings; deleting objects that are never fetched is refused. */
+function payloadsOf(env: Record<string, string | undefined>, sink: Sink): PayloadConfig {
+  const s3 = required<string>(env, "S3_PAYLOADS", sink) !== "off";
+  const deleteAccepted = required<boolean>(env, "S3_PAYLOAD_DELETE", sink);
+  if (deleteAccepted && !s3) {
+    report(
+      sink,
+      "S3_PAYLOAD_DELETE",
+      `Cannot use S3_PAYLOAD_DELETE: received ${
+        JSON.stringify(env.S3_PAYLOAD_DELETE)
+      }, expected false while S3_PAYLOADS=off (no object is fetched, so none is deleted)`,
+    );
+  }
+  return {
+    sns: required<string>(env, "SNS_ENVELOPE", sink) !== "off",
+    s3,
+    s3Endpoint: read<string>(env, "AWS_ENDPOINT_URL_S3", sink) ??
+      read<string>(env, "AWS_ENDPOINT_URL", sink),
+    maxBytes: required(env, "S3_PAYLOAD_MAX_BYTES", sink),
+    deleteAccepted,
+    budgetBytes: required(env, "S3_PAYLOAD_BUDGET_BYTES", sink),
+  };
+}
 
 /** The variables that always have a value (their default at least). */
 function settingsOf(env: Record<string, string | undefined>, sink: Sink): Settings {

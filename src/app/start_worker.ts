@@ -36,6 +36,8 @@ import { type RedirectWatch, watchRedirects } from "./redirects.ts";
 import { SqsObserver } from "./sqs_observer.ts";
 import { type AwsDeps, createSqsClient } from "./aws_clients.ts";
 import { createIdempotency, type Idempotency, workerIdOf } from "./idempotency_wiring.ts";
+import { wirePayloads } from "./payloads_wiring.ts";
+import type { Payloads } from "../flow/payloads.ts";
 
 export interface WorkerDeps {
   /** The environment, for the credential chain. */
@@ -90,6 +92,7 @@ interface Parts {
   summary: SummaryLog;
   depth: QueueDepthPoller;
   idempotency: IdempotencyGate | undefined;
+  payloads: Payloads | undefined;
 }
 
 export function startWorker(config: Config, deps: WorkerDeps): Worker {
@@ -105,6 +108,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const readiness = new Readiness(states);
   const breakers = createBreakers({
     table: config.idempotencyTable !== undefined,
+    s3: config.payloads.s3,
     ports: { onChange: readiness.note },
     services: { clock, metrics, states },
   });
@@ -164,7 +168,8 @@ function wireWorld(
       breaker: breakers.table,
       clock,
     });
-  const parts = { sqs, redrive, breakers, downstream, idempotency: idempotency?.gate };
+  const payloads = wirePayloads(config, aws, breakers.s3, { metrics, logger });
+  const parts = { sqs, redrive, breakers, downstream, idempotency: idempotency?.gate, payloads };
   return { parts, redirects, idempotency };
 }
 
@@ -396,8 +401,11 @@ function wirePipeline(
     // Past the grace a queued submission never starts; one on the wire is awaited
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
     submit: (document, graceOver) => downstream.submit(document, graceOver, signals.forced),
-    pausedFor: () => pausedFor(intakeBreakers) ?? backlogPause(downstream.validatorBacklog()),
+    pausedFor: () =>
+      pausedFor(intakeBreakers) ?? backlogPause(downstream.validatorBacklog()) ??
+        parts.payloads?.paused(),
     idempotency: parts.idempotency,
+    payloads: parts.payloads,
   }, {
     clock: services.clock,
     metrics: services.metrics,

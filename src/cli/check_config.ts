@@ -14,11 +14,14 @@ import { lintEnvNames } from "../app/env_lint.ts";
 import { regionMismatch } from "../app/region_check.ts";
 import { enrichVerdict, identify, type ProbeResult, validatorVerdict } from "./probe_http.ts";
 import { probeIdempotency } from "../app/idempotency_wiring.ts";
+import { probeS3 } from "./probe_s3.ts";
 
 export interface CheckConfigCommand {
   probe: boolean;
   envFile: string | undefined;
   json: boolean;
+  /** --s3-bucket: with --probe, S3 payloads are checked on this bucket. */
+  s3Bucket?: string | undefined;
 }
 
 export async function checkConfig(cmd: CheckConfigCommand, deps: CliDeps): Promise<number> {
@@ -30,6 +33,9 @@ export async function checkConfig(cmd: CheckConfigCommand, deps: CliDeps): Promi
   if (mismatch) warnings.push(mismatch);
   const resolved = config ? await resolvedValues(config, env, deps) : {};
   const probes = config && cmd.probe ? await probeAll(config, env, deps, mismatch) : [];
+  if (config && cmd.probe && cmd.s3Bucket) {
+    probes.push(await probeS3(config, env, deps, cmd.s3Bucket));
+  }
   if (cmd.json) {
     deps.out(JSON.stringify({
       ok: problems.length === 0 && probes.every((p) => p.ok),

@@ -29,7 +29,13 @@ export type Command =
   | { kind: "version" }
   | { kind: "help"; topic: HelpTopic }
   | { kind: "usage"; topic: HelpTopic; message: string }
-  | { kind: "check-config"; probe: boolean; envFile: string | undefined; json: boolean }
+  | {
+    kind: "check-config";
+    probe: boolean;
+    envFile: string | undefined;
+    json: boolean;
+    s3Bucket: string | undefined;
+  }
   | { kind: "dlq-stats" } & DlqCommon
   | { kind: "dlq-peek"; count: number; filter: DlqFilter } & DlqCommon
   | {
@@ -200,6 +206,7 @@ function parseCheckConfig(args: string[]): Command {
   const { values, positionals } = parseSubcommand(args, {
     probe: { type: "boolean" },
     json: { type: "boolean" },
+    "s3-bucket": { type: "string", expected: "an S3 bucket name" },
   });
   if (values.help) return { kind: "help", topic: "check-config" };
   refuseExtraPositionals(positionals, 0);
@@ -208,6 +215,7 @@ function parseCheckConfig(args: string[]): Command {
     probe: values.probe === true,
     envFile: values["env-file"] as string | undefined,
     json: values.json === true,
+    s3Bucket: values["s3-bucket"] as string | undefined,
   };
 }
 

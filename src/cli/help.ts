@@ -36,7 +36,7 @@ function mainHelp(): string {
     "  sluice                      run the worker (configured by environment variables)",
     "  sluice --version            version and git commit",
     "  sluice --help               this text",
-    "  sluice check-config [--probe] [--env-file PATH] [--json]",
+    "  sluice check-config [--probe [--s3-bucket NAME]] [--env-file PATH] [--json]",
     "                              check the environment; --probe also reaches SQS,",
     "                              the enrichment API and the validator",
     "  sluice dlq stats            messages in the dead-letter queue",
@@ -54,7 +54,7 @@ function mainHelp(): string {
 
 const TOPICS: Record<Exclude<HelpTopic, "main">, string[]> = {
   "check-config": [
-    "Usage: sluice check-config [--probe] [--env-file PATH] [--json]",
+    "Usage: sluice check-config [--probe [--s3-bucket NAME]] [--env-file PATH] [--json]",
     "",
     "Checks every configuration variable and names every problem at once, warns about",
     "variables that look like sluice's but are not (with the nearest known name), and",
@@ -63,6 +63,8 @@ const TOPICS: Record<Exclude<HelpTopic, "main">, string[]> = {
     "  --probe           also check what each endpoint is: the enrichment API (GET /healthz,",
     "                    GET /v1/users/<id>), the validator (/ingest exists, no redirect),",
     "                    and SQS (GetQueueAttributes on the queue and the DLQ)",
+    "  --s3-bucket NAME  with --probe: S3 payloads can be read from bucket NAME (a GetObject",
+    "                    of a key that does not exist answers 404 NoSuchKey)",
     "  --env-file PATH   read the variables from PATH only, as systemd's EnvironmentFile=",
     "                    does (e.g. /etc/sluice/sluice.env; through npx write",
     "                    --env-file=PATH, as Node takes a spaced --env-file for itself)",

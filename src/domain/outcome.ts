@@ -39,7 +39,7 @@ export type Verdict =
   /** Retries ran out of budget (or the error cannot be retried). */
   | {
     kind: "gave_up";
-    target: "enrichment" | "validator" | "table";
+    target: "enrichment" | "validator" | "table" | "s3";
     category: ErrorCategory;
     reason: string;
     /** The last error was a validator 5xx (for DELETE_ON_5XX). */

@@ -19,7 +19,9 @@ export const OUTCOMES: readonly Outcome[] = [
 /** Downstreams with retries, a concurrency limit and request metrics. */
 export const DOWNSTREAMS = ["enrichment", "validator"] as const;
 /** Targets with a circuit breaker. */
-export const BREAKERS = ["enrichment", "validator", "sqs"] as const;
+export const BREAKERS = ["enrichment", "validator", "sqs", "s3"] as const;
+/** The `result` label of `sluice_payload_fetches_total`. */
+export const PAYLOAD_RESULTS = ["ok", "not_found", "forbidden", "too_large", "error"] as const;
 /** The SQS actions a worker sends in normal work. */
 const SQS_ACTIONS = [
   "ReceiveMessage",
@@ -113,6 +115,8 @@ export interface SluiceMetrics {
   rateLimited: Counter;
   rateLimitHeld: Gauge;
   rateLimitKeys: Gauge;
+  payloadFetches: Counter;
+  payloadBytes: Histogram;
 }
 
 /** Why a message may be delivered or submitted twice (`sluice_at_least_once_total`). */
@@ -137,6 +141,7 @@ export const IDEMPOTENCY_CONFLICTS = [
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
 const AGE = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 43200, 86400, 345600];
 const BATCH = [1, 2, 5, 10, 20, 50, 100];
+const PAYLOAD_SIZES = [1024, 16384, 262144, 1048576, 4194304, 16777216, 33554432, 134217728];
 
 /**
  * Registers every sluice metric on a new (or the given) registry, with every
@@ -162,6 +167,7 @@ export function createSluiceMetrics(
   }
   for (const kind of ["delete", "visibility"]) m.staleReceipts.init({ kind });
   for (const cause of AT_LEAST_ONCE_CAUSES) m.atLeastOnce.init({ cause });
+  for (const result of PAYLOAD_RESULTS) m.payloadFetches.init({ result });
   return m;
 }
 
@@ -175,6 +181,7 @@ function register(registry: Registry, idempotencyTable: boolean): SluiceMetrics 
     // Without IDEMPOTENCY_TABLE they count nothing: kept off /metrics, not shown at 0.
     ...idempotencyMetrics(idempotencyTable ? registry : new Registry()),
     ...rateLimitMetrics(registry),
+    ...payloadMetrics(registry),
   };
 }
 
@@ -356,6 +363,23 @@ function rateLimitMetrics(registry: Registry) {
     rateLimitKeys: registry.gauge(
       "sluice_rate_limit_keys",
       "Rate-limit keys whose window is kept in memory (idle ones are forgotten; bounded).",
+    ),
+  };
+}
+
+/** S3 payloads of extended-client pointers (docs/payloads.md). */
+function payloadMetrics(registry: Registry) {
+  return {
+    payloadFetches: registry.counter(
+      "sluice_payload_fetches_total",
+      "S3 GetObject fetches of pointed-to message bodies by result (ok, not_found, forbidden, too_large, error).",
+      ["result"],
+    ),
+    payloadBytes: registry.histogram(
+      "sluice_payload_bytes",
+      "Size of the fetched S3 payloads.",
+      [],
+      PAYLOAD_SIZES,
     ),
   };
 }

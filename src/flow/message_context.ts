@@ -5,6 +5,7 @@
  * when route() is asked, never stored here.
  */
 import type { SqsMessage } from "../adapters/sqs_client.ts";
+import type { MessageAttributes, S3Pointer } from "../domain/envelope.ts";
 import type { RouteContext, UnknownUserPolicy } from "../domain/outcome.ts";
 
 export interface MessageContext {
@@ -15,6 +16,13 @@ export interface MessageContext {
   readonly receiveCount: number;
   readonly messageId: string | undefined;
   readonly userId: string | undefined;
+  /**
+   * The message attributes that count (trace context, rate-limit key): the SQS message's, with
+   * an SNS envelope's beneath them (docs/payloads.md).
+   */
+  readonly attributes: MessageAttributes;
+  /** The S3 object the body came from, if it came from one. */
+  readonly pointer: S3Pointer | undefined;
 }
 
 /** The RedrivePolicy as known now. */
@@ -34,6 +42,7 @@ export function newContext(
   sqs: SqsMessage,
   receivedAt: number,
   ids: { messageId?: string | undefined; userId?: string | undefined },
+  unwrapped?: { attributes: MessageAttributes; pointer?: S3Pointer | undefined },
 ): MessageContext {
   return {
     sqs,
@@ -41,6 +50,8 @@ export function newContext(
     receiveCount: Math.max(1, Number(sqs.attributes.ApproximateReceiveCount ?? "1") || 1),
     messageId: ids.messageId,
     userId: ids.userId,
+    attributes: unwrapped ? unwrapped.attributes : sqs.messageAttributes,
+    pointer: unwrapped?.pointer,
   };
 }
 

@@ -5,7 +5,7 @@
  * domain/outcome.ts, asked nowhere else) → carried out once (finish.ts). Settings (policy),
  * ports (the outside world) and services (clock, logger, metrics) arrive apart.
  */
-import { type InputMessage, parseMessage } from "../domain/message_schema.ts";
+import { type InputMessage, parseMessage, type ParseResult } from "../domain/message_schema.ts";
 import { type Action, route, type Verdict } from "../domain/outcome.ts";
 import { poisonIds } from "../domain/poison_ids.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
@@ -30,6 +30,7 @@ import { rateGate, type RateSettings } from "./rate_limiter.ts";
 import { RetryingCall } from "./retrying_call.ts";
 import type { Settler } from "./settle.ts";
 import type { VisibilityHeartbeat } from "./visibility_heartbeat.ts";
+import type { Opened, Payloads } from "./payloads.ts";
 
 /** Policy: what the configuration says. */
 export interface PipelineSettings {
@@ -48,6 +49,8 @@ export interface PipelinePorts extends IntakePorts, Omit<AttemptPorts, "isStale"
   redrive: () => RedriveState;
   /** The shared record across workers (IDEMPOTENCY_TABLE); unset: in-process dedupe only. */
   idempotency?: IdempotencyGate | undefined;
+  /** SNS envelopes and S3 pointers (SNS_ENVELOPE, S3_PAYLOADS); unset: every body is the message. */
+  payloads?: Pick<Payloads, "mayWrap" | "mayHide" | "open" | "accepted"> | undefined;
 }
 
 /** Time, logs and metrics. */
@@ -192,15 +195,30 @@ export class Pipeline {
    * Parse, then the work; a message received after the stop began is handed back. Whether it
    * went back to the queue (its FIFO group's later messages then go back too).
    */
-  async #process(arrival: Arrival): Promise<GroupEnd> {
+  #process(arrival: Arrival): Promise<GroupEnd> {
+    const sqs = arrival.received.message;
+    const payloads = this.#ports.payloads;
+    // A body that may be an SNS envelope or an S3 pointer takes the longer way; a plain one is
+    // parsed as it is, at no further cost (docs/payloads.md): not even a promise of its own here.
+    if (payloads?.mayWrap(sqs)) return this.#unwrapped(arrival, payloads, undefined);
+    const parsed = parseMessage(sqs.body);
+    if (!parsed.ok && payloads?.mayHide(sqs)) return this.#unwrapped(arrival, payloads, parsed);
+    return this.#parsed(arrival, parsed, undefined);
+  }
+
+  /** The work of a parsed message (or its poison end); it settles here. */
+  async #parsed(
+    arrival: Arrival,
+    parsed: ParseResult,
+    opened: Opened | undefined,
+  ): Promise<GroupEnd> {
     const { received, graceOver } = arrival;
     const { message: sqs } = received;
-    const parsed = parseMessage(sqs.body);
     const ids = parsed.ok
       ? { messageId: parsed.message.message_id, userId: parsed.message.user_id }
       // Whatever ids a poison body still has, so its log line can be matched to other logs.
-      : poisonIds(sqs.body);
-    const ctx = newContext(sqs, arrival.receivedAt, ids);
+      : poisonIds(opened ? opened.body : sqs.body);
+    const ctx = newContext(sqs, arrival.receivedAt, ids, opened);
     let end: Action["kind"] | undefined;
     try {
       if (!parsed.ok) end = await this.#conclude(ctx, { kind: "poison", reason: parsed.reason });
@@ -209,10 +227,69 @@ export class Pipeline {
     } catch (error) {
       end = await this.#afterError(ctx, error, graceOver);
     } finally {
+      opened?.release();
       this.#ports.heartbeat.untrack(sqs);
       this.#settled(received);
     }
     return end === "delete" || end === "dead_letter" ? "done" : "went_back";
+  }
+
+  /**
+   * A body that may be wrapped: unwrapped (its S3 object fetched), then worked as any other.
+   * One received after the stop began goes back unfetched.
+   */
+  async #unwrapped(
+    arrival: Arrival,
+    payloads: NonNullable<PipelinePorts["payloads"]>,
+    first: ParseResult | undefined,
+  ): Promise<GroupEnd> {
+    const { received, graceOver } = arrival;
+    const sqs = received.message;
+    const ctx = newContext(sqs, arrival.receivedAt, {});
+    let end: Action["kind"] | undefined;
+    try {
+      if (received.late) end = await this.#conclude(ctx, SHUTDOWN);
+      else {
+        const result = await this.#open(ctx, payloads, first, graceOver);
+        if (result.kind === "opened") return await this.#parsed(arrival, result.parsed, result);
+        end = result.end;
+      }
+    } catch (error) {
+      end = await this.#afterError(ctx, error, graceOver);
+    }
+    this.#ports.heartbeat.untrack(sqs);
+    this.#settled(received);
+    return end === "delete" || end === "dead_letter" ? "done" : "went_back";
+  }
+
+  /**
+   * The body behind the SQS body. An S3 fetch that keeps failing ends as route() says: released,
+   * or on its last allowed receive held under the heartbeat and fetched again after a pause.
+   */
+  async #open(
+    ctx: MessageContext,
+    payloads: NonNullable<PipelinePorts["payloads"]>,
+    first: ParseResult | undefined,
+    graceOver: AbortSignal,
+  ): Promise<Opened | { kind: "ended"; end: Action["kind"] }> {
+    const { clock, logger } = this.#services;
+    const run = (fetch: () => Promise<string>) => this.#calls.run("s3", fetch, ctx, graceOver);
+    for (let holds = 1;; holds++) {
+      const result = await payloads.open(ctx.sqs, first, run, graceOver);
+      if (result.kind === "opened") return result;
+      const delayMs = Math.max(1000, backoffDelay(holds, 1000, 30_000, clock.random));
+      const action = this.#decide(ctx, result.verdict, delayMs);
+      if (action.kind !== "hold") {
+        await this.#finish.carryOut(ctx, action);
+        return { kind: "ended", end: action.kind };
+      }
+      logger.info("holding a message on its last receive", {
+        sqs_message_id: ctx.sqs.messageId,
+        receive_count: ctx.receiveCount,
+        retry_in_ms: Math.round(delayMs),
+      });
+      await clock.sleep(delayMs, graceOver);
+    }
   }
 
   /** Past the grace it is handed back; anything else is a bug: said, and backed off. */
@@ -363,6 +440,8 @@ export class Pipeline {
     }
     try {
       await this.#finish.carryOut(ctx, action);
+      // Its S3 object goes once the message is gone from the queue (S3_PAYLOAD_DELETE).
+      if (accepted && ctx.pointer) this.#ports.payloads?.accepted(ctx.pointer);
     } finally {
       await completing;
     }

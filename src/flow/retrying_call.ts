@@ -12,7 +12,7 @@ import type { Logger } from "../lib/logger.ts";
 import { retry } from "../lib/retry.ts";
 import type { MessageContext } from "./message_context.ts";
 
-export type Target = "enrichment" | "validator" | "table";
+export type Target = "enrichment" | "validator" | "table" | "s3";
 
 export interface RetryingCallServices {
   metrics: SluiceMetrics;
@@ -31,7 +31,7 @@ export class RetryingCall {
 
   /**
    * `fn` until it succeeds, its budget runs out, or `graceOver` aborts. Past the grace an
-   * enrichment call in flight is abandoned so the message is handed back at once; a
+   * enrichment call or an S3 fetch in flight is abandoned so the message is handed back at once; a
    * submission or a table request is not: the validator may accept it, and handing the
    * message back meanwhile would let another worker submit it again. HTTP_TIMEOUT_MS bounds
    * that wait.
@@ -42,7 +42,7 @@ export class RetryingCall {
     ctx: MessageContext,
     graceOver: AbortSignal,
   ): Promise<T> {
-    const call = target === "enrichment" ? () => abortable(fn(), graceOver) : fn;
+    const call = target === "enrichment" || target === "s3" ? () => abortable(fn(), graceOver) : fn;
     let budgetMs = this.#visibilityMs * 0.8 - (this.#services.clock.monotonic() - ctx.receivedAt);
     for (;;) {
       try {

@@ -151,7 +151,7 @@ const messages: Array<[string[], string]> = [
   [
     ["check-config", "--prob"],
     'Cannot parse the arguments: received the unknown option "--prob", expected one of ' +
-    "--env-file, --help, --probe, --json",
+    "--env-file, --help, --probe, --json, --s3-bucket",
   ],
   [["check-config", "--probe=1"], 'Cannot parse --probe: received "1", expected no value'],
   [
