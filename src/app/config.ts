@@ -7,6 +7,7 @@ import { z } from "zod";
 import { ConfigError } from "../lib/errors.ts";
 import type { UnknownUserPolicy } from "../domain/outcome.ts";
 import { isFifoQueue, regionFromQueueUrl } from "../adapters/sqs_client.ts";
+import { TRACE_VARS, type TraceConfig, traceConfigOf } from "./trace_config.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -45,6 +46,8 @@ export interface Config {
   idempotencyTable: string | undefined;
   /** `AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`; undefined = the region's endpoint. */
   dynamodbEndpoint: string | undefined;
+  /** The OTEL_* variables: trace export and sampling. */
+  trace: TraceConfig;
 }
 
 /** One environment variable: its default (as text) and what it accepts. */
@@ -339,6 +342,7 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     schema: z.string().trim().toLowerCase().pipe(z.enum(["json", "pretty"])),
     help: "json for journald, pretty for a terminal",
   },
+  ...TRACE_VARS,
 ];
 
 const BY_NAME = new Map(CONFIG_VARS.map((item) => [item.name, item]));
@@ -551,6 +555,7 @@ function buildConfig(env: Record<string, string | undefined>, sink: Sink): Confi
     dynamodbEndpoint: read<string>(env, "AWS_ENDPOINT_URL_DYNAMODB", sink) ??
       read<string>(env, "AWS_ENDPOINT_URL", sink),
     ...settingsOf(env, sink),
+    trace: traceConfigOf((name) => read(env, name, sink)),
   };
   dlqKindCheck(queueUrl, config.dlqQueueUrl, sink);
   if (config.dlqQueueUrl !== undefined && queueUrl && sameQueue(config.dlqQueueUrl, queueUrl)) {
@@ -588,7 +593,13 @@ function regionOf(
 
 type Settings = Omit<
   Config,
-  "region" | "queueUrl" | "endpoint" | "dlqQueueUrl" | "idempotencyTable" | "dynamodbEndpoint"
+  | "region"
+  | "queueUrl"
+  | "endpoint"
+  | "dlqQueueUrl"
+  | "idempotencyTable"
+  | "dynamodbEndpoint"
+  | "trace"
 >;
 
 /** The variables that always have a value (their default at least). */

@@ -34,6 +34,7 @@ import { type RedirectWatch, watchRedirects } from "./redirects.ts";
 import { SqsObserver } from "./sqs_observer.ts";
 import { type AwsDeps, createSqsClient } from "./aws_clients.ts";
 import { createIdempotency, type Idempotency, workerIdOf } from "./idempotency_wiring.ts";
+import { createTracing, type Tracing } from "./tracing.ts";
 
 export interface WorkerDeps {
   /** The environment, for the credential chain. */
@@ -77,6 +78,7 @@ interface Services {
   logger: Logger;
   metrics: SluiceMetrics;
   repeats: RepeatLimiter;
+  tracing: Tracing;
 }
 
 /** What the pipeline is built from once startup is done. */
@@ -153,7 +155,7 @@ function wireWorld(
   const downstream = wireDownstream(
     config,
     { fetch: deps.fetch ?? fetch, breakers, redirects },
-    { clock, metrics },
+    { clock, metrics, tracer: services.tracing.tracer },
   );
   const idempotency = breakers.table &&
     createIdempotency(config, aws, metrics, logger, workerIdOf(() => clock.random()), {
@@ -182,7 +184,14 @@ function createServices(config: Config, deps: WorkerDeps): Services {
   metrics.dedupeTtl.set(undefined, config.dedupTtlSeconds);
   const exposed = exposureWarning(config);
   if (exposed) logger.warn(exposed, { http_host: config.httpHost, http_port: config.httpPort });
-  return { clock, logger, metrics, repeats };
+  const tracing = createTracing(config.trace, {
+    fetch: deps.fetch ?? fetch,
+    clock,
+    metrics,
+    logger,
+    version: build.version,
+  });
+  return { clock, logger, metrics, repeats, tracing };
 }
 
 function wireLifecycle(
@@ -206,7 +215,10 @@ function wireLifecycle(
           checkTable(idempotency, services.logger, signal),
         ]),
       begin: (signals) => begin(config, parts, services, signals),
-      stopped: () => parts.summary.stop(),
+      stopped: () => {
+        parts.summary.stop();
+        services.tracing.exporter?.close();
+      },
     },
     services: { logger: services.logger, clock: services.clock },
   });
@@ -289,7 +301,13 @@ function begin(config: Config, parts: Parts, services: Services, signals: Runnin
   parts.summary.start();
   heartbeat.run(signals.background);
   parts.depth.run(signals.background);
-  return { pipeline, settler };
+  // The last spans end with the last settles: exported after them, in the same bounded flush.
+  const exporter = services.tracing.exporter;
+  const flush = async () => {
+    await settler.flush();
+    await exporter?.flush(signals.background);
+  };
+  return { pipeline, settler: exporter ? { flush } : settler };
 }
 
 function wireSettler(config: Config, parts: Parts, services: Services): Settler {
@@ -380,11 +398,12 @@ function wirePipeline(
     sqs: parts.sqs,
     settler: parts.settler,
     heartbeat: parts.heartbeat,
-    lookup: (userId) => downstream.profiles.lookup(userId),
+    lookup: (userId, trace) => downstream.profiles.lookup(userId, trace),
     cached: (userId) => downstream.profiles.cached(userId),
     // Past the grace a queued submission never starts; one on the wire is awaited
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
-    submit: (document, graceOver) => downstream.submit(document, graceOver, signals.forced),
+    submit: (document, graceOver, trace) =>
+      downstream.submit(document, graceOver, signals.forced, trace),
     pausedFor: () => pausedFor(intakeBreakers) ?? backlogPause(downstream.validatorBacklog()),
     idempotency: parts.idempotency,
   }, {
@@ -392,5 +411,6 @@ function wirePipeline(
     metrics: services.metrics,
     logger: services.logger,
     onOutcome: (outcome, ms) => summary.record(outcome, ms),
+    tracer: services.tracing.tracer,
   });
 }

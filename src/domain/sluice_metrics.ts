@@ -109,6 +109,7 @@ export interface SluiceMetrics {
   atLeastOnce: Counter;
   fifoGroupsActive: Gauge;
   fifoGroupWait: Histogram;
+  spansDropped: Counter;
 }
 
 /** Why a message may be delivered or submitted twice (`sluice_at_least_once_total`). */
@@ -155,6 +156,7 @@ export function createSluiceMetrics(registry = new Registry()): SluiceMetrics {
   }
   for (const kind of ["delete", "visibility"]) m.staleReceipts.init({ kind });
   for (const cause of AT_LEAST_ONCE_CAUSES) m.atLeastOnce.init({ cause });
+  for (const reason of ["queue_full", "export_failed"]) m.spansDropped.init({ reason });
   return m;
 }
 
@@ -277,6 +279,11 @@ function workerMetrics(registry: Registry) {
       "FIFO queues: seconds a message waited behind earlier messages of its group before its work began.",
       [],
       SECONDS,
+    ),
+    spansDropped: registry.counter(
+      "sluice_spans_dropped_total",
+      "Finished spans not exported: the export queue was full, or their export failed.",
+      ["reason"],
     ),
     dedupeTtl: registry.gauge(
       "sluice_dedupe_ttl_seconds",

@@ -6,6 +6,7 @@
  */
 import type { SqsMessage } from "../adapters/sqs_client.ts";
 import type { RouteContext, UnknownUserPolicy } from "../domain/outcome.ts";
+import type { Traced } from "../lib/tracer.ts";
 
 export interface MessageContext {
   readonly sqs: SqsMessage;
@@ -15,6 +16,8 @@ export interface MessageContext {
   readonly receiveCount: number;
   readonly messageId: string | undefined;
   readonly userId: string | undefined;
+  /** Its span (message_trace.ts): the context every request made for it carries. */
+  readonly trace: Traced;
 }
 
 /** The RedrivePolicy as known now. */
@@ -34,6 +37,7 @@ export function newContext(
   sqs: SqsMessage,
   receivedAt: number,
   ids: { messageId?: string | undefined; userId?: string | undefined },
+  trace: Traced,
 ): MessageContext {
   return {
     sqs,
@@ -41,6 +45,7 @@ export function newContext(
     receiveCount: Math.max(1, Number(sqs.attributes.ApproximateReceiveCount ?? "1") || 1),
     messageId: ids.messageId,
     userId: ids.userId,
+    trace,
   };
 }
 

@@ -13,6 +13,8 @@ import { MESSAGE_ID_REUSED } from "../domain/idempotency.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 import { backoffDelay } from "../lib/retry.ts";
+import { traceFields, Tracer } from "../lib/tracer.ts";
+import { createSampler } from "../lib/trace_sampler.ts";
 import { Attempt, type AttemptPorts, gaveUp } from "./attempt.ts";
 import { Dedupe, type DedupeSettings } from "./dedupe.ts";
 import { FifoGroups, type GroupEnd } from "./fifo_groups.ts";
@@ -26,6 +28,7 @@ import {
   routeContext,
   type RoutePolicy,
 } from "./message_context.ts";
+import { beginMessageTrace, queueNameOf } from "./message_trace.ts";
 import { RetryingCall } from "./retrying_call.ts";
 import type { Settler } from "./settle.ts";
 import type { VisibilityHeartbeat } from "./visibility_heartbeat.ts";
@@ -53,6 +56,8 @@ export interface PipelineServices {
   metrics: SluiceMetrics;
   logger: Logger;
   onOutcome?: FinishServices["onOutcome"];
+  /** Each message's span and the context it passes on. Default: propagation only, nothing recorded. */
+  tracer?: Tracer;
 }
 
 /** A message as received, before its work. */
@@ -86,6 +91,8 @@ export class Pipeline {
   readonly #finish: Finisher;
   /** FIFO queues: each message group in delivery order, one message at a time. */
   readonly #groups: FifoGroups<Arrival> | undefined;
+  readonly #tracer: Tracer;
+  readonly #queue: { name: string; spanName: string };
   /** Messages between receive and settle, and drain()'s waiters for that to reach 0. */
   #active = 0;
   #idle: Array<() => void> = [];
@@ -95,6 +102,10 @@ export class Pipeline {
     this.#ports = ports;
     this.#services = services;
     const { clock, metrics, logger } = services;
+    this.#tracer = services.tracer ??
+      new Tracer({ sampler: createSampler("parentbased_always_on"), clock });
+    const name = queueNameOf(settings.intake.queueUrl);
+    this.#queue = { name, spanName: `process ${name}` };
     this.#intake = new Intake(settings.intake, ports, { logger, clock });
     this.#dedupe = new Dedupe(settings.dedupe, { metrics, logger, clock });
     this.#calls = new RetryingCall(settings.intake.visibilityTimeoutSeconds, services);
@@ -196,7 +207,7 @@ export class Pipeline {
       ? { messageId: parsed.message.message_id, userId: parsed.message.user_id }
       // Whatever ids a poison body still has, so its log line can be matched to other logs.
       : poisonIds(sqs.body);
-    const ctx = newContext(sqs, arrival.receivedAt, ids);
+    const ctx = newContext(sqs, arrival.receivedAt, ids, this.#trace(arrival));
     let end: Action["kind"] | undefined;
     try {
       if (!parsed.ok) end = await this.#conclude(ctx, { kind: "poison", reason: parsed.reason });
@@ -207,15 +218,29 @@ export class Pipeline {
     } finally {
       this.#ports.heartbeat.untrack(sqs);
       this.#settled(received);
+      ctx.trace.end();
     }
     return end === "delete" || end === "dead_letter" ? "done" : "went_back";
+  }
+
+  #trace(arrival: Arrival) {
+    return beginMessageTrace(
+      this.#tracer,
+      arrival.received.message,
+      arrival.receivedAt,
+      this.#queue,
+    );
   }
 
   /** Past the grace it is handed back; anything else is a bug: said, and backed off. */
   async #afterError(ctx: MessageContext, error: unknown, graceOver: AbortSignal) {
     const { logger } = this.#services;
     if (!graceOver.aborted) {
-      logger.error("unexpected error; releasing the message", { error, message_id: ctx.messageId });
+      logger.error("unexpected error; releasing the message", {
+        error,
+        message_id: ctx.messageId,
+        ...traceFields(ctx.trace),
+      });
     }
     const reason = String((error as Error)?.message ?? error).slice(0, 200);
     try {
@@ -224,6 +249,7 @@ export class Pipeline {
       logger.warn("could not release a message; it reappears after its visibility timeout", {
         error: again,
         message_id: ctx.messageId,
+        ...traceFields(ctx.trace),
       });
       return undefined;
     }
@@ -232,7 +258,7 @@ export class Pipeline {
   /** A FIFO message behind one of its group that went back: back to the queue, unworked. */
   async #handBack(arrival: Arrival): Promise<void> {
     const sqs = arrival.received.message;
-    const ctx = newContext(sqs, arrival.receivedAt, poisonIds(sqs.body));
+    const ctx = newContext(sqs, arrival.receivedAt, poisonIds(sqs.body), this.#trace(arrival));
     try {
       await this.#conclude(ctx, BEHIND);
     } catch (error) {
@@ -240,6 +266,7 @@ export class Pipeline {
     } finally {
       this.#ports.heartbeat.untrack(sqs);
       this.#settled(arrival.received);
+      ctx.trace.end();
     }
   }
 
@@ -329,6 +356,7 @@ export class Pipeline {
         message_id: message.message_id,
         receive_count: ctx.receiveCount,
         retry_in_ms: Math.round(delayMs),
+        ...traceFields(ctx.trace),
       });
       holds++;
       await clock.sleep(delayMs, graceOver);

@@ -1,0 +1,12 @@
+/** Trace contexts for tests that need one but look at something else. */
+import { Traced } from "../../src/lib/tracer.ts";
+
+/** A context that records nothing, with fixed ids. */
+export function untraced(): Traced {
+  return new Traced({
+    traceId: "0af7651916cd43dd8448eb211c80319c",
+    spanId: "b7ad6b7169203331",
+    sampled: false,
+    traceState: undefined,
+  });
+}
