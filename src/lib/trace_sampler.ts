@@ -33,7 +33,9 @@ export function createSampler(name: SamplerName, ratio = 1): Sampler {
   const root = (traceId: string): boolean => {
     if (name.endsWith("always_on")) return true;
     if (name.endsWith("always_off")) return false;
-    return parseInt(traceId.slice(18), 16) < threshold;
+    // 56 bits are past a double's precision: the ends are decided without rounding.
+    if (ratio >= 1) return true;
+    return ratio > 0 && parseInt(traceId.slice(18), 16) < threshold;
   };
   if (!name.startsWith("parentbased_")) return (traceId) => root(traceId);
   return (traceId, parentSampled) => parentSampled ?? root(traceId);
