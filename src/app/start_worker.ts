@@ -34,7 +34,7 @@ import { type RedirectWatch, watchRedirects } from "./redirects.ts";
 import { SqsObserver } from "./sqs_observer.ts";
 import { type AwsDeps, createSqsClient } from "./aws_clients.ts";
 import { createIdempotency, type Idempotency, workerIdOf } from "./idempotency_wiring.ts";
-import { createTracing, type Tracing } from "./tracing.ts";
+import { createTracing, flushTraces, type Tracing } from "./tracing.ts";
 
 export interface WorkerDeps {
   /** The environment, for the credential chain. */
@@ -302,12 +302,12 @@ function begin(config: Config, parts: Parts, services: Services, signals: Runnin
   heartbeat.run(signals.background);
   parts.depth.run(signals.background);
   // The last spans end with the last settles: exported after them, in the same bounded flush.
-  const exporter = services.tracing.exporter;
+  const { tracing, clock } = services;
   const flush = async () => {
     await settler.flush();
-    await exporter?.flush(signals.background);
+    await flushTraces(tracing, config.trace.timeoutMs, clock, signals.background);
   };
-  return { pipeline, settler: exporter ? { flush } : settler };
+  return { pipeline, settler: tracing.exporter ? { flush } : settler };
 }
 
 function wireSettler(config: Config, parts: Parts, services: Services): Settler {

@@ -18,6 +18,33 @@ export interface Tracing {
   exporter: OtlpExporter | undefined;
 }
 
+/** The longest a stop waits for the last spans to be exported, ms. */
+export const TRACE_FLUSH_MS = 5000;
+
+/**
+ * Sends the spans still queued at shutdown, for at most TRACE_FLUSH_MS (or the export timeout,
+ * when shorter) and never past `signal`: a receiver that hangs does not hold up the stop.
+ */
+export async function flushTraces(
+  tracing: Tracing,
+  timeoutMs: number,
+  clock: Pick<Clock, "timer">,
+  signal: AbortSignal,
+): Promise<void> {
+  const exporter = tracing.exporter;
+  if (!exporter) return;
+  const done = new AbortController();
+  const cancel = clock.timer(Math.min(TRACE_FLUSH_MS, timeoutMs), () => done.abort());
+  const stop = () => done.abort();
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    await exporter.flush(done.signal);
+  } finally {
+    cancel();
+    signal.removeEventListener("abort", stop);
+  }
+}
+
 export function createTracing(
   config: TraceConfig,
   deps: {

@@ -95,37 +95,57 @@ async function sendAll(lab: LabEnv): Promise<string[]> {
   return ["w3c", "xray-1", "bad", "bad-2", ...plain];
 }
 
-async function run(exportOn: boolean) {
+interface RunOptions {
+  /** OTEL_* variables, given the receiver's URL; undefined: export off. */
+  exportEnv?: (receiverUrl: string) => Record<string, string>;
+  mode?: "ok" | "fail" | "stall";
+  /** More plain messages. */
+  extra?: number;
+}
+
+async function run(options: RunOptions) {
   const lab = await startLabEnv();
   const seen: Seen = { validator: [], enrich: [] };
   const { enrich, validator } = downstreams(seen);
   const receiver = startOtlpReceiver();
+  receiver.mode = options.mode ?? "ok";
   const asked = { count: 0 };
   const lines: string[] = [];
   try {
     const ids = await sendAll(lab);
+    for (let i = 0; i < (options.extra ?? 0); i++) {
+      ids.push(`more-${i}`);
+      await send(lab, `more-${i}`);
+    }
     const env = lab.env({ enrich: enrich.url, validator: validator.url }, {
       LOG_LEVEL: "debug",
-      ...(exportOn
-        ? { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: "50" }
-        : {}),
+      ...options.exportEnv?.(receiver.url),
     });
     const worker = startWorker(loadConfig(env), {
       env,
       fetch: withAwsTraceHeader(asked),
       write: (line) => lines.push(line),
     });
+    let stopMs = 0;
     try {
       await waitFor(
         () => worker.metrics.messages.get({ outcome: "accepted" }) === ids.length,
         "every message accepted",
       );
     } finally {
+      const stopping = performance.now();
       await worker.stop();
+      stopMs = performance.now() - stopping;
     }
     const logs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    return { ids, seen, spans: receiver.spans(), asked, logs, lab };
+    const dropped = {
+      queue_full: worker.metrics.spansDropped.get({ reason: "queue_full" }),
+      export_failed: worker.metrics.spansDropped.get({ reason: "export_failed" }),
+    };
+    const depth = await lab.depth();
+    return { ids, seen, spans: receiver.spans(), asked, logs, lab, dropped, stopMs, depth };
   } finally {
+    receiver.mode = "ok";
     await receiver.close();
     await enrich.close();
     await validator.close();
@@ -133,13 +153,18 @@ async function run(exportOn: boolean) {
   }
 }
 
+const EXPORT = (url: string) => ({
+  OTEL_EXPORTER_OTLP_ENDPOINT: url,
+  OTEL_BSP_SCHEDULE_DELAY: "50",
+});
+
 const traceOf = (seen: Seen, id: string) =>
   TRACEPARENT.exec(seen.validator.find((v) => v.id === id)?.traceparent ?? "")?.[1];
 
 for (const exportOn of [false, true]) {
   const mode = exportOn ? "export on" : "export off";
   Deno.test(`trace e2e: ${mode}: every validator submission carries a well-formed traceparent; both carriers keep their trace id`, async () => {
-    const { ids, seen, asked } = await run(exportOn);
+    const { ids, seen, asked } = await run(exportOn ? { exportEnv: EXPORT } : {});
     assert.ok(asked.count > 0, "ReceiveMessage asked for AWSTraceHeader");
     assert.equal(seen.validator.length, ids.length);
     for (const v of seen.validator) assert.match(v.traceparent ?? "", TRACEPARENT, v.id);
@@ -165,7 +190,7 @@ function children(spans: readonly ReceivedSpan[], parent: ReceivedSpan): Map<str
 }
 
 Deno.test("trace e2e: export on: each message's span arrives with its validator and delete children, decoded by the official definitions", async () => {
-  const { ids, seen, spans, logs, lab } = await run(true);
+  const { ids, seen, spans, logs, lab } = await run({ exportEnv: EXPORT });
   const queue = lab.queueUrl.split("/").pop()!;
   const messageSpans = spans.filter((s) => s.name === `process ${queue}`);
   assert.equal(messageSpans.length, ids.length, "one span per message");
@@ -209,4 +234,40 @@ Deno.test("trace e2e: export on: each message's span arrives with its validator 
     const call = spans.find((s) => s.parentSpanId === batch.spanId);
     assert.equal(call?.name, "POST enrichment");
   }
+});
+
+for (const mode of ["stall", "fail"] as const) {
+  Deno.test(`trace e2e: a receiver that ${mode === "stall" ? "hangs" : "fails"} loses no message and stalls nothing; dropped spans are counted`, async () => {
+    const { ids, seen, dropped, stopMs, depth } = await run({
+      mode,
+      extra: 30,
+      exportEnv: (url) => ({
+        ...EXPORT(url),
+        OTEL_EXPORTER_OTLP_TIMEOUT: "30000",
+        OTEL_BSP_MAX_QUEUE_SIZE: "8",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "4",
+        SHUTDOWN_GRACE_SECONDS: "2",
+      }),
+    });
+    assert.equal(
+      new Set(seen.validator.map((v) => v.id)).size,
+      ids.length,
+      "every message submitted",
+    );
+    assert.equal(depth, 0, "every message deleted");
+    const lost = dropped.queue_full + dropped.export_failed;
+    assert.ok(lost > 0, `spans dropped and counted: ${JSON.stringify(dropped)}`);
+    // A hung export is abandoned after the trace flush's bound (5 s), not waited for.
+    assert.ok(stopMs < 7000, `stopped in ${Math.round(stopMs)} ms`);
+  });
+}
+
+Deno.test("trace e2e: a receiver that is down (nothing listening) costs no message", async () => {
+  const { ids, seen, dropped, depth } = await run({
+    extra: 10,
+    exportEnv: () => ({ ...EXPORT("http://127.0.0.1:9"), OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "4" }),
+  });
+  assert.equal(new Set(seen.validator.map((v) => v.id)).size, ids.length);
+  assert.equal(depth, 0);
+  assert.ok(dropped.export_failed > 0, JSON.stringify(dropped));
 });
