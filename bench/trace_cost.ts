@@ -44,7 +44,9 @@ function message(i: number): SqsMessage {
     messageAttributes: {
       traceparent: {
         DataType: "String",
-        StringValue: `00-4bf92f3577b34da6a3ce929d0e0e${String(1000 + (i % 9000))}-00f067aa0ba902b7-01`,
+        StringValue: `00-4bf92f3577b34da6a3ce929d0e0e${
+          String(1000 + (i % 9000))
+        }-00f067aa0ba902b7-01`,
       },
     },
   };
