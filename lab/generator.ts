@@ -36,6 +36,8 @@ export interface OutgoingMessage {
   duplicate: boolean;
   /** FIFO runs: its MessageGroupId */
   group?: string;
+  /** `--trace`: the producer's W3C traceparent, sent as a message attribute */
+  traceparent?: string;
 }
 
 export interface GeneratorOptions {
@@ -415,6 +417,9 @@ export async function sendMessages(options: SendOptions): Promise<number> {
       MessageBody: m.body,
       // A copy of a producer duplicate is another message to SQS: a deduplication id of its own.
       ...(m.group ? { MessageGroupId: m.group, MessageDeduplicationId: `d-${dedupSeq++}` } : {}),
+      ...(m.traceparent
+        ? { MessageAttributes: { traceparent: { DataType: "String", StringValue: m.traceparent } } }
+        : {}),
     }));
     for (let attempt = 1; entries.length > 0; attempt++) {
       options.signal?.throwIfAborted();

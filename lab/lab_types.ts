@@ -117,12 +117,16 @@ export interface LabOptions {
   fifo?: boolean;
   /** FIFO runs: this many message groups instead of one per user (`--fifo-groups N`) */
   fifoGroups?: number;
+  /** `--trace`: an OTLP receiver for the worker's spans, half the messages producer-traced */
+  trace?: boolean;
   /**
    * `--table-missing`: dynalite runs, IDEMPOTENCY_TABLE names a table it does not have; the
    * worker must stop at startup and leave the queue untouched (lab/table_missing.ts)
    */
   tableMissing?: boolean;
 }
+
+import type { TraceSummary } from "./trace_check.ts";
 
 export interface LabProgress {
   phase: "preloading" | "running" | "stopping" | "infra";
@@ -230,4 +234,6 @@ export interface LabSummary {
   tableFaults?: TableFaultSummary;
   /** `--table-missing`: how the worker stopped and what it left of the queue */
   tableMissing?: TableMissingSummary;
+  /** `--trace`: what the OTLP receiver got (lab/trace_check.ts) */
+  traces?: TraceSummary;
 }

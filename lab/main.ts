@@ -25,6 +25,7 @@ import {
   type TableFaultKind,
 } from "./table_proxy.ts";
 import { formatTableMissing } from "./table_missing.ts";
+import { formatTraceSummary } from "./trace_check.ts";
 import { killChildren } from "./children.ts";
 import { type LabState, runSend, STATE_FILE } from "./send_command.ts";
 
@@ -54,6 +55,8 @@ const USAGE = `usage: deno task lab [flags]
   --table                   dynalite in process; the workers share IDEMPOTENCY_TABLE
   --fifo                    a FIFO queue and DLQ, a message group per user; the judge counts
                             order inversions per group; --fifo-groups N: N groups, not one per user
+  --trace                   a local OTLP/HTTP receiver for the worker's spans, half the messages sent
+                            with a producer traceparent; prints how many traces arrived whole
   --table-missing           IDEMPOTENCY_TABLE names a table dynalite does not have: the worker must
                             exit 2 at startup and leave the queue untouched (reported and judged)
 chaos:
@@ -137,6 +140,7 @@ const FLAGS = {
   table: { type: "boolean" },
   fifo: { type: "boolean" },
   "fifo-groups": { type: "string" },
+  trace: { type: "boolean" },
   "table-missing": { type: "boolean" },
   "table-fault": { type: "string" },
   "table-fault-seconds": { type: "string" },
@@ -194,6 +198,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(v.table ? { table: true } : {}),
     ...(v.fifo ? { fifo: true } : {}),
     ...(fifoGroups !== undefined ? { fifoGroups } : {}),
+    ...(v.trace ? { trace: true } : {}),
     ...(v["table-missing"] ? { tableMissing: true } : {}),
     chaos,
   };
@@ -389,6 +394,7 @@ export function formatSummary(s: LabSummary): string {
     ...(s.tableMissing
       ? [["missing table", formatTableMissing(s.tableMissing)] as [string, string]]
       : []),
+    ...(s.traces ? [["traces (OTLP)", formatTraceSummary(s.traces)] as [string, string]] : []),
     ...(s.workers?.length
       ? [
         ["per worker (accepted, rate)", formatShares(s.workers)] as [string, string],
