@@ -72,7 +72,10 @@ export async function httpCall(
   const forget = signal && onAbort(signal, () => timer.abort(signal.reason));
   const started = clock.now();
   let code = "network";
-  const span = trace?.child(`${init.method ?? "GET"} ${options.target}`, SPAN_KIND.client);
+  // The span's name is built only for a span that records.
+  const span = trace?.span
+    ? trace.child(`${init.method ?? "GET"} ${options.target}`, SPAN_KIND.client)
+    : trace;
   try {
     const sent = span ? withTraceContext(init, span) : init;
     const response = await fetchNoRedirect(doFetch, options.target, url, sent, timeout);

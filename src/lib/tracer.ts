@@ -56,17 +56,20 @@ export class Traced {
   readonly #tracer: Tracer | undefined;
   #traceparent: string | undefined;
 
+  /** Positional, so a context that records nothing costs this one object. */
   constructor(
-    ids: { traceId: string; spanId: string; sampled: boolean; traceState: string | undefined },
-    span?: SpanData,
-    tracer?: Tracer,
+    traceId: string,
+    spanId: string,
+    sampled: boolean,
+    traceState: string | undefined,
+    recording?: { span: SpanData; tracer: Tracer },
   ) {
-    this.traceId = ids.traceId;
-    this.spanId = ids.spanId;
-    this.sampled = ids.sampled;
-    this.traceState = ids.traceState;
-    this.span = span;
-    this.#tracer = tracer;
+    this.traceId = traceId;
+    this.spanId = spanId;
+    this.sampled = sampled;
+    this.traceState = traceState;
+    this.span = recording?.span;
+    this.#tracer = recording?.tracer;
   }
 
   /** The W3C header naming this span as the parent. */
@@ -123,15 +126,12 @@ export class Tracer {
     const { sampler, clock, sink } = this.#options;
     const traceId = parent?.traceId ?? newTraceId(clock.random);
     const sampled = sampler(traceId, parent?.spanId === undefined ? undefined : parent.sampled);
-    const ids = {
-      traceId,
-      spanId: newSpanId(clock.random),
-      sampled,
-      traceState: parent?.traceState,
-    };
-    if (!sampled || !sink) return new Traced(ids);
+    const spanId = newSpanId(clock.random);
+    const traceState = parent?.traceState;
+    if (!sampled || !sink) return new Traced(traceId, spanId, sampled, traceState);
     const start = (startMonotonic ?? clock.monotonic()) + this.#offset;
-    return new Traced(ids, spanData(ids, parent?.spanId, name, kind, start), this);
+    const span = spanData({ traceId, spanId, traceState }, parent?.spanId, name, kind, start);
+    return new Traced(traceId, spanId, true, traceState, { span, tracer: this });
   }
 
   /** The root of a new trace linked to each of `links` (a batch serving several messages). */
@@ -149,11 +149,10 @@ export class Tracer {
     const ids = {
       traceId: parent.traceId,
       spanId: newSpanId(clock.random),
-      sampled: true,
       traceState: parent.traceState,
     };
-    const start = clock.monotonic() + this.#offset;
-    return new Traced(ids, spanData(ids, parent.spanId, name, kind, start), this);
+    const span = spanData(ids, parent.spanId, name, kind, clock.monotonic() + this.#offset);
+    return new Traced(ids.traceId, ids.spanId, true, ids.traceState, { span, tracer: this });
   }
 
   /** Stamps the end and hands the span to the sink. */
