@@ -8,6 +8,9 @@ import type { OtlpResource } from "./otlp_json.ts";
 
 const encoder = new TextEncoder();
 const TWO_32 = 2 ** 32;
+/** Encoded attribute keys and span names; bounded, since a key is any string in principle. */
+const KEYS = new Map<string, Uint8Array>();
+const MAX_KEYS = 512;
 /** A lowercase hex digit's character code to its value. */
 const NIBBLE = new Uint8Array(128);
 for (let i = 0; i < 16; i++) NIBBLE["0123456789abcdef".charCodeAt(i)] = i;
@@ -66,6 +69,20 @@ class Writer {
     const { written } = encoder.encodeInto(value, this.#buf.subarray(this.#pos));
     this.#pos += written;
     this.#close(start);
+  }
+
+  /** A string from a small fixed set (attribute keys, span names): its bytes encoded once. */
+  key(field: number, value: string): void {
+    let bytes = KEYS.get(value);
+    if (!bytes) {
+      bytes = encoder.encode(value);
+      if (KEYS.size < MAX_KEYS) KEYS.set(value, bytes);
+    }
+    this.#tag(field, 2);
+    this.#varint(bytes.length);
+    this.#room(bytes.length);
+    this.#buf.set(bytes, this.#pos);
+    this.#pos += bytes.length;
   }
 
   hex(field: number, value: string): void {
@@ -141,7 +158,7 @@ function attributes(w: Writer, field: number, attrs: Record<string, AttributeVal
   for (const key in attrs) {
     const value = attrs[key]!;
     const kv = w.open(field);
-    w.string(1, key);
+    w.key(1, key);
     const any = w.open(2);
     if (typeof value === "string") w.string(1, value);
     else if (typeof value === "boolean") w.varint(2, value ? 1 : 0);
@@ -159,7 +176,7 @@ function span(w: Writer, span: SpanData): void {
   w.hex(2, span.spanId);
   if (span.traceState) w.string(3, span.traceState);
   if (span.parentSpanId) w.hex(4, span.parentSpanId);
-  w.string(5, span.name);
+  w.key(5, span.name);
   w.varint(6, span.kind);
   w.nanos(7, span.startMs);
   w.nanos(8, span.endMs);
