@@ -74,7 +74,17 @@ async function resolvedValues(
     validator: config.validatorUrl,
     "health server": `http://${config.httpHost}:${config.httpPort}/healthz and /metrics`,
     log: `${config.logLevel}, ${config.logFormat}`,
+    traces: tracesLine(config),
   };
+}
+
+/** Where spans go (the URL without its query: a token may sit there), and the sampler. */
+function tracesLine(config: Config): string {
+  const { tracesUrl, protocol, sampler, samplerRatio } = config.trace;
+  const sampling = sampler.endsWith("traceidratio") ? `${sampler} ${samplerRatio}` : sampler;
+  if (tracesUrl === undefined) return `propagated, not exported; ${sampling}`;
+  const url = new URL(tracesUrl);
+  return `exported to ${url.origin}${url.pathname} (${protocol}); ${sampling}`;
 }
 
 /** Which source of the credential chain would answer, found without a network call. */
