@@ -38,6 +38,8 @@ export interface OutgoingMessage {
   group?: string;
   /** String (Number for digits) message attributes to send with it, e.g. ExtendedPayloadSize */
   attributes?: Record<string, string>;
+  /** `--trace`: the producer's W3C traceparent, sent as a message attribute */
+  traceparent?: string;
 }
 
 export interface GeneratorOptions {
@@ -421,7 +423,14 @@ export async function sendMessages(options: SendOptions): Promise<number> {
       MessageBody: m.body,
       // A copy of a producer duplicate is another message to SQS: a deduplication id of its own.
       ...(m.group ? { MessageGroupId: m.group, MessageDeduplicationId: `d-${dedupSeq++}` } : {}),
-      ...(m.attributes ? { MessageAttributes: sqsAttributes(m.attributes) } : {}),
+      ...(m.attributes || m.traceparent
+        ? {
+          MessageAttributes: sqsAttributes({
+            ...m.attributes,
+            ...(m.traceparent ? { traceparent: m.traceparent } : {}),
+          }),
+        }
+        : {}),
     }));
     for (let attempt = 1; entries.length > 0; attempt++) {
       options.signal?.throwIfAborted();

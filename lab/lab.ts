@@ -23,6 +23,7 @@ import { REPO_ROOT, startWorkers, stopWorkers } from "./worker_slots.ts";
 import type { LabOptions, LabProgress, LabSummary } from "./lab_types.ts";
 import { missingTableName } from "./infra.ts";
 import { tableMissingProblems, watchTableMissing } from "./table_missing.ts";
+import { startTraceReceiver, traceProducers, traceSummary } from "./trace_check.ts";
 
 export type { Scenario } from "./scenario.ts";
 export {
@@ -51,6 +52,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     fifo: options.fifo ?? false,
     ...(options.fifoGroups ? { groups: options.fifoGroups } : {}),
   });
+  if (options.trace) traceProducers(set.outgoing);
   const runsDir = `${REPO_ROOT}lab/.runs`;
   await Deno.mkdir(runsDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
@@ -213,6 +215,11 @@ async function runWithWorkers(
   const { infra, set } = ctx;
   const chaosOptions = options.chaos ?? {};
   const problems: string[] = [];
+  const tracing = options.trace ? startTraceReceiver() : undefined;
+  if (tracing) {
+    Object.assign(infra.env, tracing.env);
+    cleanups.push(() => tracing.receiver.close());
+  }
   (options.onInfraReady ?? (() => {}))(infra.env);
   let sent: Promise<unknown> = Promise.resolve();
   if (options.rate === 0) {
@@ -268,7 +275,10 @@ async function runWithWorkers(
     strandedAtKills: chaos.state.strandedAtKills,
     tableWindows: chaos.state.tableWindows,
   });
-  return sigtermPhase ? { ...summary, sigtermPhase } : summary;
+  const traced = tracing
+    ? { ...summary, traces: traceSummary(tracing.receiver.spans(), set.outgoing) }
+    : summary;
+  return sigtermPhase ? { ...traced, sigtermPhase } : traced;
 }
 
 /**

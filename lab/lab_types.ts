@@ -137,12 +137,16 @@ export interface LabOptions {
    * SQS; lab/sqs_fifo.ts) instead of fauxqs (one per group per receive); default true
    */
   fifoInProxy?: boolean;
+  /** `--trace`: an OTLP receiver for the worker's spans, half the messages producer-traced */
+  trace?: boolean;
   /**
    * `--table-missing`: dynalite runs, IDEMPOTENCY_TABLE names a table it does not have; the
    * worker must stop at startup and leave the queue untouched (lab/table_missing.ts)
    */
   tableMissing?: boolean;
 }
+
+import type { TraceSummary } from "./trace_check.ts";
 
 export interface LabProgress {
   phase: "preloading" | "running" | "stopping" | "infra";
@@ -265,4 +269,6 @@ export interface LabSummary {
   tableFaults?: TableFaultSummary;
   /** `--table-missing`: how the worker stopped and what it left of the queue */
   tableMissing?: TableMissingSummary;
+  /** `--trace`: what the OTLP receiver got (lab/trace_check.ts) */
+  traces?: TraceSummary;
 }

@@ -26,6 +26,7 @@ import {
 } from "./table_proxy.ts";
 import { formatTableMissing } from "./table_missing.ts";
 import { MAX_RECEIVE_COUNT } from "./infra.ts";
+import { formatTraceSummary } from "./trace_check.ts";
 import { killChildren } from "./children.ts";
 import { type LabState, runSend, STATE_FILE } from "./send_command.ts";
 import { parseRateLimit } from "../src/domain/rate_limit.ts";
@@ -63,6 +64,8 @@ const USAGE = `usage: deno task lab [flags]
   --envelopes X             share of valid messages published to an SNS topic the queue subscribes
                             to (the real envelope); --pointers X: share sent as SQS Extended Client
                             S3 pointers (a tenth of the objects 2 MB); both may wrap one message
+  --trace                   a local OTLP/HTTP receiver for the worker's spans, half the messages sent
+                            with a producer traceparent; prints how many traces arrived whole
   --table-missing           IDEMPOTENCY_TABLE names a table dynalite does not have: the worker must
                             exit 2 at startup and leave the queue untouched (reported and judged)
 chaos:
@@ -154,6 +157,7 @@ const FLAGS = {
   "fifo-groups": { type: "string" },
   envelopes: { type: "string" },
   pointers: { type: "string" },
+  trace: { type: "boolean" },
   "table-missing": { type: "boolean" },
   "table-fault": { type: "string" },
   "table-fault-seconds": { type: "string" },
@@ -224,6 +228,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(failing !== undefined ? { failingGroupSeconds: failing } : {}),
     ...(envelopeShare ? { envelopeShare } : {}),
     ...(pointerShare ? { pointerShare } : {}),
+    ...(v.trace ? { trace: true } : {}),
     ...(v["table-missing"] ? { tableMissing: true } : {}),
     chaos,
   };
@@ -479,6 +484,7 @@ export function formatSummary(s: LabSummary): string {
     ...(s.tableMissing
       ? [["missing table", formatTableMissing(s.tableMissing)] as [string, string]]
       : []),
+    ...(s.traces ? [["traces (OTLP)", formatTraceSummary(s.traces)] as [string, string]] : []),
     ...(s.workers?.length
       ? [
         ["per worker (accepted, rate)", formatShares(s.workers)] as [string, string],

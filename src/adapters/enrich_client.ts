@@ -3,6 +3,7 @@
  * One request per call; retries, batching and caching live above it.
  */
 import { HttpError, LocalError } from "../lib/errors.ts";
+import type { Traced } from "../lib/tracer.ts";
 import { httpCall, type HttpCallOptions } from "./http_call.ts";
 
 /** A user profile: every field the API returned except `meta`. */
@@ -52,10 +53,10 @@ export class EnrichClient {
   }
 
   /** One profile; `null` for an unknown user (404). Other statuses throw HttpError. */
-  async getUser(userId: string, signal?: AbortSignal): Promise<Profile | null> {
+  async getUser(userId: string, signal?: AbortSignal, trace?: Traced): Promise<Profile | null> {
     if (userId === "." || userId === "..") {
       // URL parsing removes these path segments even percent-encoded: ask by POST instead.
-      const answer = await this.getUsers([userId], signal);
+      const answer = await this.getUsers([userId], signal, trace);
       const profile = answer.users.get(userId);
       if (profile) return profile;
       if (answer.missing.has(userId)) return null;
@@ -76,7 +77,7 @@ export class EnrichClient {
       );
     }
     const url = `${this.#options.baseUrl}/v1/users/${path}`;
-    const answer = await httpCall(this.#http, url, { method: "GET" }, signal);
+    const answer = await httpCall(this.#http, url, { method: "GET" }, signal, trace);
     if (answer.status === 404) return null;
     if (answer.status !== 200) {
       throw new HttpError("enrichment", answer.status, answer.text, {
@@ -94,7 +95,11 @@ export class EnrichClient {
    * Many profiles in one `POST /v1/users:batch`. Non-200 statuses throw
    * HttpError, so the caller can split on 400/413 and fall back on 404/405.
    */
-  async getUsers(userIds: readonly string[], signal?: AbortSignal): Promise<BatchLookup> {
+  async getUsers(
+    userIds: readonly string[],
+    signal?: AbortSignal,
+    trace?: Traced,
+  ): Promise<BatchLookup> {
     const answer = await httpCall(
       this.#http,
       `${this.#options.baseUrl}/v1/users:batch`,
@@ -104,6 +109,7 @@ export class EnrichClient {
         body: JSON.stringify({ user_ids: userIds }),
       },
       signal,
+      trace,
     );
     if (answer.status !== 200) {
       throw new HttpError("enrichment", answer.status, answer.text, {

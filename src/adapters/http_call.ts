@@ -11,6 +11,7 @@ import { onAbort } from "../lib/on_abort.ts";
 import { parseRetryAfter } from "../lib/retry.ts";
 import { timeoutsOf } from "../lib/shared_timeouts.ts";
 import type { Clock } from "../lib/clock.ts";
+import { SPAN_KIND, type Traced } from "../lib/tracer.ts";
 
 export interface HttpCallOptions {
   /** Downstream name for errors and metrics, e.g. `enrichment`. */
@@ -52,13 +53,14 @@ export interface HttpAnswer {
  * HttpError (status 0, transient) when the connection fails, RedirectError
  * (transient) for a 3xx, HttpError (transient) for a 2xx body over the cap, and
  * LocalError for a URL that cannot be requested at all. Any other status is
- * returned.
+ * returned. Under `trace` the request is a client span and carries its `traceparent`.
  */
 export async function httpCall(
   options: HttpCallOptions,
   url: string,
   init: RequestInit,
   signal?: AbortSignal,
+  trace?: Traced,
 ): Promise<HttpAnswer> {
   const { clock } = options;
   const doFetch = options.fetch ?? fetch;
@@ -71,8 +73,13 @@ export async function httpCall(
   const forget = signal && onAbort(signal, () => timer.abort(signal.reason));
   const started = clock.now();
   let code = "network";
+  // The span's name is built only for a span that records.
+  const span = trace?.span
+    ? trace.child(`${init.method ?? "GET"} ${options.target}`, SPAN_KIND.client)
+    : trace;
   try {
-    const response = await fetchNoRedirect(doFetch, options.target, url, init, timeout);
+    const sent = span ? withTraceContext(init, span) : init;
+    const response = await fetchNoRedirect(doFetch, options.target, url, sent, timeout);
     const status = response.status;
     const ok = status >= 200 && status < 300;
     const text = await bodyOf(response, ok, options);
@@ -113,7 +120,31 @@ export async function httpCall(
     cancelTimeout();
     forget?.();
     if (code !== "local") options.onResponse?.(code, clock.now() - started);
+    if (span?.span) endSpan(span, init.method ?? "GET", url, code);
   }
+}
+
+/** The request with the span's W3C headers beside its own (a plain headers object). */
+function withTraceContext(init: RequestInit, span: Traced): RequestInit {
+  const headers: Record<string, string> = {
+    ...init.headers as Record<string, string> | undefined,
+    traceparent: span.traceparent,
+  };
+  if (span.traceState) headers.tracestate = span.traceState;
+  return { ...init, headers };
+}
+
+/** The client span's attributes (OpenTelemetry HTTP conventions), ended. */
+function endSpan(span: Traced, method: string, url: string, code: string): void {
+  span.set("http.request.method", method);
+  span.set("url.full", url);
+  const status = Number(code);
+  if (Number.isInteger(status)) span.set("http.response.status_code", status);
+  if (!(status >= 200 && status < 300)) {
+    span.set("error.type", code);
+    span.fail(`${method} ${url}: ${code}`);
+  }
+  span.end();
 }
 
 /** The body within its cap: a failure's prefix, a 2xx whole, or nothing when it is not needed. */

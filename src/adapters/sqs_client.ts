@@ -169,7 +169,8 @@ export class SqsClient {
     receiveRequestAttemptId?: string | undefined;
     signal?: AbortSignal;
   }): Promise<SqsMessage[]> {
-    const systemAttributes = ["ApproximateReceiveCount", "SentTimestamp"];
+    // AWSTraceHeader: the X-Ray trace context a producer (or SNS, Lambda) set (docs/tracing.md).
+    const systemAttributes = ["ApproximateReceiveCount", "SentTimestamp", "AWSTraceHeader"];
     if (p.moreSystemAttributes) systemAttributes.push(...p.moreSystemAttributes);
     const payload: Record<string, unknown> = {
       QueueUrl: p.queueUrl,

@@ -4,6 +4,7 @@
  * A 3xx is never followed and never an acceptance: httpCall throws RedirectError.
  */
 import { HttpError } from "../lib/errors.ts";
+import type { Traced } from "../lib/tracer.ts";
 import { httpCall, type HttpCallOptions } from "./http_call.ts";
 
 export interface ValidatorClientOptions extends Omit<HttpCallOptions, "target"> {
@@ -29,8 +30,12 @@ export class ValidatorClient {
     this.#http = { ...options, target: "validator", discardOkBody: true };
   }
 
-  /** Posts one output document: any JSON object, or the JSON text of one. */
-  async submit(document: object | string, signal?: AbortSignal): Promise<Submission> {
+  /** Posts one output document (any JSON object, or its JSON text), under `trace` when given. */
+  async submit(
+    document: object | string,
+    signal?: AbortSignal,
+    trace?: Traced,
+  ): Promise<Submission> {
     const answer = await httpCall(
       this.#http,
       this.#url,
@@ -40,6 +45,7 @@ export class ValidatorClient {
         body: typeof document === "string" ? document : JSON.stringify(document),
       },
       signal,
+      trace,
     );
     if (answer.status >= 200 && answer.status < 300) {
       return { accepted: true, status: answer.status };

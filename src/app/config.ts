@@ -13,6 +13,7 @@ import {
   type RateLimit,
 } from "../domain/rate_limit.ts";
 import { isFifoQueue, regionFromQueueUrl } from "../adapters/sqs_client.ts";
+import { TRACE_VARS, type TraceConfig, traceConfigOf } from "./trace_config.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -55,6 +56,8 @@ export interface Config {
   rateLimit: (RateLimit & { key: RateKeySpec }) | undefined;
   /** SNS envelopes and S3 pointers (docs/payloads.md). */
   payloads: PayloadConfig;
+  /** The OTEL_* variables: trace export and sampling. */
+  trace: TraceConfig;
 }
 
 /** SNS_ENVELOPE, S3_PAYLOADS and the S3 settings. */
@@ -421,6 +424,7 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
     schema: z.string().trim().toLowerCase().pipe(z.enum(["json", "pretty"])),
     help: "json for journald, pretty for a terminal",
   },
+  ...TRACE_VARS,
 ];
 
 const BY_NAME = new Map(CONFIG_VARS.map((item) => [item.name, item]));
@@ -636,6 +640,7 @@ function buildConfig(env: Record<string, string | undefined>, sink: Sink): Confi
     rateLimit: rateLimitOf(env, sink),
     payloads: payloadsOf(env, sink),
     ...settingsOf(env, sink),
+    trace: traceConfigOf((name) => read(env, name, sink)),
   };
   dlqKindCheck(queueUrl, config.dlqQueueUrl, sink);
   if (config.dlqQueueUrl !== undefined && queueUrl && sameQueue(config.dlqQueueUrl, queueUrl)) {
@@ -688,6 +693,7 @@ type Settings = Omit<
   | "dynamodbEndpoint"
   | "rateLimit"
   | "payloads"
+  | "trace"
 >;
 
 /** The envelope and S3 payload settings; deleting objects that are never fetched is refused. */

@@ -13,6 +13,7 @@ import { ProfileSource } from "../flow/profile_source.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { type Submission, ValidatorClient } from "../adapters/validator_client.ts";
 import type { Clock } from "../lib/clock.ts";
+import type { Traced, Tracer } from "../lib/tracer.ts";
 import type { Config } from "./config.ts";
 
 export type DownstreamSettings = Pick<
@@ -37,6 +38,8 @@ export interface DownstreamPorts {
 export interface DownstreamServices {
   clock: Clock;
   metrics: SluiceMetrics;
+  /** Batch lookups' own spans; unset: they carry no trace context. */
+  tracer?: Tracer | undefined;
 }
 
 export interface Downstream {
@@ -45,7 +48,12 @@ export interface Downstream {
    * One submission: `signal` (the grace) reaches the limiter's queue, so past it a queued
    * submission never starts; one on the wire is abandoned only when `forced` aborts.
    */
-  submit(document: string, signal: AbortSignal, forced: AbortSignal): Promise<Submission>;
+  submit(
+    document: string,
+    signal: AbortSignal,
+    forced: AbortSignal,
+    trace?: Traced,
+  ): Promise<Submission>;
   /** Submissions waiting for a validator slot, and the limit now (app/backlog_pause.ts). */
   validatorBacklog(): Backlog;
 }
@@ -94,10 +102,11 @@ export function wireDownstream(
     onCache: (result) => metrics.cacheRequests.inc({ result }),
     onBatch: (size) => metrics.enrichBatchSize.observe(undefined, size),
     clock,
+    tracer: services.tracer,
   });
-  const submit = (document: string, signal: AbortSignal, forced: AbortSignal) =>
+  const submit = (document: string, signal: AbortSignal, forced: AbortSignal, trace?: Traced) =>
     ports.breakers.validator.run(
-      () => validatorLimiter.run(() => validator.submit(document, forced), signal),
+      () => validatorLimiter.run(() => validator.submit(document, forced, trace), signal),
       isRetriable,
     );
   const validatorBacklog = () => ({

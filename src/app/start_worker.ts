@@ -38,6 +38,7 @@ import { type AwsDeps, createSqsClient } from "./aws_clients.ts";
 import { createIdempotency, type Idempotency, workerIdOf } from "./idempotency_wiring.ts";
 import { wirePayloads } from "./payloads_wiring.ts";
 import type { Payloads } from "../flow/payloads.ts";
+import { createTracing, flushTraces, type Tracing } from "./tracing.ts";
 
 export interface WorkerDeps {
   /** The environment, for the credential chain. */
@@ -81,6 +82,7 @@ interface Services {
   logger: Logger;
   metrics: SluiceMetrics;
   repeats: RepeatLimiter;
+  tracing: Tracing;
 }
 
 /** What the pipeline is built from once startup is done. */
@@ -161,7 +163,7 @@ function wireWorld(
   const downstream = wireDownstream(
     config,
     { fetch: deps.fetch ?? fetch, breakers, redirects },
-    { clock, metrics },
+    { clock, metrics, tracer: services.tracing.tracer },
   );
   const idempotency = breakers.table &&
     createIdempotency(config, aws, metrics, logger, workerIdOf(() => clock.random()), {
@@ -195,7 +197,14 @@ function createServices(config: Config, deps: WorkerDeps): Services {
   if (exposed) logger.warn(exposed, { http_host: config.httpHost, http_port: config.httpPort });
   // A misspelled variable is otherwise silently ignored for its default: as check-config says.
   for (const line of lintEnvNames(deps.env, CONFIG_VARS.map((v) => v.name))) logger.warn(line);
-  return { clock, logger, metrics, repeats };
+  const tracing = createTracing(config.trace, {
+    fetch: deps.fetch ?? fetch,
+    clock,
+    metrics,
+    logger,
+    version: build.version,
+  });
+  return { clock, logger, metrics, repeats, tracing };
 }
 
 function wireLifecycle(
@@ -219,7 +228,10 @@ function wireLifecycle(
           checkTable(idempotency, services.logger, signal),
         ]),
       begin: (signals) => begin(config, parts, services, signals),
-      stopped: () => parts.summary.stop(),
+      stopped: () => {
+        parts.summary.stop();
+        services.tracing.exporter?.close();
+      },
     },
     services: { logger: services.logger, clock: services.clock },
   });
@@ -304,7 +316,13 @@ function begin(config: Config, parts: Parts, services: Services, signals: Runnin
   parts.summary.start();
   heartbeat.run(signals.background);
   parts.depth.run(signals.background);
-  return { pipeline, settler };
+  // The last spans end with the last settles: exported after them, in the same bounded flush.
+  const { tracing, clock } = services;
+  const flush = async () => {
+    await settler.flush();
+    await flushTraces(tracing, config.trace.timeoutMs, clock, signals.background);
+  };
+  return { pipeline, settler: tracing.exporter ? { flush } : settler };
 }
 
 function wireSettler(config: Config, parts: Parts, services: Services): Settler {
@@ -396,11 +414,12 @@ function wirePipeline(
     sqs: parts.sqs,
     settler: parts.settler,
     heartbeat: parts.heartbeat,
-    lookup: (userId) => downstream.profiles.lookup(userId),
+    lookup: (userId, trace) => downstream.profiles.lookup(userId, trace),
     cached: (userId) => downstream.profiles.cached(userId),
     // Past the grace a queued submission never starts; one on the wire is awaited
     // (HTTP_TIMEOUT_MS) unless the stop is forced.
-    submit: (document, graceOver) => downstream.submit(document, graceOver, signals.forced),
+    submit: (document, graceOver, trace) =>
+      downstream.submit(document, graceOver, signals.forced, trace),
     pausedFor: () =>
       pausedFor(intakeBreakers) ?? backlogPause(downstream.validatorBacklog()) ??
         parts.payloads?.paused(),
@@ -411,5 +430,6 @@ function wirePipeline(
     metrics: services.metrics,
     logger: services.logger,
     onOutcome: (outcome, ms) => summary.record(outcome, ms),
+    tracer: services.tracing.tracer,
   });
 }

@@ -88,12 +88,22 @@ async function resolvedValues(
       `UNKNOWN_USER_POLICY=${config.unknownUserPolicy}, DELETE_ON_4XX=${config.deleteOn4xx}, ` +
       `DELETE_ON_5XX=${config.deleteOn5xx}`,
     log: `${config.logLevel}, ${config.logFormat}`,
+    traces: tracesLine(config),
   };
 }
 
 /** A label of the text output as a JSON key: "SQS endpoint" → "sqs_endpoint". */
 function jsonKey(label: string): string {
   return label.toLowerCase().replace(/[^a-z0-9]+/g, "_");
+}
+
+/** Where spans go (the URL without its query: a token may sit there), and the sampler. */
+function tracesLine(config: Config): string {
+  const { tracesUrl, protocol, sampler, samplerRatio } = config.trace;
+  const sampling = sampler.endsWith("traceidratio") ? `${sampler} ${samplerRatio}` : sampler;
+  if (tracesUrl === undefined) return `propagated, not exported; ${sampling}`;
+  const url = new URL(tracesUrl);
+  return `exported to ${url.origin}${url.pathname} (${protocol}); ${sampling}`;
 }
 
 /** Which source of the credential chain would answer, found without a network call. */

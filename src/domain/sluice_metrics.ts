@@ -117,6 +117,7 @@ export interface SluiceMetrics {
   rateLimitKeys: Gauge;
   payloadFetches: Counter;
   payloadBytes: Histogram;
+  spansDropped: Counter;
 }
 
 /** Why a message may be delivered or submitted twice (`sluice_at_least_once_total`). */
@@ -168,6 +169,7 @@ export function createSluiceMetrics(
   for (const kind of ["delete", "visibility"]) m.staleReceipts.init({ kind });
   for (const cause of AT_LEAST_ONCE_CAUSES) m.atLeastOnce.init({ cause });
   for (const result of PAYLOAD_RESULTS) m.payloadFetches.init({ result });
+  for (const reason of ["queue_full", "export_failed"]) m.spansDropped.init({ reason });
   return m;
 }
 
@@ -293,6 +295,11 @@ function workerMetrics(registry: Registry) {
       "FIFO queues: seconds a message waited behind earlier messages of its group before its work began.",
       [],
       SECONDS,
+    ),
+    spansDropped: registry.counter(
+      "sluice_spans_dropped_total",
+      "Finished spans not exported: the export queue was full, or their export failed.",
+      ["reason"],
     ),
     dedupeTtl: registry.gauge(
       "sluice_dedupe_ttl_seconds",

@@ -13,14 +13,15 @@ import {
 } from "../domain/output_document.ts";
 import { categoryOf, HttpError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import { type Traced, traceFields } from "../lib/tracer.ts";
 import type { IdempotencyLock } from "./idempotency_gate.ts";
 import type { MessageContext } from "./message_context.ts";
 import type { Admission, RateTicket } from "./rate_limiter.ts";
 import type { RetryingCall, Target } from "./retrying_call.ts";
 
 export interface AttemptPorts {
-  /** The enrichment for a user id (ProfileSource.lookup); throws transient errors. */
-  lookup: (userId: string) => Promise<Enrichment>;
+  /** The enrichment for a user id (ProfileSource.lookup), for the message `trace` follows. */
+  lookup: (userId: string, trace: Traced) => Promise<Enrichment>;
   /** A fresh cached enrichment, synchronously (ProfileSource.cached); undefined: ask `lookup`. */
   cached: (userId: string) => Enrichment | undefined;
   /**
@@ -28,7 +29,7 @@ export interface AttemptPorts {
    * limit. `graceOver` aborts when the shutdown grace ends: a submission still queued for a
    * slot must then not start.
    */
-  submit: (document: string, graceOver: AbortSignal) => Promise<Submission>;
+  submit: (document: string, graceOver: AbortSignal, trace: Traced) => Promise<Submission>;
   /** SQS called the receipt stale (VisibilityHeartbeat.isStale). */
   isStale: (sqs: MessageContext["sqs"]) => boolean;
   /**
@@ -76,7 +77,7 @@ export class Attempt {
     let enrichment = ports.cached(message.user_id);
     if (enrichment === undefined) {
       try {
-        const lookup = () => ports.lookup(message.user_id);
+        const lookup = () => ports.lookup(message.user_id, ctx.trace);
         enrichment = await this.#calls.run("enrichment", lookup, ctx, graceOver);
       } catch (error) {
         if (graceOver.aborted) throw error;
@@ -88,7 +89,11 @@ export class Attempt {
     }
     if (this.#logger.enabled("debug")) {
       const document = buildOutputDocument(message, enrichment);
-      this.#logger.debug("outgoing document", { message_id: message.message_id, document });
+      this.#logger.debug("outgoing document", {
+        message_id: message.message_id,
+        document,
+        ...traceFields(ctx.trace),
+      });
     }
     const document = outputDocumentJson(message, enrichment);
     let ticket: RateTicket | undefined;
@@ -106,8 +111,8 @@ export class Attempt {
       try {
         // Under RATE_LIMIT each try within its key's window.
         const submit = ticket
-          ? () => limitedTry(ticket, () => ports.submit(document, graceOver), graceOver)
-          : () => ports.submit(document, graceOver);
+          ? () => limitedTry(ticket, () => ports.submit(document, graceOver, ctx.trace), graceOver)
+          : () => ports.submit(document, graceOver, ctx.trace);
         submission = await this.#calls.run("validator", submit, ctx, graceOver);
       } catch (error) {
         if (graceOver.aborted) throw error;

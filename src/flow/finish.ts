@@ -13,7 +13,9 @@ import {
 } from "../domain/outcome.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
+import { traceFields } from "../lib/tracer.ts";
 import type { MessageContext } from "./message_context.ts";
+import { settleSpan, traceOutcome } from "./message_trace.ts";
 import type { Settler } from "./settle.ts";
 import type { VisibilityHeartbeat } from "./visibility_heartbeat.ts";
 
@@ -52,9 +54,11 @@ export class Finisher {
     const { settler, heartbeat } = this.#ports;
     try {
       switch (action.kind) {
-        case "delete":
-          await settler.delete(ctx.sqs.receiptHandle);
+        case "delete": {
+          const deleting = settler.delete(ctx.sqs.receiptHandle);
+          await (ctx.trace.span ? settleSpan(ctx.trace, "DeleteMessage", deleting) : deleting);
           return this.#record(ctx, action.outcome, action.category, action.reason);
+        }
         case "dead_letter":
           return await this.#deadLetter(ctx, action);
         case "release":
@@ -76,7 +80,8 @@ export class Finisher {
   }
 
   async #deadLetter(ctx: MessageContext, action: Extract<Action, { kind: "dead_letter" }>) {
-    const sent = await this.#ports.settler.deadLetter(ctx.sqs, action.category, action.reason);
+    const sending = this.#ports.settler.deadLetter(ctx.sqs, action.category, action.reason);
+    const sent = await (ctx.trace.span ? settleSpan(ctx.trace, "SendMessage", sending) : sending);
     if (sent !== false) return this.#record(ctx, "dead_lettered", action.category, action.reason);
     // SQS would not take the copy (too large): let the redrive policy move it.
     await this.#release(ctx, "longest");
@@ -88,12 +93,13 @@ export class Finisher {
   async #requeue(ctx: MessageContext, reason: string): Promise<void> {
     this.#ports.heartbeat.untrack(ctx.sqs);
     try {
-      await this.#ports.settler.requeue(ctx.sqs, REQUEUE_BUDGET_MS);
+      const requeue = this.#ports.settler.requeue(ctx.sqs, REQUEUE_BUDGET_MS);
+      await (ctx.trace.span ? settleSpan(ctx.trace, "SendMessage", requeue) : requeue);
       const group = ctx.sqs.attributes.MessageGroupId;
       if (group !== undefined) {
         this.#services.logger.warn(
           "re-queued a FIFO message as a fresh copy: its group's order may change",
-          { message_group_id: group, message_id: ctx.messageId ?? null },
+          { message_group_id: group, message_id: ctx.messageId ?? null, ...traceFields(ctx.trace) },
         );
       }
       return this.#record(ctx, "released", "TRANSIENT", reason);
@@ -101,6 +107,7 @@ export class Finisher {
       this.#services.logger.warn("could not re-queue a message at shutdown; releasing it", {
         error,
         message_id: ctx.messageId ?? null,
+        ...traceFields(ctx.trace),
       });
     }
     try {
@@ -109,7 +116,7 @@ export class Finisher {
     } catch (error) {
       this.#services.logger.warn(
         "could not release a message; it reappears after its visibility timeout",
-        { error, message_id: ctx.messageId ?? null },
+        { error, message_id: ctx.messageId ?? null, ...traceFields(ctx.trace) },
       );
     }
   }
@@ -121,7 +128,8 @@ export class Finisher {
     const seconds = typeof visibility === "number"
       ? Math.min(visibility, maxVisibilitySeconds(since))
       : releaseVisibilitySeconds(ctx.receiveCount, since, { visibility });
-    await this.#ports.settler.changeVisibility(ctx.sqs.receiptHandle, seconds);
+    const changing = this.#ports.settler.changeVisibility(ctx.sqs.receiptHandle, seconds);
+    await (ctx.trace.span ? settleSpan(ctx.trace, "ChangeMessageVisibility", changing) : changing);
   }
 
   #record(ctx: MessageContext, outcome: Outcome, category?: string, reason?: string): void {
@@ -134,6 +142,10 @@ export class Finisher {
       metrics.messageAge.observe(undefined, Math.max(0, (clock.now() - sent) / 1000));
     }
     this.#services.onOutcome?.(outcome, durationMs);
+    if (ctx.trace.span) {
+      const { receiveCount, messageId } = ctx;
+      traceOutcome(ctx.trace, { outcome, receiveCount, messageId, category, reason });
+    }
     // At info the common outcomes are only counted (the summary line); a line each would
     // hit journald's rate limit within seconds. A message gone without acceptance is a warning.
     // A deferral is not an end, and a flooding key makes many: its key's start line says it.
@@ -152,6 +164,8 @@ export class Finisher {
       receive_count: ctx.receiveCount,
       duration_ms: Math.round(durationMs),
       sqs_message_id: ctx.sqs.messageId,
+      trace_id: ctx.trace.traceId,
+      span_id: ctx.trace.spanId,
       ...groupOf(ctx),
     });
   }

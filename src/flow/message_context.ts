@@ -7,6 +7,7 @@
 import type { SqsMessage } from "../adapters/sqs_client.ts";
 import type { MessageAttributes, S3Pointer } from "../domain/envelope.ts";
 import type { RouteContext, UnknownUserPolicy } from "../domain/outcome.ts";
+import type { Traced } from "../lib/tracer.ts";
 
 export interface MessageContext {
   readonly sqs: SqsMessage;
@@ -23,6 +24,8 @@ export interface MessageContext {
   readonly attributes: MessageAttributes;
   /** The S3 object the body came from, if it came from one. */
   readonly pointer: S3Pointer | undefined;
+  /** Its span (message_trace.ts): the context every request made for it carries. */
+  readonly trace: Traced;
 }
 
 /** The RedrivePolicy as known now. */
@@ -42,6 +45,7 @@ export function newContext(
   sqs: SqsMessage,
   receivedAt: number,
   ids: { messageId?: string | undefined; userId?: string | undefined },
+  trace: Traced,
   unwrapped?: { attributes: MessageAttributes; pointer?: S3Pointer | undefined },
 ): MessageContext {
   return {
@@ -52,6 +56,7 @@ export function newContext(
     userId: ids.userId,
     attributes: unwrapped ? unwrapped.attributes : sqs.messageAttributes,
     pointer: unwrapped?.pointer,
+    trace,
   };
 }
 

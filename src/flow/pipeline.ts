@@ -13,6 +13,8 @@ import { MESSAGE_ID_REUSED } from "../domain/idempotency.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 import { backoffDelay } from "../lib/retry.ts";
+import { traceFields, Tracer } from "../lib/tracer.ts";
+import { createSampler } from "../lib/trace_sampler.ts";
 import { Attempt, type AttemptPorts, gaveUp } from "./attempt.ts";
 import { Dedupe, type DedupeSettings } from "./dedupe.ts";
 import { FifoGroups, type GroupEnd } from "./fifo_groups.ts";
@@ -27,6 +29,7 @@ import {
   type RoutePolicy,
 } from "./message_context.ts";
 import { rateGate, type RateSettings } from "./rate_limiter.ts";
+import { beginMessageTrace, queueNameOf } from "./message_trace.ts";
 import { RetryingCall } from "./retrying_call.ts";
 import type { Settler } from "./settle.ts";
 import type { VisibilityHeartbeat } from "./visibility_heartbeat.ts";
@@ -59,6 +62,8 @@ export interface PipelineServices {
   metrics: SluiceMetrics;
   logger: Logger;
   onOutcome?: FinishServices["onOutcome"];
+  /** Each message's span and the context it passes on. Default: propagation only, nothing recorded. */
+  tracer?: Tracer;
 }
 
 /** A message as received, before its work. */
@@ -92,6 +97,8 @@ export class Pipeline {
   readonly #finish: Finisher;
   /** FIFO queues: each message group in delivery order, one message at a time. */
   readonly #groups: FifoGroups<Arrival> | undefined;
+  readonly #tracer: Tracer;
+  readonly #queue: { name: string; spanName: string };
   /** Messages between receive and settle, and drain()'s waiters for that to reach 0. */
   #active = 0;
   #idle: Array<() => void> = [];
@@ -101,6 +108,10 @@ export class Pipeline {
     this.#ports = ports;
     this.#services = services;
     const { clock, metrics, logger } = services;
+    this.#tracer = services.tracer ??
+      new Tracer({ sampler: createSampler("parentbased_always_on"), clock });
+    const name = queueNameOf(settings.intake.queueUrl);
+    this.#queue = { name, spanName: `process ${name}` };
     this.#intake = new Intake(settings.intake, ports, { logger, clock });
     this.#dedupe = new Dedupe(settings.dedupe, { metrics, logger, clock });
     this.#calls = new RetryingCall(settings.intake.visibilityTimeoutSeconds, services);
@@ -211,6 +222,7 @@ export class Pipeline {
     arrival: Arrival,
     parsed: ParseResult,
     opened: Opened | undefined,
+    trace = this.#trace(arrival),
   ): Promise<GroupEnd> {
     const { received, graceOver } = arrival;
     const { message: sqs } = received;
@@ -218,7 +230,7 @@ export class Pipeline {
       ? { messageId: parsed.message.message_id, userId: parsed.message.user_id }
       // Whatever ids a poison body still has, so its log line can be matched to other logs.
       : poisonIds(opened ? opened.body : sqs.body);
-    const ctx = newContext(sqs, arrival.receivedAt, ids, opened);
+    const ctx = newContext(sqs, arrival.receivedAt, ids, trace, opened);
     let end: Action["kind"] | undefined;
     try {
       if (!parsed.ok) end = await this.#conclude(ctx, { kind: "poison", reason: parsed.reason });
@@ -230,6 +242,7 @@ export class Pipeline {
       opened?.release();
       this.#ports.heartbeat.untrack(sqs);
       this.#settled(received);
+      ctx.trace.end();
     }
     return end === "delete" || end === "dead_letter" ? "done" : "went_back";
   }
@@ -245,13 +258,15 @@ export class Pipeline {
   ): Promise<GroupEnd> {
     const { received, graceOver } = arrival;
     const sqs = received.message;
-    const ctx = newContext(sqs, arrival.receivedAt, {});
+    const ctx = newContext(sqs, arrival.receivedAt, {}, this.#trace(arrival));
     let end: Action["kind"] | undefined;
     try {
       if (received.late) end = await this.#conclude(ctx, SHUTDOWN);
       else {
         const result = await this.#open(ctx, payloads, first, graceOver);
-        if (result.kind === "opened") return await this.#parsed(arrival, result.parsed, result);
+        if (result.kind === "opened") {
+          return await this.#parsed(arrival, result.parsed, result, ctx.trace);
+        }
         end = result.end;
       }
     } catch (error) {
@@ -259,6 +274,7 @@ export class Pipeline {
     }
     this.#ports.heartbeat.untrack(sqs);
     this.#settled(received);
+    ctx.trace.end();
     return end === "delete" || end === "dead_letter" ? "done" : "went_back";
   }
 
@@ -292,11 +308,24 @@ export class Pipeline {
     }
   }
 
+  #trace(arrival: Arrival) {
+    return beginMessageTrace(
+      this.#tracer,
+      arrival.received.message,
+      arrival.receivedAt,
+      this.#queue,
+    );
+  }
+
   /** Past the grace it is handed back; anything else is a bug: said, and backed off. */
   async #afterError(ctx: MessageContext, error: unknown, graceOver: AbortSignal) {
     const { logger } = this.#services;
     if (!graceOver.aborted) {
-      logger.error("unexpected error; releasing the message", { error, message_id: ctx.messageId });
+      logger.error("unexpected error; releasing the message", {
+        error,
+        message_id: ctx.messageId,
+        ...traceFields(ctx.trace),
+      });
     }
     const reason = String((error as Error)?.message ?? error).slice(0, 200);
     try {
@@ -305,6 +334,7 @@ export class Pipeline {
       logger.warn("could not release a message; it reappears after its visibility timeout", {
         error: again,
         message_id: ctx.messageId,
+        ...traceFields(ctx.trace),
       });
       return undefined;
     }
@@ -313,7 +343,7 @@ export class Pipeline {
   /** A FIFO message behind one of its group that went back: back to the queue, unworked. */
   async #handBack(arrival: Arrival): Promise<void> {
     const sqs = arrival.received.message;
-    const ctx = newContext(sqs, arrival.receivedAt, poisonIds(sqs.body));
+    const ctx = newContext(sqs, arrival.receivedAt, poisonIds(sqs.body), this.#trace(arrival));
     try {
       await this.#conclude(ctx, BEHIND);
     } catch (error) {
@@ -321,6 +351,7 @@ export class Pipeline {
     } finally {
       this.#ports.heartbeat.untrack(sqs);
       this.#settled(arrival.received);
+      ctx.trace.end();
     }
   }
 
@@ -412,6 +443,7 @@ export class Pipeline {
         message_id: message.message_id,
         receive_count: ctx.receiveCount,
         retry_in_ms: Math.round(delayMs),
+        ...traceFields(ctx.trace),
       });
       holds++;
       await clock.sleep(delayMs, graceOver);

@@ -7,13 +7,17 @@
  */
 import { Batcher } from "../lib/batcher.ts";
 import { CircuitOpenError, HttpError, isRetriable } from "../lib/errors.ts";
-import type { BatchLookup, EnrichClient } from "../adapters/enrich_client.ts";
+import type { BatchLookup } from "../adapters/enrich_client.ts";
 import type { Enrichment, Profile } from "../domain/output_document.ts";
 import { TtlCache } from "../lib/ttl_cache.ts";
 import type { Clock } from "../lib/clock.ts";
+import { SPAN_KIND, type Traced, type Tracer } from "../lib/tracer.ts";
 
 export interface ProfileSourceOptions {
-  client: Pick<EnrichClient, "getUser" | "getUsers">;
+  client: {
+    getUser(userId: string, signal?: AbortSignal, trace?: Traced): Promise<Profile | null>;
+    getUsers(ids: readonly string[], signal?: AbortSignal, trace?: Traced): Promise<BatchLookup>;
+  };
   /** Runs a request under the enrichment circuit breaker; throws CircuitOpenError. */
   breaker: {
     run<T>(fn: () => Promise<T>, isFailure?: (err: unknown) => boolean): Promise<T>;
@@ -44,6 +48,8 @@ export interface ProfileSourceOptions {
   onBatch?: (size: number) => void;
   /** Cache expiries and the batch timer. */
   clock: Clock;
+  /** A batch request's own trace, linked to the messages it serves; unset: no trace context. */
+  tracer?: Tracer | undefined;
 }
 
 const UNKNOWN: Enrichment = { status: "unknown_user" };
@@ -61,6 +67,8 @@ export class ProfileSource {
   readonly #unknown: TtlCache<string, true>;
   readonly #inFlight = new Map<string, Promise<Profile | null>>();
   readonly #batcher: Batcher<string, Profile | null>;
+  /** The traces of the messages waiting for each id in flight: a request's parent or links. */
+  readonly #askers = new Map<string, Traced[]>();
   /** Set when the API has no batch endpoint (404/405): single lookups from then on. */
   #singleOnly: boolean;
 
@@ -92,7 +100,7 @@ export class ProfileSource {
    * The enrichment for one user. Throws transient errors (HttpError,
    * TimeoutError, CircuitOpenError) when no profile, not even a stale one, can be had.
    */
-  async lookup(userId: string): Promise<Enrichment> {
+  async lookup(userId: string, trace?: Traced): Promise<Enrichment> {
     const cached = this.cached(userId);
     if (cached !== undefined) return cached;
     const stale = this.#profiles.peek(userId);
@@ -102,7 +110,7 @@ export class ProfileSource {
     }
     this.#options.onCache?.("miss");
     try {
-      const profile = await this.#singleFlight(userId);
+      const profile = await this.#singleFlight(userId, trace);
       return profile === null ? UNKNOWN : { status: "ok", profile };
     } catch (error) {
       const fallback = this.#profiles.peek(userId);
@@ -131,14 +139,22 @@ export class ProfileSource {
     return undefined;
   }
 
-  #singleFlight(userId: string): Promise<Profile | null> {
+  #singleFlight(userId: string, trace: Traced | undefined): Promise<Profile | null> {
+    if (trace) {
+      const askers = this.#askers.get(userId);
+      if (askers) askers.push(trace);
+      else this.#askers.set(userId, [trace]);
+    }
     let pending = this.#inFlight.get(userId);
     if (!pending) {
       pending = this.#batcher.add(userId).then((profile) => {
         if (profile === null) this.#unknown.set(userId, true);
         else if (this.#options.cacheTtlMs > 0) this.#profiles.set(userId, profile);
         return profile;
-      }).finally(() => this.#inFlight.delete(userId));
+      }).finally(() => {
+        this.#inFlight.delete(userId);
+        this.#askers.delete(userId);
+      });
       this.#inFlight.set(userId, pending);
     }
     return pending;
@@ -155,7 +171,12 @@ export class ProfileSource {
     let answer: BatchLookup;
     try {
       this.#options.onBatch?.(ids.length);
-      answer = await this.#guarded(() => this.#options.client.getUsers(ids));
+      const trace = this.#batchTrace(ids);
+      try {
+        answer = await this.#guarded(() => this.#options.client.getUsers(ids, undefined, trace));
+      } finally {
+        trace?.end();
+      }
     } catch (error) {
       if (error instanceof HttpError && (error.status === 404 || error.status === 405)) {
         this.#singleOnly = true;
@@ -179,10 +200,22 @@ export class ProfileSource {
     });
   }
 
+  /** A batch's own trace, linked to each message it serves (when spans are recorded). */
+  #batchTrace(ids: readonly string[]): Traced | undefined {
+    const tracer = this.#options.tracer;
+    if (!tracer) return undefined;
+    const links = tracer.exporting ? ids.flatMap((id) => this.#askers.get(id) ?? []) : [];
+    const trace = tracer.linked("enrichment batch", SPAN_KIND.internal, links);
+    trace.set("sluice.batch.size", ids.length);
+    return trace;
+  }
+
   async #lookupOne(id: string): Promise<Profile | null | Error> {
     try {
       this.#options.onBatch?.(1);
-      return await this.#guarded(() => this.#options.client.getUser(id));
+      // One id: a child of the (first) message asking for it.
+      const trace = this.#askers.get(id)?.[0];
+      return await this.#guarded(() => this.#options.client.getUser(id, undefined, trace));
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
     }

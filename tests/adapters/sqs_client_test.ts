@@ -89,8 +89,8 @@ Deno.test("sqs client: receiveMessage sends a signed JSON request of the right s
       QueueUrl: sqs.queueUrl("work"),
       MaxNumberOfMessages: 10,
       WaitTimeSeconds: 0,
-      MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
-      AttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
+      MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp", "AWSTraceHeader"],
+      AttributeNames: ["ApproximateReceiveCount", "SentTimestamp", "AWSTraceHeader"],
       MessageAttributeNames: ["All"],
       VisibilityTimeout: 45,
     });

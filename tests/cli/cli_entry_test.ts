@@ -142,6 +142,24 @@ Deno.test("cli: check-config accepts LOG_LEVEL=warning and prints the resolved v
   );
 });
 
+Deno.test("cli: check-config says where spans go and how they are sampled, never the export headers", async () => {
+  const off = await sluice(["check-config"], BASE);
+  assert.match(off.stdout, /traces\s+propagated, not exported; parentbased_always_on/);
+  const on = await sluice(["check-config"], {
+    ...BASE,
+    OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318",
+    OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer%20s3cret",
+    OTEL_TRACES_SAMPLER: "traceidratio",
+    OTEL_TRACES_SAMPLER_ARG: "0.1",
+  });
+  assert.equal(on.code, 0, on.stdout + on.stderr);
+  assert.match(
+    on.stdout,
+    /traces\s+exported to http:\/\/127\.0\.0\.1:4318\/v1\/traces \(http\/protobuf\); traceidratio 0\.1/,
+  );
+  assert.doesNotMatch(on.stdout + on.stderr, /s3cret/);
+});
+
 Deno.test("cli: a URL with user:password@ stops the worker and check-config, never printing the password", async () => {
   const env = { ...BASE, ENRICH_URL: "https://sluice:hunter2secret@enrich.example/" };
   const check = await sluice(["check-config"], env);

@@ -235,6 +235,7 @@ Deno.test("bun core: the core pipeline under Bun", async (t) => {
     assert.deepEqual(p.outcomes.sort(), [
       'sluice_messages_total{outcome="accepted"} 25',
       'sluice_messages_total{outcome="dead_lettered"} 2',
+      'sluice_messages_total{outcome="deferred"} 0',
       'sluice_messages_total{outcome="deleted_5xx"} 0',
       'sluice_messages_total{outcome="dropped"} 0',
       'sluice_messages_total{outcome="duplicate"} 3',

@@ -9,6 +9,7 @@ import { HttpError } from "../../src/lib/errors.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { QUIET_LOGGER } from "../support/quiet_logger.ts";
 import { oneMessage } from "../support/pipeline_rig.ts";
+import { untraced } from "../support/trace_kit.ts";
 
 const MESSAGE = { message_id: "m-1", user_id: "7", event_ts: 1, payload: {} };
 
@@ -34,7 +35,12 @@ function attempt(ports: Partial<AttemptPorts>, policy: UnknownUserPolicy = "subm
     QUIET_LOGGER,
     policy,
   );
-  const ctx = newContext(oneMessage(), clock.monotonic(), { messageId: "m-1", userId: "7" });
+  const ctx = newContext(
+    oneMessage(),
+    clock.monotonic(),
+    { messageId: "m-1", userId: "7" },
+    untraced(),
+  );
   const run = (lock?: { messageId: string; receiptHandle: string; held: boolean }) =>
     it.run(MESSAGE, ctx, new AbortController().signal, lock);
   return { run, submitted };

@@ -9,6 +9,7 @@ import { systemClock } from "../../src/lib/clock.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { QUIET_LOGGER } from "../support/quiet_logger.ts";
 import { fakeSettler, oneMessage, type SettleKind } from "../support/pipeline_rig.ts";
+import { untraced } from "../support/trace_kit.ts";
 
 function finisher(settler = fakeSettler()) {
   const clock = new FakeClock({ start: 10_000 });
@@ -19,7 +20,12 @@ function finisher(settler = fakeSettler()) {
     { settler, heartbeat: { untrack: (m) => untracked.push(m.receiptHandle) } },
     { metrics, logger: QUIET_LOGGER, clock, onOutcome: (o) => outcomes.push(o) },
   );
-  const ctx = newContext(oneMessage(2), clock.monotonic(), { messageId: "m-1", userId: "7" });
+  const ctx = newContext(
+    oneMessage(2),
+    clock.monotonic(),
+    { messageId: "m-1", userId: "7" },
+    untraced(),
+  );
   clock.advance(3000);
   return { finish, ctx, untracked, outcomes, metrics, clock };
 }

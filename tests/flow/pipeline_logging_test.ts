@@ -56,7 +56,7 @@ Deno.test("pipeline logging: at info: one line per outcome other than accepted a
   assert.equal(outcomeLines.length, 2, JSON.stringify(lines));
   const poison = outcomeLines.find((l) => l.sqs_message_id === "sqs-2")!;
   assert.deepEqual(
-    { ...poison, ts: undefined, duration_ms: undefined },
+    { ...poison, ts: undefined, duration_ms: undefined, trace_id: undefined, span_id: undefined },
     {
       ts: undefined,
       level: "warn",
@@ -69,9 +69,13 @@ Deno.test("pipeline logging: at info: one line per outcome other than accepted a
       receive_count: 2,
       duration_ms: undefined,
       sqs_message_id: "sqs-2",
+      trace_id: undefined,
+      span_id: undefined,
     },
   );
   assert.equal(typeof poison.duration_ms, "number");
+  assert.match(String(poison.trace_id), /^[0-9a-f]{32}$/);
+  assert.match(String(poison.span_id), /^[0-9a-f]{16}$/);
   assert.match(String(poison.reason), /event_ts/);
   const garbage = outcomeLines.find((l) => l.sqs_message_id === "sqs-3")!;
   assert.equal(garbage.message_id, null, "nothing parsed, nothing invented");

@@ -5,6 +5,7 @@ import { HttpError, LocalError } from "../../src/lib/errors.ts";
 import { newContext } from "../../src/flow/message_context.ts";
 import { RetryingCall } from "../../src/flow/retrying_call.ts";
 import { FakeClock } from "../support/fake_clock.ts";
+import { untraced } from "../support/trace_kit.ts";
 
 function rig() {
   const clock = new FakeClock();
@@ -21,7 +22,7 @@ function rig() {
     attributes: {},
     messageAttributes: {},
   };
-  const ctx = newContext(sqs as never, clock.now(), {});
+  const ctx = newContext(sqs as never, clock.now(), {}, untraced());
   const retries = () => metrics.retries.get({ target: "validator" }) ?? 0;
   return { clock, calls, ctx, retries };
 }

@@ -22,7 +22,7 @@ import {
 } from "../../src/domain/outcome.ts";
 import { buildOutputDocument, type Enrichment } from "../../src/domain/output_document.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
-import { buildApp } from "fauxqs";
+import { startFauxqs } from "./bun_fauxqs.ts";
 import { createSqsProxy } from "../../lab/sqs_proxy.ts";
 import { createEnrichFake, createValidatorFake } from "./fake_downstreams.ts";
 
@@ -223,15 +223,6 @@ function workload(): Array<{ tag: string; body: string }> {
     body: JSON.stringify({ message_id: "m25", user_id: "ghost", event_ts: 1, payload: {} }),
   });
   return out;
-}
-
-/** fauxqs on 127.0.0.1 (fastify, which Bun runs as Node does). */
-async function startFauxqs() {
-  const app = buildApp({ logger: false });
-  await app.listen({ port: 0, host: "127.0.0.1" });
-  const address = app.server.address();
-  if (address === null || typeof address === "string") throw new Error("fauxqs bound no port");
-  return { endpoint: `http://127.0.0.1:${address.port}`, close: () => app.close() };
 }
 
 async function pipelineRun() {

@@ -1,0 +1,80 @@
+/**
+ * A message's span (docs/tracing.md): from its receive to its final outcome, continuing the
+ * producer's context (`traceparent`, else `AWSTraceHeader`), with the attributes of the
+ * OpenTelemetry messaging conventions. Its SQS settle requests are child spans. Attributes are
+ * set only on a span that records, so a message that is not exported pays for none.
+ */
+import type { SqsMessage } from "../adapters/sqs_client.ts";
+import type { Outcome } from "../domain/outcome.ts";
+import { incomingContext } from "../lib/trace_context.ts";
+import { SPAN_KIND, type Traced, type Tracer } from "../lib/tracer.ts";
+
+/** Outcomes that are not a failure of the message's work. */
+const FINE: ReadonlySet<Outcome> = new Set(["accepted", "duplicate", "dropped"]);
+
+/** The queue's name from its URL (the last path segment): `messaging.destination.name`. */
+export function queueNameOf(queueUrl: string): string {
+  const path = queueUrl.replace(/\/+$/, "");
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** The span of a message received at `receivedAt` (monotonic ms) from `queue`. */
+export function beginMessageTrace(
+  tracer: Tracer,
+  sqs: SqsMessage,
+  receivedAt: number,
+  queue: { name: string; spanName: string },
+): Traced {
+  const parent = incomingContext(sqs.messageAttributes, sqs.attributes);
+  const trace = tracer.begin(parent, queue.spanName, SPAN_KIND.consumer, receivedAt);
+  if (trace.span) {
+    trace.set("messaging.system", "aws_sqs");
+    trace.set("messaging.operation.type", "process");
+    trace.set("messaging.operation.name", "process");
+    trace.set("messaging.destination.name", queue.name);
+    trace.set("messaging.message.id", sqs.messageId);
+    const group = sqs.attributes.MessageGroupId;
+    if (group !== undefined) trace.set("messaging.aws_sqs.message_group_id", group);
+  }
+  return trace;
+}
+
+/** The final outcome on the message's span (its end comes when the pipeline lets it go). */
+export function traceOutcome(
+  trace: Traced,
+  fields: {
+    outcome: Outcome;
+    receiveCount: number;
+    messageId: string | undefined;
+    category: string | undefined;
+    reason: string | undefined;
+  },
+): void {
+  if (!trace.span) return;
+  trace.set("sluice.outcome", fields.outcome);
+  trace.set("sluice.receive_count", fields.receiveCount);
+  if (fields.messageId !== undefined) trace.set("sluice.message_id", fields.messageId);
+  if (fields.category !== undefined) trace.set("sluice.category", fields.category);
+  if (!FINE.has(fields.outcome)) {
+    trace.fail(`${fields.outcome}${fields.reason ? `: ${fields.reason}` : ""}`);
+  }
+}
+
+/**
+ * `work` (an SQS settle request) as a child span of the message's: its wait for a batch and
+ * the request. Only called for a recording trace; the caller skips it otherwise.
+ */
+export async function settleSpan<T>(trace: Traced, action: string, work: Promise<T>): Promise<T> {
+  const span = trace.child(action, SPAN_KIND.client);
+  span.set("messaging.system", "aws_sqs");
+  span.set("messaging.operation.type", "settle");
+  span.set("messaging.operation.name", action);
+  try {
+    return await work;
+  } catch (error) {
+    span.fail(error instanceof Error ? error.message : String(error));
+    throw error;
+  } finally {
+    span.end();
+  }
+}

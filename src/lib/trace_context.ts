@@ -1,0 +1,127 @@
+/**
+ * Trace context as it travels (docs/tracing.md): the W3C `traceparent` / `tracestate` pair and
+ * the X-Ray `AWSTraceHeader` read, ids drawn, a `traceparent` written. Pure: a value that does
+ * not parse is no context at all, never an error (a message is never poison for its trace).
+ */
+
+/** A parent span as a carrier names it. */
+export interface RemoteContext {
+  /** 32 lowercase hex digits, not all zero. */
+  traceId: string;
+  /** 16 lowercase hex digits, not all zero; undefined when X-Ray sent only a root. */
+  spanId: string | undefined;
+  /** The sampled flag; undefined when the carrier left the decision open (X-Ray `Sampled=?`). */
+  sampled: boolean | undefined;
+  /** W3C tracestate, passed on as received (within its limits). */
+  traceState?: string | undefined;
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const ZERO_TRACE = "00000000000000000000000000000000";
+const ZERO_SPAN = "0000000000000000";
+/** The W3C limit: 32 list members of at most 256 characters each, with separators. */
+const MAX_TRACESTATE = 512;
+
+/**
+ * A W3C `traceparent` (version 00 exactly; a later version by its first four fields), or
+ * undefined. Version ff, all-zero ids and uppercase hex are invalid, as the spec says.
+ */
+export function parseTraceparent(
+  value: string | undefined,
+  traceState?: string,
+): RemoteContext | undefined {
+  if (value === undefined || value.length < 55) return undefined;
+  const match = TRACEPARENT.exec(value.trim());
+  if (!match) return undefined;
+  const [, version, traceId, spanId, flags, rest] = match;
+  if (version === "ff" || (version === "00" && rest !== undefined)) return undefined;
+  if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined;
+  const state = traceState?.trim();
+  return {
+    traceId: traceId!,
+    spanId: spanId!,
+    sampled: (parseInt(flags!, 16) & 1) === 1,
+    traceState: state && state.length <= MAX_TRACESTATE ? state : undefined,
+  };
+}
+
+const XRAY_ROOT = /^1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})$/;
+const HEX16 = /^[0-9a-fA-F]{16}$/;
+
+/**
+ * An X-Ray trace header (`Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;
+ * Sampled=1`): the root's time and random parts make the trace id, `Parent` the parent span.
+ * Undefined without a valid root.
+ */
+export function parseAwsTraceHeader(value: string | undefined): RemoteContext | undefined {
+  if (value === undefined || value.length > 1024) return undefined;
+  let root: string | undefined;
+  let parent: string | undefined;
+  let sampled: string | undefined;
+  for (const part of value.split(";")) {
+    const eq = part.indexOf("=");
+    const key = part.slice(0, eq).trim();
+    const field = part.slice(eq + 1).trim();
+    if (key === "Root") root = field;
+    else if (key === "Parent") parent = field;
+    else if (key === "Sampled") sampled = field;
+  }
+  const match = root === undefined ? null : XRAY_ROOT.exec(root);
+  if (!match) return undefined;
+  const traceId = (match[1]! + match[2]!).toLowerCase();
+  if (traceId === ZERO_TRACE) return undefined;
+  const spanId = parent !== undefined && HEX16.test(parent) && parent !== ZERO_SPAN
+    ? parent.toLowerCase()
+    : undefined;
+  return {
+    traceId,
+    spanId,
+    sampled: sampled === "1" ? true : sampled === "0" ? false : undefined,
+  };
+}
+
+/** SQS message attributes as the flow sees them. */
+export type TraceAttributes = Record<string, { StringValue?: string } | undefined>;
+
+/**
+ * A message's incoming context: its `traceparent` (with `tracestate`) message attribute, else the
+ * `AWSTraceHeader` system attribute. An invalid carrier counts as absent, so a bad
+ * `traceparent` falls through to a good `AWSTraceHeader`.
+ */
+export function incomingContext(
+  messageAttributes: TraceAttributes,
+  systemAttributes: Record<string, string | undefined>,
+): RemoteContext | undefined {
+  const traceparent = messageAttributes.traceparent?.StringValue;
+  if (traceparent !== undefined) {
+    const w3c = parseTraceparent(traceparent, messageAttributes.tracestate?.StringValue);
+    if (w3c) return w3c;
+  }
+  const xray = systemAttributes.AWSTraceHeader;
+  return xray === undefined ? undefined : parseAwsTraceHeader(xray);
+}
+
+/** `00-{trace}-{span}-{01|00}`. */
+export function formatTraceparent(traceId: string, spanId: string, sampled: boolean): string {
+  return `00-${traceId}-${spanId}-${sampled ? "01" : "00"}`;
+}
+
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** 8 hex digits from one draw of `random` ([0, 1)). */
+function hex32(random: () => number): string {
+  const n = Math.floor(random() * 0x1_0000_0000) >>> 0;
+  return HEX[n >>> 24]! + HEX[(n >>> 16) & 255]! + HEX[(n >>> 8) & 255]! + HEX[n & 255]!;
+}
+
+/** A span id: 16 hex digits, never all zero. */
+export function newSpanId(random: () => number): string {
+  const id = hex32(random) + hex32(random);
+  return id === ZERO_SPAN ? "0000000000000001" : id;
+}
+
+/** A trace id: 32 hex digits, never all zero. */
+export function newTraceId(random: () => number): string {
+  const id = hex32(random) + hex32(random) + hex32(random) + hex32(random);
+  return id === ZERO_TRACE ? "00000000000000000000000000000001" : id;
+}
