@@ -135,6 +135,7 @@ Deno.test("cli: check-config accepts LOG_LEVEL=warning and prints the resolved v
     "health_server",
     "policies",
     "log",
+    "traces",
   ]);
   assert.equal(
     doc.resolved.policies,
