@@ -45,6 +45,8 @@ import { runFleetBench } from "./fleet.ts";
 import { runVariantsBench } from "./variants.ts";
 
 const ALL_SCENARIOS: Scenario[] = ["io_mild", "io_heavy", "flaky", "brownout"];
+/** Run only when asked for (`--scenarios outage`): a 10 s enrichment outage. */
+const MORE_SCENARIOS: Scenario[] = ["outage"];
 const ALL_WORKERS: WorkerName[] = ["sluice", "binary", "lean", "naive", "sqs-consumer", "ceiling"];
 /** The compiled worker (`deno task build`); its row is skipped by default when it is missing. */
 const BINARY = new URL("../dist/sluice", import.meta.url).pathname;
@@ -120,8 +122,9 @@ export function parseFlags(args: string[]): BenchFlags {
       case "--scenarios": {
         const list = (value() ?? "").split(",").filter((s) => s !== "");
         for (const s of list) {
-          if (!ALL_SCENARIOS.includes(s as Scenario)) {
-            fail(`unknown scenario ${JSON.stringify(s)}; allowed: ${ALL_SCENARIOS.join(", ")}`);
+          if (![...ALL_SCENARIOS, ...MORE_SCENARIOS].includes(s as Scenario)) {
+            const allowed = [...ALL_SCENARIOS, ...MORE_SCENARIOS].join(", ");
+            fail(`unknown scenario ${JSON.stringify(s)}; allowed: ${allowed}`);
           }
         }
         if (list.length === 0) fail("--scenarios needs a comma-separated list");

@@ -22,25 +22,11 @@ import {
 } from "../../src/domain/outcome.ts";
 import { buildOutputDocument, type Enrichment } from "../../src/domain/output_document.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
-import { startFauxqs } from "./bun_fauxqs.ts";
+import { bunVersion, serve, startFauxqs } from "./bun_shared.ts";
 import { createSqsProxy } from "../../lab/sqs_proxy.ts";
 import { createEnrichFake, createValidatorFake } from "./fake_downstreams.ts";
 
-/** The little of Bun's API this probe uses (Deno type-checks this file without Bun's types). */
-interface BunServer {
-  readonly port: number;
-  stop(closeActiveConnections?: boolean): Promise<void> | void;
-}
-declare const Bun: {
-  readonly version: string;
-  serve(options: {
-    hostname: string;
-    port: number;
-    fetch: (request: Request) => Response | Promise<Response>;
-  }): BunServer;
-};
-
-if (typeof Bun === "undefined") throw new Error("run this probe with bun");
+const BUN_VERSION = bunVersion();
 
 const ACCOUNT = "000000000000";
 const REGION = "us-east-1";
@@ -172,23 +158,6 @@ function documents(): unknown[] {
   ];
   // Serialised, so key order (part of the contract) reaches the test.
   return cases.map((enrichment) => JSON.stringify(buildOutputDocument(message, enrichment)));
-}
-
-// ---------------------------------------------------------------------------
-// Fakes, in memory, served by Bun.
-
-function serve(handle: (request: Request) => Promise<Response>): BunServer {
-  return Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (request) => {
-      try {
-        return await handle(request);
-      } catch (error) {
-        return new Response(String(error), { status: 500 });
-      }
-    },
-  });
 }
 
 // ---------------------------------------------------------------------------
@@ -348,7 +317,7 @@ async function pipelineRun() {
 }
 
 const report = {
-  bun: Bun.version,
+  bun: BUN_VERSION,
   parse: PARSE_CASES.map((body) => ({ body, result: parseMessage(body) })),
   routes: routeRows(),
   visibility: visibilityRows(),

@@ -8,24 +8,9 @@
 import { loadConfig } from "../../src/app/config.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
 import { createSqsProxy } from "../../lab/sqs_proxy.ts";
-import { startFauxqs } from "./bun_fauxqs.ts";
+import { bunVersion, serve, startFauxqs } from "./bun_shared.ts";
 
-interface BunServer {
-  readonly port: number;
-  stop(closeActiveConnections?: boolean): Promise<void> | void;
-}
-declare const Bun: {
-  serve(options: {
-    hostname: string;
-    port: number;
-    fetch: (request: Request) => Response | Promise<Response>;
-  }): BunServer;
-};
-
-if (typeof Bun === "undefined") throw new Error("run this probe with bun");
-
-const serve = (fetch: (request: Request) => Response | Promise<Response>) =>
-  Bun.serve({ hostname: "127.0.0.1", port: 0, fetch });
+bunVersion();
 
 const MESSAGES = 6;
 const PRODUCER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
