@@ -91,37 +91,48 @@ export async function httpCall(
       : parseRetryAfter(response.headers.get("retry-after"), clock.now());
     return { status, text, retryAfterMs: retryAfter };
   } catch (error) {
-    if (error instanceof HttpError) {
-      // A redirect or an answer too long to read: the downstream answered, with this status.
-      code = String(error.status);
-      if (error instanceof RedirectError) options.onRedirect?.(error);
-      throw error;
-    }
-    if (signal?.aborted) throw signal.reason;
-    if (!URL.canParse(url)) {
-      // Our own fault (config or id encoding), not the downstream's: no breaker may count it.
-      code = "local";
-      throw new LocalError(
-        `Cannot call ${options.target}: received an invalid URL, expected an absolute URL`,
-      );
-    }
-    if (timeout.aborted) {
-      code = "timeout";
-      throw new TimeoutError(options.target, options.timeoutMs, {
-        cause: error,
-        host: new URL(url).host,
-      });
-    }
-    throw new HttpError(options.target, 0, describeNetworkFailure(error, url), {
-      category: "TRANSIENT",
-      cause: error,
-    });
+    const failed = failureOf(error, options, url, signal, timeout);
+    code = failed.code;
+    throw failed.error;
   } finally {
     cancelTimeout();
     forget?.();
     if (code !== "local") options.onResponse?.(code, clock.now() - started);
     if (span?.span) endSpan(span, init.method ?? "GET", url, code);
   }
+}
+
+/** What a failed request throws, and the code its metrics get. */
+function failureOf(
+  error: unknown,
+  options: HttpCallOptions,
+  url: string,
+  signal: AbortSignal | undefined,
+  timeout: AbortSignal,
+): { code: string; error: unknown } {
+  if (error instanceof HttpError) {
+    // A redirect or an answer too long to read: the downstream answered, with this status.
+    if (error instanceof RedirectError) options.onRedirect?.(error);
+    return { code: String(error.status), error };
+  }
+  if (signal?.aborted) return { code: "network", error: signal.reason };
+  if (!URL.canParse(url)) {
+    // Our own fault (config or id encoding), not the downstream's: no breaker may count it.
+    const local = new LocalError(
+      `Cannot call ${options.target}: received an invalid URL, expected an absolute URL`,
+    );
+    return { code: "local", error: local };
+  }
+  if (timeout.aborted) {
+    const host = new URL(url).host;
+    const timedOut = new TimeoutError(options.target, options.timeoutMs, { cause: error, host });
+    return { code: "timeout", error: timedOut };
+  }
+  const failure = new HttpError(options.target, 0, describeNetworkFailure(error, url), {
+    category: "TRANSIENT",
+    cause: error,
+  });
+  return { code: "network", error: failure };
 }
 
 /** The request with the span's W3C headers beside its own (a plain headers object). */
