@@ -91,7 +91,7 @@ chaos:
   --sigterm-phase-validator-concurrency N   its first worker's VALIDATOR_CONCURRENCY (default ${DEFAULT_CHAOS.sigtermPhaseValidatorConcurrency})
   --sigterm-phase-table-slow-ms MS          the phase's workers share a table, every answer MS late
                                             for the first worker; its stop time is reported
-  --chaos                   a mix: crash rate ${DEFAULT_CHAOS.crashRate}/s, a crash after a third of the
+  --chaos                   a mix: crash rate ${DEFAULT_CHAOS.crashRate}/s (until 90 % is accepted), a crash after a third of the
                             messages, every ${DEFAULT_CHAOS.slowEvery}th enrichment ${DEFAULT_CHAOS.slowSeconds} s late, a ${DEFAULT_CHAOS.sqsOutageSeconds} s SQS outage,
                             every ${DEFAULT_CHAOS.redirectEvery}th first submission redirected, a SIGTERM phase of
                             ${DEFAULT_CHAOS.sigtermPhaseMessages} messages; with --table also
