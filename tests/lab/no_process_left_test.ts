@@ -52,8 +52,11 @@ async function waitFor(what: string, check: () => boolean, ms: number): Promise<
   }
 }
 
-/** The lab in its own process, two workers and the table, sending slowly so a run is in progress. */
-function spawnLab(marker: string) {
+/**
+ * The lab in its own process, two workers and the table, sending slowly so a run is in progress;
+ * `more` flags after its own.
+ */
+function spawnLab(marker: string, more: string[] = []) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -68,6 +71,7 @@ function spawnLab(marker: string) {
       "30",
       "--timeout",
       "120",
+      ...more,
     ],
     cwd: REPO,
     env: { LAB_TEST_MARKER: marker },
@@ -82,15 +86,19 @@ function spawnLab(marker: string) {
   return { child, output };
 }
 
+/** Slow enrichment answers keep a first Ctrl-C's drain going (an idle worker stops at once). */
+const SLOW_DRAIN = ["--slow-every", "3", "--slow-seconds", "30"];
+
 /**
  * Runs `fn` on a lab in its own process once it runs both workers and the table child (4 marked
  * processes with the lab); whatever `fn` leaves marked is SIGKILLed after.
  */
 async function withRunningLab(
   fn: (lab: Deno.ChildProcess, output: Promise<string>, marker: string) => Promise<void>,
+  more: string[] = [],
 ): Promise<void> {
   const marker = crypto.randomUUID();
-  const { child, output } = spawnLab(marker);
+  const { child, output } = spawnLab(marker, more);
   try {
     await waitFor("the lab's workers and table", () => markedProcesses(marker).length >= 4, 60_000);
     await new Promise((r) => setTimeout(r, 1000));
@@ -166,7 +174,7 @@ Deno.test({
       assert.match(text, /interrupted again: \d+ child processes killed/);
       // SIGKILLed processes are reaped by init: give it a moment.
       await waitFor("the children's end", () => markedProcesses(marker).length === 0, 3000);
-    }),
+    }, SLOW_DRAIN),
 });
 
 Deno.test({
