@@ -194,6 +194,13 @@ export class Pipeline {
     else void this.#process(arrival);
   }
 
+  /** A message's end in this worker: no more heartbeat, its slot back, its span over. */
+  #letGo(ctx: MessageContext, received: Received): void {
+    this.#ports.heartbeat.untrack(ctx.sqs);
+    this.#settled(received);
+    ctx.trace.end();
+  }
+
   #settled(received: Received): void {
     received.done();
     if (--this.#active > 0) return;
@@ -240,11 +247,9 @@ export class Pipeline {
       end = await this.#afterError(ctx, error, graceOver);
     } finally {
       opened?.release();
-      this.#ports.heartbeat.untrack(sqs);
-      this.#settled(received);
-      ctx.trace.end();
+      this.#letGo(ctx, received);
     }
-    return end === "delete" || end === "dead_letter" ? "done" : "went_back";
+    return groupEnd(end);
   }
 
   /**
@@ -272,10 +277,8 @@ export class Pipeline {
     } catch (error) {
       end = await this.#afterError(ctx, error, graceOver);
     }
-    this.#ports.heartbeat.untrack(sqs);
-    this.#settled(received);
-    ctx.trace.end();
-    return end === "delete" || end === "dead_letter" ? "done" : "went_back";
+    this.#letGo(ctx, received);
+    return groupEnd(end);
   }
 
   /**
@@ -349,9 +352,7 @@ export class Pipeline {
     } catch (error) {
       await this.#afterError(ctx, error, arrival.graceOver);
     } finally {
-      this.#ports.heartbeat.untrack(sqs);
-      this.#settled(arrival.received);
-      ctx.trace.end();
+      this.#letGo(ctx, arrival.received);
     }
   }
 
@@ -510,4 +511,9 @@ export class Pipeline {
     this.#dedupe.remember(message.message_id);
     return DUPLICATE;
   }
+}
+
+/** Whether a message's end took it off the queue (its FIFO group goes on) or sent it back. */
+function groupEnd(end: Action["kind"] | undefined): GroupEnd {
+  return end === "delete" || end === "dead_letter" ? "done" : "went_back";
 }
