@@ -129,33 +129,7 @@ export function createChaos(deps: ChaosDeps): Chaos {
   const kill = async (why: string) => {
     // One worker's seed draws only in a fleet: a single worker's chaos replays as before.
     const slot = slots[slots.length > 1 ? rng.int(0, slots.length - 1) : 0]!;
-    state.peakRssKb = Math.max(state.peakRssKb, await readPeakRssKb(slot.process.pid));
-    const stranded = infra.proxy.inFlight();
-    for (const id of infra.proxy.inFlightIds()) {
-      state.strandedAtKills.set(id, (state.strandedAtKills.get(id) ?? 0) + 1);
-    }
-    state.killedInFlight += stranded;
-    state.kills++;
-    slot.kills++;
-    await slot.process.kill("SIGKILL");
-    // Counted after the exit (a dead worker records nothing more) and a moment more, so the
-    // requests it wrote just before dying have reached the front.
-    await sleep(100);
-    const table = infra.table;
-    // Read around the fault proxy: dynalite itself, however the workers' table behaves.
-    const wire = slot.front
-      ? await onWireAtKill(
-        slot.front,
-        table && { client: table.client, name: table.table, completed },
-        slot.process.startedAt,
-      )
-      : { onWire: 0, unread: 0 };
-    state.onWire += wire.onWire;
-    await log.write(
-      `# lab: SIGKILL worker ${slot.index + 1} (${why}); ${stranded} messages in flight, ` +
-        `${wire.onWire} submissions on the wire` +
-        (wire.unread ? ` (${wire.unread} records unreadable, counted in)` : "") + "\n",
-    );
+    await killSlot(deps, state, slot, completed, why);
     await sleep(200);
     // A worker refuses to start on a table that refuses it (exit 2, as the README says): the
     // restart waits for the refusal window to end, as an operator's would.
@@ -179,7 +153,6 @@ export function createChaos(deps: ChaosDeps): Chaos {
     if (window && infra.table) {
       const { seconds, atAccepted: _, ...fault } = window;
       state.tableWindows.push({ kind: fault.kind, startedAt: now, seconds });
-      windowUntil = now + seconds * 1000;
       // The table's child starts the window when it reads the command: its end is the one to wait for.
       windowUntil = await infra.table.startFault(fault, seconds * 1000);
       await log.write(`# lab: table fault ${JSON.stringify(fault)} for ${seconds} s\n`);
@@ -212,6 +185,46 @@ export function createChaos(deps: ChaosDeps): Chaos {
     return false;
   };
   return { state, tick };
+}
+
+/**
+ * SIGKILLs the slot's worker and counts what the kill stranded: messages in flight (and which),
+ * the submissions it had on the wire (read around the table's fault proxy, from dynalite).
+ */
+async function killSlot(
+  deps: ChaosDeps,
+  state: ChaosState,
+  slot: Slot,
+  completed: Set<string>,
+  why: string,
+): Promise<void> {
+  const { infra, log } = deps;
+  state.peakRssKb = Math.max(state.peakRssKb, await readPeakRssKb(slot.process.pid));
+  const stranded = infra.proxy.inFlight();
+  for (const id of infra.proxy.inFlightIds()) {
+    state.strandedAtKills.set(id, (state.strandedAtKills.get(id) ?? 0) + 1);
+  }
+  state.killedInFlight += stranded;
+  state.kills++;
+  slot.kills++;
+  await slot.process.kill("SIGKILL");
+  // Counted after the exit (a dead worker records nothing more) and a moment more, so the
+  // requests it wrote just before dying have reached the front.
+  await sleep(100);
+  const table = infra.table;
+  const wire = slot.front
+    ? await onWireAtKill(
+      slot.front,
+      table && { client: table.client, name: table.table, completed },
+      slot.process.startedAt,
+    )
+    : { onWire: 0, unread: 0 };
+  state.onWire += wire.onWire;
+  await log.write(
+    `# lab: SIGKILL worker ${slot.index + 1} (${why}); ${stranded} messages in flight, ` +
+      `${wire.onWire} submissions on the wire` +
+      (wire.unread ? ` (${wire.unread} records unreadable, counted in)` : "") + "\n",
+  );
 }
 
 /** After a clean run, the `--chaos` SIGTERM phase; its problems are added to `problems`. */

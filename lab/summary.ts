@@ -74,22 +74,11 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
   const enrichRequests = eStats.requests - eStats.healthRequests;
   const firstReceive = Math.min(...proxy.firstReceive.values(), run.doneAt);
   const durationSeconds = Math.max(0.001, (run.doneAt - firstReceive) / 1000);
-  const { lost, latencies } = delivery;
+  const { lost } = delivery;
   const rate = options.rateLimit ? parseRateLimit(options.rateLimit) : undefined;
-  const keyWindows = worstWindows(validator.submissions, rate?.windowMs ?? 1000);
-  const split = splitLatencies(delivery.keyed, new Set(set.hot));
-  // A kill's duplicates can only be told apart through the fronts (a single worker has none).
-  const fronted = (run.slots ?? []).some((slot) => slot.front !== undefined);
-  const causes = run.kills > 0 && !fronted ? undefined : duplicateCauses({
-    acceptCount: validator.acceptCount,
-    acceptances: (run.slots ?? []).flatMap((slot) =>
-      (slot.front?.acceptances ?? []).map((a) => ({ ...a, slot: slot.index }))
-    ),
-    kills: run.killLog ?? [],
-    producerDuplicateIds: new Set(
-      set.outgoing.flatMap((m) => m.duplicate && m.messageId ? [m.messageId] : []),
-    ),
-  });
+  const latency = latencyFigures(ctx, delivery, rate?.windowMs ?? 1000);
+  const { keyWindows } = latency;
+  const causes = killCauses(ctx, run);
   const verdict = judge({ poison: set.poison, table: table !== undefined }, {
     earlier: run.earlier,
     lost,
@@ -138,12 +127,7 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     cpuMsPerMessage: round(cpuMs / Math.max(1, settled), 4),
     enrichBrownoutRequests: eStats.brownoutRequests,
     ...(eStats.recoveredAfterMs !== undefined ? { enrichRecoveryMs: eStats.recoveredAfterMs } : {}),
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
-    quietP50Ms: percentile(split.quiet, 0.5),
-    quietP99Ms: percentile(split.quiet, 0.99),
-    hotP99Ms: percentile(split.hot, 0.99),
-    keyWindows,
+    ...latency,
     sqsRequests: pStats.requests,
     sqsRequestsPerMessage: round(pStats.requests / Math.max(1, options.messages), 3),
     enrichRequests,
@@ -164,6 +148,40 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     onWireAtKills: run.onWire ?? 0,
     ...await tableFigures(infra, run, firstReceive),
   };
+}
+
+/** Receive-to-accept percentiles, all, quiet and hot users', and each key's worst window. */
+function latencyFigures(
+  { set, infra }: SummaryContext,
+  delivery: { latencies: number[]; keyed: Array<{ key: string; ms: number }> },
+  windowMs: number,
+) {
+  const split = splitLatencies(delivery.keyed, new Set(set.hot));
+  return {
+    p50Ms: percentile(delivery.latencies, 0.5),
+    p99Ms: percentile(delivery.latencies, 0.99),
+    quietP50Ms: percentile(split.quiet, 0.5),
+    quietP99Ms: percentile(split.quiet, 0.99),
+    hotP99Ms: percentile(split.hot, 0.99),
+    keyWindows: worstWindows(infra.validator.submissions, windowMs),
+  };
+}
+
+/** The duplicate submissions by cause; undefined when kills left them untold (no fronts). */
+function killCauses({ set, infra }: SummaryContext, run: SummaryRun) {
+  // A kill's duplicates can only be told apart through the fronts (a single worker has none).
+  const fronted = (run.slots ?? []).some((slot) => slot.front !== undefined);
+  if (run.kills > 0 && !fronted) return undefined;
+  return duplicateCauses({
+    acceptCount: infra.validator.acceptCount,
+    acceptances: (run.slots ?? []).flatMap((slot) =>
+      (slot.front?.acceptances ?? []).map((a) => ({ ...a, slot: slot.index }))
+    ),
+    kills: run.killLog ?? [],
+    producerDuplicateIds: new Set(
+      set.outgoing.flatMap((m) => m.duplicate && m.messageId ? [m.messageId] : []),
+    ),
+  });
 }
 
 /** The table's request counts and, with faults, the proxy's; whatever the table child still answers. */

@@ -26,17 +26,20 @@ const SHORT_PAUSES = {
     systemClock.sleep(Math.min(ms, 5), signal).catch(() => {}),
 };
 
+/** One poller, batches of 10, 1 s long polls; tests change what they look at. */
+const SETTINGS = {
+  queueUrl: "http://sqs.local/000/q",
+  maxBatch: 10,
+  receiveWaitSeconds: 1,
+  visibilityTimeoutSeconds: 30,
+  maxInFlight: 10,
+  pollers: 1,
+};
+
 function intake(receive: (call: number) => Promise<SqsMessage[]>) {
   let calls = 0;
   const it = new Intake(
-    {
-      queueUrl: "http://sqs.local/000/q",
-      maxBatch: 10,
-      receiveWaitSeconds: 1,
-      visibilityTimeoutSeconds: 30,
-      maxInFlight: 10,
-      pollers: 1,
-    },
+    SETTINGS,
     { sqs: { receiveMessage: () => receive(++calls) } },
     {
       logger: QUIET_LOGGER,
@@ -117,15 +120,7 @@ Deno.test("intake: on a FIFO queue a receive retried after a lost answer carries
   let calls = 0;
   let random = 0.25;
   const it = new Intake(
-    {
-      queueUrl: "http://sqs.local/000/q.fifo",
-      maxBatch: 10,
-      receiveWaitSeconds: 1,
-      visibilityTimeoutSeconds: 30,
-      maxInFlight: 10,
-      pollers: 1,
-      fifo: true,
-    },
+    { ...SETTINGS, queueUrl: "http://sqs.local/000/q.fifo", fifo: true },
     {
       sqs: {
         receiveMessage: (p) => {
@@ -164,10 +159,8 @@ Deno.test("intake: receives of one message keep one long poll on a standard queu
     let most = 0;
     const it = new Intake(
       {
+        ...SETTINGS,
         queueUrl: `http://sqs.local/000/q${fifo ? ".fifo" : ""}`,
-        maxBatch: 10,
-        receiveWaitSeconds: 1,
-        visibilityTimeoutSeconds: 30,
         maxInFlight: 30,
         pollers: 3,
         fifo,
