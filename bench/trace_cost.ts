@@ -58,7 +58,10 @@ let sink = 0;
 
 /** sluice's tracer: one message's tracing work. */
 function sluiceMessage(tracer: Tracer, sqs: SqsMessage): void {
-  const t = beginMessageTrace(tracer, sqs, systemClock.monotonic(), QUEUE);
+  const t = beginMessageTrace(tracer, sqs, sqs.messageAttributes, {
+    receivedAt: systemClock.monotonic(),
+    queue: QUEUE,
+  });
   const call = t.child("POST validator", SPAN_KIND.client);
   const headers: Record<string, string> = {
     "content-type": "application/json",

@@ -18,14 +18,18 @@ export function queueNameOf(queueUrl: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
 
-/** The span of a message received at `receivedAt` (monotonic ms) from `queue`. */
+/**
+ * The span of a message received at `receivedAt` (monotonic ms) from `queue`; its parent is the
+ * context in `attributes` (the message's, an SNS envelope's beneath them), else AWSTraceHeader.
+ */
 export function beginMessageTrace(
   tracer: Tracer,
   sqs: SqsMessage,
-  receivedAt: number,
-  queue: { name: string; spanName: string },
+  attributes: SqsMessage["messageAttributes"],
+  at: { receivedAt: number; queue: { name: string; spanName: string } },
 ): Traced {
-  const parent = incomingContext(sqs.messageAttributes, sqs.attributes);
+  const { receivedAt, queue } = at;
+  const parent = incomingContext(attributes, sqs.attributes);
   const trace = tracer.begin(parent, queue.spanName, SPAN_KIND.consumer, receivedAt);
   if (trace.span) {
     trace.set("messaging.system", "aws_sqs");

@@ -12,6 +12,7 @@ import {
   s3Location,
   type S3Pointer,
   unwrapBody,
+  type Unwrapped,
   type UnwrapSettings,
 } from "../domain/envelope.ts";
 import { parseMessage, type ParseResult } from "../domain/message_schema.ts";
@@ -117,20 +118,28 @@ export class Payloads {
   }
 
   /**
-   * The message behind `sqs`: `first` is its own parse when that was done already. An S3 failure
-   * about the object is poison naming it; a transient one (retried by `run`) is `gave_up`.
+   * What wraps `sqs`'s body, read at once (nothing fetched yet): from here on its attributes
+   * (an SNS envelope's beneath the message's own) are the message's, trace context included.
+   */
+  unwrap(sqs: SqsMessage): Unwrapped {
+    return unwrapBody(sqs.body, sqs.messageAttributes, this.#settings);
+  }
+
+  /**
+   * The message behind `sqs`, as `unwrap` found it: `first` is its own parse when that was done
+   * already. An S3 failure about the object is poison naming it; a transient one (retried by
+   * `run`) is `gave_up`.
    */
   async open(
     sqs: SqsMessage,
+    unwrapped: Unwrapped,
     first: ParseResult | undefined,
     run: RunFetch,
     signal: AbortSignal,
   ): Promise<Opened | Unopened> {
-    const own = sqs.messageAttributes;
-    const unwrapped = unwrapBody(sqs.body, own, this.#settings);
     switch (unwrapped.kind) {
       case "plain":
-        return opened(sqs.body, first ?? parseMessage(sqs.body), own);
+        return opened(sqs.body, first ?? parseMessage(sqs.body), sqs.messageAttributes);
       case "body":
         return opened(unwrapped.body, parseMessage(unwrapped.body), unwrapped.attributes);
       case "poison":

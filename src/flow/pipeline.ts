@@ -8,6 +8,7 @@
 import { type InputMessage, parseMessage, type ParseResult } from "../domain/message_schema.ts";
 import { type Action, route, type Verdict } from "../domain/outcome.ts";
 import { poisonIds } from "../domain/poison_ids.ts";
+import type { Unwrapped } from "../domain/envelope.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { MESSAGE_ID_REUSED } from "../domain/idempotency.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -53,7 +54,7 @@ export interface PipelinePorts extends IntakePorts, Omit<AttemptPorts, "isStale"
   /** The shared record across workers (IDEMPOTENCY_TABLE); unset: in-process dedupe only. */
   idempotency?: IdempotencyGate | undefined;
   /** SNS envelopes and S3 pointers (SNS_ENVELOPE, S3_PAYLOADS); unset: every body is the message. */
-  payloads?: Pick<Payloads, "mayWrap" | "mayHide" | "open" | "accepted"> | undefined;
+  payloads?: Pick<Payloads, "mayWrap" | "mayHide" | "unwrap" | "open" | "accepted"> | undefined;
 }
 
 /** Time, logs and metrics. */
@@ -263,12 +264,15 @@ export class Pipeline {
   ): Promise<GroupEnd> {
     const { received, graceOver } = arrival;
     const sqs = received.message;
-    const ctx = newContext(sqs, arrival.receivedAt, {}, this.#trace(arrival));
+    const unwrapped = payloads.unwrap(sqs);
+    // An SNS envelope's attributes count as the message's: its trace context too.
+    const attributes = unwrapped.kind === "plain" ? sqs.messageAttributes : unwrapped.attributes;
+    const ctx = newContext(sqs, arrival.receivedAt, {}, this.#trace(arrival, attributes));
     let end: Action["kind"] | undefined;
     try {
       if (received.late) end = await this.#conclude(ctx, SHUTDOWN);
       else {
-        const result = await this.#open(ctx, payloads, first, graceOver);
+        const result = await this.#open(ctx, payloads, unwrapped, first, graceOver);
         if (result.kind === "opened") {
           return await this.#parsed(arrival, result.parsed, result, ctx.trace);
         }
@@ -288,13 +292,14 @@ export class Pipeline {
   async #open(
     ctx: MessageContext,
     payloads: NonNullable<PipelinePorts["payloads"]>,
+    unwrapped: Unwrapped,
     first: ParseResult | undefined,
     graceOver: AbortSignal,
   ): Promise<Opened | { kind: "ended"; end: Action["kind"] }> {
     const { clock, logger } = this.#services;
     const run = (fetch: () => Promise<string>) => this.#calls.run("s3", fetch, ctx, graceOver);
     for (let holds = 1;; holds++) {
-      const result = await payloads.open(ctx.sqs, first, run, graceOver);
+      const result = await payloads.open(ctx.sqs, unwrapped, first, run, graceOver);
       if (result.kind === "opened") return result;
       const delayMs = Math.max(1000, backoffDelay(holds, 1000, 30_000, clock.random));
       const action = this.#decide(ctx, result.verdict, delayMs);
@@ -311,13 +316,12 @@ export class Pipeline {
     }
   }
 
-  #trace(arrival: Arrival) {
-    return beginMessageTrace(
-      this.#tracer,
-      arrival.received.message,
-      arrival.receivedAt,
-      this.#queue,
-    );
+  /** The message's span, continuing the context its attributes carry (the SQS ones unless given). */
+  #trace(arrival: Arrival, attributes = arrival.received.message.messageAttributes) {
+    return beginMessageTrace(this.#tracer, arrival.received.message, attributes, {
+      receivedAt: arrival.receivedAt,
+      queue: this.#queue,
+    });
   }
 
   /** Past the grace it is handed back; anything else is a bug: said, and backed off. */

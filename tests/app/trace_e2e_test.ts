@@ -11,6 +11,8 @@ import { type LabEnv, serveJson, startLabEnv, waitFor } from "../support/lab_env
 
 const T1 = "4bf92f3577b34da6a3ce929d0e0e4736";
 const P1 = "00f067aa0ba902b7";
+/** The producer's trace of the message that comes through an SNS topic. */
+const T2 = "0af7651916cd43dd8448eb211c80319c";
 const XRAY = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 const XRAY_TRACE = "5759e988bd862e3fe1be46a994272793";
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/;
@@ -84,15 +86,36 @@ async function send(lab: LabEnv, id: string, attributes: Record<string, string> 
   });
 }
 
+/**
+ * A message as SNS delivers it to a subscribed queue without raw delivery: the producer's
+ * traceparent among the notification's MessageAttributes, none on the SQS message.
+ */
+async function sendThroughSns(lab: LabEnv, id: string) {
+  const notification = {
+    Type: "Notification",
+    MessageId: "6a1f4c6e-3f1b-5b4e-9e1a-2c3d4e5f6a7b",
+    TopicArn: "arn:aws:sns:us-east-1:000000000000:events",
+    Message: body(id),
+    Timestamp: "2026-12-07T12:00:00.000Z",
+    SignatureVersion: "1",
+    MessageAttributes: { traceparent: { Type: "String", Value: `00-${T2}-${P1}-01` } },
+  };
+  await lab.admin.call("SendMessage", {
+    QueueUrl: lab.queueUrl,
+    MessageBody: JSON.stringify(notification),
+  });
+}
+
 /** The messages of one run: one per carrier, an invalid one, and plain ones. */
 async function sendAll(lab: LabEnv): Promise<string[]> {
   await send(lab, "w3c", { traceparent: `00-${T1}-${P1}-01`, tracestate: "vendor=x" });
+  await sendThroughSns(lab, "sns");
   await send(lab, "xray-1");
   await send(lab, "bad", { traceparent: `00-${T1.toUpperCase()}-${P1}-01` });
   await send(lab, "bad-2", { traceparent: "00-garbage" });
   const plain = Array.from({ length: 10 }, (_, i) => `plain-${i}`);
   for (const id of plain) await send(lab, id);
-  return ["w3c", "xray-1", "bad", "bad-2", ...plain];
+  return ["w3c", "sns", "xray-1", "bad", "bad-2", ...plain];
 }
 
 interface RunOptions {
@@ -163,7 +186,7 @@ const traceOf = (seen: Seen, id: string) =>
 
 for (const exportOn of [false, true]) {
   const mode = exportOn ? "export on" : "export off";
-  Deno.test(`trace e2e: ${mode}: every validator submission carries a well-formed traceparent; both carriers keep their trace id`, async () => {
+  Deno.test(`trace e2e: ${mode}: every validator submission carries a well-formed traceparent; each carrier keeps its trace id (traceparent, AWSTraceHeader, an SNS envelope)`, async () => {
     const { ids, seen, asked } = await run(exportOn ? { exportEnv: EXPORT } : {});
     assert.ok(asked.count > 0, "ReceiveMessage asked for AWSTraceHeader");
     assert.equal(seen.validator.length, ids.length);
@@ -171,6 +194,7 @@ for (const exportOn of [false, true]) {
     assert.equal(traceOf(seen, "w3c"), T1, "traceparent carrier");
     assert.equal(seen.validator.find((v) => v.id === "w3c")?.tracestate, "vendor=x");
     assert.equal(traceOf(seen, "xray-1"), XRAY_TRACE, "AWSTraceHeader carrier");
+    assert.equal(traceOf(seen, "sns"), T2, "traceparent among an SNS envelope's attributes");
     // An invalid traceparent is ignored: a new trace, the message accepted like any other.
     for (const id of ["bad", "bad-2"]) {
       const trace = traceOf(seen, id);
@@ -229,6 +253,9 @@ Deno.test("trace e2e: export on: each message's span arrives with its validator 
   const xray = messageSpans.find((s) => s.attributes["sluice.message_id"] === "xray-1")!;
   assert.equal(xray.traceId, XRAY_TRACE);
   assert.equal(xray.parentSpanId, "53995c3f42cd8ad8");
+  const sns = messageSpans.find((s) => s.attributes["sluice.message_id"] === "sns")!;
+  assert.equal(sns.traceId, T2);
+  assert.equal(sns.parentSpanId, P1);
   for (const batch of batchSpans) {
     assert.ok(batch.traceId !== T1 && batch.links.length >= 2, "a batch is its own trace");
     const call = spans.find((s) => s.parentSpanId === batch.spanId);

@@ -36,6 +36,9 @@ function payloads(getObject: (bucket: string, key: string) => Promise<string>, b
 }
 
 const run = (fetch: () => Promise<string>) => fetch();
+/** Unwrapped, then opened: the pipeline's two steps. */
+const openIn = (p: Payloads, sqs: SqsMessage, runFetch: typeof run, abort: AbortSignal) =>
+  p.open(sqs, p.unwrap(sqs), undefined, runFetch, abort);
 const signal = new AbortController().signal;
 const pointer = (key: string) => JSON.stringify([POINTER_CLASS, { s3BucketName: "b", s3Key: key }]);
 
@@ -48,7 +51,7 @@ Deno.test("payloads: an envelope's Message is the message and its attributes cou
     Message: MESSAGE,
     MessageAttributes: { traceparent: { Type: "String", Value: "00-a-b-01" } },
   });
-  const opened = await p.open(sqsMessage(body), undefined, run, signal);
+  const opened = await openIn(p, sqsMessage(body), run, signal);
   assert.equal(opened.kind, "opened");
   if (opened.kind !== "opened") return;
   assert.equal(opened.parsed.ok && opened.parsed.message.message_id, "m-1");
@@ -59,9 +62,9 @@ Deno.test("payloads: an envelope's Message is the message and its attributes cou
 
 Deno.test("payloads: a pointer's object is fetched within the budget and given back on release", async () => {
   const { p, ports, metrics } = payloads(() => Promise.resolve(MESSAGE));
-  const opened = await p.open(
+  const opened = await openIn(
+    p,
     sqsMessage(pointer("k"), { ExtendedPayloadSize: { DataType: "Number", StringValue: "500" } }),
-    undefined,
     run,
     signal,
   );
@@ -79,7 +82,7 @@ Deno.test("payloads: a missing object is poison naming it; a 5xx past its retrie
   const missing = payloads(() =>
     Promise.reject(new S3Error("b", "k", "GetObject", "NoSuchKey", 404, "gone"))
   );
-  const poison = await missing.p.open(sqsMessage(pointer("k")), undefined, run, signal);
+  const poison = await openIn(missing.p, sqsMessage(pointer("k")), run, signal);
   assert.equal(poison.kind, "opened");
   if (poison.kind === "opened") {
     assert.deepEqual(poison.parsed, {
@@ -91,7 +94,7 @@ Deno.test("payloads: a missing object is poison naming it; a 5xx past its retrie
   const failing = payloads(() =>
     Promise.reject(new S3Error("b", "k", "GetObject", "InternalError", 500, "boom"))
   );
-  const transient = await failing.p.open(sqsMessage(pointer("k")), undefined, run, signal);
+  const transient = await openIn(failing.p, sqsMessage(pointer("k")), run, signal);
   assert.equal(transient.kind, "gave_up");
   if (transient.kind === "gave_up") {
     assert.equal(transient.verdict.kind, "gave_up");
@@ -127,7 +130,7 @@ Deno.test("payloads: an object over the cap is poison with its size, or without 
     ] as const
   ) {
     const { p } = payloads(() => Promise.reject(new S3TooLargeError("b", "k", bytes, 1000)));
-    const opened = await p.open(sqsMessage(pointer("k")), undefined, run, signal);
+    const opened = await openIn(p, sqsMessage(pointer("k")), run, signal);
     assert.deepEqual(opened.kind === "opened" && opened.parsed, { ok: false, reason });
   }
 });
