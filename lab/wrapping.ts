@@ -71,13 +71,15 @@ export function wireForm(
   m: OutgoingMessage,
   w: Wrapped,
 ): { body: string; attributes: Record<string, string> } {
-  if (!w.object) return { body: m.body, attributes: {} };
+  // The producer's own attributes go with it (to SNS they are the envelope's MessageAttributes).
+  const own = { ...m.attributes, ...(m.traceparent ? { traceparent: m.traceparent } : {}) };
+  if (!w.object) return { body: m.body, attributes: own };
   return {
     body: pointerBody(LAB_BUCKET, w.object.key, w.object.legacy),
-    attributes: extendedSizeAttribute(
-      new TextEncoder().encode(w.object.body).length,
-      w.object.legacy,
-    ),
+    attributes: {
+      ...own,
+      ...extendedSizeAttribute(new TextEncoder().encode(w.object.body).length, w.object.legacy),
+    },
   };
 }
 

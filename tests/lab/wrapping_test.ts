@@ -39,6 +39,19 @@ Deno.test("lab wrapping: pointers go to the queue with their size attribute, env
   assert.ok(topic.some((t) => t.body.includes("s3BucketName")), "pointers published to SNS too");
 });
 
+Deno.test("lab wrapping: a producer's traceparent goes with the message to the topic and in a pointer", () => {
+  const traced = set.outgoing.map((m, i) => ({ ...m, traceparent: `00-${"1".repeat(32)}-${i}` }));
+  const plan = planWrapping(traced, shares);
+  const { queue, topic } = splitForSending(traced, plan);
+  assert.ok(topic.length > 0);
+  for (const t of topic) assert.match(t.attributes.traceparent ?? "", /^00-1{32}-\d+$/);
+  const pointers = queue.filter((m) =>
+    m.attributes?.ExtendedPayloadSize ?? m.attributes?.SQSLargePayloadSize
+  );
+  assert.ok(pointers.length > 0);
+  for (const m of pointers) assert.equal(m.attributes?.traceparent, m.traceparent);
+});
+
 Deno.test("lab wrapping: --envelopes and --pointers take a share and refuse --fifo", () => {
   const flags = parseLabFlags(["--envelopes", "0.25", "--pointers", "0.05"]);
   assert.equal(flags.envelopeShare, 0.25);
