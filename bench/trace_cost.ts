@@ -58,7 +58,7 @@ let sink = 0;
 
 /** sluice's tracer: one message's tracing work. */
 function sluiceMessage(tracer: Tracer, sqs: SqsMessage): void {
-  const t = beginMessageTrace(tracer, sqs, sqs.messageAttributes, {
+  const t = beginMessageTrace(tracer, sqs, {
     receivedAt: systemClock.monotonic(),
     queue: QUEUE,
   });

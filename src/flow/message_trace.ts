@@ -20,16 +20,16 @@ export function queueNameOf(queueUrl: string): string {
 
 /**
  * The span of a message received at `receivedAt` (monotonic ms) from `queue`; its parent is the
- * context in `attributes` (the message's, an SNS envelope's beneath them), else AWSTraceHeader.
+ * incoming context (lib/trace_context.ts), the SNS envelope's last when `envelope` is given.
  */
 export function beginMessageTrace(
   tracer: Tracer,
   sqs: SqsMessage,
-  attributes: SqsMessage["messageAttributes"],
   at: { receivedAt: number; queue: { name: string; spanName: string } },
+  envelope?: SqsMessage["messageAttributes"],
 ): Traced {
   const { receivedAt, queue } = at;
-  const parent = incomingContext(attributes, sqs.attributes);
+  const parent = incomingContext(sqs.messageAttributes, sqs.attributes, envelope);
   const trace = tracer.begin(parent, queue.spanName, SPAN_KIND.consumer, receivedAt);
   if (trace.span) {
     trace.set("messaging.system", "aws_sqs");

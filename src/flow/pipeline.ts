@@ -8,7 +8,7 @@
 import { type InputMessage, parseMessage, type ParseResult } from "../domain/message_schema.ts";
 import { type Action, route, type Verdict } from "../domain/outcome.ts";
 import { poisonIds } from "../domain/poison_ids.ts";
-import type { Unwrapped } from "../domain/envelope.ts";
+import type { MessageAttributes, Unwrapped } from "../domain/envelope.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import { MESSAGE_ID_REUSED } from "../domain/idempotency.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -266,8 +266,8 @@ export class Pipeline {
     const sqs = received.message;
     const unwrapped = payloads.unwrap(sqs);
     // An SNS envelope's attributes count as the message's: its trace context too.
-    const attributes = unwrapped.kind === "plain" ? sqs.messageAttributes : unwrapped.attributes;
-    const ctx = newContext(sqs, arrival.receivedAt, {}, this.#trace(arrival, attributes));
+    const envelope = unwrapped.kind === "plain" ? undefined : unwrapped.attributes;
+    const ctx = newContext(sqs, arrival.receivedAt, {}, this.#trace(arrival, envelope));
     let end: Action["kind"] | undefined;
     try {
       if (received.late) end = await this.#conclude(ctx, SHUTDOWN);
@@ -316,12 +316,10 @@ export class Pipeline {
     }
   }
 
-  /** The message's span, continuing the context its attributes carry (the SQS ones unless given). */
-  #trace(arrival: Arrival, attributes = arrival.received.message.messageAttributes) {
-    return beginMessageTrace(this.#tracer, arrival.received.message, attributes, {
-      receivedAt: arrival.receivedAt,
-      queue: this.#queue,
-    });
+  /** The message's span, continuing the context it came with (`envelope`: an SNS envelope's). */
+  #trace(arrival: Arrival, envelope?: MessageAttributes) {
+    const at = { receivedAt: arrival.receivedAt, queue: this.#queue };
+    return beginMessageTrace(this.#tracer, arrival.received.message, at, envelope);
   }
 
   /** Past the grace it is handed back; anything else is a bug: said, and backed off. */

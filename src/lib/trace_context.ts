@@ -85,20 +85,26 @@ export type TraceAttributes = Record<string, { StringValue?: string } | undefine
 
 /**
  * A message's incoming context: its `traceparent` (with `tracestate`) message attribute, else the
- * `AWSTraceHeader` system attribute. An invalid carrier counts as absent, so a bad
- * `traceparent` falls through to a good `AWSTraceHeader`.
+ * `AWSTraceHeader` system attribute, else the `traceparent` of the SNS envelope its body came in
+ * (`envelope`: those attributes, when there was one). An invalid carrier counts as absent, so a
+ * bad `traceparent` falls through to a good `AWSTraceHeader`.
  */
 export function incomingContext(
   messageAttributes: TraceAttributes,
   systemAttributes: Record<string, string | undefined>,
+  envelope?: TraceAttributes,
 ): RemoteContext | undefined {
-  const traceparent = messageAttributes.traceparent?.StringValue;
-  if (traceparent !== undefined) {
-    const w3c = parseTraceparent(traceparent, messageAttributes.tracestate?.StringValue);
-    if (w3c) return w3c;
-  }
+  const own = w3cOf(messageAttributes);
+  if (own) return own;
   const xray = systemAttributes.AWSTraceHeader;
-  return xray === undefined ? undefined : parseAwsTraceHeader(xray);
+  const aws = xray === undefined ? undefined : parseAwsTraceHeader(xray);
+  return aws ?? (envelope ? w3cOf(envelope) : undefined);
+}
+
+function w3cOf(attributes: TraceAttributes): RemoteContext | undefined {
+  const traceparent = attributes.traceparent?.StringValue;
+  if (traceparent === undefined) return undefined;
+  return parseTraceparent(traceparent, attributes.tracestate?.StringValue);
 }
 
 /** `00-{trace}-{span}-{01|00}`. */

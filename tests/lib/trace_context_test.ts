@@ -84,6 +84,18 @@ Deno.test("trace context: traceparent wins over AWSTraceHeader; an invalid one f
   assert.equal(incomingContext({}, {}), undefined);
 });
 
+Deno.test("trace context: an SNS envelope's traceparent comes last, after AWSTraceHeader", () => {
+  const xray = { AWSTraceHeader: "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1" };
+  const envelope = { traceparent: { StringValue: `00-${T}-${S}-01` } };
+  const own = { traceparent: { StringValue: `00-${"a".repeat(32)}-${S}-01` } };
+  assert.equal(incomingContext({}, {}, envelope)?.traceId, T);
+  assert.equal(incomingContext({}, xray, envelope)?.traceId, "5759e988bd862e3fe1be46a994272793");
+  assert.equal(incomingContext(own, xray, envelope)?.traceId, "a".repeat(32));
+  const bad = { traceparent: { StringValue: "00-garbage" } };
+  assert.equal(incomingContext(bad, {}, envelope)?.traceId, T, "an invalid one falls through");
+  assert.equal(incomingContext({}, {}, bad), undefined);
+});
+
 Deno.test("trace context: ids come from the injected random source, formatted as W3C wants", () => {
   const draws = [0, 0.5, 0.25, 0.75];
   let i = 0;
