@@ -5,11 +5,14 @@
  * rounds. Writes (replaces) the "Variants" section of bench/RESULTS.md.
  *
  * Flags: --variants a,b (see VARIANTS; a variant compared against another brings that one too), --messages N (default 20000), --repeat N (default 3),
- * --before DIR (a checkout whose `deno task start` is the "before" variant), --no-write.
+ * --before DIR (a checkout whose `deno task start` is the "before" variant), --no-write,
+ * --paired (each variant runs at the same time as its base, both workers on one CPU: see
+ * runPaired).
  */
 import { BENCH_WORKLOAD } from "./workload.ts";
 import { type LabOptions, type LabSummary, runLab } from "../lab/lab.ts";
 import { replaceSection } from "./fleet.ts";
+import { runPaired } from "./paired.ts";
 
 /** One change to the plain run. */
 export interface Variant {
@@ -27,6 +30,7 @@ export interface VariantFlags {
   repeat: number;
   before: string | undefined;
   write: boolean;
+  paired: boolean;
 }
 
 const START = [Deno.execPath(), "task", "--quiet", "start"];
@@ -42,6 +46,12 @@ export const VARIANTS: readonly Variant[] = [
     what: "the FIFO queue, its busiest group failing for 30 s; p50/p99 of the other groups",
     against: "fifo",
     options: (base) => ({ ...base, fifo: true, fifoGroups: 1000, failingGroupSeconds: 30 }),
+  },
+  {
+    name: "trace",
+    what:
+      "spans exported (OTLP/HTTP protobuf) to the lab's receiver; half the messages producer-traced",
+    options: (base) => ({ ...base, trace: true }),
   },
   {
     name: "before",
@@ -60,6 +70,7 @@ export function parseVariantFlags(args: readonly string[]): VariantFlags | strin
     repeat: 3,
     before: undefined,
     write: !args.includes("--no-write"),
+    paired: args.includes("--paired"),
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -68,7 +79,9 @@ export function parseVariantFlags(args: readonly string[]): VariantFlags | strin
     else if (arg === "--messages") flags.messages = Number(next());
     else if (arg === "--repeat") flags.repeat = Number(next());
     else if (arg === "--before") flags.before = next();
-    else if (arg !== "--no-write") return `unknown flag ${JSON.stringify(arg)} with --variants`;
+    else if (arg !== "--no-write" && arg !== "--paired") {
+      return `unknown flag ${JSON.stringify(arg)} with --variants`;
+    }
   }
   const unknown = flags.variants.filter((v) => !VARIANTS.some((x) => x.name === v));
   if (flags.variants.length === 0 || unknown.length > 0) {
@@ -95,6 +108,7 @@ export async function runVariantsBench(args: string[]): Promise<number> {
     ...BENCH_WORKLOAD,
     workerCmd: START,
   };
+  if (flags.paired) return await runPaired(flags, base);
   const chosen = VARIANTS.filter((v) =>
     flags.variants.includes(v.name) ||
     flags.variants.some((name) => VARIANTS.find((x) => x.name === name)?.against === v.name)

@@ -1,5 +1,6 @@
 /** The bench's variants: flags, and the section comparing each variant with the plain runs. */
 import assert from "node:assert/strict";
+import { renderPaired } from "../../bench/paired.ts";
 import { parseVariantFlags, renderVariants, VARIANTS } from "../../bench/variants.ts";
 import { labSummary } from "../support/lab_summary.ts";
 
@@ -12,6 +13,7 @@ Deno.test("bench variants: flags: defaults, unknown variants and a before withou
     repeat: 3,
     before: undefined,
     write: true,
+    paired: false,
   });
   const g = parseVariantFlags([
     "--variants",
@@ -26,7 +28,7 @@ Deno.test("bench variants: flags: defaults, unknown variants and a before withou
   assert.deepEqual([g.variants, g.before, g.repeat, g.write], [["fifo", "before"], "/x", 5, false]);
   assert.match(
     String(parseVariantFlags(["--variants", "fast"])),
-    /expected some of fifo, fifo-failing, before/,
+    /expected some of fifo, fifo-failing, trace, before/,
   );
   assert.match(String(parseVariantFlags(["--variants", "before"])), /needs --before DIR/);
   assert.match(String(parseVariantFlags(["--variants", "fifo", "--repeat", "0"])), /--repeat/);
@@ -63,4 +65,33 @@ Deno.test("bench variants: the section: medians per variant, ratios to the plain
     /\| fifo \| 700 \| 0\.88 \| 0\.5 \| 0\.91 \| 50 \| 240 \| 1\.09 \| .* \| OK \|$/,
   );
   assert.match(text, /3 rounds/);
+});
+
+Deno.test("bench variants: paired: the median of each pair's ratio, every pair listed, a failed run fails the row", () => {
+  const run = (steady: number, cpu: number, p99Ms: number, ok = true) =>
+    labSummary({ steadyMsgPerSecond: steady, cpuMsPerMessage: cpu, p99Ms, ok });
+  const pairs = new Map([
+    ["trace", [
+      { base: run(1000, 0.2, 100), variant: run(900, 0.23, 110) },
+      { base: run(500, 0.4, 100), variant: run(450, 0.44, 120) },
+      { base: run(800, 0.25, 100), variant: run(800, 0.3, 100) },
+    ]],
+    ["before", [{ base: run(1000, 0.2, 100), variant: run(1000, 0.2, 100, false) }]],
+  ]);
+  const chosen = VARIANTS.filter((v) => v.name === "trace" || v.name === "before");
+  const text = renderPaired(pairs, chosen, {
+    started: "2026-12-07T16:00",
+    messages: 10,
+    before: "/x",
+  });
+  const row = (name: string) => text.split("\n").find((l) => l.startsWith(`| ${name} |`)) ?? "";
+  // CPU ratios 1.15, 1.10, 1.20: median 1.15, though the medians of the runs would give 1.10
+  assert.match(
+    row("trace"),
+    /\| plain \| 1\.150 \| 1\.150, 1\.100, 1\.200 \| 0\.90 \| 1\.10 \| OK \|$/,
+  );
+  assert.match(row("before"), /\| 1\.000 \| 1\.000 \| 1\.00 \| 1\.00 \| FAILED \|$/);
+  assert.match(text, /"before" is the checkout at \/x/);
+  const flags = parseVariantFlags(["--variants", "trace", "--paired"]);
+  assert.ok(typeof flags !== "string" && flags.paired);
 });
