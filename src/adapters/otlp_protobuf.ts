@@ -1,7 +1,8 @@
 /**
  * An OTLP ExportTraceServiceRequest in protobuf binary (`http/protobuf`), for the fields sluice
  * sets: the field numbers of opentelemetry-proto's trace, common and resource definitions
- * (docs/tracing.md). Exports are off the per-message path, so clarity wins over speed here.
+ * (docs/tracing.md). Every exported span passes through here, so the common cases (short ASCII
+ * strings, known keys) take a short way.
  */
 import type { AttributeValue, SpanData } from "../lib/tracer.ts";
 import type { OtlpResource } from "./otlp_json.ts";
@@ -62,6 +63,7 @@ class Writer {
 
   string(field: number, value: string): void {
     this.#tag(field, 2);
+    if (value.length < 128 && this.#ascii(value)) return;
     // At most 3 bytes per UTF-16 unit; the length is written once the text is in.
     this.#room(value.length * 3 + 5);
     const start = this.#pos;
@@ -69,6 +71,27 @@ class Writer {
     const { written } = encoder.encodeInto(value, this.#buf.subarray(this.#pos));
     this.#pos += written;
     this.#close(start);
+  }
+
+  /**
+   * A short ASCII string (ids, names, URLs: nearly every one) copied by hand: a length byte and
+   * its bytes. TextEncoder.encodeInto is a call into the runtime per string under Deno, and at a
+   * handful per span that was most of the export's cost (bench/RESULTS.md). False, and nothing
+   * kept, at the first character past ASCII.
+   */
+  #ascii(value: string): boolean {
+    const n = value.length;
+    this.#room(n + 1);
+    const buf = this.#buf;
+    let p = this.#pos + 1;
+    for (let i = 0; i < n; i++) {
+      const c = value.charCodeAt(i);
+      if (c >= 0x80) return false;
+      buf[p++] = c;
+    }
+    buf[this.#pos] = n;
+    this.#pos = p;
+    return true;
   }
 
   /** A string from a small fixed set (attribute keys, span names): its bytes encoded once. */

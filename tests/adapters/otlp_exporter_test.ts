@@ -59,7 +59,12 @@ for (const protocol of ["http/protobuf", "http/json"] as const) {
         parentSpanId: undefined,
         traceState: undefined,
         kind: 1,
-        attributes: { long: "é".repeat(300), negative: -5 },
+        attributes: {
+          long: "é".repeat(300),
+          negative: -5,
+          short: "café ☕",
+          wide: "x".repeat(200),
+        },
         error: "dead_lettered: bad event_ts",
         links: [{ traceId: "5759e988bd862e3fe1be46a994272793", spanId: "53995c3f42cd8ad8" }],
       }));
@@ -91,7 +96,12 @@ for (const protocol of ["http/protobuf", "http/json"] as const) {
       });
       assert.equal(two!.parentSpanId, "");
       assert.equal(two!.kind, 1);
-      assert.deepEqual(two!.attributes, { long: "é".repeat(300), negative: -5 });
+      assert.deepEqual(two!.attributes, {
+        long: "é".repeat(300),
+        negative: -5,
+        short: "café ☕",
+        wide: "x".repeat(200),
+      });
       assert.deepEqual(two!.status, { code: 2, message: "dead_lettered: bad event_ts" });
       assert.deepEqual(two!.links, [{
         traceId: "5759e988bd862e3fe1be46a994272793",
