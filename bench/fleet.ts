@@ -143,12 +143,7 @@ export async function runFleetBench(args: string[]): Promise<number> {
     `${host}: \`deno task bench --fleet${flags ? ` ${flags}` : ""}\``,
   );
   console.log(section);
-  if (!args.includes("--no-write")) {
-    const url = new URL("./RESULTS.md", import.meta.url);
-    const current = await Deno.readTextFile(url).catch(() => "");
-    await Deno.writeTextFile(url, replaceSection(current, section));
-    console.error("bench: wrote the Fleet section of bench/RESULTS.md");
-  }
+  if (!args.includes("--no-write")) await writeSection(section, HEADING, "Fleet");
   // Without the table, producer duplicates on two workers are expected: that is the contrast.
   return runs.every((r) => r.summary.ok || (!r.table && r.workers > 1)) ? 0 : 1;
 }
@@ -264,6 +259,14 @@ function requestsPerMessage(s: LabSummary): string {
     .filter((a) => requests[a])
     .map((a) => `${a} ${per(requests[a]!)}`);
   return `${per(total)} (${parts.join(", ")})`;
+}
+
+/** Puts `section` under `heading` in bench/RESULTS.md (`name` for the line that says so). */
+export async function writeSection(section: string, heading: string, name: string): Promise<void> {
+  const url = new URL("./RESULTS.md", import.meta.url);
+  const current = await Deno.readTextFile(url).catch(() => "# Benchmark results\n");
+  await Deno.writeTextFile(url, replaceSection(current, section, heading));
+  console.error(`bench: wrote the ${name} section of bench/RESULTS.md`);
 }
 
 /** Replaces the section under `heading` (up to the next "## ") or appends it. */

@@ -9,7 +9,7 @@
  * ratios mean anything here; the absolute figures are the sequential bench's.
  */
 import { type LabOptions, type LabSummary, runLab } from "../lab/lab.ts";
-import { replaceSection } from "./fleet.ts";
+import { writeSection } from "./fleet.ts";
 import { type Variant, type VariantFlags, VARIANTS } from "./variants.ts";
 
 export const PAIRED_HEADING = "## Paired variants: each beside its base, on one CPU";
@@ -62,12 +62,7 @@ export async function runPaired(flags: VariantFlags, base: LabOptions): Promise<
     before: flags.before,
   });
   console.log(section);
-  if (flags.write) {
-    const url = new URL("./RESULTS.md", import.meta.url);
-    const current = await Deno.readTextFile(url).catch(() => "# Benchmark results\n");
-    await Deno.writeTextFile(url, replaceSection(current, section, PAIRED_HEADING));
-    console.error("bench: wrote the Paired variants section of bench/RESULTS.md");
-  }
+  if (flags.write) await writeSection(section, PAIRED_HEADING, "Paired variants");
   return [...pairs.values()].flat().every((p) => p.variant.ok && p.base.ok) ? 0 : 1;
 }
 

@@ -11,7 +11,7 @@
  */
 import { BENCH_WORKLOAD } from "./workload.ts";
 import { type LabOptions, type LabSummary, runLab } from "../lab/lab.ts";
-import { replaceSection } from "./fleet.ts";
+import { writeSection } from "./fleet.ts";
 import { runPaired } from "./paired.ts";
 
 /** One change to the plain run. */
@@ -136,12 +136,7 @@ export async function runVariantsBench(args: string[]): Promise<number> {
     before: flags.before,
   });
   console.log(section);
-  if (flags.write) {
-    const url = new URL("./RESULTS.md", import.meta.url);
-    const current = await Deno.readTextFile(url).catch(() => "# Benchmark results\n");
-    await Deno.writeTextFile(url, replaceSection(current, section, HEADING));
-    console.error("bench: wrote the Variants section of bench/RESULTS.md");
-  }
+  if (flags.write) await writeSection(section, HEADING, "Variants");
   return [...runs.values()].flat().every((s) => s.ok) ? 0 : 1;
 }
 
