@@ -9,6 +9,7 @@
  * ratios mean anything here; the absolute figures are the sequential bench's.
  */
 import { type LabOptions, type LabSummary, runLab } from "../lab/lab.ts";
+import { median } from "./bench_run.ts";
 import { writeSection } from "./fleet.ts";
 import { type Variant, type VariantFlags, VARIANTS } from "./variants.ts";
 
@@ -67,13 +68,6 @@ export async function runPaired(flags: VariantFlags, base: LabOptions): Promise<
 }
 
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(3) : "—");
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  if (sorted.length === 0) return 0;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /** The markdown section: per variant the median of its pairs' ratios, and each pair's; pure. */
 export function renderPaired(
