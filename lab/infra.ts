@@ -142,6 +142,7 @@ function workerEnv(
       }
       : {}),
     ...(options.rateLimit ? { RATE_LIMIT: options.rateLimit } : {}),
+    ...(options.rateTable && s.table ? { RATE_LIMIT_TABLE: s.table.table } : {}),
     ...options.workerEnv,
   };
 }

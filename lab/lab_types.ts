@@ -118,6 +118,8 @@ export interface LabOptions {
   workers?: number;
   /** start dynalite and run the workers with IDEMPOTENCY_TABLE (`--table`) */
   table?: boolean;
+  /** the workers share RATE_LIMIT through RATE_LIMIT_TABLE, the same table (`--rate-table`) */
+  rateTable?: boolean;
   /** a FIFO main queue and DLQ, one message group per user (`--fifo`) */
   fifo?: boolean;
   /** FIFO runs: this many message groups instead of one per user (`--fifo-groups N`) */

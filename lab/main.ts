@@ -57,6 +57,8 @@ const USAGE = `usage: deno task lab [flags]
   --worker-cmd "CMD ARGS"   the worker command (default: deno run ... src/main.ts)
   --workers N               N worker processes on the one queue, each behind a counting validator front
   --table                   dynalite in process; the workers share IDEMPOTENCY_TABLE
+  --rate-table              with --table and --rate-limit: RATE_LIMIT_TABLE too, the limit is the
+                            fleet's (the judge allows N + workers in a window)
   --fifo                    a FIFO queue and DLQ, a message group per user; the judge counts
                             order inversions per group; --fifo-groups N: N groups, not one per user;
                             --failing-group S: the busiest group's submissions fail for S seconds
@@ -152,6 +154,7 @@ const FLAGS = {
   "redirect-every": { type: "string" },
   workers: { type: "string" },
   table: { type: "boolean" },
+  "rate-table": { type: "boolean" },
   fifo: { type: "boolean" },
   "failing-group": { type: "string" },
   "fifo-groups": { type: "string" },
@@ -223,6 +226,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     ...(workerCmd ? { workerCmd } : {}),
     ...(workers !== undefined ? { workers } : {}),
     ...(v.table ? { table: true } : {}),
+    ...(rateTableFlag(v) ? { rateTable: true } : {}),
     ...(v.fifo ? { fifo: true } : {}),
     ...(fifoGroups !== undefined ? { fifoGroups } : {}),
     ...(failing !== undefined ? { failingGroupSeconds: failing } : {}),
@@ -359,6 +363,15 @@ function keyRows(s: LabSummary): Array<[string, string]> {
       w.worstKeys.map((k) => `${k.key}=${k.submissions}`).join(" "),
     ],
   ];
+}
+
+/** `--rate-table`: needs the table and a limit to share. */
+function rateTableFlag(v: FlagValues): boolean {
+  if (!v["rate-table"]) return false;
+  if (!v.table || v["rate-limit"] === undefined) {
+    throw new FlagError("--rate-table needs --table and --rate-limit");
+  }
+  return true;
 }
 
 /** `--rate-limit`: a RATE_LIMIT value the worker will take. */

@@ -96,6 +96,8 @@ export async function summarize(ctx: SummaryContext, run: SummaryRun): Promise<L
     ...(options.fifo ? { orderInversions: vStats.orderInversions } : {}),
     rateLimit: rate && {
       ...rate,
+      // The fleet's window may overshoot by one slot per worker (docs/rate-limits.md).
+      allowed: rate.limit + (options.rateTable ? options.workers ?? 1 : 0),
       worst: keyWindows.worst,
       key: keyWindows.worstKeys[0]?.key ?? "",
     },

@@ -1,7 +1,7 @@
 /**
  * A small DynamoDB client for the JSON 1.0 protocol (`X-Amz-Target: DynamoDB_20120810.<Action>`),
  * signed with SigV4 (service `dynamodb`, adapters/sigv4.ts) through an injected `fetch`, like the SQS
- * client. Only the five actions the idempotency store needs. It does not retry (except once after
+ * client. Only the actions the idempotency store and the fleet rate limit need. It does not retry (except once after
  * a clock-skew or an ExpiredToken answer): the store decides what a failure means.
  */
 import type { Clock } from "../lib/clock.ts";
@@ -117,19 +117,23 @@ export class DynamoDbClient {
     return asItem(out.Item);
   }
 
+  /** UpdateItem; `returnNew` asks for the whole item as it is after the update (ALL_NEW). */
   async updateItem(
     table: string,
     key: Item,
     updateExpression: string,
     condition: Condition = {},
     signal?: AbortSignal,
-  ): Promise<void> {
-    await this.#call("UpdateItem", {
+    returnNew = false,
+  ): Promise<Item | undefined> {
+    const out = await this.#call("UpdateItem", {
       TableName: table,
       Key: key,
       UpdateExpression: updateExpression,
       ...conditionPayload(condition),
+      ...(returnNew ? { ReturnValues: "ALL_NEW" } : {}),
     }, signal);
+    return asItem(out.Attributes);
   }
 
   async deleteItem(

@@ -19,6 +19,8 @@ export interface Breakers {
   table?: CircuitBreaker;
   /** S3's, for the payloads of extended-client pointers (S3_PAYLOADS=auto). */
   s3?: CircuitBreaker;
+  /** RATE_LIMIT_TABLE's, when one is set. */
+  rateTable?: CircuitBreaker;
 }
 
 export interface BreakersPorts {
@@ -37,6 +39,8 @@ export interface BreakersOptions {
   table?: boolean;
   /** S3_PAYLOADS=auto: a breaker for S3 too. */
   s3?: boolean;
+  /** RATE_LIMIT_TABLE is set: a breaker for it too. */
+  rateTable?: boolean;
   ports: BreakersPorts;
   services: BreakersServices;
 }
@@ -65,6 +69,7 @@ export function createBreakers(options: BreakersOptions): Breakers {
     sqs: breaker("sqs", 5),
     ...(options.table ? { table: breaker("table", 5) } : {}),
     ...(options.s3 ? { s3: breaker("s3", 5) } : {}),
+    ...(options.rateTable ? { rateTable: breaker("rate_table", 5) } : {}),
   };
 }
 

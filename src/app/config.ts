@@ -54,6 +54,8 @@ export interface Config {
   dynamodbEndpoint: string | undefined;
   /** RATE_LIMIT keyed by RATE_LIMIT_KEY (docs/rate-limits.md); undefined = no limit. */
   rateLimit: (RateLimit & { key: RateKeySpec }) | undefined;
+  /** RATE_LIMIT_TABLE: the fleet's shared window (docs/rate-limits.md); undefined = per worker. */
+  rateLimitTable: string | undefined;
   /** SNS envelopes and S3 pointers (docs/payloads.md). */
   payloads: PayloadConfig;
   /** The OTEL_* variables: trace export and sampling. */
@@ -320,6 +322,13 @@ export const CONFIG_VARS: readonly ConfigVar[] = [
       parseRateLimit(v)!
     ),
     help: "at most N submissions per key in any sliding window of DURATION; unset: no limit",
+  },
+  {
+    name: "RATE_LIMIT_TABLE",
+    expected: "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)",
+    schema: z.string().trim().regex(/^[A-Za-z0-9_.-]{3,255}$/),
+    help:
+      "DynamoDB table (key id, a String) that makes RATE_LIMIT hold for the fleet; unset: per worker",
   },
   {
     name: "RATE_LIMIT_KEY",
@@ -638,6 +647,7 @@ function buildConfig(env: Record<string, string | undefined>, sink: Sink): Confi
     dynamodbEndpoint: read<string>(env, "AWS_ENDPOINT_URL_DYNAMODB", sink) ??
       read<string>(env, "AWS_ENDPOINT_URL", sink),
     rateLimit: rateLimitOf(env, sink),
+    rateLimitTable: rateTableOf(env, sink),
     payloads: payloadsOf(env, sink),
     ...settingsOf(env, sink),
     trace: traceConfigOf((name) => read(env, name, sink)),
@@ -683,6 +693,21 @@ function rateLimitOf(env: Record<string, string | undefined>, sink: Sink): Confi
   return rate && key && { ...rate, key };
 }
 
+/** RATE_LIMIT_TABLE, refused without RATE_LIMIT: it would share no limit. */
+function rateTableOf(env: Record<string, string | undefined>, sink: Sink): string | undefined {
+  const table = read<string>(env, "RATE_LIMIT_TABLE", sink);
+  if (table !== undefined && !env.RATE_LIMIT?.trim()) {
+    report(
+      sink,
+      "RATE_LIMIT_TABLE",
+      `Cannot use RATE_LIMIT_TABLE: received ${
+        JSON.stringify(table)
+      }, expected RATE_LIMIT to be set too (the table holds the fleet's count of that limit)`,
+    );
+  }
+  return table;
+}
+
 type Settings = Omit<
   Config,
   | "region"
@@ -692,6 +717,7 @@ type Settings = Omit<
   | "idempotencyTable"
   | "dynamodbEndpoint"
   | "rateLimit"
+  | "rateLimitTable"
   | "payloads"
   | "trace"
 >;

@@ -16,6 +16,7 @@ import { RedriveWatcher } from "../flow/redrive.ts";
 import { Settler } from "../flow/settle.ts";
 import { VisibilityHeartbeat } from "../flow/visibility_heartbeat.ts";
 import type { IdempotencyGate } from "../flow/idempotency_gate.ts";
+import type { FleetRate } from "../flow/rate_table.ts";
 import {
   type BuildLabels,
   createSluiceMetrics,
@@ -36,6 +37,7 @@ import { type RedirectWatch, watchRedirects } from "./redirects.ts";
 import { SqsObserver } from "./sqs_observer.ts";
 import { type AwsDeps, createSqsClient } from "./aws_clients.ts";
 import { createIdempotency, type Idempotency, workerIdOf } from "./idempotency_wiring.ts";
+import { createRateTable, type RateTable } from "./rate_table_wiring.ts";
 import { wirePayloads } from "./payloads_wiring.ts";
 import type { Payloads } from "../flow/payloads.ts";
 import { createTracing, flushTraces, type Tracing } from "./tracing.ts";
@@ -94,6 +96,7 @@ interface Parts {
   summary: SummaryLog;
   depth: QueueDepthPoller;
   idempotency: IdempotencyGate | undefined;
+  rateFleet: FleetRate | undefined;
   payloads: Payloads | undefined;
 }
 
@@ -111,6 +114,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
   const breakers = createBreakers({
     table: config.idempotencyTable !== undefined,
     s3: config.payloads.s3,
+    rateTable: config.rateLimitTable !== undefined,
     ports: { onChange: readiness.note },
     services: { clock, metrics, states },
   });
@@ -134,7 +138,7 @@ export function startWorker(config: Config, deps: WorkerDeps): Worker {
       services: { clock, logger, metrics },
     }),
   };
-  const lifecycle = wireLifecycle(config, parts, services, world.idempotency);
+  const lifecycle = wireLifecycle(config, parts, services, world);
   // 4. What watches the rest, now that it all exists.
   const mismatch = regionMismatch(config.region, config.queueUrl, deps.env);
   if (mismatch) logger.warn(mismatch, { region: config.region, queue: config.queueUrl });
@@ -170,9 +174,19 @@ function wireWorld(
       breaker: breakers.table,
       clock,
     });
+  const rateTable = breakers.rateTable &&
+    createRateTable(config, aws, { metrics, logger, breaker: breakers.rateTable, clock });
   const payloads = wirePayloads(config, aws, breakers.s3, { metrics, logger });
-  const parts = { sqs, redrive, breakers, downstream, idempotency: idempotency?.gate, payloads };
-  return { parts, redirects, idempotency };
+  const parts = {
+    sqs,
+    redrive,
+    breakers,
+    downstream,
+    idempotency: idempotency?.gate,
+    rateFleet: rateTable?.fleet,
+    payloads,
+  };
+  return { parts, redirects, idempotency, rateTable };
 }
 
 function createServices(config: Config, deps: WorkerDeps): Services {
@@ -211,7 +225,7 @@ function wireLifecycle(
   config: Config,
   parts: Parts,
   services: Services,
-  idempotency: Idempotency | undefined,
+  tables: { idempotency: Idempotency | undefined; rateTable: RateTable | undefined },
 ): Lifecycle {
   return new Lifecycle({
     settings: {
@@ -225,7 +239,8 @@ function wireLifecycle(
       prepare: (signal) =>
         Promise.all([
           parts.redrive.start(signal),
-          checkTable(idempotency, services.logger, signal),
+          checkTable("IDEMPOTENCY_TABLE", tables.idempotency, services.logger, signal),
+          checkTable("RATE_LIMIT_TABLE", tables.rateTable, services.logger, signal),
         ]),
       begin: (signals) => begin(config, parts, services, signals),
       stopped: () => {
@@ -276,27 +291,28 @@ function observe(
 }
 
 /**
- * Startup stops (exit 2, one line) when the idempotency table cannot serve: missing, refused,
- * the wrong key. A table that only did not answer in time is the breaker's to watch.
+ * Startup stops (exit 2, one line) when a table (the idempotency or the rate-limit one) cannot
+ * serve: missing, refused, the wrong key. A table that only did not answer in time is the breaker's to watch.
  */
 async function checkTable(
-  idempotency: Idempotency | undefined,
+  variable: string,
+  table: { check(signal: AbortSignal): Promise<string[]> } | undefined,
   logger: Logger,
   signal: AbortSignal,
 ) {
-  if (!idempotency) return;
+  if (!table) return;
   let problems: string[];
   try {
-    problems = await idempotency.check(signal);
+    problems = await table.check(signal);
   } catch (error) {
     if (signal.aborted) return;
-    logger.warn("cannot check IDEMPOTENCY_TABLE at startup; starting, its breaker watches it", {
+    logger.warn(`cannot check ${variable} at startup; starting, its breaker watches it`, {
       error,
     });
     return;
   }
   if (problems.length > 0 && !signal.aborted) {
-    throw new ConfigError("IDEMPOTENCY_TABLE", problems.join("; "));
+    throw new ConfigError(variable, problems.join("; "));
   }
 }
 
@@ -392,6 +408,7 @@ function wirePipeline(
     breakers.validator,
     breakers.sqs,
     ...(breakers.table ? [breakers.table] : []),
+    ...(breakers.rateTable ? [breakers.rateTable] : []),
   ];
   return new Pipeline({
     intake: {
@@ -424,6 +441,7 @@ function wirePipeline(
       pausedFor(intakeBreakers) ?? backlogPause(downstream.validatorBacklog()) ??
         parts.payloads?.paused(),
     idempotency: parts.idempotency,
+    rateFleet: parts.rateFleet,
     payloads: parts.payloads,
   }, {
     clock: services.clock,

@@ -115,6 +115,7 @@ export interface SluiceMetrics {
   rateLimited: Counter;
   rateLimitHeld: Gauge;
   rateLimitKeys: Gauge;
+  rateTableRequests: Counter;
   payloadFetches: Counter;
   payloadBytes: Histogram;
   spansDropped: Counter;
@@ -370,6 +371,11 @@ function rateLimitMetrics(registry: Registry) {
     rateLimitKeys: registry.gauge(
       "sluice_rate_limit_keys",
       "Rate-limit keys whose window is kept in memory (idle ones are forgotten; bounded).",
+    ),
+    rateTableRequests: registry.counter(
+      "sluice_rate_limit_table_requests_total",
+      "RATE_LIMIT_TABLE requests by action and result (ok, ConditionalCheckFailedException: another worker counted first, error).",
+      ["action", "result"],
     ),
   };
 }

@@ -133,7 +133,7 @@ export class DynamoDbStore implements IdempotencyStore {
     );
   }
 
-  async #ownerOnly(write: () => Promise<void>): Promise<boolean> {
+  async #ownerOnly(write: () => Promise<unknown>): Promise<boolean> {
     try {
       await write();
       return true;
@@ -155,6 +155,7 @@ export async function probeIdempotencyTable(
   client: DynamoDbClient,
   table: string,
   signal?: AbortSignal,
+  variable = "IDEMPOTENCY_TABLE",
 ): Promise<string[]> {
   const name = JSON.stringify(table);
   let described: Record<string, unknown>;
@@ -162,21 +163,22 @@ export async function probeIdempotencyTable(
     described = await client.describeTable(table, signal);
   } catch (error) {
     if (isCode(error, "ResourceNotFoundException")) {
-      return [`IDEMPOTENCY_TABLE ${name} does not exist`];
+      return [`${variable} ${name} does not exist`];
     }
     if (isTransient(error)) throw error;
     if (!isCode(error, "AccessDeniedException")) {
-      return [`cannot describe IDEMPOTENCY_TABLE ${name}: ${(error as Error).message}`];
+      return [`cannot describe ${variable} ${name}: ${(error as Error).message}`];
     }
-    return await probeByGetItem(client, table, signal);
+    return await probeByGetItem(client, table, variable, signal);
   }
-  return keySchemaProblems(table, described);
+  return keySchemaProblems(table, described, variable);
 }
 
 /** The fallback probe: one GetItem by `id`. */
 async function probeByGetItem(
   client: DynamoDbClient,
   table: string,
+  variable: string,
   signal?: AbortSignal,
 ): Promise<string[]> {
   const name = JSON.stringify(table);
@@ -185,17 +187,17 @@ async function probeByGetItem(
     return [];
   } catch (error) {
     if (isCode(error, "ResourceNotFoundException")) {
-      return [`IDEMPOTENCY_TABLE ${name} does not exist`];
+      return [`${variable} ${name} does not exist`];
     }
     if (isTransient(error)) throw error;
     if (isCode(error, "ValidationException")) {
       return [
-        `IDEMPOTENCY_TABLE ${name} must have the key schema id (String, HASH) alone: ${
+        `${variable} ${name} must have the key schema id (String, HASH) alone: ${
           (error as Error).message
         }`,
       ];
     }
-    return [`cannot read IDEMPOTENCY_TABLE ${name}: ${(error as Error).message}`];
+    return [`cannot read ${variable} ${name}: ${(error as Error).message}`];
   }
 }
 
@@ -212,7 +214,11 @@ function isCode(error: unknown, code: string): boolean {
 }
 
 /** What is wrong with a DescribeTable answer for our use; pure, tested row by row. */
-export function keySchemaProblems(table: string, described: Record<string, unknown>): string[] {
+export function keySchemaProblems(
+  table: string,
+  described: Record<string, unknown>,
+  variable = "IDEMPOTENCY_TABLE",
+): string[] {
   const problems: string[] = [];
   const keys = Array.isArray(described.KeySchema)
     ? described.KeySchema as Array<Record<string, unknown>>
@@ -224,7 +230,7 @@ export function keySchemaProblems(table: string, described: Record<string, unkno
   const type = defs.find((d) => d.AttributeName === "id")?.AttributeType;
   if (keys.length !== 1 || hash?.AttributeName !== "id" || type !== "S") {
     problems.push(
-      `IDEMPOTENCY_TABLE ${
+      `${variable} ${
         JSON.stringify(table)
       } must have the key schema id (String, HASH) alone; it has ${
         JSON.stringify(keys.map((k) => `${k.AttributeName}:${k.KeyType}`))
@@ -233,7 +239,7 @@ export function keySchemaProblems(table: string, described: Record<string, unkno
   }
   const status = described.TableStatus;
   if (status !== undefined && status !== "ACTIVE" && status !== "UPDATING") {
-    problems.push(`IDEMPOTENCY_TABLE ${JSON.stringify(table)} is ${String(status)}, not ACTIVE`);
+    problems.push(`${variable} ${JSON.stringify(table)} is ${String(status)}, not ACTIVE`);
   }
   return problems;
 }

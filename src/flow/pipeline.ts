@@ -30,6 +30,7 @@ import {
   type RoutePolicy,
 } from "./message_context.ts";
 import { rateGate, type RateSettings } from "./rate_limiter.ts";
+import type { FleetRate } from "./rate_table.ts";
 import { beginMessageTrace, queueNameOf } from "./message_trace.ts";
 import { RetryingCall } from "./retrying_call.ts";
 import type { Settler } from "./settle.ts";
@@ -53,6 +54,8 @@ export interface PipelinePorts extends IntakePorts, Omit<AttemptPorts, "isStale"
   redrive: () => RedriveState;
   /** The shared record across workers (IDEMPOTENCY_TABLE); unset: in-process dedupe only. */
   idempotency?: IdempotencyGate | undefined;
+  /** The fleet's rate window (RATE_LIMIT_TABLE); unset: RATE_LIMIT holds per worker. */
+  rateFleet?: FleetRate | undefined;
   /** SNS envelopes and S3 pointers (SNS_ENVELOPE, S3_PAYLOADS); unset: every body is the message. */
   payloads?: Pick<Payloads, "mayWrap" | "mayHide" | "unwrap" | "open" | "accepted"> | undefined;
 }
@@ -124,7 +127,8 @@ export class Pipeline {
         submit: ports.submit,
         isStale: (sqs) => ports.heartbeat.isStale(sqs),
         maySubmit: gate && ((lock) => gate.maySubmit(lock)),
-        rate: settings.rate && rateGate(settings.rate, settings.intake.maxInFlight, services),
+        rate: settings.rate &&
+          rateGate(settings.rate, settings.intake.maxInFlight, services, ports.rateFleet),
       },
       this.#calls,
       logger,

@@ -11,12 +11,14 @@
  */
 import type { SqsMessage } from "../adapters/sqs_client.ts";
 import { nextSlot, type RateKeySpec, type RateLimit } from "../domain/rate_limit.ts";
-import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
+import type { Counter, Gauge } from "../lib/metrics.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 import { onAbort } from "../lib/on_abort.ts";
 import { RepeatLimiter } from "../lib/repeat_limiter.ts";
 import type { AttemptPorts } from "./attempt.ts";
+import { type FleetAdmission, FleetLine } from "./fleet_line.ts";
+import type { FleetRate } from "./rate_table.ts";
 
 export interface RateLimiterSettings extends RateLimit {
   /** MAX_IN_FLIGHT: what the held messages' shares are taken of. */
@@ -32,7 +34,11 @@ export interface RateLimiterSettings extends RateLimit {
 export interface RateLimiterServices {
   clock: Pick<Clock, "monotonic" | "timer">;
   logger: Logger;
-  metrics: Pick<SluiceMetrics, "rateLimited" | "rateLimitHeld" | "rateLimitKeys">;
+  metrics: {
+    rateLimited: Pick<Counter, "inc">;
+    rateLimitHeld: Pick<Gauge, "set">;
+    rateLimitKeys: Pick<Gauge, "set">;
+  };
 }
 
 /**
@@ -69,6 +75,9 @@ interface KeyWindow {
   cancelTimer: (() => void) | undefined;
 }
 
+const MAX_WAIT_MS = 5000;
+const KEY_SHARE = 0.1;
+const TOTAL_SHARE = 0.5;
 /** Timestamps all windows may keep together (8 bytes each): the key count follows from it. */
 const TIMESTAMP_BUDGET = 4_000_000;
 const MAX_KEYS = 100_000;
@@ -94,10 +103,9 @@ export class RateLimiter {
 
   constructor(settings: RateLimiterSettings, services: RateLimiterServices) {
     this.#rate = { limit: settings.limit, windowMs: settings.windowMs };
-    this.#maxWaitMs = settings.maxWaitMs ?? 5000;
-    const share = (part: number) => Math.max(1, Math.floor(settings.maxInFlight * part));
-    this.#keyHeld = share(settings.keyShare ?? 0.1);
-    this.#totalHeld = share(settings.totalShare ?? 0.5);
+    this.#maxWaitMs = settings.maxWaitMs ?? MAX_WAIT_MS;
+    this.#keyHeld = share(settings.maxInFlight, settings.keyShare ?? KEY_SHARE);
+    this.#totalHeld = share(settings.maxInFlight, settings.totalShare ?? TOTAL_SHARE);
     this.#maxKeys = Math.min(MAX_KEYS, Math.max(1, Math.floor(TIMESTAMP_BUDGET / settings.limit)));
     this.#services = services;
     this.#lines = new RepeatLimiter({ clock: services.clock, intervalMs: 60_000 });
@@ -344,16 +352,87 @@ export interface RateSettings extends RateLimit {
   key: RateKeySpec;
 }
 
-/** The attempt's rate port: the message's slot, or its deferral (a verdict). */
+/**
+ * The attempt's rate port: the message's slot, or its deferral (a verdict). With `fleet`
+ * (RATE_LIMIT_TABLE) a slot in this worker's window is followed by one in the fleet's.
+ */
 export function rateGate(
   settings: RateSettings,
   maxInFlight: number,
-  services: RateLimiterServices,
+  services: RateLimiterServices & { clock: Pick<Clock, "now" | "sleep" | "random"> },
+  fleet?: FleetRate,
 ): NonNullable<AttemptPorts["rate"]> {
+  if (fleet) return fleetGate(settings, maxInFlight, services, fleet);
   const limiter = new RateLimiter({ ...settings, maxInFlight }, services);
   return (message, ctx, graceOver) => {
     const key = rateKeyOf(settings.key, message.user_id, ctx.sqs);
     if (key === undefined) return Promise.resolve(undefined);
     return limiter.admit(key, ctx.sqs.messageId, graceOver);
   };
+}
+
+/** rateGate with RATE_LIMIT_TABLE: the local slot, then the fleet's, in the key's line. */
+function fleetGate(
+  settings: RateSettings,
+  maxInFlight: number,
+  services: RateLimiterServices & { clock: Pick<Clock, "now" | "sleep" | "random"> },
+  fleet: FleetRate,
+): NonNullable<AttemptPorts["rate"]> {
+  const { metrics } = services;
+  let localHeld = 0;
+  const line: FleetLine = new FleetLine(
+    {
+      ...settings,
+      keyHeld: share(maxInFlight, KEY_SHARE),
+      totalHeld: share(maxInFlight, TOTAL_SHARE),
+      maxWaitMs: MAX_WAIT_MS,
+    },
+    fleet,
+    {
+      clock: services.clock,
+      logger: services.logger,
+      onLimited: () => metrics.rateLimited.inc(),
+      onHeld: (held) => metrics.rateLimitHeld.set(undefined, localHeld + held),
+    },
+  );
+  const limiter = new RateLimiter({ ...settings, maxInFlight }, {
+    ...services,
+    metrics: {
+      ...metrics,
+      rateLimitHeld: {
+        set: (_labels, held) =>
+          metrics.rateLimitHeld.set(undefined, (localHeld = held) + line.held),
+      },
+    },
+  });
+  return async (message, ctx, graceOver) => {
+    const key = rateKeyOf(settings.key, message.user_id, ctx.sqs);
+    if (key === undefined) return undefined;
+    const local = await limiter.admit(key, ctx.sqs.messageId, graceOver);
+    if (local.kind === "deferred") return local;
+    let first: FleetAdmission;
+    try {
+      first = await line.admit(key, graceOver, true);
+    } catch (error) {
+      local.release();
+      throw error;
+    }
+    if (first.kind === "deferred") {
+      local.release();
+      return first;
+    }
+    let tries = 0;
+    return {
+      ...local,
+      // A retry's local slot, then its fleet slot (waited for: the message is mid-submission).
+      next: async (signal) => {
+        await local.next(signal);
+        if (tries++ > 0) await line.admit(key, signal, false);
+      },
+    };
+  };
+}
+
+function share(maxInFlight: number, part: number): number {
+  return Math.max(1, Math.floor(maxInFlight * part));
 }

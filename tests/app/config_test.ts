@@ -396,3 +396,17 @@ Deno.test("config: booleans take on/off as well as true/false, yes/no and 1/0, a
     'Cannot parse DELETE_ON_5XX: received "maybe", expected true or false (or yes/no, on/off, 1/0)',
   );
 });
+
+Deno.test("config: RATE_LIMIT_TABLE is read beside RATE_LIMIT, and refused without it", () => {
+  assert.equal(loadConfig(base).rateLimitTable, undefined);
+  const env = { ...base, RATE_LIMIT: "20/1s", RATE_LIMIT_TABLE: "sluice-rates" };
+  assert.equal(loadConfig(env).rateLimitTable, "sluice-rates");
+  assert.equal(
+    failure({ RATE_LIMIT_TABLE: "sluice-rates" }).message,
+    'Cannot use RATE_LIMIT_TABLE: received "sluice-rates", expected RATE_LIMIT to be set too (the table holds the fleet\'s count of that limit)',
+  );
+  assert.equal(
+    failure({ RATE_LIMIT: "20/1s", RATE_LIMIT_TABLE: "x" }).variable,
+    "RATE_LIMIT_TABLE",
+  );
+});

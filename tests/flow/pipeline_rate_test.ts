@@ -9,6 +9,9 @@ import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { RateSettings } from "../../src/flow/rate_limiter.ts";
 import { deliverOnce, fakeSettler, testPipeline } from "../support/pipeline_rig.ts";
 import { FakeClock } from "../support/fake_clock.ts";
+import { startDynalite } from "../../lab/dynalite.ts";
+import { DynamoDbRateStore, FleetRate } from "../../src/flow/rate_table.ts";
+import { CircuitBreaker } from "../../src/lib/circuit_breaker.ts";
 
 const START = 1_000_000;
 
@@ -114,4 +117,46 @@ Deno.test("pipeline rate limit: RATE_LIMIT_KEY attribute:NAME limits by that att
   const r = await run(messages, rate);
   assert.equal(r.count("accepted"), 3);
   assert.equal(r.count("deferred"), 1);
+});
+
+Deno.test("pipeline rate limit: with RATE_LIMIT_TABLE two workers share one window: N for the fleet, the rest deferred", async () => {
+  const db = await startDynalite();
+  try {
+    const clock = new FakeClock({ start: 1_700_000_000_000, auto: false });
+    const rate: RateSettings = { limit: 3, windowMs: 10_000, key: { kind: "user_id" } };
+    const submitted: number[] = [];
+    const settled: string[] = [];
+    const worker = (first: number) => {
+      const queue = deliverOnce(() => [0, 1, 2, 3, 4, 5].map((i) => message(first + i, "hot", 1)));
+      const breaker = new CircuitBreaker({ name: "rate_table", minimumCalls: 5, clock });
+      const store = new DynamoDbRateStore(db.client, db.table);
+      const pipeline = testPipeline({
+        rate,
+        ports: {
+          sqs: queue.sqs,
+          settler: fakeSettler((kind) => settled.push(kind)),
+          submit: () => {
+            submitted.push(clock.now());
+            return Promise.resolve({ accepted: true, status: 200 });
+          },
+          rateFleet: new FleetRate(rate, store, { clock, breaker }),
+        },
+        services: { clock },
+      });
+      return pipeline.run(queue.intake.signal, new AbortController().signal)
+        .then(() => pipeline.drain());
+    };
+    let done = false;
+    const both = Promise.all([worker(0), worker(100)]).then(() => done = true);
+    for (let steps = 0; !done && steps < 2000; steps++) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      clock.advance(10);
+    }
+    await both;
+    // Without the table each worker would have let 3 through: 6 in one window.
+    assert.equal(submitted.length, 3);
+    assert.deepEqual(settled.sort(), [...Array(3).fill("delete"), ...Array(9).fill("visibility")]);
+  } finally {
+    await db.close();
+  }
 });

@@ -148,6 +148,17 @@ const ROWS: Array<{
     problem: /^user u1 had 21 submissions in one 1000 ms window \(RATE_LIMIT allows 20\)$/,
   },
   {
+    name: "RATE_LIMIT_TABLE: the fleet's allowance is fine, beyond it a problem",
+    observed: { rateLimit: { limit: 20, windowMs: 1000, worst: 24, key: "u1", allowed: 23 } },
+    problem:
+      /^user u1 had 24 submissions in one 1000 ms window \(RATE_LIMIT allows 20, 23 for the fleet\)$/,
+  },
+  {
+    name: "RATE_LIMIT_TABLE: within the fleet's allowance",
+    observed: { rateLimit: { limit: 20, windowMs: 1000, worst: 23, key: "u1", allowed: 23 } },
+    problem: undefined,
+  },
+  {
     name: "an earlier problem fails the run",
     observed: { earlier: ["timed out after 120 s"] },
     problem: /^timed out after 120 s$/,
