@@ -67,16 +67,17 @@ export function createIdempotency(
 }
 
 /**
- * For `check-config --probe`: problems with IDEMPOTENCY_TABLE (missing, wrong
- * key schema, not ACTIVE), empty when it is fine or unset.
+ * For `check-config --probe`: problems with a table the config names (IDEMPOTENCY_TABLE or
+ * RATE_LIMIT_TABLE: missing, wrong key schema, not ACTIVE), empty when it is fine.
  */
-export function probeIdempotency(
+export function probeTable(
   config: Config,
   deps: IdempotencyDeps,
+  variable: "IDEMPOTENCY_TABLE" | "RATE_LIMIT_TABLE",
+  table: string,
   signal?: AbortSignal,
 ): Promise<string[]> {
-  if (!config.idempotencyTable) return Promise.resolve([]);
-  return probeIdempotencyTable(createDynamoDbClient(config, deps), config.idempotencyTable, signal);
+  return probeIdempotencyTable(createDynamoDbClient(config, deps), table, signal, variable);
 }
 
 /** A worker id unique within the fleet (64 random bits; the owner adds the receipt handle). */

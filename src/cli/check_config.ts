@@ -13,7 +13,7 @@ import { readEnv } from "./env_file.ts";
 import { lintEnvNames } from "../app/env_lint.ts";
 import { regionMismatch } from "../app/region_check.ts";
 import { enrichVerdict, identify, type ProbeResult, validatorVerdict } from "./probe_http.ts";
-import { probeIdempotency } from "../app/idempotency_wiring.ts";
+import { probeTable } from "../app/idempotency_wiring.ts";
 import { probeS3 } from "./probe_s3.ts";
 
 export interface CheckConfigCommand {
@@ -148,20 +148,24 @@ async function probeAll(
   const validator = await identify(deps.fetch, validatorBase, timeout);
   results.push(enrichVerdict(config.enrichUrl, enrich, validator));
   results.push(validatorVerdict(config.validatorUrl, validator, enrich));
-  if (config.idempotencyTable) {
-    const deps2 = {
-      env,
-      readTextFile: deps.readTextFile,
-      homeDir: deps.homeDir,
-      clock: deps.clock,
-    };
-    const problems = await probeIdempotency(config, deps2, deps.signal).catch((error) => [
-      `cannot describe it: ${(error as Error).message}`,
-    ]);
-    const table = `IDEMPOTENCY_TABLE: ${config.idempotencyTable}`;
+  const tables = [
+    ["IDEMPOTENCY_TABLE", config.idempotencyTable],
+    ["RATE_LIMIT_TABLE", config.rateLimitTable],
+  ] as const;
+  const awsDeps = {
+    env,
+    readTextFile: deps.readTextFile,
+    homeDir: deps.homeDir,
+    clock: deps.clock,
+  };
+  for (const [variable, name] of tables) {
+    if (!name) continue;
+    const problems = await probeTable(config, awsDeps, variable, name, deps.signal).catch((
+      error,
+    ) => [`cannot describe it: ${(error as Error).message}`]);
     results.push(
       problems.length === 0
-        ? { ok: true, line: `${table} (exists, key id, ACTIVE)` }
+        ? { ok: true, line: `${variable}: ${name} (exists, key id, ACTIVE)` }
         : { ok: false, line: problems.join("; ") },
     );
   }

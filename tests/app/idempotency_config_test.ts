@@ -4,11 +4,7 @@ import { FakeClock } from "../support/fake_clock.ts";
 import { QUIET_LOGGER } from "../support/quiet_logger.ts";
 import assert from "node:assert/strict";
 import { loadConfig } from "../../src/app/config.ts";
-import {
-  createIdempotency,
-  probeIdempotency,
-  workerIdOf,
-} from "../../src/app/idempotency_wiring.ts";
+import { createIdempotency, probeTable, workerIdOf } from "../../src/app/idempotency_wiring.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import { startDynalite } from "../../lab/dynalite.ts";
 
@@ -91,17 +87,19 @@ Deno.test("idempotency config: metrics: with a table the idempotency series exis
   ) assert.ok(text.includes(line), line);
 });
 
-Deno.test("idempotency config: probeIdempotency: fine, missing, or unset", async () => {
+Deno.test("idempotency config: probeTable: fine or missing, named by its variable", async () => {
   const db = await startDynalite();
   try {
     const env = { ...BASE, AWS_ENDPOINT_URL_DYNAMODB: db.url };
-    const ok = loadConfig({ ...env, IDEMPOTENCY_TABLE: db.table });
-    assert.deepEqual(await probeIdempotency(ok, { env, clock: systemClock }), []);
-    const missing = loadConfig({ ...env, IDEMPOTENCY_TABLE: "nope-table" });
-    assert.deepEqual(await probeIdempotency(missing, { env, clock: systemClock }), [
+    const config = loadConfig(env);
+    const deps = { env, clock: systemClock };
+    assert.deepEqual(await probeTable(config, deps, "IDEMPOTENCY_TABLE", db.table), []);
+    assert.deepEqual(await probeTable(config, deps, "IDEMPOTENCY_TABLE", "nope-table"), [
       'IDEMPOTENCY_TABLE "nope-table" does not exist',
     ]);
-    assert.deepEqual(await probeIdempotency(loadConfig(env), { env, clock: systemClock }), []);
+    assert.deepEqual(await probeTable(config, deps, "RATE_LIMIT_TABLE", "nope-table"), [
+      'RATE_LIMIT_TABLE "nope-table" does not exist',
+    ]);
   } finally {
     await db.close();
   }
