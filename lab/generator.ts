@@ -166,6 +166,25 @@ export function generateMessages(options: GeneratorOptions): MessageSet {
 }
 
 /**
+ * The same set without the hot users' messages (`--without-hot`): the quiet traffic alone, byte
+ * for byte and in the same order, to compare the quiet users' latency with and without the hot.
+ */
+export function withoutHot(set: MessageSet): MessageSet {
+  const hot = new Set(set.hot);
+  const isHot = (m: OutgoingMessage) =>
+    m.messageId !== undefined && hot.has(set.expected.get(m.messageId)?.user_id ?? "");
+  const expected = new Map([...set.expected].filter(([, e]) => !hot.has(e.user_id)));
+  const outgoing = set.outgoing.filter((m) => !isHot(m));
+  return {
+    ...set,
+    outgoing,
+    expected,
+    valid: expected.size,
+    producerDuplicates: outgoing.filter((m) => m.duplicate).length,
+  };
+}
+
+/**
  * FIFO runs: each message in the group of its user (poison in a random user's), and each valid
  * one numbered in send order within its group (`payload.fifo_seq`), so the judge can tell an
  * inversion. Its body is written again with the number.

@@ -10,7 +10,7 @@
  * and lab/judge.ts (the verdict).
  */
 import { buildDataset } from "./dataset.ts";
-import { generateMessages, type MessageSet, sendMessages } from "./generator.ts";
+import { generateMessages, type MessageSet, sendMessages, withoutHot } from "./generator.ts";
 import { planWrapping, publishAll, putObjects, splitForSending } from "./wrapping.ts";
 import { sleep } from "../src/lib/clock.ts";
 import { WorkerMetricsTracker } from "./worker_metrics.ts";
@@ -40,7 +40,7 @@ export { readPeakRssKb } from "./chaos.ts";
 export async function runLab(options: LabOptions): Promise<LabSummary> {
   const startedAt = Date.now();
   const dataset = buildDataset({ users: options.users, seed: options.seed });
-  const set = generateMessages({
+  const generated = generateMessages({
     dataset,
     messages: options.messages,
     seed: options.seed,
@@ -52,6 +52,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     fifo: options.fifo ?? false,
     ...(options.fifoGroups ? { groups: options.fifoGroups } : {}),
   });
+  const set = options.withoutHot ? withoutHot(generated) : generated;
   if (options.trace) traceProducers(set.outgoing);
   const runsDir = `${REPO_ROOT}lab/.runs`;
   await Deno.mkdir(runsDir, { recursive: true });

@@ -86,6 +86,8 @@ export interface LabOptions {
   hotShare: number;
   /** how many hot users (`--hot-users K`); default 1% of the known users */
   hotUsers?: number;
+  /** send only the messages of the users that are not hot (`--without-hot`): the quiet baseline */
+  withoutHot?: boolean;
   /** RATE_LIMIT for the workers (`--rate-limit N/DURATION`); the summary's windows use its DURATION */
   rateLimit?: string;
   /** the worker command; default `deno task start` (startCommand()); env vars are added by the lab */

@@ -49,6 +49,7 @@ const USAGE = `usage: deno task lab [flags]
   --unknown-share X         (default 0.01)   --hot-share X        (default 0.2)
   --hot-users K             how many users carry --hot-share (default 1% of --users)
   --rate-limit N/DURATION   RATE_LIMIT for the workers; the summary checks every window of DURATION
+  --without-hot             the same messages less the hot users': the quiet users' baseline
   --instant                 enrichment and validator answer at once, no errors (the ceiling)
   --timeout S               give up after S seconds (default 120 + 0.04 per message)
   --json                    print the summary as JSON on stdout
@@ -139,6 +140,7 @@ const FLAGS = {
   "hot-share": { type: "string" },
   "hot-users": { type: "string" },
   "rate-limit": { type: "string" },
+  "without-hot": { type: "boolean" },
   instant: { type: "boolean" },
   timeout: { type: "string" },
   json: { type: "boolean" },
@@ -219,6 +221,7 @@ export function parseLabFlags(argv: string[]): LabOptions & { help: boolean } {
     hotShare: num("hot-share", v["hot-share"], 0.2, 0, 1, false),
     ...(hotUsers !== undefined ? { hotUsers } : {}),
     ...(v["rate-limit"] !== undefined ? { rateLimit: rateLimitFlag(v["rate-limit"]) } : {}),
+    ...(v["without-hot"] ? { withoutHot: true } : {}),
     instant: v.instant ?? false,
     infraOnly: v["infra-only"] ?? false,
     json: v.json ?? false,

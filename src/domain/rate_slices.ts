@@ -1,14 +1,18 @@
 /**
  * The fleet's window under RATE_LIMIT_TABLE (docs/rate-limits.md): the window cut into slices of
  * wall-clock time, one shared count per slice, and a submission at `t` allowed while the current
- * slice and the SLICES before it hold fewer than N. Counting the oldest slice whole makes the
- * check conservative: any window of DURATION ending in the current slice lies inside those
- * slices, so the fleet never exceeds N in one, at the price of up to one slice of waiting. Pure.
+ * slice and the SLICES + 1 before it hold fewer than N. The check is conservative twice over: any
+ * window of DURATION ending in the current slice lies inside the current slice and the SLICES
+ * before it, and one slice more covers a submission that reaches the validator up to a slice
+ * later than it took its slot (a slot counts when it is taken). The price is up to two slices of
+ * waiting per window. Pure.
  */
 import type { RateLimit } from "./rate_limit.ts";
 
 /** Slices per window: the fleet's limit is exact to a tenth of the window. */
 export const SLICES = 10;
+/** Slices counted beyond the window: the latency a submission may have and still count right. */
+const LATENCY_SLICES = 1;
 
 /** Shared counts of one key: slice index → submissions the fleet made in it. */
 export type SliceCounts = ReadonlyMap<number, number>;
@@ -21,7 +25,7 @@ export interface SlicePlan {
   room: number;
   /** The current slice's known count is below `room` already. */
   free: boolean;
-  /** The earlier live slices (the SLICES before the current), with the counts the take assumes. */
+  /** The earlier live slices (SLICES + 1 before the current), with the counts the take assumes. */
   live: Array<[slice: number, count: number]>;
   /** Slices before the live ones that `counts` still holds: the next write removes them. */
   expired: number[];
@@ -37,34 +41,36 @@ export function sliceShape(rate: RateLimit): { slices: number; sliceMs: number }
 export function slicePlan(rate: RateLimit, nowMs: number, counts: SliceCounts): SlicePlan {
   const { slices, sliceMs } = sliceShape(rate);
   const slice = Math.floor(nowMs / sliceMs);
+  const first = slice - slices - LATENCY_SLICES;
   const live: Array<[number, number]> = [];
   let used = 0;
-  for (let index = slice - slices; index < slice; index++) {
+  for (let index = first; index < slice; index++) {
     const count = counts.get(index) ?? 0;
     live.push([index, count]);
     used += count;
   }
   const expired: number[] = [];
-  for (const index of counts.keys()) if (index < slice - slices) expired.push(index);
+  for (const index of counts.keys()) if (index < first) expired.push(index);
   const room = rate.limit - used;
   return { slice, room, free: (counts.get(slice) ?? 0) < room, live, expired };
 }
 
 /**
  * The earliest wall-clock time (ms, never before `nowMs`) at which a slice has room by the
- * counts known: the start of the first later slice whose SLICES predecessors hold fewer than N.
+ * counts known: the start of the first later slice whose SLICES + 1 predecessors hold fewer than N.
  * Other workers may take that room first; the taker then asks again.
  */
 export function nextSliceSlot(rate: RateLimit, nowMs: number, counts: SliceCounts): number {
   const { slices, sliceMs } = sliceShape(rate);
   const slice = Math.floor(nowMs / sliceMs);
   if (slicePlan(rate, nowMs, counts).free) return nowMs;
-  for (let next = slice + 1; next <= slice + slices; next++) {
+  const span = slices + LATENCY_SLICES;
+  for (let next = slice + 1; next <= slice + span; next++) {
     let used = 0;
-    for (let index = next - slices; index <= slice; index++) used += counts.get(index) ?? 0;
+    for (let index = next - span; index <= slice; index++) used += counts.get(index) ?? 0;
     if (used < rate.limit) return Math.max(nowMs, sliceStart(rate, next));
   }
-  return Math.max(nowMs, sliceStart(rate, slice + slices + 1));
+  return Math.max(nowMs, sliceStart(rate, slice + span + 1));
 }
 
 /** Slice `index`'s first whole millisecond. */

@@ -5,6 +5,7 @@ import {
   type OutgoingMessage,
   sendMessages,
   toBatches,
+  withoutHot,
 } from "../../lab/generator.ts";
 import type { SqsAdmin } from "../../lab/sqs_admin.ts";
 
@@ -166,4 +167,18 @@ Deno.test("generator: sendMessages: sends every body once, retrying failed entri
   });
   assert.equal(sent, set.outgoing.length);
   assert.deepEqual(received.sort(), set.outgoing.map((m) => m.body).sort());
+});
+
+Deno.test("generator: without the hot users: the quiet messages alone, the same bodies in the same order", () => {
+  const dataset = buildDataset({ users: 500, seed: 3 });
+  const set = generateMessages({ dataset, messages: 2000, seed: 3, hotShare: 0.5, hotUsers: 3 });
+  const quiet = withoutHot(set);
+  const hot = new Set(set.hot);
+  assert.ok(set.valid - quiet.valid > 800, `${set.valid - quiet.valid} hot messages left out`);
+  assert.equal(quiet.poison, set.poison);
+  for (const e of quiet.expected.values()) assert.ok(!hot.has(e.user_id));
+  const kept = set.outgoing.filter((m) =>
+    m.messageId === undefined || !hot.has(set.expected.get(m.messageId)!.user_id)
+  );
+  assert.deepEqual(quiet.outgoing.map((m) => m.body), kept.map((m) => m.body));
 });
