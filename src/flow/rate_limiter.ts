@@ -427,7 +427,13 @@ function fleetGate(
       // A retry's local slot, then its fleet slot (waited for: the message is mid-submission).
       next: async (signal) => {
         await local.next(signal);
-        if (tries++ > 0) await line.admit(key, signal, false);
+        if (tries++ === 0) return;
+        try {
+          await line.admit(key, signal, false);
+        } catch (error) {
+          local.done(); // the local slot taken for this try leaves the window as if used
+          throw error;
+        }
       },
     };
   };

@@ -10,7 +10,8 @@ import type { RateSettings } from "../../src/flow/rate_limiter.ts";
 import { deliverOnce, fakeSettler, testPipeline } from "../support/pipeline_rig.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { startDynalite } from "../../lab/dynalite.ts";
-import { DynamoDbRateStore, FleetRate } from "../../src/flow/rate_table.ts";
+import { DynamoDbRateStore, FleetRate, type RateStore } from "../../src/flow/rate_table.ts";
+import { HttpError } from "../../src/lib/errors.ts";
 import { CircuitBreaker } from "../../src/lib/circuit_breaker.ts";
 
 const START = 1_000_000;
@@ -159,4 +160,44 @@ Deno.test("pipeline rate limit: with RATE_LIMIT_TABLE two workers share one wind
   } finally {
     await db.close();
   }
+});
+
+Deno.test("pipeline rate limit: with RATE_LIMIT_TABLE each try of a submission takes its own fleet slot", async () => {
+  const clock = new FakeClock({ start: 1_700_000_000_000, auto: false });
+  const rate: RateSettings = { limit: 5, windowMs: 1000, key: { kind: "user_id" } };
+  let takes = 0;
+  const store: RateStore = {
+    take: (_key, plan) => (takes++, Promise.resolve(new Map([[plan.slice, takes]]))),
+    read: () => Promise.resolve(new Map()),
+  };
+  const breaker = new CircuitBreaker({ name: "rate_table", minimumCalls: 5, clock });
+  const queue = deliverOnce(() => [message(1, "u", 1)]);
+  const tries: number[] = [];
+  const settled: string[] = [];
+  const pipeline = testPipeline({
+    rate,
+    ports: {
+      sqs: queue.sqs,
+      settler: fakeSettler((kind) => settled.push(kind)),
+      submit: () => {
+        tries.push(takes);
+        return tries.length === 1
+          ? Promise.reject(new HttpError("validator", 503, "down"))
+          : Promise.resolve({ accepted: true, status: 200 });
+      },
+      rateFleet: new FleetRate(rate, store, { clock, breaker }),
+    },
+    services: { clock },
+  });
+  let done = false;
+  const run = pipeline.run(queue.intake.signal, new AbortController().signal)
+    .then(() => pipeline.drain()).then(() => done = true);
+  for (let steps = 0; !done && steps < 2000; steps++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    clock.advance(50);
+  }
+  await run;
+  // The first try went out on the admission's slot, the retry on a second one.
+  assert.deepEqual(tries, [1, 2]);
+  assert.deepEqual(settled, ["delete"]);
 });
