@@ -50,6 +50,8 @@ const BUCKETS = 10;
 
 /** Probes half open admits at once at most, however well they do. */
 const MAX_ALLOWANCE = 32;
+/** How far reopens stretch the open floor: twice the floor at most. */
+const REOPEN_GROWTH_MAX = 2;
 /** Probe results remembered for the closing ratio. */
 const RECENT = 8;
 
@@ -310,14 +312,14 @@ export class CircuitBreaker {
     this.#generation++;
     this.#probesInFlight = 0;
     this.#streak = 0;
-    // A probe that met the outage again: the floor grows by half, once (recovery stays prompt).
+    // A probe that met the outage again: the floor grows by half per reopen, to twice itself
+    // (1 s, 1.5 s, then 2 s by default: a long outage costs a call per 2 s, recovery stays within 2 s).
     if (to === "open" && from === "half_open" && this.#tally.successes === 0) this.#reopens++;
     this.#tally = FRESH_TALLY;
     if (to === "open") {
       const now = this.#clock.monotonic();
-      const floor = this.#reopens > 0
-        ? Math.min(this.#maxOpenMs, this.#cooldownMs * 1.5)
-        : this.#cooldownMs;
+      const growth = Math.min(REOPEN_GROWTH_MAX, 1.5 ** this.#reopens);
+      const floor = Math.min(this.#maxOpenMs, this.#cooldownMs * growth);
       this.#openUntil = openUntil(now, floor, this.#maxOpenMs, this.#askedUntil);
     }
     if (to === "closed") {

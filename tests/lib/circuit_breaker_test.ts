@@ -142,7 +142,7 @@ Deno.test("circuit breaker: half_open admits one probe, then as many at once as 
   assert.equal(breaker.state, "closed");
 });
 
-Deno.test("circuit breaker: a first probe that fails opens it again for 1.5× the floor, until a close resets it", async () => {
+Deno.test("circuit breaker: each first probe that fails opens it again for 1.5× longer, up to 2× the floor, until a close resets it", async () => {
   const { breaker, changes, advance } = setup();
   trip(breaker);
   advance(6000);
@@ -152,8 +152,11 @@ Deno.test("circuit breaker: a first probe that fails opens it again for 1.5× th
   assert.deepEqual(changes, [["open", "closed"], ["half_open", "open"], ["open", "half_open"]]);
   advance(7500);
   await assert.rejects(breaker.run(fail), /down/);
-  assert.equal(breaker.remainingCooldownMs(), 7500, "once: 1.5×, not growing");
-  advance(7500);
+  assert.equal(breaker.remainingCooldownMs(), 10_000, "then 2×: 1.5² would be 2.25×");
+  advance(10_000);
+  await assert.rejects(breaker.run(fail), /down/);
+  assert.equal(breaker.remainingCooldownMs(), 10_000, "2× at most: recovery stays prompt");
+  advance(10_000);
   await breaker.run(ok);
   await breaker.run(ok);
   assert.equal(breaker.state, "closed");
