@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { SqsMessage } from "../../src/adapters/sqs_client.ts";
+import type { Submission } from "../../src/adapters/validator_client.ts";
 import { createSluiceMetrics } from "../../src/domain/sluice_metrics.ts";
 import type { RateSettings } from "../../src/flow/rate_limiter.ts";
 import { deliverOnce, fakeSettler, testPipeline } from "../support/pipeline_rig.ts";
@@ -120,40 +121,64 @@ Deno.test("pipeline rate limit: RATE_LIMIT_KEY attribute:NAME limits by that att
   assert.equal(r.count("deferred"), 1);
 });
 
+/** One worker of a fleet sharing `store`: its pipeline's run over `messages`, to the drain. */
+function fleetWorker(o: {
+  messages: SqsMessage[];
+  rate: RateSettings;
+  store: RateStore;
+  clock: FakeClock;
+  submit: () => Promise<Submission>;
+  settled: string[];
+}): Promise<void> {
+  const queue = deliverOnce(() => o.messages);
+  const breaker = new CircuitBreaker({ name: "rate_table", minimumCalls: 5, clock: o.clock });
+  const pipeline = testPipeline({
+    rate: o.rate,
+    ports: {
+      sqs: queue.sqs,
+      settler: fakeSettler((kind) => o.settled.push(kind)),
+      submit: o.submit,
+      rateFleet: new FleetRate(o.rate, o.store, { clock: o.clock, breaker }),
+    },
+    services: { clock: o.clock },
+  });
+  return pipeline.run(queue.intake.signal, new AbortController().signal)
+    .then(() => pipeline.drain());
+}
+
+/** Moves the fake clock `stepMs` per turn of the event loop until `work` ends. */
+async function tick(clock: FakeClock, stepMs: number, work: Promise<unknown>): Promise<void> {
+  let done = false;
+  const ended = work.then(() => done = true);
+  for (let steps = 0; !done && steps < 2000; steps++) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    clock.advance(stepMs);
+  }
+  await ended;
+}
+
 Deno.test("pipeline rate limit: with RATE_LIMIT_TABLE two workers share one window: N for the fleet, the rest deferred", async () => {
   const db = await startDynalite();
   try {
     const clock = new FakeClock({ start: 1_700_000_000_000, auto: false });
     const rate: RateSettings = { limit: 3, windowMs: 10_000, key: { kind: "user_id" } };
+    const store = new DynamoDbRateStore(db.client, db.table);
     const submitted: number[] = [];
     const settled: string[] = [];
-    const worker = (first: number) => {
-      const queue = deliverOnce(() => [0, 1, 2, 3, 4, 5].map((i) => message(first + i, "hot", 1)));
-      const breaker = new CircuitBreaker({ name: "rate_table", minimumCalls: 5, clock });
-      const store = new DynamoDbRateStore(db.client, db.table);
-      const pipeline = testPipeline({
-        rate,
-        ports: {
-          sqs: queue.sqs,
-          settler: fakeSettler((kind) => settled.push(kind)),
-          submit: () => {
-            submitted.push(clock.now());
-            return Promise.resolve({ accepted: true, status: 200 });
-          },
-          rateFleet: new FleetRate(rate, store, { clock, breaker }),
-        },
-        services: { clock },
-      });
-      return pipeline.run(queue.intake.signal, new AbortController().signal)
-        .then(() => pipeline.drain());
+    const submit = (): Promise<Submission> => {
+      submitted.push(clock.now());
+      return Promise.resolve({ accepted: true, status: 200 });
     };
-    let done = false;
-    const both = Promise.all([worker(0), worker(100)]).then(() => done = true);
-    for (let steps = 0; !done && steps < 2000; steps++) {
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      clock.advance(10);
-    }
-    await both;
+    const worker = (first: number) =>
+      fleetWorker({
+        messages: [0, 1, 2, 3, 4, 5].map((i) => message(first + i, "hot", 1)),
+        rate,
+        store,
+        clock,
+        submit,
+        settled,
+      });
+    await tick(clock, 10, Promise.all([worker(0), worker(100)]));
     // Without the table each worker would have let 3 through: 6 in one window.
     assert.equal(submitted.length, 3);
     assert.deepEqual(settled.sort(), [...Array(3).fill("delete"), ...Array(9).fill("visibility")]);
@@ -170,33 +195,19 @@ Deno.test("pipeline rate limit: with RATE_LIMIT_TABLE each try of a submission t
     take: (_key, plan) => (takes++, Promise.resolve(new Map([[plan.slice, takes]]))),
     read: () => Promise.resolve(new Map()),
   };
-  const breaker = new CircuitBreaker({ name: "rate_table", minimumCalls: 5, clock });
-  const queue = deliverOnce(() => [message(1, "u", 1)]);
   const tries: number[] = [];
   const settled: string[] = [];
-  const pipeline = testPipeline({
-    rate,
-    ports: {
-      sqs: queue.sqs,
-      settler: fakeSettler((kind) => settled.push(kind)),
-      submit: () => {
-        tries.push(takes);
-        return tries.length === 1
-          ? Promise.reject(new HttpError("validator", 503, "down"))
-          : Promise.resolve({ accepted: true, status: 200 });
-      },
-      rateFleet: new FleetRate(rate, store, { clock, breaker }),
-    },
-    services: { clock },
-  });
-  let done = false;
-  const run = pipeline.run(queue.intake.signal, new AbortController().signal)
-    .then(() => pipeline.drain()).then(() => done = true);
-  for (let steps = 0; !done && steps < 2000; steps++) {
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    clock.advance(50);
-  }
-  await run;
+  const submit = (): Promise<Submission> => {
+    tries.push(takes);
+    return tries.length === 1
+      ? Promise.reject(new HttpError("validator", 503, "down"))
+      : Promise.resolve({ accepted: true, status: 200 });
+  };
+  await tick(
+    clock,
+    50,
+    fleetWorker({ messages: [message(1, "u", 1)], rate, store, clock, submit, settled }),
+  );
   // The first try went out on the admission's slot, the retry on a second one.
   assert.deepEqual(tries, [1, 2]);
   assert.deepEqual(settled, ["delete"]);
