@@ -86,14 +86,18 @@ export class FleetLine {
     let leave!: () => void;
     line.tail = new Promise((resolve) => leave = resolve);
     this.#change(line, 1);
+    let head = false;
     try {
       await abortable(ahead, signal);
+      head = true;
       return await this.#take(key, line, signal, mayDefer);
     } finally {
-      line.refused = false;
+      if (head) line.refused = false;
       this.#change(line, -1);
       if (line.length === 0 && this.#lines.get(key) === line) this.#lines.delete(key);
-      leave();
+      // One that gave up its place lets the next go only when the one ahead of it is done.
+      if (head) leave();
+      else void ahead.then(leave);
     }
   }
 

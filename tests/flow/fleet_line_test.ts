@@ -120,3 +120,20 @@ Deno.test("fleet line: an abort while waiting rejects, and the next in line goes
   assert.deepEqual(await second, { kind: "slot" });
   assert.equal(r.line.held, 0);
 });
+
+Deno.test("fleet line: one that gives up its place in line does not let the next overtake the head", async () => {
+  const r = rig([{ ok: false, at: 10_500 }, { ok: true }, { ok: true }]);
+  const quit = new AbortController();
+  const head = r.line.admit("k", new AbortController().signal, false);
+  const middle = r.line.admit("k", quit.signal, false);
+  const last = r.line.admit("k", new AbortController().signal, false);
+  await r.settle(20);
+  quit.abort(new Error("grace over"));
+  await assert.rejects(middle, /grace over/);
+  await r.settle(20);
+  // The head is still waiting for its slot: the last one has not asked the table yet.
+  assert.equal(r.asked.length, 1);
+  await r.settle(600);
+  assert.deepEqual([await head, await last], [{ kind: "slot" }, { kind: "slot" }]);
+  assert.deepEqual(r.asked.map(([, at]) => at), [10_000, 10_500, 10_500]);
+});
