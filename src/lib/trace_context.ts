@@ -107,27 +107,69 @@ function w3cOf(attributes: TraceAttributes): RemoteContext | undefined {
   return parseTraceparent(traceparent, attributes.tracestate?.StringValue);
 }
 
-/** `00-{trace}-{span}-{01|00}`. */
-export function formatTraceparent(traceId: string, spanId: string, sampled: boolean): string {
-  return `00-${traceId}-${spanId}-${sampled ? "01" : "00"}`;
+/** Hex digits' char codes by byte: two per byte. */
+const HEX_CODES = new Uint8Array(512);
+for (let byte = 0; byte < 256; byte++) {
+  const hex = byte.toString(16).padStart(2, "0");
+  HEX_CODES[2 * byte] = hex.charCodeAt(0);
+  HEX_CODES[2 * byte + 1] = hex.charCodeAt(1);
 }
 
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+/** Char codes of the header being written: `00-` trace `-` span `-` flags (55). */
+const CODES: number[] = Array.from(
+  "00-" + ZERO_TRACE + "-" + ZERO_SPAN + "-01",
+  (c) => c.charCodeAt(0),
+);
+const TRACE_AT = 3;
+const SPAN_AT = 36;
 
-/** 8 hex digits from one draw of `random` ([0, 1)). */
-function hex32(random: () => number): string {
-  const n = Math.floor(random() * 0x1_0000_0000) >>> 0;
-  return HEX[n >>> 24]! + HEX[(n >>> 16) & 255]! + HEX[(n >>> 8) & 255]! + HEX[n & 255]!;
+/** The trace id of a traceparent this module wrote. */
+export function traceIdOf(traceparent: string): string {
+  return traceparent.slice(TRACE_AT, TRACE_AT + 32);
 }
 
-/** A span id: 16 hex digits, never all zero. */
-export function newSpanId(random: () => number): string {
-  const id = hex32(random) + hex32(random);
-  return id === ZERO_SPAN ? "0000000000000001" : id;
+/** The span id of a traceparent this module wrote. */
+export function spanIdOf(traceparent: string): string {
+  return traceparent.slice(SPAN_AT, SPAN_AT + 16);
 }
 
-/** A trace id: 32 hex digits, never all zero. */
-export function newTraceId(random: () => number): string {
-  const id = hex32(random) + hex32(random) + hex32(random) + hex32(random);
-  return id === ZERO_TRACE ? "00000000000000000000000000000001" : id;
+/** The same header with its sampled flag cleared. */
+export function unsampled(traceparent: string): string {
+  return traceparent.slice(0, 54) + "0";
+}
+
+/** A draw of `random` ([0, 1)) as 8 hex digits at `at`; whether the word was zero. */
+function writeWord(random: () => number, at: number): boolean {
+  const word = Math.floor(random() * 0x1_0000_0000) >>> 0;
+  for (let shift = 24, i = at; shift >= 0; shift -= 8, i += 2) {
+    const byte = (word >>> shift) & 255;
+    CODES[i] = HEX_CODES[2 * byte]!;
+    CODES[i + 1] = HEX_CODES[2 * byte + 1]!;
+  }
+  return word === 0;
+}
+
+/**
+ * A W3C `traceparent` for a new span (`00-{trace}-{span}-{01|00}`): in trace `traceId` (32
+ * lowercase hex digits), else a new trace, with a new span id, both drawn from `random` and
+ * never all zero. Written as one string, not joined from pieces: a message keeps it for its
+ * whole life, and joined ids would keep every piece alive with it.
+ */
+export function newTraceparent(
+  random: () => number,
+  sampled: boolean,
+  traceId?: string,
+): string {
+  if (traceId === undefined) {
+    let zero = true;
+    for (let w = 0; w < 4; w++) zero = writeWord(random, TRACE_AT + 8 * w) && zero;
+    if (zero) CODES[TRACE_AT + 31] = 49;
+  } else {
+    for (let i = 0; i < 32; i++) CODES[TRACE_AT + i] = traceId.charCodeAt(i);
+  }
+  const high = writeWord(random, SPAN_AT);
+  const low = writeWord(random, SPAN_AT + 8);
+  if (high && low) CODES[SPAN_AT + 15] = 49;
+  CODES[54] = sampled ? 49 : 48;
+  return String.fromCharCode.apply(null, CODES);
 }

@@ -30,13 +30,15 @@ const LOW_BITS = 2 ** 56;
  */
 export function createSampler(name: SamplerName, ratio = 1): Sampler {
   const threshold = Math.max(0, Math.min(1, ratio)) * LOW_BITS;
-  const root = (traceId: string): boolean => {
-    if (name.endsWith("always_on")) return true;
-    if (name.endsWith("always_off")) return false;
-    // 56 bits are past a double's precision: the ends are decided without rounding.
-    if (ratio >= 1) return true;
-    return ratio > 0 && parseInt(traceId.slice(18), 16) < threshold;
-  };
+  // Decided once here, not per message: each sampler is one small closure.
+  const always = name.endsWith("always_on") || (name.endsWith("traceidratio") && ratio >= 1);
+  const never = name.endsWith("always_off") || (name.endsWith("traceidratio") && !(ratio > 0));
+  // 56 bits are past a double's precision: the ends are decided without rounding.
+  const root = always
+    ? () => true
+    : never
+    ? () => false
+    : (traceId: string) => parseInt(traceId.slice(18), 16) < threshold;
   if (!name.startsWith("parentbased_")) return (traceId) => root(traceId);
   return (traceId, parentSampled) => parentSampled ?? root(traceId);
 }

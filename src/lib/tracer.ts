@@ -1,10 +1,17 @@
 /**
  * Spans, as cheap as the export allows (docs/tracing.md). Every trace has ids and a
  * `traceparent` to pass on; only a sampled trace with an exporter behind it records a span
- * (its attributes, times and links), so with export off a message costs two ids and a string.
+ * (its attributes, times and links), so with export off a message costs one string and this
+ * object.
  */
 import type { Clock } from "./clock.ts";
-import { formatTraceparent, newSpanId, newTraceId, type RemoteContext } from "./trace_context.ts";
+import {
+  newTraceparent,
+  type RemoteContext,
+  spanIdOf,
+  traceIdOf,
+  unsampled,
+} from "./trace_context.ts";
 import type { Sampler } from "./trace_sampler.ts";
 
 /** OTLP's SpanKind numbers. */
@@ -47,34 +54,33 @@ export interface TracerOptions {
  * its own children, so a request under it carries the message's traceparent at no cost.
  */
 export class Traced {
-  readonly traceId: string;
-  readonly spanId: string;
+  /** The W3C header naming this span as the parent; the ids are read from it when asked. */
+  readonly traceparent: string;
   readonly sampled: boolean;
   readonly traceState: string | undefined;
   /** The span being recorded; undefined when not sampled or not exported. */
   readonly span: SpanData | undefined;
   readonly #tracer: Tracer | undefined;
-  #traceparent: string | undefined;
 
   /** Positional, so a context that records nothing costs this one object. */
   constructor(
-    traceId: string,
-    spanId: string,
-    sampled: boolean,
+    traceparent: string,
     traceState: string | undefined,
     recording?: { span: SpanData; tracer: Tracer },
   ) {
-    this.traceId = traceId;
-    this.spanId = spanId;
-    this.sampled = sampled;
+    this.traceparent = traceparent;
+    this.sampled = traceparent.charCodeAt(54) === 49;
     this.traceState = traceState;
     this.span = recording?.span;
     this.#tracer = recording?.tracer;
   }
 
-  /** The W3C header naming this span as the parent. */
-  get traceparent(): string {
-    return this.#traceparent ??= formatTraceparent(this.traceId, this.spanId, this.sampled);
+  get traceId(): string {
+    return this.span?.traceId ?? traceIdOf(this.traceparent);
+  }
+
+  get spanId(): string {
+    return this.span?.spanId ?? spanIdOf(this.traceparent);
   }
 
   /** A child span (recorded when this one is); this context itself when nothing records. */
@@ -124,14 +130,16 @@ export class Tracer {
     startMonotonic?: number,
   ): Traced {
     const { sampler, clock, sink } = this.#options;
-    const traceId = parent?.traceId ?? newTraceId(clock.random);
+    let traceparent = newTraceparent(clock.random, true, parent?.traceId);
+    const traceId = parent?.traceId ?? traceIdOf(traceparent);
     const sampled = sampler(traceId, parent?.spanId === undefined ? undefined : parent.sampled);
-    const spanId = newSpanId(clock.random);
+    if (!sampled) traceparent = unsampled(traceparent);
     const traceState = parent?.traceState;
-    if (!sampled || !sink) return new Traced(traceId, spanId, sampled, traceState);
+    if (!sampled || !sink) return new Traced(traceparent, traceState);
     const start = (startMonotonic ?? clock.monotonic()) + this.#offset;
-    const span = spanData({ traceId, spanId, traceState }, parent?.spanId, name, kind, start);
-    return new Traced(traceId, spanId, true, traceState, { span, tracer: this });
+    const ids = { traceId, spanId: spanIdOf(traceparent), traceState };
+    const span = spanData(ids, parent?.spanId, name, kind, start);
+    return new Traced(traceparent, traceState, { span, tracer: this });
   }
 
   /** The root of a new trace linked to each of `links` (a batch serving several messages). */
@@ -146,13 +154,11 @@ export class Tracer {
   /** A recorded child of a recorded span (Traced.child). */
   childOf(parent: Traced, name: string, kind: SpanKind): Traced {
     const clock = this.#options.clock;
-    const ids = {
-      traceId: parent.traceId,
-      spanId: newSpanId(clock.random),
-      traceState: parent.traceState,
-    };
+    const traceId = parent.traceId;
+    const traceparent = newTraceparent(clock.random, true, traceId);
+    const ids = { traceId, spanId: spanIdOf(traceparent), traceState: parent.traceState };
     const span = spanData(ids, parent.spanId, name, kind, clock.monotonic() + this.#offset);
-    return new Traced(ids.traceId, ids.spanId, true, ids.traceState, { span, tracer: this });
+    return new Traced(traceparent, ids.traceState, { span, tracer: this });
   }
 
   /** Stamps the end and hands the span to the sink. */
