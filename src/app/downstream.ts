@@ -105,9 +105,12 @@ export function wireDownstream(
     tracer: services.tracer,
   });
   const submit = (document: string, signal: AbortSignal, forced: AbortSignal, trace?: Traced) =>
-    ports.breakers.validator.run(
-      () => validatorLimiter.run(() => validator.submit(document, forced, trace), signal),
-      isRetriable,
+    // Breaker inside the limiter: a submission that waited for a slot while the breaker
+    // opened is refused, not sent (profile_source.ts's #guarded has the same order).
+    validatorLimiter.run(
+      () =>
+        ports.breakers.validator.run(() => validator.submit(document, forced, trace), isRetriable),
+      signal,
     );
   const validatorBacklog = () => ({
     pending: validatorLimiter.pending,

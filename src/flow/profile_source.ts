@@ -161,7 +161,10 @@ export class ProfileSource {
   }
 
   #guarded<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#options.breaker.run(() => this.#options.limiter.run(fn), isRetriable);
+    // The breaker decides when the call has its slot, not before it waits for one: calls
+    // queued when the breaker opens are refused, not sent into the outage.
+    const { breaker, limiter } = this.#options;
+    return limiter.run(() => breaker.run(fn, isRetriable));
   }
 
   async #lookupMany(ids: string[]): Promise<Array<Profile | null | Error>> {

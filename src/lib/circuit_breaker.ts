@@ -5,7 +5,9 @@
  * failure), whichever is later: a fixed long cooldown makes recovery slower than
  * the outage. Half open, it admits one call, then as many at once as the
  * downstream's answers earn (`probeStep`): a partial brownout is worked through at
- * a share of the calls, a full outage costs one call per cooldown.
+ * a share of the calls, a full outage costs one call per cooldown. Closed, after a
+ * failure, it lets one call out at a time until one succeeds, so the failures that
+ * open it are not multiplied by the calls in flight (docs/failure-handling.md).
  */
 import type { Clock } from "./clock.ts";
 import { CircuitOpenError, isLocalError } from "./errors.ts";
@@ -167,6 +169,10 @@ export class CircuitBreaker {
   #probesInFlight = 0;
   /** closed: failures since the last success */
   #streak = 0;
+  /** closed: calls admitted in this generation and not yet settled */
+  #closedInFlight = 0;
+  /** Calls waiting for the verdict of the one in flight (closed, after a failure). */
+  #waiters: Array<() => void> = [];
   /** half_open -> open with no success in between, since the last close */
   #reopens = 0;
   #tally: ProbeTally = FRESH_TALLY;
@@ -240,9 +246,15 @@ export class CircuitBreaker {
     fn: () => Promise<T>,
     isFailure: (err: unknown) => boolean = () => true,
   ): Promise<T> {
+    // After a failure, one call at a time until one succeeds: the others wait for its verdict
+    // (a few ms) instead of going out beside it, so an outage's first failures are few.
+    while (this.#state === "closed" && this.#streak > 0 && this.#closedInFlight > 0) {
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
     if (!this.canPass()) throw new CircuitOpenError(this.name, this.remainingCooldownMs());
     const probe = this.#state === "half_open";
     if (probe) this.#probesInFlight++;
+    else this.#closedInFlight++;
     const generation = this.#generation;
     let result: T;
     try {
@@ -297,12 +309,25 @@ export class CircuitBreaker {
     // A call admitted before the last state change says nothing about the current state.
     if (generation !== this.#generation) return;
     if (probe) this.#probesInFlight--;
+    else this.#closedInFlight--;
     this.record(success, undefined, success ? undefined : retryAfterMs);
+    this.#wake();
   }
 
   /** Frees a probe slot without recording a result. */
   #unrecorded(generation: number, probe: boolean): void {
-    if (generation === this.#generation && probe) this.#probesInFlight--;
+    if (generation !== this.#generation) return;
+    if (probe) this.#probesInFlight--;
+    else this.#closedInFlight--;
+    this.#wake();
+  }
+
+  /** Lets the waiting calls look again (the state, the streak or the calls in flight moved). */
+  #wake(): void {
+    if (this.#waiters.length === 0) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   #transition(to: BreakerState): void {
@@ -311,6 +336,7 @@ export class CircuitBreaker {
     this.#state = to;
     this.#generation++;
     this.#probesInFlight = 0;
+    this.#closedInFlight = 0;
     this.#streak = 0;
     // A probe that met the outage again: the floor grows by half per reopen, to twice itself
     // (1 s, 1.5 s, then 2 s by default: a long outage costs a call per 2 s, recovery stays within 2 s).
@@ -327,6 +353,7 @@ export class CircuitBreaker {
       this.#reopens = 0;
     }
     if (to !== "half_open") this.#resetWindow();
+    this.#wake();
     this.#onStateChange?.(to, from);
   }
 

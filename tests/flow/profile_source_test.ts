@@ -3,8 +3,9 @@ import { systemClock } from "../../src/lib/clock.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { EnrichClient } from "../../src/adapters/enrich_client.ts";
 import { CircuitBreaker } from "../../src/lib/circuit_breaker.ts";
-import { categoryOf, HttpError } from "../../src/lib/errors.ts";
+import { categoryOf, CircuitOpenError, HttpError } from "../../src/lib/errors.ts";
 import { ProfileSource } from "../../src/flow/profile_source.ts";
+import { Semaphore } from "../../src/lib/semaphore.ts";
 
 function source(fetched: string[]) {
   const fakeFetch = (input: RequestInfo | URL) => {
@@ -98,4 +99,42 @@ Deno.test("profile source: cached() answers a fresh hit without a request, and n
   assert.equal((await profiles.lookup("7")).status, "ok");
   assert.deepEqual(profiles.cached("7"), { status: "ok", profile: { user_id: "x", segment: "s" } });
   assert.equal(fetched.length, 1, "the hit made no request");
+});
+
+Deno.test("profile source: a lookup that waited for a slot while the breaker opened is not sent", async () => {
+  const clock = new FakeClock({ start: 0 });
+  const breaker = new CircuitBreaker({ name: "enrichment", consecutiveFailures: 1, clock });
+  const slots = new Semaphore({ limit: 1 });
+  const sent: string[] = [];
+  const source = new ProfileSource({
+    client: {
+      getUser: (id: string) => {
+        sent.push(id);
+        return Promise.reject(new HttpError("enrichment", 503, "down"));
+      },
+      getUsers: () => Promise.reject(new Error("batching is off in this test")),
+    },
+    breaker,
+    limiter: {
+      run: async (fn) => {
+        const release = await slots.acquire();
+        try {
+          return await fn();
+        } finally {
+          release();
+        }
+      },
+    },
+    cacheTtlMs: 1000,
+    cacheMaxEntries: 10,
+    batchMax: 1,
+    batchWaitMs: 0,
+    clock,
+  });
+  // u2 queues behind u1 for the one slot; u1's failure opens the breaker before u2 gets it.
+  const [first, second] = await Promise.allSettled([source.lookup("u1"), source.lookup("u2")]);
+  assert.deepEqual(sent, ["u1"], "the queued lookup met the open breaker, not the downstream");
+  assert.equal(breaker.state, "open");
+  assert.ok(first.status === "rejected" && first.reason instanceof HttpError);
+  assert.ok(second.status === "rejected" && second.reason instanceof CircuitOpenError);
 });

@@ -28,6 +28,10 @@ function setup(options: Partial<CircuitBreakerOptions> = {}) {
 }
 
 const ok = () => Promise.resolve("ok");
+/** Lets the promise jobs queued so far run (no time passes). */
+async function tick() {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+}
 const fail = () => Promise.reject(new Error("down"));
 
 /** Opens the breaker by recording failures. */
@@ -406,4 +410,58 @@ Deno.test("circuit breaker: calls abandoned by a stop (AbortError) count neither
   assert.equal(breaker.state, "closed");
   assert.deepEqual(changes, []);
   assert.equal(breaker.lastFailure, undefined);
+});
+
+Deno.test("circuit breaker: after a failure, one call at a time until one succeeds; the rest wait for its verdict", async () => {
+  const { breaker } = setup({ consecutiveFailures: 3, minimumCalls: 100 });
+  const started: string[] = [];
+  const answers = new Map<string, { resolve: (v: string) => void; reject: (e: Error) => void }>();
+  const call = (name: string) =>
+    breaker.run(() => {
+      started.push(name);
+      return new Promise<string>((resolve, reject) => answers.set(name, { resolve, reject }));
+    });
+  // Before any failure calls go out side by side.
+  const a = call("a");
+  const b = call("b");
+  await tick();
+  assert.deepEqual(started, ["a", "b"]);
+  answers.get("a")!.reject(new Error("down"));
+  await assert.rejects(a);
+  // One failure in a row, b still out: c and d wait for b's verdict.
+  const c = call("c");
+  const d = call("d");
+  await tick();
+  assert.deepEqual(started, ["a", "b"]);
+  answers.get("b")!.reject(new Error("down"));
+  await assert.rejects(b);
+  await tick();
+  assert.deepEqual(started, ["a", "b", "c"], "one of them goes, the other still waits");
+  // c succeeds: the streak is over and d goes at once.
+  answers.get("c")!.resolve("ok");
+  assert.equal(await c, "ok");
+  await tick();
+  assert.deepEqual(started, ["a", "b", "c", "d"]);
+  answers.get("d")!.resolve("ok");
+  assert.equal(await d, "ok");
+  assert.equal(breaker.state, "closed");
+});
+
+Deno.test("circuit breaker: calls waiting when the breaker opens are refused, never sent", async () => {
+  const { breaker } = setup({ consecutiveFailures: 2, minimumCalls: 100 });
+  let sent = 0;
+  await assert.rejects(breaker.run(() => (sent++, fail())));
+  let failSecond!: () => void;
+  const second = breaker.run(() => {
+    sent++;
+    return new Promise<string>((_, reject) => failSecond = () => reject(new Error("down")));
+  });
+  const waiting = [1, 2, 3].map(() => breaker.run(() => (sent++, ok())));
+  await tick();
+  assert.equal(sent, 2);
+  failSecond();
+  await assert.rejects(second);
+  for (const w of waiting) await assert.rejects(w, CircuitOpenError);
+  assert.equal(sent, 2, "the waiting calls met the open breaker, not the downstream");
+  assert.equal(breaker.state, "open");
 });
