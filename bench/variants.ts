@@ -48,9 +48,15 @@ export const VARIANTS: readonly Variant[] = [
     options: (base) => ({ ...base, fifo: true, fifoGroups: 1000, failingGroupSeconds: 30 }),
   },
   {
+    name: "traced",
+    what: "half the messages producer-traced (a traceparent attribute); export off",
+    options: (base) => ({ ...base, producerTraced: true }),
+  },
+  {
     name: "trace",
-    what:
-      "spans exported (OTLP/HTTP protobuf) to the lab's receiver; half the messages producer-traced",
+    what: "the traced messages, their spans exported (OTLP/HTTP protobuf) to the lab's receiver",
+    // The same messages without export: what export costs, not what the attributes do.
+    against: "traced",
     options: (base) => ({ ...base, trace: true }),
   },
   {

@@ -53,7 +53,7 @@ export async function runLab(options: LabOptions): Promise<LabSummary> {
     ...(options.fifoGroups ? { groups: options.fifoGroups } : {}),
   });
   const set = options.withoutHot ? withoutHot(generated) : generated;
-  if (options.trace) traceProducers(set.outgoing);
+  if (options.trace || options.producerTraced) traceProducers(set.outgoing);
   const runsDir = `${REPO_ROOT}lab/.runs`;
   await Deno.mkdir(runsDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");

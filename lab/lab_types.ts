@@ -143,6 +143,8 @@ export interface LabOptions {
   fifoInProxy?: boolean;
   /** `--trace`: an OTLP receiver for the worker's spans, half the messages producer-traced */
   trace?: boolean;
+  /** half the messages producer-traced, as with `trace`, but no receiver: export stays off */
+  producerTraced?: boolean;
   /**
    * `--table-missing`: dynalite runs, IDEMPOTENCY_TABLE names a table it does not have; the
    * worker must stop at startup and leave the queue untouched (lab/table_missing.ts)

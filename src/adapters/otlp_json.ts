@@ -41,7 +41,9 @@ function spanJson(span: SpanData): Record<string, unknown> {
     kind: span.kind,
     startTimeUnixNano: unixNanos(span.startMs),
     endTimeUnixNano: unixNanos(span.endMs),
-    attributes: keyValues(span.attributes),
+    attributes: span.shared
+      ? [...keyValues(span.shared.attributes), ...keyValues(span.attributes)]
+      : keyValues(span.attributes),
   };
   if (span.parentSpanId) out.parentSpanId = span.parentSpanId;
   if (span.traceState) out.traceState = span.traceState;

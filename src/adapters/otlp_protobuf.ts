@@ -4,7 +4,7 @@
  * (docs/tracing.md). Every exported span passes through here, so the common cases (short ASCII
  * strings, known keys) take a short way.
  */
-import type { AttributeValue, SpanData } from "../lib/tracer.ts";
+import type { AttributeValue, SharedAttributes, SpanData } from "../lib/tracer.ts";
 import type { OtlpResource } from "./otlp_json.ts";
 
 const encoder = new TextEncoder();
@@ -12,6 +12,8 @@ const TWO_32 = 2 ** 32;
 /** Encoded attribute keys and span names; bounded, since a key is any string in principle. */
 const KEYS = new Map<string, Uint8Array>();
 const MAX_KEYS = 512;
+/** Shared attributes (tracer.ts) as their encoded KeyValue fields, made once each. */
+const SHARED = new WeakMap<SharedAttributes, Uint8Array>();
 /** A lowercase hex digit's character code to its value. */
 const NIBBLE = new Uint8Array(128);
 for (let i = 0; i < 16; i++) NIBBLE["0123456789abcdef".charCodeAt(i)] = i;
@@ -21,9 +23,15 @@ for (let i = 0; i < 16; i++) NIBBLE["0123456789abcdef".charCodeAt(i)] = i;
  * and moves its content when the length needs more (rare: most are under 128 bytes).
  */
 class Writer {
-  #buf = new Uint8Array(4096);
-  #view = new DataView(this.#buf.buffer);
+  #buf: Uint8Array;
+  #view: DataView;
   #pos = 0;
+
+  /** `size`: the bytes expected, so a batch grows its buffer rarely. */
+  constructor(size = 256) {
+    this.#buf = new Uint8Array(size);
+    this.#view = new DataView(this.#buf.buffer);
+  }
 
   #room(n: number): void {
     if (this.#pos + n <= this.#buf.length) return;
@@ -103,6 +111,13 @@ class Writer {
     }
     this.#tag(field, 2);
     this.#varint(bytes.length);
+    this.#room(bytes.length);
+    this.#buf.set(bytes, this.#pos);
+    this.#pos += bytes.length;
+  }
+
+  /** Bytes already encoded (whole fields). */
+  raw(bytes: Uint8Array): void {
     this.#room(bytes.length);
     this.#buf.set(bytes, this.#pos);
     this.#pos += bytes.length;
@@ -192,6 +207,18 @@ function attributes(w: Writer, field: number, attrs: Record<string, AttributeVal
   }
 }
 
+/** Shared attributes as span attribute fields (9), encoded at their first span. */
+function sharedFields(shared: SharedAttributes): Uint8Array {
+  let bytes = SHARED.get(shared);
+  if (!bytes) {
+    const w = new Writer();
+    attributes(w, 9, shared.attributes);
+    bytes = w.finish();
+    SHARED.set(shared, bytes);
+  }
+  return bytes;
+}
+
 /** Span: ids 1, 2, 4; trace_state 3; name 5; kind 6; times 7, 8; attributes 9; links 13; status 15. */
 function span(w: Writer, span: SpanData): void {
   const mark = w.open(2);
@@ -203,6 +230,7 @@ function span(w: Writer, span: SpanData): void {
   w.varint(6, span.kind);
   w.nanos(7, span.startMs);
   w.nanos(8, span.endMs);
+  if (span.shared) w.raw(sharedFields(span.shared));
   attributes(w, 9, span.attributes);
   for (const link of span.links ?? []) {
     const l = w.open(13);
@@ -225,7 +253,8 @@ export function otlpProtobuf(
   resource: OtlpResource,
   spans: readonly SpanData[],
 ): Uint8Array<ArrayBuffer> {
-  const w = new Writer();
+  // ~200 bytes a span (ids, names, times, a few attributes).
+  const w = new Writer(1024 + spans.length * 224);
   const resourceSpans = w.open(1);
   const res = w.open(1);
   attributes(w, 1, resource.attributes);

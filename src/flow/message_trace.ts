@@ -7,10 +7,48 @@
 import type { SqsMessage } from "../adapters/sqs_client.ts";
 import type { Outcome } from "../domain/outcome.ts";
 import { incomingContext } from "../lib/trace_context.ts";
-import { SPAN_KIND, type Traced, type Tracer } from "../lib/tracer.ts";
+import { type SharedAttributes, SPAN_KIND, type Traced, type Tracer } from "../lib/tracer.ts";
 
 /** Outcomes that are not a failure of the message's work. */
 const FINE: ReadonlySet<Outcome> = new Set(["accepted", "duplicate", "dropped"]);
+
+/** A queue's attributes every message span carries, one object per queue name. */
+const QUEUE_ATTRIBUTES = new Map<string, SharedAttributes>();
+
+function queueAttributes(name: string): SharedAttributes {
+  let shared = QUEUE_ATTRIBUTES.get(name);
+  if (!shared) {
+    shared = {
+      attributes: {
+        "messaging.system": "aws_sqs",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": name,
+      },
+    };
+    // A worker reads one queue (two with a DLQ tool): the map stays tiny.
+    QUEUE_ATTRIBUTES.set(name, shared);
+  }
+  return shared;
+}
+
+/** Each settle request's attributes, by its action. */
+const SETTLE_ATTRIBUTES = new Map<string, SharedAttributes>();
+
+function settleAttributes(action: string): SharedAttributes {
+  let shared = SETTLE_ATTRIBUTES.get(action);
+  if (!shared) {
+    shared = {
+      attributes: {
+        "messaging.system": "aws_sqs",
+        "messaging.operation.type": "settle",
+        "messaging.operation.name": action,
+      },
+    };
+    SETTLE_ATTRIBUTES.set(action, shared);
+  }
+  return shared;
+}
 
 /** The queue's name from its URL (the last path segment): `messaging.destination.name`. */
 export function queueNameOf(queueUrl: string): string {
@@ -32,10 +70,7 @@ export function beginMessageTrace(
   const parent = incomingContext(sqs.messageAttributes, sqs.attributes, envelope);
   const trace = tracer.begin(parent, queue.spanName, SPAN_KIND.consumer, receivedAt);
   if (trace.span) {
-    trace.set("messaging.system", "aws_sqs");
-    trace.set("messaging.operation.type", "process");
-    trace.set("messaging.operation.name", "process");
-    trace.set("messaging.destination.name", queue.name);
+    trace.share(queueAttributes(queue.name));
     trace.set("messaging.message.id", sqs.messageId);
     const group = sqs.attributes.MessageGroupId;
     if (group !== undefined) trace.set("messaging.aws_sqs.message_group_id", group);
@@ -66,19 +101,18 @@ export function traceOutcome(
 
 /**
  * `work` (an SQS settle request) as a child span of the message's: its wait for a batch and
- * the request. Only called for a recording trace; the caller skips it otherwise.
+ * the request. Only called for a recording trace; the caller skips it otherwise. Chained, not
+ * an async function: one frame fewer for every exported message.
  */
-export async function settleSpan<T>(trace: Traced, action: string, work: Promise<T>): Promise<T> {
+export function settleSpan<T>(trace: Traced, action: string, work: Promise<T>): Promise<T> {
   const span = trace.child(action, SPAN_KIND.client);
-  span.set("messaging.system", "aws_sqs");
-  span.set("messaging.operation.type", "settle");
-  span.set("messaging.operation.name", action);
-  try {
-    return await work;
-  } catch (error) {
-    span.fail(error instanceof Error ? error.message : String(error));
-    throw error;
-  } finally {
+  span.share(settleAttributes(action));
+  return work.then((value) => {
     span.end();
-  }
+    return value;
+  }, (error) => {
+    span.fail(error instanceof Error ? error.message : String(error));
+    span.end();
+    throw error;
+  });
 }

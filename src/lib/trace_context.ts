@@ -138,13 +138,16 @@ export function unsampled(traceparent: string): string {
   return traceparent.slice(0, 54) + "0";
 }
 
-/** A draw of `random` ([0, 1)) as 8 hex digits at `at`; whether the word was zero. */
-function writeWord(random: () => number, at: number): boolean {
+/** Char codes of a span id alone. */
+const SPAN_CODES: number[] = new Array(16).fill(48);
+
+/** A draw of `random` ([0, 1)) as 8 hex digits at `at` of `codes`; whether the word was zero. */
+function writeWord(random: () => number, at: number, codes = CODES): boolean {
   const word = Math.floor(random() * 0x1_0000_0000) >>> 0;
   for (let shift = 24, i = at; shift >= 0; shift -= 8, i += 2) {
     const byte = (word >>> shift) & 255;
-    CODES[i] = HEX_CODES[2 * byte]!;
-    CODES[i + 1] = HEX_CODES[2 * byte + 1]!;
+    codes[i] = HEX_CODES[2 * byte]!;
+    codes[i + 1] = HEX_CODES[2 * byte + 1]!;
   }
   return word === 0;
 }
@@ -172,4 +175,17 @@ export function newTraceparent(
   if (high && low) CODES[SPAN_AT + 15] = 49;
   CODES[54] = sampled ? 49 : 48;
   return String.fromCharCode.apply(null, CODES);
+}
+
+/** A span id alone (16 hex digits, never all zero), for a span whose header may never be sent. */
+export function newSpanId(random: () => number): string {
+  const high = writeWord(random, 0, SPAN_CODES);
+  const low = writeWord(random, 8, SPAN_CODES);
+  if (high && low) SPAN_CODES[15] = 49;
+  return String.fromCharCode.apply(null, SPAN_CODES);
+}
+
+/** `00-{trace}-{span}-{01|00}`. */
+export function formatTraceparent(traceId: string, spanId: string, sampled: boolean): string {
+  return `00-${traceId}-${spanId}-${sampled ? "01" : "00"}`;
 }

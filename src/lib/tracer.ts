@@ -6,6 +6,8 @@
  */
 import type { Clock } from "./clock.ts";
 import {
+  formatTraceparent,
+  newSpanId,
   newTraceparent,
   type RemoteContext,
   spanIdOf,
@@ -20,6 +22,14 @@ export type SpanKind = typeof SPAN_KIND[keyof typeof SPAN_KIND];
 
 export type AttributeValue = string | number | boolean;
 
+/**
+ * Attributes many spans carry alike (a queue's messaging attributes): one object for all of
+ * them, which the exporter encodes once (adapters/otlp_protobuf.ts).
+ */
+export interface SharedAttributes {
+  readonly attributes: Readonly<Record<string, AttributeValue>>;
+}
+
 /** A finished span, as the exporter encodes it. Times are wall-clock epoch ms (fractional). */
 export interface SpanData {
   traceId: string;
@@ -31,6 +41,8 @@ export interface SpanData {
   startMs: number;
   endMs: number;
   attributes: Record<string, AttributeValue>;
+  /** Attributes shared with other spans, beside its own. */
+  shared: SharedAttributes | undefined;
   /** Set: the span failed (OTLP status ERROR with this message). */
   error: string | undefined;
   links: Array<{ traceId: string; spanId: string }> | undefined;
@@ -54,33 +66,43 @@ export interface TracerOptions {
  * its own children, so a request under it carries the message's traceparent at no cost.
  */
 export class Traced {
-  /** The W3C header naming this span as the parent; the ids are read from it when asked. */
-  readonly traceparent: string;
   readonly sampled: boolean;
   readonly traceState: string | undefined;
   /** The span being recorded; undefined when not sampled or not exported. */
   readonly span: SpanData | undefined;
   readonly #tracer: Tracer | undefined;
+  /** Written at once when nothing records; a recorded span's is built if a request needs it. */
+  #traceparent: string | undefined;
 
   /** Positional, so a context that records nothing costs this one object. */
   constructor(
-    traceparent: string,
+    traceparent: string | undefined,
     traceState: string | undefined,
     recording?: { span: SpanData; tracer: Tracer },
   ) {
-    this.traceparent = traceparent;
-    this.sampled = traceparent.charCodeAt(54) === 49;
+    this.#traceparent = traceparent;
+    this.sampled = recording !== undefined || traceparent?.charCodeAt(54) === 49;
     this.traceState = traceState;
     this.span = recording?.span;
     this.#tracer = recording?.tracer;
   }
 
+  /** The W3C header naming this span as the parent. */
+  get traceparent(): string {
+    return this.#traceparent ??= formatTraceparent(this.traceId, this.spanId, this.sampled);
+  }
+
   get traceId(): string {
-    return this.span?.traceId ?? traceIdOf(this.traceparent);
+    return this.span?.traceId ?? traceIdOf(this.#traceparent!);
   }
 
   get spanId(): string {
-    return this.span?.spanId ?? spanIdOf(this.traceparent);
+    return this.span?.spanId ?? spanIdOf(this.#traceparent!);
+  }
+
+  /** Gives the span attributes it shares with others (only a recorded span keeps them). */
+  share(shared: SharedAttributes): void {
+    if (this.span) this.span.shared = shared;
   }
 
   /** A child span (recorded when this one is); this context itself when nothing records. */
@@ -154,11 +176,13 @@ export class Tracer {
   /** A recorded child of a recorded span (Traced.child). */
   childOf(parent: Traced, name: string, kind: SpanKind): Traced {
     const clock = this.#options.clock;
-    const traceId = parent.traceId;
-    const traceparent = newTraceparent(clock.random, true, traceId);
-    const ids = { traceId, spanId: spanIdOf(traceparent), traceState: parent.traceState };
+    const ids = {
+      traceId: parent.traceId,
+      spanId: newSpanId(clock.random),
+      traceState: parent.traceState,
+    };
     const span = spanData(ids, parent.spanId, name, kind, clock.monotonic() + this.#offset);
-    return new Traced(traceparent, ids.traceState, { span, tracer: this });
+    return new Traced(undefined, ids.traceState, { span, tracer: this });
   }
 
   /** Stamps the end and hands the span to the sink. */
@@ -185,6 +209,7 @@ function spanData(
     startMs,
     endMs: 0,
     attributes: {},
+    shared: undefined,
     error: undefined,
     links: undefined,
   };

@@ -18,6 +18,7 @@ function span(i: number, extra: Partial<SpanData> = {}): SpanData {
     startMs: 1_735_689_600_000.25,
     endMs: 1_735_689_600_012.5,
     attributes: { "messaging.system": "aws_sqs", "sluice.receive_count": 2, ok: true, r: 0.5 },
+    shared: undefined,
     error: undefined,
     links: undefined,
     ...extra,
@@ -68,9 +69,19 @@ for (const protocol of ["http/protobuf", "http/json"] as const) {
         error: "dead_lettered: bad event_ts",
         links: [{ traceId: "5759e988bd862e3fe1be46a994272793", spanId: "53995c3f42cd8ad8" }],
       }));
+      // Two spans sharing one set of attributes: each carries them beside its own.
+      const shared = { attributes: { "messaging.operation.name": "DeleteMessage", n: 7 } };
+      exp.add(span(3, { attributes: { own: "three" }, shared }));
+      exp.add(span(4, { attributes: {}, shared }));
       await exp.flush();
-      const [one, two] = receiver.spans();
-      assert.equal(receiver.spans().length, 2);
+      const [one, two, three, four] = receiver.spans();
+      assert.equal(receiver.spans().length, 4);
+      assert.deepEqual(three!.attributes, {
+        "messaging.operation.name": "DeleteMessage",
+        n: 7,
+        own: "three",
+      });
+      assert.deepEqual(four!.attributes, { "messaging.operation.name": "DeleteMessage", n: 7 });
       assert.equal(
         receiver.exports[0]!.contentType,
         protocol === "http/json" ? "application/json" : "application/x-protobuf",
