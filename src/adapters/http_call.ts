@@ -11,7 +11,7 @@ import { onAbort } from "../lib/on_abort.ts";
 import { parseRetryAfter } from "../lib/retry.ts";
 import { timeoutsOf } from "../lib/shared_timeouts.ts";
 import type { Clock } from "../lib/clock.ts";
-import { SPAN_KIND, type Traced } from "../lib/tracer.ts";
+import { type SharedAttributes, SPAN_KIND, type Traced } from "../lib/tracer.ts";
 
 export interface HttpCallOptions {
   /** Downstream name for errors and metrics, e.g. `enrichment`. */
@@ -74,9 +74,7 @@ export async function httpCall(
   const started = clock.now();
   let code = "network";
   // The span's name is built only for a span that records.
-  const span = trace?.span
-    ? trace.child(`${init.method ?? "GET"} ${options.target}`, SPAN_KIND.client)
-    : trace;
+  const span = trace?.span ? requestSpan(trace, options, init.method ?? "GET", url) : trace;
   try {
     const sent = span ? withTraceContext(init, span) : init;
     const response = await fetchNoRedirect(doFetch, options.target, url, sent, timeout);
@@ -145,10 +143,32 @@ function withTraceContext(init: RequestInit, span: Traced): RequestInit {
   return { ...init, headers };
 }
 
-/** The client span's attributes (OpenTelemetry HTTP conventions), ended. */
+/** A request's name and method-and-URL attributes, kept while the calls repeat them. */
+interface RequestShape {
+  method: string;
+  url: string;
+  name: string;
+  shared: SharedAttributes;
+}
+
+/** Per client (its options): the shape of its last request; a validator's never changes. */
+const SHAPES = new WeakMap<HttpCallOptions, RequestShape>();
+
+/** The client span of one request, with the attributes it shares with the client's others. */
+function requestSpan(trace: Traced, options: HttpCallOptions, method: string, url: string) {
+  let shape = SHAPES.get(options);
+  if (!shape || shape.url !== url || shape.method !== method) {
+    const attributes = { "http.request.method": method, "url.full": url };
+    shape = { method, url, name: `${method} ${options.target}`, shared: { attributes } };
+    SHAPES.set(options, shape);
+  }
+  const span = trace.child(shape.name, SPAN_KIND.client);
+  span.share(shape.shared);
+  return span;
+}
+
+/** The client span's status attributes (OpenTelemetry HTTP conventions), ended. */
 function endSpan(span: Traced, method: string, url: string, code: string): void {
-  span.set("http.request.method", method);
-  span.set("url.full", url);
   const status = Number(code);
   if (Number.isInteger(status)) span.set("http.response.status_code", status);
   if (!(status >= 200 && status < 300)) {

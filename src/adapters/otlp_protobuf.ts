@@ -128,10 +128,12 @@ class Writer {
     const length = value.length >> 1;
     this.#varint(length);
     this.#room(length);
-    for (let i = 0; i < length; i++) {
-      const high = NIBBLE[value.charCodeAt(i * 2)]!;
-      this.#buf[this.#pos++] = (high << 4) | NIBBLE[value.charCodeAt(i * 2 + 1)]!;
+    const buf = this.#buf;
+    const start = this.#pos;
+    for (let i = 0, c = 0; i < length; i++, c += 2) {
+      buf[start + i] = (NIBBLE[value.charCodeAt(c)]! << 4) | NIBBLE[value.charCodeAt(c + 1)]!;
     }
+    this.#pos = start + length;
   }
 
   /** Epoch ms (fractional) as fixed64 nanoseconds, exact, in two 32-bit halves. */
