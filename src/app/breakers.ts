@@ -29,7 +29,7 @@ export interface BreakersPorts {
 }
 
 export interface BreakersServices {
-  clock: Pick<Clock, "monotonic">;
+  clock: Pick<Clock, "monotonic" | "timer">;
   metrics: Pick<SluiceMetrics, "breakerState">;
   states: Pick<StateLog, "breaker">;
 }

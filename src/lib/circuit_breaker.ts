@@ -42,8 +42,8 @@ export interface CircuitBreakerOptions {
    * last probes), and the failures in a row that open it again. Default 3.
    */
   halfOpenProbes?: number;
-  /** Time: durations and expiries on its monotonic clock. */
-  clock: Pick<Clock, "monotonic">;
+  /** Time: durations and expiries on its monotonic clock; its timers bound a wait for a verdict. */
+  clock: Pick<Clock, "monotonic" | "timer">;
   /** Called on every state change. */
   onStateChange?: (to: BreakerState, from: BreakerState) => void;
 }
@@ -54,6 +54,12 @@ const BUCKETS = 10;
 const MAX_ALLOWANCE = 32;
 /** How far reopens stretch the open floor: twice the floor at most. */
 const REOPEN_GROWTH_MAX = 2;
+/**
+ * How long a call waits, after a failure, for the verdict of one in flight before it goes anyway:
+ * an outage's fast failures answer well within it; a hung call (its timeout is seconds) must not
+ * hold every other call for that long.
+ */
+export const VERDICT_WAIT_MS = 250;
 /** Probe results remembered for the closing ratio. */
 const RECENT = 8;
 
@@ -156,7 +162,7 @@ export class CircuitBreaker {
   readonly #cooldownMs: number;
   readonly #maxOpenMs: number;
   readonly #probes: number;
-  readonly #clock: Pick<Clock, "monotonic">;
+  readonly #clock: Pick<Clock, "monotonic" | "timer">;
   readonly #onStateChange: ((to: BreakerState, from: BreakerState) => void) | undefined;
 
   #state: BreakerState = "closed";
@@ -247,9 +253,15 @@ export class CircuitBreaker {
     isFailure: (err: unknown) => boolean = () => true,
   ): Promise<T> {
     // After a failure, one call at a time until one succeeds: the others wait for its verdict
-    // (a few ms) instead of going out beside it, so an outage's first failures are few.
-    while (this.#state === "closed" && this.#streak > 0 && this.#closedInFlight > 0) {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    // (a few ms; VERDICT_WAIT_MS at most) instead of going out beside it, so an outage's first
+    // failures are few.
+    if (this.#waitsForVerdict()) {
+      // Checked again in the same turn as the call is counted: one waiter goes, not all.
+      const deadline = this.#clock.monotonic() + VERDICT_WAIT_MS;
+      for (let left = VERDICT_WAIT_MS; this.#waitsForVerdict() && left > 0;) {
+        await this.#verdict(left);
+        left = deadline - this.#clock.monotonic();
+      }
     }
     if (!this.canPass()) throw new CircuitOpenError(this.name, this.remainingCooldownMs());
     const probe = this.#state === "half_open";
@@ -320,6 +332,22 @@ export class CircuitBreaker {
     if (probe) this.#probesInFlight--;
     else this.#closedInFlight--;
     this.#wake();
+  }
+
+  /** A failure is the last word and a call is out: a new call waits for that one's verdict. */
+  #waitsForVerdict(): boolean {
+    return this.#state === "closed" && this.#streak > 0 && this.#closedInFlight > 0;
+  }
+
+  /** Resolves at the next settle or state change, or after `ms`. */
+  #verdict(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const cancel = this.#clock.timer(ms, resolve);
+      this.#waiters.push(() => {
+        cancel();
+        resolve();
+      });
+    });
   }
 
   /** Lets the waiting calls look again (the state, the streak or the calls in flight moved). */

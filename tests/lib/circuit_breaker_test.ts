@@ -7,6 +7,7 @@ import {
   FRESH_TALLY,
   openUntil,
   probeStep,
+  VERDICT_WAIT_MS,
 } from "../../src/lib/circuit_breaker.ts";
 import { CircuitOpenError, HttpError, isRetriable, LocalError } from "../../src/lib/errors.ts";
 
@@ -274,7 +275,7 @@ Deno.test("circuit breaker: breaker validates its options", () => {
   assert.equal(defaults.state, "closed", "default minimumCalls is 20");
   defaults.record(false);
   assert.equal(defaults.state, "open");
-  const streak = new CircuitBreaker({ clock: { monotonic: () => 0 }, name: "y" });
+  const streak = new CircuitBreaker({ clock: new FakeClock({ start: 0 }), name: "y" });
   for (let i = 0; i < 50; i++) streak.record(true);
   for (let i = 0; i < 4; i++) streak.record(false);
   assert.equal(streak.state, "closed", "4 failures after 50 successes");
@@ -464,4 +465,22 @@ Deno.test("circuit breaker: calls waiting when the breaker opens are refused, ne
   for (const w of waiting) await assert.rejects(w, CircuitOpenError);
   assert.equal(sent, 2, "the waiting calls met the open breaker, not the downstream");
   assert.equal(breaker.state, "open");
+});
+
+Deno.test("circuit breaker: a call waits for a verdict at most VERDICT_WAIT_MS, so a hung call holds nothing longer", async () => {
+  const { breaker, advance } = setup({ consecutiveFailures: 5, minimumCalls: 100 });
+  let sent = 0;
+  // A call that hangs (its own timeout is seconds away), then a failure beside it.
+  const hung = breaker.run(() => (sent++, new Promise<string>(() => {})));
+  await assert.rejects(breaker.run(() => (sent++, fail())));
+  const next = breaker.run(() => (sent++, ok()));
+  await tick();
+  assert.equal(sent, 2, "it waits for the hung call's verdict");
+  advance(VERDICT_WAIT_MS - 1);
+  await tick();
+  assert.equal(sent, 2);
+  advance(1);
+  assert.equal(await next, "ok");
+  assert.equal(sent, 3, "then it goes anyway");
+  void hung;
 });
