@@ -28,7 +28,7 @@ Deno.test("bench variants: flags: defaults, unknown variants and a before withou
   assert.deepEqual([g.variants, g.before, g.repeat, g.write], [["fifo", "before"], "/x", 5, false]);
   assert.match(
     String(parseVariantFlags(["--variants", "fast"])),
-    /expected some of fifo, fifo-failing, trace, before/,
+    /expected some of fifo, fifo-failing, traced, trace, before/,
   );
   assert.match(String(parseVariantFlags(["--variants", "before"])), /needs --before DIR/);
   assert.match(String(parseVariantFlags(["--variants", "fifo", "--repeat", "0"])), /--repeat/);
@@ -88,7 +88,7 @@ Deno.test("bench variants: paired: the median of each pair's ratio, every pair l
   // CPU ratios 1.15, 1.10, 1.20: median 1.15, though the medians of the runs would give 1.10
   assert.match(
     row("trace"),
-    /\| plain \| 1\.150 \| 1\.150, 1\.100, 1\.200 \| 0\.90 \| 1\.10 \| OK \|$/,
+    /\| traced \| 1\.150 \| 1\.150, 1\.100, 1\.200 \| 0\.90 \| 1\.10 \| OK \|$/,
   );
   assert.match(row("before"), /\| 1\.000 \| 1\.000 \| 1\.00 \| 1\.00 \| FAILED \|$/);
   assert.match(text, /"before" is the checkout at \/x/);
