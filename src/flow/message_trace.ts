@@ -12,42 +12,39 @@ import { type SharedAttributes, SPAN_KIND, type Traced, type Tracer } from "../l
 /** Outcomes that are not a failure of the message's work. */
 const FINE: ReadonlySet<Outcome> = new Set(["accepted", "duplicate", "dropped"]);
 
-/** A queue's attributes every message span carries, one object per queue name. */
+/** Each queue's attributes, and each settle action's: one object apiece for all their spans. */
 const QUEUE_ATTRIBUTES = new Map<string, SharedAttributes>();
+const SETTLE_ATTRIBUTES = new Map<string, SharedAttributes>();
 
-function queueAttributes(name: string): SharedAttributes {
-  let shared = QUEUE_ATTRIBUTES.get(name);
+/** The shared attributes under `key`, made on first use (a worker has one queue, 3 actions). */
+function sharedOnce(
+  map: Map<string, SharedAttributes>,
+  key: string,
+  make: () => SharedAttributes["attributes"],
+): SharedAttributes {
+  let shared = map.get(key);
   if (!shared) {
-    shared = {
-      attributes: {
-        "messaging.system": "aws_sqs",
-        "messaging.operation.type": "process",
-        "messaging.operation.name": "process",
-        "messaging.destination.name": name,
-      },
-    };
-    // A worker reads one queue (two with a DLQ tool): the map stays tiny.
-    QUEUE_ATTRIBUTES.set(name, shared);
+    shared = { attributes: make() };
+    map.set(key, shared);
   }
   return shared;
 }
 
-/** Each settle request's attributes, by its action. */
-const SETTLE_ATTRIBUTES = new Map<string, SharedAttributes>();
+function queueAttributes(name: string): SharedAttributes {
+  return sharedOnce(QUEUE_ATTRIBUTES, name, () => ({
+    "messaging.system": "aws_sqs",
+    "messaging.operation.type": "process",
+    "messaging.operation.name": "process",
+    "messaging.destination.name": name,
+  }));
+}
 
 function settleAttributes(action: string): SharedAttributes {
-  let shared = SETTLE_ATTRIBUTES.get(action);
-  if (!shared) {
-    shared = {
-      attributes: {
-        "messaging.system": "aws_sqs",
-        "messaging.operation.type": "settle",
-        "messaging.operation.name": action,
-      },
-    };
-    SETTLE_ATTRIBUTES.set(action, shared);
-  }
-  return shared;
+  return sharedOnce(SETTLE_ATTRIBUTES, action, () => ({
+    "messaging.system": "aws_sqs",
+    "messaging.operation.type": "settle",
+    "messaging.operation.name": action,
+  }));
 }
 
 /** The queue's name from its URL (the last path segment): `messaging.destination.name`. */

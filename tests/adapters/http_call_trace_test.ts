@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { httpCall, type HttpCallOptions } from "../../src/adapters/http_call.ts";
-import { createSampler } from "../../src/lib/trace_sampler.ts";
-import { SPAN_KIND, type SpanData, Tracer } from "../../src/lib/tracer.ts";
-import { FakeClock } from "../support/fake_clock.ts";
+import { SPAN_KIND, type SpanData } from "../../src/lib/tracer.ts";
+import { recordingTracer } from "../support/trace_kit.ts";
 
 /** A span's own attributes and its shared ones, as an exporter sends them. */
 function attributesOf(span: SpanData) {
@@ -10,13 +9,7 @@ function attributesOf(span: SpanData) {
 }
 
 Deno.test("http call: a recorded request is a client span with its method, URL, status and traceparent", async () => {
-  const clock = new FakeClock({ auto: false, random: Math.random });
-  const added: SpanData[] = [];
-  const tracer = new Tracer({
-    sampler: createSampler("always_on"),
-    clock,
-    sink: { add: (span) => added.push(span) },
-  });
+  const { clock, added, tracer } = recordingTracer();
   const headers: Array<string | null> = [];
   const statuses = [200, 200, 503];
   const options: HttpCallOptions = {

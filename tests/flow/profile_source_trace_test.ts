@@ -1,18 +1,11 @@
 import assert from "node:assert/strict";
 import type { BatchLookup, Profile } from "../../src/adapters/enrich_client.ts";
 import { ProfileSource } from "../../src/flow/profile_source.ts";
-import { createSampler } from "../../src/lib/trace_sampler.ts";
-import { SPAN_KIND, type SpanData, type Traced, Tracer } from "../../src/lib/tracer.ts";
-import { FakeClock } from "../support/fake_clock.ts";
+import { SPAN_KIND, type Traced } from "../../src/lib/tracer.ts";
+import { recordingTracer } from "../support/trace_kit.ts";
 
 function rig(batchMax: number) {
-  const clock = new FakeClock({ auto: false, random: Math.random });
-  const added: SpanData[] = [];
-  const tracer = new Tracer({
-    sampler: createSampler("always_on"),
-    clock,
-    sink: { add: (span) => added.push(span) },
-  });
+  const { clock, added, tracer } = recordingTracer();
   const calls: Array<{ ids: string[]; trace: Traced | undefined }> = [];
   const profile = (id: string): Profile => ({ user_id: id, segment: "s" });
   const source = new ProfileSource({
