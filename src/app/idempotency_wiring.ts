@@ -7,7 +7,7 @@
 import { type AwsDeps, createDynamoDbClient } from "./aws_clients.ts";
 import type { Logger } from "../lib/logger.ts";
 import { type IdempotencyGate, StoreGate } from "../flow/idempotency_gate.ts";
-import { DynamoDbStore, probeIdempotencyTable } from "../flow/idempotency_store.ts";
+import { DynamoDbStore, probeKeyedTable } from "../flow/idempotency_store.ts";
 import type { SluiceMetrics } from "../domain/sluice_metrics.ts";
 import type { Config } from "./config.ts";
 import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
@@ -63,7 +63,7 @@ export function createIdempotency(
     onAtLeastOnce: (cause) => metrics.atLeastOnce.inc({ cause }),
     ...services,
   });
-  return { gate, check: (signal) => probeIdempotencyTable(client, table, signal) };
+  return { gate, check: (signal) => probeKeyedTable(client, table, signal) };
 }
 
 /**
@@ -77,7 +77,7 @@ export function probeTable(
   table: string,
   signal?: AbortSignal,
 ): Promise<string[]> {
-  return probeIdempotencyTable(createDynamoDbClient(config, deps), table, signal, variable);
+  return probeKeyedTable(createDynamoDbClient(config, deps), table, signal, variable);
 }
 
 /** A worker id unique within the fleet (64 random bits; the owner adds the receipt handle). */

@@ -10,7 +10,7 @@ import type { Config } from "./config.ts";
 import type { CircuitBreaker } from "../lib/circuit_breaker.ts";
 import type { Clock } from "../lib/clock.ts";
 import { DynamoDbRateStore, FleetRate } from "../flow/rate_table.ts";
-import { probeIdempotencyTable } from "../flow/idempotency_store.ts";
+import { probeKeyedTable } from "../flow/idempotency_store.ts";
 
 /** The fleet window, and the startup check of its table. */
 export interface RateTable {
@@ -39,6 +39,6 @@ export function createRateTable(
   });
   return {
     fleet,
-    check: (signal) => probeIdempotencyTable(client, table, signal, "RATE_LIMIT_TABLE"),
+    check: (signal) => probeKeyedTable(client, table, signal, "RATE_LIMIT_TABLE"),
   };
 }

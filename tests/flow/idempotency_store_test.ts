@@ -5,7 +5,7 @@ import {
   DynamoDbStore,
   type IdempotencyStore,
   keySchemaProblems,
-  probeIdempotencyTable,
+  probeKeyedTable,
 } from "../../src/flow/idempotency_store.ts";
 import { type GateOptions, StoreGate } from "../../src/flow/idempotency_gate.ts";
 import type { IdempotencyRecord } from "../../src/domain/idempotency.ts";
@@ -228,8 +228,8 @@ Deno.test("idempotency store: gate: a fenced extension marks the lock lost, so t
 
 Deno.test("idempotency store: probe: a missing table and a wrong key schema are named", async () => {
   await withStore(async (_store, db) => {
-    assert.deepEqual(await probeIdempotencyTable(db.client, db.table), []);
-    const missing = await probeIdempotencyTable(db.client, "no-such-table");
+    assert.deepEqual(await probeKeyedTable(db.client, db.table), []);
+    const missing = await probeKeyedTable(db.client, "no-such-table");
     assert.match(missing[0] ?? "", /does not exist/);
   });
   const rows: Array<[Record<string, unknown>, number]> = [

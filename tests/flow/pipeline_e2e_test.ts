@@ -29,7 +29,7 @@ const msg = (id: string, user: string | number = "00123", extra: Record<string, 
   });
 
 async function withLab(
-  options: { redrive?: boolean },
+  options: { redrive?: boolean; retryAfter?: string },
   fn: (
     lab: LabEnv,
     enrich: { url: string },
@@ -37,13 +37,14 @@ async function withLab(
   ) => Promise<void>,
   answer: (doc: Record<string, unknown>) => number = () => 200,
 ) {
-  const lab = await startLabEnv(options);
+  const lab = await startLabEnv({ ...(options.redrive ? { redrive: true } : {}) });
   // Known users from PROFILES (404 / `missing` otherwise); `answer` decides each submission.
   const enrich = startEnrichFake({ known: (id) => id in PROFILES, profile: (id) => PROFILES[id]! });
   const validator = startValidatorFake({
     statusFor: answer,
     failBody: { reason: "user.segment mismatch" },
   });
+  validator.retryAfter = options.retryAfter;
   // Every document submitted, whatever its answer.
   const submitted = {
     url: validator.url,
@@ -233,7 +234,10 @@ Deno.test("e2e: no DLQ: poison is released for as long as SQS allows, never dele
 });
 
 Deno.test("e2e: validator 5xx past the budget with DELETE_ON_5XX=true deletes", async () => {
-  await withLab({}, async (lab, enrich, validator) => {
+  // Retry-After spaces the tries a second apart, so the budget (1.6 s) ends them, not the
+  // validator's breaker: five failures in a row open it, and a message waiting out an open
+  // breaker gets a fresh budget (docs/failure-handling.md).
+  await withLab({ retryAfter: "1" }, async (lab, enrich, validator) => {
     await sendBodies(lab, [msg("f1")]);
     const worker = await runWorkerUntil(
       lab.env({ enrich: enrich.url, validator: validator.url }, {
