@@ -37,7 +37,7 @@ async function withLab(
   ) => Promise<void>,
   answer: (doc: Record<string, unknown>) => number = () => 200,
 ) {
-  const lab = await startLabEnv({ ...(options.redrive ? { redrive: true } : {}) });
+  const lab = await startLabEnv(options.redrive === undefined ? {} : { redrive: options.redrive });
   // Known users from PROFILES (404 / `missing` otherwise); `answer` decides each submission.
   const enrich = startEnrichFake({ known: (id) => id in PROFILES, profile: (id) => PROFILES[id]! });
   const validator = startValidatorFake({
