@@ -22,7 +22,8 @@
  *                            table (bench/fleet.ts); writes only the Fleet section of RESULTS.md;
  *                            --validator-ms LO,HI (default 300,400), --no-saturated, --counts, --rate
  *   --variants a,b           plain sluice against one change at a time (bench/variants.ts): fifo,
- *                            fifo-failing, trace, before (with --before DIR); writes only the
+ *                            fifo-failing, traced, trace (taken against traced), before (with
+ *                            --before DIR); writes only the
  *                            Variants section; with --paired each variant runs beside its base on
  *                            one CPU (bench/paired.ts), for CPU ratios steady to a few per cent
  */
