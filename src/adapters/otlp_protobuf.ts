@@ -111,9 +111,7 @@ class Writer {
     }
     this.#tag(field, 2);
     this.#varint(bytes.length);
-    this.#room(bytes.length);
-    this.#buf.set(bytes, this.#pos);
-    this.#pos += bytes.length;
+    this.raw(bytes);
   }
 
   /** Bytes already encoded (whole fields). */

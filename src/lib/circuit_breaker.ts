@@ -326,7 +326,7 @@ export class CircuitBreaker {
     this.#wake();
   }
 
-  /** Frees a probe slot without recording a result. */
+  /** Frees the call's slot (a probe's or a closed one's) without recording a result. */
   #unrecorded(generation: number, probe: boolean): void {
     if (generation !== this.#generation) return;
     if (probe) this.#probesInFlight--;

@@ -152,17 +152,20 @@ function writeWord(random: () => number, at: number, codes = CODES): boolean {
   return word === 0;
 }
 
+/** A span id (16 hex digits, never all zero) at `at` of `codes`. */
+function writeSpanId(random: () => number, at: number, codes: number[]): void {
+  const high = writeWord(random, at, codes);
+  const low = writeWord(random, at + 8, codes);
+  if (high && low) codes[at + 15] = 49;
+}
+
 /**
- * A W3C `traceparent` for a new span (`00-{trace}-{span}-{01|00}`): in trace `traceId` (32
- * lowercase hex digits), else a new trace, with a new span id, both drawn from `random` and
- * never all zero. Written as one string, not joined from pieces: a message keeps it for its
- * whole life, and joined ids would keep every piece alive with it.
+ * A sampled W3C `traceparent` for a new span (`00-{trace}-{span}-01`; `unsampled` clears the
+ * flag): in trace `traceId` (32 lowercase hex digits), else a new trace, with a new span id, both
+ * drawn from `random` and never all zero. Written as one string, not joined from pieces: a
+ * message keeps it for its whole life, and joined ids would keep every piece alive with it.
  */
-export function newTraceparent(
-  random: () => number,
-  sampled: boolean,
-  traceId?: string,
-): string {
+export function newTraceparent(random: () => number, traceId?: string): string {
   if (traceId === undefined) {
     let zero = true;
     for (let w = 0; w < 4; w++) zero = writeWord(random, TRACE_AT + 8 * w) && zero;
@@ -170,18 +173,13 @@ export function newTraceparent(
   } else {
     for (let i = 0; i < 32; i++) CODES[TRACE_AT + i] = traceId.charCodeAt(i);
   }
-  const high = writeWord(random, SPAN_AT);
-  const low = writeWord(random, SPAN_AT + 8);
-  if (high && low) CODES[SPAN_AT + 15] = 49;
-  CODES[54] = sampled ? 49 : 48;
+  writeSpanId(random, SPAN_AT, CODES);
   return String.fromCharCode.apply(null, CODES);
 }
 
 /** A span id alone (16 hex digits, never all zero), for a span whose header may never be sent. */
 export function newSpanId(random: () => number): string {
-  const high = writeWord(random, 0, SPAN_CODES);
-  const low = writeWord(random, 8, SPAN_CODES);
-  if (high && low) SPAN_CODES[15] = 49;
+  writeSpanId(random, 0, SPAN_CODES);
   return String.fromCharCode.apply(null, SPAN_CODES);
 }
 

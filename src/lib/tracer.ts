@@ -152,7 +152,7 @@ export class Tracer {
     startMonotonic?: number,
   ): Traced {
     const { sampler, clock, sink } = this.#options;
-    let traceparent = newTraceparent(clock.random, true, parent?.traceId);
+    let traceparent = newTraceparent(clock.random, parent?.traceId);
     const traceId = parent?.traceId ?? traceIdOf(traceparent);
     const sampled = sampler(traceId, parent?.spanId === undefined ? undefined : parent.sampled);
     if (!sampled) traceparent = unsampled(traceparent);

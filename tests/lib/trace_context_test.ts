@@ -101,17 +101,17 @@ Deno.test("trace context: ids come from the injected random source, formatted as
   const draws = [0, 0.5, 0.25, 0.75];
   let i = 0;
   const random = () => draws[i++ % draws.length]!;
-  const fresh = newTraceparent(random, true);
+  const fresh = newTraceparent(random);
   assert.equal(fresh, "00-0000000080000000" + "40000000c0000000-0000000080000000-01");
   assert.equal(traceIdOf(fresh), "0000000080000000" + "40000000c0000000");
   assert.equal(spanIdOf(fresh), "0000000080000000");
-  // In a given trace only the span id is drawn; the flag says whether it is sampled.
-  assert.equal(newTraceparent(random, false, T), `00-${T}-40000000c0000000-00`);
+  // In a given trace only the span id is drawn; unsampled clears the flag.
+  assert.equal(unsampled(newTraceparent(random, T)), `00-${T}-40000000c0000000-00`);
   assert.equal(unsampled(`00-${T}-${S}-01`), `00-${T}-${S}-00`);
   // A draw of all zeros is never an id; the next draw overwrites every digit of the last.
-  const zeros = newTraceparent(() => 0, true);
+  const zeros = newTraceparent(() => 0);
   assert.equal(zeros, `00-${"0".repeat(31)}1-${"0".repeat(15)}1-01`);
-  assert.equal(newTraceparent(() => 1 - 2 ** -33, true, T), `00-${T}-ffffffffffffffff-01`);
+  assert.equal(newTraceparent(() => 1 - 2 ** -33, T), `00-${T}-ffffffffffffffff-01`);
   assert.equal(parseTraceparent(zeros)?.traceId, "0".repeat(31) + "1");
 });
 
