@@ -26,7 +26,9 @@ async function main(): Promise<number> {
   const server = listen(config, route);
   if (!server) return 2;
   const build = buildInfo();
+  const transport = runtime.workerFetch(env);
   const worker = startWorker(config, {
+    fetch: transport.fetch,
     build: {
       version: build.version,
       commit: build.commit,
@@ -49,9 +51,11 @@ async function main(): Promise<number> {
     // The table's own answer may be quoted in it.
     runtime.writeStderr(`sluice: ${escapeTerminal(error.message)}\n`);
     await server.close();
+    transport.close();
     return 2;
   }
   await server.close();
+  transport.close();
   // A forced stop may have abandoned submissions on the wire: say so in the exit code.
   return signals.forced ? 1 : 0;
 }

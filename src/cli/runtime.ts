@@ -8,7 +8,8 @@
  * made the worker ~5 % slower per message and ~6 MB larger (bench/RESULTS.md).
  */
 import { systemClock } from "../lib/clock.ts";
-import { serveHttp1 } from "../lib/http1_server.ts";
+import { type ByteConn, serveHttp1 } from "../lib/http1_server.ts";
+import { http1Client, proxyVariable } from "../lib/http1_client.ts";
 
 /** Signals the worker reacts to. */
 export type RuntimeSignal = "SIGTERM" | "SIGINT" | "SIGHUP";
@@ -212,6 +213,31 @@ export function pid(): number {
 }
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+/**
+ * The worker's fetch and a closer for its idle connections. Under Deno, plain-http requests go
+ * over lib/http1_client.ts's kept-alive connections (a quarter of the CPU of Deno's fetch per
+ * request, docs/performance.md) unless a proxy variable is set, which only Deno's fetch honours;
+ * everything else, and every request under Bun, uses the runtime's fetch.
+ */
+export function workerFetch(
+  environment: Record<string, string | undefined>,
+): { fetch: typeof fetch; close(): void } {
+  const d = deno();
+  const runtimeFetch: typeof fetch = (input, init) => fetch(input, init);
+  if (!d || proxyVariable(environment) !== undefined) {
+    return { fetch: runtimeFetch, close() {} };
+  }
+  return http1Client({
+    connect: async (hostname, port): Promise<ByteConn> => {
+      const conn = await d.connect({ hostname, port });
+      conn.setNoDelay(true);
+      return conn;
+    },
+    fallback: runtimeFetch,
+    monotonic: systemClock.monotonic,
+  });
+}
 
 /** Seconds a health-server connection may sit without a complete request (Bun's unit). */
 const IDLE_TIMEOUT_SECONDS = 10;

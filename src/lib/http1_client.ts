@@ -1,0 +1,521 @@
+/**
+ * A `fetch` for plain-http downstreams over kept-alive HTTP/1.1 connections, and the runtime's
+ * own fetch for everything else. Why: sluice sends about 1.2 requests per message, and under
+ * Deno each `fetch` cost ~68 µs of CPU on this path against ~18 µs here, the Response included
+ * (docs/performance.md): the largest single cost of a message. Deno's fetch stays for https
+ * (its TLS trust store), for a proxy (the runtime reads HTTP_PROXY; the runtime shim does not
+ * choose this client when one is set), a body that is not a string or bytes, a Request, and any
+ * redirect mode but "manual" (guarded_fetch.ts sends every request so).
+ *
+ * What it speaks: one request at a time per connection, a head written with the body in one
+ * write; answers framed by Content-Length, chunked, or the connection's close; 1xx answers
+ * skipped. An answer up to `bufferBytes` (Content-Length) is read before the Response is
+ * returned; any other body streams from the connection, so guarded_fetch.ts's caps hold. A
+ * connection is reused only when its answer was read whole and nothing followed it. No
+ * Accept-Encoding is sent, so no answer needs decoding; one that is encoded anyway is passed on
+ * with its Content-Encoding header (guarded_fetch.ts streams such a body under its cap).
+ */
+import { onAbort } from "./on_abort.ts";
+import type { ByteConn } from "./http1_server.ts";
+
+export interface Http1ClientOptions {
+  /** Opens a TCP connection (the runtime shim's, Deno.connect). */
+  connect(hostname: string, port: number): Promise<ByteConn>;
+  /** For what this client does not speak: the runtime's fetch. */
+  fallback: typeof fetch;
+  /** Monotonic ms, for the idle age of pooled connections. */
+  monotonic(): number;
+  /**
+   * A pooled connection idle longer is closed instead of reused. Default 4000: common servers
+   * close idle connections after 5 s, and a request written into one that is closing is lost.
+   */
+  idleMs?: number;
+  /** Idle connections kept per origin; more are closed. Default 128. */
+  maxIdle?: number;
+  /** Answers with a Content-Length up to this are read before returning. Default 1 MiB. */
+  bufferBytes?: number;
+}
+
+export interface Http1Client {
+  fetch: typeof fetch;
+  /** Closes every idle connection (the in-use ones close when their answers are read). */
+  close(): void;
+}
+
+const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
+const MAX_HEAD_BYTES = 64 * 1024;
+/** A header name or value that would end the line it is on, or the head. */
+const UNSAFE = /[\r\n\0]/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Headers this client writes itself. */
+const OWN = new Set(["host", "content-length", "transfer-encoding", "connection"]);
+
+/** Proxy variables the runtime's fetch honours: the first one set, by name. Pure. */
+export function proxyVariable(env: Record<string, string | undefined>): string | undefined {
+  const names = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+  return names.find((name) => (env[name] ?? "") !== "");
+}
+
+/** One pooled connection: the socket and what was read from it but not yet consumed. */
+class Wire {
+  buffer = new Uint8Array(16 * 1024);
+  start = 0;
+  end = 0;
+  idleSince = 0;
+  reused = false;
+  constructor(readonly conn: ByteConn) {}
+
+  /** Reads more into the buffer (growing it up to `limit`); false at the end of the stream. */
+  async fill(limit: number): Promise<boolean> {
+    if (this.start > 0 && this.end === this.buffer.length) {
+      this.buffer.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+    }
+    if (this.end === this.buffer.length) {
+      if (this.buffer.length >= limit) throw new TypeError("answer head too large");
+      const grown = new Uint8Array(Math.min(limit, this.buffer.length * 2));
+      grown.set(this.buffer.subarray(this.start, this.end));
+      this.end -= this.start;
+      this.start = 0;
+      this.buffer = grown;
+    }
+    const n = await this.conn.read(this.buffer.subarray(this.end));
+    if (n === null) return false;
+    this.end += n;
+    return true;
+  }
+
+  /** The next CRLF-ended line (latin1), or the head's blank line as "". */
+  async line(): Promise<string> {
+    for (let from = this.start;;) {
+      for (let i = from; i + 1 < this.end; i++) {
+        if (this.buffer[i] === 13 && this.buffer[i + 1] === 10) {
+          const text = latin1.decode(this.buffer.subarray(this.start, i));
+          this.start = i + 2;
+          return text;
+        }
+      }
+      from = Math.max(this.start, this.end - 1);
+      const before = this.start;
+      if (!(await this.fill(MAX_HEAD_BYTES))) throw closedEarly();
+      from -= before - this.start; // the buffer may have moved
+    }
+  }
+
+  /** Up to `max` bytes: what is buffered, else one read's worth; null at the end. */
+  async some(max: number): Promise<Uint8Array | null> {
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      if (!(await this.fill(this.buffer.length))) return null;
+    }
+    const n = Math.min(max, this.end - this.start);
+    const out = this.buffer.slice(this.start, this.start + n);
+    this.start += n;
+    return out;
+  }
+
+  /** Exactly `n` bytes, or an error when the connection ends first. */
+  async exactly(n: number): Promise<Uint8Array<ArrayBuffer>> {
+    if (this.end - this.start >= n) {
+      this.start += n;
+      return this.buffer.slice(this.start - n, this.start);
+    }
+    const out = new Uint8Array(n);
+    let have = this.end - this.start;
+    out.set(this.buffer.subarray(this.start, this.start + have));
+    this.start += have;
+    while (have < n) {
+      const read = await this.conn.read(out.subarray(have));
+      if (read === null) throw closedEarly();
+      have += read;
+    }
+    return out;
+  }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+function closedEarly(): TypeError {
+  return new TypeError("connection closed before the answer");
+}
+
+/** A client for `options`; `fetch` may be called concurrently (one connection per request). */
+export function http1Client(options: Http1ClientOptions): Http1Client {
+  const idle = new Map<string, Wire[]>();
+  const idleMs = options.idleMs ?? 4000;
+  const maxIdle = options.maxIdle ?? 128;
+  const bufferBytes = options.bufferBytes ?? 1024 * 1024;
+  const pool: Pool = {
+    take(origin) {
+      const wires = idle.get(origin);
+      const now = options.monotonic();
+      for (let wire = wires?.pop(); wire; wire = wires?.pop()) {
+        if (now - wire.idleSince <= idleMs) return wire;
+        wire.close();
+      }
+      return undefined;
+    },
+    give(origin, wire) {
+      let wires = idle.get(origin);
+      if (!wires) idle.set(origin, wires = []);
+      if (wires.length >= maxIdle) return wire.close();
+      wire.idleSince = options.monotonic();
+      wire.reused = true;
+      wires.push(wire);
+    },
+    connect: (hostname, port) => options.connect(hostname, port).then((conn) => new Wire(conn)),
+    bufferBytes,
+  };
+  const fetch = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    let request: PlainRequest | undefined;
+    try {
+      request = plainRequest(input, init);
+    } catch (error) {
+      return Promise.reject(error); // a bad header, as fetch rejects it
+    }
+    if (!request) return options.fallback(input, init);
+    return send(pool, request, init?.signal ?? undefined);
+  };
+  return {
+    fetch: fetch as typeof globalThis.fetch,
+    close() {
+      for (const wires of idle.values()) for (const wire of wires) wire.close();
+      idle.clear();
+    },
+  };
+}
+
+interface Pool {
+  take(origin: string): Wire | undefined;
+  give(origin: string, wire: Wire): void;
+  connect(hostname: string, port: number): Promise<Wire>;
+  bufferBytes: number;
+}
+
+/** What a request this client speaks needs, or undefined when it is one for the fallback. */
+interface PlainRequest {
+  origin: string;
+  hostname: string;
+  port: number;
+  method: string;
+  /** The request line and headers, up to the blank line. */
+  head: string;
+  body: Uint8Array | undefined;
+}
+
+/** What a URL string gives a request; kept per string, as a worker's URLs repeat. */
+interface Target {
+  origin: string;
+  hostname: string;
+  port: number;
+  /** `host: …` and the path, as the request line and Host header need them. */
+  path: string;
+  host: string;
+}
+
+const TARGETS = new Map<string, Target | null>();
+/** Enough for a worker's downstreams; a flood of distinct URLs just starts the map again. */
+const MAX_TARGETS = 512;
+
+/** The parts of an http: URL without credentials, or null for one this client leaves alone. */
+function targetOf(input: string | URL): Target | null {
+  const key = typeof input === "string" ? input : input.href;
+  let target = TARGETS.get(key);
+  if (target !== undefined) return target;
+  const url = typeof input === "string" ? URL.parse(input) : input;
+  target = null;
+  if (url && url.protocol === "http:" && !url.username && !url.password) {
+    const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+    const port = url.port === "" ? 80 : Number(url.port);
+    const path = `${url.pathname}${url.search}`;
+    target = { origin: `${hostname}:${port}`, hostname, port, path, host: url.host };
+  }
+  if (TARGETS.size >= MAX_TARGETS) TARGETS.clear();
+  TARGETS.set(key, target);
+  return target;
+}
+
+/** The request as this client writes it; undefined for anything it leaves to the fallback. */
+function plainRequest(input: RequestInfo | URL, init?: RequestInit): PlainRequest | undefined {
+  if (typeof input !== "string" && !(input instanceof URL)) return undefined;
+  if (init?.redirect !== "manual") return undefined;
+  const raw = init.body;
+  if (
+    raw !== undefined && raw !== null && typeof raw !== "string" && !(raw instanceof Uint8Array)
+  ) {
+    return undefined;
+  }
+  const target = targetOf(input);
+  if (!target) return undefined;
+  const method = init.method === undefined ? "GET" : init.method.toUpperCase();
+  const body = typeof raw === "string" ? encoder.encode(raw) : raw ?? undefined;
+  let head = `${method} ${target.path} HTTP/1.1\r\nhost: ${target.host}\r\n`;
+  head += headerLines(init.headers);
+  if (body !== undefined || method === "POST" || method === "PUT") {
+    head += `content-length: ${body?.length ?? 0}\r\n`;
+  }
+  const { origin, hostname, port } = target;
+  return { origin, hostname, port, method, head: `${head}\r\n`, body };
+}
+
+/** Header names already found to be tokens (a worker sends the same few). */
+const NAMES = new Set<string>();
+
+/** One header line; a name or value that would break the head is a TypeError, as in fetch. */
+function headerLine(name: string, value: string): string {
+  if (!NAMES.has(name)) {
+    if (!TOKEN.test(name)) throw new TypeError(`Invalid header name: ${JSON.stringify(name)}`);
+    if (NAMES.size < 256) NAMES.add(name);
+  }
+  if (UNSAFE.test(value)) throw new TypeError(`Invalid header value for ${name}`);
+  return OWN.has(name.toLowerCase()) ? "" : `${name}: ${value}\r\n`;
+}
+
+/** The caller's headers as lines. */
+function headerLines(headers: HeadersInit | undefined): string {
+  if (headers === undefined) return "";
+  let lines = "";
+  if (headers instanceof Headers || Array.isArray(headers)) {
+    for (const [name, value] of headers as Iterable<[string, string]>) {
+      lines += headerLine(name, value);
+    }
+    return lines;
+  }
+  const record = headers as Record<string, string>;
+  for (const name in record) lines += headerLine(name, String(record[name]));
+  return lines;
+}
+
+/**
+ * Writes the request and reads the answer's head; the caller's abort closes the connection
+ * and rejects with its reason. A reused connection that ends before any answer (the server
+ * closed it while it sat idle) is replaced once by a new one.
+ */
+async function send(pool: Pool, request: PlainRequest, signal?: AbortSignal): Promise<Response> {
+  signal?.throwIfAborted();
+  for (let attempt = 0;; attempt++) {
+    const reused = attempt === 0 ? pool.take(request.origin) : undefined;
+    let wire: Wire | undefined = reused;
+    let forget: (() => void) | undefined;
+    try {
+      if (!wire) wire = await connectAbortably(pool, request, signal);
+      const current = wire;
+      forget = signal && onAbort(signal, () => current.close());
+      await writeRequest(current, request);
+      const answer = await readAnswer(pool, request, current, signal, forget);
+      forget = undefined; // the answer's body owns the watcher now
+      return answer;
+    } catch (error) {
+      forget?.();
+      wire?.close();
+      if (signal?.aborted) throw signal.reason;
+      if (!(reused && error instanceof TypeError && error.message === closedEarly().message)) {
+        throw error;
+      }
+    }
+  }
+}
+
+async function connectAbortably(
+  pool: Pool,
+  request: PlainRequest,
+  signal?: AbortSignal,
+): Promise<Wire> {
+  const opening = pool.connect(request.hostname, request.port);
+  if (!signal) return await opening;
+  let forget: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    forget = onAbort(signal, () => reject(signal.reason));
+  });
+  try {
+    return await Promise.race([opening, aborted]);
+  } catch (error) {
+    opening.then((wire) => wire.close(), () => {});
+    throw error;
+  } finally {
+    forget?.();
+  }
+}
+
+async function writeRequest(wire: Wire, request: PlainRequest): Promise<void> {
+  const body = request.body;
+  const bytes = new Uint8Array(request.head.length * 3 + (body?.length ?? 0));
+  const { written } = encoder.encodeInto(request.head, bytes);
+  if (body) bytes.set(body, written);
+  const all = bytes.subarray(0, written + (body?.length ?? 0));
+  for (let offset = 0; offset < all.length;) offset += await wire.conn.write(all.subarray(offset));
+}
+
+/** An answer's head: what the Response gets, and what frames its body. */
+interface AnswerHead {
+  status: number;
+  keepAlive: boolean;
+  headers: [string, string][];
+  /** Transfer-Encoding's value, if sent. */
+  coding: string | undefined;
+  /** Content-Length's values, joined by commas, if sent. */
+  length: string | undefined;
+}
+
+/** The answer's status line and headers, 1xx answers skipped. */
+async function readHead(wire: Wire): Promise<AnswerHead> {
+  for (;;) {
+    const line = await wire.line();
+    const match = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(line);
+    if (!match) throw new TypeError(`not an HTTP/1.x answer: ${JSON.stringify(line.slice(0, 40))}`);
+    const http11 = match[1] === "1";
+    const head: AnswerHead = {
+      status: Number(match[2]),
+      keepAlive: http11,
+      headers: [],
+      coding: undefined,
+      length: undefined,
+    };
+    for (let field = await wire.line(); field !== ""; field = await wire.line()) {
+      const colon = field.indexOf(":");
+      if (colon <= 0) throw new TypeError("malformed answer header");
+      const name = field.slice(0, colon).trim().toLowerCase();
+      const value = field.slice(colon + 1).trim();
+      if (name === "content-length") head.length = head.length ? `${head.length},${value}` : value;
+      else if (name === "transfer-encoding") head.coding = value;
+      else if (name === "connection") {
+        head.keepAlive = http11 ? !/close/i.test(value) : /keep-alive/i.test(value);
+      }
+      head.headers.push([name, value]);
+    }
+    if (head.status >= 100 && head.status < 200) continue;
+    if (head.status > 599) throw new TypeError(`answer status ${head.status} out of range`);
+    return head;
+  }
+}
+
+/** How an answer's body ends. */
+type Framing =
+  | { kind: "none" }
+  | { kind: "length"; length: number }
+  | { kind: "chunked" }
+  | { kind: "close" };
+
+/** RFC 9112 §6.3, for the answers a client gets. Pure. */
+export function framingOf(
+  method: string,
+  head: Pick<AnswerHead, "status" | "coding" | "length">,
+): Framing {
+  if (method === "HEAD" || head.status === 204 || head.status === 304) return { kind: "none" };
+  if (head.coding !== undefined) {
+    return /(?:^|,)\s*chunked\s*$/i.test(head.coding) ? { kind: "chunked" } : { kind: "close" };
+  }
+  if (head.length === undefined) return { kind: "close" };
+  let length = -1;
+  for (const value of head.length.split(",")) {
+    const trimmed = value.trim();
+    if (!/^\d{1,15}$/.test(trimmed) || (length >= 0 && Number(trimmed) !== length)) {
+      throw new TypeError("invalid Content-Length");
+    }
+    length = Number(trimmed);
+  }
+  return { kind: "length", length };
+}
+
+/**
+ * The Response for an answer whose head is read: a short body read whole (the connection goes
+ * back to the pool at once), any other streamed, the connection given back or closed at its end.
+ */
+async function readAnswer(
+  pool: Pool,
+  request: PlainRequest,
+  wire: Wire,
+  signal: AbortSignal | undefined,
+  forget: (() => void) | undefined,
+): Promise<Response> {
+  const head = await readHead(wire);
+  const { status, keepAlive, headers } = head;
+  const framing = framingOf(request.method, head);
+  const init = { status, headers };
+  const nullBody = status === 204 || status === 205 || status === 304;
+  const release = (whole: boolean) => {
+    forget?.();
+    const reusable = whole && keepAlive && framing.kind !== "close" && wire.start === wire.end;
+    if (reusable) pool.give(request.origin, wire);
+    else wire.close();
+  };
+  if (framing.kind === "none") {
+    release(true);
+    return new Response(null, init);
+  }
+  if (framing.kind === "length" && framing.length <= pool.bufferBytes) {
+    const body = await wire.exactly(framing.length);
+    release(true);
+    return new Response(nullBody ? null : body, init);
+  }
+  const next = bodyChunks(wire, framing);
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await next();
+        if (chunk) return controller.enqueue(chunk);
+        controller.close();
+        release(true);
+      } catch (error) {
+        release(false);
+        controller.error(signal?.aborted ? signal.reason : error);
+      }
+    },
+    cancel: () => release(false),
+  }, { highWaterMark: 0 });
+  if (nullBody) {
+    await stream.cancel();
+    return new Response(null, init);
+  }
+  return new Response(stream, init);
+}
+
+/** The body's pieces in order, then null; an error when the connection ends early. */
+function bodyChunks(
+  wire: Wire,
+  framing: { kind: "length"; length: number } | { kind: "chunked" } | { kind: "close" },
+): () => Promise<Uint8Array | null> {
+  const PIECE = 64 * 1024;
+  let left = framing.kind === "length" ? framing.length : 0;
+  let ended = false;
+  if (framing.kind === "close") return () => wire.some(PIECE);
+  if (framing.kind === "length") {
+    return async () => {
+      if (left === 0) return null;
+      const piece = await wire.some(Math.min(left, PIECE));
+      if (!piece) throw closedEarly();
+      left -= piece.length;
+      return piece;
+    };
+  }
+  return async () => {
+    if (ended) return null;
+    if (left === 0) {
+      left = chunkSize(await wire.line());
+      if (left === 0) {
+        while ((await wire.line()) !== ""); // trailer fields, dropped
+        ended = true;
+        return null;
+      }
+    }
+    const piece = await wire.some(Math.min(left, PIECE));
+    if (!piece) throw closedEarly();
+    left -= piece.length;
+    if (left === 0 && (await wire.line()) !== "") throw new TypeError("malformed chunk");
+    return piece;
+  };
+}
+
+function chunkSize(line: string): number {
+  const hex = line.split(";", 1)[0]!.trim();
+  if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new TypeError("malformed chunk size");
+  return parseInt(hex, 16);
+}
