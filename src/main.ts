@@ -26,7 +26,7 @@ async function main(): Promise<number> {
   const server = listen(config, route);
   if (!server) return 2;
   const build = buildInfo();
-  const transport = runtime.workerFetch(env);
+  const transport = runtime.workerTransport(env);
   const worker = startWorker(config, {
     fetch: transport.fetch,
     build: {

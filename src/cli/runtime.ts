@@ -10,6 +10,7 @@
 import { systemClock } from "../lib/clock.ts";
 import { type ByteConn, serveHttp1 } from "../lib/http1_server.ts";
 import { http1Client, proxyVariable } from "../lib/http1_client.ts";
+import { globalFetch } from "../lib/guarded_fetch.ts";
 
 /** Signals the worker reacts to. */
 export type RuntimeSignal = "SIGTERM" | "SIGINT" | "SIGHUP";
@@ -220,13 +221,12 @@ export type FetchHandler = (request: Request) => Response | Promise<Response>;
  * request, docs/performance.md) unless a proxy variable is set, which only Deno's fetch honours;
  * everything else, and every request under Bun, uses the runtime's fetch.
  */
-export function workerFetch(
+export function workerTransport(
   environment: Record<string, string | undefined>,
 ): { fetch: typeof fetch; close(): void } {
   const d = deno();
-  const runtimeFetch: typeof fetch = (input, init) => fetch(input, init);
   if (!d || proxyVariable(environment) !== undefined) {
-    return { fetch: runtimeFetch, close() {} };
+    return { fetch: globalFetch, close() {} };
   }
   return http1Client({
     connect: async (hostname, port): Promise<ByteConn> => {
@@ -234,7 +234,7 @@ export function workerFetch(
       conn.setNoDelay(true);
       return conn;
     },
-    fallback: runtimeFetch,
+    fallback: globalFetch,
     monotonic: systemClock.monotonic,
   });
 }

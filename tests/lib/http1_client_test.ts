@@ -308,7 +308,7 @@ Deno.test("http1 client: 204 and HEAD have no body; the connection stays usable"
   });
 });
 
-Deno.test("framingOf: how each answer's body ends", () => {
+Deno.test("http1 client: framingOf, how each answer's body ends", () => {
   const rows: [string, number, string | undefined, string | undefined, string][] = [
     ["GET", 200, undefined, "12", "length 12"],
     ["GET", 200, undefined, "12, 12", "length 12"],
@@ -333,7 +333,7 @@ Deno.test("framingOf: how each answer's body ends", () => {
   }
 });
 
-Deno.test("proxyVariable: any HTTP or ALL proxy variable keeps the runtime's fetch", () => {
+Deno.test("http1 client: proxyVariable, any HTTP or ALL proxy variable keeps the runtime's fetch", () => {
   assert.equal(proxyVariable({}), undefined);
   assert.equal(proxyVariable({ HTTPS_PROXY: "http://p:3128", NO_PROXY: "x" }), undefined);
   assert.equal(proxyVariable({ HTTP_PROXY: "" }), undefined);
