@@ -17,6 +17,7 @@
  */
 import { onAbort } from "./on_abort.ts";
 import type { ByteConn } from "./http1_server.ts";
+import { Answer, asResponse } from "./http1_answer.ts";
 
 export interface Http1ClientOptions {
   /** Opens a TCP connection (the runtime shim's, Deno.connect). */
@@ -206,6 +207,7 @@ interface PlainRequest {
   hostname: string;
   port: number;
   method: string;
+  url: string;
   /** The request line and headers, up to the blank line. */
   head: string;
   body: Uint8Array | undefined;
@@ -263,7 +265,8 @@ function plainRequest(input: RequestInfo | URL, init?: RequestInit): PlainReques
     head += `content-length: ${body?.length ?? 0}\r\n`;
   }
   const { origin, hostname, port } = target;
-  return { origin, hostname, port, method, head: `${head}\r\n`, body };
+  const url = typeof input === "string" ? input : input.href;
+  return { origin, hostname, port, method, url, head: `${head}\r\n`, body };
 }
 
 /** Header names already found to be tokens (a worker sends the same few). */
@@ -449,12 +452,12 @@ async function readAnswer(
   };
   if (framing.kind === "none") {
     release(true);
-    return new Response(null, init);
+    return asResponse(new Answer(status, headers, null, request.url));
   }
   if (framing.kind === "length" && framing.length <= pool.bufferBytes) {
     const body = await wire.exactly(framing.length);
     release(true);
-    return new Response(nullBody ? null : body, init);
+    return asResponse(new Answer(status, headers, nullBody ? null : body, request.url));
   }
   const next = bodyChunks(wire, framing);
   const stream = new ReadableStream<Uint8Array>({

@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { framingOf, http1Client, proxyVariable } from "../../src/lib/http1_client.ts";
 import { systemClock } from "../../src/lib/clock.ts";
+import { fetchNoRedirect, readTextCapped, readTextPrefix } from "../../src/lib/guarded_fetch.ts";
+import { HttpError, RedirectError } from "../../src/lib/errors.ts";
 
 interface Seen {
   /** The connection's number (from 0), and the request's head and body as received. */
@@ -339,4 +341,40 @@ Deno.test("http1 client: proxyVariable, any HTTP or ALL proxy variable keeps the
   assert.equal(proxyVariable({ HTTP_PROXY: "" }), undefined);
   assert.equal(proxyVariable({ http_proxy: "http://p:3128" }), "http_proxy");
   assert.equal(proxyVariable({ ALL_PROXY: "socks5://p" }), "ALL_PROXY");
+});
+
+Deno.test("http1 client: a read answer works through guarded_fetch's readers and redirect check", async () => {
+  const script: Script = (head) => {
+    const path = head.split(" ")[1];
+    if (path === "/moved") {
+      return {
+        pieces: ["HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n"],
+      };
+    }
+    if (path === "/err") {
+      return { pieces: ["HTTP/1.1 500 Oops\r\ncontent-length: 9\r\n\r\nbad thing"] };
+    }
+    return { pieces: [ok(path === "/long" ? "y".repeat(300) : '{"a":1}')] };
+  };
+  await withServer(script, async (base, seen, c) => {
+    const redirect = await fetchNoRedirect(c.fetch, "thing", `${base}/moved`, {}).catch((e) => e);
+    assert.ok(redirect instanceof RedirectError);
+    assert.equal(redirect.location, `${base}/elsewhere`);
+    const fine = await fetchNoRedirect(c.fetch, "thing", `${base}/ok`, {});
+    assert.equal(fine.ok, true);
+    assert.equal(fine.headers.get("Content-Type"), "text/plain");
+    assert.equal(await readTextCapped(fine, "thing", 100), '{"a":1}');
+    const long = await fetchNoRedirect(c.fetch, "thing", `${base}/long`, {});
+    await assert.rejects(readTextCapped(long, "thing", 100), HttpError);
+    const failed = await fetchNoRedirect(c.fetch, "thing", `${base}/err`, {});
+    assert.equal(failed.ok, false);
+    assert.equal(await readTextPrefix(failed, 3), "bad");
+    const json = await c.fetch(`${base}/ok`, manual());
+    assert.deepEqual(await json.json(), { a: 1 });
+    await assert.rejects(json.text(), TypeError); // read once, as a Response
+    const cancelled = await c.fetch(`${base}/ok`, manual());
+    await cancelled.body?.cancel();
+    assert.equal(cancelled.bodyUsed, true);
+    assert.deepEqual(seen.map((s) => s.conn), [0, 0, 0, 0, 0, 0]);
+  });
 });
