@@ -5,7 +5,12 @@
  * are read up to a cap: 4 MiB for a 2xx, a 16 KiB prefix of anything else.
  */
 import { HttpError, LocalError, RedirectError, TimeoutError } from "../lib/errors.ts";
-import { fetchNoRedirect, readTextCapped, readTextPrefix } from "../lib/guarded_fetch.ts";
+import {
+  discardBody,
+  fetchNoRedirect,
+  readTextCapped,
+  readTextPrefix,
+} from "../lib/guarded_fetch.ts";
 import { describeNetworkFailure } from "../lib/network_failure.ts";
 import { onAbort } from "../lib/on_abort.ts";
 import { parseRetryAfter } from "../lib/retry.ts";
@@ -188,6 +193,6 @@ async function bodyOf(response: Response, ok: boolean, options: HttpCallOptions)
       options.maxBodyBytes ?? MAX_OK_BODY_BYTES,
     );
   }
-  await response.body?.cancel();
+  await discardBody(response);
   return "";
 }

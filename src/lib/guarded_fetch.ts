@@ -7,6 +7,7 @@
  * under src/.
  */
 import { HttpError, RedirectError } from "./errors.ts";
+import { Answer } from "./http1_answer.ts";
 
 /** The runtime's fetch, looked up per call (a test may stub it): the default transport. */
 export const globalFetch: typeof fetch = (input, init) => fetch(input, init);
@@ -32,8 +33,17 @@ export async function fetchNoRedirect(
   const status = response.status;
   if ((status < 300 || status > 399) && response.type !== "opaqueredirect") return response;
   const redirect = redirectOf(response, url);
-  await response.body?.cancel().catch(() => {});
+  await discardBody(response).catch(() => {});
   throw new RedirectError(target, redirect?.status ?? status, redirect?.location ?? "");
+}
+
+/**
+ * Lets an unread body go: a stream is cancelled, which frees its connection; a body already in
+ * memory (lib/http1_answer.ts) needs nothing, and making a stream to cancel it would cost more.
+ */
+export async function discardBody(response: Response): Promise<void> {
+  if ((response as unknown) instanceof Answer) return;
+  await response.body?.cancel();
 }
 
 /** The redirect a response stands for, if it is one; `location` resolved against the request. */
