@@ -7,11 +7,21 @@
  * guarded_fetch.ts's readers. A streamed answer is a real Response.
  */
 
+import { decodeFields } from "./http1_answer_head.ts";
+
 const decoder = new TextDecoder();
 
-/** Read-only headers over the parsed list (names lower-cased by the parser). */
+/** Read-only headers, decoded from the head's field bytes when first asked for. */
 export class AnswerHeaders {
-  constructor(readonly list: [string, string][]) {}
+  #fields: Uint8Array;
+  #list: [string, string][] | undefined;
+  constructor(fields: Uint8Array) {
+    this.#fields = fields;
+  }
+
+  get list(): [string, string][] {
+    return this.#list ??= decodeFields(this.#fields);
+  }
 
   get(name: string): string | null {
     const key = name.toLowerCase();
@@ -49,11 +59,11 @@ export class Answer {
 
   constructor(
     readonly status: number,
-    headers: [string, string][],
+    fields: Uint8Array,
     bytes: Uint8Array<ArrayBuffer> | null,
     readonly url: string,
   ) {
-    this.headers = new AnswerHeaders(headers);
+    this.headers = new AnswerHeaders(fields);
     this.#bytes = bytes;
   }
 

@@ -18,6 +18,7 @@
 import { onAbort } from "./on_abort.ts";
 import type { ByteConn } from "./http1_server.ts";
 import { Answer, asResponse } from "./http1_answer.ts";
+import { type AnswerHead, decodeFields, parseAnswerHead } from "./http1_answer_head.ts";
 
 export interface Http1ClientOptions {
   /** Opens a TCP connection (the runtime shim's, Deno.connect). */
@@ -89,16 +90,19 @@ class Wire {
     return true;
   }
 
-  /** The text up to the next CRLF (`blank`: up to the next CRLF CRLF), which it skips. */
-  async until(blank: boolean): Promise<string> {
+  /**
+   * Where the next CRLF (`blank`: CRLF CRLF) is, reading until it is in the buffer; the text
+   * before it is `buffer[start, at)`, and `start` moves past it.
+   */
+  async until(blank: boolean): Promise<{ from: number; at: number }> {
     const width = blank ? 4 : 2;
     for (let from = this.start;;) {
       const b = this.buffer;
       for (let i = from; i + width <= this.end; i++) {
         if (b[i] === 13 && b[i + 1] === 10 && (!blank || (b[i + 2] === 13 && b[i + 3] === 10))) {
-          const text = latin1.decode(b.subarray(this.start, i));
+          const found = { from: this.start, at: i };
           this.start = i + width;
-          return text;
+          return found;
         }
       }
       from = Math.max(this.start, this.end - width + 1);
@@ -106,6 +110,12 @@ class Wire {
       if (!(await this.fill(MAX_HEAD_BYTES))) throw closedEarly();
       from -= before - this.start; // the buffer may have moved
     }
+  }
+
+  /** The next CRLF-ended line (latin1). */
+  async line(): Promise<string> {
+    const { from, at } = await this.until(false);
+    return latin1.decode(this.buffer.subarray(from, at));
   }
 
   /** Up to `max` bytes: what is buffered, else one read's worth; null at the end. */
@@ -366,47 +376,15 @@ async function writeRequest(wire: Wire, request: PlainRequest): Promise<void> {
   for (let offset = 0; offset < all.length;) offset += await wire.conn.write(all.subarray(offset));
 }
 
-/** An answer's head: what the Response gets, and what frames its body. */
-interface AnswerHead {
-  status: number;
-  keepAlive: boolean;
-  headers: [string, string][];
-  /** Transfer-Encoding's value, if sent. */
-  coding: string | undefined;
-  /** Content-Length's values, joined by commas, if sent. */
-  length: string | undefined;
-}
-
-/** The answer's status line and headers, 1xx answers skipped. */
+/** The answer's head, 1xx answers skipped. */
 async function readHead(wire: Wire): Promise<AnswerHead> {
   for (;;) {
-    const lines = (await wire.until(true)).split("\r\n");
-    const line = lines[0]!;
-    const match = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(line);
-    if (!match) throw new TypeError(`not an HTTP/1.x answer: ${JSON.stringify(line.slice(0, 40))}`);
-    const http11 = match[1] === "1";
-    const head: AnswerHead = {
-      status: Number(match[2]),
-      keepAlive: http11,
-      headers: [],
-      coding: undefined,
-      length: undefined,
-    };
-    for (let i = 1; i < lines.length; i++) {
-      const field = lines[i]!;
-      const colon = field.indexOf(":");
-      if (colon <= 0) throw new TypeError("malformed answer header");
-      const name = field.slice(0, colon).trim().toLowerCase();
-      const value = field.slice(colon + 1).trim();
-      if (name === "content-length") head.length = head.length ? `${head.length},${value}` : value;
-      else if (name === "transfer-encoding") head.coding = value;
-      else if (name === "connection") {
-        head.keepAlive = http11 ? !/close/i.test(value) : /keep-alive/i.test(value);
-      }
-      head.headers.push([name, value]);
-    }
+    const { from, at } = await wire.until(true);
+    const head = parseAnswerHead(wire.buffer, from, at);
     if (head.status >= 100 && head.status < 200) continue;
-    if (head.status > 599) throw new TypeError(`answer status ${head.status} out of range`);
+    if (head.status < 200 || head.status > 599) {
+      throw new TypeError(`answer status ${head.status} out of range`);
+    }
     return head;
   }
 }
@@ -451,9 +429,8 @@ async function readAnswer(
   forget: (() => void) | undefined,
 ): Promise<Response> {
   const head = await readHead(wire);
-  const { status, keepAlive, headers } = head;
+  const { status, keepAlive } = head;
   const framing = framingOf(request.method, head);
-  const init = { status, headers };
   const nullBody = status === 204 || status === 205 || status === 304;
   const release = (whole: boolean) => {
     forget?.();
@@ -463,12 +440,12 @@ async function readAnswer(
   };
   if (framing.kind === "none") {
     release(true);
-    return asResponse(new Answer(status, headers, null, request.url));
+    return asResponse(new Answer(status, head.fields, null, request.url));
   }
   if (framing.kind === "length" && framing.length <= pool.bufferBytes) {
     const body = await wire.exactly(framing.length);
     release(true);
-    return asResponse(new Answer(status, headers, nullBody ? null : body, request.url));
+    return asResponse(new Answer(status, head.fields, nullBody ? null : body, request.url));
   }
   const next = bodyChunks(wire, framing);
   const stream = new ReadableStream<Uint8Array>({
@@ -485,6 +462,7 @@ async function readAnswer(
     },
     cancel: () => release(false),
   }, { highWaterMark: 0 });
+  const init = { status, headers: decodeFields(head.fields) };
   if (nullBody) {
     await stream.cancel();
     return new Response(null, init);
@@ -513,9 +491,9 @@ function bodyChunks(
   return async () => {
     if (ended) return null;
     if (left === 0) {
-      left = chunkSize(await wire.until(false));
+      left = chunkSize(await wire.line());
       if (left === 0) {
-        while ((await wire.until(false)) !== ""); // trailer fields, dropped
+        while ((await wire.line()) !== ""); // trailer fields, dropped
         ended = true;
         return null;
       }
@@ -523,7 +501,7 @@ function bodyChunks(
     const piece = await wire.some(Math.min(left, PIECE));
     if (!piece) throw closedEarly();
     left -= piece.length;
-    if (left === 0 && (await wire.until(false)) !== "") throw new TypeError("malformed chunk");
+    if (left === 0 && (await wire.line()) !== "") throw new TypeError("malformed chunk");
     return piece;
   };
 }
