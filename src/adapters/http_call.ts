@@ -85,7 +85,8 @@ export async function httpCall(
     const response = await fetchNoRedirect(doFetch, options.target, url, sent, timeout);
     const status = response.status;
     const ok = status >= 200 && status < 300;
-    const text = await bodyOf(response, ok, options);
+    const body = bodyOf(response, ok, options);
+    const text = typeof body === "string" ? body : await body;
     code = String(status);
     // Only a failure's Retry-After means anything; a 2xx leaves its headers unbuilt (a
     // Headers object per response under Deno) unless its length must be read.
@@ -183,16 +184,19 @@ function endSpan(span: Traced, method: string, url: string, code: string): void 
   span.end();
 }
 
-/** The body within its cap: a failure's prefix, a 2xx whole, or nothing when it is not needed. */
-async function bodyOf(response: Response, ok: boolean, options: HttpCallOptions): Promise<string> {
-  if (!ok) return await readTextPrefix(response, MAX_ERROR_BODY_BYTES);
+/**
+ * The body within its cap: a failure's prefix, a 2xx whole, or "" when it is not needed (a
+ * stream cancelled, not waited for; a body in memory just dropped, with no promise to make).
+ */
+function bodyOf(
+  response: Response,
+  ok: boolean,
+  options: HttpCallOptions,
+): string | Promise<string> {
+  if (!ok) return readTextPrefix(response, MAX_ERROR_BODY_BYTES);
   if (!options.discardOkBody) {
-    return await readTextCapped(
-      response,
-      options.target,
-      options.maxBodyBytes ?? MAX_OK_BODY_BYTES,
-    );
+    return readTextCapped(response, options.target, options.maxBodyBytes ?? MAX_OK_BODY_BYTES);
   }
-  await discardBody(response);
+  discardBody(response)?.catch(() => {});
   return "";
 }

@@ -33,7 +33,7 @@ export async function fetchNoRedirect(
   const status = response.status;
   if ((status < 300 || status > 399) && response.type !== "opaqueredirect") return response;
   const redirect = redirectOf(response, url);
-  await discardBody(response).catch(() => {});
+  await discardBody(response)?.catch(() => {});
   throw new RedirectError(target, redirect?.status ?? status, redirect?.location ?? "");
 }
 
@@ -41,9 +41,9 @@ export async function fetchNoRedirect(
  * Lets an unread body go: a stream is cancelled, which frees its connection; a body already in
  * memory (lib/http1_answer.ts) needs nothing, and making a stream to cancel it would cost more.
  */
-export async function discardBody(response: Response): Promise<void> {
-  if ((response as unknown) instanceof Answer) return;
-  await response.body?.cancel();
+export function discardBody(response: Response): Promise<void> | undefined {
+  if ((response as unknown) instanceof Answer) return undefined;
+  return response.body?.cancel();
 }
 
 /** The redirect a response stands for, if it is one; `location` resolved against the request. */

@@ -69,8 +69,8 @@ class Wire {
   reused = false;
   constructor(readonly conn: ByteConn) {}
 
-  /** Reads more into the buffer (growing it up to `limit`); false at the end of the stream. */
-  async fill(limit: number): Promise<boolean> {
+  /** Where to read next: after what is buffered, the buffer compacted or grown up to `limit`. */
+  room(limit: number): Uint8Array {
     if (this.start > 0 && this.end === this.buffer.length) {
       this.buffer.copyWithin(0, this.start, this.end);
       this.end -= this.start;
@@ -84,38 +84,42 @@ class Wire {
       this.start = 0;
       this.buffer = grown;
     }
-    const n = await this.conn.read(this.buffer.subarray(this.end));
+    return this.buffer.subarray(this.end);
+  }
+
+  /** Counts `n` bytes read into room(); false at the end of the stream. */
+  filled(n: number | null): boolean {
     if (n === null) return false;
     this.end += n;
     return true;
   }
 
-  /**
-   * Where the next CRLF (`blank`: CRLF CRLF) is, reading until it is in the buffer; the text
-   * before it is `buffer[start, at)`, and `start` moves past it.
-   */
-  async until(blank: boolean): Promise<{ from: number; at: number }> {
-    const width = blank ? 4 : 2;
-    for (let from = this.start;;) {
-      const b = this.buffer;
-      for (let i = from; i + width <= this.end; i++) {
-        if (b[i] === 13 && b[i + 1] === 10 && (!blank || (b[i + 2] === 13 && b[i + 3] === 10))) {
-          const found = { from: this.start, at: i };
-          this.start = i + width;
-          return found;
-        }
-      }
-      from = Math.max(this.start, this.end - width + 1);
-      const before = this.start;
-      if (!(await this.fill(MAX_HEAD_BYTES))) throw closedEarly();
-      from -= before - this.start; // the buffer may have moved
-    }
+  /** Reads more into the buffer; false at the end of the stream. */
+  async fill(limit: number): Promise<boolean> {
+    return this.filled(await this.conn.read(this.room(limit)));
   }
 
-  /** The next CRLF-ended line (latin1). */
+  /** Index of the next CRLF (`blank`: CRLF CRLF) in what is buffered, or -1. */
+  find(blank: boolean): number {
+    const b = this.buffer;
+    for (let i = this.start; i + (blank ? 3 : 1) < this.end; i++) {
+      if (b[i] === 13 && b[i + 1] === 10 && (!blank || (b[i + 2] === 13 && b[i + 3] === 10))) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** The next CRLF-ended line (latin1), read until it is in. */
   async line(): Promise<string> {
-    const { from, at } = await this.until(false);
-    return latin1.decode(this.buffer.subarray(from, at));
+    let at = this.find(false);
+    while (at < 0) {
+      if (!(await this.fill(MAX_HEAD_BYTES))) throw closedEarly();
+      at = this.find(false);
+    }
+    const text = latin1.decode(this.buffer.subarray(this.start, at));
+    this.start = at + 2;
+    return text;
   }
 
   /** Up to `max` bytes: what is buffered, else one read's worth; null at the end. */
@@ -128,6 +132,13 @@ class Wire {
     const out = this.buffer.slice(this.start, this.start + n);
     this.start += n;
     return out;
+  }
+
+  /** `n` bytes if they are all buffered, else undefined. */
+  take(n: number): Uint8Array<ArrayBuffer> | undefined {
+    if (this.end - this.start < n) return undefined;
+    this.start += n;
+    return this.buffer.slice(this.start - n, this.start);
   }
 
   /** Exactly `n` bytes, or an error when the connection ends first. */
@@ -325,7 +336,9 @@ async function send(pool: Pool, request: PlainRequest, signal?: AbortSignal): Pr
       if (!wire) wire = await connectAbortably(pool, request, signal);
       const current = wire;
       forget = signal && onAbort(signal, () => current.close());
-      await writeRequest(current, request);
+      const bytes = requestBytes(request);
+      let offset = await current.conn.write(bytes);
+      while (offset < bytes.length) offset += await current.conn.write(bytes.subarray(offset));
       const answer = await readAnswer(pool, request, current, signal, forget);
       forget = undefined; // the answer's body owns the watcher now
       return answer;
@@ -361,7 +374,8 @@ async function connectAbortably(
   }
 }
 
-async function writeRequest(wire: Wire, request: PlainRequest): Promise<void> {
+/** The request's head and body as one write. */
+function requestBytes(request: PlainRequest): Uint8Array {
   const body = request.body;
   const size = body?.length ?? 0;
   // Heads are ASCII as a rule: sized for that, and again for the rare head that is not.
@@ -372,21 +386,21 @@ async function writeRequest(wire: Wire, request: PlainRequest): Promise<void> {
     written = encoder.encodeInto(request.head, bytes).written;
   }
   if (body) bytes.set(body, written);
-  const all = bytes.subarray(0, written + size);
-  for (let offset = 0; offset < all.length;) offset += await wire.conn.write(all.subarray(offset));
+  return written + size === bytes.length ? bytes : bytes.subarray(0, written + size);
 }
 
-/** The answer's head, 1xx answers skipped. */
-async function readHead(wire: Wire): Promise<AnswerHead> {
-  for (;;) {
-    const { from, at } = await wire.until(true);
-    const head = parseAnswerHead(wire.buffer, from, at);
+/** The answer's head, 1xx answers skipped: parsed in place once the whole head is in. */
+function headIn(wire: Wire): AnswerHead | undefined {
+  for (let at = wire.find(true); at >= 0; at = wire.find(true)) {
+    const head = parseAnswerHead(wire.buffer, wire.start, at);
+    wire.start = at + 4;
     if (head.status >= 100 && head.status < 200) continue;
     if (head.status < 200 || head.status > 599) {
       throw new TypeError(`answer status ${head.status} out of range`);
     }
     return head;
   }
+  return undefined;
 }
 
 /** How an answer's body ends. */
@@ -428,7 +442,11 @@ async function readAnswer(
   signal: AbortSignal | undefined,
   forget: (() => void) | undefined,
 ): Promise<Response> {
-  const head = await readHead(wire);
+  let head = headIn(wire);
+  while (!head) {
+    if (!wire.filled(await wire.conn.read(wire.room(MAX_HEAD_BYTES)))) throw closedEarly();
+    head = headIn(wire);
+  }
   const { status, keepAlive } = head;
   const framing = framingOf(request.method, head);
   const nullBody = status === 204 || status === 205 || status === 304;
@@ -443,7 +461,7 @@ async function readAnswer(
     return asResponse(new Answer(status, head.fields, null, request.url));
   }
   if (framing.kind === "length" && framing.length <= pool.bufferBytes) {
-    const body = await wire.exactly(framing.length);
+    const body = wire.take(framing.length) ?? await wire.exactly(framing.length);
     release(true);
     return asResponse(new Answer(status, head.fields, nullBody ? null : body, request.url));
   }
