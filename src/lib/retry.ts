@@ -44,12 +44,15 @@ export async function retry<T>(
   try {
     return await fn(1);
   } catch (error) {
-    return await retryAfterFirst(fn, options, start, error);
+    return await retryFailed(fn, options, start, error);
   }
 }
 
-/** The general path: attempt 1 failed with `first`. */
-async function retryAfterFirst<T>(
+/**
+ * The general path: attempt 1, started at `start` (monotonic), failed with `first`. For a
+ * caller that made the first attempt itself, so its fast path builds no options.
+ */
+export async function retryFailed<T>(
   fn: (attempt: number) => Promise<T>,
   options: RetryOptions,
   start: number,
