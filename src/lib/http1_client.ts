@@ -67,6 +67,12 @@ class Wire {
   end = 0;
   idleSince = 0;
   reused = false;
+  /**
+   * Closes the connection: the abort listener of each request on it. One per connection, and
+   * added to and removed from a request's own signal directly: lib/on_abort.ts pays off for a
+   * signal many share, and a request's timeout signal is its own.
+   */
+  readonly abort = () => this.close();
   constructor(readonly conn: ByteConn) {}
 
   /** Where to read next: after what is buffered, the buffer compacted or grown up to `limit`. */
@@ -331,19 +337,20 @@ async function send(pool: Pool, request: PlainRequest, signal?: AbortSignal): Pr
   for (let attempt = 0;; attempt++) {
     const reused = attempt === 0 ? pool.take(request.origin) : undefined;
     let wire: Wire | undefined = reused;
-    let forget: (() => void) | undefined;
+    let watched = false;
     try {
       if (!wire) wire = await connectAbortably(pool, request, signal);
       const current = wire;
-      forget = signal && onAbort(signal, () => current.close());
+      signal?.addEventListener("abort", current.abort);
+      watched = true;
       const bytes = requestBytes(request);
       let offset = await current.conn.write(bytes);
       while (offset < bytes.length) offset += await current.conn.write(bytes.subarray(offset));
-      const answer = await readAnswer(pool, request, current, signal, forget);
-      forget = undefined; // the answer's body owns the watcher now
+      const answer = await readAnswer(pool, request, current, signal);
+      watched = false; // the answer's body owns the listener now
       return answer;
     } catch (error) {
-      forget?.();
+      if (watched) signal?.removeEventListener("abort", wire!.abort);
       wire?.close();
       if (signal?.aborted) throw signal.reason;
       if (!(reused && error instanceof TypeError && error.message === closedEarly().message)) {
@@ -440,7 +447,6 @@ async function readAnswer(
   request: PlainRequest,
   wire: Wire,
   signal: AbortSignal | undefined,
-  forget: (() => void) | undefined,
 ): Promise<Response> {
   let head = headIn(wire);
   while (!head) {
@@ -451,7 +457,7 @@ async function readAnswer(
   const framing = framingOf(request.method, head);
   const nullBody = status === 204 || status === 205 || status === 304;
   const release = (whole: boolean) => {
-    forget?.();
+    signal?.removeEventListener("abort", wire.abort);
     const reusable = whole && keepAlive && framing.kind !== "close" && wire.start === wire.end;
     if (reusable) pool.give(request.origin, wire);
     else wire.close();
