@@ -75,6 +75,20 @@ class Wire {
   readonly abort = () => this.close();
   constructor(readonly conn: ByteConn) {}
 
+  #output = new Uint8Array(8 * 1024);
+
+  /**
+   * The connection's write buffer, at least `size` bytes (its contents are the caller's); one
+   * for a body over 64 KiB is not kept, so a rare large request does not stay in memory.
+   */
+  output(size: number): Uint8Array {
+    if (size > 64 * 1024) return new Uint8Array(size);
+    if (this.#output.length < size) {
+      this.#output = new Uint8Array(Math.max(size, this.#output.length * 2));
+    }
+    return this.#output;
+  }
+
   /** Where to read next: after what is buffered, the buffer compacted or grown up to `limit`. */
   room(limit: number): Uint8Array {
     if (this.start > 0 && this.end === this.buffer.length) {
@@ -240,7 +254,9 @@ interface PlainRequest {
   url: string;
   /** The request line and headers, up to the blank line. */
   head: string;
-  body: Uint8Array | undefined;
+  body: string | Uint8Array | undefined;
+  /** Whether the head needs a Content-Length even without a body (POST, PUT). */
+  sized: boolean;
 }
 
 /** What a URL string gives a request; kept per string, as a worker's URLs repeat. */
@@ -288,15 +304,13 @@ function plainRequest(input: RequestInfo | URL, init?: RequestInit): PlainReques
   const target = targetOf(input);
   if (!target) return undefined;
   const method = init.method === undefined ? "GET" : init.method.toUpperCase();
-  const body = typeof raw === "string" ? encoder.encode(raw) : raw ?? undefined;
-  let head = `${method} ${target.path} HTTP/1.1\r\nhost: ${target.host}\r\n`;
-  head += headerLines(init.headers);
-  if (body !== undefined || method === "POST" || method === "PUT") {
-    head += `content-length: ${body?.length ?? 0}\r\n`;
-  }
+  const head = `${method} ${target.path} HTTP/1.1\r\nhost: ${target.host}\r\n${
+    headerLines(init.headers)
+  }`;
   const { origin, hostname, port } = target;
   const url = typeof input === "string" ? input : input.href;
-  return { origin, hostname, port, method, url, head: `${head}\r\n`, body };
+  const sized = raw !== undefined && raw !== null || method === "POST" || method === "PUT";
+  return { origin, hostname, port, method, url, head, body: raw ?? undefined, sized };
 }
 
 /** Header names already found to be tokens (a worker sends the same few). */
@@ -343,7 +357,7 @@ async function send(pool: Pool, request: PlainRequest, signal?: AbortSignal): Pr
       const current = wire;
       signal?.addEventListener("abort", current.abort);
       watched = true;
-      const bytes = requestBytes(request);
+      const bytes = requestBytes(current, request);
       let offset = await current.conn.write(bytes);
       while (offset < bytes.length) offset += await current.conn.write(bytes.subarray(offset));
       const answer = await readAnswer(pool, request, current, signal);
@@ -381,19 +395,37 @@ async function connectAbortably(
   }
 }
 
-/** The request's head and body as one write. */
-function requestBytes(request: PlainRequest): Uint8Array {
+/** Room kept before the body in a connection's write buffer for the head. */
+const HEAD_ROOM = 2048;
+
+/**
+ * The request's head and body as one write, in the connection's own buffer (a connection
+ * carries one request at a time): the body encoded first, after room for the head, whose
+ * Content-Length it then knows, and moved up behind it. Nothing is allocated but the head's
+ * last line; a head too long for the room, or not ASCII, gets a buffer of its own.
+ */
+function requestBytes(wire: Wire, request: PlainRequest): Uint8Array {
   const body = request.body;
-  const size = body?.length ?? 0;
-  // Heads are ASCII as a rule: sized for that, and again for the rare head that is not.
-  let bytes = new Uint8Array(request.head.length + size);
-  let { read, written } = encoder.encodeInto(request.head, bytes);
-  if (read < request.head.length) {
-    bytes = new Uint8Array(request.head.length * 3 + size);
-    written = encoder.encodeInto(request.head, bytes).written;
+  const most = typeof body === "string" ? body.length * 3 : body?.length ?? 0;
+  const out = wire.output(HEAD_ROOM + most);
+  let size = 0;
+  if (typeof body === "string") size = encoder.encodeInto(body, out.subarray(HEAD_ROOM)).written;
+  else if (body) (out.set(body, HEAD_ROOM), size = body.length);
+  const head = request.sized
+    ? `${request.head}content-length: ${size}\r\n\r\n`
+    : `${request.head}\r\n`;
+  if (head.length <= HEAD_ROOM) {
+    const { read, written } = encoder.encodeInto(head, out.subarray(0, HEAD_ROOM));
+    if (read === head.length) {
+      out.copyWithin(written, HEAD_ROOM, HEAD_ROOM + size);
+      return out.subarray(0, written + size);
+    }
   }
-  if (body) bytes.set(body, written);
-  return written + size === bytes.length ? bytes : bytes.subarray(0, written + size);
+  const headBytes = encoder.encode(head);
+  const bytes = new Uint8Array(headBytes.length + size);
+  bytes.set(headBytes);
+  bytes.set(out.subarray(HEAD_ROOM, HEAD_ROOM + size), headBytes.length);
+  return bytes;
 }
 
 /** The answer's head, 1xx answers skipped: parsed in place once the whole head is in. */

@@ -378,3 +378,19 @@ Deno.test("http1 client: a read answer works through guarded_fetch's readers and
     assert.deepEqual(seen.map((s) => s.conn), [0, 0, 0, 0, 0, 0]);
   });
 });
+
+Deno.test("http1 client: a head that is not ASCII, and a body larger than the write buffer, arrive whole", async () => {
+  await withServer(() => ({ pieces: [ok("fine")] }), async (base, seen, c) => {
+    const big = "ü".repeat(70_000);
+    for (const body of ["small", big, new TextEncoder().encode("bytes ✓"), "again"]) {
+      const headers = { "x-name": "Zoë" };
+      const response = await c.fetch(`${base}/p`, manual({ method: "POST", headers, body }));
+      assert.equal(await response.text(), "fine");
+    }
+    assert.deepEqual(seen.map((s) => s.body), ["small", big, "bytes ✓", "again"]);
+    const head = seen[1]!.head.split("\r\n");
+    assert.ok(head.includes(`content-length: ${140_000}`), head.join(" | "));
+    assert.ok(head.includes(`x-name: ${String.fromCharCode(...new TextEncoder().encode("Zoë"))}`));
+    assert.deepEqual(seen.map((s) => s.conn), [0, 0, 0, 0]);
+  });
+});
