@@ -67,6 +67,8 @@ class Wire {
   end = 0;
   idleSince = 0;
   reused = false;
+  /** Whether any byte of an answer arrived since the last request was written. */
+  heard = false;
   /**
    * Closes the connection: the abort listener of each request on it. One per connection, and
    * added to and removed from a request's own signal directly: lib/on_abort.ts pays off for a
@@ -111,6 +113,7 @@ class Wire {
   filled(n: number | null): boolean {
     if (n === null) return false;
     this.end += n;
+    this.heard ||= n > 0;
     return true;
   }
 
@@ -186,6 +189,17 @@ class Wire {
       // already closed
     }
   }
+}
+
+/**
+ * What a pooled connection the server had closed while it sat idle gives a request written
+ * into it: the end of the stream, a reset, a broken pipe. With no byte of an answer heard the
+ * server never took the request, so it is sent once more on a new connection.
+ */
+function closedIdle(error: unknown): boolean {
+  if (error instanceof TypeError) return error.message === closedEarly().message;
+  const name = (error as { name?: unknown } | null)?.name;
+  return name === "ConnectionReset" || name === "BrokenPipe" || name === "ConnectionAborted";
 }
 
 function closedEarly(): TypeError {
@@ -358,6 +372,7 @@ async function send(pool: Pool, request: PlainRequest, signal?: AbortSignal): Pr
       signal?.addEventListener("abort", current.abort);
       watched = true;
       const bytes = requestBytes(current, request);
+      current.heard = false;
       let offset = await current.conn.write(bytes);
       while (offset < bytes.length) offset += await current.conn.write(bytes.subarray(offset));
       const answer = await readAnswer(pool, request, current, signal);
@@ -367,9 +382,7 @@ async function send(pool: Pool, request: PlainRequest, signal?: AbortSignal): Pr
       if (watched) signal?.removeEventListener("abort", wire!.abort);
       wire?.close();
       if (signal?.aborted) throw signal.reason;
-      if (!(reused && error instanceof TypeError && error.message === closedEarly().message)) {
-        throw error;
-      }
+      if (!(reused && !wire!.heard && closedIdle(error))) throw error;
     }
   }
 }

@@ -394,3 +394,14 @@ Deno.test("http1 client: a head that is not ASCII, and a body larger than the wr
     assert.deepEqual(seen.map((s) => s.conn), [0, 0, 0, 0]);
   });
 });
+
+Deno.test("http1 client: a reused connection whose answer had begun is not sent again", async () => {
+  const script: Script = (_, i) =>
+    i === 0 ? { pieces: [ok("first")] } : { pieces: ["HTTP/1.1 200 OK\r\ncontent-"], close: true };
+  await withServer(script, async (base, seen, c) => {
+    assert.equal(await (await c.fetch(`${base}/1`, manual())).text(), "first");
+    const post = manual({ method: "POST", body: "once" });
+    await assert.rejects(c.fetch(`${base}/2`, post), /connection closed before the answer/);
+    assert.deepEqual(seen.map((s) => `${s.conn} ${s.body}`), ["0 ", "0 once"]);
+  });
+});
