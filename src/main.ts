@@ -27,8 +27,10 @@ async function main(): Promise<number> {
   if (!server) return 2;
   const build = buildInfo();
   const transport = runtime.workerTransport(env);
+  const sha256 = runtime.nativeSha256();
   const worker = startWorker(config, {
     fetch: transport.fetch,
+    ...(sha256 ? { sha256 } : {}),
     build: {
       version: build.version,
       commit: build.commit,

@@ -16,7 +16,7 @@ import {
   transportResult,
 } from "./aws_json_protocol.ts";
 import { scrubAwsText } from "./aws_error_text.ts";
-import { SigningKeyCache } from "./sigv4.ts";
+import { type Sha256, SigningKeyCache } from "./sigv4.ts";
 import { AwsError, type AwsErrorArgs } from "../lib/errors.ts";
 import { globalFetch } from "../lib/guarded_fetch.ts";
 
@@ -57,6 +57,8 @@ export interface DynamoDbClientOptions {
   credentialsExpired?: (used: AwsCredentials) => void;
   /** Default: the global fetch. */
   fetch?: typeof fetch;
+  /** The hasher requests are signed with (sigv4.ts). Default @noble/hashes. */
+  sha256?: Sha256;
   /** Signing dates (its wall clock), durations and request timeouts. */
   clock: Clock;
   /** Per request, default 5000 ms. */
@@ -77,13 +79,14 @@ export class DynamoDbClient {
   readonly #endpoint: string;
   readonly #fetch: typeof fetch;
   readonly #timeouts: SharedTimeouts;
-  readonly #signingKeyCache = new SigningKeyCache();
+  readonly #signingKeyCache: SigningKeyCache;
   #clockOffsetMs = 0;
 
   constructor(options: DynamoDbClientOptions) {
     this.#o = options;
     this.#endpoint = options.endpoint ?? `https://dynamodb.${options.region}.amazonaws.com/`;
     this.#fetch = options.fetch ?? globalFetch;
+    this.#signingKeyCache = new SigningKeyCache(options.sha256);
     this.#timeouts = timeoutsOf(options.clock);
   }
 

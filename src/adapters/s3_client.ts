@@ -110,11 +110,12 @@ export class S3Client {
   readonly #fetch: typeof fetch;
   readonly #timeouts: SharedTimeouts;
   readonly #timeoutMs: number;
-  readonly #cache = new SigningKeyCache();
+  readonly #cache: SigningKeyCache;
 
   constructor(options: S3ClientOptions) {
     this.#options = options;
     this.#fetch = options.fetch ?? globalFetch;
+    this.#cache = new SigningKeyCache(options.sha256);
     this.#timeouts = timeoutsOf(options.clock);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }

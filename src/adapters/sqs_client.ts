@@ -17,7 +17,7 @@ import {
   transportResult,
 } from "./aws_json_protocol.ts";
 import { scrubAwsText } from "./aws_error_text.ts";
-import { SigningKeyCache } from "./sigv4.ts";
+import { type Sha256, SigningKeyCache } from "./sigv4.ts";
 import { SqsError } from "../lib/errors.ts";
 import { globalFetch } from "../lib/guarded_fetch.ts";
 
@@ -73,6 +73,8 @@ export interface SqsClientOptions {
   credentialsExpired?: (used: AwsCredentials) => void;
   /** Transport, default the global fetch. */
   fetch?: typeof fetch;
+  /** The hasher requests are signed with (sigv4.ts). Default @noble/hashes. */
+  sha256?: Sha256;
   /** Signing dates (its wall clock), durations and request timeouts. */
   clock: Clock;
   /** Per request, default 10000 ms; ReceiveMessage uses waitTimeSeconds*1000 + this. */
@@ -137,7 +139,7 @@ export class SqsClient {
     | ((action: string, result: string, durationMs: number, detail?: string) => void)
     | undefined;
   /** Signing keys derived per day/region; shared across credential rotations (keyed by secret). */
-  readonly #signingKeyCache = new SigningKeyCache();
+  readonly #signingKeyCache: SigningKeyCache;
   /** Server time minus our clock, learnt from a clock-skew answer; kept for later requests. */
   #clockOffsetMs = 0;
 
@@ -147,6 +149,7 @@ export class SqsClient {
     this.#credentials = options.credentials;
     this.#credentialsExpired = options.credentialsExpired;
     this.#fetch = options.fetch ?? globalFetch;
+    this.#signingKeyCache = new SigningKeyCache(options.sha256);
     this.#clock = options.clock;
     this.#timeouts = timeoutsOf(options.clock);
     this.#timeoutMs = options.timeoutMs ?? 10_000;

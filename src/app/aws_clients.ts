@@ -8,6 +8,7 @@ import { DynamoDbClient, dynamoDbEndpoint } from "../adapters/dynamodb_client.ts
 import { SqsClient } from "../adapters/sqs_client.ts";
 import { S3Client } from "../adapters/s3_client.ts";
 import type { Clock } from "../lib/clock.ts";
+import type { Sha256 } from "../adapters/sigv4.ts";
 import type { Config } from "./config.ts";
 
 type CredentialChain = ReturnType<typeof credentialChain>;
@@ -18,6 +19,8 @@ export interface AwsDeps {
   readTextFile?: (path: string) => Promise<string>;
   homeDir?: string | undefined;
   fetch?: typeof fetch;
+  /** The hasher AWS requests are signed with; default @noble/hashes (adapters/sigv4.ts). */
+  sha256?: Sha256;
   /** Signing dates, expiries, timeouts. */
   clock: Clock;
 }
@@ -51,6 +54,7 @@ function commonOptions(config: Config, deps: AwsDeps, onRequest: OnRequest | und
     credentials: () => credentials.get(),
     credentialsExpired: (used: AwsCredentials) => credentials.expired(used),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.sha256 ? { sha256: deps.sha256 } : {}),
     clock: deps.clock,
     ...(onRequest ? { onRequest } : {}),
   };

@@ -41,6 +41,7 @@ import { createRateTable, type RateTable } from "./rate_table_wiring.ts";
 import { wirePayloads } from "./payloads_wiring.ts";
 import type { Payloads } from "../flow/payloads.ts";
 import { createTracing, flushTraces, type Tracing } from "./tracing.ts";
+import type { Sha256 } from "../adapters/sigv4.ts";
 
 export interface WorkerDeps {
   /** The environment, for the credential chain. */
@@ -50,6 +51,8 @@ export interface WorkerDeps {
   /** Where log lines go. Default console.log. */
   write?: (line: string) => void;
   fetch?: typeof fetch;
+  /** The hasher AWS requests are signed with. Default @noble/hashes. */
+  sha256?: Sha256;
   /** Time and chance for every part. Default the system's. */
   clock?: Clock;
   /** The labels of `sluice_build_info` (main.ts passes the build stamp). Default "unknown". */

@@ -18,6 +18,8 @@ import {
   type Verdict,
 } from "../../src/domain/outcome.ts";
 import { buildOutputDocument } from "../../src/domain/output_document.ts";
+import { SigningKeyCache, signRequest } from "../../src/adapters/sigv4.ts";
+import { SIGNING_CASES } from "../support/signing_cases.ts";
 
 const PROBE = "tests/support/bun_core_probe.ts";
 /** Bound on the whole probe run (it takes about 2 s; the probe's own deadline is 30 s). */
@@ -34,6 +36,7 @@ interface Report {
   routes: Array<{ verdict: Verdict; ctx: RouteContext; action: unknown }>;
   visibility: Array<{ args: [number, number, ReleaseVisibility]; seconds: number }>;
   documents: string[];
+  signatures: Array<[Record<string, string>, Record<string, string>]>;
   pipeline: {
     settled: boolean;
     sent: Array<{ tag: string; body: string }>;
@@ -160,6 +163,14 @@ Deno.test("bun core: the core pipeline under Bun", async (t) => {
       `${prefix}${profile},"enrichment":{"status":"stale"}}`,
       `${prefix}null,"enrichment":{"status":"unknown_user"}}`,
     ]);
+  });
+
+  await t.step("signing with Bun's native SHA-256 gives @noble/hashes' signatures", () => {
+    assert.equal(report.signatures.length, SIGNING_CASES.length);
+    SIGNING_CASES.forEach((input, i) => {
+      const expected = signRequest(input, new SigningKeyCache()).headers;
+      assert.deepEqual(report.signatures[i], [expected, expected], `case ${i}`);
+    });
   });
 
   await t.step("a worker drains a queue under Bun", () => {

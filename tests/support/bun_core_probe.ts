@@ -22,6 +22,9 @@ import {
 } from "../../src/domain/outcome.ts";
 import { buildOutputDocument, type Enrichment } from "../../src/domain/output_document.ts";
 import { startWorker } from "../../src/app/start_worker.ts";
+import { nativeSha256 } from "../../src/cli/runtime.ts";
+import { SIGNING_CASES } from "./signing_cases.ts";
+import { SigningKeyCache, signRequest } from "../../src/adapters/sigv4.ts";
 import { bunVersion, serve, startFauxqs } from "./bun_shared.ts";
 import { createSqsProxy } from "../../lab/sqs_proxy.ts";
 import { createEnrichFake, createValidatorFake } from "./fake_downstreams.ts";
@@ -255,7 +258,10 @@ async function pipelineRun() {
       HTTP_TIMEOUT_MS: "5000",
       LOG_LEVEL: "debug", // one "message" line per outcome, accepted ones included
     };
-    const worker = startWorker(loadConfig(env), { env, write: (line) => logs.push(line) });
+    // Signed as the binary signs: with Bun's own hasher (src/cli/runtime.ts).
+    const sha256 = nativeSha256();
+    if (!sha256) throw new Error("no native SHA-256 under Bun");
+    const worker = startWorker(loadConfig(env), { env, sha256, write: (line) => logs.push(line) });
     const started = Date.now();
     let settled = false;
     try {
@@ -322,6 +328,11 @@ const report = {
   routes: routeRows(),
   visibility: visibilityRows(),
   documents: documents(),
+  signatures: SIGNING_CASES.map((input) => {
+    const cache = new SigningKeyCache(nativeSha256());
+    // Twice: the second signature comes from the cached derived key.
+    return [signRequest(input, cache).headers, signRequest(input, cache).headers];
+  }),
   pipeline: await pipelineRun(),
 };
 process.stdout.write(`${JSON.stringify(report)}\n`);
