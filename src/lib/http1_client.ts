@@ -78,21 +78,46 @@ class Wire {
   constructor(readonly conn: ByteConn) {}
 
   #output = new Uint8Array(8 * 1024);
+  /** Views of #output before and after HEAD_ROOM, made once per buffer. */
+  #headRoom = this.#output.subarray(0, HEAD_ROOM);
+  #bodyRoom = this.#output.subarray(HEAD_ROOM);
 
   /**
-   * The connection's write buffer, at least `size` bytes (its contents are the caller's); one
-   * for a body over 64 KiB is not kept, so a rare large request does not stay in memory.
+   * The request's head and body as one write, in the connection's own buffer (it carries one
+   * request at a time): the body encoded first, after room for the head, whose Content-Length
+   * it then knows, and moved up behind it. A body over 64 KiB gets a buffer that is not kept,
+   * so a rare large request does not stay in memory; a head too long for the room, or not
+   * ASCII, gets one of its own.
    */
-  output(size: number): Uint8Array {
-    if (size > 64 * 1024) return new Uint8Array(size);
-    if (this.#output.length < size) {
-      this.#output = new Uint8Array(Math.max(size, this.#output.length * 2));
+  encode(request: PlainRequest): Uint8Array {
+    const body = request.body;
+    const most = HEAD_ROOM + (typeof body === "string" ? body.length * 3 : body?.length ?? 0);
+    if (most > 64 * 1024) return encodeApart(request, new Uint8Array(most));
+    if (this.#output.length < most) {
+      this.#output = new Uint8Array(Math.max(most, this.#output.length * 2));
+      this.#headRoom = this.#output.subarray(0, HEAD_ROOM);
+      this.#bodyRoom = this.#output.subarray(HEAD_ROOM);
     }
-    return this.#output;
+    let size = 0;
+    if (typeof body === "string") size = encoder.encodeInto(body, this.#bodyRoom).written;
+    else if (body) (this.#output.set(body, HEAD_ROOM), size = body.length);
+    const head = headOf(request, size);
+    if (head.length <= HEAD_ROOM) {
+      const { read, written } = encoder.encodeInto(head, this.#headRoom);
+      if (read === head.length) {
+        this.#output.copyWithin(written, HEAD_ROOM, HEAD_ROOM + size);
+        return this.#output.subarray(0, written + size);
+      }
+    }
+    return joined(encoder.encode(head), this.#output.subarray(HEAD_ROOM, HEAD_ROOM + size));
   }
 
   /** Where to read next: after what is buffered, the buffer compacted or grown up to `limit`. */
   room(limit: number): Uint8Array {
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      return this.buffer; // the common case: the last answer was read whole
+    }
     if (this.start > 0 && this.end === this.buffer.length) {
       this.buffer.copyWithin(0, this.start, this.end);
       this.end -= this.start;
@@ -371,7 +396,7 @@ async function send(pool: Pool, request: PlainRequest, signal?: AbortSignal): Pr
       const current = wire;
       signal?.addEventListener("abort", current.abort);
       watched = true;
-      const bytes = requestBytes(current, request);
+      const bytes = current.encode(request);
       current.heard = false;
       let offset = await current.conn.write(bytes);
       while (offset < bytes.length) offset += await current.conn.write(bytes.subarray(offset));
@@ -411,33 +436,24 @@ async function connectAbortably(
 /** Room kept before the body in a connection's write buffer for the head. */
 const HEAD_ROOM = 2048;
 
-/**
- * The request's head and body as one write, in the connection's own buffer (a connection
- * carries one request at a time): the body encoded first, after room for the head, whose
- * Content-Length it then knows, and moved up behind it. Nothing is allocated but the head's
- * last line; a head too long for the room, or not ASCII, gets a buffer of its own.
- */
-function requestBytes(wire: Wire, request: PlainRequest): Uint8Array {
+/** The head's last lines: the Content-Length (when one is due) and the blank line. */
+function headOf(request: PlainRequest, size: number): string {
+  return request.sized ? `${request.head}content-length: ${size}\r\n\r\n` : `${request.head}\r\n`;
+}
+
+/** A large request in a buffer of its own (`out`: room for the head and the body). */
+function encodeApart(request: PlainRequest, out: Uint8Array): Uint8Array {
   const body = request.body;
-  const most = typeof body === "string" ? body.length * 3 : body?.length ?? 0;
-  const out = wire.output(HEAD_ROOM + most);
   let size = 0;
   if (typeof body === "string") size = encoder.encodeInto(body, out.subarray(HEAD_ROOM)).written;
   else if (body) (out.set(body, HEAD_ROOM), size = body.length);
-  const head = request.sized
-    ? `${request.head}content-length: ${size}\r\n\r\n`
-    : `${request.head}\r\n`;
-  if (head.length <= HEAD_ROOM) {
-    const { read, written } = encoder.encodeInto(head, out.subarray(0, HEAD_ROOM));
-    if (read === head.length) {
-      out.copyWithin(written, HEAD_ROOM, HEAD_ROOM + size);
-      return out.subarray(0, written + size);
-    }
-  }
-  const headBytes = encoder.encode(head);
-  const bytes = new Uint8Array(headBytes.length + size);
-  bytes.set(headBytes);
-  bytes.set(out.subarray(HEAD_ROOM, HEAD_ROOM + size), headBytes.length);
+  return joined(encoder.encode(headOf(request, size)), out.subarray(HEAD_ROOM, HEAD_ROOM + size));
+}
+
+function joined(head: Uint8Array, body: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(head.length + body.length);
+  bytes.set(head);
+  bytes.set(body, head.length);
   return bytes;
 }
 
