@@ -14,9 +14,9 @@ import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 
 /**
  * SHA-256 as signing uses it. The default is @noble/hashes; the Bun binary passes Bun's
- * native hasher (src/cli/runtime.ts), which signs a delete batch in a tenth of the time
- * JavaScriptCore takes for the same JavaScript (docs/performance.md). Under Deno a native one
- * would mean node:crypto, and with it the Node compatibility layer.
+ * native hasher (src/cli/runtime.ts): under JavaScriptCore @noble/hashes took 63 µs to sign a
+ * delete batch (docs/performance.md). Under Deno a native one would mean node:crypto, and with
+ * it the Node compatibility layer.
  */
 export interface Sha256 {
   /** Hex SHA-256 of the text's UTF-8. */

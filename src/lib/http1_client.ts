@@ -85,14 +85,14 @@ class Wire {
   /**
    * The request's head and body as one write, in the connection's own buffer (it carries one
    * request at a time): the body encoded first, after room for the head, whose Content-Length
-   * it then knows, and moved up behind it. A body over 64 KiB gets a buffer that is not kept,
-   * so a rare large request does not stay in memory; a head too long for the room, or not
-   * ASCII, gets one of its own.
+   * it then knows, and moved up behind it. Undefined for a body over 64 KiB (see `apart`): a
+   * rare large request does not stay in memory. A head too long for the room, or not ASCII,
+   * gets a buffer of its own.
    */
-  encode(request: PlainRequest): Uint8Array {
+  encode(request: PlainRequest): Uint8Array | undefined {
     const body = request.body;
     const most = HEAD_ROOM + (typeof body === "string" ? body.length * 3 : body?.length ?? 0);
-    if (most > 64 * 1024) return encodeApart(request, new Uint8Array(most));
+    if (most > 64 * 1024) return undefined;
     if (this.#output.length < most) {
       this.#output = new Uint8Array(Math.max(most, this.#output.length * 2));
       this.#headRoom = this.#output.subarray(0, HEAD_ROOM);
@@ -398,8 +398,10 @@ async function send(pool: Pool, request: PlainRequest, signal?: AbortSignal): Pr
       watched = true;
       const bytes = current.encode(request);
       current.heard = false;
-      let offset = await current.conn.write(bytes);
-      while (offset < bytes.length) offset += await current.conn.write(bytes.subarray(offset));
+      if (bytes) {
+        let offset = await current.conn.write(bytes);
+        while (offset < bytes.length) offset += await current.conn.write(bytes.subarray(offset));
+      } else for (const part of apart(request)) await writeAll(current.conn, part);
       const answer = await readAnswer(pool, request, current, signal);
       watched = false; // the answer's body owns the listener now
       return answer;
@@ -441,13 +443,17 @@ function headOf(request: PlainRequest, size: number): string {
   return request.sized ? `${request.head}content-length: ${size}\r\n\r\n` : `${request.head}\r\n`;
 }
 
-/** A large request in a buffer of its own (`out`: room for the head and the body). */
-function encodeApart(request: PlainRequest, out: Uint8Array): Uint8Array {
-  const body = request.body;
-  let size = 0;
-  if (typeof body === "string") size = encoder.encodeInto(body, out.subarray(HEAD_ROOM)).written;
-  else if (body) (out.set(body, HEAD_ROOM), size = body.length);
-  return joined(encoder.encode(headOf(request, size)), out.subarray(HEAD_ROOM, HEAD_ROOM + size));
+/** A large request as two writes, head and body, so its body is not copied. */
+function apart(request: PlainRequest): [Uint8Array, Uint8Array] {
+  const body = typeof request.body === "string"
+    ? encoder.encode(request.body)
+    : request.body ?? new Uint8Array(0);
+  return [encoder.encode(headOf(request, body.length)), body];
+}
+
+async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
+  let offset = await conn.write(bytes);
+  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
 
 function joined(head: Uint8Array, body: Uint8Array): Uint8Array {
