@@ -1,8 +1,8 @@
 /**
  * A `fetch` for plain-http downstreams over kept-alive HTTP/1.1 connections, and the runtime's
  * own fetch for everything else. Why: sluice sends about 1.2 requests per message, and under
- * Deno each `fetch` cost ~68 µs of CPU on this path against ~18 µs here, the Response included
- * (docs/performance.md): the largest single cost of a message. Deno's fetch stays for https
+ * Deno each `fetch` cost ~72 µs of CPU against ~28 µs here, the reading included
+ * (bench/http_cost.ts, docs/performance.md): the largest single cost of a message. Deno's fetch stays for https
  * (its TLS trust store), for a proxy (the runtime reads HTTP_PROXY; the runtime shim does not
  * choose this client when one is set), a body that is not a string or bytes, a Request, and any
  * redirect mode but "manual" (guarded_fetch.ts sends every request so).
@@ -66,7 +66,6 @@ class Wire {
   start = 0;
   end = 0;
   idleSince = 0;
-  reused = false;
   /** Whether any byte of an answer arrived since the last request was written. */
   heard = false;
   /**
@@ -94,7 +93,7 @@ class Wire {
     const most = HEAD_ROOM + (typeof body === "string" ? body.length * 3 : body?.length ?? 0);
     if (most > 64 * 1024) return undefined;
     if (this.#output.length < most) {
-      this.#output = new Uint8Array(Math.max(most, this.#output.length * 2));
+      this.#output = new Uint8Array(Math.min(64 * 1024, Math.max(most, this.#output.length * 2)));
       this.#headRoom = this.#output.subarray(0, HEAD_ROOM);
       this.#bodyRoom = this.#output.subarray(HEAD_ROOM);
     }
@@ -251,8 +250,10 @@ export function http1Client(options: Http1ClientOptions): Http1Client {
       let wires = idle.get(origin);
       if (!wires) idle.set(origin, wires = []);
       if (wires.length >= maxIdle) return wire.close();
-      wire.idleSince = options.monotonic();
-      wire.reused = true;
+      const now = options.monotonic();
+      // The oldest first: one that sat past idleMs will not be taken, so it is closed now.
+      while (wires.length > 0 && now - wires[0]!.idleSince > idleMs) wires.shift()!.close();
+      wire.idleSince = now;
       wires.push(wire);
     },
     connect: (hostname, port) => options.connect(hostname, port).then((conn) => new Wire(conn)),
