@@ -243,7 +243,7 @@ export function nativeSha256(): Sha256 | undefined {
 
 /**
  * The worker's fetch and a closer for its idle connections. Under Deno, plain-http requests go
- * over lib/http1_client.ts's kept-alive connections (a quarter of the CPU of Deno's fetch per
+ * over lib/http1_client.ts's kept-alive connections (about 0.4× the CPU of Deno's fetch per
  * request, docs/performance.md) unless a proxy variable is set, which only Deno's fetch honours;
  * everything else, and every request under Bun, uses the runtime's fetch.
  */

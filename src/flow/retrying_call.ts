@@ -9,7 +9,7 @@ import { abortable } from "../lib/async.ts";
 import type { Clock } from "../lib/clock.ts";
 import { CircuitOpenError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
-import { retry, retryFailed } from "../lib/retry.ts";
+import { retryAfterFirst } from "../lib/retry.ts";
 import type { MessageContext } from "./message_context.ts";
 
 export type Target = "enrichment" | "validator" | "table" | "s3";
@@ -43,37 +43,25 @@ export class RetryingCall {
     graceOver: AbortSignal,
   ): Promise<T> {
     const call = target === "enrichment" || target === "s3" ? () => abortable(fn(), graceOver) : fn;
-    if (graceOver.aborted) throw graceOver.reason;
-    const start = this.#services.clock.monotonic();
-    // The fast path (docs/architecture.md): the first try, with nothing built for retries.
-    try {
-      return await call();
-    } catch (error) {
-      return await this.#afterFirst(target, call, ctx, graceOver, { start, error });
-    }
-  }
-
-  /** Retries after the first try failed; an open breaker is waited out with a fresh budget. */
-  async #afterFirst<T>(
-    target: Target,
-    call: () => Promise<T>,
-    ctx: MessageContext,
-    graceOver: AbortSignal,
-    first: { start: number; error: unknown },
-  ): Promise<T> {
-    let budgetMs = this.#visibilityMs * 0.8 - (first.start - ctx.receivedAt);
-    let failed: typeof first | undefined = first;
+    const { clock } = this.#services;
+    let waited = false;
     for (;;) {
+      if (graceOver.aborted) throw graceOver.reason;
+      // The first try builds nothing for retries (lib/retry.ts, docs/architecture.md).
+      const options = (start: number) =>
+        this.#options(
+          target,
+          ctx,
+          graceOver,
+          this.#visibilityMs * 0.8 - (waited ? 0 : start - ctx.receivedAt),
+        );
       try {
-        const options = this.#options(target, ctx, graceOver, budgetMs);
-        if (!failed) return await retry(call, options);
-        return await retryFailed(call, options, failed.start, failed.error);
+        return await retryAfterFirst(call, clock, options);
       } catch (error) {
         if (graceOver.aborted || !(error instanceof CircuitOpenError)) throw error;
         // The breaker's wait, under the heartbeat; then a fresh budget.
-        await this.#services.clock.sleep(Math.max(error.remainingMs, 100), graceOver);
-        budgetMs = this.#visibilityMs * 0.8;
-        failed = undefined;
+        await clock.sleep(Math.max(error.remainingMs, 100), graceOver);
+        waited = true;
       }
     }
   }

@@ -6,7 +6,7 @@
 import { Batcher } from "../lib/batcher.ts";
 import type { Clock } from "../lib/clock.ts";
 import { SluiceError, SqsError } from "../lib/errors.ts";
-import { retryFailed } from "../lib/retry.ts";
+import { retryAfterFirst } from "../lib/retry.ts";
 import { MAX_MESSAGE_BYTES, messageBytes } from "../lib/sqs_size.ts";
 import { asciiText, sqsAttributeText } from "../lib/sqs_text.ts";
 import { withRedriveHistory } from "../domain/redrive_history.ts";
@@ -273,32 +273,22 @@ export class Settler {
     return result;
   }
 
-  /** `fn`, retried; the first try builds no options (the fast path, docs/architecture.md). */
-  async #retry<T>(
+  /** `fn`, retried; the first try builds no options (lib/retry.ts). */
+  #retry<T>(
     fn: () => Promise<T>,
     budgetMs?: number,
     onRetry?: (error: unknown) => void,
   ): Promise<T> {
     const o = this.#options;
-    const start = o.clock.monotonic();
-    try {
-      return await fn();
-    } catch (error) {
-      return await retryFailed(
-        fn,
-        {
-          clock: o.clock,
-          ...(onRetry ? { onRetry } : {}),
-          maxAttempts: Number.POSITIVE_INFINITY,
-          baseDelayMs: 200,
-          maxDelayMs: 10_000,
-          budgetMs: budgetMs ?? o.retryBudgetMs ?? 300_000,
-          isRetriable: retriableEntry,
-        },
-        start,
-        error,
-      );
-    }
+    return retryAfterFirst(fn, o.clock, () => ({
+      clock: o.clock,
+      ...(onRetry ? { onRetry } : {}),
+      maxAttempts: Number.POSITIVE_INFINITY,
+      baseDelayMs: 200,
+      maxDelayMs: 10_000,
+      budgetMs: budgetMs ?? o.retryBudgetMs ?? 300_000,
+      isRetriable: retriableEntry,
+    }));
   }
 }
 

@@ -34,25 +34,34 @@ export interface RetryOptions {
  * error's numeric `retryAfterMs` (see HttpError) is the floor of the delay;
  * if it would end past the budget, retry stops and rethrows.
  */
-export async function retry<T>(
+export function retry<T>(
   fn: (attempt: number) => Promise<T>,
   options: RetryOptions,
 ): Promise<T> {
-  if (options.signal?.aborted) throw options.signal.reason;
-  const start = options.clock.monotonic();
-  // The fast path: almost every call succeeds at once, and then costs nothing more.
-  try {
-    return await fn(1);
-  } catch (error) {
-    return await retryFailed(fn, options, start, error);
-  }
+  if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+  return retryAfterFirst(fn, options.clock, () => options);
 }
 
 /**
- * The general path: attempt 1, started at `start` (monotonic), failed with `first`. For a
- * caller that made the first attempt itself, so its fast path builds no options.
+ * The fast path, the one place it is written: almost every call succeeds at once, and then
+ * costs one try and nothing more. Only when attempt 1 fails are the options made (`later`,
+ * given attempt 1's start on the monotonic clock) and the general path taken.
  */
-export async function retryFailed<T>(
+export async function retryAfterFirst<T>(
+  fn: (attempt: number) => Promise<T>,
+  clock: Pick<Clock, "monotonic">,
+  later: (start: number) => RetryOptions,
+): Promise<T> {
+  const start = clock.monotonic();
+  try {
+    return await fn(1);
+  } catch (error) {
+    return await retryFailed(fn, later(start), start, error);
+  }
+}
+
+/** The general path: attempt 1, started at `start` (monotonic), failed with `first`. */
+async function retryFailed<T>(
   fn: (attempt: number) => Promise<T>,
   options: RetryOptions,
   start: number,
