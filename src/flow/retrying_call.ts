@@ -9,7 +9,7 @@ import { abortable } from "../lib/async.ts";
 import type { Clock } from "../lib/clock.ts";
 import { CircuitOpenError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
-import { retryAfterFirst } from "../lib/retry.ts";
+import { retry, retryFailed, tryFirst } from "../lib/retry.ts";
 import type { MessageContext } from "./message_context.ts";
 
 export type Target = "enrichment" | "validator" | "table" | "s3";
@@ -36,32 +36,44 @@ export class RetryingCall {
    * message back meanwhile would let another worker submit it again. HTTP_TIMEOUT_MS bounds
    * that wait.
    */
-  async run<T>(
+  run<T>(
     target: Target,
     fn: () => Promise<T>,
     ctx: MessageContext,
     graceOver: AbortSignal,
   ): Promise<T> {
     const call = target === "enrichment" || target === "s3" ? () => abortable(fn(), graceOver) : fn;
-    const { clock } = this.#services;
-    let waited = false;
+    if (graceOver.aborted) return Promise.reject(graceOver.reason);
+    // The first try builds nothing for retries (lib/retry.ts, docs/architecture.md).
+    return tryFirst(
+      call,
+      this.#services.clock,
+      (error, start) => this.#afterFirst(target, call, ctx, graceOver, start, error),
+    );
+  }
+
+  /** Retries after the first try failed; an open breaker is waited out with a fresh budget. */
+  async #afterFirst<T>(
+    target: Target,
+    call: () => Promise<T>,
+    ctx: MessageContext,
+    graceOver: AbortSignal,
+    start: number,
+    error: unknown,
+  ): Promise<T> {
+    let budgetMs = this.#visibilityMs * 0.8 - (start - ctx.receivedAt);
+    let first: { error: unknown } | undefined = { error };
     for (;;) {
-      if (graceOver.aborted) throw graceOver.reason;
-      // The first try builds nothing for retries (lib/retry.ts, docs/architecture.md).
-      const options = (start: number) =>
-        this.#options(
-          target,
-          ctx,
-          graceOver,
-          this.#visibilityMs * 0.8 - (waited ? 0 : start - ctx.receivedAt),
-        );
       try {
-        return await retryAfterFirst(call, clock, options);
-      } catch (error) {
-        if (graceOver.aborted || !(error instanceof CircuitOpenError)) throw error;
+        const options = this.#options(target, ctx, graceOver, budgetMs);
+        if (!first) return await retry(call, options);
+        return await retryFailed(call, options, start, first.error);
+      } catch (failure) {
+        if (graceOver.aborted || !(failure instanceof CircuitOpenError)) throw failure;
         // The breaker's wait, under the heartbeat; then a fresh budget.
-        await clock.sleep(Math.max(error.remainingMs, 100), graceOver);
-        waited = true;
+        await this.#services.clock.sleep(Math.max(failure.remainingMs, 100), graceOver);
+        budgetMs = this.#visibilityMs * 0.8;
+        first = undefined;
       }
     }
   }

@@ -6,7 +6,7 @@
 import { Batcher } from "../lib/batcher.ts";
 import type { Clock } from "../lib/clock.ts";
 import { SluiceError, SqsError } from "../lib/errors.ts";
-import { retryAfterFirst } from "../lib/retry.ts";
+import { retryFailed, tryFirst } from "../lib/retry.ts";
 import { MAX_MESSAGE_BYTES, messageBytes } from "../lib/sqs_size.ts";
 import { asciiText, sqsAttributeText } from "../lib/sqs_text.ts";
 import { withRedriveHistory } from "../domain/redrive_history.ts";
@@ -280,15 +280,21 @@ export class Settler {
     onRetry?: (error: unknown) => void,
   ): Promise<T> {
     const o = this.#options;
-    return retryAfterFirst(fn, o.clock, () => ({
-      clock: o.clock,
-      ...(onRetry ? { onRetry } : {}),
-      maxAttempts: Number.POSITIVE_INFINITY,
-      baseDelayMs: 200,
-      maxDelayMs: 10_000,
-      budgetMs: budgetMs ?? o.retryBudgetMs ?? 300_000,
-      isRetriable: retriableEntry,
-    }));
+    return tryFirst(fn, o.clock, (error, start) =>
+      retryFailed(
+        fn,
+        {
+          clock: o.clock,
+          ...(onRetry ? { onRetry } : {}),
+          maxAttempts: Number.POSITIVE_INFINITY,
+          baseDelayMs: 200,
+          maxDelayMs: 10_000,
+          budgetMs: budgetMs ?? o.retryBudgetMs ?? 300_000,
+          isRetriable: retriableEntry,
+        },
+        start,
+        error,
+      ));
   }
 }
 

@@ -39,29 +39,30 @@ export function retry<T>(
   options: RetryOptions,
 ): Promise<T> {
   if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-  return retryAfterFirst(fn, options.clock, () => options);
+  return tryFirst(fn, options.clock, (error, start) => retryFailed(fn, options, start, error));
 }
 
 /**
  * The fast path, the one place it is written: almost every call succeeds at once, and then
- * costs one try and nothing more. Only when attempt 1 fails are the options made (`later`,
- * given attempt 1's start on the monotonic clock) and the general path taken.
+ * costs one try and nothing more. Only when attempt 1 fails is `failed` called, with its error
+ * and its start on the monotonic clock; what it returns is the result (`retryFailed`, or a
+ * caller's own handling around it).
  */
-export async function retryAfterFirst<T>(
+export async function tryFirst<T>(
   fn: (attempt: number) => Promise<T>,
   clock: Pick<Clock, "monotonic">,
-  later: (start: number) => RetryOptions,
+  failed: (error: unknown, start: number) => Promise<T>,
 ): Promise<T> {
   const start = clock.monotonic();
   try {
     return await fn(1);
   } catch (error) {
-    return await retryFailed(fn, later(start), start, error);
+    return await failed(error, start);
   }
 }
 
 /** The general path: attempt 1, started at `start` (monotonic), failed with `first`. */
-async function retryFailed<T>(
+export async function retryFailed<T>(
   fn: (attempt: number) => Promise<T>,
   options: RetryOptions,
   start: number,
