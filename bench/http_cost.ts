@@ -10,6 +10,7 @@
 import { http1Client } from "../src/lib/http1_client.ts";
 import { fetchNoRedirect, readTextPrefix } from "../src/lib/guarded_fetch.ts";
 import { systemClock } from "../src/lib/clock.ts";
+import { parseStat, TICKS_PER_SECOND } from "../lab/process_tree.ts";
 
 const flag = (name: string, fallback: number) => {
   const at = Deno.args.indexOf(`--${name}`);
@@ -22,11 +23,10 @@ const BODY = JSON.stringify({
   received_at: "2026-12-08T02:00:00.000Z",
 });
 
-/** CPU ms of this process so far (user + system, clock ticks of 10 ms). */
+/** CPU ms of this process so far (user + system; lab/process_tree.ts reads the line). */
 function cpuMs(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  const ticks = parseStat(Deno.readTextFileSync("/proc/self/stat"))?.cpuTicks ?? 0;
+  return (ticks * 1000) / TICKS_PER_SECOND;
 }
 
 /** The child: `requests` POSTs through `mode`'s fetch; prints µs of CPU per request. */

@@ -5,7 +5,7 @@
  */
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
-const TICKS_PER_SECOND = 100;
+export const TICKS_PER_SECOND = 100;
 
 /** The fields of /proc/<pid>/stat the tree needs. */
 export interface StatLine {

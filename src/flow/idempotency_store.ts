@@ -146,8 +146,9 @@ export class DynamoDbStore implements IdempotencyStore {
 
 /**
  * A table keyed by the string `id` alone (the idempotency table, or the rate table: `variable`
- * names it in the problems) is usable: it exists, is ACTIVE (or UPDATING) and has that key. DescribeTable first; where the role may not describe it, a GetItem of a key no
- * record has says as much (a missing table, a refusal, a key the schema does not take).
+ * names it in the problems) is usable: it exists, is ACTIVE (or UPDATING) and has that key.
+ * DescribeTable first; where the role may not describe it, a GetItem of a key no record has
+ * says as much (a missing table, a refusal, a key the schema does not take).
  * Resolves to a list of problems, empty when it is fine; throws what says nothing about the
  * table (a timeout, throttling, a 5xx: ask again later). Startup and `check-config --probe`.
  */

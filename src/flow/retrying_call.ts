@@ -61,19 +61,16 @@ export class RetryingCall {
     start: number,
     error: unknown,
   ): Promise<T> {
-    let budgetMs = this.#visibilityMs * 0.8 - (start - ctx.receivedAt);
-    let first: { error: unknown } | undefined = { error };
+    const budgetMs = this.#visibilityMs * 0.8 - (start - ctx.receivedAt);
+    let pending = retryFailed(call, this.#options(target, ctx, graceOver, budgetMs), start, error);
     for (;;) {
       try {
-        const options = this.#options(target, ctx, graceOver, budgetMs);
-        if (!first) return await retry(call, options);
-        return await retryFailed(call, options, start, first.error);
+        return await pending;
       } catch (failure) {
         if (graceOver.aborted || !(failure instanceof CircuitOpenError)) throw failure;
         // The breaker's wait, under the heartbeat; then a fresh budget.
         await this.#services.clock.sleep(Math.max(failure.remainingMs, 100), graceOver);
-        budgetMs = this.#visibilityMs * 0.8;
-        first = undefined;
+        pending = retry(call, this.#options(target, ctx, graceOver, this.#visibilityMs * 0.8));
       }
     }
   }

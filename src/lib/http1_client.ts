@@ -84,9 +84,9 @@ class Wire {
   /**
    * The request's head and body as one write, in the connection's own buffer (it carries one
    * request at a time): the body encoded first, after room for the head, whose Content-Length
-   * it then knows, and moved up behind it. Undefined for a body over 64 KiB (see `apart`): a
-   * rare large request does not stay in memory. A head too long for the room, or not ASCII,
-   * gets a buffer of its own.
+   * it then knows, and moved up behind it. Undefined, for `apart` to send, when the body is
+   * over 64 KiB (a rare large request does not stay in memory) or the head is too long for its
+   * room or not ASCII.
    */
   encode(request: PlainRequest): Uint8Array | undefined {
     const body = request.body;
@@ -101,14 +101,11 @@ class Wire {
     if (typeof body === "string") size = encoder.encodeInto(body, this.#bodyRoom).written;
     else if (body) (this.#output.set(body, HEAD_ROOM), size = body.length);
     const head = headOf(request, size);
-    if (head.length <= HEAD_ROOM) {
-      const { read, written } = encoder.encodeInto(head, this.#headRoom);
-      if (read === head.length) {
-        this.#output.copyWithin(written, HEAD_ROOM, HEAD_ROOM + size);
-        return this.#output.subarray(0, written + size);
-      }
-    }
-    return joined(encoder.encode(head), this.#output.subarray(HEAD_ROOM, HEAD_ROOM + size));
+    if (head.length > HEAD_ROOM) return undefined;
+    const { read, written } = encoder.encodeInto(head, this.#headRoom);
+    if (read < head.length) return undefined;
+    this.#output.copyWithin(written, HEAD_ROOM, HEAD_ROOM + size);
+    return this.#output.subarray(0, written + size);
   }
 
   /** Where to read next: after what is buffered, the buffer compacted or grown up to `limit`. */
@@ -171,10 +168,7 @@ class Wire {
 
   /** Up to `max` bytes: what is buffered, else one read's worth; null at the end. */
   async some(max: number): Promise<Uint8Array | null> {
-    if (this.start === this.end) {
-      this.start = this.end = 0;
-      if (!(await this.fill(this.buffer.length))) return null;
-    }
+    if (this.start === this.end && !(await this.fill(this.buffer.length))) return null;
     const n = Math.min(max, this.end - this.start);
     const out = this.buffer.slice(this.start, this.start + n);
     this.start += n;
@@ -188,12 +182,8 @@ class Wire {
     return this.buffer.slice(this.start - n, this.start);
   }
 
-  /** Exactly `n` bytes, or an error when the connection ends first. */
+  /** Exactly `n` bytes, more than are buffered (`take` serves the rest), read to the end. */
   async exactly(n: number): Promise<Uint8Array<ArrayBuffer>> {
-    if (this.end - this.start >= n) {
-      this.start += n;
-      return this.buffer.slice(this.start - n, this.start);
-    }
     const out = new Uint8Array(n);
     let have = this.end - this.start;
     out.set(this.buffer.subarray(this.start, this.start + have));
@@ -221,13 +211,15 @@ class Wire {
  * server never took the request, so it is sent once more on a new connection.
  */
 function closedIdle(error: unknown): boolean {
-  if (error instanceof TypeError) return error.message === closedEarly().message;
+  if (error instanceof TypeError) return error.message === CLOSED_EARLY;
   const name = (error as { name?: unknown } | null)?.name;
   return name === "ConnectionReset" || name === "BrokenPipe" || name === "ConnectionAborted";
 }
 
+const CLOSED_EARLY = "connection closed before the answer";
+
 function closedEarly(): TypeError {
-  return new TypeError("connection closed before the answer");
+  return new TypeError(CLOSED_EARLY);
 }
 
 /** A client for `options`; `fetch` may be called concurrently (one connection per request). */
@@ -399,6 +391,7 @@ async function send(pool: Pool, request: PlainRequest, signal?: AbortSignal): Pr
       watched = true;
       const bytes = current.encode(request);
       current.heard = false;
+      // writeAll, written out: the way every request takes makes no frame of its own.
       if (bytes) {
         let offset = await current.conn.write(bytes);
         while (offset < bytes.length) offset += await current.conn.write(bytes.subarray(offset));
@@ -444,7 +437,7 @@ function headOf(request: PlainRequest, size: number): string {
   return request.sized ? `${request.head}content-length: ${size}\r\n\r\n` : `${request.head}\r\n`;
 }
 
-/** A large request as two writes, head and body, so its body is not copied. */
+/** A large request, or one whose head did not fit: two writes, head and body, the body not copied. */
 function apart(request: PlainRequest): [Uint8Array, Uint8Array] {
   const body = typeof request.body === "string"
     ? encoder.encode(request.body)
@@ -455,13 +448,6 @@ function apart(request: PlainRequest): [Uint8Array, Uint8Array] {
 async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
   let offset = await conn.write(bytes);
   while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
-}
-
-function joined(head: Uint8Array, body: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(head.length + body.length);
-  bytes.set(head);
-  bytes.set(body, head.length);
-  return bytes;
 }
 
 /** The answer's head, 1xx answers skipped: parsed in place once the whole head is in. */
@@ -518,6 +504,7 @@ async function readAnswer(
 ): Promise<Response> {
   let head = headIn(wire);
   while (!head) {
+    // fill(), written out for the same reason as send's write.
     if (!wire.filled(await wire.conn.read(wire.room(MAX_HEAD_BYTES)))) throw closedEarly();
     head = headIn(wire);
   }
